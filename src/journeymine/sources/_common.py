@@ -9,7 +9,8 @@ splits ``rows`` into loaded and duplicates:
                    edges derived from it;
 * ``rejected``  -- one :class:`Rejected` per record that could not be used, with the reason.
 
-A file that is not in the source's format at all raises :class:`~journeymine.errors.SourceFormatError`.
+A file that is not in the source's format at all raises
+:class:`~journeymine.errors.SourceFormatError`.
 """
 
 from __future__ import annotations

@@ -1,0 +1,33 @@
+# The README quotes these targets. Each target sets itself up first (scripts/setup.sh is idempotent).
+PY := .venv/bin/python
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+
+.PHONY: setup run test lint sample bench lock
+
+setup:
+	@scripts/setup.sh
+
+## The nightly job on the bundled sample: warehouse in out/warehouse.duckdb, dashboard in out/.
+run: setup
+	$(PY) -m journeymine run --landing data/sample/landing --warehouse out/warehouse.duckdb \
+		--journey data/sample/journey.toml --out out
+
+## Lint, type check and the whole test suite.
+test: setup lint
+	$(PY) -m pytest -q
+
+lint:
+	.venv/bin/ruff check src pipelines tests scripts benchmarks
+	.venv/bin/ruff format --check src pipelines tests scripts benchmarks
+	.venv/bin/mypy
+
+sample: setup
+	$(PY) scripts/make_sample.py --out data/sample
+
+bench: setup
+	$(PY) benchmarks/bench_load.py
+	$(PY) benchmarks/bench_mining.py --events 1000000
+
+lock:
+	$(PY) -m pip freeze --exclude-editable | grep -v '^journeymine' > requirements.lock.new
+	{ head -1 requirements.lock; cat requirements.lock.new; } > requirements.lock && rm requirements.lock.new

@@ -1,0 +1,1 @@
+"""Prefect flows that wire journeymine functions into the nightly job."""

@@ -1,0 +1,119 @@
+"""The ``journeymine`` command line. Every command's defaults work on the bundled sample."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from journeymine.errors import JourneymineError
+from journeymine.load import SOURCES, LoadReport
+
+DEFAULT_LANDING = "data/sample/landing"
+DEFAULT_WAREHOUSE = "out/warehouse.duckdb"
+DEFAULT_JOURNEY = "data/sample/journey.toml"
+DEFAULT_OUT = "out"
+
+
+def _print_report(report: LoadReport, warehouse: str) -> None:
+    t = report.totals()
+    print(
+        f"files loaded: {len(report.files)} (already loaded, skipped: {report.skipped_files})\n"
+        f"rows read {t['rows_read']:,} = loaded {t['rows_loaded']:,} + duplicates "
+        f"{t['duplicates']:,} + quarantined {t['quarantined']:,}\n"
+        f"persons: {report.persons:,}  new merges: {report.new_merges:,}  "
+        f"touchpoints: {report.touchpoints:,}\n"
+        f"warehouse: {Path(warehouse).resolve()}"
+    )
+    for error in report.errors:
+        print(f"error: {error}", file=sys.stderr)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from pipelines.nightly import nightly
+
+    report = nightly(
+        landing=args.landing,
+        warehouse_path=args.warehouse,
+        journey=args.journey,
+        out=args.out,
+        sources=args.source or None,
+        match_on_email=not args.no_email_matching,
+    )
+    _print_report(report, args.warehouse)
+    return 0
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    from journeymine.load import load_landing
+
+    report = load_landing(
+        args.warehouse,
+        args.landing,
+        sources=args.source or None,
+        match_on_email=not args.no_email_matching,
+    )
+    _print_report(report, args.warehouse)
+    return 1 if report.errors else 0
+
+
+def cmd_explain_person(args: argparse.Namespace) -> int:
+    from journeymine import identity, warehouse
+
+    con = warehouse.connect(args.warehouse, read_only=True)
+    frame = identity.explain_person(con, args.person_id)
+    if frame.empty:
+        print(f"person {args.person_id}: a single identifier, nothing was merged")
+    else:
+        print(frame.to_string(index=False))
+    return 0
+
+
+def _add_load_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--landing", default=DEFAULT_LANDING, help="landing folder (<source>/...)")
+    p.add_argument("--warehouse", default=DEFAULT_WAREHOUSE, help="DuckDB warehouse file")
+    p.add_argument("--source", action="append", choices=SOURCES, help="only this source (repeat)")
+    p.add_argument("--no-email-matching", action="store_true", help="do not merge persons on email")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="journeymine", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="the nightly job through the Prefect flow")
+    _add_load_options(run)
+    run.add_argument("--journey", default=DEFAULT_JOURNEY, help="journey spec (TOML)")
+    run.add_argument("--out", default=DEFAULT_OUT, help="folder for dashboard.html and exports")
+    run.set_defaults(func=cmd_run)
+
+    ld = sub.add_parser("load", help="load landing files into the warehouse (no Prefect)")
+    _add_load_options(ld)
+    ld.set_defaults(func=cmd_load)
+
+    ex = sub.add_parser(
+        "explain-person", help="which links merged a person, and which were refused"
+    )
+    ex.add_argument("person_id", type=int)
+    ex.add_argument("--warehouse", default=DEFAULT_WAREHOUSE)
+    ex.set_defaults(func=cmd_explain_person)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except JourneymineError as exc:
+        print(f"journeymine: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

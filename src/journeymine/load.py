@@ -1,0 +1,346 @@
+"""Landing files -> staging Parquet -> the warehouse's raw layer, exactly once.
+
+Three steps, split so that parsing can fan out while one process writes the file:
+
+1. :func:`find_landing_files` lists ``<landing>/<source>/**`` with each file's sha256, and
+   :func:`pending_files` keeps those the warehouse has not loaded in this exact version.
+2. :func:`stage_files` parses them (pure, no warehouse) into Parquet in a staging folder.
+3. :func:`load_staged` loads staging folders in the caller's transaction: a changed file's
+   previous version is removed first, rows whose vendor dedup key is already loaded (or appears
+   earlier in the batch) count as duplicates, and ``load_manifest`` records per file
+   ``rows_read = rows_loaded + duplicates + quarantined``.
+
+:func:`load_landing` runs all three plus identity stitching and the touchpoints rebuild in one
+transaction under the writer lock: a crash anywhere leaves the warehouse as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import logging
+import tempfile
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from journeymine import warehouse
+from journeymine.errors import JourneymineError, SourceFormatError
+from journeymine.sources._common import ParsedFile
+
+log = logging.getLogger(__name__)
+
+SOURCES = ("segment", "ga4", "sendgrid", "salesforce", "stripe")
+IGNORED_NAMES = ("README", "readme", ".")  # notes and hidden files next to the exports
+
+FILES_SCHEMA = pa.schema(
+    [("source", pa.string()), ("file", pa.string()), ("sha256", pa.string()),
+     ("rows_read", pa.int64()), ("file_ord", pa.int64())]
+)  # fmt: skip
+ROWS_SCHEMA = pa.schema(
+    [("source", pa.string()), ("file", pa.string()), ("line", pa.int32()),
+     ("record_key", pa.string()), ("raw", pa.string())]
+)  # fmt: skip
+EVENTS_SCHEMA = pa.schema(
+    [("source", pa.string()), ("file", pa.string()), ("line", pa.int32()), ("idx", pa.int32()),
+     ("event_key", pa.string()), ("event_type", pa.string()), ("activity", pa.string()),
+     ("actor", pa.string()), ("occurred_at", pa.timestamp("us", tz="UTC")),
+     ("raw_time", pa.string()), ("id_type", pa.string()), ("id_value", pa.string()),
+     ("channel", pa.string()), ("owner", pa.string()), ("account_type", pa.string()),
+     ("account_value", pa.string()), ("attributes", pa.string())]
+)  # fmt: skip
+EDGES_SCHEMA = pa.schema(
+    [("source", pa.string()), ("file", pa.string()), ("line", pa.int32()),
+     ("src_type", pa.string()), ("src_id", pa.string()), ("dst_type", pa.string()),
+     ("dst_id", pa.string()), ("rule", pa.string()),
+     ("observed_at", pa.timestamp("us", tz="UTC"))]
+)  # fmt: skip
+REJECTED_SCHEMA = pa.schema(
+    [("source", pa.string()), ("file", pa.string()), ("line", pa.int32()),
+     ("reason", pa.string()), ("raw", pa.string())]
+)  # fmt: skip
+TABLES = {
+    "files": FILES_SCHEMA,
+    "rows": ROWS_SCHEMA,
+    "events": EVENTS_SCHEMA,
+    "edges": EDGES_SCHEMA,
+    "rejected": REJECTED_SCHEMA,
+}
+
+
+@dataclass(frozen=True)
+class LandingFile:
+    source: str
+    path: Path
+    file: str  # path relative to the landing root, e.g. "segment/2026/08/01/a.jsonl.gz"
+    sha256: str
+
+
+@dataclass
+class StageResult:
+    """A staging folder and the files that could not be parsed at all (format errors)."""
+
+    folder: Path
+    files: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FileReport:
+    source: str
+    file: str
+    rows_read: int
+    rows_loaded: int
+    duplicates: int
+    quarantined: int
+
+
+@dataclass
+class LoadReport:
+    run_id: str
+    files: list[FileReport] = field(default_factory=list)
+    skipped_files: int = 0  # already loaded in this exact version
+    errors: list[str] = field(default_factory=list)
+    persons: int = 0
+    new_merges: int = 0
+    touchpoints: int = 0
+
+    def totals(self) -> dict[str, int]:
+        keys = ("rows_read", "rows_loaded", "duplicates", "quarantined")
+        return {k: sum(getattr(f, k) for f in self.files) for k in keys}
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def find_landing_files(landing: Path, sources: Sequence[str] | None = None) -> list[LandingFile]:
+    """Every export under ``<landing>/<source>/`` (any nesting), sorted by path within source."""
+    landing = Path(landing)
+    if not landing.is_dir():
+        raise JourneymineError(f"{landing}: landing folder not found")
+    unknown = set(sources or ()) - set(SOURCES)
+    if unknown:
+        raise JourneymineError(f"unknown source(s) {sorted(unknown)}; known: {list(SOURCES)}")
+    found = []
+    for source in sources or SOURCES:
+        root = landing / source
+        if not root.is_dir():
+            continue
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            if path.name.startswith(IGNORED_NAMES):
+                continue
+            rel = path.relative_to(landing).as_posix()
+            found.append(LandingFile(source, path, rel, sha256_of(path)))
+    return found
+
+
+def pending_files(
+    con: duckdb.DuckDBPyConnection, files: Sequence[LandingFile]
+) -> list[LandingFile]:
+    """The files not yet loaded in this exact version (new, changed, or late)."""
+    loaded = set(con.execute("SELECT file, sha256 FROM load_manifest").fetchall())
+    return [f for f in files if (f.file, f.sha256) not in loaded]
+
+
+def parser_for(source: str) -> Callable[[Path, str], ParsedFile]:
+    module = importlib.import_module(f"journeymine.sources.{source}")
+    parse: Callable[[Path, str], ParsedFile] = module.parse_file
+    return parse
+
+
+def stage_files(files: Sequence[LandingFile], folder: Path) -> StageResult:
+    """Parse ``files`` into Parquet tables in ``folder``; format errors are collected, not raised.
+
+    The order of ``files`` is the load order: it decides which copy of a duplicate wins and how
+    ties of equal timestamps are broken later (``seq``).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    result = StageResult(folder)
+    buffers: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
+    for order, landing_file in enumerate(files):
+        try:
+            parsed = parser_for(landing_file.source)(landing_file.path, landing_file.file)
+        except SourceFormatError as exc:
+            result.errors.append(str(exc))
+            log.error("%s", exc)
+            continue
+        result.files.append(landing_file.file)
+        buffers["files"].append(
+            {"source": landing_file.source, "file": landing_file.file,
+             "sha256": landing_file.sha256, "rows_read": parsed.rows_read, "file_ord": order}
+        )  # fmt: skip
+        _flatten(parsed, buffers)
+    for name, schema in TABLES.items():
+        pq.write_table(
+            pa.Table.from_pylist(buffers[name], schema=schema), folder / f"{name}.parquet"
+        )
+    return result
+
+
+def _flatten(parsed: ParsedFile, buffers: dict[str, list[dict[str, Any]]]) -> None:
+    base = {"source": parsed.source, "file": parsed.file}
+    for row in parsed.rows:
+        buffers["rows"].append({**base, "line": row.line, "record_key": row.record_key,
+                                "raw": row.raw})  # fmt: skip
+        for idx, ev in enumerate(row.events):
+            buffers["events"].append(
+                {**base, "line": row.line, "idx": idx, "event_key": ev.event_key,
+                 "event_type": ev.event_type, "activity": ev.activity, "actor": ev.actor,
+                 "occurred_at": ev.occurred_at, "raw_time": ev.raw_time, "id_type": ev.id_type,
+                 "id_value": ev.id_value, "channel": ev.channel, "owner": ev.owner,
+                 "account_type": ev.account_type, "account_value": ev.account_value,
+                 "attributes": json.dumps(ev.attributes, sort_keys=True, default=str)}
+            )  # fmt: skip
+        for edge in row.edges:
+            buffers["edges"].append(
+                {**base, "line": row.line, "src_type": edge.src_type, "src_id": edge.src_id,
+                 "dst_type": edge.dst_type, "dst_id": edge.dst_id, "rule": edge.rule,
+                 "observed_at": edge.observed_at}
+            )  # fmt: skip
+    for rej in parsed.rejected:
+        buffers["rejected"].append({**base, "line": rej.line, "reason": rej.reason,
+                                    "raw": rej.raw})  # fmt: skip
+
+
+def load_staged(
+    con: duckdb.DuckDBPyConnection, folders: Sequence[Path], run_id: str
+) -> list[FileReport]:
+    """Load staging folders into the raw layer. Runs in the caller's transaction."""
+    folders = [f for f in folders if (f / "files.parquet").exists()]
+    if not folders:
+        return []
+    for name in TABLES:
+        paths = ", ".join(f"'{f / (name + '.parquet')}'" for f in folders)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE stg_{name} AS FROM read_parquet([{paths}])")
+    # Load order: sources by name, files in the order they were staged (one folder per source).
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE stg_files AS "
+        "SELECT *, row_number() OVER (ORDER BY source, file_ord) AS ord FROM stg_files"
+    )
+    # A changed file replaces its previous version entirely.
+    for table in ("raw_rows", "raw_events", "raw_edges", "quarantine", "load_manifest"):
+        con.execute(f"DELETE FROM {table} WHERE file IN (SELECT file FROM stg_files)")
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE stg_class AS
+        SELECT r.source, r.file, r.line, r.record_key, r.raw, f.ord,
+               (EXISTS (SELECT 1 FROM raw_rows o
+                        WHERE o.source = r.source AND o.record_key = r.record_key)
+                OR row_number() OVER (PARTITION BY r.source, r.record_key
+                                      ORDER BY f.ord, r.line) > 1) AS is_duplicate
+        FROM stg_rows r JOIN stg_files f USING (source, file)
+        """
+    )
+    con.execute(
+        "INSERT INTO raw_rows SELECT source, file, line, record_key, raw, ? "
+        "FROM stg_class WHERE NOT is_duplicate ORDER BY ord, line",
+        [run_id],
+    )
+    base_seq = con.execute("SELECT coalesce(max(seq), 0) FROM raw_events").fetchone()
+    con.execute(
+        """
+        INSERT INTO raw_events
+        SELECT ? + row_number() OVER (ORDER BY c.ord, e.line, e.idx) AS seq,
+               e.source, e.file, e.line, e.event_key, e.event_type, e.activity, e.actor,
+               e.occurred_at, e.raw_time, e.id_type, e.id_value, e.channel, e.owner,
+               e.account_type, e.account_value, e.attributes::JSON
+        FROM stg_events e JOIN stg_class c USING (source, file, line)
+        WHERE NOT c.is_duplicate
+        """,
+        [base_seq[0] if base_seq else 0],
+    )
+    con.execute(
+        """
+        INSERT INTO raw_edges
+        SELECT e.source, e.file, e.line, e.src_type, e.src_id, e.dst_type, e.dst_id, e.rule,
+               e.observed_at
+        FROM stg_edges e JOIN stg_class c USING (source, file, line)
+        WHERE NOT c.is_duplicate
+        """
+    )
+    con.execute(
+        "INSERT INTO quarantine SELECT source, file, line, reason, raw, ? FROM stg_rejected",
+        [run_id],
+    )
+    con.execute(
+        """
+        INSERT INTO load_manifest
+        SELECT f.source, f.file, f.sha256, f.rows_read,
+               count(c.line) FILTER (WHERE NOT c.is_duplicate),
+               count(c.line) FILTER (WHERE c.is_duplicate),
+               (SELECT count(*) FROM stg_rejected q WHERE q.file = f.file),
+               ?, ?
+        FROM stg_files f LEFT JOIN stg_class c USING (source, file)
+        GROUP BY ALL
+        """,
+        [datetime.now(UTC), run_id],
+    )
+    rows = con.execute(
+        "SELECT source, file, rows_read, rows_loaded, duplicates, quarantined "
+        "FROM load_manifest WHERE run_id = ? ORDER BY source, file",
+        [run_id],
+    ).fetchall()
+    for name in (*TABLES, "class"):
+        con.execute(f"DROP TABLE IF EXISTS stg_{name}")
+    return [FileReport(*row) for row in rows]
+
+
+def load_landing(
+    warehouse_path: str | Path,
+    landing: str | Path,
+    *,
+    sources: Sequence[str] | None = None,
+    match_on_email: bool = True,
+    lock_wait_s: float = 0.0,
+) -> LoadReport:
+    """The whole load: find, parse, load, stitch, rebuild touchpoints — in one transaction."""
+    run_id = uuid.uuid4().hex[:12]
+    files = find_landing_files(Path(landing), sources)
+    with warehouse.writer_lock(warehouse_path, wait_s=lock_wait_s):
+        con = warehouse.connect(warehouse_path)
+        try:
+            todo = pending_files(con, files)
+            with tempfile.TemporaryDirectory(prefix="journeymine-stage-") as tmp:
+                staged = stage_files(todo, Path(tmp))
+                report = LoadReport(run_id, skipped_files=len(files) - len(todo))
+                report.errors = staged.errors
+                commit_load(con, [staged.folder], run_id, report, match_on_email=match_on_email)
+        finally:
+            con.close()
+    return report
+
+
+def commit_load(
+    con: duckdb.DuckDBPyConnection,
+    folders: Sequence[Path],
+    run_id: str,
+    report: LoadReport,
+    *,
+    match_on_email: bool = True,
+) -> None:
+    """Load staged folders, stitch identities and rebuild touchpoints atomically."""
+    from journeymine import identity, touchpoints
+
+    con.begin()
+    try:
+        report.files = load_staged(con, folders, run_id)
+        stitched = identity.stitch(con, run_id, match_on_email=match_on_email)
+        report.persons, report.new_merges = stitched.persons, stitched.new_merges
+        report.touchpoints = touchpoints.build(con)
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise

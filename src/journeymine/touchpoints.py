@@ -1,0 +1,56 @@
+"""The canonical layer: ``touchpoints`` (one event per row, stitched) and ``persons``.
+
+``touchpoints`` is rebuilt from the raw layer after every load, stored sorted by
+``(person_id, occurred_at, seq)`` so that per-person window functions read it in order
+(DESIGN §7). When a record arrives in several versions (a Salesforce export of a changed
+Lead), the event from the newest version wins.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from journeymine.sources._common import SF_OPPORTUNITY
+
+TOUCHPOINTS = f"""
+CREATE OR REPLACE TABLE touchpoints AS
+WITH latest AS (
+    SELECT * FROM raw_events
+    QUALIFY row_number() OVER (PARTITION BY source, event_key ORDER BY seq DESC) = 1
+)
+SELECT e.seq AS event_id, n.person_id, coalesce(acc.account_id, pa.account_id) AS account_id,
+       CASE WHEN e.id_type = '{SF_OPPORTUNITY}' THEN e.id_value END AS deal_id,
+       e.source, e.event_type, e.activity, e.actor, e.occurred_at, e.seq, e.channel, e.owner,
+       e.attributes, e.file, e.line
+FROM latest e
+JOIN identity_nodes n ON n.node_type = e.id_type AND n.node_id = e.id_value
+LEFT JOIN account_nodes acc
+       ON acc.node_type = e.account_type AND acc.node_id = e.account_value
+LEFT JOIN person_accounts pa ON pa.person_id = n.person_id
+ORDER BY n.person_id, e.occurred_at, e.seq
+"""
+
+PERSONS = """
+CREATE OR REPLACE TABLE persons AS
+WITH ids AS (
+    SELECT person_id, list({'type': node_type, 'id': node_id} ORDER BY node_type, node_id)
+           AS identifiers
+    FROM identity_nodes GROUP BY person_id
+), activity AS (
+    SELECT person_id, min(occurred_at) AS first_seen, max(occurred_at) AS last_seen,
+           count(*) AS events
+    FROM touchpoints GROUP BY person_id
+)
+SELECT i.person_id, a.first_seen, a.last_seen, coalesce(a.events, 0) AS events,
+       pa.account_id, i.identifiers
+FROM ids i LEFT JOIN activity a USING (person_id) LEFT JOIN person_accounts pa USING (person_id)
+ORDER BY i.person_id
+"""
+
+
+def build(con: duckdb.DuckDBPyConnection) -> int:
+    """Rebuild ``touchpoints`` and ``persons``; return the number of touchpoints."""
+    con.execute(TOUCHPOINTS)
+    con.execute(PERSONS)
+    row = con.execute("SELECT count(*) FROM touchpoints").fetchone()
+    return int(row[0]) if row else 0
