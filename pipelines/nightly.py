@@ -17,14 +17,17 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 
 from journeymine import load, warehouse
-from journeymine.errors import JourneymineError
+from journeymine.errors import JourneymineError, SourceFormatError
 
 FLOW_NAME = "journeymine-nightly"
 
 
 @task(name="plan-load")
-def plan_load(landing: str, warehouse_path: str, sources: list[str] | None) -> dict[str, list[str]]:
-    """The files per source that the warehouse has not loaded in this exact version."""
+def plan_load(
+    landing: str, warehouse_path: str, sources: list[str] | None
+) -> tuple[dict[str, list[str]], int]:
+    """The files per source that the warehouse has not loaded in this exact version, and how
+    many files were skipped as already loaded."""
     files = load.find_landing_files(Path(landing), sources)
     con = warehouse.connect(warehouse_path)
     try:
@@ -35,18 +38,35 @@ def plan_load(landing: str, warehouse_path: str, sources: list[str] | None) -> d
     plan: dict[str, list[str]] = {}
     for f in todo:
         plan.setdefault(f.source, []).append(f.file)
-    return plan
+    return plan, len(files) - len(todo)
 
 
-@task(name="stage-source", retries=2, retry_delay_seconds=[1, 5])
-def stage_source(landing: str, files: list[str], staging: str) -> dict[str, Any]:
-    """Parse one source's files into a staging folder (no warehouse access)."""
+def _retry_on_io(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry transient I/O failures only; a file in the wrong format will not get better."""
+    try:
+        state.result()
+    except OSError:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+@task(name="stage-source", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_retry_on_io)
+def stage_source(landing: str, files: list[str], staging: str) -> str:
+    """Parse one source's files into a staging folder (no warehouse access).
+
+    Fails, naming the files, when any file is not in the source's format: that source is then
+    left out of tonight's load (and tried again next night), the other sources still load.
+    """
     root = Path(landing)
     landing_files = [
         load.LandingFile(f.split("/", 1)[0], root / f, f, load.sha256_of(root / f)) for f in files
     ]
     result = load.stage_files(landing_files, Path(staging))
-    return {"folder": str(result.folder), "errors": result.errors}
+    if result.errors:
+        raise SourceFormatError(files[0].split("/", 1)[0], "; ".join(result.errors))
+    return str(result.folder)
 
 
 @task(name="load-warehouse")
@@ -83,20 +103,27 @@ def nightly(
     run_id = uuid.uuid4().hex[:12]
     staging_root = Path(out) / "staging" / run_id
     with warehouse.writer_lock(warehouse_path):
-        plan = plan_load(landing, warehouse_path, sources)
-        staged = [
-            stage_source.submit(landing, files, str(staging_root / source))
+        plan, skipped = plan_load(landing, warehouse_path, sources)
+        futures = {
+            source: stage_source.submit(landing, files, str(staging_root / source))
             for source, files in sorted(plan.items())
-        ]
-        results = [s.result() for s in staged]
-        report = load_warehouse(warehouse_path, [r["folder"] for r in results], run_id,
-                                match_on_email)  # fmt: skip
-        report.errors = [e for r in results for e in r["errors"]]
+        }
+        folders, failures = [], []
+        for source, future in futures.items():
+            future.wait()
+            state = future.state
+            if state.is_completed():
+                folders.append(future.result())
+            else:
+                failures.append(f"{source}: {state.message}")
+        report: load.LoadReport = load_warehouse(
+            warehouse_path, folders, run_id, match_on_email
+        )
+        report.skipped_files, report.errors = skipped, failures
     shutil.rmtree(staging_root, ignore_errors=True)
-    if report.errors:
+    if failures:
         raise JourneymineError(
-            "some landing files could not be read (the rest were loaded):\n  "
-            + "\n  ".join(report.errors)
+            "these sources were not loaded (the others were):\n  " + "\n  ".join(failures)
         )
     return report
 
