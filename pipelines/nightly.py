@@ -14,7 +14,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger, serve, task
+from prefect.deployments.runner import RunnerDeployment
+from prefect.schedules import Cron
 
 from journeymine import load, warehouse
 from journeymine.errors import JourneymineError, SourceFormatError
@@ -116,9 +118,7 @@ def nightly(
                 folders.append(future.result())
             else:
                 failures.append(f"{source}: {state.message}")
-        report: load.LoadReport = load_warehouse(
-            warehouse_path, folders, run_id, match_on_email
-        )
+        report: load.LoadReport = load_warehouse(warehouse_path, folders, run_id, match_on_email)
         report.skipped_files, report.errors = skipped, failures
     shutil.rmtree(staging_root, ignore_errors=True)
     if failures:
@@ -128,5 +128,43 @@ def nightly(
     return report
 
 
+DEFAULT_CRON = "0 2 * * *"
+
+
+def build_deployment(
+    cron: str = DEFAULT_CRON, timezone: str = "UTC", **parameters: Any
+) -> RunnerDeployment:
+    """The nightly deployment: the flow on a cron schedule (default 02:00) with its parameters.
+
+    One run at a time (``concurrency_limit=1``); the warehouse lock guards against runs started
+    outside Prefect too.
+    """
+    deployment = nightly.to_deployment(
+        name="nightly",
+        schedules=[Cron(cron, timezone=timezone)],
+        parameters=parameters,
+        concurrency_limit=1,
+        tags=["journeymine"],
+        description="Load the night's exports, stitch identities, mine and analyse journeys.",
+    )
+    assert isinstance(deployment, RunnerDeployment)  # to_deployment is sync outside async code
+    return deployment
+
+
+def serve_nightly(cron: str = DEFAULT_CRON, timezone: str = "UTC", **parameters: Any) -> None:
+    """Serve the nightly deployment in this process until interrupted."""
+    serve(build_deployment(cron, timezone, **parameters))
+
+
 if __name__ == "__main__":
-    nightly()
+    import argparse
+
+    cli = argparse.ArgumentParser(description="Serve (or run once) the journeymine nightly flow.")
+    cli.add_argument("--now", action="store_true", help="run once now instead of serving")
+    cli.add_argument("--cron", default=DEFAULT_CRON)
+    cli.add_argument("--timezone", default="UTC")
+    opts = cli.parse_args()
+    if opts.now:
+        nightly()
+    else:
+        serve_nightly(opts.cron, opts.timezone)

@@ -48,6 +48,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from pipelines.nightly import serve_nightly
+
+    serve_nightly(
+        args.cron,
+        args.timezone,
+        landing=args.landing,
+        warehouse_path=args.warehouse,
+        journey=args.journey,
+        out=args.out,
+    )
+    return 0
+
+
 def cmd_load(args: argparse.Namespace) -> int:
     from journeymine.load import load_landing
 
@@ -90,6 +105,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--journey", default=DEFAULT_JOURNEY, help="journey spec (TOML)")
     run.add_argument("--out", default=DEFAULT_OUT, help="folder for dashboard.html and exports")
     run.set_defaults(func=cmd_run)
+
+    srv = sub.add_parser("serve", help="serve the nightly flow on its cron schedule")
+    srv.add_argument("--landing", default=DEFAULT_LANDING, help="landing folder (<source>/...)")
+    srv.add_argument("--warehouse", default=DEFAULT_WAREHOUSE, help="DuckDB warehouse file")
+    srv.add_argument("--journey", default=DEFAULT_JOURNEY, help="journey spec (TOML)")
+    srv.add_argument("--out", default=DEFAULT_OUT, help="folder for dashboard.html and exports")
+    srv.add_argument("--cron", default="0 2 * * *", help="cron schedule (default: 02:00)")
+    srv.add_argument("--timezone", default="UTC", help="time zone of the schedule")
+    srv.set_defaults(func=cmd_serve)
 
     ld = sub.add_parser("load", help="load landing files into the warehouse (no Prefect)")
     _add_load_options(ld)
