@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, serve, task
+from prefect.artifacts import create_markdown_artifact
 from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron
 
-from journeymine import load, warehouse
+from journeymine import load, summary, warehouse
 from journeymine.errors import JourneymineError, SourceFormatError
 
 FLOW_NAME = "journeymine-nightly"
@@ -92,6 +93,19 @@ def load_warehouse(
     return report
 
 
+@task(name="publish-summary")
+def publish_summary(warehouse_path: str, report: load.LoadReport) -> str:
+    """Record tonight's headline figures and publish the run summary as a Prefect artifact."""
+    con = warehouse.connect(warehouse_path)
+    try:
+        figures, previous = summary.record_run(con, report.run_id)
+    finally:
+        con.close()
+    text = summary.markdown_summary(report, figures, previous)
+    create_markdown_artifact(text, key="journeymine-run-summary", description="Nightly run")
+    return text
+
+
 @flow(name=FLOW_NAME, log_prints=True)
 def nightly(
     landing: str = "data/sample/landing",
@@ -120,6 +134,7 @@ def nightly(
                 failures.append(f"{source}: {state.message}")
         report: load.LoadReport = load_warehouse(warehouse_path, folders, run_id, match_on_email)
         report.skipped_files, report.errors = skipped, failures
+        publish_summary(warehouse_path, report)
     shutil.rmtree(staging_root, ignore_errors=True)
     if failures:
         raise JourneymineError(
