@@ -1,0 +1,108 @@
+"""The notebook API: open a warehouse, get a DataFrame for every view.
+
+>>> import journeymine as jm
+>>> wh = jm.open_warehouse("out/warehouse.duckdb")
+>>> wh.touchpoints(person_id=42)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+import duckdb
+import pandas as pd
+
+from journeymine import identity, warehouse
+from journeymine.errors import WarehouseError
+
+VIEWS = (
+    "touchpoints",
+    "persons",
+    "identity_edges",
+    "quarantine",
+    "load_manifest",
+    "dfg",
+    "variants",
+    "stage_funnel",
+    "followups",
+)
+
+
+class Warehouse:
+    """A read-only handle on a warehouse file; every method returns a pandas DataFrame."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.con: duckdb.DuckDBPyConnection = warehouse.connect(self.path, read_only=True)
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.con.close()
+
+    def sql(self, query: str, params: Sequence[object] | None = None) -> pd.DataFrame:
+        """Any read-only SQL over the warehouse, as a DataFrame."""
+        return self.con.execute(query, list(params or ())).df()
+
+    def view(self, name: str) -> pd.DataFrame:
+        """One of the documented views (``VIEWS``), whole."""
+        if name not in VIEWS:
+            raise WarehouseError(f"unknown view {name!r}; the views are {', '.join(VIEWS)}")
+        if not warehouse.table_exists(self.con, name):
+            raise WarehouseError(
+                f"{self.path}: no {name!r} yet; run `journeymine run` (or `report`) to build it"
+            )
+        return self.sql(f"SELECT * FROM {name}")
+
+    def touchpoints(
+        self,
+        person_id: int | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        source: str | None = None,
+    ) -> pd.DataFrame:
+        """Touchpoints in journey order, optionally for one person / period / source."""
+        where, params = ["true"], []
+        for clause, value in (
+            ("person_id = ?", person_id),
+            ("occurred_at >= ?::TIMESTAMPTZ", since),
+            ("occurred_at < ?::TIMESTAMPTZ", until),
+            ("source = ?", source),
+        ):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        return self.sql(
+            f"SELECT * FROM touchpoints WHERE {' AND '.join(where)} "
+            "ORDER BY person_id, occurred_at, seq",
+            params,
+        )
+
+    def persons(self) -> pd.DataFrame:
+        return self.view("persons")
+
+    def explain_person(self, person_id: int) -> pd.DataFrame:
+        """The identity links that made this person, and the merges that were refused."""
+        return identity.explain_person(self.con, person_id)
+
+    def quarantine(self) -> pd.DataFrame:
+        return self.view("quarantine")
+
+    def load_manifest(self) -> pd.DataFrame:
+        return self.view("load_manifest")
+
+
+def open_warehouse(path: str | Path = "out/warehouse.duckdb") -> Warehouse:
+    """Open a warehouse read-only for analysis."""
+    return Warehouse(path)
