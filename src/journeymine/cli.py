@@ -63,15 +63,36 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress_bar() -> tuple[Callable[[int, int, str], None] | None, Callable[[], None]]:
+    """A progress bar on an interactive terminal; nothing under CI or when piped."""
+    if os.environ.get("CI") or not sys.stderr.isatty():
+        return None, lambda: None
+    from rich.progress import Progress
+
+    bar = Progress(transient=True)
+    task = bar.add_task("parsing", total=None)
+    bar.start()
+
+    def update(done: int, total: int, current: str) -> None:
+        bar.update(task, completed=done, total=total, description=f"parsing {current}"[:60])
+
+    return update, bar.stop
+
+
 def cmd_load(args: argparse.Namespace) -> int:
     from journeymine.load import load_landing
 
-    report = load_landing(
-        args.warehouse,
-        args.landing,
-        sources=args.source or None,
-        match_on_email=not args.no_email_matching,
-    )
+    progress, stop = _progress_bar()
+    try:
+        report = load_landing(
+            args.warehouse,
+            args.landing,
+            sources=args.source or None,
+            match_on_email=not args.no_email_matching,
+            progress=progress,
+        )
+    finally:
+        stop()
     _print_report(report, args.warehouse)
     return 1 if report.errors else 0
 

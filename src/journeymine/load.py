@@ -161,7 +161,12 @@ def parser_for(source: str) -> Callable[[Path, str], ParsedFile]:
     return parse
 
 
-def stage_files(files: Sequence[LandingFile], folder: Path) -> StageResult:
+Progress = Callable[[int, int, str], None]  # (files done, files in all, current file)
+
+
+def stage_files(
+    files: Sequence[LandingFile], folder: Path, progress: Progress | None = None
+) -> StageResult:
     """Parse ``files`` into Parquet tables in ``folder``; format errors are collected, not raised.
 
     The order of ``files`` is the load order: it decides which copy of a duplicate wins and how
@@ -171,6 +176,8 @@ def stage_files(files: Sequence[LandingFile], folder: Path) -> StageResult:
     result = StageResult(folder)
     buffers: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
     for order, landing_file in enumerate(files):
+        if progress:
+            progress(order, len(files), landing_file.file)
         try:
             parsed = parser_for(landing_file.source)(landing_file.path, landing_file.file)
         except SourceFormatError as exc:
@@ -305,6 +312,7 @@ def load_landing(
     sources: Sequence[str] | None = None,
     match_on_email: bool = True,
     lock_wait_s: float = 0.0,
+    progress: Progress | None = None,
 ) -> LoadReport:
     """The whole load: find, parse, load, stitch, rebuild touchpoints — in one transaction."""
     run_id = uuid.uuid4().hex[:12]
@@ -314,7 +322,7 @@ def load_landing(
         try:
             todo = pending_files(con, files)
             with tempfile.TemporaryDirectory(prefix="journeymine-stage-") as tmp:
-                staged = stage_files(todo, Path(tmp))
+                staged = stage_files(todo, Path(tmp), progress)
                 report = LoadReport(run_id, skipped_files=len(files) - len(todo))
                 report.errors = staged.errors
                 commit_load(con, [staged.folder], run_id, report, match_on_email=match_on_email)
