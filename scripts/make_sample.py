@@ -238,9 +238,9 @@ class Sample:
                     campaign["medium"] = p.utm[1]
                 if self.rng.random() < 0.01:
                     campaign["name"] = HOSTILE_UTM
-                    self.counters["hostile_utm"] += 1
+                    self.counters["hostile_utm"] += t <= CUTOFF
                 if title == HOSTILE_TITLE:
-                    self.counters["hostile_title"] += 1
+                    self.counters["hostile_title"] += t <= CUTOFF
                 self.seg(
                     p,
                     "page",
@@ -779,7 +779,9 @@ def compute_truths(sample: Sample, noise: dict[str, dict[str, int]]) -> dict[str
         if "demo_held" in p.stages and p.stages["demo_held"] < CUTOFF - timedelta(days=3):
             by_size[p.size][0] += int("trial" in p.stages)
             by_size[p.size][1] += 1
-    examples = [p for p in people if len(p.devices) == 2 and "trial" in p.stages][:10]
+    examples = [
+        p for p in people if len(p.devices) == 2 and "trial" in p.stages and p.islands() == 1
+    ][:10]
     return {
         "cutoff": CUTOFF.isoformat(),
         "persons": {

@@ -1,0 +1,132 @@
+"""The bundled sample loads into a warehouse that recovers every truth planted in it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from journeymine.load import load_landing
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data" / "sample"
+NODE_TYPES = {"user": "user_id", "anon": "anonymous_id", "ga": "anonymous_id", "email": "email",
+              "lead": "sf_lead", "contact": "sf_contact", "opp": "sf_opportunity",
+              "cus": "stripe_customer"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def truths() -> dict[str, Any]:
+    result: dict[str, Any] = json.loads((SAMPLE / "truths.json").read_text())
+    return result
+
+
+@pytest.fixture(scope="module")
+def con(tmp_path_factory: pytest.TempPathFactory) -> duckdb.DuckDBPyConnection:
+    db = tmp_path_factory.mktemp("sample") / "w.duckdb"
+    load_landing(db, SAMPLE / "landing")
+    return duckdb.connect(str(db), read_only=True)
+
+
+def test_the_generator_is_deterministic_and_matches_the_bundled_files(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "make_sample.py"), "--out",
+                    str(tmp_path)], check=True, capture_output=True)  # fmt: skip
+    for path in sorted((tmp_path / "landing").rglob("*")):
+        if path.is_file():
+            bundled = SAMPLE / "landing" / path.relative_to(tmp_path / "landing")
+            assert bundled.read_bytes() == path.read_bytes(), bundled
+    assert (tmp_path / "truths.json").read_text() == (SAMPLE / "truths.json").read_text()
+    shutil.rmtree(tmp_path / "landing")
+
+
+def test_every_row_is_accounted_for_per_source(
+    con: duckdb.DuckDBPyConnection, truths: dict
+) -> None:
+    rows = con.execute(
+        "SELECT source, sum(rows_read), sum(rows_loaded), sum(duplicates), sum(quarantined), "
+        "count(*) FILTER (WHERE rows_read <> rows_loaded + duplicates + quarantined) "
+        "FROM load_manifest GROUP BY source"
+    ).fetchall()
+    assert {r[0] for r in rows} == {"segment", "ga4", "sendgrid", "salesforce", "stripe"}
+    for source, read, loaded, dups, quarantined, unbalanced in rows:
+        assert unbalanced == 0 and read == loaded + dups + quarantined
+        assert dups == truths["noise"][source].get("duplicates", 0), source
+        assert quarantined == truths["noise"][source].get("quarantined", 0), source
+
+
+def test_quarantine_says_why(con: duckdb.DuckDBPyConnection) -> None:
+    reasons = dict(con.execute("SELECT reason, count(*) FROM quarantine GROUP BY ALL").fetchall())
+    assert reasons["missing messageId"] == 2 and reasons["IsDeleted=true"] == 1
+    assert sum(n for r, n in reasons.items() if r.startswith("invalid JSON")) == 4
+    assert sum(n for r, n in reasons.items() if "milliseconds" in r) == 3
+
+
+def test_identity_recovers_the_people(con: duckdb.DuckDBPyConnection, truths: dict) -> None:
+    persons = con.execute("SELECT count(*) FROM persons").fetchone()
+    assert persons == (truths["persons"]["expected_persons"],)
+    node_person = {
+        (t, v): p
+        for t, v, p in con.execute(
+            "SELECT node_type, node_id, person_id FROM identity_nodes"
+        ).fetchall()
+    }
+    for group in truths["persons"]["example_groups"]:
+        ids = {node_person[(NODE_TYPES[n.split(":", 1)[0]], n.split(":", 1)[1])] for n in group}
+        assert len(ids) == 1, group
+        assert {n.split(":")[0] for n in group} >= {"anon", "user", "email", "lead", "cus"}
+
+
+def test_a_shared_mailbox_keeps_two_people(con: duckdb.DuckDBPyConnection, truths: dict) -> None:
+    users = truths["shared_mailbox"]["user_ids"]
+    ids = con.execute(
+        "SELECT DISTINCT person_id FROM identity_nodes WHERE node_type = 'user_id' AND node_id IN (?, ?)",
+        users,
+    ).fetchall()
+    assert len(ids) == 2
+    refused = con.execute("SELECT count(*) FROM identity_conflicts WHERE dst_id = ? OR src_id = ?",
+                          [truths["shared_mailbox"]["email"]] * 2).fetchone()  # fmt: skip
+    assert refused is not None and refused[0] >= 1
+
+
+def test_hostile_strings_are_kept_as_text(con: duckdb.DuckDBPyConnection, truths: dict) -> None:
+    titles = con.execute(
+        "SELECT count(*) FROM touchpoints WHERE attributes->>'title' = '<script>alert(1)</script>'"
+    ).fetchone()
+    utms = con.execute(
+        "SELECT count(*) FROM touchpoints WHERE attributes->>'utm_campaign' = ?",
+        ['"><img src=x onerror=alert(1)>'],
+    ).fetchone()
+    assert titles == (truths["hostile"]["page_titles"],)
+    assert utms == (truths["hostile"]["utm_campaigns"],)
+
+
+def test_local_offsets_become_utc(con: duckdb.DuckDBPyConnection) -> None:
+    row = con.execute(
+        "SELECT raw_time, occurred_at FROM raw_events WHERE source = 'segment' "
+        "AND raw_time LIKE '%-05:00' LIMIT 1"
+    ).fetchone()
+    assert row is not None
+    local = __import__("datetime").datetime.fromisoformat(row[0])
+    assert row[1] == local
+
+
+def test_reps_follow_up_medians_come_back(con: duckdb.DuckDBPyConnection, truths: dict) -> None:
+    """An independent pandas computation: lead created -> first completed call, per owner."""
+    frame = con.execute(
+        "SELECT person_id, owner, activity, occurred_at FROM touchpoints "
+        "WHERE activity IN ('crm.lead_created', 'crm.call_completed') AND source = 'salesforce'"
+    ).df()
+    created = frame[frame.activity == "crm.lead_created"].groupby("person_id").agg(
+        owner=("owner", "first"), created=("occurred_at", "min"))  # fmt: skip
+    calls = frame[frame.activity == "crm.call_completed"].groupby("person_id").occurred_at.min()
+    joined = created.join(calls.rename("called"), how="inner")
+    hours = (joined.called - joined.created).dt.total_seconds() / 3600
+    medians = hours.groupby(joined.owner).median()
+    for owner, rep in truths["reps"].items():
+        assert medians[owner] == pytest.approx(rep["median_latency_h"], abs=0.01), rep["name"]
