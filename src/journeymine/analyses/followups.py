@@ -1,0 +1,185 @@
+"""Follow-ups: how long a customer waits for the company after acting, and what it costs.
+
+Definitions (docs/metrics.md):
+
+* a **trigger** is a customer touchpoint matching a rule's ``triggers``; its **response** is the
+  first company touchpoint of the same person matching ``responses``, strictly after the
+  trigger (a response at or before the trigger is not a response);
+* ``latency_s`` is wall-clock seconds, ``business_latency_s`` the open seconds of the spec's
+  calendar between trigger and response (see ``business_hours``);
+* **answered**: a response exists (by the cut-off). **unanswered**: none, and the SLA has
+  passed at the cut-off. **open**: none yet, SLA not passed (right-censored);
+* ``sla_breached``: answered later than the SLA, or unanswered. The SLA is measured in
+  business time when the rule says ``business_hours = true``, else in wall-clock time.
+
+Without rules in the spec, a default rule asks for the next company touchpoint after any
+customer action.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from journeymine.analyses.business_hours import business_seconds
+from journeymine.analyses.funnel import conversion
+from journeymine.spec import FollowupRule, JourneySpec
+
+DEFAULT_RULE = FollowupRule("next_company_touch", ("*",), ("*",), timedelta(days=2), False)
+LATENCY_BUCKETS = [(3600, "<1h"), (4 * 3600, "1-4h"), (86400, "4-24h"), (2 * 86400, "24-48h"),
+                   (np.inf, ">48h")]  # fmt: skip
+
+
+def _patterns_sql(patterns: tuple[str, ...]) -> str:
+    return " OR ".join("activity GLOB '" + p.replace("'", "''") + "'" for p in patterns)
+
+
+def _rule_rows(con: duckdb.DuckDBPyConnection, rule: FollowupRule, table: str) -> pd.DataFrame:
+    return con.execute(
+        f"""
+        WITH triggers AS (
+            SELECT person_id, event_id, occurred_at, seq, owner, activity
+            FROM {table} WHERE actor = 'customer' AND ({_patterns_sql(rule.triggers)})
+        ), responses AS (
+            SELECT person_id, event_id, occurred_at, owner, channel
+            FROM {table} WHERE actor = 'company' AND ({_patterns_sql(rule.responses)})
+        )
+        SELECT t.person_id, t.event_id AS trigger_event_id, t.activity AS trigger_activity,
+               t.occurred_at AS triggered_at, r.occurred_at AS responded_at,
+               r.event_id AS response_event_id, coalesce(t.owner, r.owner) AS owner,
+               r.owner AS responder, r.channel
+        FROM triggers t ASOF LEFT JOIN responses r
+          ON t.person_id = r.person_id AND r.occurred_at > t.occurred_at
+        ORDER BY t.person_id, t.occurred_at, t.seq
+        """
+    ).df()
+
+
+def compute_followups(
+    con: duckdb.DuckDBPyConnection,
+    spec: JourneySpec,
+    *,
+    table: str = "touchpoints",
+    cutoff: datetime | None = None,
+) -> pd.DataFrame:
+    """One row per trigger event and rule: response, latencies, status and SLA breach."""
+    if cutoff is None:
+        cutoff = con.execute(f"SELECT max(occurred_at) FROM {table}").fetchall()[0][0]
+    frames = []
+    for rule in spec.followups or (DEFAULT_RULE,):
+        rows = _rule_rows(con, rule, table)
+        if rows.empty:
+            continue
+        rows.insert(0, "rule", rule.name)
+        rows["latency_s"] = (rows.responded_at - rows.triggered_at).dt.total_seconds()
+        rows["business_latency_s"] = business_seconds(spec.calendar, rows.triggered_at,
+                                                      rows.responded_at)  # fmt: skip
+        cut = pd.Series(pd.Timestamp(cutoff), index=rows.index)
+        if rule.business_hours:
+            waited = business_seconds(spec.calendar, rows.triggered_at, cut)
+            latency = rows.business_latency_s
+        else:
+            waited = (cut - rows.triggered_at).dt.total_seconds()
+            latency = rows.latency_s
+        sla = rule.sla.total_seconds()
+        answered = rows.responded_at.notna()
+        rows["status"] = np.where(
+            answered, "answered", np.where(waited >= sla, "unanswered", "open")
+        )
+        rows["sla_breached"] = np.where(answered, latency > sla, rows.status == "unanswered")
+        rows["sla_s"] = sla
+        frames.append(rows)
+    columns = ["rule", "person_id", "trigger_event_id", "trigger_activity", "triggered_at",
+               "responded_at", "response_event_id", "latency_s", "business_latency_s", "status",
+               "sla_breached", "sla_s", "owner", "responder", "channel"]  # fmt: skip
+    return (
+        pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+    )
+
+
+def summarise_followups(followups: pd.DataFrame, by: str = "rule") -> pd.DataFrame:
+    """Per rule (and ``owner`` or ``channel`` when asked): count, median and p90 latency
+    (hours, wall clock and business), breach rate and never-answered rate; open triggers are
+    left out of the rates (their outcome is not known yet)."""
+    keys = ["rule"] if by == "rule" else ["rule", by]
+    rows = []
+    for key, part in followups.groupby(keys, dropna=False):
+        decided = part[part.status != "open"]
+        answered = part[part.status == "answered"]
+        rows.append({
+            **dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True)),
+            "triggers": len(part), "answered": len(answered),
+            "open": int((part.status == "open").sum()),
+            "median_latency_h": answered.latency_s.median() / 3600,
+            "p90_latency_h": answered.latency_s.quantile(0.9) / 3600,
+            "median_business_latency_h": answered.business_latency_s.median() / 3600,
+            "breach_rate": decided.sla_breached.mean() if len(decided) else np.nan,
+            "never_answered_rate": (
+                (decided.status == "unanswered").mean() if len(decided) else np.nan
+            ),
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def latency_bucket(seconds: float) -> str:
+    """``<1h``, ``1-4h``, ``4-24h``, ``24-48h``, ``>48h`` (unanswered counts as ``>48h``)."""
+    if pd.isna(seconds):
+        return LATENCY_BUCKETS[-1][1]
+    return next(label for edge, label in LATENCY_BUCKETS if seconds < edge)
+
+
+def cost_of_waiting(
+    con: duckdb.DuckDBPyConnection,
+    followups: pd.DataFrame,
+    rule: str,
+    target_activities: tuple[str, ...],
+    window: timedelta,
+    *,
+    table: str = "touchpoints",
+    cutoff: datetime | None = None,
+) -> pd.DataFrame:
+    """Conversion to a next step by follow-up latency bucket, with Wilson intervals.
+
+    For each person's first trigger of ``rule``: converted if the person does a
+    ``target_activities`` touchpoint within ``window`` after the trigger; dropped if the window
+    passed without one; open (left out) if the window had not passed at the cut-off.
+    """
+    first = followups[(followups.rule == rule) & (followups.status != "open")]
+    first = first.sort_values("triggered_at").drop_duplicates("person_id")
+    if cutoff is None:
+        cutoff = con.execute(f"SELECT max(occurred_at) FROM {table}").fetchall()[0][0]
+    con.register("jm_first", first[["person_id", "triggered_at"]])
+    reached = con.execute(
+        f"""
+        SELECT f.person_id, min(t.occurred_at) AS reached_at FROM jm_first f
+        JOIN {table} t ON t.person_id = f.person_id AND t.occurred_at >= f.triggered_at
+         AND t.occurred_at <= f.triggered_at + to_seconds(?) AND ({_patterns_sql(target_activities)})
+        GROUP BY f.person_id
+        """,
+        [window.total_seconds()],
+    ).df()
+    con.unregister("jm_first")
+    first = first.merge(reached, on="person_id", how="left")
+    censored = first.reached_at.isna() & (first.triggered_at + window > pd.Timestamp(cutoff))
+    first = first[~censored]
+    first["bucket"] = first.latency_s.map(latency_bucket)
+    rows = []
+    for _, label in LATENCY_BUCKETS:
+        part = first[first.bucket == label]
+        converted = int(part.reached_at.notna().sum())
+        rate, low, high = conversion(converted, len(part) - converted)
+        rows.append({"bucket": label, "people": len(part), "converted": converted,
+                     "conversion_rate": rate, "ci_low": low, "ci_high": high})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def write_followups(con: duckdb.DuckDBPyConnection, spec: JourneySpec) -> pd.DataFrame:
+    """Compute and store the ``followups`` table; return it."""
+    followups = compute_followups(con, spec)
+    con.register("jm_frame", followups)
+    con.execute("CREATE OR REPLACE TABLE followups AS SELECT * FROM jm_frame")
+    con.unregister("jm_frame")
+    return followups
