@@ -156,7 +156,8 @@ def cost_of_waiting(
         f"""
         SELECT f.person_id, min(t.occurred_at) AS reached_at FROM jm_first f
         JOIN {table} t ON t.person_id = f.person_id AND t.occurred_at >= f.triggered_at
-         AND t.occurred_at <= f.triggered_at + to_seconds(?) AND ({_patterns_sql(target_activities)})
+         AND t.occurred_at <= f.triggered_at + to_seconds(?)
+         AND ({_patterns_sql(target_activities)})
         GROUP BY f.person_id
         """,
         [window.total_seconds()],
