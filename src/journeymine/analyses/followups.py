@@ -37,15 +37,22 @@ def _patterns_sql(patterns: tuple[str, ...]) -> str:
     return " OR ".join("activity GLOB '" + p.replace("'", "''") + "'" for p in patterns)
 
 
-def _rule_rows(con: duckdb.DuckDBPyConnection, rule: FollowupRule, table: str) -> pd.DataFrame:
+def _rule_rows(
+    con: duckdb.DuckDBPyConnection, rule: FollowupRule, table: str, company: tuple[str, ...]
+) -> pd.DataFrame:
+    # The spec's company_activities make an activity a company action whatever the source said.
+    actor = (
+        f"CASE WHEN {_patterns_sql(company)} THEN 'company' ELSE actor END" if company else "actor"
+    )
     return con.execute(
         f"""
-        WITH triggers AS (
+        WITH events AS (SELECT *, {actor} AS who FROM {table}),
+        triggers AS (
             SELECT person_id, event_id, occurred_at, seq, owner, activity
-            FROM {table} WHERE actor = 'customer' AND ({_patterns_sql(rule.triggers)})
+            FROM events WHERE who = 'customer' AND ({_patterns_sql(rule.triggers)})
         ), responses AS (
             SELECT person_id, event_id, occurred_at, owner, channel
-            FROM {table} WHERE actor = 'company' AND ({_patterns_sql(rule.responses)})
+            FROM events WHERE who = 'company' AND ({_patterns_sql(rule.responses)})
         )
         SELECT t.person_id, t.event_id AS trigger_event_id, t.activity AS trigger_activity,
                t.occurred_at AS triggered_at, r.occurred_at AS responded_at,
@@ -70,7 +77,7 @@ def compute_followups(
         cutoff = con.execute(f"SELECT max(occurred_at) FROM {table}").fetchall()[0][0]
     frames = []
     for rule in spec.followups or (DEFAULT_RULE,):
-        rows = _rule_rows(con, rule, table)
+        rows = _rule_rows(con, rule, table, spec.company_activities)
         if rows.empty:
             continue
         rows.insert(0, "rule", rule.name)

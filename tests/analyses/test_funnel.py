@@ -1,0 +1,121 @@
+"""Stage funnel definitions pinned on hand-computed tiny logs."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from journeymine.analyses import funnel
+from journeymine.analyses.stats import kaplan_meier, wilson
+from journeymine.errors import SpecError
+from journeymine.mining.eventlog import log_from_touchpoints
+from journeymine.spec import JourneySpec, Stage, load_spec
+
+SPEC = JourneySpec(
+    name="t",
+    window=timedelta(days=2),
+    stages=(Stage("visit", ("web.page_view:*",)), Stage("signup", ("web.signed_up",)),
+            Stage("paid", ("billing.invoice_paid",))),
+)  # fmt: skip
+
+
+def test_enter_convert_drop_open(touchpoints) -> None:  # type: ignore[no-untyped-def]
+    con = touchpoints([
+        (1, "web.page_view:/", "customer", "2026-01-01 00:00+00"),
+        (1, "web.signed_up", "customer", "2026-01-03 00:00+00"),  # exactly at the window edge
+        (2, "web.page_view:/", "customer", "2026-01-01 00:00+00"),
+        (2, "web.signed_up", "customer", "2026-01-03 00:00:01+00"),  # one second too late
+        (3, "web.page_view:/pricing", "customer", "2026-01-09 12:00+00"),  # window not over
+        (4, "web.signed_up", "customer", "2026-01-02 00:00+00"),  # signup without a visit
+        (5, "web.page_view:/", "customer", "2026-01-10 00:00+00"),  # the cut-off
+    ])  # fmt: skip
+    entries = funnel.compute_entries(con, SPEC, log_from_touchpoints(con))
+    status = {(r.case_key, r.stage): r.status for r in entries.itertuples()}
+    assert status == {(1, "visit"): "converted", (2, "visit"): "dropped", (3, "visit"): "open",
+                      (5, "visit"): "open", (1, "signup"): "dropped"}  # fmt: skip
+    rows = funnel.summarise(entries).set_index("stage")
+    assert rows.loc["visit", ["entered", "converted", "dropped", "open"]].tolist() == [4, 1, 1, 2]
+    assert rows.loc["visit", "conversion_rate"] == 0.5
+    assert rows.loc["visit", "time_to_convert_p50_s"] == 2 * 86400
+
+
+def test_any_order_counts_every_stage_reached(touchpoints) -> None:  # type: ignore[no-untyped-def]
+    con = touchpoints([
+        (4, "web.signed_up", "customer", "2026-01-02 00:00+00"),
+        (4, "billing.invoice_paid", "customer", "2026-01-02 05:00+00"),
+        (9, "web.page_view:/", "customer", "2026-02-01 00:00+00"),
+    ])  # fmt: skip
+    entries = funnel.compute_entries(con, SPEC, log_from_touchpoints(con), mode="any")
+    signup = entries[entries.stage == "signup"].iloc[0]
+    assert (signup.case_key, signup.status) == (4, "converted")
+
+
+def test_optional_stage_can_be_skipped(touchpoints) -> None:  # type: ignore[no-untyped-def]
+    spec = JourneySpec(name="t", window=timedelta(days=2), stages=(
+        Stage("visit", ("web.page_view:*",)), Stage("demo", ("crm.meeting:*",), optional=True),
+        Stage("paid", ("billing.invoice_paid",))))  # fmt: skip
+    con = touchpoints([
+        (1, "web.page_view:/", "customer", "2026-01-01 00:00+00"),
+        (1, "billing.invoice_paid", "customer", "2026-01-01 06:00+00"),
+        (2, "web.page_view:/", "customer", "2026-01-01 00:00+00"),
+        (2, "crm.meeting:demo", "company", "2026-01-01 03:00+00"),
+        (2, "billing.invoice_paid", "customer", "2026-01-02 00:00+00"),
+        (3, "web.page_view:/", "customer", "2026-01-20 00:00+00"),
+    ])  # fmt: skip
+    rows = funnel.summarise(funnel.compute_entries(con, spec, log_from_touchpoints(con)))
+    by = rows.set_index("stage")
+    assert by.loc["visit", "converted"] == 2 and by.loc["demo", "entered"] == 1
+    assert by.loc["paid", "entered"] == 2
+
+
+def test_segment_breakdown_first_and_last_touch(touchpoints) -> None:  # type: ignore[no-untyped-def]
+    con = touchpoints([(1, "web.page_view:/", "customer", "2026-01-01 00:00+00")])
+    con.execute('UPDATE touchpoints SET attributes = \'{"size": "small"}\'')
+    con.execute("INSERT INTO touchpoints SELECT 2, 1, 'web.x', 'customer', "
+                "TIMESTAMPTZ '2026-01-02 00:00+00', 2, NULL, 'web', '{\"size\": \"big\"}', NULL, NULL, 't'")  # fmt: skip
+    assert funnel.segment_values(con, ("size",), "first")["size"].tolist() == ["small"]
+    assert funnel.segment_values(con, ("size",), "last")["size"].tolist() == ["big"]
+
+
+def test_wilson_interval_against_a_hand_computed_value() -> None:
+    # 8 of 10: centre (0.8 + 1.92/10)/(1 + 3.84/10) = 0.7167; half-width 0.2267 (z = 1.96).
+    low, high = wilson(8, 10)
+    assert (round(low, 4), round(high, 4)) == (0.4902, 0.9433)
+    assert all(math.isnan(x) for x in wilson(0, 0))
+
+
+def test_kaplan_meier_treats_open_people_as_censored() -> None:
+    curve = kaplan_meier([1, 2, 2, 3, 4], [True, True, False, False, True])
+    # at t=1: 1 of 5 -> 0.8; t=2: 1 of 4 -> 0.6; t=4: 1 of 1 -> 0.0
+    assert curve.time_s.tolist() == [1.0, 2.0, 4.0]
+    assert curve.survival.round(4).tolist() == [0.8, 0.6, 0.0]
+
+
+def test_spec_errors_name_file_and_key(tmp_path: Path) -> None:
+    bad = tmp_path / "j.toml"
+    bad.write_text('[[stages]]\nname = "a"\nactivities = ["x"]\nwindow = "3 dayz"\n')
+    with pytest.raises(SpecError, match=r"j.toml: stages\[0\].window: bad duration '3 dayz'"):
+        load_spec(bad)
+    bad.write_text(
+        '[[stages]]\nname = "a"\nactivities = ["x"]\n[[stages]]\nname = "b"\nactivities = ["x"]\n'
+    )
+    with pytest.raises(SpecError, match="overlap"):
+        load_spec(bad)
+    bad.write_text('case = "planet"\n')
+    with pytest.raises(SpecError, match="case = 'planet'"):
+        load_spec(bad)
+    bad.write_text('[calendar]\ntimezone = "Mars/Olympus"\n')
+    with pytest.raises(SpecError, match="unknown time zone"):
+        load_spec(bad)
+    bad.write_text('colour = "blue"\n')
+    with pytest.raises(SpecError, match="unknown key"):
+        load_spec(bad)
+
+
+def test_the_sample_spec_loads() -> None:
+    spec = load_spec(Path(__file__).resolve().parents[2] / "data" / "sample" / "journey.toml")
+    assert [s.name for s in spec.stages][:3] == ["visit", "signup", "demo_requested"]
+    assert spec.followups[0].sla == timedelta(hours=4)
