@@ -461,13 +461,25 @@ class Sample:
             }
         )
         if self.rng.random() < TRIAL_CHANCE[p.size]:
-            self.trial(p, at + timedelta(days=self.rng.uniform(0.5, 3)), opp)
+            self.trial(p, at + timedelta(days=self.rng.uniform(0.5, 3)), opp, contact)
 
-    def trial(self, p: Person, at: datetime, opp: str) -> None:
+    def trial(self, p: Person, at: datetime, opp: str | None, contact: str | None) -> None:
         if at > CUTOFF:
             return
         p.stages["trial"] = at
         rng = self.rng
+        if opp is None:
+            self.counters["self_serve_trials"] += 1
+        elif contact and rng.random() < 0.08:  # planted deviation: a second demo in the trial
+            again = at + timedelta(days=rng.uniform(2, 5))
+            if again <= CUTOFF:
+                self.counters["second_demo_after_trial"] += 1
+                self.sf["Event"].append({"Id": self.sfid("00U"), "WhoId": contact, "WhatId": opp,
+                                         "OwnerId": sf_id18(REPS[p.index % 4][0]),
+                                         "Subject": f"Demo - {p.company} (team)", "Type": "Demo",
+                                         "StartDateTime": sfdt(again),
+                                         "EndDateTime": sfdt(again + timedelta(hours=1)),
+                                         "CreatedDate": sfdt(at)})  # fmt: skip
         customer, sub = self.uid("cus_", 14), self.uid("sub_", 14)
         basil = p.index % 2 == 0
         billing_email = f"billing@{p.company.lower()}.example" if p.index % 10 == 0 else p.email
@@ -499,14 +511,10 @@ class Sample:
             basil,
         )
         self.seg(p, "track", at + timedelta(seconds=8), None, event="Trial Started")
-        self.sf["OpportunityHistory"].append(
-            {
-                "Id": self.sfid("008"),
-                "OpportunityId": opp,
-                "StageName": "Trial",
-                "CreatedDate": sfdt(at),
-            }
-        )
+        if opp:
+            history = {"Id": self.sfid("008"), "OpportunityId": opp, "StageName": "Trial",
+                       "CreatedDate": sfdt(at)}  # fmt: skip
+            self.sf["OpportunityHistory"].append(history)
         self.email(p, at + timedelta(minutes=2), "trial")
         if rng.random() >= 0.7:
             self.stripe_event(
@@ -570,6 +578,8 @@ class Sample:
             )
             if rng.random() < 0.6:
                 self.demo_request(p, p.stages["signup"] + timedelta(hours=rng.uniform(0.1, 72)))
+            elif rng.random() < 0.08:  # planted deviation: a self-serve trial, no demo at all
+                self.trial(p, p.stages["signup"] + timedelta(days=rng.uniform(1, 5)), None, None)
         self.shared_mailbox()
         self.outbound_leads()
 
@@ -815,6 +825,10 @@ def compute_truths(sample: Sample, noise: dict[str, dict[str, int]]) -> dict[str
             1 for p in people if p.rep and p.latency_h is None and "demo_requested" in p.stages
         ),
         "payment_failed": sample.counters["payment_failed"],
+        "deviations": {
+            "self_serve_trial_skipping_demo": sample.counters["self_serve_trials"],
+            "second_demo_after_trial": sample.counters["second_demo_after_trial"],
+        },
     }
 
 

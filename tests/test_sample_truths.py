@@ -79,7 +79,7 @@ def test_identity_recovers_the_people(con: duckdb.DuckDBPyConnection, truths: di
     for group in truths["persons"]["example_groups"]:
         ids = {node_person[(NODE_TYPES[n.split(":", 1)[0]], n.split(":", 1)[1])] for n in group}
         assert len(ids) == 1, group
-        assert {n.split(":")[0] for n in group} >= {"anon", "user", "email", "lead", "cus"}
+        assert {n.split(":")[0] for n in group} >= {"anon", "user", "email", "cus"}
 
 
 def test_a_shared_mailbox_keeps_two_people(con: duckdb.DuckDBPyConnection, truths: dict) -> None:
