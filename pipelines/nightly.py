@@ -80,16 +80,21 @@ def load_warehouse(
     report = load.LoadReport(run_id)
     con = warehouse.connect(warehouse_path)
     try:
-        load.commit_load(con, [Path(f) for f in folders], run_id, report,
-                         match_on_email=match_on_email)  # fmt: skip
+        load.commit_load(
+            con, [Path(f) for f in folders], run_id, report, match_on_email=match_on_email
+        )
     finally:
         con.close()
     t = report.totals()
     get_run_logger().info(
         "loaded %d files: %d rows read, %d loaded, %d duplicates, %d quarantined; %d persons",
-        len(report.files), t["rows_read"], t["rows_loaded"], t["duplicates"],
-        t["quarantined"], report.persons,
-    )  # fmt: skip
+        len(report.files),
+        t["rows_read"],
+        t["rows_loaded"],
+        t["duplicates"],
+        t["quarantined"],
+        report.persons,
+    )
     return report
 
 

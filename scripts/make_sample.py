@@ -474,12 +474,19 @@ class Sample:
             again = at + timedelta(days=rng.uniform(2, 5))
             if again <= CUTOFF:
                 self.counters["second_demo_after_trial"] += 1
-                self.sf["Event"].append({"Id": self.sfid("00U"), "WhoId": contact, "WhatId": opp,
-                                         "OwnerId": sf_id18(REPS[p.index % 4][0]),
-                                         "Subject": f"Demo - {p.company} (team)", "Type": "Demo",
-                                         "StartDateTime": sfdt(again),
-                                         "EndDateTime": sfdt(again + timedelta(hours=1)),
-                                         "CreatedDate": sfdt(at)})  # fmt: skip
+                self.sf["Event"].append(
+                    {
+                        "Id": self.sfid("00U"),
+                        "WhoId": contact,
+                        "WhatId": opp,
+                        "OwnerId": sf_id18(REPS[p.index % 4][0]),
+                        "Subject": f"Demo - {p.company} (team)",
+                        "Type": "Demo",
+                        "StartDateTime": sfdt(again),
+                        "EndDateTime": sfdt(again + timedelta(hours=1)),
+                        "CreatedDate": sfdt(at),
+                    }
+                )
         customer, sub = self.uid("cus_", 14), self.uid("sub_", 14)
         basil = p.index % 2 == 0
         billing_email = f"billing@{p.company.lower()}.example" if p.index % 10 == 0 else p.email
@@ -512,8 +519,12 @@ class Sample:
         )
         self.seg(p, "track", at + timedelta(seconds=8), None, event="Trial Started")
         if opp:
-            history = {"Id": self.sfid("008"), "OpportunityId": opp, "StageName": "Trial",
-                       "CreatedDate": sfdt(at)}  # fmt: skip
+            history = {
+                "Id": self.sfid("008"),
+                "OpportunityId": opp,
+                "StageName": "Trial",
+                "CreatedDate": sfdt(at),
+            }
             self.sf["OpportunityHistory"].append(history)
         self.email(p, at + timedelta(minutes=2), "trial")
         if rng.random() >= 0.7:

@@ -16,9 +16,16 @@ from journeymine.load import load_landing
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
-NODE_TYPES = {"user": "user_id", "anon": "anonymous_id", "ga": "anonymous_id", "email": "email",
-              "lead": "sf_lead", "contact": "sf_contact", "opp": "sf_opportunity",
-              "cus": "stripe_customer"}  # fmt: skip
+NODE_TYPES = {
+    "user": "user_id",
+    "anon": "anonymous_id",
+    "ga": "anonymous_id",
+    "email": "email",
+    "lead": "sf_lead",
+    "contact": "sf_contact",
+    "opp": "sf_opportunity",
+    "cus": "stripe_customer",
+}
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +42,11 @@ def con(tmp_path_factory: pytest.TempPathFactory) -> duckdb.DuckDBPyConnection:
 
 
 def test_the_generator_is_deterministic_and_matches_the_bundled_files(tmp_path: Path) -> None:
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "make_sample.py"), "--out",
-                    str(tmp_path)], check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "make_sample.py"), "--out", str(tmp_path)],
+        check=True,
+        capture_output=True,
+    )
     for path in sorted((tmp_path / "landing").rglob("*")):
         if path.is_file():
             bundled = SAMPLE / "landing" / path.relative_to(tmp_path / "landing")
@@ -89,8 +99,10 @@ def test_a_shared_mailbox_keeps_two_people(con: duckdb.DuckDBPyConnection, truth
         users,
     ).fetchall()
     assert len(ids) == 2
-    refused = con.execute("SELECT count(*) FROM identity_conflicts WHERE dst_id = ? OR src_id = ?",
-                          [truths["shared_mailbox"]["email"]] * 2).fetchone()  # fmt: skip
+    refused = con.execute(
+        "SELECT count(*) FROM identity_conflicts WHERE dst_id = ? OR src_id = ?",
+        [truths["shared_mailbox"]["email"]] * 2,
+    ).fetchone()
     assert refused is not None and refused[0] >= 1
 
 
@@ -122,8 +134,11 @@ def test_reps_follow_up_medians_come_back(con: duckdb.DuckDBPyConnection, truths
         "SELECT person_id, owner, activity, occurred_at FROM touchpoints "
         "WHERE activity IN ('crm.lead_created', 'crm.call_completed') AND source = 'salesforce'"
     ).df()
-    created = frame[frame.activity == "crm.lead_created"].groupby("person_id").agg(
-        owner=("owner", "first"), created=("occurred_at", "min"))  # fmt: skip
+    created = (
+        frame[frame.activity == "crm.lead_created"]
+        .groupby("person_id")
+        .agg(owner=("owner", "first"), created=("occurred_at", "min"))
+    )
     calls = frame[frame.activity == "crm.call_completed"].groupby("person_id").occurred_at.min()
     joined = created.join(calls.rename("called"), how="inner")
     hours = (joined.called - joined.created).dt.total_seconds() / 3600

@@ -42,31 +42,66 @@ SOURCES = ("segment", "ga4", "sendgrid", "salesforce", "stripe")
 IGNORED_NAMES = ("README", "readme", ".")  # notes and hidden files next to the exports
 
 FILES_SCHEMA = pa.schema(
-    [("source", pa.string()), ("file", pa.string()), ("sha256", pa.string()),
-     ("rows_read", pa.int64()), ("file_ord", pa.int64())]
-)  # fmt: skip
+    [
+        ("source", pa.string()),
+        ("file", pa.string()),
+        ("sha256", pa.string()),
+        ("rows_read", pa.int64()),
+        ("file_ord", pa.int64()),
+    ]
+)
 ROWS_SCHEMA = pa.schema(
-    [("source", pa.string()), ("file", pa.string()), ("line", pa.int32()),
-     ("record_key", pa.string()), ("raw", pa.string())]
-)  # fmt: skip
+    [
+        ("source", pa.string()),
+        ("file", pa.string()),
+        ("line", pa.int32()),
+        ("record_key", pa.string()),
+        ("raw", pa.string()),
+    ]
+)
 EVENTS_SCHEMA = pa.schema(
-    [("source", pa.string()), ("file", pa.string()), ("line", pa.int32()), ("idx", pa.int32()),
-     ("event_key", pa.string()), ("event_type", pa.string()), ("activity", pa.string()),
-     ("actor", pa.string()), ("occurred_at", pa.timestamp("us", tz="UTC")),
-     ("raw_time", pa.string()), ("id_type", pa.string()), ("id_value", pa.string()),
-     ("channel", pa.string()), ("owner", pa.string()), ("account_type", pa.string()),
-     ("account_value", pa.string()), ("attributes", pa.string())]
-)  # fmt: skip
+    [
+        ("source", pa.string()),
+        ("file", pa.string()),
+        ("line", pa.int32()),
+        ("idx", pa.int32()),
+        ("event_key", pa.string()),
+        ("event_type", pa.string()),
+        ("activity", pa.string()),
+        ("actor", pa.string()),
+        ("occurred_at", pa.timestamp("us", tz="UTC")),
+        ("raw_time", pa.string()),
+        ("id_type", pa.string()),
+        ("id_value", pa.string()),
+        ("channel", pa.string()),
+        ("owner", pa.string()),
+        ("account_type", pa.string()),
+        ("account_value", pa.string()),
+        ("attributes", pa.string()),
+    ]
+)
 EDGES_SCHEMA = pa.schema(
-    [("source", pa.string()), ("file", pa.string()), ("line", pa.int32()),
-     ("src_type", pa.string()), ("src_id", pa.string()), ("dst_type", pa.string()),
-     ("dst_id", pa.string()), ("rule", pa.string()),
-     ("observed_at", pa.timestamp("us", tz="UTC"))]
-)  # fmt: skip
+    [
+        ("source", pa.string()),
+        ("file", pa.string()),
+        ("line", pa.int32()),
+        ("src_type", pa.string()),
+        ("src_id", pa.string()),
+        ("dst_type", pa.string()),
+        ("dst_id", pa.string()),
+        ("rule", pa.string()),
+        ("observed_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
 REJECTED_SCHEMA = pa.schema(
-    [("source", pa.string()), ("file", pa.string()), ("line", pa.int32()),
-     ("reason", pa.string()), ("raw", pa.string())]
-)  # fmt: skip
+    [
+        ("source", pa.string()),
+        ("file", pa.string()),
+        ("line", pa.int32()),
+        ("reason", pa.string()),
+        ("raw", pa.string()),
+    ]
+)
 TABLES = {
     "files": FILES_SCHEMA,
     "rows": ROWS_SCHEMA,
@@ -186,9 +221,14 @@ def stage_files(
             continue
         result.files.append(landing_file.file)
         buffers["files"].append(
-            {"source": landing_file.source, "file": landing_file.file,
-             "sha256": landing_file.sha256, "rows_read": parsed.rows_read, "file_ord": order}
-        )  # fmt: skip
+            {
+                "source": landing_file.source,
+                "file": landing_file.file,
+                "sha256": landing_file.sha256,
+                "rows_read": parsed.rows_read,
+                "file_ord": order,
+            }
+        )
         _flatten(parsed, buffers)
     for name, schema in TABLES.items():
         pq.write_table(
@@ -200,26 +240,45 @@ def stage_files(
 def _flatten(parsed: ParsedFile, buffers: dict[str, list[dict[str, Any]]]) -> None:
     base = {"source": parsed.source, "file": parsed.file}
     for row in parsed.rows:
-        buffers["rows"].append({**base, "line": row.line, "record_key": row.record_key,
-                                "raw": row.raw})  # fmt: skip
+        buffers["rows"].append(
+            {**base, "line": row.line, "record_key": row.record_key, "raw": row.raw}
+        )
         for idx, ev in enumerate(row.events):
             buffers["events"].append(
-                {**base, "line": row.line, "idx": idx, "event_key": ev.event_key,
-                 "event_type": ev.event_type, "activity": ev.activity, "actor": ev.actor,
-                 "occurred_at": ev.occurred_at, "raw_time": ev.raw_time, "id_type": ev.id_type,
-                 "id_value": ev.id_value, "channel": ev.channel, "owner": ev.owner,
-                 "account_type": ev.account_type, "account_value": ev.account_value,
-                 "attributes": json.dumps(ev.attributes, sort_keys=True, default=str)}
-            )  # fmt: skip
+                {
+                    **base,
+                    "line": row.line,
+                    "idx": idx,
+                    "event_key": ev.event_key,
+                    "event_type": ev.event_type,
+                    "activity": ev.activity,
+                    "actor": ev.actor,
+                    "occurred_at": ev.occurred_at,
+                    "raw_time": ev.raw_time,
+                    "id_type": ev.id_type,
+                    "id_value": ev.id_value,
+                    "channel": ev.channel,
+                    "owner": ev.owner,
+                    "account_type": ev.account_type,
+                    "account_value": ev.account_value,
+                    "attributes": json.dumps(ev.attributes, sort_keys=True, default=str),
+                }
+            )
         for edge in row.edges:
             buffers["edges"].append(
-                {**base, "line": row.line, "src_type": edge.src_type, "src_id": edge.src_id,
-                 "dst_type": edge.dst_type, "dst_id": edge.dst_id, "rule": edge.rule,
-                 "observed_at": edge.observed_at}
-            )  # fmt: skip
+                {
+                    **base,
+                    "line": row.line,
+                    "src_type": edge.src_type,
+                    "src_id": edge.src_id,
+                    "dst_type": edge.dst_type,
+                    "dst_id": edge.dst_id,
+                    "rule": edge.rule,
+                    "observed_at": edge.observed_at,
+                }
+            )
     for rej in parsed.rejected:
-        buffers["rejected"].append({**base, "line": rej.line, "reason": rej.reason,
-                                    "raw": rej.raw})  # fmt: skip
+        buffers["rejected"].append({**base, "line": rej.line, "reason": rej.reason, "raw": rej.raw})
 
 
 def load_staged(

@@ -71,8 +71,16 @@ class JourneySpec:
 
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-TOP_KEYS = {"name", "case", "window", "company_activities", "segments", "stages", "followups",
-            "calendar"}  # fmt: skip
+TOP_KEYS = {
+    "name",
+    "case",
+    "window",
+    "company_activities",
+    "segments",
+    "stages",
+    "followups",
+    "calendar",
+}
 STAGE_KEYS = {"name", "activities", "optional", "group", "window"}
 RULE_KEYS = {"name", "triggers", "responses", "sla", "business_hours"}
 CALENDAR_KEYS = {"timezone", "workdays", "hours", "holidays"}

@@ -90,8 +90,12 @@ def markdown_summary(
         lines.append(f"| {source} | " + " | ".join(f"{v:,}" for v in acc) + " |")
     if not by_source:
         lines.append("| (no new files) | 0 | 0 | 0 | 0 | 0 |")
-    lines += ["", f"Files already loaded and unchanged: {report.skipped_files}. "
-              f"New identity merges: {report.new_merges}.", ""]  # fmt: skip
+    lines += [
+        "",
+        f"Files already loaded and unchanged: {report.skipped_files}. "
+        f"New identity merges: {report.new_merges}.",
+        "",
+    ]
     lines += ["| figure | tonight | change since last run |", "|---|---:|---:|"]
     formats = {label: fmt for label, _, _, fmt in HEADLINES}
     for label, value in figures.items():

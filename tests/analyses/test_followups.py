@@ -40,15 +40,17 @@ def test_business_hours_across_the_dst_change() -> None:
 
 
 def test_first_response_after_the_trigger_and_status(touchpoints) -> None:  # type: ignore[no-untyped-def]
-    con = touchpoints([
-        (1, "crm.call_completed", "company", "2026-10-06 08:00+00"),  # before: not a response
-        (1, "web.demo_requested", "customer", "2026-10-06 09:00+00", "rep-a"),
-        (1, "crm.call_completed", "company", "2026-10-06 10:30+00"),
-        (1, "crm.call_completed", "company", "2026-10-06 11:00+00"),  # not the first
-        (2, "web.demo_requested", "customer", "2026-10-06 09:00+00"),  # never answered
-        (3, "web.demo_requested", "customer", "2026-10-09 14:00+00"),  # SLA not over at cut-off
-        (4, "web.page_view:/", "customer", "2026-10-09 15:00+00"),  # the cut-off
-    ])  # fmt: skip
+    con = touchpoints(
+        [
+            (1, "crm.call_completed", "company", "2026-10-06 08:00+00"),  # before: not a response
+            (1, "web.demo_requested", "customer", "2026-10-06 09:00+00", "rep-a"),
+            (1, "crm.call_completed", "company", "2026-10-06 10:30+00"),
+            (1, "crm.call_completed", "company", "2026-10-06 11:00+00"),  # not the first
+            (2, "web.demo_requested", "customer", "2026-10-06 09:00+00"),  # never answered
+            (3, "web.demo_requested", "customer", "2026-10-09 14:00+00"),  # SLA not over at cut-off
+            (4, "web.page_view:/", "customer", "2026-10-09 15:00+00"),  # the cut-off
+        ]
+    )
     rows = fu.compute_followups(con, SPEC).set_index("person_id")
     assert rows.loc[1, "latency_s"] == 5400 and rows.loc[1, "status"] == "answered"
     assert rows.loc[1, "business_latency_s"] == 5400 and not rows.loc[1, "sla_breached"]
@@ -92,8 +94,13 @@ def test_helpdesk_latency_matches_an_independent_pandas_computation(tmp_path: Pa
     log = read_event_log(ROOT / "tests" / "data" / "eventlogs" / "helpdesk.xes.gz")
     db = tmp_path / "h.duckdb"
     load_event_log(db, log, "helpdesk.xes.gz")
-    rule = FollowupRule("take_in_charge", ("Assign seriousness",), ("Take in charge ticket",),
-                        timedelta(days=1), business_hours=False)  # fmt: skip
+    rule = FollowupRule(
+        "take_in_charge",
+        ("Assign seriousness",),
+        ("Take in charge ticket",),
+        timedelta(days=1),
+        business_hours=False,
+    )
     spec = JourneySpec(name="h", followups=(rule,), company_activities=("Take in charge ticket",))
     ours = fu.compute_followups(connect(db, read_only=True), spec)
     # Independent: per case, each trigger's first later response, in plain pandas.

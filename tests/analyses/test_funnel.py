@@ -17,25 +17,35 @@ from journeymine.spec import JourneySpec, Stage, load_spec
 SPEC = JourneySpec(
     name="t",
     window=timedelta(days=2),
-    stages=(Stage("visit", ("web.page_view:*",)), Stage("signup", ("web.signed_up",)),
-            Stage("paid", ("billing.invoice_paid",))),
-)  # fmt: skip
+    stages=(
+        Stage("visit", ("web.page_view:*",)),
+        Stage("signup", ("web.signed_up",)),
+        Stage("paid", ("billing.invoice_paid",)),
+    ),
+)
 
 
 def test_enter_convert_drop_open(touchpoints) -> None:  # type: ignore[no-untyped-def]
-    con = touchpoints([
-        (1, "web.page_view:/", "customer", "2026-01-01 00:00+00"),
-        (1, "web.signed_up", "customer", "2026-01-03 00:00+00"),  # exactly at the window edge
-        (2, "web.page_view:/", "customer", "2026-01-01 00:00+00"),
-        (2, "web.signed_up", "customer", "2026-01-03 00:00:01+00"),  # one second too late
-        (3, "web.page_view:/pricing", "customer", "2026-01-09 12:00+00"),  # window not over
-        (4, "web.signed_up", "customer", "2026-01-02 00:00+00"),  # signup without a visit
-        (5, "web.page_view:/", "customer", "2026-01-10 00:00+00"),  # the cut-off
-    ])  # fmt: skip
+    con = touchpoints(
+        [
+            (1, "web.page_view:/", "customer", "2026-01-01 00:00+00"),
+            (1, "web.signed_up", "customer", "2026-01-03 00:00+00"),  # exactly at the window edge
+            (2, "web.page_view:/", "customer", "2026-01-01 00:00+00"),
+            (2, "web.signed_up", "customer", "2026-01-03 00:00:01+00"),  # one second too late
+            (3, "web.page_view:/pricing", "customer", "2026-01-09 12:00+00"),  # window not over
+            (4, "web.signed_up", "customer", "2026-01-02 00:00+00"),  # signup without a visit
+            (5, "web.page_view:/", "customer", "2026-01-10 00:00+00"),  # the cut-off
+        ]
+    )
     entries = funnel.compute_entries(con, SPEC, log_from_touchpoints(con))
     status = {(r.case_key, r.stage): r.status for r in entries.itertuples()}
-    assert status == {(1, "visit"): "converted", (2, "visit"): "dropped", (3, "visit"): "open",
-                      (5, "visit"): "open", (1, "signup"): "dropped"}  # fmt: skip
+    assert status == {
+        (1, "visit"): "converted",
+        (2, "visit"): "dropped",
+        (3, "visit"): "open",
+        (5, "visit"): "open",
+        (1, "signup"): "dropped",
+    }
     rows = funnel.summarise(entries).set_index("stage")
     assert rows.loc["visit", ["entered", "converted", "dropped", "open"]].tolist() == [4, 1, 1, 2]
     assert rows.loc["visit", "conversion_rate"] == 0.5
@@ -43,28 +53,38 @@ def test_enter_convert_drop_open(touchpoints) -> None:  # type: ignore[no-untype
 
 
 def test_any_order_counts_every_stage_reached(touchpoints) -> None:  # type: ignore[no-untyped-def]
-    con = touchpoints([
-        (4, "web.signed_up", "customer", "2026-01-02 00:00+00"),
-        (4, "billing.invoice_paid", "customer", "2026-01-02 05:00+00"),
-        (9, "web.page_view:/", "customer", "2026-02-01 00:00+00"),
-    ])  # fmt: skip
+    con = touchpoints(
+        [
+            (4, "web.signed_up", "customer", "2026-01-02 00:00+00"),
+            (4, "billing.invoice_paid", "customer", "2026-01-02 05:00+00"),
+            (9, "web.page_view:/", "customer", "2026-02-01 00:00+00"),
+        ]
+    )
     entries = funnel.compute_entries(con, SPEC, log_from_touchpoints(con), mode="any")
     signup = entries[entries.stage == "signup"].iloc[0]
     assert (signup.case_key, signup.status) == (4, "converted")
 
 
 def test_optional_stage_can_be_skipped(touchpoints) -> None:  # type: ignore[no-untyped-def]
-    spec = JourneySpec(name="t", window=timedelta(days=2), stages=(
-        Stage("visit", ("web.page_view:*",)), Stage("demo", ("crm.meeting:*",), optional=True),
-        Stage("paid", ("billing.invoice_paid",))))  # fmt: skip
-    con = touchpoints([
-        (1, "web.page_view:/", "customer", "2026-01-01 00:00+00"),
-        (1, "billing.invoice_paid", "customer", "2026-01-01 06:00+00"),
-        (2, "web.page_view:/", "customer", "2026-01-01 00:00+00"),
-        (2, "crm.meeting:demo", "company", "2026-01-01 03:00+00"),
-        (2, "billing.invoice_paid", "customer", "2026-01-02 00:00+00"),
-        (3, "web.page_view:/", "customer", "2026-01-20 00:00+00"),
-    ])  # fmt: skip
+    spec = JourneySpec(
+        name="t",
+        window=timedelta(days=2),
+        stages=(
+            Stage("visit", ("web.page_view:*",)),
+            Stage("demo", ("crm.meeting:*",), optional=True),
+            Stage("paid", ("billing.invoice_paid",)),
+        ),
+    )
+    con = touchpoints(
+        [
+            (1, "web.page_view:/", "customer", "2026-01-01 00:00+00"),
+            (1, "billing.invoice_paid", "customer", "2026-01-01 06:00+00"),
+            (2, "web.page_view:/", "customer", "2026-01-01 00:00+00"),
+            (2, "crm.meeting:demo", "company", "2026-01-01 03:00+00"),
+            (2, "billing.invoice_paid", "customer", "2026-01-02 00:00+00"),
+            (3, "web.page_view:/", "customer", "2026-01-20 00:00+00"),
+        ]
+    )
     rows = funnel.summarise(funnel.compute_entries(con, spec, log_from_touchpoints(con)))
     by = rows.set_index("stage")
     assert by.loc["visit", "converted"] == 2 and by.loc["demo", "entered"] == 1
@@ -74,8 +94,10 @@ def test_optional_stage_can_be_skipped(touchpoints) -> None:  # type: ignore[no-
 def test_segment_breakdown_first_and_last_touch(touchpoints) -> None:  # type: ignore[no-untyped-def]
     con = touchpoints([(1, "web.page_view:/", "customer", "2026-01-01 00:00+00")])
     con.execute('UPDATE touchpoints SET attributes = \'{"size": "small"}\'')
-    con.execute("INSERT INTO touchpoints SELECT 2, 1, 'web.x', 'customer', "
-                "TIMESTAMPTZ '2026-01-02 00:00+00', 2, NULL, 'web', '{\"size\": \"big\"}', NULL, NULL, 't'")  # fmt: skip
+    con.execute(
+        "INSERT INTO touchpoints SELECT 2, 1, 'web.x', 'customer', "
+        "TIMESTAMPTZ '2026-01-02 00:00+00', 2, NULL, 'web', '{\"size\": \"big\"}', NULL, NULL, 't'"
+    )
     assert funnel.segment_values(con, ("size",), "first")["size"].tolist() == ["small"]
     assert funnel.segment_values(con, ("size",), "last")["size"].tolist() == ["big"]
 

@@ -54,8 +54,11 @@ def test_every_row_is_accounted_for(tmp_path: Path, landing: Landing) -> None:
     for read, loaded, dups, quarantined in manifest(db).values():
         assert read == loaded + dups + quarantined
     assert report.totals() == {
-        "rows_read": 7, "rows_loaded": 3, "duplicates": 2, "quarantined": 2,
-    }  # fmt: skip
+        "rows_read": 7,
+        "rows_loaded": 3,
+        "duplicates": 2,
+        "quarantined": 2,
+    }
     with duckdb.connect(str(db), read_only=True) as con:
         reasons = con.execute("SELECT line, reason FROM quarantine ORDER BY line").fetchall()
     assert reasons[0] == (4, "missing key")
@@ -125,8 +128,11 @@ def test_failure_mid_load_leaves_the_warehouse_as_it_was(
     assert set(manifest(db)) == {"segment/a.txt"}
     assert count(db, "SELECT count(*) FROM raw_rows") == 2
     monkeypatch.undo()
-    monkeypatch.setattr(load, "parser_for", lambda source: __import__(
-        "tests.load.fake_source", fromlist=["x"]).parse_file)  # fmt: skip
+    monkeypatch.setattr(
+        load,
+        "parser_for",
+        lambda source: __import__("tests.load.fake_source", fromlist=["x"]).parse_file,
+    )
     load.load_landing(db, root)
     assert set(manifest(db)) == {"segment/a.txt", "segment/b.txt"}
 

@@ -15,9 +15,16 @@ from journeymine.mining.eventlog import log_from_touchpoints
 from journeymine.spec import JourneySpec, Stage, load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
-SPEC = JourneySpec(name="t", window=timedelta(days=9), stages=(
-    Stage("signup", ("signup",)), Stage("demo", ("demo",), optional=True),
-    Stage("trial", ("trial",)), Stage("paid", ("paid",))))  # fmt: skip
+SPEC = JourneySpec(
+    name="t",
+    window=timedelta(days=9),
+    stages=(
+        Stage("signup", ("signup",)),
+        Stage("demo", ("demo",), optional=True),
+        Stage("trial", ("trial",)),
+        Stage("paid", ("paid",)),
+    ),
+)
 CASES = {
     1: ["signup", "demo", "trial", "paid"],  # the designed journey
     2: ["signup", "trial", "paid"],  # skips the optional demo: still conforming
@@ -82,9 +89,12 @@ def test_the_sample_planted_deviations_are_found(tmp_path: Path) -> None:
 def test_model_discovered_from_our_dfg_is_written(tmp_path: Path) -> None:
     con, log = five_case_log()
     stored = discovery.materialise_log(con, log)
-    tree = pm4py_adapter.discover_model(discovery.discover_dfg(con, stored),
-                                        discovery.start_activities(con, stored),
-                                        discovery.end_activities(con, stored), 0.0)  # fmt: skip
+    tree = pm4py_adapter.discover_model(
+        discovery.discover_dfg(con, stored),
+        discovery.start_activities(con, stored),
+        discovery.end_activities(con, stored),
+        0.0,
+    )
     paths = pm4py_adapter.write_model(tree, tmp_path)
     assert (
         "<bpmn" in paths["bpmn"].read_text().lower() or "definitions" in paths["bpmn"].read_text()

@@ -99,5 +99,10 @@ def test_simplification_reports_what_it_hides() -> None:
     log = discovery.materialise_log(con, "t")
     kept, hidden = discovery.simplify_dfg(con, log, max_activities=2)
     assert kept[["source_activity", "target_activity"]].values.tolist() == [["a", "b"]]
-    assert hidden == {"activities": 1, "edges": 1, "events": 1, "events_share": 1 / 6,
-                      "cases_share": 1 / 3}  # fmt: skip
+    assert hidden == {
+        "activities": 1,
+        "edges": 1,
+        "events": 1,
+        "events_share": 1 / 6,
+        "cases_share": 1 / 3,
+    }

@@ -29,8 +29,13 @@ from journeymine.analyses.funnel import conversion
 from journeymine.spec import FollowupRule, JourneySpec
 
 DEFAULT_RULE = FollowupRule("next_company_touch", ("*",), ("*",), timedelta(days=2), False)
-LATENCY_BUCKETS = [(3600, "<1h"), (4 * 3600, "1-4h"), (86400, "4-24h"), (2 * 86400, "24-48h"),
-                   (np.inf, ">48h")]  # fmt: skip
+LATENCY_BUCKETS = [
+    (3600, "<1h"),
+    (4 * 3600, "1-4h"),
+    (86400, "4-24h"),
+    (2 * 86400, "24-48h"),
+    (np.inf, ">48h"),
+]
 
 
 def _patterns_sql(patterns: tuple[str, ...]) -> str:
@@ -82,8 +87,9 @@ def compute_followups(
             continue
         rows.insert(0, "rule", rule.name)
         rows["latency_s"] = (rows.responded_at - rows.triggered_at).dt.total_seconds()
-        rows["business_latency_s"] = business_seconds(spec.calendar, rows.triggered_at,
-                                                      rows.responded_at)  # fmt: skip
+        rows["business_latency_s"] = business_seconds(
+            spec.calendar, rows.triggered_at, rows.responded_at
+        )
         cut = pd.Series(pd.Timestamp(cutoff), index=rows.index)
         if rule.business_hours:
             waited = business_seconds(spec.calendar, rows.triggered_at, cut)
@@ -99,9 +105,23 @@ def compute_followups(
         rows["sla_breached"] = np.where(answered, latency > sla, rows.status == "unanswered")
         rows["sla_s"] = sla
         frames.append(rows)
-    columns = ["rule", "person_id", "trigger_event_id", "trigger_activity", "triggered_at",
-               "responded_at", "response_event_id", "latency_s", "business_latency_s", "status",
-               "sla_breached", "sla_s", "owner", "responder", "channel"]  # fmt: skip
+    columns = [
+        "rule",
+        "person_id",
+        "trigger_event_id",
+        "trigger_activity",
+        "triggered_at",
+        "responded_at",
+        "response_event_id",
+        "latency_s",
+        "business_latency_s",
+        "status",
+        "sla_breached",
+        "sla_s",
+        "owner",
+        "responder",
+        "channel",
+    ]
     return (
         pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
     )
@@ -116,18 +136,21 @@ def summarise_followups(followups: pd.DataFrame, by: str = "rule") -> pd.DataFra
     for key, part in followups.groupby(keys, dropna=False):
         decided = part[part.status != "open"]
         answered = part[part.status == "answered"]
-        rows.append({
-            **dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True)),
-            "triggers": len(part), "answered": len(answered),
-            "open": int((part.status == "open").sum()),
-            "median_latency_h": answered.latency_s.median() / 3600,
-            "p90_latency_h": answered.latency_s.quantile(0.9) / 3600,
-            "median_business_latency_h": answered.business_latency_s.median() / 3600,
-            "breach_rate": decided.sla_breached.mean() if len(decided) else np.nan,
-            "never_answered_rate": (
-                (decided.status == "unanswered").mean() if len(decided) else np.nan
-            ),
-        })  # fmt: skip
+        rows.append(
+            {
+                **dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True)),
+                "triggers": len(part),
+                "answered": len(answered),
+                "open": int((part.status == "open").sum()),
+                "median_latency_h": answered.latency_s.median() / 3600,
+                "p90_latency_h": answered.latency_s.quantile(0.9) / 3600,
+                "median_business_latency_h": answered.business_latency_s.median() / 3600,
+                "breach_rate": decided.sla_breached.mean() if len(decided) else np.nan,
+                "never_answered_rate": (
+                    (decided.status == "unanswered").mean() if len(decided) else np.nan
+                ),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -179,8 +202,16 @@ def cost_of_waiting(
         part = first[first.bucket == label]
         converted = int(part.reached_at.notna().sum())
         rate, low, high = conversion(converted, len(part) - converted)
-        rows.append({"bucket": label, "people": len(part), "converted": converted,
-                     "conversion_rate": rate, "ci_low": low, "ci_high": high})  # fmt: skip
+        rows.append(
+            {
+                "bucket": label,
+                "people": len(part),
+                "converted": converted,
+                "conversion_rate": rate,
+                "ci_low": low,
+                "ci_high": high,
+            }
+        )
     return pd.DataFrame(rows)
 
 

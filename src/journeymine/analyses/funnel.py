@@ -114,9 +114,15 @@ def compute_entries(
                         ELSE 'dropped' END AS status
             FROM entered e LEFT JOIN hits h USING (case_key)
             """,
-            {"pos": pos, "targets": targets, "window": window, "label": label,
-             "last": not targets, "cutoff": cutoff},
-        ).df()  # fmt: skip
+            {
+                "pos": pos,
+                "targets": targets,
+                "window": window,
+                "label": label,
+                "last": not targets,
+                "cutoff": cutoff,
+            },
+        ).df()
         results.append(frame)
         if mode == "ordered" and targets:
             con.execute(
@@ -169,14 +175,23 @@ def summarise(entries: pd.DataFrame, segments: pd.DataFrame | None = None) -> pd
             converted, dropped = int(counts.get("converted", 0)), int(counts.get("dropped", 0))
             rate, low, high = conversion(converted, dropped)
             times = step.time_to_convert_s.dropna()
-            rows.append({
-                "segment": segment, "position": int(pos), "stage": stage, "entered": len(step),
-                "converted": converted, "dropped": dropped, "open": int(counts.get("open", 0)),
-                "conversion_rate": rate, "conversion_ci_low": low, "conversion_ci_high": high,
-                "time_to_convert_p50_s": times.quantile(0.5) if len(times) else np.nan,
-                "time_to_convert_p90_s": times.quantile(0.9) if len(times) else np.nan,
-                "time_to_convert_p95_s": times.quantile(0.95) if len(times) else np.nan,
-            })  # fmt: skip
+            rows.append(
+                {
+                    "segment": segment,
+                    "position": int(pos),
+                    "stage": stage,
+                    "entered": len(step),
+                    "converted": converted,
+                    "dropped": dropped,
+                    "open": int(counts.get("open", 0)),
+                    "conversion_rate": rate,
+                    "conversion_ci_low": low,
+                    "conversion_ci_high": high,
+                    "time_to_convert_p50_s": times.quantile(0.5) if len(times) else np.nan,
+                    "time_to_convert_p90_s": times.quantile(0.9) if len(times) else np.nan,
+                    "time_to_convert_p95_s": times.quantile(0.95) if len(times) else np.nan,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -204,9 +219,18 @@ def conversion_by_cohort(entries: pd.DataFrame, stage: str, freq: str = "W") -> 
         converted = int((part.status == "converted").sum())
         dropped = int((part.status == "dropped").sum())
         rate, low, high = conversion(converted, dropped)
-        rows.append({"cohort": cohort, "entered": len(part), "converted": converted,
-                     "dropped": dropped, "open": int((part.status == "open").sum()),
-                     "conversion_rate": rate, "ci_low": low, "ci_high": high})  # fmt: skip
+        rows.append(
+            {
+                "cohort": cohort,
+                "entered": len(part),
+                "converted": converted,
+                "dropped": dropped,
+                "open": int((part.status == "open").sum()),
+                "conversion_rate": rate,
+                "ci_low": low,
+                "ci_high": high,
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -28,8 +28,12 @@ ORDER_DEVIATIONS = ("skipped", "repeated", "moved back to", "out of order")
 
 def stage_sequences(con: duckdb.DuckDBPyConnection, spec: JourneySpec, log: str) -> pd.DataFrame:
     """Per case: the sequence of step labels (alternatives share one label) and duration."""
-    rows = [(pos, p) for pos, (stages, _) in enumerate(positions(spec))
-            for s in stages for p in s.activities]  # fmt: skip
+    rows = [
+        (pos, p)
+        for pos, (stages, _) in enumerate(positions(spec))
+        for s in stages
+        for p in s.activities
+    ]
     con.register("jm_conf_patterns", pd.DataFrame(rows, columns=["pos", "pattern"]))
     frame = con.execute(
         f"""
@@ -105,9 +109,13 @@ def summarise_conformance(cases: pd.DataFrame) -> pd.DataFrame:
     total = len(cases)
 
     def row(label: str, part: pd.DataFrame) -> dict[str, object]:
-        return {"deviation": label, "cases": len(part), "share": len(part) / total if total else np.nan,
-                "completion_rate": part.completed.mean() if len(part) else np.nan,
-                "median_duration_s": part.duration_s.median() if len(part) else np.nan}  # fmt: skip
+        return {
+            "deviation": label,
+            "cases": len(part),
+            "share": len(part) / total if total else np.nan,
+            "completion_rate": part.completed.mean() if len(part) else np.nan,
+            "median_duration_s": part.duration_s.median() if len(part) else np.nan,
+        }
 
     rows.append(row("(conforming)", cases[cases.conforms]))
     rows.append(row("(any order deviation)", cases[~cases.conforms]))

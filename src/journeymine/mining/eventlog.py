@@ -22,8 +22,13 @@ import pyarrow as pa
 
 from journeymine.errors import EventLogError
 
-XES_DEFAULTS = ("case:concept:name", "concept:name", "time:timestamp", "org:resource",
-                "lifecycle:transition")  # fmt: skip
+XES_DEFAULTS = (
+    "case:concept:name",
+    "concept:name",
+    "time:timestamp",
+    "org:resource",
+    "lifecycle:transition",
+)
 CASE_COLUMNS = {"person": "person_id", "account": "account_id", "deal": "deal_id"}
 
 

@@ -37,9 +37,15 @@ def read_xes(path: str | Path) -> pd.DataFrame:
 
 def write_xes(frame: pd.DataFrame, path: str | Path) -> None:
     """Write a log frame (``case_id, activity, ts`` [, ``resource``, ``lifecycle``]) as XES."""
-    renamed = frame.rename(columns={"case_id": CASE, "activity": ACTIVITY, "ts": TIMESTAMP,
-                                    "resource": "org:resource",
-                                    "lifecycle": "lifecycle:transition"})  # fmt: skip
+    renamed = frame.rename(
+        columns={
+            "case_id": CASE,
+            "activity": ACTIVITY,
+            "ts": TIMESTAMP,
+            "resource": "org:resource",
+            "lifecycle": "lifecycle:transition",
+        }
+    )
     keep = [c for c in renamed.columns if ":" in c]
     _pm4py().write_xes(renamed[keep], str(path), case_id_key=CASE)
 
@@ -67,10 +73,13 @@ def reference_figures(frame: pd.DataFrame) -> dict[str, Any]:
     dfg, starts, ends = pm4py.discover_dfg(frame)
     performance, _, _ = pm4py.discover_performance_dfg(frame)
     variants = pm4py.get_variants(frame)
-    return {"dfg": dict(dfg), "start": dict(starts), "end": dict(ends),
-            "performance": dict(performance),
-            "variants": {tuple(k): (v if isinstance(v, int) else len(v))
-                         for k, v in variants.items()}}  # fmt: skip
+    return {
+        "dfg": dict(dfg),
+        "start": dict(starts),
+        "end": dict(ends),
+        "performance": dict(performance),
+        "variants": {tuple(k): (v if isinstance(v, int) else len(v)) for k, v in variants.items()},
+    }
 
 
 def discover_model(

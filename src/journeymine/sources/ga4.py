@@ -37,8 +37,14 @@ from journeymine.sources._common import (
 from journeymine.sources.segment import path_group
 
 SOURCE = "ga4"
-DEDUP_FIELDS = ("user_pseudo_id", "event_timestamp", "event_name", "batch_page_id",
-                "batch_ordering_id", "batch_event_index")  # fmt: skip
+DEDUP_FIELDS = (
+    "user_pseudo_id",
+    "event_timestamp",
+    "event_name",
+    "batch_page_id",
+    "batch_ordering_id",
+    "batch_event_index",
+)
 VALUE_FIELDS = ("string_value", "int_value", "float_value", "double_value")
 
 
@@ -95,7 +101,7 @@ def parse_row(line: int, text: str, row: object) -> RawRow:
             id_value=person[1],
             channel="web",
             attributes={k: v for k, v in attrs.items() if v is not None},
-        )  # fmt: skip
+        )
     )
     if user and pseudo:
         out.edges.append(Edge(ANONYMOUS_ID, str(pseudo), USER_ID, str(user), "ga4_user_id", at))

@@ -42,13 +42,35 @@ from journeymine.sources._common import (
 )
 
 SOURCE = "salesforce"
-OBJECTS = ("Lead", "Contact", "Account", "Opportunity", "OpportunityHistory",
-           "OpportunityContactRole", "Task", "Event", "User")  # fmt: skip
+OBJECTS = (
+    "Lead",
+    "Contact",
+    "Account",
+    "Opportunity",
+    "OpportunityHistory",
+    "OpportunityContactRole",
+    "Task",
+    "Event",
+    "User",
+)
 ID_PREFIXES = {"00Q": SF_LEAD, "003": SF_CONTACT, "006": SF_OPPORTUNITY, "001": SF_ACCOUNT}
 CUSTOMER_LEAD_SOURCES = ("web", "inbound", "demo", "form", "trial")
-KEPT_FIELDS = ("LeadSource", "Status", "Company", "Industry", "NumberOfEmployees", "Country",
-               "StageName", "Amount", "Subject", "Type", "TaskSubtype", "CallDurationInSeconds",
-               "Title", "Rating")  # fmt: skip
+KEPT_FIELDS = (
+    "LeadSource",
+    "Status",
+    "Company",
+    "Industry",
+    "NumberOfEmployees",
+    "Country",
+    "StageName",
+    "Amount",
+    "Subject",
+    "Type",
+    "TaskSubtype",
+    "CallDurationInSeconds",
+    "Title",
+    "Rating",
+)
 _CHECKSUM_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 
 Row = dict[str, str]
@@ -88,14 +110,22 @@ def _attributes(row: Row) -> dict[str, str]:
     return {k: row[k] for k in KEPT_FIELDS if row.get(k)}
 
 
-def _event(row: Row, obj: str, kind: str, activity: str, actor: str, at_field: str,
-           person: tuple[str, str]) -> Event:  # fmt: skip
+def _event(
+    row: Row, obj: str, kind: str, activity: str, actor: str, at_field: str, person: tuple[str, str]
+) -> Event:
     return Event(
-        event_key=f"{obj}:{_id(row, 'Id')}:{kind}", event_type=f"{obj}.{kind}",
-        activity=activity, actor=actor, occurred_at=_time(row, at_field),
-        raw_time=row.get(at_field, ""), id_type=person[0], id_value=person[1], channel="crm",
-        owner=_id(row, "OwnerId"), attributes=_attributes(row),
-    )  # fmt: skip
+        event_key=f"{obj}:{_id(row, 'Id')}:{kind}",
+        event_type=f"{obj}.{kind}",
+        activity=activity,
+        actor=actor,
+        occurred_at=_time(row, at_field),
+        raw_time=row.get(at_field, ""),
+        id_type=person[0],
+        id_value=person[1],
+        channel="crm",
+        owner=_id(row, "OwnerId"),
+        attributes=_attributes(row),
+    )
 
 
 def _who(row: Row) -> tuple[str, str]:
@@ -119,8 +149,9 @@ def _lead(row: Row, out: RawRow) -> None:
     if email:
         out.edges.append(Edge(*lead, EMAIL, email, "sf_lead_email", at))
     if (row.get("IsConverted") or "").lower() == "true" and row.get("ConvertedDate"):
-        converted = _event(row, "Lead", "converted", "crm.lead_converted", COMPANY,
-                           "ConvertedDate", lead)  # fmt: skip
+        converted = _event(
+            row, "Lead", "converted", "crm.lead_converted", COMPANY, "ConvertedDate", lead
+        )
         out.events.append(converted)
         contact, account = _id(row, "ConvertedContactId"), _id(row, "ConvertedAccountId")
         opportunity = _id(row, "ConvertedOpportunityId")
@@ -154,8 +185,9 @@ def _contact(row: Row, out: RawRow) -> None:
 
 def _opportunity(row: Row, out: RawRow) -> None:
     opp = (SF_OPPORTUNITY, str(_id(row, "Id")))
-    event = _event(row, "Opportunity", "created", "crm.opportunity_created", COMPANY,
-                   "CreatedDate", opp)  # fmt: skip
+    event = _event(
+        row, "Opportunity", "created", "crm.opportunity_created", COMPANY, "CreatedDate", opp
+    )
     account = _id(row, "AccountId")
     if account:
         event = Event(**{**event.__dict__, "account_type": SF_ACCOUNT, "account_value": account})
@@ -170,8 +202,17 @@ def _history(row: Row, out: RawRow) -> None:
     if not opp:
         raise RecordError("missing OpportunityId")
     stage = (row.get("StageName") or "").strip() or "unknown"
-    out.events.append(_event(row, "OpportunityHistory", "stage", f"crm.opportunity_stage:{stage}",
-                             COMPANY, "CreatedDate", (SF_OPPORTUNITY, opp)))  # fmt: skip
+    out.events.append(
+        _event(
+            row,
+            "OpportunityHistory",
+            "stage",
+            f"crm.opportunity_stage:{stage}",
+            COMPANY,
+            "CreatedDate",
+            (SF_OPPORTUNITY, opp),
+        )
+    )
 
 
 def _contact_role(row: Row, out: RawRow) -> None:
@@ -190,24 +231,37 @@ def _task(row: Row, out: RawRow) -> None:
     if not done:
         return  # an open task is not a touchpoint (yet)
     kind = (row.get("TaskSubtype") or row.get("Type") or "").lower()
-    activity = {"call": "crm.call_completed", "email": "crm.email_sent",
-                "listemail": "crm.email_sent"}.get(kind, "crm.task_completed")  # fmt: skip
-    at_field = next(f for f in ("CompletedDateTime", "ActivityDate", "CreatedDate")
-                    if row.get(f) or f == "CreatedDate")  # fmt: skip
+    activity = {
+        "call": "crm.call_completed",
+        "email": "crm.email_sent",
+        "listemail": "crm.email_sent",
+    }.get(kind, "crm.task_completed")
+    at_field = next(
+        f
+        for f in ("CompletedDateTime", "ActivityDate", "CreatedDate")
+        if row.get(f) or f == "CreatedDate"
+    )
     out.events.append(_event(row, "Task", "completed", activity, COMPANY, at_field, _who(row)))
 
 
 def _meeting(row: Row, out: RawRow) -> None:
     kind = row.get("Type") or (row.get("Subject") or "meeting").split()[0]
-    out.events.append(_event(row, "Event", "held", f"crm.meeting:{slug(kind)}", COMPANY,
-                             "StartDateTime", _who(row)))  # fmt: skip
+    out.events.append(
+        _event(
+            row, "Event", "held", f"crm.meeting:{slug(kind)}", COMPANY, "StartDateTime", _who(row)
+        )
+    )
 
 
 HANDLERS: dict[str, Callable[[Row, RawRow], None]] = {
-    "Lead": _lead, "Contact": _contact, "Opportunity": _opportunity,
-    "OpportunityHistory": _history, "OpportunityContactRole": _contact_role,
-    "Task": _task, "Event": _meeting,
-}  # fmt: skip
+    "Lead": _lead,
+    "Contact": _contact,
+    "Opportunity": _opportunity,
+    "OpportunityHistory": _history,
+    "OpportunityContactRole": _contact_role,
+    "Task": _task,
+    "Event": _meeting,
+}
 
 
 def parse_record(obj: str, line: int, row: Row, raw: str) -> RawRow:

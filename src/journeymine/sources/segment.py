@@ -38,8 +38,13 @@ MESSAGE_ID = "messageId"
 TIMESTAMP = "timestamp"
 USER = "userId"
 ANONYMOUS = "anonymousId"
-CAMPAIGN_FIELDS = {"source": "utm_source", "medium": "utm_medium", "name": "utm_campaign",
-                   "term": "utm_term", "content": "utm_content"}  # fmt: skip
+CAMPAIGN_FIELDS = {
+    "source": "utm_source",
+    "medium": "utm_medium",
+    "name": "utm_campaign",
+    "term": "utm_term",
+    "content": "utm_content",
+}
 PAGE_FIELDS = ("path", "title", "url", "referrer", "search")
 PERSONAL_TRAITS = {"email", "name", "first_name", "last_name", "firstName", "lastName", "phone"}
 
@@ -59,8 +64,11 @@ def _dict(value: object) -> dict[str, Any]:
 def _scalars(values: object, skip: set[str] = set()) -> dict[str, Any]:  # noqa: B006
     if not isinstance(values, dict):
         return {}
-    return {k: v for k, v in values.items() if k not in skip
-            and (v is None or isinstance(v, str | int | float | bool))}  # fmt: skip
+    return {
+        k: v
+        for k, v in values.items()
+        if k not in skip and (v is None or isinstance(v, str | int | float | bool))
+    }
 
 
 def _utm(call: dict[str, Any]) -> dict[str, Any]:
@@ -133,7 +141,7 @@ def parse_call(line: int, text: str, call: object) -> RawRow:
             id_value=person[1],
             channel="web",
             attributes=attributes,
-        )  # fmt: skip
+        )
     )
     return row
 

@@ -39,8 +39,16 @@ SOURCE = "sendgrid"
 EVENT_ID = "sg_event_id"
 COMPANY_EVENTS = {"processed", "delivered", "deferred", "dropped", "bounce"}
 CUSTOMER_EVENTS = {"open", "click", "unsubscribe", "group_unsubscribe", "spamreport"}
-KEPT_FIELDS = ("sg_message_id", "category", "url", "reason", "status", "type",
-               "marketing_campaign_name", "asm_group_id")  # fmt: skip
+KEPT_FIELDS = (
+    "sg_message_id",
+    "category",
+    "url",
+    "reason",
+    "status",
+    "type",
+    "marketing_campaign_name",
+    "asm_group_id",
+)
 CUSTOM_USER_ID = "user_id"
 
 

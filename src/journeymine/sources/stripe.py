@@ -123,7 +123,7 @@ def parse_event(line: int, text: str, event: object) -> RawRow:
             id_value=str(customer),
             channel="billing",
             attributes=_attributes(obj, event.get("api_version")),
-        )  # fmt: skip
+        )
     )
     email = normalise_email(obj.get("email") if is_customer else obj.get("customer_email"))
     if email:
