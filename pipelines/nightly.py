@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, serve, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron
 
-from journeymine import load, summary, warehouse
+from journeymine import analyse, load, summary, warehouse
+from journeymine.dashboard import export_report
 from journeymine.errors import JourneymineError, SourceFormatError
 
 FLOW_NAME = "journeymine-nightly"
@@ -98,16 +99,38 @@ def load_warehouse(
     return report
 
 
+@task(name="analyse")
+def analyse_task(warehouse_path: str, journey: str, out: str) -> dict[str, Any]:
+    """Recompute discovery, funnel, follow-ups and conformance in one transaction."""
+    report = analyse.analyse_warehouse(warehouse_path, journey, out)
+    for warning in report.warnings:
+        get_run_logger().warning("journey spec: %s", warning)
+    return {"cases": report.cases, "variants": report.variants, "followups": report.followups}
+
+
+@task(name="export-dashboard")
+def dashboard_task(warehouse_path: str, journey: str, out: str) -> str:
+    """Write the self-contained dashboard and link it as an artifact."""
+    path = export_report(warehouse_path, journey, out)
+    create_link_artifact(
+        key="journeymine-dashboard", link=path.resolve().as_uri(), link_text="Journey dashboard"
+    )
+    return str(path)
+
+
 @task(name="publish-summary")
 def publish_summary(warehouse_path: str, report: load.LoadReport) -> str:
     """Record tonight's headline figures and publish the run summary as a Prefect artifact."""
     con = warehouse.connect(warehouse_path)
     try:
         figures, previous = summary.record_run(con, report.run_id)
+        funnel = summary.funnel_rows(con)
     finally:
         con.close()
     text = summary.markdown_summary(report, figures, previous)
     create_markdown_artifact(text, key="journeymine-run-summary", description="Nightly run")
+    if funnel:
+        create_table_artifact(funnel, key="journeymine-stage-dropoff", description="Stage drop-off")
     return text
 
 
@@ -139,7 +162,10 @@ def nightly(
                 failures.append(f"{source}: {state.message}")
         report: load.LoadReport = load_warehouse(warehouse_path, folders, run_id, match_on_email)
         report.skipped_files, report.errors = skipped, failures
+        analyse_task(warehouse_path, journey, out)
+        dashboard = dashboard_task(warehouse_path, journey, out)
         publish_summary(warehouse_path, report)
+        get_run_logger().info("dashboard: %s", dashboard)
     shutil.rmtree(staging_root, ignore_errors=True)
     if failures:
         raise JourneymineError(

@@ -45,6 +45,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         match_on_email=not args.no_email_matching,
     )
     _print_report(report, args.warehouse)
+    print(f"dashboard: {(Path(args.out) / 'dashboard.html').resolve()}")
     return 0
 
 
@@ -97,6 +98,39 @@ def cmd_load(args: argparse.Namespace) -> int:
     return 1 if report.errors else 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from journeymine.analyse import analyse_warehouse
+    from journeymine.dashboard import export_report
+
+    result = analyse_warehouse(args.warehouse, args.journey, args.out)
+    for warning in result.warnings:
+        print(f"warning: journey spec: {warning}", file=sys.stderr)
+    path = export_report(args.warehouse, args.journey, args.out)
+    print(
+        f"journeys: {result.cases:,} cases, {result.variants:,} variants, "
+        f"{result.dfg_edges:,} directly-follows edges, {result.followups:,} follow-ups, "
+        f"{result.conforming_share:.1%} conform to the designed journey\n"
+        f"dashboard: {path.resolve()}"
+    )
+    return 0
+
+
+def cmd_import_log(args: argparse.Namespace) -> int:
+    from journeymine.load_log import load_event_log
+    from journeymine.mining.eventlog import EventLogMapping, read_event_log
+
+    mapping = EventLogMapping(
+        args.case, args.activity, args.timestamp, args.resource, args.lifecycle
+    )
+    path = Path(args.file)
+    table = read_event_log(path, mapping)
+    from journeymine.load import sha256_of
+
+    report = load_event_log(args.warehouse, table, path.name, sha256=sha256_of(path))
+    _print_report(report, args.warehouse)
+    return 0
+
+
 def cmd_explain_person(args: argparse.Namespace) -> int:
     from journeymine import identity, warehouse
 
@@ -126,6 +160,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--journey", default=DEFAULT_JOURNEY, help="journey spec (TOML)")
     run.add_argument("--out", default=DEFAULT_OUT, help="folder for dashboard.html and exports")
     run.set_defaults(func=cmd_run)
+
+    rep = sub.add_parser("report", help="recompute the analyses and the dashboard")
+    rep.add_argument("--warehouse", default=DEFAULT_WAREHOUSE, help="DuckDB warehouse file")
+    rep.add_argument("--journey", default=DEFAULT_JOURNEY, help="journey spec (TOML)")
+    rep.add_argument("--out", default=DEFAULT_OUT, help="folder for dashboard.html and models")
+    rep.set_defaults(func=cmd_report)
+
+    imp = sub.add_parser("import-log", help="load a XES / CSV / Parquet event log (source 'log')")
+    imp.add_argument("file", help="the log: .xes, .xes.gz, .csv or .parquet")
+    imp.add_argument("--case", default="case:concept:name", help="case id column")
+    imp.add_argument("--activity", default="concept:name", help="activity column")
+    imp.add_argument("--timestamp", default="time:timestamp", help="timestamp column")
+    imp.add_argument("--resource", default=None, help="resource column (optional)")
+    imp.add_argument("--lifecycle", default=None, help="lifecycle column (optional)")
+    imp.add_argument("--warehouse", default=DEFAULT_WAREHOUSE, help="DuckDB warehouse file")
+    imp.set_defaults(func=cmd_import_log)
 
     srv = sub.add_parser("serve", help="serve the nightly flow on its cron schedule")
     srv.add_argument("--landing", default=DEFAULT_LANDING, help="landing folder (<source>/...)")

@@ -55,6 +55,7 @@ class FollowupRule:
     responses: tuple[str, ...]
     sla: timedelta
     business_hours: bool = True
+    converts_to: str | None = None  # the stage whose conversion the wait may cost
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ TOP_KEYS = {
     "calendar",
 }
 STAGE_KEYS = {"name", "activities", "optional", "group", "window"}
-RULE_KEYS = {"name", "triggers", "responses", "sla", "business_hours"}
+RULE_KEYS = {"name", "triggers", "responses", "sla", "business_hours", "converts_to"}
 CALENDAR_KEYS = {"timezone", "workdays", "hours", "holidays"}
 
 
@@ -162,6 +163,7 @@ def _rule(raw: dict[str, Any], where: str) -> FollowupRule:
         responses=_patterns(raw.get("responses"), f"{where}.responses"),
         sla=parse_duration(raw.get("sla"), f"{where}.sla"),
         business_hours=bool(raw.get("business_hours", True)),
+        converts_to=raw.get("converts_to"),
     )
 
 
@@ -189,15 +191,22 @@ def load_spec(path: str | Path) -> JourneySpec:
     if len(set(names)) != len(names):
         raise SpecError(f"{where}: stage names repeat: {names}")
     _check_overlaps(stages, where)
+    rules = tuple(
+        _rule(r, f"{where}: followups[{i}]") for i, r in enumerate(raw.get("followups", []))
+    )
+    for i, rule in enumerate(rules):
+        if rule.converts_to is not None and rule.converts_to not in names:
+            raise SpecError(
+                f"{where}: followups[{i}].converts_to: no stage {rule.converts_to!r}; "
+                f"the stages are {names}"
+            )
     return JourneySpec(
         name=str(raw.get("name", path.stem)),
         case=case,
         company_activities=tuple(raw.get("company_activities", [])),
         stages=stages,
         window=window,
-        followups=tuple(
-            _rule(r, f"{where}: followups[{i}]") for i, r in enumerate(raw.get("followups", []))
-        ),
+        followups=rules,
         calendar=_calendar(raw.get("calendar", {}), f"{where}: calendar"),
         segments=tuple(raw.get("segments", [])),
     )

@@ -108,3 +108,16 @@ def markdown_summary(
     for error in report.errors:
         lines.append(f"\n**Not loaded:** {error}")
     return "\n".join(lines) + "\n"
+
+
+def funnel_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, object]]:
+    """The overall stage funnel as plain rows (for a Prefect table artifact)."""
+    if not table_exists(con, "stage_funnel"):
+        return []
+    frame = con.execute(
+        "SELECT stage, entered, converted, dropped, open, round(conversion_rate, 4) AS "
+        "conversion_rate FROM stage_funnel WHERE segment = 'all' ORDER BY position"
+    ).df()
+    return [
+        {k: (None if v != v else v) for k, v in row.items()} for row in frame.to_dict("records")
+    ]

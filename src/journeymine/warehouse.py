@@ -14,10 +14,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 
 from journeymine.errors import WarehouseError
 
 SCHEMA_VERSION = 1
+_HELD: set[str] = set()  # writer locks this process holds: re-entering one is a no-op
 
 # The raw layer: what the parsers accepted (with file/line lineage) and what they rejected.
 SCHEMA = """
@@ -91,9 +93,13 @@ def writer_lock(path: str | Path, *, wait_s: float = 0.0) -> Iterator[None]:
     """Hold the exclusive writer lock of a warehouse, waiting up to ``wait_s`` seconds.
 
     A second run that cannot get the lock stops with a message saying who holds it, instead of
-    both writing the file.
+    both writing the file. Within one process the lock is re-entrant.
     """
     lock_path = Path(str(path) + ".lock")
+    key = str(lock_path.resolve())
+    if key in _HELD:  # this process holds it already (the flow around its tasks)
+        yield
+        return
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with lock_path.open("a+") as fh:
         deadline = time.monotonic() + wait_s
@@ -114,9 +120,11 @@ def writer_lock(path: str | Path, *, wait_s: float = 0.0) -> Iterator[None]:
         fh.truncate()
         fh.write(f"pid {os.getpid()}")
         fh.flush()
+        _HELD.add(key)
         try:
             yield
         finally:
+            _HELD.discard(key)
             fh.seek(0)
             fh.truncate()
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
@@ -129,3 +137,14 @@ def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
         [name, name],
     ).fetchall()
     return sum(r[0] for r in row) > 0
+
+
+def replace_table(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) -> None:
+    """Replace table ``name`` with the rows of ``frame`` (an analysis result)."""
+    if len(frame.columns) == 0:
+        raise WarehouseError(f"refusing to store {name!r}: the result has no columns")
+    con.register("jm_frame", frame)
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM jm_frame")
+    finally:
+        con.unregister("jm_frame")

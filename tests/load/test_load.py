@@ -13,7 +13,6 @@ import duckdb
 import pytest
 
 from journeymine import load, touchpoints, warehouse
-from journeymine.errors import WarehouseError
 
 pytestmark = pytest.mark.usefixtures("fake_parser")
 
@@ -167,6 +166,13 @@ def test_killed_process_mid_load_leaves_the_warehouse_as_it_was(
 
 def test_a_second_writer_is_refused_with_a_clear_message(tmp_path: Path) -> None:
     db = tmp_path / "w.duckdb"
-    refused = pytest.raises(WarehouseError, match="another journeymine run")
-    with warehouse.writer_lock(db), refused, warehouse.writer_lock(db):
-        pass
+    script = (
+        f"from journeymine import warehouse\nwith warehouse.writer_lock({str(db)!r}):\n    pass"
+    )
+    with warehouse.writer_lock(db):
+        with warehouse.writer_lock(db):  # re-entrant within one process
+            pass
+        other = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert other.returncode == 1
+    assert "another journeymine run is writing this warehouse" in other.stderr
+    assert f"pid {os.getpid()}" in other.stderr

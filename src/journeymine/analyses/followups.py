@@ -27,6 +27,7 @@ import pandas as pd
 from journeymine.analyses.business_hours import business_seconds
 from journeymine.analyses.funnel import conversion
 from journeymine.spec import FollowupRule, JourneySpec
+from journeymine.warehouse import replace_table
 
 DEFAULT_RULE = FollowupRule("next_company_touch", ("*",), ("*",), timedelta(days=2), False)
 LATENCY_BUCKETS = [
@@ -218,7 +219,5 @@ def cost_of_waiting(
 def write_followups(con: duckdb.DuckDBPyConnection, spec: JourneySpec) -> pd.DataFrame:
     """Compute and store the ``followups`` table; return it."""
     followups = compute_followups(con, spec)
-    con.register("jm_frame", followups)
-    con.execute("CREATE OR REPLACE TABLE followups AS SELECT * FROM jm_frame")
-    con.unregister("jm_frame")
+    replace_table(con, "followups", followups)
     return followups

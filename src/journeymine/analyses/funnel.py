@@ -27,8 +27,24 @@ import pandas as pd
 
 from journeymine.analyses.stats import kaplan_meier, wilson
 from journeymine.spec import JourneySpec, Stage, positions
+from journeymine.warehouse import replace_table
 
 MODES = ("ordered", "any")
+FUNNEL_COLUMNS = [
+    "segment",
+    "position",
+    "stage",
+    "entered",
+    "converted",
+    "dropped",
+    "open",
+    "conversion_rate",
+    "conversion_ci_low",
+    "conversion_ci_high",
+    "time_to_convert_p50_s",
+    "time_to_convert_p90_s",
+    "time_to_convert_p95_s",
+]
 
 
 def _step_table(con: duckdb.DuckDBPyConnection, spec: JourneySpec) -> list[tuple[str, bool, float]]:
@@ -192,7 +208,7 @@ def summarise(entries: pd.DataFrame, segments: pd.DataFrame | None = None) -> pd
                     "time_to_convert_p95_s": times.quantile(0.95) if len(times) else np.nan,
                 }
             )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=FUNNEL_COLUMNS)
 
 
 def time_to_convert_curve(entries: pd.DataFrame, stage: str, cutoff: datetime) -> pd.DataFrame:
@@ -247,7 +263,5 @@ def write_stage_funnel(
     segments = segment_values(con, spec.segments, touch) if spec.segments else None
     funnel = summarise(entries, segments)
     for name, frame in (("stage_entries", entries), ("stage_funnel", funnel)):
-        con.register("jm_frame", frame)
-        con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM jm_frame")
-        con.unregister("jm_frame")
+        replace_table(con, name, frame)
     return funnel

@@ -22,6 +22,7 @@ import pandas as pd
 
 from journeymine.mining import pm4py_adapter
 from journeymine.spec import JourneySpec, positions
+from journeymine.warehouse import replace_table
 
 ORDER_DEVIATIONS = ("skipped", "repeated", "moved back to", "out of order")
 
@@ -130,7 +131,5 @@ def write_conformance(con: duckdb.DuckDBPyConnection, spec: JourneySpec, log: st
     cases = check_conformance(con, spec, log)
     summary = summarise_conformance(cases)
     for name, frame in (("conformance", cases), ("conformance_summary", summary)):
-        con.register("jm_frame", frame)
-        con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM jm_frame")
-        con.unregister("jm_frame")
+        replace_table(con, name, frame)
     return summary

@@ -24,6 +24,8 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
+from journeymine.warehouse import replace_table
+
 LOG_COLUMNS = ("case_key", "activity", "ts", "seq")
 
 
@@ -128,9 +130,7 @@ def write_discovery(con: duckdb.DuckDBPyConnection, log: str) -> None:
         counts = _boundary_activities(con, log, first)
         tables[kind] = pd.DataFrame({"activity": list(counts), "cases": list(counts.values())})
     for name, frame in tables.items():
-        con.register("jm_frame", frame)
-        con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM jm_frame")
-        con.unregister("jm_frame")
+        replace_table(con, name, frame)
 
 
 def simplify_dfg(

@@ -1,0 +1,86 @@
+"""Recompute every analysis of a warehouse from its touchpoints and a journey spec.
+
+touchpoints -> event log (case per the spec) -> discovery (dfg, variants, start/end) ->
+stage funnel -> follow-ups -> conformance -> discovered model files. All tables are replaced
+in one transaction, so readers never see half of a night's analyses.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from journeymine import warehouse
+from journeymine.analyses.followups import write_followups
+from journeymine.analyses.funnel import write_stage_funnel
+from journeymine.mining import conformance, discovery, pm4py_adapter
+from journeymine.mining.eventlog import log_from_touchpoints
+from journeymine.spec import JourneySpec, check_patterns, load_spec
+
+log = logging.getLogger(__name__)
+EVENT_LOG = "event_log"
+
+
+@dataclass
+class AnalysisReport:
+    cases: int = 0
+    dfg_edges: int = 0
+    variants: int = 0
+    followups: int = 0
+    conforming_share: float = 0.0
+    models: dict[str, Path] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def analyse(con: duckdb.DuckDBPyConnection, spec: JourneySpec, out: Path) -> AnalysisReport:
+    """Run every analysis on an open warehouse (in the caller's transaction)."""
+    report = AnalysisReport()
+    activities = [a for (a,) in con.execute("SELECT DISTINCT activity FROM touchpoints").fetchall()]
+    report.warnings = check_patterns(spec, activities)
+    for warning in report.warnings:
+        log.warning("journey spec: %s", warning)
+    stored = discovery.materialise_log(con, log_from_touchpoints(con, case=spec.case), EVENT_LOG)
+    discovery.write_discovery(con, stored)
+    funnel = write_stage_funnel(con, spec, stored)
+    followups = write_followups(con, spec)
+    summary = conformance.write_conformance(con, spec, stored)
+    entered = funnel.loc[funnel.segment == "all", "entered"]
+    report.cases = int(entered.max()) if len(entered) else 0
+    report.dfg_edges = _count(con, "dfg")
+    report.variants = _count(con, "variants")
+    report.followups = len(followups)
+    conforming = summary[summary.deviation == "(conforming)"]
+    report.conforming_share = float(conforming.share.iloc[0]) if len(conforming) else 0.0
+    dfg = discovery.discover_dfg(con, stored)
+    if len(dfg):
+        tree = pm4py_adapter.discover_model(
+            dfg, discovery.start_activities(con, stored), discovery.end_activities(con, stored)
+        )
+        report.models = pm4py_adapter.write_model(tree, out / "models", "discovered_journey")
+    return report
+
+
+def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
+
+
+def analyse_warehouse(
+    warehouse_path: str | Path, journey: str | Path, out: str | Path
+) -> AnalysisReport:
+    """Open the warehouse under the writer lock and replace all analyses atomically."""
+    spec = load_spec(journey)
+    with warehouse.writer_lock(warehouse_path):
+        con = warehouse.connect(warehouse_path)
+        try:
+            con.begin()
+            report = analyse(con, spec, Path(out))
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+        finally:
+            con.close()
+    return report
