@@ -106,7 +106,8 @@ def write_model(tree: Any, folder: str | Path, name: str = "journey") -> dict[st
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"bpmn": folder / f"{name}.bpmn", "pnml": folder / f"{name}.pnml"}
-    pm4py.write_bpmn(pm4py.convert_to_bpmn(tree), str(paths["bpmn"]))
+    # No auto layout: it shells out to Graphviz, which chokes on activity names with markup.
+    pm4py.write_bpmn(pm4py.convert_to_bpmn(tree), str(paths["bpmn"]), auto_layout=False)
     net, im, fm = pm4py.convert_to_petri_net(tree)
     pm4py.write_pnml(net, im, fm, str(paths["pnml"]))
     return paths
