@@ -16,6 +16,7 @@ import duckdb
 from journeymine import warehouse
 from journeymine.analyses.followups import write_followups
 from journeymine.analyses.funnel import write_stage_funnel
+from journeymine.errors import WarehouseError
 from journeymine.mining import conformance, discovery, pm4py_adapter
 from journeymine.mining.eventlog import log_from_touchpoints
 from journeymine.spec import JourneySpec, check_patterns, load_spec
@@ -38,6 +39,8 @@ class AnalysisReport:
 def analyse(con: duckdb.DuckDBPyConnection, spec: JourneySpec, out: Path) -> AnalysisReport:
     """Run every analysis on an open warehouse (in the caller's transaction)."""
     report = AnalysisReport()
+    if not warehouse.table_exists(con, "touchpoints"):
+        raise WarehouseError("the warehouse has no touchpoints yet; load some exports first")
     activities = [a for (a,) in con.execute("SELECT DISTINCT activity FROM touchpoints").fetchall()]
     report.warnings = check_patterns(spec, activities)
     for warning in report.warnings:
@@ -72,6 +75,8 @@ def analyse_warehouse(
 ) -> AnalysisReport:
     """Open the warehouse under the writer lock and replace all analyses atomically."""
     spec = load_spec(journey)
+    if not Path(warehouse_path).exists():
+        raise WarehouseError(f"{warehouse_path}: no warehouse here; run `journeymine run` first")
     with warehouse.writer_lock(warehouse_path):
         con = warehouse.connect(warehouse_path)
         try:

@@ -96,6 +96,44 @@ class Warehouse:
         """The identity links that made this person, and the merges that were refused."""
         return identity.explain_person(self.con, person_id)
 
+    def people(
+        self, stage: str, status: str | None = None, segment: str | None = None
+    ) -> pd.DataFrame:
+        """Drill-down: the persons behind a stage-funnel cell (``status`` converted / dropped /
+        open / final; ``segment`` like ``"company_size=1-10"``), with their entry times."""
+        if not warehouse.table_exists(self.con, "stage_entries"):
+            raise WarehouseError(f"{self.path}: no funnel yet; run `journeymine report`")
+        where, params = ["e.stage = ?"], [stage]
+        if status:
+            where.append("e.status = ?")
+            params.append(status)
+        if segment:
+            key, _, value = segment.partition("=")
+            where.append("s.value = ?")
+            params.append(value)
+            segments = (
+                "JOIN (SELECT person_id, arg_min(attributes->>'" + key.replace("'", "") + "', "
+                "(occurred_at, seq)) FILTER (WHERE attributes->>'" + key.replace("'", "") + "' "
+                "IS NOT NULL) AS value FROM touchpoints GROUP BY person_id) s "
+                "ON s.person_id = e.case_key"
+            )
+        else:
+            segments = ""
+        return self.sql(
+            f"SELECT e.case_key AS person_id, e.stage, e.status, e.entered_at, e.converted_at "
+            f"FROM stage_entries e {segments} WHERE {' AND '.join(where)} ORDER BY e.case_key",
+            params,
+        )
+
+    def journeys(self, person_ids: Sequence[int]) -> pd.DataFrame:
+        """Each person's journey as one row: the activities in order, first and last time."""
+        return self.sql(
+            "SELECT person_id, list(activity ORDER BY occurred_at, seq) AS activities, "
+            "min(occurred_at) AS first_seen, max(occurred_at) AS last_seen FROM touchpoints "
+            "WHERE person_id IN (SELECT unnest(?::BIGINT[])) GROUP BY person_id ORDER BY person_id",
+            [list(person_ids)],
+        )
+
     def quarantine(self) -> pd.DataFrame:
         return self.view("quarantine")
 

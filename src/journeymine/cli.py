@@ -131,6 +131,22 @@ def cmd_import_log(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_people(args: argparse.Namespace) -> int:
+    from journeymine.api import open_warehouse
+
+    with open_warehouse(args.warehouse) as wh:
+        people = wh.people(args.stage, args.status, args.segment)
+        print(
+            f"{len(people):,} persons at stage {args.stage!r}"
+            + (f" with status {args.status!r}" if args.status else "")
+            + (f" in segment {args.segment!r}" if args.segment else "")
+        )
+        journeys = wh.journeys(people.person_id.head(args.limit).tolist())
+        for row in journeys.itertuples():
+            print(f"person {row.person_id}: " + " → ".join(row.activities))
+    return 0
+
+
 def cmd_explain_person(args: argparse.Namespace) -> int:
     from journeymine import identity, warehouse
 
@@ -189,6 +205,14 @@ def build_parser() -> argparse.ArgumentParser:
     ld = sub.add_parser("load", help="load landing files into the warehouse (no Prefect)")
     _add_load_options(ld)
     ld.set_defaults(func=cmd_load)
+
+    ppl = sub.add_parser("people", help="the persons behind a funnel figure, with journeys")
+    ppl.add_argument("stage", help="stage name, e.g. demo_held")
+    ppl.add_argument("--status", choices=["converted", "dropped", "open", "final"])
+    ppl.add_argument("--segment", help="e.g. company_size=1-10")
+    ppl.add_argument("--limit", type=int, default=10, help="how many journeys to print")
+    ppl.add_argument("--warehouse", default=DEFAULT_WAREHOUSE)
+    ppl.set_defaults(func=cmd_people)
 
     ex = sub.add_parser(
         "explain-person", help="which links merged a person, and which were refused"

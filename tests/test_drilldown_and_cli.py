@@ -1,0 +1,109 @@
+"""Every funnel figure can be traced to its people; every CLI command answers --help and is
+documented."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import journeymine as jm
+from journeymine.analyse import analyse_warehouse
+from journeymine.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("drill")
+    db = out / "w.duckdb"
+    jm.load_landing(db, ROOT / "data" / "sample" / "landing")
+    analyse_warehouse(db, ROOT / "data" / "sample" / "journey.toml", out)
+    return db
+
+
+def test_people_behind_each_funnel_cell(warehouse: Path) -> None:
+    with jm.open_warehouse(warehouse) as wh:
+        funnel = wh.view("stage_funnel")
+        for row in funnel[funnel.segment.isin(["all", "company_size=1-10"])].itertuples():
+            segment = None if row.segment == "all" else row.segment
+            for status in ("converted", "dropped", "open"):
+                people = wh.people(row.stage, status, segment)
+                assert len(people) == getattr(row, status), (row.segment, row.stage, status)
+        journeys = wh.journeys(wh.people("demo_held", "dropped").person_id.head(3).tolist())
+        assert all("crm.meeting:demo" in acts for acts in journeys.activities)
+
+
+def test_cli_people_prints_the_journeys(warehouse: Path) -> None:
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "journeymine",
+            "people",
+            "trial",
+            "--status",
+            "converted",
+            "--limit",
+            "2",
+            "--warehouse",
+            str(warehouse),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "persons at stage 'trial' with status 'converted'" in run.stdout
+    assert run.stdout.count("\nperson ") == 2 and "billing.invoice_paid" in run.stdout
+
+
+def test_every_command_has_help_and_is_documented() -> None:
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    docs = (ROOT / "docs" / "cli.md").read_text()
+    for name in commands:
+        run = subprocess.run(
+            [sys.executable, "-m", "journeymine", name, "--help"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert run.returncode == 0 and "usage: journeymine" in run.stdout, name
+        assert f"journeymine {name}" in docs, f"{name} is not in docs/cli.md"
+
+
+def test_bad_input_gives_a_clear_error_and_exit_code(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "journeymine",
+            "report",
+            "--warehouse",
+            str(tmp_path / "none.duckdb"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 1 and "journeymine:" in run.stderr
+    bad = tmp_path / "landing" / "stripe"
+    bad.mkdir(parents=True)
+    (bad / "x.jsonl").write_text("not json\nstill not\n")
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "journeymine",
+            "load",
+            "--landing",
+            str(tmp_path / "landing"),
+            "--warehouse",
+            str(tmp_path / "w.duckdb"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 1 and "stripe/x.jsonl" in run.stderr
