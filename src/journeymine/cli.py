@@ -147,6 +147,20 @@ def cmd_people(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from journeymine.mining import export
+    from journeymine.warehouse import connect
+
+    con = connect(args.warehouse, read_only=True)
+    try:
+        write = export.write_xes if args.format == "xes" else export.write_ocel
+        path = write(con, args.path)
+    finally:
+        con.close()
+    print(f"wrote {Path(path).resolve()}")
+    return 0
+
+
 def cmd_explain_person(args: argparse.Namespace) -> int:
     from journeymine import identity, warehouse
 
@@ -205,6 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
     ld = sub.add_parser("load", help="load landing files into the warehouse (no Prefect)")
     _add_load_options(ld)
     ld.set_defaults(func=cmd_load)
+
+    exp = sub.add_parser("export", help="export the journeys as XES or OCEL 2.0 (SQLite)")
+    exp.add_argument("path", help="output file, e.g. out/journeys.xes or out/journeys.sqlite")
+    exp.add_argument("--format", choices=["xes", "ocel"], default="xes")
+    exp.add_argument("--warehouse", default=DEFAULT_WAREHOUSE)
+    exp.set_defaults(func=cmd_export)
 
     ppl = sub.add_parser("people", help="the persons behind a funnel figure, with journeys")
     ppl.add_argument("stage", help="stage name, e.g. demo_held")
