@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 
 from journeymine import warehouse
+from journeymine.analyses.drivers import compare_periods, drivers
 from journeymine.analyses.followups import write_followups
 from journeymine.analyses.funnel import write_stage_funnel
 from journeymine.errors import WarehouseError
 from journeymine.mining import conformance, discovery, pm4py_adapter
 from journeymine.mining.eventlog import log_from_touchpoints
 from journeymine.spec import JourneySpec, check_patterns, load_spec
+from journeymine.warehouse import replace_table
 
 log = logging.getLogger(__name__)
 EVENT_LOG = "event_log"
@@ -50,6 +54,7 @@ def analyse(con: duckdb.DuckDBPyConnection, spec: JourneySpec, out: Path) -> Ana
     funnel = write_stage_funnel(con, spec, stored)
     followups = write_followups(con, spec)
     summary = conformance.write_conformance(con, spec, stored)
+    _write_drivers_and_drift(con, spec, funnel)
     entered = funnel.loc[funnel.segment == "all", "entered"]
     report.cases = int(entered.max()) if len(entered) else 0
     report.dfg_edges = _count(con, "dfg")
@@ -64,6 +69,28 @@ def analyse(con: duckdb.DuckDBPyConnection, spec: JourneySpec, out: Path) -> Ana
         )
         report.models = pm4py_adapter.write_model(tree, out / "models", "discovered_journey")
     return report
+
+
+def _write_drivers_and_drift(
+    con: duckdb.DuckDBPyConnection, spec: JourneySpec, funnel: pd.DataFrame
+) -> None:
+    """``drivers`` for every stage transition; ``drift_edges`` / ``drift_stages``: the last 30
+    days before the cut-off against the 30 days before them."""
+    stages = funnel.loc[
+        (funnel.segment == "all") & (funnel.converted + funnel.dropped > 0), "stage"
+    ]
+    found = [drivers(con, stage, spec.segments).assign(stage=stage) for stage in stages]
+    found = [f for f in found if len(f) and "finding" in f.columns]
+    if found:
+        replace_table(con, "drivers", pd.concat(found, ignore_index=True))
+    cutoff = con.execute("SELECT max(occurred_at) FROM touchpoints").fetchall()[0][0]
+    if cutoff is not None:
+        month = timedelta(days=30)
+        drift = compare_periods(
+            con, spec, (cutoff - 2 * month, cutoff - month), (cutoff - month, cutoff)
+        )
+        replace_table(con, "drift_edges", drift["edges"])
+        replace_table(con, "drift_stages", drift["stages"])
 
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:

@@ -31,6 +31,8 @@ SECTIONS = (
     "map",
     "paths",
     "conformance",
+    "drivers",
+    "drift",
     "variants",
 )
 

@@ -83,6 +83,39 @@ def _sections(con: duckdb.DuckDBPyConnection, spec: JourneySpec | None) -> list[
             {"cases": ",", "share": ".1%", "completion_rate": ".1%", "median_days": ".1f"},
         )
 
+    def driver_table() -> go.Figure:
+        frame = con.execute(
+            "SELECT stage AS \"leaving stage\", replace(replace(feature, 'did: ', 'did '), "
+            "'segment: ', '') AS \"people who…\", people, rate_with AS converted, "
+            'rate_without AS "converted without", lift, ci_low, ci_high FROM drivers '
+            "WHERE finding ORDER BY p_value LIMIT 12"
+        ).df()
+        fmts = {
+            "people": ",",
+            "converted": ".0%",
+            "converted without": ".0%",
+            "lift": ".2f",
+            "ci_low": ".0%",
+            "ci_high": ".0%",
+        }
+        return figures.table(
+            frame, "What goes with converting or dropping (significant at 5% FDR)", fmts
+        )
+
+    def drift_table() -> go.Figure:
+        frame = con.execute(
+            "SELECT stage, decided_before, rate_before, decided_after, rate_after, p_value "
+            "FROM drift_stages WHERE decided_before + decided_after > 0 ORDER BY stage"
+        ).df()
+        fmts = {
+            "decided_before": ",",
+            "decided_after": ",",
+            "rate_before": ".1%",
+            "rate_after": ".1%",
+            "p_value": ".3f",
+        }
+        return figures.table(frame, "Stage conversion: the last 30 days vs the 30 before", fmts)
+
     def pick(ok: bool, build: Callable[[], go.Figure]) -> Callable[[], go.Figure] | None:
         return build if ok else None
 
@@ -142,6 +175,20 @@ def _sections(con: duckdb.DuckDBPyConnection, spec: JourneySpec | None) -> list[
             "Designed vs actual",
             "How real journeys deviate from the journey in the spec.",
             pick(need("conformance_summary"), deviations),
+        ),
+        (
+            "drivers",
+            "What drives drop-off",
+            "Touchpoints and segments associated with converting out of a stage: rate with vs "
+            "without, lift over the base rate, 95% interval; only findings that survive "
+            "false-discovery control.",
+            pick(need("drivers"), driver_table),
+        ),
+        (
+            "drift",
+            "What changed",
+            "Conversion per stage in the last 30 days against the 30 days before.",
+            pick(need("drift_stages"), drift_table),
         ),
         (
             "variants",
