@@ -19,11 +19,13 @@ import gzip
 import io
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
+
+from journeymine.errors import SourceFormatError
 
 # Identity node types. An edge links two nodes; person nodes are merged into persons, account
 # nodes into accounts (see journeymine.identity).
@@ -203,3 +205,33 @@ def parse_unix_micros(value: object, field_name: str) -> datetime:
 def slug(value: str) -> str:
     """``"Demo Requested"`` -> ``"demo_requested"``: lower snake case for activity names."""
     return re.sub(r"[^0-9a-z]+", "_", value.strip().lower()).strip("_") or "unnamed"
+
+
+Record = tuple[int, str, Any]  # (line, raw text, parsed value — or the RecordError it raised)
+
+
+def parse_records(
+    source: str,
+    file: str,
+    records: Iterable[Record],
+    parse_one: Callable[[int, str, Any], RawRow],
+    what: str,
+) -> ParsedFile:
+    """Run ``parse_one`` over a file's records: accepted rows, or rejects with their reason.
+
+    A file in which not a single record could even be read (not JSON at all, say) is not a bad
+    record but the wrong file: it raises SourceFormatError naming it.
+    """
+    parsed = ParsedFile(source, file)
+    readable = 0
+    for line, text, value in records:
+        try:
+            if isinstance(value, RecordError):
+                raise value
+            readable += 1
+            parsed.rows.append(parse_one(line, text, value))
+        except RecordError as exc:
+            parsed.rejected.append(Rejected(line, str(exc), text))
+    if parsed.rejected and readable == 0:
+        raise SourceFormatError(file, f"not {what}: no record in it could be read")
+    return parsed

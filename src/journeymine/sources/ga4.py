@@ -29,8 +29,8 @@ from journeymine.sources._common import (
     ParsedFile,
     RawRow,
     RecordError,
-    Rejected,
     iter_json_lines,
+    parse_records,
     parse_unix_micros,
     slug,
 )
@@ -128,18 +128,5 @@ def _parquet_rows(path: Path, file: str) -> Iterator[tuple[int, str, Any]]:
 
 def parse_file(path: Path, file: str) -> ParsedFile:
     """Parse one GA4 export file: NDJSON (plain or .gz) or Parquet."""
-    parsed = ParsedFile(SOURCE, file)
-    is_parquet = path.name.endswith(".parquet")
-    rows = _parquet_rows(path, file) if is_parquet else iter_json_lines(path)
-    objects = 0
-    for line, text, value in rows:
-        try:
-            if isinstance(value, RecordError):
-                raise value
-            objects += 1
-            parsed.rows.append(parse_row(line, text, value))
-        except RecordError as exc:
-            parsed.rejected.append(Rejected(line, str(exc), text))
-    if parsed.rejected and objects == 0:
-        raise SourceFormatError(file, "not GA4 export rows: no line is a JSON object")
-    return parsed
+    rows = _parquet_rows(path, file) if path.name.endswith(".parquet") else iter_json_lines(path)
+    return parse_records(SOURCE, file, rows, parse_row, "GA4 export rows")

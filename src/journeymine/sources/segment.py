@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from journeymine.errors import SourceFormatError
 from journeymine.sources._common import (
     ANONYMOUS_ID,
     CUSTOMER,
@@ -26,10 +25,10 @@ from journeymine.sources._common import (
     ParsedFile,
     RawRow,
     RecordError,
-    Rejected,
     iter_json_lines,
     normalise_email,
     parse_iso,
+    parse_records,
     slug,
 )
 
@@ -148,16 +147,4 @@ def parse_call(line: int, text: str, call: object) -> RawRow:
 
 def parse_file(path: Path, file: str) -> ParsedFile:
     """Parse one file of Segment calls (JSON lines, plain or .gz)."""
-    parsed = ParsedFile(SOURCE, file)
-    objects = 0
-    for line, text, value in iter_json_lines(path):
-        try:
-            if isinstance(value, RecordError):
-                raise value
-            objects += 1
-            parsed.rows.append(parse_call(line, text, value))
-        except RecordError as exc:
-            parsed.rejected.append(Rejected(line, str(exc), text))
-    if parsed.rejected and objects == 0:
-        raise SourceFormatError(file, "not Segment JSON lines: no line is a JSON object")
-    return parsed
+    return parse_records(SOURCE, file, iter_json_lines(path), parse_call, "Segment JSON lines")

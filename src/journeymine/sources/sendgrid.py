@@ -28,8 +28,8 @@ from journeymine.sources._common import (
     ParsedFile,
     RawRow,
     RecordError,
-    Rejected,
     normalise_email,
+    parse_records,
     parse_unix_seconds,
     read_bytes,
     slug,
@@ -52,10 +52,9 @@ KEPT_FIELDS = (
 CUSTOM_USER_ID = "user_id"
 
 
-def parse_event(line: int, item: object) -> RawRow:
+def parse_event(line: int, text: str, item: object) -> RawRow:
     if not isinstance(item, dict):
         raise RecordError("not a JSON object")
-    text = json.dumps(item, sort_keys=True)
     event_id = item.get(EVENT_ID)
     if not event_id:
         raise RecordError("missing sg_event_id")
@@ -99,10 +98,5 @@ def parse_file(path: Path, file: str) -> ParsedFile:
         raise SourceFormatError(file, f"not a SendGrid webhook body (JSON array): {exc}") from None
     if not isinstance(body, list):
         raise SourceFormatError(file, "not a SendGrid webhook body: expected a JSON array")
-    parsed = ParsedFile(SOURCE, file)
-    for line, item in enumerate(body, start=1):
-        try:
-            parsed.rows.append(parse_event(line, item))
-        except RecordError as exc:
-            parsed.rejected.append(Rejected(line, str(exc), json.dumps(item)))
-    return parsed
+    items = ((line, json.dumps(item), item) for line, item in enumerate(body, start=1))
+    return parse_records(SOURCE, file, items, parse_event, "a SendGrid webhook body")

@@ -13,11 +13,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from journeymine.errors import SourceFormatError
 from journeymine.sources._common import (
     COMPANY,
     CUSTOMER,
@@ -28,11 +27,12 @@ from journeymine.sources._common import (
     Event,
     ParsedFile,
     RawRow,
+    Record,
     RecordError,
-    Rejected,
     iter_json_lines,
     normalise_email,
     open_text,
+    parse_records,
     parse_unix_seconds,
 )
 
@@ -163,22 +163,10 @@ def _list_page(path: Path) -> list[Any] | None:
 
 def parse_file(path: Path, file: str) -> ParsedFile:
     """Parse a file of Stripe events (JSON lines or a list page), plain or .gz."""
-    parsed = ParsedFile(SOURCE, file)
     page = _list_page(path)
-    items: Iterator[tuple[int, str, Any]]
+    items: Iterable[Record]
     if page is not None:
         items = ((i, json.dumps(e), e) for i, e in enumerate(page, start=1))
     else:
         items = iter_json_lines(path)
-    objects = 0
-    for line, text, value in items:
-        try:
-            if isinstance(value, RecordError):
-                raise value
-            objects += 1
-            parsed.rows.append(parse_event(line, text, value))
-        except RecordError as exc:
-            parsed.rejected.append(Rejected(line, str(exc), text))
-    if parsed.rejected and objects == 0:
-        raise SourceFormatError(file, "not Stripe events: no line is a JSON object")
-    return parsed
+    return parse_records(SOURCE, file, items, parse_event, "Stripe events")
