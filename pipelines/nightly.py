@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +29,14 @@ FLOW_NAME = "journeymine-nightly"
 
 @task(name="plan-load")
 def plan_load(
-    landing: str, warehouse_path: str, sources: list[str] | None
+    landing: str, warehouse_path: str, sources: list[str] | None, selection: load.Selection
 ) -> tuple[dict[str, list[str]], int]:
     """The files per source that the warehouse has not loaded in this exact version, and how
     many files were skipped as already loaded."""
     files = load.find_landing_files(Path(landing), sources)
     con = warehouse.connect(warehouse_path)
     try:
-        todo = load.pending_files(con, files)
+        todo = load.pending_files(con, files, selection)
     finally:
         con.close()
     get_run_logger().info("%d landing files, %d new or changed", len(files), len(todo))
@@ -142,12 +143,22 @@ def nightly(
     out: str = "out",
     sources: list[str] | None = None,
     match_on_email: bool = True,
+    since: date | None = None,
+    until: date | None = None,
+    reload_days: int = 0,
+    force: bool = False,
 ) -> load.LoadReport:
-    """Load new exports into the warehouse, then recompute journeys and analyses."""
+    """Load new exports into the warehouse, then recompute journeys and analyses.
+
+    ``since`` / ``until`` limit the run to files dated in that range; with ``force`` they are
+    reloaded even if unchanged (a backfill). ``reload_days`` reloads each source's most recent
+    days every night (for exports that keep changing, like GA4's daily tables).
+    """
+    selection = load.Selection(since, until, reload_days, force)
     run_id = uuid.uuid4().hex[:12]
     staging_root = Path(out) / "staging" / run_id
     with warehouse.writer_lock(warehouse_path):
-        plan, skipped = plan_load(landing, warehouse_path, sources)
+        plan, skipped = plan_load(landing, warehouse_path, sources, selection)
         futures = {
             source: stage_source.submit(landing, files, str(staging_root / source))
             for source, files in sorted(plan.items())

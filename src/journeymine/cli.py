@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from journeymine.errors import JourneymineError
-from journeymine.load import SOURCES, LoadReport
+from journeymine.load import SOURCES, LoadReport, Selection
 
 DEFAULT_LANDING = "data/sample/landing"
 DEFAULT_WAREHOUSE = "out/warehouse.duckdb"
@@ -43,6 +43,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         out=args.out,
         sources=args.source or None,
         match_on_email=not args.no_email_matching,
+        since=args.since,
+        until=args.until,
+        reload_days=args.reload_days,
+        force=args.force,
     )
     _print_report(report, args.warehouse)
     print(f"dashboard: {(Path(args.out) / 'dashboard.html').resolve()}")
@@ -91,6 +95,7 @@ def cmd_load(args: argparse.Namespace) -> int:
             sources=args.source or None,
             match_on_email=not args.no_email_matching,
             progress=progress,
+            selection=Selection(args.since, args.until, args.reload_days, args.force),
         )
     finally:
         stop()

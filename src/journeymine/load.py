@@ -20,11 +20,12 @@ import hashlib
 import importlib
 import json
 import logging
+import re
 import tempfile
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -182,12 +183,68 @@ def find_landing_files(landing: Path, sources: Sequence[str] | None = None) -> l
     return found
 
 
+@dataclass(frozen=True)
+class Selection:
+    """Which landing files a run considers and reloads.
+
+    ``since`` / ``until`` (inclusive dates) keep the files whose path names a date in range
+    (``2026/08/03``, ``20260803`` or ``2026-08-03``); files without a date are always kept.
+    ``reload_days`` re-loads, even unchanged, each source's files dated within that many days
+    of its newest file (GA4 rewrites a day's table for three days). ``force`` re-loads every
+    kept file: a backfill.
+    """
+
+    since: date | None = None
+    until: date | None = None
+    reload_days: int = 0
+    force: bool = False
+
+
+DATE_IN_PATH = re.compile(r"(20\d\d)[/_-]?(0[1-9]|1[0-2])[/_-]?(0[1-9]|[12]\d|3[01])")
+
+
+def file_date(file: str) -> date | None:
+    """The date a landing file's path names, if any (the last one in the path)."""
+    found = DATE_IN_PATH.findall(file)
+    if not found:
+        return None
+    year, month, day = found[-1]
+    return date(int(year), int(month), int(day))
+
+
 def pending_files(
-    con: duckdb.DuckDBPyConnection, files: Sequence[LandingFile]
+    con: duckdb.DuckDBPyConnection,
+    files: Sequence[LandingFile],
+    selection: Selection = Selection(),
 ) -> list[LandingFile]:
-    """The files not yet loaded in this exact version (new, changed, or late)."""
+    """The files to load: new, changed or late ones, plus what the selection asks to reload."""
     loaded = set(con.execute("SELECT file, sha256 FROM load_manifest").fetchall())
-    return [f for f in files if (f.file, f.sha256) not in loaded]
+    kept = [
+        f
+        for f in files
+        if (d := file_date(f.file)) is None
+        or (
+            (selection.since is None or d >= selection.since)
+            and (selection.until is None or d <= selection.until)
+        )
+    ]
+    newest: dict[str, date] = {}
+    for f in kept:
+        if (d := file_date(f.file)) is not None and d > newest.get(f.source, date.min):
+            newest[f.source] = d
+
+    def recent(f: LandingFile) -> bool:
+        d = file_date(f.file)
+        if selection.reload_days <= 0 or d is None:
+            return False
+        return (newest[f.source] - d).days < selection.reload_days
+
+    ranged = selection.since is not None or selection.until is not None
+
+    def forced(f: LandingFile) -> bool:  # a dated backfill leaves undated files alone
+        return selection.force and (not ranged or file_date(f.file) is not None)
+
+    return [f for f in kept if forced(f) or recent(f) or (f.file, f.sha256) not in loaded]
 
 
 def parser_for(source: str) -> Callable[[Path, str], ParsedFile]:
@@ -372,6 +429,7 @@ def load_landing(
     match_on_email: bool = True,
     lock_wait_s: float = 0.0,
     progress: Progress | None = None,
+    selection: Selection = Selection(),
 ) -> LoadReport:
     """The whole load: find, parse, load, stitch, rebuild touchpoints — in one transaction."""
     run_id = uuid.uuid4().hex[:12]
@@ -379,7 +437,7 @@ def load_landing(
     with warehouse.writer_lock(warehouse_path, wait_s=lock_wait_s):
         con = warehouse.connect(warehouse_path)
         try:
-            todo = pending_files(con, files)
+            todo = pending_files(con, files, selection)
             with tempfile.TemporaryDirectory(prefix="journeymine-stage-") as tmp:
                 staged = stage_files(todo, Path(tmp), progress)
                 report = LoadReport(run_id, skipped_files=len(files) - len(todo))

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -176,3 +177,33 @@ def test_a_second_writer_is_refused_with_a_clear_message(tmp_path: Path) -> None
     assert other.returncode == 1
     assert "another journeymine run is writing this warehouse" in other.stderr
     assert f"pid {os.getpid()}" in other.stderr
+
+
+def test_backfill_and_reload_recent_days_are_selections(tmp_path: Path, landing: Landing) -> None:
+    for day, key in (("01", "a"), ("02", "b"), ("03", "c")):
+        root = landing(f"2026/08/{day}/{key}.txt", f"{key}1,178500{day}000,user_id,u{key},web.x\n")
+    db = tmp_path / "w.duckdb"
+    load.load_landing(db, root)
+    before = (
+        count(db, "SELECT count(*) FROM raw_rows"),
+        count(db, "SELECT count(*) FROM touchpoints"),
+    )
+    recent = load.load_landing(db, root, selection=load.Selection(reload_days=2))
+    assert [f.file for f in recent.files] == [
+        "segment/2026/08/02/b.txt",
+        "segment/2026/08/03/c.txt",
+    ]
+    backfill = load.load_landing(
+        db,
+        root,
+        selection=load.Selection(since=date(2026, 8, 1), until=date(2026, 8, 1), force=True),
+    )
+    assert [f.file for f in backfill.files] == ["segment/2026/08/01/a.txt"]
+    after = (
+        count(db, "SELECT count(*) FROM raw_rows"),
+        count(db, "SELECT count(*) FROM touchpoints"),
+    )
+    assert before == after  # reloading is idempotent
+    assert load.file_date("ga4/events_20260803.json") == date(2026, 8, 3)
+    assert load.file_date("salesforce/export-2026-10-31/Lead.csv") == date(2026, 10, 31)
+    assert load.file_date("stripe/list.json") is None

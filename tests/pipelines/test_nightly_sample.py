@@ -7,12 +7,13 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from journeymine import identity
+from journeymine import identity, load
 from journeymine.errors import JourneymineError, WarehouseError
 from pipelines.nightly import nightly
 
@@ -85,6 +86,19 @@ def test_two_nights_then_a_repeat_then_a_late_file(tmp_path: Path) -> None:
     assert [(f.file, f.rows_loaded) for f in picked.files] == [
         ("segment/2026/08/02/late-retry.jsonl", 1)
     ]
+    before = snapshot(db)
+    backfill = nightly(
+        landing=str(landing),
+        warehouse_path=str(db),
+        journey=JOURNEY,
+        out=str(out),
+        since=date(2026, 8, 5),
+        until=date(2026, 8, 5),
+        force=True,
+    )
+    assert backfill.files and all("2026" in f.file for f in backfill.files)
+    assert {load.file_date(f.file) for f in backfill.files} == {date(2026, 8, 5)}
+    assert snapshot(db) == before
 
 
 def test_a_broken_source_fails_its_task_and_the_others_load(tmp_path: Path) -> None:
