@@ -106,3 +106,14 @@ def test_simplification_reports_what_it_hides() -> None:
         "events_share": 1 / 6,
         "cases_share": 1 / 3,
     }
+
+
+def test_stored_tables_equal_the_functions(
+    real_log: tuple[duckdb.DuckDBPyConnection, str, dict],
+) -> None:
+    con, log, ref = real_log
+    discovery.write_discovery(con, log)
+    assert dict(con.execute("FROM start_activities").fetchall()) == ref["start"]
+    assert dict(con.execute("FROM end_activities").fetchall()) == ref["end"]
+    stored = con.execute("SELECT source_activity, target_activity, frequency FROM dfg").fetchall()
+    assert {(a, b): n for a, b, n in stored} == ref["dfg"]
