@@ -6,6 +6,7 @@ import math
 from datetime import timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from journeymine.analyses import funnel
@@ -141,3 +142,70 @@ def test_the_sample_spec_loads() -> None:
     spec = load_spec(Path(__file__).resolve().parents[2] / "data" / "sample" / "journey.toml")
     assert [s.name for s in spec.stages][:3] == ["visit", "signup", "demo_requested"]
     assert spec.followups[0].sla == timedelta(hours=4)
+
+
+def test_helpdesk_funnel_matches_an_independent_pandas_computation(tmp_path: Path) -> None:
+    from journeymine.load_log import load_event_log
+    from journeymine.mining.eventlog import read_event_log
+    from journeymine.warehouse import connect
+
+    root = Path(__file__).resolve().parents[2]
+    log = read_event_log(root / "tests" / "data" / "eventlogs" / "helpdesk.xes.gz")
+    db = tmp_path / "h.duckdb"
+    load_event_log(db, log, "helpdesk.xes.gz")
+    spec = JourneySpec(
+        name="h",
+        window=timedelta(days=10),
+        stages=(
+            Stage("assigned", ("Assign seriousness",)),
+            Stage("taken", ("Take in charge ticket",)),
+            Stage("resolved", ("Resolve ticket",)),
+        ),
+    )
+    con = connect(db, read_only=True)
+    ours = funnel.summarise(funnel.compute_entries(con, spec, log_from_touchpoints(con)))
+    ours = ours.set_index("stage")
+    # Independent pandas: walk each case's events in file order, as the definition reads.
+    frame = log.to_pandas().sort_values(["case_id", "ts", "seq"])
+    cutoff, window = frame.ts.max(), pd.Timedelta(days=10)
+    names = ["Assign seriousness", "Take in charge ticket", "Resolve ticket"]
+    expected = {s: {"entered": 0, "converted": 0, "dropped": 0, "open": 0} for s in names[:2]}
+    for _, case in frame.groupby("case_id"):
+        entered = case.ts[case.activity == names[0]].min()
+        for k in range(2):
+            if pd.isna(entered):
+                break
+            expected[names[k]]["entered"] += 1
+            nxt = case.ts[
+                (case.activity == names[k + 1])
+                & (case.ts >= entered)
+                & (case.ts <= entered + window)
+            ].min()
+            status = (
+                "converted"
+                if not pd.isna(nxt)
+                else ("open" if entered + window > cutoff else "dropped")
+            )
+            expected[names[k]][status] += 1
+            entered = nxt
+    for stage, name in (("assigned", names[0]), ("taken", names[1])):
+        got = ours.loc[stage, ["entered", "converted", "dropped", "open"]].to_dict()
+        assert got == expected[name], stage
+
+
+def test_conversion_by_weekly_cohort(touchpoints) -> None:  # type: ignore[no-untyped-def]
+    con = touchpoints([
+        (1, "web.page_view:/", "customer", "2026-01-05 10:00+00"),  # Monday, week 1
+        (1, "web.signed_up", "customer", "2026-01-06 10:00+00"),
+        (2, "web.page_view:/", "customer", "2026-01-07 10:00+00"),  # week 1, drops
+        (3, "web.page_view:/", "customer", "2026-01-12 10:00+00"),  # week 2
+        (3, "web.signed_up", "customer", "2026-01-12 11:00+00"),
+        (4, "web.page_view:/", "customer", "2026-01-30 10:00+00"),  # the cut-off
+    ])  # fmt: skip
+    entries = funnel.compute_entries(con, SPEC, log_from_touchpoints(con))
+    cohorts = funnel.conversion_by_cohort(entries, "visit", "W")
+    assert cohorts[["entered", "converted", "dropped"]].values.tolist()[:2] == [
+        [2, 1, 1],
+        [1, 1, 0],
+    ]
+    assert cohorts.conversion_rate.tolist()[:2] == [0.5, 1.0]

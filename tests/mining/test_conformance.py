@@ -107,3 +107,11 @@ def test_model_discovered_from_our_dfg_is_written(tmp_path: Path) -> None:
 def _leaves(tree: object) -> list:  # type: ignore[type-arg]
     children = getattr(tree, "children", [])
     return [tree] if not children else [x for c in children for x in _leaves(c)]
+
+
+def test_heuristics_net_sees_the_main_path() -> None:
+    con, log = five_case_log()
+    frame = con.execute(f"SELECT case_key::VARCHAR AS case_id, activity, ts, seq FROM {log}").df()
+    net = pm4py_adapter.discover_heuristics_net(frame, dependency_threshold=0.0)
+    assert set(net.activities) == {"signup", "demo", "trial", "paid"}
+    assert "trial" in net.dfg_matrix["signup"] and net.dfg_matrix["signup"]["trial"] == 2

@@ -16,3 +16,17 @@ def test_deployment_carries_the_cron_schedule_and_parameters() -> None:
 def test_default_schedule_is_two_in_the_morning() -> None:
     schedule = build_deployment().schedules[0].schedule
     assert schedule.cron == "0 2 * * *"  # type: ignore[union-attr]
+
+
+def test_prefect_yaml_matches_the_flow() -> None:
+    import inspect
+    from pathlib import Path
+
+    import yaml
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[2] / "prefect.yaml").read_text())
+    deployment = config["deployments"][0]
+    assert deployment["entrypoint"] == "pipelines/nightly.py:nightly"
+    assert deployment["schedules"][0]["cron"] == "0 2 * * *"
+    params = inspect.signature(nightly.fn).parameters
+    assert set(deployment["parameters"]) <= set(params)
