@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import date
 from pathlib import Path
 
 from journeymine.errors import JourneymineError
@@ -183,6 +184,17 @@ def _add_load_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warehouse", default=DEFAULT_WAREHOUSE, help="DuckDB warehouse file")
     p.add_argument("--source", action="append", choices=SOURCES, help="only this source (repeat)")
     p.add_argument("--no-email-matching", action="store_true", help="do not merge persons on email")
+    p.add_argument("--since", type=date.fromisoformat, help="only files dated from (YYYY-MM-DD)")
+    p.add_argument("--until", type=date.fromisoformat, help="only files dated up to (YYYY-MM-DD)")
+    p.add_argument(
+        "--reload-days",
+        type=int,
+        default=0,
+        help="reload each source's last N days even if unchanged (GA4: 3)",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="reload the selected files even if unchanged"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -68,11 +68,13 @@ class JourneySpec:
     followups: tuple[FollowupRule, ...] = ()
     calendar: Calendar = field(default_factory=Calendar)
     segments: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()  # activities that take a person out of the funnel step
 
 
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 TOP_KEYS = {
+    "exclude",
     "name",
     "case",
     "window",
@@ -209,6 +211,7 @@ def load_spec(path: str | Path) -> JourneySpec:
         followups=rules,
         calendar=_calendar(raw.get("calendar", {}), f"{where}: calendar"),
         segments=tuple(raw.get("segments", [])),
+        exclude=tuple(raw.get("exclude", [])),
     )
 
 

@@ -209,3 +209,31 @@ def test_conversion_by_weekly_cohort(touchpoints) -> None:  # type: ignore[no-un
         [1, 1, 0],
     ]
     assert cohorts.conversion_rate.tolist()[:2] == [0.5, 1.0]
+
+
+def test_strict_order_and_exclusion_steps(touchpoints) -> None:  # type: ignore[no-untyped-def]
+    con = touchpoints([
+        (1, "web.page_view:/", "customer", "2026-01-01 00:00+00"),
+        (1, "billing.invoice_paid", "customer", "2026-01-01 01:00+00"),  # paid before signup
+        (1, "web.signed_up", "customer", "2026-01-01 02:00+00"),
+        (2, "web.page_view:/", "customer", "2026-01-01 00:00+00"),
+        (2, "crm.call_completed", "company", "2026-01-01 00:30+00"),  # talked to sales
+        (2, "web.signed_up", "customer", "2026-01-01 01:00+00"),
+        (3, "web.page_view:/", "customer", "2026-01-01 00:00+00"),
+        (3, "web.signed_up", "customer", "2026-01-01 01:00+00"),
+        (9, "web.page_view:/", "customer", "2026-02-01 00:00+00"),
+    ])  # fmt: skip
+    log = log_from_touchpoints(con)
+    ordered = funnel.compute_entries(con, SPEC, log).set_index(["case_key", "stage"]).status
+    strict = (
+        funnel.compute_entries(con, SPEC, log, mode="strict")
+        .set_index(["case_key", "stage"])
+        .status
+    )
+    assert ordered[(1, "visit")] == "converted" and strict[(1, "visit")] == "dropped"
+    assert strict[(2, "visit")] == "converted" and strict[(3, "visit")] == "converted"
+    excluded = funnel.compute_entries(con, SPEC, log, exclude=("crm.*",))
+    by = excluded.set_index(["case_key", "stage"]).status
+    assert by[(2, "visit")] == "excluded" and (2, "signup") not in by.index
+    row = funnel.summarise(excluded).set_index("stage").loc["visit"]
+    assert (row.entered, row.converted, row.excluded) == (4, 2, 1)

@@ -29,7 +29,7 @@ from journeymine.analyses.stats import kaplan_meier, wilson
 from journeymine.spec import JourneySpec, Stage, positions
 from journeymine.warehouse import replace_table
 
-MODES = ("ordered", "any")
+MODES = ("ordered", "strict", "any")
 FUNNEL_COLUMNS = [
     "segment",
     "position",
@@ -38,6 +38,7 @@ FUNNEL_COLUMNS = [
     "converted",
     "dropped",
     "open",
+    "excluded",
     "conversion_rate",
     "conversion_ci_low",
     "conversion_ci_high",
@@ -90,8 +91,18 @@ def compute_entries(
     *,
     mode: str = "ordered",
     cutoff: datetime | None = None,
+    exclude: tuple[str, ...] | None = None,
 ) -> pd.DataFrame:
-    """One row per person and step entered: entered_at, status, converted_at."""
+    """One row per person and step entered: entered_at, status, converted_at.
+
+    ``strict``: the next *other* stage a person reaches after entering must be the next one;
+    reaching any other stage first counts as a drop (the journey left the designed order).
+    ``exclude`` (default: the spec's ``exclude``): activity patterns that take a person out of
+    a step when done between entering it and converting (or the window's end), e.g.
+    ``crm.call_completed`` to see who converts without talking to sales; such people get
+    status ``excluded`` and do not go on to the next step.
+    """
+    exclude = spec.exclude if exclude is None else exclude
     if mode not in MODES:
         raise ValueError(f"unknown funnel mode {mode!r}; use one of {MODES}")
     steps = _step_table(con, spec)
@@ -118,17 +129,26 @@ def compute_entries(
             ), hits AS (
                 SELECT e.case_key, arg_min(m.pos, (m.ts, m.seq)) AS next_pos, min(m.ts) AS next_at
                 FROM entered e JOIN jm_marks m ON m.case_key = e.case_key
-                WHERE m.pos IN (SELECT unnest($targets::INT[]))
+                WHERE (CASE WHEN $strict THEN m.pos <> $pos
+                            ELSE m.pos IN (SELECT unnest($targets::INT[])) END)
                   AND m.ts >= e.entered_at AND m.ts <= e.entered_at + to_seconds($window)
                 GROUP BY e.case_key
             )
-            SELECT e.case_key, $pos AS pos, $label AS stage, e.entered_at, h.next_pos,
-                   h.next_at AS converted_at,
-                   CASE WHEN h.next_at IS NOT NULL THEN 'converted'
+            , judged AS (
+                SELECT e.case_key, e.entered_at, h.next_pos,
+                       CASE WHEN h.next_pos IN (SELECT unnest($targets::INT[]))
+                            THEN h.next_at END AS converted_at,
+                       h.next_at IS NOT NULL AND h.next_pos NOT IN
+                           (SELECT unnest($targets::INT[])) AS out_of_order
+                FROM entered e LEFT JOIN hits h USING (case_key)
+            )
+            SELECT case_key, $pos AS pos, $label AS stage, entered_at, next_pos, converted_at,
+                   CASE WHEN converted_at IS NOT NULL THEN 'converted'
                         WHEN $last THEN 'final'
-                        WHEN e.entered_at + to_seconds($window) > $cutoff THEN 'open'
+                        WHEN out_of_order THEN 'dropped'
+                        WHEN entered_at + to_seconds($window) > $cutoff THEN 'open'
                         ELSE 'dropped' END AS status
-            FROM entered e LEFT JOIN hits h USING (case_key)
+            FROM judged
             """,
             {
                 "pos": pos,
@@ -137,18 +157,46 @@ def compute_entries(
                 "label": label,
                 "last": not targets,
                 "cutoff": cutoff,
+                "strict": mode == "strict",
             },
         ).df()
+        if exclude:
+            frame = _apply_exclusions(con, log, frame, exclude, window)
         results.append(frame)
-        if mode == "ordered" and targets:
+        if mode != "any" and targets:
             con.execute(
                 "INSERT INTO jm_entries SELECT case_key, next_pos, converted_at FROM frame "
-                "WHERE converted_at IS NOT NULL"
+                "WHERE status = 'converted'"
             )
     con.unregister("jm_stage_patterns")
     out = pd.concat(results, ignore_index=True)
     out["time_to_convert_s"] = (out.converted_at - out.entered_at).dt.total_seconds()
     return out
+
+
+def _apply_exclusions(
+    con: duckdb.DuckDBPyConnection,
+    log: str,
+    frame: pd.DataFrame,
+    patterns: tuple[str, ...],
+    window: float,
+) -> pd.DataFrame:
+    """Mark as ``excluded`` the people who did an excluded activity while in the step."""
+    matches = " OR ".join(
+        "l.activity::VARCHAR GLOB '" + p.replace("'", "''") + "'" for p in patterns
+    )
+    con.register("jm_step", frame[["case_key", "entered_at", "converted_at"]])
+    hit = con.execute(
+        f"""
+        SELECT DISTINCT s.case_key FROM jm_step s JOIN {log} l ON l.case_key = s.case_key
+        WHERE l.ts >= s.entered_at
+          AND l.ts <= coalesce(s.converted_at, s.entered_at + to_seconds(?)) AND ({matches})
+        """,
+        [window],
+    ).fetchall()
+    con.unregister("jm_step")
+    excluded = frame.case_key.isin({k for (k,) in hit})
+    return frame.assign(status=frame.status.where(~excluded, "excluded"))
 
 
 def segment_values(
@@ -189,6 +237,7 @@ def summarise(entries: pd.DataFrame, segments: pd.DataFrame | None = None) -> pd
         for (pos, stage), step in part.groupby(["pos", "stage"], sort=True):
             counts = step.status.value_counts()
             converted, dropped = int(counts.get("converted", 0)), int(counts.get("dropped", 0))
+            excluded = int(counts.get("excluded", 0))
             rate, low, high = conversion(converted, dropped)
             times = step.time_to_convert_s.dropna()
             rows.append(
@@ -200,6 +249,7 @@ def summarise(entries: pd.DataFrame, segments: pd.DataFrame | None = None) -> pd
                     "converted": converted,
                     "dropped": dropped,
                     "open": int(counts.get("open", 0)),
+                    "excluded": excluded,
                     "conversion_rate": rate,
                     "conversion_ci_low": low,
                     "conversion_ci_high": high,
