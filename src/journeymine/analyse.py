@@ -91,6 +91,8 @@ def _write_drivers_and_drift(
         )
         replace_table(con, "drift_edges", drift["edges"])
         replace_table(con, "drift_stages", drift["stages"])
+        replace_table(con, "drift_variants", drift["variants"])
+        replace_table(con, "drift_latency", drift["latency"])
 
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:

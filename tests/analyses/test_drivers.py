@@ -75,3 +75,7 @@ def test_sample_drivers_find_the_small_company_drop(tmp_path: Path) -> None:
     assert edges.loc[("billing.invoice_paid", "billing.invoice_paid"), "change"] == "appeared"
     assert set(drift["stages"].stage) >= {"visit", "signup", "demo_held"}
     assert drift["stages"].p_value.dropna().between(0, 1).all()
+    latency = drift["latency"].set_index("rule")
+    assert latency.loc["demo_request", "answered_before"] > 100  # reps kept their pace:
+    assert latency.loc["demo_request", "p_value"] > 0.01  # no planted shift, none found
+    assert len(drift["variants"]) >= 20 and drift["variants"].share_before.max() <= 1

@@ -139,7 +139,7 @@ def compare_periods(
 ) -> dict[str, pd.DataFrame]:
     """Drift from ``before`` to ``after`` (each a [start, end) window): edges and stage
     conversion, each change with a two-proportion test and BH control."""
-    edges, funnels = [], []
+    edges, funnels, variants = [], [], []
     for label, (start, end) in (("before", before), ("after", after)):
         view = log_from_touchpoints(con, since=str(start), until=str(end), name=f"jm_{label}_log")
         log = discovery.materialise_log(con, view, f"jm_{label}_events")
@@ -149,6 +149,8 @@ def compare_periods(
         entries = compute_entries(con, spec, log, cutoff=end)
         counts = entries.groupby("stage").status.value_counts().unstack(fill_value=0)
         funnels.append(counts.assign(period=label))
+        top = discovery.discover_variants(con, log)[["variant", "cases"]]
+        variants.append(top.assign(total=cases))
         con.execute(f"DROP TABLE {log}")
     merged = (
         edges[0]
@@ -212,4 +214,74 @@ def compare_periods(
     return {
         "edges": merged[edge_cols].sort_values("p_value").reset_index(drop=True),
         "stages": stages,
+        "variants": _variant_shift(variants),
+        "latency": _latency_shift(con, spec, before, after),
     }
+
+
+def _variant_shift(variants: list[pd.DataFrame], top: int = 20) -> pd.DataFrame:
+    """Share of cases of the most frequent variants of either period, before vs after."""
+    b, a = variants
+    nb = int(b.total.iloc[0]) if len(b) else 0
+    na = int(a.total.iloc[0]) if len(a) else 0
+    keep = set(b.head(top).variant) | set(a.head(top).variant)
+    both = (
+        b[b.variant.isin(keep)][["variant", "cases"]]
+        .merge(
+            a[a.variant.isin(keep)][["variant", "cases"]],
+            on="variant",
+            how="outer",
+            suffixes=("_before", "_after"),
+        )
+        .fillna(0)
+    )
+    both["share_before"] = both.cases_before / nb if nb else np.nan
+    both["share_after"] = both.cases_after / na if na else np.nan
+    both["p_value"] = [
+        _two_proportions(int(x), nb, int(y), na)
+        for x, y in zip(both.cases_before, both.cases_after, strict=True)
+    ]
+    return both.sort_values("p_value").reset_index(drop=True)
+
+
+def _latency_shift(
+    con: duckdb.DuckDBPyConnection,
+    spec: JourneySpec,
+    before: tuple[datetime, datetime],
+    after: tuple[datetime, datetime],
+) -> pd.DataFrame:
+    """Follow-up latency per rule, before vs after: medians and a Mann-Whitney U test."""
+    from journeymine.analyses.followups import compute_followups
+
+    rows = compute_followups(con, spec)
+    rows = rows[rows.status == "answered"]
+    out = []
+    for rule, part in rows.groupby("rule"):
+        periods = [
+            part[
+                (part.triggered_at >= pd.Timestamp(s)) & (part.triggered_at < pd.Timestamp(e))
+            ].latency_s
+            for s, e in (before, after)
+        ]
+        if min(len(x) for x in periods) < 2:
+            continue
+        test = sps.mannwhitneyu(periods[0], periods[1], alternative="two-sided")
+        out.append(
+            {
+                "rule": rule,
+                "answered_before": len(periods[0]),
+                "median_h_before": periods[0].median() / 3600,
+                "answered_after": len(periods[1]),
+                "median_h_after": periods[1].median() / 3600,
+                "p_value": float(test.pvalue),
+            }
+        )
+    columns = [
+        "rule",
+        "answered_before",
+        "median_h_before",
+        "answered_after",
+        "median_h_after",
+        "p_value",
+    ]
+    return pd.DataFrame(out, columns=columns)
