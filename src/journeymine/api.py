@@ -15,6 +15,7 @@ import duckdb
 import pandas as pd
 
 from journeymine import identity, warehouse
+from journeymine.analyses.funnel import segment_values
 from journeymine.errors import WarehouseError
 
 VIEWS = (
@@ -103,27 +104,21 @@ class Warehouse:
         open / final; ``segment`` like ``"company_size=1-10"``), with their entry times."""
         if not warehouse.table_exists(self.con, "stage_entries"):
             raise WarehouseError(f"{self.path}: no funnel yet; run `journeymine report`")
-        where, params = ["e.stage = ?"], [stage]
+        where, params = ["stage = ?"], [stage]
         if status:
-            where.append("e.status = ?")
+            where.append("status = ?")
             params.append(status)
-        if segment:
-            key, _, value = segment.partition("=")
-            where.append("s.value = ?")
-            params.append(value)
-            segments = (
-                "JOIN (SELECT person_id, arg_min(attributes->>'" + key.replace("'", "") + "', "
-                "(occurred_at, seq)) FILTER (WHERE attributes->>'" + key.replace("'", "") + "' "
-                "IS NOT NULL) AS value FROM touchpoints GROUP BY person_id) s "
-                "ON s.person_id = e.case_key"
-            )
-        else:
-            segments = ""
-        return self.sql(
-            f"SELECT e.case_key AS person_id, e.stage, e.status, e.entered_at, e.converted_at "
-            f"FROM stage_entries e {segments} WHERE {' AND '.join(where)} ORDER BY e.case_key",
+        people = self.sql(
+            "SELECT case_key AS person_id, stage, status, entered_at, converted_at "
+            f"FROM stage_entries WHERE {' AND '.join(where)} ORDER BY case_key",
             params,
         )
+        if segment:  # the same first-touch segment values the funnel was broken down by
+            key, _, value = segment.partition("=")
+            values = segment_values(self.con, (key,))
+            members = values.loc[values[key].fillna("(none)") == value, "person_id"]
+            people = people[people.person_id.isin(members)].reset_index(drop=True)
+        return people
 
     def journeys(self, person_ids: Sequence[int]) -> pd.DataFrame:
         """Each person's journey as one row: the activities in order, first and last time."""

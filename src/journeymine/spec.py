@@ -115,7 +115,7 @@ def _patterns(value: object, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _stage(raw: dict[str, Any], where: str, default_window: timedelta) -> Stage:
+def _stage(raw: dict[str, Any], where: str) -> Stage:
     _check_keys(raw, STAGE_KEYS, where)
     if not isinstance(raw.get("name"), str) or not raw["name"].strip():
         raise SpecError(f"{where}: every stage needs a name")
@@ -186,9 +186,7 @@ def load_spec(path: str | Path) -> JourneySpec:
     if case not in CASE_NOTIONS:
         raise SpecError(f"{where}: case = {case!r}; use one of {list(CASE_NOTIONS)}")
     window = parse_duration(raw.get("window", "30d"), f"{where}: window")
-    stages = tuple(
-        _stage(s, f"{where}: stages[{i}]", window) for i, s in enumerate(raw.get("stages", []))
-    )
+    stages = tuple(_stage(s, f"{where}: stages[{i}]") for i, s in enumerate(raw.get("stages", [])))
     names = [s.name for s in stages]
     if len(set(names)) != len(names):
         raise SpecError(f"{where}: stage names repeat: {names}")
