@@ -137,3 +137,28 @@ def test_hostile_strings_do_not_run(tmp_path: Path) -> None:
     dom = chromium(path.as_uri(), "--dump-dom", tmp=tmp_path).stdout
     assert "<title>Customer journeys</title>" in dom and "pwned" not in dom.split("<body")[0]
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom  # shown as text in the map
+
+
+def test_figures_carry_the_table_values(sample_dashboard: Path) -> None:
+    from journeymine.dashboard import figures
+    from journeymine.warehouse import connect
+
+    con = connect(sample_dashboard.parent / "w.duckdb", read_only=True)
+    funnel = con.execute(
+        "SELECT stage, converted, dropped, open FROM stage_funnel WHERE segment = 'all' ORDER BY position"
+    ).df()
+    fig = figures.stage_funnel(con)
+    bars = {trace.name: list(trace.x) for trace in fig.data}
+    for status in ("converted", "dropped", "open"):
+        assert bars[status] == funnel[status].tolist()
+    latency = figures.followup_latency(con)
+    medians = con.execute(
+        "SELECT median(latency_s) / 3600 FROM followups WHERE rule = 'demo_request' AND status = 'answered' "
+        "GROUP BY owner ORDER BY 1"
+    ).fetchall()
+    shown = sorted(
+        x
+        for y, x in zip(latency.data[0].y, latency.data[0].x, strict=True)
+        if y.startswith("demo_request")
+    )
+    assert shown == pytest.approx([m for (m,) in medians])

@@ -24,6 +24,7 @@ STATUS_COLOURS = {
     "converted": "#2a9d8f",
     "dropped": "#e76f51",
     "open": "#b8c4cc",
+    "excluded": "#e9c46a",
     "final": "#264653",
 }
 FONT = {"family": "system-ui, -apple-system, Segoe UI, sans-serif", "size": 13}
@@ -105,7 +106,8 @@ def kpi_header(con: duckdb.DuckDBPyConnection) -> go.Figure:
 def stage_funnel(con: duckdb.DuckDBPyConnection) -> go.Figure:
     """Entered stages split into converted / dropped / open, overall."""
     frame = con.execute(
-        "SELECT stage, converted, dropped, open, entered - converted - dropped - open AS final "
+        "SELECT stage, converted, dropped, open, excluded, "
+        "entered - converted - dropped - open - excluded AS final "
         "FROM stage_funnel WHERE segment = 'all' ORDER BY position"
     ).df()
     names = {"final": "reached the last stage"}
