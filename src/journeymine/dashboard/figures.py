@@ -114,6 +114,8 @@ def stage_funnel(con: duckdb.DuckDBPyConnection) -> go.Figure:
     stages = [label(s) for s in frame.stage]
     fig = go.Figure()
     for status, colour in STATUS_COLOURS.items():
+        if status != "converted" and not frame[status].any():
+            continue  # no empty legend entries (e.g. no exclusion steps in the spec)
         fig.add_trace(
             go.Bar(
                 y=stages,
