@@ -57,7 +57,8 @@ def main() -> None:
         "CREATE TABLE touchpoints AS SELECT row_number() OVER () AS event_id, "
         "dense_rank() OVER (ORDER BY case_id) AS person_id, activity, ts AS occurred_at, seq, "
         "CASE WHEN activity IN ('activity 02', 'activity 05', 'activity 08') THEN 'company' "
-        "ELSE 'customer' END AS actor, 'rep' AS owner, 'web' AS channel, '{}'::JSON AS attributes "
+        "ELSE 'customer' END AS actor, 'rep' AS owner, 'Rep' AS owner_name, 'web' AS channel, "
+        "'{}'::JSON AS attributes "
         f"FROM read_parquet('{log}') ORDER BY person_id, ts, seq"
     )
     con.execute(

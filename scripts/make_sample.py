@@ -593,6 +593,19 @@ class Sample:
                 self.trial(p, p.stages["signup"] + timedelta(days=rng.uniform(1, 5)), None, None)
         self.shared_mailbox()
         self.outbound_leads()
+        for rep_id, name, _ in REPS:  # the sales reps behind OwnerId, as User.csv exports them
+            first, last = name.split()
+            self.sf["User"].append(
+                {
+                    "Id": sf_id18(rep_id),
+                    "FirstName": first,
+                    "LastName": last,
+                    "Name": name,
+                    "IsActive": "true",
+                    "Title": "Account Executive",
+                    "CreatedDate": "2025-01-06T09:00:00.000Z",
+                }
+            )
 
     def shared_mailbox(self) -> None:
         """Two colleagues who both sign up with the team's info@ address: two people."""

@@ -145,3 +145,15 @@ def test_reps_follow_up_medians_come_back(con: duckdb.DuckDBPyConnection, truths
     medians = hours.groupby(joined.owner).median()
     for owner, rep in truths["reps"].items():
         assert medians[owner] == pytest.approx(rep["median_latency_h"], abs=0.01), rep["name"]
+
+
+def test_owner_ids_get_the_reps_names(con: duckdb.DuckDBPyConnection, truths: dict) -> None:
+    names = dict(
+        con.execute(
+            "SELECT DISTINCT owner, owner_name FROM touchpoints WHERE source = 'salesforce' "
+            "AND owner IS NOT NULL"
+        ).fetchall()
+    )
+    assert {owner: names[owner] for owner in truths["reps"]} == {
+        owner: rep["name"] for owner, rep in truths["reps"].items()
+    }

@@ -103,7 +103,18 @@ REJECTED_SCHEMA = pa.schema(
         ("raw", pa.string()),
     ]
 )
+LABELS_SCHEMA = pa.schema(
+    [
+        ("source", pa.string()),
+        ("file", pa.string()),
+        ("line", pa.int32()),
+        ("kind", pa.string()),
+        ("id", pa.string()),
+        ("name", pa.string()),
+    ]
+)
 TABLES = {
+    "labels": LABELS_SCHEMA,
     "files": FILES_SCHEMA,
     "rows": ROWS_SCHEMA,
     "events": EVENTS_SCHEMA,
@@ -321,6 +332,10 @@ def _flatten(parsed: ParsedFile, buffers: dict[str, list[dict[str, Any]]]) -> No
                     "attributes": json.dumps(ev.attributes, sort_keys=True, default=str),
                 }
             )
+        for lab in row.labels:
+            buffers["labels"].append(
+                {**base, "line": row.line, "kind": lab.kind, "id": lab.id, "name": lab.name}
+            )
         for edge in row.edges:
             buffers["edges"].append(
                 {
@@ -354,7 +369,14 @@ def load_staged(
         "SELECT *, row_number() OVER (ORDER BY source, file_ord) AS ord FROM stg_files"
     )
     # A changed file replaces its previous version entirely.
-    for table in ("raw_rows", "raw_events", "raw_edges", "quarantine", "load_manifest"):
+    for table in (
+        "raw_rows",
+        "raw_events",
+        "raw_edges",
+        "raw_labels",
+        "quarantine",
+        "load_manifest",
+    ):
         con.execute(f"DELETE FROM {table} WHERE file IN (SELECT file FROM stg_files)")
     con.execute(
         """
@@ -391,6 +413,14 @@ def load_staged(
         SELECT e.source, e.file, e.line, e.src_type, e.src_id, e.dst_type, e.dst_id, e.rule,
                e.observed_at
         FROM stg_edges e JOIN stg_class c USING (source, file, line)
+        WHERE NOT c.is_duplicate
+        """
+    )
+    con.execute(
+        """
+        INSERT INTO raw_labels
+        SELECT l.source, l.file, l.line, l.kind, l.id, l.name
+        FROM stg_labels l JOIN stg_class c USING (source, file, line)
         WHERE NOT c.is_duplicate
         """
     )

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from journeymine import load, warehouse
 
@@ -59,10 +60,6 @@ def _stage(table: pa.Table, file: str, sha256: str, folder: Path) -> None:
                NULL::VARCHAR AS account_value,
                to_json(struct_pack(case_id, lifecycle))::VARCHAR AS attributes
         FROM rows WHERE reason IS NULL""",
-        "edges": "SELECT * FROM (SELECT NULL::VARCHAR AS source, NULL::VARCHAR AS file, "
-        "NULL::INTEGER AS line, NULL::VARCHAR AS src_type, NULL::VARCHAR AS src_id, "
-        "NULL::VARCHAR AS dst_type, NULL::VARCHAR AS dst_id, NULL::VARCHAR AS rule, "
-        "NULL::TIMESTAMPTZ AS observed_at) WHERE false",
         "rejected": "SELECT source, file, line, reason, "
         "to_json(struct_pack(case_id, activity, ts))::VARCHAR AS raw "
         "FROM rows WHERE reason IS NOT NULL",
@@ -70,6 +67,8 @@ def _stage(table: pa.Table, file: str, sha256: str, folder: Path) -> None:
     for table_name, sql in outputs.items():
         con.execute(f"COPY ({sql}) TO '{folder / table_name}.parquet' (FORMAT parquet)")
     con.close()
+    for table_name in ("edges", "labels"):  # a log has no identity links and no names
+        pq.write_table(load.TABLES[table_name].empty_table(), folder / f"{table_name}.parquet")
 
 
 def load_event_log(

@@ -21,8 +21,10 @@ WITH latest AS (
 SELECT e.seq AS event_id, n.person_id, coalesce(acc.account_id, pa.account_id) AS account_id,
        CASE WHEN e.id_type = '{SF_OPPORTUNITY}' THEN e.id_value END AS deal_id,
        e.source, e.event_type, e.activity, e.actor, e.occurred_at, e.seq, e.channel, e.owner,
-       e.attributes, e.file, e.line
+       coalesce(o.name, e.owner) AS owner_name, e.attributes, e.file, e.line
 FROM latest e
+LEFT JOIN (SELECT id, arg_max(name, line) AS name FROM raw_labels WHERE kind = 'owner'
+           GROUP BY id) o ON o.id = e.owner
 JOIN identity_nodes n ON n.node_type = e.id_type AND n.node_id = e.id_value
 LEFT JOIN account_nodes acc
        ON acc.node_type = e.account_type AND acc.node_id = e.account_value

@@ -41,6 +41,9 @@ CREATE TABLE IF NOT EXISTS raw_edges (
     source VARCHAR, file VARCHAR, line INTEGER, src_type VARCHAR, src_id VARCHAR,
     dst_type VARCHAR, dst_id VARCHAR, rule VARCHAR, observed_at TIMESTAMPTZ
 );
+CREATE TABLE IF NOT EXISTS raw_labels (
+    source VARCHAR, file VARCHAR, line INTEGER, kind VARCHAR, id VARCHAR, name VARCHAR
+);
 CREATE TABLE IF NOT EXISTS quarantine (
     source VARCHAR, file VARCHAR, line INTEGER, reason VARCHAR, raw VARCHAR, run_id VARCHAR
 );

@@ -97,7 +97,7 @@ def test_segment_breakdown_first_and_last_touch(touchpoints) -> None:  # type: i
     con.execute('UPDATE touchpoints SET attributes = \'{"size": "small"}\'')
     con.execute(
         "INSERT INTO touchpoints SELECT 2, 1, 'web.x', 'customer', "
-        "TIMESTAMPTZ '2026-01-02 00:00+00', 2, NULL, 'web', '{\"size\": \"big\"}', NULL, NULL, 't'"
+        "TIMESTAMPTZ '2026-01-02 00:00+00', 2, NULL, NULL, 'web', '{\"size\": \"big\"}', NULL, NULL, 't'"
     )
     assert funnel.segment_values(con, ("size",), "first")["size"].tolist() == ["small"]
     assert funnel.segment_values(con, ("size",), "last")["size"].tolist() == ["big"]

@@ -164,3 +164,11 @@ def test_ga4_parquet_export(tmp_path: Path) -> None:
     (tmp_path / "bad.parquet").write_text("nope")
     with pytest.raises(SourceFormatError, match="bad.parquet"):
         ga4.parse_file(tmp_path / "bad.parquet", "ga4/bad.parquet")
+
+
+def test_users_name_the_owners(write: Write) -> None:
+    users = "Id,FirstName,LastName,Name,IsActive\n005000000000001,Ana,Ruiz,Ana Ruiz,true\n"
+    parsed = salesforce.parse_file(write("User.csv", users), "User.csv")
+    label = parsed.rows[0].labels[0]
+    assert (label.kind, label.id, label.name) == ("owner", "005000000000001AAA", "Ana Ruiz")
+    assert parsed.rows[0].events == []

@@ -54,15 +54,16 @@ def _rule_rows(
         f"""
         WITH events AS (SELECT *, {actor} AS who FROM {table}),
         triggers AS (
-            SELECT person_id, event_id, occurred_at, seq, owner, activity
+            SELECT person_id, event_id, occurred_at, seq, owner, owner_name, activity
             FROM events WHERE who = 'customer' AND ({_patterns_sql(rule.triggers)})
         ), responses AS (
-            SELECT person_id, event_id, occurred_at, owner, channel
+            SELECT person_id, event_id, occurred_at, owner, owner_name, channel
             FROM events WHERE who = 'company' AND ({_patterns_sql(rule.responses)})
         )
         SELECT t.person_id, t.event_id AS trigger_event_id, t.activity AS trigger_activity,
                t.occurred_at AS triggered_at, r.occurred_at AS responded_at,
                r.event_id AS response_event_id, coalesce(t.owner, r.owner) AS owner,
+               coalesce(t.owner_name, r.owner_name) AS owner_name,
                r.owner AS responder, r.channel
         FROM triggers t ASOF LEFT JOIN responses r
           ON t.person_id = r.person_id AND r.occurred_at > t.occurred_at
@@ -120,6 +121,7 @@ def compute_followups(
         "sla_breached",
         "sla_s",
         "owner",
+        "owner_name",
         "responder",
         "channel",
     ]

@@ -173,7 +173,7 @@ def followup_latency(con: duckdb.DuckDBPyConnection) -> go.Figure:
     """Median and p90 follow-up latency per rule and owner, with each rule's SLA."""
     frame = con.execute(
         """
-        SELECT rule, coalesce(owner, '(none)') AS owner, count(*) AS triggers,
+        SELECT rule, coalesce(owner_name, owner, '(none)') AS owner, count(*) AS triggers,
                median(latency_s) AS median_s, quantile_cont(latency_s, 0.9) AS p90_s,
                avg(sla_breached::INT) FILTER (WHERE status <> 'open') AS breach_rate,
                max(sla_s) AS sla_s

@@ -86,6 +86,15 @@ class Edge:
     observed_at: datetime
 
 
+@dataclass(frozen=True)
+class Label:
+    """A readable name for an id the data uses, e.g. a Salesforce user behind ``OwnerId``."""
+
+    kind: str  # "owner"
+    id: str
+    name: str
+
+
 @dataclass
 class RawRow:
     """One accepted input record: its vendor dedup key, raw text, and what it yields."""
@@ -95,6 +104,7 @@ class RawRow:
     raw: str
     events: list[Event] = field(default_factory=list)
     edges: list[Edge] = field(default_factory=list)
+    labels: list[Label] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

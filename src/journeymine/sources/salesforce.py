@@ -31,6 +31,7 @@ from journeymine.sources._common import (
     SF_OPPORTUNITY,
     Edge,
     Event,
+    Label,
     ParsedFile,
     RawRow,
     RecordError,
@@ -253,7 +254,17 @@ def _meeting(row: Row, out: RawRow) -> None:
     )
 
 
+def _user(row: Row, out: RawRow) -> None:
+    """A Salesforce user: the readable name behind the ``OwnerId`` of leads, tasks, events."""
+    name = (
+        row.get("Name") or " ".join(filter(None, (row.get("FirstName"), row.get("LastName"))))
+    ).strip()
+    if name:
+        out.labels.append(Label("owner", str(_id(row, "Id")), name))
+
+
 HANDLERS: dict[str, Callable[[Row, RawRow], None]] = {
+    "User": _user,
     "Lead": _lead,
     "Contact": _contact,
     "Opportunity": _opportunity,
