@@ -117,3 +117,18 @@ def test_stored_tables_equal_the_functions(
     assert dict(con.execute("FROM end_activities").fetchall()) == ref["end"]
     stored = con.execute("SELECT source_activity, target_activity, frequency FROM dfg").fetchall()
     assert {(a, b): n for a, b, n in stored} == ref["dfg"]
+
+
+def test_stored_dfg_counts_cases_like_the_function(
+    real_log: tuple[duckdb.DuckDBPyConnection, str, dict],
+) -> None:
+    con, log, _ = real_log
+    discovery.write_discovery(con, log)
+    stored = con.execute("FROM dfg ORDER BY ALL").df()
+    direct = (
+        discovery.discover_dfg(con, log).sort_values(list(stored.columns)).reset_index(drop=True)
+    )
+    assert stored.drop(columns=["wait_mean_s", "wait_median_s", "wait_p90_s"]).equals(
+        direct.drop(columns=["wait_mean_s", "wait_median_s", "wait_p90_s"])
+    )
+    assert stored.wait_median_s.tolist() == pytest.approx(direct.wait_median_s.tolist())
