@@ -162,3 +162,17 @@ def test_figures_carry_the_table_values(sample_dashboard: Path) -> None:
         if y.startswith("demo_request")
     )
     assert shown == pytest.approx([m for (m,) in medians])
+
+
+def test_segment_chart_filters_one_attribute_at_a_time(sample_dashboard: Path) -> None:
+    from journeymine.dashboard import figures
+    from journeymine.warehouse import connect
+
+    fig = figures.conversion_by_segment(
+        connect(sample_dashboard.parent / "w.duckdb", read_only=True)
+    )
+    buttons = fig.layout.updatemenus[0].buttons
+    assert [b.label for b in buttons] == ["company_size", "utm_source"]
+    shown = [t.name for t in fig.data if t.visible]
+    assert shown and all(name.startswith("company_size=") for name in shown)
+    assert not any(name.endswith("(none)") for name in (t.name for t in fig.data))

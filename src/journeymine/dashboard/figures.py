@@ -134,7 +134,11 @@ def stage_funnel(con: duckdb.DuckDBPyConnection) -> go.Figure:
 def conversion_by_segment(
     con: duckdb.DuckDBPyConnection, attribute: str | None = None
 ) -> go.Figure:
-    """Conversion rate to the next stage per segment value, with 95% Wilson intervals."""
+    """Conversion rate to the next stage per segment value, with 95% Wilson intervals.
+
+    People without a value for the attribute are left out: they are mostly people who never
+    got far enough to tell us (the value comes with signing up), which would read as a drop.
+    """
     where = (
         "segment <> 'all'"
         if attribute is None
@@ -143,7 +147,7 @@ def conversion_by_segment(
     frame = con.execute(
         "SELECT segment, stage, position, conversion_rate, conversion_ci_low, "
         "conversion_ci_high, converted + dropped AS decided FROM stage_funnel "
-        f"WHERE {where} AND conversion_rate IS NOT NULL "
+        f"WHERE {where} AND conversion_rate IS NOT NULL AND segment NOT LIKE '%=(none)' "
         f"AND converted + dropped >= 20 ORDER BY position, segment"
     ).df()
     fig = go.Figure()
@@ -163,6 +167,27 @@ def conversion_by_segment(
                 hovertemplate="%{x}<br>%{y:.1%} of %{customdata:,} decided"
                 "<extra>" + label(segment) + "</extra>",
             )
+        )
+    attributes = sorted({seg.split("=", 1)[0] for seg in frame.segment.unique()})
+    if len(attributes) > 1:  # an in-page filter: one attribute at a time, no server needed
+        keys = [seg.split("=", 1)[0] for seg, _ in frame.groupby("segment", sort=True)]
+        for trace, key in zip(fig.data, keys, strict=True):
+            trace.visible = key == attributes[0]
+        buttons = [
+            {"label": label(a), "method": "update", "args": [{"visible": [k == a for k in keys]}]}
+            for a in attributes
+        ]
+        fig.update_layout(
+            updatemenus=[
+                {
+                    "buttons": buttons,
+                    "direction": "right",
+                    "type": "buttons",
+                    "x": 0.0,
+                    "xanchor": "left",
+                    "y": 1.16,
+                }
+            ]
         )
     fig.update_yaxes(tickformat=".0%", title="converted to the next stage", range=[0, 1])
     fig.update_layout(barmode="group")
