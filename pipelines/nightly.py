@@ -30,9 +30,9 @@ FLOW_NAME = "journeymine-nightly"
 @task(name="plan-load")
 def plan_load(
     landing: str, warehouse_path: str, sources: list[str] | None, selection: load.Selection
-) -> tuple[dict[str, list[str]], int]:
-    """The files per source that the warehouse has not loaded in this exact version, and how
-    many files were skipped as already loaded."""
+) -> tuple[dict[str, list[tuple[str, str]]], int]:
+    """The (file, sha256) pairs per source to load tonight, and how many files were skipped as
+    already loaded."""
     files = load.find_landing_files(Path(landing), sources)
     con = warehouse.connect(warehouse_path)
     try:
@@ -40,9 +40,9 @@ def plan_load(
     finally:
         con.close()
     get_run_logger().info("%d landing files, %d new or changed", len(files), len(todo))
-    plan: dict[str, list[str]] = {}
+    plan: dict[str, list[tuple[str, str]]] = {}
     for f in todo:
-        plan.setdefault(f.source, []).append(f.file)
+        plan.setdefault(f.source, []).append((f.file, f.sha256))
     return plan, len(files) - len(todo)
 
 
@@ -58,19 +58,19 @@ def _retry_on_io(task: Any, task_run: Any, state: Any) -> bool:
 
 
 @task(name="stage-source", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_retry_on_io)
-def stage_source(landing: str, files: list[str], staging: str) -> str:
+def stage_source(landing: str, files: list[tuple[str, str]], staging: str) -> str:
     """Parse one source's files into a staging folder (no warehouse access).
 
     Fails, naming the files, when any file is not in the source's format: that source is then
     left out of tonight's load (and tried again next night), the other sources still load.
     """
     root = Path(landing)
-    landing_files = [
-        load.LandingFile(f.split("/", 1)[0], root / f, f, load.sha256_of(root / f)) for f in files
+    landing_files = [  # hashed once, when planned: the manifest records that version
+        load.LandingFile(f.split("/", 1)[0], root / f, f, sha) for f, sha in files
     ]
     result = load.stage_files(landing_files, Path(staging))
     if result.errors:
-        raise SourceFormatError(files[0].split("/", 1)[0], "; ".join(result.errors))
+        raise SourceFormatError(landing_files[0].source, "; ".join(result.errors))
     return str(result.folder)
 
 
