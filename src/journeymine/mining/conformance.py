@@ -87,20 +87,21 @@ def check_conformance(
     groups = positions(spec)
     steps = [(" | ".join(s.name for s in stages), optional) for stages, optional in groups]
     cases = stage_sequences(con, spec, log)
-    cases["positions"] = cases.positions.map(list)
-    cases["stages"] = cases.positions.map(lambda seq: [steps[p][0] for p in seq])
-    cases["deviations"] = cases.positions.map(lambda seq: deviation_labels(seq, steps))
-    cases["conforms"] = cases.deviations.map(
+    cases["key"] = cases.positions.map(tuple)
+    # Everything below depends on the sequence only: work once per distinct sequence.
+    per = pd.DataFrame({"key": sorted(set(cases.key))})
+    per["stages"] = per.key.map(lambda seq: [steps[p][0] for p in seq])
+    per["deviations"] = per.key.map(lambda seq: deviation_labels(list(seq), steps))
+    per["conforms"] = per.deviations.map(
         lambda labels: not any(lbl.startswith(ORDER_DEVIATIONS) for lbl in labels)
     )
-    cases["completed"] = cases.positions.map(lambda seq: len(steps) - 1 in seq)
-    if with_fitness and len(cases):
+    per["completed"] = per.key.map(lambda seq: len(steps) - 1 in seq)
+    if with_fitness and len(per):
         tree = pm4py_adapter.designed_tree([([s.name for s in st], opt) for st, opt in groups])
-        distinct = {tuple(s) for s in cases.stages}
-        by_sequence = dict(enumerate(sorted(distinct)))
-        fitness = pm4py_adapter.case_fitness(tree, {k: list(v) for k, v in by_sequence.items()})
-        lookup = {seq: fitness[k] for k, seq in by_sequence.items()}
-        cases["fitness"] = cases.stages.map(lambda s: lookup[tuple(s)])
+        fitness = pm4py_adapter.case_fitness(tree, dict(enumerate(per.stages)))
+        per["fitness"] = [fitness[k] for k in range(len(per))]
+    cases = cases.merge(per, on="key", how="left").drop(columns="key")
+    cases["positions"] = cases.positions.map(list)
     return cases
 
 
