@@ -74,12 +74,16 @@ def analyse(con: duckdb.DuckDBPyConnection, spec: JourneySpec, out: Path) -> Ana
 def _write_drivers_and_drift(
     con: duckdb.DuckDBPyConnection, spec: JourneySpec, funnel: pd.DataFrame
 ) -> None:
-    """``drivers`` for every stage transition; ``drift_edges`` / ``drift_stages``: the last 30
-    days before the cut-off against the 30 days before them."""
+    """``drivers`` of conversion and of speed for every stage transition; ``drift_*``: the
+    last 30 days before the cut-off against the 30 days before them."""
     stages = funnel.loc[
         (funnel.segment == "all") & (funnel.converted + funnel.dropped > 0), "stage"
     ]
-    found = [drivers(con, stage, spec.segments).assign(stage=stage) for stage in stages]
+    found = [
+        drivers(con, stage, spec.segments, outcome=outcome).assign(stage=stage, outcome=outcome)
+        for stage in stages
+        for outcome in ("conversion", "speed")
+    ]
     found = [f for f in found if len(f) and "finding" in f.columns]
     if found:
         replace_table(con, "drivers", pd.concat(found, ignore_index=True))

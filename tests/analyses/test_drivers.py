@@ -64,6 +64,12 @@ def test_sample_drivers_find_the_small_company_drop(tmp_path: Path) -> None:
     small = found.loc["segment: company_size=1-10"]
     assert small.finding and small.lift < 0.6
     assert not found.loc["segment: utm_source=google"].finding  # planted: no effect
+    # The planted reps: the slowest (Dev Patel) loses demos and is slow, the fastest wins both.
+    for outcome in ("conversion", "speed"):
+        reps = drivers(con, "demo_requested", outcome=outcome).set_index("feature")
+        slow, fast = reps.loc["handled by: Dev Patel"], reps.loc["handled by: Ana Ruiz"]
+        assert slow.finding and slow.lift < 0.7, outcome
+        assert fast.finding and fast.lift > 1.1, outcome
     drift = compare_periods(
         con,
         spec,

@@ -1,7 +1,8 @@
 """What drives drop-off, and how journeys drift between two periods.
 
 **Drivers** of a stage transition: for people who entered the stage and are decided (converted
-or dropped), each candidate feature — a touchpoint done while in the stage, or a segment
+or dropped) — or, for drivers of slowness, for people who converted, fast (at or under the
+median time) vs slow — each candidate feature — a touchpoint done while in the stage, or a segment
 value — is compared: base rate, rate with and without it, lift = rate with / base rate, a 95%
 Wilson interval of the rate with, a two-sided Fisher exact test, and Benjamini–Hochberg
 control of the false-discovery rate across all features (``finding`` = discovery at 5%).
@@ -26,34 +27,56 @@ from journeymine.mining import discovery
 from journeymine.mining.eventlog import log_from_touchpoints
 from journeymine.spec import JourneySpec
 
+POPULATIONS = {
+    # who is compared, and what counts as success
+    "conversion": """
+        SELECT case_key, entered_at, status = 'converted' AS success,
+               coalesce(converted_at, entered_at + INTERVAL 1000 DAY) AS decided_at
+        FROM stage_entries WHERE stage = $stage AND status IN ('converted', 'dropped')
+    """,
+    "speed": """
+        SELECT case_key, entered_at, converted_at AS decided_at,
+               epoch(converted_at - entered_at) <= median(epoch(converted_at - entered_at))
+                   OVER () AS success
+        FROM stage_entries WHERE stage = $stage AND status = 'converted'
+    """,
+}
+
 
 def _feature_counts(
-    con: duckdb.DuckDBPyConnection, stage: str, segments: tuple[str, ...], lead_s: float
+    con: duckdb.DuckDBPyConnection,
+    stage: str,
+    segments: tuple[str, ...],
+    lead_s: float,
+    outcome: str,
 ) -> pd.DataFrame:
-    """Per feature: people with it and converted among them (decided people of ``stage``).
+    """Per feature: people with it and successes among them, in the outcome's population.
     Touchpoints in the last ``lead_s`` seconds before converting are left out: they are part
-    of converting (the Stripe customer created seconds before the trial), not a driver."""
+    of converting (the Stripe customer created seconds before the trial), not a driver; a
+    segment value counts only if it was known by then (a company size first told at signup
+    says nothing about who signs up)."""
     segment_sql = " UNION ALL ".join(
         f"SELECT d.case_key, 'segment: {a}=' || (arg_min(t.attributes->>'{a}', "
         f"(t.occurred_at, t.seq)) FILTER (WHERE t.attributes->>'{a}' IS NOT NULL)) AS feature "
-        f"FROM decided d JOIN touchpoints t ON t.person_id = d.case_key GROUP BY d.case_key"
+        f"FROM decided d JOIN touchpoints t ON t.person_id = d.case_key "
+        f"AND t.occurred_at < d.decided_at - to_seconds($lead_s) GROUP BY d.case_key"
         for a in (s.replace("'", "") for s in segments)
     )
     return con.execute(
         f"""
-        WITH decided AS (
-            SELECT case_key, entered_at, status,
-                   coalesce(converted_at, entered_at + INTERVAL 1000 DAY) AS decided_at
-            FROM stage_entries WHERE stage = $stage AND status IN ('converted', 'dropped')
-        ), features AS (
+        WITH decided AS ({POPULATIONS[outcome]}), features AS (
             SELECT DISTINCT d.case_key, 'did: ' || t.activity AS feature
             FROM decided d JOIN touchpoints t ON t.person_id = d.case_key
              AND t.occurred_at >= d.entered_at
              AND t.occurred_at < d.decided_at - to_seconds($lead_s)
+            UNION ALL  -- who on our side handled the person while in the stage
+            SELECT DISTINCT d.case_key, 'handled by: ' || t.owner_name
+            FROM decided d JOIN touchpoints t ON t.person_id = d.case_key
+             AND t.actor = 'company' AND t.channel = 'crm' AND t.owner_name IS NOT NULL
+             AND t.occurred_at >= d.entered_at AND t.occurred_at < d.decided_at
             {"UNION ALL " + segment_sql if segment_sql else ""}
         )
-        SELECT f.feature, count(*) AS people,
-               count(*) FILTER (WHERE d.status = 'converted') AS converted
+        SELECT f.feature, count(*) AS people, count(*) FILTER (WHERE d.success) AS converted
         FROM features f JOIN decided d USING (case_key)
         WHERE f.feature IS NOT NULL GROUP BY f.feature
         """,
@@ -66,18 +89,22 @@ def drivers(
     stage: str,
     segments: tuple[str, ...] = (),
     *,
+    outcome: str = "conversion",
     min_people: int = 10,
     alpha: float = 0.05,
     lead_time: timedelta = timedelta(hours=1),
 ) -> pd.DataFrame:
-    """Features associated with converting out of ``stage`` (needs ``stage_entries``)."""
+    """Features associated with converting out of ``stage`` (``outcome="conversion"``), or,
+    among those who converted, with converting faster than the median (``"speed"``: the
+    ``rate`` columns are then the share of fast converters). Needs ``stage_entries``."""
+    if outcome not in POPULATIONS:
+        raise ValueError(f"outcome is one of {list(POPULATIONS)}, not {outcome!r}")
     totals = con.execute(
-        "SELECT count(*), count(*) FILTER (WHERE status = 'converted') FROM stage_entries "
-        "WHERE stage = ? AND status IN ('converted', 'dropped')",
-        [stage],
+        f"SELECT count(*), count(*) FILTER (WHERE success) FROM ({POPULATIONS[outcome]})",
+        {"stage": stage},
     ).fetchall()[0]
     total, converted = int(totals[0]), int(totals[1])
-    frame = _feature_counts(con, stage, segments, lead_time.total_seconds())
+    frame = _feature_counts(con, stage, segments, lead_time.total_seconds(), outcome)
     frame = frame[(frame.people >= min_people) & (frame.people < total)].reset_index(drop=True)
     if total == 0 or frame.empty:
         return frame.assign(base_rate=np.nan)

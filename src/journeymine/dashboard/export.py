@@ -85,21 +85,24 @@ def _sections(con: duckdb.DuckDBPyConnection, spec: JourneySpec | None) -> list[
 
     def driver_table() -> go.Figure:
         frame = con.execute(
-            "SELECT stage AS \"leaving stage\", replace(replace(feature, 'did: ', 'did '), "
-            "'segment: ', '') AS \"people who…\", people, rate_with AS converted, "
-            'rate_without AS "converted without", lift, ci_low, ci_high FROM drivers '
-            "WHERE finding ORDER BY p_value LIMIT 12"
+            "SELECT stage AS \"leaving stage\", CASE outcome WHEN 'speed' THEN 'converted fast' "
+            "ELSE 'converted' END AS outcome, replace(replace(feature, 'did: ', 'did '), "
+            "'segment: ', '') AS \"people who…\", people, rate_with AS \"rate with\", "
+            'rate_without AS "rate without", lift, ci_low, ci_high FROM drivers d '
+            "JOIN (SELECT DISTINCT stage, position FROM stage_funnel) f USING (stage) "
+            "WHERE finding QUALIFY row_number() OVER (PARTITION BY stage, outcome "
+            "ORDER BY p_value) <= 3 ORDER BY position, outcome, p_value"
         ).df()
         fmts = {
             "people": ",",
-            "converted": ".0%",
-            "converted without": ".0%",
+            "rate with": ".0%",
+            "rate without": ".0%",
             "lift": ".2f",
             "ci_low": ".0%",
             "ci_high": ".0%",
         }
         return figures.table(
-            frame, "What goes with converting or dropping (significant at 5% FDR)", fmts
+            frame, "The strongest findings per stage (significant at 5% false-discovery rate)", fmts
         )
 
     def drift_table() -> go.Figure:
