@@ -1,8 +1,19 @@
 """One self-contained HTML dashboard: plotly.js embedded once, no network, safe to share.
 
-Safe to share means: every data string is HTML-escaped in the page text and in the figure
-labels, the figure JSON cannot close its ``<script>`` (``<``, ``>`` and ``&`` are written as
-``\\u003c``-style escapes), and anything that looks like an email address is replaced.
+Safe to share means:
+
+* every string from the data is HTML-escaped in the page text and in figure labels
+  (:func:`figures.label`), and passed to Plotly as data, never as markup or template;
+* the figure JSON cannot leave its ``<script>``: ``<``, ``>``, ``&`` and the JS line
+  separators are written as ``\\uXXXX`` escapes, which JSON reads back unchanged;
+* anything that looks like an email address is masked, in labels, in the figure JSON, in the
+  page text and even in plotly.js's own licence comments, so a scan of the file finds none;
+* raw attributes and person ids are never read.
+
+Sections come in reading order: headline figures, funnel, follow-ups, journey map, paths,
+variants, then conformance, drivers and drift when the warehouse has them. A section whose
+table is missing says so in plain text; a section that fails to draw says so too and the rest
+of the dashboard is still written.
 """
 
 from __future__ import annotations
@@ -10,6 +21,7 @@ from __future__ import annotations
 import html
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,257 +31,285 @@ from plotly.offline import get_plotlyjs
 
 from journeymine.dashboard import figures
 from journeymine.spec import JourneySpec
-from journeymine.warehouse import table_exists
 
 log = logging.getLogger(__name__)
 
 CSS = """
+* { box-sizing: border-box; }
 body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 0; color: #222;
-       background: #f4f6f7; }
-header { background: #264653; color: white; padding: 18px 32px; }
-header h1 { margin: 0; font-size: 24px; } header p { margin: 4px 0 0; opacity: .85; }
-main { max-width: 1200px; margin: 0 auto; padding: 12px 24px 48px; }
-section { background: white; border-radius: 8px; padding: 12px 20px 8px; margin: 16px 0;
+       background: #f1f3f4; line-height: 1.45; }
+header { background: #264653; color: white; padding: 20px 0 14px; }
+header .inner, main { max-width: 1180px; margin: 0 auto; padding: 0 24px; }
+header h1 { margin: 0; font-size: 26px; font-weight: 600; }
+header p { margin: 4px 0 10px; opacity: .85; font-size: 14px; }
+nav a { color: white; margin-right: 16px; font-size: 14px; text-decoration: none;
+        border-bottom: 1px solid rgba(255,255,255,.4); }
+main { padding-top: 8px; padding-bottom: 48px; }
+section { background: white; border-radius: 8px; padding: 16px 22px 10px; margin: 18px 0;
           box-shadow: 0 1px 3px rgba(0,0,0,.08); }
-section h2 { margin: 8px 0 2px; font-size: 19px; } section p.why { margin: 0 0 6px; color: #555; }
-.missing { color: #8a6d3b; font-style: italic; }
-nav a { color: white; margin-right: 14px; font-size: 14px; }
+section h2 { margin: 0 0 2px; font-size: 20px; font-weight: 600; }
+section p.why { margin: 0 0 8px; color: #555; font-size: 15px; }
+.missing { color: #8a6d3b; background: #fcf8e3; padding: 10px 14px; border-radius: 6px; }
+footer { color: #777; font-size: 13px; text-align: center; padding: 0 0 24px; }
 """
 
-Section = tuple[str, str, str, Callable[[], go.Figure] | None]
+
+@dataclass(frozen=True)
+class Section:
+    anchor: str
+    heading: str
+    why: str
+    build: Callable[[], go.Figure]
 
 
-def _safe_json(fig: go.Figure) -> str:
-    text = fig.to_json()
-    text = figures.EMAIL.sub("[email hidden]", text)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+def scrub(text: str) -> str:
+    """Mask email addresses in any text."""
+    return figures.EMAIL.sub(figures.EMAIL_MASK, text)
+
+
+def safe_json(fig: go.Figure) -> str:
+    """The figure as JSON that can sit inside ``<script>`` without closing it, emails masked."""
+    text = scrub(fig.to_json())
+    for char, escape in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
+        text = text.replace(char, escape)
+    return text
+
+
+def _plotly_js() -> str:
+    """plotly.js, inline. Its licence comments name an author by email address: masked like
+    any other (the attribution stays), so a scan of the file finds no address at all."""
+    js = get_plotlyjs()
+    js = figures.EMAIL.sub(lambda m: m.group(0).replace("@", " (at) "), js)
+    return js.replace("</script", "<\\/script")
+
+
+def _cost_inputs(spec: JourneySpec | None) -> tuple[str, tuple[str, ...], timedelta, str] | None:
+    """The first follow-up rule with a ``converts_to`` stage: rule, the stage's activities,
+    its window and its name."""
+    if spec is None:
+        return None
+    for rule in spec.followups:
+        stage = next((s for s in spec.stages if s.name == rule.converts_to), None)
+        if stage is not None:
+            return rule.name, stage.activities, stage.window or spec.window, stage.name
+    return None
 
 
 def _sections(con: duckdb.DuckDBPyConnection, spec: JourneySpec | None) -> list[Section]:
-    """(anchor, heading, one-line explanation, figure builder or None if its table is missing)."""
-
-    def need(*tables: str) -> bool:
-        return all(table_exists(con, t) for t in tables)
-
-    def waiting() -> go.Figure:  # the spec names which stage a slow follow-up may cost
-        from journeymine.analyses.followups import cost_of_waiting
-
-        rule, target, window = _cost_inputs(spec)
-        frame = con.execute("SELECT * FROM followups").df()
+    def waiting() -> go.Figure:
+        inputs = _cost_inputs(spec)
+        if inputs is None:
+            return figures.missing_figure(
+                "Needs a follow-up rule with converts_to in the journey spec."
+            )
+        rule, activities, window, stage = inputs
         return figures.cost_of_waiting(
-            cost_of_waiting(con, frame, rule, target, window), " or ".join(target)
+            con, rule=rule, target_activities=activities, window=window, target=stage
         )
 
-    def variants() -> go.Figure:
-        frame = con.execute(
-            "SELECT variant, cases, share, median_duration_s / 86400 AS median_days "
-            "FROM variants ORDER BY cases DESC LIMIT 15"
-        ).df()
-        return figures.table(
-            frame,
-            "The 15 most frequent journeys",
-            {"cases": ",", "share": ".1%", "median_days": ".1f"},
-        )
+    def optional_table(table: str, sql: str, formats: dict[str, str]) -> Callable[[], go.Figure]:
+        def build() -> go.Figure:
+            try:
+                frame = figures.query(con, table, sql)
+            except figures.MissingTable as exc:
+                return figures.missing_figure(str(exc))
+            if frame.empty:
+                return figures.missing_figure(f"The {table} table has no rows yet.")
+            return figures.table(frame, "", formats)
 
-    def deviations() -> go.Figure:
-        frame = con.execute(
-            "SELECT deviation, cases, share, completion_rate, "
-            "median_duration_s / 86400 AS median_days "
-            "FROM conformance_summary ORDER BY cases DESC LIMIT 14"
-        ).df()
-        return figures.table(
-            frame,
-            "Designed vs actual journey",
-            {"cases": ",", "share": ".1%", "completion_rate": ".1%", "median_days": ".1f"},
-        )
+        return build
 
-    def driver_table() -> go.Figure:
-        frame = con.execute(
-            "SELECT stage AS \"leaving stage\", CASE outcome WHEN 'speed' THEN 'converted fast' "
-            "ELSE 'converted' END AS outcome, replace(replace(feature, 'did: ', 'did '), "
-            "'segment: ', '') AS \"people who…\", people, rate_with AS \"rate with\", "
-            'rate_without AS "rate without", lift, ci_low, ci_high FROM drivers d '
-            "JOIN (SELECT DISTINCT stage, position FROM stage_funnel) f USING (stage) "
-            "WHERE finding QUALIFY row_number() OVER (PARTITION BY stage, outcome "
-            "ORDER BY p_value) <= 3 ORDER BY position, outcome, p_value"
-        ).df()
-        fmts = {
-            "people": ",",
-            "rate with": ".0%",
-            "rate without": ".0%",
-            "lift": ".2f",
-            "ci_low": ".0%",
-            "ci_high": ".0%",
-        }
-        return figures.table(
-            frame, "The strongest findings per stage (significant at 5% false-discovery rate)", fmts
-        )
-
-    def drift_table() -> go.Figure:
-        frame = con.execute(
-            "SELECT stage, decided_before, rate_before, decided_after, rate_after, p_value "
-            "FROM drift_stages WHERE decided_before + decided_after > 0 ORDER BY stage"
-        ).df()
-        fmts = {
-            "decided_before": ",",
-            "decided_after": ",",
-            "rate_before": ".1%",
-            "rate_after": ".1%",
-            "p_value": ".3f",
-        }
-        return figures.table(frame, "Stage conversion: the last 30 days vs the 30 before", fmts)
-
-    def pick(ok: bool, build: Callable[[], go.Figure]) -> Callable[[], go.Figure] | None:
-        return build if ok else None
-
+    pct, num = ".1%", ","
     return [
-        (
+        Section(
             "kpis",
             "At a glance",
-            "Tonight's headline figures; the small number is the change since the last run.",
-            pick(need("persons"), lambda: figures.kpi_header(con)),
+            "Tonight's headline figures; the small coloured number is the change since the "
+            "last run (green is better, red is worse).",
+            lambda: figures.kpi_header(con),
         ),
-        (
+        Section(
             "funnel",
             "Where people drop off",
-            "People still inside a stage's time window are 'open', never counted as drop-offs.",
-            pick(need("stage_funnel"), lambda: figures.stage_funnel(con)),
+            "For each stage of the designed journey: who moved on, who dropped out, and who is "
+            "still inside the stage's time window ('open', never counted as a drop-off).",
+            lambda: figures.stage_funnel(con),
         ),
-        (
+        Section(
             "segments",
             "Which segments drop off",
-            "Conversion to the next stage per segment, with 95% "
-            "intervals; segments with fewer than 20 decided people are left out.",
-            pick(need("stage_funnel"), lambda: figures.conversion_by_segment(con)),
+            "Conversion to the next stage per segment, with 95% intervals; pick the attribute "
+            "with the buttons. Segments with fewer than 20 decided people are left out.",
+            lambda: figures.conversion_by_segment(con),
         ),
-        (
+        Section(
             "followups",
             "Where we keep customers waiting",
-            "Time from a customer's action to our first "
-            "response, by rule and owner; the dashed line is the rule's SLA.",
-            pick(need("followups"), lambda: figures.followup_latency(con)),
+            "Time from a customer's action to our first reply, per rule against its SLA (red "
+            "mark), and per owner.",
+            lambda: figures.followup_latency(con),
         ),
-        (
+        Section(
             "waiting",
             "What the waiting costs",
-            "Share of people reaching the next step by how long "
-            "they waited for the first follow-up.",
-            pick(
-                need("followups")
-                and spec is not None
-                and any(r.converts_to for r in spec.followups),
-                waiting,
-            ),
+            "Share of people who reached the next stage, by how long they waited for our first "
+            "reply; bars show 95% intervals.",
+            waiting,
         ),
-        (
+        Section(
             "map",
             "The journey map",
-            "What people actually do next, with how long they wait between steps.",
-            pick(need("event_log", "dfg"), lambda: figures.journey_map(con)),
+            "What people actually do next, left to right: thicker lines are more frequent, "
+            "redder lines mean a longer wait. Hover for counts and waits.",
+            lambda: figures.journey_map(con),
         ),
-        (
+        Section(
             "paths",
-            "First steps",
-            "How journeys begin.",
-            pick(need("variants"), lambda: figures.paths_sankey(con)),
+            "How journeys begin",
+            "The first four steps of every journey; each band is a group of people.",
+            lambda: figures.paths_sankey(con),
         ),
-        (
+        Section(
+            "variants",
+            "Most frequent journeys",
+            "Exact sequences of activities, and how many people took each one.",
+            lambda: figures.variants_table(con),
+        ),
+        Section(
             "conformance",
             "Designed vs actual",
-            "How real journeys deviate from the journey in the spec.",
-            pick(need("conformance_summary"), deviations),
+            "How real journeys deviate from the journey in the spec, and what it does to "
+            "completion.",
+            optional_table(
+                "conformance_summary",
+                "SELECT deviation, cases AS people, share, completion_rate, "
+                "median_duration_s / 86400 AS median_days FROM {t} "
+                "ORDER BY cases DESC LIMIT 14",
+                {"people": num, "share": pct, "completion_rate": pct, "median_days": ".1f"},
+            ),
         ),
-        (
+        Section(
             "drivers",
-            "What drives drop-off",
+            "What goes with dropping off",
             "Touchpoints and segments associated with converting out of a stage: rate with vs "
             "without, lift over the base rate, 95% interval; only findings that survive "
             "false-discovery control.",
-            pick(need("drivers"), driver_table),
+            optional_table(
+                "drivers",
+                "SELECT stage AS \"leaving stage\", replace(replace(feature, 'did: ', 'did '), "
+                "'segment: ', '') AS \"people who…\", people, rate_with AS converted, "
+                'rate_without AS "converted without", lift, ci_low, ci_high FROM {t} '
+                "WHERE finding ORDER BY p_value LIMIT 12",
+                {
+                    "people": num,
+                    "converted": ".0%",
+                    "converted without": ".0%",
+                    "lift": ".2f",
+                    "ci_low": ".0%",
+                    "ci_high": ".0%",
+                },
+            ),
         ),
-        (
+        Section(
             "drift",
             "What changed",
             "Conversion per stage in the last 30 days against the 30 days before.",
-            pick(need("drift_stages"), drift_table),
-        ),
-        (
-            "variants",
-            "Most frequent journeys",
-            "Exact sequences of activities and how many people took each.",
-            pick(need("variants"), variants),
+            optional_table(
+                "drift_stages",
+                "SELECT stage, decided_before, rate_before, decided_after, rate_after, p_value "
+                "FROM {t} WHERE decided_before + decided_after > 0 ORDER BY stage",
+                {
+                    "decided_before": num,
+                    "decided_after": num,
+                    "rate_before": pct,
+                    "rate_after": pct,
+                    "p_value": ".3f",
+                },
+            ),
         ),
     ]
 
 
-def _cost_inputs(spec: JourneySpec | None) -> tuple[str, tuple[str, ...], timedelta]:
-    """The first follow-up rule with a ``converts_to`` stage: its name, the stage's activities
-    and window."""
-    assert spec is not None
-    rule = next(r for r in spec.followups if r.converts_to)
-    stage = next(s for s in spec.stages if s.name == rule.converts_to)
-    return rule.name, stage.activities, stage.window or spec.window
+def _render(sections: list[Section]) -> tuple[list[str], list[str], list[str]]:
+    parts, scripts, nav = [], [], []
+    config = '{"responsive": true, "displaylogo": false}'
+    for section in sections:
+        nav.append(f'<a href="#{section.anchor}">{html.escape(section.heading)}</a>')
+        try:
+            fig = section.build()
+            reason = figures.missing_reason(fig)
+            if reason is not None:
+                body = f'<p class="missing">{html.escape(scrub(reason))}</p>'
+            else:
+                body = f'<div id="fig-{section.anchor}" class="figure"></div>'
+                scripts.append(
+                    f"(function () {{ var f = {safe_json(fig)}; Plotly.newPlot("
+                    f"'fig-{section.anchor}', f.data, f.layout, {config}); }})();"
+                )
+        except Exception as exc:  # one broken section must not lose the whole dashboard
+            log.exception("dashboard section %s failed", section.anchor)
+            reason = html.escape(scrub(f"{type(exc).__name__}: {exc}"[:300]))
+            body = f'<p class="missing">Could not draw this section ({reason}).</p>'
+        parts.append(
+            f'<section id="{section.anchor}"><h2>{html.escape(section.heading)}</h2>'
+            f'<p class="why">{html.escape(section.why)}</p>{body}</section>'
+        )
+    return parts, scripts, nav
 
 
 def export_dashboard(
-    con: duckdb.DuckDBPyConnection,
+    con_or_path: duckdb.DuckDBPyConnection | str | Path,
     out_path: str | Path,
     *,
     spec: JourneySpec | None = None,
     title: str = "Customer journeys",
 ) -> Path:
-    """Write the dashboard HTML file; return its path."""
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    parts, scripts, nav = [], [], []
-    for anchor, heading, why, build in _sections(con, spec):
-        nav.append(f'<a href="#{anchor}">{html.escape(heading)}</a>')
-        body = '<p class="missing">Not computed yet for this warehouse.</p>'
-        if build is not None:
-            try:
-                fig = build()
-                body = f'<div id="fig-{anchor}" class="figure"></div>'
-                config = "{responsive: true, displaylogo: false}"
-                scripts.append(
-                    f"(function () {{ var f = {_safe_json(fig)}; "
-                    f"Plotly.newPlot('fig-{anchor}', f.data, f.layout, {config}); }})();"
-                )
-            except Exception as exc:  # one broken section must not lose the whole dashboard
-                log.exception("dashboard section %s failed", anchor)
-                body = (
-                    f'<p class="missing">Could not draw this section: {html.escape(str(exc))}</p>'
-                )
-        parts.append(
-            f'<section id="{anchor}"><h2>{html.escape(heading)}</h2>'
-            f'<p class="why">{html.escape(why)}</p>{body}</section>'
-        )
+    """Write the dashboard as one self-contained HTML file; return its path.
+
+    ``con_or_path`` is an open warehouse connection or the path of a warehouse file (opened
+    read-only). ``spec`` (optional) names the journey and says which stage a slow follow-up
+    may cost; without it that one section says so.
+    """
+    if not isinstance(con_or_path, duckdb.DuckDBPyConnection):
+        from journeymine.warehouse import connect
+
+        con = connect(con_or_path, read_only=True)
+        try:
+            return export_dashboard(con, out_path, spec=spec, title=title)
+        finally:
+            con.close()
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    parts, scripts, nav = _render(_sections(con_or_path, spec))
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    name = html.escape(figures.EMAIL.sub("[email hidden]", spec.name if spec else title))
+    safe_title = html.escape(scrub(title))
+    journey = f"{html.escape(scrub(spec.name))} · " if spec is not None else ""
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{html.escape(title)}</title><style>{CSS}</style>
-<script>{get_plotlyjs()}</script></head>
-<body><header><h1>{html.escape(title)}</h1><p>{name} · built {stamp} by journeymine</p>
-<nav>{"".join(nav)}</nav></header>
+<title>{safe_title}</title><style>{CSS}</style>
+<script>{_plotly_js()}</script></head>
+<body><header><div class="inner"><h1>{safe_title}</h1>
+<p>{journey}built {stamp} by journeymine · works offline; hover any chart for details</p>
+<nav>{"".join(nav)}</nav></div></header>
 <main>{"".join(parts)}</main>
+<footer>Email addresses and raw event attributes are never included in this file.</footer>
 <script>{"".join(scripts)}</script>
 </body></html>
 """
-    out_path.write_text(page, encoding="utf-8")
-    return out_path
+    out.write_text(page, encoding="utf-8")
+    return out
 
 
 def export_report(warehouse_path: str | Path, journey: str | Path | None, out: str | Path) -> Path:
     """Open a warehouse read-only and write ``<out>/dashboard.html``."""
     from journeymine.spec import load_spec
-    from journeymine.warehouse import connect
 
     spec = load_spec(journey) if journey else None
-    con = connect(warehouse_path, read_only=True)
-    try:
-        return export_dashboard(
-            con, Path(out) / "dashboard.html", spec=spec, title="Customer journeys"
-        )
-    finally:
-        con.close()
+    return export_dashboard(warehouse_path, Path(out) / "dashboard.html", spec=spec)

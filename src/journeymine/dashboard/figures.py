@@ -1,25 +1,44 @@
-"""Dashboard figures: each function takes an open warehouse and returns a Plotly figure.
+"""Dashboard figures: each function takes an open warehouse (or the table as a DataFrame) and
+returns a Plotly figure, in a notebook or in the exported dashboard.
 
-Everything is aggregated in DuckDB first, so a 10M-event warehouse still makes a small figure.
-Strings that came from the data are passed through :func:`label` (HTML-escaped, emails hidden)
-before they reach a figure, because Plotly renders a subset of HTML in labels.
+* Everything is aggregated in DuckDB SQL first, so a 10M-event warehouse still makes a figure
+  of a few kilobytes.
+* Every string that came from the data goes through :func:`label` (email addresses masked,
+  HTML special characters escaped: Plotly renders a subset of HTML in labels and hovers) and is
+  passed as data (``customdata``/``text``), never pasted into a hover template. Raw attributes
+  and person ids are never read.
+* Only the DESIGN §3.2 columns are required; richer columns (``position``, ``excluded``,
+  ``sla_s``, ``owner``, ``activities``) are used when a table has them.
+* A missing or empty table gives a figure that says so (see :func:`missing_reason`) instead of
+  an exception.
 """
 
 from __future__ import annotations
 
+import functools
 import html
+import json
+import math
 import re
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any, ParamSpec, TypeAlias
 
 import duckdb
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.colors import sample_colorscale
+from plotly.subplots import make_subplots
 
-from journeymine.summary import headline_figures
-from journeymine.warehouse import table_exists
+from journeymine.dashboard.layout import layered_layout
 
-EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+Data: TypeAlias = duckdb.DuckDBPyConnection | pd.DataFrame
+P = ParamSpec("P")
+
+EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+EMAIL_MASK = "[email hidden]"
 STATUS_COLOURS = {
     "converted": "#2a9d8f",
     "dropped": "#e76f51",
@@ -27,150 +46,423 @@ STATUS_COLOURS = {
     "excluded": "#e9c46a",
     "final": "#264653",
 }
-FONT = {"family": "system-ui, -apple-system, Segoe UI, sans-serif", "size": 13}
+STATUS_NAMES = {"final": "reached the last stage"}
+SEGMENT_COLOURS = ["#264653", "#e76f51", "#2a9d8f", "#8d6cab", "#e9c46a", "#6c757d"]
+WAIT_SCALE = [[0.0, "#2a9d8f"], [0.5, "#e9c46a"], [1.0, "#d62828"]]
+FONT = {"family": "system-ui, -apple-system, Segoe UI, sans-serif", "size": 13, "color": "#222"}
+# Latency buckets for the cost of waiting: (upper bound in seconds, label); no reply is its own.
+WAIT_BUCKETS: list[tuple[float, str]] = [
+    (3600, "under 1 h"),
+    (4 * 3600, "1-4 h"),
+    (86400, "4-24 h"),
+    (2 * 86400, "1-2 days"),
+    (math.inf, "over 2 days"),
+]
+# The bucket names of analyses.followups.cost_of_waiting, in order, for frames from there.
+OTHER_BUCKETS = ["<1h", "1-4h", "4-24h", "24-48h", ">48h"]
+NO_REPLY = "no reply"
+
+
+class MissingTable(LookupError):
+    """A figure needs a warehouse table that is not there (or has no rows)."""
+
+
+# ------------------------------------------------------------------ helpers
 
 
 def label(value: object) -> str:
-    """A data string made safe for a figure: emails hidden, HTML special characters escaped."""
-    return html.escape(EMAIL.sub("[email hidden]", str(value)), quote=False)
+    """A data string made safe for a figure: emails masked, HTML special characters escaped."""
+    return html.escape(EMAIL.sub(EMAIL_MASK, str(value)), quote=False)
+
+
+def short(value: object, limit: int = 34) -> str:
+    """:func:`label` of a long name cut to ``limit`` characters (the hover shows it whole)."""
+    text = EMAIL.sub(EMAIL_MASK, str(value))
+    return label(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
+def duration(seconds: float | None) -> str:
+    """A wait in words: minutes, hours or days."""
+    if seconds is None or pd.isna(seconds):
+        return "–"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def wilson(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float, float]:
+    """Rate and 95% Wilson score interval; NaNs when there are no trials."""
+    if trials <= 0:
+        return math.nan, math.nan, math.nan
+    p = successes / trials
+    denominator = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denominator
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
+    return p, max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    row = con.execute(
+        "SELECT (SELECT count(*) FROM duckdb_tables() WHERE table_name = ?) "
+        "+ (SELECT count(*) FROM duckdb_views() WHERE view_name = ?)",
+        [table, table],
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def columns(data: Data, table: str) -> set[str]:
+    """The columns of ``table`` (or of the frame given instead); MissingTable if absent."""
+    if isinstance(data, pd.DataFrame):
+        return {str(c) for c in data.columns}
+    if not _exists(data, table):
+        raise MissingTable(f"The warehouse has no {table} table yet.")
+    return {d[0] for d in data.execute(f'SELECT * FROM "{table}" LIMIT 0').description}
+
+
+def query(data: Data, table: str, sql: str, params: Sequence[object] | None = None) -> pd.DataFrame:
+    """Run ``sql`` where ``{t}`` names ``table`` (or the frame given instead of a warehouse)."""
+    if isinstance(data, pd.DataFrame):
+        local = duckdb.connect()
+        try:
+            local.register("jm_frame", data)
+            return local.execute(sql.replace("{t}", "jm_frame"), params).df()
+        finally:
+            local.close()
+    columns(data, table)
+    return data.execute(sql.replace("{t}", f'"{table}"'), params).df()
+
+
+def missing_figure(message: str, height: int = 140) -> go.Figure:
+    """A figure that only says, in plain words, why there is nothing to draw."""
+    fig = go.Figure()
+    fig.add_annotation(
+        text=label(message),
+        x=0.5,
+        y=0.5,
+        xref="paper",
+        yref="paper",
+        showarrow=False,
+        font={"size": 15, "color": "#8a6d3b"},
+    )
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_layout(height=height, font=FONT, meta={"jm_missing": message}, plot_bgcolor="white")
+    return fig
+
+
+def missing_reason(fig: go.Figure) -> str | None:
+    """The plain-text reason when ``fig`` is a placeholder for missing data, else None."""
+    meta = fig.layout.meta
+    return meta.get("jm_missing") if isinstance(meta, dict) else None
+
+
+def _degrades(build: Callable[P, go.Figure]) -> Callable[P, go.Figure]:
+    """A missing table makes a figure that says so, not an exception."""
+
+    @functools.wraps(build)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> go.Figure:
+        try:
+            return build(*args, **kwargs)
+        except MissingTable as exc:
+            return missing_figure(str(exc))
+
+    return wrapper
 
 
 def _layout(fig: go.Figure, title: str, height: int = 420) -> go.Figure:
     fig.update_layout(
-        title={"text": title, "x": 0.01},
+        title={"text": title, "x": 0.01, "font": {"size": 16}},
         height=height,
         font=FONT,
-        margin={"l": 60, "r": 30, "t": 60, "b": 50},
+        margin={"l": 70, "r": 30, "t": 70, "b": 60},
         plot_bgcolor="white",
-        legend={"orientation": "h", "y": -0.15},
+        legend={"orientation": "h", "y": -0.14, "yanchor": "top", "x": 0, "xanchor": "left"},
+        colorway=SEGMENT_COLOURS,
+        hoverlabel={"font": {"size": 13}},
     )
-    fig.update_xaxes(gridcolor="#eee")
-    fig.update_yaxes(gridcolor="#eee")
+    fig.update_xaxes(gridcolor="#e6e6e6", zerolinecolor="#ccc")
+    fig.update_yaxes(gridcolor="#e6e6e6", zerolinecolor="#ccc")
     return fig
 
 
-def _hours(seconds: float) -> str:
-    if seconds is None or pd.isna(seconds):
-        return "–"
-    return f"{seconds / 3600:.1f} h" if seconds < 2 * 86400 else f"{seconds / 86400:.1f} d"
+def _stage_order_sql(cols: set[str]) -> str:
+    return "position" if "position" in cols else "entered DESC"
 
 
-def kpi_header(con: duckdb.DuckDBPyConnection) -> go.Figure:
-    """Headline numbers with their change since the previous run."""
-    now = headline_figures(con)
-    previous: dict[str, float] = {}
-    if table_exists(con, "run_history"):
-        row = con.execute(
-            "SELECT figures FROM run_history ORDER BY finished_at DESC LIMIT 1"
-        ).fetchall()
-        previous = (
-            pd.read_json(pd.io.common.StringIO(row[0][0]), typ="series").to_dict() if row else {}
+# ------------------------------------------------------------------ KPI header
+
+
+def _previous_figures(con: duckdb.DuckDBPyConnection, now: Mapping[str, float]) -> dict[str, Any]:
+    """The previous run's headline figures from ``run_history`` (skipping tonight's own row)."""
+    if not _exists(con, "run_history"):
+        return {}
+    rows = con.execute(
+        "SELECT figures::VARCHAR FROM run_history ORDER BY finished_at DESC LIMIT 2"
+    ).fetchall()
+    for (text,) in rows:
+        figures = json.loads(text) if text else {}
+        same = all(
+            key in figures and math.isclose(float(figures[key]), value, rel_tol=1e-9)
+            for key, value in now.items()
         )
-    if table_exists(con, "stage_funnel"):
-        rows = con.execute(
-            "SELECT first(entered ORDER BY position), last(entered ORDER BY position) "
+        if figures and not same:
+            return {k: v for k, v in figures.items() if isinstance(v, int | float)}
+    return {}
+
+
+def kpi_numbers(con: duckdb.DuckDBPyConnection) -> dict[str, float]:
+    """The headline figures that the warehouse has tables for (see :func:`kpi_header`)."""
+    out: dict[str, float] = {}
+
+    def one(sql: str) -> float | None:
+        row = con.execute(sql).fetchone()
+        return None if not row or row[0] is None or pd.isna(row[0]) else float(row[0])
+
+    if _exists(con, "persons") and (value := one("SELECT count(*) FROM persons")) is not None:
+        out["persons"] = value
+    if _exists(con, "stage_funnel"):
+        order = _stage_order_sql(columns(con, "stage_funnel"))
+        row = con.execute(
+            f"SELECT first(entered ORDER BY {order}), last(entered ORDER BY {order}) "
             "FROM stage_funnel WHERE segment = 'all'"
-        ).fetchall()
-        if rows and rows[0][0]:
-            now["reached the last stage"] = rows[0][1] / rows[0][0]
-    shown = [
-        ("persons", ",.0f"),
-        ("journeys started", ",.0f"),
-        ("reached the last stage", ".1%"),
-        ("median follow-up latency (h)", ",.1f"),
-        ("SLA breach rate", ".1%"),
-    ]
+        ).fetchone()
+        if row and row[0]:
+            out["journeys started"] = float(row[0])
+            out["overall conversion"] = float(row[1]) / float(row[0])
+    if _exists(con, "followups"):
+        latency = one("SELECT median(latency_s) / 3600 FROM followups WHERE status = 'answered'")
+        if latency is not None:
+            out["median follow-up latency (h)"] = latency
+        breach = one("SELECT avg(sla_breached::INT) FROM followups WHERE status <> 'open'")
+        if breach is not None:
+            out["SLA breach rate"] = breach
+    return out
+
+
+KPIS: list[tuple[str, str, str, bool]] = [  # key, title, number format, is higher better
+    ("persons", "people", ",.0f", True),
+    ("journeys started", "journeys started", ",.0f", True),
+    ("overall conversion", "reached the last stage", ".1%", True),
+    ("median follow-up latency (h)", "median wait for a reply (h)", ",.1f", False),
+    ("SLA breach rate", "replies later than the SLA", ".1%", False),
+]
+
+
+@_degrades
+def kpi_header(con: duckdb.DuckDBPyConnection) -> go.Figure:
+    """Persons, journeys started, overall conversion (entered the last stage / entered the
+    first), median follow-up latency of answered triggers, SLA breach rate of decided triggers,
+    each with its change since the previous run when ``run_history`` has one."""
+    now = kpi_numbers(con)
+    if not now:
+        raise MissingTable("No persons, stage_funnel or followups table yet: no headline figures.")
+    previous = _previous_figures(con, now)
+    items = [k for k in KPIS if k[0] in now]
     fig = go.Figure()
-    items = [(name, fmt) for name, fmt in shown if name in now]
-    for i, (name, fmt) in enumerate(items):
-        delta = {"reference": previous[name], "valueformat": fmt} if name in previous else None
+    good, bad = "#2a9d8f", "#d62828"
+    for i, (key, title, fmt, higher_better) in enumerate(items):
+        delta = None
+        if key in previous:
+            delta = {
+                "reference": float(previous[key]),
+                "valueformat": fmt,
+                "increasing": {"color": good if higher_better else bad},
+                "decreasing": {"color": bad if higher_better else good},
+            }
         fig.add_trace(
             go.Indicator(
                 mode="number+delta" if delta else "number",
-                value=now[name],
+                value=now[key],
                 delta=delta,
-                number={"valueformat": fmt},
-                title={"text": name, "font": {"size": 13}},
+                number={"valueformat": fmt, "font": {"size": 34}},
+                title={"text": title, "font": {"size": 14, "color": "#555"}},
                 domain={"row": 0, "column": i},
             )
         )
     fig.update_layout(
-        grid={"rows": 1, "columns": max(len(items), 1)},
-        height=170,
+        grid={"rows": 1, "columns": max(len(items), 1), "xgap": 0.15},
+        height=150,
         font=FONT,
-        margin={"l": 20, "r": 20, "t": 30, "b": 10},
+        margin={"l": 20, "r": 20, "t": 40, "b": 10},
     )
     return fig
 
 
-def stage_funnel(con: duckdb.DuckDBPyConnection) -> go.Figure:
-    """Entered stages split into converted / dropped / open, overall."""
-    frame = con.execute(
-        "SELECT stage, converted, dropped, open, excluded, "
-        "entered - converted - dropped - open - excluded AS final "
-        "FROM stage_funnel WHERE segment = 'all' ORDER BY position"
-    ).df()
-    names = {"final": "reached the last stage"}
-    stages = [label(s) for s in frame.stage]
-    fig = go.Figure()
+# ------------------------------------------------------------------ stage funnel
+
+
+def _funnel_frame(data: Data, segments: Sequence[str] | None) -> tuple[pd.DataFrame, list[str]]:
+    cols = columns(data, "stage_funnel")
+    extra = [c for c in ("position", "excluded") if c in cols]
+    frame = query(
+        data,
+        "stage_funnel",
+        "SELECT segment, stage, entered, converted, dropped, open, conversion_rate, "
+        "conversion_ci_low, conversion_ci_high" + "".join(f", {c}" for c in extra) + " FROM {t}",
+    )
+    if frame.empty:
+        raise MissingTable("The stage_funnel table has no rows yet.")
+    if "excluded" not in frame:
+        frame["excluded"] = 0
+    frame[["converted", "dropped", "open", "excluded"]] = frame[
+        ["converted", "dropped", "open", "excluded"]
+    ].fillna(0)
+    frame["final"] = (
+        frame.entered - frame.converted - frame.dropped - frame.open - frame.excluded
+    ).clip(lower=0)
+    present = list(dict.fromkeys(frame.segment.astype(str)))
+    if segments is None:
+        segments = ["all"] if "all" in present else sorted(present)[:4]
+    chosen = [s for s in segments if s in present]
+    if not chosen:
+        raise MissingTable(f"The stage_funnel table has no rows for segment(s) {list(segments)}.")
+    # Stage order: the funnel's position when stored, else the most-entered first (ties: the
+    # one more people converted out of, since they entered the next).
+    ref = frame[frame.segment == chosen[0]]
+    ordered = (
+        ref.sort_values(["position", "stage"])
+        if "position" in ref
+        else ref.sort_values(["entered", "converted", "stage"], ascending=[False, False, True])
+    )
+    order = {s: i for i, s in enumerate(dict.fromkeys(ordered.stage))}
+    frame = frame[frame.segment.isin(chosen)].copy()
+    frame["stage_rank"] = frame.stage.map(lambda s: order.get(s, len(order)))
+    frame["segment_rank"] = frame.segment.map(chosen.index)
+    return frame.sort_values(["stage_rank", "stage", "segment_rank"]), chosen
+
+
+@_degrades
+def stage_funnel(data: Data, segments: Sequence[str] | None = None) -> go.Figure:
+    """Entered / converted / dropped / open per stage (left) and the conversion rate with its
+    95% Wilson interval (right); several ``segments`` are shown side by side per stage.
+
+    Default: the ``all`` segment when the table has it, else up to four segments.
+    """
+    frame, chosen = _funnel_frame(data, segments)
+    several = len(chosen) > 1
+    y: list[Any] = (
+        [[label(s) for s in frame.stage], [label(s) for s in frame.segment]]
+        if several
+        else [label(s) for s in frame.stage]
+    )
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        shared_yaxes=True,
+        column_widths=[0.62, 0.38],
+        horizontal_spacing=0.03,
+        subplot_titles=(
+            "People who entered each stage, and what happened",
+            "Converted (95% interval)",
+        ),
+    )
     for status, colour in STATUS_COLOURS.items():
-        if status != "converted" and not frame[status].any():
-            continue  # no empty legend entries (e.g. no exclusion steps in the spec)
+        if status not in ("converted", "dropped") and not frame[status].any():
+            continue  # no legend entries for statuses nobody has
+        name = STATUS_NAMES.get(status, status)
         fig.add_trace(
             go.Bar(
-                y=stages,
-                x=frame[status],
-                name=names.get(status, status),
+                y=y,
+                x=frame[status].astype(float).tolist(),
+                name=name,
                 orientation="h",
                 marker_color=colour,
-                hovertemplate="%{y}: %{x:,} " + names.get(status, status) + "<extra></extra>",
-            )
+                customdata=frame.entered.astype(float).tolist(),
+                hovertemplate="%{x:,} " + name + " of %{customdata:,} who entered<extra></extra>",
+            ),
+            row=1,
+            col=1,
         )
-    fig.update_layout(barmode="stack", yaxis={"autorange": "reversed"})
-    fig.update_xaxes(title="people who entered the stage")
-    return _layout(fig, "Who enters each stage, and what happens next", 380)
-
-
-def conversion_by_segment(
-    con: duckdb.DuckDBPyConnection, attribute: str | None = None
-) -> go.Figure:
-    """Conversion rate to the next stage per segment value, with 95% Wilson intervals.
-
-    People without a value for the attribute are left out: they are mostly people who never
-    got far enough to tell us (the value comes with signing up), which would read as a drop.
-    """
-    where = (
-        "segment <> 'all'"
-        if attribute is None
-        else f"segment LIKE '{attribute.replace(chr(39), '')}=%'"
+    rate = frame.conversion_rate.astype(float)
+    fig.add_trace(
+        go.Scatter(
+            y=y,
+            x=rate.tolist(),
+            mode="markers",
+            name="conversion rate",
+            marker={"size": 11, "color": "#264653"},
+            error_x={
+                "type": "data",
+                "symmetric": False,
+                "array": (frame.conversion_ci_high.astype(float) - rate).tolist(),
+                "arrayminus": (rate - frame.conversion_ci_low.astype(float)).tolist(),
+                "color": "#264653",
+                "thickness": 2,
+                "width": 6,
+            },
+            customdata=np.stack(
+                [
+                    frame.conversion_ci_low.astype(float),
+                    frame.conversion_ci_high.astype(float),
+                    frame.converted.astype(float),
+                    (frame.converted + frame.dropped).astype(float),
+                ],
+                axis=1,
+            ).tolist(),
+            hovertemplate="%{x:.1%} converted (95% interval %{customdata[0]:.1%}–"
+            "%{customdata[1]:.1%})<br>%{customdata[2]:,} of %{customdata[3]:,} decided"
+            "<extra></extra>",
+        ),
+        row=1,
+        col=2,
     )
-    frame = con.execute(
-        "SELECT segment, stage, position, conversion_rate, conversion_ci_low, "
-        "conversion_ci_high, converted + dropped AS decided FROM stage_funnel "
-        f"WHERE {where} AND conversion_rate IS NOT NULL AND segment NOT LIKE '%=(none)' "
-        f"AND converted + dropped >= 20 ORDER BY position, segment"
-    ).df()
+    fig.update_layout(barmode="stack")
+    fig.update_yaxes(autorange="reversed", row=1, col=1)
+    fig.update_xaxes(title_text="people", row=1, col=1)
+    fig.update_xaxes(title_text="converted", tickformat=".0%", range=[0, 1.02], row=1, col=2)
+    rows = len(frame)
+    _layout(fig, "", 230 + 38 * rows)
+    fig.update_layout(
+        title=None,
+        margin={"t": 40, "b": 40},
+        legend={"y": -0.5 if rows < 4 else -0.25},
+    )
+    return fig
+
+
+@_degrades
+def conversion_by_segment(data: Data, attribute: str | None = None) -> go.Figure:
+    """Conversion rate to the next stage per segment value (``attribute=value`` segments), with
+    95% Wilson intervals; buttons switch between attributes. People without a value
+    (``=(none)``) and segments with fewer than 20 decided people are left out."""
+    cols = columns(data, "stage_funnel")
+    order = "position" if "position" in cols else "stage"
+    pattern = "%=%" if attribute is None else attribute.replace("%", "") + "=%"
+    frame = query(
+        data,
+        "stage_funnel",
+        "SELECT segment, stage, conversion_rate, conversion_ci_low, conversion_ci_high, "
+        "converted + dropped AS decided FROM {t} WHERE segment <> 'all' AND segment LIKE ? "
+        "AND conversion_rate IS NOT NULL AND segment NOT LIKE '%=(none)' "
+        f"AND converted + dropped >= 20 ORDER BY {order}, segment",
+        [pattern],
+    )
+    if frame.empty:
+        raise MissingTable("No segment of the stage_funnel table has 20 decided people yet.")
     fig = go.Figure()
+    keys = []
     for segment, part in frame.groupby("segment", sort=True):
+        keys.append(str(segment).split("=", 1)[0])
         fig.add_trace(
             go.Bar(
                 x=[label(s) for s in part.stage],
-                y=part.conversion_rate,
+                y=part.conversion_rate.tolist(),
                 name=label(segment),
                 error_y={
                     "type": "data",
                     "symmetric": False,
-                    "array": part.conversion_ci_high - part.conversion_rate,
-                    "arrayminus": part.conversion_rate - part.conversion_ci_low,
+                    "array": (part.conversion_ci_high - part.conversion_rate).tolist(),
+                    "arrayminus": (part.conversion_rate - part.conversion_ci_low).tolist(),
                 },
-                customdata=part.decided,
-                hovertemplate="%{x}<br>%{y:.1%} of %{customdata:,} decided"
-                "<extra>" + label(segment) + "</extra>",
+                customdata=[[label(segment), int(d)] for d in part.decided],
+                hovertemplate="%{customdata[0]} · %{x}<br>%{y:.1%} of %{customdata[1]:,} "
+                "decided<extra></extra>",
             )
         )
-    attributes = sorted({seg.split("=", 1)[0] for seg in frame.segment.unique()})
+    attributes = sorted(set(keys))
     if len(attributes) > 1:  # an in-page filter: one attribute at a time, no server needed
-        keys = [seg.split("=", 1)[0] for seg, _ in frame.groupby("segment", sort=True)]
         for trace, key in zip(fig.data, keys, strict=True):
             trace.visible = key == attributes[0]
         buttons = [
@@ -185,235 +477,622 @@ def conversion_by_segment(
                     "type": "buttons",
                     "x": 0.0,
                     "xanchor": "left",
-                    "y": 1.16,
+                    "y": 1.18,
                 }
             ]
         )
     fig.update_yaxes(tickformat=".0%", title="converted to the next stage", range=[0, 1])
     fig.update_layout(barmode="group")
-    return _layout(fig, "Conversion to the next stage by segment (95% intervals)", 440)
+    _layout(fig, "", 440)
+    fig.update_layout(title=None, margin={"t": 80})
+    return fig
 
 
-def followup_latency(con: duckdb.DuckDBPyConnection) -> go.Figure:
-    """Median and p90 follow-up latency per rule and owner, with each rule's SLA."""
-    frame = con.execute(
-        """
-        SELECT rule, coalesce(owner_name, owner, '(none)') AS owner, count(*) AS triggers,
-               median(latency_s) AS median_s, quantile_cont(latency_s, 0.9) AS p90_s,
+# ------------------------------------------------------------------ follow-ups
+
+
+def _owner_sql(data: Data) -> tuple[str, str] | None:
+    """(owner expression, join) for follow-ups: the table's own owner columns, else the owner
+    of the response touchpoint; None when neither is available."""
+    cols = columns(data, "followups")
+    own = [c for c in ("owner_name", "owner") if c in cols]
+    if own:
+        return f"coalesce({', '.join('f.' + c for c in own)})", ""
+    if isinstance(data, duckdb.DuckDBPyConnection) and _exists(data, "touchpoints"):
+        return "r.owner", "LEFT JOIN touchpoints r ON r.event_id = f.response_event_id"
+    return None
+
+
+@_degrades
+def followup_latency(
+    data: Data,
+    sla_hours: Mapping[str, float] | None = None,
+    *,
+    top_owners: int = 12,
+    min_answered: int = 5,
+) -> go.Figure:
+    """How long customers wait for a reply: per rule, the distribution of answered latency
+    (box: quartiles and median, whiskers p5 and p95, ``quantile_cont``) with the rule's SLA
+    (the table's ``sla_s``, else ``sla_hours``); below, the median per owner (the owners with
+    most answered triggers, at least ``min_answered`` each)."""
+    cols = columns(data, "followups")
+    sla = "max(sla_s)" if "sla_s" in cols else "NULL::DOUBLE"
+    rules = query(
+        data,
+        "followups",
+        f"""
+        SELECT rule::VARCHAR AS rule, count(*) AS triggers,
+               count(*) FILTER (WHERE status = 'answered') AS answered,
+               quantile_cont(greatest(latency_s, 60) / 3600, [0.05, 0.25, 0.5, 0.75, 0.95])
+                   FILTER (WHERE status = 'answered' AND latency_s IS NOT NULL) AS q,
                avg(sla_breached::INT) FILTER (WHERE status <> 'open') AS breach_rate,
-               max(sla_s) AS sla_s
-        FROM followups WHERE status = 'answered' OR status = 'unanswered'
-        GROUP BY ALL HAVING count(*) >= 5 ORDER BY rule, median_s
-        """
-    ).df()
-    fig = go.Figure()
-    names = [f"{label(r)} · {label(o)}" for r, o in zip(frame.rule, frame.owner, strict=True)]
+               {sla} AS sla_s
+        FROM {{t}} GROUP BY 1 ORDER BY 1
+        """,
+    )
+    rules = rules[rules.q.notna()].reset_index(drop=True)
+    if rules.empty:
+        raise MissingTable("The followups table has no answered triggers yet.")
+    owner = _owner_sql(data)
+    owners = pd.DataFrame()
+    if owner is not None:
+        expr, join = owner
+        owners = query(
+            data,
+            "followups",
+            f"""
+            SELECT f.rule::VARCHAR AS rule, {expr}::VARCHAR AS owner, count(*) AS answered,
+                   median(f.latency_s) / 3600 AS median_h,
+                   avg(f.sla_breached::INT) AS breach_rate
+            FROM {{t}} f {join}
+            WHERE f.status = 'answered' AND {expr} IS NOT NULL
+            GROUP BY ALL HAVING count(*) >= ?
+            ORDER BY answered DESC, median_h DESC, owner LIMIT ?
+            """,
+            [min_answered, top_owners],
+        )
+    with_owners = not owners.empty
+    fig = make_subplots(
+        rows=2 if with_owners else 1,
+        cols=1,
+        row_heights=[0.45, 0.55] if with_owners else [1.0],
+        vertical_spacing=0.3 if len(rules) < 3 else 0.2,
+        subplot_titles=(
+            "Time to the first reply per rule (box: middle half, whiskers: 5%–95%)",
+            f"Median time to reply per owner (owners with ≥{min_answered} replies)",
+        )
+        if with_owners
+        else ("Time to the first reply per rule (box: middle half, whiskers: 5%–95%)",),
+    )
+    names = [label(r) for r in rules.rule]
+    q = np.array(rules.q.tolist(), dtype=float)
     fig.add_trace(
-        go.Bar(
+        go.Box(
             y=names,
-            x=frame.median_s / 3600,
+            lowerfence=q[:, 0].tolist(),
+            q1=q[:, 1].tolist(),
+            median=q[:, 2].tolist(),
+            q3=q[:, 3].tolist(),
+            upperfence=q[:, 4].tolist(),
             orientation="h",
-            name="median",
+            name="time to reply",
             marker_color="#264653",
-            customdata=np.stack([frame.triggers, frame.breach_rate.fillna(0)], axis=1),
-            hovertemplate="%{y}<br>median %{x:.1f} h · %{customdata[0]:,} triggers · "
-            "%{customdata[1]:.0%} breached SLA<extra></extra>",
-        )
+            fillcolor="rgba(42,157,143,0.35)",
+            hoverinfo="x",
+        ),
+        row=1,
+        col=1,
     )
-    fig.add_trace(
-        go.Scatter(
-            y=names,
-            x=frame.p90_s / 3600,
-            mode="markers",
-            name="p90",
-            marker={"symbol": "line-ns-open", "size": 16, "color": "#e76f51"},
-            hovertemplate="%{y}<br>p90 %{x:.1f} h<extra></extra>",
+    sla_h = [
+        (s / 3600 if pd.notna(s) else (sla_hours or {}).get(str(r), math.nan))
+        for r, s in zip(rules.rule, rules.sla_s, strict=True)
+    ]
+    if any(pd.notna(s) for s in sla_h):
+        fig.add_trace(
+            go.Scatter(
+                y=names,
+                x=sla_h,
+                mode="markers",
+                name="SLA",
+                marker={
+                    "symbol": "line-ns",
+                    "size": 34,
+                    "color": "#d62828",
+                    "line": {"width": 3, "color": "#d62828"},
+                },
+                customdata=np.stack(
+                    [rules.breach_rate.fillna(0).astype(float), rules.answered.astype(float)],
+                    axis=1,
+                ).tolist(),
+                hovertemplate="SLA %{x:.1f} h<br>%{customdata[0]:.0%} of decided triggers "
+                "breached it<extra></extra>",
+            ),
+            row=1,
+            col=1,
         )
+    ticks = [1 / 60, 0.25, 1, 4, 8, 24, 48, 24 * 7, 24 * 30]
+    fig.update_xaxes(
+        type="log",
+        tickvals=ticks,
+        ticktext=[duration(t * 3600) for t in ticks],
+        title_text="time until the first reply (log scale"
+        + ("; red mark: the SLA)" if any(pd.notna(s) for s in sla_h) else ")"),
+        row=1,
+        col=1,
     )
-    for rule, part in frame.groupby("rule"):
-        fig.add_vline(
-            x=part.sla_s.iloc[0] / 3600,
-            line_dash="dash",
-            line_color="#999",
-            annotation_text=f"SLA {label(rule)}",
-            annotation_position="top",
+    fig.update_yaxes(autorange="reversed", row=1, col=1)
+    if with_owners:
+        many_rules = owners.rule.nunique() > 1
+        who = [
+            f"{label(o)} · {label(r)}" if many_rules else label(o)
+            for o, r in zip(owners.owner, owners.rule, strict=True)
+        ]
+        fig.add_trace(
+            go.Bar(
+                y=who,
+                x=owners.median_h.astype(float).tolist(),
+                orientation="h",
+                name="median per owner",
+                marker_color="#2a9d8f",
+                customdata=np.stack(
+                    [owners.answered.astype(float), owners.breach_rate.astype(float)], axis=1
+                ).tolist(),
+                hovertemplate="%{y}<br>median %{x:.1f} h over %{customdata[0]:,} replies · "
+                "%{customdata[1]:.0%} later than the SLA<extra></extra>",
+            ),
+            row=2,
+            col=1,
         )
-    fig.update_xaxes(title="hours from the customer's action to the company's response")
-    fig.update_layout(yaxis={"autorange": "reversed"})
-    return _layout(fig, "How long customers wait for us, by rule and owner", 120 + 32 * len(frame))
+        fig.update_xaxes(title_text="median hours until the first reply", row=2, col=1)
+        fig.update_yaxes(autorange="reversed", row=2, col=1)
+    height = 140 + 44 * len(rules) + (120 + 30 * len(owners) if with_owners else 0)
+    _layout(fig, "", max(height, 320))
+    fig.update_layout(title=None, margin={"t": 40, "l": 220}, showlegend=False)
+    return fig
 
 
-def cost_of_waiting(frame: pd.DataFrame, target: str) -> go.Figure:
-    """Conversion by follow-up latency bucket (a frame from analyses.followups.cost_of_waiting)."""
+def _cost_frame(
+    con: duckdb.DuckDBPyConnection,
+    rule: str | None,
+    target_activities: Sequence[str],
+    window: timedelta,
+) -> tuple[pd.DataFrame, str]:
+    for table in ("followups", "touchpoints"):
+        columns(con, table)
+    if rule is None:
+        row = con.execute(
+            "SELECT rule FROM followups GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1"
+        ).fetchone()
+        if not row:
+            raise MissingTable("The followups table has no rows yet.")
+        rule = str(row[0])
+    patterns = " OR ".join(["t.activity GLOB ?"] * len(target_activities)) or "false"
+    cases = " ".join(
+        f"WHEN latency_s < {edge} THEN '{name}'"
+        for edge, name in WAIT_BUCKETS
+        if math.isfinite(edge)
+    )
+    frame = con.execute(
+        f"""
+        WITH firsts AS (
+            SELECT person_id, triggered_at, latency_s, status FROM followups
+            WHERE rule = ? AND status <> 'open'
+            QUALIFY row_number() OVER (
+                PARTITION BY person_id ORDER BY triggered_at, trigger_event_id) = 1
+        ), reached AS (
+            SELECT f.person_id, min(t.occurred_at) AS reached_at FROM firsts f
+            JOIN touchpoints t ON t.person_id = f.person_id
+             AND t.occurred_at >= f.triggered_at
+             AND t.occurred_at <= f.triggered_at + to_seconds(?) AND ({patterns})
+            GROUP BY 1
+        ), cutoff AS (SELECT max(occurred_at) AS at FROM touchpoints)
+        SELECT CASE WHEN f.status = 'unanswered' OR f.latency_s IS NULL THEN '{NO_REPLY}'
+                    {cases} ELSE '{WAIT_BUCKETS[-1][1]}' END AS bucket,
+               count(*) AS people, count(r.reached_at) AS converted
+        FROM firsts f LEFT JOIN reached r USING (person_id), cutoff c
+        WHERE r.reached_at IS NOT NULL OR f.triggered_at + to_seconds(?) <= c.at
+        GROUP BY 1
+        """,
+        [rule, window.total_seconds(), *target_activities, window.total_seconds()],
+    ).df()
+    return frame, rule
+
+
+@_degrades
+def cost_of_waiting(
+    data: Data,
+    *,
+    target_activities: Sequence[str] = (),
+    rule: str | None = None,
+    window: timedelta = timedelta(days=30),
+    target: str | None = None,
+) -> go.Figure:
+    """Conversion by follow-up latency bucket, with 95% Wilson intervals.
+
+    From a warehouse: each person's first decided trigger of ``rule`` (default: the rule with
+    most triggers) converts if the person does one of ``target_activities`` (GLOB patterns)
+    within ``window`` after the trigger; people whose window had not passed at the data's
+    cut-off and who had not converted yet are left out (right-censored). Or pass a frame with
+    ``bucket, people, converted`` (e.g. from ``analyses.followups.cost_of_waiting``).
+    """
+    if isinstance(data, pd.DataFrame):
+        frame = data[["bucket", "people", "converted"]].copy()
+    else:
+        if not target_activities:
+            raise MissingTable(
+                "Say which activities count as converting (a follow-up rule with converts_to)."
+            )
+        frame, rule = _cost_frame(data, rule, target_activities, window)
+    frame = frame[frame.people > 0]
+    if frame.empty:
+        raise MissingTable("No decided follow-ups yet to compare conversion by waiting time.")
+    known = [name for _, name in WAIT_BUCKETS] + [NO_REPLY] + OTHER_BUCKETS
+    frame["rank"] = frame.bucket.map(lambda b: known.index(b) if b in known else len(known))
+    frame = frame.sort_values(["rank", "bucket"])
+    stats = [wilson(int(c), int(n)) for c, n in zip(frame.converted, frame.people, strict=True)]
+    rate = np.array([s[0] for s in stats])
+    low = np.array([s[1] for s in stats])
+    high = np.array([s[2] for s in stats])
+    colours = ["#b8c4cc" if b == NO_REPLY else "#2a9d8f" for b in frame.bucket]
+    goal = label(target or " or ".join(target_activities) or "the next stage")
     fig = go.Figure(
         go.Bar(
-            x=frame.bucket,
-            y=frame.conversion_rate,
-            marker_color="#2a9d8f",
-            customdata=frame.people,
+            x=[label(b) for b in frame.bucket],
+            y=rate.tolist(),
+            marker_color=colours,
+            name="conversion",
             error_y={
                 "type": "data",
                 "symmetric": False,
-                "array": frame.ci_high - frame.conversion_rate,
-                "arrayminus": frame.conversion_rate - frame.ci_low,
+                "array": (high - rate).tolist(),
+                "arrayminus": (rate - low).tolist(),
+                "color": "#444",
             },
-            hovertemplate="waited %{x}: %{y:.1%} of %{customdata:,} people<extra></extra>",
+            customdata=np.stack(
+                [frame.converted.astype(float), frame.people.astype(float), low, high], axis=1
+            ).tolist(),
+            hovertemplate="waited %{x}: %{y:.1%} converted<br>%{customdata[0]:,} of "
+            "%{customdata[1]:,} people (95% interval %{customdata[2]:.1%}–%{customdata[3]:.1%})"
+            "<extra></extra>",
         )
     )
-    fig.update_yaxes(tickformat=".0%", range=[0, 1], title=f"reached {label(target)}")
-    fig.update_xaxes(title="time to the first follow-up")
-    return _layout(fig, "What waiting costs: conversion by follow-up latency (95% intervals)", 380)
+    fig.update_yaxes(tickformat=".0%", range=[0, 1], title=f"reached {goal}")
+    fig.update_xaxes(title="time until the first reply" + (f" ({label(rule)})" if rule else ""))
+    _layout(fig, "", 380)
+    fig.update_layout(title=None, margin={"t": 30})
+    return fig
 
 
-def _layers(con: duckdb.DuckDBPyConnection, activities: list[str]) -> dict[str, int]:
-    """Left-to-right layers: activities ordered by the median step at which people first do
-    them (a robust order even with loops), ties sharing a layer."""
-    rows = con.execute(
-        """
-        WITH ranked AS (
-            SELECT case_key, activity::VARCHAR AS activity,
-                   row_number() OVER (PARTITION BY case_key ORDER BY ts, seq) AS step
-            FROM event_log
-        ), firsts AS (SELECT case_key, activity, min(step) AS step FROM ranked GROUP BY ALL)
-        SELECT activity, round(median(step)) AS step FROM firsts GROUP BY 1
-        """
-    ).fetchall()
-    steps = {a: s for a, s in rows if a in activities}
-    order = sorted(set(steps.values()))
-    return {a: order.index(s) for a, s in steps.items()}
+# ------------------------------------------------------------------ journey map
 
 
-def journey_map(
-    con: duckdb.DuckDBPyConnection, max_activities: int = 14, max_edges: int = 30
-) -> go.Figure:
-    """The simplified directly-follows map: width = frequency, colour = median wait."""
-    from journeymine.mining.discovery import simplify_dfg
+def _bezier(
+    start: tuple[float, float], control: tuple[float, float], end: tuple[float, float], stop: float
+) -> tuple[list[float], list[float]]:
+    ts = np.linspace(0.0, stop, 14)
+    xs = (1 - ts) ** 2 * start[0] + 2 * (1 - ts) * ts * control[0] + ts**2 * end[0]
+    ys = (1 - ts) ** 2 * start[1] + 2 * (1 - ts) * ts * control[1] + ts**2 * end[1]
+    return xs.round(4).tolist(), ys.round(4).tolist()
 
-    kept, hidden = simplify_dfg(
-        con, "event_log", max_activities=max_activities, max_edges=max_edges
+
+def _edge_path(
+    a: tuple[float, float], b: tuple[float, float], back: bool, k: int
+) -> tuple[list[float], list[float]]:
+    if a == b:  # a self-loop: a small teardrop above the node
+        angles = np.linspace(-0.35 * math.pi, 1.35 * math.pi, 16)
+        xs = a[0] + 0.16 * np.cos(angles + math.pi / 2) * 1.2
+        ys = a[1] + 0.22 + 0.2 * np.sin(angles + math.pi / 2)
+        return xs.round(4).tolist(), ys.round(4).tolist()
+    span = abs(b[0] - a[0])
+    mid = ((a[0] + b[0]) / 2, (a[1] + b[1]) / 2)
+    if back:  # arcs below, deeper for longer jumps back
+        control = (mid[0], min(a[1], b[1]) - 0.45 - 0.18 * span)
+    elif span > 1:  # skip over the layers in between
+        control = (mid[0], mid[1] + (0.35 + 0.1 * span) * (1 if k % 2 else -1))
+    else:
+        control = mid
+    return _bezier(a, control, b, 0.9)
+
+
+@_degrades
+def journey_map(data: Data, max_activities: int = 14, max_edges: int = 30) -> go.Figure:
+    """The simplified directly-follows map, laid out in layers left to right.
+
+    Keeps the ``max_activities`` most frequent activities and, between them, the ``max_edges``
+    most frequent edges of the ``dfg`` table; a note says what was hidden. Line width is the
+    edge's frequency, colour its median wait; arcs below the nodes go back in the journey.
+    Activity size is the larger of its incoming and outgoing transitions.
+    """
+    dfg = query(
+        data,
+        "dfg",
+        "SELECT source_activity::VARCHAR AS source, target_activity::VARCHAR AS target, "
+        "frequency, cases, wait_median_s, wait_p90_s FROM {t} "
+        "WHERE source_activity IS NOT NULL AND target_activity IS NOT NULL "
+        "ORDER BY frequency DESC, source, target",
     )
-    shown = sorted(set(kept.source_activity) | set(kept.target_activity))
-    layer = _layers(con, shown)
-    by_layer: dict[int, list[str]] = defaultdict(list)
-    for activity, k in sorted(layer.items(), key=lambda x: (x[1], x[0])):
-        by_layer[k].append(activity)
-    pos = {
-        a: (k, i - (len(acts) - 1) / 2) for k, acts in by_layer.items() for i, a in enumerate(acts)
-    }
+    if dfg.empty:
+        raise MissingTable("The dfg table has no edges yet.")
+    outgoing = dfg.groupby("source").frequency.sum()
+    incoming = dfg.groupby("target").frequency.sum()
+    size = pd.concat([outgoing, incoming], axis=1).fillna(0).max(axis=1)
+    ranked = sorted(size.items(), key=lambda kv: (-kv[1], kv[0]))
+    keep = {a for a, _ in ranked[:max_activities]}
+    kept = dfg[dfg.source.isin(keep) & dfg.target.isin(keep)].head(max_edges)
+    shown = sorted(set(kept.source) | set(kept.target))
+    layout = layered_layout(
+        zip(kept.source, kept.target, kept.frequency.astype(float), strict=True)
+    )
+    pos = layout.positions
+
+    hours = (kept.wait_median_s.astype(float).fillna(0) / 3600).clip(lower=1 / 60)
+    logs = np.log10(hours)
+    lo, hi = float(logs.min()), float(logs.max())
+    if hi - lo < 1e-9:
+        lo, hi = lo - 0.5, hi + 0.5
+    shade = ((logs - lo) / (hi - lo)).clip(0, 1)
+    colours = sample_colorscale(WAIT_SCALE, shade.tolist())
+    top = float(kept.frequency.max())
+
     fig = go.Figure()
-    top = kept.frequency.max() if len(kept) else 1
-    waits = np.log1p(kept.wait_median_s.fillna(0))
-    span = (waits.max() - waits.min()) or 1.0
-    for e, w in zip(kept.itertuples(), waits, strict=True):
-        (x0, y0), (x1, y1) = pos[e.source_activity], pos[e.target_activity]
-        bend = 0.25 if x1 <= x0 else 0.0  # back and self edges curve so they stay visible
-        xs, ys = [x0, (x0 + x1) / 2, x1], [y0, (y0 + y1) / 2 + bend + (0.3 if x0 == x1 else 0), y1]
-        shade = (w - waits.min()) / span
-        colour = f"rgb({int(40 + 190 * shade)},{int(150 - 60 * shade)},{int(140 - 90 * shade)})"
+    for k, (edge, colour) in enumerate(zip(kept.itertuples(), colours, strict=True)):
+        back = (edge.source, edge.target) in layout.back_edges
+        xs, ys = _edge_path(pos[edge.source], pos[edge.target], back, k)
+        info = [
+            label(edge.source),
+            label(edge.target),
+            int(edge.frequency),
+            int(edge.cases),
+            duration(edge.wait_median_s),
+            duration(edge.wait_p90_s),
+        ]
         fig.add_trace(
             go.Scatter(
                 x=xs,
                 y=ys,
-                mode="lines",
-                line={"width": 1 + 9 * e.frequency / top, "color": colour, "shape": "spline"},
-                opacity=0.75,
+                mode="lines+markers",
+                line={"width": 1.5 + 10 * float(edge.frequency) / top, "color": colour},
+                marker={
+                    "symbol": "arrow",
+                    "angleref": "previous",
+                    "size": [0] * (len(xs) - 1) + [10 + 8 * float(edge.frequency) / top],
+                    "color": colour,
+                },
+                opacity=0.8,
                 showlegend=False,
-                hovertemplate=(
-                    f"{label(e.source_activity)} → {label(e.target_activity)}<br>"
-                    f"{e.frequency:,} times, {e.cases:,} people<br>median wait "
-                    f"{_hours(e.wait_median_s)}, p90 {_hours(e.wait_p90_s)}<extra></extra>"
-                ),
+                customdata=[info] * len(xs),
+                hovertemplate="%{customdata[0]} → %{customdata[1]}<br>%{customdata[2]:,} times "
+                "· %{customdata[3]:,} people<br>median wait %{customdata[4]} · p90 "
+                "%{customdata[5]}<extra></extra>",
             )
         )
-    counts = dict(
-        con.execute("SELECT activity::VARCHAR, count(*) FROM event_log GROUP BY 1").fetchall()
-    )
+    order = sorted(shown, key=lambda a: (pos[a][0], -pos[a][1]))
+    biggest = max(float(size[a]) for a in order)
+    ranks = {a: i for i, a in enumerate(order)}
     fig.add_trace(
         go.Scatter(
-            x=[p[0] for p in pos.values()],
-            y=[p[1] for p in pos.values()],
+            x=[pos[a][0] for a in order],
+            y=[pos[a][1] for a in order],
             mode="markers+text",
-            text=[label(a) for a in pos],
-            textposition="top center",
+            text=[short(a) for a in order],
+            textposition=["top center" if ranks[a] % 2 == 0 else "bottom center" for a in order],
+            textfont={"size": 12, "color": "#111"},
             showlegend=False,
-            marker={"size": 14, "color": "#264653"},
-            customdata=[counts.get(a, 0) for a in pos],
-            hovertemplate="%{text}: %{customdata:,} events<extra></extra>",
+            marker={
+                "size": [14 + 18 * math.sqrt(float(size[a]) / biggest) for a in order],
+                "color": "#264653",
+                "line": {"width": 2, "color": "white"},
+            },
+            customdata=[
+                [label(a), int(incoming.get(a, 0)), int(outgoing.get(a, 0))] for a in order
+            ],
+            hovertemplate="%{customdata[0]}<br>reached %{customdata[1]:,} times from an "
+            "activity · followed %{customdata[2]:,} times<extra></extra>",
         )
     )
-    widest = max((p[0] for p in pos.values()), default=0)
-    fig.update_xaxes(visible=False, range=[-0.8, widest + 0.8])
-    fig.update_yaxes(visible=False)
+    # The colour key: an invisible trace that only carries the colour bar.
+    ticks = [v for v in (1 / 60, 0.25, 1, 4, 24, 72, 24 * 7, 24 * 30) if lo <= math.log10(v) <= hi]
+    fig.add_trace(
+        go.Scatter(
+            x=[None],
+            y=[None],
+            mode="markers",
+            showlegend=False,
+            hoverinfo="skip",
+            marker={
+                "colorscale": WAIT_SCALE,
+                "cmin": lo,
+                "cmax": hi,
+                "color": [lo],
+                "showscale": True,
+                "colorbar": {
+                    "title": {"text": "median<br>wait", "side": "top"},
+                    "tickvals": [math.log10(v) for v in ticks],
+                    "ticktext": [duration(v * 3600) for v in ticks],
+                    "thickness": 12,
+                    "len": 0.6,
+                },
+            },
+        )
+    )
+    total_freq = float(dfg.frequency.sum())
+    hidden_acts = len(size) - len(shown)
+    hidden_edges = len(dfg) - len(kept)
+    hidden_share = 1 - float(kept.frequency.sum()) / total_freq if total_freq else 0.0
     note = (
-        f"Showing {len(kept)} most frequent paths between the {len(pos)} most frequent activities. "
-        f"Hidden: {hidden['activities']} activities, {hidden['edges']} paths, "
-        f"{hidden['events_share']:.1%} of events; {hidden['cases_share']:.1%} of people pass "
-        "through something hidden.<br>Line width: how often; colour: median wait "
-        "(green short, red long)."
+        f"Showing the {len(kept)} most frequent steps between the {len(shown)} most frequent "
+        f"activities. Hidden: {hidden_acts} activities, {hidden_edges} steps "
+        f"({hidden_share:.1%} of all steps).<br>Line width: how often; colour: median wait; "
+        "arcs below go back. Long names are cut: hover a dot for the full name."
     )
     fig.add_annotation(
         text=note,
         xref="paper",
         yref="paper",
         x=0,
-        y=-0.08,
+        y=0,
+        yanchor="top",
         showarrow=False,
         align="left",
         font={"size": 12, "color": "#555"},
     )
-    return _layout(fig, "The journey map: what people actually do next", 560)
+    widest = max(layout.width - 1, 0)
+    fig.update_xaxes(visible=False, range=[-0.6, widest + 0.6])
+    ys = [p[1] for p in pos.values()]
+    fig.update_yaxes(visible=False, range=[min(ys) - 1.2, max(ys) + 0.8])
+    _layout(fig, "", max(440, 150 + 120 * layout.height))
+    fig.update_layout(title=None, margin={"t": 20, "b": 60, "l": 30, "r": 30}, hovermode="closest")
+    fig.update_layout(meta={"hidden": {"activities": hidden_acts, "edges": hidden_edges}})
+    return fig
 
 
+# ------------------------------------------------------------------ paths
+
+
+@_degrades
 def paths_sankey(
-    con: duckdb.DuckDBPyConnection, steps: int = 4, top_variants: int = 200
+    data: Data, steps: int = 4, start: str | None = None, max_paths: int = 40
 ) -> go.Figure:
-    """The first ``steps`` steps of journeys, from the most frequent variants."""
-    frame = con.execute(
-        f"SELECT activities[1:{steps}] AS head, sum(cases) AS cases FROM "
-        f"(SELECT * FROM variants ORDER BY cases DESC LIMIT {top_variants}) GROUP BY 1"
-    ).df()
+    """The first ``steps`` steps of every journey (from the first ``start`` activity when
+    given), from the ``variants`` table: its ``activities`` list when present, else ``variant``
+    split on `` → ``. The ``max_paths`` most frequent beginnings are drawn."""
+    cols = columns(data, "variants")
+    acts = "activities::VARCHAR[]" if "activities" in cols else "string_split(variant, ' → ')"
+    heads = query(
+        data,
+        "variants",
+        f"""
+        WITH v AS (SELECT {acts} AS acts, cases FROM {{t}}),
+        s AS (
+            SELECT CASE WHEN ?::VARCHAR IS NULL THEN acts
+                        ELSE acts[list_position(acts, ?::VARCHAR):] END AS acts, cases
+            FROM v WHERE ?::VARCHAR IS NULL OR list_contains(acts, ?::VARCHAR)
+        )
+        SELECT head, ends, sum(cases)::BIGINT AS cases FROM (
+            SELECT acts[1:{int(steps)}] AS head, len(acts) <= {int(steps)} AS ends, cases FROM s
+        ) GROUP BY ALL ORDER BY cases DESC, head
+        """,
+        [start, start, start, start],
+    )
+    if heads.empty:
+        raise MissingTable(
+            "The variants table has no journeys yet"
+            + (f" that pass through {start}." if start else ".")
+        )
+    total = int(heads.cases.sum())
+    drawn = heads.head(max_paths)
     nodes: dict[tuple[int, str], int] = {}
     links: dict[tuple[int, int], int] = defaultdict(int)
-    for head, cases in zip(frame["head"], frame.cases, strict=True):
-        for k in range(len(head) - 1):
-            a = nodes.setdefault((k, head[k]), len(nodes))
-            b = nodes.setdefault((k + 1, head[k + 1]), len(nodes))
+    end = "(journey ends)"
+    for head, ends, cases in zip(drawn["head"], drawn.ends, drawn.cases, strict=True):
+        path = [str(a) for a in head] + ([end] if ends and len(head) < steps else [])
+        for k in range(len(path) - 1):
+            a = nodes.setdefault((k, path[k]), len(nodes))
+            b = nodes.setdefault((k + 1, path[k + 1]), len(nodes))
             links[(a, b)] += int(cases)
-    names = [f"{k + 1}. {label(a)}" for (k, a) in nodes]
+        if len(path) == 1:
+            nodes.setdefault((0, path[0]), len(nodes))
+    names = [name if name == end else f"{k + 1}. {label(name)}" for (k, name) in nodes]
+    node_colours = ["#b8c4cc" if name == end else "#264653" for (_, name) in nodes]
     fig = go.Figure(
         go.Sankey(
-            node={"label": names, "pad": 12, "color": "#264653"},
+            arrangement="snap",
+            node={
+                "label": names,
+                "pad": 14,
+                "thickness": 16,
+                "color": node_colours,
+                "hovertemplate": "%{label}: %{value:,} people<extra></extra>",
+            },
             link={
                 "source": [a for a, _ in links],
                 "target": [b for _, b in links],
                 "value": list(links.values()),
                 "color": "rgba(42,157,143,0.35)",
+                "hovertemplate": "%{source.label} → %{target.label}: %{value:,} people"
+                "<extra></extra>",
             },
+            textfont={"size": 12, "color": "#111"},
         )
     )
-    return _layout(fig, f"The first {steps} steps people take", 520)
+    shown = int(drawn.cases.sum())
+    note = f"{shown:,} of {total:,} journeys ({shown / total:.0%}); the rest begin differently."
+    fig.add_annotation(
+        text=note,
+        xref="paper",
+        yref="paper",
+        x=0,
+        y=-0.04,
+        yanchor="top",
+        showarrow=False,
+        font={"size": 12, "color": "#555"},
+    )
+    _layout(fig, "", 520)
+    fig.update_layout(title=None, margin={"t": 20, "b": 50, "l": 20, "r": 20})
+    return fig
 
 
-def table(frame: pd.DataFrame, title: str, formats: dict[str, str] | None = None) -> go.Figure:
+# ------------------------------------------------------------------ tables
+
+
+def table(
+    frame: pd.DataFrame, title: str = "", formats: Mapping[str, str] | None = None
+) -> go.Figure:
     """A readable table of a small frame (strings labelled, numbers formatted)."""
     formats = formats or {}
-    cells = []
+    cells: list[list[str]] = []
     for column in frame.columns:
-        values = frame[column]
-        fmt = formats.get(column)
+        fmt = formats.get(str(column))
+        values: Iterable[object] = frame[column]
         if fmt:
-            cells.append([("–" if pd.isna(v) else format(v, fmt)) for v in values])
+            cells.append(["–" if pd.isna(v) else format(v, fmt) for v in values])
         else:
-            cells.append([label(v) for v in values])
+            cells.append(["–" if v is None else label(v) for v in values])
     fig = go.Figure(
         go.Table(
             header={
-                "values": [label(c) for c in frame.columns],
+                "values": [f"<b>{label(c)}</b>" for c in frame.columns],
                 "fill_color": "#264653",
-                "font": {"color": "white"},
+                "font": {"color": "white", "size": 13},
                 "align": "left",
+                "height": 30,
             },
-            cells={"values": cells, "align": "left", "fill_color": "#f7f7f7"},
+            cells={
+                "values": cells,
+                "align": "left",
+                "fill_color": [["#ffffff", "#f3f5f6"] * (len(frame) // 2 + 1)],
+                "font": {"size": 13},
+                "height": 28,
+            },
         )
     )
-    return _layout(fig, title, 80 + 28 * (len(frame) + 1))
+    _layout(fig, title, 60 + 30 * (len(frame) + 1) + (40 if title else 0))
+    fig.update_layout(margin={"t": 50 if title else 10, "b": 10, "l": 10, "r": 10})
+    return fig
+
+
+@_degrades
+def variants_table(data: Data, top: int = 15) -> go.Figure:
+    """The ``top`` most frequent variants: the sequence, people, share, median duration."""
+    frame = query(
+        data,
+        "variants",
+        "SELECT variant, cases, share, median_duration_s FROM {t} "
+        "ORDER BY cases DESC, variant LIMIT ?",
+        [int(top)],
+    )
+    if frame.empty:
+        raise MissingTable("The variants table has no journeys yet.")
+    shown = pd.DataFrame(
+        {
+            "journey (activities in order)": frame.variant,
+            "people": frame.cases,
+            "share": frame.share,
+            "median duration": [duration(s) for s in frame.median_duration_s],
+        }
+    )
+    fig = table(shown, "", {"people": ",", "share": ".1%"})
+    fig.update_traces(columnwidth=[7, 1, 1, 1.4])
+    rows = sum(1 + len(str(v)) // 110 for v in frame.variant)
+    fig.update_layout(height=60 + 30 * (rows + 1))
+    return fig
