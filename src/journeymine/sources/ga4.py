@@ -1,22 +1,43 @@
-"""GA4: BigQuery export rows (``events_YYYYMMDD``) as NDJSON or Parquet.
+"""GA4: BigQuery export rows (tables ``events_YYYYMMDD``) as NDJSON or Parquet, plain or ``.gz``.
 
-* ``event_timestamp`` is unix **microseconds** (an int; JSON exports may give it as a string);
+Format and units
+* NDJSON (``.json``/``.ndjson``/``.jsonl``): one row per line, ``line`` is the physical line;
+  Parquet (``.parquet``, recognised by its ``PAR1`` magic too): ``line`` is the 1-based row
+  number and ``raw`` the row serialised as JSON;
+* ``event_timestamp`` is unix **microseconds**, UTC. BigQuery's JSON export writes INT64 values
+  as strings, so ``"1785744000123456"`` is accepted like ``1785744000123456`` (and an
+  ``int_value`` param given as a digit string becomes an int); seconds or milliseconds are
+  rejected as absurd;
 * ``event_params`` is a list of ``{key, value: {string_value, int_value, float_value,
-  double_value}}``; the first non-null value is kept per key;
-* GA4 has no event id: the dedup key joins ``user_pseudo_id``, ``event_timestamp``,
-  ``event_name``, ``batch_page_id``, ``batch_ordering_id`` and ``batch_event_index``
-  (Google's own recipe for telling batched events apart);
+  double_value}}``; each key is flattened to the first non-null of those values.
+
+Dedup key
+* GA4 has no event id. The key joins, with ``|``: ``user_pseudo_id``, ``event_timestamp`` (as an
+  integer), ``event_name``, ``batch_page_id``, ``batch_ordering_id``, ``batch_event_index``
+  (absent fields as empty strings) -- the batch fields tell apart events GA4 sent in one batch
+  with the same timestamp. The same row gives the same key from NDJSON and from Parquet.
+
+Identity
 * the person is ``user_id`` when set, else ``user_pseudo_id`` (the cookie: an anonymous id);
-* in Parquet files ``line`` is the 1-based row number, and ``raw`` the row as JSON.
+  a row with both links them (rule ``ga4_user_id``).
+
+Quirks
+* ``page_location`` is kept as its path only (``path``): query strings may carry personal data;
+* ``utm_*`` come from ``collected_traffic_source`` (this event's campaign) when it has any value,
+  else from ``traffic_source`` (the user's first acquisition); never a mix of the two.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from journeymine.errors import SourceFormatError
@@ -28,105 +49,195 @@ from journeymine.sources._common import (
     Event,
     ParsedFile,
     RawRow,
+    Record,
     RecordError,
     iter_json_lines,
     parse_records,
     parse_unix_micros,
+    read_bytes,
     slug,
 )
 from journeymine.sources.segment import path_group
 
 SOURCE = "ga4"
-DEDUP_FIELDS = (
-    "user_pseudo_id",
-    "event_timestamp",
-    "event_name",
-    "batch_page_id",
-    "batch_ordering_id",
-    "batch_event_index",
-)
+CHANNEL = "web"
+
+# BigQuery export column names.
+EVENT_NAME = "event_name"
+EVENT_TIMESTAMP = "event_timestamp"
+EVENT_PARAMS = "event_params"
+USER_PSEUDO_ID = "user_pseudo_id"
+USER = "user_id"
+DEVICE = "device"
+GEO = "geo"
+TRAFFIC_SOURCE = "traffic_source"
+COLLECTED_TRAFFIC_SOURCE = "collected_traffic_source"
+BATCH_FIELDS = ("batch_page_id", "batch_ordering_id", "batch_event_index")
 VALUE_FIELDS = ("string_value", "int_value", "float_value", "double_value")
+
+# GA4 event and parameter names.
+PAGE_VIEW = "page_view"
+PAGE_LOCATION = "page_location"
+
+# attribute -> (collected_traffic_source key, traffic_source key)
+UTM_FIELDS = {
+    "utm_source": ("manual_source", "source"),
+    "utm_medium": ("manual_medium", "medium"),
+    "utm_campaign": ("manual_campaign_name", "name"),
+}
+PARQUET_MAGIC = b"PAR1"
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _param_value(value: object) -> Any:
+    """First non-null typed value; INT64 as string (BigQuery JSON export) back to int."""
+    slots = _dict(value)
+    for name in VALUE_FIELDS:
+        found = slots.get(name)
+        if found is None:
+            continue
+        if name == "int_value" and isinstance(found, str) and found.lstrip("-").isdigit():
+            return int(found)
+        return found
+    return None
 
 
 def event_params(params: object) -> dict[str, Any]:
+    """``[{key, value: {...}}, ...]`` -> ``{key: value}``; the first occurrence of a key wins."""
     out: dict[str, Any] = {}
     for item in params if isinstance(params, list) else []:
-        if not isinstance(item, dict) or not item.get("key"):
-            continue
-        value = item.get("value") or {}
-        out[item["key"]] = next((value[f] for f in VALUE_FIELDS if value.get(f) is not None), None)
+        key = _dict(item).get("key")
+        if isinstance(key, str) and key and key not in out:
+            out[key] = _param_value(item.get("value"))
     return out
 
 
-def _utm(row: dict[str, Any]) -> dict[str, Any]:
-    collected, traffic = row.get("collected_traffic_source") or {}, row.get("traffic_source") or {}
-    pairs = {
-        "utm_source": collected.get("manual_source") or traffic.get("source"),
-        "utm_medium": collected.get("manual_medium") or traffic.get("medium"),
-        "utm_campaign": collected.get("manual_campaign_name") or traffic.get("name"),
-    }
-    return {k: v for k, v in pairs.items() if v}
+def location_path(location: object) -> str | None:
+    """``https://docs.example.com/guides/x?q=1#top`` -> ``/guides/x``."""
+    if not isinstance(location, str) or not location.strip():
+        return None
+    return urlsplit(location.strip()).path or "/"
+
+
+def utm(row: dict[str, Any]) -> dict[str, Any]:
+    """Campaign of this event when GA4 collected one, else the user's first acquisition.
+
+    One whole source wins: mixing fields of both would invent attributions (google / cpc /
+    (direct)) that never happened.
+    """
+    collected = _dict(row.get(COLLECTED_TRAFFIC_SOURCE))
+    if any(collected.get(c) for c, _ in UTM_FIELDS.values()):
+        pairs = {out: collected.get(c) for out, (c, _) in UTM_FIELDS.items()}
+    else:
+        traffic = _dict(row.get(TRAFFIC_SOURCE))
+        pairs = {out: traffic.get(t) for out, (_, t) in UTM_FIELDS.items()}
+    return {key: value for key, value in pairs.items() if value}
+
+
+def attributes(row: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    attrs = {key: value for key, value in params.items() if key != PAGE_LOCATION}
+    attrs["path"] = location_path(params.get(PAGE_LOCATION))
+    attrs["device_category"] = _dict(row.get(DEVICE)).get("category")
+    attrs["country"] = _dict(row.get(GEO)).get("country")
+    attrs.update(utm(row))
+    return {key: value for key, value in attrs.items() if value is not None}
+
+
+def dedup_key(row: dict[str, Any], micros: int) -> str:
+    parts = [row.get(USER_PSEUDO_ID), micros, row.get(EVENT_NAME)]
+    parts += [row.get(name) for name in BATCH_FIELDS]
+    return "|".join("" if part is None else str(part) for part in parts)
+
+
+def event_time(row: dict[str, Any]) -> tuple[datetime, int]:
+    """``event_timestamp`` as UTC time and as integer microseconds (for the dedup key)."""
+    value = row.get(EVENT_TIMESTAMP)
+    if value is None or value == "":
+        raise RecordError(f"{EVENT_TIMESTAMP}: missing timestamp")
+    at = parse_unix_micros(value, EVENT_TIMESTAMP)  # validates type and range
+    return at, int(value)
+
+
+def _identifier(row: dict[str, Any], key: str) -> str | None:
+    value = row.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise RecordError(f"{key}: not an id: {value!r}")
+    return str(value) if str(value).strip() else None
 
 
 def parse_row(line: int, text: str, row: object) -> RawRow:
+    """One export row -> its row, its event and the pseudo id <-> user id link."""
     if not isinstance(row, dict):
         raise RecordError("not a JSON object")
-    name, pseudo = row.get("event_name"), row.get("user_pseudo_id")
-    if not name:
-        raise RecordError("missing event_name")
-    if not pseudo and not row.get("user_id"):
-        raise RecordError("missing user_pseudo_id and user_id")
-    at = parse_unix_micros(row.get("event_timestamp"), "event_timestamp")
-    key = "|".join(str(row.get(f) if row.get(f) is not None else "") for f in DEDUP_FIELDS)
-    params = event_params(row.get("event_params"))
-    user = row.get("user_id")
-    person = (USER_ID, str(user)) if user else (ANONYMOUS_ID, str(pseudo))
-    attrs: dict[str, Any] = {k: v for k, v in params.items() if k != "page_location"}
-    if name == "page_view" or params.get("page_location"):
-        attrs["path"] = _path(params.get("page_location"))
-    activity = f"web.page_view:{path_group(attrs['path'])}" if name == "page_view" else ""
-    attrs.update(_utm(row))
-    attrs["device_category"] = (row.get("device") or {}).get("category")
-    attrs["country"] = (row.get("geo") or {}).get("country")
-    out = RawRow(line, key, text)
-    out.events.append(
-        Event(
-            event_key=key,
-            event_type=str(name),
-            activity=activity or f"web.{slug(str(name))}",
-            actor=CUSTOMER,
-            occurred_at=at,
-            raw_time=str(row.get("event_timestamp")),
-            id_type=person[0],
-            id_value=person[1],
-            channel="web",
-            attributes={k: v for k, v in attrs.items() if v is not None},
-        )
+    name = row.get(EVENT_NAME)
+    if not isinstance(name, str) or not name.strip():
+        raise RecordError(f"missing {EVENT_NAME}")
+    user, pseudo = _identifier(row, USER), _identifier(row, USER_PSEUDO_ID)
+    if not user and not pseudo:
+        raise RecordError(f"missing {USER} and {USER_PSEUDO_ID}")
+    at, micros = event_time(row)
+    params = event_params(row.get(EVENT_PARAMS))
+    is_view = name == PAGE_VIEW
+    activity = f"web.page_view:{path_group(params.get(PAGE_LOCATION))}" if is_view else ""
+    key = dedup_key(row, micros)
+    person = (USER_ID, user) if user else (ANONYMOUS_ID, str(pseudo))
+    event = Event(
+        event_key=key,
+        event_type=name,
+        activity=activity or f"web.{slug(name)}",
+        actor=CUSTOMER,
+        occurred_at=at,
+        raw_time=str(row[EVENT_TIMESTAMP]),
+        id_type=person[0],
+        id_value=person[1],
+        channel=CHANNEL,
+        attributes=attributes(row, params),
     )
-    if user and pseudo:
-        out.edges.append(Edge(ANONYMOUS_ID, str(pseudo), USER_ID, str(user), "ga4_user_id", at))
-    return out
+    edges = (
+        [Edge(ANONYMOUS_ID, pseudo, USER_ID, user, "ga4_user_id", at)] if user and pseudo else []
+    )
+    return RawRow(line, key, text, events=[event], edges=edges)
 
 
-def _path(location: object) -> str:
-    """``https://docs.example.com/guides/x?q=1`` -> ``/guides/x``."""
-    if not isinstance(location, str):
-        return "/"
-    after_host = location.split("://", 1)[-1]
-    path = "/" + after_host.split("/", 1)[1] if "/" in after_host else "/"
-    return path.split("?", 1)[0].split("#", 1)[0]
+def _objects(records: Iterator[Record]) -> Iterator[Record]:
+    """Valid JSON that is not an object counts as unreadable, like broken JSON."""
+    for line, text, value in records:
+        if not isinstance(value, dict | RecordError):
+            value = RecordError("not a JSON object")
+        yield line, text, value
 
 
-def _parquet_rows(path: Path, file: str) -> Iterator[tuple[int, str, Any]]:
+def _is_parquet(path: Path) -> bool:
+    if path.name.lower().removesuffix(".gz").endswith(".parquet"):
+        return True
+    opener = gzip.open if path.name.endswith(".gz") else open
     try:
-        table = pq.read_table(path)
-    except Exception as exc:  # pyarrow raises several types for a non-Parquet file
+        with opener(path, "rb") as fh:
+            return bool(fh.read(4) == PARQUET_MAGIC)
+    except (OSError, EOFError):
+        return False  # the JSON-lines reader reports the broken file
+
+
+def _parquet_rows(path: Path, file: str) -> Iterator[Record]:
+    try:
+        table = pq.read_table(pa.BufferReader(read_bytes(path)))
+    except (pa.ArrowException, OSError, EOFError, ValueError) as exc:
         raise SourceFormatError(file, f"not a readable Parquet file: {exc}") from None
     for number, row in enumerate(table.to_pylist(), start=1):
-        yield number, json.dumps(row, default=str, sort_keys=True), row
+        yield number, json.dumps(row, default=str, ensure_ascii=False), row
 
 
 def parse_file(path: Path, file: str) -> ParsedFile:
-    """Parse one GA4 export file: NDJSON (plain or .gz) or Parquet."""
-    rows = _parquet_rows(path, file) if path.name.endswith(".parquet") else iter_json_lines(path)
-    return parse_records(SOURCE, file, rows, parse_row, "GA4 export rows")
+    """Parse one GA4 export file: NDJSON or Parquet, plain or .gz."""
+    parquet = _is_parquet(path)
+    rows = _parquet_rows(path, file) if parquet else _objects(iter_json_lines(path))
+    what = "GA4 export rows (Parquet)" if parquet else "GA4 export rows (NDJSON)"
+    try:
+        return parse_records(SOURCE, file, rows, parse_row, what)
+    except (OSError, EOFError) as exc:  # a corrupt or truncated .gz
+        raise SourceFormatError(file, f"not readable as {what}: {exc}") from None

@@ -1,19 +1,38 @@
-"""Segment: raw calls as JSON lines (S3/warehouse destination dumps, plain or .gz).
+"""Segment: raw calls as JSON lines (S3 / warehouse destination dumps, plain or ``.gz``).
 
-* one call per line: ``type`` is ``track``, ``identify``, ``page``, ``screen``, ``alias``,
-  ``group``; other types are kept under their raw name (``web.call:<type>``);
-* dedup key ``messageId`` (Segment retries deliver the same message again);
-* time ``timestamp`` ISO-8601, may carry a local offset (``+02:00``); stored in UTC, the raw
-  string kept in ``raw_time``;
-* the person is ``userId`` when set, else ``anonymousId``; a call with neither is rejected.
+Format and units
+* one call per line, ``type`` one of ``track``, ``page``, ``screen``, ``identify``, ``alias``,
+  ``group``; any other type is kept as ``web.call:<type>`` (never dropped);
+* time ``timestamp``: ISO-8601, often with the visitor's local offset (``+02:00``). Stored in
+  UTC; the string exactly as sent is kept in ``Event.raw_time``. A value without offset is UTC.
+
+Dedup key
+* ``messageId``: Segment retries and replays deliver the same message again, with the same id.
+
+Identity
+* the person is ``userId`` when set, else ``anonymousId``; a call with neither is rejected;
+* a call carrying both links them (rule ``segment_<type>``); ``alias`` links ``previousId``
+  (taken as an anonymous id) to ``userId``; ``identify`` links the person to ``traits.email``;
+  ``group`` links the person to the account ``groupId``. ``alias``/``group`` yield no event.
+
+Quirks
+* ``event_type`` is the call type, except for ``track`` where it is the event name as sent
+  (``"Demo Requested"``): that is the vendor's own name for what happened;
+* page info may sit in ``properties`` or in ``context.page`` (analytics.js sends both);
+  ``properties`` wins;
+* attributes keep data strings unchanged (escaping happens at HTML time), only scalar values,
+  never ``context.ip`` nor an ``ip`` property, and no personal traits (email, name, phone).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlsplit
 
+from journeymine.errors import SourceFormatError
 from journeymine.sources._common import (
     ANONYMOUS_ID,
     CUSTOMER,
@@ -24,6 +43,7 @@ from journeymine.sources._common import (
     Event,
     ParsedFile,
     RawRow,
+    Record,
     RecordError,
     iter_json_lines,
     normalise_email,
@@ -33,10 +53,34 @@ from journeymine.sources._common import (
 )
 
 SOURCE = "segment"
+CHANNEL = "web"
+
+# Segment Spec field names.
 MESSAGE_ID = "messageId"
+TYPE = "type"
 TIMESTAMP = "timestamp"
 USER = "userId"
 ANONYMOUS = "anonymousId"
+PREVIOUS = "previousId"
+GROUP_ID = "groupId"
+EVENT = "event"
+NAME = "name"
+PROPERTIES = "properties"
+TRAITS = "traits"
+CONTEXT = "context"
+CAMPAIGN = "campaign"
+PAGE_CONTEXT = "page"
+
+# Segment call types.
+TRACK = "track"
+PAGE = "page"
+SCREEN = "screen"
+IDENTIFY = "identify"
+ALIAS = "alias"
+GROUP = "group"
+EDGE_ONLY_TYPES = frozenset({ALIAS, GROUP})
+
+# context.campaign key -> attribute (Segment renames utm_campaign to "name").
 CAMPAIGN_FIELDS = {
     "source": "utm_source",
     "medium": "utm_medium",
@@ -44,15 +88,18 @@ CAMPAIGN_FIELDS = {
     "term": "utm_term",
     "content": "utm_content",
 }
-PAGE_FIELDS = ("path", "title", "url", "referrer", "search")
-PERSONAL_TRAITS = {"email", "name", "first_name", "last_name", "firstName", "lastName", "phone"}
+PAGE_FIELDS = ("path", "title", "url", "referrer")
+PERSONAL_TRAITS = frozenset(
+    {"email", "name", "first_name", "last_name", "firstName", "lastName", "phone"}
+)
+NEVER_KEPT = frozenset({"ip"})  # IP addresses never go into attributes
 
 
-def path_group(path: str | None) -> str:
-    """``/blog/how-to?x=1`` -> ``/blog``; home and unknown -> ``/``."""
-    if not path:
+def path_group(path: object) -> str:
+    """``/blog/how-to?x=1`` (or a full URL) -> ``/blog``; home and unknown -> ``/``."""
+    if not isinstance(path, str) or not path.strip():
         return "/"
-    parts = [p for p in urlparse(path).path.split("/") if p]
+    parts = [p for p in urlsplit(path.strip()).path.split("/") if p]
     return "/" + parts[0].lower() if parts else "/"
 
 
@@ -60,91 +107,132 @@ def _dict(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _scalars(values: object, skip: set[str] = set()) -> dict[str, Any]:  # noqa: B006
-    if not isinstance(values, dict):
-        return {}
+def _scalars(values: object, skip: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Top-level scalar entries only: nested objects are not flattened (shallow by design)."""
     return {
-        k: v
-        for k, v in values.items()
-        if k not in skip and (v is None or isinstance(v, str | int | float | bool))
+        key: value
+        for key, value in _dict(values).items()
+        if key not in skip and key not in NEVER_KEPT and isinstance(value, str | int | float | bool)
     }
 
 
-def _utm(call: dict[str, Any]) -> dict[str, Any]:
-    context = call.get("context")
-    campaign = context.get("campaign") if isinstance(context, dict) else None
-    if not isinstance(campaign, dict):
-        return {}
+def _identifier(call: dict[str, Any], key: str) -> str | None:
+    """An id field as a string; ``None`` when absent or blank. Numbers are accepted as ids."""
+    value = call.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise RecordError(f"{key}: not an id: {value!r}")
+    text = str(value)
+    return text if text.strip() else None
+
+
+def utm(call: dict[str, Any]) -> dict[str, Any]:
+    """``context.campaign`` as ``utm_*`` attributes."""
+    campaign = _dict(_dict(call.get(CONTEXT)).get(CAMPAIGN))
     return {out: campaign[key] for key, out in CAMPAIGN_FIELDS.items() if campaign.get(key)}
 
 
-def _activity(call: dict[str, Any], kind: str) -> tuple[str, dict[str, Any]]:
-    props = _dict(call.get("properties"))
-    if kind == "page":
-        attrs = {k: props[k] for k in PAGE_FIELDS if props.get(k) is not None}
-        group = path_group(props.get("path") or props.get("url"))
-        return f"web.page_view:{group}", {**attrs, "path_group": group, "name": call.get("name")}
-    if kind == "screen":
-        return "web.screen_view", {"name": call.get("name"), **_scalars(props)}
-    if kind == "track":
-        name = call.get("event")
-        if not isinstance(name, str) or not name.strip():
-            raise RecordError("track: missing event name")
-        return f"web.{slug(name)}", {"event": name, **_scalars(props)}
-    if kind == "identify":
-        return "web.identified", _scalars(call.get("traits"), PERSONAL_TRAITS)
-    return f"web.call:{kind}", {}
+def page_attributes(call: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The page's path group and its attributes."""
+    page = {**_dict(_dict(call.get(CONTEXT)).get(PAGE_CONTEXT)), **_dict(call.get(PROPERTIES))}
+    attrs = {key: page[key] for key in PAGE_FIELDS if isinstance(page.get(key), str)}
+    group = path_group(page.get("path") or page.get("url"))
+    return group, {**attrs, "path_group": group}
+
+
+def activity(call: dict[str, Any], kind: str) -> tuple[str, str, dict[str, Any]]:
+    """``(event_type, activity, attributes)`` of a touchpoint call, per docs/activities.md."""
+    raw_type = str(call[TYPE])
+    if kind == PAGE:
+        group, attrs = page_attributes(call)
+        return raw_type, f"web.page_view:{group}", attrs
+    if kind == SCREEN:
+        name = call.get(NAME)
+        extra = {NAME: name} if isinstance(name, str) else {}
+        return raw_type, "web.screen_view", {**extra, **_scalars(call.get(PROPERTIES))}
+    if kind == TRACK:
+        event = call.get(EVENT)
+        if not isinstance(event, str) or not event.strip():
+            raise RecordError("missing event")
+        return event, f"web.{slug(event)}", _scalars(call.get(PROPERTIES))
+    if kind == IDENTIFY:
+        return raw_type, "web.identified", _scalars(call.get(TRAITS), PERSONAL_TRAITS)
+    return raw_type, f"web.call:{raw_type}", {}
+
+
+def _edges(call: dict[str, Any], kind: str, person: tuple[str, str], at: datetime) -> list[Edge]:
+    user, anon = _identifier(call, USER), _identifier(call, ANONYMOUS)
+    edges = []
+    if user and anon:
+        edges.append(Edge(ANONYMOUS_ID, anon, USER_ID, user, f"segment_{slug(kind)}", at))
+    if kind == ALIAS:
+        previous = _identifier(call, PREVIOUS)
+        if not previous or not user:
+            raise RecordError("alias: missing previousId or userId")
+        edges.append(Edge(ANONYMOUS_ID, previous, USER_ID, user, "segment_alias", at))
+    if kind == IDENTIFY:
+        email = normalise_email(_dict(call.get(TRAITS)).get("email"))
+        if email:
+            edges.append(Edge(*person, EMAIL, email, "segment_identify_email", at))
+    if kind == GROUP:
+        group = _identifier(call, GROUP_ID)
+        if not group:
+            raise RecordError("missing groupId")
+        edges.append(Edge(*person, SEGMENT_GROUP, group, "segment_group", at))
+    return edges
 
 
 def parse_call(line: int, text: str, call: object) -> RawRow:
-    """One Segment call -> its row, event (if the call is a touchpoint) and identity edges."""
+    """One Segment call -> its row, its event (unless alias/group) and its identity edges."""
     if not isinstance(call, dict):
         raise RecordError("not a JSON object")
-    message_id = call.get(MESSAGE_ID)
+    message_id = _identifier(call, MESSAGE_ID)
     if not message_id:
         raise RecordError("missing messageId")
-    kind = str(call.get("type") or "").strip().lower()
-    if not kind:
+    raw_type = call.get(TYPE)
+    if not isinstance(raw_type, str) or not raw_type.strip():
         raise RecordError("missing type")
+    kind = raw_type.strip().lower()
     at = parse_iso(call.get(TIMESTAMP), TIMESTAMP)
-    user, anon = call.get(USER) or None, call.get(ANONYMOUS) or None
+    user, anon = _identifier(call, USER), _identifier(call, ANONYMOUS)
     if not user and not anon:
         raise RecordError("missing userId and anonymousId")
-    person = (USER_ID, str(user)) if user else (ANONYMOUS_ID, str(anon))
-    row = RawRow(line, str(message_id), text)
-    if user and anon:
-        row.edges.append(Edge(ANONYMOUS_ID, str(anon), USER_ID, str(user), f"segment_{kind}", at))
-    if kind == "alias" and call.get("previousId") and user:
-        row.edges.append(
-            Edge(ANONYMOUS_ID, str(call["previousId"]), USER_ID, str(user), "segment_alias", at)
-        )
-    traits = _dict(call.get("traits"))
-    email = normalise_email(traits.get("email")) if kind == "identify" else None
-    if email:
-        row.edges.append(Edge(*person, EMAIL, email, "segment_identify_email", at))
-    if kind == "group" and call.get("groupId"):
-        row.edges.append(Edge(*person, SEGMENT_GROUP, str(call["groupId"]), "segment_group", at))
-    if kind in ("alias", "group"):
+    person = (USER_ID, user) if user else (ANONYMOUS_ID, str(anon))
+    row = RawRow(line, message_id, text, edges=_edges(call, kind, person, at))
+    if kind in EDGE_ONLY_TYPES:
         return row
-    activity, attributes = _activity(call, kind)
-    attributes = {k: v for k, v in {**attributes, **_utm(call)}.items() if v is not None}
+    event_type, name, attributes = activity(call, kind)
     row.events.append(
         Event(
-            event_key=str(message_id),
-            event_type=kind,
-            activity=activity,
+            event_key=message_id,
+            event_type=event_type,
+            activity=name,
             actor=CUSTOMER,
             occurred_at=at,
-            raw_time=str(call.get(TIMESTAMP)),
+            raw_time=str(call[TIMESTAMP]),
             id_type=person[0],
             id_value=person[1],
-            channel="web",
-            attributes=attributes,
+            channel=CHANNEL,
+            attributes={**attributes, **utm(call)},
         )
     )
     return row
 
 
+def _objects(records: Iterable[Record]) -> Iterator[Record]:
+    """A line that is valid JSON but not an object counts as unreadable, like broken JSON:
+    a file of nothing but such lines (numbers, arrays) is not Segment at all."""
+    for line, text, value in records:
+        if not isinstance(value, dict | RecordError):
+            value = RecordError("not a JSON object")
+        yield line, text, value
+
+
 def parse_file(path: Path, file: str) -> ParsedFile:
     """Parse one file of Segment calls (JSON lines, plain or .gz)."""
-    return parse_records(SOURCE, file, iter_json_lines(path), parse_call, "Segment JSON lines")
+    records = _objects(iter_json_lines(path))
+    try:
+        return parse_records(SOURCE, file, records, parse_call, "Segment JSON lines")
+    except (OSError, EOFError) as exc:  # a corrupt or truncated .gz
+        raise SourceFormatError(file, f"not readable as Segment JSON lines: {exc}") from None

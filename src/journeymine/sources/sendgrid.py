@@ -1,14 +1,27 @@
-"""SendGrid: Event Webhook POST bodies, one JSON array of event objects per file.
+"""SendGrid: Event Webhook POST bodies, one JSON array of event objects per file (plain or .gz).
 
-* ``line`` is the 1-based position of the event in the array (a body may be pretty-printed);
-* dedup key ``sg_event_id`` (SendGrid retries a POST that was not acknowledged);
-* time ``timestamp`` in unix **seconds** (a value in milliseconds is rejected as absurd);
-* the person is the recipient ``email`` (trimmed, lower case);
-* custom args are flattened to top-level keys by SendGrid: a ``user_id`` custom arg links the
-  email to the product user;
+Format and units
+* the whole file is one JSON array (often pretty-printed over many lines), so ``line`` is the
+  1-based **index of the event in the array**, not a physical line; ``raw`` is that event
+  serialised back to JSON;
+* time ``timestamp`` in unix **seconds** (UTC); a value in milliseconds is rejected as absurd.
+
+Dedup key
+* ``sg_event_id``: SendGrid retries a POST that was not acknowledged with a 2xx, so the same
+  events arrive again in another body.
+
+Identity
+* the person is the recipient ``email`` (trimmed, lower case); a missing or invalid one rejects
+  the event;
+* SendGrid flattens ``unique_args`` / ``custom_args`` into top-level keys: a ``user_id`` key links
+  the email to the product user (rule ``sendgrid_custom_arg``).
+
+Quirks
 * delivery events (processed, delivered, deferred, dropped, bounce) are company actions,
-  engagement events (open, click, unsubscribe, ...) customer actions. IPs and user agents are
-  not kept.
+  engagement events (open, click, unsubscribe, group_unsubscribe, spamreport) customer
+  actions; any other event name is kept as ``email.event:<name>`` (customer);
+* ``category`` is a string or a list of strings: the owner is the first one;
+* ``ip`` and ``useragent`` are never kept.
 """
 
 from __future__ import annotations
@@ -32,13 +45,24 @@ from journeymine.sources._common import (
     parse_records,
     parse_unix_seconds,
     read_bytes,
-    slug,
 )
 
 SOURCE = "sendgrid"
+CHANNEL = "email"
+
+# Event Webhook field names.
 EVENT_ID = "sg_event_id"
-COMPANY_EVENTS = {"processed", "delivered", "deferred", "dropped", "bounce"}
-CUSTOMER_EVENTS = {"open", "click", "unsubscribe", "group_unsubscribe", "spamreport"}
+EVENT = "event"
+EMAIL_FIELD = "email"
+TIMESTAMP = "timestamp"
+CATEGORY = "category"
+CUSTOM_USER_ID = "user_id"  # our custom arg, flattened to the top level by SendGrid
+
+# Event Webhook event names.
+COMPANY_EVENTS = frozenset({"processed", "delivered", "deferred", "dropped", "bounce"})
+CUSTOMER_EVENTS = frozenset({"open", "click", "unsubscribe", "group_unsubscribe", "spamreport"})
+
+# Kept as attributes when present: message id, campaign, clicked url, bounce details.
 KEPT_FIELDS = (
     "sg_message_id",
     "category",
@@ -46,57 +70,95 @@ KEPT_FIELDS = (
     "reason",
     "status",
     "type",
+    "bounce_classification",
     "marketing_campaign_name",
     "asm_group_id",
 )
-CUSTOM_USER_ID = "user_id"
+
+
+def owner(category: object) -> str | None:
+    """The first category: ``"welcome"`` or ``["welcome", "day1"]`` -> ``"welcome"``."""
+    first = category[0] if isinstance(category, list) and category else category
+    return first if isinstance(first, str) and first else None
+
+
+def activity(name: str) -> tuple[str, str]:
+    """``(activity, actor)`` for an event name, per docs/activities.md."""
+    if name in COMPANY_EVENTS:
+        return f"email.{name}", COMPANY
+    if name in CUSTOMER_EVENTS:
+        return f"email.{name}", CUSTOMER
+    return f"email.event:{name}", CUSTOMER
+
+
+def _email(item: dict[str, Any]) -> str:
+    value = item.get(EMAIL_FIELD)
+    if value is None or value == "":
+        raise RecordError(f"missing {EMAIL_FIELD}")
+    email = normalise_email(value)
+    if not email:
+        raise RecordError(f"{EMAIL_FIELD}: invalid address {value!r}")
+    return email
+
+
+def _id(item: dict[str, Any], key: str) -> str | None:
+    value = item.get(key)
+    if value is None or isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    return str(value) if str(value).strip() else None
 
 
 def parse_event(line: int, text: str, item: object) -> RawRow:
+    """One webhook event -> its row, its event and the email <-> user id link."""
     if not isinstance(item, dict):
         raise RecordError("not a JSON object")
-    event_id = item.get(EVENT_ID)
+    event_id = _id(item, EVENT_ID)
     if not event_id:
-        raise RecordError("missing sg_event_id")
-    name = str(item.get("event") or "").strip().lower()
-    if not name:
-        raise RecordError("missing event")
-    at = parse_unix_seconds(item.get("timestamp"), "timestamp")
-    email = normalise_email(item.get("email"))
-    if not email:
-        raise RecordError(f"email: missing or invalid {item.get('email')!r}")
-    known = name in COMPANY_EVENTS or name in CUSTOMER_EVENTS
-    category = item.get("category")
-    owner = category[0] if isinstance(category, list) and category else category
-    row = RawRow(line, str(event_id), text)
-    row.events.append(
-        Event(
-            event_key=str(event_id),
-            event_type=name,
-            activity=f"email.{name}" if known else f"email.event:{slug(name)}",
-            actor=COMPANY if name in COMPANY_EVENTS else CUSTOMER,
-            occurred_at=at,
-            raw_time=str(item.get("timestamp")),
-            id_type=EMAIL,
-            id_value=email,
-            channel="email",
-            owner=str(owner) if owner else None,
-            attributes={k: item[k] for k in KEPT_FIELDS if item.get(k) is not None},
-        )
+        raise RecordError(f"missing {EVENT_ID}")
+    name = item.get(EVENT)
+    if not isinstance(name, str) or not name.strip():
+        raise RecordError(f"missing {EVENT}")
+    if item.get(TIMESTAMP) is None or item.get(TIMESTAMP) == "":
+        raise RecordError(f"{TIMESTAMP}: missing timestamp")
+    at = parse_unix_seconds(item[TIMESTAMP], TIMESTAMP)
+    email = _email(item)
+    name = name.strip()
+    activity_name, actor = activity(name)
+    event = Event(
+        event_key=event_id,
+        event_type=name,
+        activity=activity_name,
+        actor=actor,
+        occurred_at=at,
+        raw_time=str(item[TIMESTAMP]),
+        id_type=EMAIL,
+        id_value=email,
+        channel=CHANNEL,
+        owner=owner(item.get(CATEGORY)),
+        attributes={key: item[key] for key in KEPT_FIELDS if item.get(key) is not None},
     )
-    user_id = item.get(CUSTOM_USER_ID)
-    if user_id:
-        row.edges.append(Edge(EMAIL, email, USER_ID, str(user_id), "sendgrid_custom_arg", at))
-    return row
+    user_id = _id(item, CUSTOM_USER_ID)
+    edges = [Edge(EMAIL, email, USER_ID, user_id, "sendgrid_custom_arg", at)] if user_id else []
+    return RawRow(line, event_id, text, events=[event], edges=edges)
+
+
+def read_body(path: Path, file: str) -> list[Any]:
+    """The webhook body as a list, or SourceFormatError when the file is not one."""
+    try:
+        body = json.loads(read_bytes(path))
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError, EOFError) as exc:
+        raise SourceFormatError(file, f"not a SendGrid webhook body (JSON array): {exc}") from None
+    if not isinstance(body, list):
+        raise SourceFormatError(file, "not a SendGrid webhook body: expected a JSON array")
+    if body and not any(isinstance(item, dict) for item in body):
+        raise SourceFormatError(file, "not a SendGrid webhook body: no event object in the array")
+    return body
 
 
 def parse_file(path: Path, file: str) -> ParsedFile:
     """Parse one webhook body (a JSON array), plain or .gz."""
-    try:
-        body: Any = json.loads(read_bytes(path))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SourceFormatError(file, f"not a SendGrid webhook body (JSON array): {exc}") from None
-    if not isinstance(body, list):
-        raise SourceFormatError(file, "not a SendGrid webhook body: expected a JSON array")
-    items = ((line, json.dumps(item), item) for line, item in enumerate(body, start=1))
+    items = (
+        (index, json.dumps(item, ensure_ascii=False), item)
+        for index, item in enumerate(read_body(path, file), start=1)
+    )
     return parse_records(SOURCE, file, items, parse_event, "a SendGrid webhook body")
