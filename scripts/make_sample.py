@@ -1,11 +1,12 @@
 """Generate the bundled sample: realistic exports of a B2B SaaS company, with planted truths.
 
-    python scripts/make_sample.py [--out data/sample] [--seed 7] [--persons 2500]
+    python scripts/make_sample.py [--out data/sample] [--seed 7] [--persons 3000]
 
 "Northwind Metrics" sells analytics seats. Over 2026-08-01 .. 2026-10-31 people visit the site
 (Segment page calls; GA4 on the docs site), sign up, request a demo (Segment track + a Salesforce
 Lead owned by one of four reps), get a follow-up call, see a demo, start a Stripe trial, pay,
-renew monthly, churn or fail a payment. SendGrid sends lifecycle and dunning emails.
+renew monthly, churn or fail a payment. SendGrid sends lifecycle, newsletter and dunning emails;
+outbound and partner leads exist only in Salesforce.
 
 Everything is drawn from one seeded random generator and written in sorted order, so the same
 seed gives byte-identical files. Every number planted is written to ``truths.json`` (computed
@@ -32,8 +33,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from journeymine.sources.salesforce import sf_id18
-
 START = datetime(2026, 8, 1, tzinfo=UTC)
 CUTOFF = datetime(2026, 10, 31, 23, 59, 59, tzinfo=UTC)
 SIZES = ["1-10", "11-50", "51-200", "201-1000"]
@@ -44,21 +43,60 @@ UTM_SOURCES = [
     ("newsletter", "email"),
     ("direct", None),
 ]
+SF_CHECKSUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 COMPANIES = ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Vandelay", "Stark", "Wayne"]
 PAGES = ["/", "/pricing", "/features", "/blog/journey-mapping", "/customers", "/about"]
+PAGE_TITLES = {
+    "/": "Northwind Metrics - Customer journey analytics",
+    "/pricing": "Pricing | Northwind Metrics",
+    "/features": "Features | Northwind Metrics",
+    "/blog/journey-mapping": "Journey mapping is guesswork | Northwind blog",
+    "/customers": "Customers | Northwind Metrics",
+    "/about": "About us | Northwind Metrics",
+}
+APP_FEATURES = ["dashboards", "funnels", "alerts", "exports", "sql_editor"]
+DOCS_PAGES = ["/guides/setup", "/guides/segment", "/reference/api", "/reference/sql"]
+COUNTRIES = ["Germany", "Germany", "France", "United States", "United Kingdom", "Netherlands"]
+NEWSLETTERS = [datetime(2026, m, d, 8, 0, tzinfo=UTC) for m, d in ((8, 18), (9, 15), (10, 20))]
+CAMPAIGNS = {"google": "q3_brand", "linkedin": "q3_abm", "newsletter": "aug_digest"}
 HOSTILE_TITLE = "<script>alert(1)</script>"
 HOSTILE_UTM = '"><img src=x onerror=alert(1)>'
 # Four sales reps; the median hours from a demo request to their first call.
 REPS = [
-    ("005000000000R01", "Ana Ruiz", 0.5),
-    ("005000000000R02", "Ben Okafor", 3.0),
-    ("005000000000R03", "Chloe Martin", 20.0),
-    ("005000000000R04", "Dev Patel", 50.0),
+    ("0055e00000Ana01", "Ana Ruiz", 0.5),
+    ("0055e00000BeN02", "Ben Okafor", 3.0),
+    ("0055e00000ChL03", "Chloe Martin", 20.0),
+    ("0055e00000DeV04", "Dev Patel", 50.0),
 ]
 # Chance a demo is held, by how long the person waited for the first follow-up (hours).
 DEMO_CHANCE = [(1, 0.70), (4, 0.60), (24, 0.45), (48, 0.35), (math.inf, 0.25)]
 LATENCY_BUCKETS = ["<1h", "1-4h", "4-24h", "24-48h", ">48h"]
 TRIAL_CHANCE = {"1-10": 0.20, "11-50": 0.65, "51-200": 0.65, "201-1000": 0.65}
+
+
+def sf_id18(id15: str) -> str:
+    """The 18-character form of a 15-character Salesforce id.
+
+    Each 5-character chunk gives one suffix character: bit i is set when character i of the chunk
+    is an upper-case letter; the 5-bit number indexes ``A..Z0..5``.
+    """
+    if len(id15) == 18:
+        return id15
+    assert len(id15) == 15, id15
+    suffix = ""
+    for start in (0, 5, 10):
+        bits = sum(1 << i for i, ch in enumerate(id15[start : start + 5]) if "A" <= ch <= "Z")
+        suffix += SF_CHECKSUM[bits]
+    return id15 + suffix
+
+
+def base62(n: int, width: int) -> str:
+    digits = ""
+    for _ in range(width):
+        n, r = divmod(n, 62)
+        digits = BASE62[r] + digits
+    return digits
 
 
 def bucket(hours: float) -> str:
@@ -76,12 +114,16 @@ class Person:
     devices: list[str]
     utm: tuple[str, str | None]
     tz_offset: int  # hours, for the offsets Segment keeps in timestamps
+    country: str = "Germany"
+    last_name: str = ""
     user_id: str | None = None
     email: str | None = None
     stages: dict[str, datetime] = field(default_factory=dict)
     rep: str | None = None
+    lead_created: datetime | None = None
     latency_h: float | None = None
     nodes: set[str] = field(default_factory=set)  # identifiers that reached the exports
+    flags: set[str] = field(default_factory=set)  # planted identity features, for truths.json
     links: list[tuple[str, str]] = field(default_factory=list)  # links that reached them
 
     def link(self, a: str, b: str | None = None) -> None:
@@ -123,8 +165,9 @@ class Sample:
         return prefix + "".join(self.rng.choice("0123456789abcdef") for _ in range(n))
 
     def sfid(self, prefix: str) -> str:
+        """A real-looking 18-char id: key prefix, pod ``5e``, zeros, a base-62 record number."""
         self.counters[prefix] += 1
-        return sf_id18(f"{prefix}{self.counters[prefix]:012d}")
+        return sf_id18(f"{prefix}5e00000{base62(self.counters[prefix] * 7919 + 40000, 5)}")
 
     # -- emitters ------------------------------------------------------------------------
     def seg(self, p: Person, kind: str, at: datetime, anon: str | None, **body: Any) -> None:
@@ -132,7 +175,8 @@ class Sample:
             return
         local = at.astimezone(UTC) + timedelta(hours=p.tz_offset)
         sign = "+" if p.tz_offset >= 0 else "-"
-        stamp = local.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + f"{sign}{abs(p.tz_offset):02d}:00"
+        zone = f"{sign}{abs(p.tz_offset):02d}:00" if p.tz_offset else "Z"
+        stamp = local.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + zone
         call: dict[str, Any] = {"type": kind, "messageId": self.uid("ajs-"), "timestamp": stamp}
         if anon:
             call["anonymousId"] = anon
@@ -149,16 +193,28 @@ class Sample:
             p.link(f"user:{user}" if user else f"anon:{anon}", f"email:{email.strip().lower()}")
 
     def email(self, p: Person, at: datetime, category: str, opened: float = 0.6) -> None:
-        """One SendGrid message: processed, delivered, then maybe open and click."""
+        """One SendGrid message: processed, delivered, then maybe open, click, unsubscribe.
+
+        Product emails carry the custom arg ``user_id``; the marketing newsletter does not. A
+        person who unsubscribed gets later newsletters ``dropped``.
+        """
         assert p.email
-        msg = self.uid("msg-", 12)
-        steps = [("processed", 0.0), ("delivered", 0.01)]
-        if self.rng.random() < 0.02:
-            steps[1] = ("bounce", 0.01)
-        elif self.rng.random() < opened:
-            steps.append(("open", self.rng.uniform(0.2, 30)))
-            if self.rng.random() < 0.4:
-                steps.append(("click", steps[-1][1] + self.rng.uniform(0.01, 0.2)))
+        rng = self.rng
+        product = category != "newsletter"
+        msg = self.uid("", 22)
+        steps: list[tuple[str, float]] = [("processed", 0.0)]
+        if not product and "unsubscribed" in p.flags:
+            steps = [("dropped", 0.0)]
+        elif rng.random() < 0.02:
+            steps.append(("bounce", 0.01))
+        else:
+            steps.append(("delivered", 0.01))
+            if rng.random() < opened:
+                steps.append(("open", rng.uniform(0.2, 30)))
+                if rng.random() < 0.4:
+                    steps.append(("click", steps[-1][1] + rng.uniform(0.01, 0.2)))
+                elif not product and rng.random() < 0.08:
+                    steps.append(("unsubscribe", steps[-1][1] + rng.uniform(0.01, 0.2)))
         for event, hours in steps:
             when = at + timedelta(hours=hours)
             if when > CUTOFF:
@@ -167,19 +223,27 @@ class Sample:
                 "email": p.email,
                 "timestamp": int(when.timestamp()),
                 "event": event,
-                "sg_event_id": self.uid("sg-", 20),
-                "sg_message_id": msg,
-                "category": [category],
-                "smtp-id": f"<{msg}@ismtpd>",
+                "sg_event_id": self.uid("", 22),
+                "sg_message_id": f"{msg}.filterdrecv-7bc86b958d-{rng.randint(10000, 99999)}",
+                "category": [category, "product" if product else "marketing"],
+                "smtp-id": f"<{msg}@geopod-ismtpd-3>",
             }
-            if p.user_id:
+            if product and p.user_id:
                 item["user_id"] = p.user_id
-            p.link(f"email:{p.email}", f"user:{p.user_id}" if p.user_id else None)
+                p.link(f"email:{p.email}", f"user:{p.user_id}")
+            else:
+                p.link(f"email:{p.email}")
             if event == "click":
-                item["url"] = "https://northwind.io/pricing"
+                item["url"] = rng.choice(
+                    ["https://northwind.io/pricing", "https://app.northwind.io/billing"]
+                )
             if event == "bounce":
                 item.update(reason="550 5.1.1 mailbox unavailable", status="5.1.1", type="bounce")
-            if event in ("open", "click"):
+            if event == "dropped":
+                item["reason"] = "Unsubscribed Address"
+            if event == "unsubscribe":
+                p.flags.add("unsubscribed")
+            if event in ("open", "click", "unsubscribe"):
                 item["ip"], item["useragent"] = "203.0.113.7", "Mozilla/5.0"
             self.sendgrid.append((when, item))
 
@@ -224,6 +288,8 @@ class Sample:
             devices=devices,
             utm=rng.choice(UTM_SOURCES),
             tz_offset=rng.choice([0, 0, 2, -5]),
+            country=rng.choice(COUNTRIES),
+            last_name=rng.choice(["Doe", "Novak", "Chen", "Berg", "Silva", "Khan", "Moreau"]),
         )
 
     def visits(self, p: Person, start: datetime) -> datetime:
@@ -233,78 +299,122 @@ class Sample:
             for _ in range(self.rng.randint(1, 4)):
                 page = self.rng.choice(PAGES)
                 title = HOSTILE_TITLE if self.rng.random() < 0.01 else page.strip("/").title()
+                if title != HOSTILE_TITLE:
+                    title = PAGE_TITLES[page]
                 campaign: dict[str, Any] = {"source": p.utm[0]}
                 if p.utm[1]:
                     campaign["medium"] = p.utm[1]
+                    campaign["name"] = CAMPAIGNS.get(p.utm[0], "always_on")
+                if p.utm[0] == "google":
+                    campaign["term"] = self.rng.choice(["journey analytics", "funnel tool"])
+                if p.utm[0] == "linkedin":
+                    campaign["content"] = self.rng.choice(["carousel_a", "video_b"])
                 if self.rng.random() < 0.01:
                     campaign["name"] = HOSTILE_UTM
-                    self.counters["hostile_utm"] += t <= CUTOFF
-                if title == HOSTILE_TITLE:
-                    self.counters["hostile_title"] += t <= CUTOFF
+                url = f"https://northwind.io{page}"
+                referrer = "https://www.google.com/" if p.utm[0] == "google" else ""
+                page_props = {"path": page, "title": title, "url": url, "referrer": referrer}
                 self.seg(
                     p,
                     "page",
                     t,
                     anon,
                     name=title,
-                    properties={"path": page, "title": title, "url": f"https://northwind.io{page}"},
-                    context={"campaign": campaign, "ip": "198.51.100.4"},
+                    properties=page_props,
+                    context={
+                        "campaign": campaign,
+                        "ip": "198.51.100.4",
+                        "page": {**page_props, "search": ""},
+                        "library": {"name": "analytics.js", "version": "4.1.0"},
+                        "userAgent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5)",
+                    },
                 )
                 t += timedelta(minutes=self.rng.uniform(0.5, 8))
-            if self.rng.random() < 0.3:  # docs site on GA4
+            if self.rng.random() < 0.2:  # docs site on GA4
                 self.ga4_visit(p, anon, t + timedelta(hours=self.rng.uniform(1, 48)))
         return t
 
     def ga4_visit(self, p: Person, anon: str, at: datetime) -> None:
-        for k, path in enumerate(["/guides/setup", "/reference/api"][: self.rng.randint(1, 2)]):
-            when = at + timedelta(minutes=3 * k)
-            if when > CUTOFF:
-                return
-            micros = int(when.timestamp() * 1_000_000) + self.rng.randint(0, 999_999)
-            row: dict[str, Any] = {
-                "event_date": when.strftime("%Y%m%d"),
-                "event_timestamp": micros,
-                "event_name": "page_view",
-                "user_pseudo_id": anon.replace("anon-", "ga."),
-                "event_params": [
+        """A docs-site session on GA4: page views, scrolls, now and then a contact form."""
+        rng = self.rng
+        session = int(at.timestamp())
+        device = rng.choice(["desktop", "desktop", "mobile", "tablet"])
+        cookie = int(anon[5:], 16)  # GA4 pseudo ids are stable per browser: "<random>.<first seen>"
+        pseudo = f"{cookie % 10**10}.{1_722_470_400 + cookie % 8_000_000}"
+        pages = rng.sample(DOCS_PAGES, rng.randint(1, 3))
+        when = at
+        for k, path in enumerate(pages):
+            when += timedelta(seconds=rng.uniform(20, 240))
+            names = ["page_view"] + (["scroll"] if rng.random() < 0.5 else [])
+            if k == len(pages) - 1 and rng.random() < 0.05:
+                names.append("generate_lead")
+            for b, name in enumerate(names):
+                stamp = when + timedelta(seconds=b * rng.uniform(5, 40))
+                if stamp > CUTOFF:
+                    return
+                micros = int(stamp.timestamp()) * 1_000_000 + rng.randint(0, 999_999)
+                title = path.rsplit("/", 1)[-1].replace("-", " ").title() + " | Northwind Docs"
+                if rng.random() < 0.01:
+                    title = HOSTILE_TITLE
+                params: list[dict[str, Any]] = [
                     {
                         "key": "page_location",
                         "value": {"string_value": f"https://docs.northwind.io{path}"},
                     },
-                    {"key": "page_title", "value": {"string_value": path.split("/")[-1]}},
-                    {"key": "ga_session_id", "value": {"int_value": int(at.timestamp())}},
-                ],
-                "device": {"category": "desktop"},
-                "geo": {"country": "Germany"},
-                "collected_traffic_source": {"manual_source": p.utm[0]},
-                "batch_event_index": 0,
-                "batch_page_id": micros // 1000,
-                "batch_ordering_id": 1,
-                "stream_id": "4242",
-            }
-            if p.user_id and when >= p.stages.get("signup", CUTOFF):
-                row["user_id"] = p.user_id
-                self.counters["ga4_linked_rows"] += 1
-            self.ga4.append((when, row))
-            pseudo = "ga:" + row["user_pseudo_id"]
-            p.link(
-                f"user:{row['user_id']}" if "user_id" in row else pseudo,
-                pseudo if "user_id" in row else None,
-            )
+                    {"key": "page_title", "value": {"string_value": title}},
+                    {"key": "ga_session_id", "value": {"int_value": session}},
+                ]
+                if name == "scroll":
+                    params.append({"key": "percent_scrolled", "value": {"int_value": 90}})
+                if name == "generate_lead":
+                    params.append({"key": "value", "value": {"double_value": 1.0}})
+                    params.append({"key": "form_id", "value": {"string_value": "contact-sales"}})
+                traffic: dict[str, Any] = {"manual_source": p.utm[0]}
+                if p.utm[1]:
+                    traffic["manual_medium"] = p.utm[1]
+                    traffic["manual_campaign_name"] = CAMPAIGNS.get(p.utm[0], "always_on")
+                    if rng.random() < 0.01:
+                        traffic["manual_campaign_name"] = HOSTILE_UTM
+                row: dict[str, Any] = {
+                    "event_date": stamp.strftime("%Y%m%d"),
+                    "event_timestamp": micros,
+                    "event_name": name,
+                    "event_params": params,
+                    "user_pseudo_id": pseudo,
+                    "user_id": None,
+                    "device": {"category": device},
+                    "geo": {"country": p.country},
+                    "collected_traffic_source": traffic,
+                    "stream_id": "4242424242",
+                    "batch_event_index": b,
+                    "batch_page_id": int(when.timestamp() * 1000) + k,
+                    "batch_ordering_id": k + 1,
+                }
+                if p.user_id and stamp >= p.stages.get("signup", CUTOFF):
+                    row["user_id"] = p.user_id
+                    p.flags.add("ga4_logged_in")
+                self.ga4.append((stamp, row))
+                gnode = f"ga:{pseudo}"
+                p.link(f"user:{p.user_id}" if row["user_id"] else gnode, gnode)
 
     def signup(self, p: Person, at: datetime, email: str) -> None:
         p.user_id, p.email, p.stages["signup"] = f"u-{p.index:05d}", email, at
         anon = p.devices[-1]
+        padded = p.index % 5 == 0  # " Jane.Doe@Acme.io " as typed, not as stored elsewhere
+        if padded:
+            p.flags.add("segment_email_not_normalised")
         self.seg(
             p,
             "identify",
             at,
             anon,
             traits={
-                "email": email if p.index % 5 else f"  {email.title()} ",
+                "email": f"  {email.title()} " if padded else email,
+                "name": f"{p.first_name} {p.last_name}",
                 "company": p.company,
                 "company_size": p.size,
-                "name": p.first_name,
+                "plan": "free",
+                "createdAt": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
             },
         )
         self.seg(
@@ -313,15 +423,33 @@ class Sample:
             at + timedelta(seconds=2),
             anon,
             event="Signed Up",
-            properties={"plan": "free"},
+            properties={"plan": "free", "method": self.rng.choice(["email", "google"])},
             context={"campaign": {"source": p.utm[0]}},
         )
+        self.seg(
+            p,
+            "group",
+            at + timedelta(seconds=3),
+            anon,
+            groupId=f"grp_{p.company.lower()}",
+            traits={"name": p.company, "company_size": p.size, "plan": "free"},
+        )
         if len(p.devices) > 1:  # the other device logs in later: one person, two devices
-            self.seg(p, "identify", at + timedelta(days=1), p.devices[0], traits={"email": email})
+            p.flags.add("two_devices")
+            later = at + timedelta(days=1)
+            if p.index % 2:
+                self.seg(p, "identify", later, p.devices[0], traits={"email": email})
+            else:  # the app aliases the old anonymous id to the user instead
+                p.flags.add("alias")
+                self.seg(p, "alias", later, None, previousId=p.devices[0])
+                if later <= CUTOFF:
+                    p.link(f"anon:{p.devices[0]}", f"user:{p.user_id}")
         self.email(p, at + timedelta(minutes=1), "welcome")
 
     def demo_request(self, p: Person, at: datetime) -> None:
         rng = self.rng
+        if at > CUTOFF:
+            return
         p.stages["demo_requested"] = at
         self.seg(
             p, "track", at, None, event="Demo Requested", properties={"seats": rng.randint(2, 40)}
@@ -332,18 +460,20 @@ class Sample:
         if created > CUTOFF:
             return
         lead_email = f" {p.email.title()} " if p.email and p.index % 3 == 0 else p.email
+        if lead_email != p.email:
+            p.flags.add("lead_email_not_normalised")
         lead = {
             "Id": self.sfid("00Q"),
             "IsDeleted": "false",
             "FirstName": p.first_name,
-            "LastName": f"Person{p.index}",
+            "LastName": p.last_name,
             "Email": lead_email or "",
             "Company": p.company,
             "LeadSource": "Web - Demo Request",
             "Status": "Open - Not Contacted",
             "OwnerId": sf_id18(rep[0]),
             "NumberOfEmployees": str(SIZE_EMPLOYEES[p.size]),
-            "Country": "Germany",
+            "Country": p.country,
             "IsConverted": "false",
             "ConvertedDate": "",
             "ConvertedContactId": "",
@@ -354,13 +484,30 @@ class Sample:
         }
         self.sf["Lead"].append(lead)
         p.link(f"lead:{lead['Id']}", f"email:{(lead_email or '').strip().lower()}")
+        p.lead_created = created
         latency = rng.lognormvariate(math.log(rep[2]), 0.6)
         followed = created + timedelta(hours=latency)
-        if followed > CUTOFF:
-            self.counters["open_demo_requests"] += int(CUTOFF - created < timedelta(hours=48))
+        if followed > CUTOFF:  # not called yet: the rep's task is still open
+            self.sf["Task"].append(
+                {
+                    "Id": self.sfid("00T"),
+                    "WhoId": lead["Id"],
+                    "WhatId": "",
+                    "OwnerId": sf_id18(rep[0]),
+                    "Subject": "Call: demo request",
+                    "Status": "Not Started",
+                    "TaskSubtype": "Call",
+                    "ActivityDate": (created + timedelta(days=1)).strftime("%Y-%m-%d"),
+                    "CompletedDateTime": "",
+                    "CreatedDate": sfdt(created),
+                }
+            )
             return
         p.latency_h = (followed - created).total_seconds() / 3600
-        who = lead["Id"][:15] if p.index % 7 == 0 else lead["Id"]  # some references in 15 chars
+        who = lead["Id"]
+        if p.index % 7 == 0:  # some references come in the 15-character form
+            who = who[:15]
+            p.flags.add("task_who_id_15_chars")
         self.sf["Task"].append(
             {
                 "Id": self.sfid("00T"),
@@ -376,9 +523,26 @@ class Sample:
             }
         )
         chance = next(c for edge, c in DEMO_CHANCE if p.latency_h < edge)
-        if rng.random() >= chance:
+        held = rng.random() < chance
+        mailed = followed + timedelta(minutes=rng.uniform(5, 40))
+        if (held or rng.random() < 0.5) and mailed <= CUTOFF:  # the rep emails after the call
+            self.sf["Task"].append(
+                {
+                    "Id": self.sfid("00T"),
+                    "WhoId": lead["Id"],
+                    "WhatId": "",
+                    "OwnerId": sf_id18(rep[0]),
+                    "Subject": "Email: demo invite" if held else "Email: sorry we missed you",
+                    "Status": "Completed",
+                    "TaskSubtype": "Email",
+                    "ActivityDate": mailed.strftime("%Y-%m-%d"),
+                    "CompletedDateTime": sfdt(mailed),
+                    "CreatedDate": sfdt(mailed),
+                }
+            )
+        if not held:
             return
-        demo = followed + timedelta(days=rng.uniform(1, 5))
+        demo = followed + timedelta(days=rng.uniform(0.5, 3))
         if demo > CUTOFF:
             return
         p.stages["demo_held"] = demo
@@ -426,7 +590,7 @@ class Sample:
                 "AccountId": account,
                 "Email": p.email or "",
                 "FirstName": p.first_name,
-                "LastName": f"Person{p.index}",
+                "LastName": p.last_name,
                 "OwnerId": lead["OwnerId"],
                 "CreatedDate": stamp,
             }
@@ -437,6 +601,9 @@ class Sample:
                 "AccountId": account,
                 "Name": f"{p.company} seats",
                 "StageName": "Qualification",
+                "IsClosed": "false",
+                "IsWon": "false",
+                "CloseDate": (at + timedelta(days=30)).strftime("%Y-%m-%d"),
                 "Amount": "4800",
                 "OwnerId": lead["OwnerId"],
                 "CreatedDate": stamp,
@@ -457,6 +624,8 @@ class Sample:
                 "Id": self.sfid("008"),
                 "OpportunityId": opp,
                 "StageName": "Qualification",
+                "Amount": "4800",
+                "CloseDate": (at + timedelta(days=30)).strftime("%Y-%m-%d"),
                 "CreatedDate": stamp,
             }
         )
@@ -490,8 +659,8 @@ class Sample:
         customer, sub = self.uid("cus_", 14), self.uid("sub_", 14)
         basil = p.index % 2 == 0
         billing_email = f"billing@{p.company.lower()}.example" if p.index % 10 == 0 else p.email
-        if billing_email != p.email:
-            self.counters["stripe_linked_by_user_id_only"] += 1
+        if billing_email != p.email:  # only metadata.user_id ties this customer to the person
+            p.flags.add("stripe_email_differs")
         p.link(f"cus:{customer}", f"user:{p.user_id}")
         p.link(f"cus:{customer}", f"email:{billing_email}")
         self.stripe_event(
@@ -517,31 +686,26 @@ class Sample:
             },
             basil,
         )
-        self.seg(p, "track", at + timedelta(seconds=8), None, event="Trial Started")
-        if opp:
-            history = {
-                "Id": self.sfid("008"),
-                "OpportunityId": opp,
-                "StageName": "Trial",
-                "CreatedDate": sfdt(at),
-            }
-            self.sf["OpportunityHistory"].append(history)
+        self.seg(
+            p,
+            "track",
+            at + timedelta(seconds=8),
+            None,
+            event="Trial Started",
+            properties={"plan": "team", "trial_days": 14},
+        )
+        for _ in range(rng.randint(1, 6)):  # the product app during the trial
+            used = at + timedelta(hours=rng.uniform(0.1, 13 * 24))
+            feature = rng.choice(APP_FEATURES)
+            self.seg(p, "track", used, None, event="Feature Used", properties={"feature": feature})
+        self.opp_stage(p, opp, "Trial", at)
         self.email(p, at + timedelta(minutes=2), "trial")
+        subscription = {"id": sub, "object": "subscription", "customer": customer}
         if rng.random() >= 0.7:
-            self.stripe_event(
-                at + timedelta(days=14),
-                "customer.subscription.deleted",
-                {
-                    "id": sub,
-                    "object": "subscription",
-                    "customer": customer,
-                    "status": "canceled",
-                    "cancellation_details": {"reason": "cancellation_requested"},
-                },
-                basil,
-            )
+            self.cancel(p, opp, subscription, at + timedelta(days=14), "cancellation_requested")
             return
         pay = at + timedelta(days=14)
+        first = True
         while pay <= CUTOFF:
             invoice = {
                 "id": self.uid("in_", 14),
@@ -551,6 +715,7 @@ class Sample:
                 "subscription": sub,
                 "amount_due": 4900,
                 "currency": "eur",
+                "status": "open",
                 "billing_reason": "subscription_cycle",
             }
             if rng.random() < 0.15:  # failed payment, dunning email, maybe a call, then retry
@@ -559,19 +724,90 @@ class Sample:
                 )
                 self.counters["payment_failed"] += 1
                 self.email(p, pay + timedelta(hours=rng.uniform(0.1, 6)), "dunning", opened=0.5)
+                if contact and rng.random() < 0.4:
+                    self.dunning_call(p, contact, pay + timedelta(hours=rng.uniform(2, 30)))
                 if rng.random() < 0.8:
                     pay += timedelta(days=rng.uniform(1, 3))
                 else:
+                    self.cancel(p, opp, subscription, pay + timedelta(days=7), "payment_failed")
                     break
             if pay > CUTOFF:
                 break
-            self.stripe_event(pay, "invoice.paid", {**invoice, "amount_paid": 4900}, basil)
+            if first:
+                self.stripe_event(
+                    pay - timedelta(seconds=1),
+                    "customer.subscription.updated",
+                    {
+                        **subscription,
+                        "status": "active",
+                        "previous_attributes": {"status": "trialing"},
+                    },
+                    basil,
+                )
+                self.opp_stage(p, opp, "Closed Won", pay)
+                first = False
+            paid = {**invoice, "status": "paid", "amount_paid": 4900}
+            self.stripe_event(pay, "invoice.paid", paid, basil)
             p.stages.setdefault("paid", pay)
             if pay > p.stages["paid"]:
                 p.stages.setdefault("renewal", pay)
             pay += timedelta(days=30)
             if rng.random() < 0.1:
+                self.cancel(
+                    p, None, subscription, pay - timedelta(days=2), "cancellation_requested"
+                )
                 break
+
+    def cancel(
+        self, p: Person, opp: str | None, subscription: dict[str, Any], at: datetime, why: str
+    ) -> None:
+        if at > CUTOFF:
+            return
+        p.stages.setdefault("churned", at)
+        self.stripe_event(
+            at,
+            "customer.subscription.deleted",
+            {**subscription, "status": "canceled", "cancellation_details": {"reason": why}},
+            p.index % 2 == 0,
+        )
+        self.opp_stage(p, opp, "Closed Lost", at)
+
+    def opp_stage(self, p: Person, opp: str | None, stage: str, at: datetime) -> None:
+        """A stage change of the person's opportunity: a history row, and the current stage."""
+        if opp is None or at > CUTOFF:
+            return
+        self.sf["OpportunityHistory"].append(
+            {
+                "Id": self.sfid("008"),
+                "OpportunityId": opp,
+                "StageName": stage,
+                "Amount": "4800",
+                "CloseDate": (at + timedelta(days=30)).strftime("%Y-%m-%d"),
+                "CreatedDate": sfdt(at),
+            }
+        )
+        row = next(r for r in self.sf["Opportunity"] if r["Id"] == opp)
+        row.update(StageName=stage, IsClosed=str(stage.startswith("Closed")).lower())
+        row["IsWon"] = str(stage == "Closed Won").lower()
+
+    def dunning_call(self, p: Person, contact: str, at: datetime) -> None:
+        if at > CUTOFF:
+            return
+        self.counters["dunning_calls"] += 1
+        self.sf["Task"].append(
+            {
+                "Id": self.sfid("00T"),
+                "WhoId": contact,
+                "WhatId": "",
+                "OwnerId": sf_id18(REPS[p.index % 4][0]),
+                "Subject": "Call: payment failed",
+                "Status": "Completed",
+                "TaskSubtype": "Call",
+                "ActivityDate": at.strftime("%Y-%m-%d"),
+                "CompletedDateTime": sfdt(at),
+                "CreatedDate": sfdt(at - timedelta(hours=1)),
+            }
+        )
 
     def run(self) -> None:
         rng = self.rng
@@ -580,17 +816,26 @@ class Sample:
             self.people.append(p)
             start = START + timedelta(seconds=rng.uniform(0, (CUTOFF - START).total_seconds()))
             t = self.visits(p, start)
-            if rng.random() >= 0.55:
+            signed = t + timedelta(minutes=rng.uniform(1, 60))
+            if rng.random() >= 0.55 or signed > CUTOFF:
                 continue
             self.signup(
                 p,
-                t + timedelta(minutes=rng.uniform(1, 60)),
-                f"{p.first_name.lower()}.p{i}@{p.company.lower()}.example",
+                signed,
+                f"{p.first_name.lower()}.{p.last_name.lower()}{i}@{p.company.lower()}.example",
             )
+            if rng.random() < 0.2:  # reads the docs while logged in: GA4 rows carry user_id
+                self.ga4_visit(p, p.devices[-1], signed + timedelta(hours=rng.uniform(1, 240)))
             if rng.random() < 0.6:
                 self.demo_request(p, p.stages["signup"] + timedelta(hours=rng.uniform(0.1, 72)))
             elif rng.random() < 0.08:  # planted deviation: a self-serve trial, no demo at all
                 self.trial(p, p.stages["signup"] + timedelta(days=rng.uniform(1, 5)), None, None)
+            elif rng.random() < 0.05:  # a contact-us form: a Website lead, answered by email
+                self.website_lead(p, p.stages["signup"] + timedelta(days=rng.uniform(1, 10)))
+            if rng.random() < 0.2:  # opted in to the monthly newsletter
+                for sent in NEWSLETTERS:
+                    if sent > p.stages["signup"]:
+                        self.email(p, sent + timedelta(seconds=p.index), "newsletter", 0.35)
         self.shared_mailbox()
         self.outbound_leads()
         for rep_id, name, _ in REPS:  # the sales reps behind OwnerId, as User.csv exports them
@@ -607,6 +852,65 @@ class Sample:
                 }
             )
 
+    def website_lead(self, p: Person, at: datetime) -> None:
+        """A Website lead: matched to the signed-up person only through the (padded) email."""
+        if at > CUTOFF:
+            return
+        self.counters["website_leads"] += 1
+        owner = sf_id18(REPS[p.index % 4][0])
+        lead_id = self.sfid("00Q")
+        email = f"{p.email or ''}".upper()
+        self.sf["Lead"].append(
+            self.lead_row(lead_id, p.first_name, p.last_name, email, p.company, "Website", owner)
+            | {"NumberOfEmployees": str(SIZE_EMPLOYEES[p.size]), "Country": p.country}
+            | {"CreatedDate": sfdt(at), "SystemModstamp": sfdt(at)}
+        )
+        p.link(f"lead:{lead_id}", f"email:{email.strip().lower()}")
+        p.flags.add("website_lead_by_email_only")
+        mailed = at + timedelta(hours=self.rng.uniform(1, 30))
+        if mailed <= CUTOFF:
+            self.sf["Task"].append(
+                self.email_task(lead_id, owner, "Email: thanks for reaching out", mailed)
+            )
+
+    def lead_row(
+        self, lead_id: str, first: str, last: str, email: str, company: str, source: str, owner: str
+    ) -> dict[str, str]:
+        return {
+            "Id": lead_id,
+            "IsDeleted": "false",
+            "FirstName": first,
+            "LastName": last,
+            "Email": email,
+            "Company": company,
+            "LeadSource": source,
+            "Status": "Working - Contacted",
+            "OwnerId": owner,
+            "NumberOfEmployees": "",
+            "Country": "",
+            "IsConverted": "false",
+            "ConvertedDate": "",
+            "ConvertedContactId": "",
+            "ConvertedAccountId": "",
+            "ConvertedOpportunityId": "",
+            "CreatedDate": "",
+            "SystemModstamp": "",
+        }
+
+    def email_task(self, who: str, owner: str, subject: str, at: datetime) -> dict[str, str]:
+        return {
+            "Id": self.sfid("00T"),
+            "WhoId": who,
+            "WhatId": "",
+            "OwnerId": owner,
+            "Subject": subject,
+            "Status": "Completed",
+            "TaskSubtype": "Email",
+            "ActivityDate": at.strftime("%Y-%m-%d"),
+            "CompletedDateTime": sfdt(at),
+            "CreatedDate": sfdt(at),
+        }
+
     def shared_mailbox(self) -> None:
         """Two colleagues who both sign up with the team's info@ address: two people."""
         for k in range(2):
@@ -620,30 +924,38 @@ class Sample:
         self.truths["shared_mailbox_user_ids"] = [f"u-{self.n:05d}", f"u-{self.n + 1:05d}"]
 
     def outbound_leads(self) -> None:
-        for k in range(150):
-            at = START + timedelta(hours=self.rng.uniform(0, 2000))
-            self.sf["Lead"].append(
-                {
-                    "Id": self.sfid("00Q"),
-                    "IsDeleted": "false",
-                    "FirstName": "Out",
-                    "LastName": f"Bound{k}",
-                    "Email": f"out{k}@prospect{k}.example",
-                    "Company": f"Prospect{k}",
-                    "LeadSource": "Outbound" if k % 3 else "Partner",
-                    "Status": "Working",
-                    "OwnerId": sf_id18(REPS[k % 4][0]),
-                    "NumberOfEmployees": "250",
-                    "Country": "France",
-                    "IsConverted": "false",
-                    "ConvertedDate": "",
-                    "ConvertedContactId": "",
-                    "ConvertedAccountId": "",
-                    "ConvertedOpportunityId": "",
-                    "CreatedDate": sfdt(at),
-                    "SystemModstamp": sfdt(at),
-                }
+        """Leads the reps found themselves (or partners sent): no web activity, email cadences."""
+        rng = self.rng
+        for k in range(max(20, self.n // 20)):
+            at = START + timedelta(hours=rng.uniform(0, 2000))
+            owner = sf_id18(REPS[k % 4][0])
+            lead_id = self.sfid("00Q")
+            source = "Outbound" if k % 3 else "Partner"
+            row = self.lead_row(
+                lead_id,
+                "Alex",
+                f"Prospect{k}",
+                f"alex{k}@prospect{k}.example",
+                f"Prospect{k}",
+                source,
+                owner,
             )
+            size = rng.choice(SIZES)
+            row.update(
+                NumberOfEmployees=str(SIZE_EMPLOYEES[size]),
+                Country=rng.choice(COUNTRIES),
+                CreatedDate=sfdt(at),
+                SystemModstamp=sfdt(at),
+            )
+            self.sf["Lead"].append(row)
+            self.counters["outbound_leads"] += 1
+            for step in range(rng.randint(0, 3)):
+                mailed = at + timedelta(days=2 * step, hours=rng.uniform(0.2, 6))
+                if mailed <= CUTOFF:
+                    who = lead_id[:15] if step == 1 else lead_id
+                    self.counters["outbound_tasks_15_char_who"] += step == 1
+                    task = self.email_task(who, owner, f"Email: outreach step {step + 1}", mailed)
+                    self.sf["Task"].append(task)
 
 
 def sfdt(at: datetime) -> str:
@@ -652,9 +964,13 @@ def sfdt(at: datetime) -> str:
 
 # -- noise: what real exports contain ---------------------------------------------------------
 def add_noise(sample: Sample) -> dict[str, dict[str, int]]:
-    """Duplicates, broken lines, missing ids and wrong units; returns the expected accounting."""
+    """Duplicates, broken lines, missing ids and wrong units; returns the expected accounting.
+
+    ``duplicates`` and ``quarantined`` are what a loader must report per source; the other keys
+    say what the quarantined rows are.
+    """
     rng = sample.rng
-    noise: dict[str, dict[str, int]] = {
+    noise: dict[str, Counter[str]] = {
         s: Counter() for s in ("segment", "ga4", "sendgrid", "salesforce", "stripe")
     }
     # Segment retries: the same message again, in the same day's file or the next day's.
@@ -662,40 +978,59 @@ def add_noise(sample: Sample) -> dict[str, dict[str, int]]:
         later = at + timedelta(days=rng.choice([0, 1])) if at + timedelta(days=1) <= CUTOFF else at
         sample.segment.append((later, dict(call)))
         noise["segment"]["duplicates"] += 1
+        noise["segment"]["duplicates_in_another_file"] += day(later) != day(at)
     for k in range(3):
         at, _ = sample.segment[k * 97]
         sample.segment.append((at, {"__broken__": '{"type": "track", "messageId": "ajs-broken'}))
-        noise["segment"]["quarantined"] += 1
+        noise["segment"]["broken_json"] += 1
     for at, call in sample.segment[5:7]:
         sample.segment.append((at, {**call, "messageId": None}))
-        noise["segment"]["quarantined"] += 1
+        noise["segment"]["missing_message_id"] += 1
     # SendGrid re-posts a batch it did not get a 2xx for: events arrive twice.
     for at, item in rng.sample(sample.sendgrid, len(sample.sendgrid) // 100):
         sample.sendgrid.append((at + timedelta(minutes=30), dict(item)))
         noise["sendgrid"]["duplicates"] += 1
     for k, (at, item) in enumerate(sample.sendgrid[10:14]):
-        bad = {**item, "sg_event_id": sample.uid("sg-", 20)}
+        bad = {**item, "sg_event_id": sample.uid("", 22)}
         if k < 2:
             bad.pop("sg_event_id")
+            noise["sendgrid"]["missing_sg_event_id"] += 1
         else:
             bad["timestamp"] = item["timestamp"] * 1000  # milliseconds where seconds belong
+            noise["sendgrid"]["timestamp_in_milliseconds"] += 1
         sample.sendgrid.append((at, bad))
-        noise["sendgrid"]["quarantined"] += 1
     # Stripe: one truncated line, one event with created in milliseconds.
     at, event = sample.stripe[3]
     sample.stripe.append((at, {"__broken__": json.dumps(event)[:60]}))
+    noise["stripe"]["broken_json"] += 1
     sample.stripe.append(
         (at, {**event, "id": sample.uid("evt_", 24), "created": event["created"] * 1000})
     )
-    noise["stripe"]["quarantined"] += 2
-    # GA4: a row whose microsecond timestamp is a string (valid: BigQuery JSON gives it so).
-    if sample.ga4:
-        sample.ga4[0][1]["event_timestamp"] = str(sample.ga4[0][1]["event_timestamp"])
+    noise["stripe"]["created_in_milliseconds"] += 1
+    # GA4: a row whose microsecond timestamp is a string (valid: BigQuery JSON gives it so), and
+    # a consent-mode row without user_pseudo_id or user_id (nobody to attach it to).
+    first_day = min(at.strftime("%Y%m%d") for at, _ in sample.ga4)
+    row = next(r for at, r in sample.ga4 if at.strftime("%Y%m%d") == first_day)
+    row["event_timestamp"] = str(row["event_timestamp"])
+    noise["ga4"]["string_event_timestamp_not_quarantined"] += 1
+    at, row = sample.ga4[len(sample.ga4) // 2]
+    anonymous = {**row, "user_pseudo_id": None, "user_id": None, "event_name": "page_view"}
+    anonymous["event_timestamp"] = int(row["event_timestamp"]) + 1
+    sample.ga4.append((at, anonymous))
+    noise["ga4"]["missing_user_pseudo_id"] += 1
     # Salesforce: a deleted lead still in the export.
     deleted = {**sample.sf["Lead"][-1], "Id": sample.sfid("00Q"), "IsDeleted": "true"}
     sample.sf["Lead"].append(deleted)
-    noise["salesforce"]["quarantined"] += 1
-    return {k: dict(v) for k, v in noise.items()}
+    noise["salesforce"]["is_deleted"] += 1
+    for counts in noise.values():
+        counts["quarantined"] = sum(
+            n
+            for key, n in counts.items()
+            if key not in ("duplicates", "duplicates_in_another_file")
+            and not key.endswith("not_quarantined")
+        )
+        counts["duplicates"] += 0
+    return {k: dict(sorted(v.items())) for k, v in noise.items()}
 
 
 # -- writers ---------------------------------------------------------------------------------
@@ -714,11 +1049,25 @@ def write_text(path: Path, text: str) -> None:
     path.write_text(text)
 
 
+def compact(item: Any) -> str:
+    return json.dumps(item, separators=(",", ":"))
+
+
 def line_of(item: dict[str, Any]) -> str:
-    return item["__broken__"] if "__broken__" in item else json.dumps(item)
+    return item["__broken__"] if "__broken__" in item else compact(item)
 
 
-def write_segment(sample: Sample, root: Path) -> None:
+FileCounts = dict[str, dict[str, int]]  # file type -> {"files": n, "records": n}
+
+
+def tally(counts: FileCounts, kind: str, records: int) -> None:
+    entry = counts.setdefault(kind, {"files": 0, "records": 0})
+    entry["files"] += 1
+    entry["records"] += records
+
+
+def write_segment(sample: Sample, root: Path) -> FileCounts:
+    counts: FileCounts = {}
     by_day: dict[str, list[str]] = defaultdict(list)
     for at, call in sorted(sample.segment, key=lambda x: x[0]):
         by_day[day(at)].append(line_of(call))
@@ -727,44 +1076,65 @@ def write_segment(sample: Sample, root: Path) -> None:
             root / "segment" / d / f"segment-{d.replace('/', '-')}.jsonl.gz",
             "\n".join(lines) + "\n",
         )
+        tally(counts, "segment/*.jsonl.gz", len(lines))
+    return counts
 
 
-def write_ga4(sample: Sample, root: Path) -> None:
+def write_ga4(sample: Sample, root: Path) -> FileCounts:
+    """NDJSON per day, as ``bq extract`` writes it; every 30th and the last day as Parquet."""
+    counts: FileCounts = {}
     by_day: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for at, row in sorted(sample.ga4, key=lambda x: x[0]):
         by_day[at.strftime("%Y%m%d")].append(row)
     days = sorted(by_day)
-    for d in days[:-1]:
-        write_text(
-            root / "ga4" / f"events_{d}.json", "".join(json.dumps(r) + "\n" for r in by_day[d])
-        )
-    pq.write_table(
-        pa.Table.from_pylist(by_day[days[-1]]), root / "ga4" / f"events_{days[-1]}.parquet"
-    )
+    for n, d in enumerate(days):
+        if n % 30 == 29 or d == days[-1]:
+            table = pa.Table.from_pylist(by_day[d])
+            pq.write_table(table, root / "ga4" / f"events_{d}.parquet", compression="snappy")
+            tally(counts, "ga4/*.parquet", len(by_day[d]))
+        else:
+            text = "".join(compact(r) + "\n" for r in by_day[d])
+            write_text(root / "ga4" / f"events_{d}.json", text)
+            tally(counts, "ga4/*.json", len(by_day[d]))
+    return counts
 
 
-def write_sendgrid(sample: Sample, root: Path) -> None:
+def write_sendgrid(sample: Sample, root: Path) -> FileCounts:
+    """One file per webhook POST: up to 100 events, as SendGrid batches them."""
+    counts: FileCounts = {}
     by_day: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for at, item in sorted(sample.sendgrid, key=lambda x: x[0]):
         by_day[day(at)].append(item)
     for d, items in sorted(by_day.items()):
         for n in range(0, len(items), 100):
-            body = "[\n" + ",\n".join(json.dumps(i) for i in items[n : n + 100]) + "\n]\n"
+            batch = items[n : n + 100]
+            body = "[" + ",".join(compact(i) for i in batch) + "]"
             write_text(root / "sendgrid" / d / f"webhook-{n // 100 + 1}.json", body)
+            tally(counts, "sendgrid/*.json", len(batch))
+    return counts
 
 
-def write_salesforce(sample: Sample, root: Path) -> None:
+def write_salesforce(sample: Sample, root: Path) -> FileCounts:
+    """Data Export CSVs: API names in the header, every value quoted, CRLF line ends."""
+    counts: FileCounts = {}
     folder = root / "salesforce" / "export-2026-10-31"
     for obj, rows in sorted(sample.sf.items()):
         fields = list(dict.fromkeys(k for r in rows for k in r))
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+        writer = csv.DictWriter(
+            buf, fieldnames=fields, lineterminator="\r\n", quoting=csv.QUOTE_ALL, restval=""
+        )
         writer.writeheader()
         writer.writerows(rows)
-        write_text(folder / f"{obj}.csv", buf.getvalue())
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{obj}.csv").write_bytes(buf.getvalue().encode())
+        tally(counts, f"salesforce/{obj}.csv", len(rows))
+    return counts
 
 
-def write_stripe(sample: Sample, root: Path) -> None:
+def write_stripe(sample: Sample, root: Path) -> FileCounts:
+    """Monthly JSON-lines dumps, and the newest 25 events as one ``/v1/events`` list page."""
+    counts: FileCounts = {}
     events = sorted(sample.stripe, key=lambda x: x[0])
     page, rest = events[-25:], events[:-25]
     by_month: dict[str, list[str]] = defaultdict(list)
@@ -772,13 +1142,16 @@ def write_stripe(sample: Sample, root: Path) -> None:
         by_month[at.strftime("%Y-%m")].append(line_of(event))
     for month, lines in sorted(by_month.items()):
         write_text(root / "stripe" / f"events-{month}.jsonl", "\n".join(lines) + "\n")
+        tally(counts, "stripe/events-*.jsonl", len(lines))
     listing = {
         "object": "list",
-        "url": "/v1/events",
+        "data": [e for _, e in reversed(page)],  # newest first, as Stripe lists them
         "has_more": False,
-        "data": [e for _, e in reversed(page)],
-    }  # newest first, as Stripe lists them
+        "url": "/v1/events",
+    }
     write_text(root / "stripe" / "list-page-2026-10-31.json", json.dumps(listing, indent=2) + "\n")
+    tally(counts, "stripe/list-page-*.json", len(page))
+    return counts
 
 
 # -- truths ----------------------------------------------------------------------------------
@@ -786,8 +1159,11 @@ def rate(hits: int, total: int) -> float | None:
     return round(hits / total, 4) if total else None
 
 
-def compute_truths(sample: Sample, noise: dict[str, dict[str, int]]) -> dict[str, Any]:
+def compute_truths(
+    sample: Sample, noise: dict[str, dict[str, int]], files: FileCounts
+) -> dict[str, Any]:
     people = sample.people
+    examples = pick_examples(people)
     outbound = sum(
         1
         for r in sample.sf["Lead"]
@@ -813,30 +1189,72 @@ def compute_truths(sample: Sample, noise: dict[str, dict[str, int]]) -> dict[str
         if "demo_held" in p.stages and p.stages["demo_held"] < CUTOFF - timedelta(days=3):
             by_size[p.size][0] += int("trial" in p.stages)
             by_size[p.size][1] += 1
-    examples = [
-        p for p in people if len(p.devices) == 2 and "trial" in p.stages and p.islands() == 1
-    ][:10]
+    outbound_ids = {
+        r["Id"]
+        for r in sample.sf["Lead"]
+        if r["LeadSource"] in ("Outbound", "Partner") and r["IsDeleted"] == "false"
+    }
+    assert len(outbound_ids) == outbound
+    web_leads = sum(1 for p in people for n in p.nodes if n.startswith("lead:"))
+
+    def flagged(flag: str) -> int:
+        return sum(1 for p in people if flag in p.flags)
+
+    def demo_requests_open(within: timedelta) -> int:
+        return sum(
+            1
+            for p in people
+            if p.rep
+            and p.latency_h is None
+            and "demo_requested" in p.stages
+            and CUTOFF - p.stages["demo_requested"] <= within
+        )
+
     return {
         "cutoff": CUTOFF.isoformat(),
         "persons": {
             "expected_persons": sum(p.islands() for p in people) + outbound,
             "humans": len(people) + outbound,
+            "outbound_leads": outbound,
+            "signed_up": sum(1 for p in people if p.user_id),
+            "anonymous_visitors": sum(1 for p in people if not p.user_id),
+            "humans_split_into_several_persons": sum(1 for p in people if p.islands() > 1),
             "with_two_devices": sum(1 for p in people if len(p.devices) == 2),
-            "stripe_linked_by_user_id_only": sample.counters["stripe_linked_by_user_id_only"],
-            "example_groups": [sorted(p.nodes) for p in examples],
+            "signed_up_with_two_devices_merged": flagged("two_devices"),
+            "second_device_linked_by_alias": flagged("alias"),
+            "segment_email_not_normalised": flagged("segment_email_not_normalised"),
+            "lead_email_not_normalised": flagged("lead_email_not_normalised"),
+            "sf_leads_matched_only_by_email": web_leads,
+            "website_leads_matched_only_by_email": flagged("website_lead_by_email_only"),
+            "stripe_linked_by_user_id_only": flagged("stripe_email_differs"),
+            "task_who_id_15_chars": flagged("task_who_id_15_chars")
+            + sample.counters["outbound_tasks_15_char_who"],
+            "ga4_logged_in": flagged("ga4_logged_in"),
+            "example_groups": [ex["identifiers"] for ex in examples],
+            "examples": examples,
         },
         "shared_mailbox": {
             "email": "info@sharedco.example",
             "user_ids": sample.truths["shared_mailbox_user_ids"],
         },
         "noise": noise,
-        "hostile": {
-            "page_titles": sample.counters["hostile_title"],
-            "utm_campaigns": sample.counters["hostile_utm"],
+        "hostile": hostile_counts(sample),
+        "files": files,
+        "records_per_source": {
+            source: sum(c["records"] for k, c in files.items() if k.startswith(source + "/"))
+            for source in ("segment", "ga4", "sendgrid", "salesforce", "stripe")
         },
         "stages": {
             s: sum(1 for p in people if s in p.stages)
-            for s in ("signup", "demo_requested", "demo_held", "trial", "paid", "renewal")
+            for s in (
+                "signup",
+                "demo_requested",
+                "demo_held",
+                "trial",
+                "paid",
+                "renewal",
+                "churned",
+            )
         },
         "reps": reps,
         "demo_held_by_latency_bucket": {
@@ -845,14 +1263,97 @@ def compute_truths(sample: Sample, noise: dict[str, dict[str, int]]) -> dict[str
         "trial_after_demo_by_company_size": {
             s: {"trials": h, "of": n, "rate": rate(h, n)} for s, (h, n) in by_size.items()
         },
-        "demo_requests_without_followup_at_cutoff": sum(
-            1 for p in people if p.rep and p.latency_h is None and "demo_requested" in p.stages
-        ),
+        "trial_after_demo_small_vs_larger": {
+            "1-10": rate(by_size["1-10"][0], by_size["1-10"][1]),
+            "11+": rate(
+                sum(by_size[s][0] for s in SIZES[1:]), sum(by_size[s][1] for s in SIZES[1:])
+            ),
+            "planted": {"1-10": TRIAL_CHANCE["1-10"], "11+": TRIAL_CHANCE["11-50"]},
+        },
+        "demo_requests_without_followup_at_cutoff": demo_requests_open(CUTOFF - START),
+        "demo_requests_without_followup_last_2_days": demo_requests_open(timedelta(days=2)),
         "payment_failed": sample.counters["payment_failed"],
+        "dunning_calls": sample.counters["dunning_calls"],
+        "website_leads": sample.counters["website_leads"],
         "deviations": {
             "self_serve_trial_skipping_demo": sample.counters["self_serve_trials"],
             "second_demo_after_trial": sample.counters["second_demo_after_trial"],
         },
+    }
+
+
+EXAMPLE_FEATURES = [
+    "alias",
+    "two_devices",
+    "stripe_email_differs",
+    "segment_email_not_normalised",
+    "lead_email_not_normalised",
+    "task_who_id_15_chars",
+    "ga4_logged_in",
+]
+
+
+def pick_examples(people: list[Person], want: int = 10) -> list[dict[str, Any]]:
+    """Ten people from web visit to trial whose identifiers must end in exactly one person,
+    chosen to cover every planted identity feature (two devices, alias, padded emails, ...)."""
+    pool = [
+        p
+        for p in people
+        if "trial" in p.stages
+        and p.islands() == 1
+        and {n.split(":")[0] for n in p.nodes} >= {"anon", "user", "email", "cus"}
+    ]
+    chosen: list[Person] = []
+    for feature in EXAMPLE_FEATURES:  # first cover each feature, the richest person first
+        ranked = sorted(
+            (p for p in pool if feature in p.flags and p not in chosen),
+            key=lambda p: (-len(p.flags), p.index),
+        )
+        if ranked:
+            chosen.append(ranked[0])
+    rest = sorted((p for p in pool if p not in chosen), key=lambda p: (-len(p.flags), p.index))
+    chosen += rest[: max(0, want - len(chosen))]
+    return [
+        {
+            "name": f"{p.first_name} {p.last_name}",
+            "company": p.company,
+            "user_id": p.user_id,
+            "features": sorted(p.flags - {"unsubscribed"}),
+            "identifiers": sorted(p.nodes),
+        }
+        for p in sorted(chosen, key=lambda p: p.index)
+    ]
+
+
+def hostile_counts(sample: Sample) -> dict[str, int]:
+    """Touchpoints that carry a hostile string (each message once; quarantined rows excluded)."""
+    seg_titles: set[str] = set()
+    seg_utms: set[str] = set()
+    for _, call in sample.segment:
+        if not call.get("messageId"):
+            continue
+        if (call.get("properties") or {}).get("title") == HOSTILE_TITLE:
+            seg_titles.add(call["messageId"])
+        if ((call.get("context") or {}).get("campaign") or {}).get("name") == HOSTILE_UTM:
+            seg_utms.add(call["messageId"])
+    ga4 = [row for _, row in sample.ga4 if row.get("user_pseudo_id")]
+    ga4_titles = sum(
+        1
+        for row in ga4
+        for param in row["event_params"]
+        if param["key"] == "page_title" and param["value"].get("string_value") == HOSTILE_TITLE
+    )
+    ga4_utms = sum(
+        1
+        for row in ga4
+        if row["collected_traffic_source"].get("manual_campaign_name") == HOSTILE_UTM
+    )
+    return {
+        "page_titles": len(seg_titles),  # Segment pages: touchpoint attribute ``title``
+        "ga4_page_titles": ga4_titles,  # GA4 rows: touchpoint attribute ``page_title``
+        "utm_campaigns": len(seg_utms) + ga4_utms,  # attribute ``utm_campaign``, both sources
+        "segment_utm_campaigns": len(seg_utms),
+        "ga4_utm_campaigns": ga4_utms,
     }
 
 
@@ -863,9 +1364,10 @@ def generate(out: Path, seed: int, persons: int) -> dict[str, Any]:
     landing = out / "landing"
     if landing.exists():
         shutil.rmtree(landing)
+    files: FileCounts = {}
     for writer in (write_segment, write_ga4, write_sendgrid, write_salesforce, write_stripe):
-        writer(sample, landing)
-    truths = compute_truths(sample, noise)
+        files.update(writer(sample, landing))
+    truths = compute_truths(sample, noise, files)
     write_text(out / "truths.json", json.dumps(truths, indent=2, sort_keys=True) + "\n")
     return truths
 
@@ -876,7 +1378,7 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("data/sample"))
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--persons", type=int, default=2500)
+    parser.add_argument("--persons", type=int, default=3000)
     args = parser.parse_args()
     truths = generate(args.out, args.seed, args.persons)
     print(
