@@ -76,7 +76,7 @@ def test_leads_become_events_and_links(write: Write) -> None:
         (5, "IsDeleted=true"),
         (6, "CreatedDate: unparseable timestamp 'last week'"),
     ]
-    assert jane.record_key == "Lead:00Q000000000001EAA@2026-08-10T09:00:00.000Z"
+    assert jane.record_key == "00Q000000000001EAA@2026-08-10T09:00:00.000Z"
 
 
 def test_tasks_completed_only_and_who_resolution(write: Write) -> None:

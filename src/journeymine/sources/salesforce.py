@@ -1,24 +1,53 @@
-"""Salesforce: Data Export CSVs, one file per object (``Lead.csv``, ``Task.csv``, ...).
+"""Salesforce: Data Export CSVs, one file per object (``Lead.csv``, ``Task.csv.gz``, ...).
 
-* the object is the file name up to its first ``.`` (``Lead.csv``, ``Lead.csv.gz``);
-* header row of API field names; quoted fields may hold commas and newlines; ``line`` is the
-  physical line where a record starts;
-* ids may be 15 characters (case-sensitive) or 18 (with a checksum suffix): every id is
-  stored in its 18-character form, so both name the same record;
-* datetimes ``2026-08-03T14:22:05.000Z`` / ``...+0000`` / ``2026-08-03 14:22:05`` (no offset
-  means UTC); Date fields ``2026-08-03`` are taken as 00:00 UTC;
-* dedup key ``Id`` + ``@`` + ``SystemModstamp``: a later export of a changed record is a new
-  version of it, and its events (keyed by object, Id and kind) replace the older ones;
-* rows with ``IsDeleted`` true are quarantined; open Tasks are kept as rows without events.
+Format and units
+  * the object is the file name up to its first ``.``, in any folder (``export-2026-08-10/
+    Lead.csv``); objects: Lead, Contact, Account, Opportunity, OpportunityHistory,
+    OpportunityContactRole, Task, Event, and User (only to name the owners behind ``OwnerId``);
+    any other name raises :class:`SourceFormatError`, as does a header without the object's
+    required columns (``Id`` always);
+  * header row of API field names; quoted fields may hold commas and newlines, so ``line`` is the
+    physical line where a record starts and ``raw`` is the record's text exactly as exported;
+  * datetimes ``2026-08-03T14:22:05.000Z``, ``2026-08-03T14:22:05.000+0000`` and
+    ``2026-08-03 14:22:05`` (no offset means UTC); Date fields (``ActivityDate``,
+    ``ConvertedDate``) ``2026-08-03`` are taken as 00:00 UTC of that day.
+
+Ids
+  Ids come in a case-sensitive 15-character form (reports, the UI) and an 18-character form whose
+  3 suffix letters encode the case of the first 15 (the API, Data Export). Every id -- ``Id``,
+  ``OwnerId``, ``WhoId``, ``AccountId``... -- is emitted in its 18-character form (see
+  :func:`sf_id18`) so both forms name the same record. ``000000000000000AAA`` is Salesforce's
+  "empty" id and is read as no id.
+
+Dedup key
+  ``<Id18>@<SystemModstamp>`` (or ``LastModifiedDate``), else ``<Id18>``: a later export of a
+  changed record is a new version. Event keys (``Lead:<Id18>:created``) do not carry the version,
+  so the newest version's events replace the older ones.
+
+Quirks
+  * rows with ``IsDeleted`` true (recycle bin) are rejected with reason ``IsDeleted=true``;
+  * a Lead's ``crm.lead_created`` is a customer action when ``LeadSource`` mentions web, inbound,
+    demo, form or trial (case-insensitive substring), else a company action;
+  * a Task is a touchpoint only once done (``Status`` Completed, ``IsClosed`` true or
+    ``CompletedDateTime`` set); open Tasks are accepted rows without events;
+  * Tasks and Events belong to their ``WhoId`` (lead ``00Q`` / contact ``003``), else their
+    ``WhatId`` (opportunity ``006`` / account ``001``); a record naming neither is rejected;
+  * OpportunityHistory gets a row on every change of amount or close date too, so the same
+    ``crm.opportunity_stage:<StageName>`` may repeat for one deal;
+  * names, emails and phone numbers are never copied into attributes; emails only become
+    normalised identity edges.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
 import io
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import IO
 
 from journeymine.errors import SourceFormatError
 from journeymine.sources._common import (
@@ -37,26 +66,97 @@ from journeymine.sources._common import (
     RecordError,
     Rejected,
     normalise_email,
-    open_text,
     parse_iso,
     slug,
 )
 
 SOURCE = "salesforce"
-OBJECTS = (
-    "Lead",
-    "Contact",
-    "Account",
-    "Opportunity",
-    "OpportunityHistory",
-    "OpportunityContactRole",
-    "Task",
-    "Event",
-    "User",
-)
-ID_PREFIXES = {"00Q": SF_LEAD, "003": SF_CONTACT, "006": SF_OPPORTUNITY, "001": SF_ACCOUNT}
-CUSTOMER_LEAD_SOURCES = ("web", "inbound", "demo", "form", "trial")
-KEPT_FIELDS = (
+CHANNEL = "crm"
+
+# Object name -> the key prefix of its record ids (fixed for standard objects).
+OBJECT_PREFIXES = {
+    "Lead": "00Q",
+    "Contact": "003",
+    "Account": "001",
+    "Opportunity": "006",
+    "OpportunityHistory": "008",
+    "OpportunityContactRole": "00K",
+    "Task": "00T",
+    "Event": "00U",
+    "User": "005",
+}
+OBJECTS = tuple(OBJECT_PREFIXES)
+
+# Field names (Salesforce API names).
+ID = "Id"
+IS_DELETED = "IsDeleted"
+SYSTEM_MODSTAMP = "SystemModstamp"
+LAST_MODIFIED_DATE = "LastModifiedDate"
+CREATED_DATE = "CreatedDate"
+OWNER_ID = "OwnerId"
+ACCOUNT_ID = "AccountId"
+OPPORTUNITY_ID = "OpportunityId"
+CONTACT_ID = "ContactId"
+WHO_ID = "WhoId"
+WHAT_ID = "WhatId"
+EMAIL_FIELD = "Email"
+LEAD_SOURCE = "LeadSource"
+IS_CONVERTED = "IsConverted"
+CONVERTED_DATE = "ConvertedDate"
+CONVERTED_CONTACT_ID = "ConvertedContactId"
+CONVERTED_ACCOUNT_ID = "ConvertedAccountId"
+CONVERTED_OPPORTUNITY_ID = "ConvertedOpportunityId"
+STAGE_NAME = "StageName"
+IS_PRIMARY = "IsPrimary"
+STATUS = "Status"
+IS_CLOSED = "IsClosed"
+COMPLETED_DATE_TIME = "CompletedDateTime"
+ACTIVITY_DATE = "ActivityDate"
+ACTIVITY_DATE_TIME = "ActivityDateTime"
+START_DATE_TIME = "StartDateTime"
+TASK_SUBTYPE = "TaskSubtype"
+TYPE = "Type"
+SUBJECT = "Subject"
+NAME = "Name"
+FIRST_NAME = "FirstName"
+LAST_NAME = "LastName"
+
+# Columns a file must have, per object; a tuple of alternatives means "at least one of".
+REQUIRED_COLUMNS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "Lead": ((ID,), (CREATED_DATE,)),
+    "Contact": ((ID,), (CREATED_DATE,)),
+    "Account": ((ID,),),
+    "Opportunity": ((ID,), (CREATED_DATE,)),
+    "OpportunityHistory": ((ID,), (OPPORTUNITY_ID,), (STAGE_NAME,), (CREATED_DATE,)),
+    "OpportunityContactRole": ((ID,), (CONTACT_ID,), (OPPORTUNITY_ID,)),
+    "Task": ((ID,), (CREATED_DATE,), (WHO_ID, WHAT_ID)),
+    "Event": ((ID,), (START_DATE_TIME, ACTIVITY_DATE_TIME, ACTIVITY_DATE), (WHO_ID, WHAT_ID)),
+    "User": ((ID,),),
+}
+
+# Activity vocabulary (docs/activities.md).
+LEAD_CREATED = "crm.lead_created"
+LEAD_CONVERTED = "crm.lead_converted"
+CONTACT_CREATED = "crm.contact_created"
+OPPORTUNITY_CREATED = "crm.opportunity_created"
+OPPORTUNITY_STAGE = "crm.opportunity_stage:"  # + StageName, unchanged
+CALL_COMPLETED = "crm.call_completed"
+EMAIL_SENT = "crm.email_sent"
+TASK_COMPLETED = "crm.task_completed"
+MEETING = "crm.meeting:"  # + slug of Type, else of the Subject's first word
+
+CUSTOMER_LEAD_SOURCE_WORDS = ("web", "inbound", "demo", "form", "trial")
+CALL_KINDS = ("call",)
+EMAIL_KINDS = ("email", "listemail")
+TRUE_VALUES = ("true", "1")
+EMPTY_ID = "000000000000000"  # Salesforce's null lookup, exported as 000000000000000AAA
+
+# Who a Task or Event is about: WhoId first (a person), then WhatId (a deal or an account).
+WHO_TYPES = {"00Q": SF_LEAD, "003": SF_CONTACT}
+WHAT_TYPES = {"006": SF_OPPORTUNITY, "001": SF_ACCOUNT}
+
+# Non-personal columns copied into event attributes (plus any column whose name mentions utm).
+ATTRIBUTE_FIELDS = (
     "LeadSource",
     "Status",
     "Company",
@@ -69,113 +169,167 @@ KEPT_FIELDS = (
     "Type",
     "TaskSubtype",
     "CallDurationInSeconds",
-    "Title",
-    "Rating",
 )
+PERSONAL_FIELDS = frozenset(
+    {"FirstName", "LastName", "Name", "Email", "Phone", "MobilePhone", "Street", "Description"}
+)
+
+# Long Text Area fields hold up to 131,072 characters, the csv module's default field limit.
+CSV_FIELD_LIMIT = 1 << 24
 _CHECKSUM_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 
 Row = dict[str, str]
+Person = tuple[str, str]  # (identity node type, id)
 
 
 def sf_id18(value: str) -> str:
-    """The 18-character form of a Salesforce id (15-character ids get their checksum suffix).
+    """The canonical 18-character form of a 15- or 18-character Salesforce id.
 
-    Each 5-character chunk contributes one suffix letter: bit i is set when character i of the
-    chunk is an upper-case letter.
+    For each 5-character chunk of the 15-character id, bit ``i`` is set when character ``i`` is
+    an upper-case letter; the bits index ``A..Z0..5``, giving one suffix character per chunk:
+    ``001A0000006Vm9r`` -> chunks ``001A0`` (bit 3 -> 8 -> ``I``), ``00000`` (``A``), ``6Vm9r``
+    (bit 1 -> 2 -> ``C``) -> ``001A0000006Vm9rIAC``.
+
+    An 18-character id is case-insensitive by design, so its case is restored from its suffix
+    (``001a0000006vm9riac`` -> ``001A0000006Vm9rIAC``). Raises ValueError for anything else.
     """
-    value = value.strip()
-    if len(value) == 18:
-        return value
-    if len(value) != 15:
-        raise RecordError(f"not a Salesforce id: {value!r}")
-    suffix = ""
-    for start in (0, 5, 10):
-        bits = sum(1 << i for i, ch in enumerate(value[start : start + 5]) if "A" <= ch <= "Z")
-        suffix += _CHECKSUM_ALPHABET[bits]
-    return value + suffix
+    text = value.strip()
+    if not (text.isascii() and text.isalnum() and len(text) in (15, 18)):
+        raise ValueError(f"not a Salesforce id: {value!r}")
+    if len(text) == 15:
+        return text + "".join(_checksum_char(text[i : i + 5]) for i in (0, 5, 10))
+    return _restore_case(text, value)
 
 
-def _id(row: Row, field: str) -> str | None:
-    value = (row.get(field) or "").strip()
-    return sf_id18(value) if value else None
+def _checksum_char(chunk: str) -> str:
+    bits = sum(1 << i for i, ch in enumerate(chunk) if "A" <= ch <= "Z")
+    return _CHECKSUM_ALPHABET[bits]
+
+
+def _restore_case(text: str, value: str) -> str:
+    suffix = text[15:].upper()
+    chars: list[str] = []
+    for chunk, check in enumerate(suffix):
+        bits = _CHECKSUM_ALPHABET.find(check)
+        if bits < 0:
+            raise ValueError(f"not a Salesforce id: {value!r} (bad checksum {text[15:]!r})")
+        for i, ch in enumerate(text[chunk * 5 : chunk * 5 + 5]):
+            upper = bool(bits >> i & 1)
+            if upper and not ch.isalpha():
+                raise ValueError(f"not a Salesforce id: {value!r} (checksum mismatch)")
+            chars.append(ch.upper() if upper else ch.lower())
+    return "".join(chars) + suffix
+
+
+# --- field readers -----------------------------------------------------------------------------
+
+
+def _text(row: Row, field: str) -> str:
+    return (row.get(field) or "").strip()
+
+
+def _flag(row: Row, field: str) -> bool:
+    return _text(row, field).lower() in TRUE_VALUES
+
+
+def _ref(row: Row, field: str) -> str | None:
+    """An id column in its 18-character form; None when empty."""
+    value = _text(row, field)
+    if not value or value.startswith(EMPTY_ID):
+        return None
+    try:
+        return sf_id18(value)
+    except ValueError as exc:
+        raise RecordError(f"{field}: {exc}") from None
 
 
 def _time(row: Row, field: str) -> datetime:
-    value = (row.get(field) or "").strip()
-    if value.endswith("+0000"):
-        value = value[:-5] + "+00:00"
-    return parse_iso(value, field)
+    return parse_iso(row.get(field), field)
+
+
+def _first_time_field(row: Row, fields: tuple[str, ...]) -> str:
+    """The first of ``fields`` that has a value (the last one when none has, for the error)."""
+    return next((f for f in fields if _text(row, f)), fields[-1])
 
 
 def _attributes(row: Row) -> dict[str, str]:
-    return {k: row[k] for k in KEPT_FIELDS if row.get(k)}
+    """Useful non-personal columns, values unchanged; blanks left out."""
+    names = [*ATTRIBUTE_FIELDS, *(k for k in row if "utm" in k.lower())]
+    return {k: row[k] for k in dict.fromkeys(names) if k not in PERSONAL_FIELDS and _text(row, k)}
+
+
+# --- events and edges per object ---------------------------------------------------------------
 
 
 def _event(
-    row: Row, obj: str, kind: str, activity: str, actor: str, at_field: str, person: tuple[str, str]
+    obj: str,
+    row: Row,
+    kind: str,
+    activity: str,
+    actor: str,
+    time_field: str,
+    person: Person,
+    account: str | None = None,
+    owner: bool = True,
 ) -> Event:
     return Event(
-        event_key=f"{obj}:{_id(row, 'Id')}:{kind}",
+        event_key=f"{obj}:{_ref(row, ID)}:{kind}",
         event_type=f"{obj}.{kind}",
         activity=activity,
         actor=actor,
-        occurred_at=_time(row, at_field),
-        raw_time=row.get(at_field, ""),
+        occurred_at=_time(row, time_field),
+        raw_time=row.get(time_field) or "",
         id_type=person[0],
         id_value=person[1],
-        channel="crm",
-        owner=_id(row, "OwnerId"),
+        channel=CHANNEL,
+        owner=_ref(row, OWNER_ID) if owner else None,
+        account_type=SF_ACCOUNT if account else None,
+        account_value=account,
         attributes=_attributes(row),
     )
 
 
-def _who(row: Row) -> tuple[str, str]:
-    """The person (or deal, or account) a Task or Event is about."""
-    for field in ("WhoId", "WhatId"):
-        value = _id(row, field)
-        if value and value[:3] in ID_PREFIXES:
-            return ID_PREFIXES[value[:3]], value
-    raise RecordError("neither WhoId nor WhatId names a lead, contact, opportunity or account")
+def _lead_actor(row: Row) -> str:
+    lead_source = _text(row, LEAD_SOURCE).lower()
+    return CUSTOMER if any(w in lead_source for w in CUSTOMER_LEAD_SOURCE_WORDS) else COMPANY
 
 
 def _lead(row: Row, out: RawRow) -> None:
-    lead = (SF_LEAD, str(_id(row, "Id")))
-    source = (row.get("LeadSource") or "").lower()
-    actor = CUSTOMER if any(w in source for w in CUSTOMER_LEAD_SOURCES) else COMPANY
-    out.events.append(
-        _event(row, "Lead", "created", "crm.lead_created", actor, "CreatedDate", lead)
-    )
-    at = out.events[0].occurred_at
-    email = normalise_email(row.get("Email"))
+    lead: Person = (SF_LEAD, str(_ref(row, ID)))
+    created = _event("Lead", row, "created", LEAD_CREATED, _lead_actor(row), CREATED_DATE, lead)
+    out.events.append(created)
+    email = normalise_email(row.get(EMAIL_FIELD))
     if email:
-        out.edges.append(Edge(*lead, EMAIL, email, "sf_lead_email", at))
-    if (row.get("IsConverted") or "").lower() == "true" and row.get("ConvertedDate"):
-        converted = _event(
-            row, "Lead", "converted", "crm.lead_converted", COMPANY, "ConvertedDate", lead
-        )
+        out.edges.append(Edge(*lead, EMAIL, email, "sf_lead_email", created.occurred_at))
+    if _flag(row, IS_CONVERTED):
+        converted = _event("Lead", row, "converted", LEAD_CONVERTED, COMPANY, CONVERTED_DATE, lead)
         out.events.append(converted)
-        contact, account = _id(row, "ConvertedContactId"), _id(row, "ConvertedAccountId")
-        opportunity = _id(row, "ConvertedOpportunityId")
-        at = converted.occurred_at
-        if contact:
-            out.edges.append(Edge(*lead, SF_CONTACT, contact, "sf_lead_converted", at))
-        if contact and account:
-            out.edges.append(
-                Edge(SF_CONTACT, contact, SF_ACCOUNT, account, "sf_contact_account", at)
-            )
-        if opportunity and account:
-            out.edges.append(
-                Edge(SF_OPPORTUNITY, opportunity, SF_ACCOUNT, account, "sf_opportunity_account", at)
-            )
+        out.edges.extend(_conversion_edges(row, lead, converted.occurred_at))
+
+
+def _conversion_edges(row: Row, lead: Person, at: datetime) -> list[Edge]:
+    contact, account = _ref(row, CONVERTED_CONTACT_ID), _ref(row, CONVERTED_ACCOUNT_ID)
+    opportunity = _ref(row, CONVERTED_OPPORTUNITY_ID)
+    edges: list[Edge] = []
+    if contact:
+        edges.append(Edge(*lead, SF_CONTACT, contact, "sf_lead_converted", at))
+    if contact and account:
+        edges.append(Edge(SF_CONTACT, contact, SF_ACCOUNT, account, "sf_contact_account", at))
+    if opportunity and account:
+        edges.append(
+            Edge(SF_OPPORTUNITY, opportunity, SF_ACCOUNT, account, "sf_opportunity_account", at)
+        )
+    return edges
 
 
 def _contact(row: Row, out: RawRow) -> None:
-    contact = (SF_CONTACT, str(_id(row, "Id")))
+    contact: Person = (SF_CONTACT, str(_ref(row, ID)))
+    account = _ref(row, ACCOUNT_ID)
     event = _event(
-        row, "Contact", "created", "crm.contact_created", COMPANY, "CreatedDate", contact
+        "Contact", row, "created", CONTACT_CREATED, COMPANY, CREATED_DATE, contact, account
     )
     out.events.append(event)
-    email, account = normalise_email(row.get("Email")), _id(row, "AccountId")
+    email = normalise_email(row.get(EMAIL_FIELD))
     if email:
         out.edges.append(Edge(*contact, EMAIL, email, "sf_contact_email", event.occurred_at))
     if account:
@@ -184,131 +338,211 @@ def _contact(row: Row, out: RawRow) -> None:
         )
 
 
+def _account(row: Row, out: RawRow) -> None:
+    """Accounts carry no touchpoint; the row is kept for lineage."""
+
+
 def _opportunity(row: Row, out: RawRow) -> None:
-    opp = (SF_OPPORTUNITY, str(_id(row, "Id")))
+    deal: Person = (SF_OPPORTUNITY, str(_ref(row, ID)))
+    account = _ref(row, ACCOUNT_ID)
     event = _event(
-        row, "Opportunity", "created", "crm.opportunity_created", COMPANY, "CreatedDate", opp
+        "Opportunity", row, "created", OPPORTUNITY_CREATED, COMPANY, CREATED_DATE, deal, account
     )
-    account = _id(row, "AccountId")
-    if account:
-        event = Event(**{**event.__dict__, "account_type": SF_ACCOUNT, "account_value": account})
-        out.edges.append(
-            Edge(*opp, SF_ACCOUNT, account, "sf_opportunity_account", event.occurred_at)
-        )
     out.events.append(event)
+    if account:
+        out.edges.append(
+            Edge(*deal, SF_ACCOUNT, account, "sf_opportunity_account", event.occurred_at)
+        )
 
 
-def _history(row: Row, out: RawRow) -> None:
-    opp = _id(row, "OpportunityId")
-    if not opp:
-        raise RecordError("missing OpportunityId")
-    stage = (row.get("StageName") or "").strip() or "unknown"
+def _opportunity_history(row: Row, out: RawRow) -> None:
+    deal, stage = _ref(row, OPPORTUNITY_ID), _text(row, STAGE_NAME)
+    if not deal:
+        raise RecordError(f"{OPPORTUNITY_ID}: missing")
+    if not stage:
+        raise RecordError(f"{STAGE_NAME}: missing")
+    activity = OPPORTUNITY_STAGE + (row.get(STAGE_NAME) or "")
+    person: Person = (SF_OPPORTUNITY, deal)
+    # History rows have no OwnerId (only CreatedById): no owner, as docs/activities.md says.
     out.events.append(
         _event(
-            row,
-            "OpportunityHistory",
-            "stage",
-            f"crm.opportunity_stage:{stage}",
-            COMPANY,
-            "CreatedDate",
-            (SF_OPPORTUNITY, opp),
+            "OpportunityHistory", row, "stage", activity, COMPANY, CREATED_DATE, person, None, False
         )
     )
 
 
 def _contact_role(row: Row, out: RawRow) -> None:
-    contact, opp = _id(row, "ContactId"), _id(row, "OpportunityId")
-    if not contact or not opp:
-        raise RecordError("missing ContactId or OpportunityId")
-    primary = (row.get("IsPrimary") or "").lower() == "true"
-    rule = "sf_contact_role_primary" if primary else "sf_contact_role"
-    out.edges.append(
-        Edge(SF_CONTACT, contact, SF_OPPORTUNITY, opp, rule, _time(row, "CreatedDate"))
+    contact, deal = _ref(row, CONTACT_ID), _ref(row, OPPORTUNITY_ID)
+    if not contact:
+        raise RecordError(f"{CONTACT_ID}: missing")
+    if not deal:
+        raise RecordError(f"{OPPORTUNITY_ID}: missing")
+    rule = "sf_contact_role_primary" if _flag(row, IS_PRIMARY) else "sf_contact_role"
+    at = _time(row, _first_time_field(row, (CREATED_DATE, SYSTEM_MODSTAMP, LAST_MODIFIED_DATE)))
+    out.edges.append(Edge(SF_CONTACT, contact, SF_OPPORTUNITY, deal, rule, at))
+
+
+def _subject_of(row: Row) -> tuple[Person, str | None]:
+    """The person (or deal, or account) a Task or Event belongs to, and its account if known."""
+    who, what = _ref(row, WHO_ID), _ref(row, WHAT_ID)
+    account = what if what and what[:3] == "001" else None
+    if who and who[:3] in WHO_TYPES:
+        return (WHO_TYPES[who[:3]], who), account
+    if what and what[:3] in WHAT_TYPES:
+        return (WHAT_TYPES[what[:3]], what), account
+    raise RecordError(
+        f"{WHO_ID}/{WHAT_ID}: names no lead (00Q), contact (003), opportunity (006) or "
+        f"account (001): {WHO_ID}={_text(row, WHO_ID)!r} {WHAT_ID}={_text(row, WHAT_ID)!r}"
     )
+
+
+def _task_done(row: Row) -> bool:
+    return (
+        _text(row, STATUS).lower() == "completed"
+        or _flag(row, IS_CLOSED)
+        or bool(_text(row, COMPLETED_DATE_TIME))
+    )
+
+
+def _task_activity(row: Row) -> str:
+    kinds = {_text(row, TASK_SUBTYPE).lower(), _text(row, TYPE).lower()}
+    if kinds.intersection(CALL_KINDS):
+        return CALL_COMPLETED
+    if kinds.intersection(EMAIL_KINDS):
+        return EMAIL_SENT
+    return TASK_COMPLETED
 
 
 def _task(row: Row, out: RawRow) -> None:
-    done = (row.get("Status") or "").lower() == "completed" or row.get("CompletedDateTime")
-    if not done:
-        return  # an open task is not a touchpoint (yet)
-    kind = (row.get("TaskSubtype") or row.get("Type") or "").lower()
-    activity = {
-        "call": "crm.call_completed",
-        "email": "crm.email_sent",
-        "listemail": "crm.email_sent",
-    }.get(kind, "crm.task_completed")
-    at_field = next(
-        f
-        for f in ("CompletedDateTime", "ActivityDate", "CreatedDate")
-        if row.get(f) or f == "CreatedDate"
+    if not _task_done(row):
+        return  # an open task is a plan, not a touchpoint (yet)
+    person, account = _subject_of(row)
+    at = _first_time_field(row, (COMPLETED_DATE_TIME, ACTIVITY_DATE, CREATED_DATE))
+    out.events.append(
+        _event("Task", row, "completed", _task_activity(row), COMPANY, at, person, account)
     )
-    out.events.append(_event(row, "Task", "completed", activity, COMPANY, at_field, _who(row)))
 
 
 def _meeting(row: Row, out: RawRow) -> None:
-    kind = row.get("Type") or (row.get("Subject") or "meeting").split()[0]
+    person, account = _subject_of(row)
+    subject_words = _text(row, SUBJECT).split()
+    kind = _text(row, TYPE) or (subject_words[0] if subject_words else "")
+    at = _first_time_field(row, (START_DATE_TIME, ACTIVITY_DATE_TIME, ACTIVITY_DATE))
     out.events.append(
-        _event(
-            row, "Event", "held", f"crm.meeting:{slug(kind)}", COMPANY, "StartDateTime", _who(row)
-        )
+        _event("Event", row, "held", MEETING + slug(kind), COMPANY, at, person, account)
     )
 
 
 def _user(row: Row, out: RawRow) -> None:
     """A Salesforce user: the readable name behind the ``OwnerId`` of leads, tasks, events."""
-    name = (
-        row.get("Name") or " ".join(filter(None, (row.get("FirstName"), row.get("LastName"))))
-    ).strip()
+    name = _text(row, NAME) or " ".join(
+        filter(None, (_text(row, FIRST_NAME), _text(row, LAST_NAME)))
+    )
     if name:
-        out.labels.append(Label("owner", str(_id(row, "Id")), name))
+        out.labels.append(Label("owner", str(_ref(row, ID)), name))
 
 
 HANDLERS: dict[str, Callable[[Row, RawRow], None]] = {
-    "User": _user,
     "Lead": _lead,
     "Contact": _contact,
+    "Account": _account,
     "Opportunity": _opportunity,
-    "OpportunityHistory": _history,
+    "OpportunityHistory": _opportunity_history,
     "OpportunityContactRole": _contact_role,
     "Task": _task,
     "Event": _meeting,
+    "User": _user,
 }
 
 
-def parse_record(obj: str, line: int, row: Row, raw: str) -> RawRow:
-    record_id = _id(row, "Id")
+def _record_key(row: Row, record_id: str) -> str:
+    version = _text(row, SYSTEM_MODSTAMP) or _text(row, LAST_MODIFIED_DATE)
+    return f"{record_id}@{version}" if version else record_id
+
+
+def _parse_row(obj: str, line: int, row: Row, raw: str) -> RawRow:
+    record_id = _ref(row, ID)
     if not record_id:
-        raise RecordError("missing Id")
-    if (row.get("IsDeleted") or "").lower() == "true":
-        raise RecordError("IsDeleted=true")
-    version = (row.get("SystemModstamp") or row.get("LastModifiedDate") or "").strip()
-    out = RawRow(line, f"{obj}:{record_id}@{version}" if version else f"{obj}:{record_id}", raw)
-    handler = HANDLERS.get(obj)
-    if handler:
-        handler(row, out)
+        raise RecordError(f"{ID}: missing")
+    prefix = OBJECT_PREFIXES[obj]
+    if not record_id.startswith(prefix):
+        raise RecordError(f"{ID}: {record_id!r} does not start with {prefix}, the {obj} key prefix")
+    if _flag(row, IS_DELETED):
+        raise RecordError(f"{IS_DELETED}=true")
+    out = RawRow(line, _record_key(row, record_id), raw)
+    HANDLERS[obj](row, out)
     return out
 
 
-def parse_file(path: Path, file: str) -> ParsedFile:
-    """Parse one Data Export CSV; the object comes from the file name."""
-    obj = path.name.split(".")[0]
-    if obj not in OBJECTS:
-        raise SourceFormatError(file, f"unknown Salesforce object {obj!r}; expected {OBJECTS}")
+# --- reading the file --------------------------------------------------------------------------
+
+
+def _csv_records(fh: IO[str]) -> Iterator[tuple[int, list[str], str]]:
+    """Yield ``(first physical line, fields, raw text)`` per CSV record; blank lines skipped."""
+    consumed: list[str] = []
+
+    def lines() -> Iterator[str]:
+        for text in fh:
+            consumed.append(text)
+            yield text
+
+    line = 1
+    for fields in csv.reader(lines()):
+        raw = "".join(consumed)
+        start, line = line, line + len(consumed)
+        consumed.clear()
+        # Only a blank line is no record; ",,," is a record of empty fields and must be seen.
+        if len(fields) > 1 or (fields and fields[0].strip()):
+            yield start, fields, raw.removesuffix("\n").removesuffix("\r")
+
+
+def _check_header(obj: str, header: list[str], file: str) -> None:
+    for alternatives in REQUIRED_COLUMNS[obj]:
+        if not any(name in header for name in alternatives):
+            wanted = " or ".join(repr(name) for name in alternatives)
+            raise SourceFormatError(file, f"not a Salesforce {obj} export: no {wanted} column")
+
+
+def _parse_csv(obj: str, fh: IO[str], file: str) -> ParsedFile:
     parsed = ParsedFile(SOURCE, file)
-    with open_text(path) as fh:
-        text = fh.read()
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    if not reader.fieldnames or "Id" not in reader.fieldnames:
-        raise SourceFormatError(file, "not a Salesforce export: no 'Id' column in the header")
-    lines = text.splitlines(keepends=True)
-    start = reader.line_num + 1
-    for row in reader:
-        raw = "".join(lines[start - 1 : reader.line_num]).rstrip("\r\n")
+    records = _csv_records(fh)
+    first = next(records, None)
+    if first is None:
+        raise SourceFormatError(file, "empty file: no header row")
+    header = [name.strip() for name in first[1]]
+    _check_header(obj, header, file)
+    for line, fields, raw in records:
         try:
-            if None in row:
-                raise RecordError("more fields than the header")
-            parsed.rows.append(parse_record(obj, start, row, raw))
+            if len(fields) != len(header):
+                raise RecordError(f"{len(fields)} fields, the header has {len(header)}")
+            parsed.rows.append(_parse_row(obj, line, dict(zip(header, fields, strict=True)), raw))
         except RecordError as exc:
-            parsed.rejected.append(Rejected(start, str(exc), raw))
-        start = reader.line_num + 1
+            parsed.rejected.append(Rejected(line, str(exc), raw))
     return parsed
+
+
+def _parse_binary(obj: str, binary: gzip.GzipFile | io.BufferedReader, file: str) -> ParsedFile:
+    # Not open_text: its .gz branch uses universal newlines, which would turn a \r\n inside a
+    # quoted field into \n; csv needs newline="" to keep data unchanged. utf-8-sig drops a BOM.
+    with io.TextIOWrapper(binary, encoding="utf-8-sig", errors="replace", newline="") as text:
+        return _parse_csv(obj, text, file)
+
+
+def parse_file(path: Path, file: str) -> ParsedFile:
+    """Parse one Data Export CSV (plain or .gz); the object comes from the file name."""
+    obj = path.name.split(".")[0]
+    if obj not in OBJECT_PREFIXES:
+        raise SourceFormatError(
+            file, f"unknown Salesforce object {obj!r}; expected one of {OBJECTS}"
+        )
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
+    try:
+        if path.name.endswith(".gz"):
+            with gzip.open(path, "rb") as binary:
+                return _parse_binary(obj, binary, file)
+        with path.open("rb") as binary:
+            return _parse_binary(obj, binary, file)
+    except (OSError, EOFError, zlib.error) as exc:  # not gzip, truncated gzip
+        raise SourceFormatError(file, f"cannot read: {exc}") from None
+    except csv.Error as exc:
+        raise SourceFormatError(file, f"not CSV: {exc}") from None
