@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
-from datetime import date, time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -93,12 +93,19 @@ def parse_duration(value: object, where: str) -> timedelta:
     """``"90m"``, ``"4h"``, ``"3d"``, ``"1w"`` (or a number of seconds) as a timedelta."""
     import re
 
-    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-        return timedelta(seconds=value)
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", str(value))
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if value > 0:
+            return timedelta(seconds=value)
+        raise SpecError(f"{where}: duration must be positive, got {value!r}")
+    match = re.fullmatch(
+        r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", value if isinstance(value, str) else ""
+    )
     if not match:
         raise SpecError(f"{where}: bad duration {value!r}; write e.g. '90m', '4h', '3d', '1w'")
-    return timedelta(seconds=float(match[1]) * DURATION_UNITS[match[2]])
+    seconds = float(match[1]) * DURATION_UNITS[match[2]]
+    if seconds <= 0:
+        raise SpecError(f"{where}: duration must be positive, got {value!r}")
+    return timedelta(seconds=seconds)
 
 
 def _check_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
@@ -107,11 +114,45 @@ def _check_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
         raise SpecError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
 
 
+def _table(value: object, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise SpecError(f"{where}: expected a table, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _tables(value: object, where: str) -> list[dict[str, Any]]:
+    """An array of tables (``[[stages]]``); each element checked."""
+    if not isinstance(value, list):
+        raise SpecError(f"{where}: expected an array of tables ([[...]]), got {value!r}")
+    return [_table(v, f"{where}[{i}]") for i, v in enumerate(value)]
+
+
+def _string(value: object, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise SpecError(f"{where}: expected a non-empty string, got {value!r}")
+    return value
+
+
+def _bool(value: object, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise SpecError(f"{where}: expected true or false, got {value!r}")
+    return value
+
+
+def _strings(value: object, where: str) -> tuple[str, ...]:
+    """A possibly empty list of non-empty strings."""
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise SpecError(f"{where}: expected a list of non-empty strings, got {value!r}")
+    return tuple(value)
+
+
 def _patterns(value: object, where: str) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
         raise SpecError(f"{where}: expected a non-empty list of activity patterns")
+    if not all(v.strip() for v in value):
+        raise SpecError(f"{where}: empty activity pattern in {value!r}")
     return tuple(value)
 
 
@@ -120,11 +161,12 @@ def _stage(raw: dict[str, Any], where: str) -> Stage:
     if not isinstance(raw.get("name"), str) or not raw["name"].strip():
         raise SpecError(f"{where}: every stage needs a name")
     window = raw.get("window")
+    group = raw.get("group")
     return Stage(
         name=raw["name"],
         activities=_patterns(raw.get("activities"), f"{where}.activities"),
-        optional=bool(raw.get("optional", False)),
-        group=raw.get("group"),
+        optional=_bool(raw.get("optional", False), f"{where}.optional"),
+        group=_string(group, f"{where}.group") if group is not None else None,
         window=parse_duration(window, f"{where}.window") if window is not None else None,
     )
 
@@ -134,96 +176,222 @@ def _calendar(raw: dict[str, Any], where: str) -> Calendar:
 
     _check_keys(raw, CALENDAR_KEYS, where)
     tz = raw.get("timezone", "UTC")
+    if not isinstance(tz, str):
+        raise SpecError(f"{where}.timezone: expected a time zone name like 'Europe/Berlin'")
     try:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
         raise SpecError(f"{where}.timezone: unknown time zone {tz!r}") from None
     days = raw.get("workdays", list(WEEKDAYS[:5]))
-    if not all(d in WEEKDAYS for d in days):
-        raise SpecError(f"{where}.workdays: use {list(WEEKDAYS)}, got {days}")
+    if not isinstance(days, list) or not all(d in WEEKDAYS for d in days):
+        raise SpecError(f"{where}.workdays: use a list of {list(WEEKDAYS)}, got {days!r}")
+    hours = raw.get("hours", "09:00-17:00")
+    if not isinstance(hours, str) or hours.count("-") != 1:
+        raise SpecError(f"{where}.hours: write opening hours like '09:00-17:00', got {hours!r}")
+    holidays_raw = raw.get("holidays", [])
+    if not isinstance(holidays_raw, list):
+        raise SpecError(f"{where}.holidays: expected a list of dates like 2026-12-25")
     try:
-        opens, closes = (
-            time.fromisoformat(t.strip()) for t in raw.get("hours", "09:00-17:00").split("-")
-        )
-        holidays = tuple(date.fromisoformat(str(d)) for d in raw.get("holidays", []))
+        opens, closes = (time.fromisoformat(t.strip()) for t in hours.split("-"))
     except ValueError as exc:
-        raise SpecError(
-            f"{where}: {exc} (hours like '09:00-17:00', holidays like '2026-12-25')"
-        ) from None
+        raise SpecError(f"{where}.hours: {exc} (write e.g. '09:00-17:00')") from None
+    holidays = []
+    for i, day in enumerate(holidays_raw):
+        if isinstance(day, datetime):  # a TOML datetime is not a day
+            raise SpecError(f"{where}.holidays[{i}]: expected a date, got {day!r}")
+        if isinstance(day, date):
+            holidays.append(day)
+            continue
+        try:
+            holidays.append(date.fromisoformat(str(day)))
+        except ValueError:
+            raise SpecError(
+                f"{where}.holidays[{i}]: {day!r} is not a date like 2026-12-25"
+            ) from None
     if opens >= closes:
         raise SpecError(f"{where}.hours: opening {opens} is not before closing {closes}")
-    return Calendar(tz, tuple(WEEKDAYS.index(d) for d in days), opens, closes, holidays)
+    workdays = tuple(sorted({WEEKDAYS.index(d) for d in days}))
+    return Calendar(tz, workdays, opens, closes, tuple(sorted(set(holidays))))
 
 
 def _rule(raw: dict[str, Any], where: str) -> FollowupRule:
     _check_keys(raw, RULE_KEYS, where)
-    if not isinstance(raw.get("name"), str):
+    if not isinstance(raw.get("name"), str) or not raw["name"].strip():
         raise SpecError(f"{where}: every follow-up rule needs a name")
+    if "sla" not in raw:
+        raise SpecError(f"{where}.sla: missing; write e.g. sla = '4h'")
+    converts_to = raw.get("converts_to")
     return FollowupRule(
         name=raw["name"],
         triggers=_patterns(raw.get("triggers"), f"{where}.triggers"),
         responses=_patterns(raw.get("responses"), f"{where}.responses"),
         sla=parse_duration(raw.get("sla"), f"{where}.sla"),
-        business_hours=bool(raw.get("business_hours", True)),
-        converts_to=raw.get("converts_to"),
+        business_hours=_bool(raw.get("business_hours", True), f"{where}.business_hours"),
+        converts_to=_string(converts_to, f"{where}.converts_to") if converts_to else None,
     )
 
 
 def load_spec(path: str | Path) -> JourneySpec:
-    """Read and validate a journey spec; errors name the file and the key."""
+    """Read and validate a journey spec; errors name the file and the key.
+
+    Raises :class:`SpecError` on unreadable TOML, unknown keys, values of the wrong type, bad
+    durations, an unknown case notion or time zone, repeated stage or rule names, stages whose
+    patterns overlap (one activity would mark two stages), alternatives (stages sharing a
+    ``group``) that are not next to each other, and ``converts_to`` naming no stage.
+    """
     import tomllib
 
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SpecError(f"{path}: journey spec not found") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: not UTF-8 text: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{path}: not valid TOML: {exc}") from None
-    where = str(path)
+    return spec_from_dict(raw, str(path), default_name=path.stem)
+
+
+def spec_from_dict(
+    raw: dict[str, Any], where: str = "<spec>", default_name: str = "journey"
+) -> JourneySpec:
+    """Validate an already parsed spec (the TOML as a dict); ``where`` prefixes errors."""
     _check_keys(raw, TOP_KEYS, where)
     case = raw.get("case", "person")
     if case not in CASE_NOTIONS:
         raise SpecError(f"{where}: case = {case!r}; use one of {list(CASE_NOTIONS)}")
     window = parse_duration(raw.get("window", "30d"), f"{where}: window")
-    stages = tuple(_stage(s, f"{where}: stages[{i}]") for i, s in enumerate(raw.get("stages", [])))
+    stages = tuple(
+        _stage(s, f"{where}: stages[{i}]")
+        for i, s in enumerate(_tables(raw.get("stages", []), f"{where}: stages"))
+    )
     names = [s.name for s in stages]
     if len(set(names)) != len(names):
-        raise SpecError(f"{where}: stage names repeat: {names}")
+        raise SpecError(f"{where}: stages: stage names repeat: {names}")
+    _check_groups(stages, where)
     _check_overlaps(stages, where)
     rules = tuple(
-        _rule(r, f"{where}: followups[{i}]") for i, r in enumerate(raw.get("followups", []))
+        _rule(r, f"{where}: followups[{i}]")
+        for i, r in enumerate(_tables(raw.get("followups", []), f"{where}: followups"))
     )
+    rule_names = [r.name for r in rules]
+    if len(set(rule_names)) != len(rule_names):
+        raise SpecError(f"{where}: followups: rule names repeat: {rule_names}")
     for i, rule in enumerate(rules):
         if rule.converts_to is not None and rule.converts_to not in names:
             raise SpecError(
                 f"{where}: followups[{i}].converts_to: no stage {rule.converts_to!r}; "
                 f"the stages are {names}"
             )
+    name = raw.get("name", default_name)
     return JourneySpec(
-        name=str(raw.get("name", path.stem)),
+        name=_string(name, f"{where}: name"),
         case=case,
-        company_activities=tuple(raw.get("company_activities", [])),
+        company_activities=_strings(
+            raw.get("company_activities", []), f"{where}: company_activities"
+        ),
         stages=stages,
         window=window,
         followups=rules,
-        calendar=_calendar(raw.get("calendar", {}), f"{where}: calendar"),
-        segments=tuple(raw.get("segments", [])),
-        exclude=tuple(raw.get("exclude", [])),
+        calendar=_calendar(
+            _table(raw.get("calendar", {}), f"{where}: calendar"), f"{where}: calendar"
+        ),
+        segments=_strings(raw.get("segments", []), f"{where}: segments"),
+        exclude=_strings(raw.get("exclude", []), f"{where}: exclude"),
     )
 
 
+def _check_groups(stages: tuple[Stage, ...], where: str) -> None:
+    """Alternatives (stages sharing a ``group``) must be listed next to each other."""
+    closed: set[str] = set()
+    current: str | None = None
+    for i, stage in enumerate(stages):
+        if stage.group != current:
+            if current is not None:
+                closed.add(current)
+            if stage.group is not None and stage.group in closed:
+                raise SpecError(
+                    f"{where}: stages[{i}].group: alternatives of group {stage.group!r} must be "
+                    f"listed next to each other ({stage.name!r} comes after another stage)"
+                )
+            current = stage.group
+
+
+def _glob_tokens(pattern: str) -> list[frozenset[str] | None]:
+    """A glob as tokens: ``None`` for ``*``, else the set of characters one position admits
+    (``ANY`` for ``?``); ``[...]`` classes are expanded over the characters seen in either
+    pattern plus a stand-in for every other character."""
+    tokens: list[frozenset[str] | None] = []
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "*":
+            if not tokens or tokens[-1] is not None:
+                tokens.append(None)
+        elif c == "?":
+            tokens.append(ANY)
+        elif c == "[" and "]" in pattern[i + 2 :]:
+            close = pattern.index("]", i + 2)
+            body = pattern[i + 1 : close]
+            negate = body.startswith("!")
+            body = body[1:] if negate else body
+            chars = {
+                ch
+                for ch in _ALPHABET
+                if fnmatch.fnmatchcase(ch, "[" + ("!" if negate else "") + body + "]")
+            }
+            tokens.append(frozenset(chars))
+            i = close
+        else:
+            tokens.append(frozenset(c))
+        i += 1
+    return tokens
+
+
+_ALPHABET = frozenset(chr(c) for c in range(32, 127)) | {"\u00e9", "\u2028"}
+ANY = frozenset(_ALPHABET)
+
+
+def patterns_overlap(a: str, b: str) -> bool:
+    """Whether some activity name matches both globs (``fnmatch`` syntax, case-sensitive)."""
+    from functools import cache
+
+    ta, tb = _glob_tokens(a), _glob_tokens(b)
+
+    @cache
+    def meet(i: int, j: int) -> bool:
+        if i == len(ta) and j == len(tb):
+            return True
+        if i < len(ta) and ta[i] is None:
+            return meet(i + 1, j) or (j < len(tb) and meet(i, j + 1))
+        if j < len(tb) and tb[j] is None:
+            return meet(i, j + 1) or (i < len(ta) and meet(i + 1, j))
+        if i == len(ta) or j == len(tb):
+            return False
+        x, y = ta[i], tb[j]
+        assert x is not None and y is not None
+        return bool(x & y) and meet(i + 1, j + 1)
+
+    return meet(0, 0)
+
+
 def _check_overlaps(stages: tuple[Stage, ...], where: str) -> None:
-    """Two stages may not be marked by the same pattern: an event would mark both."""
-    seen: dict[str, str] = {}
+    """No activity may mark two stages (at different positions): an event would mark both.
+
+    Patterns are compared as globs, so ``web.page_view:*`` and ``web.page_view:/pricing``
+    overlap. Alternatives of one group may overlap (they mark the same position)."""
+    seen: list[tuple[Stage, str]] = []
     for stage in stages:
         for pattern in stage.activities:
-            if pattern in seen:
-                raise SpecError(
-                    f"{where}: stages {seen[pattern]!r} and {stage.name!r} overlap: "
-                    f"both are marked by {pattern!r}"
-                )
-            seen[pattern] = stage.name
+            for other, earlier in seen:
+                same_group = stage.group is not None and stage.group == other.group
+                if other is not stage and not same_group and patterns_overlap(earlier, pattern):
+                    raise SpecError(
+                        f"{where}: stages {other.name!r} and {stage.name!r} overlap: "
+                        f"{earlier!r} and {pattern!r} can match the same activity"
+                    )
+        seen += [(stage, p) for p in stage.activities]
 
 
 def positions(spec: JourneySpec) -> list[tuple[list[Stage], bool]]:
@@ -261,4 +429,8 @@ def check_patterns(spec: JourneySpec, activities: list[str]) -> list[str]:
             for p in pats:
                 if not any(fnmatch.fnmatchcase(a, p) for a in activities):
                     problems.append(f"follow-up {rule.name!r}: {kind} {p!r} matches no activity")
+    for key, pats in (("company_activities", spec.company_activities), ("exclude", spec.exclude)):
+        for p in pats:
+            if not any(fnmatch.fnmatchcase(a, p) for a in activities):
+                problems.append(f"{key}: pattern {p!r} matches no activity")
     return problems

@@ -11,10 +11,11 @@ import pytest
 
 from journeymine.analyses import followups as fu
 from journeymine.analyses.business_hours import business_seconds
+from journeymine.analyses.stats import wilson
 from journeymine.load import load_landing
 from journeymine.load_log import load_event_log
 from journeymine.mining.eventlog import read_event_log
-from journeymine.spec import Calendar, FollowupRule, JourneySpec, load_spec
+from journeymine.spec import Calendar, FollowupRule, JourneySpec, Stage, load_spec
 from journeymine.warehouse import connect
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,3 +115,119 @@ def test_helpdesk_latency_matches_an_independent_pandas_computation(tmp_path: Pa
     assert len(ours) == len(expected)
     assert (ours.status == "answered").sum() == len(answered)
     assert sorted(ours.latency_s.dropna().tolist()) == sorted(answered)
+
+
+def test_holiday_and_dst_inside_business_latency_end_to_end(touchpoints) -> None:  # type: ignore[no-untyped-def]
+    con = touchpoints(
+        [
+            # Friday 2026-10-02 15:00 UTC = 17:00 Berlin closing; Monday 10-05 is a holiday;
+            # answered Tuesday 09:30 Berlin (07:30 UTC): 0.5 business hours.
+            (1, "web.demo_requested", "customer", "2026-10-02 15:00+00"),
+            (1, "crm.call_completed", "company", "2026-10-06 07:30+00"),
+            # Friday 2026-10-23 16:00 CEST (14:00 UTC) -> Monday 10-26 10:00 CET (09:00 UTC):
+            # 1h Friday + 1h Monday = 2 business hours; 67 wall-clock hours (25h Sunday).
+            (2, "web.demo_requested", "customer", "2026-10-23 14:00+00"),
+            (2, "crm.call_completed", "company", "2026-10-26 09:00+00"),
+            # A response at the very same instant is not strictly after the trigger.
+            (3, "web.demo_requested", "customer", "2026-10-27 09:00+00"),
+            (3, "crm.call_completed", "company", "2026-10-27 09:00+00"),
+            (4, "web.page_view:/", "customer", "2026-10-30 16:00+00"),  # the cut-off
+        ]
+    )
+    rows = fu.compute_followups(con, SPEC).set_index("person_id")
+    assert rows.loc[1, "business_latency_s"] == 1800 and not rows.loc[1, "sla_breached"]
+    assert rows.loc[2, "latency_s"] == 67 * 3600 and rows.loc[2, "business_latency_s"] == 7200
+    assert (rows.loc[3, "status"], rows.loc[3, "sla_breached"]) == ("unanswered", True)
+
+
+def test_cutoff_hides_later_responses_and_sla_deadline_is_inclusive(touchpoints) -> None:  # type: ignore[no-untyped-def]
+    rule = FollowupRule("r", ("web.x",), ("crm.*",), timedelta(hours=4), business_hours=False)
+    spec = JourneySpec(name="t", followups=(rule,))
+    con = touchpoints(
+        [
+            (1, "web.x", "customer", "2026-01-01 00:00+00"),
+            (1, "crm.call_completed", "company", "2026-01-01 05:00+00"),
+            (2, "web.x", "customer", "2026-01-01 00:30+00"),
+            (3, "web.x", "customer", "2026-01-01 06:00+00"),  # after the cut-off: not a trigger
+        ]
+    )
+    rows = fu.compute_followups(con, spec, cutoff=pd.Timestamp("2026-01-01 04:00+00"))
+    by = rows.set_index("person_id")
+    assert set(by.index) == {1, 2}
+    # Person 1's deadline 04:00 is the cut-off itself: passed, so unanswered (the 05:00 call is
+    # not seen yet); person 2's deadline 04:30 is still ahead: open.
+    assert by.status.to_dict() == {1: "unanswered", 2: "open"}
+    later = fu.compute_followups(con, spec).set_index("person_id")
+    assert (later.loc[1, "status"], later.loc[1, "latency_s"], later.loc[1, "sla_breached"]) == (
+        "answered",
+        5 * 3600,
+        True,
+    )
+
+
+def test_default_rule_is_next_company_touch(touchpoints) -> None:  # type: ignore[no-untyped-def]
+    con = touchpoints(
+        [
+            (1, "web.page_view:/", "customer", "2026-01-01 00:00+00"),
+            (1, "web.signed_up", "customer", "2026-01-01 01:00+00"),
+            (1, "email.delivered", "company", "2026-01-01 02:00+00"),
+            (1, "email.open", "customer", "2026-01-01 03:00+00"),
+        ]
+    )
+    rows = fu.compute_followups(con, JourneySpec(name="t"))
+    assert set(rows.rule) == {"next_company_touch"}
+    assert rows.latency_s.tolist()[:2] == [7200.0, 3600.0] and len(rows) == 3
+    assert rows.status.tolist()[2] == "open"
+
+
+def test_summaries_by_owner_and_channel(touchpoints) -> None:  # type: ignore[no-untyped-def]
+    con = touchpoints(
+        [
+            (1, "web.demo_requested", "customer", "2026-10-06 08:00+00", "ana"),
+            (1, "crm.call_completed", "company", "2026-10-06 09:00+00"),
+            (2, "web.demo_requested", "customer", "2026-10-06 08:00+00", "ana"),
+            (2, "crm.call_completed", "company", "2026-10-06 11:00+00"),
+            (3, "web.demo_requested", "customer", "2026-10-06 08:00+00", "dev"),
+            (4, "web.page_view:/", "customer", "2026-10-09 08:00+00"),
+        ]
+    )
+    rows = fu.compute_followups(con, SPEC)
+    owner = fu.summarise_followups(rows, by="owner").set_index("owner")
+    assert owner.loc["ana", "median_latency_h"] == 2.0
+    assert owner.loc["ana", "p90_latency_h"] == pytest.approx(1 + 0.9 * 2)
+    assert owner.loc["dev", "never_answered_rate"] == 1.0
+    channel = fu.summarise_followups(rows, by="channel")
+    assert channel.triggers.sum() == 3
+
+
+def test_cost_of_waiting_by_latency_bucket_hand_computed(touchpoints) -> None:  # type: ignore[no-untyped-def]
+    rule = FollowupRule(
+        "demo", ("web.demo_requested",), ("crm.call_completed",), timedelta(hours=4), False, "held"
+    )
+    spec = JourneySpec(
+        name="t",
+        window=timedelta(days=3),
+        stages=(Stage("requested", ("web.demo_requested",)), Stage("held", ("crm.meeting:demo",))),
+        followups=(rule,),
+    )
+    rows = []
+    for person, (wait_h, held) in enumerate([(0.5, True), (0.5, False), (2, True), (30, False)]):
+        rows.append((person, "web.demo_requested", "customer", "2026-01-01 00:00+00"))
+        rows.append((person, "crm.call_completed", "company", f"2026-01-01 00:00+00 +{wait_h}h"))
+        if held:
+            rows.append((person, "crm.meeting:demo", "company", "2026-01-03 00:00+00"))
+    rows = [
+        (p, a, who, str(pd.Timestamp(t.split(" +")[0]) + pd.Timedelta(t.split(" +")[1]))
+         if " +" in t else t)
+        for p, a, who, t in rows
+    ]  # fmt: skip
+    rows.append((8, "web.demo_requested", "customer", "2026-01-09 23:00+00"))  # window still open
+    rows.append((9, "web.page_view:/", "customer", "2026-01-10 00:00+00"))
+    con = touchpoints(rows)
+    found = fu.compute_followups(con, spec)
+    cost = fu.rule_cost_of_waiting(con, spec, found, "demo").set_index("bucket")
+    assert cost.loc["<1h", ["people", "converted"]].tolist() == [2, 1]
+    assert cost.loc["1-4h", ["people", "converted"]].tolist() == [1, 1]
+    assert cost.loc["24-48h", ["people", "converted"]].tolist() == [1, 0]
+    assert cost.loc[">48h", "people"] == 0  # person 8 is still open: left out
+    assert (cost.loc["<1h", "ci_low"], cost.loc["<1h", "ci_high"]) == pytest.approx(wilson(1, 2))

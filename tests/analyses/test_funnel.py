@@ -237,3 +237,70 @@ def test_strict_order_and_exclusion_steps(touchpoints) -> None:  # type: ignore[
     assert by[(2, "visit")] == "excluded" and (2, "signup") not in by.index
     row = funnel.summarise(excluded).set_index("stage").loc["visit"]
     assert (row.entered, row.converted, row.excluded) == (4, 2, 1)
+
+
+def test_ties_break_by_seq_and_events_after_the_cutoff_are_ignored(touchpoints) -> None:  # type: ignore[no-untyped-def]
+    con = touchpoints([
+        (1, "web.signed_up", "customer", "2026-01-01 00:00+00"),  # same instant, loaded first
+        (1, "web.page_view:/", "customer", "2026-01-01 00:00+00"),
+        (2, "web.page_view:/", "customer", "2026-01-01 00:00+00"),
+        (2, "web.signed_up", "customer", "2026-01-01 00:00+00"),  # same instant, loaded after
+        (3, "web.page_view:/", "customer", "2026-01-01 00:00+00"),
+        (3, "web.signed_up", "customer", "2026-01-01 12:00+00"),  # after the cut-off below
+        (9, "web.page_view:/", "customer", "2026-01-10 00:00+00"),
+    ])  # fmt: skip
+    log = log_from_touchpoints(con)
+    status = funnel.compute_entries(con, SPEC, log).set_index(["case_key", "stage"]).status
+    assert status[(1, "visit")] == "dropped"  # the signup came before the visit in seq order
+    assert status[(2, "visit")] == "converted"
+    assert status[(3, "visit")] == "converted"
+    cut = pd.Timestamp("2026-01-01 06:00+00")
+    early = funnel.compute_entries(con, SPEC, log, cutoff=cut).set_index(["case_key", "stage"])
+    assert early.status[(3, "visit")] == "open" and (9, "visit") not in early.index
+
+
+def test_write_stage_funnel_stores_the_contract_columns_per_segment(touchpoints) -> None:  # type: ignore[no-untyped-def]
+    con = touchpoints([
+        (1, "web.page_view:/", "customer", "2026-01-01 00:00+00"),
+        (1, "web.signed_up", "customer", "2026-01-01 01:00+00"),
+        (2, "web.page_view:/", "customer", "2026-01-01 00:00+00"),
+        (2, "web.signed_up", "customer", "2026-01-01 03:00+00"),
+        (3, "web.page_view:/", "customer", "2026-01-01 00:00+00"),
+        (9, "web.page_view:/", "customer", "2026-02-01 00:00+00"),
+    ])  # fmt: skip
+    con.execute(
+        "UPDATE touchpoints SET attributes = CASE WHEN person_id IN (1, 3) "
+        "THEN '{\"size\": \"small\"}' ELSE '{}' END"
+    )
+    spec = JourneySpec(name="t", window=timedelta(days=2), stages=SPEC.stages, segments=("size",))
+    out = funnel.write_stage_funnel(con, spec, log_from_touchpoints(con))
+    stored = con.execute("SELECT * FROM stage_funnel").df()
+    contract = ["segment", "stage", "entered", "converted", "dropped", "open", "conversion_rate",
+                "conversion_ci_low", "conversion_ci_high"]  # fmt: skip
+    assert set(contract) <= set(stored.columns) and len(stored) == len(out)
+    visit = stored[stored.stage == "visit"].set_index("segment")
+    assert visit.loc["all", ["entered", "converted", "dropped", "open"]].tolist() == [4, 2, 1, 1]
+    assert visit.loc["size=small", ["entered", "converted", "dropped"]].tolist() == [2, 1, 1]
+    assert visit.loc["size=(none)", ["entered", "converted", "open"]].tolist() == [2, 1, 1]
+    # p50 of 1h and 3h is 2h; p90 interpolates linearly (quantile_cont): 1h + 0.9 * 2h.
+    assert visit.loc["all", "time_to_convert_p50_s"] == 7200
+    assert visit.loc["all", "time_to_convert_p90_s"] == pytest.approx(3600 + 0.9 * 7200)
+    low, high = wilson(2, 3)
+    assert visit.loc["all", "conversion_ci_low"] == pytest.approx(low)
+    assert visit.loc["all", "conversion_ci_high"] == pytest.approx(high)
+    assert con.execute("SELECT count(*) FROM stage_entries").fetchone() == (6,)
+
+
+def test_kaplan_meier_curve_censors_open_and_dropped_people(touchpoints) -> None:  # type: ignore[no-untyped-def]
+    con = touchpoints([
+        (1, "web.page_view:/", "customer", "2026-01-01 00:00+00"),
+        (1, "web.signed_up", "customer", "2026-01-01 12:00+00"),  # converts after 12h
+        (2, "web.page_view:/", "customer", "2026-01-01 00:00+00"),  # dropped: censored at 2d
+        (3, "web.page_view:/", "customer", "2026-01-09 18:00+00"),  # open: followed 6h
+        (4, "web.page_view:/", "customer", "2026-01-10 00:00+00"),  # the cut-off: followed 0h
+    ])  # fmt: skip
+    entries = funnel.compute_entries(con, SPEC, log_from_touchpoints(con))
+    curve = funnel.time_to_convert_curve(entries, "visit")
+    # At 12h the at-risk set is persons 1 and 2 (3 and 4 were censored earlier): 1 - 1/2.
+    assert curve[["time_s", "at_risk", "events"]].values.tolist() == [[43200.0, 2, 1]]
+    assert curve.converted.tolist() == [0.5]

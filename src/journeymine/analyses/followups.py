@@ -44,7 +44,11 @@ def _patterns_sql(patterns: tuple[str, ...]) -> str:
 
 
 def _rule_rows(
-    con: duckdb.DuckDBPyConnection, rule: FollowupRule, table: str, company: tuple[str, ...]
+    con: duckdb.DuckDBPyConnection,
+    rule: FollowupRule,
+    table: str,
+    company: tuple[str, ...],
+    cutoff: datetime,
 ) -> pd.DataFrame:
     # The spec's company_activities make an activity a company action whatever the source said.
     actor = (
@@ -52,7 +56,7 @@ def _rule_rows(
     )
     return con.execute(
         f"""
-        WITH events AS (SELECT *, {actor} AS who FROM {table}),
+        WITH events AS (SELECT *, {actor} AS who FROM {table} WHERE occurred_at <= $cutoff),
         triggers AS (
             SELECT person_id, event_id, occurred_at, seq, owner, owner_name, activity
             FROM events WHERE who = 'customer' AND ({_patterns_sql(rule.triggers)})
@@ -68,7 +72,8 @@ def _rule_rows(
         FROM triggers t ASOF LEFT JOIN responses r
           ON t.person_id = r.person_id AND r.occurred_at > t.occurred_at
         ORDER BY t.person_id, t.occurred_at, t.seq
-        """
+        """,
+        {"cutoff": cutoff},
     ).df()
 
 
@@ -79,12 +84,17 @@ def compute_followups(
     table: str = "touchpoints",
     cutoff: datetime | None = None,
 ) -> pd.DataFrame:
-    """One row per trigger event and rule: response, latencies, status and SLA breach."""
+    """One row per trigger event and rule: response, latencies, status and SLA breach.
+
+    Only events at or before ``cutoff`` (default: the latest touchpoint) are seen: a response
+    after the cut-off does not exist yet. A trigger is ``unanswered`` when its SLA deadline
+    (trigger + SLA, in business time for business-hours rules) is at or before the cut-off.
+    """
     if cutoff is None:
         cutoff = con.execute(f"SELECT max(occurred_at) FROM {table}").fetchall()[0][0]
     frames = []
     for rule in spec.followups or (DEFAULT_RULE,):
-        rows = _rule_rows(con, rule, table, spec.company_activities)
+        rows = _rule_rows(con, rule, table, spec.company_activities, cutoff)
         if rows.empty:
             continue
         rows.insert(0, "rule", rule.name)
@@ -131,9 +141,11 @@ def compute_followups(
 
 
 def summarise_followups(followups: pd.DataFrame, by: str = "rule") -> pd.DataFrame:
-    """Per rule (and ``owner`` or ``channel`` when asked): count, median and p90 latency
-    (hours, wall clock and business), breach rate and never-answered rate; open triggers are
-    left out of the rates (their outcome is not known yet)."""
+    """Per rule (and ``owner``, ``owner_name``, ``responder`` or ``channel`` when asked): count,
+    median and p90 latency over answered triggers (hours, wall clock and business; p90 with
+    linear interpolation, as DuckDB ``quantile_cont``), breach rate and never-answered rate
+    over decided triggers; open triggers are left out of the rates (their outcome is not known
+    yet)."""
     keys = ["rule"] if by == "rule" else ["rule", by]
     rows = []
     for key, part in followups.groupby(keys, dropna=False):
@@ -148,6 +160,7 @@ def summarise_followups(followups: pd.DataFrame, by: str = "rule") -> pd.DataFra
                 "median_latency_h": answered.latency_s.median() / 3600,
                 "p90_latency_h": answered.latency_s.quantile(0.9) / 3600,
                 "median_business_latency_h": answered.business_latency_s.median() / 3600,
+                "p90_business_latency_h": answered.business_latency_s.quantile(0.9) / 3600,
                 "breach_rate": decided.sla_breached.mean() if len(decided) else np.nan,
                 "never_answered_rate": (
                     (decided.status == "unanswered").mean() if len(decided) else np.nan
@@ -190,10 +203,10 @@ def cost_of_waiting(
         SELECT f.person_id, min(t.occurred_at) AS reached_at FROM jm_first f
         JOIN {table} t ON t.person_id = f.person_id AND t.occurred_at >= f.triggered_at
          AND t.occurred_at <= f.triggered_at + to_seconds(?)
-         AND ({_patterns_sql(target_activities)})
+         AND t.occurred_at <= ? AND ({_patterns_sql(target_activities)})
         GROUP BY f.person_id
         """,
-        [window.total_seconds()],
+        [window.total_seconds(), cutoff],
     ).df()
     con.unregister("jm_first")
     first = first.merge(reached, on="person_id", how="left")
@@ -218,8 +231,40 @@ def cost_of_waiting(
     return pd.DataFrame(rows)
 
 
-def write_followups(con: duckdb.DuckDBPyConnection, spec: JourneySpec) -> pd.DataFrame:
+def rule_cost_of_waiting(
+    con: duckdb.DuckDBPyConnection,
+    spec: JourneySpec,
+    followups: pd.DataFrame,
+    rule: str,
+    *,
+    table: str = "touchpoints",
+    cutoff: datetime | None = None,
+) -> pd.DataFrame:
+    """:func:`cost_of_waiting` for a spec rule with ``converts_to``: the target is that stage's
+    activities within its window (else the spec's window)."""
+    found = next((r for r in spec.followups if r.name == rule), None)
+    if found is None or found.converts_to is None:
+        raise ValueError(f"rule {rule!r} is not in the spec or has no converts_to stage")
+    stage = next(s for s in spec.stages if s.name == found.converts_to)
+    return cost_of_waiting(
+        con,
+        followups,
+        rule,
+        stage.activities,
+        stage.window or spec.window,
+        table=table,
+        cutoff=cutoff,
+    )
+
+
+def write_followups(
+    con: duckdb.DuckDBPyConnection,
+    spec: JourneySpec,
+    *,
+    table: str = "touchpoints",
+    cutoff: datetime | None = None,
+) -> pd.DataFrame:
     """Compute and store the ``followups`` table; return it."""
-    followups = compute_followups(con, spec)
+    followups = compute_followups(con, spec, table=table, cutoff=cutoff)
     replace_table(con, "followups", followups)
     return followups

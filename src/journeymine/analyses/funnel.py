@@ -4,17 +4,18 @@ Definitions (docs/metrics.md):
 
 * a person **enters** the first stage at the first event that marks it; in ``ordered`` mode a
   person enters a later stage when it **converts** into it: the first event marking the next
-  stage at or after entering this one, within this step's window (the next stage's
-  ``window``, else the spec's). In ``any`` mode every stage is entered at its first marking
-  event, whatever came before;
-* **dropped**: the window elapsed before the data's cut-off without converting;
+  stage after entering this one (in event order ``(ts, seq)``), within this step's window (the
+  next stage's ``window``, else the spec's). In ``any`` mode every stage is entered at its
+  first marking event, whatever came before;
+* **dropped**: the window elapsed at or before the data's cut-off without converting;
   **open**: the window had not elapsed yet at the cut-off (right-censored: never a drop-off);
 * conversion rate = converted / (converted + dropped), with a 95% Wilson interval;
 * an optional stage may be skipped: converting from the stage before it means reaching it or
   the first non-optional stage after it. Alternatives (stages sharing a ``group``) are one step.
 
-The work is set-based SQL over the whole log, one statement per step. Every person's entry,
-status and times are kept in ``stage_entries`` so any figure can be drilled into.
+The work is set-based SQL over the whole log, one statement per step; only per-stage
+aggregates leave DuckDB. Every person's entry, status and times are kept in ``stage_entries``
+so any figure can be drilled into.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from journeymine.analyses.stats import kaplan_meier, wilson
+from journeymine.analyses.stats import Z95, kaplan_meier, wilson
 from journeymine.spec import JourneySpec, Stage, positions
-from journeymine.warehouse import replace_table
 
 MODES = ("ordered", "strict", "any")
+COHORTS = {"W": "week", "M": "month", "week": "week", "month": "month"}
+ENTRIES = "jm_stage_entries"
 FUNNEL_COLUMNS = [
     "segment",
     "position",
@@ -46,16 +48,27 @@ FUNNEL_COLUMNS = [
     "time_to_convert_p90_s",
     "time_to_convert_p95_s",
 ]
+CASE_COLUMNS = {"person": "person_id", "account": "account_id"}
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _step_table(con: duckdb.DuckDBPyConnection, spec: JourneySpec) -> list[tuple[str, bool, float]]:
-    """Register ``jm_stage_patterns(pos, pattern)``; return (label, optional, window_s) per step."""
+    """Create ``jm_stage_patterns(pos, pattern)``; return (label, optional, window_s) per step."""
     rows, steps = [], []
     for pos, (stages, optional) in enumerate(positions(spec)):
         window = _window(stages, spec)
         steps.append((" | ".join(s.name for s in stages), optional, window))
         rows += [(pos, p) for s in stages for p in s.activities]
-    con.register("jm_stage_patterns", pd.DataFrame(rows, columns=["pos", "pattern"]))
+    con.execute("CREATE OR REPLACE TEMP TABLE jm_stage_patterns (pos INT, pattern VARCHAR)")
+    if rows:
+        con.executemany("INSERT INTO jm_stage_patterns VALUES (?, ?)", rows)
     return steps
 
 
@@ -64,13 +77,16 @@ def _window(stages: list[Stage], spec: JourneySpec) -> float:
     return (max(windows) if windows else spec.window).total_seconds()
 
 
-def _marks(con: duckdb.DuckDBPyConnection, log: str) -> None:
+def _marks(con: duckdb.DuckDBPyConnection, log: str, cutoff: datetime) -> None:
+    """Every event marking a step, up to the cut-off; one row per event and position."""
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE jm_marks AS
         SELECT DISTINCT l.case_key, p.pos, l.ts, l.seq
         FROM {log} l JOIN jm_stage_patterns p ON l.activity::VARCHAR GLOB p.pattern
-        """
+        WHERE l.ts <= $cutoff
+        """,
+        {"cutoff": cutoff},
     )
 
 
@@ -84,7 +100,13 @@ def _targets(steps: list[tuple[str, bool, float]], pos: int) -> list[int]:
     return out
 
 
-def compute_entries(
+def data_cutoff(con: duckdb.DuckDBPyConnection, relation: str, column: str = "ts") -> datetime:
+    """The data's cut-off: the latest event time in ``relation``."""
+    value: datetime = con.execute(f"SELECT max({column}) FROM {relation}").fetchall()[0][0]
+    return value
+
+
+def build_entries(
     con: duckdb.DuckDBPyConnection,
     spec: JourneySpec,
     log: str,
@@ -92,8 +114,13 @@ def compute_entries(
     mode: str = "ordered",
     cutoff: datetime | None = None,
     exclude: tuple[str, ...] | None = None,
-) -> pd.DataFrame:
-    """One row per person and step entered: entered_at, status, converted_at.
+    name: str = ENTRIES,
+) -> str:
+    """Compute the stage entries in SQL into TEMP table ``name`` and return its name.
+
+    One row per person and step entered: ``case_key, pos, stage, entered_at, entered_seq,
+    next_pos, converted_at, status, time_to_convert_s, window_s``. ``log`` is a relation with
+    ``case_key, activity, ts, seq`` (e.g. from ``mining.eventlog.log_from_touchpoints``).
 
     ``strict``: the next *other* stage a person reaches after entering must be the next one;
     reaching any other stage first counts as a drop (the journey left the designed order).
@@ -101,53 +128,78 @@ def compute_entries(
     a step when done between entering it and converting (or the window's end), e.g.
     ``crm.call_completed`` to see who converts without talking to sales; such people get
     status ``excluded`` and do not go on to the next step.
+    Events after ``cutoff`` (default: the log's latest event) are ignored.
     """
     exclude = spec.exclude if exclude is None else exclude
     if mode not in MODES:
         raise ValueError(f"unknown funnel mode {mode!r}; use one of {MODES}")
-    steps = _step_table(con, spec)
-    _marks(con, log)
     if cutoff is None:
-        row = con.execute(f"SELECT max(ts) FROM {log}").fetchall()[0]
-        cutoff = row[0]
+        cutoff = data_cutoff(con, log)
+    steps = _step_table(con, spec)
+    _marks(con, log, cutoff)
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE jm_entries (case_key BIGINT, pos INT, entered_at TIMESTAMPTZ)"
+        "CREATE OR REPLACE TEMP TABLE jm_entered "
+        "(case_key BIGINT, pos INT, entered_at TIMESTAMPTZ, entered_seq BIGINT)"
     )
-    first_marks = "SELECT case_key, ?, min(ts) FROM jm_marks WHERE pos = ? GROUP BY ALL"
-    con.execute(f"INSERT INTO jm_entries {first_marks}", [0, 0])
-    results = []
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {name} (
+            case_key BIGINT, pos INT, stage VARCHAR, entered_at TIMESTAMPTZ, entered_seq BIGINT,
+            next_pos INT, converted_at TIMESTAMPTZ, status VARCHAR, time_to_convert_s DOUBLE,
+            window_s DOUBLE)
+        """
+    )
+    first_marks = (
+        "INSERT INTO jm_entered SELECT case_key, $pos, min(ts), arg_min(seq, (ts, seq)) "
+        "FROM jm_marks WHERE pos = $pos GROUP BY case_key"
+    )
+    if steps:
+        con.execute(first_marks, {"pos": 0})
+    excluded = " OR ".join(f"l.activity::VARCHAR GLOB {_quote(p)}" for p in exclude) or "false"
     for pos, (label, _, _) in enumerate(steps):
         if mode == "any" and pos > 0:
-            con.execute(f"INSERT INTO jm_entries {first_marks}", [pos, pos])
+            con.execute(first_marks, {"pos": pos})
         targets = _targets(steps, pos)
         window = steps[targets[0]][2] if targets else 0.0
-        frame = con.execute(
-            """
+        con.execute(
+            f"""
+            INSERT INTO {name}
             WITH entered AS (
-                SELECT case_key, min(entered_at) AS entered_at FROM jm_entries WHERE pos = $pos
-                GROUP BY case_key
+                SELECT case_key, min(entered_at) AS entered_at,
+                       arg_min(entered_seq, (entered_at, entered_seq)) AS entered_seq
+                FROM jm_entered WHERE pos = $pos GROUP BY case_key
             ), hits AS (
-                SELECT e.case_key, arg_min(m.pos, (m.ts, m.seq)) AS next_pos, min(m.ts) AS next_at
+                SELECT e.case_key, arg_min(m.pos, (m.ts, m.seq)) AS next_pos,
+                       min(m.ts) AS next_at
                 FROM entered e JOIN jm_marks m ON m.case_key = e.case_key
                 WHERE (CASE WHEN $strict THEN m.pos <> $pos
-                            ELSE m.pos IN (SELECT unnest($targets::INT[])) END)
-                  AND m.ts >= e.entered_at AND m.ts <= e.entered_at + to_seconds($window)
+                            ELSE list_contains($targets::INT[], m.pos) END)
+                  AND (m.ts > e.entered_at OR (m.ts = e.entered_at AND m.seq > e.entered_seq))
+                  AND m.ts <= e.entered_at + to_seconds($window)
                 GROUP BY e.case_key
-            )
-            , judged AS (
-                SELECT e.case_key, e.entered_at, h.next_pos,
-                       CASE WHEN h.next_pos IN (SELECT unnest($targets::INT[]))
+            ), judged AS (
+                SELECT e.*, h.next_pos,
+                       CASE WHEN list_contains($targets::INT[], h.next_pos)
                             THEN h.next_at END AS converted_at,
-                       h.next_at IS NOT NULL AND h.next_pos NOT IN
-                           (SELECT unnest($targets::INT[])) AS out_of_order
+                       h.next_at IS NOT NULL AND NOT list_contains($targets::INT[], h.next_pos)
+                           AS out_of_order
                 FROM entered e LEFT JOIN hits h USING (case_key)
+            ), left_step AS (
+                SELECT DISTINCT j.case_key FROM judged j JOIN {log} l ON l.case_key = j.case_key
+                WHERE NOT $last AND l.ts <= $cutoff
+                  AND (l.ts > j.entered_at OR (l.ts = j.entered_at AND l.seq > j.entered_seq))
+                  AND l.ts <= coalesce(j.converted_at, j.entered_at + to_seconds($window))
+                  AND ({excluded})
             )
-            SELECT case_key, $pos AS pos, $label AS stage, entered_at, next_pos, converted_at,
-                   CASE WHEN converted_at IS NOT NULL THEN 'converted'
+            SELECT case_key, $pos, $label, entered_at, entered_seq, next_pos, converted_at,
+                   CASE WHEN case_key IN (SELECT case_key FROM left_step) THEN 'excluded'
+                        WHEN converted_at IS NOT NULL THEN 'converted'
                         WHEN $last THEN 'final'
                         WHEN out_of_order THEN 'dropped'
                         WHEN entered_at + to_seconds($window) > $cutoff THEN 'open'
-                        ELSE 'dropped' END AS status
+                        ELSE 'dropped' END,
+                   epoch(converted_at) - epoch(entered_at),
+                   CASE WHEN NOT $last THEN $window END
             FROM judged
             """,
             {
@@ -159,62 +211,69 @@ def compute_entries(
                 "cutoff": cutoff,
                 "strict": mode == "strict",
             },
-        ).df()
-        if exclude:
-            frame = _apply_exclusions(con, log, frame, exclude, window)
-        results.append(frame)
+        )
         if mode != "any" and targets:
             con.execute(
-                "INSERT INTO jm_entries SELECT case_key, next_pos, converted_at FROM frame "
-                "WHERE status = 'converted'"
+                f"""
+                INSERT INTO jm_entered
+                SELECT s.case_key, s.next_pos, s.converted_at, m.seq
+                FROM {name} s JOIN jm_marks m ON m.case_key = s.case_key
+                 AND m.pos = s.next_pos AND m.ts = s.converted_at
+                WHERE s.pos = $pos AND s.status = 'converted'
+                QUALIFY row_number() OVER (PARTITION BY s.case_key ORDER BY m.seq) = 1
+                """,
+                {"pos": pos},
             )
-    con.unregister("jm_stage_patterns")
-    out = pd.concat(results, ignore_index=True)
-    out["time_to_convert_s"] = (out.converted_at - out.entered_at).dt.total_seconds()
-    return out
+    con.execute(f"UPDATE {name} SET time_to_convert_s = NULL WHERE status = 'excluded'")
+    return name
 
 
-def _apply_exclusions(
+def compute_entries(
     con: duckdb.DuckDBPyConnection,
+    spec: JourneySpec,
     log: str,
-    frame: pd.DataFrame,
-    patterns: tuple[str, ...],
-    window: float,
+    *,
+    mode: str = "ordered",
+    cutoff: datetime | None = None,
+    exclude: tuple[str, ...] | None = None,
 ) -> pd.DataFrame:
-    """Mark as ``excluded`` the people who did an excluded activity while in the step."""
-    matches = " OR ".join(
-        "l.activity::VARCHAR GLOB '" + p.replace("'", "''") + "'" for p in patterns
+    """:func:`build_entries` as a frame (one row per person and step: small next to the log)."""
+    table = build_entries(con, spec, log, mode=mode, cutoff=cutoff, exclude=exclude)
+    return con.execute(f"SELECT * FROM {table} ORDER BY pos, case_key").df()
+
+
+def _segment_sql(attributes: tuple[str, ...], touch: str, table: str, case: str) -> str:
+    """SQL: one row per case with ``case_key`` and each attribute's first- or last-touch value."""
+    if touch not in ("first", "last"):
+        raise ValueError("touch is 'first' or 'last'")
+    if case not in CASE_COLUMNS:
+        raise ValueError(f"segments need a person or account case notion, not {case!r}")
+    column = CASE_COLUMNS[case]
+    pick = "arg_min" if touch == "first" else "arg_max"
+    values = "".join(
+        f", {pick}(attributes->>{_quote(a)}, (occurred_at, seq)) "
+        f"FILTER (WHERE attributes->>{_quote(a)} IS NOT NULL) AS {_ident(a)}"
+        for a in attributes
     )
-    con.register("jm_step", frame[["case_key", "entered_at", "converted_at"]])
-    hit = con.execute(
-        f"""
-        SELECT DISTINCT s.case_key FROM jm_step s JOIN {log} l ON l.case_key = s.case_key
-        WHERE l.ts >= s.entered_at
-          AND l.ts <= coalesce(s.converted_at, s.entered_at + to_seconds(?)) AND ({matches})
-        """,
-        [window],
-    ).fetchall()
-    con.unregister("jm_step")
-    excluded = frame.case_key.isin({k for (k,) in hit})
-    return frame.assign(status=frame.status.where(~excluded, "excluded"))
+    return (
+        f"SELECT {column} AS case_key{values} FROM {table} "
+        f"WHERE {column} IS NOT NULL GROUP BY {column}"
+    )
 
 
 def segment_values(
-    con: duckdb.DuckDBPyConnection, attributes: tuple[str, ...], touch: str = "first"
+    con: duckdb.DuckDBPyConnection,
+    attributes: tuple[str, ...],
+    touch: str = "first",
+    *,
+    table: str = "touchpoints",
+    case: str = "person",
 ) -> pd.DataFrame:
-    """Each person's value of each segment attribute: from its first (or last) touchpoint that
-    carries it. Returns ``person_id`` and one column per attribute."""
-    if touch not in ("first", "last"):
-        raise ValueError("touch is 'first' or 'last'")
-    pick = "arg_min" if touch == "first" else "arg_max"
-    columns = ", ".join(
-        f"{pick}(attributes->>'{a}', (occurred_at, seq)) "
-        f"FILTER (WHERE attributes->>'{a}' IS NOT NULL) AS \"{a}\""
-        for a in attributes
-    )
-    if not columns:
-        return con.execute("SELECT DISTINCT person_id FROM touchpoints").df()
-    return con.execute(f"SELECT person_id, {columns} FROM touchpoints GROUP BY person_id").df()
+    """Each case's value of each segment attribute: from its first (or last) touchpoint that
+    carries it, in ``(occurred_at, seq)`` order. Returns ``person_id`` (``case_key`` for other
+    case notions) and one column per attribute."""
+    frame = con.execute(_segment_sql(attributes, touch, table, case)).df()
+    return frame.rename(columns={"case_key": "person_id"}) if case == "person" else frame
 
 
 def conversion(converted: int, dropped: int) -> tuple[float, float, float]:
@@ -224,80 +283,128 @@ def conversion(converted: int, dropped: int) -> tuple[float, float, float]:
     return (converted / decided if decided else np.nan), low, high
 
 
+def _with_rates(frame: pd.DataFrame, prefix: str = "conversion_") -> pd.DataFrame:
+    """Add the rate and 95% Wilson interval columns (vectorised) to per-group counts."""
+    n = (frame.converted + frame.dropped).astype(float)
+    p = np.where(n > 0, frame.converted / n.where(n > 0, 1.0), np.nan)
+    z2 = Z95 * Z95
+    with np.errstate(invalid="ignore", divide="ignore"):
+        centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+        half = Z95 * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    frame[f"{prefix}rate"] = p
+    frame[f"{prefix}ci_low"] = np.where(n > 0, np.maximum(0.0, centre - half), np.nan)
+    frame[f"{prefix}ci_high"] = np.where(n > 0, np.minimum(1.0, centre + half), np.nan)
+    return frame
+
+
+def summarise_table(
+    con: duckdb.DuckDBPyConnection,
+    entries: str,
+    segments_sql: str | None = None,
+    attributes: tuple[str, ...] = (),
+) -> pd.DataFrame:
+    """``stage_funnel`` rows computed in SQL from an entries relation: overall (segment
+    ``all``) and, given ``segments_sql`` (``case_key`` + one column per attribute), per
+    ``attribute=value`` (``(none)`` for cases without a value)."""
+    branches = ["SELECT 'all' AS segment, 0 AS k, pos, stage, status, time_to_convert_s FROM e"]
+    for k, attribute in enumerate(attributes, start=1):
+        branches.append(
+            f"SELECT {_quote(attribute + '=')} || coalesce({_ident(attribute)}, '(none)'), {k}, "
+            "pos, stage, status, time_to_convert_s FROM e"
+        )
+    source = (
+        f"SELECT x.*, s.* EXCLUDE (case_key) FROM {entries} x "
+        f"LEFT JOIN ({segments_sql}) s USING (case_key)"
+        if segments_sql and attributes
+        else f"SELECT * FROM {entries}"
+    )
+    converted = "FILTER (WHERE status = 'converted')"
+    frame = con.execute(
+        f"""
+        WITH e AS ({source}), long AS ({" UNION ALL ".join(branches)})
+        SELECT segment, pos AS position, stage, count(*) AS entered,
+               count(*) {converted} AS converted,
+               count(*) FILTER (WHERE status = 'dropped') AS dropped,
+               count(*) FILTER (WHERE status = 'open') AS open,
+               count(*) FILTER (WHERE status = 'excluded') AS excluded,
+               quantile_cont(time_to_convert_s, 0.5) {converted} AS time_to_convert_p50_s,
+               quantile_cont(time_to_convert_s, 0.9) {converted} AS time_to_convert_p90_s,
+               quantile_cont(time_to_convert_s, 0.95) {converted} AS time_to_convert_p95_s
+        FROM long GROUP BY segment, k, pos, stage ORDER BY k, segment, pos
+        """
+    ).df()
+    for column in ("entered", "converted", "dropped", "open", "excluded", "position"):
+        frame[column] = frame[column].astype("int64")
+    return _with_rates(frame)[FUNNEL_COLUMNS]
+
+
 def summarise(entries: pd.DataFrame, segments: pd.DataFrame | None = None) -> pd.DataFrame:
-    """``stage_funnel`` rows: overall (segment 'all') and per segment value."""
-    groups = [("all", entries)]
+    """``stage_funnel`` rows from frames (``compute_entries``, ``segment_values``): the same
+    SQL as :func:`summarise_table`, run on the frames."""
+    con = duckdb.connect()
+    con.register("jm_entries_frame", entries)
+    attributes: tuple[str, ...] = ()
+    segments_sql = None
     if segments is not None:
-        joined = entries.merge(segments, left_on="case_key", right_on="person_id", how="left")
-        for column in segments.columns.drop("person_id"):
-            for value, part in joined.groupby(joined[column].fillna("(none)")):
-                groups.append((f"{column}={value}", part))
-    rows = []
-    for segment, part in groups:
-        for (pos, stage), step in part.groupby(["pos", "stage"], sort=True):
-            counts = step.status.value_counts()
-            converted, dropped = int(counts.get("converted", 0)), int(counts.get("dropped", 0))
-            excluded = int(counts.get("excluded", 0))
-            rate, low, high = conversion(converted, dropped)
-            times = step.time_to_convert_s.dropna()
-            rows.append(
-                {
-                    "segment": segment,
-                    "position": int(pos),
-                    "stage": stage,
-                    "entered": len(step),
-                    "converted": converted,
-                    "dropped": dropped,
-                    "open": int(counts.get("open", 0)),
-                    "excluded": excluded,
-                    "conversion_rate": rate,
-                    "conversion_ci_low": low,
-                    "conversion_ci_high": high,
-                    "time_to_convert_p50_s": times.quantile(0.5) if len(times) else np.nan,
-                    "time_to_convert_p90_s": times.quantile(0.9) if len(times) else np.nan,
-                    "time_to_convert_p95_s": times.quantile(0.95) if len(times) else np.nan,
-                }
-            )
-    return pd.DataFrame(rows, columns=FUNNEL_COLUMNS)
+        key = "person_id" if "person_id" in segments.columns else "case_key"
+        attributes = tuple(c for c in segments.columns if c != key)
+        con.register("jm_segments_frame", segments.rename(columns={key: "case_key"}))
+        segments_sql = "SELECT * FROM jm_segments_frame"
+    try:
+        return summarise_table(con, "jm_entries_frame", segments_sql, attributes)
+    finally:
+        con.close()
 
 
-def time_to_convert_curve(entries: pd.DataFrame, stage: str, cutoff: datetime) -> pd.DataFrame:
-    """Kaplan–Meier curve of time to convert out of ``stage``; open people are censored at the
-    cut-off, dropped people at the end of their window."""
-    step = entries[entries.stage == stage]
-    converted = step.status == "converted"
-    followed = np.where(
-        converted,
-        step.time_to_convert_s,
+def time_to_convert_curve(
+    entries: pd.DataFrame, stage: str, cutoff: datetime | None = None
+) -> pd.DataFrame:
+    """Kaplan–Meier curve of time to convert out of ``stage`` within its window.
+
+    Converted people are events at their time to convert; open people are censored at the
+    time they were followed (cut-off - entered); dropped people are censored at the end of
+    their window (followed for the whole window without converting). Excluded people are left
+    out. ``cutoff`` defaults to the latest time in ``entries``."""
+    step = entries[(entries.stage == stage) & entries.status.isin(["converted", "dropped", "open"])]
+    if cutoff is None:
+        cutoff = pd.concat([entries.entered_at, entries.converted_at]).max()
+    followed = np.select(
+        [step.status == "converted", step.status == "dropped"],
+        [step.time_to_convert_s, step.window_s],
         (pd.Timestamp(cutoff) - step.entered_at).dt.total_seconds(),
     )
-    return kaplan_meier(followed, converted.to_numpy())
+    return kaplan_meier(followed, (step.status == "converted").to_numpy())
+
+
+def cohort_table(
+    con: duckdb.DuckDBPyConnection, entries: str, stage: str, period: str = "W"
+) -> pd.DataFrame:
+    """Conversion out of ``stage`` by entry cohort: ``W``/``week`` (ISO weeks from Monday) or
+    ``M``/``month``, in UTC; counts, rate and 95% Wilson interval per cohort."""
+    if period not in COHORTS:
+        raise ValueError(f"cohort period is one of {sorted(COHORTS)}, not {period!r}")
+    frame = con.execute(
+        f"""
+        SELECT date_trunc('{COHORTS[period]}', entered_at AT TIME ZONE 'UTC') AS cohort,
+               count(*) AS entered, count(*) FILTER (WHERE status = 'converted') AS converted,
+               count(*) FILTER (WHERE status = 'dropped') AS dropped,
+               count(*) FILTER (WHERE status = 'open') AS open
+        FROM {entries} WHERE stage = $stage GROUP BY ALL ORDER BY cohort
+        """,
+        {"stage": stage},
+    ).df()
+    frame = _with_rates(frame, "")
+    return frame.rename(columns={"rate": "conversion_rate"})
 
 
 def conversion_by_cohort(entries: pd.DataFrame, stage: str, freq: str = "W") -> pd.DataFrame:
-    """Conversion out of ``stage`` by entry cohort (week ``W`` or month ``M``), with intervals."""
-    step = entries[entries.stage == stage].copy()
-    step["cohort"] = (
-        step.entered_at.dt.tz_convert("UTC").dt.tz_localize(None).dt.to_period(freq).dt.start_time
-    )
-    rows = []
-    for cohort, part in step.groupby("cohort"):
-        converted = int((part.status == "converted").sum())
-        dropped = int((part.status == "dropped").sum())
-        rate, low, high = conversion(converted, dropped)
-        rows.append(
-            {
-                "cohort": cohort,
-                "entered": len(part),
-                "converted": converted,
-                "dropped": dropped,
-                "open": int((part.status == "open").sum()),
-                "conversion_rate": rate,
-                "ci_low": low,
-                "ci_high": high,
-            }
-        )
-    return pd.DataFrame(rows)
+    """:func:`cohort_table` on an entries frame."""
+    con = duckdb.connect()
+    con.register("jm_entries_frame", entries)
+    try:
+        return cohort_table(con, "jm_entries_frame", stage, freq)
+    finally:
+        con.close()
 
 
 def write_stage_funnel(
@@ -307,11 +414,21 @@ def write_stage_funnel(
     *,
     mode: str = "ordered",
     touch: str = "first",
+    cutoff: datetime | None = None,
+    table: str = "touchpoints",
 ) -> pd.DataFrame:
-    """Compute and store ``stage_entries`` and ``stage_funnel``; return the funnel."""
-    entries = compute_entries(con, spec, log, mode=mode)
-    segments = segment_values(con, spec.segments, touch) if spec.segments else None
-    funnel = summarise(entries, segments)
-    for name, frame in (("stage_entries", entries), ("stage_funnel", funnel)):
-        replace_table(con, name, frame)
+    """Compute and store ``stage_entries`` and ``stage_funnel`` (all in DuckDB); return the
+    funnel. ``table`` is the touchpoints relation the segment attributes come from."""
+    entries = build_entries(con, spec, log, mode=mode, cutoff=cutoff)
+    con.execute(f"CREATE OR REPLACE TABLE stage_entries AS SELECT * FROM {entries}")
+    segments_sql = None
+    if spec.segments and spec.case in CASE_COLUMNS:
+        segments_sql = _segment_sql(spec.segments, touch, table, spec.case)
+    attributes = spec.segments if segments_sql else ()
+    funnel = summarise_table(con, "stage_entries", segments_sql, attributes)
+    con.register("jm_funnel_frame", funnel)
+    try:
+        con.execute("CREATE OR REPLACE TABLE stage_funnel AS SELECT * FROM jm_funnel_frame")
+    finally:
+        con.unregister("jm_funnel_frame")
     return funnel

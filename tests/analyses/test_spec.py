@@ -1,0 +1,138 @@
+"""Journey spec loading: every error names the file and the key."""
+
+from __future__ import annotations
+
+from datetime import date, time, timedelta
+from pathlib import Path
+
+import pytest
+
+from journeymine.errors import SpecError
+from journeymine.spec import check_patterns, load_spec, parse_duration, patterns_overlap
+
+ROOT = Path(__file__).resolve().parents[2]
+STAGES = '[[stages]]\nname = "a"\nactivities = ["web.x"]\n'
+
+
+def load(tmp_path: Path, text: str):  # type: ignore[no-untyped-def]
+    path = tmp_path / "journey.toml"
+    path.write_text(text)
+    return load_spec(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            STAGES + 'window = "3 dayz"\n',
+            r"journey.toml: stages\[0\].window: bad duration '3 dayz'",
+        ),
+        ('window = "0h"\n', r"journey.toml: window: duration must be positive"),
+        ("window = -5\n", r"journey.toml: window: duration must be positive"),
+        ('window = "3"\n', r"journey.toml: window: bad duration '3'"),
+        ('colour = "blue"\n', r"journey.toml: unknown key\(s\) \['colour'\]"),
+        (STAGES + "colour = 1\n", r"journey.toml: stages\[0\]: unknown key\(s\) \['colour'\]"),
+        ('case = "planet"\n', r"journey.toml: case = 'planet'"),
+        (
+            '[calendar]\ntimezone = "Mars/Olympus"\n',
+            r"journey.toml: calendar.timezone: unknown time zone 'Mars/Olympus'",
+        ),
+        ('[calendar]\nhours = "17:00-09:00"\n', r"calendar.hours: opening 17:00:00 is not before"),
+        ('[calendar]\nhours = "nine to five"\n', r"calendar.hours"),
+        ('[calendar]\nworkdays = ["monday"]\n', r"calendar.workdays"),
+        (
+            '[calendar]\nholidays = ["2026-13-01"]\n',
+            r"calendar.holidays\[0\]: '2026-13-01' is not a date",
+        ),
+        ('stages = "visit"\n', r"journey.toml: stages: expected an array of tables"),
+        (STAGES + 'optional = "yes"\n', r"stages\[0\].optional: expected true or false"),
+        ('segments = "utm_source"\n', r"journey.toml: segments: expected a list"),
+        (STAGES + '[[stages]]\nname = "a"\nactivities = ["web.y"]\n', r"stage names repeat"),
+        (
+            STAGES + '[[stages]]\nname = "b"\nactivities = ["web.x"]\n',
+            r"stages 'a' and 'b' overlap",
+        ),
+        (
+            '[[stages]]\nname = "visit"\nactivities = ["web.page_view:*"]\n'
+            '[[stages]]\nname = "pricing"\nactivities = ["web.page_view:/pricing"]\n',
+            r"stages 'visit' and 'pricing' overlap: 'web.page_view:\*' and 'web.page_view:/pricing'",
+        ),
+        (
+            STAGES + '[[stages]]\nname = "b"\nactivities = ["web.b"]\ngroup = "g"\n'
+            '[[stages]]\nname = "c"\nactivities = ["web.c"]\n'
+            '[[stages]]\nname = "d"\nactivities = ["web.d"]\ngroup = "g"\n',
+            r"stages\[3\].group: alternatives of group 'g' must be listed next to each other",
+        ),
+        (
+            STAGES + '[[followups]]\nname = "r"\ntriggers = ["web.x"]\nresponses = ["crm.*"]\n'
+            'sla = "4h"\nconverts_to = "nowhere"\n',
+            r"followups\[0\].converts_to: no stage 'nowhere'",
+        ),
+        (
+            '[[followups]]\nname = "r"\ntriggers = ["web.x"]\nresponses = ["crm.*"]\n',
+            r"followups\[0\].sla: missing",
+        ),
+        (
+            '[[followups]]\nname = "r"\ntriggers = []\nresponses = ["crm.*"]\nsla = "1d"\n',
+            r"followups\[0\].triggers: expected a non-empty list",
+        ),
+        ("name = \n", r"journey.toml: not valid TOML"),
+    ],
+)
+def test_errors_name_the_file_and_the_key(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(SpecError, match=expected):
+        load(tmp_path, text)
+
+
+def test_missing_file_is_a_spec_error(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="journey spec not found"):
+        load_spec(tmp_path / "nope.toml")
+
+
+def test_durations() -> None:
+    assert parse_duration("90m", "w") == timedelta(minutes=90)
+    assert parse_duration("2h", "w") == timedelta(hours=2)
+    assert parse_duration("3d", "w") == timedelta(days=3)
+    assert parse_duration("1w", "w") == timedelta(weeks=1)
+    assert parse_duration(45, "w") == timedelta(seconds=45)
+    with pytest.raises(SpecError):
+        parse_duration(True, "w")
+
+
+def test_alternatives_may_overlap_and_share_a_position(tmp_path: Path) -> None:
+    spec = load(
+        tmp_path,
+        STAGES + '[[stages]]\nname = "demo"\nactivities = ["crm.meeting:*"]\ngroup = "talk"\n'
+        '[[stages]]\nname = "call"\nactivities = ["crm.meeting:call", "crm.call_*"]\n'
+        'group = "talk"\noptional = true\n',
+    )
+    assert [s.group for s in spec.stages] == [None, "talk", "talk"]
+
+
+def test_glob_overlap() -> None:
+    assert patterns_overlap("web.*", "*.signed_up")
+    assert patterns_overlap("crm.meeting:demo", "crm.meeting:[d]*")
+    assert not patterns_overlap("crm.meeting:demo", "crm.meeting:[!d]*")
+    assert not patterns_overlap("web.signed_up", "web.demo_requested")
+    assert not patterns_overlap("a*", "b*")
+    assert patterns_overlap("a?c", "*c")
+
+
+def test_the_sample_spec_loads_and_its_patterns_exist() -> None:
+    spec = load_spec(ROOT / "data" / "sample" / "journey.toml")
+    assert [s.name for s in spec.stages] == [
+        "visit", "signup", "demo_requested", "demo_held", "trial", "paid"
+    ]  # fmt: skip
+    assert spec.followups[0].sla == timedelta(hours=4) and spec.followups[0].business_hours
+    assert spec.calendar.timezone == "Europe/Berlin"
+    assert spec.calendar.opens == time(9) and date(2026, 10, 3) in spec.calendar.holidays
+    assert spec.segments == ("company_size", "utm_source")
+    known = [
+        "web.page_view:/", "web.signed_up", "web.demo_requested", "crm.meeting:demo",
+        "billing.subscription_created", "web.trial_started", "billing.invoice_paid",
+        "crm.lead_created", "crm.call_completed", "crm.email_sent", "billing.payment_failed",
+        "email.delivered",
+    ]  # fmt: skip
+    assert check_patterns(spec, known) == []
+    problems = check_patterns(spec, ["web.page_view:/"])
+    assert "stage 'signup': pattern 'web.signed_up' matches no activity" in problems
