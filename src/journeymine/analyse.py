@@ -80,7 +80,9 @@ def _write_drivers_and_drift(
         (funnel.segment == "all") & (funnel.converted + funnel.dropped > 0), "stage"
     ]
     found = [
-        drivers(con, stage, spec.segments, outcome=outcome).assign(stage=stage, outcome=outcome)
+        drivers(con, stage, spec.segments, outcome=outcome, spec=spec).assign(
+            stage=stage, outcome=outcome
+        )
         for stage in stages
         for outcome in ("conversion", "speed")
     ]

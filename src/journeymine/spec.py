@@ -25,7 +25,9 @@ class Stage:
 
     Stages sharing a ``group`` are alternatives at one position (either marks progress).
     ``window`` is the time allowed to reach this stage from the previous one (None: the
-    spec's overall window).
+    spec's overall window). A ``repeatable`` stage may be marked again later (browsing the
+    website after signing up) without that being a deviation. ``horizon`` is how long after
+    entering this stage the drivers of leaving it are observed (None: from the data).
     """
 
     name: str
@@ -33,6 +35,8 @@ class Stage:
     optional: bool = False
     group: str | None = None
     window: timedelta | None = None
+    repeatable: bool = False
+    horizon: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,18 @@ class JourneySpec:
     calendar: Calendar = field(default_factory=Calendar)
     segments: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()  # activities that take a person out of the funnel step
+    # activities that are the outcome itself (a lost deal, a cancellation), never a driver
+    outcome_activities: tuple[str, ...] = ()
+
+
+# What a stage's outcome looks like in the vendors' vocabulary (docs/activities.md): these are
+# consequences of dropping, so they are never offered as its drivers. A spec may add its own.
+OUTCOME_ACTIVITIES = (
+    "crm.opportunity_stage:*[Ll]ost*",
+    "crm.lead_disqualified",
+    "billing.subscription_canceled",
+    "billing.event:customer.subscription.deleted",
+)
 
 
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -83,8 +99,9 @@ TOP_KEYS = {
     "stages",
     "followups",
     "calendar",
+    "outcome_activities",
 }
-STAGE_KEYS = {"name", "activities", "optional", "group", "window"}
+STAGE_KEYS = {"name", "activities", "optional", "group", "window", "repeatable", "horizon"}
 RULE_KEYS = {"name", "triggers", "responses", "sla", "business_hours", "converts_to"}
 CALENDAR_KEYS = {"timezone", "workdays", "hours", "holidays"}
 
@@ -162,12 +179,15 @@ def _stage(raw: dict[str, Any], where: str) -> Stage:
         raise SpecError(f"{where}: every stage needs a name")
     window = raw.get("window")
     group = raw.get("group")
+    horizon = raw.get("horizon")
     return Stage(
         name=raw["name"],
         activities=_patterns(raw.get("activities"), f"{where}.activities"),
         optional=_bool(raw.get("optional", False), f"{where}.optional"),
         group=_string(group, f"{where}.group") if group is not None else None,
         window=parse_duration(window, f"{where}.window") if window is not None else None,
+        repeatable=_bool(raw.get("repeatable", False), f"{where}.repeatable"),
+        horizon=parse_duration(horizon, f"{where}.horizon") if horizon is not None else None,
     )
 
 
@@ -298,6 +318,9 @@ def spec_from_dict(
             _table(raw.get("calendar", {}), f"{where}: calendar"), f"{where}: calendar"
         ),
         segments=_strings(raw.get("segments", []), f"{where}: segments"),
+        outcome_activities=_strings(
+            raw.get("outcome_activities", []), f"{where}: outcome_activities"
+        ),
         exclude=_strings(raw.get("exclude", []), f"{where}: exclude"),
     )
 

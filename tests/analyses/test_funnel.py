@@ -281,7 +281,7 @@ def test_write_stage_funnel_stores_the_contract_columns_per_segment(touchpoints)
     visit = stored[stored.stage == "visit"].set_index("segment")
     assert visit.loc["all", ["entered", "converted", "dropped", "open"]].tolist() == [4, 2, 1, 1]
     assert visit.loc["size=small", ["entered", "converted", "dropped"]].tolist() == [2, 1, 1]
-    assert visit.loc["size=(none)", ["entered", "converted", "open"]].tolist() == [2, 1, 1]
+    assert visit.loc["size=(unknown)", ["entered", "converted", "open"]].tolist() == [2, 1, 1]
     # p50 of 1h and 3h is 2h; p90 interpolates linearly (quantile_cont): 1h + 0.9 * 2h.
     assert visit.loc["all", "time_to_convert_p50_s"] == 7200
     assert visit.loc["all", "time_to_convert_p90_s"] == pytest.approx(3600 + 0.9 * 7200)
@@ -304,3 +304,41 @@ def test_kaplan_meier_curve_censors_open_and_dropped_people(touchpoints) -> None
     # At 12h the at-risk set is persons 1 and 2 (3 and 4 were censored earlier): 1 - 1/2.
     assert curve[["time_s", "at_risk", "events"]].values.tolist() == [[43200.0, 2, 1]]
     assert curve.converted.tolist() == [0.5]
+
+
+def test_a_segment_counts_only_from_the_step_where_it_was_known(touchpoints) -> None:  # type: ignore[no-untyped-def]
+    # Company size is told at signup. Out of the visit step it was not known yet: every visitor
+    # is (unknown), so no size can "convert 100% out of visit". From signup on it is known.
+    con = touchpoints([
+        (1, "web.page_view:/", "customer", "2026-01-01 00:00+00"),
+        (1, "web.signed_up", "customer", "2026-01-01 01:00+00"),
+        (2, "web.page_view:/", "customer", "2026-01-01 00:00+00"),
+        (2, "web.signed_up", "customer", "2026-01-01 02:00+00"),
+        (3, "web.page_view:/", "customer", "2026-01-01 00:00+00"),
+        (4, "web.page_view:/", "customer", "2026-01-01 00:00+00"),
+        (4, "web.signed_up", "customer", "2026-01-01 03:00+00"),
+        (9, "web.page_view:/", "customer", "2026-02-01 00:00+00"),
+    ])  # fmt: skip
+    sizes = {1: "11-50", 2: "2", 4: "101-500"}  # numeric-looking: sorted 2, 11-50, 101-500
+    for person, size in sizes.items():
+        con.execute(
+            "UPDATE touchpoints SET attributes = json_object('size', ?) "
+            "WHERE person_id = ? AND activity = 'web.signed_up'",
+            [size, person],
+        )
+    stages = (*SPEC.stages, Stage("onboarded", ("web.onboarded",)))
+    spec = JourneySpec(name="t", window=timedelta(days=2), stages=stages, segments=("size",))
+    funnel.write_stage_funnel(con, spec, log_from_touchpoints(con))
+    stored = con.execute("SELECT * FROM stage_funnel").df()
+    visit = stored[stored.stage == "visit"]
+    assert visit.segment.tolist() == ["all", "size=(unknown)"]
+    assert visit.set_index("segment").loc["size=(unknown)", "entered"] == 5
+    signup = stored[stored.stage == "signup"].segment.tolist()
+    assert signup == ["all", "size=2", "size=11-50", "size=101-500"]
+    # the drill-down table holds the same value per person and step
+    per_step = con.execute(
+        "SELECT case_key, pos, value FROM stage_segments ORDER BY case_key, pos"
+    ).fetchall()
+    assert (1, 0, "(unknown)") in per_step and (1, 1, "11-50") in per_step
+    last = funnel.write_stage_funnel(con, spec, log_from_touchpoints(con), touch="last")
+    assert last[last.stage == "visit"].segment.tolist() == ["all", "size=(unknown)"]

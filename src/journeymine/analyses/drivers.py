@@ -14,73 +14,114 @@ changed, and stage conversion changes, each with a two-proportion test.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import duckdb
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from journeymine.analyses.funnel import compute_entries
+from journeymine.analyses.funnel import UNKNOWN, compute_entries, entry_segments_sql
+from journeymine.analyses.sql import glob_any, literal
 from journeymine.analyses.stats import benjamini_hochberg, wilson
 from journeymine.mining import discovery
 from journeymine.mining.eventlog import log_from_touchpoints
-from journeymine.spec import JourneySpec
+from journeymine.spec import OUTCOME_ACTIVITIES, JourneySpec, Stage, positions
 
 POPULATIONS = {
-    # who is compared, and what counts as success
+    # Who is compared, and what counts as success, in a landmark design: everyone in the
+    # population was still undecided at the landmark (entered + horizon), and features are
+    # observed over [entered, landmark) for all of them alike.
     "conversion": """
-        SELECT case_key, entered_at, status = 'converted' AS success,
-               coalesce(converted_at, entered_at + INTERVAL 1000 DAY) AS decided_at
-        FROM stage_entries WHERE stage = $stage AND status IN ('converted', 'dropped')
+        SELECT case_key, pos, entered_at, status = 'converted' AS success
+        FROM stage_entries
+        WHERE stage = $stage AND status IN ('converted', 'dropped')
+          AND (converted_at IS NULL OR converted_at >= entered_at + to_seconds($horizon_s))
     """,
     "speed": """
-        SELECT case_key, entered_at, converted_at AS decided_at,
-               epoch(converted_at - entered_at) <= median(epoch(converted_at - entered_at))
-                   OVER () AS success
-        FROM stage_entries WHERE stage = $stage AND status = 'converted'
+        SELECT case_key, pos, entered_at,
+               time_to_convert_s <= median(time_to_convert_s) OVER () AS success
+        FROM stage_entries
+        WHERE stage = $stage AND status = 'converted'
+          AND converted_at >= entered_at + to_seconds($horizon_s)
     """,
 }
+COLUMNS = [
+    "feature", "people", "share_of_people", "base_rate", "rate_with", "rate_without", "lift",
+    "ci_low", "ci_high", "p_value", "finding", "deterministic", "no_effect", "horizon_s",
+]  # fmt: skip
+
+
+def horizon(con: duckdb.DuckDBPyConnection, stage: str, spec: JourneySpec | None = None) -> float:
+    """Seconds after entering ``stage`` over which drivers are observed: the stage's
+    ``horizon`` in the spec, else the median time to convert out of it, never longer than
+    the step's window (a landmark after the window would leave nobody undecided)."""
+    row = con.execute(
+        "SELECT quantile_cont(time_to_convert_s, 0.5) FILTER (WHERE status = 'converted'), "
+        "max(window_s) FROM stage_entries WHERE stage = $stage",
+        {"stage": stage},
+    ).fetchone()
+    median, window = (row or (None, None))[:2]
+    set_in_spec = next((s.horizon for s in (spec.stages if spec else ()) if s.name == stage), None)
+    chosen = set_in_spec.total_seconds() if set_in_spec else (median or 0.0)
+    return float(min(chosen, window)) if window else float(chosen)
+
+
+def _not_a_feature(con: duckdb.DuckDBPyConnection, stage: str, spec: JourneySpec | None) -> str:
+    """SQL condition on ``t.activity``: the stage's own markers and every later stage's (they
+    are progress, not a cause of it) and the outcome activities (a lost deal, a cancellation)."""
+    if spec is None:
+        return "false"
+    steps = [group for group, _ in positions(spec)]
+    pos = next((i for i, group in enumerate(steps) if stage in _labels(group)), 0)
+    markers = tuple(p for group in steps[pos:] for s in group for p in s.activities)
+    outcome = OUTCOME_ACTIVITIES + spec.outcome_activities
+    return glob_any("t.activity::VARCHAR", markers + outcome)
+
+
+def _labels(group: list[Stage]) -> set[str]:
+    """The names a step goes by in ``stage_entries``: each stage's, and the group's label."""
+    return {s.name for s in group} | {" | ".join(s.name for s in group)}
 
 
 def _feature_counts(
     con: duckdb.DuckDBPyConnection,
     stage: str,
     segments: tuple[str, ...],
-    lead_s: float,
+    horizon_s: float,
     outcome: str,
+    excluded: str,
 ) -> pd.DataFrame:
     """Per feature: people with it and successes among them, in the outcome's population.
-    Touchpoints in the last ``lead_s`` seconds before converting are left out: they are part
-    of converting (the Stripe customer created seconds before the trial), not a driver; a
-    segment value counts only if it was known by then (a company size first told at signup
-    says nothing about who signs up)."""
-    segment_sql = " UNION ALL ".join(
-        f"SELECT d.case_key, 'segment: {a}=' || (arg_min(t.attributes->>'{a}', "
-        f"(t.occurred_at, t.seq)) FILTER (WHERE t.attributes->>'{a}' IS NOT NULL)) AS feature "
-        f"FROM decided d JOIN touchpoints t ON t.person_id = d.case_key "
-        f"AND t.occurred_at < d.decided_at - to_seconds($lead_s) GROUP BY d.case_key"
-        for a in (s.replace("'", "") for s in segments)
-    )
+    A touchpoint is a feature when done in ``[entered, entered + horizon)``; a segment value
+    when known at entry (``funnel.entry_segments_sql``)."""
+    segment_sql = ""
+    if segments:
+        known = entry_segments_sql(segments, "first", "decided", "touchpoints", "person")
+        segment_sql = (
+            f"UNION ALL SELECT case_key, 'segment: ' || attribute || '=' || value "
+            f"FROM ({known}) WHERE value <> {literal(UNKNOWN)}"
+        )
     return con.execute(
         f"""
-        WITH decided AS ({POPULATIONS[outcome]}), features AS (
-            SELECT DISTINCT d.case_key, 'did: ' || t.activity AS feature
+        WITH decided AS ({POPULATIONS[outcome]}), observed AS (
+            SELECT d.case_key, t.activity, t.actor, t.channel, t.owner_name
             FROM decided d JOIN touchpoints t ON t.person_id = d.case_key
              AND t.occurred_at >= d.entered_at
-             AND t.occurred_at < d.decided_at - to_seconds($lead_s)
+             AND t.occurred_at < d.entered_at + to_seconds($horizon_s)
+            WHERE NOT {excluded}
+        ), features AS (
+            SELECT DISTINCT case_key, 'did: ' || activity AS feature FROM observed
             UNION ALL  -- who on our side handled the person while in the stage
-            SELECT DISTINCT d.case_key, 'handled by: ' || t.owner_name
-            FROM decided d JOIN touchpoints t ON t.person_id = d.case_key
-             AND t.actor = 'company' AND t.channel = 'crm' AND t.owner_name IS NOT NULL
-             AND t.occurred_at >= d.entered_at AND t.occurred_at < d.decided_at
-            {"UNION ALL " + segment_sql if segment_sql else ""}
+            SELECT DISTINCT case_key, 'handled by: ' || owner_name FROM observed
+            WHERE actor = 'company' AND channel = 'crm' AND owner_name IS NOT NULL
+            {segment_sql}
         )
         SELECT f.feature, count(*) AS people, count(*) FILTER (WHERE d.success) AS converted
         FROM features f JOIN decided d USING (case_key)
         WHERE f.feature IS NOT NULL GROUP BY f.feature
         """,
-        {"stage": stage, "lead_s": lead_s},
+        {"stage": stage, "horizon_s": horizon_s},
     ).df()
 
 
@@ -90,24 +131,35 @@ def drivers(
     segments: tuple[str, ...] = (),
     *,
     outcome: str = "conversion",
+    spec: JourneySpec | None = None,
+    horizon_s: float | None = None,
     min_people: int = 10,
     alpha: float = 0.05,
-    lead_time: timedelta = timedelta(hours=1),
 ) -> pd.DataFrame:
     """Features associated with converting out of ``stage`` (``outcome="conversion"``), or,
     among those who converted, with converting faster than the median (``"speed"``: the
-    ``rate`` columns are then the share of fast converters). Needs ``stage_entries``."""
+    ``rate`` columns are then the share of fast converters). Needs ``stage_entries``.
+
+    Landmark design: the population is the people still undecided ``horizon_s`` after entering
+    (default :func:`horizon`; for speed, half of it), and every feature is observed over that
+    same stretch for everyone, so people who drop are not credited with touchpoints they
+    received later just because they were watched longer. Given ``spec``, the stage's own and
+    later stages' markers and the outcome activities are never features. A feature with which
+    everyone converts, or nobody does, is ``deterministic``: reported, never a finding."""
     if outcome not in POPULATIONS:
         raise ValueError(f"outcome is one of {list(POPULATIONS)}, not {outcome!r}")
+    if horizon_s is None:
+        horizon_s = horizon(con, stage, spec) * (0.5 if outcome == "speed" else 1.0)
+    params = {"stage": stage, "horizon_s": horizon_s}
     totals = con.execute(
-        f"SELECT count(*), count(*) FILTER (WHERE success) FROM ({POPULATIONS[outcome]})",
-        {"stage": stage},
+        f"SELECT count(*), count(*) FILTER (WHERE success) FROM ({POPULATIONS[outcome]})", params
     ).fetchall()[0]
     total, converted = int(totals[0]), int(totals[1])
-    frame = _feature_counts(con, stage, segments, lead_time.total_seconds(), outcome)
+    excluded = _not_a_feature(con, stage, spec)
+    frame = _feature_counts(con, stage, segments, horizon_s, outcome, excluded)
     frame = frame[(frame.people >= min_people) & (frame.people < total)].reset_index(drop=True)
     if total == 0 or frame.empty:
-        return frame.assign(base_rate=np.nan)
+        return pd.DataFrame(columns=COLUMNS)
     base = converted / total
     rows = []
     for r in frame.itertuples():
@@ -132,14 +184,19 @@ def drivers(
             }
         )
     out = pd.DataFrame(rows)
-    out["finding"] = benjamini_hochberg(out.p_value.to_numpy(), alpha)
+    # Everyone with it converts (or nobody does): a step of the process itself (a booked
+    # meeting converting the lead, an anonymous docs reader who can never sign up), not a lever.
+    out["deterministic"] = out.rate_with.isin([0.0, 1.0])
+    out["finding"] = benjamini_hochberg(out.p_value.to_numpy(), alpha) & ~out.deterministic
     out["no_effect"] = (
         out.feature.str.startswith("did: ")
         & (out.share_of_people >= 0.3)
         & ~out.finding
         & ((out.lift - 1).abs() < 0.05)
     )
-    return out.sort_values(["finding", "p_value"], ascending=[False, True]).reset_index(drop=True)
+    out["horizon_s"] = horizon_s
+    out = out.sort_values(["finding", "p_value"], ascending=[False, True])
+    return out.reset_index(drop=True)[COLUMNS]
 
 
 def _two_proportions(k1: int, n1: int, k2: int, n2: int) -> float:

@@ -26,6 +26,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from journeymine.analyses.sql import ident, literal
 from journeymine.analyses.stats import Z95, kaplan_meier, wilson
 from journeymine.spec import JourneySpec, Stage, positions
 
@@ -49,14 +50,6 @@ FUNNEL_COLUMNS = [
     "time_to_convert_p95_s",
 ]
 CASE_COLUMNS = {"person": "person_id", "account": "account_id"}
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _step_table(con: duckdb.DuckDBPyConnection, spec: JourneySpec) -> list[tuple[str, bool, float]]:
@@ -155,7 +148,7 @@ def build_entries(
     )
     if steps:
         con.execute(first_marks, {"pos": 0})
-    excluded = " OR ".join(f"l.activity::VARCHAR GLOB {_quote(p)}" for p in exclude) or "false"
+    excluded = " OR ".join(f"l.activity::VARCHAR GLOB {literal(p)}" for p in exclude) or "false"
     for pos, (label, _, _) in enumerate(steps):
         if mode == "any" and pos > 0:
             con.execute(first_marks, {"pos": pos})
@@ -242,6 +235,9 @@ def compute_entries(
     return con.execute(f"SELECT * FROM {table} ORDER BY pos, case_key").df()
 
 
+UNKNOWN = "(unknown)"  # the segment label of people whose value was not known yet
+
+
 def _segment_sql(attributes: tuple[str, ...], touch: str, table: str, case: str) -> str:
     """SQL: one row per case with ``case_key`` and each attribute's first- or last-touch value."""
     if touch not in ("first", "last"):
@@ -251,14 +247,50 @@ def _segment_sql(attributes: tuple[str, ...], touch: str, table: str, case: str)
     column = CASE_COLUMNS[case]
     pick = "arg_min" if touch == "first" else "arg_max"
     values = "".join(
-        f", {pick}(attributes->>{_quote(a)}, (occurred_at, seq)) "
-        f"FILTER (WHERE attributes->>{_quote(a)} IS NOT NULL) AS {_ident(a)}"
+        f", {pick}(attributes->>{literal(a)}, (occurred_at, seq)) "
+        f"FILTER (WHERE attributes->>{literal(a)} IS NOT NULL) AS {ident(a)}"
         for a in attributes
     )
     return (
         f"SELECT {column} AS case_key{values} FROM {table} "
         f"WHERE {column} IS NOT NULL GROUP BY {column}"
     )
+
+
+def entry_segments_sql(
+    attributes: tuple[str, ...], touch: str, entries: str, table: str, case: str
+) -> str:
+    """SQL: one row per entry and attribute (``case_key, pos, k, attribute, value``): the
+    value known when the step was entered — the first (or latest) value carried by a
+    touchpoint at or before ``entered_at`` — else ``(unknown)``. A company size first told at
+    signup says nothing about who signs up."""
+    if touch not in ("first", "last"):
+        raise ValueError("touch is 'first' or 'last'")
+    if case not in CASE_COLUMNS:
+        raise ValueError(f"segments need a person or account case notion, not {case!r}")
+    column = CASE_COLUMNS[case]
+    parts = []
+    for k, attribute in enumerate(attributes, start=1):
+        value = f"attributes->>{literal(attribute)}"
+        known = (
+            f"SELECT {column} AS case_key, occurred_at AS known_at, seq AS known_seq, "
+            f"{value} AS value FROM {table} WHERE {column} IS NOT NULL AND {value} IS NOT NULL"
+        )
+        if touch == "first":
+            known = (
+                "SELECT case_key, min(known_at) AS known_at, "
+                "arg_min(value, (known_at, known_seq)) AS value "
+                f"FROM ({known}) GROUP BY case_key"
+            )
+            join = "LEFT JOIN v ON v.case_key = e.case_key AND v.known_at <= e.entered_at"
+        else:  # the latest value at entry: an as-of join on time
+            join = "ASOF LEFT JOIN v ON v.case_key = e.case_key AND v.known_at <= e.entered_at"
+        parts.append(
+            f"(WITH v AS ({known}) SELECT e.case_key, e.pos, {k} AS k, "
+            f"{literal(attribute)} AS attribute, coalesce(v.value, {literal(UNKNOWN)}) AS value "
+            f"FROM {entries} e {join})"
+        )
+    return " UNION ALL ".join(parts)
 
 
 def segment_values(
@@ -270,8 +302,9 @@ def segment_values(
     case: str = "person",
 ) -> pd.DataFrame:
     """Each case's value of each segment attribute: from its first (or last) touchpoint that
-    carries it, in ``(occurred_at, seq)`` order. Returns ``person_id`` (``case_key`` for other
-    case notions) and one column per attribute."""
+    carries it, in ``(occurred_at, seq)`` order, whenever it was known. Returns ``person_id``
+    (``case_key`` for other case notions) and one column per attribute. The funnel breaks down
+    by the value known at each step's entry instead (``stage_segments``)."""
     frame = con.execute(_segment_sql(attributes, touch, table, case)).df()
     return frame.rename(columns={"case_key": "person_id"}) if case == "person" else frame
 
@@ -298,30 +331,24 @@ def _with_rates(frame: pd.DataFrame, prefix: str = "conversion_") -> pd.DataFram
 
 
 def summarise_table(
-    con: duckdb.DuckDBPyConnection,
-    entries: str,
-    segments_sql: str | None = None,
-    attributes: tuple[str, ...] = (),
+    con: duckdb.DuckDBPyConnection, entries: str, segments: str | None = None
 ) -> pd.DataFrame:
     """``stage_funnel`` rows computed in SQL from an entries relation: overall (segment
-    ``all``) and, given ``segments_sql`` (``case_key`` + one column per attribute), per
-    ``attribute=value`` (``(none)`` for cases without a value)."""
-    branches = ["SELECT 'all' AS segment, 0 AS k, pos, stage, status, time_to_convert_s FROM e"]
-    for k, attribute in enumerate(attributes, start=1):
+    ``all``) and, given ``segments`` (a relation ``case_key, pos, k, attribute, value``: one
+    row per entry and attribute), per ``attribute=value``. Segments are ordered by attribute,
+    then numerically where the value starts with a number (``1-10`` before ``11-50``), then
+    alphabetically, with ``(unknown)`` last."""
+    branches = ["SELECT 'all' AS segment, 0 AS k, NULL AS value, pos, stage, status, "
+                "time_to_convert_s FROM e"]  # fmt: skip
+    if segments:
         branches.append(
-            f"SELECT {_quote(attribute + '=')} || coalesce({_ident(attribute)}, '(none)'), {k}, "
-            "pos, stage, status, time_to_convert_s FROM e"
+            "SELECT s.attribute || '=' || s.value, s.k, s.value, e.pos, e.stage, e.status, "
+            f"e.time_to_convert_s FROM e JOIN ({segments}) s USING (case_key, pos)"
         )
-    source = (
-        f"SELECT x.*, s.* EXCLUDE (case_key) FROM {entries} x "
-        f"LEFT JOIN ({segments_sql}) s USING (case_key)"
-        if segments_sql and attributes
-        else f"SELECT * FROM {entries}"
-    )
     converted = "FILTER (WHERE status = 'converted')"
     frame = con.execute(
         f"""
-        WITH e AS ({source}), long AS ({" UNION ALL ".join(branches)})
+        WITH e AS (SELECT * FROM {entries}), long AS ({" UNION ALL ".join(branches)})
         SELECT segment, pos AS position, stage, count(*) AS entered,
                count(*) {converted} AS converted,
                count(*) FILTER (WHERE status = 'dropped') AS dropped,
@@ -330,7 +357,11 @@ def summarise_table(
                quantile_cont(time_to_convert_s, 0.5) {converted} AS time_to_convert_p50_s,
                quantile_cont(time_to_convert_s, 0.9) {converted} AS time_to_convert_p90_s,
                quantile_cont(time_to_convert_s, 0.95) {converted} AS time_to_convert_p95_s
-        FROM long GROUP BY segment, k, pos, stage ORDER BY k, segment, pos
+        FROM long GROUP BY segment, k, value, pos, stage
+        ORDER BY k, value = {literal(UNKNOWN)},
+                 TRY_CAST(regexp_extract(value, '^\\s*(-?[0-9]+(\\.[0-9]+)?)', 1) AS DOUBLE)
+                     NULLS LAST,
+                 segment, pos
         """
     ).df()
     for column in ("entered", "converted", "dropped", "open", "excluded", "position"):
@@ -340,18 +371,23 @@ def summarise_table(
 
 def summarise(entries: pd.DataFrame, segments: pd.DataFrame | None = None) -> pd.DataFrame:
     """``stage_funnel`` rows from frames (``compute_entries``, ``segment_values``): the same
-    SQL as :func:`summarise_table`, run on the frames."""
+    SQL as :func:`summarise_table`, run on the frames. Each case's segment values in the frame
+    hold for every step it entered."""
     con = duckdb.connect()
     con.register("jm_entries_frame", entries)
-    attributes: tuple[str, ...] = ()
     segments_sql = None
     if segments is not None:
         key = "person_id" if "person_id" in segments.columns else "case_key"
-        attributes = tuple(c for c in segments.columns if c != key)
+        attributes = [c for c in segments.columns if c != key]
         con.register("jm_segments_frame", segments.rename(columns={key: "case_key"}))
-        segments_sql = "SELECT * FROM jm_segments_frame"
+        segments_sql = " UNION ALL ".join(
+            f"SELECT e.case_key, e.pos, {k} AS k, {literal(a)} AS attribute, "
+            f"coalesce(s.{ident(a)}::VARCHAR, {literal(UNKNOWN)}) AS value "
+            "FROM jm_entries_frame e LEFT JOIN jm_segments_frame s USING (case_key)"
+            for k, a in enumerate(attributes, start=1)
+        )
     try:
-        return summarise_table(con, "jm_entries_frame", segments_sql, attributes)
+        return summarise_table(con, "jm_entries_frame", segments_sql or None)
     finally:
         con.close()
 
@@ -421,11 +457,16 @@ def write_stage_funnel(
     funnel. ``table`` is the touchpoints relation the segment attributes come from."""
     entries = build_entries(con, spec, log, mode=mode, cutoff=cutoff)
     con.execute(f"CREATE OR REPLACE TABLE stage_entries AS SELECT * FROM {entries}")
-    segments_sql = None
+    con.execute(
+        "CREATE OR REPLACE TABLE stage_segments (case_key BIGINT, pos INT, k INT, "
+        "attribute VARCHAR, value VARCHAR)"
+    )
     if spec.segments and spec.case in CASE_COLUMNS:
-        segments_sql = _segment_sql(spec.segments, touch, table, spec.case)
-    attributes = spec.segments if segments_sql else ()
-    funnel = summarise_table(con, "stage_entries", segments_sql, attributes)
+        con.execute(
+            "INSERT INTO stage_segments "
+            + entry_segments_sql(spec.segments, touch, "stage_entries", table, spec.case)
+        )
+    funnel = summarise_table(con, "stage_entries", "SELECT * FROM stage_segments")
     con.register("jm_funnel_frame", funnel)
     try:
         con.execute("CREATE OR REPLACE TABLE stage_funnel AS SELECT * FROM jm_funnel_frame")
