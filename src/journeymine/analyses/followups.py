@@ -10,7 +10,14 @@ Definitions (docs/metrics.md):
 * **answered**: a response exists (by the cut-off). **unanswered**: none, and the SLA has
   passed at the cut-off. **open**: none yet, SLA not passed (right-censored);
 * ``sla_breached``: answered later than the SLA, or unanswered. The SLA is measured in
-  business time when the rule says ``business_hours = true``, else in wall-clock time.
+  business time when the rule says ``business_hours = true``, else in wall-clock time;
+* ``owner`` is who was **responsible at trigger time**, answered or not: the trigger's own
+  owner (a Salesforce lead created by a web form has its ``OwnerId``); else the owner named by
+  the person's latest CRM record (lead, contact, opportunity: ``OWNER_RECORDS``) at or before
+  the trigger; if none, the first such record after it; else whoever responded.
+  ``owner_source`` says which (``trigger`` / ``crm_at_trigger`` / ``crm_after_trigger`` /
+  ``responder``); ``responder`` is who actually answered. A rep who never calls back keeps
+  every unanswered trigger.
 
 Without rules in the spec, a default rule asks for the next company touchpoint after any
 customer action.
@@ -26,9 +33,18 @@ import pandas as pd
 
 from journeymine.analyses.business_hours import business_seconds
 from journeymine.analyses.funnel import conversion
+from journeymine.analyses.sql import glob_any
 from journeymine.spec import FollowupRule, JourneySpec
 from journeymine.warehouse import replace_table
 
+# CRM records whose OwnerId names who owns the person (docs/activities.md); a task or a
+# meeting names who acted, not who owns.
+OWNER_RECORDS = (
+    "crm.lead_created",
+    "crm.lead_converted",
+    "crm.contact_created",
+    "crm.opportunity_created",
+)
 DEFAULT_RULE = FollowupRule("next_company_touch", ("*",), ("*",), timedelta(days=2), False)
 LATENCY_BUCKETS = [
     (3600, "<1h"),
@@ -58,20 +74,38 @@ def _rule_rows(
         f"""
         WITH events AS (SELECT *, {actor} AS who FROM {table} WHERE occurred_at <= $cutoff),
         triggers AS (
-            SELECT person_id, event_id, occurred_at, seq, owner, owner_name, activity
+            SELECT person_id, event_id, occurred_at, seq, activity, owner AS own,
+                   owner_name AS own_name
             FROM events WHERE who = 'customer' AND ({_patterns_sql(rule.triggers)})
         ), responses AS (
             SELECT person_id, event_id, occurred_at, owner, owner_name, channel
             FROM events WHERE who = 'company' AND ({_patterns_sql(rule.responses)})
+        ), records AS (  -- the CRM records that name who owns the person
+            SELECT person_id, occurred_at, seq, owner, owner_name FROM events
+            WHERE owner IS NOT NULL AND {glob_any("activity", OWNER_RECORDS)}
+        ), first_record AS (
+            SELECT person_id, arg_min(owner, (occurred_at, seq)) AS owner,
+                   arg_min(owner_name, (occurred_at, seq)) AS owner_name
+            FROM records GROUP BY person_id
+        ), answered AS (
+            SELECT t.*, r.occurred_at AS responded_at, r.event_id AS response_event_id,
+                   r.owner AS responder, r.owner_name AS responder_name, r.channel
+            FROM triggers t ASOF LEFT JOIN responses r
+              ON t.person_id = r.person_id AND r.occurred_at > t.occurred_at
         )
-        SELECT t.person_id, t.event_id AS trigger_event_id, t.activity AS trigger_activity,
-               t.occurred_at AS triggered_at, r.occurred_at AS responded_at,
-               r.event_id AS response_event_id, coalesce(t.owner, r.owner) AS owner,
-               coalesce(t.owner_name, r.owner_name) AS owner_name,
-               r.owner AS responder, r.channel
-        FROM triggers t ASOF LEFT JOIN responses r
-          ON t.person_id = r.person_id AND r.occurred_at > t.occurred_at
-        ORDER BY t.person_id, t.occurred_at, t.seq
+        SELECT a.person_id, a.event_id AS trigger_event_id, a.activity AS trigger_activity,
+               a.occurred_at AS triggered_at, a.responded_at, a.response_event_id,
+               coalesce(a.own, b.owner, f.owner, a.responder) AS owner,
+               coalesce(a.own_name, b.owner_name, f.owner_name, a.responder_name) AS owner_name,
+               CASE WHEN a.own IS NOT NULL THEN 'trigger'
+                    WHEN b.owner IS NOT NULL THEN 'crm_at_trigger'
+                    WHEN f.owner IS NOT NULL THEN 'crm_after_trigger'
+                    WHEN a.responder IS NOT NULL THEN 'responder' END AS owner_source,
+               a.responder, a.channel
+        FROM answered a
+        ASOF LEFT JOIN records b ON a.person_id = b.person_id AND b.occurred_at <= a.occurred_at
+        LEFT JOIN first_record f ON f.person_id = a.person_id
+        ORDER BY a.person_id, a.occurred_at, a.seq
         """,
         {"cutoff": cutoff},
     ).df()
@@ -132,6 +166,7 @@ def compute_followups(
         "sla_s",
         "owner",
         "owner_name",
+        "owner_source",
         "responder",
         "channel",
     ]
@@ -157,6 +192,8 @@ def summarise_followups(followups: pd.DataFrame, by: str = "rule") -> pd.DataFra
                 "triggers": len(part),
                 "answered": len(answered),
                 "open": int((part.status == "open").sum()),
+                "unanswered": int((part.status == "unanswered").sum()),
+                "breached": int(part.sla_breached.sum()),
                 "median_latency_h": answered.latency_s.median() / 3600,
                 "p90_latency_h": answered.latency_s.quantile(0.9) / 3600,
                 "median_business_latency_h": answered.business_latency_s.median() / 3600,
