@@ -1,6 +1,8 @@
 # The README quotes these targets. Each target sets itself up first (scripts/setup.sh is idempotent).
 PY := .venv/bin/python
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
+# The temporary API may take longer than its 20 s default to start on a busy 2-core machine.
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 
 .PHONY: setup run test lint sample bench lock
 
