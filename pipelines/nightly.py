@@ -121,10 +121,10 @@ def dashboard_task(warehouse_path: str, journey: str, out: str) -> str:
 
 @task(name="publish-summary")
 def publish_summary(warehouse_path: str, report: load.LoadReport) -> str:
-    """Record tonight's headline figures and publish the run summary as a Prefect artifact."""
+    """Publish tonight's headline figures and row accounting as a Prefect artifact."""
     con = warehouse.connect(warehouse_path)
     try:
-        figures, previous = summary.record_run(con, report.run_id)
+        figures, previous = summary.run_figures(con)
         funnel = summary.funnel_rows(con)
     finally:
         con.close()

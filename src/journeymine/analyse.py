@@ -19,6 +19,7 @@ from journeymine import warehouse
 from journeymine.analyses.drivers import compare_periods, drivers
 from journeymine.analyses.followups import write_followups
 from journeymine.analyses.funnel import write_stage_funnel
+from journeymine.analyses.headlines import write_headlines
 from journeymine.errors import WarehouseError
 from journeymine.mining import conformance, discovery, pm4py_adapter
 from journeymine.mining.eventlog import log_from_touchpoints
@@ -62,6 +63,7 @@ def analyse(con: duckdb.DuckDBPyConnection, spec: JourneySpec, out: Path) -> Ana
     report.followups = len(followups)
     conforming = summary[summary.deviation == "(conforming)"]
     report.conforming_share = float(conforming.share.iloc[0]) if len(conforming) else 0.0
+    write_headlines(con, spec)
     dfg = discovery.discover_dfg(con, stored)
     if len(dfg):
         tree = pm4py_adapter.discover_model(

@@ -1,80 +1,25 @@
 """Headline figures of a run, kept per run in ``run_history``, and their markdown summary.
 
-The nightly flow publishes the markdown as a Prefect artifact; each figure is shown with its
-change since the previous run, so a reader sees at once what moved overnight.
+The figures are defined once in ``analyses.headlines``; the nightly flow publishes the markdown
+as a Prefect artifact, each figure with its change since the previous run.
 """
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
-
 import duckdb
+import pandas as pd
 
+from journeymine.analyses.headlines import format_value, previous_figures, read_headlines
 from journeymine.load import LoadReport
 from journeymine.warehouse import table_exists
 
-HISTORY = """
-CREATE TABLE IF NOT EXISTS run_history (
-    run_id VARCHAR, finished_at TIMESTAMPTZ, figures JSON
-)
-"""
 
-# (label, SQL returning one number, format). Missing tables just leave the figure out.
-HEADLINES: list[tuple[str, str, str, str]] = [
-    ("persons", "persons", "SELECT count(*) FROM persons WHERE events > 0", "{:,.0f}"),
-    ("touchpoints", "touchpoints", "SELECT count(*) FROM touchpoints", "{:,.0f}"),
-    (
-        "journeys started",
-        "stage_funnel",
-        "SELECT max(entered) FROM stage_funnel WHERE segment = 'all'",
-        "{:,.0f}",
-    ),
-    (
-        "median follow-up latency (h)",
-        "followups",
-        "SELECT median(latency_s) / 3600 FROM followups WHERE status = 'answered'",
-        "{:,.1f}",
-    ),
-    (
-        "SLA breach rate",
-        "followups",
-        "SELECT avg(sla_breached::INT) FROM followups WHERE status <> 'open'",
-        "{:.1%}",
-    ),
-]
+def run_figures(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Tonight's headline figures (``analyses.headlines``) and the previous run's."""
+    return read_headlines(con), previous_figures(con)
 
 
-def headline_figures(con: duckdb.DuckDBPyConnection) -> dict[str, float]:
-    figures: dict[str, float] = {}
-    for label, table, sql, _ in HEADLINES:
-        if table_exists(con, table):
-            row = con.execute(sql).fetchone()
-            if row and row[0] is not None:
-                figures[label] = float(row[0])
-    return figures
-
-
-def record_run(
-    con: duckdb.DuckDBPyConnection, run_id: str
-) -> tuple[dict[str, float], dict[str, float]]:
-    """Store this run's headline figures; return them with the previous run's."""
-    con.execute(HISTORY)
-    previous_row = con.execute(
-        "SELECT figures FROM run_history ORDER BY finished_at DESC LIMIT 1"
-    ).fetchone()
-    previous: dict[str, float] = json.loads(previous_row[0]) if previous_row else {}
-    figures = headline_figures(con)
-    con.execute(
-        "INSERT INTO run_history VALUES (?, ?, ?)",
-        [run_id, datetime.now(UTC), json.dumps(figures)],
-    )
-    return figures, previous
-
-
-def markdown_summary(
-    report: LoadReport, figures: dict[str, float], previous: dict[str, float]
-) -> str:
+def markdown_summary(report: LoadReport, figures: pd.DataFrame, previous: dict[str, float]) -> str:
     """A short markdown report of one run: row accounting per source, then headline figures."""
     lines = [f"# journeymine nightly run `{report.run_id}`", ""]
     lines += [
@@ -96,15 +41,21 @@ def markdown_summary(
         f"New identity merges: {report.new_merges}.",
         "",
     ]
+    period = figures.set_index("key").value.to_dict()
+    if "first_event" in period:
+        lines += [
+            f"Data from {format_value(period['first_event'], 'time')} to the cut-off "
+            f"{format_value(period['cutoff'], 'time')}.",
+            "",
+        ]
     lines += ["| figure | tonight | change since last run |", "|---|---:|---:|"]
-    formats = {label: fmt for label, _, _, fmt in HEADLINES}
-    for label, value in figures.items():
-        fmt = formats[label]
-        before = previous.get(label)
-        change = (
-            "–" if before is None else ("+" if value >= before else "") + fmt.format(value - before)
-        )
-        lines.append(f"| {label} | {fmt.format(value)} | {change} |")
+    for row in figures[figures.unit != "time"].itertuples():
+        before = previous.get(row.key)
+        change = "–"
+        if before is not None:
+            sign = "+" if row.value >= before else "-"
+            change = sign + format_value(abs(row.value - before), row.unit)
+        lines.append(f"| {row.label} | {format_value(row.value, row.unit)} | {change} |")
     for error in report.errors:
         lines.append(f"\n**Not loaded:** {error}")
     return "\n".join(lines) + "\n"

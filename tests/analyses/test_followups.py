@@ -240,7 +240,9 @@ def test_the_owner_at_trigger_time_keeps_the_unanswered_triggers(touchpoints) ->
     for person in range(1, 9):
         t0 = datetime(2026, 3, 2, 9, tzinfo=UTC) + timedelta(days=person)  # weekday mornings
         rep = "005ANA" if person <= 4 else "005DEV"
-        rows.append((person, "crm.lead_created", "company", (t0 - timedelta(days=1)).isoformat(), rep))
+        rows.append(
+            (person, "crm.lead_created", "company", (t0 - timedelta(days=1)).isoformat(), rep)
+        )
         rows.append((person, "web.demo_requested", "customer", t0.isoformat()))
         if rep == "005ANA":
             wait = timedelta(hours=1 if person <= 2 else 30)
@@ -250,15 +252,26 @@ def test_the_owner_at_trigger_time_keeps_the_unanswered_triggers(touchpoints) ->
     rows.append((9, "crm.lead_created", "company", (t9 + timedelta(hours=1)).isoformat(), "005DEV"))
     rows.append((99, "web.page_view:/", "customer", "2026-04-30 00:00+00"))  # the cut-off
     con = touchpoints(rows)
-    rule = FollowupRule("demo", ("web.demo_requested",), ("crm.call_completed",), timedelta(hours=4), False)
+    rule = FollowupRule(
+        "demo", ("web.demo_requested",), ("crm.call_completed",), timedelta(hours=4), False
+    )
     spec = JourneySpec(name="t", followups=(rule,))
     rows_out = fu.compute_followups(con, spec).set_index("person_id")
     assert rows_out.loc[5, "status"] == "unanswered" and rows_out.loc[5, "owner"] == "005DEV"
-    assert rows_out.loc[5, "owner_source"] == "crm_at_trigger" and pd.isna(rows_out.loc[5, "responder"])
+    assert rows_out.loc[5, "owner_source"] == "crm_at_trigger" and pd.isna(
+        rows_out.loc[5, "responder"]
+    )
     assert rows_out.loc[1, "responder"] == "005ANA" and rows_out.loc[1, "owner"] == "005ANA"
     assert rows_out.loc[9, ["owner", "owner_source"]].tolist() == ["005DEV", "crm_after_trigger"]
-    per_owner = fu.summarise_followups(fu.compute_followups(con, spec), by="owner").set_index("owner")
-    assert per_owner.loc["005DEV", ["triggers", "answered", "unanswered", "breached"]].tolist() == [5, 0, 5, 5]
+    per_owner = fu.summarise_followups(fu.compute_followups(con, spec), by="owner").set_index(
+        "owner"
+    )
+    assert per_owner.loc["005DEV", ["triggers", "answered", "unanswered", "breached"]].tolist() == [
+        5,
+        0,
+        5,
+        5,
+    ]
     assert per_owner.loc["005ANA", ["triggers", "answered", "breached"]].tolist() == [4, 4, 2]
     worst = per_owner.sort_values("breach_rate", ascending=False).index[0]
     assert worst == "005DEV"  # the rep who never calls back ranks worst, not best

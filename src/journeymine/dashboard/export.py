@@ -29,6 +29,7 @@ import duckdb
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
+from journeymine.analyses.headlines import data_period
 from journeymine.dashboard import figures
 from journeymine.spec import JourneySpec
 
@@ -131,7 +132,8 @@ def _sections(con: duckdb.DuckDBPyConnection, spec: JourneySpec | None) -> list[
             "kpis",
             "At a glance",
             "Tonight's headline figures; the small coloured number is the change since the "
-            "last run (green is better, red is worse).",
+            "last run (green is better, red is worse). Waits are in the unit their SLA is "
+            "judged in.",
             lambda: figures.kpi_header(con),
         ),
         Section(
@@ -290,6 +292,9 @@ def export_dashboard(
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     safe_title = html.escape(scrub(title))
     journey = f"{html.escape(scrub(spec.name))} · " if spec is not None else ""
+    period = data_period(con_or_path)
+    if period is not None:
+        journey += f"data {period[0]} to the cut-off {period[1]} · "
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">

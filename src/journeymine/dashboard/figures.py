@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import html
-import json
 import math
 import re
 from collections import defaultdict
@@ -32,6 +31,7 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
+from journeymine.analyses.headlines import previous_figures, read_headlines
 from journeymine.dashboard.layout import layered_layout
 
 Data: TypeAlias = duckdb.DuckDBPyConnection | pd.DataFrame
@@ -194,79 +194,38 @@ def _stage_order_sql(cols: set[str]) -> str:
 # ------------------------------------------------------------------ KPI header
 
 
-def _previous_figures(con: duckdb.DuckDBPyConnection, now: Mapping[str, float]) -> dict[str, Any]:
-    """The previous run's headline figures from ``run_history`` (skipping tonight's own row)."""
-    if not _exists(con, "run_history"):
-        return {}
-    rows = con.execute(
-        "SELECT figures::VARCHAR FROM run_history ORDER BY finished_at DESC LIMIT 2"
-    ).fetchall()
-    for (text,) in rows:
-        figures = json.loads(text) if text else {}
-        same = all(
-            key in figures and math.isclose(float(figures[key]), value, rel_tol=1e-9)
-            for key, value in now.items()
-        )
-        if figures and not same:
-            return {k: v for k, v in figures.items() if isinstance(v, int | float)}
-    return {}
+# d3 number formats per headline unit (analyses.headlines defines the figures themselves)
+UNIT_FORMATS = {"count": ",.0f", "share": ".1%", "hours": ",.1f", "business hours": ",.1f"}
+UNIT_SUFFIX = {"hours": " (h)", "business hours": " (business h)"}
 
 
-def kpi_numbers(con: duckdb.DuckDBPyConnection) -> dict[str, float]:
-    """The headline figures that the warehouse has tables for (see :func:`kpi_header`)."""
-    out: dict[str, float] = {}
-
-    def one(sql: str) -> float | None:
-        row = con.execute(sql).fetchone()
-        return None if not row or row[0] is None or pd.isna(row[0]) else float(row[0])
-
-    if _exists(con, "persons") and (value := one("SELECT count(*) FROM persons")) is not None:
-        out["persons"] = value
-    if _exists(con, "stage_funnel"):
-        order = _stage_order_sql(columns(con, "stage_funnel"))
-        row = con.execute(
-            f"SELECT first(entered ORDER BY {order}), last(entered ORDER BY {order}) "
-            "FROM stage_funnel WHERE segment = 'all'"
-        ).fetchone()
-        if row and row[0]:
-            out["journeys started"] = float(row[0])
-            out["overall conversion"] = float(row[1]) / float(row[0])
-    if _exists(con, "followups"):
-        latency = one("SELECT median(latency_s) / 3600 FROM followups WHERE status = 'answered'")
-        if latency is not None:
-            out["median follow-up latency (h)"] = latency
-        breach = one("SELECT avg(sla_breached::INT) FROM followups WHERE status <> 'open'")
-        if breach is not None:
-            out["SLA breach rate"] = breach
-    return out
-
-
-KPIS: list[tuple[str, str, str, bool]] = [  # key, title, number format, is higher better
-    ("persons", "people", ",.0f", True),
-    ("journeys started", "journeys started", ",.0f", True),
-    ("overall conversion", "reached the last stage", ".1%", True),
-    ("median follow-up latency (h)", "median wait for a reply (h)", ",.1f", False),
-    ("SLA breach rate", "replies later than the SLA", ".1%", False),
-]
+def kpi_numbers(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """The headline figures shown in the header: the ``headlines`` table (the same figures
+    as the run summary), at most two follow-up rules' median waits, no time stamps."""
+    frame = read_headlines(con)
+    frame = frame[frame.unit != "time"]
+    waits = frame[frame.key.str.startswith("median_wait:")].head(2)
+    keep = frame.key.isin(["persons", "journeys_started", "reached_last_stage", "breach_rate"])
+    return pd.concat([frame[keep], waits], ignore_index=True)
 
 
 @_degrades
 def kpi_header(con: duckdb.DuckDBPyConnection) -> go.Figure:
-    """Persons, journeys started, overall conversion (entered the last stage / entered the
-    first), median follow-up latency of answered triggers, SLA breach rate of decided triggers,
-    each with its change since the previous run when ``run_history`` has one."""
+    """The headline figures (``analyses.headlines``), each with its change since the previous
+    analysis run when ``run_history`` has one; waits in the unit their SLA is judged in."""
     now = kpi_numbers(con)
-    if not now:
+    if now.empty:
         raise MissingTable("No persons, stage_funnel or followups table yet: no headline figures.")
-    previous = _previous_figures(con, now)
-    items = [k for k in KPIS if k[0] in now]
+    previous = previous_figures(con)
     fig = go.Figure()
     good, bad = "#2a9d8f", "#d62828"
-    for i, (key, title, fmt, higher_better) in enumerate(items):
+    for i, row in enumerate(now.itertuples()):
+        fmt = UNIT_FORMATS.get(row.unit, ",.1f")
         delta = None
-        if key in previous:
+        if row.key in previous:
+            higher_better = bool(row.higher_is_better)
             delta = {
-                "reference": float(previous[key]),
+                "reference": float(previous[row.key]),
                 "valueformat": fmt,
                 "increasing": {"color": good if higher_better else bad},
                 "decreasing": {"color": bad if higher_better else good},
@@ -274,18 +233,21 @@ def kpi_header(con: duckdb.DuckDBPyConnection) -> go.Figure:
         fig.add_trace(
             go.Indicator(
                 mode="number+delta" if delta else "number",
-                value=now[key],
+                value=float(row.value),
                 delta=delta,
                 number={"valueformat": fmt, "font": {"size": 34}},
-                title={"text": title, "font": {"size": 14, "color": "#555"}},
+                title={
+                    "text": label(str(row.label) + UNIT_SUFFIX.get(row.unit, "")),
+                    "font": {"size": 13, "color": "#555"},
+                },
                 domain={"row": 0, "column": i},
             )
         )
     fig.update_layout(
-        grid={"rows": 1, "columns": max(len(items), 1), "xgap": 0.15},
-        height=150,
+        grid={"rows": 1, "columns": max(len(now), 1), "xgap": 0.15},
+        height=160,
         font=FONT,
-        margin={"l": 20, "r": 20, "t": 40, "b": 10},
+        margin={"l": 20, "r": 20, "t": 50, "b": 10},
     )
     return fig
 

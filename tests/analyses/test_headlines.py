@@ -1,0 +1,73 @@
+"""One definition of every headline figure, shared by the run summary and the dashboard."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from journeymine.analyses import headlines
+from journeymine.analyses.followups import write_followups
+from journeymine.analyses.funnel import write_stage_funnel
+from journeymine.dashboard import figures
+from journeymine.load import LoadReport
+from journeymine.mining.eventlog import log_from_touchpoints
+from journeymine.spec import Calendar, FollowupRule, JourneySpec, Stage
+from journeymine.summary import markdown_summary, run_figures
+
+RULE = FollowupRule(
+    "demo", ("web.demo_requested",), ("crm.call_completed",), timedelta(hours=4), True
+)
+SPEC = JourneySpec(
+    name="t",
+    window=timedelta(days=2),
+    stages=(Stage("visit", ("web.page_view:*",)), Stage("demo", ("web.demo_requested",))),
+    followups=(RULE,),
+    calendar=Calendar("UTC"),
+)
+
+
+def _night(con, extra: int) -> None:  # type: ignore[no-untyped-def]
+    write_stage_funnel(con, SPEC, log_from_touchpoints(con))
+    write_followups(con, SPEC)
+    headlines.write_headlines(con, SPEC, run_id=f"run{extra}")
+
+
+def test_headlines_use_the_rules_unit_and_compare_with_the_previous_run(touchpoints) -> None:  # type: ignore[no-untyped-def]
+    # Friday 16:00 request, call Monday 10:00: 66 wall-clock hours but 2 business hours (9-17).
+    friday = datetime(2026, 3, 6, 16, tzinfo=UTC)
+    rows = [
+        (1, "web.page_view:/", "customer", friday.isoformat()),
+        (1, "web.demo_requested", "customer", friday.isoformat()),
+        (1, "crm.call_completed", "company", (friday + timedelta(hours=66)).isoformat()),
+        (2, "web.page_view:/", "customer", friday.isoformat()),
+        (9, "web.page_view:/", "customer", "2026-03-20 00:00+00"),
+    ]
+    con = touchpoints(rows)
+    _night(con, 1)
+    first = headlines.read_headlines(con).set_index("key")
+    assert first.loc["median_wait:demo", ["value", "unit"]].tolist() == [2.0, "business hours"]
+    assert first.loc["journeys_started", "value"] == 3
+    assert first.loc["reached_last_stage", "value"] == pytest.approx(1 / 3)
+    assert first.loc["cutoff", "value"] == datetime(2026, 3, 20, tzinfo=UTC).timestamp()
+    assert headlines.previous_figures(con) == {}  # the first run has nothing to compare with
+    # A second night with a new visitor: the change is against the first night, not itself.
+    con.execute(
+        "INSERT INTO touchpoints VALUES (99, 5, 'web.page_view:/', 'customer', "
+        "TIMESTAMPTZ '2026-03-21 00:00+00', 99, NULL, NULL, 'web', '{}', NULL, NULL, 'test')"
+    )
+    _night(con, 2)
+    figures_now, previous = run_figures(con)
+    assert previous["journeys_started"] == 3
+    assert figures_now.set_index("key").loc["journeys_started", "value"] == 4
+    text = markdown_summary(LoadReport(run_id="run2"), figures_now, previous)
+    assert "| journeys started | 4 | +1 |" in text
+    assert "| median wait for a reply: demo | 2.0 business h | +0.0 business h |" in text
+    assert "cut-off 2026-03-21 00:00 UTC" in text
+    # The dashboard header draws the same numbers, with the same previous run.
+    shown = {
+        t.title.text: (t.value, t.delta.reference if t.delta else None)
+        for t in figures.kpi_header(con).data
+    }
+    assert shown["journeys started"] == (4, 3)
+    assert shown["median wait for a reply: demo (business h)"] == (2.0, 2.0)
