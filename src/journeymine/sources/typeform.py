@@ -182,3 +182,15 @@ def parse_file(path: Path, file: str) -> ParsedFile:
         for index, item in enumerate(read_page(path, file), start=1)
     )
     return parse_records(SOURCE, file, items, parse_response, "a Typeform responses page")
+
+
+def feedback_text(raw: str, event_key: str) -> str | None:
+    """The free-text answers behind a ``response:<id>`` touchpoint, read back from its raw
+    record (for quotes), joined by new lines as they were scored."""
+    item = json.loads(raw)
+    if not isinstance(item, dict) or not event_key.startswith("response:"):
+        return None
+    try:
+        return read_answers(item.get(ANSWERS))[1]
+    except RecordError:
+        return None

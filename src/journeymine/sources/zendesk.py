@@ -406,3 +406,20 @@ def parse_file(path: Path, file: str) -> ParsedFile:
         return parse_user(line, text, item)
 
     return parse_records(SOURCE, file, records(), parse_one, "a Zendesk export page")
+
+
+def feedback_text(raw: str, event_key: str) -> str | None:
+    """The customer's words behind a touchpoint, read back from its raw record (for quotes):
+    a comment's ``body`` (``comment:<id>``) or a CSAT comment (``ticket:<id>:csat``)."""
+    record = json.loads(raw)
+    if not isinstance(record, dict):
+        return None
+    if event_key.startswith("comment:"):
+        comment_id = event_key.removeprefix("comment:")
+        for child in record.get("child_events") or []:
+            if isinstance(child, dict) and str(child.get("id")) == comment_id:
+                return _text(child.get("body"))
+        return None
+    if event_key.endswith(":csat"):
+        return _text(_dict(record.get("satisfaction_rating")).get("comment"))
+    return None
