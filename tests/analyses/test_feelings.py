@@ -5,12 +5,17 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import duckdb
 import pytest
 
-from journeymine.analyses import feelings
+from journeymine import load
+from journeymine import warehouse as warehouse_module
+from journeymine.analyses import feelings, funnel
+from journeymine.mining.eventlog import log_from_touchpoints
 from journeymine.sentiment import Sentiment, label_of, score_text, sentiment_attributes
 from journeymine.spec import JourneySpec, Stage
 
@@ -168,6 +173,18 @@ def test_write_feelings_stores_the_table() -> None:
     ).fetchall() == [("trial", 5, None), ("activated", 3, 50.0), ("paid", 1, None)]
 
 
+def test_no_voices_leave_every_stage_at_zero() -> None:
+    con = warehouse()
+    con.execute("DELETE FROM touchpoints")
+    frame = feelings.compute_feelings(con, SPEC)
+    assert list(zip(frame.source, frame.stage, frame.voices, strict=True)) == [
+        ("all", "trial", 0),
+        ("all", "activated", 0),
+        ("all", "paid", 0),
+    ]
+    assert frame.sentiment_mean.isna().all() and frame.nps.isna().all()
+
+
 def test_a_deal_case_is_refused() -> None:
     with pytest.raises(ValueError, match="person or account"):
         feelings.build_voices(warehouse(), "deal")
@@ -272,3 +289,51 @@ def test_no_email_or_phone_survives_in_quotes() -> None:
 )
 def test_redact(text: str, names: tuple[str, ...], expected: str) -> None:
     assert feelings.redact(text, names) == expected
+
+
+# --- on the landed Zendesk and Typeform fixtures --------------------------------------------
+
+LANDING = Path(__file__).parents[1] / "data" / "landing"
+LOADED_SPEC = JourneySpec(
+    name="support",
+    window=timedelta(days=30),
+    stages=(Stage("support", ("support.*",)), Stage("surveyed", ("feedback.*",))),
+)
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[duckdb.DuckDBPyConnection]:
+    db = tmp_path_factory.mktemp("feelings") / "w.duckdb"
+    load.load_landing(db, LANDING, sources=("zendesk", "typeform"))
+    con = warehouse_module.connect(db)
+    funnel.write_stage_funnel(con, LOADED_SPEC, log_from_touchpoints(con))
+    yield con
+    con.close()
+
+
+def test_feelings_of_the_landed_fixtures(loaded: duckdb.DuckDBPyConnection) -> None:
+    frame = feelings.compute_feelings(loaded, LOADED_SPEC)
+    support, surveyed = row(frame, "all", "support"), row(frame, "all", "surveyed")
+    # Anna: two replies and a bad CSAT; Bob: a good CSAT (his tickets carry no text)
+    assert (support.voices, support.people, support.sentiment_n) == (4, 2, 3)
+    assert (support.csat_answers, support.csat) == (2, 50.0)
+    # Anna answered 3 (detractor), Bob 10 (promoter); u-2002 never entered a stage
+    assert (surveyed.voices, surveyed.nps_answers, surveyed.nps) == (2, 2, 0.0)
+
+
+def test_quotes_of_the_landed_fixtures_hold_no_email_phone_or_name(
+    loaded: duckdb.DuckDBPyConnection,
+) -> None:
+    quotes = feelings.feeling_quotes(loaded, 1)
+    assert list(zip(quotes.stage, quotes.sentiment_label, quotes.quote, strict=True)) == [
+        (
+            "support",
+            "negative",
+            "My invoice is wrong and I am really frustrated. Call me at [phone] or [email]",
+        ),
+        ("support", "positive", "<script>alert(1)</script> Thanks, great help!"),  # kept as text
+        ("surveyed", "negative", "Support was slow and awful, I am unhappy."),
+        ("surveyed", "positive", "Great product, love it\nNothing else"),
+    ]
+    every = " ".join(feelings.feeling_quotes(loaded, 100).quote)
+    assert "@" not in every and "555" not in every

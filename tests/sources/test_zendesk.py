@@ -175,12 +175,13 @@ def test_end_users_link_email_and_external_id_staff_get_a_name_label() -> None:
 def test_a_gzipped_page_of_users_only(write: Write) -> None:
     page = {
         "users": [
-            {"id": 1, "role": "end-user", "email": "x@y.io", "updated_at": "2026-08-01T00:00:00Z"}
+            {"id": 1, "role": "end-user", "email": "x@y.io", "created_at": "2026-08-01T00:00:00Z"}
         ]
     }
     path = write("zendesk/users.json.gz", json.dumps(page))
     parsed = zendesk.parse_file(path, "zendesk/users.json.gz")
     assert [(e.src_id, e.dst_id) for e in parsed.rows[0].edges] == [("zendesk_user:1", "x@y.io")]
+    assert parsed.rows[0].record_key == "user:1@2026-08-01T00:00:00Z"  # no updated_at yet
 
 
 @pytest.mark.parametrize(

@@ -332,8 +332,9 @@ def parse_user(line: int, text: str, user: dict[str, Any]) -> RawRow:
     role = user.get("role")
     if role != END_USER and role not in STAFF_ROLES:
         raise RecordError(f"role: unknown user role {role!r}")
-    at = parse_iso(user.get("updated_at") or user.get("created_at"), "updated_at")
-    row = RawRow(line, f"user:{user_id}@{user.get('updated_at')}", text)
+    version = user.get("updated_at") or user.get("created_at")
+    at = parse_iso(version, "updated_at")
+    row = RawRow(line, f"user:{user_id}@{version}", text)
     if role in STAFF_ROLES:
         name = _text(user.get("name"))
         if name:
