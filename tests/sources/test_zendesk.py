@@ -234,3 +234,41 @@ def test_loaded_support_journeys_join_the_person_graph(tmp_path: Path) -> None:
         ("feedback.survey_answered", None),
     ]
     con.close()
+
+
+def test_a_changed_ticket_is_a_new_version_and_a_repeated_page_a_duplicate(tmp_path: Path) -> None:
+    def ticket(updated: str, status: str, **more: object) -> dict[str, object]:
+        base = {"id": 201, "requester_id": 1, "created_at": "2026-08-01T09:00:00Z"}
+        return {**base, "updated_at": updated, "status": status, **more}
+
+    rating = {"score": "good", "comment": "Quick and kind", "updated_at": "2026-08-02T12:00:00Z"}
+    pages = {
+        "d1/tickets.json": [ticket("2026-08-01T09:00:00Z", "open")],
+        "d2/tickets.json": [ticket("2026-08-02T10:00:00Z", "solved", satisfaction_rating=rating)],
+        "d3/tickets.json": [ticket("2026-08-02T10:00:00Z", "solved", satisfaction_rating=rating)],
+    }
+    for name, tickets in pages.items():
+        path = tmp_path / "landing" / "zendesk" / name
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"tickets": tickets, "end_time": 1}))
+    db = tmp_path / "w.duckdb"
+    load.load_landing(db, tmp_path / "landing", sources=("zendesk",))
+    con = duckdb.connect(str(db), read_only=True)
+    manifest = con.execute(
+        "SELECT file, rows_loaded, duplicates FROM load_manifest ORDER BY file"
+    ).fetchall()
+    assert manifest == [
+        ("zendesk/d1/tickets.json", 1, 0),
+        ("zendesk/d2/tickets.json", 1, 0),  # updated_at changed: a new version
+        ("zendesk/d3/tickets.json", 0, 1),  # the same version again
+    ]
+    touchpoints = con.execute(
+        "SELECT activity, occurred_at, attributes->>'status' FROM touchpoints ORDER BY seq"
+    ).fetchall()
+    assert [(a, s) for a, _, s in touchpoints] == [
+        ("support.ticket_created", "solved"),  # the newest version's event replaced the first
+        ("support.ticket_solved", "solved"),
+        ("support.csat_rated", None),
+    ]
+    assert touchpoints[2][1] == datetime(2026, 8, 2, 12, tzinfo=UTC)
+    con.close()
