@@ -185,6 +185,22 @@ def test_no_voices_leave_every_stage_at_zero() -> None:
     assert frame.sentiment_mean.isna().all() and frame.nps.isna().all()
 
 
+def test_what_comes_just_before_negative_feedback() -> None:
+    frame = feelings.feeling_precursors(warehouse())
+    # scored voices after another touchpoint: 12 (neg, after survey 11), 20 (neg, after ticket
+    # 22), 21 (pos, after survey 20), 32 (pos, after survey 30), 33 (pos, after CSAT 31);
+    # 10 and 30 come first in their journeys, 13 is staff. Base rate 2 / 5.
+    got = list(zip(frame.activity, frame.voices, frame.negative, strict=True))
+    assert got == [
+        ("support.ticket_created", 1, 1),
+        ("feedback.survey_answered", 3, 1),
+        ("support.csat_rated", 1, 0),
+    ]
+    assert list(frame.negative_share) == pytest.approx([1.0, 1 / 3, 0.0])
+    assert list(frame.lift) == pytest.approx([1.0 / 0.4, (1 / 3) / 0.4, 0.0])
+    assert len(feelings.feeling_precursors(warehouse(), top=1)) == 1
+
+
 def test_a_deal_case_is_refused() -> None:
     with pytest.raises(ValueError, match="person or account"):
         feelings.build_voices(warehouse(), "deal")

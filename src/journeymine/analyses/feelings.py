@@ -267,3 +267,33 @@ def feeling_quotes(con: duckdb.DuckDBPyConnection, n: int, case: str = "person")
     ]
     rows = rows.rename(columns={"pos": "position"}).dropna(subset=["quote"])
     return rows.drop(columns=["raw", "event_key"]).reset_index(drop=True)
+
+
+# --- what comes before negative feedback -------------------------------------------------------
+
+PRECURSORS = """
+WITH ordered AS (
+    SELECT actor,
+           json_extract_string(attributes, '$.sentiment_label') AS label,
+           json_extract(attributes, '$.sentiment') IS NOT NULL AS scored,
+           lag(activity) OVER (PARTITION BY person_id ORDER BY occurred_at, seq) AS before
+    FROM touchpoints WHERE person_id IS NOT NULL
+), voices AS (
+    SELECT before, label = 'negative' AS negative FROM ordered
+    WHERE actor = 'customer' AND scored AND before IS NOT NULL
+)
+SELECT before AS activity, count(*) AS voices, count(*) FILTER (WHERE negative) AS negative,
+       count(*) FILTER (WHERE negative) / count(*) AS negative_share,
+       (count(*) FILTER (WHERE negative) / count(*))
+         / nullif((SELECT count(*) FILTER (WHERE negative) / count(*) FROM voices), 0) AS lift
+FROM voices GROUP BY before
+ORDER BY negative DESC, negative_share DESC, activity
+LIMIT $top
+"""
+
+
+def feeling_precursors(con: duckdb.DuckDBPyConnection, top: int = 10) -> pd.DataFrame:
+    """The touchpoints that come just before negative feedback: for each activity, how many
+    scored customer voices came right after it (same person, event order), how many of them
+    were negative, that share, and its lift over the share among all scored voices."""
+    return con.execute(PRECURSORS, {"top": top}).df()
