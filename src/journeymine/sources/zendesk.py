@@ -284,9 +284,7 @@ def _event_time(record: dict[str, Any]) -> tuple[datetime, str]:
 def _comment(
     child: dict[str, Any], where: str, ticket_id: str, at: tuple[datetime, str], roles: Roles
 ) -> Event:
-    comment_id = _id(child, "id")
-    author = _id(child, "author_id")
-    assert comment_id is not None and author is not None  # required ids
+    comment_id, author = str(_id(child, "id")), str(_id(child, "author_id"))
     role = roles.get(author)
     if role is None:
         raise RecordError(f"{where}.author_id: role of user {author} unknown (no users in page)")
