@@ -39,7 +39,7 @@ from journeymine.sources._common import ParsedFile
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("segment", "ga4", "sendgrid", "salesforce", "stripe")
+SOURCES = ("segment", "ga4", "sendgrid", "salesforce", "stripe", "zendesk", "typeform")
 IGNORED_NAMES = ("README", "readme", ".")  # notes and hidden files next to the exports
 
 FILES_SCHEMA = pa.schema(
