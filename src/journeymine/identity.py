@@ -677,7 +677,7 @@ def identity_quality(
         "account_merges": _scalar(con, "SELECT count(*) FROM account_merges"),
         "joins_by_rule": _by_rule(con, "SELECT entity, rule, joins FROM identity_joins"),
         "refusals_by_rule": _by_rule(con, REFUSALS_BY_RULE),
-        "policy": con.execute("SELECT * FROM identity_policy").df().iloc[0].to_dict(),
+        "policy": _policy(con),
         "anonymous_only_touchpoint_share": _anonymous_share(con),
         "largest": largest,
         "warnings": _giant_warnings(largest, giant_share, giant_min_size),
@@ -689,6 +689,12 @@ SELECT 'person', kept_apart_by, count(*) FROM identity_conflicts GROUP BY ALL
 UNION ALL
 SELECT 'account', kept_apart_by, count(*) FROM account_evidence WHERE refused GROUP BY ALL
 """
+
+
+def _policy(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    cursor = con.execute("SELECT * FROM identity_policy")
+    row = cursor.fetchone()
+    return dict(zip([d[0] for d in cursor.description], row or (), strict=False))
 
 
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
