@@ -144,6 +144,31 @@ def test_a_company_in_segment_salesforce_and_stripe_is_one_account(raw: Raw) -> 
     assert "stripe_customer cus_acme" in why and "refused" not in why
 
 
+def test_the_account_case_log_follows_the_company_across_people_and_systems(raw: Raw) -> None:
+    from journeymine.mining.eventlog import log_from_touchpoints
+
+    acme_in_three_systems(raw)
+    raw.stitch()
+    log = log_from_touchpoints(raw.con, case="account")
+    cases = raw.con.execute(
+        f"SELECT case_key, list(activity ORDER BY ts, seq) FROM {log} GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
+    assert cases == [
+        (
+            raw.account_of("sf_account:001ACME"),
+            [
+                "web.page_view",  # Alice, still anonymous
+                "crm.lead_created",
+                "crm.lead_converted",
+                "crm.opportunity_created",
+                "web.feature_used",  # Bob
+                "billing.invoice_paid",
+            ],
+        ),
+        (raw.account_of("segment_group:g_beta"), ["web.page_view"]),  # Carol
+    ]
+
+
 def test_two_salesforce_accounts_stay_two_and_the_refusal_is_explained(raw: Raw) -> None:
     # One Segment workspace used by people of two Salesforce Accounts of the same group of
     # companies: the group can join one of them, never both.
