@@ -40,6 +40,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from journeymine.errors import WarehouseError
 from journeymine.sources._common import (
     ANONYMOUS_ID,
     EMAIL,
@@ -51,6 +52,7 @@ from journeymine.sources._common import (
     STRIPE_CUSTOMER,
     USER_ID,
 )
+from journeymine.warehouse import table_exists
 
 Node = tuple[str, str]
 # Account node types that an account holds at most one of: the data keeps them apart on purpose.
@@ -557,6 +559,7 @@ ORDER BY person_id, first_linked, account_id
 def explain_account(con: duckdb.DuckDBPyConnection, account_id: int) -> str:
     """What made this account, as text: its identifiers, the shared persons that joined them,
     the joins refused and why, the account ids it absorbed, and its persons over time."""
+    _require_stitched(con)
     nodes = con.execute(
         "SELECT node_type, node_id FROM account_nodes WHERE account_id = ? ORDER BY ALL",
         [account_id],
@@ -662,6 +665,7 @@ def identity_quality(
     A cluster is *giant* when it holds more than ``giant_share`` of all identifiers (person and
     account nodes) and at least ``giant_min_size`` of them — the classic stitching failure.
     """
+    _require_stitched(con)
     sizes = con.execute(CLUSTER_SIZES).df()
     total = _scalar(
         con, "SELECT (SELECT count(*) FROM identity_nodes) + (SELECT count(*) FROM account_nodes)"
@@ -689,6 +693,16 @@ SELECT 'person', kept_apart_by, count(*) FROM identity_conflicts GROUP BY ALL
 UNION ALL
 SELECT 'account', kept_apart_by, count(*) FROM account_evidence WHERE refused GROUP BY ALL
 """
+
+
+def _require_stitched(con: duckdb.DuckDBPyConnection) -> None:
+    """Warehouses stitched by an older version lack the account and policy tables."""
+    for table in ("identity_policy", "identity_joins", "account_evidence", "account_merges"):
+        if not table_exists(con, table):
+            raise WarehouseError(
+                f"no {table} in this warehouse: it was stitched by an older journeymine; "
+                "run `journeymine run` once to stitch it again"
+            )
 
 
 def _policy(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from journeymine import identity, touchpoints, warehouse
+from journeymine.errors import WarehouseError
 
 DAY0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -340,3 +341,8 @@ def test_no_giant_warning_on_evenly_sized_persons(raw: Raw) -> None:
     assert identity.identity_quality(raw.con, giant_min_size=1)["warnings"] == []
     frame = pd.DataFrame(identity.identity_quality(raw.con)["largest"]["person"])
     assert frame.identifiers.tolist() == [2] * 5 and frame.share.tolist() == [2 / 60] * 5
+
+
+def test_quality_of_a_warehouse_never_stitched_by_this_version_says_what_to_do(raw: Raw) -> None:
+    with pytest.raises(WarehouseError, match="no identity_policy in this warehouse"):
+        identity.identity_quality(raw.con)
