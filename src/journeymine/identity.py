@@ -285,33 +285,40 @@ def stitch(
         )
     con.execute(EDGES_VIEW)
     con.execute(TABLES)
+    persons, merges = _stitch_persons(con, run_id, match_on_email, max_user_ids_per_person)
+    accounts = _stitch_accounts(con, run_id)
+    joins = {("person", rule): n for rule, n in persons.joins.items()}
+    _store_joins(con, {**joins, **{("account", r): n for r, n in accounts.joins.items()}})
+    return StitchResult(
+        len(persons.components),
+        merges,
+        len(persons.refused),
+        accounts.accounts,
+        accounts.new_merges,
+        accounts.refused,
+    )
+
+
+def _stitch_persons(
+    con: duckdb.DuckDBPyConnection, run_id: str, match_on_email: bool, max_user_ids: int
+) -> tuple[_Outcome, int]:
+    """Persons under the chosen user-id cap, compared with the other setting; new merges."""
     edges = _person_edges(con, match_on_email)
     nodes = sorted(
         set(_event_nodes(con))
         | set(zip(edges.src_type, edges.src_id, strict=True))
         | set(zip(edges.dst_type, edges.dst_id, strict=True))
     )
-    outcome = _components(nodes, edges, {USER_ID: max_user_ids_per_person}, "person")
-    other = other_setting(max_user_ids_per_person)
-    alternative = _components(nodes, edges, {USER_ID: other}, "person")
+    outcome = _components(nodes, edges, {USER_ID: max_user_ids}, "person")
+    alternative = _components(nodes, edges, {USER_ID: other_setting(max_user_ids)}, "person")
     assigned, merges = _assign_ids(
         outcome.components, _previous_ids(con, "identity_nodes", "person_id")
     )
     _store_nodes(con, "identity_nodes", "person_id", assigned)
     _store_merges(con, "person_merges", merges, run_id)
     _store_conflicts(con, outcome, alternative)
-    _store_policy(con, outcome, alternative, max_user_ids_per_person, match_on_email)
-    accounts = _stitch_accounts(con, run_id)
-    joins = {("person", rule): n for rule, n in outcome.joins.items()}
-    _store_joins(con, {**joins, **{("account", r): n for r, n in accounts.joins.items()}})
-    return StitchResult(
-        len(outcome.components),
-        len(merges),
-        len(outcome.refused),
-        accounts.accounts,
-        accounts.new_merges,
-        accounts.refused,
-    )
+    _store_policy(con, outcome, alternative, max_user_ids, match_on_email)
+    return outcome, len(merges)
 
 
 CONFLICT_COLUMNS = [
