@@ -67,7 +67,9 @@ class Raw:
     def stitch(self, **settings: int) -> identity.StitchResult:
         self.runs.append(f"night{len(self.runs) + 1}")
         result = identity.stitch(self.con, self.runs[-1], **settings)
-        sql = touchpoints.TOUCHPOINTS.replace(CURRENT_JOIN, AT_EVENT_TIME_JOIN)
+        sql = touchpoints.TOUCHPOINTS
+        if "pa.valid_to" not in sql:
+            sql = sql.replace(CURRENT_JOIN, AT_EVENT_TIME_JOIN)
         assert "pa.valid_to" in sql, "touchpoints must take the account valid at the event time"
         self.con.execute(sql)
         return result
