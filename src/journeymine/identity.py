@@ -6,41 +6,61 @@ Every identifier an event or an edge names is a *node* (``anonymous_id``, ``user
 
 Rules that keep stitching honest:
 
-* **One product user per person.** A merge that would put two different ``user_id`` nodes in one
-  person is refused and recorded in ``identity_conflicts`` (a shared device, a shared
-  ``info@`` mailbox). Edges are applied strongest first — direct id links before email
-  matches, then by time — so the outcome does not depend on file order.
+* **At most ``max_user_ids_per_person`` product users per person** (default 1, Segment's
+  shared-mailbox rule). A merge that would exceed it is refused and recorded in
+  ``identity_conflicts`` with the rule that kept the pair apart (``kept_apart_by``) and whether
+  the other setting would have merged them. Edges are applied strongest first — direct id
+  links before email matches, then by time — so the outcome does not depend on file order.
 * **Email matching can be switched off** (``match_on_email=False``): edges touching an email
   node are then ignored for merging.
 * **A deal belongs to one person**: of an opportunity's contact roles, only the primary one (or
   the earliest) attaches the opportunity's events to a person; the others are not merges.
 * **Stable ids.** ``identity_nodes`` keeps each node's person id across runs. A component keeps
-  the smallest id its nodes already had; the ids it absorbs are listed in ``person_merges``.
-  New components get new ids above the current maximum; nobody else is renumbered.
+  the smallest (oldest) id its nodes already had; the ids it absorbs are listed in
+  ``person_merges``. New components get new ids above the current maximum.
+
+Accounts are stitched the same way, one level up (:func:`_stitch_accounts`): account nodes (a
+Segment group, a Salesforce Account, a Stripe customer) are joined when one person is linked to
+both — through a group call, a Contact's or converted Lead's ``AccountId``, a contact role on an
+account's opportunity, or paying through a Stripe customer. An account never holds two
+Salesforce Accounts or two Segment groups (the data keeps those apart on purpose); such joins are
+refused and kept in ``account_evidence``. Company names and e-mail domains are never evidence.
+``person_accounts`` says which account a person belonged to when, so a person who moves company
+keeps their history with the account of the time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from journeymine.errors import WarehouseError
 from journeymine.sources._common import (
-    ACCOUNT_NODE_TYPES,
+    ANONYMOUS_ID,
     EMAIL,
     PERSON_NODE_TYPES,
+    SEGMENT_GROUP,
     SF_ACCOUNT,
     SF_CONTACT,
     SF_OPPORTUNITY,
+    STRIPE_CUSTOMER,
     USER_ID,
 )
+from journeymine.warehouse import table_exists
 
 Node = tuple[str, str]
-EXCLUSIVE_TYPES = (USER_ID,)
+# Account node types that an account holds at most one of: the data keeps them apart on purpose.
+EXCLUSIVE_ACCOUNT_TYPES = (SF_ACCOUNT, SEGMENT_GROUP)
+# The Stripe customer belongs to an account only through the people who pay with it.
+PAYER_ACCOUNT_TYPES = (STRIPE_CUSTOMER,)
+DEFAULT_GIANT_SHARE = 0.05  # one cluster holding more than this share of identifiers is suspect
+DEFAULT_GIANT_MIN_SIZE = 10  # ...and at least this many identifiers (tiny data is not a failure)
 
 EDGES_VIEW = """
 CREATE OR REPLACE VIEW identity_edges AS
@@ -49,21 +69,39 @@ SELECT src_type, src_id, dst_type, dst_id, source, rule, min(observed_at) AS obs
 FROM raw_edges GROUP BY ALL
 """
 
+TABLES = """
+CREATE TABLE IF NOT EXISTS account_merges (
+    merged_account_id BIGINT, into_account_id BIGINT, merged_at TIMESTAMPTZ, run_id VARCHAR
+);
+"""
+
 
 @dataclass(frozen=True)
 class StitchResult:
     persons: int
     new_merges: int
     conflicts: int
+    accounts: int = 0
+    new_account_merges: int = 0
+    account_conflicts: int = 0
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a join was refused: the readable reason and the rule (with its setting) behind it."""
+
+    reason: str
+    kept_apart_by: str
 
 
 class _Components:
-    """Union-find over node indices that refuses to join two different exclusive ids."""
+    """Union-find over node indices that caps how many ids of a kind one component may hold."""
 
-    def __init__(self, nodes: list[Node]) -> None:
+    def __init__(self, nodes: list[Node], limits: dict[str, int], entity: str) -> None:
         self.parent = list(range(len(nodes)))
-        self.exclusive: list[dict[str, str]] = [
-            {t: v} if t in EXCLUSIVE_TYPES else {} for t, v in nodes
+        self.limits, self.entity = limits, entity
+        self.held: list[dict[str, frozenset[str]]] = [
+            {t: frozenset([v])} if t in limits else {} for t, v in nodes
         ]
 
     def find(self, i: int) -> int:
@@ -74,19 +112,29 @@ class _Components:
             self.parent[i], i = root, self.parent[i]
         return root
 
-    def union(self, a: int, b: int) -> str | None:
-        """Join the components of a and b; return the reason when the join is refused."""
+    def union(self, a: int, b: int) -> Refusal | None:
+        """Join the components of a and b; return why when the join is refused."""
         ra, rb = self.find(a), self.find(b)
         if ra == rb:
             return None
-        ea, eb = self.exclusive[ra], self.exclusive[rb]
-        for kind in ea.keys() & eb.keys():
-            if ea[kind] != eb[kind]:
-                return f"would merge two different {kind}s ({ea[kind]} and {eb[kind]})"
+        ha, hb = self.held[ra], self.held[rb]
+        for kind in sorted(ha.keys() & hb.keys()):
+            if len(ha[kind] | hb[kind]) > self.limits[kind]:
+                return self._refusal(kind, ha[kind], hb[kind])
         keep, gone = min(ra, rb), max(ra, rb)
         self.parent[gone] = keep
-        self.exclusive[keep] = {**ea, **eb}
+        self.held[keep] = {k: ha.get(k, frozenset()) | hb.get(k, frozenset()) for k in ha | hb}
+        self.held[gone] = {}
         return None
+
+    def _refusal(self, kind: str, a: frozenset[str], b: frozenset[str]) -> Refusal:
+        values = sorted(a | b)
+        if len(values) == 2:
+            what = f"two different {kind}s ({values[0]} and {values[1]})"
+        else:
+            what = f"{len(values)} different {kind}s ({', '.join(values)})"
+        rule = f"max_{kind}s_per_{self.entity}={self.limits[kind]}"
+        return Refusal(f"would merge {what} into one {self.entity} ({rule})", rule)
 
 
 def _person_edges(con: duckdb.DuckDBPyConnection, match_on_email: bool) -> pd.DataFrame:
@@ -121,20 +169,37 @@ def _event_nodes(con: duckdb.DuckDBPyConnection) -> list[Node]:
     return [(t, v) for t, v in rows]
 
 
+@dataclass
+class _Outcome:
+    """One union-find pass: the components, the refused edges, and the joins made per rule."""
+
+    components: list[list[Node]]
+    refused: list[dict[str, object]]
+    joins: dict[str, int]
+    root_of: dict[Node, int]
+
+
 def _components(
-    nodes: list[Node], edges: pd.DataFrame
-) -> tuple[list[list[Node]], list[dict[str, object]]]:
+    nodes: list[Node], edges: pd.DataFrame, limits: dict[str, int], entity: str
+) -> _Outcome:
     index = {n: i for i, n in enumerate(nodes)}
-    uf = _Components(nodes)
-    conflicts: list[dict[str, object]] = []
+    uf = _Components(nodes, limits, entity)
+    refused: list[dict[str, object]] = []
+    joins: dict[str, int] = {}
     for edge in edges.itertuples(index=False):
-        reason = uf.union(index[(edge.src_type, edge.src_id)], index[(edge.dst_type, edge.dst_id)])
-        if reason:
-            conflicts.append({**edge._asdict(), "reason": reason})
+        a, b = index[(edge.src_type, edge.src_id)], index[(edge.dst_type, edge.dst_id)]
+        joined = uf.find(a) != uf.find(b)
+        refusal = uf.union(a, b)
+        if refusal:
+            refused.append({**edge._asdict(), **asdict(refusal)})
+        elif joined:
+            joins[edge.rule] = joins.get(edge.rule, 0) + 1
     groups: dict[int, list[Node]] = {}
-    for i, node in enumerate(nodes):
-        groups.setdefault(uf.find(i), []).append(node)
-    return sorted((sorted(g) for g in groups.values()), key=lambda g: g[0]), conflicts
+    root_of = {node: uf.find(i) for i, node in enumerate(nodes)}
+    for node, root in root_of.items():
+        groups.setdefault(root, []).append(node)
+    components = sorted((sorted(g) for g in groups.values()), key=lambda g: g[0])
+    return _Outcome(components, refused, joins, root_of)
 
 
 def _assign_ids(
@@ -148,7 +213,7 @@ def _assign_ids(
     for nodes in components:
         old = sorted({previous[n] for n in nodes if n in previous} - used)
         if old:
-            keep = old[0]
+            keep = old[0]  # ids only grow, so the smallest is the oldest
             merges.extend((other, keep) for other in old[1:])
         else:
             keep, next_id = next_id, next_id + 1
@@ -157,15 +222,20 @@ def _assign_ids(
     return assigned, merges
 
 
+def _previous_ids(con: duckdb.DuckDBPyConnection, table: str, id_column: str) -> dict[Node, int]:
+    rows = con.execute(f"SELECT node_type, node_id, {id_column} FROM {table}").fetchall()
+    return {(t, v): i for t, v, i in rows}
+
+
 def _store_nodes(
     con: duckdb.DuckDBPyConnection, table: str, id_column: str, assigned: dict[Node, int]
 ) -> None:
     now = datetime.now(UTC)
     frame = pa.table(
         {
-            "node_type": [n[0] for n in assigned],
-            "node_id": [n[1] for n in assigned],
-            id_column: list(assigned.values()),
+            "node_type": pa.array([n[0] for n in assigned], pa.string()),
+            "node_id": pa.array([n[1] for n in assigned], pa.string()),
+            id_column: pa.array(list(assigned.values()), pa.int64()),
         }
     )
     con.register("assigned_nodes", frame)
@@ -184,89 +254,369 @@ def _store_nodes(
     con.unregister("assigned_nodes")
 
 
+def _store_merges(
+    con: duckdb.DuckDBPyConnection, table: str, merges: list[tuple[int, int]], run_id: str
+) -> None:
+    if not merges:  # executemany refuses an empty list
+        return
+    now = datetime.now(UTC)
+    con.executemany(
+        f"INSERT INTO {table} VALUES (?, ?, ?, ?)",
+        [[merged, into, now, run_id] for merged, into in merges],
+    )
+
+
+def other_setting(max_user_ids_per_person: int) -> int:
+    """The setting the refusal report compares with: 2 for today's rule (1), else back to 1."""
+    return 2 if max_user_ids_per_person == 1 else 1
+
+
 def stitch(
-    con: duckdb.DuckDBPyConnection, run_id: str, *, match_on_email: bool = True
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    *,
+    match_on_email: bool = True,
+    max_user_ids_per_person: int = 1,
 ) -> StitchResult:
     """Recompute persons and accounts from all edges; runs in the caller's transaction."""
+    if max_user_ids_per_person < 1:
+        raise ValueError(
+            f"identity.max_user_ids_per_person must be at least 1, got {max_user_ids_per_person}"
+        )
     con.execute(EDGES_VIEW)
+    con.execute(TABLES)
+    persons, merges = _stitch_persons(con, run_id, match_on_email, max_user_ids_per_person)
+    accounts = _stitch_accounts(con, run_id)
+    joins = {("person", rule): n for rule, n in persons.joins.items()}
+    _store_joins(con, {**joins, **{("account", r): n for r, n in accounts.joins.items()}})
+    return StitchResult(
+        len(persons.components),
+        merges,
+        len(persons.refused),
+        accounts.accounts,
+        accounts.new_merges,
+        accounts.refused,
+    )
+
+
+def _stitch_persons(
+    con: duckdb.DuckDBPyConnection, run_id: str, match_on_email: bool, max_user_ids: int
+) -> tuple[_Outcome, int]:
+    """Persons under the chosen user-id cap, compared with the other setting; new merges."""
     edges = _person_edges(con, match_on_email)
     nodes = sorted(
         set(_event_nodes(con))
         | set(zip(edges.src_type, edges.src_id, strict=True))
         | set(zip(edges.dst_type, edges.dst_id, strict=True))
     )
-    components, conflicts = _components(nodes, edges)
-    previous = {
-        (t, v): p
-        for t, v, p in con.execute(
-            "SELECT node_type, node_id, person_id FROM identity_nodes"
-        ).fetchall()
-    }
-    assigned, merges = _assign_ids(components, previous)
+    outcome = _components(nodes, edges, {USER_ID: max_user_ids}, "person")
+    alternative = _components(nodes, edges, {USER_ID: other_setting(max_user_ids)}, "person")
+    assigned, merges = _assign_ids(
+        outcome.components, _previous_ids(con, "identity_nodes", "person_id")
+    )
     _store_nodes(con, "identity_nodes", "person_id", assigned)
-    now = datetime.now(UTC)
-    for merged, into in merges:
-        con.execute("INSERT INTO person_merges VALUES (?, ?, ?, ?)", [merged, into, now, run_id])
-    _store_conflicts(con, conflicts)
-    _stitch_accounts(con)
-    return StitchResult(len(components), len(merges), len(conflicts))
+    _store_merges(con, "person_merges", merges, run_id)
+    _store_conflicts(con, outcome, alternative)
+    _store_policy(con, outcome, alternative, max_user_ids, match_on_email)
+    return outcome, len(merges)
 
 
-def _store_conflicts(con: duckdb.DuckDBPyConnection, conflicts: list[dict[str, object]]) -> None:
-    columns = [
-        "src_type",
-        "src_id",
-        "dst_type",
-        "dst_id",
-        "rule",
-        "source",
-        "observed_at",
-        "reason",
+CONFLICT_COLUMNS = [
+    "src_type",
+    "src_id",
+    "dst_type",
+    "dst_id",
+    "rule",
+    "source",
+    "observed_at",
+    "reason",
+    "kept_apart_by",
+    "other_setting_merges",
+]
+
+
+def _store_conflicts(con: duckdb.DuckDBPyConnection, outcome: _Outcome, other: _Outcome) -> None:
+    """The refused person merges, each with whether the other policy setting would merge it."""
+    rows = [
+        {
+            **row,
+            "other_setting_merges": other.root_of[(str(row["src_type"]), str(row["src_id"]))]
+            == other.root_of[(str(row["dst_type"]), str(row["dst_id"]))],
+        }
+        for row in outcome.refused
     ]
-    frame = pd.DataFrame(conflicts, columns=columns)
+    frame = pd.DataFrame(rows, columns=CONFLICT_COLUMNS)
     con.register("conflict_rows", frame)
     con.execute(
-        "CREATE OR REPLACE TABLE identity_conflicts AS SELECT src_type, src_id, dst_type, dst_id, "
-        "rule, source, observed_at::TIMESTAMPTZ AS observed_at, reason FROM conflict_rows"
+        "CREATE OR REPLACE TABLE identity_conflicts AS SELECT src_type::VARCHAR AS src_type, "
+        "src_id::VARCHAR AS src_id, dst_type::VARCHAR AS dst_type, dst_id::VARCHAR AS dst_id, "
+        "rule::VARCHAR AS rule, source::VARCHAR AS source, "
+        "observed_at::TIMESTAMPTZ AS observed_at, reason::VARCHAR AS reason, "
+        "kept_apart_by::VARCHAR AS kept_apart_by, "
+        "other_setting_merges::BOOLEAN AS other_setting_merges FROM conflict_rows"
     )
     con.unregister("conflict_rows")
 
 
-def _stitch_accounts(con: duckdb.DuckDBPyConnection) -> None:
-    """Give account nodes stable ids and attach each person to its latest-linked account."""
-    account_types = ", ".join(f"'{t}'" for t in ACCOUNT_NODE_TYPES)
+def _store_policy(
+    con: duckdb.DuckDBPyConnection,
+    outcome: _Outcome,
+    other: _Outcome,
+    max_user_ids: int,
+    match_on_email: bool,
+) -> None:
+    """One row: the setting used, and what the other setting would change (pairs of nodes)."""
+    would_merge = sum(
+        other.root_of[(str(r["src_type"]), str(r["src_id"]))]
+        == other.root_of[(str(r["dst_type"]), str(r["dst_id"]))]
+        for r in outcome.refused
+    )
+    would_refuse = sum(
+        outcome.root_of[(str(r["src_type"]), str(r["src_id"]))]
+        == outcome.root_of[(str(r["dst_type"]), str(r["dst_id"]))]
+        for r in other.refused
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TABLE identity_policy AS
+        SELECT ?::INTEGER AS max_user_ids_per_person, ?::BOOLEAN AS match_on_email,
+               ?::BIGINT AS refused_pairs, ?::INTEGER AS other_setting,
+               ?::BIGINT AS other_setting_would_merge, ?::BIGINT AS other_setting_would_refuse,
+               ?::BIGINT AS other_setting_persons
+        """,
+        [
+            max_user_ids,
+            match_on_email,
+            len(outcome.refused),
+            other_setting(max_user_ids),
+            would_merge,
+            would_refuse,
+            len(other.components),
+        ],
+    )
+
+
+def _store_joins(con: duckdb.DuckDBPyConnection, joins: dict[tuple[str, str], int]) -> None:
+    """How many joins of two clusters each rule made in this stitch, for the quality report."""
+    con.execute(
+        "CREATE OR REPLACE TABLE identity_joins (entity VARCHAR, rule VARCHAR, joins BIGINT)"
+    )
+    if not joins:
+        return
+    con.executemany(
+        "INSERT INTO identity_joins VALUES (?, ?, ?)",
+        [[entity, rule, n] for (entity, rule), n in sorted(joins.items())],
+    )
+
+
+# --- accounts ----------------------------------------------------------------------------------
+
+# Every link of a person to an account node, with the rule that makes it. Edges run from the
+# person's node to the account node (``dst``), as the parsers emit them.
+ACCOUNT_LINKS = f"""
+CREATE OR REPLACE TABLE account_links AS
+WITH direct AS (  -- group calls; a Contact's, converted Lead's or own deal's AccountId
+    SELECT n.person_id, e.dst_type AS node_type, e.dst_id AS node_id, e.rule, e.observed_at
+    FROM identity_edges e
+    JOIN identity_nodes n ON n.node_type = e.src_type AND n.node_id = e.src_id
+    WHERE e.dst_type IN ('{SF_ACCOUNT}', '{SEGMENT_GROUP}')
+), roles AS (  -- every contact role, primary or not, ties the contact to the deal's account
+    SELECT n.person_id, d.dst_type, d.dst_id, r.rule, greatest(r.observed_at, d.observed_at)
+    FROM identity_edges r
+    JOIN identity_nodes n ON n.node_type = r.src_type AND n.node_id = r.src_id
+    JOIN identity_edges d ON d.src_type = r.dst_type AND d.src_id = r.dst_id
+    WHERE r.src_type = '{SF_CONTACT}' AND r.dst_type = '{SF_OPPORTUNITY}'
+      AND d.dst_type = '{SF_ACCOUNT}'
+), payers AS (  -- who pays through a Stripe customer: any person an edge links it to
+    SELECT n.person_id, e.src_type, e.src_id, e.rule, e.observed_at
+    FROM identity_edges e
+    JOIN identity_nodes n ON n.node_type = e.dst_type AND n.node_id = e.dst_id
+    WHERE e.src_type = '{STRIPE_CUSTOMER}'
+    UNION ALL
+    SELECT n.person_id, e.dst_type, e.dst_id, e.rule, e.observed_at
+    FROM identity_edges e
+    JOIN identity_nodes n ON n.node_type = e.src_type AND n.node_id = e.src_id
+    WHERE e.dst_type = '{STRIPE_CUSTOMER}'
+    UNION ALL  -- the customer's own events (a customer with no e-mail or user id on file)
+    SELECT n.person_id, r.id_type, r.id_value, 'stripe_customer_events', min(r.occurred_at)
+    FROM raw_events r
+    JOIN identity_nodes n ON n.node_type = r.id_type AND n.node_id = r.id_value
+    WHERE r.id_type = '{STRIPE_CUSTOMER}'
+    GROUP BY ALL
+)
+SELECT person_id, node_type, node_id, rule, min(observed_at) AS observed_at
+FROM (FROM direct UNION ALL FROM roles UNION ALL FROM payers)
+WHERE node_id IS NOT NULL
+GROUP BY ALL ORDER BY ALL
+"""
+
+# Two account nodes one person is linked to: evidence that they are one company. Strongest
+# first: more people linked to both, then the two links closest in time (a person who moved
+# company links the old and the new account far apart), then the earliest.
+ACCOUNT_PAIRS = """
+WITH l AS (
+    SELECT person_id, node_type, node_id, min(observed_at) AS first_seen
+    FROM account_links GROUP BY ALL
+)
+SELECT a.node_type AS src_type, a.node_id AS src_id, b.node_type AS dst_type,
+       b.node_id AS dst_id, count(DISTINCT a.person_id) AS persons,
+       min(a.person_id) AS example_person,
+       min(abs(epoch(a.first_seen) - epoch(b.first_seen))) AS gap_s,
+       min(greatest(a.first_seen, b.first_seen)) AS observed_at
+FROM l a JOIN l b ON a.person_id = b.person_id
+ AND (a.node_type < b.node_type OR (a.node_type = b.node_type AND a.node_id < b.node_id))
+GROUP BY ALL
+ORDER BY persons DESC, gap_s, observed_at, src_type, src_id, dst_type, dst_id
+"""
+
+
+@dataclass(frozen=True)
+class _AccountOutcome:
+    accounts: int
+    new_merges: int
+    refused: int
+    joins: dict[str, int]
+
+
+def _account_nodes(con: duckdb.DuckDBPyConnection, pairs: pd.DataFrame) -> list[Node]:
+    """Every Salesforce Account and Segment group the data names, and the paired Stripe nodes."""
+    exclusive = ", ".join(f"'{t}'" for t in EXCLUSIVE_ACCOUNT_TYPES)
     rows = con.execute(
         f"""
-        SELECT DISTINCT dst_type, dst_id FROM identity_edges WHERE dst_type IN ({account_types})
-        UNION SELECT DISTINCT account_type, account_value FROM raw_events
-        WHERE account_type IN ({account_types}) AND account_value IS NOT NULL
-        UNION SELECT DISTINCT id_type, id_value FROM raw_events WHERE id_type = '{SF_ACCOUNT}'
-        ORDER BY ALL
+        SELECT dst_type, dst_id FROM identity_edges WHERE dst_type IN ({exclusive})
+        UNION SELECT account_type, account_value FROM raw_events
+        WHERE account_type IN ({exclusive}) AND account_value IS NOT NULL
+        UNION SELECT id_type, id_value FROM raw_events WHERE id_type IN ({exclusive})
         """
     ).fetchall()
-    previous = {
-        (t, v): a
-        for t, v, a in con.execute(
-            "SELECT node_type, node_id, account_id FROM account_nodes"
-        ).fetchall()
-    }
-    assigned, _ = _assign_ids(([(t, v)] for t, v in rows), previous)
+    paired = set(zip(pairs.src_type, pairs.src_id, strict=True)) | set(
+        zip(pairs.dst_type, pairs.dst_id, strict=True)
+    )
+    return sorted({(t, v) for t, v in rows if v is not None} | paired)
+
+
+def _stitch_accounts(con: duckdb.DuckDBPyConnection, run_id: str) -> _AccountOutcome:
+    """Join account nodes on shared persons, keep ids stable, and date each person's account."""
+    con.execute(ACCOUNT_LINKS)
+    pairs = con.execute(ACCOUNT_PAIRS).df().assign(rule="shared_person")
+    nodes = _account_nodes(con, pairs)
+    limits = dict.fromkeys(EXCLUSIVE_ACCOUNT_TYPES, 1)
+    outcome = _components(nodes, pairs, limits, "account")
+    # A Stripe customer alone is a payer, not a company: only clusters naming one become accounts.
+    companies = [c for c in outcome.components if any(t in limits for t, _ in c)]
+    assigned, merges = _assign_ids(companies, _previous_ids(con, "account_nodes", "account_id"))
     _store_nodes(con, "account_nodes", "account_id", assigned)
-    # A person's account: through any of its nodes, directly or via its deals; latest link wins.
+    _store_merges(con, "account_merges", merges, run_id)
+    _store_account_evidence(con, pairs, outcome)
+    con.execute(PERSON_ACCOUNTS)
+    return _AccountOutcome(len(companies), len(merges), len(outcome.refused), outcome.joins)
+
+
+def _store_account_evidence(
+    con: duckdb.DuckDBPyConnection, pairs: pd.DataFrame, outcome: _Outcome
+) -> None:
+    """Every pair of account nodes a person links, and whether it was refused and why."""
+    refused = pd.DataFrame(
+        outcome.refused, columns=["src_type", "src_id", "dst_type", "dst_id", "reason"]
+    )
+    refused = refused.assign(kept_apart_by=[r["kept_apart_by"] for r in outcome.refused])
+    con.register("pair_rows", pairs)
+    con.register("refused_rows", refused)
     con.execute(
-        f"""
-        CREATE OR REPLACE TABLE person_accounts AS
-        WITH links AS (
-            SELECT n.person_id, a.account_id, e.observed_at
-            FROM identity_edges e
-            JOIN identity_nodes n ON n.node_type = e.src_type AND n.node_id = e.src_id
-            JOIN account_nodes a ON a.node_type = e.dst_type AND a.node_id = e.dst_id
-            WHERE e.dst_type IN ({account_types})
-        )
-        SELECT person_id, arg_max(account_id, observed_at) AS account_id
-        FROM links GROUP BY person_id
+        """
+        CREATE OR REPLACE TABLE account_evidence AS
+        SELECT p.src_type::VARCHAR AS src_type, p.src_id::VARCHAR AS src_id,
+               p.dst_type::VARCHAR AS dst_type, p.dst_id::VARCHAR AS dst_id,
+               p.rule::VARCHAR AS rule, p.persons::BIGINT AS persons,
+               p.example_person::BIGINT AS example_person,
+               p.observed_at::TIMESTAMPTZ AS observed_at,
+               r.reason IS NOT NULL AS refused, r.reason::VARCHAR AS reason,
+               r.kept_apart_by::VARCHAR AS kept_apart_by
+        FROM pair_rows p
+        LEFT JOIN refused_rows r USING (src_type, src_id, dst_type, dst_id)
         """
     )
+    con.execute(
+        "CREATE OR REPLACE VIEW account_conflicts AS SELECT * FROM account_evidence WHERE refused"
+    )
+    con.unregister("pair_rows")
+    con.unregister("refused_rows")
+
+
+# A person's accounts over time: each account from the first link to it until the first link to
+# the next one. The first account holds from the person's very beginning (valid_from NULL): their
+# anonymous visits before they named their company were already that company's.
+PERSON_ACCOUNTS = """
+CREATE OR REPLACE TABLE person_accounts AS
+WITH firsts AS (
+    SELECT l.person_id, a.account_id, min(l.observed_at) AS first_linked
+    FROM account_links l
+    JOIN account_nodes a ON a.node_type = l.node_type AND a.node_id = l.node_id
+    GROUP BY ALL
+)
+SELECT person_id, account_id,
+       CASE WHEN row_number() OVER w > 1 THEN first_linked END AS valid_from,
+       lead(first_linked) OVER w AS valid_to
+FROM firsts
+WINDOW w AS (PARTITION BY person_id ORDER BY first_linked, account_id)
+ORDER BY person_id, first_linked, account_id
+"""
+
+
+def explain_account(con: duckdb.DuckDBPyConnection, account_id: int) -> str:
+    """What made this account, as text: its identifiers, the shared persons that joined them,
+    the joins refused and why, the account ids it absorbed, and its persons over time."""
+    _require_stitched(con)
+    nodes = con.execute(
+        "SELECT node_type, node_id FROM account_nodes WHERE account_id = ? ORDER BY ALL",
+        [account_id],
+    ).fetchall()
+    if not nodes:
+        return f"account {account_id}: no such account in this warehouse"
+    lines = [f"account {account_id}: " + ", ".join(f"{t} {v}" for t, v in nodes)]
+    lines += _explain_evidence(con, account_id)
+    merged = con.execute(
+        "SELECT merged_account_id, merged_at, run_id FROM account_merges "
+        "WHERE into_account_id = ? ORDER BY merged_at, merged_account_id",
+        [account_id],
+    ).fetchall()
+    lines += [f"  absorbed account {m} on {at:%Y-%m-%d %H:%M} (run {run})" for m, at, run in merged]
+    members = con.execute(
+        "SELECT person_id, valid_from, valid_to FROM person_accounts WHERE account_id = ? "
+        "ORDER BY person_id, valid_from NULLS FIRST",
+        [account_id],
+    ).fetchall()
+    lines += [f"  person {p}: {_period(start, end)}" for p, start, end in members]
+    return "\n".join(lines)
+
+
+def _explain_evidence(con: duckdb.DuckDBPyConnection, account_id: int) -> list[str]:
+    rows = con.execute(
+        """
+        WITH mine AS (SELECT node_type, node_id FROM account_nodes WHERE account_id = $1)
+        SELECT src_type, src_id, dst_type, dst_id, persons, example_person, refused, reason,
+               (src_type, src_id) IN (SELECT (node_type, node_id) FROM mine)
+               AND (dst_type, dst_id) IN (SELECT (node_type, node_id) FROM mine) AS inside
+        FROM account_evidence
+        WHERE (src_type, src_id) IN (SELECT (node_type, node_id) FROM mine)
+           OR (dst_type, dst_id) IN (SELECT (node_type, node_id) FROM mine)
+        ORDER BY refused, observed_at, src_type, src_id, dst_type, dst_id
+        """,
+        [account_id],
+    ).fetchall()
+    lines = []
+    for st, si, dt, di, persons, example, refused, reason, inside in rows:
+        pair = f"{st} {si} + {dt} {di}: {persons} person(s) linked to both (e.g. person {example})"
+        if refused:
+            lines.append(f"  refused  {pair}; {reason}")
+        elif inside:
+            lines.append(f"  joined   {pair}")
+    return lines
+
+
+def _period(start: datetime | None, end: datetime | None) -> str:
+    since = "from the start" if start is None else f"from {start:%Y-%m-%d %H:%M}"
+    return since + ("" if end is None else f" until {end:%Y-%m-%d %H:%M}")
 
 
 def explain_person(con: duckdb.DuckDBPyConnection, person_id: int) -> pd.DataFrame:
@@ -290,3 +640,126 @@ def explain_person(con: duckdb.DuckDBPyConnection, person_id: int) -> pd.DataFra
         """,
         [person_id],
     ).df()
+
+
+# --- quality ------------------------------------------------------------------------------------
+
+# Identifiers per cluster. An account holds its own nodes and the nodes of its current persons,
+# so one account swallowing many people shows as clearly as one person swallowing many devices.
+CLUSTER_SIZES = """
+SELECT 'person' AS kind, person_id AS id, count(*) AS identifiers
+FROM identity_nodes GROUP BY person_id
+UNION ALL
+SELECT 'account', account_id, sum(identifiers) FROM (
+    SELECT account_id, count(*) AS identifiers FROM account_nodes GROUP BY account_id
+    UNION ALL
+    SELECT pa.account_id, count(*) FROM person_accounts pa
+    JOIN identity_nodes n USING (person_id) WHERE pa.valid_to IS NULL GROUP BY pa.account_id
+) GROUP BY account_id
+"""
+
+
+def identity_quality(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    giant_share: float = DEFAULT_GIANT_SHARE,
+    giant_min_size: int = DEFAULT_GIANT_MIN_SIZE,
+    top: int = 5,
+) -> dict[str, Any]:
+    """Identity figures for the run summary: counts, merges and refusals by rule, the share of
+    touchpoints on anonymous-only persons, the largest clusters, and giant-cluster warnings.
+
+    A cluster is *giant* when it holds more than ``giant_share`` of all identifiers (person and
+    account nodes) and at least ``giant_min_size`` of them — the classic stitching failure.
+    """
+    _require_stitched(con)
+    sizes = con.execute(CLUSTER_SIZES).df()
+    total = _scalar(
+        con, "SELECT (SELECT count(*) FROM identity_nodes) + (SELECT count(*) FROM account_nodes)"
+    )
+    largest = {
+        kind: _largest(sizes[sizes.kind == kind], total, top) for kind in ("person", "account")
+    }
+    return {
+        "persons": _scalar(con, "SELECT count(DISTINCT person_id) FROM identity_nodes"),
+        "accounts": _scalar(con, "SELECT count(DISTINCT account_id) FROM account_nodes"),
+        "identifiers": total,
+        "person_merges": _scalar(con, "SELECT count(*) FROM person_merges"),
+        "account_merges": _scalar(con, "SELECT count(*) FROM account_merges"),
+        "joins_by_rule": _by_rule(con, "SELECT entity, rule, joins FROM identity_joins"),
+        "refusals_by_rule": _by_rule(con, REFUSALS_BY_RULE),
+        "policy": _policy(con),
+        "anonymous_only_touchpoint_share": _anonymous_share(con),
+        "largest": largest,
+        "warnings": _giant_warnings(largest, giant_share, giant_min_size),
+    }
+
+
+REFUSALS_BY_RULE = """
+SELECT 'person', kept_apart_by, count(*) FROM identity_conflicts GROUP BY ALL
+UNION ALL
+SELECT 'account', kept_apart_by, count(*) FROM account_evidence WHERE refused GROUP BY ALL
+"""
+
+
+def _require_stitched(con: duckdb.DuckDBPyConnection) -> None:
+    """Warehouses stitched by an older version lack the account and policy tables."""
+    for table in ("identity_policy", "identity_joins", "account_evidence", "account_merges"):
+        if not table_exists(con, table):
+            raise WarehouseError(
+                f"no {table} in this warehouse: it was stitched by an older journeymine; "
+                "run `journeymine run` once to stitch it again"
+            )
+
+
+def _policy(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    cursor = con.execute("SELECT * FROM identity_policy")
+    row = cursor.fetchone()
+    return dict(zip([d[0] for d in cursor.description], row or (), strict=False))
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = con.execute(sql).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def _by_rule(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {"person": {}, "account": {}}
+    for entity, rule, n in con.execute(sql).fetchall():
+        out[entity][rule] = int(n)
+    return out
+
+
+def _largest(sizes: pd.DataFrame, total: int, top: int) -> list[dict[str, Any]]:
+    biggest = sizes.sort_values(["identifiers", "id"], ascending=[False, True]).head(top)
+    return [
+        {"id": int(r.id), "identifiers": int(r.identifiers), "share": r.identifiers / total}
+        for r in biggest.itertuples()
+    ]
+
+
+def _giant_warnings(
+    largest: dict[str, list[dict[str, Any]]], share: float, min_size: int
+) -> list[str]:
+    return [
+        f"giant {kind}: {kind} {c['id']} holds {c['identifiers']} identifiers "
+        f"({c['share']:.1%} of all, more than {share:.1%}); check the links that made it "
+        f"(explain-{kind} {c['id']})"
+        for kind, clusters in largest.items()
+        for c in clusters
+        if c["share"] > share and c["identifiers"] >= min_size
+    ]
+
+
+def _anonymous_share(con: duckdb.DuckDBPyConnection) -> float:
+    """Share of touchpoints whose person is only cookies/devices: the journeys we cannot name."""
+    row = con.execute(
+        f"""
+        WITH anonymous AS (
+            SELECT person_id FROM identity_nodes GROUP BY person_id
+            HAVING bool_and(node_type = '{ANONYMOUS_ID}')
+        )
+        SELECT count(*) FILTER (WHERE person_id IN (FROM anonymous)), count(*) FROM touchpoints
+        """
+    ).fetchone()
+    return row[0] / row[1] if row and row[1] else 0.0

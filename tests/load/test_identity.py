@@ -112,3 +112,69 @@ def test_a_new_link_merges_without_renumbering_anyone_else(
         ).fetchall()
     gone = max(before[("anonymous_id", "a1")], before[("anonymous_id", "a3")])
     assert merges == [(gone, keep)]
+
+
+def restitch(db: Path, max_user_ids_per_person: int) -> identity.StitchResult:
+    with duckdb.connect(str(db)) as con:
+        return identity.stitch(con, "again", max_user_ids_per_person=max_user_ids_per_person)
+
+
+SHARED_MAILBOX = (
+    "e1,1785000000,user_id,u1,web.identified,email,info@acme.io\n"
+    "e2,1785000100,user_id,u2,web.identified,email,info@acme.io\n"
+    "e3,1785000200,user_id,u3,web.identified,email,info@acme.io\n"
+)
+
+
+def test_one_user_id_per_person_keeps_a_shared_mailbox_apart(
+    tmp_path: Path, landing: Landing
+) -> None:
+    db = tmp_path / "w.duckdb"
+    load.load_landing(db, landing("a.txt", SHARED_MAILBOX))
+    ids = person_of(db)
+    assert len({ids[("user_id", u)] for u in ("u1", "u2", "u3")}) == 3
+    with duckdb.connect(str(db), read_only=True) as con:
+        refused = con.execute(
+            "SELECT src_id, kept_apart_by, other_setting_merges FROM identity_conflicts "
+            "ORDER BY src_id"
+        ).fetchall()
+        policy = identity.identity_quality(con)["policy"]
+    # With two user ids allowed, u2 would join u1's mailbox; u3 would still be refused.
+    assert refused == [
+        ("u2", "max_user_ids_per_person=1", True),
+        ("u3", "max_user_ids_per_person=1", False),
+    ]
+    assert (policy["other_setting"], policy["other_setting_would_merge"]) == (2, 1)
+    assert policy["other_setting_persons"] == 2
+
+
+def test_two_user_ids_per_person_merge_a_double_sign_up(tmp_path: Path, landing: Landing) -> None:
+    db = tmp_path / "w.duckdb"
+    load.load_landing(db, landing("a.txt", SHARED_MAILBOX))
+    before = person_of(db)
+    result = restitch(db, 2)
+    ids = person_of(db)
+    assert ids[("user_id", "u1")] == ids[("user_id", "u2")] == ids[("email", "info@acme.io")]
+    assert ids[("user_id", "u3")] != ids[("user_id", "u1")]
+    assert (result.persons, result.new_merges, result.conflicts) == (2, 1, 1)
+    with duckdb.connect(str(db), read_only=True) as con:
+        reason, kept_by, other = con.execute(
+            "SELECT reason, kept_apart_by, other_setting_merges FROM identity_conflicts"
+        ).fetchone() or ("", "", None)
+        quality = identity.identity_quality(con)
+        merges = con.execute(
+            "SELECT merged_person_id, into_person_id FROM person_merges"
+        ).fetchall()
+    assert reason.startswith("would merge 3 different user_ids (u1, u2, u3) into one person")
+    assert (kept_by, other) == ("max_user_ids_per_person=2", False)
+    assert quality["refusals_by_rule"]["person"] == {"max_user_ids_per_person=2": 1}
+    # Back to one user id per person, the u2 link that merged tonight would be refused.
+    assert quality["policy"]["other_setting_would_refuse"] == 1
+    assert merges == [(before[("user_id", "u2")], before[("user_id", "u1")])]
+
+
+def test_the_user_id_cap_must_allow_one(tmp_path: Path, landing: Landing) -> None:
+    db = tmp_path / "w.duckdb"
+    load.load_landing(db, landing("a.txt", SHARED_MAILBOX))
+    with pytest.raises(ValueError, match="max_user_ids_per_person must be at least 1, got 0"):
+        restitch(db, 0)
