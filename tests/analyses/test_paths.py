@@ -199,6 +199,24 @@ def test_dropped_paths_start_at_the_entering_step() -> None:
     }
 
 
+def test_dropped_entry_inside_a_run_belongs_to_that_step() -> None:
+    con = _log(
+        [
+            (1, "email.opened", "2026-01-01 00:00+00"),
+            (1, "web.page_view:/", "2026-01-01 01:00+00"),
+            (1, "web.page_view:/", "2026-01-01 02:00+00"),  # entered here, inside the run
+            (1, "crm.call_completed", "2026-01-01 03:00+00"),
+        ]
+    )
+    con.execute(
+        "CREATE TABLE stage_entries AS SELECT 1 AS case_key, 'visit' AS stage, "
+        "'2026-01-01 02:00+00'::TIMESTAMPTZ AS entered_at, 2 AS entered_seq, "
+        "'dropped' AS status"
+    )
+    got = paths(con, "visit", "dropped", steps=1)
+    assert got.path.tolist() == ["web.page_view:/ → crm.call_completed"]
+
+
 def test_unknown_direction_is_named() -> None:
     with pytest.raises(ValueError, match="direction is one of"):
         paths(_log(HAND), "web.signed_up", "around")

@@ -31,64 +31,65 @@ DIRECTIONS = ("before", "after", "dropped")
 SEPARATOR = " → "
 START, END = "(start)", "(end)"
 COLUMNS = ["anchor", "direction", "path", "people", "share"]
+MAX_STEPS = 50  # one window column per step: a bound that keeps the SQL small
 
 
-def _steps_sql(log: str) -> str:
-    """Every event with the number of its step (runs of one activity are one step) and a flag
-    for the first event of a run."""
+def _events_sql(log: str) -> str:
+    """Every event up to the cut-off, flagged when it starts a run of one activity."""
     return f"""
         SELECT case_key, activity::VARCHAR AS activity, ts, seq,
-               sum(CASE WHEN is_new THEN 1 ELSE 0 END)
-                   OVER (PARTITION BY case_key ORDER BY ts, seq) AS step, is_new
-        FROM (
-            SELECT *, activity IS DISTINCT FROM lag(activity)
-                          OVER (PARTITION BY case_key ORDER BY ts, seq) AS is_new
-            FROM {log} WHERE ts <= $cutoff
-        )
+               activity IS DISTINCT FROM lag(activity)
+                   OVER (PARTITION BY case_key ORDER BY ts, seq) AS is_new
+        FROM {log} WHERE ts <= $cutoff AND activity IS NOT NULL
     """
 
 
-def _anchor_sql(direction: str, entries: str) -> str:
-    """One row per case: the step number of its anchor."""
-    if direction == "dropped":
-        return f"""
-            SELECT e.case_key, min(s.step) AS a
-            FROM {entries} e JOIN events s ON s.case_key = e.case_key
-             AND s.ts = e.entered_at AND s.seq = e.entered_seq
-            WHERE e.stage = $anchor AND e.status = 'dropped' GROUP BY e.case_key
-        """
-    return "SELECT case_key, min(step) AS a FROM events WHERE activity GLOB $anchor GROUP BY 1"
-
-
-def _window(direction: str) -> tuple[str, str]:
-    """SQL: which steps around the anchor ``a`` belong to the path; the marker condition."""
+def _path_expr(direction: str, steps: int) -> str:
+    """SQL: the path text of a step row from its ``n1..nN`` neighbours (leads or lags over the
+    collapsed steps, one sort for all of them); ``concat_ws`` skips the NULLs past an end."""
     if direction == "before":
-        return "s.step BETWEEN x.a - $steps AND x.a", "x.a - $steps < 1"
-    return "s.step BETWEEN x.a AND x.a + $steps", "x.a + $steps > x.last_step"
+        items = [f"CASE WHEN n{steps} IS NULL THEN '{START}' END"]
+        items += [f"n{k}" for k in range(steps, 0, -1)] + ["activity"]
+    else:
+        items = ["activity", *(f"n{k}" for k in range(1, steps + 1))]
+        items.append(f"CASE WHEN n{steps} IS NULL THEN '{END}' END")
+    return f"concat_ws($sep, {', '.join(items)})"
 
 
-def _paths_sql(log: str, direction: str, entries: str) -> str:
-    inside, short = _window(direction)
-    marker = (
-        f"list_prepend('{START}', p.path)"
-        if direction == "before"
-        else f"list_append(p.path, '{END}')"
-    )
-    return f"""
-        WITH events AS ({_steps_sql(log)}),
-        anchors AS ({_anchor_sql(direction, entries)}),
-        framed AS (
-            SELECT a.case_key, a.a, max(s.step) AS last_step
-            FROM anchors a JOIN events s USING (case_key) GROUP BY ALL
-        ),
-        p AS (
-            SELECT x.case_key, list(s.activity ORDER BY s.step) AS path, any_value({short}) AS short
-            FROM framed x JOIN events s ON s.case_key = x.case_key AND s.is_new AND {inside}
-            GROUP BY x.case_key
+def _anchored_sql(direction: str, entries: str, path: str) -> str:
+    """One row per case with an anchor: its path (the first anchor step in event order). The
+    path text is built only for anchor rows, not for every step of the log."""
+    if direction != "dropped":
+        return (
+            f"SELECT arg_min({path}, (ts, seq)) AS path FROM steps "
+            "WHERE activity GLOB $anchor GROUP BY case_key"
         )
-        SELECT array_to_string(CASE WHEN p.short THEN {marker} ELSE p.path END, $sep) AS path,
-               count(*) AS people, count(*) / sum(count(*)) OVER () AS share
-        FROM p GROUP BY 1 ORDER BY people DESC, path LIMIT $top
+    # The step holding the entering event: it starts at or before it, the next one after it.
+    return f"""
+        SELECT arg_min({path}, (s.ts, s.seq)) AS path
+        FROM {entries} e JOIN steps s ON s.case_key = e.case_key
+         AND (s.ts < e.entered_at OR (s.ts = e.entered_at AND s.seq <= e.entered_seq))
+         AND (s.next_ts IS NULL OR s.next_ts > e.entered_at
+              OR (s.next_ts = e.entered_at AND s.next_seq > e.entered_seq))
+        WHERE e.stage = $anchor AND e.status = 'dropped'
+        GROUP BY e.case_key
+    """
+
+
+def _paths_sql(log: str, direction: str, entries: str, steps: int) -> str:
+    shift = "lag" if direction == "before" else "lead"
+    neighbours = ", ".join(f"{shift}(activity, {k}) OVER w AS n{k}" for k in range(1, steps + 1))
+    if direction == "dropped":  # where the step ends, to find the step holding an event
+        neighbours += ", lead(ts) OVER w AS next_ts, lead(seq) OVER w AS next_seq"
+    return f"""
+        WITH events AS ({_events_sql(log)}),
+        steps AS (
+            SELECT case_key, activity, ts, seq, {neighbours}
+            FROM events WHERE is_new WINDOW w AS (PARTITION BY case_key ORDER BY ts, seq)
+        ),
+        anchored AS ({_anchored_sql(direction, entries, _path_expr(direction, steps))})
+        SELECT path, count(*) AS people, count(*) / sum(count(*)) OVER () AS share
+        FROM anchored GROUP BY path ORDER BY people DESC, path LIMIT $top
     """
 
 
@@ -112,13 +113,13 @@ def paths(
     """
     if direction not in DIRECTIONS:
         raise ValueError(f"direction is one of {DIRECTIONS}, not {direction!r}")
-    if steps < 1 or top < 1:
-        raise ValueError(f"steps and top must be at least 1, not {steps} and {top}")
+    if not 1 <= steps <= MAX_STEPS or top < 1:
+        raise ValueError(f"steps must be 1..{MAX_STEPS} and top at least 1, not {steps} and {top}")
     if cutoff is None:
         cutoff = con.execute(f"SELECT max(ts) FROM {log}").fetchall()[0][0]
     frame = con.execute(
-        _paths_sql(log, direction, entries),
-        {"anchor": anchor, "steps": steps, "top": top, "cutoff": cutoff, "sep": SEPARATOR},
+        _paths_sql(log, direction, entries, steps),
+        {"anchor": anchor, "top": top, "cutoff": cutoff, "sep": SEPARATOR},
     ).df()
     frame.insert(0, "direction", direction)
     frame.insert(0, "anchor", anchor)
