@@ -194,7 +194,7 @@ def retention(
         "active": list(active),
         "periods": periods,
         "cutoff": cutoff,
-        "cutoff_utc": pd.Timestamp(cutoff).tz_convert("UTC").tz_localize(None).to_pydatetime(),
+        "cutoff_utc": _utc_naive(cutoff),
     }
     if stage is not None:
         params["stage"] = stage
@@ -208,6 +208,15 @@ def retention(
         f"WITH {cells} {revenue_sql}", {**params, "revenue_activity": revenue_activity}
     ).df()
     return _with_revenue(counts, money)
+
+
+def _utc_naive(moment: datetime) -> datetime:
+    """The cut-off as a UTC wall-clock time (periods are computed on UTC timestamps); a naive
+    cut-off is read as UTC, like every time in the warehouse."""
+    stamp = pd.Timestamp(moment)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    result: datetime = stamp.tz_localize(None).to_pydatetime()
+    return result
 
 
 def _with_revenue(counts: pd.DataFrame, money: pd.DataFrame) -> pd.DataFrame:
