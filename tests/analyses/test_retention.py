@@ -133,6 +133,22 @@ def test_revenue_retained_per_currency() -> None:
     assert got.loc[(1, 1, "usd"), "revenue"] == 0  # observable, and really nobody paid in usd
 
 
+def test_churned_is_cumulative_up_to_the_end_of_each_period() -> None:
+    cancel = "billing.subscription_canceled"
+    rows = [
+        *ROWS,
+        (2, cancel, "2026-03-15 00:00+00", {}),  # in 2's period 1: churned from period 1 on
+        (3, cancel, "2026-01-04 00:00+00", {}),  # before 3's start: not a churn of this start
+        (1, cancel, "2026-04-10 12:00+00", {}),  # 1's period 3 starts 2026-04-10 09:00
+    ]
+    got = retention(_warehouse(rows), start=["web.signed_up"], active=[PAID], churn=[cancel])
+    jan = got[(got.cohort.dt.month == 1) & (got.currency == "eur")].set_index("period")
+    assert jan.churned.tolist() == [1, 1, 1]  # person 2; person 2; person 1 (2 not at risk)
+    assert jan.churn_rate.tolist() == pytest.approx([1 / 3, 1 / 3, 1 / 2])
+    no_churn = retention(_warehouse(rows), start=["web.signed_up"], active=[PAID])
+    assert "churned" not in no_churn.columns
+
+
 def test_start_at_a_stage_from_stage_entries() -> None:
     con = _warehouse(ROWS)
     con.execute(

@@ -11,6 +11,8 @@ Definitions (docs/metrics.md, "Retention"):
 * a person is **at risk** in period ``k`` when that whole period is at or before the cut-off
   (it can be observed) and **active** when it has a touchpoint matching ``active`` in it;
   ``rate`` = active / at_risk. A cell nobody can observe yet is absent, never a zero;
+* **churned** (given ``churn`` activities): at-risk people whose first churn activity at or
+  after the start is before the end of period ``k`` (cumulative, even if they came back);
 * **revenue** (where touchpoints of ``revenue_activity`` carry ``amount_paid`` and
   ``currency``, as the Stripe parser stores them): the at-risk people's ``amount_paid`` in
   period ``k``, in the currency's minor unit (cents), per currency; ``revenue_base`` the same
@@ -33,6 +35,7 @@ PERIODS = {"day": "to_days", "week": "to_weeks", "month": "to_months"}
 CASE_COLUMNS = {"person": "person_id", "account": "account_id"}
 REVENUE_ACTIVITY = "billing.invoice_paid"
 COLUMNS = ["cohort", "period", "cohort_size", "at_risk", "active", "rate"]
+CHURN_COLUMNS = ["churned", "churn_rate"]
 REVENUE_COLUMNS = ["currency", "revenue", "revenue_base", "revenue_retained"]
 
 
@@ -68,7 +71,15 @@ def _cells_sql(case: str, by_stage: bool, add: str) -> str:
     """Every observable (person, period) with its active flag and period bounds."""
     return f"""
         {_matched("start_acts", "start")}, {_matched("active_acts", "active")},
+        {_matched("churn_acts", "churn")},
         starts AS ({_starts_sql(case, by_stage)}),
+        churns AS (
+            SELECT s.case_key, min(t.occurred_at) AT TIME ZONE 'UTC' AS churned_at
+            FROM starts s JOIN {{table}} t ON t.{case} = s.case_key
+            WHERE t.activity::VARCHAR IN (SELECT activity FROM churn_acts)
+              AND t.occurred_at AT TIME ZONE 'UTC' >= s.s AND t.occurred_at <= $cutoff
+            GROUP BY s.case_key
+        ),
         cells AS (
             SELECT s.case_key, s.s, k, s.s + {add}(k) AS lo, s.s + {add}(k + 1) AS hi
             FROM starts s CROSS JOIN range(1, $periods + 1) r(k)
@@ -92,8 +103,10 @@ def _counts_sql(unit: str) -> str:
                     FROM starts GROUP BY 1)
         SELECT date_trunc('{unit}', c.s) AS cohort, c.k AS period, z.cohort_size,
                count(*) AS at_risk, count(h.case_key) AS active,
-               count(h.case_key) / count(*) AS rate
-        FROM cells c LEFT JOIN hit h USING (case_key, k)
+               count(h.case_key) / count(*) AS rate,
+               count(*) FILTER (WHERE ch.churned_at < c.hi) AS churned,
+               count(*) FILTER (WHERE ch.churned_at < c.hi) / count(*) AS churn_rate
+        FROM cells c LEFT JOIN hit h USING (case_key, k) LEFT JOIN churns ch USING (case_key)
         JOIN sizes z ON z.cohort = date_trunc('{unit}', c.s)
         GROUP BY ALL ORDER BY cohort, period
     """
@@ -166,6 +179,7 @@ def retention(
     active: Sequence[str],
     start: Sequence[str] | None = None,
     stage: str | None = None,
+    churn: Sequence[str] = (),
     period: str = "month",
     periods: int = 12,
     cutoff: datetime | None = None,
@@ -175,8 +189,9 @@ def retention(
     revenue_activity: str = REVENUE_ACTIVITY,
 ) -> pd.DataFrame:
     """Retention per cohort × period ``k = 1..periods``: ``cohort, period, cohort_size,
-    at_risk, active, rate`` (+ ``currency, revenue, revenue_base, revenue_retained`` when
-    ``revenue_activity`` events carry ``amount_paid``; then one row per currency).
+    at_risk, active, rate`` (+ ``churned, churn_rate`` given ``churn`` activities; +
+    ``currency, revenue, revenue_base, revenue_retained`` when ``revenue_activity`` events
+    carry ``amount_paid``: then one row per currency).
 
     Start at the first ``start`` activity (globs) or at entering ``stage`` (``entries``);
     ``active`` activities (globs) make a period active. Cells not observable at ``cutoff``
@@ -192,6 +207,7 @@ def retention(
     params = {
         "start": list(start or []),
         "active": list(active),
+        "churn": list(churn),
         "periods": periods,
         "cutoff": cutoff,
         "cutoff_utc": _utc_naive(cutoff),
@@ -199,15 +215,16 @@ def retention(
     if stage is not None:
         params["stage"] = stage
     counts = con.execute(f"WITH {cells} {_counts_sql(unit)}", params).df()
-    counts = counts.astype({"period": "int64", "cohort_size": "int64", "at_risk": "int64"})
-    counts["active"] = counts["active"].astype("int64")
+    counts = counts.astype({c: "int64" for c in ("period", "cohort_size", "at_risk", "active")})
+    counts["churned"] = counts["churned"].astype("int64")
+    columns = COLUMNS + (CHURN_COLUMNS if churn else [])
     if not _check_amounts(con, table, revenue_activity):
-        return counts[COLUMNS]
+        return counts[columns]
     revenue_sql = _revenue_sql(column, unit, add).format(table=table)
     money = con.execute(
         f"WITH {cells} {revenue_sql}", {**params, "revenue_activity": revenue_activity}
     ).df()
-    return _with_revenue(counts, money)
+    return _with_revenue(counts[columns], money)
 
 
 def _utc_naive(moment: datetime) -> datetime:
@@ -230,4 +247,4 @@ def _with_revenue(counts: pd.DataFrame, money: pd.DataFrame) -> pd.DataFrame:
         out[column] = out[column].fillna(0).astype("int64")
     base = out.revenue_base.where(out.revenue_base > 0)
     out["revenue_retained"] = out.revenue / base
-    return out[COLUMNS + REVENUE_COLUMNS].reset_index(drop=True)
+    return out[[*counts.columns, *REVENUE_COLUMNS]].reset_index(drop=True)
