@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -204,7 +205,7 @@ def retention(
         cutoff = con.execute(f"SELECT max(occurred_at) FROM {table}").fetchall()[0][0]
     unit, add, column = period, PERIODS[period], CASE_COLUMNS[case]
     cells = _cells_sql(column, stage is not None, add).format(table=table, entries=entries)
-    params = {
+    params: dict[str, Any] = {
         "start": list(start or []),
         "active": list(active),
         "churn": list(churn),
@@ -214,17 +215,21 @@ def retention(
     }
     if stage is not None:
         params["stage"] = stage
-    counts = con.execute(f"WITH {cells} {_counts_sql(unit)}", params).df()
-    counts = counts.astype({c: "int64" for c in ("period", "cohort_size", "at_risk", "active")})
-    counts["churned"] = counts["churned"].astype("int64")
-    columns = COLUMNS + (CHURN_COLUMNS if churn else [])
+    counts = _counts(con, f"WITH {cells} {_counts_sql(unit)}", params)
+    counts = counts[COLUMNS + (CHURN_COLUMNS if churn else [])]
     if not _check_amounts(con, table, revenue_activity):
-        return counts[columns]
+        return counts
     revenue_sql = _revenue_sql(column, unit, add).format(table=table)
     money = con.execute(
         f"WITH {cells} {revenue_sql}", {**params, "revenue_activity": revenue_activity}
     ).df()
-    return _with_revenue(counts[columns], money)
+    return _with_revenue(counts, money)
+
+
+def _counts(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> pd.DataFrame:
+    frame = con.execute(sql, params).df()
+    counts = ("period", "cohort_size", "at_risk", "active", "churned")
+    return frame.astype({c: "int64" for c in counts})
 
 
 def _utc_naive(moment: datetime) -> datetime:
