@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from journeymine.analyses import funnel
-from journeymine.analyses.paths import paths
+from journeymine.analyses.paths import PathsError, paths
 from journeymine.spec import JourneySpec, Stage
 
 ACTIVITIES = [
@@ -218,5 +218,21 @@ def test_dropped_entry_inside_a_run_belongs_to_that_step() -> None:
 
 
 def test_unknown_direction_is_named() -> None:
-    with pytest.raises(ValueError, match="direction is one of"):
+    with pytest.raises(PathsError, match="direction is one of"):
         paths(_log(HAND), "web.signed_up", "around")
+
+
+def test_a_typo_is_named_with_the_closest_activities() -> None:
+    with pytest.raises(PathsError, match=r"anchor \['web.signedup'\].*did you mean web.signed_up"):
+        paths(_log(HAND), "web.signedup", "after")
+
+
+def test_an_unknown_stage_or_no_funnel_is_named() -> None:
+    con = _log(HAND)
+    with pytest.raises(PathsError, match="compute the stage funnel first"):
+        paths(con, "visit", "dropped")
+    con.execute(
+        f"CREATE TABLE stage_entries AS SELECT * FROM {funnel.build_entries(con, SPEC, 'jm_log')}"
+    )
+    with pytest.raises(PathsError, match="no stage 'vist'.*are signup, visit"):
+        paths(con, "vist", "dropped")

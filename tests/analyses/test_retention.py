@@ -175,6 +175,14 @@ def test_bad_amount_names_the_event() -> None:
         retention(_warehouse(rows), start=["web.signed_up"], active=[PAID])
 
 
+def test_patterns_matching_nothing_and_unknown_stages_are_named() -> None:
+    con = _warehouse(ROWS)
+    with pytest.raises(RetentionError, match=r"active \['billing.invoice_payed'\] matches no"):
+        retention(con, start=["web.signed_up"], active=["billing.invoice_payed"])
+    with pytest.raises(RetentionError, match="compute the stage funnel first"):
+        retention(con, stage="paid", active=[PAID])
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

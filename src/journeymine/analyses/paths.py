@@ -22,16 +22,59 @@ Steps are joined by `` → ``. All of it is SQL over the whole log.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Sequence
 from datetime import datetime
 
 import duckdb
 import pandas as pd
+
+from journeymine.errors import JourneymineError
 
 DIRECTIONS = ("before", "after", "dropped")
 SEPARATOR = " → "
 START, END = "(start)", "(end)"
 COLUMNS = ["anchor", "direction", "path", "people", "share"]
 MAX_STEPS = 50  # one window column per step: a bound that keeps the SQL small
+
+
+class PathsError(ValueError, JourneymineError):
+    """Paths cannot be computed as asked; the message names the parameter and what exists."""
+
+
+def no_match_message(
+    con: duckdb.DuckDBPyConnection, relation: str, patterns: Sequence[str], what: str
+) -> str | None:
+    """A message when none of the glob ``patterns`` matches an activity of ``relation`` (a
+    typo would otherwise give an empty or all-zero answer), with the closest activities."""
+    values = [
+        r[0]
+        for r in con.execute(
+            f"SELECT DISTINCT activity::VARCHAR FROM {relation} WHERE activity IS NOT NULL"
+        ).fetchall()
+    ]
+    hit = con.execute(
+        "SELECT count(*) FROM unnest($v::VARCHAR[]) a(x) JOIN unnest($p::VARCHAR[]) b(g) "
+        "ON a.x GLOB b.g",
+        {"v": values, "p": list(patterns)},
+    ).fetchall()[0][0]
+    if hit:
+        return None
+    close = sorted({c for p in patterns for c in difflib.get_close_matches(p, values, 5, 0.5)})
+    hint = f"; did you mean {', '.join(close)}?" if close else f" ({len(values)} activities)"
+    return f"{what} {list(patterns)} matches no activity in {relation}{hint}"
+
+
+def stage_message(con: duckdb.DuckDBPyConnection, entries: str, stage: str) -> str | None:
+    """A message when ``entries`` is missing or has no stage ``stage`` (naming those it has)."""
+    try:
+        rows = con.execute(f"SELECT DISTINCT stage FROM {entries} ORDER BY 1").fetchall()
+    except duckdb.CatalogException:
+        return f"no {entries} table: compute the stage funnel first (funnel.write_stage_funnel)"
+    stages = [r[0] for r in rows]
+    if stage in stages:
+        return None
+    return f"no stage {stage!r} in {entries}; the stages are {', '.join(stages) or 'none'}"
 
 
 def _events_sql(log: str) -> str:
@@ -112,9 +155,16 @@ def paths(
     the log's latest) are ignored. Columns: ``anchor, direction, path, people, share``.
     """
     if direction not in DIRECTIONS:
-        raise ValueError(f"direction is one of {DIRECTIONS}, not {direction!r}")
+        raise PathsError(f"direction is one of {DIRECTIONS}, not {direction!r}")
     if not 1 <= steps <= MAX_STEPS or top < 1:
-        raise ValueError(f"steps must be 1..{MAX_STEPS} and top at least 1, not {steps} and {top}")
+        raise PathsError(f"steps must be 1..{MAX_STEPS} and top at least 1, not {steps} and {top}")
+    problem = (
+        stage_message(con, entries, anchor)
+        if direction == "dropped"
+        else no_match_message(con, log, [anchor], "anchor")
+    )
+    if problem:
+        raise PathsError(problem)
     if cutoff is None:
         cutoff = con.execute(f"SELECT max(ts) FROM {log}").fetchall()[0][0]
     frame = con.execute(

@@ -30,6 +30,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from journeymine.analyses.paths import no_match_message, stage_message
 from journeymine.errors import JourneymineError
 
 PERIODS = {"day": "to_days", "week": "to_weeks", "month": "to_months"}
@@ -174,6 +175,26 @@ def _validate(
         raise RetentionError(f"periods must be at least 1, not {n}")
 
 
+def _check_names(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    entries: str,
+    start: Sequence[str] | None,
+    stage: str | None,
+    active: Sequence[str],
+) -> None:
+    """A start or active pattern set that matches nothing, or an unknown stage, is a typo:
+    say so instead of answering with empty or all-zero cohorts."""
+    problems = [no_match_message(con, table, active, "active")]
+    if start is not None:
+        problems.append(no_match_message(con, table, start, "start"))
+    if stage is not None:
+        problems.append(stage_message(con, entries, stage))
+    found = [p for p in problems if p]
+    if found:
+        raise RetentionError("; ".join(found))
+
+
 def retention(
     con: duckdb.DuckDBPyConnection,
     *,
@@ -201,6 +222,7 @@ def retention(
     _validate(start, stage, active, period, periods)
     if case not in CASE_COLUMNS:
         raise RetentionError(f"case is one of {sorted(CASE_COLUMNS)}, not {case!r}")
+    _check_names(con, table, entries, start, stage, active)
     if cutoff is None:
         cutoff = con.execute(f"SELECT max(occurred_at) FROM {table}").fetchall()[0][0]
     unit, add, column = period, PERIODS[period], CASE_COLUMNS[case]
