@@ -14,6 +14,7 @@ import pytest
 
 from journeymine.analyses import funnel
 from journeymine.analyses.paths import PathsError, paths
+from journeymine.mining import discovery
 from journeymine.spec import JourneySpec, Stage
 
 ACTIVITIES = [
@@ -115,6 +116,16 @@ def test_before_and_after_match_independent_count(direction: str, anchor: str, s
     assert len(expected) > 5  # the log is rich enough for the comparison to mean something
     assert (got.anchor == anchor).all() and (got.direction == direction).all()
     pd.testing.assert_frame_equal(got[["path", "people", "share"]], expected, check_dtype=False)
+
+
+def test_same_paths_on_the_stored_enum_layout() -> None:
+    con = _random_log(seed=3)
+    stored = discovery.materialise_log(con, "jm_log", "jm_stored")
+    for direction, anchor in (("before", "crm.*"), ("after", "web.page_view:/pricing")):
+        raw = paths(con, anchor, direction, steps=3, top=1000)
+        pd.testing.assert_frame_equal(
+            paths(con, anchor, direction, steps=3, top=1000, log=stored), raw
+        )
 
 
 def test_dropped_matches_independent_count() -> None:
