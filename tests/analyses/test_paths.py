@@ -37,13 +37,13 @@ SPEC = JourneySpec(
 
 
 def _log(rows: list[tuple[int, str, str]]) -> duckdb.DuckDBPyConnection:
-    """A connection with ``jm_log(case_key, activity, ts, seq)``; seq = row order given."""
+    """A connection with ``event_log(case_key, activity, ts, seq)``; seq = row order given."""
     con = duckdb.connect()
     con.execute(
-        "CREATE TABLE jm_log (case_key BIGINT, activity VARCHAR, ts TIMESTAMPTZ, seq BIGINT)"
+        "CREATE TABLE event_log (case_key BIGINT, activity VARCHAR, ts TIMESTAMPTZ, seq BIGINT)"
     )
     con.executemany(
-        "INSERT INTO jm_log VALUES (?, ?, ?::TIMESTAMPTZ, ?)",
+        "INSERT INTO event_log VALUES (?, ?, ?::TIMESTAMPTZ, ?)",
         [(c, a, t, i) for i, (c, a, t) in enumerate(rows)],
     )
     return con
@@ -70,7 +70,7 @@ def _expected(
     con: duckdb.DuckDBPyConnection, direction: str, anchor: str, steps: int
 ) -> pd.DataFrame:
     """Path counts computed case by case in plain Python over the log read back."""
-    log = con.execute("SELECT * FROM jm_log ORDER BY case_key, ts, seq").df()
+    log = con.execute("SELECT * FROM event_log ORDER BY case_key, ts, seq").df()
     dropped = {}
     if direction == "dropped":
         entries = con.execute("SELECT * FROM stage_entries").df()
@@ -120,7 +120,7 @@ def test_before_and_after_match_independent_count(direction: str, anchor: str, s
 
 def test_same_paths_on_the_stored_enum_layout() -> None:
     con = _random_log(seed=3)
-    stored = discovery.materialise_log(con, "jm_log", "jm_stored")
+    stored = discovery.materialise_log(con, "event_log", "jm_stored")
     for direction, anchor in (("before", "crm.*"), ("after", "web.page_view:/pricing")):
         raw = paths(con, anchor, direction, steps=3, top=1000)
         pd.testing.assert_frame_equal(
@@ -130,7 +130,7 @@ def test_same_paths_on_the_stored_enum_layout() -> None:
 
 def test_dropped_matches_independent_count() -> None:
     con = _random_log(seed=11)
-    entries = funnel.build_entries(con, SPEC, "jm_log")
+    entries = funnel.build_entries(con, SPEC, "event_log")
     con.execute(f"CREATE TABLE stage_entries AS SELECT * FROM {entries}")
     dropped = con.execute(
         "SELECT count(*) FROM stage_entries WHERE stage = 'visit' AND status = 'dropped'"
@@ -201,7 +201,7 @@ def test_dropped_paths_start_at_the_entering_step() -> None:
         ]
     )
     con.execute(
-        f"CREATE TABLE stage_entries AS SELECT * FROM {funnel.build_entries(con, SPEC, 'jm_log')}"
+        f"CREATE TABLE stage_entries AS SELECT * FROM {funnel.build_entries(con, SPEC, 'event_log')}"
     )
     got = paths(con, "visit", "dropped", steps=2)
     assert dict(zip(got.path, got.people, strict=True)) == {
@@ -243,7 +243,7 @@ def test_an_unknown_stage_or_no_funnel_is_named() -> None:
     with pytest.raises(PathsError, match="compute the stage funnel first"):
         paths(con, "visit", "dropped")
     con.execute(
-        f"CREATE TABLE stage_entries AS SELECT * FROM {funnel.build_entries(con, SPEC, 'jm_log')}"
+        f"CREATE TABLE stage_entries AS SELECT * FROM {funnel.build_entries(con, SPEC, 'event_log')}"
     )
     with pytest.raises(PathsError, match="no stage 'vist'.*are signup, visit"):
         paths(con, "vist", "dropped")

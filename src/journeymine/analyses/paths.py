@@ -143,7 +143,7 @@ def paths(
     *,
     steps: int = 3,
     top: int = 20,
-    log: str = "jm_log",
+    log: str = "event_log",
     entries: str = "stage_entries",
     cutoff: datetime | None = None,
 ) -> pd.DataFrame:
@@ -151,8 +151,9 @@ def paths(
     ``anchor`` activity (a glob) of each case, or after entering stage ``anchor`` for the cases
     that ``dropped`` out of it (``entries``). Consecutive repeats are collapsed.
 
-    ``log`` is a relation ``case_key, activity, ts, seq``; events after ``cutoff`` (default:
-    the log's latest) are ignored. Columns: ``anchor, direction, path, people, share``.
+    ``log`` (default: the warehouse's stored ``event_log``) is a relation ``case_key,
+    activity, ts, seq``; events after ``cutoff`` (default: the log's latest) are ignored.
+    Columns: ``anchor, direction, path, people, share``.
     """
     if direction not in DIRECTIONS:
         raise PathsError(f"direction is one of {DIRECTIONS}, not {direction!r}")
