@@ -17,6 +17,7 @@ import pandas as pd
 
 from journeymine import warehouse
 from journeymine.analyses.drivers import compare_periods, drivers
+from journeymine.analyses.feelings import write_feelings
 from journeymine.analyses.followups import write_followups
 from journeymine.analyses.funnel import write_stage_funnel
 from journeymine.analyses.headlines import write_headlines
@@ -53,6 +54,8 @@ def analyse(con: duckdb.DuckDBPyConnection, spec: JourneySpec, out: Path) -> Ana
     stored = discovery.materialise_log(con, log_from_touchpoints(con, case=spec.case), EVENT_LOG)
     discovery.write_discovery(con, stored)
     funnel = write_stage_funnel(con, spec, stored)
+    if spec.case in ("person", "account"):
+        write_feelings(con, spec)
     followups = write_followups(con, spec)
     summary = conformance.write_conformance(con, spec, stored)
     _write_drivers_and_drift(con, spec, funnel)

@@ -28,7 +28,9 @@ LEFT JOIN (SELECT id, arg_max(name, line) AS name FROM raw_labels WHERE kind = '
 JOIN identity_nodes n ON n.node_type = e.id_type AND n.node_id = e.id_value
 LEFT JOIN account_nodes acc
        ON acc.node_type = e.account_type AND acc.node_id = e.account_value
-LEFT JOIN person_accounts pa ON pa.person_id = n.person_id
+LEFT JOIN person_accounts pa ON pa.person_id = n.person_id  -- the account of the time
+      AND (pa.valid_from IS NULL OR e.occurred_at >= pa.valid_from)
+      AND (pa.valid_to IS NULL OR e.occurred_at < pa.valid_to)
 ORDER BY n.person_id, e.occurred_at, e.seq
 """
 
@@ -45,7 +47,9 @@ WITH ids AS (
 )
 SELECT i.person_id, a.first_seen, a.last_seen, coalesce(a.events, 0) AS events,
        pa.account_id, i.identifiers
-FROM ids i LEFT JOIN activity a USING (person_id) LEFT JOIN person_accounts pa USING (person_id)
+FROM ids i LEFT JOIN activity a USING (person_id)
+LEFT JOIN (SELECT person_id, account_id FROM person_accounts WHERE valid_to IS NULL) pa
+       USING (person_id)  -- the current account
 ORDER BY i.person_id
 """
 
