@@ -18,7 +18,7 @@ import pandas as pd
 from journeymine import warehouse
 from journeymine.analyses.drivers import compare_periods, drivers
 from journeymine.analyses.feelings import write_feelings
-from journeymine.analyses.followups import write_followups
+from journeymine.analyses.followups import write_cost_of_waiting, write_followups
 from journeymine.analyses.funnel import write_stage_funnel
 from journeymine.analyses.headlines import write_headlines
 from journeymine.errors import WarehouseError
@@ -57,6 +57,7 @@ def analyse(con: duckdb.DuckDBPyConnection, spec: JourneySpec, out: Path) -> Ana
     if spec.case in ("person", "account"):
         write_feelings(con, spec)
     followups = write_followups(con, spec)
+    write_cost_of_waiting(con, spec, followups)
     summary = conformance.write_conformance(con, spec, stored)
     _write_drivers_and_drift(con, spec, funnel)
     entered = funnel.loc[funnel.segment == "all", "entered"]

@@ -207,10 +207,13 @@ def summarise_followups(followups: pd.DataFrame, by: str = "rule") -> pd.DataFra
     return pd.DataFrame(rows)
 
 
+NO_REPLY = "no reply"  # unanswered: a different thing from a slow reply, so its own bucket
+
+
 def latency_bucket(seconds: float) -> str:
-    """``<1h``, ``1-4h``, ``4-24h``, ``24-48h``, ``>48h`` (unanswered counts as ``>48h``)."""
+    """``<1h``, ``1-4h``, ``4-24h``, ``24-48h``, ``>48h``; ``no reply`` without a reply."""
     if pd.isna(seconds):
-        return LATENCY_BUCKETS[-1][1]
+        return NO_REPLY
     return next(label for edge, label in LATENCY_BUCKETS if seconds < edge)
 
 
@@ -224,7 +227,8 @@ def cost_of_waiting(
     table: str = "touchpoints",
     cutoff: datetime | None = None,
 ) -> pd.DataFrame:
-    """Conversion to a next step by follow-up latency bucket, with Wilson intervals.
+    """Conversion to a next step by follow-up latency bucket, with Wilson intervals (wall-clock
+    buckets ``LATENCY_BUCKETS``, then ``no reply`` for unanswered triggers).
 
     For each person's first trigger of ``rule``: converted if the person does a
     ``target_activities`` touchpoint within ``window`` after the trigger; dropped if the window
@@ -251,7 +255,7 @@ def cost_of_waiting(
     first = first[~censored]
     first["bucket"] = first.latency_s.map(latency_bucket)
     rows = []
-    for _, label in LATENCY_BUCKETS:
+    for _, label in [*LATENCY_BUCKETS, (np.nan, NO_REPLY)]:
         part = first[first.bucket == label]
         converted = int(part.reached_at.notna().sum())
         rate, low, high = conversion(converted, len(part) - converted)
@@ -292,6 +296,34 @@ def rule_cost_of_waiting(
         table=table,
         cutoff=cutoff,
     )
+
+
+def write_cost_of_waiting(
+    con: duckdb.DuckDBPyConnection,
+    spec: JourneySpec,
+    followups: pd.DataFrame,
+    *,
+    table: str = "touchpoints",
+    cutoff: datetime | None = None,
+) -> pd.DataFrame:
+    """Store ``cost_of_waiting``: :func:`rule_cost_of_waiting` for every rule with
+    ``converts_to``, one row per rule and bucket (``bucket_order`` keeps the buckets' order)."""
+    frames = [
+        rule_cost_of_waiting(con, spec, followups, r.name, table=table, cutoff=cutoff).assign(
+            rule=r.name, target=r.converts_to
+        )
+        for r in spec.followups
+        if r.converts_to is not None
+    ]
+    columns = ["rule", "target", "bucket", "bucket_order", "people", "converted",
+               "conversion_rate", "ci_low", "ci_high"]  # fmt: skip
+    frame = (
+        pd.concat([f.assign(bucket_order=range(len(f))) for f in frames], ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=columns)
+    )
+    replace_table(con, "cost_of_waiting", frame[columns])
+    return frame[columns]
 
 
 def write_followups(

@@ -31,7 +31,10 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
+from journeymine.analyses.followups import NO_REPLY
+from journeymine.analyses.followups import cost_of_waiting as analysed_cost
 from journeymine.analyses.headlines import previous_figures, read_headlines
+from journeymine.analyses.stats import wilson
 from journeymine.dashboard.layout import layered_layout
 
 Data: TypeAlias = duckdb.DuckDBPyConnection | pd.DataFrame
@@ -51,16 +54,6 @@ SEGMENT_COLOURS = ["#264653", "#e76f51", "#2a9d8f", "#8d6cab", "#e9c46a", "#6c75
 WAIT_SCALE = [[0.0, "#2a9d8f"], [0.5, "#e9c46a"], [1.0, "#d62828"]]
 FONT = {"family": "system-ui, -apple-system, Segoe UI, sans-serif", "size": 13, "color": "#222"}
 # Latency buckets for the cost of waiting: (upper bound in seconds, label); no reply is its own.
-WAIT_BUCKETS: list[tuple[float, str]] = [
-    (3600, "under 1 h"),
-    (4 * 3600, "1-4 h"),
-    (86400, "4-24 h"),
-    (2 * 86400, "1-2 days"),
-    (math.inf, "over 2 days"),
-]
-# The bucket names of analyses.followups.cost_of_waiting, in order, for frames from there.
-OTHER_BUCKETS = ["<1h", "1-4h", "4-24h", "24-48h", ">48h"]
-NO_REPLY = "no reply"
 
 
 class MissingTable(LookupError):
@@ -90,17 +83,6 @@ def duration(seconds: float | None) -> str:
     if seconds < 2 * 86400:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.1f} days"
-
-
-def wilson(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float, float]:
-    """Rate and 95% Wilson score interval; NaNs when there are no trials."""
-    if trials <= 0:
-        return math.nan, math.nan, math.nan
-    p = successes / trials
-    denominator = 1 + z * z / trials
-    centre = (p + z * z / (2 * trials)) / denominator
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    return p, max(0.0, centre - half), min(1.0, centre + half)
 
 
 def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
@@ -613,51 +595,51 @@ def followup_latency(
     return fig
 
 
+# How the follow-up latency buckets of analyses.followups read on the page.
+BUCKET_LABELS = {
+    "<1h": "under 1 h",
+    "1-4h": "1-4 h",
+    "4-24h": "4-24 h",
+    "24-48h": "1-2 days",
+    ">48h": "over 2 days",
+    NO_REPLY: "no reply",
+}
+
+
 def _cost_frame(
     con: duckdb.DuckDBPyConnection,
     rule: str | None,
     target_activities: Sequence[str],
     window: timedelta,
 ) -> tuple[pd.DataFrame, str]:
-    for table in ("followups", "touchpoints"):
-        columns(con, table)
+    """The ``cost_of_waiting`` rows of ``rule`` (default: the rule with most people): from the
+    stored table, else computed now by the same analysis from ``followups``."""
+    if not _exists(con, "cost_of_waiting"):
+        columns(con, "followups")  # says which table is missing
     if rule is None:
+        source = "cost_of_waiting" if _exists(con, "cost_of_waiting") else "followups"
+        counted = "sum(people)" if source == "cost_of_waiting" else "count(*)"
         row = con.execute(
-            "SELECT rule FROM followups GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1"
-        ).fetchone()
+            f"SELECT rule FROM {source} GROUP BY 1 ORDER BY {counted} DESC, 1 LIMIT 1"
+        ).fetchall()
         if not row:
-            raise MissingTable("The followups table has no rows yet.")
-        rule = str(row[0])
-    patterns = " OR ".join(["t.activity GLOB ?"] * len(target_activities)) or "false"
-    cases = " ".join(
-        f"WHEN latency_s < {edge} THEN '{name}'"
-        for edge, name in WAIT_BUCKETS
-        if math.isfinite(edge)
+            raise MissingTable(f"The {source} table has no rows yet.")
+        rule = str(row[0][0])
+    if _exists(con, "cost_of_waiting"):
+        frame = con.execute(
+            "SELECT * FROM cost_of_waiting WHERE rule = ? ORDER BY bucket_order", [rule]
+        ).df()
+        if len(frame):
+            return frame, rule
+    if not target_activities:
+        raise MissingTable(
+            "Say which activities count as converting (a follow-up rule with converts_to)."
+        )
+    followups = query(con, "followups", "SELECT * FROM {t}")
+    return (
+        analysed_cost(con, followups, rule, tuple(target_activities), window),
+        rule,
     )
-    frame = con.execute(
-        f"""
-        WITH firsts AS (
-            SELECT person_id, triggered_at, latency_s, status FROM followups
-            WHERE rule = ? AND status <> 'open'
-            QUALIFY row_number() OVER (
-                PARTITION BY person_id ORDER BY triggered_at, trigger_event_id) = 1
-        ), reached AS (
-            SELECT f.person_id, min(t.occurred_at) AS reached_at FROM firsts f
-            JOIN touchpoints t ON t.person_id = f.person_id
-             AND t.occurred_at >= f.triggered_at
-             AND t.occurred_at <= f.triggered_at + to_seconds(?) AND ({patterns})
-            GROUP BY 1
-        ), cutoff AS (SELECT max(occurred_at) AS at FROM touchpoints)
-        SELECT CASE WHEN f.status = 'unanswered' OR f.latency_s IS NULL THEN '{NO_REPLY}'
-                    {cases} ELSE '{WAIT_BUCKETS[-1][1]}' END AS bucket,
-               count(*) AS people, count(r.reached_at) AS converted
-        FROM firsts f LEFT JOIN reached r USING (person_id), cutoff c
-        WHERE r.reached_at IS NOT NULL OR f.triggered_at + to_seconds(?) <= c.at
-        GROUP BY 1
-        """,
-        [rule, window.total_seconds(), *target_activities, window.total_seconds()],
-    ).df()
-    return frame, rule
 
 
 @_degrades
@@ -669,37 +651,29 @@ def cost_of_waiting(
     window: timedelta = timedelta(days=30),
     target: str | None = None,
 ) -> go.Figure:
-    """Conversion by follow-up latency bucket, with 95% Wilson intervals.
-
-    From a warehouse: each person's first decided trigger of ``rule`` (default: the rule with
-    most triggers) converts if the person does one of ``target_activities`` (GLOB patterns)
-    within ``window`` after the trigger; people whose window had not passed at the data's
-    cut-off and who had not converted yet are left out (right-censored). Or pass a frame with
-    ``bucket, people, converted`` (e.g. from ``analyses.followups.cost_of_waiting``).
-    """
+    """Conversion by follow-up latency bucket, with 95% Wilson intervals, as defined by
+    ``analyses.followups.cost_of_waiting`` (docs/metrics.md): from the stored
+    ``cost_of_waiting`` table, else computed by that function for ``rule`` and
+    ``target_activities``; or from a frame with ``bucket, people, converted``."""
     if isinstance(data, pd.DataFrame):
-        frame = data[["bucket", "people", "converted"]].copy()
+        frame = data.copy()
     else:
-        if not target_activities:
-            raise MissingTable(
-                "Say which activities count as converting (a follow-up rule with converts_to)."
-            )
         frame, rule = _cost_frame(data, rule, target_activities, window)
+        if target is None and "target" in frame.columns and len(frame):
+            target = str(frame.target.iloc[0])
     frame = frame[frame.people > 0]
     if frame.empty:
         raise MissingTable("No decided follow-ups yet to compare conversion by waiting time.")
-    known = [name for _, name in WAIT_BUCKETS] + [NO_REPLY] + OTHER_BUCKETS
-    frame["rank"] = frame.bucket.map(lambda b: known.index(b) if b in known else len(known))
-    frame = frame.sort_values(["rank", "bucket"])
-    stats = [wilson(int(c), int(n)) for c, n in zip(frame.converted, frame.people, strict=True)]
-    rate = np.array([s[0] for s in stats])
-    low = np.array([s[1] for s in stats])
-    high = np.array([s[2] for s in stats])
+    bounds = [wilson(int(c), int(n)) for c, n in zip(frame.converted, frame.people, strict=True)]
+    rate = (frame.converted / frame.people).to_numpy(dtype=float)
+    low = np.array([b[0] for b in bounds])
+    high = np.array([b[1] for b in bounds])
+    names = [BUCKET_LABELS.get(str(b), str(b)) for b in frame.bucket]
     colours = ["#b8c4cc" if b == NO_REPLY else "#2a9d8f" for b in frame.bucket]
     goal = label(target or " or ".join(target_activities) or "the next stage")
     fig = go.Figure(
         go.Bar(
-            x=[label(b) for b in frame.bucket],
+            x=[label(b) for b in names],
             y=rate.tolist(),
             marker_color=colours,
             name="conversion",
@@ -719,7 +693,9 @@ def cost_of_waiting(
         )
     )
     fig.update_yaxes(tickformat=".0%", range=[0, 1], title=f"reached {goal}")
-    fig.update_xaxes(title="time until the first reply" + (f" ({label(rule)})" if rule else ""))
+    fig.update_xaxes(
+        title="time until the first reply, wall clock" + (f" ({label(rule)})" if rule else "")
+    )
     _layout(fig, "", 380)
     fig.update_layout(title=None, margin={"t": 30})
     return fig
