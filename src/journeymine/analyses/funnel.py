@@ -48,6 +48,7 @@ FUNNEL_COLUMNS = [
     "time_to_convert_p50_s",
     "time_to_convert_p90_s",
     "time_to_convert_p95_s",
+    "segment_rank",
 ]
 CASE_COLUMNS = {"person": "person_id", "account": "account_id"}
 
@@ -356,15 +357,15 @@ def summarise_table(
                count(*) FILTER (WHERE status = 'excluded') AS excluded,
                quantile_cont(time_to_convert_s, 0.5) {converted} AS time_to_convert_p50_s,
                quantile_cont(time_to_convert_s, 0.9) {converted} AS time_to_convert_p90_s,
-               quantile_cont(time_to_convert_s, 0.95) {converted} AS time_to_convert_p95_s
+               quantile_cont(time_to_convert_s, 0.95) {converted} AS time_to_convert_p95_s,
+               dense_rank() OVER (ORDER BY k, value = {literal(UNKNOWN)},
+                   TRY_CAST(regexp_extract(value, '^\\s*(-?[0-9]+(\\.[0-9]+)?)', 1) AS DOUBLE)
+                       NULLS LAST, segment) AS segment_rank
         FROM long GROUP BY segment, k, value, pos, stage
-        ORDER BY k, value = {literal(UNKNOWN)},
-                 TRY_CAST(regexp_extract(value, '^\\s*(-?[0-9]+(\\.[0-9]+)?)', 1) AS DOUBLE)
-                     NULLS LAST,
-                 segment, pos
+        ORDER BY segment_rank, pos
         """
     ).df()
-    for column in ("entered", "converted", "dropped", "open", "excluded", "position"):
+    for column in ("entered", "converted", "dropped", "open", "excluded", "position", "segment_rank"):
         frame[column] = frame[column].astype("int64")
     return _with_rates(frame)[FUNNEL_COLUMNS]
 

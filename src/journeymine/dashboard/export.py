@@ -147,7 +147,9 @@ def _sections(con: duckdb.DuckDBPyConnection, spec: JourneySpec | None) -> list[
             "segments",
             "Which segments drop off",
             "Conversion to the next stage per segment, with 95% intervals; pick the attribute "
-            "with the buttons. Segments with fewer than 20 decided people are left out.",
+            "with the buttons. A person's segment at a stage is the value known when they "
+            "entered it; '(unknown)' is everyone without one yet. Segments with fewer than 20 "
+            "decided people are left out.",
             lambda: figures.conversion_by_segment(con),
         ),
         Section(

@@ -369,25 +369,27 @@ def stage_funnel(data: Data, segments: Sequence[str] | None = None) -> go.Figure
 @_degrades
 def conversion_by_segment(data: Data, attribute: str | None = None) -> go.Figure:
     """Conversion rate to the next stage per segment value (``attribute=value`` segments), with
-    95% Wilson intervals; buttons switch between attributes. People without a value
-    (``=(none)``) and segments with fewer than 20 decided people are left out."""
+    95% Wilson intervals; buttons switch between attributes. Segments come in the order the
+    funnel gives them (``segment_rank``: numeric values numerically, ``(unknown)`` last, shown);
+    segments with fewer than 20 decided people are left out."""
     cols = columns(data, "stage_funnel")
     order = "position" if "position" in cols else "stage"
+    rank = "segment_rank" if "segment_rank" in cols else "segment"  # the analysis's own order
     pattern = "%=%" if attribute is None else attribute.replace("%", "") + "=%"
     frame = query(
         data,
         "stage_funnel",
         "SELECT segment, stage, conversion_rate, conversion_ci_low, conversion_ci_high, "
         "converted + dropped AS decided FROM {t} WHERE segment <> 'all' AND segment LIKE ? "
-        "AND conversion_rate IS NOT NULL AND segment NOT LIKE '%=(none)' "
-        f"AND converted + dropped >= 20 ORDER BY {order}, segment",
+        "AND conversion_rate IS NOT NULL "
+        f"AND converted + dropped >= 20 ORDER BY {rank}, {order}",
         [pattern],
     )
     if frame.empty:
         raise MissingTable("No segment of the stage_funnel table has 20 decided people yet.")
     fig = go.Figure()
     keys = []
-    for segment, part in frame.groupby("segment", sort=True):
+    for segment, part in frame.groupby("segment", sort=False):
         keys.append(str(segment).split("=", 1)[0])
         fig.add_trace(
             go.Bar(
