@@ -3,6 +3,7 @@ file or key and what to do; never a traceback."""
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import duckdb
 import pytest
 
 import journeymine as jm
-from journeymine import warehouse
+from journeymine import cli, warehouse
 from journeymine.analyse import analyse_warehouse
 from journeymine.cli import main
 from journeymine.load_log import load_event_log
@@ -159,6 +160,13 @@ CASES: list[Case] = [
         ("log.duckdb: journey spec key case = 'deal'", "deal_id", "case = 'person'"),
     ),
     (
+        "spec matching nothing",
+        lambda db, t: _report(
+            _no_deals(t), write(t / "j.toml", STAGE.replace("register", "web.*")), t / "out"
+        ),
+        ("j.toml: stages: no pattern matches any activity", "include register, triage"),
+    ),
+    (
         "export into a missing folder",
         lambda db, t: ["export", str(t / "missing" / "x.xes"), "--warehouse", str(db)],
         ("missing: no such folder; create it",),
@@ -247,3 +255,40 @@ def test_a_bad_argument_is_one_line_with_exit_code_1(capsys: pytest.CaptureFixtu
         "journeymine: journeymine: unrecognized arguments: --no-such-option; "
         "see `journeymine --help`\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (
+            OSError(errno.ENOSPC, "No space left on device", "/data/w.duckdb"),
+            "/data/w.duckdb: No space left on device; free some space or choose another disk",
+        ),
+        (
+            PermissionError(errno.EACCES, "Permission denied", "/data/out/dashboard.html"),
+            "/data/out/dashboard.html: Permission denied; check the permissions or choose",
+        ),
+        (
+            duckdb.IOException("IO Error: could not read block 7\nLINE 1: ..."),
+            "the warehouse refused the work: IO Error: could not read block 7 LINE 1: ...; "
+            "check the --warehouse file",
+        ),
+        (KeyError("x"), "unexpected KeyError: 'x'; rerun with -v and report it"),
+    ],
+)
+def test_other_failures_say_what_to_do(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    error: Exception,
+    expected: str,
+) -> None:
+    """Failures we do not raise ourselves (a full disk, a broken file mid-query, a bug) are
+    still one line, naming the file when the system names it."""
+
+    def fail(args: object) -> int:
+        raise error
+
+    monkeypatch.setattr(cli, "cmd_export", fail)
+    assert main(["export", "x.xes"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("journeymine: " + expected) and err.count("\n") == 1, err

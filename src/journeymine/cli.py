@@ -16,6 +16,7 @@ from typing import NoReturn
 from journeymine.api import STATUSES
 from journeymine.errors import JourneymineError, UsageError, WarehouseError
 from journeymine.load import SOURCES, LoadReport, Selection
+from journeymine.spec import JourneySpec
 
 DEFAULT_LANDING = "data/sample/landing"
 DEFAULT_WAREHOUSE = "out/warehouse.duckdb"
@@ -161,7 +162,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from journeymine.dashboard import export_report
     from journeymine.spec import load_spec
 
-    check_report_inputs(args.warehouse, load_spec(args.journey).case)
+    check_report_inputs(args.warehouse, load_spec(args.journey), args.journey)
     writable_folder(args.out, "--out")
     result = analyse_warehouse(args.warehouse, args.journey, args.out)
     for warning in result.warnings:
@@ -176,9 +177,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_report_inputs(warehouse_path: str, case: str) -> None:
-    """Refuse a warehouse we cannot build a report from: corrupt, empty, or without the
-    case notion's ids (``case = "deal"`` on data without deals)."""
+def check_report_inputs(warehouse_path: str, spec: JourneySpec, journey: str) -> None:
+    """Refuse what no report can be built from: a corrupt or empty warehouse, a case notion
+    without ids (``case = "deal"`` on data without deals), stages that match nothing."""
     from journeymine.api import connect_read_only
     from journeymine.mining.eventlog import CASE_COLUMNS
     from journeymine.warehouse import table_exists
@@ -189,18 +190,34 @@ def check_report_inputs(warehouse_path: str, case: str) -> None:
             raise WarehouseError(
                 f"{warehouse_path}: the warehouse is empty; run `journeymine load` first"
             )
-        column = CASE_COLUMNS[case]  # a fixed column name, chosen by the validated notion
-        events, with_case = con.execute(
-            f"SELECT count(*), count({column}) FROM touchpoints"
-        ).fetchall()[0]
+        column = CASE_COLUMNS[spec.case]  # a fixed column name, chosen by the validated notion
+        with_case = con.execute(f"SELECT count({column}) FROM touchpoints").fetchall()[0][0]
+        activities = [
+            a for (a,) in con.execute("SELECT DISTINCT activity FROM touchpoints").fetchall()
+        ]
     finally:
         con.close()
-    if not events:
+    if not activities:
         raise WarehouseError(f"{warehouse_path}: no touchpoints; load some exports first")
     if not with_case:
         raise UsageError(
-            f"{warehouse_path}: journey spec key case = {case!r}, but no touchpoint has a "
-            f"{column}; use case = 'person' or load data that has them"
+            f"{warehouse_path}: journey spec key case = {spec.case!r}, but no touchpoint has "
+            f"a {column}; use case = 'person' or load data that has them"
+        )
+    _check_stages_match(spec, journey, sorted(activities))
+
+
+def _check_stages_match(spec: JourneySpec, journey: str, activities: list[str]) -> None:
+    """A spec whose stages match no activity at all is for other data: say so, with examples
+    of the activities there are (a few unmatched patterns are only warnings)."""
+    import fnmatch
+
+    patterns = [p for stage in spec.stages for p in stage.activities]
+    if patterns and not any(fnmatch.fnmatchcase(a, p) for a in activities for p in patterns):
+        shown = ", ".join(activities[:12]) + (", ..." if len(activities) > 12 else "")
+        raise UsageError(
+            f"{journey}: stages: no pattern matches any activity in the warehouse; the "
+            f"activities include {shown} (see docs/activities.md)"
         )
 
 
