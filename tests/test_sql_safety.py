@@ -114,3 +114,24 @@ def test_quotes_in_the_warehouse_path_are_data(
         events = out.execute("SELECT count(*) FROM event").fetchone()
         expected = con.execute("SELECT count(*) FROM touchpoints").fetchone()
     assert events == expected
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "COPY (SELECT * FROM persons) TO 'evil.csv'",
+        "SELECT * FROM read_csv('evil-source.csv')",
+        "ATTACH 'evil.duckdb'",
+        "SET enable_external_access = true",
+    ],
+)
+def test_the_notebook_connection_cannot_touch_files(
+    sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, statement: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "evil-source.csv").write_text("a\n1\n")
+    with jm.open_warehouse(sample) as wh:
+        with pytest.raises((duckdb.PermissionException, duckdb.InvalidInputException)):
+            wh.sql(statement)
+        assert len(wh.sql("SELECT * FROM persons")) > 0  # reading the warehouse still works
+    assert [p.name for p in evil_files(tmp_path, sample.parent)] == ["evil-source.csv"]

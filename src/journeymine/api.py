@@ -54,7 +54,8 @@ class Warehouse:
         self.con.close()
 
     def sql(self, query: str, params: Sequence[object] | None = None) -> pd.DataFrame:
-        """Any read-only SQL over the warehouse, as a DataFrame."""
+        """Any read-only SQL over the warehouse, as a DataFrame (files outside it are out of
+        reach: see :func:`connect_read_only`)."""
         return self.con.execute(query, list(params or ())).df()
 
     def view(self, name: str) -> pd.DataFrame:
@@ -182,15 +183,20 @@ def connect_read_only(path: str | Path) -> duckdb.DuckDBPyConnection:
     """Open a warehouse file read-only, refusing a missing, corrupt or truncated one.
 
     Settings go in as connection config, never spliced into SQL: a quote in the path is data.
+    The connection cannot touch the file system (no ``COPY ... TO``, ``read_csv``, ``ATTACH``)
+    and its configuration is locked: SQL run through it, from a notebook or spliced in by a
+    bug, can read the warehouse and nothing else. (DuckDB's default temp folder for a file is
+    ``<file>.tmp``, as :func:`journeymine.warehouse.connect` sets it.)
     """
     path = Path(path)
     if not path.is_file():
         what = "is a folder" if path.is_dir() else "no warehouse here"
         raise WarehouseError(f"{path}: {what}; run `journeymine load` or `run` to build one")
     config: dict[str, str | bool | int | float | list[str]] = {
-        "temp_directory": str(path.parent / (path.name + ".tmp")),
         "max_temp_directory_size": "50GB",
         "memory_limit": "16GB",
+        "enable_external_access": False,
+        "lock_configuration": True,
     }
     try:
         con = duckdb.connect(str(path), read_only=True, config=config)
