@@ -184,7 +184,11 @@ CASES: list[Case] = [
     (
         "people unknown status",
         lambda db, t: ["people", "trial", "--status", "lost", "--warehouse", str(db)],
-        ("invalid choice: 'lost'", "'converted', 'dropped', 'open', 'excluded', 'final'"),
+        (
+            "journeymine: people: argument --status: invalid choice: 'lost'",
+            "'converted', 'dropped', 'open', 'excluded', 'final'",
+            "see `journeymine people --help`",
+        ),
     ),
     (
         "people unknown segment",
@@ -252,8 +256,7 @@ def test_a_bad_argument_is_one_line_with_exit_code_1(capsys: pytest.CaptureFixtu
     assert main(["report", "--no-such-option"]) == 1
     err = capsys.readouterr().err
     assert err == (
-        "journeymine: journeymine: unrecognized arguments: --no-such-option; "
-        "see `journeymine --help`\n"
+        "journeymine: unrecognized arguments: --no-such-option; see `journeymine --help`\n"
     )
 
 

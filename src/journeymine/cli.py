@@ -28,7 +28,9 @@ class Parser(argparse.ArgumentParser):
     """argparse with the product's error shape: one ``journeymine:`` line and exit code 1."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(1, f"journeymine: {self.prog}: {message}; see `{self.prog} --help`\n")
+        command = self.prog.removeprefix("journeymine").strip()
+        where = f"{command}: " if command else ""
+        self.exit(1, f"journeymine: {where}{message}; see `{self.prog} --help`\n")
 
 
 def package_version() -> str:
