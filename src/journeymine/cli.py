@@ -3,20 +3,72 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
+from typing import NoReturn
 
-from journeymine.errors import JourneymineError
+from journeymine.api import STATUSES
+from journeymine.errors import JourneymineError, UsageError, WarehouseError
 from journeymine.load import SOURCES, LoadReport, Selection
+from journeymine.spec import JourneySpec
 
 DEFAULT_LANDING = "data/sample/landing"
 DEFAULT_WAREHOUSE = "out/warehouse.duckdb"
 DEFAULT_JOURNEY = "data/sample/journey.toml"
 DEFAULT_OUT = "out"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the product's error shape: one ``journeymine:`` line and exit code 1."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("journeymine").strip()
+        where = f"{command}: " if command else ""
+        self.exit(1, f"journeymine: {where}{message}; see `{self.prog} --help`\n")
+
+
+def package_version() -> str:
+    """The installed distribution's version; the source tree's when run uninstalled."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("journeymine")
+    except PackageNotFoundError:
+        from journeymine import __version__
+
+        return __version__
+
+
+def writable_folder(folder: str | Path, option: str, *, create: bool = True) -> Path:
+    """A folder we can write into (created if ``create``), checked before any long work."""
+    path = Path(folder)
+    try:
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+        elif not path.is_dir():
+            raise UsageError(f"{option} {path}: no such folder; create it or choose another")
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise UsageError(
+            f"{option} {path}: cannot write there ({exc.strerror}); choose a folder you can "
+            "write to"
+        ) from None
+    return path
+
+
+def existing_file(path: str | Path, what: str) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        state = "is a folder" if path.is_dir() else "no such file"
+        raise UsageError(f"{path}: {state}; pass the {what} file")
+    return path
 
 
 def _print_report(report: LoadReport, warehouse: str) -> None:
@@ -35,8 +87,11 @@ def _print_report(report: LoadReport, warehouse: str) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from journeymine.spec import load_spec
     from pipelines.nightly import nightly
 
+    load_spec(args.journey)  # a bad spec or out folder stops the night before the load
+    writable_folder(args.out, "--out")
     report = nightly(
         landing=args.landing,
         warehouse_path=args.warehouse,
@@ -107,7 +162,10 @@ def cmd_load(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from journeymine.analyse import analyse_warehouse
     from journeymine.dashboard import export_report
+    from journeymine.spec import load_spec
 
+    check_report_inputs(args.warehouse, load_spec(args.journey), args.journey)
+    writable_folder(args.out, "--out")
     result = analyse_warehouse(args.warehouse, args.journey, args.out)
     for warning in result.warnings:
         print(f"warning: journey spec: {warning}", file=sys.stderr)
@@ -121,6 +179,50 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_report_inputs(warehouse_path: str, spec: JourneySpec, journey: str) -> None:
+    """Refuse what no report can be built from: a corrupt or empty warehouse, a case notion
+    without ids (``case = "deal"`` on data without deals), stages that match nothing."""
+    from journeymine.api import connect_read_only
+    from journeymine.mining.eventlog import CASE_COLUMNS
+    from journeymine.warehouse import table_exists
+
+    con = connect_read_only(warehouse_path)
+    try:
+        if not table_exists(con, "touchpoints"):
+            raise WarehouseError(
+                f"{warehouse_path}: the warehouse is empty; run `journeymine load` first"
+            )
+        column = CASE_COLUMNS[spec.case]  # a fixed column name, chosen by the validated notion
+        with_case = con.execute(f"SELECT count({column}) FROM touchpoints").fetchall()[0][0]
+        activities = [
+            a for (a,) in con.execute("SELECT DISTINCT activity FROM touchpoints").fetchall()
+        ]
+    finally:
+        con.close()
+    if not activities:
+        raise WarehouseError(f"{warehouse_path}: no touchpoints; load some exports first")
+    if not with_case:
+        raise UsageError(
+            f"{warehouse_path}: journey spec key case = {spec.case!r}, but no touchpoint has "
+            f"a {column}; use case = 'person' or load data that has them"
+        )
+    _check_stages_match(spec, journey, sorted(activities))
+
+
+def _check_stages_match(spec: JourneySpec, journey: str, activities: list[str]) -> None:
+    """A spec whose stages match no activity at all is for other data: say so, with examples
+    of the activities there are (a few unmatched patterns are only warnings)."""
+    import fnmatch
+
+    patterns = [p for stage in spec.stages for p in stage.activities]
+    if patterns and not any(fnmatch.fnmatchcase(a, p) for a in activities for p in patterns):
+        shown = ", ".join(activities[:12]) + (", ..." if len(activities) > 12 else "")
+        raise UsageError(
+            f"{journey}: stages: no pattern matches any activity in the warehouse; the "
+            f"activities include {shown} (see docs/activities.md)"
+        )
+
+
 def cmd_import_log(args: argparse.Namespace) -> int:
     from journeymine.load_log import load_event_log
     from journeymine.mining.eventlog import EventLogMapping, read_event_log
@@ -128,7 +230,7 @@ def cmd_import_log(args: argparse.Namespace) -> int:
     mapping = EventLogMapping(
         args.case, args.activity, args.timestamp, args.resource, args.lifecycle
     )
-    path = Path(args.file)
+    path = existing_file(args.file, "event log")
     table = read_event_log(path, mapping)
     from journeymine.load import sha256_of
 
@@ -154,10 +256,14 @@ def cmd_people(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from journeymine.api import connect_read_only
     from journeymine.mining import export
-    from journeymine.warehouse import connect
 
-    con = connect(args.warehouse, read_only=True)
+    target = Path(args.path)
+    if target.is_dir():
+        raise UsageError(f"{target}: is a folder; give the file to write, e.g. {target}/x.xes")
+    writable_folder(target.parent, "export into", create=False)
+    con = connect_read_only(args.warehouse)
     try:
         write = export.write_xes if args.format == "xes" else export.write_ocel
         path = write(con, args.path)
@@ -168,10 +274,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_explain_person(args: argparse.Namespace) -> int:
-    from journeymine import identity, warehouse
+    from journeymine.api import open_warehouse
 
-    con = warehouse.connect(args.warehouse, read_only=True)
-    frame = identity.explain_person(con, args.person_id)
+    with open_warehouse(args.warehouse) as wh:
+        frame = wh.explain_person(args.person_id)
     if frame.empty:
         print(f"person {args.person_id}: a single identifier, nothing was merged")
     else:
@@ -198,8 +304,9 @@ def _add_load_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="journeymine", description=__doc__)
+    parser = Parser(prog="journeymine", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"journeymine {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="the nightly job through the Prefect flow")
@@ -245,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ppl = sub.add_parser("people", help="the persons behind a funnel figure, with journeys")
     ppl.add_argument("stage", help="stage name, e.g. demo_held")
-    ppl.add_argument("--status", choices=["converted", "dropped", "open", "final"])
+    ppl.add_argument("--status", choices=STATUSES)
     ppl.add_argument("--segment", help="e.g. company_size=1-10")
     ppl.add_argument("--limit", type=int, default=10, help="how many journeys to print")
     ppl.add_argument("--warehouse", default=DEFAULT_WAREHOUSE)
@@ -261,14 +368,46 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # --help, --version, or a bad argument (already told)
+        return stop.code if isinstance(stop.code, int) else 1
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
-    except JourneymineError as exc:
-        print(f"journeymine: {exc}", file=sys.stderr)
+    except BrokenPipeError:  # the reader went away (`| head`): nothing left to tell it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as exc:  # the user gets one line; -v adds the traceback for a bug report
+        if args.verbose:
+            logging.exception("journeymine failed")
+        print(f"journeymine: {one_line(failure_message(exc))}", file=sys.stderr)
         return 1
+
+
+def failure_message(exc: Exception) -> str:
+    """What failed and what to do, for any error (ours name the file and key already)."""
+    if isinstance(exc, JourneymineError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        hint = {
+            errno.ENOSPC: "free some space or choose another disk",
+            errno.EACCES: "check the permissions or choose another path",
+            errno.EROFS: "the file system is read-only; choose another path",
+            errno.ENOENT: "check the path",
+        }.get(exc.errno or 0, "check the path and try again")
+        return f"{where}{exc.strerror or exc}; {hint}"
+    import duckdb
+
+    if isinstance(exc, duckdb.Error):
+        return f"the warehouse refused the work: {exc}; check the --warehouse file"
+    return f"unexpected {type(exc).__name__}: {exc}; rerun with -v and report it with the output"
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":

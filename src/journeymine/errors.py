@@ -25,3 +25,7 @@ class WarehouseError(RuntimeError, JourneymineError):
 
 class EventLogError(ValueError, JourneymineError):
     """An event log cannot be read with the given column mapping."""
+
+
+class UsageError(ValueError, JourneymineError):
+    """An argument names nothing that exists (a stage, a segment, a person, a folder)."""

@@ -9,6 +9,7 @@ Activity patterns are shell-style globs (``fnmatch``) over canonical activity na
 from __future__ import annotations
 
 import fnmatch
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -88,6 +89,9 @@ OUTCOME_ACTIVITIES = (
 
 
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_DURATION = timedelta(days=3660)  # ten years: a window or SLA beyond it is a typo
+# Segment attributes become SQL identifiers and JSON keys: only plain names are accepted.
+SEGMENT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 TOP_KEYS = {
     "exclude",
@@ -108,20 +112,25 @@ CALENDAR_KEYS = {"timezone", "workdays", "hours", "holidays"}
 
 def parse_duration(value: object, where: str) -> timedelta:
     """``"90m"``, ``"4h"``, ``"3d"``, ``"1w"`` (or a number of seconds) as a timedelta."""
-    import re
-
     if isinstance(value, int | float) and not isinstance(value, bool):
-        if value > 0:
-            return timedelta(seconds=value)
-        raise SpecError(f"{where}: duration must be positive, got {value!r}")
+        return _bounded(float(value), value, where)
     match = re.fullmatch(
         r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", value if isinstance(value, str) else ""
     )
     if not match:
         raise SpecError(f"{where}: bad duration {value!r}; write e.g. '90m', '4h', '3d', '1w'")
-    seconds = float(match[1]) * DURATION_UNITS[match[2]]
-    if seconds <= 0:
+    return _bounded(float(match[1]) * DURATION_UNITS[match[2]], value, where)
+
+
+def _bounded(seconds: float, value: object, where: str) -> timedelta:
+    """A positive duration of at most ``MAX_DURATION``: longer ones overflow timestamp maths."""
+    if not seconds > 0:
         raise SpecError(f"{where}: duration must be positive, got {value!r}")
+    if seconds > MAX_DURATION.total_seconds():
+        raise SpecError(
+            f"{where}: duration {value!r} is longer than {MAX_DURATION.days} days; "
+            "write a shorter one, e.g. '90d'"
+        )
     return timedelta(seconds=seconds)
 
 
@@ -161,6 +170,25 @@ def _strings(value: object, where: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
         raise SpecError(f"{where}: expected a list of non-empty strings, got {value!r}")
     return tuple(value)
+
+
+def check_segment_name(name: str, where: str) -> str:
+    """A segment attribute name, refused unless plain (letters, digits, ``_ . -``)."""
+    if not SEGMENT_NAME.fullmatch(name):
+        raise SpecError(
+            f"{where}: segment attribute {name!r} is not a plain name; use letters, digits, "
+            "'_', '.' or '-' (e.g. 'company_size')"
+        )
+    return name
+
+
+def _segments(value: object, where: str) -> tuple[str, ...]:
+    names = _strings(value, where)
+    for i, name in enumerate(names):
+        check_segment_name(name, f"{where}[{i}]")
+    if len(set(names)) != len(names):
+        raise SpecError(f"{where}: segment attributes repeat: {list(names)}")
+    return names
 
 
 def _patterns(value: object, where: str) -> tuple[str, ...]:
@@ -265,11 +293,17 @@ def load_spec(path: str | Path) -> JourneySpec:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise SpecError(f"{path}: journey spec not found") from None
+        raise SpecError(f"{path}: journey spec not found; pass --journey FILE") from None
+    except IsADirectoryError:
+        raise SpecError(f"{path}: is a folder; pass the journey spec file (TOML)") from None
     except UnicodeDecodeError as exc:
-        raise SpecError(f"{path}: not UTF-8 text: {exc}") from None
+        raise SpecError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read the journey spec: {exc.strerror}") from None
+    if not raw:
+        raise SpecError(f"{path}: the journey spec is empty; see data/sample/journey.toml")
     return spec_from_dict(raw, str(path), default_name=path.stem)
 
 
@@ -282,10 +316,10 @@ def spec_from_dict(
     if case not in CASE_NOTIONS:
         raise SpecError(f"{where}: case = {case!r}; use one of {list(CASE_NOTIONS)}")
     window = parse_duration(raw.get("window", "30d"), f"{where}: window")
-    stages = tuple(
-        _stage(s, f"{where}: stages[{i}]")
-        for i, s in enumerate(_tables(raw.get("stages", []), f"{where}: stages"))
-    )
+    stage_tables = _tables(raw.get("stages", []), f"{where}: stages")
+    if "stages" in raw and not stage_tables:  # left out means "discover only"; [] is a slip
+        raise SpecError(f"{where}: stages = [] declares no stage; add [[stages]] tables")
+    stages = tuple(_stage(s, f"{where}: stages[{i}]") for i, s in enumerate(stage_tables))
     names = [s.name for s in stages]
     if len(set(names)) != len(names):
         raise SpecError(f"{where}: stages: stage names repeat: {names}")
@@ -317,7 +351,7 @@ def spec_from_dict(
         calendar=_calendar(
             _table(raw.get("calendar", {}), f"{where}: calendar"), f"{where}: calendar"
         ),
-        segments=_strings(raw.get("segments", []), f"{where}: segments"),
+        segments=_segments(raw.get("segments", []), f"{where}: segments"),
         outcome_activities=_strings(
             raw.get("outcome_activities", []), f"{where}: outcome_activities"
         ),

@@ -8,6 +8,7 @@ pm4py's cost is mostly string handling (DESIGN §7).
 from __future__ import annotations
 
 import os
+import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -47,7 +48,17 @@ def write_xes(frame: pd.DataFrame, path: str | Path) -> None:
         }
     )
     keep = [c for c in renamed.columns if ":" in c]
-    _pm4py().write_xes(renamed[keep], str(path), case_id_key=CASE)
+    # pm4py appends ".xes" to any other name: write beside the target under a name it keeps,
+    # then move it into place (which also means a reader never sees half a file).
+    path = Path(path)
+    suffix = ".xes.gz" if path.name.lower().endswith(".gz") else ".xes"
+    fd, part = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    try:
+        _pm4py().write_xes(renamed[keep], part, case_id_key=CASE)
+        os.replace(part, path)
+    finally:
+        Path(part).unlink(missing_ok=True)
 
 
 def formatted(frame: pd.DataFrame) -> pd.DataFrame:
@@ -106,11 +117,29 @@ def write_model(tree: Any, folder: str | Path, name: str = "journey") -> dict[st
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"bpmn": folder / f"{name}.bpmn", "pnml": folder / f"{name}.pnml"}
+    tree = masked_tree(tree)
     # No auto layout: it shells out to Graphviz, which chokes on activity names with markup.
     pm4py.write_bpmn(pm4py.convert_to_bpmn(tree), str(paths["bpmn"]), auto_layout=False)
     net, im, fm = pm4py.convert_to_petri_net(tree)
     pm4py.write_pnml(net, im, fm, str(paths["pnml"]))
     return paths
+
+
+def masked_tree(tree: Any) -> Any:
+    """A copy of a process tree whose activity labels have emails masked (the dashboard's
+    rule): model files are shared, and an activity name may carry an address."""
+    import copy
+
+    from journeymine.dashboard.export import scrub
+
+    masked = copy.deepcopy(tree)
+    stack = [masked]
+    while stack:
+        node = stack.pop()
+        if node.label is not None:
+            node.label = scrub(node.label)
+        stack.extend(node.children)
+    return masked
 
 
 def designed_tree(positions: Sequence[tuple[Sequence[str], bool]]) -> Any:

@@ -1,0 +1,137 @@
+"""No SQL injection: a hostile segment name is refused at the spec, CLI and API boundary (or
+treated as data further in), and no file is written; quotes in paths are data."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import duckdb
+import pytest
+
+import journeymine as jm
+from journeymine.analyse import analyse_warehouse
+from journeymine.analyses.drivers import drivers
+from journeymine.analyses.funnel import segment_values
+from journeymine.cli import main
+from journeymine.errors import SpecError, UsageError
+from journeymine.spec import load_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = ROOT / "data" / "sample" / "journey.toml"
+EVIL = "x') TO 'evil.csv'; --"
+EVIL_SEGMENT = f"{EVIL}=1"
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("sample")
+    db = out / "w.duckdb"
+    jm.load_landing(db, ROOT / "data" / "sample" / "landing")
+    analyse_warehouse(db, SPEC, out)
+    return db
+
+
+def evil_files(*folders: Path) -> list[Path]:
+    return [p for folder in folders for p in folder.rglob("evil*")]
+
+
+def evil_spec(tmp_path: Path) -> Path:
+    text = SPEC.read_text().replace(
+        'segments = ["company_size", "utm_source"]', f'segments = ["company_size", "{EVIL}"]'
+    )
+    assert EVIL in text
+    (tmp_path / "journey.toml").write_text(text)
+    return tmp_path / "journey.toml"
+
+
+def test_a_hostile_segment_in_the_spec_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match=r"journey.toml: segments\[1\]: segment attribute"):
+        load_spec(evil_spec(tmp_path))
+
+
+def test_report_with_a_hostile_spec_writes_nothing(
+    sample: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "w.duckdb"
+    shutil.copy(sample, db)
+    before = db.read_bytes()
+    argv = ["report", "--warehouse", str(db), "--journey", str(evil_spec(tmp_path))]
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 1
+    assert "is not a plain name" in capsys.readouterr().err
+    assert evil_files(tmp_path, sample.parent) == []
+    assert db.read_bytes() == before and not (tmp_path / "out").exists()
+
+
+def test_people_with_a_hostile_segment_is_refused(
+    sample: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["people", "trial", "--segment", EVIL_SEGMENT, "--warehouse", str(sample)]) == 1
+    assert f"unknown segment {EVIL_SEGMENT!r}" in capsys.readouterr().err
+    with jm.open_warehouse(sample) as wh, pytest.raises(UsageError, match="the segments are"):
+        wh.people("trial", "converted", EVIL_SEGMENT)
+    assert evil_files(tmp_path, sample.parent) == []
+
+
+def test_past_the_boundary_a_hostile_name_is_data(
+    sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The analyses quote what they splice, so even an unchecked name writes no file."""
+    monkeypatch.chdir(tmp_path)
+    with duckdb.connect(str(sample), read_only=True) as con:
+        values = segment_values(con, (EVIL,))
+        persons = con.execute("SELECT count(*) FROM persons").fetchone()
+        drivers(con, "trial", (EVIL,))
+    assert persons is not None and len(values) == persons[0]
+    assert values[EVIL].isna().all()  # no touchpoint carries such an attribute
+    assert evil_files(tmp_path, sample.parent) == []
+
+
+def test_quotes_in_the_warehouse_path_are_data(
+    sample: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / 'o\'brien "x"'
+    folder.mkdir()
+    db = folder / "w'h.duckdb"
+    shutil.copy(sample, db)
+    with jm.open_warehouse(sample) as wh:
+        converted = len(wh.people("trial", "converted"))
+    assert main(["people", "trial", "--status", "converted", "--warehouse", str(db)]) == 0
+    assert f"{converted:,} persons at stage 'trial'" in capsys.readouterr().out
+    assert main(["explain-person", "1", "--warehouse", str(db)]) == 0
+    ocel = folder / "j'ourneys.sqlite"
+    assert main(["export", str(ocel), "--format", "ocel", "--warehouse", str(db)]) == 0
+    with sqlite3.connect(ocel) as out, duckdb.connect(str(sample), read_only=True) as con:
+        events = out.execute("SELECT count(*) FROM event").fetchone()
+        expected = con.execute("SELECT count(*) FROM touchpoints").fetchone()
+    assert events == expected
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "COPY (SELECT * FROM persons) TO 'evil.csv'",
+        "SELECT * FROM read_csv('evil-source.csv')",
+        "ATTACH 'evil.duckdb'",
+        "SET enable_external_access = true",
+    ],
+)
+def test_the_notebook_connection_cannot_touch_files(
+    sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, statement: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "evil-source.csv").write_text("a\n1\n")
+    with jm.open_warehouse(sample) as wh:
+        with pytest.raises((duckdb.PermissionException, duckdb.InvalidInputException)):
+            wh.sql(statement)
+        assert len(wh.sql("SELECT * FROM persons")) > 0  # reading the warehouse still works
+    assert [p.name for p in evil_files(tmp_path, sample.parent)] == ["evil-source.csv"]
