@@ -365,7 +365,15 @@ def summarise_table(
         ORDER BY segment_rank, pos
         """
     ).df()
-    for column in ("entered", "converted", "dropped", "open", "excluded", "position", "segment_rank"):
+    for column in (
+        "entered",
+        "converted",
+        "dropped",
+        "open",
+        "excluded",
+        "position",
+        "segment_rank",
+    ):
         frame[column] = frame[column].astype("int64")
     return _with_rates(frame)[FUNNEL_COLUMNS]
 
