@@ -15,7 +15,6 @@ import duckdb
 import pandas as pd
 
 from journeymine import identity, warehouse
-from journeymine.analyses.funnel import segment_values
 from journeymine.errors import UsageError, WarehouseError
 
 STATUSES = ("converted", "dropped", "open", "excluded", "final")
@@ -140,21 +139,22 @@ class Warehouse:
             _check_listed("status", status, STATUSES)
             where.append("status = ?")
             params.append(status)
-        people = self.sql(
-            "SELECT case_key AS person_id, stage, status, entered_at, converted_at "
-            f"FROM stage_entries WHERE {' AND '.join(where)} ORDER BY case_key",
-            params,
-        )
-        if segment:  # the same first-touch segment values the funnel was broken down by
+        join = ""
+        if segment:  # the values the funnel was broken down by: known at each step's entry
             self._check_choice(
                 "segment",
                 segment,
                 "SELECT DISTINCT segment FROM stage_funnel WHERE segment <> 'all'",
             )
-            key, _, value = segment.partition("=")  # a listed segment: its key is a plain name
-            values = segment_values(self.con, (key,))
-            members = values.loc[values[key].fillna("(none)") == value, "person_id"]
-            people = people[people.person_id.isin(members)].reset_index(drop=True)
+            key, _, value = segment.partition("=")
+            join = "JOIN stage_segments s USING (case_key, pos)"
+            where += ["s.attribute = ?", "s.value = ?"]
+            params += [key, value]
+        people = self.sql(
+            "SELECT case_key AS person_id, stage, status, entered_at, converted_at "
+            f"FROM stage_entries {join} WHERE {' AND '.join(where)} ORDER BY case_key",
+            params,
+        )
         return people
 
     def journeys(self, person_ids: Sequence[int]) -> pd.DataFrame:
