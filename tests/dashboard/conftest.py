@@ -98,6 +98,9 @@ def build(path: Path) -> Warehouse:
                 None if latency is None else latency * 1800,
                 status,
                 breached,
+                OWNERS[p % len(OWNERS)],  # the owner responsible at trigger time
+                None if latency is None else latency * 1800,  # wait in the SLA's unit
+                "business hours",
             )
         )
         bucket = _bucket(latency)
@@ -108,7 +111,9 @@ def build(path: Path) -> Warehouse:
     late = START + timedelta(days=90)
     add(99, SIGNUP, "customer", late, None)
     trig = add(99, DEMO, "customer", late, None)
-    follow.append((SCRIPT, 99, trig, late, None, None, None, None, "open", False))
+    follow.append(
+        (SCRIPT, 99, trig, late, None, None, None, None, "open", False, None, None, "hours")
+    )
 
     con.execute(
         "CREATE TABLE touchpoints (event_id BIGINT, person_id BIGINT, account_id BIGINT, "
@@ -125,9 +130,10 @@ def build(path: Path) -> Warehouse:
     con.execute(
         "CREATE TABLE followups (rule VARCHAR, person_id BIGINT, trigger_event_id BIGINT, "
         "triggered_at TIMESTAMPTZ, responded_at TIMESTAMPTZ, response_event_id BIGINT, "
-        "latency_s DOUBLE, business_latency_s DOUBLE, status VARCHAR, sla_breached BOOLEAN)"
+        "latency_s DOUBLE, business_latency_s DOUBLE, status VARCHAR, sla_breached BOOLEAN, "
+        "owner VARCHAR, wait_s DOUBLE, sla_unit VARCHAR)"
     )
-    con.executemany("INSERT INTO followups VALUES (?,?,?,?,?,?,?,?,?,?)", follow)
+    con.executemany("INSERT INTO followups VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", follow)
     con.execute(
         "CREATE TABLE dfg (source_activity VARCHAR, target_activity VARCHAR, frequency BIGINT, "
         "cases BIGINT, wait_mean_s DOUBLE, wait_median_s DOUBLE, wait_p90_s DOUBLE)"

@@ -45,11 +45,13 @@ def test_sample_figures_carry_the_table_values(sample_dashboard: Path) -> None:
         assert bars[status] == funnel[status].astype(float).tolist()
     sla = next(t for t in figures.followup_latency(con).data if t.name == "SLA")
     hours = con.execute(
-        "SELECT rule, max(sla_s) / 3600 FROM followups GROUP BY 1 ORDER BY 1"
+        "SELECT rule, max(sla_s) / 3600, any_value(sla_unit) FROM followups GROUP BY 1 ORDER BY 1"
     ).fetchall()
+    # demo requests are judged in business hours (the spec says so), failed payments are not
     assert dict(zip(sla.y, sla.x, strict=True)) == pytest.approx(
-        {figures.label(r): h for r, h in hours}
+        {figures.label(r) + (" (business h)" if u == "business hours" else ""): h for r, h, u in hours}
     )
+    assert "demo_request (business h)" in sla.y and "payment_failed" in sla.y
     segments = figures.conversion_by_segment(con)
     assert [b.label for b in segments.layout.updatemenus[0].buttons] == [
         "company_size",

@@ -77,28 +77,31 @@ def test_stage_funnel_segments_side_by_side(con: duckdb.DuckDBPyConnection) -> N
 
 
 def test_followup_latency_distribution_and_owners(con: duckdb.DuckDBPyConnection) -> None:
-    fig = figures.followup_latency(con, sla_hours={"demo_request": 4}, min_answered=1)
+    fig = figures.followup_latency(con, sla_hours={"demo_request": 4}, min_triggers=1)
     box = fig.data[0]
-    answered = np.array([0.5, 2, 10, 30] * 8)  # 32 answered triggers
-    assert list(box.y) == ["demo_request"]  # the open-only hostile rule has no distribution
+    answered = np.array([0.25, 1, 5, 15] * 8)  # 32 answered, waits in business hours (half)
+    assert list(box.y) == ["demo_request (business h)"]  # the open-only rule has none
     assert box.median[0] == pytest.approx(np.percentile(answered, 50))
     assert box.q1[0] == pytest.approx(np.percentile(answered, 25))
     assert box.upperfence[0] == pytest.approx(np.percentile(answered, 95))
     sla = next(t for t in fig.data if t.name == "SLA")
     assert list(sla.x) == [4]
-    owners = next(t for t in fig.data if t.name == "median per owner")
-    expected = (
-        con.execute(
-            "SELECT t.owner, median(f.latency_s) / 3600 AS h FROM followups f JOIN touchpoints t "
-            "ON t.event_id = f.response_event_id GROUP BY 1"
-        )
-        .df()
-        .assign(owner=lambda d: d.owner.map(figures.label))
-    )
-    assert dict(zip(owners.y, owners.x, strict=True)) == pytest.approx(
-        dict(zip(expected.owner, expected.h, strict=True))
-    )
-    assert "[email hidden]" in owners.y and not any("@" in y for y in owners.y)
+    # Per owner responsible at trigger time: every trigger by outcome, counted independently.
+    table = con.execute("SELECT * FROM followups WHERE owner IS NOT NULL").df()
+    for name, mask in (
+        ("within the SLA", (table.status == "answered") & ~table.sla_breached),
+        ("answered late", (table.status == "answered") & table.sla_breached),
+        ("no reply", table.status == "unanswered"),
+    ):
+        bars = next(t for t in fig.data if t.name == name)
+        expected = table[mask].groupby("owner").size()
+        shown = dict(zip(bars.y, bars.x, strict=True))
+        assert shown == {figures.label(o): n for o, n in expected.items()} | {
+            y: 0 for y in shown if y not in {figures.label(o) for o in expected.index}
+        }
+    assert "[email hidden]" in bars.y and not any("@" in y for y in bars.y)
+    worst = table[table.status != "open"].groupby("owner").sla_breached.mean().idxmax()
+    assert bars.y[0] == figures.label(worst)  # the worst breach rate comes first
 
 
 def test_cost_of_waiting_from_the_warehouse(

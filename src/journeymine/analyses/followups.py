@@ -9,6 +9,8 @@ Definitions (docs/metrics.md):
   calendar between trigger and response (see ``business_hours``);
 * **answered**: a response exists (by the cut-off). **unanswered**: none, and the SLA has
   passed at the cut-off. **open**: none yet, SLA not passed (right-censored);
+* ``wait_s`` is the latency in the unit the SLA is judged in (``sla_unit``: business hours or
+  hours), what the charts and headlines show;
 * ``sla_breached``: answered later than the SLA, or unanswered. The SLA is measured in
   business time when the rule says ``business_hours = true``, else in wall-clock time;
 * ``owner`` is who was **responsible at trigger time**, answered or not: the trigger's own
@@ -150,6 +152,8 @@ def compute_followups(
         )
         rows["sla_breached"] = np.where(answered, latency > sla, rows.status == "unanswered")
         rows["sla_s"] = sla
+        rows["wait_s"] = latency  # in the unit the SLA is judged in
+        rows["sla_unit"] = "business hours" if rule.business_hours else "hours"
         frames.append(rows)
     columns = [
         "rule",
@@ -164,6 +168,8 @@ def compute_followups(
         "status",
         "sla_breached",
         "sla_s",
+        "wait_s",
+        "sla_unit",
         "owner",
         "owner_name",
         "owner_source",
@@ -198,6 +204,7 @@ def summarise_followups(followups: pd.DataFrame, by: str = "rule") -> pd.DataFra
                 "p90_latency_h": answered.latency_s.quantile(0.9) / 3600,
                 "median_business_latency_h": answered.business_latency_s.median() / 3600,
                 "p90_business_latency_h": answered.business_latency_s.quantile(0.9) / 3600,
+                "median_wait_h": (answered.wait_s.median() / 3600 if "wait_s" in part else np.nan),
                 "breach_rate": decided.sla_breached.mean() if len(decided) else np.nan,
                 "never_answered_rate": (
                     (decided.status == "unanswered").mean() if len(decided) else np.nan

@@ -31,7 +31,7 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
-from journeymine.analyses.followups import NO_REPLY
+from journeymine.analyses.followups import NO_REPLY, summarise_followups
 from journeymine.analyses.followups import cost_of_waiting as analysed_cost
 from journeymine.analyses.headlines import previous_figures, read_headlines
 from journeymine.analyses.stats import wilson
@@ -437,16 +437,27 @@ def conversion_by_segment(data: Data, attribute: str | None = None) -> go.Figure
 # ------------------------------------------------------------------ follow-ups
 
 
-def _owner_sql(data: Data) -> tuple[str, str] | None:
-    """(owner expression, join) for follow-ups: the table's own owner columns, else the owner
-    of the response touchpoint; None when neither is available."""
-    cols = columns(data, "followups")
-    own = [c for c in ("owner_name", "owner") if c in cols]
-    if own:
-        return f"coalesce({', '.join('f.' + c for c in own)})", ""
-    if isinstance(data, duckdb.DuckDBPyConnection) and _exists(data, "touchpoints"):
-        return "r.owner", "LEFT JOIN touchpoints r ON r.event_id = f.response_event_id"
-    return None
+OWNER_STATUSES = [  # (label, colour) of the per-owner bars, best first
+    ("within the SLA", "#2a9d8f"),
+    ("answered late", "#e9c46a"),
+    ("no reply", "#d62828"),
+    ("open", "#b8c4cc"),
+]
+
+
+def _owner_counts(frame: pd.DataFrame, top: int, min_triggers: int) -> pd.DataFrame:
+    """Per rule and owner (responsible at trigger time): the triggers by outcome, from
+    ``summarise_followups`` (its counts and rates), worst breach rate first."""
+    key = "owner_name" if "owner_name" in frame.columns else "owner"
+    if key not in frame.columns or frame[key].isna().all():
+        return pd.DataFrame()
+    table = summarise_followups(frame.dropna(subset=[key]), by=key).rename(columns={key: "owner"})
+    table = table[table.triggers >= min_triggers]
+    table["within the SLA"] = table.answered - (table.breached - table.unanswered)
+    table["answered late"] = table.breached - table.unanswered
+    table["no reply"] = table.unanswered
+    order = table.sort_values(["breach_rate", "triggers"], ascending=[False, False])
+    return order.head(top).reset_index(drop=True)
 
 
 @_degrades
@@ -455,13 +466,16 @@ def followup_latency(
     sla_hours: Mapping[str, float] | None = None,
     *,
     top_owners: int = 12,
-    min_answered: int = 5,
+    min_triggers: int = 5,
 ) -> go.Figure:
-    """How long customers wait for a reply: per rule, the distribution of answered latency
-    (box: quartiles and median, whiskers p5 and p95, ``quantile_cont``) with the rule's SLA
-    (the table's ``sla_s``, else ``sla_hours``); below, the median per owner (the owners with
-    most answered triggers, at least ``min_answered`` each)."""
+    """How long customers wait for a reply: per rule, the distribution of answered waits in the
+    unit the SLA is judged in (``wait_s``: business hours where the rule says so; box: quartiles
+    and median, whiskers p5 and p95, ``quantile_cont``) with the rule's SLA (``sla_s``, else
+    ``sla_hours``); below, per owner responsible at trigger time, every trigger by outcome
+    (within the SLA, late, no reply, open), the worst breach rate first."""
     cols = columns(data, "followups")
+    wait = "wait_s" if "wait_s" in cols else "latency_s"
+    unit = "any_value(sla_unit)" if "sla_unit" in cols else "'hours'"
     sla = "max(sla_s)" if "sla_s" in cols else "NULL::DOUBLE"
     rules = query(
         data,
@@ -469,34 +483,17 @@ def followup_latency(
         f"""
         SELECT rule::VARCHAR AS rule, count(*) AS triggers,
                count(*) FILTER (WHERE status = 'answered') AS answered,
-               quantile_cont(greatest(latency_s, 60) / 3600, [0.05, 0.25, 0.5, 0.75, 0.95])
-                   FILTER (WHERE status = 'answered' AND latency_s IS NOT NULL) AS q,
+               quantile_cont(greatest({wait}, 60) / 3600, [0.05, 0.25, 0.5, 0.75, 0.95])
+                   FILTER (WHERE status = 'answered' AND {wait} IS NOT NULL) AS q,
                avg(sla_breached::INT) FILTER (WHERE status <> 'open') AS breach_rate,
-               {sla} AS sla_s
+               {sla} AS sla_s, {unit} AS unit
         FROM {{t}} GROUP BY 1 ORDER BY 1
         """,
     )
     rules = rules[rules.q.notna()].reset_index(drop=True)
     if rules.empty:
         raise MissingTable("The followups table has no answered triggers yet.")
-    owner = _owner_sql(data)
-    owners = pd.DataFrame()
-    if owner is not None:
-        expr, join = owner
-        owners = query(
-            data,
-            "followups",
-            f"""
-            SELECT f.rule::VARCHAR AS rule, {expr}::VARCHAR AS owner, count(*) AS answered,
-                   median(f.latency_s) / 3600 AS median_h,
-                   avg(f.sla_breached::INT) AS breach_rate
-            FROM {{t}} f {join}
-            WHERE f.status = 'answered' AND {expr} IS NOT NULL
-            GROUP BY ALL HAVING count(*) >= ?
-            ORDER BY answered DESC, median_h DESC, owner LIMIT ?
-            """,
-            [min_answered, top_owners],
-        )
+    owners = _owner_counts(query(data, "followups", "SELECT * FROM {t}"), top_owners, min_triggers)
     with_owners = not owners.empty
     fig = make_subplots(
         rows=2 if with_owners else 1,
@@ -504,13 +501,17 @@ def followup_latency(
         row_heights=[0.45, 0.55] if with_owners else [1.0],
         vertical_spacing=0.3 if len(rules) < 3 else 0.2,
         subplot_titles=(
-            "Time to the first reply per rule (box: middle half, whiskers: 5%–95%)",
-            f"Median time to reply per owner (owners with ≥{min_answered} replies)",
+            "Time to the first reply per rule, in the SLA's unit (box: middle half, "
+            "whiskers: 5%–95%)",
+            f"Every trigger per owner responsible at the time (owners with ≥{min_triggers})",
         )
         if with_owners
         else ("Time to the first reply per rule (box: middle half, whiskers: 5%–95%)",),
     )
-    names = [label(r) for r in rules.rule]
+    names = [
+        label(r) + (" (business h)" if u == "business hours" else "")
+        for r, u in zip(rules.rule, rules.unit, strict=True)
+    ]
     q = np.array(rules.q.tolist(), dtype=float)
     fig.add_trace(
         go.Box(
@@ -573,27 +574,32 @@ def followup_latency(
             f"{label(o)} · {label(r)}" if many_rules else label(o)
             for o, r in zip(owners.owner, owners.rule, strict=True)
         ]
-        fig.add_trace(
-            go.Bar(
-                y=who,
-                x=owners.median_h.astype(float).tolist(),
-                orientation="h",
-                name="median per owner",
-                marker_color="#2a9d8f",
-                customdata=np.stack(
-                    [owners.answered.astype(float), owners.breach_rate.astype(float)], axis=1
-                ).tolist(),
-                hovertemplate="%{y}<br>median %{x:.1f} h over %{customdata[0]:,} replies · "
-                "%{customdata[1]:.0%} later than the SLA<extra></extra>",
-            ),
-            row=2,
-            col=1,
-        )
-        fig.update_xaxes(title_text="median hours until the first reply", row=2, col=1)
+        details = np.stack(
+            [owners.breach_rate.fillna(0).astype(float), owners.median_wait_h.astype(float)],
+            axis=1,
+        ).tolist()
+        for name, colour in OWNER_STATUSES:
+            fig.add_trace(
+                go.Bar(
+                    y=who,
+                    x=owners[name].astype(float).tolist(),
+                    orientation="h",
+                    name=name,
+                    marker_color=colour,
+                    customdata=details,
+                    hovertemplate="%{y}: %{x:,} " + name + "<br>%{customdata[0]:.0%} of "
+                    "decided triggers later than the SLA · median wait %{customdata[1]:.1f} h "
+                    "(SLA unit)<extra></extra>",
+                ),
+                row=2,
+                col=1,
+            )
+        fig.update_layout(barmode="stack")
+        fig.update_xaxes(title_text="triggers", row=2, col=1)
         fig.update_yaxes(autorange="reversed", row=2, col=1)
-    height = 140 + 44 * len(rules) + (120 + 30 * len(owners) if with_owners else 0)
+    height = 160 + 44 * len(rules) + (140 + 30 * len(owners) if with_owners else 0)
     _layout(fig, "", max(height, 320))
-    fig.update_layout(title=None, margin={"t": 40, "l": 220}, showlegend=False)
+    fig.update_layout(title=None, margin={"t": 40, "l": 220}, showlegend=with_owners)
     return fig
 
 
