@@ -49,7 +49,10 @@ def test_sample_figures_carry_the_table_values(sample_dashboard: Path) -> None:
     ).fetchall()
     # demo requests are judged in business hours (the spec says so), failed payments are not
     assert dict(zip(sla.y, sla.x, strict=True)) == pytest.approx(
-        {figures.label(r) + (" (business h)" if u == "business hours" else ""): h for r, h, u in hours}
+        {
+            figures.label(r) + (" (business h)" if u == "business hours" else ""): h
+            for r, h, u in hours
+        }
     )
     assert "demo_request (business h)" in sla.y and "payment_failed" in sla.y
     segments = figures.conversion_by_segment(con)
