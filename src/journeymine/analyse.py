@@ -24,6 +24,7 @@ from journeymine.analyses.headlines import write_headlines
 from journeymine.errors import WarehouseError
 from journeymine.mining import conformance, discovery, pm4py_adapter
 from journeymine.mining.eventlog import log_from_touchpoints
+from journeymine.mining.journey_map import write_journey_map
 from journeymine.spec import JourneySpec, check_patterns, load_spec
 from journeymine.warehouse import replace_table
 
@@ -53,6 +54,7 @@ def analyse(con: duckdb.DuckDBPyConnection, spec: JourneySpec, out: Path) -> Ana
         log.warning("journey spec: %s", warning)
     stored = discovery.materialise_log(con, log_from_touchpoints(con, case=spec.case), EVENT_LOG)
     discovery.write_discovery(con, stored)
+    write_journey_map(con, spec, stored)
     funnel = write_stage_funnel(con, spec, stored)
     if spec.case in ("person", "account"):
         write_feelings(con, spec)

@@ -76,6 +76,9 @@ class JourneySpec:
     exclude: tuple[str, ...] = ()  # activities that take a person out of the funnel step
     # activities that are the outcome itself (a lost deal, a cancellation), never a driver
     outcome_activities: tuple[str, ...] = ()
+    # the journey map: nodes that fold several activities, and readable names
+    groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
 
 
 # What a stage's outcome looks like in the vendors' vocabulary (docs/activities.md): these are
@@ -104,6 +107,8 @@ TOP_KEYS = {
     "followups",
     "calendar",
     "outcome_activities",
+    "groups",
+    "labels",
 }
 STAGE_KEYS = {"name", "activities", "optional", "group", "window", "repeatable", "horizon"}
 RULE_KEYS = {"name", "triggers", "responses", "sla", "business_hours", "converts_to"}
@@ -354,6 +359,14 @@ def spec_from_dict(
         segments=_segments(raw.get("segments", []), f"{where}: segments"),
         outcome_activities=_strings(
             raw.get("outcome_activities", []), f"{where}: outcome_activities"
+        ),
+        groups=tuple(
+            (_string(name, f"{where}: groups"), _patterns(pats, f"{where}: groups.{name}"))
+            for name, pats in _table(raw.get("groups", {}), f"{where}: groups").items()
+        ),
+        labels=tuple(
+            (activity, _string(text, f"{where}: labels.{activity}"))
+            for activity, text in _table(raw.get("labels", {}), f"{where}: labels").items()
         ),
         exclude=_strings(raw.get("exclude", []), f"{where}: exclude"),
     )

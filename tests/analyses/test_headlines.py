@@ -66,7 +66,7 @@ def test_headlines_use_the_rules_unit_and_compare_with_the_previous_run(touchpoi
     assert "cut-off 2026-03-21 00:00 UTC" in text
     # The dashboard header draws the same numbers, with the same previous run.
     shown = {
-        t.title.text: (t.value, t.delta.reference if t.delta else None)
+        t.title.text.replace("<br>", ""): (t.value, t.delta.reference if t.delta else None)
         for t in figures.kpi_header(con).data
     }
     assert shown["journeys started"] == (4, 3)

@@ -21,7 +21,7 @@ def test_label_escapes_markup_and_masks_emails() -> None:
 
 def test_kpi_header(con: duckdb.DuckDBPyConnection) -> None:
     fig = figures.kpi_header(con)
-    shown = {t.title.text: t.value for t in fig.data}
+    shown = {t.title.text.replace("<br>", ""): t.value for t in fig.data}
     answered = con.execute(
         "SELECT median(latency_s) / 3600, avg(sla_breached::INT) FILTER (WHERE status <> 'open') FROM followups WHERE status <> 'open'"
     ).fetchone()
@@ -141,9 +141,12 @@ def test_journey_map_keeps_the_top_and_says_what_is_hidden(con: duckdb.DuckDBPyC
     note = fig.layout.annotations[0].text
     assert "Hidden: 1 activities, 2 steps" in note
     nodes = next(t for t in fig.data if t.mode == "markers+text")
-    names = [c[0] for c in nodes.customdata]  # full names; the dots' text is cut to 34 chars
+    names = [c[0] for c in nodes.customdata]
     assert sorted(names) == sorted(figures.label(a) for a in (SIGNUP, DEMO, CALL, PAID))
-    assert all(len(t) <= 34 or "&" in t for t in nodes.text)
+    # labels are never cut: broken into lines, the whole name is on the page
+    assert sorted(t.replace("<br>", "") for t in nodes.text) == sorted(names)
+    counts = next(t for t in fig.data if t.name == "counts")
+    assert [int(c.replace(",", "")) for c in counts.text] == kept.frequency.tolist()
     assert SCRIPT not in fig.to_json()
     # Left to right: sign-up first, payment last; the loop back is drawn as an arc.
     x = dict(zip(names, nodes.x, strict=True))

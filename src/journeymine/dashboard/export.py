@@ -201,15 +201,20 @@ def _sections(con: duckdb.DuckDBPyConnection, spec: JourneySpec | None) -> list[
         Section(
             "drivers",
             "What goes with dropping off",
-            "Touchpoints and segments associated with converting out of a stage: rate with vs "
-            "without, lift over the base rate, 95% interval; only findings that survive "
-            "false-discovery control.",
+            "Touchpoints, owners and segments associated with leaving a stage converted "
+            "(outcome 'conversion') or converting fast ('speed'). Landmark design: everyone is "
+            "compared over the same first stretch after entering the stage (the horizon, by "
+            "default the median time to convert) and must still be undecided at its end, so "
+            "nobody is credited with what they received later; the stage's own markers and "
+            "outcome activities are never features. Only findings that survive false-discovery "
+            "control; associations, not proven causes.",
             optional_table(
                 "drivers",
-                "SELECT stage AS \"leaving stage\", replace(replace(feature, 'did: ', 'did '), "
-                "'segment: ', '') AS \"people who…\", people, rate_with AS converted, "
-                'rate_without AS "converted without", lift, ci_low, ci_high FROM {t} '
-                "WHERE finding ORDER BY p_value LIMIT 12",
+                "SELECT stage AS \"leaving stage\", outcome, replace(replace(feature, 'did: ', "
+                "'did '), 'segment: ', '') AS \"people who…\", people, "
+                'rate_with AS converted, rate_without AS "converted without", lift, ci_low, '
+                'ci_high, horizon_s / 3600 AS "horizon (h)" FROM {t} '
+                "WHERE finding ORDER BY p_value LIMIT 14",
                 {
                     "people": num,
                     "converted": ".0%",
@@ -217,6 +222,7 @@ def _sections(con: duckdb.DuckDBPyConnection, spec: JourneySpec | None) -> list[
                     "lift": ".2f",
                     "ci_low": ".0%",
                     "ci_high": ".0%",
+                    "horizon (h)": ".0f",
                 },
             ),
         ),

@@ -74,6 +74,19 @@ def short(value: object, limit: int = 34) -> str:
     return label(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
+def wrap(value: object, width: int = 22) -> str:
+    """:func:`label` of a name broken into lines of about ``width`` characters, never cut."""
+    words = re.split(r"(?<=[ ._:/-])", EMAIL.sub(EMAIL_MASK, str(value)))
+    lines, line = [], ""
+    for word in words:
+        if line and len(line) + len(word) > width:
+            lines.append(line)
+            line = ""
+        line += word
+    lines.append(line)
+    return "<br>".join(label(x) for x in lines)
+
+
 def duration(seconds: float | None) -> str:
     """A wait in words: minutes, hours or days."""
     if seconds is None or pd.isna(seconds):
@@ -183,10 +196,10 @@ UNIT_SUFFIX = {"hours": " (h)", "business hours": " (business h)"}
 
 def kpi_numbers(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """The headline figures shown in the header: the ``headlines`` table (the same figures
-    as the run summary), at most two follow-up rules' median waits, no time stamps."""
+    as the run summary), the first follow-up rule's median wait, no time stamps."""
     frame = read_headlines(con)
     frame = frame[frame.unit != "time"]
-    waits = frame[frame.key.str.startswith("median_wait:")].head(2)
+    waits = frame[frame.key.str.startswith("median_wait:")].head(1)
     keep = frame.key.isin(["persons", "journeys_started", "reached_last_stage", "breach_rate"])
     return pd.concat([frame[keep], waits], ignore_index=True)
 
@@ -219,7 +232,7 @@ def kpi_header(con: duckdb.DuckDBPyConnection) -> go.Figure:
                 delta=delta,
                 number={"valueformat": fmt, "font": {"size": 34}},
                 title={
-                    "text": label(str(row.label) + UNIT_SUFFIX.get(row.unit, "")),
+                    "text": wrap(str(row.label) + UNIT_SUFFIX.get(row.unit, ""), 20),
                     "font": {"size": 13, "color": "#555"},
                 },
                 domain={"row": 0, "column": i},
@@ -380,7 +393,8 @@ def conversion_by_segment(data: Data, attribute: str | None = None) -> go.Figure
         data,
         "stage_funnel",
         "SELECT segment, stage, conversion_rate, conversion_ci_low, conversion_ci_high, "
-        "converted + dropped AS decided FROM {t} WHERE segment <> 'all' AND segment LIKE ? "
+        f"converted + dropped AS decided, {order} AS stage_order FROM {{t}} "
+        "WHERE segment <> 'all' AND segment LIKE ? "
         "AND conversion_rate IS NOT NULL "
         f"AND converted + dropped >= 20 ORDER BY {rank}, {order}",
         [pattern],
@@ -428,6 +442,8 @@ def conversion_by_segment(data: Data, attribute: str | None = None) -> go.Figure
             ]
         )
     fig.update_yaxes(tickformat=".0%", title="converted to the next stage", range=[0, 1])
+    stages = frame.sort_values("stage_order", kind="stable").stage.drop_duplicates()
+    fig.update_xaxes(categoryorder="array", categoryarray=[label(s) for s in stages])
     fig.update_layout(barmode="group")
     _layout(fig, "", 440)
     fig.update_layout(title=None, margin={"t": 80})
@@ -740,15 +756,30 @@ def _edge_path(
     return _bezier(a, control, b, 0.9)
 
 
-@_degrades
-def journey_map(data: Data, max_activities: int = 14, max_edges: int = 30) -> go.Figure:
-    """The simplified directly-follows map, laid out in layers left to right.
-
-    Keeps the ``max_activities`` most frequent activities and, between them, the ``max_edges``
-    most frequent edges of the ``dfg`` table; a note says what was hidden. Line width is the
-    edge's frequency, colour its median wait; arcs below the nodes go back in the journey.
-    Activity size is the larger of its incoming and outgoing transitions.
-    """
+def _map_frames(
+    data: Data, max_activities: int, max_edges: int
+) -> tuple[pd.DataFrame, pd.DataFrame, str, dict[str, Any]]:
+    """(nodes: node, label, size, kind; shown edges; note; meta) — from the analysis's
+    ``map_nodes`` / ``map_edges`` (the designed stages always drawn), else from ``dfg``."""
+    if isinstance(data, duckdb.DuckDBPyConnection) and _exists(data, "map_edges"):
+        nodes = data.execute("SELECT * FROM map_nodes").df()
+        edges = data.execute("SELECT * FROM map_edges ORDER BY frequency DESC, source, target").df()
+        if edges.empty:
+            raise MissingTable("The map_edges table has no edges yet.")
+        kept = edges[edges.shown].reset_index(drop=True)
+        nodes = nodes[nodes.node.isin(set(kept.source) | set(kept.target))]
+        nodes = nodes.assign(size=nodes.events.astype(float))
+        share = float(edges.hidden_people_share.iloc[0])
+        folded = nodes[nodes.kind == "group"].label.tolist()
+        note = (
+            f"The designed stages and the follow-up steps are always drawn; "
+            f"{len(kept)} of {len(edges)} steps shown. Hidden steps touch {share:.1%} of "
+            "people."
+            + (f" Folded: {', '.join(label(f) for f in folded)}." if folded else "")
+            + "<br>Line width and number: how often; colour: median wait; arcs below go back."
+        )
+        meta = {"hidden": {"edges": len(edges) - len(kept), "people_share": share}}
+        return nodes, kept, note, meta
     dfg = query(
         data,
         "dfg",
@@ -765,6 +796,38 @@ def journey_map(data: Data, max_activities: int = 14, max_edges: int = 30) -> go
     ranked = sorted(size.items(), key=lambda kv: (-kv[1], kv[0]))
     keep = {a for a, _ in ranked[:max_activities]}
     kept = dfg[dfg.source.isin(keep) & dfg.target.isin(keep)].head(max_edges)
+    shown = sorted(set(kept.source) | set(kept.target))
+    nodes = pd.DataFrame(
+        {"node": shown, "label": shown, "size": [float(size[a]) for a in shown], "kind": "activity"}
+    )
+    total_freq = float(dfg.frequency.sum())
+    hidden_acts = len(size) - len(shown)
+    hidden_edges = len(dfg) - len(kept)
+    hidden_share = 1 - float(kept.frequency.sum()) / total_freq if total_freq else 0.0
+    note = (
+        f"Showing the {len(kept)} most frequent steps between the {len(shown)} most frequent "
+        f"activities. Hidden: {hidden_acts} activities, {hidden_edges} steps "
+        f"({hidden_share:.1%} of all steps).<br>Line width and number: how often; colour: "
+        "median wait; arcs below go back."
+    )
+    return nodes, kept, note, {"hidden": {"activities": hidden_acts, "edges": hidden_edges}}
+
+
+@_degrades
+def journey_map(data: Data, max_activities: int = 14, max_edges: int = 30) -> go.Figure:
+    """The journey map, laid out in layers left to right.
+
+    From the analysis's ``map_nodes`` / ``map_edges`` (``mining.journey_map``: every designed
+    stage's and follow-up rule's activity is a node, the rest folded into groups), else the
+    ``max_activities`` most frequent activities of ``dfg`` and the ``max_edges`` most frequent
+    edges between them. A note says what was hidden. Line width and the number on a line are
+    the edge's frequency, colour its median wait; arcs below the nodes go back in the journey.
+    """
+    nodes, kept, note, meta = _map_frames(data, max_activities, max_edges)
+    names = dict(zip(nodes.node, nodes.label, strict=True))
+    size = dict(zip(nodes.node, nodes["size"], strict=True))
+    incoming = kept.groupby("target").frequency.sum()
+    outgoing = kept.groupby("source").frequency.sum()
     shown = sorted(set(kept.source) | set(kept.target))
     layout = layered_layout(
         zip(kept.source, kept.target, kept.frequency.astype(float), strict=True)
@@ -785,8 +848,8 @@ def journey_map(data: Data, max_activities: int = 14, max_edges: int = 30) -> go
         back = (edge.source, edge.target) in layout.back_edges
         xs, ys = _edge_path(pos[edge.source], pos[edge.target], back, k)
         info = [
-            label(edge.source),
-            label(edge.target),
+            label(names.get(edge.source, edge.source)),
+            label(names.get(edge.target, edge.target)),
             int(edge.frequency),
             int(edge.cases),
             duration(edge.wait_median_s),
@@ -812,6 +875,22 @@ def journey_map(data: Data, max_activities: int = 14, max_edges: int = 30) -> go
                 "%{customdata[5]}<extra></extra>",
             )
         )
+    middles = [
+        _edge_path(pos[e.source], pos[e.target], (e.source, e.target) in layout.back_edges, k)
+        for k, e in enumerate(kept.itertuples())
+    ]
+    fig.add_trace(
+        go.Scatter(
+            x=[xs[len(xs) // 2] for xs, _ in middles],
+            y=[ys[len(ys) // 2] for _, ys in middles],
+            mode="text",
+            text=[f"{int(f):,}" for f in kept.frequency],
+            textfont={"size": 10, "color": "#333"},
+            showlegend=False,
+            hoverinfo="skip",
+            name="counts",
+        )
+    )
     order = sorted(shown, key=lambda a: (pos[a][0], -pos[a][1]))
     biggest = max(float(size[a]) for a in order)
     ranks = {a: i for i, a in enumerate(order)}
@@ -820,7 +899,7 @@ def journey_map(data: Data, max_activities: int = 14, max_edges: int = 30) -> go
             x=[pos[a][0] for a in order],
             y=[pos[a][1] for a in order],
             mode="markers+text",
-            text=[short(a) for a in order],
+            text=[wrap(names.get(a, a), 16) for a in order],
             textposition=["top center" if ranks[a] % 2 == 0 else "bottom center" for a in order],
             textfont={"size": 12, "color": "#111"},
             showlegend=False,
@@ -830,7 +909,8 @@ def journey_map(data: Data, max_activities: int = 14, max_edges: int = 30) -> go
                 "line": {"width": 2, "color": "white"},
             },
             customdata=[
-                [label(a), int(incoming.get(a, 0)), int(outgoing.get(a, 0))] for a in order
+                [label(names.get(a, a)), int(incoming.get(a, 0)), int(outgoing.get(a, 0))]
+                for a in order
             ],
             hovertemplate="%{customdata[0]}<br>reached %{customdata[1]:,} times from an "
             "activity · followed %{customdata[2]:,} times<extra></extra>",
@@ -861,16 +941,6 @@ def journey_map(data: Data, max_activities: int = 14, max_edges: int = 30) -> go
             },
         )
     )
-    total_freq = float(dfg.frequency.sum())
-    hidden_acts = len(size) - len(shown)
-    hidden_edges = len(dfg) - len(kept)
-    hidden_share = 1 - float(kept.frequency.sum()) / total_freq if total_freq else 0.0
-    note = (
-        f"Showing the {len(kept)} most frequent steps between the {len(shown)} most frequent "
-        f"activities. Hidden: {hidden_acts} activities, {hidden_edges} steps "
-        f"({hidden_share:.1%} of all steps).<br>Line width: how often; colour: median wait; "
-        "arcs below go back. Long names are cut: hover a dot for the full name."
-    )
     fig.add_annotation(
         text=note,
         xref="paper",
@@ -883,12 +953,12 @@ def journey_map(data: Data, max_activities: int = 14, max_edges: int = 30) -> go
         font={"size": 12, "color": "#555"},
     )
     widest = max(layout.width - 1, 0)
-    fig.update_xaxes(visible=False, range=[-0.6, widest + 0.6])
+    fig.update_xaxes(visible=False, range=[-0.9, widest + 0.9])  # room for whole labels
     ys = [p[1] for p in pos.values()]
     fig.update_yaxes(visible=False, range=[min(ys) - 1.2, max(ys) + 0.8])
     _layout(fig, "", max(440, 150 + 120 * layout.height))
     fig.update_layout(title=None, margin={"t": 20, "b": 60, "l": 30, "r": 30}, hovermode="closest")
-    fig.update_layout(meta={"hidden": {"activities": hidden_acts, "edges": hidden_edges}})
+    fig.update_layout(meta=meta)
     return fig
 
 
