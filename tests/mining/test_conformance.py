@@ -115,3 +115,41 @@ def test_heuristics_net_sees_the_main_path() -> None:
     net = pm4py_adapter.discover_heuristics_net(frame, dependency_threshold=0.0)
     assert set(net.activities) == {"signup", "demo", "trial", "paid"}
     assert "trial" in net.dfg_matrix["signup"] and net.dfg_matrix["signup"]["trial"] == 2
+
+
+def test_stopping_early_is_not_conforming_and_repeatable_stages_may_come_back() -> None:
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE t AS SELECT * FROM (VALUES "
+        "(1, 'visit', 0), (1, 'signup', 1), (1, 'visit', 2), (1, 'trial', 3), (1, 'paid', 4), "
+        "(2, 'visit', 0), (2, 'signup', 1), "  # stopped early on the path: not judged
+        "(3, 'visit', 0), (3, 'trial', 1), (3, 'signup', 2)"  # off the path
+        ") v(case_key, activity, i)"
+    )
+    con.execute(
+        "CREATE TABLE log AS SELECT case_key, activity, "
+        "TIMESTAMPTZ '2026-01-01' + to_seconds(i * 3600) AS ts, i AS seq FROM t"
+    )
+    spec = JourneySpec(
+        name="t",
+        stages=(
+            Stage("visit", ("visit",), repeatable=True),
+            Stage("signup", ("signup",)),
+            Stage("trial", ("trial",)),
+            Stage("paid", ("paid",)),
+        ),
+    )
+    cases = conformance.check_conformance(con, spec, "log", with_fitness=False).set_index(
+        "case_key"
+    )
+    assert cases.deviations[1] == []  # browsing again after signing up is not going back
+    assert cases.conforms.to_dict() == {1: True, 2: False, 3: False}
+    assert cases.judged.to_dict() == {1: True, 2: False, 3: True}
+    rows = conformance.summarise_conformance(cases.reset_index()).set_index("deviation")
+    assert rows.loc["(conforming)", ["cases", "share"]].tolist() == [1, 0.5]  # of 2 judged
+    assert rows.loc["(stopped early, not judged)", "cases"] == 1  # case 3 left the path: judged
+    assert rows.loc["never reached paid", "kind"] == "drop-off"
+    # without `repeatable`, the return to the website is a deviation
+    strict = JourneySpec(name="t", stages=tuple(Stage(s.name, s.activities) for s in spec.stages))
+    again = conformance.check_conformance(con, strict, "log", with_fitness=False)
+    assert "moved back to visit" in again.set_index("case_key").deviations[1]

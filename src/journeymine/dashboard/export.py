@@ -189,12 +189,14 @@ def _sections(con: duckdb.DuckDBPyConnection, spec: JourneySpec | None) -> list[
             "conformance",
             "Designed vs actual",
             "How real journeys deviate from the journey in the spec, and what it does to "
-            "completion.",
+            "completion. Shares are among the journeys that can be judged: those that reached "
+            "the last stage or left the designed order; journeys that stopped early on the path "
+            "are drop-off (see the funnel), not 'conforming'.",
             optional_table(
                 "conformance_summary",
-                "SELECT deviation, cases AS people, share, completion_rate, "
+                "SELECT deviation, kind, cases AS people, share, completion_rate, "
                 "median_duration_s / 86400 AS median_days FROM {t} "
-                "ORDER BY cases DESC LIMIT 14",
+                "ORDER BY kind = 'drop-off', cases DESC LIMIT 14",
                 {"people": num, "share": pct, "completion_rate": pct, "median_days": ".1f"},
             ),
         ),

@@ -9,9 +9,12 @@ consecutive repeats collapsed). Against the stage order of the journey spec:
 * ``out of order``: stages were first reached in an order other than the designed one;
 * ``never reached <stage>``: the journey stops before the last stage (the first stage missing).
 
-A case *conforms* when it has none of the first four (stopping early is drop-off, measured by
-the funnel, not an order deviation). Fitness is pm4py's token-replay fitness of the stage
-sequence on the designed model (computed once per distinct sequence).
+A case *deviates* when it has any of the first four; it *conforms* when it reached the last
+stage without deviating. A case that stopped early on the path is neither (it is drop-off or
+still open, measured by the funnel): shares are among the judged cases (conforming or
+deviating). A ``repeatable`` stage may come back at any time (browsing the website after
+signing up) without ``repeated`` / ``moved back to``. Fitness is pm4py's token-replay fitness
+of the stage sequence on the designed model (computed once per distinct sequence).
 """
 
 from __future__ import annotations
@@ -54,13 +57,18 @@ def stage_sequences(con: duckdb.DuckDBPyConnection, spec: JourneySpec, log: str)
     return frame
 
 
-def deviation_labels(sequence: list[int], steps: list[tuple[str, bool]]) -> list[str]:
-    """Plain-language deviations of one stage sequence (positions) from the designed order."""
+def deviation_labels(
+    sequence: list[int], steps: list[tuple[str, bool]], repeatable: frozenset[int] = frozenset()
+) -> list[str]:
+    """Plain-language deviations of one stage sequence (positions) from the designed order.
+    A ``repeatable`` position may come back at any time without being a deviation."""
     labels: list[str] = []
     seen: list[int] = []
     furthest = -1
     for pos in sequence:
         name = steps[pos][0]
+        if pos in seen and pos in repeatable:
+            continue  # browsing the website again after signing up is not going back
         if pos in seen:  # consecutive repeats are collapsed: this one came back after another
             labels.append(f"repeated {name}")
         if pos < furthest:
@@ -86,16 +94,21 @@ def check_conformance(
     """Per case: stage sequence, deviation labels, conforms?, reached the last stage?, fitness."""
     groups = positions(spec)
     steps = [(" | ".join(s.name for s in stages), optional) for stages, optional in groups]
+    repeatable = frozenset(i for i, (st, _) in enumerate(groups) if any(s.repeatable for s in st))
     cases = stage_sequences(con, spec, log)
     cases["key"] = cases.positions.map(tuple)
     # Everything below depends on the sequence only: work once per distinct sequence.
     per = pd.DataFrame({"key": sorted(set(cases.key))})
     per["stages"] = per.key.map(lambda seq: [steps[p][0] for p in seq])
-    per["deviations"] = per.key.map(lambda seq: deviation_labels(list(seq), steps))
-    per["conforms"] = per.deviations.map(
-        lambda labels: not any(lbl.startswith(ORDER_DEVIATIONS) for lbl in labels)
+    per["deviations"] = per.key.map(lambda seq: deviation_labels(list(seq), steps, repeatable))
+    per["deviates"] = per.deviations.map(
+        lambda labels: any(lbl.startswith(ORDER_DEVIATIONS) for lbl in labels)
     )
     per["completed"] = per.key.map(lambda seq: len(steps) - 1 in seq)
+    # Only a journey that reached the end, or left the path, can be judged: one that stopped
+    # early without leaving it is not "conforming", it is not finished (drop-off or open).
+    per["conforms"] = per.completed & ~per.deviates
+    per["judged"] = per.completed | per.deviates
     if with_fitness and len(per):
         tree = pm4py_adapter.designed_tree([([s.name for s in st], opt) for st, opt in groups])
         fitness = pm4py_adapter.case_fitness(tree, dict(enumerate(per.stages)))
@@ -106,24 +119,35 @@ def check_conformance(
 
 
 def summarise_conformance(cases: pd.DataFrame) -> pd.DataFrame:
-    """Conforming vs deviating, and each deviation: cases, share, completion, median duration."""
-    rows = []
-    total = len(cases)
+    """Conforming vs deviating, and each deviation: cases, share, completion, median duration.
 
-    def row(label: str, part: pd.DataFrame) -> dict[str, object]:
+    ``share`` is among the judged cases (reached the last stage, or left the designed order);
+    journeys that stopped early on the path are counted in ``(stopped early, not judged)`` and
+    their ``never reached X`` rows, with ``kind = 'drop-off'`` and no share."""
+    rows = []
+    judged = cases[cases.judged] if "judged" in cases.columns else cases
+    total = len(judged)
+
+    def row(label: str, part: pd.DataFrame, kind: str = "deviation") -> dict[str, object]:
+        in_scope = kind != "drop-off"
         return {
             "deviation": label,
+            "kind": kind,
             "cases": len(part),
-            "share": len(part) / total if total else np.nan,
+            "share": len(part) / total if total and in_scope else np.nan,
             "completion_rate": part.completed.mean() if len(part) else np.nan,
             "median_duration_s": part.duration_s.median() if len(part) else np.nan,
         }
 
-    rows.append(row("(conforming)", cases[cases.conforms]))
-    rows.append(row("(any order deviation)", cases[~cases.conforms]))
+    deviates = cases.deviates if "deviates" in cases.columns else ~cases.conforms
+    rows.append(row("(conforming)", cases[cases.conforms], "total"))
+    rows.append(row("(any order deviation)", cases[deviates], "total"))
+    if "judged" in cases.columns:
+        rows.append(row("(stopped early, not judged)", cases[~cases.judged], "drop-off"))
     exploded = cases.explode("deviations").dropna(subset=["deviations"])
     for label, part in exploded.groupby("deviations"):
-        rows.append(row(str(label), cases.loc[part.index.unique()]))
+        kind = "drop-off" if str(label).startswith("never reached") else "deviation"
+        rows.append(row(str(label), cases.loc[part.index.unique()], kind))
     return pd.DataFrame(rows).sort_values("cases", ascending=False, kind="stable")
 
 
