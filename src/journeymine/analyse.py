@@ -21,6 +21,8 @@ from journeymine.analyses.feelings import write_feelings
 from journeymine.analyses.followups import write_cost_of_waiting, write_followups
 from journeymine.analyses.funnel import write_stage_funnel
 from journeymine.analyses.headlines import write_headlines
+from journeymine.analyses.paths import paths
+from journeymine.analyses.retention import RetentionError, retention
 from journeymine.errors import WarehouseError
 from journeymine.mining import conformance, discovery, pm4py_adapter
 from journeymine.mining.eventlog import log_from_touchpoints
@@ -62,6 +64,7 @@ def analyse(con: duckdb.DuckDBPyConnection, spec: JourneySpec, out: Path) -> Ana
     write_cost_of_waiting(con, spec, followups)
     summary = conformance.write_conformance(con, spec, stored)
     _write_drivers_and_drift(con, spec, funnel)
+    report.warnings += _write_lifecycle(con, spec, funnel, stored)
     entered = funnel.loc[funnel.segment == "all", "entered"]
     report.cases = int(entered.max()) if len(entered) else 0
     report.dfg_edges = _count(con, "dfg")
@@ -107,6 +110,38 @@ def _write_drivers_and_drift(
         replace_table(con, "drift_stages", drift["stages"])
         replace_table(con, "drift_variants", drift["variants"])
         replace_table(con, "drift_latency", drift["latency"])
+
+
+def _write_lifecycle(
+    con: duckdb.DuckDBPyConnection, spec: JourneySpec, funnel: pd.DataFrame, log: str
+) -> list[str]:
+    """``retention`` (cohorts of the spec's ``[retention]`` stage, by default the last) and
+    ``paths`` (what people who dropped out of each stage did next); return warnings."""
+    warnings: list[str] = []
+    overall = funnel[funnel.segment == "all"]
+    if spec.stages and spec.case in ("person", "account"):
+        settings = spec.retention
+        start = settings.stage or spec.stages[-1].name
+        active = settings.active or next(s.activities for s in spec.stages if s.name == start)
+
+        def cohorts(churn: tuple[str, ...]) -> pd.DataFrame:
+            return retention(
+                con, active=active, stage=start, churn=churn, period=settings.period,
+                periods=settings.periods, case=spec.case,
+            )  # fmt: skip
+
+        try:
+            frame = cohorts(settings.churn)
+        except RetentionError as exc:  # e.g. no cancellations in this data: retention alone
+            warnings.append(f"retention without churn: {exc}")
+            frame = cohorts(())
+        replace_table(con, "retention", frame.assign(stage=start))
+    dropped = overall[overall.dropped > 0].stage.tolist()
+    found = [paths(con, stage, "dropped", steps=3, top=10, log=log) for stage in dropped]
+    found = [f for f in found if len(f)]
+    if found:
+        replace_table(con, "paths", pd.concat(found, ignore_index=True))
+    return warnings
 
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:

@@ -285,6 +285,55 @@ def cmd_explain_person(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain_account(args: argparse.Namespace) -> int:
+    from journeymine.api import connect_read_only
+    from journeymine.identity import explain_account
+
+    con = connect_read_only(args.warehouse)
+    try:
+        print(explain_account(con, args.account_id))
+    finally:
+        con.close()
+    return 0
+
+
+def cmd_paths(args: argparse.Namespace) -> int:
+    from journeymine.analyses.paths import paths
+    from journeymine.api import connect_read_only
+
+    direction, anchor = next(
+        (d, a)
+        for d, a in (("after", args.after), ("before", args.before), ("dropped", args.dropped_from))
+        if a is not None
+    )
+    con = connect_read_only(args.warehouse)
+    try:
+        frame = paths(con, anchor, direction, steps=args.steps, top=args.top)
+    finally:
+        con.close()
+    print(f"{direction} {anchor!r}: the {len(frame)} most frequent {args.steps}-step paths")
+    for row in frame.itertuples():
+        print(f"{row.people:>8,}  {row.share:6.1%}  {row.path}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from journeymine.analyses.compare import compare_segments
+    from journeymine.api import connect_read_only
+
+    con = connect_read_only(args.warehouse)
+    try:
+        frame = compare_segments(
+            con, "event_log", args.segment, tuple(args.a), tuple(args.b), alpha=args.alpha
+        )
+    finally:
+        con.close()
+    frame = frame[frame.significant] if not args.all else frame
+    print(f"{args.segment} in {args.a} vs {args.b}: {len(frame)} differences")
+    print(frame.head(args.top).to_string(index=False))
+    return 0
+
+
 def _add_load_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--landing", default=DEFAULT_LANDING, help="landing folder (<source>/...)")
     p.add_argument("--warehouse", default=DEFAULT_WAREHOUSE, help="DuckDB warehouse file")
@@ -364,6 +413,31 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("person_id", type=int)
     ex.add_argument("--warehouse", default=DEFAULT_WAREHOUSE)
     ex.set_defaults(func=cmd_explain_person)
+
+    acc = sub.add_parser("explain-account", help="which evidence joined an account's systems")
+    acc.add_argument("account_id", type=int)
+    acc.add_argument("--warehouse", default=DEFAULT_WAREHOUSE)
+    acc.set_defaults(func=cmd_explain_account)
+
+    pth = sub.add_parser("paths", help="the most frequent paths around a step")
+    where = pth.add_mutually_exclusive_group(required=True)
+    where.add_argument("--after", help="paths after the first ACTIVITY (a glob)")
+    where.add_argument("--before", help="paths before the first ACTIVITY (a glob)")
+    where.add_argument("--dropped-from", help="what people who dropped out of STAGE did next")
+    pth.add_argument("--steps", type=int, default=3, help="steps per path")
+    pth.add_argument("--top", type=int, default=20, help="how many paths")
+    pth.add_argument("--warehouse", default=DEFAULT_WAREHOUSE)
+    pth.set_defaults(func=cmd_paths)
+
+    cmp = sub.add_parser("compare", help="how two segments' journeys differ (edges, variants)")
+    cmp.add_argument("segment", help="segment attribute, e.g. company_size")
+    cmp.add_argument("--a", action="append", required=True, help="a value of group A (repeat)")
+    cmp.add_argument("--b", action="append", required=True, help="a value of group B (repeat)")
+    cmp.add_argument("--alpha", type=float, default=0.05, help="false-discovery rate")
+    cmp.add_argument("--top", type=int, default=20, help="how many rows to print")
+    cmp.add_argument("--all", action="store_true", help="also differences that are not significant")
+    cmp.add_argument("--warehouse", default=DEFAULT_WAREHOUSE)
+    cmp.set_defaults(func=cmd_compare)
     return parser
 
 

@@ -64,6 +64,18 @@ class FollowupRule:
 
 
 @dataclass(frozen=True)
+class RetentionSpec:
+    """Retention cohorts: who starts (a stage, by default the last one), which activities make a
+    period active (by default the start stage's), which mean churn, and the period."""
+
+    stage: str | None = None
+    active: tuple[str, ...] = ()
+    churn: tuple[str, ...] = ("billing.subscription_canceled",)
+    period: str = "month"
+    periods: int = 6
+
+
+@dataclass(frozen=True)
 class JourneySpec:
     name: str
     case: str = "person"
@@ -79,6 +91,7 @@ class JourneySpec:
     # the journey map: nodes that fold several activities, and readable names
     groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
+    retention: RetentionSpec = field(default_factory=RetentionSpec)
 
 
 # What a stage's outcome looks like in the vendors' vocabulary (docs/activities.md): these are
@@ -109,7 +122,9 @@ TOP_KEYS = {
     "outcome_activities",
     "groups",
     "labels",
+    "retention",
 }
+RETENTION_KEYS = {"stage", "active", "churn", "period", "periods"}
 STAGE_KEYS = {"name", "activities", "optional", "group", "window", "repeatable", "horizon"}
 RULE_KEYS = {"name", "triggers", "responses", "sla", "business_hours", "converts_to"}
 CALENDAR_KEYS = {"timezone", "workdays", "hours", "holidays"}
@@ -368,7 +383,29 @@ def spec_from_dict(
             (activity, _string(text, f"{where}: labels.{activity}"))
             for activity, text in _table(raw.get("labels", {}), f"{where}: labels").items()
         ),
+        retention=_retention(_table(raw.get("retention", {}), f"{where}: retention"), names, where),
         exclude=_strings(raw.get("exclude", []), f"{where}: exclude"),
+    )
+
+
+def _retention(raw: dict[str, Any], stages: list[str], where: str) -> RetentionSpec:
+    where = f"{where}: retention"
+    _check_keys(raw, RETENTION_KEYS, where)
+    stage = raw.get("stage")
+    if stage is not None and stage not in stages:
+        raise SpecError(f"{where}.stage: no stage {stage!r}; the stages are {stages}")
+    period = raw.get("period", "month")
+    if period not in ("day", "week", "month"):
+        raise SpecError(f"{where}.period: use 'day', 'week' or 'month', got {period!r}")
+    periods = raw.get("periods", 6)
+    if not isinstance(periods, int) or isinstance(periods, bool) or not 1 <= periods <= 120:
+        raise SpecError(f"{where}.periods: a whole number from 1 to 120, got {periods!r}")
+    return RetentionSpec(
+        stage=stage,
+        active=_strings(raw.get("active", []), f"{where}.active"),
+        churn=_strings(raw.get("churn", list(RetentionSpec.churn)), f"{where}.churn"),
+        period=period,
+        periods=periods,
     )
 
 
