@@ -997,19 +997,30 @@ def paths_sankey(
         )
     total = int(heads.cases.sum())
     drawn = heads.head(max_paths)
+    end = "(journey ends)"
+    rows = [
+        ([str(a) for a in head] + ([end] if ends and len(head) < steps else []), int(cases))
+        for head, ends, cases in zip(drawn["head"], drawn.ends, drawn.cases, strict=True)
+    ]
+    shown = int(drawn.cases.sum())
+    note = f"{shown:,} of {total:,} journeys ({shown / total:.0%}); the rest begin differently."
+    return _sankey(rows, note)
+
+
+def _sankey(rows: list[tuple[list[str], int]], note: str) -> go.Figure:
+    """A Sankey of paths (steps, people), step k of every path in column k."""
     nodes: dict[tuple[int, str], int] = {}
     links: dict[tuple[int, int], int] = defaultdict(int)
-    end = "(journey ends)"
-    for head, ends, cases in zip(drawn["head"], drawn.ends, drawn.cases, strict=True):
-        path = [str(a) for a in head] + ([end] if ends and len(head) < steps else [])
+    ends = ("(journey ends)", "(end)")
+    for path, people in rows:
         for k in range(len(path) - 1):
             a = nodes.setdefault((k, path[k]), len(nodes))
             b = nodes.setdefault((k + 1, path[k + 1]), len(nodes))
-            links[(a, b)] += int(cases)
+            links[(a, b)] += people
         if len(path) == 1:
             nodes.setdefault((0, path[0]), len(nodes))
-    names = [name if name == end else f"{k + 1}. {label(name)}" for (k, name) in nodes]
-    node_colours = ["#b8c4cc" if name == end else "#264653" for (_, name) in nodes]
+    names = [name if name in ends else f"{k + 1}. {label(name)}" for (k, name) in nodes]
+    node_colours = ["#b8c4cc" if name in ends else "#264653" for (_, name) in nodes]
     fig = go.Figure(
         go.Sankey(
             arrangement="snap",
@@ -1031,8 +1042,6 @@ def paths_sankey(
             textfont={"size": 12, "color": "#111"},
         )
     )
-    shown = int(drawn.cases.sum())
-    note = f"{shown:,} of {total:,} journeys ({shown / total:.0%}); the rest begin differently."
     fig.add_annotation(
         text=note,
         xref="paper",
@@ -1046,6 +1055,32 @@ def paths_sankey(
     _layout(fig, "", 520)
     fig.update_layout(title=None, margin={"t": 20, "b": 50, "l": 20, "r": 20})
     return fig
+
+
+@_degrades
+def dropout_sankey(con: duckdb.DuckDBPyConnection) -> go.Figure:
+    """What the people who dropped out of the stage with the most drop-offs did next: the
+    ``paths`` rows (analyses.paths, direction ``dropped``) of that stage."""
+    columns(con, "paths")
+    worst = con.execute(
+        "SELECT stage, dropped FROM stage_funnel WHERE segment = 'all' AND stage IN "
+        "(SELECT anchor FROM paths WHERE direction = 'dropped') ORDER BY dropped DESC LIMIT 1"
+    ).fetchall()
+    if not worst:
+        raise MissingTable("No stage has people who dropped out yet.")
+    stage, dropped = worst[0]
+    frame = con.execute(
+        "SELECT path, people FROM paths WHERE anchor = ? AND direction = 'dropped' "
+        "ORDER BY people DESC",
+        [stage],
+    ).df()
+    rows = [(str(p).split(" → "), int(n)) for p, n in zip(frame.path, frame.people, strict=True)]
+    shown = int(frame.people.sum())
+    note = (
+        f"{int(dropped):,} people dropped out of {label(stage)}; the {len(rows)} most frequent "
+        f"paths after entering it cover {shown:,} of them (repeats collapsed)."
+    )
+    return _sankey(rows, note)
 
 
 # ------------------------------------------------------------------ tables
