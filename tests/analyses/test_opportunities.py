@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
-from dataclasses import dataclass, field
+import sys
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,10 +21,13 @@ from journeymine.analyses.opportunities import (
     OpportunityError,
     compute_opportunities,
     first_invoice_median,
+    months_of_data,
     rank_opportunities,
     write_opportunities,
 )
-from journeymine.spec import FollowupRule, JourneySpec, Stage
+from journeymine.load import load_landing
+from journeymine.spec import FollowupRule, JourneySpec, Stage, load_spec
+from journeymine.warehouse import connect
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -142,7 +147,7 @@ def test_a_planted_slow_answer_effect_is_found_adjusted_for_the_segment(tmp_path
     assert "Answer demo_request within 4h" in faster.title and "95%" in faster.title
     # Without the segment the same data over-state the gain: large companies are both called
     # fast and hold demos more. The unadjusted interval lies above the planted value.
-    crude_spec = JourneySpec(**{**DEMO_SPEC.__dict__, "segments": ()})
+    crude_spec = replace(DEMO_SPEC, segments=())
     crude = compute_opportunities(con, crude_spec)
     crude = crude[crude.kind == "answer_faster"].iloc[0]
     assert crude.method.startswith("not adjusted (the spec has no segment)")
@@ -310,3 +315,53 @@ def test_a_company_touchpoint_with_no_effect_is_a_stop_doing(tmp_path: Path) -> 
     assert row.people == 50 and list(row.person_ids) == list(range(0, 100, 2))
     assert row.touchpoints_per_month == pytest.approx(50 / (30 * 86400 / MONTH_S))
     assert row.gain == 0 and not row.uncertain and row.unit == "touchpoints per month"
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _demo_chance() -> list[tuple[float, float]]:
+    """The generator's planted chance of holding a demo by hours waited for the first call."""
+    path = ROOT / "scripts" / "make_sample.py"
+    module_spec = importlib.util.spec_from_file_location("make_sample", path)
+    assert module_spec is not None and module_spec.loader is not None
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules["make_sample"] = module  # its dataclasses look their module up
+    module_spec.loader.exec_module(module)
+    chance: list[tuple[float, float]] = module.DEMO_CHANCE
+    return chance
+
+
+def test_on_the_sample_slow_demo_follow_ups_come_first_and_the_weak_segment_is_listed(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "w.duckdb"
+    load_landing(db, ROOT / "data" / "sample" / "landing")
+    spec = load_spec(ROOT / "data" / "sample" / "journey.toml")
+    con = connect(db)
+    analyse(con, spec, tmp_path)
+    found = compute_opportunities(con, spec)
+    top = found.iloc[0]
+    assert (top.kind, top.stage) == ("answer_faster", "demo_held")
+    assert "demo_request" in top.title and not top.uncertain
+    # The planted value: the generator's chance of a demo for each person's first decided
+    # request, by the hours that person waited (never called: no demo); slow people given
+    # the mean planted chance of those called within the SLA.
+    chance = _demo_chance()
+    first = con.execute(
+        "SELECT latency_s, sla_breached FROM followups WHERE rule = 'demo_request' "
+        "AND status <> 'open' QUALIFY row_number() OVER "
+        "(PARTITION BY person_id ORDER BY triggered_at) = 1"
+    ).df()
+    first["chance"] = [
+        0.0 if pd.isna(s) else next(c for edge, c in chance if s / 3600 < edge)
+        for s in first.latency_s
+    ]
+    fast, slow = first[~first.sla_breached], first[first.sla_breached]
+    months = months_of_data(con)
+    planted = (fast.chance.mean() - slow.chance.mean()) * len(slow) / months
+    assert top.gain_low < planted < top.gain_high
+    weak = found[found.kind == "lift_weak_segment"].set_index("stage")
+    assert "company_size=1-10" in weak.loc["demo_held", "title"]
+    assert not found.title.str.contains("utm_source=google").any()  # planted: no effect
+    assert (found.revenue_gain.notna() == (found.kind != "stop_doing")).all()
