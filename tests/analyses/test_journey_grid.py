@@ -95,8 +95,12 @@ def test_grid_cells_count_touchpoints_in_the_stage_people_were_in(tmp_path: Path
     assert visit.stage_median_time_s.iloc[0] == pytest.approx((1 * 86400 + 2 * 86400 - 3600) / 2)
     signup = grid[grid.stage == "signup"].iloc[0]
     assert signup.stage_drop_off_rate == pytest.approx(0.5)
-    stored = con.execute("SELECT count(*) FROM journey_grid").fetchall()[0][0]
-    assert stored == len(grid)
+    assert con.execute("SELECT count(*) FROM journey_grid").fetchall()[0][0] == len(grid)
+    stored = con.execute(
+        "SELECT followup_triggers, followup_median_wait_s, owners FROM journey_grid "
+        "WHERE stage = 'signup' AND channel = 'crm'"
+    ).fetchall()
+    assert stored == [([2], [6 * 3600.0], ["Ana Ruiz", "[email]"])]
     for column in grid.columns:
         for value in grid[column]:
             items = value if isinstance(value, list | np.ndarray) else [value]

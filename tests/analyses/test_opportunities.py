@@ -264,8 +264,18 @@ def test_a_frequent_deviation_costs_its_completion_gap_and_revenue(tmp_path: Pat
         assert row.unit == "journeys reaching paid per month"
         assert row.revenue_gain == pytest.approx(expected * median) and row.currency == "eur"
         assert "EUR a month" in row.Index
-    stored = con.execute("SELECT count(*) FROM opportunities").fetchall()[0][0]
-    assert stored == len(found)
+    stored = con.execute("SELECT title, person_ids FROM opportunities ORDER BY rank").df()
+    assert stored.title.tolist() == found.title.tolist()
+    assert [list(ids) for ids in stored.person_ids] == [list(ids) for ids in found.person_ids]
+
+
+def test_an_empty_report_is_stored_with_its_types(tmp_path: Path) -> None:
+    spec = JourneySpec(name="e", stages=(Stage("visit", ("web.page_view:*",)),))
+    con = analysed([Touch(1, "web.page_view:/", "customer", T0)], spec, tmp_path)
+    assert write_opportunities(con, spec).empty
+    types = dict(con.execute("SELECT column_name, data_type FROM information_schema.columns "
+                             "WHERE table_name = 'opportunities'").fetchall())  # fmt: skip
+    assert (types["title"], types["person_ids"], types["gain"]) == ("VARCHAR", "BIGINT[]", "DOUBLE")
 
 
 def test_the_revenue_median_takes_first_positive_invoices(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ Columns of ``journey_grid`` (one row per designed stage x channel, empty cells i
   ``all``), the same in every channel of the stage;
 * ``followup_rules``, ``followup_triggers``, ``followup_median_wait_s`` (aligned lists, by
   rule name): the follow-up rules with triggers in the cell, how many, and the median
-  wall-clock wait of their answered triggers (``followups.latency_s``; NaN if none answered).
+  wall-clock wait of their answered triggers (``followups.latency_s``; null if none answered).
 
 E-mail addresses in any text are replaced by ``[email]``.
 """
@@ -32,20 +32,24 @@ import pandas as pd
 
 from journeymine.analyses.followups import compute_followups
 from journeymine.analyses.funnel import CASE_COLUMNS
-from journeymine.analyses.opportunities import redact_emails
+from journeymine.analyses.opportunities import redact_emails, store
 from journeymine.analyses.sql import glob_any, literal
 from journeymine.errors import WarehouseError
 from journeymine.spec import JourneySpec, positions
-from journeymine.warehouse import replace_table, table_exists
+from journeymine.warehouse import table_exists
 
 CHANNELS = ("web", "email", "crm", "billing", "support", "feedback")
 CHANNEL_ROWS = {"survey": "feedback"}  # a source's channel -> the grid row it is drawn in
 TOP_OWNERS = 3
-COLUMNS = [
-    "position", "stage", "channel", "events", "people", "customer_events", "company_events",
-    "customer_activities", "company_activities", "top_owner", "owners", "stage_drop_off_rate",
-    "stage_median_time_s", "followup_rules", "followup_triggers", "followup_median_wait_s",
-]  # fmt: skip
+SCHEMA = {
+    "position": "INTEGER", "stage": "VARCHAR", "channel": "VARCHAR", "events": "BIGINT",
+    "people": "BIGINT", "customer_events": "BIGINT", "company_events": "BIGINT",
+    "customer_activities": "VARCHAR[]", "company_activities": "VARCHAR[]",
+    "top_owner": "VARCHAR", "owners": "VARCHAR[]", "stage_drop_off_rate": "DOUBLE",
+    "stage_median_time_s": "DOUBLE", "followup_rules": "VARCHAR[]",
+    "followup_triggers": "BIGINT[]", "followup_median_wait_s": "DOUBLE[]",
+}  # fmt: skip
+COLUMNS = list(SCHEMA)
 
 
 LIST_COLUMNS = (
@@ -55,8 +59,13 @@ LIST_COLUMNS = (
 
 
 def _as_list(value: object) -> list[object]:
-    """A cell's list (DuckDB hands lists back as lists or arrays; an empty cell has none)."""
-    return list(value) if isinstance(value, list | tuple | np.ndarray) else []
+    """A cell's list of plain Python values (DuckDB hands lists back as lists or arrays; an
+    empty cell has none). NumPy scalars would be stored as their repr, e.g. 'np.int64(2)'."""
+    if isinstance(value, np.ndarray):
+        return list(value.tolist())
+    if isinstance(value, list | tuple):
+        return [v.item() if isinstance(v, np.generic) else v for v in value]
+    return []
 
 
 def _placed_sql(spec: JourneySpec) -> str:
@@ -194,5 +203,5 @@ def write_journey_grid(
 ) -> pd.DataFrame:
     """Compute and store the ``journey_grid`` table; return it."""
     grid = compute_journey_grid(con, spec, followups=followups)
-    replace_table(con, "journey_grid", grid)
+    store(con, "journey_grid", SCHEMA, grid)
     return grid

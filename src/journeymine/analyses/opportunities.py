@@ -40,10 +40,11 @@ from journeymine.analyses.drivers import POPULATIONS
 from journeymine.analyses.feelings import EMAIL_MARK, EMAIL_PATTERN
 from journeymine.analyses.followups import compute_followups, rule_cost_of_waiting
 from journeymine.analyses.funnel import UNKNOWN, entry_segments_sql
+from journeymine.analyses.sql import ident
 from journeymine.analyses.stats import benjamini_hochberg, wilson
 from journeymine.errors import JourneymineError, WarehouseError
 from journeymine.spec import FollowupRule, JourneySpec, positions
-from journeymine.warehouse import replace_table, table_exists
+from journeymine.warehouse import table_exists
 
 MONTH_S = 30.4375 * 86400
 MIN_PEOPLE = 10  # smallest group (or stratum) a rate is compared on
@@ -56,10 +57,14 @@ ZERO_DECIMAL = frozenset({
     "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv",
     "xaf", "xof", "xpf",
 })  # fmt: skip
-COLUMNS = [
-    "rank", "kind", "stage", "title", "people", "gain", "gain_low", "gain_high", "unit",
-    "method", "uncertain", "revenue_gain", "currency", "touchpoints_per_month", "person_ids",
-]  # fmt: skip
+# The stored table, declared: an empty report keeps its types.
+SCHEMA = {
+    "rank": "INTEGER", "kind": "VARCHAR", "stage": "VARCHAR", "title": "VARCHAR",
+    "people": "BIGINT", "gain": "DOUBLE", "gain_low": "DOUBLE", "gain_high": "DOUBLE",
+    "unit": "VARCHAR", "method": "VARCHAR", "uncertain": "BOOLEAN", "revenue_gain": "DOUBLE",
+    "currency": "VARCHAR", "touchpoints_per_month": "DOUBLE", "person_ids": "BIGINT[]",
+}  # fmt: skip
+COLUMNS = list(SCHEMA)
 
 
 class OpportunityError(ValueError, JourneymineError):
@@ -119,6 +124,19 @@ def redact_emails(frame: pd.DataFrame) -> pd.DataFrame:
         if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
             out[column] = out[column].map(_redact)
     return out
+
+
+def store(
+    con: duckdb.DuckDBPyConnection, name: str, schema: dict[str, str], frame: pd.DataFrame
+) -> None:
+    """Replace table ``name`` (columns and types from ``schema``) with the rows of ``frame``."""
+    columns = ", ".join(f"{ident(c)} {t}" for c, t in schema.items())
+    con.execute(f"CREATE OR REPLACE TABLE {ident(name)} ({columns})")
+    con.register("jm_store_frame", frame[list(schema)])
+    try:
+        con.execute(f"INSERT INTO {ident(name)} SELECT * FROM jm_store_frame")
+    finally:
+        con.unregister("jm_store_frame")
 
 
 def _amount(x: float) -> str:
@@ -601,5 +619,5 @@ def write_opportunities(
 ) -> pd.DataFrame:
     """Compute and store the ``opportunities`` table; return it."""
     frame = compute_opportunities(con, spec, followups=followups)
-    replace_table(con, "opportunities", frame)
+    store(con, "opportunities", SCHEMA, frame)
     return frame
