@@ -264,6 +264,56 @@ def _bootstrap(counts: list[tuple[int, int, int, int, int]], months: float) -> t
     return float(low), float(high)
 
 
+def _estimate(
+    con: duckdb.DuckDBPyConnection,
+    spec: JourneySpec,
+    first: pd.DataFrame,
+    rule: str,
+    months: float,
+) -> tuple[float, float, float, str] | None:
+    """Gain per month, its 95% interval and the method: stratified by the spec's first
+    segment when every stratum holding slow people is large enough, else unadjusted."""
+    attribute = spec.segments[0] if spec.segments else None
+    strata = _strata(con, first, attribute) if attribute else pd.Series("", index=first.index)
+    counts, too_small = [], []
+    for value in sorted(set(strata[first.slow])):
+        part = first[strata == value]
+        kf, nf, ks, ns = _rates(con, spec, part, rule)
+        counts.append((kf, nf, ks, ns, int(part.slow.sum())))
+        if min(nf, ns) < MIN_PEOPLE:
+            too_small.append(value)
+    if attribute and len(counts) > 1 and not too_small:
+        gain = sum(p * (a / b - c / d) for a, b, c, d, p in counts) / months
+        low, high = _bootstrap(counts, months)
+        return (
+            gain,
+            low,
+            high,
+            (
+                f"adjusted for {attribute} (known at the trigger): per-stratum rate difference x "
+                f"slow people, summed; 95% bootstrap interval ({BOOTSTRAP_DRAWS} draws, fixed seed)"
+            ),
+        )
+    kf, nf, ks, ns = _rates(con, spec, first, rule)
+    if min(nf, ns) == 0:
+        return None
+    diff, low, high = newcombe(kf, nf, ks, ns)
+    scale = int(first.slow.sum()) / months
+    if not attribute:
+        why = "the spec has no segment"
+    elif len(counts) <= 1:
+        why = f"{attribute} has one stratum"
+    else:
+        small = ", ".join(map(str, too_small))
+        why = f"{attribute} strata under {MIN_PEOPLE} decided fast or slow people: {small}"
+    return (
+        diff * scale,
+        low * scale,
+        high * scale,
+        (f"not adjusted ({why}): rate difference x slow people; 95% Newcombe interval"),
+    )
+
+
 def _answer_faster_one(
     con: duckdb.DuckDBPyConnection,
     spec: JourneySpec,
@@ -273,40 +323,12 @@ def _answer_faster_one(
 ) -> dict[str, object] | None:
     first = _first_decided(followups, rule.name)
     slow = first[first.slow]
-    if first.empty or slow.empty or first.slow.all():
+    if slow.empty or first.slow.all():  # nobody slow, or nobody to compare them with
         return None
-    attribute = spec.segments[0] if spec.segments else None
-    strata = _strata(con, first, attribute) if attribute else pd.Series("", index=first.index)
-    counts, too_small = [], []
-    for value in sorted(set(strata[first.slow])):
-        part = first[strata == value]
-        kf, nf, ks, ns = _rates(con, spec, part, rule.name)
-        counts.append((kf, nf, ks, ns, int(part.slow.sum())))
-        if min(nf, ns) < MIN_PEOPLE:
-            too_small.append(value)
-    kf, nf, ks, ns = _rates(con, spec, first, rule.name)
-    if min(nf, ns) == 0:
+    estimate = _estimate(con, spec, first, rule.name, months)
+    if estimate is None:
         return None
-    if attribute and len(counts) > 1 and not too_small:
-        gain = sum(p * (a / b - c / d) for a, b, c, d, p in counts) / months
-        low, high = _bootstrap(counts, months)
-        method = (
-            f"adjusted for {attribute} (known at the trigger): per-stratum rate difference x "
-            f"slow people, summed; 95% bootstrap interval ({BOOTSTRAP_DRAWS} draws, fixed seed)"
-        )
-    else:
-        diff, low_d, high_d = newcombe(kf, nf, ks, ns)
-        scale = len(slow) / months
-        gain, low, high = diff * scale, low_d * scale, high_d * scale
-        why = (
-            "the spec has no segment"
-            if not attribute
-            else f"{attribute} has one stratum"
-            if len(counts) <= 1
-            else f"{attribute} strata under {MIN_PEOPLE} decided people: "
-            + ", ".join(map(str, too_small))
-        )
-        method = f"not adjusted ({why}): rate difference x slow people; 95% Newcombe interval"
+    gain, low, high, method = estimate
     hours = " business" if rule.business_hours else ""
     return {
         "kind": "answer_faster",
