@@ -22,6 +22,7 @@ from journeymine.analyses.opportunities import (
     compute_opportunities,
     first_invoice_median,
     months_of_data,
+    newcombe,
     rank_opportunities,
     write_opportunities,
 )
@@ -155,6 +156,27 @@ def test_a_planted_slow_answer_effect_is_found_adjusted_for_the_segment(tmp_path
     _no_email(found)
 
 
+def test_a_stratum_too_small_to_adjust_gives_the_unadjusted_estimate_and_says_so(
+    tmp_path: Path,
+) -> None:
+    touches, truth = demo_log(seed=3, effect=0.25, base={"large": 0.45, "small": 0.15})
+    for p in range(900, 905):  # five slow "tiny" companies: no fast one to compare with
+        at = T0 + timedelta(days=30, hours=p - 900)
+        touches.append(
+            Touch(p, "web.demo_requested", "customer", at, attributes={"company_size": "tiny"})
+        )
+        truth[p] = Demo("tiny", fast=False, converted=False)
+    con = analysed(touches, DEMO_SPEC, tmp_path)
+    row = compute_opportunities(con, DEMO_SPEC).query("kind == 'answer_faster'").iloc[0]
+    assert row.method.startswith("not adjusted (company_size strata under 10")
+    assert row.method.split("):")[0].endswith(": tiny")
+    fast = [d.converted for d in truth.values() if d.fast]
+    slow = [d.converted for d in truth.values() if not d.fast]
+    expected = (sum(fast) / len(fast) - sum(slow) / len(slow)) * len(slow) / MONTHS
+    assert row.gain == pytest.approx(expected) and row.people == len(slow)
+    assert row.gain_low < expected < row.gain_high
+
+
 def test_the_planted_weak_segment_is_listed_with_the_gain_computed_by_hand(
     tmp_path: Path,
 ) -> None:
@@ -182,6 +204,23 @@ def test_a_log_with_no_planted_effect_lists_nothing_certain(tmp_path: Path) -> N
     assert "answer_faster" in set(found.kind)  # estimated, and honest about it
     assert not (found.gain_low > 0).any()
     assert found[found.kind != "stop_doing"].uncertain.all()
+
+
+@pytest.mark.parametrize(
+    ("counts", "published"),
+    [
+        ((56, 70, 48, 80), (0.0524, 0.3339)),
+        ((9, 10, 3, 10), (0.1705, 0.8090)),
+        ((6, 7, 2, 7), (0.0582, 0.8062)),
+    ],
+)
+def test_newcombe_matches_the_published_hybrid_score_intervals(
+    counts: tuple[int, int, int, int], published: tuple[float, float]
+) -> None:
+    # Newcombe (1998), Statistics in Medicine 17:873-890, Table II, method 10
+    diff, low, high = newcombe(*counts)
+    assert diff == pytest.approx(counts[0] / counts[1] - counts[2] / counts[3])
+    assert (round(low, 4), round(high, 4)) == published
 
 
 def test_ranking_puts_intervals_reaching_zero_last() -> None:
