@@ -21,6 +21,8 @@ from journeymine.analyses.feelings import write_feelings
 from journeymine.analyses.followups import write_cost_of_waiting, write_followups
 from journeymine.analyses.funnel import write_stage_funnel
 from journeymine.analyses.headlines import write_headlines
+from journeymine.analyses.journey_grid import write_journey_grid
+from journeymine.analyses.opportunities import write_opportunities
 from journeymine.analyses.paths import paths
 from journeymine.analyses.retention import RetentionError, retention
 from journeymine.errors import WarehouseError
@@ -65,6 +67,9 @@ def analyse(con: duckdb.DuckDBPyConnection, spec: JourneySpec, out: Path) -> Ana
     summary = conformance.write_conformance(con, spec, stored)
     _write_drivers_and_drift(con, spec, funnel)
     report.warnings += _write_lifecycle(con, spec, funnel, stored)
+    if spec.case in ("person", "account"):
+        write_journey_grid(con, spec, followups=followups)
+        write_opportunities(con, spec, followups=followups)
     entered = funnel.loc[funnel.segment == "all", "entered"]
     report.cases = int(entered.max()) if len(entered) else 0
     report.dfg_edges = _count(con, "dfg")

@@ -453,11 +453,13 @@ def _deviation_people(con: duckdb.DuckDBPyConnection, label: str) -> list[int]:
 
 
 def _baseline(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
-    """(completed, cases) among conforming cases that reached at least two stages: every
-    order deviation needs two, so people who left at the first stage are no baseline."""
+    """(completed, cases) among cases that stayed on the designed path (no order deviation,
+    finished or not) and reached at least two stages: every order deviation needs two, so
+    people who left at the first stage are no baseline. ("conforms" means finished on the path:
+    comparing completion with it would be circular.)"""
     row = con.execute(
         "SELECT count(*) FILTER (WHERE completed), count(*) FROM conformance "
-        "WHERE conforms AND len(list_distinct(stages)) >= 2"
+        "WHERE NOT deviates AND len(list_distinct(stages)) >= 2"
     ).fetchall()[0]
     return int(row[0]), int(row[1])
 

@@ -129,6 +129,28 @@ def _sections(con: duckdb.DuckDBPyConnection, spec: JourneySpec | None) -> list[
     pct, num = ".1%", ","
     return [
         Section(
+            "opportunities",
+            "What to fix first",
+            "Concrete fixes ranked by what they would gain a month, with a 95% interval; "
+            "estimates from associations in your data (adjusted for the segment mix where the "
+            "data allows), not proven causes. Uncertain ones (interval includes zero) come last.",
+            optional_table(
+                "opportunities",
+                "SELECT rank, title, people, gain, gain_low, gain_high, unit, "
+                "CASE WHEN uncertain THEN 'uncertain' ELSE '' END AS note FROM {t} "
+                "ORDER BY rank LIMIT 12",
+                {"people": num, "gain": ",.1f", "gain_low": ",.1f", "gain_high": ",.1f"},
+            ),
+        ),
+        Section(
+            "grid",
+            "The journey, stage by channel",
+            "Each designed stage (with its drop-off) by channel: how many people were touched "
+            "there, the main customer actions and (in italics) our own; hover for the owning "
+            "reps and follow-up waits. A touchpoint belongs to the stage the person was in.",
+            lambda: figures.journey_grid(con),
+        ),
+        Section(
             "kpis",
             "At a glance",
             "Tonight's headline figures; the small coloured number is the change since the "
@@ -227,6 +249,44 @@ def _sections(con: duckdb.DuckDBPyConnection, spec: JourneySpec | None) -> list[
                     "horizon (h)": ".0f",
                 },
             ),
+        ),
+        Section(
+            "feelings",
+            "How customers feel along the journey",
+            "Support messages and survey answers by the stage the person was in when they "
+            "spoke: mean sentiment (VADER, -1..1) with a 95% interval, NPS and CSAT.",
+            optional_table(
+                "feelings",
+                "SELECT stage, voices, sentiment_mean, sentiment_ci_low, sentiment_ci_high, "
+                "negative_share, nps, csat FROM {t} WHERE source = 'all' ORDER BY position",
+                {
+                    "voices": num,
+                    "sentiment_mean": ".2f",
+                    "sentiment_ci_low": ".2f",
+                    "sentiment_ci_high": ".2f",
+                    "negative_share": ".0%",
+                    "nps": ".0f",
+                    "csat": ".0f",
+                },  # fmt: skip
+            ),
+        ),
+        Section(
+            "retention",
+            "Who stays",
+            "Per monthly cohort of the retention stage: the share still active in each later "
+            "period. Periods not observable yet are left out, never shown as zero.",
+            optional_table(
+                "retention",
+                "SELECT strftime(cohort, '%Y-%m') AS cohort, period, cohort_size, at_risk, "
+                "active, rate FROM {t} ORDER BY cohort, period",
+                {"cohort_size": num, "at_risk": num, "active": num, "rate": pct},
+            ),
+        ),
+        Section(
+            "dropout",
+            "Where people go when they drop out",
+            "For the stage that loses most people: what they did after entering it.",
+            lambda: figures.dropout_sankey(con),
         ),
         Section(
             "drift",

@@ -1083,13 +1083,99 @@ def dropout_sankey(con: duckdb.DuckDBPyConnection) -> go.Figure:
     return _sankey(rows, note)
 
 
+# ------------------------------------------------------------------ journey grid
+
+
+def _names(values: object, limit: int = 2) -> str:
+    items = [str(v) for v in (values if isinstance(values, list | tuple | np.ndarray) else [])]
+    more = f" +{len(items) - limit}" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
+@_degrades
+def journey_grid(con: duckdb.DuckDBPyConnection) -> go.Figure:
+    """The journey map as the practice draws it, from ``journey_grid``: designed stages as
+    columns (with their drop-off), channels as rows; each cell the people touched there and
+    its main customer and company touchpoints; hover for owners and follow-up waits."""
+    grid = query(con, "journey_grid", "SELECT * FROM {t} ORDER BY position, channel")
+    if grid.empty or grid.people.sum() == 0:
+        raise MissingTable("The journey_grid table has no touchpoints yet.")
+    stages = grid.drop_duplicates("position").sort_values("position")
+    columns_ = [
+        wrap(f"{s} ({'–' if pd.isna(d) else f'{d:.0%} drop'})", 18)
+        for s, d in zip(stages.stage, stages.stage_drop_off_rate, strict=True)
+    ]
+    channels = [
+        c for c in grid.channel.drop_duplicates() if grid[grid.channel == c].people.sum() > 0
+    ]
+    z, text, hover = [], [], []
+    for channel in channels:
+        row_z, row_t, row_h = [], [], []
+        for pos in stages.position:
+            cell = grid[(grid.channel == channel) & (grid.position == pos)]
+            c = cell.iloc[0] if len(cell) else None
+            people = int(c.people) if c is not None else 0
+            row_z.append(people if people else None)
+            row_t.append(
+                f"<b>{people:,}</b><br>{short(_names(c.customer_activities, 1), 22)}"
+                f"<br><i>{short(_names(c.company_activities, 1), 22)}</i>"
+                if people and c is not None
+                else ""
+            )
+            waits = (
+                ", ".join(
+                    f"{label(r)} {duration(w)}"
+                    for r, w in zip(c.followup_rules, c.followup_median_wait_s, strict=False)
+                )
+                if c is not None and len(c.followup_rules)
+                else "–"
+            )
+            row_h.append(
+                [
+                    int(c.events) if c is not None else 0,
+                    label(_names(c.owners, 3)) if c is not None else "–",
+                    label(_names(c.customer_activities, 6)) if c is not None else "–",
+                    label(_names(c.company_activities, 6)) if c is not None else "–",
+                    waits,
+                ]
+            )
+        z.append(row_z)
+        text.append(row_t)
+        hover.append(row_h)
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=columns_,
+            y=[label(c) for c in channels],
+            text=text,
+            texttemplate="%{text}",
+            textfont={"size": 10},
+            customdata=hover,
+            colorscale=[[0, "#eef6f5"], [1, "#2a9d8f"]],
+            showscale=False,
+            xgap=3,
+            ygap=3,
+            hovertemplate="%{y} · %{x}<br>%{z:,} people, %{customdata[0]:,} touchpoints"
+            "<br>customer: %{customdata[2]}<br>company: %{customdata[3]}"
+            "<br>owners: %{customdata[1]}<br>follow-ups (median wait): %{customdata[4]}"
+            "<extra></extra>",
+        )
+    )
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(side="top")
+    _layout(fig, "", 120 + 95 * len(channels))
+    fig.update_layout(title=None, margin={"t": 70, "l": 90, "r": 20, "b": 20})
+    return fig
+
+
 # ------------------------------------------------------------------ tables
 
 
 def table(
     frame: pd.DataFrame, title: str = "", formats: Mapping[str, str] | None = None
 ) -> go.Figure:
-    """A readable table of a small frame (strings labelled, numbers formatted)."""
+    """A readable table of a small frame (strings labelled, numbers formatted): columns as wide
+    as their text needs, rows as tall as their longest wrapped cell, so nothing is cut."""
     formats = formats or {}
     cells: list[list[str]] = []
     for column in frame.columns:
@@ -1099,8 +1185,20 @@ def table(
             cells.append(["–" if pd.isna(v) else format(v, fmt) for v in values])
         else:
             cells.append(["–" if v is None else label(v) for v in values])
+    needs = [
+        min(max([len(str(c))] + [len(v) for v in col]), 70)
+        for c, col in zip(frame.columns, cells, strict=True)
+    ]
+    widths = [max(n, 10) for n in needs]
+    page_chars = 150  # about what a line of the page holds at this font size
+    per_line = [max(w * page_chars / sum(widths), 4) for w in widths]
+    lines = [
+        max(math.ceil(len(col[r]) / n) for col, n in zip(cells, per_line, strict=True))
+        for r in range(len(frame))
+    ]
     fig = go.Figure(
         go.Table(
+            columnwidth=widths,
             header={
                 "values": [f"<b>{label(c)}</b>" for c in frame.columns],
                 "fill_color": "#264653",
@@ -1117,7 +1215,7 @@ def table(
             },
         )
     )
-    _layout(fig, title, 60 + 30 * (len(frame) + 1) + (40 if title else 0))
+    _layout(fig, title, 80 + 30 + sum(8 + 20 * n for n in lines) + (40 if title else 0))
     fig.update_layout(margin={"t": 50 if title else 10, "b": 10, "l": 10, "r": 10})
     return fig
 

@@ -114,7 +114,7 @@ def check_conformance(
         fitness = pm4py_adapter.case_fitness(tree, dict(enumerate(per.stages)))
         per["fitness"] = [fitness[k] for k in range(len(per))]
     cases = cases.merge(per, on="key", how="left").drop(columns="key")
-    cases["positions"] = cases.positions.map(list)
+    cases["positions"] = cases.positions.map(lambda seq: [int(p) for p in seq])
     return cases
 
 
