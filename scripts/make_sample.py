@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 START = datetime(2026, 8, 1, tzinfo=UTC)
 CUTOFF = datetime(2026, 10, 31, 23, 59, 59, tzinfo=UTC)
@@ -80,8 +81,40 @@ EVAN_REQUESTS = 24
 SLA_S = 4 * 3600  # the demo-request rule: first call within 4 business hours
 BERLIN = ZoneInfo("Europe/Berlin")  # the spec's calendar: Mon-Fri 09:00-17:00, holidays
 HOLIDAYS = {date(2026, 10, 3), date(2026, 12, 24), date(2026, 12, 25), date(2026, 12, 26)}
+ZENDESK_API = "https://northwind.zendesk.com/api/v2/incremental"
 DIGEST = "weekly_digest"  # third SendGrid category of the weekly newsletter
 DIGEST_DAYS = [datetime(2026, 8, 4, 7, tzinfo=UTC) + timedelta(weeks=k) for k in range(13)]
+# Zendesk and Typeform (feelings): customers write more negatively in the trial; trial users who
+# waited more than a day for the first agent reply become detractors more often.
+AGENTS = [(9001, "Sam Rivera"), (9002, "Noor Haddad"), (9003, "Lena Fischer")]
+ZENDESK_USER_BASE, ZENDESK_TICKET_BASE = 20000, 1001
+NEGATIVE_CHANCE = {"trial": 0.6, "other": 0.15}
+DETRACTOR_CHANCE = {True: 0.65, False: 0.15}  # by "waited > 24 h for a first reply in trial"
+STAGE_ORDER = ("signup", "demo_requested", "demo_held", "trial", "paid")
+NEGATIVE_TEXTS = [
+    "The dashboard keeps crashing and I am really frustrated.",
+    "This is terrible: the import failed again and we lost a day of work.",
+    "Very disappointed, the trial numbers look wrong and nobody answers.",
+    "The export is broken again. Unacceptable during a trial.",
+    "I am stuck and annoyed, the setup does not work.",
+]
+POSITIVE_TEXTS = [
+    "Thanks, the setup guide was great and everything works now.",
+    "Love the new funnel view, really helpful!",
+    "Great support, thank you so much.",
+    "Works perfectly now, happy with it.",
+]
+QUESTIONS = [
+    "How do I add a second workspace?",
+    "Where can I find the API key for the SQL editor?",
+    "Can I change the billing address on the invoice?",
+]
+AGENT_TEXTS = [
+    "Hi, thanks for reaching out! Could you send us a screenshot?",
+    "Hello, we have looked into this and pushed a fix. Could you try again?",
+    "Thanks for the question: you will find it under Settings > Workspace.",
+]
+CSAT_TEXTS = {True: "Quick and helpful, thank you!", False: "Took far too long to get an answer."}
 
 
 def sf_id18(id15: str) -> str:
@@ -138,6 +171,9 @@ class Person:
     cancels: list[datetime] = field(default_factory=list)  # subscription.deleted times
     company_key: str = ""  # the real company behind the person (two may share a name)
     digests: list[datetime] = field(default_factory=list)  # weekly newsletters sent
+    tickets: list[tuple[datetime, datetime | None]] = field(default_factory=list)  # -> 1st reply
+    surveys: list[tuple[datetime, str, int]] = field(default_factory=list)  # (when, form, NPS)
+    voices: list[tuple[datetime, str]] = field(default_factory=list)  # the customer's own words
 
     def link(self, a: str, b: str | None = None) -> None:
         self.nodes.add(a)
@@ -176,6 +212,10 @@ class Sample:
         self.sf_only: list[Person] = []  # people known only to Salesforce (not outbound leads)
         self.core = 0  # people made by the first random stream; later ones are extensions
         self.first_flags: dict[int, frozenset[str]] = {}
+        self.zendesk_users: dict[int, dict[str, Any]] = {}
+        self.tickets: list[tuple[datetime, dict[str, Any]]] = []
+        self.ticket_events: list[tuple[datetime, dict[str, Any]]] = []
+        self.responses: dict[str, list[tuple[datetime, dict[str, Any]]]] = defaultdict(list)
 
     # -- ids -----------------------------------------------------------------------------
     def uid(self, prefix: str, n: int = 16) -> str:
@@ -994,6 +1034,7 @@ class Sample:
         self.northstar()
         self.piper_labs()
         self.weekly_digest()
+        self.support_and_surveys()
         first, last = EVAN[1].split()
         self.sf["User"].append(
             {
@@ -1295,9 +1336,207 @@ class Sample:
                     self.email(p, at, "newsletter", opened=0.3, tag=DIGEST)
                     p.digests.append(at)
 
+    # -- feelings: Zendesk tickets and Typeform NPS answers --------------------------------
+    def support_and_surveys(self) -> None:
+        """Support tickets through a journey, and NPS surveys in the trial and after paying.
+
+        Planted: customers write negatively far more often during the trial (the dip), and trial
+        users who waited more than a day for a first agent reply are detractors more often."""
+        rng = self.rng
+        for p in self.people:
+            if not p.user_id or not p.email or p.company == "Sharedco":
+                continue
+            if "trial" in p.stages and rng.random() < 0.5:
+                self.ticket(p, p.stages["trial"] + timedelta(days=rng.uniform(0.5, 6)))
+            elif rng.random() < 0.08:
+                self.ticket(p, p.stages["signup"] + timedelta(days=rng.uniform(0, 40)))
+        for p in self.people:
+            if "trial" in p.stages and rng.random() < 0.7:
+                self.survey(p, p.stages["trial"] + timedelta(days=10), "trial-nps")
+            if p.payments and rng.random() < 0.6:
+                self.survey(p, p.payments[0] + timedelta(days=20), "customer-nps")
+
+    def voice_limit(self, p: Person) -> datetime:
+        """People speak before renewing or cancelling: their stage is then one of the six."""
+        return min([CUTOFF, *p.payments[1:2], *p.cancels[:1]])
+
+    def customer_text(self, p: Person, at: datetime) -> str:
+        rng = self.rng
+        negative = NEGATIVE_CHANCE.get(stage_at(p, at), NEGATIVE_CHANCE["other"])
+        pool = (
+            NEGATIVE_TEXTS if rng.random() < negative else rng.choice([POSITIVE_TEXTS, QUESTIONS])
+        )
+        text = rng.choice(pool)
+        if rng.random() < 0.1:  # contact details typed into the message: never to be shown
+            text += f" You can reach me at {p.email} or +49 30 5550{p.index:04d}."
+        return text
+
+    def zendesk_user(self, p: Person, at: datetime) -> int:
+        user_id = ZENDESK_USER_BASE + p.index
+        if user_id not in self.zendesk_users:
+            self.zendesk_users[user_id] = {
+                "id": user_id,
+                "name": f"{p.first_name} {p.last_name}",
+                "email": p.email,
+                "external_id": p.user_id,
+                "role": "end-user",
+                "created_at": zdt(at),
+                "updated_at": zdt(at),
+            }
+        return user_id
+
+    def ticket(self, p: Person, created: datetime) -> None:
+        rng = self.rng
+        created = created.replace(microsecond=0)
+        limit = self.voice_limit(p)
+        if created >= limit:
+            return
+        ticket_id = ZENDESK_TICKET_BASE + len(self.tickets)
+        requester = self.zendesk_user(p, created)
+        agent = rng.choice(AGENTS)[0]
+        body = self.customer_text(p, created)
+        events = [self.comment_event(ticket_id, created, requester, body, "Create")]
+        wait_h = rng.lognormvariate(math.log(8), 1.4)
+        replied = (created + timedelta(hours=wait_h)).replace(microsecond=0)
+        status, updated = "new", created
+        if replied <= CUTOFF:
+            events.append(self.comment_event(ticket_id, replied, agent, rng.choice(AGENT_TEXTS)))
+            status, updated = "open", replied
+            if rng.random() < 0.1:
+                note = self.comment_event(ticket_id, replied, agent, "Escalated to engineering.")
+                note["child_events"][0]["public"] = False
+                events.append(note)
+            answer = (replied + timedelta(hours=rng.uniform(0.5, 20))).replace(microsecond=0)
+            if rng.random() < 0.5 and answer < limit:
+                events.append(
+                    self.comment_event(ticket_id, answer, requester, self.customer_text(p, answer))
+                )
+                updated = answer
+            solved = (updated + timedelta(hours=rng.uniform(1, 48))).replace(microsecond=0)
+            if solved <= CUTOFF:
+                status, updated = "solved", solved
+        ticket: dict[str, Any] = {
+            "id": ticket_id,
+            "url": f"https://northwind.zendesk.com/api/v2/tickets/{ticket_id}.json",
+            "created_at": zdt(created),
+            "updated_at": zdt(updated),
+            "type": "question",
+            "subject": body.split(".")[0][:60],
+            "description": body,
+            "priority": "normal",
+            "status": status,
+            "requester_id": requester,
+            "submitter_id": requester,
+            "assignee_id": agent if status != "new" else None,
+            "via": {"channel": rng.choice(["email", "web"])},
+            "tags": [stage_at(p, created)],
+            "satisfaction_rating": {"score": "unoffered"},
+        }
+        rated = (updated + timedelta(hours=rng.uniform(1, 24))).replace(microsecond=0)
+        if status == "solved" and rng.random() < 0.4 and rated < limit:
+            slow = wait_h > 24
+            good = rng.random() < (0.3 if slow else 0.85)
+            rating = {"id": ticket_id + 50000, "score": "good" if good else "bad"}
+            if rng.random() < 0.6:
+                rating["comment"] = CSAT_TEXTS[good]
+            ticket["satisfaction_rating"] = rating | {"created_at": zdt(rated)}
+            ticket["updated_at"] = zdt(rated)
+            if "comment" in rating:
+                p.voices.append((rated, rating["comment"]))
+        self.tickets.append((created, ticket))
+        self.ticket_events += [(created, e) for e in events]
+        for e in events:
+            child = e["child_events"][0]
+            if child["author_id"] == requester:
+                p.voices.append((datetime.fromtimestamp(e["timestamp"], UTC), child["body"]))
+        p.tickets.append((created, replied if replied <= CUTOFF else None))
+
+    def comment_event(
+        self, ticket_id: int, at: datetime, author: int, body: str, *also: str
+    ) -> dict[str, Any]:
+        """A ticket audit holding one public comment (and, on creation, the Create event)."""
+        self.counters["zendesk_event"] += 1
+        n = self.counters["zendesk_event"]
+        children: list[dict[str, Any]] = [
+            {"id": n * 10 + 1, "event_type": "Comment", "author_id": author, "public": True}
+            | {"body": body}
+        ]
+        children += [{"id": n * 10 + 2 + k, "event_type": kind} for k, kind in enumerate(also)]
+        if author in dict(AGENTS):
+            children.append({"id": n * 10 + 5, "event_type": "Notification", "subject": "Re"})
+        return {
+            "id": 70000000 + n,
+            "ticket_id": ticket_id,
+            "timestamp": int(at.timestamp()),
+            "created_at": zdt(at),
+            "updater_id": author,
+            "via": "Web form",
+            "event_type": "Audit",
+            "child_events": children,
+        }
+
+    def survey(self, p: Person, at: datetime, form: str) -> None:
+        """A Typeform NPS answer; in the trial, a long first wait for support makes detractors."""
+        rng = self.rng
+        at = (at + timedelta(hours=rng.uniform(1, 30))).replace(microsecond=0)
+        if at >= self.voice_limit(p):
+            return
+        waited = any(
+            (reply or CUTOFF) - created > timedelta(hours=24)
+            for created, reply in p.tickets
+            if stage_at(p, created) == "trial"
+        )
+        chance = DETRACTOR_CHANCE[waited] if form == "trial-nps" else DETRACTOR_CHANCE[False]
+        if rng.random() < chance:
+            score = rng.randint(0, 6)
+        else:
+            score = rng.randint(9, 10) if rng.random() < 0.6 else rng.randint(7, 8)
+        token = self.uid("", 32)
+        answers: list[dict[str, Any]] = [
+            {"field": {"id": "nPs4Qx", "ref": "nps", "type": "nps"}, "type": "number"}
+            | {"number": score}
+        ]
+        if rng.random() < 0.7:
+            pool = NEGATIVE_TEXTS if score <= 6 else POSITIVE_TEXTS if score >= 9 else QUESTIONS
+            text = rng.choice(pool)
+            answers.append(
+                {"field": {"id": "wHy8Lm", "ref": "why", "type": "long_text"}, "type": "text"}
+                | {"text": text}
+            )
+            p.voices.append((at, text))
+        self.responses[form].append(
+            (
+                at,
+                {
+                    "landing_id": token,
+                    "token": token,
+                    "response_id": token,
+                    "landed_at": zdt(at - timedelta(minutes=2)),
+                    "submitted_at": zdt(at),
+                    "metadata": {"platform": "other", "browser": "default"}
+                    | {"referer": f"https://northwind.typeform.com/to/{form}"},
+                    "hidden": {"user_id": p.user_id, "email": p.email},
+                    "calculated": {"score": 0},
+                    "answers": answers,
+                },
+            )
+        )
+        p.surveys.append((at, form, score))
+
 
 def sfdt(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def zdt(at: datetime) -> str:
+    """Zendesk and Typeform timestamps: ISO-8601 UTC to the second."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def stage_at(p: Person, at: datetime) -> str:
+    """The designed stage a person was in at ``at``: the last one first entered by then."""
+    entered = [(t, s) for s, t in p.stages.items() if s in STAGE_ORDER and t <= at]
+    return max(entered)[1] if entered else "visit"
 
 
 # -- noise: what real exports contain ---------------------------------------------------------
@@ -1492,6 +1731,53 @@ def write_stripe(sample: Sample, root: Path) -> FileCounts:
     return counts
 
 
+def write_zendesk(sample: Sample, root: Path) -> FileCounts:
+    """Incremental Export pages: tickets 100 a page; all ticket events in one page together with
+    the users (agents and requesters), as the exporter writes them, so comment authors resolve."""
+    counts: FileCounts = {}
+    tickets = [t for _, t in sorted(sample.tickets, key=lambda x: (x[0], x[1]["id"]))]
+    pages = [tickets[n : n + 100] for n in range(0, len(tickets), 100)]
+    for k, page in enumerate(pages, start=1):
+        body = {
+            "tickets": page,
+            "count": len(page),
+            "end_time": max(int(when_of(t["updated_at"]).timestamp()) for t in page),
+            "next_page": None if k == len(pages) else f"{ZENDESK_API}/tickets.json?cursor=p{k + 1}",
+            "end_of_stream": k == len(pages),
+        }
+        write_text(root / "zendesk" / f"tickets-page-{k}.json", json.dumps(body, indent=1) + "\n")
+        tally(counts, "zendesk/*.json", len(page))
+    events = [e for _, e in sorted(sample.ticket_events, key=lambda x: (x[0], x[1]["id"]))]
+    staff = [
+        {"id": i, "name": n, "email": f"{n.split()[0].lower()}@northwind.io", "role": "agent"}
+        | {"created_at": "2025-01-06T09:00:00Z", "updated_at": "2025-01-06T09:00:00Z"}
+        for i, n in AGENTS
+    ]
+    users = staff + [sample.zendesk_users[i] for i in sorted(sample.zendesk_users)]
+    body = {"ticket_events": events, "users": users, "count": len(events), "end_of_stream": True}
+    write_text(root / "zendesk" / "ticket-events-page-1.json", json.dumps(body, indent=1) + "\n")
+    tally(counts, "zendesk/*.json", len(events) + len(users))
+    return counts
+
+
+def write_typeform(sample: Sample, root: Path) -> FileCounts:
+    """Responses API pages per form, newest first, 100 responses a page."""
+    counts: FileCounts = {}
+    for form, answered in sorted(sample.responses.items()):
+        items = [r for _, r in sorted(answered, key=lambda x: x[0], reverse=True)]
+        pages = [items[n : n + 100] for n in range(0, len(items), 100)]
+        for k, page in enumerate(pages, start=1):
+            body = {"total_items": len(items), "page_count": len(pages), "items": page}
+            path = root / "typeform" / form / f"responses-page-{k}.json"
+            write_text(path, json.dumps(body, indent=1) + "\n")
+            tally(counts, "typeform/*.json", len(page))
+    return counts
+
+
+def when_of(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
 # -- truths ----------------------------------------------------------------------------------
 def rate(hits: int, total: int) -> float | None:
     return round(hits / total, 4) if total else None
@@ -1581,7 +1867,15 @@ def compute_truths(
         "files": files,
         "records_per_source": {
             source: sum(c["records"] for k, c in files.items() if k.startswith(source + "/"))
-            for source in ("segment", "ga4", "sendgrid", "salesforce", "stripe")
+            for source in (
+                "segment",
+                "ga4",
+                "sendgrid",
+                "salesforce",
+                "stripe",
+                "zendesk",
+                "typeform",
+            )
         },
         "stages": {
             s: sum(1 for p in people if s in p.stages)
@@ -1624,6 +1918,7 @@ def compute_truths(
         "retention": retention_truths(people),
         "number_of_employees": employees_truths(people),
         "accounts": account_truths(sample),
+        "feelings": feelings_truths(people),
     }
 
 
@@ -1795,6 +2090,71 @@ def account_truths(sample: Sample) -> dict[str, Any]:
     }
 
 
+def feelings_truths(people: list[Person]) -> dict[str, Any]:
+    """Support and survey voices: first-reply waits, NPS by wait in the trial, sentiment per stage.
+
+    A voice is the customer's own text: a public comment they wrote on a ticket, a CSAT comment,
+    a free-text survey answer; its stage is the last designed stage they had entered by then."""
+    analyzer = SentimentIntensityAnalyzer()
+    waits = [(r - c).total_seconds() / 3600 for p in people for c, r in p.tickets if r]
+    stages: dict[str, list[float]] = defaultdict(list)
+    for p in people:
+        for at, text in p.voices:
+            stages[stage_at(p, at)].append(analyzer.polarity_scores(text)["compound"])
+    by_stage = {
+        s: {
+            "voices": len(v),
+            "mean_sentiment": round(statistics.fmean(v), 4),
+            "negative": sum(1 for x in v if x <= -0.05),
+        }
+        for s, v in sorted(stages.items())
+    }
+    return {
+        "support": {
+            "tickets": sum(len(p.tickets) for p in people),
+            "requesters": sum(1 for p in people if p.tickets),
+            "agent_replied": len(waits),
+            "median_first_reply_h": round(statistics.median(waits), 3),
+            "first_reply_over_24h": sum(1 for w in waits if w > 24),
+            "voices_with_contact_details": sum(
+                1 for p in people for _, text in p.voices if "+49 30 5550" in text
+            ),
+        },
+        "nps": nps_truths(people),
+        "sentiment_by_stage": by_stage,
+        "sentiment_dip_stage": min(by_stage, key=lambda s: by_stage[s]["mean_sentiment"]),
+        "planted_negative_text_chance": NEGATIVE_CHANCE,
+    }
+
+
+def nps_truths(people: list[Person]) -> dict[str, Any]:
+    """NPS per form; in the trial, split by whether the person waited over 24 h for a first
+    agent reply on a ticket opened in the trial (no reply by the cut-off counts as waiting)."""
+    groups: dict[str, Counter[str]] = defaultdict(Counter)
+    for p in people:
+        waited = any(
+            (reply or CUTOFF) - created > timedelta(hours=24)
+            for created, reply in p.tickets
+            if stage_at(p, created) == "trial"
+        )
+        for _, form, score in p.surveys:
+            keys = [form] + ([f"{form}/waited_over_24h" if waited else f"{form}/no_long_wait"])
+            for key in keys if form == "trial-nps" else [form]:
+                group = "detractors" if score <= 6 else "promoters" if score >= 9 else "passives"
+                groups[key][group] += 1
+                groups[key]["responses"] += 1
+    out: dict[str, Any] = {}
+    for key, c in sorted(groups.items()):
+        out[key] = {k: c[k] for k in ("responses", "promoters", "passives", "detractors")}
+        out[key]["detractor_rate"] = rate(c["detractors"], c["responses"])
+        out[key]["nps"] = round(100 * (c["promoters"] - c["detractors"]) / c["responses"], 1)
+    out["planted_detractor_chance"] = {
+        "trial-nps/waited_over_24h": DETRACTOR_CHANCE[True],
+        "otherwise": DETRACTOR_CHANCE[False],
+    }
+    return out
+
+
 EXAMPLE_FEATURES = [
     "alias",
     "two_devices",
@@ -1885,8 +2245,11 @@ def generate(out: Path, seed: int, persons: int) -> dict[str, Any]:
     if landing.exists():
         shutil.rmtree(landing)
     files: FileCounts = {}
-    for writer in (write_segment, write_ga4, write_sendgrid, write_salesforce, write_stripe):
+    writers = (write_segment, write_ga4, write_sendgrid, write_salesforce, write_stripe)
+    for writer in (*writers, write_zendesk, write_typeform):
         files.update(writer(sample, landing))
+    for source in ("zendesk", "typeform"):  # clean exports: nothing to drop or quarantine
+        noise[source] = {"duplicates": 0, "quarantined": 0}
     truths = compute_truths(sample, noise, files)
     write_text(out / "truths.json", json.dumps(truths, indent=2, sort_keys=True) + "\n")
     return truths

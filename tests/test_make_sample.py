@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import statistics
 import subprocess
 import sys
 from collections import Counter, defaultdict
@@ -19,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import pyarrow.parquet as pq
 import pytest
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "make_sample.py"
@@ -134,6 +136,8 @@ def test_the_landing_folder_is_modest_and_shaped_like_the_vendors(sample: Path) 
         "sendgrid",
         "salesforce",
         "stripe",
+        "zendesk",
+        "typeform",
     }
     assert list(landing.glob("segment/2026/08/01/segment-2026-08-01.jsonl.gz"))
     assert list(landing.glob("ga4/events_202608??.json")) and list(landing.glob("ga4/*.parquet"))
@@ -639,3 +643,179 @@ def billing_of(sample: Path) -> list[tuple[str, str, int]]:
     }
     paid = Counter(e["data"]["object"]["customer"] for e in events if e["type"] == "invoice.paid")
     return [(c, u, paid[c]) for c, u in users.items()]
+
+
+# -- feelings: Zendesk and Typeform ------------------------------------------------------------
+STAGES = ("signup", "demo_requested", "demo_held", "trial", "paid")
+
+
+@pytest.fixture(scope="module")
+def stage_times(
+    sample: Path,
+    calls: list[dict[str, Any]],
+    user_of_email: dict[str, str],
+    billing: dict[str, dict[str, Any]],
+) -> dict[str, dict[str, datetime]]:
+    """When each user first entered each designed stage, from Segment, Salesforce and Stripe."""
+    times: dict[str, dict[str, datetime]] = defaultdict(dict)
+
+    def enter(user: str, stage: str, at: datetime) -> None:
+        times[user][stage] = min(at, times[user].get(stage, at))
+
+    for c in calls:
+        if c["type"] == "identify" and "company_size" in c.get("traits", {}):
+            enter(c["userId"], "signup", when(c["timestamp"]))
+    for user, at in first_track(calls, "Demo Requested").items():
+        enter(user, "demo_requested", at)
+    leads = {r["Id"]: r["Email"].strip().lower() for r in salesforce(sample, "Lead")}
+    for e in salesforce(sample, "Event"):
+        if e["WhoId"] in leads:
+            enter(user_of_email[leads[e["WhoId"]]], "demo_held", when(e["StartDateTime"]))
+    for c in billing.values():
+        enter(c["user"], "trial", c["created"])
+        if c["paid"]:
+            enter(c["user"], "paid", c["paid"][0])
+    return dict(times)
+
+
+def stage_of(times: dict[str, datetime], at: datetime) -> str:
+    entered = [(t, s) for s, t in times.items() if t <= at]
+    return max(entered)[1] if entered else "visit"
+
+
+def zendesk_pages(sample: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted((sample / "landing" / "zendesk").iterdir())]
+
+
+def typeform_items(sample: Path) -> list[tuple[str, dict[str, Any]]]:
+    items = []
+    for path in sorted((sample / "landing" / "typeform").rglob("*.json")):
+        page = json.loads(path.read_text())
+        assert page["total_items"] >= len(page["items"]) > 0
+        items += [(path.parent.name, item) for item in page["items"]]
+    return items
+
+
+def first_agent_replies(sample: Path) -> dict[int, datetime]:
+    """Ticket id -> its first public comment by an agent (roles from the users of the page)."""
+    replies: dict[int, datetime] = {}
+    for page in zendesk_pages(sample):
+        roles = {u["id"]: u["role"] for u in page.get("users", [])}
+        for event in page.get("ticket_events", []):
+            for child in event["child_events"]:
+                if child["event_type"] != "Comment":
+                    continue
+                assert child["author_id"] in roles  # authors resolve within the same page
+                if roles[child["author_id"]] == "agent" and child["public"]:
+                    at = when(event["created_at"])
+                    replies[event["ticket_id"]] = min(at, replies.get(event["ticket_id"], at))
+    return replies
+
+
+def zendesk_requesters(sample: Path) -> dict[int, str]:
+    """Zendesk end-user id -> the product user id (``external_id``)."""
+    return {
+        u["id"]: u["external_id"]
+        for page in zendesk_pages(sample)
+        for u in page.get("users", [])
+        if u["role"] == "end-user"
+    }
+
+
+def test_support_tickets_first_replies_and_requesters(
+    sample: Path, truths: dict[str, Any], user_of_email: dict[str, str]
+) -> None:
+    pages = zendesk_pages(sample)
+    tickets = [t for page in pages for t in page.get("tickets", [])]
+    support = truths["feelings"]["support"]
+    assert len(tickets) == len({t["id"] for t in tickets}) == support["tickets"]
+    for page in pages:
+        for user in page.get("users", []):
+            if user["role"] == "end-user":  # the requester is the product user, by both ids
+                assert user_of_email[user["email"]] == user["external_id"]
+    replies = first_agent_replies(sample)
+    waits = [
+        (replies[t["id"]] - when(t["created_at"])).total_seconds() / 3600
+        for t in tickets
+        if t["id"] in replies
+    ]
+    assert len(waits) == support["agent_replied"]
+    assert round(statistics.median(waits), 3) == support["median_first_reply_h"]
+    assert sum(w > 24 for w in waits) == support["first_reply_over_24h"] > 0
+    assert {t["status"] for t in tickets} <= {"new", "open", "solved"}
+    assert {"good", "bad"} <= {t["satisfaction_rating"]["score"] for t in tickets}
+
+
+def voices(sample: Path) -> list[tuple[str, datetime, str]]:
+    """(user id, when, text) of every customer's own words in the Zendesk and Typeform files:
+    their ticket comments, CSAT comments and free-text survey answers."""
+    requesters = zendesk_requesters(sample)
+    out = []
+    for page in zendesk_pages(sample):
+        roles = {u["id"]: u["role"] for u in page.get("users", [])}
+        for t in page.get("tickets", []):
+            rating = t["satisfaction_rating"]
+            if rating.get("comment"):
+                user = requesters[t["requester_id"]]
+                out.append((user, when(rating["created_at"]), rating["comment"]))
+        for event in page.get("ticket_events", []):
+            for child in event["child_events"]:
+                if child["event_type"] == "Comment" and roles[child["author_id"]] == "end-user":
+                    user = requesters[child["author_id"]]
+                    out.append((user, when(event["created_at"]), child["body"]))
+    for _, item in typeform_items(sample):
+        for answer in item["answers"]:
+            if answer["type"] == "text":
+                out.append((item["hidden"]["user_id"], when(item["submitted_at"]), answer["text"]))
+    return out
+
+
+def test_sentiment_dips_in_the_trial(
+    sample: Path, truths: dict[str, Any], stage_times: dict[str, dict[str, datetime]]
+) -> None:
+    analyzer = SentimentIntensityAnalyzer()
+    by_stage: dict[str, list[float]] = defaultdict(list)
+    spoken = voices(sample)
+    for user, at, text in spoken:
+        by_stage[stage_of(stage_times[user], at)].append(analyzer.polarity_scores(text)["compound"])
+    planted = truths["feelings"]["sentiment_by_stage"]
+    assert set(by_stage) == set(planted) <= set(STAGES)
+    for stage, scores in by_stage.items():
+        assert len(scores) == planted[stage]["voices"], stage
+        assert sum(x <= -0.05 for x in scores) == planted[stage]["negative"], stage
+        assert statistics.fmean(scores) == pytest.approx(planted[stage]["mean_sentiment"], abs=1e-4)
+    means = {s: statistics.fmean(v) for s, v in by_stage.items()}
+    assert min(means, key=means.__getitem__) == truths["feelings"]["sentiment_dip_stage"] == "trial"
+    assert all(means["trial"] < m - 0.15 for s, m in means.items() if s != "trial")
+    contact = sum("+49 30 5550" in text for _, _, text in spoken)
+    assert contact == truths["feelings"]["support"]["voices_with_contact_details"] > 0
+
+
+def test_trial_users_who_waited_long_for_support_are_detractors_more_often(
+    sample: Path, truths: dict[str, Any], stage_times: dict[str, dict[str, datetime]]
+) -> None:
+    requesters, replies = zendesk_requesters(sample), first_agent_replies(sample)
+    waited: set[str] = set()  # a ticket opened in the trial waited > 24 h (or is unanswered)
+    for page in zendesk_pages(sample):
+        for t in page.get("tickets", []):
+            user, created = requesters[t["requester_id"]], when(t["created_at"])
+            in_trial = stage_of(stage_times[user], created) == "trial"
+            if in_trial and replies.get(t["id"], CUTOFF) - created > timedelta(hours=24):
+                waited.add(user)
+    groups: dict[str, Counter[str]] = defaultdict(Counter)
+    for form, item in typeform_items(sample):
+        score = next(a["number"] for a in item["answers"] if a["field"]["ref"] == "nps")
+        user = item["hidden"]["user_id"]
+        keys = [form]
+        if form == "trial-nps":
+            keys.append(form + ("/waited_over_24h" if user in waited else "/no_long_wait"))
+        group = "detractors" if score <= 6 else "promoters" if score >= 9 else "passives"
+        for key in keys:
+            groups[key]["responses"] += 1
+            groups[key][group] += 1
+    planted = truths["feelings"]["nps"]
+    assert set(groups) == {k for k in planted if k != "planted_detractor_chance"}
+    for key, c in groups.items():
+        assert {k: planted[key][k] for k in c} == dict(c), key
+    slow, fast = planted["trial-nps/waited_over_24h"], planted["trial-nps/no_long_wait"]
+    assert slow["detractor_rate"] > fast["detractor_rate"] + 0.3 and slow["responses"] >= 10
