@@ -1386,10 +1386,11 @@ class Sample:
         return user_id
 
     def ticket(self, p: Person, created: datetime) -> None:
+        """One ticket: the customer's message, maybe an agent's reply, a reply back, a solve
+        and a CSAT rating, each only if it happened by the cut-off."""
         rng = self.rng
         created = created.replace(microsecond=0)
-        limit = self.voice_limit(p)
-        if created >= limit:
+        if created >= self.voice_limit(p):
             return
         ticket_id = ZENDESK_TICKET_BASE + len(self.tickets)
         requester = self.zendesk_user(p, created)
@@ -1400,21 +1401,7 @@ class Sample:
         replied = (created + timedelta(hours=wait_h)).replace(microsecond=0)
         status, updated = "new", created
         if replied <= CUTOFF:
-            events.append(self.comment_event(ticket_id, replied, agent, rng.choice(AGENT_TEXTS)))
-            status, updated = "open", replied
-            if rng.random() < 0.1:
-                note = self.comment_event(ticket_id, replied, agent, "Escalated to engineering.")
-                note["child_events"][0]["public"] = False
-                events.append(note)
-            answer = (replied + timedelta(hours=rng.uniform(0.5, 20))).replace(microsecond=0)
-            if rng.random() < 0.5 and answer < limit:
-                events.append(
-                    self.comment_event(ticket_id, answer, requester, self.customer_text(p, answer))
-                )
-                updated = answer
-            solved = (updated + timedelta(hours=rng.uniform(1, 48))).replace(microsecond=0)
-            if solved <= CUTOFF:
-                status, updated = "solved", solved
+            status, updated = self.thread(p, ticket_id, (requester, agent), replied, events)
         ticket: dict[str, Any] = {
             "id": ticket_id,
             "url": f"https://northwind.zendesk.com/api/v2/tickets/{ticket_id}.json",
@@ -1422,7 +1409,7 @@ class Sample:
             "updated_at": zdt(updated),
             "type": "question",
             "subject": body.split(".")[0][:60],
-            "description": body,
+            "description": body,  # also the first comment, as Zendesk exports it
             "priority": "normal",
             "status": status,
             "requester_id": requester,
@@ -1432,17 +1419,8 @@ class Sample:
             "tags": [stage_at(p, created)],
             "satisfaction_rating": {"score": "unoffered"},
         }
-        rated = (updated + timedelta(hours=rng.uniform(1, 24))).replace(microsecond=0)
-        if status == "solved" and rng.random() < 0.4 and rated < limit:
-            slow = wait_h > 24
-            good = rng.random() < (0.3 if slow else 0.85)
-            rating = {"id": ticket_id + 50000, "score": "good" if good else "bad"}
-            if rng.random() < 0.6:
-                rating["comment"] = CSAT_TEXTS[good]
-            ticket["satisfaction_rating"] = rating | {"created_at": zdt(rated)}
-            ticket["updated_at"] = zdt(rated)
-            if "comment" in rating:
-                p.voices.append((rated, rating["comment"]))
+        if status == "solved":
+            self.rate(p, ticket, updated, slow=wait_h > 24)
         self.tickets.append((created, ticket))
         self.ticket_events += [(created, e) for e in events]
         for e in events:
@@ -1450,6 +1428,47 @@ class Sample:
             if child["author_id"] == requester:
                 p.voices.append((datetime.fromtimestamp(e["timestamp"], UTC), child["body"]))
         p.tickets.append((created, replied if replied <= CUTOFF else None))
+
+    def thread(
+        self,
+        p: Person,
+        ticket_id: int,
+        who: tuple[int, int],
+        replied: datetime,
+        events: list[dict[str, Any]],
+    ) -> tuple[str, datetime]:
+        """After the agent's first reply: a note, the customer's answer, the solve.
+        Appends the comments to ``events``; returns the ticket's status and last update."""
+        rng, (requester, agent) = self.rng, who
+        events.append(self.comment_event(ticket_id, replied, agent, rng.choice(AGENT_TEXTS)))
+        status, updated = "open", replied
+        if rng.random() < 0.1:
+            note = self.comment_event(ticket_id, replied, agent, "Escalated to engineering.")
+            note["child_events"][0]["public"] = False
+            events.append(note)
+        answer = (replied + timedelta(hours=rng.uniform(0.5, 20))).replace(microsecond=0)
+        if rng.random() < 0.5 and answer < self.voice_limit(p):
+            text = self.customer_text(p, answer)
+            events.append(self.comment_event(ticket_id, answer, requester, text))
+            updated = answer
+        solved = (updated + timedelta(hours=rng.uniform(1, 48))).replace(microsecond=0)
+        if solved <= CUTOFF:
+            status, updated = "solved", solved
+        return status, updated
+
+    def rate(self, p: Person, ticket: dict[str, Any], solved: datetime, slow: bool) -> None:
+        """Maybe a CSAT rating after the solve; a slow first reply makes it bad more often."""
+        rng = self.rng
+        rated = (solved + timedelta(hours=rng.uniform(1, 24))).replace(microsecond=0)
+        if rng.random() >= 0.4 or rated >= self.voice_limit(p):
+            return
+        good = rng.random() < (0.3 if slow else 0.85)
+        rating: dict[str, Any] = {"id": ticket["id"] + 50000, "score": "good" if good else "bad"}
+        if rng.random() < 0.6:
+            rating["comment"] = CSAT_TEXTS[good]
+            p.voices.append((rated, rating["comment"]))
+        ticket["satisfaction_rating"] = rating | {"created_at": zdt(rated)}
+        ticket["updated_at"] = zdt(rated)
 
     def comment_event(
         self, ticket_id: int, at: datetime, author: int, body: str, *also: str
