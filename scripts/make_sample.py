@@ -6,9 +6,11 @@
 (Segment page calls; GA4 on the docs site), sign up, request a demo (Segment track + a Salesforce
 Lead owned by one of four reps), get a follow-up call, see a demo, start a Stripe trial, pay,
 renew monthly, churn or fail a payment. SendGrid sends lifecycle, newsletter and dunning emails;
-outbound and partner leads exist only in Salesforce.
+outbound and partner leads exist only in Salesforce. A second seeded generator (seed + 1000) adds,
+after all of that, the later cases: a rep who never calls back, a weekly newsletter to trial users,
+one company in every system and two that must stay apart, Zendesk tickets and Typeform NPS answers.
 
-Everything is drawn from one seeded random generator and written in sorted order, so the same
+Everything is drawn from seeded random generators and written in sorted order, so the same
 seed gives byte-identical files. Every number planted is written to ``truths.json`` (computed
 from the generated people, not typed in) and explained in the sample's README.
 """
