@@ -6,9 +6,11 @@
 (Segment page calls; GA4 on the docs site), sign up, request a demo (Segment track + a Salesforce
 Lead owned by one of four reps), get a follow-up call, see a demo, start a Stripe trial, pay,
 renew monthly, churn or fail a payment. SendGrid sends lifecycle, newsletter and dunning emails;
-outbound and partner leads exist only in Salesforce.
+outbound and partner leads exist only in Salesforce. A second seeded generator (seed + 1000) adds,
+after all of that, the later cases: a rep who never calls back, a weekly newsletter to trial users,
+one company in every system and two that must stay apart, Zendesk tickets and Typeform NPS answers.
 
-Everything is drawn from one seeded random generator and written in sorted order, so the same
+Everything is drawn from seeded random generators and written in sorted order, so the same
 seed gives byte-identical files. Every number planted is written to ``truths.json`` (computed
 from the generated people, not typed in) and explained in the sample's README.
 """
@@ -26,12 +28,14 @@ import shutil
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 START = datetime(2026, 8, 1, tzinfo=UTC)
 CUTOFF = datetime(2026, 10, 31, 23, 59, 59, tzinfo=UTC)
@@ -73,6 +77,46 @@ REPS = [
 DEMO_CHANCE = [(1, 0.70), (4, 0.60), (24, 0.45), (48, 0.35), (math.inf, 0.25)]
 LATENCY_BUCKETS = ["<1h", "1-4h", "4-24h", "24-48h", ">48h"]
 TRIAL_CHANCE = {"1-10": 0.20, "11-50": 0.65, "51-200": 0.65, "201-1000": 0.65}
+# Added by the second random stream (``Sample.extend``), after everything above.
+EVAN = ("0055e00000EvR05", "Evan Reed")  # a rep who never calls a demo request back
+EVAN_REQUESTS = 24
+SLA_S = 4 * 3600  # the demo-request rule: first call within 4 business hours
+BERLIN = ZoneInfo("Europe/Berlin")  # the spec's calendar: Mon-Fri 09:00-17:00, holidays
+HOLIDAYS = {date(2026, 10, 3), date(2026, 12, 24), date(2026, 12, 25), date(2026, 12, 26)}
+ZENDESK_API = "https://northwind.zendesk.com/api/v2/incremental"
+DIGEST = "weekly_digest"  # third SendGrid category of the weekly newsletter
+DIGEST_DAYS = [datetime(2026, 8, 4, 7, tzinfo=UTC) + timedelta(weeks=k) for k in range(13)]
+# Zendesk and Typeform (feelings): customers write more negatively in the trial; trial users who
+# waited more than a day for the first agent reply become detractors more often.
+AGENTS = [(9001, "Sam Rivera"), (9002, "Noor Haddad"), (9003, "Lena Fischer")]
+ZENDESK_USER_BASE, ZENDESK_TICKET_BASE = 20000, 1001
+NEGATIVE_CHANCE = {"trial": 0.6, "other": 0.15}
+DETRACTOR_CHANCE = {True: 0.65, False: 0.15}  # by "waited > 24 h for a first reply in trial"
+STAGE_ORDER = ("signup", "demo_requested", "demo_held", "trial", "paid")
+NEGATIVE_TEXTS = [
+    "The dashboard keeps crashing and I am really frustrated.",
+    "This is terrible: the import failed again and we lost a day of work.",
+    "Very disappointed, the trial numbers look wrong and nobody answers.",
+    "The export is broken again. Unacceptable during a trial.",
+    "I am stuck and annoyed, the setup does not work.",
+]
+POSITIVE_TEXTS = [
+    "Thanks, the setup guide was great and everything works now.",
+    "Love the new funnel view, really helpful!",
+    "Great support, thank you so much.",
+    "Works perfectly now, happy with it.",
+]
+QUESTIONS = [
+    "How do I add a second workspace?",
+    "Where can I find the API key for the SQL editor?",
+    "Can I change the billing address on the invoice?",
+]
+AGENT_TEXTS = [
+    "Hi, thanks for reaching out! Could you send us a screenshot?",
+    "Hello, we have looked into this and pushed a fix. Could you try again?",
+    "Thanks for the question: you will find it under Settings > Workspace.",
+]
+CSAT_TEXTS = {True: "Quick and helpful, thank you!", False: "Took far too long to get an answer."}
 
 
 def sf_id18(id15: str) -> str:
@@ -125,6 +169,13 @@ class Person:
     nodes: set[str] = field(default_factory=set)  # identifiers that reached the exports
     flags: set[str] = field(default_factory=set)  # planted identity features, for truths.json
     links: list[tuple[str, str]] = field(default_factory=list)  # links that reached them
+    payments: list[datetime] = field(default_factory=list)  # invoice.paid times
+    cancels: list[datetime] = field(default_factory=list)  # subscription.deleted times
+    company_key: str = ""  # the real company behind the person (two may share a name)
+    digests: list[datetime] = field(default_factory=list)  # weekly newsletters sent
+    tickets: list[tuple[datetime, datetime | None]] = field(default_factory=list)  # -> 1st reply
+    surveys: list[tuple[datetime, str, int]] = field(default_factory=list)  # (when, form, NPS)
+    voices: list[tuple[datetime, str]] = field(default_factory=list)  # the customer's own words
 
     def link(self, a: str, b: str | None = None) -> None:
         self.nodes.add(a)
@@ -159,6 +210,14 @@ class Sample:
         self.counters: Counter[str] = Counter()
         self.truths: dict[str, Any] = {}
         self.examples: list[dict[str, Any]] = []
+        self.company_of_node: dict[str, str] = {}  # "group:<id>" / "account:<Id>" -> company
+        self.sf_only: list[Person] = []  # people known only to Salesforce (not outbound leads)
+        self.core = 0  # people made by the first random stream; later ones are extensions
+        self.first_flags: dict[int, frozenset[str]] = {}
+        self.zendesk_users: dict[int, dict[str, Any]] = {}
+        self.tickets: list[tuple[datetime, dict[str, Any]]] = []
+        self.ticket_events: list[tuple[datetime, dict[str, Any]]] = []
+        self.responses: dict[str, list[tuple[datetime, dict[str, Any]]]] = defaultdict(list)
 
     # -- ids -----------------------------------------------------------------------------
     def uid(self, prefix: str, n: int = 16) -> str:
@@ -192,7 +251,9 @@ class Sample:
         if email:
             p.link(f"user:{user}" if user else f"anon:{anon}", f"email:{email.strip().lower()}")
 
-    def email(self, p: Person, at: datetime, category: str, opened: float = 0.6) -> None:
+    def email(
+        self, p: Person, at: datetime, category: str, opened: float = 0.6, tag: str | None = None
+    ) -> None:
         """One SendGrid message: processed, delivered, then maybe open, click, unsubscribe.
 
         Product emails carry the custom arg ``user_id``; the marketing newsletter does not. A
@@ -225,7 +286,7 @@ class Sample:
                 "event": event,
                 "sg_event_id": self.uid("", 22),
                 "sg_message_id": f"{msg}.filterdrecv-7bc86b958d-{rng.randint(10000, 99999)}",
-                "category": [category, "product" if product else "marketing"],
+                "category": [category, "product" if product else "marketing"] + [tag] * bool(tag),
                 "smtp-id": f"<{msg}@geopod-ismtpd-3>",
             }
             if product and p.user_id:
@@ -397,8 +458,11 @@ class Sample:
                 gnode = f"ga:{pseudo}"
                 p.link(f"user:{p.user_id}" if row["user_id"] else gnode, gnode)
 
-    def signup(self, p: Person, at: datetime, email: str) -> None:
+    def signup(self, p: Person, at: datetime, email: str, group_id: str | None = None) -> None:
         p.user_id, p.email, p.stages["signup"] = f"u-{p.index:05d}", email, at
+        group_id = group_id or f"grp_{p.company.lower()}"
+        if at + timedelta(seconds=3) <= CUTOFF:
+            self.company_of_node[f"group:{group_id}"] = p.company_key or p.company
         anon = p.devices[-1]
         padded = p.index % 5 == 0  # " Jane.Doe@Acme.io " as typed, not as stored elsewhere
         if padded:
@@ -431,7 +495,7 @@ class Sample:
             "group",
             at + timedelta(seconds=3),
             anon,
-            groupId=f"grp_{p.company.lower()}",
+            groupId=group_id,
             traits={"name": p.company, "company_size": p.size, "plan": "free"},
         )
         if len(p.devices) > 1:  # the other device logs in later: one person, two devices
@@ -575,6 +639,7 @@ class Sample:
         stamp = sfdt(at + timedelta(minutes=5))
         p.link(f"contact:{contact}", f"lead:{lead['Id']}")
         p.link(f"opp:{opp}", f"contact:{contact}")
+        self.company_of_node[f"account:{account}"] = p.company_key or p.company
         self.sf["Account"].append(
             {
                 "Id": account,
@@ -748,6 +813,7 @@ class Sample:
                 first = False
             paid = {**invoice, "status": "paid", "amount_paid": 4900}
             self.stripe_event(pay, "invoice.paid", paid, basil)
+            p.payments.append(pay)
             p.stages.setdefault("paid", pay)
             if pay > p.stages["paid"]:
                 p.stages.setdefault("renewal", pay)
@@ -764,6 +830,7 @@ class Sample:
         if at > CUTOFF:
             return
         p.stages.setdefault("churned", at)
+        p.cancels.append(at)
         self.stripe_event(
             at,
             "customer.subscription.deleted",
@@ -957,9 +1024,540 @@ class Sample:
                     task = self.email_task(who, owner, f"Email: outreach step {step + 1}", mailed)
                     self.sf["Task"].append(task)
 
+    # -- the second random stream: cases added after the first stream's people ---------------
+    def extend(self, seed: int) -> None:
+        """Cases the first stream lacks, drawn from a second generator so that every person,
+        record and id of the first stays exactly as it was (all of these come after them)."""
+        self.rng = random.Random(seed + 1000)
+        self.core = len(self.people)
+        # The examples are chosen by the first stream's flags (new newsletters add unsubscribes).
+        self.first_flags = {p.index: frozenset(p.flags) for p in self.people}
+        self.evan_requests()
+        self.northstar()
+        self.piper_labs()
+        self.weekly_digest()
+        self.support_and_surveys()
+        first, last = EVAN[1].split()
+        self.sf["User"].append(
+            {
+                "Id": sf_id18(EVAN[0]),
+                "FirstName": first,
+                "LastName": last,
+                "Name": EVAN[1],
+                "IsActive": "true",
+                "Title": "Account Executive",
+                "CreatedDate": "2026-07-27T09:00:00.000Z",
+            }
+        )
+
+    def new_person(self, company: str, key: str = "") -> Person:
+        p = self.make_person(len(self.people))
+        p.devices, p.company, p.company_key = p.devices[:1], company, key or company
+        self.people.append(p)
+        return p
+
+    def plain_visit(self, p: Person, at: datetime) -> datetime:
+        """One to three marketing-site pages on one device (no hostile strings)."""
+        t = at
+        for _ in range(self.rng.randint(1, 3)):
+            page = self.rng.choice(PAGES)
+            props = {"path": page, "title": PAGE_TITLES[page], "url": f"https://northwind.io{page}"}
+            campaign = {"source": p.utm[0]} | ({"medium": p.utm[1]} if p.utm[1] else {})
+            self.seg(
+                p,
+                "page",
+                t,
+                p.devices[0],
+                name=PAGE_TITLES[page],
+                properties=props,
+                context={"campaign": campaign, "page": {**props, "search": ""}},
+            )
+            t += timedelta(minutes=self.rng.uniform(0.5, 8))
+        return t
+
+    def web_lead(self, p: Person, created: datetime, owner: str) -> dict[str, str]:
+        """The Lead a web demo request creates (assignment rule: ``owner``)."""
+        lead_id = self.sfid("00Q")
+        lead = self.lead_row(
+            lead_id,
+            p.first_name,
+            p.last_name,
+            p.email or "",
+            p.company,
+            "Web - Demo Request",
+            sf_id18(owner),
+        )
+        lead.update(
+            Status="Open - Not Contacted",
+            NumberOfEmployees=str(SIZE_EMPLOYEES[p.size]),
+            Country=p.country,
+            CreatedDate=sfdt(created),
+            SystemModstamp=sfdt(created),
+        )
+        self.sf["Lead"].append(lead)
+        p.link(f"lead:{lead_id}", f"email:{p.email}")
+        p.rep, p.lead_created = owner, created
+        return lead
+
+    def evan_requests(self) -> None:
+        """Web-form demo requests routed to a new rep, Evan Reed, who never calls anyone back."""
+        rng = self.rng
+        span = (CUTOFF - START - timedelta(days=4)).total_seconds()
+        for _ in range(EVAN_REQUESTS):
+            p = self.new_person(f"{rng.choice(COMPANIES)}{len(self.people)}")
+            t = self.plain_visit(p, START + timedelta(seconds=rng.uniform(0, span)))
+            email = f"{p.first_name.lower()}.{p.last_name.lower()}{p.index}@{p.company.lower()}"
+            self.signup(p, t + timedelta(minutes=rng.uniform(1, 60)), email + ".example")
+            at = p.stages["signup"] + timedelta(hours=rng.uniform(0.1, 72))
+            if at > CUTOFF:
+                continue
+            p.stages["demo_requested"] = at
+            seats = rng.randint(2, 40)
+            self.seg(p, "track", at, None, event="Demo Requested", properties={"seats": seats})
+            created = at + timedelta(minutes=rng.uniform(1, 10))
+            if created <= CUTOFF:
+                self.web_lead(p, created, EVAN[0])
+
+    def sf_row(self, obj: str, prefix: str, at: datetime, **values: str) -> str:
+        """Append one Salesforce record of ``obj`` created at ``at``; returns its new id."""
+        record_id = self.sfid(prefix)
+        self.sf[obj].append({"Id": record_id, **values, "CreatedDate": sfdt(at)})
+        return record_id
+
+    def account(self, name: str, key: str, size: str, at: datetime) -> str:
+        employees = str(SIZE_EMPLOYEES[size])
+        account = self.sf_row(
+            "Account", "001", at, Name=name, Industry="Software", NumberOfEmployees=employees
+        )
+        self.company_of_node[f"account:{account}"] = key
+        return account
+
+    def contact(self, p: Person, account: str, at: datetime, email: str | None = None) -> str:
+        """A Contact a rep adds by hand: only its e-mail ties it to the person."""
+        email = email or p.email or ""
+        contact = self.sf_row(
+            "Contact",
+            "003",
+            at,
+            AccountId=account,
+            Email=email,
+            FirstName=p.first_name,
+            LastName=p.last_name,
+            OwnerId=sf_id18(REPS[0][0]),
+        )
+        p.link(f"contact:{contact}", f"email:{email}")
+        return contact
+
+    def northstar(self) -> None:
+        """One company in every system: three colleagues in one Segment group, one Salesforce
+        Account holding their three Contacts and an opportunity, one Stripe customer."""
+        names = [("Ada", "Lind"), ("Bo", "Karlsson"), ("Cy", "Osei")]
+        joined = [datetime(2026, 8, 10, 8, tzinfo=UTC) + timedelta(days=d) for d in (0, 10, 24)]
+        people = []
+        for (first, last), at in zip(names, joined, strict=True):
+            p = self.new_person("Northstar")
+            p.first_name, p.last_name, p.size = first, last, "51-200"
+            t = self.plain_visit(p, at)
+            self.signup(p, t + timedelta(minutes=5), f"{first}.{last}@northstar.example".lower())
+            people.append(p)
+        ada = people[0]
+        requested = ada.stages["signup"] + timedelta(hours=3)
+        ada.stages["demo_requested"] = requested
+        self.seg(ada, "track", requested, None, event="Demo Requested", properties={"seats": 25})
+        lead = self.web_lead(ada, requested + timedelta(minutes=4), REPS[0][0])
+        called = requested + timedelta(minutes=40)
+        ada.latency_h = (called - requested - timedelta(minutes=4)).total_seconds() / 3600
+        owner = sf_id18(REPS[0][0])
+        call = {"TaskSubtype": "Call", "Subject": "Call: demo request", "Status": "Completed"}
+        self.sf_row(
+            "Task",
+            "00T",
+            called,
+            WhoId=lead["Id"],
+            WhatId="",
+            OwnerId=owner,
+            **call,
+            ActivityDate=called.strftime("%Y-%m-%d"),
+            CompletedDateTime=sfdt(called),
+        )
+        demo = called + timedelta(days=2)
+        ada.stages["demo_held"] = demo
+        self.sf_row(
+            "Event",
+            "00U",
+            called,
+            WhoId=lead["Id"],
+            WhatId="",
+            OwnerId=owner,
+            Subject="Demo - Northstar",
+            Type="Demo",
+            StartDateTime=sfdt(demo),
+            EndDateTime=sfdt(demo + timedelta(hours=1)),
+        )
+        account = self.account("Northstar", "Northstar", "51-200", demo + timedelta(minutes=5))
+        opp = self.sf_row(
+            "Opportunity",
+            "006",
+            demo + timedelta(minutes=5),
+            AccountId=account,
+            Name="Northstar seats",
+            StageName="Qualification",
+            IsClosed="false",
+            IsWon="false",
+            CloseDate=(demo + timedelta(days=30)).strftime("%Y-%m-%d"),
+            Amount="14400",
+            OwnerId=owner,
+        )
+        self.opp_stage(ada, opp, "Qualification", demo + timedelta(minutes=5))
+        roles = ["Decision Maker", "Evaluator", "End User"]
+        contacts = []
+        for p, role in zip(people, roles, strict=True):
+            added = max(demo, p.stages["signup"]) + timedelta(hours=20)
+            contacts.append(self.contact(p, account, added))
+            self.sf_row(
+                "OpportunityContactRole",
+                "00K",
+                added,
+                ContactId=contacts[-1],
+                OpportunityId=opp,
+                IsPrimary=str(p is ada).lower(),
+                Role=role,
+            )
+        lead.update(
+            IsConverted="true",
+            Status="Qualified",
+            ConvertedDate=demo.strftime("%Y-%m-%d"),
+            ConvertedContactId=contacts[0],
+            ConvertedAccountId=account,
+            ConvertedOpportunityId=opp,
+            SystemModstamp=sfdt(demo),
+        )
+        ada.link(f"contact:{contacts[0]}", f"lead:{lead['Id']}")
+        ada.link(f"opp:{opp}", f"contact:{contacts[0]}")
+        customer = self.company_subscription(ada, opp, demo + timedelta(days=1))
+        self.truths["northstar"] = {
+            "name": "Northstar",
+            "group_id": "grp_northstar",
+            "account_id": account,
+            "opportunity_id": opp,
+            "contact_ids": contacts,
+            "stripe_customer": customer,
+            "user_ids": [p.user_id for p in people],
+        }
+
+    def company_subscription(self, p: Person, opp: str, at: datetime) -> str:
+        """A company-paid trial that converts and renews monthly until the cut-off."""
+        p.stages["trial"] = at
+        customer, sub, basil = self.uid("cus_", 14), self.uid("sub_", 14), p.index % 2 == 0
+        billing = f"billing@{p.company.lower()}.example"
+        p.link(f"cus:{customer}", f"user:{p.user_id}")
+        p.link(f"cus:{customer}", f"email:{billing}")
+        meta = {"user_id": p.user_id, "company": p.company}
+        self.stripe_event(
+            at,
+            "customer.created",
+            {"id": customer, "object": "customer", "email": billing, "metadata": meta},
+            basil,
+        )
+        subscription = {"id": sub, "object": "subscription", "customer": customer}
+        trialing = {**subscription, "status": "trialing"}
+        self.stripe_event(
+            at + timedelta(seconds=5), "customer.subscription.created", trialing, basil
+        )
+        trial = {"plan": "team", "trial_days": 14}
+        self.seg(
+            p, "track", at + timedelta(seconds=8), None, event="Trial Started", properties=trial
+        )
+        self.opp_stage(p, opp, "Trial", at)
+        pay = at + timedelta(days=14)
+        active = {**subscription, "status": "active", "previous_attributes": {"status": "trialing"}}
+        self.stripe_event(
+            pay - timedelta(seconds=1), "customer.subscription.updated", active, basil
+        )
+        self.opp_stage(p, opp, "Closed Won", pay)
+        while pay <= CUTOFF:
+            invoice = {
+                "id": self.uid("in_", 14),
+                "object": "invoice",
+                "customer": customer,
+                "customer_email": billing,
+                "subscription": sub,
+                "amount_due": 14700,
+                "amount_paid": 14700,
+                "currency": "eur",
+                "status": "paid",
+                "billing_reason": "subscription_cycle",
+            }
+            self.stripe_event(pay, "invoice.paid", invoice, basil)
+            p.payments.append(pay)
+            p.stages.setdefault("paid", pay)
+            if pay > p.stages["paid"]:
+                p.stages.setdefault("renewal", pay)
+            pay += timedelta(days=30)
+        return customer
+
+    def piper_labs(self) -> None:
+        """Two companies that must stay two accounts: both named Piper Labs, one e-mail domain,
+        one outside consultant who is a Contact at both (the only link between them)."""
+        sites = [("Berlin", "Pia", "Vogel", 12), ("Austin", "Paul", "Reyes", 16)]
+        accounts = []
+        for city, first, last, day_of_month in sites:
+            key = f"Piper Labs ({city})"
+            p = self.new_person("Piper Labs", key)
+            p.first_name, p.last_name, p.size = first, last, "11-50"
+            t = self.plain_visit(p, datetime(2026, 9, day_of_month, 9, tzinfo=UTC))
+            email = f"{first}.{last}@piperlabs.example".lower()
+            self.signup(p, t + timedelta(minutes=3), email, f"grp_piperlabs_{city.lower()}")
+            added = p.stages["signup"] + timedelta(days=1)
+            accounts.append(self.account("Piper Labs", key, p.size, added))
+            self.contact(p, accounts[-1], added + timedelta(minutes=2))
+        quinn = self.make_person(len(self.people) + len(self.sf_only))
+        quinn.first_name, quinn.last_name, quinn.company = "Quinn", "Hale", "Ridge Advisors"
+        quinn.devices, quinn.company_key = [], "Ridge Advisors"
+        email = "quinn.hale@ridgeadvisors.example"
+        for k, account in enumerate(accounts):
+            self.contact(quinn, account, datetime(2026, 9, 25 + k, 10, tzinfo=UTC), email)
+        self.sf_only.append(quinn)
+        self.truths["kept_apart"] = {
+            "name": "Piper Labs",
+            "account_ids": accounts,
+            "group_ids": ["grp_piperlabs_berlin", "grp_piperlabs_austin"],
+            "bridging_contact_email": email,
+        }
+
+    def weekly_digest(self) -> None:
+        """A weekly newsletter to everyone in a trial. Those who pay move to the customer list;
+        those who drop out stay on it: a null touchpoint they simply receive more of later."""
+        for p in self.people:
+            if "trial" not in p.stages or not p.email:
+                continue
+            stop = p.payments[0] if p.payments else CUTOFF
+            for sent in DIGEST_DAYS:
+                if p.stages["trial"] < sent < stop:
+                    at = sent + timedelta(seconds=p.index)
+                    self.email(p, at, "newsletter", opened=0.3, tag=DIGEST)
+                    p.digests.append(at)
+
+    # -- feelings: Zendesk tickets and Typeform NPS answers --------------------------------
+    def support_and_surveys(self) -> None:
+        """Support tickets through a journey, and NPS surveys in the trial and after paying.
+
+        Planted: customers write negatively far more often during the trial (the dip), and trial
+        users who waited more than a day for a first agent reply are detractors more often."""
+        rng = self.rng
+        for p in self.people:
+            if not p.user_id or not p.email or p.company == "Sharedco":
+                continue
+            if "trial" in p.stages and rng.random() < 0.5:
+                self.ticket(p, p.stages["trial"] + timedelta(days=rng.uniform(0.5, 6)))
+            elif rng.random() < 0.08:
+                self.ticket(p, p.stages["signup"] + timedelta(days=rng.uniform(0, 40)))
+        for p in self.people:
+            if "trial" in p.stages and rng.random() < 0.7:
+                self.survey(p, p.stages["trial"] + timedelta(days=10), "trial-nps")
+            if p.payments and rng.random() < 0.6:
+                self.survey(p, p.payments[0] + timedelta(days=20), "customer-nps")
+
+    def voice_limit(self, p: Person) -> datetime:
+        """People speak before renewing or cancelling: their stage is then one of the six."""
+        return min([CUTOFF, *p.payments[1:2], *p.cancels[:1]])
+
+    def customer_text(self, p: Person, at: datetime) -> str:
+        rng = self.rng
+        negative = NEGATIVE_CHANCE.get(stage_at(p, at), NEGATIVE_CHANCE["other"])
+        pool = (
+            NEGATIVE_TEXTS if rng.random() < negative else rng.choice([POSITIVE_TEXTS, QUESTIONS])
+        )
+        text = rng.choice(pool)
+        if rng.random() < 0.1:  # contact details typed into the message: never to be shown
+            text += f" You can reach me at {p.email} or +49 30 5550{p.index:04d}."
+        return text
+
+    def zendesk_user(self, p: Person, at: datetime) -> int:
+        user_id = ZENDESK_USER_BASE + p.index
+        if user_id not in self.zendesk_users:
+            self.zendesk_users[user_id] = {
+                "id": user_id,
+                "name": f"{p.first_name} {p.last_name}",
+                "email": p.email,
+                "external_id": p.user_id,
+                "role": "end-user",
+                "created_at": zdt(at),
+                "updated_at": zdt(at),
+            }
+        return user_id
+
+    def ticket(self, p: Person, created: datetime) -> None:
+        """One ticket: the customer's message, maybe an agent's reply, a reply back, a solve
+        and a CSAT rating, each only if it happened by the cut-off."""
+        rng = self.rng
+        created = created.replace(microsecond=0)
+        if created >= self.voice_limit(p):
+            return
+        ticket_id = ZENDESK_TICKET_BASE + len(self.tickets)
+        requester = self.zendesk_user(p, created)
+        agent = rng.choice(AGENTS)[0]
+        body = self.customer_text(p, created)
+        events = [self.comment_event(ticket_id, created, requester, body, "Create")]
+        wait_h = rng.lognormvariate(math.log(8), 1.4)
+        replied = (created + timedelta(hours=wait_h)).replace(microsecond=0)
+        status, updated = "new", created
+        if replied <= CUTOFF:
+            status, updated = self.thread(p, ticket_id, (requester, agent), replied, events)
+        ticket: dict[str, Any] = {
+            "id": ticket_id,
+            "url": f"https://northwind.zendesk.com/api/v2/tickets/{ticket_id}.json",
+            "created_at": zdt(created),
+            "updated_at": zdt(updated),
+            "type": "question",
+            "subject": body.split(".")[0][:60],
+            "description": body,  # also the first comment, as Zendesk exports it
+            "priority": "normal",
+            "status": status,
+            "requester_id": requester,
+            "submitter_id": requester,
+            "assignee_id": agent if status != "new" else None,
+            "via": {"channel": rng.choice(["email", "web"])},
+            "tags": [stage_at(p, created)],
+            "satisfaction_rating": {"score": "unoffered"},
+        }
+        if status == "solved":
+            self.rate(p, ticket, updated, slow=wait_h > 24)
+        self.tickets.append((created, ticket))
+        self.ticket_events += [(created, e) for e in events]
+        for e in events:
+            child = e["child_events"][0]
+            if child["author_id"] == requester:
+                p.voices.append((datetime.fromtimestamp(e["timestamp"], UTC), child["body"]))
+        p.tickets.append((created, replied if replied <= CUTOFF else None))
+
+    def thread(
+        self,
+        p: Person,
+        ticket_id: int,
+        who: tuple[int, int],
+        replied: datetime,
+        events: list[dict[str, Any]],
+    ) -> tuple[str, datetime]:
+        """After the agent's first reply: a note, the customer's answer, the solve.
+        Appends the comments to ``events``; returns the ticket's status and last update."""
+        rng, (requester, agent) = self.rng, who
+        events.append(self.comment_event(ticket_id, replied, agent, rng.choice(AGENT_TEXTS)))
+        status, updated = "open", replied
+        if rng.random() < 0.1:
+            note = self.comment_event(ticket_id, replied, agent, "Escalated to engineering.")
+            note["child_events"][0]["public"] = False
+            events.append(note)
+        answer = (replied + timedelta(hours=rng.uniform(0.5, 20))).replace(microsecond=0)
+        if rng.random() < 0.5 and answer < self.voice_limit(p):
+            text = self.customer_text(p, answer)
+            events.append(self.comment_event(ticket_id, answer, requester, text))
+            updated = answer
+        solved = (updated + timedelta(hours=rng.uniform(1, 48))).replace(microsecond=0)
+        if solved <= CUTOFF:
+            status, updated = "solved", solved
+        return status, updated
+
+    def rate(self, p: Person, ticket: dict[str, Any], solved: datetime, slow: bool) -> None:
+        """Maybe a CSAT rating after the solve; a slow first reply makes it bad more often."""
+        rng = self.rng
+        rated = (solved + timedelta(hours=rng.uniform(1, 24))).replace(microsecond=0)
+        if rng.random() >= 0.4 or rated >= self.voice_limit(p):
+            return
+        good = rng.random() < (0.3 if slow else 0.85)
+        rating: dict[str, Any] = {"id": ticket["id"] + 50000, "score": "good" if good else "bad"}
+        if rng.random() < 0.6:
+            rating["comment"] = CSAT_TEXTS[good]
+            p.voices.append((rated, rating["comment"]))
+        ticket["satisfaction_rating"] = rating | {"created_at": zdt(rated)}
+        ticket["updated_at"] = zdt(rated)
+
+    def comment_event(
+        self, ticket_id: int, at: datetime, author: int, body: str, *also: str
+    ) -> dict[str, Any]:
+        """A ticket audit holding one public comment (and, on creation, the Create event)."""
+        self.counters["zendesk_event"] += 1
+        n = self.counters["zendesk_event"]
+        children: list[dict[str, Any]] = [
+            {"id": n * 10 + 1, "event_type": "Comment", "author_id": author, "public": True}
+            | {"body": body}
+        ]
+        children += [{"id": n * 10 + 2 + k, "event_type": kind} for k, kind in enumerate(also)]
+        if author in dict(AGENTS):
+            children.append({"id": n * 10 + 5, "event_type": "Notification", "subject": "Re"})
+        return {
+            "id": 70000000 + n,
+            "ticket_id": ticket_id,
+            "timestamp": int(at.timestamp()),
+            "created_at": zdt(at),
+            "updater_id": author,
+            "via": "Web form",
+            "event_type": "Audit",
+            "child_events": children,
+        }
+
+    def survey(self, p: Person, at: datetime, form: str) -> None:
+        """A Typeform NPS answer; in the trial, a long first wait for support makes detractors."""
+        rng = self.rng
+        at = (at + timedelta(hours=rng.uniform(1, 30))).replace(microsecond=0)
+        if at >= self.voice_limit(p):
+            return
+        waited = any(
+            (reply or CUTOFF) - created > timedelta(hours=24)
+            for created, reply in p.tickets
+            if stage_at(p, created) == "trial"
+        )
+        chance = DETRACTOR_CHANCE[waited] if form == "trial-nps" else DETRACTOR_CHANCE[False]
+        if rng.random() < chance:
+            score = rng.randint(0, 6)
+        else:
+            score = rng.randint(9, 10) if rng.random() < 0.6 else rng.randint(7, 8)
+        token = self.uid("", 32)
+        answers: list[dict[str, Any]] = [
+            {"field": {"id": "nPs4Qx", "ref": "nps", "type": "nps"}, "type": "number"}
+            | {"number": score}
+        ]
+        if rng.random() < 0.7:
+            pool = NEGATIVE_TEXTS if score <= 6 else POSITIVE_TEXTS if score >= 9 else QUESTIONS
+            text = rng.choice(pool)
+            answers.append(
+                {"field": {"id": "wHy8Lm", "ref": "why", "type": "long_text"}, "type": "text"}
+                | {"text": text}
+            )
+            p.voices.append((at, text))
+        self.responses[form].append(
+            (
+                at,
+                {
+                    "landing_id": token,
+                    "token": token,
+                    "response_id": token,
+                    "landed_at": zdt(at - timedelta(minutes=2)),
+                    "submitted_at": zdt(at),
+                    "metadata": {"platform": "other", "browser": "default"}
+                    | {"referer": f"https://northwind.typeform.com/to/{form}"},
+                    "hidden": {"user_id": p.user_id, "email": p.email},
+                    "calculated": {"score": 0},
+                    "answers": answers,
+                },
+            )
+        )
+        p.surveys.append((at, form, score))
+
 
 def sfdt(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def zdt(at: datetime) -> str:
+    """Zendesk and Typeform timestamps: ISO-8601 UTC to the second."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def stage_at(p: Person, at: datetime) -> str:
+    """The designed stage a person was in at ``at``: the last one first entered by then."""
+    entered = [(t, s) for s, t in p.stages.items() if s in STAGE_ORDER and t <= at]
+    return max(entered)[1] if entered else "visit"
 
 
 # -- noise: what real exports contain ---------------------------------------------------------
@@ -1154,6 +1752,53 @@ def write_stripe(sample: Sample, root: Path) -> FileCounts:
     return counts
 
 
+def write_zendesk(sample: Sample, root: Path) -> FileCounts:
+    """Incremental Export pages: tickets 100 a page; all ticket events in one page together with
+    the users (agents and requesters), as the exporter writes them, so comment authors resolve."""
+    counts: FileCounts = {}
+    tickets = [t for _, t in sorted(sample.tickets, key=lambda x: (x[0], x[1]["id"]))]
+    pages = [tickets[n : n + 100] for n in range(0, len(tickets), 100)]
+    for k, page in enumerate(pages, start=1):
+        body = {
+            "tickets": page,
+            "count": len(page),
+            "end_time": max(int(when_of(t["updated_at"]).timestamp()) for t in page),
+            "next_page": None if k == len(pages) else f"{ZENDESK_API}/tickets.json?cursor=p{k + 1}",
+            "end_of_stream": k == len(pages),
+        }
+        write_text(root / "zendesk" / f"tickets-page-{k}.json", json.dumps(body, indent=1) + "\n")
+        tally(counts, "zendesk/*.json", len(page))
+    events = [e for _, e in sorted(sample.ticket_events, key=lambda x: (x[0], x[1]["id"]))]
+    staff = [
+        {"id": i, "name": n, "email": f"{n.split()[0].lower()}@northwind.io", "role": "agent"}
+        | {"created_at": "2025-01-06T09:00:00Z", "updated_at": "2025-01-06T09:00:00Z"}
+        for i, n in AGENTS
+    ]
+    users = staff + [sample.zendesk_users[i] for i in sorted(sample.zendesk_users)]
+    body = {"ticket_events": events, "users": users, "count": len(events), "end_of_stream": True}
+    write_text(root / "zendesk" / "ticket-events-page-1.json", json.dumps(body, indent=1) + "\n")
+    tally(counts, "zendesk/*.json", len(events) + len(users))
+    return counts
+
+
+def write_typeform(sample: Sample, root: Path) -> FileCounts:
+    """Responses API pages per form, newest first, 100 responses a page."""
+    counts: FileCounts = {}
+    for form, answered in sorted(sample.responses.items()):
+        items = [r for _, r in sorted(answered, key=lambda x: x[0], reverse=True)]
+        pages = [items[n : n + 100] for n in range(0, len(items), 100)]
+        for k, page in enumerate(pages, start=1):
+            body = {"total_items": len(items), "page_count": len(pages), "items": page}
+            path = root / "typeform" / form / f"responses-page-{k}.json"
+            write_text(path, json.dumps(body, indent=1) + "\n")
+            tally(counts, "typeform/*.json", len(page))
+    return counts
+
+
+def when_of(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
 # -- truths ----------------------------------------------------------------------------------
 def rate(hits: int, total: int) -> float | None:
     return round(hits / total, 4) if total else None
@@ -1163,7 +1808,7 @@ def compute_truths(
     sample: Sample, noise: dict[str, dict[str, int]], files: FileCounts
 ) -> dict[str, Any]:
     people = sample.people
-    examples = pick_examples(people)
+    examples = pick_examples(people[: sample.core], sample.first_flags)  # as before extending
     outbound = sum(
         1
         for r in sample.sf["Lead"]
@@ -1213,8 +1858,9 @@ def compute_truths(
     return {
         "cutoff": CUTOFF.isoformat(),
         "persons": {
-            "expected_persons": sum(p.islands() for p in people) + outbound,
-            "humans": len(people) + outbound,
+            "expected_persons": sum(p.islands() for p in people + sample.sf_only) + outbound,
+            "humans": len(people) + len(sample.sf_only) + outbound,
+            "salesforce_only_contacts": len(sample.sf_only),
             "outbound_leads": outbound,
             "signed_up": sum(1 for p in people if p.user_id),
             "anonymous_visitors": sum(1 for p in people if not p.user_id),
@@ -1242,7 +1888,15 @@ def compute_truths(
         "files": files,
         "records_per_source": {
             source: sum(c["records"] for k, c in files.items() if k.startswith(source + "/"))
-            for source in ("segment", "ga4", "sendgrid", "salesforce", "stripe")
+            for source in (
+                "segment",
+                "ga4",
+                "sendgrid",
+                "salesforce",
+                "stripe",
+                "zendesk",
+                "typeform",
+            )
         },
         "stages": {
             s: sum(1 for p in people if s in p.stages)
@@ -1279,7 +1933,247 @@ def compute_truths(
             "self_serve_trial_skipping_demo": sample.counters["self_serve_trials"],
             "second_demo_after_trial": sample.counters["second_demo_after_trial"],
         },
+        "followup_owners": followup_owners(people),
+        "company_size": company_size_truths(people),
+        "weekly_newsletter": digest_truths(people),
+        "retention": retention_truths(people),
+        "number_of_employees": employees_truths(people),
+        "accounts": account_truths(sample),
+        "feelings": feelings_truths(people),
     }
+
+
+# -- truths of the second stream ---------------------------------------------------------------
+def business_seconds(start: datetime, end: datetime) -> float:
+    """Seconds of ``[start, end)`` inside the spec's business hours (Berlin, Mon-Fri 9-17)."""
+    total, day = 0.0, start.astimezone(BERLIN).date()
+    while (opens := datetime.combine(day, time(9), BERLIN)) < end:
+        if day.weekday() < 5 and day not in HOLIDAYS:
+            closes = datetime.combine(day, time(17), BERLIN)
+            total += max(0.0, (min(end, closes) - max(start, opens)).total_seconds())
+        day += timedelta(days=1)
+    return total
+
+
+def followup_owners(people: list[Person]) -> dict[str, Any]:
+    """Web-form demo requests per Lead owner: lead created -> first completed call, judged
+    against 4 business hours. Unanswered past the deadline is a breach; unanswered within it at
+    the cut-off is open; the breach rate is over the requests that are not open."""
+    rows: dict[str, Counter[str]] = defaultdict(Counter)
+    for p in people:
+        if p.rep is None or p.lead_created is None:
+            continue
+        row = rows[sf_id18(p.rep)]
+        row["requests"] += 1
+        if p.latency_h is not None:
+            row["answered"] += 1
+            called = p.lead_created + timedelta(hours=p.latency_h)
+            row["breached"] += business_seconds(p.lead_created, called) > SLA_S
+        elif business_seconds(p.lead_created, CUTOFF) > SLA_S:
+            row["breached"] += 1
+        else:
+            row["open"] += 1
+    names = {sf_id18(i): n for i, n, _ in REPS} | {sf_id18(EVAN[0]): EVAN[1]}
+    table = {
+        owner: {
+            "name": names[owner],
+            **{k: c[k] for k in ("requests", "answered", "open", "breached")},
+            "breach_rate": rate(c["breached"], c["requests"] - c["open"]),
+        }
+        for owner, c in sorted(rows.items())
+    }
+    worst = max(table, key=lambda o: (table[o]["breach_rate"] or 0, o))
+    evan = table[sf_id18(EVAN[0])]
+    return {
+        "sla_business_hours": SLA_S / 3600,
+        "by_owner": table,
+        "worst_owner_by_breach_rate": worst,
+        "never_called_back": {
+            "owner": sf_id18(EVAN[0]),
+            "name": EVAN[1],
+            "demo_requests": evan["requests"],
+            "demo_held": sum(1 for p in people if p.rep == EVAN[0] and "demo_held" in p.stages),
+        },
+    }
+
+
+def company_size_truths(people: list[Person]) -> dict[str, Any]:
+    """Company size is an identify trait set at signup and never before: the visit step has
+    no size for anyone; from signup on, everyone who signed up has one."""
+    signed = [p for p in people if "signup" in p.stages]
+    settled = [p for p in signed if p.stages["signup"] <= CUTOFF - timedelta(days=3)]
+    by_size: dict[str, list[int]] = {s: [0, 0] for s in SIZES}
+    for p in settled:
+        by_size[p.size][0] += int("demo_requested" in p.stages)
+        by_size[p.size][1] += 1
+    return {
+        "set_at_signup": len(signed),
+        "set_before_signup": 0,
+        "demo_request_after_signup_by_size": {
+            s: {"requested": h, "of": n, "rate": rate(h, n)} for s, (h, n) in by_size.items()
+        },
+    }
+
+
+def digest_truths(people: list[Person]) -> dict[str, Any]:
+    """The weekly newsletter, by how the trial ended: equal exposure in the trial's first 14
+    days, but only people who dropped keep receiving it afterwards."""
+    out: dict[str, Counter[str]] = {"paid": Counter(), "dropped": Counter()}
+    for p in people:
+        if not p.digests:
+            continue
+        ended = p.payments[:1] or p.cancels[:1]
+        if not ended or p.stages["trial"] + timedelta(days=14) > CUTOFF:
+            continue
+        outcome = "paid" if p.payments else "dropped"
+        first14 = sum(1 for d in p.digests if d < p.stages["trial"] + timedelta(days=14))
+        out[outcome]["people"] += 1
+        out[outcome]["first_14_days"] += first14
+        out[outcome]["after_outcome"] += sum(1 for d in p.digests if d >= ended[0])
+    return {
+        "category": DIGEST,
+        "recipients": sum(1 for p in people if p.digests),
+        "messages": sum(len(p.digests) for p in people),
+        "by_trial_outcome": {
+            k: dict(c) | {"first_14_days_per_person": rate(c["first_14_days"], c["people"])}
+            for k, c in out.items()
+        },
+    }
+
+
+def retention_truths(people: list[Person]) -> dict[str, Any]:
+    """Per month of the first paid invoice: who renewed (a second ``invoice.paid``, billing
+    reason ``subscription_cycle``, about 30 days later) and who churned (subscription deleted
+    after paying). A renewal is observable once 30 days have passed since the first payment."""
+    cohorts: dict[str, Counter[str]] = defaultdict(Counter)
+    for p in people:
+        if not p.payments:
+            continue
+        row = cohorts[p.payments[0].strftime("%Y-%m")]
+        row["paid"] += 1
+        row["renewal_due"] += p.payments[0] + timedelta(days=30) <= CUTOFF
+        row["renewed"] += len(p.payments) > 1
+        row["churned"] += any(c > p.payments[0] for c in p.cancels)
+        for k in range(1, 3):  # period k is observable once k months (30 days) have passed
+            if p.payments[0] + timedelta(days=30 * k) <= CUTOFF:
+                row[f"due_{k}"] += 1
+                row[f"paid_{k}"] += len(p.payments) > k
+    table = {
+        month: {
+            **{k: c[k] for k in ("paid", "renewal_due", "renewed", "churned")},
+            "renewal_rate": rate(c["renewed"], c["renewal_due"]),
+            "periods": {
+                str(k): {"due": c[f"due_{k}"], "paid": c[f"paid_{k}"]}
+                for k in range(1, 3)
+                if c[f"due_{k}"]
+            },
+        }
+        for month, c in sorted(cohorts.items())
+    }
+    return {
+        "renewed": sum(1 for p in people if len(p.payments) > 1),
+        "churned_after_paying": sum(
+            1 for p in people if p.payments and any(c > p.payments[0] for c in p.cancels)
+        ),
+        "cancelled_in_trial": sum(1 for p in people if p.cancels and not p.payments),
+        "by_first_payment_month": table,
+        "planted": {"monthly_churn": 0.10, "payment_failure": 0.15, "failed_then_cancelled": 0.2},
+    }
+
+
+def employees_truths(people: list[Person]) -> dict[str, Any]:
+    """Trial after a demo by Salesforce ``NumberOfEmployees`` binned at 50 (SMB / Enterprise)."""
+    bins: dict[str, list[int]] = {"SMB": [0, 0], "Enterprise": [0, 0]}
+    for p in people:
+        if "demo_held" in p.stages and p.stages["demo_held"] < CUTOFF - timedelta(days=3):
+            label = "SMB" if SIZE_EMPLOYEES[p.size] < 50 else "Enterprise"
+            bins[label][0] += int("trial" in p.stages)
+            bins[label][1] += 1
+    return {
+        "bins": [50],
+        "employees_by_size": SIZE_EMPLOYEES,
+        "trial_after_demo": {
+            k: {"trials": h, "of": n, "rate": rate(h, n)} for k, (h, n) in bins.items()
+        },
+    }
+
+
+def account_truths(sample: Sample) -> dict[str, Any]:
+    """One account per real company that named itself to Segment (a group) or Salesforce (an
+    Account): the company, not the name, decides (two Piper Labs stay two)."""
+    companies = set(sample.company_of_node.values())
+    return {
+        "expected_accounts": len(companies),
+        "segment_groups": sum(1 for n in sample.company_of_node if n.startswith("group:")),
+        "salesforce_accounts": sum(1 for n in sample.company_of_node if n.startswith("account:")),
+        "all_systems": sample.truths["northstar"],
+        "kept_apart": sample.truths["kept_apart"],
+    }
+
+
+def feelings_truths(people: list[Person]) -> dict[str, Any]:
+    """Support and survey voices: first-reply waits, NPS by wait in the trial, sentiment per stage.
+
+    A voice is the customer's own text: a public comment they wrote on a ticket, a CSAT comment,
+    a free-text survey answer; its stage is the last designed stage they had entered by then."""
+    analyzer = SentimentIntensityAnalyzer()
+    waits = [(r - c).total_seconds() / 3600 for p in people for c, r in p.tickets if r]
+    stages: dict[str, list[float]] = defaultdict(list)
+    for p in people:
+        for at, text in p.voices:
+            stages[stage_at(p, at)].append(analyzer.polarity_scores(text)["compound"])
+    by_stage = {
+        s: {
+            "voices": len(v),
+            "mean_sentiment": round(statistics.fmean(v), 4),
+            "negative": sum(1 for x in v if x <= -0.05),
+        }
+        for s, v in sorted(stages.items())
+    }
+    return {
+        "support": {
+            "tickets": sum(len(p.tickets) for p in people),
+            "requesters": sum(1 for p in people if p.tickets),
+            "agent_replied": len(waits),
+            "median_first_reply_h": round(statistics.median(waits), 3),
+            "first_reply_over_24h": sum(1 for w in waits if w > 24),
+            "voices_with_contact_details": sum(
+                1 for p in people for _, text in p.voices if "+49 30 5550" in text
+            ),
+        },
+        "nps": nps_truths(people),
+        "sentiment_by_stage": by_stage,
+        "sentiment_dip_stage": min(by_stage, key=lambda s: by_stage[s]["mean_sentiment"]),
+        "planted_negative_text_chance": NEGATIVE_CHANCE,
+    }
+
+
+def nps_truths(people: list[Person]) -> dict[str, Any]:
+    """NPS per form; in the trial, split by whether the person waited over 24 h for a first
+    agent reply on a ticket opened in the trial (no reply by the cut-off counts as waiting)."""
+    groups: dict[str, Counter[str]] = defaultdict(Counter)
+    for p in people:
+        waited = any(
+            (reply or CUTOFF) - created > timedelta(hours=24)
+            for created, reply in p.tickets
+            if stage_at(p, created) == "trial"
+        )
+        for _, form, score in p.surveys:
+            keys = [form] + ([f"{form}/waited_over_24h" if waited else f"{form}/no_long_wait"])
+            for key in keys if form == "trial-nps" else [form]:
+                group = "detractors" if score <= 6 else "promoters" if score >= 9 else "passives"
+                groups[key][group] += 1
+                groups[key]["responses"] += 1
+    out: dict[str, Any] = {}
+    for key, c in sorted(groups.items()):
+        out[key] = {k: c[k] for k in ("responses", "promoters", "passives", "detractors")}
+        out[key]["detractor_rate"] = rate(c["detractors"], c["responses"])
+        out[key]["nps"] = round(100 * (c["promoters"] - c["detractors"]) / c["responses"], 1)
+    out["planted_detractor_chance"] = {
+        "trial-nps/waited_over_24h": DETRACTOR_CHANCE[True],
+        "otherwise": DETRACTOR_CHANCE[False],
+    }
+    return out
 
 
 EXAMPLE_FEATURES = [
@@ -1293,9 +2187,15 @@ EXAMPLE_FEATURES = [
 ]
 
 
-def pick_examples(people: list[Person], want: int = 10) -> list[dict[str, Any]]:
+def pick_examples(
+    people: list[Person], first_flags: dict[int, frozenset[str]], want: int = 10
+) -> list[dict[str, Any]]:
     """Ten people from web visit to trial whose identifiers must end in exactly one person,
     chosen to cover every planted identity feature (two devices, alias, padded emails, ...)."""
+
+    def richness(p: Person) -> tuple[int, int]:
+        return -len(first_flags.get(p.index, p.flags)), p.index
+
     pool = [
         p
         for p in people
@@ -1307,11 +2207,11 @@ def pick_examples(people: list[Person], want: int = 10) -> list[dict[str, Any]]:
     for feature in EXAMPLE_FEATURES:  # first cover each feature, the richest person first
         ranked = sorted(
             (p for p in pool if feature in p.flags and p not in chosen),
-            key=lambda p: (-len(p.flags), p.index),
+            key=richness,
         )
         if ranked:
             chosen.append(ranked[0])
-    rest = sorted((p for p in pool if p not in chosen), key=lambda p: (-len(p.flags), p.index))
+    rest = sorted((p for p in pool if p not in chosen), key=richness)
     chosen += rest[: max(0, want - len(chosen))]
     return [
         {
@@ -1361,12 +2261,16 @@ def generate(out: Path, seed: int, persons: int) -> dict[str, Any]:
     sample = Sample(seed, persons)
     sample.run()
     noise = add_noise(sample)
+    sample.extend(seed)
     landing = out / "landing"
     if landing.exists():
         shutil.rmtree(landing)
     files: FileCounts = {}
-    for writer in (write_segment, write_ga4, write_sendgrid, write_salesforce, write_stripe):
+    writers = (write_segment, write_ga4, write_sendgrid, write_salesforce, write_stripe)
+    for writer in (*writers, write_zendesk, write_typeform):
         files.update(writer(sample, landing))
+    for source in ("zendesk", "typeform"):  # clean exports: nothing to drop or quarantine
+        noise[source] = {"duplicates": 0, "quarantined": 0}
     truths = compute_truths(sample, noise, files)
     write_text(out / "truths.json", json.dumps(truths, indent=2, sort_keys=True) + "\n")
     return truths
