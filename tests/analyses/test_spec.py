@@ -131,7 +131,8 @@ def test_the_sample_spec_loads_and_its_patterns_exist() -> None:
         "web.page_view:/", "web.signed_up", "web.demo_requested", "crm.meeting:demo",
         "billing.subscription_created", "web.trial_started", "billing.invoice_paid",
         "crm.lead_created", "crm.call_completed", "crm.email_sent", "billing.payment_failed",
-        "email.delivered",
+        "email.delivered", "support.ticket_created", "support.agent_replied",
+        "billing.subscription_canceled",
     ]  # fmt: skip
     assert check_patterns(spec, known) == []
     problems = check_patterns(spec, ["web.page_view:/"])

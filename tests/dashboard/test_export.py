@@ -42,7 +42,9 @@ def test_one_file_plotly_once_sections_in_reading_order(page: Path) -> None:
     assert text.count("plotly.js v") <= 2 and text.count("Plotly.newPlot(") == len(DRAWN)
     assert text.count("</script>") == 2  # the library in the head, the figures at the end
     anchors = re.findall(r'<section id="(\w+)">', text)
-    assert anchors[:8] == [
+    assert anchors[:10] == [
+        "opportunities",
+        "grid",
         "kpis",
         "funnel",
         "segments",
@@ -82,7 +84,7 @@ def test_a_warehouse_without_tables_still_exports(tmp_path: Path) -> None:
     path = export_dashboard(con, tmp_path / "d.html")
     text = path.read_text()
     assert "Plotly.newPlot(" not in text
-    assert text.count('<p class="missing">') == 11
+    assert text.count('<p class="missing">') == 16  # every section says what it lacks
     assert "The warehouse has no stage_funnel table yet." in text
 
 
