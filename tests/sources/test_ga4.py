@@ -176,7 +176,11 @@ def test_malformed_rows_are_rejected_not_raised(write: Write) -> None:
         {**base, "event_name": ""},
         {**base, "user_pseudo_id": ["p"]},
         {**base, "event_timestamp": "soon"},
-        {**base, "event_params": "not a list", "device": None, "page_view": 1},
+        # null is an absent field (BigQuery writes it so); unknown keys are no concern of ours.
+        {**base, "event_params": None, "device": None, "page_view": 1},
+        # A wrong type would lose the params silently: the row goes to quarantine instead.
+        {**base, "event_params": "not a list"},
+        {**base, "device": "mobile"},
     ]
     path = write("ga4/x.ndjson", "".join(json.dumps(r) + "\n" for r in rows))
     parsed = ga4.parse_file(path, "ga4/x.ndjson")
@@ -184,6 +188,8 @@ def test_malformed_rows_are_rejected_not_raised(write: Write) -> None:
         (1, "missing event_name"),
         (2, "user_pseudo_id: not an id: ['p']"),
         (3, "event_timestamp: not unix microseconds: 'soon'"),
+        (5, "event_params: expected an array, got string"),
+        (6, "device: expected an object, got string 'mobile'"),
     ]
     (row,) = parsed.rows
     assert (row.line, row.events[0].activity, row.events[0].attributes) == (4, "web.scroll", {})

@@ -423,7 +423,7 @@ def test_files_not_in_the_format_raise_naming_the_file(
 
 def test_a_gz_that_is_not_gzip_raises(tmp_path: Path) -> None:
     (tmp_path / "Lead.csv.gz").write_text("Id\n00Q5e00000AbCdE\n")
-    with pytest.raises(SourceFormatError, match=r"Lead\.csv\.gz: cannot read"):
+    with pytest.raises(SourceFormatError, match=r"Lead\.csv\.gz: not a readable \.gz file"):
         salesforce.parse_file(tmp_path / "Lead.csv.gz", "salesforce/Lead.csv.gz")
 
 
@@ -444,8 +444,8 @@ def test_broken_records_are_rejected_never_raised(write: Write) -> None:
     (row,) = parsed.rows
     assert row.record_key == JANE and row.events[0].owner is None
     assert rejects(parsed) == [
-        (4, "4 fields, the header has 6"),
-        (5, "7 fields, the header has 6"),
+        (4, "wrong_column_count: 4 fields, the header has 6"),
+        (5, "wrong_column_count: 7 fields, the header has 6"),
         (6, f"Id: '{JANE_CONTACT}' does not start with 00Q, the Lead key prefix"),
         (7, "CreatedDate: missing timestamp"),
         (8, "Id: missing"),
