@@ -189,13 +189,17 @@ def undecodable(text: str) -> bool:
     return _UNDECODABLE.search(text) is not None
 
 
-def check_utf8(raw: str, first_line: int, field_name: str = "") -> None:
-    """Raise RecordError naming the line (and field) of the first byte that was not UTF-8."""
+def check_utf8(raw: str, first_line: int, field_name: str = "", first_column: int = 1) -> None:
+    """Raise RecordError naming the line (and field) of the first byte that was not UTF-8.
+
+    ``raw`` starts at ``first_line``, ``first_column`` of the file (1-based, in characters).
+    """
     found = _UNDECODABLE.search(raw)
     if found is None:
         return
     line = first_line + raw.count("\n", 0, found.start())
-    column = found.start() - (raw.rfind("\n", 0, found.start()) + 1) + 1
+    line_start = raw.rfind("\n", 0, found.start()) + 1
+    column = found.start() - line_start + 1 + (first_column - 1 if line_start == 0 else 0)
     byte = ord(found.group()) - 0xDC00
     where = f"{field_name}: " if field_name else ""
     raise RecordError(
@@ -276,11 +280,14 @@ def skip_space(text: str, pos: int) -> int:
     return found.end() if found else pos
 
 
-def _value_record(text: str, pos: int, index: int, first_line: int) -> tuple[Record, int]:
+def _value_record(text: str, pos: int, index: int) -> tuple[Record, int]:
     """One value of an array as a record ``(index, raw, value or RecordError)`` and its end."""
     try:
         value, end = decode_json(text, pos)
-        check_utf8(text[pos:end], first_line)
+        if undecodable(text[pos:end]):  # only then count lines: it costs a pass over the text
+            line_start = text.rfind("\n", 0, pos) + 1
+            line = text.count("\n", 0, pos) + 1
+            check_utf8(text[pos:end], line, first_column=pos - line_start + 1)
         return (index, _serialised(value, text[pos:end]), value), end
     except RecordError as exc:
         end = value_end(text, pos)
@@ -307,7 +314,7 @@ def iter_json_array(text: str, pos: int, whole: bool = True) -> Iterator[Record]
         return
     while pos < len(text):
         index += 1
-        record, end = _value_record(text, pos, index, text.count("\n", 0, pos) + 1)
+        record, end = _value_record(text, pos, index)
         yield record
         pos = skip_space(text, end)
         if text.startswith(",", pos):
@@ -337,7 +344,7 @@ def json_lines(text: str) -> Iterator[Record]:
         if not text:
             continue
         try:
-            check_utf8(text, number)
+            check_utf8(line, number)
             value, end = decode_json(text)
             if text[end:].strip():
                 raise RecordError(f"invalid JSON: Extra data at column {end + 1}")
