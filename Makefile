@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: setup run test lint sample bench lock
+.PHONY: setup run test lint sample bench lock fuzz
 
 setup:
 	@scripts/setup.sh
@@ -20,6 +20,10 @@ lint:
 	.venv/bin/ruff check src pipelines tests scripts benchmarks
 	.venv/bin/ruff format --check src pipelines tests scripts benchmarks
 	.venv/bin/mypy
+
+## Fuzz the five parsers with mutated real records, far longer than the normal suite does.
+fuzz: setup
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q tests/sources/test_fuzz.py
 
 sample: setup
 	$(PY) scripts/make_sample.py --out data/sample

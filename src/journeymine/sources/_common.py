@@ -284,14 +284,18 @@ def _value_record(text: str, pos: int, index: int) -> tuple[Record, int]:
     """One value of an array as a record ``(index, raw, value or RecordError)`` and its end."""
     try:
         value, end = decode_json(text, pos)
+    except RecordError as exc:
+        value, end = exc, value_end(text, pos)
+    try:  # a bad byte is the reason to give, even when it also broke the JSON
         if undecodable(text[pos:end]):  # only then count lines: it costs a pass over the text
             line_start = text.rfind("\n", 0, pos) + 1
             line = text.count("\n", 0, pos) + 1
             check_utf8(text[pos:end], line, first_column=pos - line_start + 1)
-        return (index, _serialised(value, text[pos:end]), value), end
     except RecordError as exc:
-        end = value_end(text, pos)
-        return (index, printable(text[pos:end]), exc), end
+        value = exc
+    if isinstance(value, RecordError):
+        return (index, printable(text[pos:end]), value), end
+    return (index, _serialised(value, text[pos:end]), value), end
 
 
 def _serialised(value: Any, original: str) -> str:

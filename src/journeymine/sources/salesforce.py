@@ -541,14 +541,15 @@ def _row(header: list[str], line: int, fields: list[str] | RecordError, raw: str
     """The record as ``{column: value}``, or a RecordError naming what makes it unusable."""
     if isinstance(fields, RecordError):
         raise fields
-    if len(fields) != len(header):
+    columns_fit = len(fields) == len(header)
+    if undecodable(raw):  # the first thing to fix, even when it also broke the columns
+        bad = zip(header, fields, strict=True) if columns_fit else ()
+        check_utf8(raw, line, next((name for name, value in bad if undecodable(value)), ""))
+    if not columns_fit:
         raise RecordError(
             f"{WRONG_COLUMN_COUNT}: {len(fields)} fields, the header has {len(header)}"
         )
     row = dict(zip(header, fields, strict=True))
-    bad = next((name for name, value in row.items() if undecodable(value)), None)
-    if bad:
-        check_utf8(raw, line, bad)
     for name, value in row.items():
         if len(value) > FIELD_MAX_CHARS:
             raise RecordError(

@@ -314,8 +314,9 @@ def _document(text: str, file: str, start: int) -> Iterator[Record] | None:
         raise SourceFormatError(file, f"a Stripe API error response, not events: {message!r}")
     if kind == "list":
         return _page_records(text, file, members)
-    if kind == "event":
-        return json_lines(" ".join(text.split("\n")))  # one pretty-printed event: line 1
+    if kind == "event":  # one pretty-printed event: one record, on the line it starts
+        line = text.count("\n", 0, start) + 1
+        return ((line, raw, value) for _, raw, value in json_lines(text.replace("\n", " ")))
     return None
 
 
