@@ -68,6 +68,11 @@ def edges(parsed: ParsedFile) -> list[tuple[str, str, str, str, str, datetime]]:
         ("00QABCDEFGHIJKL", "00QABCDEFGHIJKL255"),
         # 0065e | 00000 | DEAL1: D, E, A, L at 0..3 -> 15 -> P.
         ("0065e00000DEAL1", "0065e00000DEAL1AAP"),
+        # 00Q00 | 00000 | 00000: Q at 2 -> 4 -> E; no letters -> A, A.
+        ("00Q000000000000", "00Q000000000000EAA"),
+        # 003AB | CDEab | cdeAb: A, B at 3, 4 -> 24 -> Y; C, D, E at 0..2 -> 7 -> H;
+        # A at 3 -> 8 -> I (lower-case letters set no bit).
+        ("003ABCDEabcdeAb", "003ABCDEabcdeAbYHI"),
     ],
 )
 def test_15_char_ids_get_the_case_checksum(id15: str, id18: str) -> None:
