@@ -354,7 +354,8 @@ def test_a_bug_costs_one_record_and_says_so() -> None:
     [
         (-99999999999, "t: absurd unix seconds -99999999999 (before 2000 or after 2100)"),
         (True, "t: not unix seconds: True"),
-        (10**400, "t: not unix seconds: 1000000000000000000000000000000000000000"),
+        # Long values are cut in the middle (reprlib: integers at 40 characters, 18 + 19).
+        (10**400, "t: not unix seconds: 1" + "0" * 17 + "..." + "0" * 19),
         (float("nan"), "t: absurd unix seconds nan (before 2000 or after 2100)"),
         ("946684799", "t: absurd unix seconds '946684799' (before 2000 or after 2100)"),
     ],
@@ -375,7 +376,14 @@ def test_unix_seconds_at_the_edges_of_the_range() -> None:
     ("value", "reason"),
     [
         (-9.9e16, "t: absurd unix microseconds -9.9e+16 (before 2000 or after 2100)"),
-        ("9" * 400, "t: absurd unix microseconds '99999999999999999999999999999999999999"),
+        (
+            "9" * 400,
+            "t: absurd unix microseconds '"
+            + "9" * 37
+            + "..."
+            + "9" * 38
+            + "' (before 2000 or after 2100)",
+        ),
         (float("inf"), "t: not unix microseconds: inf"),
         (False, "t: not unix microseconds: False"),
     ],

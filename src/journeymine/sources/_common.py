@@ -20,6 +20,7 @@ import io
 import json
 import math
 import re
+import reprlib
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -370,12 +371,23 @@ def json_type(value: object) -> str:
     return names.get(type(value), "number")
 
 
+_BRIEF = reprlib.Repr()
+_BRIEF.maxstring = _BRIEF.maxother = 80
+
+
+def brief(value: object) -> str:
+    """``repr`` cut short for a reason: a huge value is shortened, a deep one (nested ~1,000
+    levels, where plain ``repr`` itself raises RecursionError) stops after a few levels."""
+    return _BRIEF.repr(value)
+
+
 def optional_object(value: object, field_name: str) -> dict[str, Any]:
     """An object field that may be absent (missing or null); any other type is a RecordError."""
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise RecordError(f"{field_name}: expected an object, got {json_type(value)} {value!r:.40}")
+        got = f"{json_type(value)} {brief(value)}"
+        raise RecordError(f"{field_name}: expected an object, got {got}")
     return value
 
 
@@ -397,7 +409,7 @@ def check_time(ts: datetime, raw: object, field_name: str) -> datetime:
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=UTC)
     if not EARLIEST <= ts < LATEST:
-        raise RecordError(f"{field_name}: absurd timestamp {raw!r} ({ts.isoformat()})")
+        raise RecordError(f"{field_name}: absurd timestamp {brief(raw)} ({ts.isoformat()})")
     return ts.astimezone(UTC)
 
 
@@ -409,24 +421,24 @@ def parse_iso(value: object, field_name: str) -> datetime:
     try:
         ts = datetime.fromisoformat(text)
     except ValueError:
-        raise RecordError(f"{field_name}: unparseable timestamp {value!r:.80}") from None
+        raise RecordError(f"{field_name}: unparseable timestamp {brief(value)}") from None
     return check_time(ts, value, field_name)
 
 
 def _in_range(seconds: float | int, value: object, field_name: str, unit: str, hint: str) -> None:
     # Compared as numbers first: datetime.fromtimestamp cannot even represent most absurd values.
     if not EARLIEST.timestamp() <= seconds < LATEST.timestamp():
-        raise RecordError(f"{field_name}: absurd unix {unit} {value!r:.40} ({hint})")
+        raise RecordError(f"{field_name}: absurd unix {unit} {brief(value)} ({hint})")
 
 
 def parse_unix_seconds(value: object, field_name: str) -> datetime:
     """Unix seconds (int, float or numeric string) to UTC."""
     if isinstance(value, bool):
-        raise RecordError(f"{field_name}: not unix seconds: {value!r}")
+        raise RecordError(f"{field_name}: not unix seconds: {brief(value)}")
     try:
         seconds = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError, OverflowError):
-        raise RecordError(f"{field_name}: not unix seconds: {value!r:.40}") from None
+        raise RecordError(f"{field_name}: not unix seconds: {brief(value)}") from None
     hint = "milliseconds?" if abs(seconds) >= 1e11 else "before 2000 or after 2100"
     _in_range(seconds, value, field_name, "seconds", hint)
     return datetime.fromtimestamp(seconds, tz=UTC)
@@ -435,11 +447,11 @@ def parse_unix_seconds(value: object, field_name: str) -> datetime:
 def parse_unix_micros(value: object, field_name: str) -> datetime:
     """Unix microseconds (GA4 ``event_timestamp``) to UTC."""
     if isinstance(value, bool):
-        raise RecordError(f"{field_name}: not unix microseconds: {value!r}")
+        raise RecordError(f"{field_name}: not unix microseconds: {brief(value)}")
     try:
         micros = int(value)  # type: ignore[call-overload]
     except (TypeError, ValueError, OverflowError):
-        raise RecordError(f"{field_name}: not unix microseconds: {value!r:.40}") from None
+        raise RecordError(f"{field_name}: not unix microseconds: {brief(value)}") from None
     hint = "seconds or ms?" if abs(micros) < 1e14 else "before 2000 or after 2100"
     _in_range(micros // 1_000_000, value, field_name, "microseconds", hint)
     return datetime.fromtimestamp(micros // 1_000_000, tz=UTC).replace(
@@ -452,7 +464,7 @@ def safe_urlsplit(url: str, field_name: str) -> SplitResult:
     try:
         return urlsplit(url)
     except ValueError as exc:
-        raise RecordError(f"{field_name}: not a URL: {url!r:.80} ({exc})") from None
+        raise RecordError(f"{field_name}: not a URL: {brief(url)} ({exc})") from None
 
 
 def slug(value: str) -> str:

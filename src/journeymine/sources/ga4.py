@@ -49,6 +49,7 @@ from journeymine.sources._common import (
     RawRow,
     Record,
     RecordError,
+    brief,
     decode_text,
     json_lines,
     json_type,
@@ -96,7 +97,7 @@ def _scalar_or_none(value: object, field_name: str) -> Any:
     """A value copied into attributes or the dedup key: a scalar or null, nothing nested."""
     if value is None or scalar(value):
         return value
-    raise RecordError(f"{field_name}: expected a scalar, got {json_type(value)} {value!r:.40}")
+    raise RecordError(f"{field_name}: expected a scalar, got {json_type(value)} {brief(value)}")
 
 
 def _param_value(value: object, key: str) -> Any:
@@ -184,7 +185,7 @@ def _identifier(row: dict[str, Any], key: str) -> str | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise RecordError(f"{key}: not an id: {value!r}")
+        raise RecordError(f"{key}: not an id: {brief(value)}")
     return str(value) if str(value).strip() else None
 
 

@@ -46,6 +46,7 @@ from journeymine.sources._common import (
     RawRow,
     Record,
     RecordError,
+    brief,
     iter_json_lines,
     json_type,
     normalise_email,
@@ -131,7 +132,7 @@ def _identifier(call: dict[str, Any], key: str) -> str | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise RecordError(f"{key}: not an id: {value!r}")
+        raise RecordError(f"{key}: not an id: {brief(value)}")
     text = str(value)
     return text if text.strip() else None
 

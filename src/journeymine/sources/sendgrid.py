@@ -42,6 +42,7 @@ from journeymine.sources._common import (
     RawRow,
     Record,
     RecordError,
+    brief,
     iter_json_array,
     json_type,
     normalise_email,
@@ -102,7 +103,7 @@ def _email(item: dict[str, Any]) -> str:
         raise RecordError(f"missing {EMAIL_FIELD}")
     email = normalise_email(value)
     if not email:
-        raise RecordError(f"{EMAIL_FIELD}: invalid address {value!r}")
+        raise RecordError(f"{EMAIL_FIELD}: invalid address {brief(value)}")
     return email
 
 
@@ -115,7 +116,7 @@ def _kept(item: dict[str, Any]) -> dict[str, Any]:
             continue
         is_list = key == CATEGORY and isinstance(value, list)
         if not (scalar(value) or (is_list and all(scalar(v) for v in value))):
-            raise RecordError(f"{key}: expected a scalar, got {json_type(value)} {value!r:.40}")
+            raise RecordError(f"{key}: expected a scalar, got {json_type(value)} {brief(value)}")
         kept[key] = value
     return kept
 

@@ -48,6 +48,7 @@ from journeymine.sources._common import (
     RawRow,
     Record,
     RecordError,
+    brief,
     decode_json,
     iter_json_array,
     json_lines,
@@ -122,7 +123,7 @@ def _get(value: Any, path: FieldPath, where: str = "data.object") -> Any:
             value, where = value.get(step), f"{where}.{step}"
         else:
             kind = "an array" if isinstance(step, int) else "an object"
-            raise RecordError(f"{where}: expected {kind}, got {json_type(value)} {value!r:.40}")
+            raise RecordError(f"{where}: expected {kind}, got {json_type(value)} {brief(value)}")
     return value
 
 
@@ -130,7 +131,7 @@ def _scalar(value: Any, where: str) -> Any:
     """A value copied into attributes: a scalar or None, nothing nested."""
     if value is None or scalar(value):
         return value
-    raise RecordError(f"{where}: expected a scalar, got {json_type(value)} {value!r:.40}")
+    raise RecordError(f"{where}: expected a scalar, got {json_type(value)} {brief(value)}")
 
 
 def _id_of(value: Any) -> Any:
@@ -227,7 +228,7 @@ def _parse_event(line: int, text: str, event: Any) -> RawRow:
     if not isinstance(event, dict):
         raise RecordError(f"not a Stripe event: a JSON {type(event).__name__}, not an object")
     if event.get("object", "event") != "event":
-        raise RecordError(f"object: expected 'event', got {event.get('object')!r}")
+        raise RecordError(f"object: expected 'event', got {brief(event.get('object'))}")
     event_id = _required_str(event.get("id"), "id")
     kind = _required_str(event.get("type"), "type")
     at = parse_unix_seconds(event.get("created"), "created")
@@ -311,7 +312,7 @@ def _document(text: str, file: str, start: int) -> Iterator[Record] | None:
     kind = _member(text, members, "object")
     if "error" in members and "type" not in members:
         message = _get(_member(text, members, "error"), ("message",), "error")
-        raise SourceFormatError(file, f"a Stripe API error response, not events: {message!r}")
+        raise SourceFormatError(file, f"a Stripe API error response, not events: {brief(message)}")
     if kind == "list":
         return _page_records(text, file, members)
     if kind == "event":  # one pretty-printed event: one record, on the line it starts
