@@ -287,16 +287,22 @@ def _value_record(text: str, pos: int, index: int) -> tuple[Record, int]:
         value, end = decode_json(text, pos)
     except RecordError as exc:
         value, end = exc, value_end(text, pos)
-    try:  # a bad byte is the reason to give, even when it also broke the JSON
-        if undecodable(text[pos:end]):  # only then count lines: it costs a pass over the text
-            line_start = text.rfind("\n", 0, pos) + 1
-            line = text.count("\n", 0, pos) + 1
-            check_utf8(text[pos:end], line, first_column=pos - line_start + 1)
-    except RecordError as exc:
-        value = exc
+    return _span_record(text, pos, end, index, value), end
+
+
+def _span_record(text: str, pos: int, end: int, index: int, value: Any) -> Record:
+    """``text[pos:end]`` as a record; a byte that is not UTF-8 is the reason to give whenever
+    the span holds one, even when it also broke the JSON."""
+    span = text[pos:end]
+    if undecodable(span):  # only then count lines: it costs a pass over the text
+        line_start = text.rfind("\n", 0, pos) + 1
+        try:
+            check_utf8(span, text.count("\n", 0, pos) + 1, first_column=pos - line_start + 1)
+        except RecordError as exc:
+            value = exc
     if isinstance(value, RecordError):
-        return (index, printable(text[pos:end]), value), end
-    return (index, _serialised(value, text[pos:end]), value), end
+        return index, printable(span), value
+    return index, _serialised(value, span), value
 
 
 def _serialised(value: Any, original: str) -> str:
@@ -333,7 +339,8 @@ def iter_json_array(text: str, pos: int, whole: bool = True) -> Iterator[Record]
         else:
             reason = "invalid JSON: expected ',' or ']' after the previous element"
         if pos < len(text):  # nothing is dropped unseen: the rest is one more rejected record
-            yield index + 1, printable(text[pos:].strip()), RecordError(reason)
+            end = len(text.rstrip(" \t\r\n"))
+            yield _span_record(text, pos, end, index + 1, RecordError(reason))
         return
 
 
