@@ -10,7 +10,15 @@ splits ``rows`` into loaded and duplicates:
 * ``rejected``  -- one :class:`Rejected` per record that could not be used, with the reason.
 
 A file that is not in the source's format at all raises
-:class:`~journeymine.errors.SourceFormatError`.
+:class:`~journeymine.errors.SourceFormatError`; so does a ``.gz`` that is truncated or no gzip,
+with the same message in every source. Nothing else leaves a parser: every record-level
+failure is a :class:`RecordError` naming the field, caught per record (and
+:func:`parse_guarded` turns a parser bug into one rejected record, marked ``INTERNAL_ERROR``).
+
+Text is UTF-8; a leading BOM is dropped. A byte that is not UTF-8 (a Latin-1 export) is never
+replaced: its record is rejected with the line and column of the byte, and ``raw`` shows it
+as ``\\xe9``. JSON is read record by record (a line, an array element), so one record nested
+too deep to read, or broken, costs that record only.
 """
 
 from __future__ import annotations

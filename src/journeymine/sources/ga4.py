@@ -23,6 +23,9 @@ Identity
 
 Quirks
 * ``page_location`` is kept as its path only (``path``): query strings may carry personal data;
+  a malformed URL there (``http://[::1/x``) rejects the row;
+* a null struct or ``event_params`` is absent; any other wrong type (``event_params`` not an
+  array, ``device`` not an object, a param value that is an object) rejects the row;
 * ``utm_*`` come from ``collected_traffic_source`` (this event's campaign) when it has any value,
   else from ``traffic_source`` (the user's first acquisition); never a mix of the two.
 """

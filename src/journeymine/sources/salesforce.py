@@ -26,6 +26,10 @@ Dedup key
 
 Quirks
   * rows with ``IsDeleted`` true (recycle bin) are rejected with reason ``IsDeleted=true``;
+  * a row with fewer or more fields than the header is rejected as ``wrong_column_count``, never
+    loaded with shifted fields; a field over 131,072 characters (the longest a Salesforce Long
+    Text Area holds, e.g. an unbalanced quote that swallowed the rest of the file) rejects its
+    row; Excel's UTF-8 BOM is dropped; a Latin-1 byte rejects its row, naming field and line;
   * a Lead's ``crm.lead_created`` is a customer action when ``LeadSource`` mentions web, inbound,
     demo, form or trial (case-insensitive substring), else a company action;
   * a Task is a touchpoint only once done (``Status`` Completed, ``IsClosed`` true or

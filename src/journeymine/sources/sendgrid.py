@@ -3,7 +3,8 @@
 Format and units
 * the whole file is one JSON array (often pretty-printed over many lines), so ``line`` is the
   1-based **index of the event in the array**, not a physical line; ``raw`` is that event
-  serialised back to JSON;
+  serialised back to JSON (a rejected one: its text as in the file). Each element is decoded
+  on its own: a broken, too deeply nested or non-UTF-8 element is one rejected row;
 * time ``timestamp`` in unix **seconds** (UTC); a value in milliseconds is rejected as absurd.
 
 Dedup key
@@ -21,7 +22,8 @@ Quirks
   engagement events (open, click, unsubscribe, group_unsubscribe, spamreport) customer
   actions; any other event name is kept as ``email.event:<name>`` (customer);
 * ``category`` is a string or a list of strings: the owner is the first one;
-* ``ip`` and ``useragent`` are never kept.
+* ``ip`` and ``useragent`` are never kept; a kept field holding an object or array (other
+  than ``category`` as an array) rejects the event.
 """
 
 from __future__ import annotations

@@ -26,7 +26,10 @@ Quirks
   * a subscription's price is ``items.data[0].price.id`` (older objects: ``plan.id``);
   * unknown event types are kept as ``billing.event:<type>`` with the type unchanged;
   * a single pretty-printed event object is read as one record (``line`` 1);
-  * a Stripe API error response saved as a file (``{"error": {...}}``) is not an events file.
+  * a Stripe API error response saved as a file (``{"error": {...}}``) is not an events file;
+  * a field read on the way to a value that has the wrong JSON type (``lines.data`` an object,
+    ``amount_paid`` an array) rejects the event with the field's path: Stripe never sends
+    that, and reading on would lose the value silently.
 """
 
 from __future__ import annotations
