@@ -153,6 +153,8 @@ _UNDECODABLE = re.compile("[\udc80-\udcff]")
 # A JSON escape of a UTF-16 surrogate; only a lone one (no partner) is bad text.
 _ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# Either of the two above, to clear an ordinary line of both in one pass.
+_SUSPECT = re.compile(r"[\udc80-\udcff]|\\u[dD][89a-fA-F]")
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 # A JSON string, or a bracket: enough to find where a value the decoder refused ends.
 _STRUCTURE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
@@ -244,11 +246,12 @@ def _has_lone_surrogate(value: Any) -> bool:
     return False
 
 
-def decode_json(text: str, pos: int = 0) -> tuple[Any, int]:
+def decode_json(text: str, pos: int = 0, suspect: bool = True) -> tuple[Any, int]:
     """The JSON value at ``text[pos:]`` and where it ends; RecordError for anything unusable.
 
     Unusable: broken JSON, nesting deeper than Python can read (RecursionError), an integer of
     more than 4,300 digits, NaN/Infinity, and a lone surrogate escape (text no file can store).
+    ``suspect=False`` says the caller already knows the text holds no surrogate escape.
     """
     try:
         value, end = _DECODER.raw_decode(text, pos)
@@ -258,7 +261,7 @@ def decode_json(text: str, pos: int = 0) -> tuple[Any, int]:
         raise RecordError("invalid JSON: nested too deep to read") from None
     except ValueError as exc:  # _NotJson, or int digits over sys.get_int_max_str_digits()
         raise RecordError(f"invalid JSON: {exc}") from None
-    if _ESCAPED_SURROGATE.search(text, pos, end) and _has_lone_surrogate(value):
+    if suspect and _ESCAPED_SURROGATE.search(text, pos, end) and _has_lone_surrogate(value):
         raise RecordError("invalid text: a lone UTF-16 surrogate escape (\\ud800-\\udfff)")
     return value, end
 
@@ -363,14 +366,16 @@ def json_lines(text: str) -> Iterator[Record]:
         text = line.strip(" \t\r\n")
         if not text:
             continue
+        suspect = _SUSPECT.search(line) is not None  # one pass clears most lines of both checks
         try:
-            check_utf8(line, number)
-            value, end = decode_json(text)
+            if suspect:
+                check_utf8(line, number)
+            value, end = decode_json(text, suspect=suspect)
             if text[end:].strip():
                 raise RecordError(f"invalid JSON: Extra data at column {end + 1}")
         except RecordError as exc:
             value = exc
-        yield number, printable(text), value
+        yield number, printable(text) if suspect else text, value
 
 
 def scalar(value: object) -> bool:

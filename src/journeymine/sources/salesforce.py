@@ -554,6 +554,8 @@ def _row(header: list[str], line: int, fields: list[str] | RecordError, raw: str
             f"{WRONG_COLUMN_COUNT}: {len(fields)} fields, the header has {len(header)}"
         )
     row = dict(zip(header, fields, strict=True))
+    if max(map(len, fields), default=0) <= FIELD_MAX_CHARS:  # the usual case, at C speed
+        return row
     for name, value in row.items():
         if len(value) > FIELD_MAX_CHARS:
             raise RecordError(
