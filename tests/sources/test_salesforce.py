@@ -478,3 +478,14 @@ def test_gzip_and_plain_give_the_same_result(tmp_path: Path) -> None:
     (tmp_path / "Event.csv.gz").write_bytes(gzip.compress(plain))
     zipped = salesforce.parse_file(tmp_path / "Event.csv.gz", "Event.csv.gz")
     assert zipped.rows == parse(f"{EXPORT}/Event.csv").rows
+
+
+def test_lines_are_counted_by_newline_only(write: Write) -> None:
+    # A lone \r inside a quoted field is data: the next record is still on line 3.
+    text = 'Id,Name\r\n0015e00000Acme1AAB,"Acme\rInc."\r\n001A0000006Vm9r,Globex\r\n'
+    parsed = salesforce.parse_file(write("Account.csv", text), "Account.csv")
+    assert [(r.line, r.record_key) for r in parsed.rows] == [
+        (2, ACME),
+        (3, "001A0000006Vm9rIAC"),
+    ]
+    assert parsed.rows[0].raw == '0015e00000Acme1AAB,"Acme\rInc."'

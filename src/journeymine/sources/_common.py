@@ -385,6 +385,15 @@ def scalar(value: object) -> bool:
     return isinstance(value, str | int | bool)
 
 
+def scalar_field(value: Any, field_name: str) -> Any:
+    """A value copied as it is (an attribute, a key part): a scalar or None, nothing nested."""
+    if value is None or scalar(value):
+        return value
+    if isinstance(value, float):  # NaN or infinite: a Parquet double can hold it, SQL JSON not
+        raise RecordError(f"{field_name}: {value} is not a finite number")
+    raise RecordError(f"{field_name}: expected a scalar, got {json_type(value)} {brief(value)}")
+
+
 def json_type(value: object) -> str:
     """The JSON name of a Python value's type, for reasons: ``object``, ``array``, ``string``."""
     names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}

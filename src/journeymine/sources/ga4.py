@@ -61,7 +61,7 @@ from journeymine.sources._common import (
     parse_unix_micros,
     read_bytes,
     safe_urlsplit,
-    scalar,
+    scalar_field,
     slug,
 )
 from journeymine.sources.segment import path_group
@@ -96,18 +96,11 @@ UTM_FIELDS = {
 PARQUET_MAGIC = b"PAR1"
 
 
-def _scalar_or_none(value: object, field_name: str) -> Any:
-    """A value copied into attributes or the dedup key: a scalar or null, nothing nested."""
-    if value is None or scalar(value):
-        return value
-    raise RecordError(f"{field_name}: expected a scalar, got {json_type(value)} {brief(value)}")
-
-
 def _param_value(value: object, key: str) -> Any:
     """First non-null typed value; INT64 as string (BigQuery JSON export) back to int."""
     slots = optional_object(value, f"{EVENT_PARAMS}.{key}.value")
     for name in VALUE_FIELDS:
-        found = _scalar_or_none(slots.get(name), f"{EVENT_PARAMS}.{key}.value.{name}")
+        found = scalar_field(slots.get(name), f"{EVENT_PARAMS}.{key}.value.{name}")
         if found is None:
             continue
         if name == "int_value" and isinstance(found, str) and found.lstrip("-").isdigit():
@@ -153,7 +146,7 @@ def utm(row: dict[str, Any]) -> dict[str, Any]:
     else:
         name, fields = TRAFFIC_SOURCE, {out: t for out, (_, t) in UTM_FIELDS.items()}
     chosen = optional_object(row.get(name), name)
-    pairs = {out: _scalar_or_none(chosen.get(f), f"{name}.{f}") for out, f in fields.items()}
+    pairs = {out: scalar_field(chosen.get(f), f"{name}.{f}") for out, f in fields.items()}
     return {key: value for key, value in pairs.items() if value}
 
 
@@ -161,16 +154,16 @@ def attributes(row: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     attrs = {key: value for key, value in params.items() if key != PAGE_LOCATION}
     attrs["path"] = location_path(params.get(PAGE_LOCATION))
     device = optional_object(row.get(DEVICE), DEVICE).get("category")
-    attrs["device_category"] = _scalar_or_none(device, f"{DEVICE}.category")
+    attrs["device_category"] = scalar_field(device, f"{DEVICE}.category")
     country = optional_object(row.get(GEO), GEO).get("country")
-    attrs["country"] = _scalar_or_none(country, f"{GEO}.country")
+    attrs["country"] = scalar_field(country, f"{GEO}.country")
     attrs.update(utm(row))
     return {key: value for key, value in attrs.items() if value is not None}
 
 
 def dedup_key(row: dict[str, Any], micros: int) -> str:
     parts = [row.get(USER_PSEUDO_ID), micros, row.get(EVENT_NAME)]
-    parts += [_scalar_or_none(row.get(name), name) for name in BATCH_FIELDS]
+    parts += [scalar_field(row.get(name), name) for name in BATCH_FIELDS]
     return "|".join("" if part is None else str(part) for part in parts)
 
 

@@ -512,7 +512,9 @@ def _csv_records(fh: IO[str]) -> Iterator[CsvRecord]:
         except csv.Error as exc:
             fields = RecordError(f"not CSV: {exc}")
         raw = "".join(consumed)
-        start, line = line, line + len(consumed)
+        # Lines are counted by "\n" as in the other sources: a lone "\r" inside a quoted field is
+        # data, not a line (a file of lone "\r" endings still gets one number per record).
+        start, line = line, line + max(1, raw.count("\n"))
         consumed.clear()
         # Only a blank line is no record; ",,," is a record of empty fields and must be seen.
         if not isinstance(fields, list) or len(fields) > 1 or (fields and fields[0].strip()):

@@ -46,12 +46,11 @@ from journeymine.sources._common import (
     RecordError,
     brief,
     iter_json_array,
-    json_type,
     normalise_email,
     parse_records,
     parse_unix_seconds,
     read_text,
-    scalar,
+    scalar_field,
     skip_space,
 )
 
@@ -116,10 +115,10 @@ def _kept(item: dict[str, Any]) -> dict[str, Any]:
         value = item.get(key)
         if value is None:
             continue
-        is_list = key == CATEGORY and isinstance(value, list)
-        if not (scalar(value) or (is_list and all(scalar(v) for v in value))):
-            raise RecordError(f"{key}: expected a scalar, got {json_type(value)} {brief(value)}")
-        kept[key] = value
+        if key == CATEGORY and isinstance(value, list):
+            kept[key] = [scalar_field(v, f"{key}[{i}]") for i, v in enumerate(value)]
+        else:
+            kept[key] = scalar_field(value, key)
     return kept
 
 

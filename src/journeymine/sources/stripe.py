@@ -52,6 +52,7 @@ from journeymine.sources._common import (
     Record,
     RecordError,
     brief,
+    check_utf8,
     decode_json,
     iter_json_array,
     json_lines,
@@ -60,7 +61,7 @@ from journeymine.sources._common import (
     parse_records,
     parse_unix_seconds,
     read_text,
-    scalar,
+    scalar_field,
     skip_space,
     value_end,
 )
@@ -98,6 +99,7 @@ INVOICE_EMAIL = ("customer_email",)
 METADATA_USER_ID = ("metadata", "user_id")
 CANCELLATION_REASON = ("cancellation_details", "reason")
 CANCELLATION_FEEDBACK = ("cancellation_details", "feedback")
+PREVIOUS_STATUS = ("data", "previous_attributes", "status")  # in the event, not data.object
 # Plain data.object fields copied into attributes, values unchanged.
 OBJECT_FIELDS = (
     "status",
@@ -130,13 +132,6 @@ def _get(value: Any, path: FieldPath, where: str = "data.object") -> Any:
     return value
 
 
-def _scalar(value: Any, where: str) -> Any:
-    """A value copied into attributes: a scalar or None, nothing nested."""
-    if value is None or scalar(value):
-        return value
-    raise RecordError(f"{where}: expected a scalar, got {json_type(value)} {brief(value)}")
-
-
 def _id_of(value: Any) -> Any:
     """An id field that may also come expanded into its object."""
     return value.get("id") if isinstance(value, dict) else value
@@ -151,13 +146,13 @@ def _first_of(obj: dict[str, Any], paths: tuple[FieldPath, ...]) -> Any:
     for path in paths:
         value = _id_of(_get(obj, path))
         if value:
-            return _scalar(value, "data.object." + ".".join(map(str, path)))
+            return scalar_field(value, "data.object." + ".".join(map(str, path)))
     return None
 
 
 def _subscription(obj: dict[str, Any], api_version: Any) -> Any:
     if obj.get("object") == "subscription":
-        return _scalar(obj.get("id"), "data.object.id")
+        return scalar_field(obj.get("id"), "data.object.id")
     paths = (OLD_INVOICE_SUBSCRIPTION, BASIL_INVOICE_SUBSCRIPTION)
     return _first_of(obj, paths[::-1] if _is_basil_or_later(api_version) else paths)
 
@@ -169,20 +164,23 @@ def _price(obj: dict[str, Any], api_version: Any) -> Any:
     return _first_of(obj, (SUBSCRIPTION_PRICE, SUBSCRIPTION_PLAN, *lines))
 
 
+def _value(obj: dict[str, Any], path: FieldPath, where: str = "data.object") -> Any:
+    """The scalar at ``path`` (None when absent), named by its full path when it is not one."""
+    return scalar_field(_get(obj, path, where), ".".join([where, *map(str, path)]))
+
+
 def _attributes(event: dict[str, Any], obj: dict[str, Any]) -> dict[str, Any]:
     api_version = event.get("api_version")
     attrs: dict[str, Any] = {
-        "object": _scalar(obj.get("object"), "data.object.object"),
+        "object": _value(obj, ("object",)),
         "subscription": _subscription(obj, api_version),
         "price": _price(obj, api_version),
-        **{name: _scalar(obj.get(name), f"data.object.{name}") for name in OBJECT_FIELDS},
-        "cancellation_reason": _scalar(_get(obj, CANCELLATION_REASON), "cancellation_reason"),
-        "cancellation_feedback": _scalar(_get(obj, CANCELLATION_FEEDBACK), "cancellation_feedback"),
+        **{name: _value(obj, (name,)) for name in OBJECT_FIELDS},
+        "cancellation_reason": _value(obj, CANCELLATION_REASON),
+        "cancellation_feedback": _value(obj, CANCELLATION_FEEDBACK),
         # A subscription.updated that moved trialing -> active says so only here.
-        "previous_status": _scalar(
-            _get(event, ("data", "previous_attributes", "status"), "event"), "previous_status"
-        ),
-        "api_version": _scalar(api_version, "api_version"),
+        "previous_status": _value(event, PREVIOUS_STATUS, "event"),
+        "api_version": scalar_field(api_version, "api_version"),
     }
     return {k: v for k, v in attrs.items() if v is not None}
 
@@ -258,14 +256,17 @@ def _parse_event(line: int, text: str, event: Any) -> RawRow:
 # --- reading the file --------------------------------------------------------------------------
 
 
-def _object_members(text: str, pos: int) -> dict[str, int] | None:
-    """Where each member's value starts in the JSON object opening at ``text[pos]``.
+Span = tuple[int, int]  # where a value starts and ends in the text
+
+
+def _object_members(text: str, pos: int) -> dict[str, Span] | None:
+    """Where each member's value starts and ends in the JSON object opening at ``text[pos]``.
 
     Values are skipped by their brackets, not decoded, so one element nested too deep to read
     cannot hide the rest of a list page. None when the text is not exactly one object (JSON
     lines, or broken).
     """
-    members: dict[str, int] = {}
+    members: dict[str, Span] = {}
     pos = skip_space(text, pos + 1)
     while pos < len(text) and text[pos] != "}":
         try:
@@ -275,10 +276,11 @@ def _object_members(text: str, pos: int) -> dict[str, int] | None:
         pos = skip_space(text, pos)
         if not isinstance(key, str) or not text.startswith(":", pos):
             return None
-        members[key] = skip_space(text, pos + 1)
-        if members[key] >= len(text):
+        start = skip_space(text, pos + 1)
+        if start >= len(text):
             return None
-        pos = skip_space(text, value_end(text, members[key]))
+        members[key] = (start, value_end(text, start))
+        pos = skip_space(text, members[key][1])
         if text.startswith(",", pos):
             pos = skip_space(text, pos + 1)
     if pos >= len(text) or text[skip_space(text, pos + 1) :].strip():
@@ -286,20 +288,26 @@ def _object_members(text: str, pos: int) -> dict[str, int] | None:
     return members
 
 
-def _member(text: str, members: dict[str, int], key: str) -> Any:
+def _member(text: str, members: dict[str, Span], key: str) -> Any:
     """A small member's value (``object``, ``error``); None when absent or unreadable."""
     if key not in members:
         return None
     try:
-        return decode_json(text, members[key])[0]
+        return decode_json(text, members[key][0])[0]
     except RecordError:
         return None
 
 
-def _page_records(text: str, file: str, members: dict[str, int]) -> Iterator[Record]:
-    start = members.get("data")
-    if start is None or not text.startswith("[", start):
+def _page_records(text: str, file: str, members: dict[str, Span]) -> Iterator[Record]:
+    start, end = members.get("data", (len(text), len(text)))
+    if not text.startswith("[", start):
         raise SourceFormatError(file, "a Stripe list page without a 'data' array")
+    try:  # a bad byte in the page around the events belongs to no record: the file is broken
+        check_utf8(text[:start], 1)
+        line = text.count("\n", 0, end) + 1
+        check_utf8(text[end:], line, first_column=end - (text.rfind("\n", 0, end) + 1) + 1)
+    except RecordError as exc:
+        raise SourceFormatError(file, f"the list page around the events: {exc}") from None
     records = list(iter_json_array(text, start, whole=False))
     kinds = {value.get("object") for _, _, value in records if isinstance(value, dict)}
     if records and "event" not in kinds and kinds - {None}:
@@ -314,7 +322,8 @@ def _document(text: str, file: str, start: int) -> Iterator[Record] | None:
         return None
     kind = _member(text, members, "object")
     if "error" in members and "type" not in members:
-        message = _get(_member(text, members, "error"), ("message",), "error")
+        error = _member(text, members, "error")
+        message = error.get("message") if isinstance(error, dict) else error
         raise SourceFormatError(file, f"a Stripe API error response, not events: {brief(message)}")
     if kind == "list":
         return _page_records(text, file, members)
