@@ -281,6 +281,16 @@ def test_identity_rules(write: Write) -> None:
     ]
 
 
+def test_a_page_element_whose_object_is_an_array_is_one_rejected_record(write: Write) -> None:
+    good = json.loads(event("invoice.paid", {"customer": "cus_1"}))
+    page = {"object": "list", "data": [{**good, "object": ["event"]}, good]}
+    parsed = stripe.parse_file(write("p.json", json.dumps(page, indent=2)), "p.json")
+    assert [r.line for r in parsed.rows] == [2]
+    assert [(r.line, r.reason) for r in parsed.rejected] == [
+        (1, "object: expected 'event', got ['event']")
+    ]
+
+
 def test_single_pretty_printed_event(write: Write) -> None:
     text = json.dumps(json.loads(event("invoice.paid", {"customer": "cus_1"})), indent=2)
     parsed = stripe.parse_file(write("one.json", text), "one.json")

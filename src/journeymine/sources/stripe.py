@@ -309,9 +309,10 @@ def _page_records(text: str, file: str, members: dict[str, Span]) -> Iterator[Re
     except RecordError as exc:
         raise SourceFormatError(file, f"the list page around the events: {exc}") from None
     records = list(iter_json_array(text, start, whole=False))
-    kinds = {value.get("object") for _, _, value in records if isinstance(value, dict)}
-    if records and "event" not in kinds and kinds - {None}:
-        raise SourceFormatError(file, f"a list of {sorted(map(str, kinds))} objects, not events")
+    objects = (value.get("object") for _, _, value in records if isinstance(value, dict))
+    kinds = {kind for kind in objects if isinstance(kind, str)}  # any other type: the record's
+    if kinds and "event" not in kinds:
+        raise SourceFormatError(file, f"a list of {sorted(kinds)} objects, not events")
     return iter(records)
 
 
