@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -257,7 +258,9 @@ def check_array(parse: Parse, path: Path, name: str, elements: int | None) -> No
 
 @FUZZ
 @given(st.data())
-def test_segment_survives_mutated_calls(tmp_path_factory: Any, data: st.DataObject) -> None:
+def test_segment_survives_mutated_calls(
+    tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+) -> None:
     text = "\n".join(data.draw(records_of(SEGMENT))) + "\n"
     damaged = data.draw(text_damage(text.encode()))
     check_json_lines(segment.parse_file, tmp_path_factory.mktemp("s"), "calls.jsonl", damaged)
@@ -265,7 +268,9 @@ def test_segment_survives_mutated_calls(tmp_path_factory: Any, data: st.DataObje
 
 @FUZZ
 @given(st.data())
-def test_ga4_survives_mutated_rows(tmp_path_factory: Any, data: st.DataObject) -> None:
+def test_ga4_survives_mutated_rows(
+    tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+) -> None:
     text = "\n".join(data.draw(records_of(GA4))) + "\n"
     damaged = data.draw(text_damage(text.encode()))
     check_json_lines(ga4.parse_file, tmp_path_factory.mktemp("g"), "events.json", damaged)
@@ -273,7 +278,9 @@ def test_ga4_survives_mutated_rows(tmp_path_factory: Any, data: st.DataObject) -
 
 @FUZZ
 @given(st.data())
-def test_sendgrid_survives_mutated_events(tmp_path_factory: Any, data: st.DataObject) -> None:
+def test_sendgrid_survives_mutated_events(
+    tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+) -> None:
     records = data.draw(records_of(SENDGRID))
     body = ("[\n" + ",\n".join(records) + "\n]").encode()
     damaged = data.draw(text_damage(body))
@@ -285,7 +292,9 @@ def test_sendgrid_survives_mutated_events(tmp_path_factory: Any, data: st.DataOb
 
 @FUZZ
 @given(st.data())
-def test_stripe_survives_mutated_events(tmp_path_factory: Any, data: st.DataObject) -> None:
+def test_stripe_survives_mutated_events(
+    tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+) -> None:
     records = data.draw(records_of(STRIPE))
     folder = tmp_path_factory.mktemp("st")
     if data.draw(st.booleans()):  # JSON lines
@@ -351,7 +360,7 @@ def salesforce_export(draw: st.DrawFn) -> tuple[str, bytes, int | None]:
 @FUZZ
 @given(salesforce_export())
 def test_salesforce_survives_mutated_exports(
-    tmp_path_factory: Any, export: tuple[str, bytes, int | None]
+    tmp_path_factory: pytest.TempPathFactory, export: tuple[str, bytes, int | None]
 ) -> None:
     name, data, records = export
     path = tmp_path_factory.mktemp("sf") / name
