@@ -362,19 +362,23 @@ def iter_json_lines(path: Path, file: str) -> Iterator[Record]:
 def json_lines(text: str) -> Iterator[Record]:
     """:func:`iter_json_lines` of text already read (see :func:`read_text`)."""
     for number, line in enumerate(text.split("\n"), start=1):
-        text = line.strip(" \t\r\n")
-        if not text:
+        record = line.strip(" \t\r\n")
+        if not record:
             continue
         bad_bytes = undecodable(line)
         try:
             if bad_bytes:
                 check_utf8(line, number)
-            value, end = decode_json(text)
-            if text[end:].strip():
+            # Decoded in place, so that a reason's column is the column in the file.
+            value, end = decode_json(line, skip_space(line, 0))
+            if line[end:].strip():
                 raise RecordError(f"invalid JSON: Extra data at column {end + 1}")
         except RecordError as exc:
             value = exc
-        yield number, printable(text) if bad_bytes else text, value
+        yield number, printable(record) if bad_bytes else record, value
+
+
+# --- values copied from a record ---------------------------------------------------------------
 
 
 def scalar(value: object) -> bool:
