@@ -4,7 +4,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 # The temporary API may take longer than its 20 s default to start on a busy 2-core machine.
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 
-.PHONY: setup run test lint sample bench lock
+.PHONY: setup run test lint sample bench lock fuzz
 
 setup:
 	@scripts/setup.sh
@@ -22,6 +22,10 @@ lint:
 	.venv/bin/ruff check src pipelines tests scripts benchmarks
 	.venv/bin/ruff format --check src pipelines tests scripts benchmarks
 	.venv/bin/mypy
+
+## Fuzz the five parsers with mutated real records, far longer than the normal suite does.
+fuzz: setup
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q tests/sources/test_fuzz.py
 
 sample: setup
 	$(PY) scripts/make_sample.py --out data/sample

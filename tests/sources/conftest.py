@@ -1,10 +1,26 @@
 from __future__ import annotations
 
 import gzip
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Hypothesis budgets for tests/sources/test_fuzz.py: a small one in the normal suite, a long one
+# with `make fuzz` (HYPOTHESIS_PROFILE=fuzz). Registered here, applied by the fuzz tests
+# themselves, so no other test's settings change.
+_SLOW_INPUT_IS_THE_POINT = [HealthCheck.too_slow, HealthCheck.data_too_large]
+for _name, _examples in (("parsers", 50), ("fuzz", 3000)):
+    settings.register_profile(
+        _name,
+        max_examples=_examples,
+        deadline=None,
+        suppress_health_check=_SLOW_INPUT_IS_THE_POINT,
+        database=None,  # no example files written into the worktree
+    )
+FUZZ_PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "parsers")
 
 
 @pytest.fixture

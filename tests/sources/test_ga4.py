@@ -176,7 +176,11 @@ def test_malformed_rows_are_rejected_not_raised(write: Write) -> None:
         {**base, "event_name": ""},
         {**base, "user_pseudo_id": ["p"]},
         {**base, "event_timestamp": "soon"},
-        {**base, "event_params": "not a list", "device": None, "page_view": 1},
+        # null is an absent field (BigQuery writes it so); unknown keys are no concern of ours.
+        {**base, "event_params": None, "device": None, "page_view": 1},
+        # A wrong type would lose the params silently: the row goes to quarantine instead.
+        {**base, "event_params": "not a list"},
+        {**base, "device": "mobile"},
     ]
     path = write("ga4/x.ndjson", "".join(json.dumps(r) + "\n" for r in rows))
     parsed = ga4.parse_file(path, "ga4/x.ndjson")
@@ -184,6 +188,8 @@ def test_malformed_rows_are_rejected_not_raised(write: Write) -> None:
         (1, "missing event_name"),
         (2, "user_pseudo_id: not an id: ['p']"),
         (3, "event_timestamp: not unix microseconds: 'soon'"),
+        (5, "event_params: expected an array, got string"),
+        (6, "device: expected an object, got string 'mobile'"),
     ]
     (row,) = parsed.rows
     assert (row.line, row.events[0].activity, row.events[0].attributes) == (4, "web.scroll", {})
@@ -199,3 +205,28 @@ def test_files_that_are_not_ga4_exports_name_the_file(tmp_path: Path, write: Wri
     (tmp_path / "bad.parquet").write_text("nope")
     with pytest.raises(SourceFormatError, match="ga4/bad.parquet"):
         ga4.parse_file(tmp_path / "bad.parquet", "ga4/bad.parquet")
+
+
+def test_a_param_is_its_first_non_null_typed_value(write: Write) -> None:
+    def param(key: str, **value: object) -> dict[str, object]:
+        slots = dict.fromkeys(("string_value", "int_value", "float_value", "double_value"))
+        return {"key": key, "value": {**slots, **value}}
+
+    row = {
+        "event_name": "scroll",
+        "user_pseudo_id": "p1",
+        "event_timestamp": 1785744000000000,
+        "event_params": [
+            param("engagement_time_msec", int_value=None, double_value=1.5),  # int null: double
+            param("ga_session_id", int_value="77"),  # INT64 as a string: back to an int
+            param("percent_scrolled", float_value=90.0, double_value=0.5),  # float before double
+            param("ga_session_id", int_value=78),  # a repeated key: the first one wins
+            param("empty"),  # every slot null: no value, no attribute
+        ],
+    }
+    parsed = ga4.parse_file(write("ga4/p.ndjson", json.dumps(row) + "\n"), "ga4/p.ndjson")
+    assert parsed.rows[0].events[0].attributes == {
+        "engagement_time_msec": 1.5,
+        "ga_session_id": 77,
+        "percent_scrolled": 90.0,
+    }

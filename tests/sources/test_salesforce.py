@@ -68,6 +68,11 @@ def edges(parsed: ParsedFile) -> list[tuple[str, str, str, str, str, datetime]]:
         ("00QABCDEFGHIJKL", "00QABCDEFGHIJKL255"),
         # 0065e | 00000 | DEAL1: D, E, A, L at 0..3 -> 15 -> P.
         ("0065e00000DEAL1", "0065e00000DEAL1AAP"),
+        # 00Q00 | 00000 | 00000: Q at 2 -> 4 -> E; no letters -> A, A.
+        ("00Q000000000000", "00Q000000000000EAA"),
+        # 003AB | CDEab | cdeAb: A, B at 3, 4 -> 24 -> Y; C, D, E at 0..2 -> 7 -> H;
+        # A at 3 -> 8 -> I (lower-case letters set no bit).
+        ("003ABCDEabcdeAb", "003ABCDEabcdeAbYHI"),
     ],
 )
 def test_15_char_ids_get_the_case_checksum(id15: str, id18: str) -> None:
@@ -423,7 +428,7 @@ def test_files_not_in_the_format_raise_naming_the_file(
 
 def test_a_gz_that_is_not_gzip_raises(tmp_path: Path) -> None:
     (tmp_path / "Lead.csv.gz").write_text("Id\n00Q5e00000AbCdE\n")
-    with pytest.raises(SourceFormatError, match=r"Lead\.csv\.gz: cannot read"):
+    with pytest.raises(SourceFormatError, match=r"Lead\.csv\.gz: not a readable \.gz file"):
         salesforce.parse_file(tmp_path / "Lead.csv.gz", "salesforce/Lead.csv.gz")
 
 
@@ -444,8 +449,8 @@ def test_broken_records_are_rejected_never_raised(write: Write) -> None:
     (row,) = parsed.rows
     assert row.record_key == JANE and row.events[0].owner is None
     assert rejects(parsed) == [
-        (4, "4 fields, the header has 6"),
-        (5, "7 fields, the header has 6"),
+        (4, "wrong_column_count: 4 fields, the header has 6"),
+        (5, "wrong_column_count: 7 fields, the header has 6"),
         (6, f"Id: '{JANE_CONTACT}' does not start with 00Q, the Lead key prefix"),
         (7, "CreatedDate: missing timestamp"),
         (8, "Id: missing"),
@@ -473,3 +478,14 @@ def test_gzip_and_plain_give_the_same_result(tmp_path: Path) -> None:
     (tmp_path / "Event.csv.gz").write_bytes(gzip.compress(plain))
     zipped = salesforce.parse_file(tmp_path / "Event.csv.gz", "Event.csv.gz")
     assert zipped.rows == parse(f"{EXPORT}/Event.csv").rows
+
+
+def test_lines_are_counted_by_newline_only(write: Write) -> None:
+    # A lone \r inside a quoted field is data: the next record is still on line 3.
+    text = 'Id,Name\r\n0015e00000Acme1AAB,"Acme\rInc."\r\n001A0000006Vm9r,Globex\r\n'
+    parsed = salesforce.parse_file(write("Account.csv", text), "Account.csv")
+    assert [(r.line, r.record_key) for r in parsed.rows] == [
+        (2, ACME),
+        (3, "001A0000006Vm9rIAC"),
+    ]
+    assert parsed.rows[0].raw == '0015e00000Acme1AAB,"Acme\rInc."'

@@ -134,6 +134,7 @@ def test_gzipped_body_and_odd_values(write: Write) -> None:
         {"timestamp": 1785744000, "event": "open", "sg_event_id": "e4"},
         {"email": "a@b.io", "timestamp": 1785744000, "sg_event_id": "e5"},
         "not an event",
+        {"email": "a@b.io", "timestamp": 1785744000, "event": "open", "sg_event_id": None},
     ]
     path = write("sendgrid/hook.json.gz", json.dumps(body, indent=2))
     parsed = sendgrid.parse_file(path, "sendgrid/hook.json.gz")
@@ -145,6 +146,7 @@ def test_gzipped_body_and_odd_values(write: Write) -> None:
         (4, "missing email"),
         (5, "missing event"),
         (6, "not a JSON object"),
+        (7, "missing sg_event_id"),  # null is as missing as an absent key
     ]
 
 

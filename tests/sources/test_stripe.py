@@ -281,6 +281,16 @@ def test_identity_rules(write: Write) -> None:
     ]
 
 
+def test_a_page_element_whose_object_is_an_array_is_one_rejected_record(write: Write) -> None:
+    good = json.loads(event("invoice.paid", {"customer": "cus_1"}))
+    page = {"object": "list", "data": [{**good, "object": ["event"]}, good]}
+    parsed = stripe.parse_file(write("p.json", json.dumps(page, indent=2)), "p.json")
+    assert [r.line for r in parsed.rows] == [2]
+    assert [(r.line, r.reason) for r in parsed.rejected] == [
+        (1, "object: expected 'event', got ['event']")
+    ]
+
+
 def test_single_pretty_printed_event(write: Write) -> None:
     text = json.dumps(json.loads(event("invoice.paid", {"customer": "cus_1"})), indent=2)
     parsed = stripe.parse_file(write("one.json", text), "one.json")
@@ -304,6 +314,8 @@ def test_single_pretty_printed_event(write: Write) -> None:
             "a list of \\['customer'\\] objects, not events",
         ),
         (json.dumps({"object": "list", "data": None}), "a Stripe list page without a 'data' array"),
+        # An error that is a bare string, not an object, is still an error response.
+        (json.dumps({"error": "boom"}), "a Stripe API error response, not events: 'boom'"),
     ],
 )
 def test_files_not_in_the_format_raise_naming_the_file(
@@ -319,3 +331,18 @@ def test_empty_list_page_and_empty_file(write: Write) -> None:
     page = json.dumps({"object": "list", "data": [], "has_more": False, "url": "/v1/events"})
     assert stripe.parse_file(write("p.json", page), "p.json").rows_read == 0
     assert stripe.parse_file(write("e.jsonl", "\n\n"), "e.jsonl").rows_read == 0
+
+
+def test_a_bad_byte_in_the_page_around_the_events_breaks_the_file(tmp_path: Path) -> None:
+    page = (LANDING / "stripe/list-page-2026-09-06.json").read_bytes()
+    assert page.rstrip().endswith(b"}")
+    path = tmp_path / "page.json"
+    path.write_bytes(page.rstrip()[:-1] + b',\n  "url": "/v1/ev\xe9nts"\n}\n')
+    lines = page.rstrip().count(b"\n") + 2  # the url member: a line after the last one; its
+    # byte is column 17: two spaces, "url" (5), ":", a space, a quote, /v1/ev (6), then the byte
+    with pytest.raises(SourceFormatError) as info:
+        stripe.parse_file(path, "stripe/page.json")
+    assert str(info.value) == (
+        "stripe/page.json: the list page around the events: not UTF-8: byte 0xe9 at line "
+        f"{lines}, column 17 (a Latin-1 export?); nothing was replaced"
+    )

@@ -23,19 +23,20 @@ Identity
 
 Quirks
 * ``page_location`` is kept as its path only (``path``): query strings may carry personal data;
+  a malformed URL there (``http://[::1/x``) rejects the row;
+* a null struct or ``event_params`` is absent; any other wrong type (``event_params`` not an
+  array, ``device`` not an object, a param value that is an object) rejects the row;
 * ``utm_*`` come from ``collected_traffic_source`` (this event's campaign) when it has any value,
   else from ``traffic_source`` (the user's first acquisition); never a mix of the two.
 """
 
 from __future__ import annotations
 
-import gzip
 import json
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -51,10 +52,16 @@ from journeymine.sources._common import (
     RawRow,
     Record,
     RecordError,
-    iter_json_lines,
+    brief,
+    decode_text,
+    json_lines,
+    json_type,
+    optional_object,
     parse_records,
     parse_unix_micros,
     read_bytes,
+    safe_urlsplit,
+    scalar_field,
     slug,
 )
 from journeymine.sources.segment import path_group
@@ -78,6 +85,7 @@ VALUE_FIELDS = ("string_value", "int_value", "float_value", "double_value")
 # GA4 event and parameter names.
 PAGE_VIEW = "page_view"
 PAGE_LOCATION = "page_location"
+LOCATION_FIELD = f"{EVENT_PARAMS}.{PAGE_LOCATION}"  # how reasons name it
 
 # attribute -> (collected_traffic_source key, traffic_source key)
 UTM_FIELDS = {
@@ -88,15 +96,11 @@ UTM_FIELDS = {
 PARQUET_MAGIC = b"PAR1"
 
 
-def _dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _param_value(value: object) -> Any:
+def _param_value(value: object, key: str) -> Any:
     """First non-null typed value; INT64 as string (BigQuery JSON export) back to int."""
-    slots = _dict(value)
+    slots = optional_object(value, f"{EVENT_PARAMS}.{key}.value")
     for name in VALUE_FIELDS:
-        found = slots.get(name)
+        found = scalar_field(slots.get(name), f"{EVENT_PARAMS}.{key}.value.{name}")
         if found is None:
             continue
         if name == "int_value" and isinstance(found, str) and found.lstrip("-").isdigit():
@@ -106,12 +110,20 @@ def _param_value(value: object) -> Any:
 
 
 def event_params(params: object) -> dict[str, Any]:
-    """``[{key, value: {...}}, ...]`` -> ``{key: value}``; the first occurrence of a key wins."""
+    """``[{key, value: {...}}, ...]`` -> ``{key: value}``; the first occurrence of a key wins.
+
+    Absent or null is no params; any other non-array, or an item that is no object, is a
+    RecordError naming the field (its params would be lost silently otherwise).
+    """
+    if params is None:
+        return {}
+    if not isinstance(params, list):
+        raise RecordError(f"{EVENT_PARAMS}: expected an array, got {json_type(params)}")
     out: dict[str, Any] = {}
-    for item in params if isinstance(params, list) else []:
-        key = _dict(item).get("key")
+    for index, item in enumerate(params):
+        key = optional_object(item, f"{EVENT_PARAMS}[{index}]").get("key")
         if isinstance(key, str) and key and key not in out:
-            out[key] = _param_value(item.get("value"))
+            out[key] = _param_value(item.get("value"), key)
     return out
 
 
@@ -119,7 +131,7 @@ def location_path(location: object) -> str | None:
     """``https://docs.example.com/guides/x?q=1#top`` -> ``/guides/x``."""
     if not isinstance(location, str) or not location.strip():
         return None
-    return urlsplit(location.strip()).path or "/"
+    return safe_urlsplit(location.strip(), LOCATION_FIELD).path or "/"
 
 
 def utm(row: dict[str, Any]) -> dict[str, Any]:
@@ -128,27 +140,30 @@ def utm(row: dict[str, Any]) -> dict[str, Any]:
     One whole source wins: mixing fields of both would invent attributions (google / cpc /
     (direct)) that never happened.
     """
-    collected = _dict(row.get(COLLECTED_TRAFFIC_SOURCE))
+    collected = optional_object(row.get(COLLECTED_TRAFFIC_SOURCE), COLLECTED_TRAFFIC_SOURCE)
     if any(collected.get(c) for c, _ in UTM_FIELDS.values()):
-        pairs = {out: collected.get(c) for out, (c, _) in UTM_FIELDS.items()}
+        name, fields = COLLECTED_TRAFFIC_SOURCE, {out: c for out, (c, _) in UTM_FIELDS.items()}
     else:
-        traffic = _dict(row.get(TRAFFIC_SOURCE))
-        pairs = {out: traffic.get(t) for out, (_, t) in UTM_FIELDS.items()}
+        name, fields = TRAFFIC_SOURCE, {out: t for out, (_, t) in UTM_FIELDS.items()}
+    chosen = optional_object(row.get(name), name)
+    pairs = {out: scalar_field(chosen.get(f), f"{name}.{f}") for out, f in fields.items()}
     return {key: value for key, value in pairs.items() if value}
 
 
 def attributes(row: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     attrs = {key: value for key, value in params.items() if key != PAGE_LOCATION}
     attrs["path"] = location_path(params.get(PAGE_LOCATION))
-    attrs["device_category"] = _dict(row.get(DEVICE)).get("category")
-    attrs["country"] = _dict(row.get(GEO)).get("country")
+    device = optional_object(row.get(DEVICE), DEVICE).get("category")
+    attrs["device_category"] = scalar_field(device, f"{DEVICE}.category")
+    country = optional_object(row.get(GEO), GEO).get("country")
+    attrs["country"] = scalar_field(country, f"{GEO}.country")
     attrs.update(utm(row))
     return {key: value for key, value in attrs.items() if value is not None}
 
 
 def dedup_key(row: dict[str, Any], micros: int) -> str:
     parts = [row.get(USER_PSEUDO_ID), micros, row.get(EVENT_NAME)]
-    parts += [row.get(name) for name in BATCH_FIELDS]
+    parts += [scalar_field(row.get(name), name) for name in BATCH_FIELDS]
     return "|".join("" if part is None else str(part) for part in parts)
 
 
@@ -166,7 +181,7 @@ def _identifier(row: dict[str, Any], key: str) -> str | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise RecordError(f"{key}: not an id: {value!r}")
+        raise RecordError(f"{key}: not an id: {brief(value)}")
     return str(value) if str(value).strip() else None
 
 
@@ -183,7 +198,8 @@ def parse_row(line: int, text: str, row: object) -> RawRow:
     at, micros = event_time(row)
     params = event_params(row.get(EVENT_PARAMS))
     is_view = name == PAGE_VIEW
-    activity = f"web.page_view:{path_group(params.get(PAGE_LOCATION))}" if is_view else ""
+    activity = f"web.page_view:{path_group(params.get(PAGE_LOCATION), LOCATION_FIELD)}"
+    activity = activity if is_view else ""
     key = dedup_key(row, micros)
     person = (USER_ID, user) if user else (ANONYMOUS_ID, str(pseudo))
     event = Event(
@@ -212,20 +228,13 @@ def _objects(records: Iterator[Record]) -> Iterator[Record]:
         yield line, text, value
 
 
-def _is_parquet(path: Path) -> bool:
-    if path.name.lower().removesuffix(".gz").endswith(".parquet"):
-        return True
-    opener = gzip.open if path.name.endswith(".gz") else open
-    try:
-        with opener(path, "rb") as fh:
-            return bool(fh.read(4) == PARQUET_MAGIC)
-    except (OSError, EOFError):
-        return False  # the JSON-lines reader reports the broken file
+def _is_parquet(path: Path, data: bytes) -> bool:
+    return path.name.lower().removesuffix(".gz").endswith(".parquet") or data[:4] == PARQUET_MAGIC
 
 
-def _parquet_rows(path: Path, file: str) -> Iterator[Record]:
+def _parquet_rows(data: bytes, file: str) -> Iterator[Record]:
     try:
-        table = pq.read_table(pa.BufferReader(read_bytes(path)))
+        table = pq.read_table(pa.BufferReader(data))
     except (pa.ArrowException, OSError, EOFError, ValueError) as exc:
         raise SourceFormatError(file, f"not a readable Parquet file: {exc}") from None
     for number, row in enumerate(table.to_pylist(), start=1):
@@ -234,10 +243,9 @@ def _parquet_rows(path: Path, file: str) -> Iterator[Record]:
 
 def parse_file(path: Path, file: str) -> ParsedFile:
     """Parse one GA4 export file: NDJSON or Parquet, plain or .gz."""
-    parquet = _is_parquet(path)
-    rows = _parquet_rows(path, file) if parquet else _objects(iter_json_lines(path))
-    what = "GA4 export rows (Parquet)" if parquet else "GA4 export rows (NDJSON)"
-    try:
-        return parse_records(SOURCE, file, rows, parse_row, what)
-    except (OSError, EOFError) as exc:  # a corrupt or truncated .gz
-        raise SourceFormatError(file, f"not readable as {what}: {exc}") from None
+    data = read_bytes(path, file)
+    if _is_parquet(path, data):
+        rows, what = _parquet_rows(data, file), "GA4 export rows (Parquet)"
+    else:
+        rows, what = _objects(json_lines(decode_text(data))), "GA4 export rows (NDJSON)"
+    return parse_records(SOURCE, file, rows, parse_row, what)

@@ -26,6 +26,10 @@ Dedup key
 
 Quirks
   * rows with ``IsDeleted`` true (recycle bin) are rejected with reason ``IsDeleted=true``;
+  * a row with fewer or more fields than the header is rejected as ``wrong_column_count``, never
+    loaded with shifted fields; a field over 131,072 characters (the longest a Salesforce Long
+    Text Area holds, e.g. an unbalanced quote that swallowed the rest of the file) rejects its
+    row; Excel's UTF-8 BOM is dropped; a Latin-1 byte rejects its row, naming field and line;
   * a Lead's ``crm.lead_created`` is a customer action when ``LeadSource`` mentions web, inbound,
     demo, form or trial (case-insensitive substring), else a company action;
   * a Task is a touchpoint only once done (``Status`` Completed, ``IsClosed`` true or
@@ -41,9 +45,7 @@ Quirks
 from __future__ import annotations
 
 import csv
-import gzip
 import io
-import zlib
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -65,9 +67,14 @@ from journeymine.sources._common import (
     RawRow,
     RecordError,
     Rejected,
+    check_utf8,
     normalise_email,
+    parse_guarded,
     parse_iso,
+    printable,
+    read_text,
     slug,
+    undecodable,
 )
 
 SOURCE = "salesforce"
@@ -174,8 +181,11 @@ PERSONAL_FIELDS = frozenset(
     {"FirstName", "LastName", "Name", "Email", "Phone", "MobilePhone", "Street", "Description"}
 )
 
-# Long Text Area fields hold up to 131,072 characters, the csv module's default field limit.
-CSV_FIELD_LIMIT = 1 << 24
+# Long Text Area fields hold up to 131,072 characters (the csv module's default field limit, so
+# that is raised: a longer field is one bad record, never a file that cannot be read).
+FIELD_MAX_CHARS = 131_072
+CSV_FIELD_LIMIT = 2**31 - 1  # the largest a C long takes on every platform
+WRONG_COLUMN_COUNT = "wrong_column_count"
 _CHECKSUM_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 
 Row = dict[str, str]
@@ -477,8 +487,15 @@ def _parse_row(obj: str, line: int, row: Row, raw: str) -> RawRow:
 # --- reading the file --------------------------------------------------------------------------
 
 
-def _csv_records(fh: IO[str]) -> Iterator[tuple[int, list[str], str]]:
-    """Yield ``(first physical line, fields, raw text)`` per CSV record; blank lines skipped."""
+CsvRecord = tuple[int, list[str] | RecordError, str]
+
+
+def _csv_records(fh: IO[str]) -> Iterator[CsvRecord]:
+    """Yield ``(first physical line, fields or RecordError, raw text)`` per CSV record.
+
+    Blank lines are skipped; a record the csv module refuses is a RecordError, and reading goes
+    on with the next line.
+    """
     consumed: list[str] = []
 
     def lines() -> Iterator[str]:
@@ -486,13 +503,21 @@ def _csv_records(fh: IO[str]) -> Iterator[tuple[int, list[str], str]]:
             consumed.append(text)
             yield text
 
-    line = 1
-    for fields in csv.reader(lines()):
+    reader, line = csv.reader(lines()), 1
+    while True:
+        try:
+            fields: list[str] | RecordError = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            fields = RecordError(f"not CSV: {exc}")
         raw = "".join(consumed)
-        start, line = line, line + len(consumed)
+        # Lines are counted by "\n" as in the other sources: a lone "\r" inside a quoted field is
+        # data, not a line (a file of lone "\r" endings still gets one number per record).
+        start, line = line, line + max(1, raw.count("\n"))
         consumed.clear()
         # Only a blank line is no record; ",,," is a record of empty fields and must be seen.
-        if len(fields) > 1 or (fields and fields[0].strip()):
+        if not isinstance(fields, list) or len(fields) > 1 or (fields and fields[0].strip()):
             yield start, fields, raw.removesuffix("\n").removesuffix("\r")
 
 
@@ -503,29 +528,59 @@ def _check_header(obj: str, header: list[str], file: str) -> None:
             raise SourceFormatError(file, f"not a Salesforce {obj} export: no {wanted} column")
 
 
+def _header(first: CsvRecord | None, obj: str, file: str) -> list[str]:
+    if first is None:
+        raise SourceFormatError(file, "empty file: no header row")
+    _, fields, raw = first
+    try:
+        if isinstance(fields, RecordError):
+            raise fields
+        check_utf8(raw, 1, "header")
+    except RecordError as exc:
+        raise SourceFormatError(file, str(exc)) from None
+    header = [name.strip() for name in fields]
+    _check_header(obj, header, file)
+    return header
+
+
+def _row(header: list[str], line: int, fields: list[str] | RecordError, raw: str) -> Row:
+    """The record as ``{column: value}``, or a RecordError naming what makes it unusable."""
+    if isinstance(fields, RecordError):
+        raise fields
+    columns_fit = len(fields) == len(header)
+    if undecodable(raw):  # the first thing to fix, even when it also broke the columns
+        bad = zip(header, fields, strict=True) if columns_fit else ()
+        check_utf8(raw, line, next((name for name, value in bad if undecodable(value)), ""))
+    if not columns_fit:
+        raise RecordError(
+            f"{WRONG_COLUMN_COUNT}: {len(fields)} fields, the header has {len(header)}"
+        )
+    row = dict(zip(header, fields, strict=True))
+    if max(map(len, fields), default=0) <= FIELD_MAX_CHARS:  # the usual case, at C speed
+        return row
+    for name, value in row.items():
+        if len(value) > FIELD_MAX_CHARS:
+            raise RecordError(
+                f"{name}: {len(value):,} characters, more than the {FIELD_MAX_CHARS:,} "
+                "a Salesforce field holds"
+            )
+    return row
+
+
 def _parse_csv(obj: str, fh: IO[str], file: str) -> ParsedFile:
     parsed = ParsedFile(SOURCE, file)
     records = _csv_records(fh)
-    first = next(records, None)
-    if first is None:
-        raise SourceFormatError(file, "empty file: no header row")
-    header = [name.strip() for name in first[1]]
-    _check_header(obj, header, file)
+    header = _header(next(records, None), obj, file)
     for line, fields, raw in records:
         try:
-            if len(fields) != len(header):
-                raise RecordError(f"{len(fields)} fields, the header has {len(header)}")
-            parsed.rows.append(_parse_row(obj, line, dict(zip(header, fields, strict=True)), raw))
+            row = _row(header, line, fields, raw)
         except RecordError as exc:
-            parsed.rejected.append(Rejected(line, str(exc), raw))
+            parsed.rejected.append(Rejected(line, str(exc), printable(raw)))
+            continue
+        result = parse_guarded(lambda n, r, v: _parse_row(obj, n, v, r), line, raw, row)
+        target = parsed.rejected if isinstance(result, Rejected) else parsed.rows
+        target.append(result)  # type: ignore[arg-type]
     return parsed
-
-
-def _parse_binary(obj: str, binary: gzip.GzipFile | io.BufferedReader, file: str) -> ParsedFile:
-    # Not open_text: its .gz branch uses universal newlines, which would turn a \r\n inside a
-    # quoted field into \n; csv needs newline="" to keep data unchanged. utf-8-sig drops a BOM.
-    with io.TextIOWrapper(binary, encoding="utf-8-sig", errors="replace", newline="") as text:
-        return _parse_csv(obj, text, file)
 
 
 def parse_file(path: Path, file: str) -> ParsedFile:
@@ -536,13 +591,5 @@ def parse_file(path: Path, file: str) -> ParsedFile:
             file, f"unknown Salesforce object {obj!r}; expected one of {OBJECTS}"
         )
     csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
-    try:
-        if path.name.endswith(".gz"):
-            with gzip.open(path, "rb") as binary:
-                return _parse_binary(obj, binary, file)
-        with path.open("rb") as binary:
-            return _parse_binary(obj, binary, file)
-    except (OSError, EOFError, zlib.error) as exc:  # not gzip, truncated gzip
-        raise SourceFormatError(file, f"cannot read: {exc}") from None
-    except csv.Error as exc:
-        raise SourceFormatError(file, f"not CSV: {exc}") from None
+    # newline="": a \r\n inside a quoted field is data and must reach csv unchanged.
+    return _parse_csv(obj, io.StringIO(read_text(path, file), newline=""), file)

@@ -21,7 +21,10 @@ Quirks
 * page info may sit in ``properties`` or in ``context.page`` (analytics.js sends both);
   ``properties`` wins;
 * attributes keep data strings unchanged (escaping happens at HTML time), only scalar values,
-  never ``context.ip`` nor an ``ip`` property, and no personal traits (email, name, phone).
+  never ``context.ip`` nor an ``ip`` property, and no personal traits (email, name, phone);
+* ``properties``, ``traits``, ``context`` and its ``campaign`` / ``page`` may be absent or null;
+  any other non-object there, a non-text campaign value or a malformed page URL rejects the
+  call with the field named.
 """
 
 from __future__ import annotations
@@ -30,9 +33,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from journeymine.errors import SourceFormatError
 from journeymine.sources._common import (
     ANONYMOUS_ID,
     CUSTOMER,
@@ -45,10 +46,15 @@ from journeymine.sources._common import (
     RawRow,
     Record,
     RecordError,
+    brief,
     iter_json_lines,
+    json_type,
     normalise_email,
+    optional_object,
     parse_iso,
     parse_records,
+    safe_urlsplit,
+    scalar,
     slug,
 )
 
@@ -95,25 +101,29 @@ PERSONAL_TRAITS = frozenset(
 NEVER_KEPT = frozenset({"ip"})  # IP addresses never go into attributes
 
 
-def path_group(path: object) -> str:
-    """``/blog/how-to?x=1`` (or a full URL) -> ``/blog``; home and unknown -> ``/``."""
+def path_group(path: object, field_name: str = "path") -> str:
+    """``/blog/how-to?x=1`` (or a full URL) -> ``/blog``; home and unknown -> ``/``.
+
+    A malformed URL (``http://[::1/x``) is a RecordError naming ``field_name``.
+    """
     if not isinstance(path, str) or not path.strip():
         return "/"
-    parts = [p for p in urlsplit(path.strip()).path.split("/") if p]
+    parts = [p for p in safe_urlsplit(path.strip(), field_name).path.split("/") if p]
     return "/" + parts[0].lower() if parts else "/"
 
 
-def _dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _scalars(values: object, skip: frozenset[str] = frozenset()) -> dict[str, Any]:
+def _scalars(values: object, field_name: str, skip: frozenset[str] = frozenset()) -> dict[str, Any]:
     """Top-level scalar entries only: nested objects are not flattened (shallow by design)."""
     return {
         key: value
-        for key, value in _dict(values).items()
-        if key not in skip and key not in NEVER_KEPT and isinstance(value, str | int | float | bool)
+        for key, value in optional_object(values, field_name).items()
+        if key not in skip and key not in NEVER_KEPT and scalar(value)
     }
+
+
+def _context(call: dict[str, Any], key: str) -> dict[str, Any]:
+    """``context.<key>``: absent is fine, any other non-object a RecordError naming it."""
+    return optional_object(optional_object(call.get(CONTEXT), CONTEXT).get(key), f"{CONTEXT}.{key}")
 
 
 def _identifier(call: dict[str, Any], key: str) -> str | None:
@@ -122,22 +132,32 @@ def _identifier(call: dict[str, Any], key: str) -> str | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise RecordError(f"{key}: not an id: {value!r}")
+        raise RecordError(f"{key}: not an id: {brief(value)}")
     text = str(value)
     return text if text.strip() else None
 
 
 def utm(call: dict[str, Any]) -> dict[str, Any]:
     """``context.campaign`` as ``utm_*`` attributes."""
-    campaign = _dict(_dict(call.get(CONTEXT)).get(CAMPAIGN))
-    return {out: campaign[key] for key, out in CAMPAIGN_FIELDS.items() if campaign.get(key)}
+    campaign, found = _context(call, CAMPAIGN), {}
+    for key, out in CAMPAIGN_FIELDS.items():
+        value = campaign.get(key)
+        if value and not scalar(value):
+            raise RecordError(f"{CONTEXT}.{CAMPAIGN}.{key}: expected text, got {json_type(value)}")
+        if value:
+            found[out] = value
+    return found
 
 
 def page_attributes(call: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """The page's path group and its attributes."""
-    page = {**_dict(_dict(call.get(CONTEXT)).get(PAGE_CONTEXT)), **_dict(call.get(PROPERTIES))}
+    from_context = _context(call, PAGE_CONTEXT)
+    properties = optional_object(call.get(PROPERTIES), PROPERTIES)
+    page = {**from_context, **properties}
     attrs = {key: page[key] for key in PAGE_FIELDS if isinstance(page.get(key), str)}
-    group = path_group(page.get("path") or page.get("url"))
+    key = "path" if page.get("path") else "url"
+    where = PROPERTIES if key in properties else f"{CONTEXT}.{PAGE_CONTEXT}"
+    group = path_group(page.get(key), f"{where}.{key}")
     return group, {**attrs, "path_group": group}
 
 
@@ -150,14 +170,14 @@ def activity(call: dict[str, Any], kind: str) -> tuple[str, str, dict[str, Any]]
     if kind == SCREEN:
         name = call.get(NAME)
         extra = {NAME: name} if isinstance(name, str) else {}
-        return raw_type, "web.screen_view", {**extra, **_scalars(call.get(PROPERTIES))}
+        return raw_type, "web.screen_view", {**extra, **_scalars(call.get(PROPERTIES), PROPERTIES)}
     if kind == TRACK:
         event = call.get(EVENT)
         if not isinstance(event, str) or not event.strip():
             raise RecordError("missing event")
-        return event, f"web.{slug(event)}", _scalars(call.get(PROPERTIES))
+        return event, f"web.{slug(event)}", _scalars(call.get(PROPERTIES), PROPERTIES)
     if kind == IDENTIFY:
-        return raw_type, "web.identified", _scalars(call.get(TRAITS), PERSONAL_TRAITS)
+        return raw_type, "web.identified", _scalars(call.get(TRAITS), TRAITS, PERSONAL_TRAITS)
     return raw_type, f"web.call:{raw_type}", {}
 
 
@@ -172,7 +192,7 @@ def _edges(call: dict[str, Any], kind: str, person: tuple[str, str], at: datetim
             raise RecordError("alias: missing previousId or userId")
         edges.append(Edge(ANONYMOUS_ID, previous, USER_ID, user, "segment_alias", at))
     if kind == IDENTIFY:
-        email = normalise_email(_dict(call.get(TRAITS)).get("email"))
+        email = normalise_email(optional_object(call.get(TRAITS), TRAITS).get("email"))
         if email:
             edges.append(Edge(*person, EMAIL, email, "segment_identify_email", at))
     if kind == GROUP:
@@ -231,8 +251,5 @@ def _objects(records: Iterable[Record]) -> Iterator[Record]:
 
 def parse_file(path: Path, file: str) -> ParsedFile:
     """Parse one file of Segment calls (JSON lines, plain or .gz)."""
-    records = _objects(iter_json_lines(path))
-    try:
-        return parse_records(SOURCE, file, records, parse_call, "Segment JSON lines")
-    except (OSError, EOFError) as exc:  # a corrupt or truncated .gz
-        raise SourceFormatError(file, f"not readable as Segment JSON lines: {exc}") from None
+    records = _objects(iter_json_lines(path, file))
+    return parse_records(SOURCE, file, records, parse_call, "Segment JSON lines")

@@ -3,7 +3,8 @@
 Format and units
 * the whole file is one JSON array (often pretty-printed over many lines), so ``line`` is the
   1-based **index of the event in the array**, not a physical line; ``raw`` is that event
-  serialised back to JSON;
+  serialised back to JSON (a rejected one: its text as in the file). Each element is decoded
+  on its own: a broken, too deeply nested or non-UTF-8 element is one rejected row;
 * time ``timestamp`` in unix **seconds** (UTC); a value in milliseconds is rejected as absurd.
 
 Dedup key
@@ -21,12 +22,13 @@ Quirks
   engagement events (open, click, unsubscribe, group_unsubscribe, spamreport) customer
   actions; any other event name is kept as ``email.event:<name>`` (customer);
 * ``category`` is a string or a list of strings: the owner is the first one;
-* ``ip`` and ``useragent`` are never kept.
+* ``ip`` and ``useragent`` are never kept; a kept field holding an object or array (other
+  than ``category`` as an array) rejects the event.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +42,16 @@ from journeymine.sources._common import (
     Event,
     ParsedFile,
     RawRow,
+    Record,
     RecordError,
+    brief,
+    iter_json_array,
     normalise_email,
     parse_records,
     parse_unix_seconds,
-    read_bytes,
+    read_text,
+    scalar_field,
+    skip_space,
 )
 
 SOURCE = "sendgrid"
@@ -97,8 +104,22 @@ def _email(item: dict[str, Any]) -> str:
         raise RecordError(f"missing {EMAIL_FIELD}")
     email = normalise_email(value)
     if not email:
-        raise RecordError(f"{EMAIL_FIELD}: invalid address {value!r}")
+        raise RecordError(f"{EMAIL_FIELD}: invalid address {brief(value)}")
     return email
+
+
+def _kept(item: dict[str, Any]) -> dict[str, Any]:
+    """KEPT_FIELDS present in the event: scalars, and ``category`` also as an array of them."""
+    kept = {}
+    for key in KEPT_FIELDS:
+        value = item.get(key)
+        if value is None:
+            continue
+        if key == CATEGORY and isinstance(value, list):
+            kept[key] = [scalar_field(v, f"{key}[{i}]") for i, v in enumerate(value)]
+        else:
+            kept[key] = scalar_field(value, key)
+    return kept
 
 
 def _id(item: dict[str, Any], key: str) -> str | None:
@@ -135,30 +156,29 @@ def parse_event(line: int, text: str, item: object) -> RawRow:
         id_value=email,
         channel=CHANNEL,
         owner=owner(item.get(CATEGORY)),
-        attributes={key: item[key] for key in KEPT_FIELDS if item.get(key) is not None},
+        attributes=_kept(item),
     )
     user_id = _id(item, CUSTOM_USER_ID)
     edges = [Edge(EMAIL, email, USER_ID, user_id, "sendgrid_custom_arg", at)] if user_id else []
     return RawRow(line, event_id, text, events=[event], edges=edges)
 
 
-def read_body(path: Path, file: str) -> list[Any]:
-    """The webhook body as a list, or SourceFormatError when the file is not one."""
-    try:
-        body = json.loads(read_bytes(path))
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError, EOFError) as exc:
-        raise SourceFormatError(file, f"not a SendGrid webhook body (JSON array): {exc}") from None
-    if not isinstance(body, list):
+def _body(path: Path, file: str) -> Iterator[Record]:
+    """The webhook body's elements, each decoded on its own (see ``iter_json_array``).
+
+    An element that is valid JSON but no object counts as unreadable, like broken JSON: a file
+    of nothing but such elements (``[1, 2, 3]``) is not a webhook body at all.
+    """
+    text = read_text(path, file)
+    start = skip_space(text, 0)
+    if not text.startswith("[", start):
         raise SourceFormatError(file, "not a SendGrid webhook body: expected a JSON array")
-    if body and not any(isinstance(item, dict) for item in body):
-        raise SourceFormatError(file, "not a SendGrid webhook body: no event object in the array")
-    return body
+    for line, raw, value in iter_json_array(text, start):
+        if not isinstance(value, dict | RecordError):
+            value = RecordError("not a JSON object")
+        yield line, raw, value
 
 
 def parse_file(path: Path, file: str) -> ParsedFile:
     """Parse one webhook body (a JSON array), plain or .gz."""
-    items = (
-        (index, json.dumps(item, ensure_ascii=False), item)
-        for index, item in enumerate(read_body(path, file), start=1)
-    )
-    return parse_records(SOURCE, file, items, parse_event, "a SendGrid webhook body")
+    return parse_records(SOURCE, file, _body(path, file), parse_event, "a SendGrid webhook body")

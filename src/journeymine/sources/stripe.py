@@ -26,12 +26,14 @@ Quirks
   * a subscription's price is ``items.data[0].price.id`` (older objects: ``plan.id``);
   * unknown event types are kept as ``billing.event:<type>`` with the type unchanged;
   * a single pretty-printed event object is read as one record (``line`` 1);
-  * a Stripe API error response saved as a file (``{"error": {...}}``) is not an events file.
+  * a Stripe API error response saved as a file (``{"error": {...}}``) is not an events file;
+  * a field read on the way to a value that has the wrong JSON type (``lines.data`` an object,
+    ``amount_paid`` an array) rejects the event with the field's path: Stripe never sends
+    that, and reading on would lose the value silently.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,11 +51,19 @@ from journeymine.sources._common import (
     RawRow,
     Record,
     RecordError,
-    iter_json_lines,
+    brief,
+    check_utf8,
+    decode_json,
+    iter_json_array,
+    json_lines,
+    json_type,
     normalise_email,
-    open_text,
     parse_records,
     parse_unix_seconds,
+    read_text,
+    scalar_field,
+    skip_space,
+    value_end,
 )
 
 SOURCE = "stripe"
@@ -89,6 +99,7 @@ INVOICE_EMAIL = ("customer_email",)
 METADATA_USER_ID = ("metadata", "user_id")
 CANCELLATION_REASON = ("cancellation_details", "reason")
 CANCELLATION_FEEDBACK = ("cancellation_details", "feedback")
+PREVIOUS_STATUS = ("data", "previous_attributes", "status")  # in the event, not data.object
 # Plain data.object fields copied into attributes, values unchanged.
 OBJECT_FIELDS = (
     "status",
@@ -102,15 +113,22 @@ OBJECT_FIELDS = (
 FieldPath = tuple[str | int, ...]
 
 
-def _get(value: Any, path: FieldPath) -> Any:
-    """``value[path[0]][path[1]]...``; None when any step is missing or of the wrong kind."""
+def _get(value: Any, path: FieldPath, where: str = "data.object") -> Any:
+    """``value[path[0]][path[1]]...``; None when a step is missing or null.
+
+    A step of the wrong kind (``lines.data`` an object where Stripe sends an array) is a
+    RecordError naming the field: reading on would lose the value silently.
+    """
     for step in path:
-        if isinstance(step, int):
-            value = value[step] if isinstance(value, list) and len(value) > step else None
-        elif isinstance(value, dict):
-            value = value.get(step)
-        else:
+        if value is None:
             return None
+        if isinstance(step, int) and isinstance(value, list):
+            value, where = (value[step] if len(value) > step else None), f"{where}[{step}]"
+        elif isinstance(step, str) and isinstance(value, dict):
+            value, where = value.get(step), f"{where}.{step}"
+        else:
+            kind = "an array" if isinstance(step, int) else "an object"
+            raise RecordError(f"{where}: expected {kind}, got {json_type(value)} {brief(value)}")
     return value
 
 
@@ -125,12 +143,16 @@ def _is_basil_or_later(api_version: Any) -> bool:
 
 
 def _first_of(obj: dict[str, Any], paths: tuple[FieldPath, ...]) -> Any:
-    return next((v for v in (_id_of(_get(obj, p)) for p in paths) if v), None)
+    for path in paths:
+        value = _id_of(_get(obj, path))
+        if value:
+            return scalar_field(value, "data.object." + ".".join(map(str, path)))
+    return None
 
 
 def _subscription(obj: dict[str, Any], api_version: Any) -> Any:
     if obj.get("object") == "subscription":
-        return obj.get("id")
+        return scalar_field(obj.get("id"), "data.object.id")
     paths = (OLD_INVOICE_SUBSCRIPTION, BASIL_INVOICE_SUBSCRIPTION)
     return _first_of(obj, paths[::-1] if _is_basil_or_later(api_version) else paths)
 
@@ -142,18 +164,23 @@ def _price(obj: dict[str, Any], api_version: Any) -> Any:
     return _first_of(obj, (SUBSCRIPTION_PRICE, SUBSCRIPTION_PLAN, *lines))
 
 
+def _value(obj: dict[str, Any], path: FieldPath, where: str = "data.object") -> Any:
+    """The scalar at ``path`` (None when absent), named by its full path when it is not one."""
+    return scalar_field(_get(obj, path, where), ".".join([where, *map(str, path)]))
+
+
 def _attributes(event: dict[str, Any], obj: dict[str, Any]) -> dict[str, Any]:
     api_version = event.get("api_version")
     attrs: dict[str, Any] = {
-        "object": obj.get("object"),
+        "object": _value(obj, ("object",)),
         "subscription": _subscription(obj, api_version),
         "price": _price(obj, api_version),
-        **{name: obj.get(name) for name in OBJECT_FIELDS},
-        "cancellation_reason": _get(obj, CANCELLATION_REASON),
-        "cancellation_feedback": _get(obj, CANCELLATION_FEEDBACK),
+        **{name: _value(obj, (name,)) for name in OBJECT_FIELDS},
+        "cancellation_reason": _value(obj, CANCELLATION_REASON),
+        "cancellation_feedback": _value(obj, CANCELLATION_FEEDBACK),
         # A subscription.updated that moved trialing -> active says so only here.
-        "previous_status": _get(event, ("data", "previous_attributes", "status")),
-        "api_version": api_version,
+        "previous_status": _value(event, PREVIOUS_STATUS, "event"),
+        "api_version": scalar_field(api_version, "api_version"),
     }
     return {k: v for k, v in attrs.items() if v is not None}
 
@@ -174,6 +201,10 @@ def _customer(kind: str, obj: dict[str, Any]) -> str:
     return customer
 
 
+def _usable_id(value: Any) -> bool:
+    return isinstance(value, str | int) and not isinstance(value, bool) and bool(str(value).strip())
+
+
 def _edges(kind: str, obj: dict[str, Any], customer: str, event: Event) -> list[Edge]:
     at, edges = event.occurred_at, []
     if kind in CUSTOMER_EDGE_TYPES:
@@ -181,7 +212,7 @@ def _edges(kind: str, obj: dict[str, Any], customer: str, event: Event) -> list[
         if email:
             edges.append(Edge(STRIPE_CUSTOMER, customer, EMAIL, email, "stripe_customer_email", at))
         user_id = _get(obj, METADATA_USER_ID)
-        if isinstance(user_id, (str, int)) and str(user_id).strip():
+        if _usable_id(user_id):
             edges.append(
                 Edge(
                     STRIPE_CUSTOMER, customer, USER_ID, str(user_id), "stripe_customer_metadata", at
@@ -198,11 +229,11 @@ def _parse_event(line: int, text: str, event: Any) -> RawRow:
     if not isinstance(event, dict):
         raise RecordError(f"not a Stripe event: a JSON {type(event).__name__}, not an object")
     if event.get("object", "event") != "event":
-        raise RecordError(f"object: expected 'event', got {event.get('object')!r}")
+        raise RecordError(f"object: expected 'event', got {brief(event.get('object'))}")
     event_id = _required_str(event.get("id"), "id")
     kind = _required_str(event.get("type"), "type")
     at = parse_unix_seconds(event.get("created"), "created")
-    obj = _get(event, ("data", "object"))
+    obj = _get(event, ("data", "object"), "event")
     if not isinstance(obj, dict):
         raise RecordError("data.object: missing")
     customer = _customer(kind, obj)
@@ -225,50 +256,99 @@ def _parse_event(line: int, text: str, event: Any) -> RawRow:
 # --- reading the file --------------------------------------------------------------------------
 
 
-def _first_line(path: Path) -> str:
-    with open_text(path) as fh:
-        return next((text.strip() for text in fh if text.strip()), "")
+Span = tuple[int, int]  # where a value starts and ends in the text
 
 
-def _whole_document(path: Path) -> Any:
-    """The file as one JSON value, or None when it is not one (JSON lines, broken)."""
-    with open_text(path) as fh:
+def _object_members(text: str, pos: int) -> dict[str, Span] | None:
+    """Where each member's value starts and ends in the JSON object opening at ``text[pos]``.
+
+    Values are skipped by their brackets, not decoded, so one element nested too deep to read
+    cannot hide the rest of a list page. None when the text is not exactly one object (JSON
+    lines, or broken).
+    """
+    members: dict[str, Span] = {}
+    pos = skip_space(text, pos + 1)
+    while pos < len(text) and text[pos] != "}":
         try:
-            return json.load(fh)
-        except json.JSONDecodeError:
+            key, pos = decode_json(text, pos)
+        except RecordError:
             return None
+        pos = skip_space(text, pos)
+        if not isinstance(key, str) or not text.startswith(":", pos):
+            return None
+        start = skip_space(text, pos + 1)
+        if start >= len(text):
+            return None
+        members[key] = (start, value_end(text, start))
+        pos = skip_space(text, members[key][1])
+        if text.startswith(",", pos):
+            pos = skip_space(text, pos + 1)
+    if pos >= len(text) or text[skip_space(text, pos + 1) :].strip():
+        return None
+    return members
 
 
-def _page_records(file: str, page: dict[str, Any]) -> Iterator[Record]:
-    data = page.get("data")
-    if not isinstance(data, list):
-        raise SourceFormatError(file, "a Stripe list page without a 'data' array")
-    kinds = {item.get("object") for item in data if isinstance(item, dict)}
-    if data and "event" not in kinds and kinds - {None}:
-        raise SourceFormatError(file, f"a list of {sorted(map(str, kinds))} objects, not events")
-    for index, item in enumerate(data, start=1):
-        yield index, json.dumps(item, ensure_ascii=False), item
-
-
-def _records(path: Path, file: str) -> Iterator[Record]:
-    first = _first_line(path)
-    # A one-line document parses on its first line; a pretty-printed one does not, so only then
-    # (or when the first line is itself a list page or an error) the whole file is read as one.
+def _member(text: str, members: dict[str, Span], key: str) -> Any:
+    """A small member's value (``object``, ``error``); None when absent or unreadable."""
+    if key not in members:
+        return None
     try:
-        head = json.loads(first)
-    except json.JSONDecodeError:
+        return decode_json(text, members[key][0])[0]
+    except RecordError:
+        return None
+
+
+def _page_records(text: str, file: str, members: dict[str, Span]) -> Iterator[Record]:
+    start, end = members.get("data", (len(text), len(text)))
+    if not text.startswith("[", start):
+        raise SourceFormatError(file, "a Stripe list page without a 'data' array")
+    try:  # a bad byte in the page around the events belongs to no record: the file is broken
+        check_utf8(text[:start], 1)
+        line = text.count("\n", 0, end) + 1
+        check_utf8(text[end:], line, first_column=end - (text.rfind("\n", 0, end) + 1) + 1)
+    except RecordError as exc:
+        raise SourceFormatError(file, f"the list page around the events: {exc}") from None
+    records = list(iter_json_array(text, start, whole=False))
+    objects = (value.get("object") for _, _, value in records if isinstance(value, dict))
+    kinds = {kind for kind in objects if isinstance(kind, str)}  # any other type: the record's
+    if kinds and "event" not in kinds:
+        raise SourceFormatError(file, f"a list of {sorted(kinds)} objects, not events")
+    return iter(records)
+
+
+def _document(text: str, file: str, start: int) -> Iterator[Record] | None:
+    """The records of a list page, an error response or a single event; None for JSON lines."""
+    members = _object_members(text, start)
+    if members is None:
+        return None
+    kind = _member(text, members, "object")
+    if "error" in members and "type" not in members:
+        error = _member(text, members, "error")
+        message = error.get("message") if isinstance(error, dict) else error
+        raise SourceFormatError(file, f"a Stripe API error response, not events: {brief(message)}")
+    if kind == "list":
+        return _page_records(text, file, members)
+    if kind == "event":  # one pretty-printed event: one record, on the line it starts
+        line = text.count("\n", 0, start) + 1
+        return ((line, raw, value) for _, raw, value in json_lines(text.replace("\n", " ")))
+    return None
+
+
+def _records(text: str, file: str) -> Iterator[Record]:
+    start = skip_space(text, 0)
+    first = text[start:].split("\n", 1)[0].strip()
+    # A one-line record parses on its first line; a pretty-printed document does not. Only
+    # then (or when the first line is itself a list page or an error) is the text one document.
+    try:
+        head = decode_json(first)[0] if first else None
+    except RecordError:
         head = None
-    document = head if isinstance(head, dict) and _is_document(head) else None
-    if first and head is None:
-        document = _whole_document(path)
-    if isinstance(document, dict) and "error" in document and "type" not in document:
-        message = _get(document, ("error", "message"))
-        raise SourceFormatError(file, f"a Stripe API error response, not events: {message!r}")
-    if isinstance(document, dict) and document.get("object") == "list":
-        return _page_records(file, document)
-    if isinstance(document, dict) and document.get("object") == "event":
-        return iter([(1, json.dumps(document, ensure_ascii=False), document)])
-    return iter_json_lines(path)
+    whole = head is None and first.startswith("{")
+    if whole or (isinstance(head, dict) and _is_document(head)):
+        document = _document(text, file, start)
+        if document is not None:
+            return document
+    return json_lines(text)
 
 
 def _is_document(value: dict[str, Any]) -> bool:
@@ -277,4 +357,5 @@ def _is_document(value: dict[str, Any]) -> bool:
 
 def parse_file(path: Path, file: str) -> ParsedFile:
     """Parse a file of Stripe events (JSON lines or a list page), plain or .gz."""
-    return parse_records(SOURCE, file, _records(path, file), _parse_event, "Stripe events")
+    records = _records(read_text(path, file), file)
+    return parse_records(SOURCE, file, records, _parse_event, "Stripe events")
