@@ -21,7 +21,7 @@ import importlib
 import json
 import logging
 import re
-import tempfile
+import shutil
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 
 from journeymine import warehouse
 from journeymine.errors import JourneymineError, SourceFormatError
-from journeymine.sources._common import ParsedFile
+from journeymine.sources._common import ParsedFile, RawRow
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,7 @@ LABELS_SCHEMA = pa.schema(
         ("name", pa.string()),
     ]
 )
+PART_TABLES = ("labels", "rows", "events", "edges", "rejected")  # written in parts per file
 TABLES = {
     "labels": LABELS_SCHEMA,
     "files": FILES_SCHEMA,
@@ -267,90 +268,150 @@ def parser_for(source: str) -> Callable[[Path, str], ParsedFile]:
 Progress = Callable[[int, int, str], None]  # (files done, files in all, current file)
 
 
+BATCH_ROWS = 20_000  # input rows per Parquet part: bounds the column buffers of one file
+
+
 def stage_files(
     files: Sequence[LandingFile], folder: Path, progress: Progress | None = None
 ) -> StageResult:
-    """Parse ``files`` into Parquet tables in ``folder``; format errors are collected, not raised.
+    """Parse ``files`` into Parquet parts in ``folder``; format errors are collected, not raised.
 
-    The order of ``files`` is the load order: it decides which copy of a duplicate wins and how
-    ties of equal timestamps are broken later (``seq``).
+    Each file is parsed and written out before the next: memory holds one parsed file and a
+    batch of its rows, never the whole landing. The order of ``files`` is the load order: it
+    decides which copy of a duplicate wins and how ties of equal timestamps are broken (``seq``).
+    ``files.parquet`` is written last, so a folder without it is an unfinished staging.
     """
-    folder.mkdir(parents=True, exist_ok=True)
+    prepare_staging(folder)
     result = StageResult(folder)
-    buffers: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
+    staged: list[dict[str, Any]] = []
     for order, landing_file in enumerate(files):
         if progress:
             progress(order, len(files), landing_file.file)
-        try:
-            parsed = parser_for(landing_file.source)(landing_file.path, landing_file.file)
-        except SourceFormatError as exc:
-            result.errors.append(str(exc))
-            log.error("%s", exc)
-            continue
-        result.files.append(landing_file.file)
-        buffers["files"].append(
-            {
-                "source": landing_file.source,
-                "file": landing_file.file,
-                "sha256": landing_file.sha256,
-                "rows_read": parsed.rows_read,
-                "file_ord": order,
-            }
-        )
-        _flatten(parsed, buffers)
-    for name, schema in TABLES.items():
-        pq.write_table(
-            pa.Table.from_pylist(buffers[name], schema=schema), folder / f"{name}.parquet"
-        )
+        outcome = stage_one(parser_for(landing_file.source), landing_file, order, folder)
+        _collect(outcome, landing_file, order, result, staged)
+    pq.write_table(pa.Table.from_pylist(staged, schema=FILES_SCHEMA), folder / "files.parquet")
     return result
 
 
-def _flatten(parsed: ParsedFile, buffers: dict[str, list[dict[str, Any]]]) -> None:
-    base = {"source": parsed.source, "file": parsed.file}
+def prepare_staging(folder: Path) -> None:
+    """One sub-folder per table, each with an empty part so that a scan always finds a file."""
+    for name in PART_TABLES:
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        pq.write_table(TABLES[name].empty_table(), folder / name / "empty.parquet")
+
+
+def _collect(
+    outcome: int | str,
+    landing_file: LandingFile,
+    order: int,
+    result: StageResult,
+    staged: list[dict[str, Any]],
+) -> None:
+    if isinstance(outcome, str):  # the file could not be read or is not in its format
+        result.errors.append(outcome)
+        log.error("%s", outcome)
+        return
+    result.files.append(landing_file.file)
+    staged.append(
+        {
+            "source": landing_file.source,
+            "file": landing_file.file,
+            "sha256": landing_file.sha256,
+            "rows_read": outcome,
+            "file_ord": order,
+        }
+    )
+
+
+def stage_one(
+    parse: Callable[[Path, str], ParsedFile], landing_file: LandingFile, order: int, folder: Path
+) -> int | str:
+    """Parse one file into Parquet parts; its rows read, or the error text naming it."""
+    try:
+        parsed = parse(landing_file.path, landing_file.file)
+    except SourceFormatError as exc:
+        return str(exc)
+    except OSError as exc:  # vanished, unreadable, truncated gzip: name it, load the rest
+        return f"{landing_file.file}: cannot read: {exc.strerror or exc}"
+    parts = _Parts(folder, order, parsed.source, parsed.file)
     for row in parsed.rows:
-        buffers["rows"].append(
-            {**base, "line": row.line, "record_key": row.record_key, "raw": row.raw}
-        )
+        parts.add_row(row)
+    for rej in parsed.rejected:
+        parts.add("rejected", line=rej.line, reason=rej.reason, raw=rej.raw)
+    parts.flush()
+    return parsed.rows_read
+
+
+class _Parts:
+    """Column buffers of one file's tables, written out as a Parquet part every batch."""
+
+    def __init__(self, folder: Path, order: int, source: str, file: str) -> None:
+        self.folder, self.order, self.source, self.file = folder, order, source, file
+        self.batch = 0
+        self.rows = 0
+        self.columns = {name: _empty_columns(name) for name in PART_TABLES}
+
+    def add(self, table: str, **values: Any) -> None:
+        columns = self.columns[table]
+        columns["source"].append(self.source)
+        columns["file"].append(self.file)
+        for key, value in values.items():
+            columns[key].append(value)
+
+    def add_row(self, row: RawRow) -> None:
+        self.add("rows", line=row.line, record_key=row.record_key, raw=row.raw)
         for idx, ev in enumerate(row.events):
-            buffers["events"].append(
-                {
-                    **base,
-                    "line": row.line,
-                    "idx": idx,
-                    "event_key": ev.event_key,
-                    "event_type": ev.event_type,
-                    "activity": ev.activity,
-                    "actor": ev.actor,
-                    "occurred_at": ev.occurred_at,
-                    "raw_time": ev.raw_time,
-                    "id_type": ev.id_type,
-                    "id_value": ev.id_value,
-                    "channel": ev.channel,
-                    "owner": ev.owner,
-                    "account_type": ev.account_type,
-                    "account_value": ev.account_value,
-                    "attributes": json.dumps(ev.attributes, sort_keys=True, default=str),
-                }
+            self.add(
+                "events",
+                line=row.line,
+                idx=idx,
+                event_key=ev.event_key,
+                event_type=ev.event_type,
+                activity=ev.activity,
+                actor=ev.actor,
+                occurred_at=ev.occurred_at,
+                raw_time=ev.raw_time,
+                id_type=ev.id_type,
+                id_value=ev.id_value,
+                channel=ev.channel,
+                owner=ev.owner,
+                account_type=ev.account_type,
+                account_value=ev.account_value,
+                attributes=json.dumps(ev.attributes, sort_keys=True, default=str),
             )
         for lab in row.labels:
-            buffers["labels"].append(
-                {**base, "line": row.line, "kind": lab.kind, "id": lab.id, "name": lab.name}
+            self.add("labels", line=row.line, kind=lab.kind, id=lab.id, name=lab.name)
+        for e in row.edges:
+            self.add(
+                "edges",
+                line=row.line,
+                src_type=e.src_type,
+                src_id=e.src_id,
+                dst_type=e.dst_type,
+                dst_id=e.dst_id,
+                rule=e.rule,
+                observed_at=e.observed_at,
             )
-        for edge in row.edges:
-            buffers["edges"].append(
-                {
-                    **base,
-                    "line": row.line,
-                    "src_type": edge.src_type,
-                    "src_id": edge.src_id,
-                    "dst_type": edge.dst_type,
-                    "dst_id": edge.dst_id,
-                    "rule": edge.rule,
-                    "observed_at": edge.observed_at,
-                }
-            )
-    for rej in parsed.rejected:
-        buffers["rejected"].append({**base, "line": rej.line, "reason": rej.reason, "raw": rej.raw})
+        self.rows += 1
+        if self.rows % BATCH_ROWS == 0:
+            self.flush()
+
+    def flush(self) -> None:
+        for name, columns in self.columns.items():
+            if columns["source"]:
+                table = pa.Table.from_pydict(columns, schema=TABLES[name])
+                part = f"{self.order:07d}-{self.batch:05d}.parquet"
+                pq.write_table(table, self.folder / name / part)
+        self.columns = {name: _empty_columns(name) for name in PART_TABLES}
+        self.batch += 1
+
+
+def _empty_columns(table: str) -> dict[str, list[Any]]:
+    return {name: [] for name in TABLES[table].names}
+
+
+def _parts_glob(folder: Path, table: str) -> Path:
+    return folder / "files.parquet" if table == "files" else folder / table / "*.parquet"
 
 
 def load_staged(
@@ -361,8 +422,8 @@ def load_staged(
     if not folders:
         return []
     for name in TABLES:
-        paths = ", ".join(f"'{f / (name + '.parquet')}'" for f in folders)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE stg_{name} AS FROM read_parquet([{paths}])")
+        paths = [str(_parts_glob(f, name)) for f in folders]
+        con.execute(f"CREATE OR REPLACE TEMP TABLE stg_{name} AS FROM read_parquet(?)", [paths])
     # Load order: sources by name, files in the order they were staged (one folder per source).
     con.execute(
         "CREATE OR REPLACE TEMP TABLE stg_files AS "
@@ -465,17 +526,44 @@ def load_landing(
     run_id = uuid.uuid4().hex[:12]
     files = find_landing_files(Path(landing), sources)
     with warehouse.writer_lock(warehouse_path, wait_s=lock_wait_s):
+        root = staging_root(warehouse_path)
+        clean_staging(root)  # left by killed runs: we hold the lock, so no run is using them
         con = warehouse.connect(warehouse_path)
         try:
             todo = pending_files(con, files, selection)
-            with tempfile.TemporaryDirectory(prefix="journeymine-stage-") as tmp:
-                staged = stage_files(todo, Path(tmp), progress)
+            folder = root / run_id
+            try:
+                staged = stage_files(todo, folder, progress)
                 report = LoadReport(run_id, skipped_files=len(files) - len(todo))
                 report.errors = staged.errors
                 commit_load(con, [staged.folder], run_id, report, match_on_email=match_on_email)
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
         finally:
             con.close()
     return report
+
+
+def staging_root(warehouse_path: str | Path) -> Path:
+    """Where a warehouse's runs stage their Parquet: next to it, on the same disk."""
+    path = Path(warehouse_path)
+    return path.parent / (path.name + ".staging")
+
+
+def clean_staging(root: Path) -> list[str]:
+    """Remove staging folders of earlier runs (call it holding the writer lock); their names."""
+    if not root.is_dir():
+        return []
+    removed = sorted(p.name for p in root.iterdir())
+    for name in removed:
+        target = root / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            target.unlink(missing_ok=True)
+    if removed:
+        log.info("removed staging left by earlier runs: %s", ", ".join(removed))
+    return removed
 
 
 def commit_load(
