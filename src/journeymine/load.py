@@ -20,16 +20,19 @@ import hashlib
 import importlib
 import json
 import logging
+import os
 import re
 import shutil
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -272,25 +275,52 @@ BATCH_ROWS = 20_000  # input rows per Parquet part: bounds the column buffers of
 
 
 def stage_files(
-    files: Sequence[LandingFile], folder: Path, progress: Progress | None = None
+    files: Sequence[LandingFile],
+    folder: Path,
+    progress: Progress | None = None,
+    *,
+    workers: int | None = None,
 ) -> StageResult:
     """Parse ``files`` into Parquet parts in ``folder``; format errors are collected, not raised.
 
-    Each file is parsed and written out before the next: memory holds one parsed file and a
-    batch of its rows, never the whole landing. The order of ``files`` is the load order: it
-    decides which copy of a duplicate wins and how ties of equal timestamps are broken (``seq``).
-    ``files.parquet`` is written last, so a folder without it is an unfinished staging.
+    Files are parsed in ``workers`` processes (default: one per CPU), each file written out as it
+    is parsed: memory holds a few parsed files and a batch of rows, never the whole landing. The
+    order of ``files`` is the load order: it decides which copy of a duplicate wins and how ties
+    of equal timestamps are broken (``seq``). ``files.parquet`` is written last, so a folder
+    without it is an unfinished staging.
     """
     prepare_staging(folder)
     result = StageResult(folder)
     staged: list[dict[str, Any]] = []
+    outcomes = _stage_all(files, folder, progress, workers or os.cpu_count() or 1)
     for order, landing_file in enumerate(files):
-        if progress:
-            progress(order, len(files), landing_file.file)
-        outcome = stage_one(parser_for(landing_file.source), landing_file, order, folder)
-        _collect(outcome, landing_file, order, result, staged)
+        _collect(outcomes[order], landing_file, order, result, staged)
     pq.write_table(pa.Table.from_pylist(staged, schema=FILES_SCHEMA), folder / "files.parquet")
     return result
+
+
+def _stage_all(
+    files: Sequence[LandingFile], folder: Path, progress: Progress | None, workers: int
+) -> dict[int, int | str]:
+    """Each file's outcome by its order; in a process pool when there is more than one file."""
+    outcomes: dict[int, int | str] = {}
+    if workers <= 1 or len(files) <= 1:
+        for order, f in enumerate(files):
+            if progress:
+                progress(order, len(files), f.file)
+            outcomes[order] = stage_one(parser_for(f.source), f, order, folder)
+        return outcomes
+    with ProcessPoolExecutor(max_workers=min(workers, len(files))) as pool:
+        futures = {
+            pool.submit(stage_one, parser_for(f.source), f, order, folder): order
+            for order, f in enumerate(files)
+        }
+        for future in as_completed(futures):
+            order = futures[future]
+            outcomes[order] = future.result()
+            if progress:
+                progress(len(outcomes), len(files), files[order].file)
+    return outcomes
 
 
 def prepare_staging(folder: Path) -> None:
@@ -377,7 +407,7 @@ class _Parts:
                 owner=ev.owner,
                 account_type=ev.account_type,
                 account_value=ev.account_value,
-                attributes=json.dumps(ev.attributes, sort_keys=True, default=str),
+                attributes=_attributes_json(ev.attributes),
             )
         for lab in row.labels:
             self.add("labels", line=row.line, kind=lab.kind, id=lab.id, name=lab.name)
@@ -404,6 +434,17 @@ class _Parts:
                 pq.write_table(table, self.folder / name / part)
         self.columns = {name: _empty_columns(name) for name in PART_TABLES}
         self.batch += 1
+
+
+ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+
+
+def _attributes_json(attributes: dict[str, Any]) -> str:
+    """Attributes as compact JSON with sorted keys; values JSON cannot hold become strings."""
+    try:
+        return orjson.dumps(attributes, option=ORJSON_OPTIONS, default=str).decode()
+    except (TypeError, orjson.JSONEncodeError):  # e.g. integers beyond 64 bits
+        return json.dumps(attributes, sort_keys=True, default=str)
 
 
 def _empty_columns(table: str) -> dict[str, list[Any]]:
