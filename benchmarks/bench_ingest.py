@@ -134,8 +134,9 @@ class Generator:
         n, p, at = self.next_id(), self.person(), self.moment(day)
         stamp = at.strftime("%Y-%m-%dT%H:%M:%S.000Z")
         lead_id = sf_id18(f"00Q5e{n:010d}")
-        return [lead_id, "false", "Ana", f"P{p}", f"p{p}@co{p % 997}.example", f"Co{p % 997}",
-                "Web", "Open", OWNER, "30", "France", "false", "", "", "", "", stamp, stamp]  # fmt: skip
+        email, company = f"p{p}@co{p % 997}.example", f"Co{p % 997}"
+        return [lead_id, "false", "Ana", f"P{p}", email, company, "Web", "Open", OWNER, "30",
+                "France", "false", "", "", "", "", stamp, stamp]  # fmt: skip
 
     def task(self, day: int) -> list[str]:
         n, at = self.next_id(), self.moment(day)
@@ -245,8 +246,9 @@ def bench(rows: int, data: Path, seed: int) -> None:
         shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     load = child(LOAD, str(warehouse), str(landing))
     scan = child(SCAN, str(landing))
-    print(f"journeymine load : {load['seconds']:7.1f} s  {load['rows_read'] / load['seconds']:>9,.0f}"
-          f" rows/s  peak RSS {load['rss_main_mb']:,.0f} MB main, "
+    load_rate = load["rows_read"] / load["seconds"]
+    print(f"journeymine load : {load['seconds']:7.1f} s  {load_rate:>9,.0f} rows/s  "
+          f"peak RSS {load['rss_main_mb']:,.0f} MB main, "
           f"{load['rss_worker_mb']:,.0f} MB largest worker")  # fmt: skip
     print(f"   rows read {load['rows_read']:,} = loaded {load['rows_loaded']:,} + duplicates "
           f"{load['duplicates']:,} + quarantined {load['quarantined']:,}; "
