@@ -23,6 +23,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -159,7 +160,9 @@ class LoadReport:
     run_id: str
     files: list[FileReport] = field(default_factory=list)
     skipped_files: int = 0  # already loaded in this exact version
-    errors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # files or folders not loaded, and why
+    gone_files: list[str] = field(default_factory=list)  # loaded before, gone now: rows kept
+    unknown_folders: list[str] = field(default_factory=list)  # landing folders of no source
     persons: int = 0
     new_merges: int = 0
     touchpoints: int = 0
@@ -177,25 +180,87 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def find_landing_files(landing: Path, sources: Sequence[str] | None = None) -> list[LandingFile]:
-    """Every export under ``<landing>/<source>/`` (any nesting), sorted by path within source."""
+@dataclass
+class LandingScan:
+    """What a landing folder holds: the exports to consider, and what could not be considered."""
+
+    files: list[LandingFile] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)  # "<path>: <why>", files and folders
+    unreadable_paths: set[str] = field(default_factory=set)  # those paths, landing-relative
+    unknown_folders: list[str] = field(default_factory=list)  # e.g. "Segment", "zendesk"
+
+
+def scan_landing(landing: Path, sources: Sequence[str] | None = None) -> LandingScan:
+    """Every export under ``<landing>/<source>/`` (any nesting), sorted by path within source.
+
+    Nothing is skipped silently: a file or folder that cannot be read, and a top-level folder
+    that names no source we read, are listed by name for the run's report.
+    """
     landing = Path(landing)
     if not landing.is_dir():
         raise JourneymineError(f"{landing}: landing folder not found")
     unknown = set(sources or ()) - set(SOURCES)
     if unknown:
         raise JourneymineError(f"unknown source(s) {sorted(unknown)}; known: {list(SOURCES)}")
-    found = []
+    scan = LandingScan()
+    scan.unknown_folders = sorted(
+        p.name for p in landing.iterdir() if p.is_dir() and p.name not in SOURCES
+        and not p.name.startswith(IGNORED_NAMES)
+    )  # fmt: skip
     for source in sources or SOURCES:
-        root = landing / source
-        if not root.is_dir():
+        if (landing / source).is_dir():
+            _scan_source(landing, source, scan)
+    for problem in scan.unreadable:
+        log.error("%s", problem)
+    return scan
+
+
+def _scan_source(landing: Path, source: str, scan: LandingScan) -> None:
+    def unreadable(path: str | Path, why: str) -> None:
+        rel = Path(path).relative_to(landing).as_posix()
+        scan.unreadable_paths.add(rel)
+        scan.unreadable.append(f"{rel}: {why}")
+
+    def folder_error(exc: OSError) -> None:
+        unreadable(exc.filename, f"cannot read folder: {exc.strerror}")
+
+    seen: set[str] = set()
+    paths: list[Path] = []
+    for top, dirs, names in os.walk(landing / source, onerror=folder_error, followlinks=True):
+        real = os.path.realpath(top)
+        if real in seen:  # a symlink back up the tree: walking on would never end
+            unreadable(top, "folder link loop, not followed")
+            dirs.clear()
             continue
-        for path in sorted(p for p in root.rglob("*") if p.is_file()):
-            if path.name.startswith(IGNORED_NAMES):
-                continue
-            rel = path.relative_to(landing).as_posix()
-            found.append(LandingFile(source, path, rel, sha256_of(path)))
-    return found
+        seen.add(real)
+        paths += [Path(top) / n for n in names if not n.startswith(IGNORED_NAMES)]
+    for path in sorted(paths):
+        try:
+            if not stat.S_ISREG(path.stat().st_mode):  # a broken link or a loop raises here
+                raise OSError(0, "not a regular file")
+            sha = sha256_of(path)
+        except OSError as exc:
+            unreadable(path, f"cannot read: {exc.strerror or exc}")
+            continue
+        scan.files.append(LandingFile(source, path, path.relative_to(landing).as_posix(), sha))
+
+
+def find_landing_files(landing: Path, sources: Sequence[str] | None = None) -> list[LandingFile]:
+    """The readable exports of :func:`scan_landing` (its problems are logged)."""
+    return scan_landing(landing, sources).files
+
+
+def gone_files(
+    con: duckdb.DuckDBPyConnection, scan: LandingScan, sources: Sequence[str] | None = None
+) -> list[str]:
+    """Loaded files no longer in the landing folder. Their rows stay loaded (DESIGN: the
+    warehouse is the history; vendors prune old exports)."""
+    present = {f.file for f in scan.files} | scan.unreadable_paths
+    loaded = con.execute(
+        "SELECT file FROM load_manifest WHERE list_contains(?, source) ORDER BY file",
+        [list(sources or SOURCES)],
+    ).fetchall()
+    return [file for (file,) in loaded if file not in present]
 
 
 @dataclass(frozen=True)
@@ -455,10 +520,18 @@ def _parts_glob(folder: Path, table: str) -> Path:
     return folder / "files.parquet" if table == "files" else folder / table / "*.parquet"
 
 
+RAW_TABLES = ("rows", "events", "edges", "labels")  # raw_<t> holds loaded rows, dup_<t> copies
+
+
 def load_staged(
     con: duckdb.DuckDBPyConnection, folders: Sequence[Path], run_id: str
 ) -> list[FileReport]:
-    """Load staging folders into the raw layer. Runs in the caller's transaction."""
+    """Load staging folders into the raw layer. Runs in the caller's transaction.
+
+    A row whose record key is already loaded is a duplicate: it is counted, and kept in the
+    ``dup_*`` tables so that when the file holding the loaded copy changes and no longer holds
+    the record, the next copy is promoted in its place instead of the record being lost.
+    """
     folders = [f for f in folders if (f / "files.parquet").exists()]
     if not folders:
         return []
@@ -470,16 +543,33 @@ def load_staged(
         "CREATE OR REPLACE TEMP TABLE stg_files AS "
         "SELECT *, row_number() OVER (ORDER BY source, file_ord) AS ord FROM stg_files"
     )
-    # A changed file replaces its previous version entirely.
-    for table in (
-        "raw_rows",
-        "raw_events",
-        "raw_edges",
-        "raw_labels",
-        "quarantine",
-        "load_manifest",
-    ):
+    _remove_previous_versions(con)
+    _classify(con)
+    _insert_rows(con, run_id)
+    _promote_orphaned_duplicates(con)
+    _record_manifest(con, run_id)
+    rows = con.execute(
+        "SELECT source, file, rows_read, rows_loaded, duplicates, quarantined "
+        "FROM load_manifest WHERE run_id = ? ORDER BY source, file",
+        [run_id],
+    ).fetchall()
+    for name in (*TABLES, "class", "replaced_keys", "promoted"):
+        con.execute(f"DROP TABLE IF EXISTS stg_{name}")
+    return [FileReport(*row) for row in rows]
+
+
+def _remove_previous_versions(con: duckdb.DuckDBPyConnection) -> None:
+    """A changed file replaces its previous version entirely; remember the keys it held."""
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE stg_replaced_keys AS SELECT DISTINCT source, record_key "
+        "FROM raw_rows WHERE file IN (SELECT file FROM stg_files)"
+    )
+    tables = [f"{kind}_{t}" for kind in ("raw", "dup") for t in RAW_TABLES]
+    for table in (*tables, "quarantine", "load_manifest"):
         con.execute(f"DELETE FROM {table} WHERE file IN (SELECT file FROM stg_files)")
+
+
+def _classify(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE stg_class AS
@@ -491,45 +581,84 @@ def load_staged(
         FROM stg_rows r JOIN stg_files f USING (source, file)
         """
     )
-    con.execute(
-        "INSERT INTO raw_rows SELECT source, file, line, record_key, raw, ? "
-        "FROM stg_class WHERE NOT is_duplicate ORDER BY ord, line",
-        [run_id],
-    )
-    base_seq = con.execute("SELECT coalesce(max(seq), 0) FROM raw_events").fetchone()
+
+
+def _insert_rows(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    """Loaded rows into ``raw_*``, duplicates into ``dup_*``; events numbered in load order."""
+    base_seq = con.execute(
+        "SELECT greatest((SELECT coalesce(max(seq), 0) FROM raw_events), "
+        "(SELECT coalesce(max(seq), 0) FROM dup_events))"
+    ).fetchone()
     con.execute(
         """
-        INSERT INTO raw_events
-        SELECT ? + row_number() OVER (ORDER BY c.ord, e.line, e.idx) AS seq,
-               e.source, e.file, e.line, e.event_key, e.event_type, e.activity, e.actor,
-               e.occurred_at, e.raw_time, e.id_type, e.id_value, e.channel, e.owner,
-               e.account_type, e.account_value, e.attributes::JSON
+        CREATE OR REPLACE TEMP TABLE stg_events AS
+        SELECT ? + row_number() OVER (ORDER BY c.ord, e.line, e.idx) AS seq, e.*, c.is_duplicate
         FROM stg_events e JOIN stg_class c USING (source, file, line)
-        WHERE NOT c.is_duplicate
         """,
         [base_seq[0] if base_seq else 0],
     )
+    for kind, wanted in (("raw", False), ("dup", True)):
+        con.execute(
+            f"INSERT INTO {kind}_rows SELECT source, file, line, record_key, raw, ? "
+            "FROM stg_class WHERE is_duplicate = ? ORDER BY ord, line",
+            [run_id, wanted],
+        )
+        con.execute(
+            f"""
+            INSERT INTO {kind}_events
+            SELECT seq, source, file, line, event_key, event_type, activity, actor,
+                   occurred_at, raw_time, id_type, id_value, channel, owner,
+                   account_type, account_value, attributes::JSON
+            FROM stg_events WHERE is_duplicate = ?
+            """,
+            [wanted],
+        )
+        for table, columns in (
+            ("edges", "src_type, src_id, dst_type, dst_id, rule, observed_at"),
+            ("labels", "kind, id, name"),
+        ):
+            con.execute(
+                f"INSERT INTO {kind}_{table} SELECT source, file, line, {columns} "
+                f"FROM stg_{table} JOIN stg_class c USING (source, file, line) "
+                "WHERE c.is_duplicate = ?",
+                [wanted],
+            )
+    con.execute("INSERT INTO quarantine SELECT *, ? FROM stg_rejected", [run_id])
+
+
+def _promote_orphaned_duplicates(con: duckdb.DuckDBPyConnection) -> None:
+    """A record whose loaded copy went with a changed file lives on in its next kept copy."""
     con.execute(
         """
-        INSERT INTO raw_edges
-        SELECT e.source, e.file, e.line, e.src_type, e.src_id, e.dst_type, e.dst_id, e.rule,
-               e.observed_at
-        FROM stg_edges e JOIN stg_class c USING (source, file, line)
-        WHERE NOT c.is_duplicate
+        CREATE OR REPLACE TEMP TABLE stg_promoted AS
+        SELECT d.source, d.file, d.line
+        FROM dup_rows d SEMI JOIN stg_replaced_keys k USING (source, record_key)
+        WHERE NOT EXISTS (SELECT 1 FROM raw_rows r
+                          WHERE r.source = d.source AND r.record_key = d.record_key)
+        QUALIFY row_number() OVER (PARTITION BY d.source, d.record_key
+                                   ORDER BY d.file, d.line) = 1
         """
     )
+    for table in RAW_TABLES:
+        con.execute(
+            f"INSERT INTO raw_{table} SELECT d.* FROM dup_{table} d "
+            "SEMI JOIN stg_promoted USING (source, file, line)"
+        )
+        con.execute(
+            f"DELETE FROM dup_{table} d USING stg_promoted p "
+            "WHERE d.source = p.source AND d.file = p.file AND d.line = p.line"
+        )
     con.execute(
         """
-        INSERT INTO raw_labels
-        SELECT l.source, l.file, l.line, l.kind, l.id, l.name
-        FROM stg_labels l JOIN stg_class c USING (source, file, line)
-        WHERE NOT c.is_duplicate
+        UPDATE load_manifest m
+        SET rows_loaded = m.rows_loaded + p.n, duplicates = m.duplicates - p.n
+        FROM (SELECT file, count(*) AS n FROM stg_promoted GROUP BY file) p
+        WHERE m.file = p.file
         """
     )
-    con.execute(
-        "INSERT INTO quarantine SELECT source, file, line, reason, raw, ? FROM stg_rejected",
-        [run_id],
-    )
+
+
+def _record_manifest(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     con.execute(
         """
         INSERT INTO load_manifest
@@ -543,14 +672,6 @@ def load_staged(
         """,
         [datetime.now(UTC), run_id],
     )
-    rows = con.execute(
-        "SELECT source, file, rows_read, rows_loaded, duplicates, quarantined "
-        "FROM load_manifest WHERE run_id = ? ORDER BY source, file",
-        [run_id],
-    ).fetchall()
-    for name in (*TABLES, "class"):
-        con.execute(f"DROP TABLE IF EXISTS stg_{name}")
-    return [FileReport(*row) for row in rows]
 
 
 def load_landing(
@@ -565,7 +686,8 @@ def load_landing(
 ) -> LoadReport:
     """The whole load: find, parse, load, stitch, rebuild touchpoints — in one transaction."""
     run_id = uuid.uuid4().hex[:12]
-    files = find_landing_files(Path(landing), sources)
+    scan = scan_landing(Path(landing), sources)
+    files = scan.files
     with warehouse.writer_lock(warehouse_path, wait_s=lock_wait_s):
         root = staging_root(warehouse_path)
         clean_staging(root)  # left by killed runs: we hold the lock, so no run is using them
@@ -576,7 +698,9 @@ def load_landing(
             try:
                 staged = stage_files(todo, folder, progress)
                 report = LoadReport(run_id, skipped_files=len(files) - len(todo))
-                report.errors = staged.errors
+                report.errors = scan.unreadable + staged.errors
+                report.gone_files = gone_files(con, scan, sources)
+                report.unknown_folders = scan.unknown_folders
                 commit_load(con, [staged.folder], run_id, report, match_on_email=match_on_email)
             finally:
                 shutil.rmtree(folder, ignore_errors=True)

@@ -22,6 +22,8 @@ SCHEMA_VERSION = 1
 _HELD: set[str] = set()  # writer locks this process holds: re-entering one is a no-op
 
 # The raw layer: what the parsers accepted (with file/line lineage) and what they rejected.
+# ``dup_*`` keep the rows counted as duplicates, so that one can replace a loaded copy that a
+# changed file no longer holds (journeymine.load).
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
 CREATE TABLE IF NOT EXISTS load_manifest (
@@ -44,6 +46,12 @@ CREATE TABLE IF NOT EXISTS raw_edges (
 CREATE TABLE IF NOT EXISTS raw_labels (
     source VARCHAR, file VARCHAR, line INTEGER, kind VARCHAR, id VARCHAR, name VARCHAR
 );
+CREATE TABLE IF NOT EXISTS dup_rows (
+    source VARCHAR, file VARCHAR, line INTEGER, record_key VARCHAR, raw VARCHAR, run_id VARCHAR
+);
+CREATE TABLE IF NOT EXISTS dup_events AS FROM raw_events LIMIT 0;
+CREATE TABLE IF NOT EXISTS dup_edges AS FROM raw_edges LIMIT 0;
+CREATE TABLE IF NOT EXISTS dup_labels AS FROM raw_labels LIMIT 0;
 CREATE TABLE IF NOT EXISTS quarantine (
     source VARCHAR, file VARCHAR, line INTEGER, reason VARCHAR, raw VARCHAR, run_id VARCHAR
 );
