@@ -2,16 +2,23 @@
 
 Three steps, split so that parsing can fan out while one process writes the file:
 
-1. :func:`find_landing_files` lists ``<landing>/<source>/**`` with each file's sha256, and
-   :func:`pending_files` keeps those the warehouse has not loaded in this exact version.
-2. :func:`stage_files` parses them (pure, no warehouse) into Parquet in a staging folder.
+1. :func:`scan_landing` lists ``<landing>/<source>/**`` with each file's sha256 (and names what
+   it cannot read, and folders of no known source), and :func:`pending_files` keeps the files
+   the warehouse has not loaded in this exact version.
+2. :func:`stage_files` parses them (pure, no warehouse) in parallel processes, one file per
+   task, each written out in Parquet parts of :data:`BATCH_ROWS` rows as it is parsed: memory
+   depends on the largest file, not on the landing.
 3. :func:`load_staged` loads staging folders in the caller's transaction: a changed file's
    previous version is removed first, rows whose vendor dedup key is already loaded (or appears
    earlier in the batch) count as duplicates, and ``load_manifest`` records per file
    ``rows_read = rows_loaded + duplicates + quarantined``.
 
 :func:`load_landing` runs all three plus identity stitching and the touchpoints rebuild in one
-transaction under the writer lock: a crash anywhere leaves the warehouse as it was.
+:func:`journeymine.warehouse.transaction`: a crash anywhere leaves the warehouse as it was, and
+readers holding the warehouse open neither block the run nor see half of it. Staging lives in
+``<warehouse>.staging/<run id>/``; the next run removes what a killed run left there.
+Files deleted from the landing keep their rows (the warehouse is the history) and are listed
+in the report as gone.
 """
 
 from __future__ import annotations
@@ -688,24 +695,20 @@ def load_landing(
     run_id = uuid.uuid4().hex[:12]
     scan = scan_landing(Path(landing), sources)
     files = scan.files
-    with warehouse.writer_lock(warehouse_path, wait_s=lock_wait_s):
+    with warehouse.transaction(warehouse_path, wait_s=lock_wait_s) as con:
         root = staging_root(warehouse_path)
         clean_staging(root)  # left by killed runs: we hold the lock, so no run is using them
-        con = warehouse.connect(warehouse_path)
+        todo = pending_files(con, files, selection)
+        folder = root / run_id
         try:
-            todo = pending_files(con, files, selection)
-            folder = root / run_id
-            try:
-                staged = stage_files(todo, folder, progress)
-                report = LoadReport(run_id, skipped_files=len(files) - len(todo))
-                report.errors = scan.unreadable + staged.errors
-                report.gone_files = gone_files(con, scan, sources)
-                report.unknown_folders = scan.unknown_folders
-                commit_load(con, [staged.folder], run_id, report, match_on_email=match_on_email)
-            finally:
-                shutil.rmtree(folder, ignore_errors=True)
+            staged = stage_files(todo, folder, progress)
+            report = LoadReport(run_id, skipped_files=len(files) - len(todo))
+            report.errors = scan.unreadable + staged.errors
+            report.gone_files = gone_files(con, scan, sources)
+            report.unknown_folders = scan.unknown_folders
+            commit_load(con, [staged.folder], run_id, report, match_on_email=match_on_email)
         finally:
-            con.close()
+            shutil.rmtree(folder, ignore_errors=True)
     return report
 
 

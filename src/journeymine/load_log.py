@@ -2,9 +2,10 @@
 
 A log read by :func:`journeymine.mining.eventlog.read_event_log` (columns ``case_id, activity,
 ts, seq`` and optional ``resource, lifecycle``) is staged in the same Parquet shape the vendor
-parsers produce, set-based in DuckDB, and loaded through the same transaction
-(:func:`journeymine.load.commit_load`). Each case becomes one person (identity node
-``log_case`` = ``<log name>:<case id>``); the resource becomes the touchpoint's ``owner``.
+parsers produce, set-based in DuckDB, and loaded through the same
+:func:`journeymine.load.commit_load` in a :func:`journeymine.warehouse.transaction` (readers
+never block it). Each case becomes one person (identity node ``log_case`` =
+``<log name>:<case id>``); the resource becomes the touchpoint's ``owner``.
 Rows without case, activity or timestamp go to quarantine; re-importing the same file is a
 no-op, a changed file replaces its previous version.
 """
@@ -82,17 +83,14 @@ def load_event_log(
         sha256 = hashlib.sha256(str(table.to_pydict()).encode()).hexdigest()
     run_id = uuid.uuid4().hex[:12]
     report = load.LoadReport(run_id)
-    with warehouse.writer_lock(warehouse_path):
-        con = warehouse.connect(warehouse_path)
-        try:
-            if (file, sha256) in set(
-                con.execute("SELECT file, sha256 FROM load_manifest").fetchall()
-            ):
-                report.skipped_files = 1
-                return report
-            with tempfile.TemporaryDirectory(prefix="journeymine-log-") as tmp:
-                _stage(table, file, sha256, Path(tmp))
-                load.commit_load(con, [Path(tmp)], run_id, report)
-        finally:
-            con.close()
+    with warehouse.transaction(warehouse_path) as con:
+        loaded = con.execute(
+            "SELECT count(*) FROM load_manifest WHERE file = ? AND sha256 = ?", [file, sha256]
+        ).fetchone()
+        if loaded and loaded[0]:
+            report.skipped_files = 1
+            return report
+        with tempfile.TemporaryDirectory(prefix="journeymine-log-") as tmp:
+            _stage(table, file, sha256, Path(tmp))
+            load.commit_load(con, [Path(tmp)], run_id, report)
     return report
