@@ -46,7 +46,7 @@ import pyarrow.parquet as pq
 
 from journeymine import warehouse
 from journeymine.errors import JourneymineError, SourceFormatError
-from journeymine.sources._common import ParsedFile, RawRow
+from journeymine.sources._common import ParsedFile, RawRow, Rejected
 
 log = logging.getLogger(__name__)
 
@@ -439,73 +439,63 @@ def stage_one(
     for row in parsed.rows:
         parts.add_row(row)
     for rej in parsed.rejected:
-        parts.add("rejected", line=rej.line, reason=rej.reason, raw=rej.raw)
+        parts.add_rejected(rej)
     parts.flush()
     return parsed.rows_read
 
 
 class _Parts:
-    """Column buffers of one file's tables, written out as a Parquet part every batch."""
+    """One file's rows per table, written out as a Parquet part every :data:`BATCH_ROWS` rows.
+
+    Rows are buffered as tuples in schema order without ``source`` and ``file`` (constant per
+    file; added per column at write time): the cheapest shape to build in Python.
+    """
 
     def __init__(self, folder: Path, order: int, source: str, file: str) -> None:
         self.folder, self.order, self.source, self.file = folder, order, source, file
         self.batch = 0
         self.rows = 0
-        self.columns = {name: _empty_columns(name) for name in PART_TABLES}
-
-    def add(self, table: str, **values: Any) -> None:
-        columns = self.columns[table]
-        columns["source"].append(self.source)
-        columns["file"].append(self.file)
-        for key, value in values.items():
-            columns[key].append(value)
+        self.buffers: dict[str, list[tuple[Any, ...]]] = {name: [] for name in PART_TABLES}
 
     def add_row(self, row: RawRow) -> None:
-        self.add("rows", line=row.line, record_key=row.record_key, raw=row.raw)
-        for idx, ev in enumerate(row.events):
-            self.add(
-                "events",
-                line=row.line,
-                idx=idx,
-                event_key=ev.event_key,
-                event_type=ev.event_type,
-                activity=ev.activity,
-                actor=ev.actor,
-                occurred_at=ev.occurred_at,
-                raw_time=ev.raw_time,
-                id_type=ev.id_type,
-                id_value=ev.id_value,
-                channel=ev.channel,
-                owner=ev.owner,
-                account_type=ev.account_type,
-                account_value=ev.account_value,
-                attributes=_attributes_json(ev.attributes),
-            )
-        for lab in row.labels:
-            self.add("labels", line=row.line, kind=lab.kind, id=lab.id, name=lab.name)
-        for e in row.edges:
-            self.add(
-                "edges",
-                line=row.line,
-                src_type=e.src_type,
-                src_id=e.src_id,
-                dst_type=e.dst_type,
-                dst_id=e.dst_id,
-                rule=e.rule,
-                observed_at=e.observed_at,
-            )
+        line = row.line
+        self.buffers["rows"].append((line, row.record_key, row.raw))
+        self.buffers["events"] += [
+            (line, idx, ev.event_key, ev.event_type, ev.activity, ev.actor, ev.occurred_at,
+             ev.raw_time, ev.id_type, ev.id_value, ev.channel, ev.owner, ev.account_type,
+             ev.account_value, _attributes_json(ev.attributes))
+            for idx, ev in enumerate(row.events)
+        ]  # fmt: skip
+        self.buffers["labels"] += [(line, lab.kind, lab.id, lab.name) for lab in row.labels]
+        self.buffers["edges"] += [
+            (line, e.src_type, e.src_id, e.dst_type, e.dst_id, e.rule, e.observed_at)
+            for e in row.edges
+        ]
         self.rows += 1
         if self.rows % BATCH_ROWS == 0:
             self.flush()
 
+    def add_rejected(self, rej: Rejected) -> None:
+        self.buffers["rejected"].append((rej.line, rej.reason, rej.raw))
+
     def flush(self) -> None:
-        for name, columns in self.columns.items():
-            if columns["source"]:
-                table = pa.Table.from_pydict(columns, schema=TABLES[name])
-                part = f"{self.order:07d}-{self.batch:05d}.parquet"
-                pq.write_table(table, self.folder / name / part)
-        self.columns = {name: _empty_columns(name) for name in PART_TABLES}
+        for name, rows in self.buffers.items():
+            if rows:
+                pq.write_table(self._table(name, rows), self.folder / name / self._part())
+        self.buffers = {name: [] for name in PART_TABLES}
         self.batch += 1
+
+    def _part(self) -> str:
+        return f"{self.order:07d}-{self.batch:05d}.parquet"
+
+    def _table(self, name: str, rows: list[tuple[Any, ...]]) -> pa.Table:
+        schema = TABLES[name]
+        per_row = zip(*rows, strict=True)  # tuples -> columns
+        columns = [[self.source] * len(rows), [self.file] * len(rows), *map(list, per_row)]
+        return pa.Table.from_arrays(
+            [pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)],
+            schema=schema,
+        )
 
 
 ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
@@ -517,10 +507,6 @@ def _attributes_json(attributes: dict[str, Any]) -> str:
         return orjson.dumps(attributes, option=ORJSON_OPTIONS, default=str).decode()
     except (TypeError, orjson.JSONEncodeError):  # e.g. integers beyond 64 bits
         return json.dumps(attributes, sort_keys=True, default=str)
-
-
-def _empty_columns(table: str) -> dict[str, list[Any]]:
-    return {name: [] for name in TABLES[table].names}
 
 
 def _parts_glob(folder: Path, table: str) -> Path:
@@ -542,14 +528,15 @@ def load_staged(
     folders = [f for f in folders if (f / "files.parquet").exists()]
     if not folders:
         return []
-    for name in TABLES:
+    for name in TABLES:  # views: the staged Parquet is read where used, never held whole
         paths = [str(_parts_glob(f, name)) for f in folders]
-        con.execute(f"CREATE OR REPLACE TEMP TABLE stg_{name} AS FROM read_parquet(?)", [paths])
+        con.read_parquet(paths).create_view(f"stg_{name}", replace=True)
     # Load order: sources by name, files in the order they were staged (one folder per source).
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE stg_files AS "
+        "CREATE OR REPLACE TEMP TABLE stg_file_order AS "
         "SELECT *, row_number() OVER (ORDER BY source, file_ord) AS ord FROM stg_files"
     )
+    con.execute("CREATE OR REPLACE TEMP VIEW stg_files AS FROM stg_file_order")
     _remove_previous_versions(con)
     _classify(con)
     _insert_rows(con, run_id)
@@ -560,7 +547,9 @@ def load_staged(
         "FROM load_manifest WHERE run_id = ? ORDER BY source, file",
         [run_id],
     ).fetchall()
-    for name in (*TABLES, "class", "replaced_keys", "promoted"):
+    for name in TABLES:
+        con.execute(f"DROP VIEW IF EXISTS stg_{name}")
+    for name in ("file_order", "class", "seq", "replaced_keys", "promoted"):
         con.execute(f"DROP TABLE IF EXISTS stg_{name}")
     return [FileReport(*row) for row in rows]
 
@@ -580,7 +569,7 @@ def _classify(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE stg_class AS
-        SELECT r.source, r.file, r.line, r.record_key, r.raw, f.ord,
+        SELECT r.source, r.file, r.line, r.record_key, f.ord,
                (EXISTS (SELECT 1 FROM raw_rows o
                         WHERE o.source = r.source AND o.record_key = r.record_key)
                 OR row_number() OVER (PARTITION BY r.source, r.record_key
@@ -596,27 +585,31 @@ def _insert_rows(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
         "SELECT greatest((SELECT coalesce(max(seq), 0) FROM raw_events), "
         "(SELECT coalesce(max(seq), 0) FROM dup_events))"
     ).fetchone()
+    # Narrow tables only: the wide staged columns stream from Parquet straight into the inserts.
     con.execute(
         """
-        CREATE OR REPLACE TEMP TABLE stg_events AS
-        SELECT ? + row_number() OVER (ORDER BY c.ord, e.line, e.idx) AS seq, e.*, c.is_duplicate
+        CREATE OR REPLACE TEMP TABLE stg_seq AS
+        SELECT e.source, e.file, e.line, e.idx, c.is_duplicate,
+               ? + row_number() OVER (ORDER BY c.ord, e.line, e.idx) AS seq
         FROM stg_events e JOIN stg_class c USING (source, file, line)
         """,
         [base_seq[0] if base_seq else 0],
     )
     for kind, wanted in (("raw", False), ("dup", True)):
         con.execute(
-            f"INSERT INTO {kind}_rows SELECT source, file, line, record_key, raw, ? "
-            "FROM stg_class WHERE is_duplicate = ? ORDER BY ord, line",
+            f"INSERT INTO {kind}_rows SELECT source, file, line, r.record_key, r.raw, ? "
+            "FROM stg_rows r JOIN stg_class c USING (source, file, line) "
+            "WHERE c.is_duplicate = ?",
             [run_id, wanted],
         )
         con.execute(
             f"""
             INSERT INTO {kind}_events
-            SELECT seq, source, file, line, event_key, event_type, activity, actor,
-                   occurred_at, raw_time, id_type, id_value, channel, owner,
-                   account_type, account_value, attributes::JSON
-            FROM stg_events WHERE is_duplicate = ?
+            SELECT s.seq, source, file, line, e.event_key, e.event_type, e.activity, e.actor,
+                   e.occurred_at, e.raw_time, e.id_type, e.id_value, e.channel, e.owner,
+                   e.account_type, e.account_value, e.attributes::JSON
+            FROM stg_events e JOIN stg_seq s USING (source, file, line, idx)
+            WHERE s.is_duplicate = ?
             """,
             [wanted],
         )
