@@ -9,6 +9,7 @@ month), then, each in its own fresh subprocess so the figures are that run's alo
 
 * ``journeymine load`` into a new warehouse: wall time, raw rows/s, peak RSS (of the main
   process and of the largest parse worker);
+* the same load again, phase by phase (scan, staging, SQL load, identity, touchpoints);
 * DuckDB's own generic scan of the same files (``read_json_auto`` / ``read_csv_auto``, schema
   auto-detection, ``count(*)``): the reference a loader should not be slower than.
 
@@ -207,6 +208,27 @@ print(json.dumps({"seconds": time.perf_counter() - start, **report.totals(),
                   "rss_worker_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
 """
 
+PHASES = """
+import json, shutil, sys, time
+from pathlib import Path
+from journeymine import identity, load, touchpoints, warehouse
+db, landing = Path(sys.argv[1]), Path(sys.argv[2])
+times, start = {}, time.perf_counter()
+def lap(name):
+    global start
+    times[name] = round(time.perf_counter() - start, 2)
+    start = time.perf_counter()
+files = load.scan_landing(landing).files; lap("scan+hash")
+staged = load.stage_files(files, db.parent / (db.name + ".phases")); lap("stage (parse, Parquet)")
+con = warehouse.connect(db); con.begin()
+load.load_staged(con, [staged.folder], "bench"); lap("load_staged (SQL)")
+identity.stitch(con, "bench"); lap("identity.stitch")
+touchpoints.build(con); lap("touchpoints.build")
+con.commit(); con.close(); lap("commit")
+shutil.rmtree(staged.folder)
+print(json.dumps(times))
+"""
+
 SCAN = """
 import json, resource, sys, time
 from pathlib import Path
@@ -246,6 +268,9 @@ def bench(rows: int, data: Path, seed: int) -> None:
         shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     load = child(LOAD, str(warehouse), str(landing))
     scan = child(SCAN, str(landing))
+    for stale in data.glob(f"phases-{rows}.duckdb*"):
+        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+    phases = child(PHASES, str(data / f"phases-{rows}.duckdb"), str(landing))
     load_rate = load["rows_read"] / load["seconds"]
     print(f"journeymine load : {load['seconds']:7.1f} s  {load_rate:>9,.0f} rows/s  "
           f"peak RSS {load['rss_main_mb']:,.0f} MB main, "
@@ -255,6 +280,7 @@ def bench(rows: int, data: Path, seed: int) -> None:
           f"{load['touchpoints']:,} touchpoints; {load['errors']} file errors")  # fmt: skip
     print(f"DuckDB auto scan : {scan['seconds']:7.1f} s  {scan['rows'] / scan['seconds']:>9,.0f}"
           f" rows/s  peak RSS {scan['rss_main_mb']:,.0f} MB ({scan['rows']:,} rows)")  # fmt: skip
+    print("load phases (s), a separate run: " + ", ".join(f"{k} {v}" for k, v in phases.items()))
 
 
 def main() -> None:

@@ -355,8 +355,9 @@ def stage_files(
 ) -> StageResult:
     """Parse ``files`` into Parquet parts in ``folder``; format errors are collected, not raised.
 
-    Files are parsed in ``workers`` processes (default: one per CPU), each file written out as it
-    is parsed: memory holds a few parsed files and a batch of rows, never the whole landing. The
+    Files are parsed in ``workers`` processes (default: one per CPU), in chunks of consecutive
+    files (:data:`CHUNK_BYTES`), each file written out as it is parsed: memory holds one parsed
+    file and a batch of rows per process, never the whole landing. The
     order of ``files`` is the load order: it decides which copy of a duplicate wins and how ties
     of equal timestamps are broken (``seq``). ``files.parquet`` is written last, so a folder
     without it is an unfinished staging.
@@ -371,28 +372,47 @@ def stage_files(
     return result
 
 
+CHUNK_BYTES = 8 << 20  # input per staging task: small files share tasks and Parquet parts
+
+Job = tuple[int, Callable[[Path, str], ParsedFile], LandingFile]  # (load order, parser, file)
+
+
 def _stage_all(
     files: Sequence[LandingFile], folder: Path, progress: Progress | None, workers: int
 ) -> dict[int, int | str]:
-    """Each file's outcome by its order; in a process pool when there is more than one file."""
+    """Each file's outcome by its order; chunks of files in a process pool when worth it."""
+    chunks = _chunks([(order, parser_for(f.source), f) for order, f in enumerate(files)])
     outcomes: dict[int, int | str] = {}
-    if workers <= 1 or len(files) <= 1:
-        for order, f in enumerate(files):
+    if workers <= 1 or len(chunks) <= 1:
+        for number, chunk in enumerate(chunks):
+            outcomes |= stage_chunk(chunk, number, folder)
             if progress:
-                progress(order, len(files), f.file)
-            outcomes[order] = stage_one(parser_for(f.source), f, order, folder)
+                progress(len(outcomes), len(files), chunk[-1][2].file)
         return outcomes
-    with ProcessPoolExecutor(max_workers=min(workers, len(files))) as pool:
-        futures = {
-            pool.submit(stage_one, parser_for(f.source), f, order, folder): order
-            for order, f in enumerate(files)
-        }
+    with ProcessPoolExecutor(max_workers=min(workers, len(chunks))) as pool:
+        futures = [pool.submit(stage_chunk, c, n, folder) for n, c in enumerate(chunks)]
         for future in as_completed(futures):
-            order = futures[future]
-            outcomes[order] = future.result()
+            outcomes |= future.result()
             if progress:
-                progress(len(outcomes), len(files), files[order].file)
+                progress(len(outcomes), len(files), "")
     return outcomes
+
+
+def _chunks(jobs: list[Job]) -> list[list[Job]]:
+    """Consecutive files grouped up to :data:`CHUNK_BYTES` of input (a bigger file alone)."""
+    chunks: list[list[Job]] = []
+    size = 0
+    for job in jobs:
+        try:
+            nbytes = job[2].path.stat().st_size
+        except OSError:  # gone since the scan: staging it reports the error by name
+            nbytes = 0
+        if not chunks or (size + nbytes > CHUNK_BYTES and size > 0):
+            chunks.append([])
+            size = 0
+        chunks[-1].append(job)
+        size += nbytes
+    return chunks
 
 
 def prepare_staging(folder: Path) -> None:
@@ -425,77 +445,79 @@ def _collect(
     )
 
 
+def stage_chunk(jobs: Sequence[Job], number: int, folder: Path) -> dict[int, int | str]:
+    """Parse a chunk of files into shared Parquet parts; per file its rows read or its error."""
+    parts = _Parts(folder, number)
+    outcomes = {order: stage_one(parse, landing_file, parts) for order, parse, landing_file in jobs}
+    parts.flush()
+    return outcomes
+
+
 def stage_one(
-    parse: Callable[[Path, str], ParsedFile], landing_file: LandingFile, order: int, folder: Path
+    parse: Callable[[Path, str], ParsedFile], landing_file: LandingFile, parts: _Parts
 ) -> int | str:
-    """Parse one file into Parquet parts; its rows read, or the error text naming it."""
+    """Parse one file into ``parts``; its rows read, or the error text naming it."""
     try:
         parsed = parse(landing_file.path, landing_file.file)
     except SourceFormatError as exc:
         return str(exc)
     except OSError as exc:  # vanished, unreadable, truncated gzip: name it, load the rest
         return f"{landing_file.file}: cannot read: {exc.strerror or exc}"
-    parts = _Parts(folder, order, parsed.source, parsed.file)
     for row in parsed.rows:
-        parts.add_row(row)
+        parts.add_row(parsed.source, parsed.file, row)
     for rej in parsed.rejected:
-        parts.add_rejected(rej)
-    parts.flush()
+        parts.add_rejected(parsed.source, parsed.file, rej)
     return parsed.rows_read
 
 
 class _Parts:
-    """One file's rows per table, written out as a Parquet part every :data:`BATCH_ROWS` rows.
+    """Rows per table of a chunk of files, written out as a Parquet part every
+    :data:`BATCH_ROWS` input rows. Buffered as tuples in schema order: the cheapest shape to
+    build in Python."""
 
-    Rows are buffered as tuples in schema order without ``source`` and ``file`` (constant per
-    file; added per column at write time): the cheapest shape to build in Python.
-    """
-
-    def __init__(self, folder: Path, order: int, source: str, file: str) -> None:
-        self.folder, self.order, self.source, self.file = folder, order, source, file
+    def __init__(self, folder: Path, number: int) -> None:
+        self.folder, self.number = folder, number
         self.batch = 0
         self.rows = 0
         self.buffers: dict[str, list[tuple[Any, ...]]] = {name: [] for name in PART_TABLES}
 
-    def add_row(self, row: RawRow) -> None:
-        line = row.line
-        self.buffers["rows"].append((line, row.record_key, row.raw))
+    def add_row(self, source: str, file: str, row: RawRow) -> None:
+        at = (source, file, row.line)
+        self.buffers["rows"].append((*at, row.record_key, row.raw))
         self.buffers["events"] += [
-            (line, idx, ev.event_key, ev.event_type, ev.activity, ev.actor, ev.occurred_at,
+            (*at, idx, ev.event_key, ev.event_type, ev.activity, ev.actor, ev.occurred_at,
              ev.raw_time, ev.id_type, ev.id_value, ev.channel, ev.owner, ev.account_type,
              ev.account_value, _attributes_json(ev.attributes))
             for idx, ev in enumerate(row.events)
         ]  # fmt: skip
-        self.buffers["labels"] += [(line, lab.kind, lab.id, lab.name) for lab in row.labels]
+        self.buffers["labels"] += [(*at, lab.kind, lab.id, lab.name) for lab in row.labels]
         self.buffers["edges"] += [
-            (line, e.src_type, e.src_id, e.dst_type, e.dst_id, e.rule, e.observed_at)
+            (*at, e.src_type, e.src_id, e.dst_type, e.dst_id, e.rule, e.observed_at)
             for e in row.edges
         ]
         self.rows += 1
         if self.rows % BATCH_ROWS == 0:
             self.flush()
 
-    def add_rejected(self, rej: Rejected) -> None:
-        self.buffers["rejected"].append((rej.line, rej.reason, rej.raw))
+    def add_rejected(self, source: str, file: str, rej: Rejected) -> None:
+        self.buffers["rejected"].append((source, file, rej.line, rej.reason, rej.raw))
 
     def flush(self) -> None:
         for name, rows in self.buffers.items():
             if rows:
-                pq.write_table(self._table(name, rows), self.folder / name / self._part())
+                part = f"{self.number:07d}-{self.batch:05d}.parquet"
+                pq.write_table(_table(name, rows), self.folder / name / part)
         self.buffers = {name: [] for name in PART_TABLES}
         self.batch += 1
 
-    def _part(self) -> str:
-        return f"{self.order:07d}-{self.batch:05d}.parquet"
 
-    def _table(self, name: str, rows: list[tuple[Any, ...]]) -> pa.Table:
-        schema = TABLES[name]
-        per_row = zip(*rows, strict=True)  # tuples -> columns
-        columns = [[self.source] * len(rows), [self.file] * len(rows), *map(list, per_row)]
-        return pa.Table.from_arrays(
-            [pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)],
-            schema=schema,
-        )
+def _table(name: str, rows: list[tuple[Any, ...]]) -> pa.Table:
+    schema = TABLES[name]
+    columns = zip(*rows, strict=True)  # tuples -> columns
+    return pa.Table.from_arrays(
+        [pa.array(list(c), type=f.type) for c, f in zip(columns, schema, strict=True)],
+        schema=schema,
+    )
 
 
 ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS

@@ -91,17 +91,27 @@ def test_a_crash_between_batches_leaves_the_warehouse_and_the_next_run_cleans_up
     assert list(staging.iterdir()) == []  # the killed run's folder and this run's are gone
 
 
-def test_files_parsed_in_parallel_load_in_landing_order(tmp_path: Path, landing: Landing) -> None:
+def load_folder(db: Path, folder: Path) -> tuple[list[load.FileReport], list[tuple[str, int]]]:
+    with duckdb.connect(str(db)) as con:
+        load.warehouse.ensure_schema(con)
+        reports = load.load_staged(con, [folder], "run1")
+        events = con.execute("SELECT file, line FROM raw_events ORDER BY seq").fetchall()
+    return reports, events
+
+
+def test_files_parsed_in_parallel_load_in_landing_order(
+    tmp_path: Path, landing: Landing, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for i in range(6):  # same key m0 in every file: the first file in path order must win it
         root = landing(f"d{i}.txt", lines(1) + lines(3, start=10 * (i + 1)))
     files = load.find_landing_files(root)
-    staged = load.stage_files(files, tmp_path / "stage", workers=2)
-    assert staged.files == [f"segment/d{i}.txt" for i in range(6)]
-    db = tmp_path / "w.duckdb"
-    with duckdb.connect(str(db)) as con:
-        load.warehouse.ensure_schema(con)
-        reports = load.load_staged(con, [staged.folder], "run1")
-        events = con.execute("SELECT file, line FROM raw_events ORDER BY seq").fetchall()
+    together = load.stage_files(files, tmp_path / "together", workers=1)
+    monkeypatch.setattr(load, "CHUNK_BYTES", 1)  # one file per task, two processes
+    apart = load.stage_files(files, tmp_path / "apart", workers=2)
+    assert len(list((tmp_path / "together" / "rows").glob("0*"))) == 1  # small files share
+    assert len(list((tmp_path / "apart" / "rows").glob("0*"))) == 6
+    assert apart.files == together.files == [f"segment/d{i}.txt" for i in range(6)]
+    reports, events = load_folder(tmp_path / "apart.duckdb", apart.folder)
     assert [(r.file, r.rows_loaded, r.duplicates) for r in reports] == [
         ("segment/d0.txt", 4, 0),
         *((f"segment/d{i}.txt", 3, 1) for i in range(1, 6)),
@@ -109,4 +119,5 @@ def test_files_parsed_in_parallel_load_in_landing_order(tmp_path: Path, landing:
     expected = [("segment/d0.txt", 1)] + [
         (f"segment/d{i}.txt", line) for i in range(6) for line in (2, 3, 4)
     ]
-    assert events == sorted(expected, key=lambda fl: (fl[0], fl[1]))
+    assert events == sorted(expected)
+    assert load_folder(tmp_path / "together.duckdb", together.folder) == (reports, events)
