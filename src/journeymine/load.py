@@ -27,10 +27,12 @@ import hashlib
 import importlib
 import json
 import logging
+import multiprocessing
 import os
 import re
 import shutil
 import stat
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -389,7 +391,11 @@ def _stage_all(
             if progress:
                 progress(len(outcomes), len(files), chunk[-1][2].file)
         return outcomes
-    with ProcessPoolExecutor(max_workers=min(workers, len(chunks))) as pool:
+    # fork is fastest, but forking a process that runs other threads (a Prefect task runner)
+    # can copy a lock some thread holds; there, start workers from a clean server process.
+    method = "fork" if threading.active_count() == 1 else "forkserver"
+    context = multiprocessing.get_context(method)
+    with ProcessPoolExecutor(min(workers, len(chunks)), mp_context=context) as pool:
         futures = [pool.submit(stage_chunk, c, n, folder) for n, c in enumerate(chunks)]
         for future in as_completed(futures):
             outcomes |= future.result()

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -121,3 +122,18 @@ def test_files_parsed_in_parallel_load_in_landing_order(
     ]
     assert events == sorted(expected)
     assert load_folder(tmp_path / "together.duckdb", together.folder) == (reports, events)
+
+
+def test_parallel_staging_from_a_thread_starts_clean_workers(
+    tmp_path: Path, landing: Landing, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(3):
+        root = landing(f"t{i}.txt", lines(2, start=10 * i))
+    files = load.find_landing_files(root)
+    monkeypatch.setattr(load, "CHUNK_BYTES", 1)
+    with ThreadPoolExecutor(1) as threads:  # as under Prefect: workers come from a forkserver
+        staged = threads.submit(load.stage_files, files, tmp_path / "s", workers=2).result()
+    assert staged.files == ["segment/t0.txt", "segment/t1.txt", "segment/t2.txt"]
+    reports, events = load_folder(tmp_path / "w.duckdb", staged.folder)
+    assert [r.rows_loaded for r in reports] == [2, 2, 2]
+    assert events == [(f"segment/t{i}.txt", line) for i in range(3) for line in (1, 2)]
