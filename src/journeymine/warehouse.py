@@ -118,7 +118,11 @@ def transaction(path: str | Path, *, wait_s: float = 0.0) -> Iterator[duckdb.Duc
             shutil.copyfile(path, work)
             if _wal(path).exists():
                 shutil.copyfile(_wal(path), _wal(work))
-        con = connect(work)
+        try:
+            con = connect(work)
+        except BaseException:
+            _discard(work)
+            raise
         try:
             yield con
             con.execute("CHECKPOINT")  # fold the WAL in: the published file stands alone

@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from journeymine import load
+from journeymine import load, warehouse
 from tests.load.test_load import count
 
 pytestmark = pytest.mark.usefixtures("fake_parser")
@@ -57,3 +57,15 @@ def test_a_load_succeeds_while_another_process_holds_a_reader(
         reader.communicate()  # reaps it and closes its pipes
     with duckdb.connect(str(db)) as con:  # the published file is a whole warehouse, writable
         assert con.execute("SELECT count(*) FROM load_manifest").fetchone() == (2,)
+
+
+def test_a_failed_transaction_publishes_nothing_and_leaves_no_copy(tmp_path: Path) -> None:
+    db = tmp_path / "w.duckdb"
+    with warehouse.transaction(db) as con:
+        con.execute("CREATE TABLE notes (n INTEGER)")
+        con.execute("INSERT INTO notes VALUES (1)")
+    with pytest.raises(RuntimeError, match="half way"), warehouse.transaction(db) as con:
+        con.execute("INSERT INTO notes VALUES (2)")
+        raise RuntimeError("half way")
+    assert count(db, "SELECT sum(n) FROM notes") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.duckdb", "w.duckdb.lock"]
