@@ -359,15 +359,15 @@ def stage_files(
 
     Files are parsed in ``workers`` processes (default: one per CPU), in chunks of consecutive
     files (:data:`CHUNK_BYTES`), each file written out as it is parsed: memory holds one parsed
-    file and a batch of rows per process, never the whole landing. The
-    order of ``files`` is the load order: it decides which copy of a duplicate wins and how ties
-    of equal timestamps are broken (``seq``). ``files.parquet`` is written last, so a folder
+    file and a batch of rows per process, never the whole landing. The order of ``files`` is the
+    load order: it decides which copy of a duplicate wins and how ties of equal timestamps are
+    broken (``seq``). ``files.parquet`` is written last, so a folder
     without it is an unfinished staging.
     """
     prepare_staging(folder)
     result = StageResult(folder)
     staged: list[dict[str, Any]] = []
-    outcomes = _stage_all(files, folder, progress, workers or os.cpu_count() or 1)
+    outcomes = _stage_all(files, folder, progress, workers or len(os.sched_getaffinity(0)))
     for order, landing_file in enumerate(files):
         _collect(outcomes[order], landing_file, order, result, staged)
     pq.write_table(pa.Table.from_pylist(staged, schema=FILES_SCHEMA), folder / "files.parquet")
@@ -396,11 +396,11 @@ def _stage_all(
     method = "fork" if threading.active_count() == 1 else "forkserver"
     context = multiprocessing.get_context(method)
     with ProcessPoolExecutor(min(workers, len(chunks)), mp_context=context) as pool:
-        futures = [pool.submit(stage_chunk, c, n, folder) for n, c in enumerate(chunks)]
+        futures = {pool.submit(stage_chunk, c, n, folder): c for n, c in enumerate(chunks)}
         for future in as_completed(futures):
             outcomes |= future.result()
             if progress:
-                progress(len(outcomes), len(files), "")
+                progress(len(outcomes), len(files), futures[future][-1][2].file)
     return outcomes
 
 

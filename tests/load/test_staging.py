@@ -108,7 +108,11 @@ def test_files_parsed_in_parallel_load_in_landing_order(
     files = load.find_landing_files(root)
     together = load.stage_files(files, tmp_path / "together", workers=1)
     monkeypatch.setattr(load, "CHUNK_BYTES", 1)  # one file per task, two processes
-    apart = load.stage_files(files, tmp_path / "apart", workers=2)
+    seen: list[tuple[int, int, str]] = []
+    apart = load.stage_files(files, tmp_path / "apart", lambda *done: seen.append(done), workers=2)
+    assert sorted(done for done, _, _ in seen) == [1, 2, 3, 4, 5, 6]  # in any order
+    assert {total for _, total, _ in seen} == {6}
+    assert sorted(file for *_, file in seen) == [f"segment/d{i}.txt" for i in range(6)]
     assert len(list((tmp_path / "together" / "rows").glob("0*"))) == 1  # small files share
     assert len(list((tmp_path / "apart" / "rows").glob("0*"))) == 6
     assert apart.files == together.files == [f"segment/d{i}.txt" for i in range(6)]
