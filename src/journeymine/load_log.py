@@ -2,9 +2,10 @@
 
 A log read by :func:`journeymine.mining.eventlog.read_event_log` (columns ``case_id, activity,
 ts, seq`` and optional ``resource, lifecycle``) is staged in the same Parquet shape the vendor
-parsers produce, set-based in DuckDB, and loaded through the same transaction
-(:func:`journeymine.load.commit_load`). Each case becomes one person (identity node
-``log_case`` = ``<log name>:<case id>``); the resource becomes the touchpoint's ``owner``.
+parsers produce, set-based in DuckDB, and loaded through the same
+:func:`journeymine.load.commit_load` in a :func:`journeymine.warehouse.transaction` (readers
+never block it). Each case becomes one person (identity node ``log_case`` =
+``<log name>:<case id>``); the resource becomes the touchpoint's ``owner``.
 Rows without case, activity or timestamp go to quarantine; re-importing the same file is a
 no-op, a changed file replaces its previous version.
 """
@@ -47,15 +48,15 @@ def _stage(table: pa.Table, file: str, sha256: str, folder: Path) -> None:
     )
     name = Path(file).name.split(".")[0]
     outputs = {
-        "files": f"SELECT 'log' AS source, '{file}' AS file, '{sha256}' AS sha256, "
+        "files": "SELECT 'log' AS source, $file AS file, $sha256 AS sha256, "
         "count(*)::BIGINT AS rows_read, 0::BIGINT AS file_ord FROM rows",
         "rows": "SELECT source, file, line, file || ':' || line AS record_key, "
         "to_json(struct_pack(case_id, activity, ts, resource, lifecycle))::VARCHAR AS raw "
         "FROM rows WHERE reason IS NULL",
-        "events": f"""SELECT source, file, line, 0::INTEGER AS idx,
+        "events": """SELECT source, file, line, 0::INTEGER AS idx,
                file || ':' || line AS event_key, activity AS event_type, activity,
                'customer' AS actor, ts AS occurred_at, ts::VARCHAR AS raw_time,
-               '{LOG_CASE}' AS id_type, '{name}:' || case_id AS id_value,
+               $id_type AS id_type, $name || ':' || case_id AS id_value,
                NULL::VARCHAR AS channel, resource AS owner, NULL::VARCHAR AS account_type,
                NULL::VARCHAR AS account_value,
                to_json(struct_pack(case_id, lifecycle))::VARCHAR AS attributes
@@ -64,11 +65,14 @@ def _stage(table: pa.Table, file: str, sha256: str, folder: Path) -> None:
         "to_json(struct_pack(case_id, activity, ts))::VARCHAR AS raw "
         "FROM rows WHERE reason IS NOT NULL",
     }
+    load.prepare_staging(folder)  # a log has no identity links and no names: those stay empty
+    params = {"file": file, "sha256": sha256, "id_type": LOG_CASE, "name": name}
     for table_name, sql in outputs.items():
-        con.execute(f"COPY ({sql}) TO '{folder / table_name}.parquet' (FORMAT parquet)")
+        used = {k: v for k, v in params.items() if f"${k}" in sql}  # file/path values stay bound
+        result = con.sql(sql, params=used).to_arrow_table().cast(load.TABLES[table_name])
+        name_in = "files.parquet" if table_name == "files" else f"{table_name}/0.parquet"
+        pq.write_table(result, folder / name_in)
     con.close()
-    for table_name in ("edges", "labels"):  # a log has no identity links and no names
-        pq.write_table(load.TABLES[table_name].empty_table(), folder / f"{table_name}.parquet")
 
 
 def load_event_log(
@@ -79,17 +83,14 @@ def load_event_log(
         sha256 = hashlib.sha256(str(table.to_pydict()).encode()).hexdigest()
     run_id = uuid.uuid4().hex[:12]
     report = load.LoadReport(run_id)
-    with warehouse.writer_lock(warehouse_path):
-        con = warehouse.connect(warehouse_path)
-        try:
-            if (file, sha256) in set(
-                con.execute("SELECT file, sha256 FROM load_manifest").fetchall()
-            ):
-                report.skipped_files = 1
-                return report
-            with tempfile.TemporaryDirectory(prefix="journeymine-log-") as tmp:
-                _stage(table, file, sha256, Path(tmp))
-                load.commit_load(con, [Path(tmp)], run_id, report)
-        finally:
-            con.close()
+    with warehouse.transaction(warehouse_path) as con:
+        loaded = con.execute(
+            "SELECT count(*) FROM load_manifest WHERE file = ? AND sha256 = ?", [file, sha256]
+        ).fetchone()
+        if loaded and loaded[0]:
+            report.skipped_files = 1
+            return report
+        with tempfile.TemporaryDirectory(prefix="journeymine-log-") as tmp:
+            _stage(table, file, sha256, Path(tmp))
+            load.commit_load(con, [Path(tmp)], run_id, report)
     return report

@@ -1,13 +1,25 @@
 """The DuckDB warehouse file: opening it safely, its schema, and the single-writer lock.
 
-One writer process owns the file at a time (:func:`writer_lock`). Every load runs inside one
-transaction, so a crash leaves the warehouse exactly as it was before the run.
+One writer process owns the file at a time (:func:`writer_lock`).
+
+Readers never block a run, and never see half of one. DuckDB lets one process open a file for
+writing, and not while another process holds it open, even read-only: an analyst's notebook
+left open overnight would make the nightly load fail. So a run does not write the published
+file. :func:`transaction` copies it to ``<name>.next`` (with its WAL, if a killed writer left
+one), the run writes the copy, and on success the copy is checkpointed and renamed over the
+published file (``os.replace``: atomic). A reader already open keeps the complete state it
+opened (its file handle still points at the old file); every connection opened after the swap
+reads the new one. A crash at any point leaves the published file as it was; the next run
+overwrites the abandoned copy. The price is one file copy per run (seconds per GB; free on
+file systems with reflinks). Within one process, a connection left open across a run keeps
+the old state too: DuckDB shares one instance per path among a process's connections.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +34,8 @@ SCHEMA_VERSION = 1
 _HELD: set[str] = set()  # writer locks this process holds: re-entering one is a no-op
 
 # The raw layer: what the parsers accepted (with file/line lineage) and what they rejected.
+# ``dup_*`` keep the rows counted as duplicates, so that one can replace a loaded copy that a
+# changed file no longer holds (journeymine.load).
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
 CREATE TABLE IF NOT EXISTS load_manifest (
@@ -44,6 +58,12 @@ CREATE TABLE IF NOT EXISTS raw_edges (
 CREATE TABLE IF NOT EXISTS raw_labels (
     source VARCHAR, file VARCHAR, line INTEGER, kind VARCHAR, id VARCHAR, name VARCHAR
 );
+CREATE TABLE IF NOT EXISTS dup_rows (
+    source VARCHAR, file VARCHAR, line INTEGER, record_key VARCHAR, raw VARCHAR, run_id VARCHAR
+);
+CREATE TABLE IF NOT EXISTS dup_events AS FROM raw_events LIMIT 0;
+CREATE TABLE IF NOT EXISTS dup_edges AS FROM raw_edges LIMIT 0;
+CREATE TABLE IF NOT EXISTS dup_labels AS FROM raw_labels LIMIT 0;
 CREATE TABLE IF NOT EXISTS quarantine (
     source VARCHAR, file VARCHAR, line INTEGER, reason VARCHAR, raw VARCHAR, run_id VARCHAR
 );
@@ -81,6 +101,72 @@ def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConn
     if not read_only:
         ensure_schema(con)
     return con
+
+
+@contextmanager
+def transaction(path: str | Path, *, wait_s: float = 0.0) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Hold the writer lock and a connection to a working copy; publish it if the block succeeds.
+
+    Everything the block writes appears to readers at once, when the block ends without an
+    exception; on an exception the published warehouse is left untouched.
+    """
+    path = Path(path)
+    with writer_lock(path, wait_s=wait_s):
+        work = path.parent / (path.name + ".next")
+        _discard(work)
+        if path.exists():  # a fresh warehouse is simply created as the working copy
+            _copy(path, work)
+            if _wal(path).exists():
+                _copy(_wal(path), _wal(work))
+        try:
+            con = connect(work)
+        except BaseException:
+            _discard(work)
+            raise
+        try:
+            yield con
+            con.execute("CHECKPOINT")  # fold the WAL in: the published file stands alone
+        except BaseException:
+            con.close()
+            _discard(work)
+            raise
+        con.close()
+        os.replace(work, path)
+        _wal(path).unlink(missing_ok=True)  # it belonged to the old file; the copy replayed it
+        _fsync_dir(path.parent)
+
+
+FICLONE = 0x40049409  # Linux ioctl: share the source's blocks (btrfs, XFS), copy on write
+
+
+def _copy(src: Path, dst: Path) -> None:
+    """Copy a file, as a reflink where the file system can (instant, no extra disk)."""
+    with src.open("rb") as fin, dst.open("wb") as fout:
+        try:
+            fcntl.ioctl(fout.fileno(), FICLONE, fin.fileno())
+            return
+        except OSError:  # not supported here (ext4, tmpfs, another device): a real copy
+            pass
+    shutil.copyfile(src, dst)
+
+
+def _wal(path: Path) -> Path:
+    return path.parent / (path.name + ".wal")
+
+
+def _discard(work: Path) -> None:
+    for leftover in (work, _wal(work)):
+        leftover.unlink(missing_ok=True)
+    shutil.rmtree(work.parent / (work.name + ".tmp"), ignore_errors=True)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable: a power cut must not bring back the old file."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:

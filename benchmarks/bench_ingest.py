@@ -1,0 +1,298 @@
+"""Ingest at volume: generate raw vendor exports, then time ``journeymine load`` against DuckDB.
+
+    python benchmarks/bench_ingest.py --rows 100000 --rows 1000000
+
+For each size: write a landing folder under ``benchmarks/data/landing-<rows>/`` (git-ignored)
+with the five formats (Segment ``.jsonl.gz`` per day, GA4 newline-delimited JSON per day,
+SendGrid webhook JSON arrays per day, Salesforce CSV exports per month, Stripe event JSONL per
+month), then, each in its own fresh subprocess so the figures are that run's alone:
+
+* ``journeymine load`` into a new warehouse: wall time, raw rows/s, peak RSS (of the main
+  process and of the largest parse worker);
+* the same load again, phase by phase (scan, staging, SQL load, identity, touchpoints);
+* DuckDB's own generic scan of the same files (``read_json_auto`` / ``read_csv_auto``, schema
+  auto-detection, ``count(*)``): the reference a loader should not be slower than.
+
+Row mix: Segment 40 %, GA4 25 %, SendGrid 20 %, Salesforce 10 %, Stripe 5 %; one person per 25
+rows. The same ``--seed`` gives the same files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import io
+import json
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from journeymine.sources.salesforce import sf_id18
+
+START = datetime(2026, 8, 1, tzinfo=UTC)
+DAYS = 92
+MONTH_ENDS = ("2026-08-31", "2026-09-30", "2026-10-31")
+MIX = {"segment": 0.40, "ga4": 0.25, "sendgrid": 0.20, "salesforce": 0.10, "stripe": 0.05}
+LEAD_HEADER = [
+    "Id", "IsDeleted", "FirstName", "LastName", "Email", "Company", "LeadSource", "Status",
+    "OwnerId", "NumberOfEmployees", "Country", "IsConverted", "ConvertedDate",
+    "ConvertedContactId", "ConvertedAccountId", "ConvertedOpportunityId", "CreatedDate",
+    "SystemModstamp",
+]  # fmt: skip
+TASK_HEADER = [
+    "Id", "WhoId", "WhatId", "OwnerId", "Subject", "Status", "TaskSubtype", "ActivityDate",
+    "CompletedDateTime", "CreatedDate",
+]  # fmt: skip
+OWNER = sf_id18("0055e00000Ana01")
+
+
+class Generator:
+    """Records of ``persons`` people, drawn from one seeded random generator."""
+
+    def __init__(self, rows: int, seed: int) -> None:
+        self.rows = rows
+        self.rand = random.Random(seed)
+        self.persons = max(rows // 25, 10)
+        self.serial = 0
+
+    def person(self) -> int:
+        return self.rand.randrange(self.persons)
+
+    def moment(self, day: int) -> datetime:
+        return START + timedelta(days=day, seconds=self.rand.randrange(86_400))
+
+    def next_id(self) -> int:
+        self.serial += 1
+        return self.serial
+
+    def segment(self, day: int) -> dict[str, object]:
+        p, at = self.person(), self.moment(day)
+        base = {
+            "messageId": f"ajs-{self.next_id():016x}",
+            "timestamp": at.isoformat().replace("+00:00", "Z"),
+            "anonymousId": f"anon-{p:012x}",
+        }
+        kind = self.rand.random()
+        if kind < 0.7:
+            path = self.rand.choice(["/", "/pricing", "/docs", "/blog/journeys"])
+            return {**base, "type": "page", "name": path, "properties": {"path": path}}
+        if kind < 0.8:
+            traits = {"email": f"p{p}@co{p % 997}.example", "company_size": "11-50"}
+            return {**base, "type": "identify", "userId": f"u-{p:07d}", "traits": traits}
+        event = self.rand.choice(["Signed Up", "Demo Requested", "Invited Teammate"])
+        return {**base, "type": "track", "userId": f"u-{p:07d}", "event": event, "properties": {}}
+
+    def ga4(self, day: int) -> dict[str, object]:
+        p, at = self.person(), self.moment(day)
+        micros = int(at.timestamp()) * 1_000_000 + self.rand.randrange(1_000_000)
+        url = self.rand.choice(["https://docs.example.io/", "https://docs.example.io/sql"])
+        return {
+            "event_date": at.strftime("%Y%m%d"),
+            "event_timestamp": micros,
+            "event_name": self.rand.choice(["page_view", "page_view", "scroll"]),
+            "event_params": [
+                {"key": "page_location", "value": {"string_value": url}},
+                {"key": "ga_session_id", "value": {"int_value": micros // 10**9}},
+            ],
+            "user_pseudo_id": f"{p}.1726936480",
+            "user_id": f"u-{p:07d}" if self.rand.random() < 0.3 else None,
+            "device": {"category": "desktop"},
+            "geo": {"country": "France"},
+        }
+
+    def sendgrid(self, day: int) -> dict[str, object]:
+        p, at = self.person(), self.moment(day)
+        return {
+            "email": f"p{p}@co{p % 997}.example",
+            "timestamp": int(at.timestamp()),
+            "event": self.rand.choice(["processed", "delivered", "open", "click"]),
+            "sg_event_id": f"{self.next_id():022x}",
+            "sg_message_id": f"{p:022x}.filterdrecv",
+            "category": ["lifecycle"],
+        }
+
+    def stripe(self, day: int) -> dict[str, object]:
+        p, at = self.person(), self.moment(day)
+        obj = {"id": f"cus_{p:014x}", "object": "customer", "email": f"p{p}@co{p % 997}.example"}
+        return {
+            "id": f"evt_{self.next_id():024x}",
+            "object": "event",
+            "api_version": "2024-06-20",
+            "created": int(at.timestamp()),
+            "type": "customer.created",
+            "livemode": False,
+            "data": {"object": {**obj, "metadata": {"user_id": f"u-{p:07d}"}}},
+        }
+
+    def lead(self, day: int) -> list[str]:
+        n, p, at = self.next_id(), self.person(), self.moment(day)
+        stamp = at.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        lead_id = sf_id18(f"00Q5e{n:010d}")
+        email, company = f"p{p}@co{p % 997}.example", f"Co{p % 997}"
+        return [lead_id, "false", "Ana", f"P{p}", email, company, "Web", "Open", OWNER, "30",
+                "France", "false", "", "", "", "", stamp, stamp]  # fmt: skip
+
+    def task(self, day: int) -> list[str]:
+        n, at = self.next_id(), self.moment(day)
+        who = sf_id18(f"00Q5e{self.rand.randrange(1, max(self.serial, 2)):010d}")
+        stamp = at.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        return [sf_id18(f"00T5e{n:010d}"), who, "", OWNER, "Call: follow-up", "Completed",
+                "Call", stamp[:10], stamp, stamp]  # fmt: skip
+
+
+def split(total: int, parts: int) -> Iterator[int]:
+    """``total`` items over ``parts`` buckets as evenly as integers allow."""
+    for i in range(parts):
+        yield total * (i + 1) // parts - total * i // parts
+
+
+def generate(root: Path, rows: int, seed: int) -> int:
+    """Write the landing folder; return the number of raw rows written."""
+    shutil.rmtree(root, ignore_errors=True)
+    gen = Generator(rows, seed)
+    counts = {source: int(rows * share) for source, share in MIX.items()}
+    for day, n in enumerate(split(counts["segment"], DAYS)):
+        path = root / "segment" / f"{(START + timedelta(days=day)):%Y/%m/%d}" / "events.jsonl.gz"
+        write(path, "".join(json.dumps(gen.segment(day)) + "\n" for _ in range(n)))
+    for day, n in enumerate(split(counts["ga4"], DAYS)):
+        path = root / "ga4" / f"events_{(START + timedelta(days=day)):%Y%m%d}.json"
+        write(path, "".join(json.dumps(gen.ga4(day)) + "\n" for _ in range(n)))
+    for day, n in enumerate(split(counts["sendgrid"], DAYS)):
+        path = root / "sendgrid" / f"{(START + timedelta(days=day)):%Y/%m/%d}" / "webhook-1.json"
+        write(path, json.dumps([gen.sendgrid(day) for _ in range(n)]))
+    for month, n in enumerate(split(counts["stripe"], len(MONTH_ENDS))):
+        path = root / "stripe" / f"events-2026-{month + 8:02d}.jsonl"
+        days = range(month * 30, month * 30 + 30)
+        write(path, "".join(json.dumps(gen.stripe(gen.rand.choice(days))) + "\n" for _ in range(n)))
+    for month, n in enumerate(split(counts["salesforce"], len(MONTH_ENDS))):
+        folder = root / "salesforce" / f"export-{MONTH_ENDS[month]}"
+        days = range(month * 30, month * 30 + 30)
+        leads = [gen.lead(gen.rand.choice(days)) for _ in range(n * 6 // 10)]
+        tasks = [gen.task(gen.rand.choice(days)) for _ in range(n - len(leads))]
+        write(folder / "Lead.csv", to_csv(LEAD_HEADER, leads))
+        write(folder / "Task.csv", to_csv(TASK_HEADER, tasks))
+    return sum(counts.values())
+
+
+def to_csv(header: list[str], rows: list[list[str]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.name.endswith(".gz"):
+        path.write_bytes(gzip.compress(text.encode(), compresslevel=5))
+    else:
+        path.write_text(text)
+
+
+LOAD = """
+import json, resource, sys, time
+from journeymine.load import load_landing
+start = time.perf_counter()
+report = load_landing(sys.argv[1], sys.argv[2])
+print(json.dumps({"seconds": time.perf_counter() - start, **report.totals(),
+                  "touchpoints": report.touchpoints, "errors": len(report.errors),
+                  "rss_main_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "rss_worker_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+"""
+
+PHASES = """
+import json, shutil, sys, time
+from pathlib import Path
+from journeymine import identity, load, touchpoints, warehouse
+db, landing = Path(sys.argv[1]), Path(sys.argv[2])
+times, start = {}, time.perf_counter()
+def lap(name):
+    global start
+    times[name] = round(time.perf_counter() - start, 2)
+    start = time.perf_counter()
+files = load.scan_landing(landing).files; lap("scan+hash")
+staged = load.stage_files(files, db.parent / (db.name + ".phases")); lap("stage (parse, Parquet)")
+con = warehouse.connect(db); con.begin()
+load.load_staged(con, [staged.folder], "bench"); lap("load_staged (SQL)")
+identity.stitch(con, "bench"); lap("identity.stitch")
+touchpoints.build(con); lap("touchpoints.build")
+con.commit(); con.close(); lap("commit")
+shutil.rmtree(staged.folder)
+print(json.dumps(times))
+"""
+
+SCAN = """
+import json, resource, sys, time
+from pathlib import Path
+import duckdb
+root = Path(sys.argv[1])
+con = duckdb.connect()
+start, rows = time.perf_counter(), 0
+for source in ("segment", "ga4", "sendgrid", "stripe"):
+    files = sorted(str(p) for p in (root / source).rglob("*") if p.is_file())
+    rows += con.execute("SELECT count(*) FROM read_json_auto(?, union_by_name = true)",
+                        [files]).fetchone()[0]
+for path in sorted((root / "salesforce").rglob("*.csv")):
+    rows += con.execute("SELECT count(*) FROM read_csv_auto(?)", [str(path)]).fetchone()[0]
+print(json.dumps({"seconds": time.perf_counter() - start, "rows": rows,
+                  "rss_main_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def child(script: str, *args: str) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, "-c", script, *args], check=True, capture_output=True, text=True
+    ).stdout
+    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def bench(rows: int, data: Path, seed: int) -> None:
+    landing = data / f"landing-{rows}"
+    started = time.perf_counter()
+    written = generate(landing, rows, seed)
+    size_mb = sum(p.stat().st_size for p in landing.rglob("*") if p.is_file()) / 1e6
+    files = sum(1 for p in landing.rglob("*") if p.is_file())
+    print(f"\n{written:,} raw rows in {files} files, {size_mb:.0f} MB on disk "
+          f"(generated in {time.perf_counter() - started:.1f} s)")  # fmt: skip
+    warehouse = data / f"bench-{rows}.duckdb"
+    for stale in data.glob(f"bench-{rows}.duckdb*"):
+        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+    load = child(LOAD, str(warehouse), str(landing))
+    scan = child(SCAN, str(landing))
+    for stale in data.glob(f"phases-{rows}.duckdb*"):
+        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+    phases = child(PHASES, str(data / f"phases-{rows}.duckdb"), str(landing))
+    load_rate = load["rows_read"] / load["seconds"]
+    print(f"journeymine load : {load['seconds']:7.1f} s  {load_rate:>9,.0f} rows/s  "
+          f"peak RSS {load['rss_main_mb']:,.0f} MB main, "
+          f"{load['rss_worker_mb']:,.0f} MB largest worker")  # fmt: skip
+    print(f"   rows read {load['rows_read']:,} = loaded {load['rows_loaded']:,} + duplicates "
+          f"{load['duplicates']:,} + quarantined {load['quarantined']:,}; "
+          f"{load['touchpoints']:,} touchpoints; {load['errors']} file errors")  # fmt: skip
+    print(f"DuckDB auto scan : {scan['seconds']:7.1f} s  {scan['rows'] / scan['seconds']:>9,.0f}"
+          f" rows/s  peak RSS {scan['rss_main_mb']:,.0f} MB ({scan['rows']:,} rows)")  # fmt: skip
+    print("load phases (s), a separate run: " + ", ".join(f"{k} {v}" for k, v in phases.items()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, action="append", help="raw rows (repeatable)")
+    parser.add_argument("--data", type=Path, default=Path(__file__).parent / "data")
+    parser.add_argument("--seed", type=int, default=11)
+    args = parser.parse_args()
+    print(f"python {sys.version.split()[0]}, {resource.getpagesize()} B pages")
+    for rows in args.rows or [100_000]:
+        bench(rows, args.data, args.seed)
+
+
+if __name__ == "__main__":
+    main()
