@@ -167,8 +167,8 @@ def parse_response(line: int, text: str, item: object) -> RawRow:
 def read_page(path: Path, file: str) -> list[Any]:
     """The page's ``items``, or SourceFormatError when the file is not a responses page."""
     try:
-        page = json.loads(read_bytes(path))
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError, EOFError) as exc:
+        page = json.loads(read_bytes(path, file))
+    except (ValueError, RecursionError, OSError, EOFError) as exc:  # JSON, UTF-8, depth
         raise SourceFormatError(file, f"not a Typeform responses page (JSON): {exc}") from None
     if not isinstance(page, dict) or not isinstance(page.get(ITEMS), list):
         raise SourceFormatError(file, f"not a Typeform responses page: no {ITEMS} list")

@@ -354,8 +354,8 @@ def parse_user(line: int, text: str, user: dict[str, Any]) -> RawRow:
 def read_page(path: Path, file: str) -> dict[str, Any]:
     """The page as a dict with at least one of the record arrays, or SourceFormatError."""
     try:
-        page = json.loads(read_bytes(path))
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError, EOFError) as exc:
+        page = json.loads(read_bytes(path, file))
+    except (ValueError, RecursionError, OSError, EOFError) as exc:  # JSON, UTF-8, depth
         raise SourceFormatError(file, f"not a Zendesk export page (JSON): {exc}") from None
     if not isinstance(page, dict) or not any(name in page for name in PAGE_ARRAYS):
         raise SourceFormatError(file, f"not a Zendesk export page: no {' / '.join(PAGE_ARRAYS)}")
