@@ -120,34 +120,34 @@ def write_shards(con: duckdb.DuckDBPyConnection, log: str, folder: Path, shards:
     return sorted((final / "log").glob("shard=*"), key=lambda p: int(p.name.split("=")[1]))
 
 
-def _edge_partials_sql(log: str) -> str:
-    # Waits are whole microseconds over 1e6; summing the microseconds as integers makes the
-    # mean independent of the order in which shards are added.
+def _pairs_table_sql(log: str) -> str:
+    # Activities as VARCHAR: each shard has its own ENUM, so only the names compare across
+    # shards (and hash the same way into buckets).
     return f"""
-        SELECT source_activity::VARCHAR AS source_activity,
-               target_activity::VARCHAR AS target_activity,
-               count(*) AS frequency, count(DISTINCT case_key) AS cases,
-               sum(round(wait_s * 1e6)::BIGINT)::DECIMAL(38, 0) AS wait_sum_us,
-               hash(source_activity::VARCHAR, target_activity::VARCHAR) % $buckets AS bucket
-        FROM ({_pairs(log)}) WHERE target_activity IS NOT NULL GROUP BY ALL
-    """
-
-
-def _wait_values_sql(log: str) -> str:
-    return f"""
-        SELECT source_activity::VARCHAR AS source_activity,
+        SELECT case_key, source_activity::VARCHAR AS source_activity,
                target_activity::VARCHAR AS target_activity, wait_s,
                hash(source_activity::VARCHAR, target_activity::VARCHAR) % $buckets AS bucket
         FROM ({_pairs(log)}) WHERE target_activity IS NOT NULL
     """
 
 
+# Waits are whole microseconds over 1e6; summing the microseconds as integers makes the mean
+# independent of the order in which shards are added.
+EDGE_PARTIALS = """
+    SELECT source_activity, target_activity, count(*) AS frequency,
+           count(DISTINCT case_key) AS cases,
+           sum(round(wait_s * 1e6)::BIGINT)::DECIMAL(38, 0) AS wait_sum_us, bucket
+    FROM jm_pairs GROUP BY ALL
+"""
+
+
 def _traces_sql(log: str) -> str:
-    # Activities as VARCHAR: each shard has its own ENUM, so only the names compare across shards.
     return f"""
-        SELECT case_key, list(activity::VARCHAR ORDER BY rn) AS activities,
-               (epoch_us(max(ts)) - epoch_us(min(ts))) / 1e6 AS duration_s
-        FROM {log} GROUP BY case_key
+        SELECT *, hash(activities) % $buckets AS bucket FROM (
+            SELECT case_key, list(activity::VARCHAR ORDER BY rn) AS activities,
+                   (epoch_us(max(ts)) - epoch_us(min(ts))) / 1e6 AS duration_s
+            FROM {log} GROUP BY case_key
+        )
     """
 
 
@@ -175,19 +175,17 @@ def mine_shard(shard: Path, out: Path, buckets: int) -> Path:
             "jm_shard_in"
         )
         log = materialise_log(con, "jm_shard_in")
-        con.execute(f"CREATE TEMP TABLE jm_traces AS {_traces_sql(log)}")
+        for table, sql in (("jm_traces", _traces_sql(log)), ("jm_pairs", _pairs_table_sql(log))):
+            con.execute(f"CREATE TEMP TABLE {table} AS {sql}", {"buckets": buckets})
         queries = {
-            "edges": _edge_partials_sql(log),
-            "waits": _wait_values_sql(log),
+            "edges": EDGE_PARTIALS,
+            "waits": "SELECT source_activity, target_activity, wait_s, bucket FROM jm_pairs",
             "variants": "SELECT activities, count(*) AS cases, min(case_key) AS first_case, "
-            "hash(activities) % $buckets AS bucket FROM jm_traces GROUP BY activities",
-            "durations": "SELECT activities, duration_s, hash(activities) % $buckets AS bucket "
-            "FROM jm_traces",
+            "bucket FROM jm_traces GROUP BY activities, bucket",
+            "durations": "SELECT activities, duration_s, bucket FROM jm_traces",
         }
         for name, sql in queries.items():
-            con.sql(sql, params={"buckets": buckets}).write_parquet(
-                str(tmp / name), partition_by=["bucket"], overwrite=True
-            )
+            con.sql(sql).write_parquet(str(tmp / name), partition_by=["bucket"], overwrite=True)
         con.sql(_boundaries_sql(log)).write_parquet(str(tmp / "boundaries.parquet"))
     finally:
         con.close()
