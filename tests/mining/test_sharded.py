@@ -192,3 +192,43 @@ def test_zero_shards_is_refused(tmp_path: Path) -> None:
     con.execute("CREATE TABLE t (case_key BIGINT, activity VARCHAR, ts TIMESTAMPTZ, seq BIGINT)")
     with pytest.raises(EventLogError, match="number of shards must be at least 1, not 0"):
         sharded.write_shards(con, "t", tmp_path, 0)
+
+
+def test_stored_tables_equal_the_single_machine_tables(tmp_path: Path) -> None:
+    con = duckdb.connect()
+    raw = eventlog.register_log(con, eventlog.read_event_log(LOGS / "sepsis.xes.gz"))
+    discovery.write_discovery(con, discovery.materialise_log(con, raw))
+    expected = {
+        t: con.execute(f"FROM {t}").df() for t in ("variants", "start_activities", "end_activities")
+    }
+    expected_dfg = con.execute("FROM dfg").df()
+    sharded.discover_sharded(con, raw, tmp_path, 5)
+    sharded.store_discovery(con, tmp_path / "discovery")
+    for table, frame in expected.items():
+        pd.testing.assert_frame_equal(con.execute(f"FROM {table}").df(), frame, check_exact=True)
+    stored_dfg = con.execute("FROM dfg").df()
+    pd.testing.assert_frame_equal(
+        stored_dfg.drop(columns="wait_mean_s"), expected_dfg.drop(columns="wait_mean_s")
+    )
+    assert stored_dfg.wait_mean_s.tolist() == pytest.approx(
+        expected_dfg.wait_mean_s.tolist(), rel=1e-12
+    )
+
+
+def test_workers_that_hash_differently_are_caught(tmp_path: Path) -> None:
+    """Simulated: one shard's partials are put in the wrong bucket, as a worker with another
+    hash function would; the merge refuses instead of splitting the counts."""
+    con = duckdb.connect()
+    raw = eventlog.register_log(con, eventlog.read_event_log(LOGS / "receipt.xes.gz"))
+    shards = sharded.write_shards(con, raw, tmp_path / "shards", 2)
+    partials = [sharded.mine_shard(s, tmp_path, 2) for s in shards]
+    for kind in sharded.PARTIALS:  # swap bucket 0 and 1 of the first shard
+        folder = partials[0] / kind
+        (folder / "bucket=0").rename(folder / "swap")
+        (folder / "bucket=1").rename(folder / "bucket=0")
+        (folder / "swap").rename(folder / "bucket=1")
+    reduced = [sharded.reduce_bucket(partials, b, tmp_path) for b in range(2)]
+    with pytest.raises(
+        EventLogError, match=r"edges and \d+ variants came out of more than one bucket"
+    ):
+        sharded.merge_buckets(reduced, partials, tmp_path)

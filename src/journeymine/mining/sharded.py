@@ -239,6 +239,20 @@ def reduce_bucket(partials: list[Path], bucket: int, out: Path) -> Path:
     return _publish(tmp, final)
 
 
+def _check_one_bucket_per_key(con: duckdb.DuckDBPyConnection) -> None:
+    """Each edge and variant must come out of exactly one bucket; it does not when workers
+    hash differently (different DuckDB versions), and the counts would then be split."""
+    row = con.execute(
+        "SELECT (SELECT count(*) - count(DISTINCT (source_activity, target_activity)) FROM jm_dfg),"
+        " (SELECT count(*) - count(DISTINCT activities) FROM jm_variants)"
+    ).fetchall()[0]  # fetchall: DuckDB 2.0 refuses more work while a result is half read
+    if row[0] or row[1]:
+        raise EventLogError(
+            f"{row[0]} edges and {row[1]} variants came out of more than one bucket: the workers "
+            "do not hash alike; run the same journeymine and DuckDB versions on every worker"
+        )
+
+
 def merge_buckets(reduced: list[Path], partials: list[Path], out: Path) -> Path:
     """Write ``dfg``, ``variants``, ``start_activities`` and ``end_activities`` Parquet files
     into ``out/discovery`` (columns and order as the single-machine tables)."""
@@ -249,6 +263,7 @@ def merge_buckets(reduced: list[Path], partials: list[Path], out: Path) -> Path:
         _view(con, "jm_dfg", [r / "dfg.parquet" for r in reduced], "dfg")
         _view(con, "jm_variants", [r / "variants.parquet" for r in reduced], "variant_totals")
         _view(con, "jm_bounds", [p / "boundaries.parquet" for p in partials], "boundaries")
+        _check_one_bucket_per_key(con)
         con.sql(
             "FROM jm_dfg ORDER BY frequency DESC, source_activity, target_activity"
         ).write_parquet(str(tmp / "dfg.parquet"))
@@ -288,6 +303,17 @@ def read_discovery(folder: Path) -> Discovery:
         return Discovery(frame("dfg"), frame("variants"), counts("start"), counts("end"))
     finally:
         con.close()
+
+
+def store_discovery(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
+    """Replace the warehouse's ``dfg``, ``variants``, ``start_activities`` and
+    ``end_activities`` tables with merged results (what :func:`discovery.write_discovery`
+    stores on one machine)."""
+    for name in ("dfg", "variants", "start_activities", "end_activities"):
+        con.execute(
+            f"CREATE OR REPLACE TABLE {_quote(name)} AS SELECT * FROM read_parquet($path)",
+            {"path": str(folder / f"{name}.parquet")},
+        )
 
 
 def discover_sharded(
