@@ -70,16 +70,18 @@ def check_scheduler(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> str:
         port = parts.port or DEFAULT_PORT
     except ValueError:
         raise ClusterAddressError(f"--dask {address!r}: the port is not a number") from None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname  # IPv6
+    normalised = f"{parts.scheme}://{host}:{port}"
     try:
         with socket.create_connection((parts.hostname, port), timeout=timeout_s):
             pass
     except OSError as exc:
         raise ClusterUnreachableError(
-            f"cannot reach the Dask scheduler at {parts.scheme}://{parts.hostname}:{port} "
-            f"({exc.strerror or exc}); start one with `dask scheduler` and workers with "
-            f"`dask worker {parts.scheme}://{parts.hostname}:{port}`, or use --dask local:N"
+            f"cannot reach the Dask scheduler at {normalised} ({exc.strerror or exc}); start "
+            f"one with `dask scheduler` and workers with `dask worker {normalised}`, "
+            "or use --dask local:N"
         ) from None
-    return f"{parts.scheme}://{parts.hostname}:{port}"
+    return normalised
 
 
 def task_runner(dask: str | None) -> TaskRunner[Any]:

@@ -94,6 +94,21 @@ def test_an_unreachable_scheduler_fails_fast_naming_the_address(tmp_path: Path) 
     assert not (tmp_path / "out").exists()
 
 
+def test_a_scheduler_without_a_port_is_looked_for_on_dasks_default_port(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tried: list[tuple[str, int]] = []
+
+    def refuse(address: tuple[str, int], timeout: float) -> None:
+        tried.append(address)
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(scale.socket, "create_connection", refuse)
+    with pytest.raises(scale.ClusterUnreachableError, match=r"at tcp://\[::1\]:8786 "):
+        scale.check_scheduler("tcp://[::1]")
+    assert tried == [("::1", 8786)]
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [
