@@ -4,6 +4,7 @@ cannot be reached fails in seconds, naming its address."""
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ import pytest
 
 from journeymine import scale
 from journeymine.load import load_landing
-from journeymine.mining import eventlog
+from journeymine.mining import eventlog, sharded
 from journeymine.spec import load_spec
 from tests.mining.test_sharded import assert_same, single_machine
 
@@ -75,6 +76,37 @@ def test_running_scheduler_on_a_real_log_gives_the_single_machine_figures(
     assert_same(ours, single_machine(con, relation))
     after = executed_per_worker(scheduler)
     assert all(a > b for a, b in zip(after, before, strict=True))  # both workers did work
+
+
+def mine_then_die_once(shard: Path, out: Path, buckets: int, marker: Path) -> Path:
+    """The first attempt at a shard finishes its output, leaves a half-written folder beside it
+    and then its worker process dies before reporting; Dask runs the task again elsewhere."""
+    if shard.name == "shard=0" and not marker.exists():
+        marker.touch()
+        sharded.mine_shard(shard, out, buckets)
+        (out / "partials" / "shard=0.tmp-dead").mkdir()
+        os._exit(1)
+    return sharded.mine_shard(shard, out, buckets)
+
+
+@pytest.mark.slow
+def test_a_worker_lost_mid_run_costs_a_rerun_not_the_answer(scheduler: str, tmp_path: Path) -> None:
+    from distributed import Client
+
+    con = duckdb.connect()
+    relation = eventlog.register_log(con, eventlog.read_event_log(LOGS / "receipt.xes.gz"))
+    shards = sharded.write_shards(con, relation, tmp_path / "shards", 3)
+    with Client(scheduler, set_as_default=False) as client:
+        futures = client.map(
+            mine_then_die_once, shards, out=tmp_path, buckets=2, marker=tmp_path / "died"
+        )
+        partials = client.gather(futures)
+        reduced = client.gather(
+            client.map(sharded.reduce_bucket, [partials] * 2, range(2), out=tmp_path)
+        )
+        folder = client.submit(sharded.merge_buckets, reduced, partials, tmp_path).result()
+    assert (tmp_path / "died").exists()  # the worker really died once
+    assert_same(sharded.read_discovery(folder), single_machine(con, relation))
 
 
 def free_port() -> int:
