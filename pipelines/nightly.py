@@ -22,7 +22,7 @@ from prefect.schedules import Cron
 
 from journeymine import analyse, load, summary, warehouse
 from journeymine.dashboard import export_report
-from journeymine.errors import JourneymineError, SourceFormatError
+from journeymine.errors import JourneymineError
 
 FLOW_NAME = "journeymine-nightly"
 
@@ -30,20 +30,31 @@ FLOW_NAME = "journeymine-nightly"
 @task(name="plan-load")
 def plan_load(
     landing: str, warehouse_path: str, sources: list[str] | None, selection: load.Selection
-) -> tuple[dict[str, list[tuple[str, str]]], int]:
-    """The (file, sha256) pairs per source to load tonight, and how many files were skipped as
-    already loaded."""
-    files = load.find_landing_files(Path(landing), sources)
-    con = warehouse.connect(warehouse_path)
-    try:
-        todo = load.pending_files(con, files, selection)
-    finally:
-        con.close()
-    get_run_logger().info("%d landing files, %d new or changed", len(files), len(todo))
+) -> dict[str, Any]:
+    """Tonight's plan as plain data: the (file, sha256) pairs per source to load, how many
+    files were skipped as already loaded, and what the landing folder holds that will not be
+    loaded (unreadable paths, folders that name no source, loaded files now gone)."""
+    scan = load.scan_landing(Path(landing), sources)
+    if Path(warehouse_path).exists():
+        con = warehouse.connect(warehouse_path, read_only=True)
+        try:
+            todo = load.pending_files(con, scan.files, selection)
+            gone = load.gone_files(con, scan, sources)
+        finally:
+            con.close()
+    else:
+        todo, gone = scan.files, []
+    get_run_logger().info("%d landing files, %d new or changed", len(scan.files), len(todo))
     plan: dict[str, list[tuple[str, str]]] = {}
     for f in todo:
         plan.setdefault(f.source, []).append((f.file, f.sha256))
-    return plan, len(files) - len(todo)
+    return {
+        "files": plan,
+        "skipped": len(scan.files) - len(todo),
+        "unreadable": scan.unreadable,
+        "unknown_folders": scan.unknown_folders,
+        "gone_files": gone,
+    }
 
 
 def _retry_on_io(task: Any, task_run: Any, state: Any) -> bool:
@@ -58,20 +69,18 @@ def _retry_on_io(task: Any, task_run: Any, state: Any) -> bool:
 
 
 @task(name="stage-source", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_retry_on_io)
-def stage_source(landing: str, files: list[tuple[str, str]], staging: str) -> str:
+def stage_source(landing: str, files: list[tuple[str, str]], staging: str) -> dict[str, Any]:
     """Parse one source's files into a staging folder (no warehouse access).
 
-    Fails, naming the files, when any file is not in the source's format: that source is then
-    left out of tonight's load (and tried again next night), the other sources still load.
+    A file that is not in the source's format is left out and named in ``errors`` (it is tried
+    again next night); the source's other files are staged.
     """
     root = Path(landing)
     landing_files = [  # hashed once, when planned: the manifest records that version
         load.LandingFile(f.split("/", 1)[0], root / f, f, sha) for f, sha in files
     ]
     result = load.stage_files(landing_files, Path(staging))
-    if result.errors:
-        raise SourceFormatError(landing_files[0].source, "; ".join(result.errors))
-    return str(result.folder)
+    return {"folder": str(result.folder), "errors": result.errors}
 
 
 @task(name="load-warehouse")
@@ -80,13 +89,10 @@ def load_warehouse(
 ) -> load.LoadReport:
     """The single writer: load staged folders, stitch identities, rebuild touchpoints."""
     report = load.LoadReport(run_id)
-    con = warehouse.connect(warehouse_path)
-    try:
+    with warehouse.transaction(warehouse_path) as con:  # readers keep the last state meanwhile
         load.commit_load(
             con, [Path(f) for f in folders], run_id, report, match_on_email=match_on_email
         )
-    finally:
-        con.close()
     t = report.totals()
     get_run_logger().info(
         "loaded %d files: %d rows read, %d loaded, %d duplicates, %d quarantined; %d persons",
@@ -122,7 +128,7 @@ def dashboard_task(warehouse_path: str, journey: str, out: str) -> str:
 @task(name="publish-summary")
 def publish_summary(warehouse_path: str, report: load.LoadReport) -> str:
     """Publish tonight's headline figures and row accounting as a Prefect artifact."""
-    con = warehouse.connect(warehouse_path)
+    con = warehouse.connect(warehouse_path, read_only=True)
     try:
         figures, previous = summary.run_figures(con)
         funnel = summary.funnel_rows(con)
@@ -156,31 +162,35 @@ def nightly(
     """
     selection = load.Selection(since, until, reload_days, force)
     run_id = uuid.uuid4().hex[:12]
-    staging_root = Path(out) / "staging" / run_id
+    staging = load.staging_root(warehouse_path)
     with warehouse.writer_lock(warehouse_path):
-        plan, skipped = plan_load(landing, warehouse_path, sources, selection)
+        load.clean_staging(staging)  # left by killed runs: we hold the lock, nobody uses them
+        plan = plan_load(landing, warehouse_path, sources, selection)
         futures = {
-            source: stage_source.submit(landing, files, str(staging_root / source))
-            for source, files in sorted(plan.items())
+            source: stage_source.submit(landing, files, str(staging / run_id / source))
+            for source, files in sorted(plan["files"].items())
         }
-        folders, failures = [], []
+        folders, failures = [], list(plan["unreadable"])
         for source, future in futures.items():
             future.wait()
             state = future.state
             if state.is_completed():
-                folders.append(future.result())
+                staged = future.result()
+                folders.append(staged["folder"])
+                failures += staged["errors"]
             else:
                 failures.append(f"{source}: {state.message}")
         report: load.LoadReport = load_warehouse(warehouse_path, folders, run_id, match_on_email)
-        report.skipped_files, report.errors = skipped, failures
+        report.skipped_files, report.errors = plan["skipped"], failures
+        report.unknown_folders, report.gone_files = plan["unknown_folders"], plan["gone_files"]
         analyse_task(warehouse_path, journey, out)
         dashboard = dashboard_task(warehouse_path, journey, out)
         publish_summary(warehouse_path, report)
         get_run_logger().info("dashboard: %s", dashboard)
-    shutil.rmtree(staging_root, ignore_errors=True)
+    shutil.rmtree(staging / run_id, ignore_errors=True)
     if failures:
         raise JourneymineError(
-            "these sources were not loaded (the others were):\n  " + "\n  ".join(failures)
+            "these were not loaded (everything else was):\n  " + "\n  ".join(failures)
         )
     return report
 

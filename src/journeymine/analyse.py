@@ -136,11 +136,14 @@ def _write_lifecycle(
             )  # fmt: skip
 
         try:
-            frame = cohorts(settings.churn)
-        except RetentionError as exc:  # e.g. no cancellations in this data: retention alone
-            warnings.append(f"retention without churn: {exc}")
-            frame = cohorts(())
-        replace_table(con, "retention", frame.assign(stage=start))
+            try:
+                frame = cohorts(settings.churn)
+            except RetentionError as exc:  # e.g. no cancellations in this data: retention alone
+                warnings.append(f"retention without churn: {exc}")
+                frame = cohorts(())
+            replace_table(con, "retention", frame.assign(stage=start))
+        except RetentionError as exc:  # nobody reached the retention stage yet
+            warnings.append(f"no retention table: {exc}")
     dropped = overall[overall.dropped > 0].stage.tolist()
     found = [paths(con, stage, "dropped", steps=3, top=10, log=log) for stage in dropped]
     found = [f for f in found if len(f)]
@@ -156,19 +159,11 @@ def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
 def analyse_warehouse(
     warehouse_path: str | Path, journey: str | Path, out: str | Path
 ) -> AnalysisReport:
-    """Open the warehouse under the writer lock and replace all analyses atomically."""
+    """Replace all analyses atomically: on a working copy under the writer lock, published
+    when every analysis succeeded (readers never block it, nor see half of it)."""
     spec = load_spec(journey)
     if not Path(warehouse_path).exists():
         raise WarehouseError(f"{warehouse_path}: no warehouse here; run `journeymine run` first")
-    with warehouse.writer_lock(warehouse_path):
-        con = warehouse.connect(warehouse_path)
-        try:
-            con.begin()
-            report = analyse(con, spec, Path(out))
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
-        finally:
-            con.close()
+    with warehouse.transaction(warehouse_path) as con:  # readers see the old analyses meanwhile
+        report = analyse(con, spec, Path(out))
     return report

@@ -10,6 +10,7 @@ import duckdb
 import pandas as pd
 
 from journeymine.analyses.headlines import format_value, previous_figures, read_headlines
+from journeymine.dashboard.figures import label
 from journeymine.load import LoadReport
 from journeymine.warehouse import table_exists
 
@@ -57,8 +58,21 @@ def markdown_summary(report: LoadReport, figures: pd.DataFrame, previous: dict[s
             change = sign + format_value(abs(row.value - before), row.unit)
         lines.append(f"| {row.label} | {format_value(row.value, row.unit)} | {change} |")
     for error in report.errors:
-        lines.append(f"\n**Not loaded:** {error}")
+        lines.append(f"\n**Not loaded:** {_safe(error)}")
+    for folder in report.unknown_folders:
+        lines.append(f"\n**Not a source we read:** `{_safe(folder)}/` (a typo, or a vendor "
+                     "journeymine does not read yet); its files were not loaded.")  # fmt: skip
+    if report.gone_files:
+        gone = ", ".join(_safe(f) for f in report.gone_files[:20])
+        more = f" and {len(report.gone_files) - 20} more" if len(report.gone_files) > 20 else ""
+        lines.append(f"\n**Gone from the landing folder** (their rows stay loaded): {gone}{more}")
     return "\n".join(lines) + "\n"
+
+
+def _safe(text: str) -> str:
+    """File names and error texts come from outside: emails masked, markup and table pipes
+    escaped before they reach the rendered markdown."""
+    return label(text).replace("|", "\\|").replace("\n", " ")
 
 
 def funnel_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, object]]:

@@ -71,3 +71,14 @@ def test_headlines_use_the_rules_unit_and_compare_with_the_previous_run(touchpoi
     }
     assert shown["journeys started"] == (4, 3)
     assert shown["median wait for a reply: demo (business h)"] == (2.0, 2.0)
+
+
+def test_the_summary_names_what_was_not_loaded_without_leaking_or_breaking_markdown() -> None:
+    report = LoadReport(run_id="r")
+    report.errors = ["sendgrid/jane.doe@acme.io|<img src=x onerror=alert(1)>.json: not JSON"]
+    report.unknown_folders = ["Segment"]
+    report.gone_files = ["segment/2026/08/01/a.jsonl"]
+    text = markdown_summary(report, headlines.as_frame([]), {})
+    assert "jane.doe@acme.io" not in text and "<img" not in text and "&lt;img" in text
+    assert "\\|" in text  # a pipe in a file name cannot open a table cell
+    assert "`Segment/`" in text and "segment/2026/08/01/a.jsonl" in text

@@ -53,4 +53,4 @@ def test_each_run_publishes_a_summary_with_changes(
     latest = max(artifacts, key=lambda a: a.created)  # type: ignore[arg-type,return-value]
     text = str(latest.data)
     assert "| segment | 1 | 1 | 1 | 0 | 0 |" in text
-    assert "| persons | 2 | +1 |" in text
+    assert "| people | 2 | +1 |" in text

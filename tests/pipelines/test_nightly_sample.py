@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
 def copy_night(dest: Path, until: str) -> None:
     """The landing folder as it stood on the night of ``until`` (YYYY/MM/DD): day folders and
-    daily GA4 files up to that date, monthly Stripe files of finished months, no CRM export yet."""
+    daily GA4 files up to that date, monthly Stripe files of finished months, no CRM, support or survey export yet."""
     for path in sorted(LANDING.rglob("*")):
         if not path.is_file():
             continue
@@ -37,7 +37,7 @@ def copy_night(dest: Path, until: str) -> None:
             continue
         if parts[0] == "stripe" and not parts[1].startswith(("events-2026-08", "events-2026-09")):
             continue
-        if parts[0] == "salesforce":
+        if parts[0] in ("salesforce", "zendesk", "typeform"):  # full exports, come later
             continue
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -101,21 +101,23 @@ def test_two_nights_then_a_repeat_then_a_late_file(tmp_path: Path) -> None:
     assert snapshot(db) == before
 
 
-def test_a_broken_source_fails_its_task_and_the_others_load(tmp_path: Path) -> None:
+def test_a_broken_file_is_left_out_alone_and_named(tmp_path: Path) -> None:
     landing, db, out = tmp_path / "landing", tmp_path / "w.duckdb", tmp_path / "out"
     copy_night(landing, "2026/08/31")
-    broken = landing / "sendgrid" / "2026" / "08" / "05" / "webhook-9.json"
-    broken.write_text("<html>502 Bad Gateway</html>")
-    with pytest.raises(JourneymineError, match="sendgrid/2026/08/05/webhook-9.json"):
+    good = landing / "sendgrid" / "2026" / "08" / "05" / "webhook-1.json"
+    body = good.read_bytes()
+    good.write_text("<html>502 Bad Gateway</html>")
+    with pytest.raises(JourneymineError, match="sendgrid/2026/08/05/webhook-1.json"):
         run(landing, db, out)
     with duckdb.connect(str(db), read_only=True) as con:
-        sources = {
-            r[0] for r in con.execute("SELECT DISTINCT source FROM load_manifest").fetchall()
-        }
-    assert sources == {"segment", "ga4", "stripe"}  # sendgrid waits for the next night
-    broken.unlink()
+        loaded = {f for (f,) in con.execute("SELECT file FROM load_manifest").fetchall()}
+    sendgrid = {p.relative_to(landing).as_posix() for p in (landing / "sendgrid").rglob("*.json")}
+    # only the broken file waits for the next night; every other SendGrid file loaded
+    assert sendgrid - loaded == {"sendgrid/2026/08/05/webhook-1.json"}
+    assert {"segment", "ga4", "stripe"} <= {f.split("/", 1)[0] for f in loaded}
+    good.write_bytes(body)  # the vendor re-sends the body
     fixed = run(landing, db, out)
-    assert {f.source for f in fixed.files} == {"sendgrid"}
+    assert [f.file for f in fixed.files] == ["sendgrid/2026/08/05/webhook-1.json"]
 
 
 def test_a_crash_mid_load_leaves_the_warehouse_as_it_was(

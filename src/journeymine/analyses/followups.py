@@ -245,6 +245,8 @@ def cost_of_waiting(
     first = first.sort_values("triggered_at").drop_duplicates("person_id")
     if cutoff is None:
         cutoff = con.execute(f"SELECT max(occurred_at) FROM {table}").fetchall()[0][0]
+    if first.empty:  # nothing decided yet: every bucket empty
+        first = first.assign(triggered_at=pd.to_datetime(first.triggered_at, utc=True))
     con.register("jm_first", first[["person_id", "triggered_at"]])
     reached = con.execute(
         f"""
