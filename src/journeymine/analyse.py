@@ -26,7 +26,7 @@ from journeymine.analyses.opportunities import write_opportunities
 from journeymine.analyses.paths import paths
 from journeymine.analyses.retention import RetentionError, retention
 from journeymine.errors import WarehouseError
-from journeymine.mining import conformance, discovery, pm4py_adapter
+from journeymine.mining import conformance, discovery, pm4py_adapter, sharded
 from journeymine.mining.eventlog import log_from_touchpoints
 from journeymine.mining.journey_map import write_journey_map
 from journeymine.spec import JourneySpec, check_patterns, load_spec
@@ -47,8 +47,15 @@ class AnalysisReport:
     warnings: list[str] = field(default_factory=list)
 
 
-def analyse(con: duckdb.DuckDBPyConnection, spec: JourneySpec, out: Path) -> AnalysisReport:
-    """Run every analysis on an open warehouse (in the caller's transaction)."""
+def analyse(
+    con: duckdb.DuckDBPyConnection,
+    spec: JourneySpec,
+    out: Path,
+    discovery_folder: Path | None = None,
+) -> AnalysisReport:
+    """Run every analysis on an open warehouse (in the caller's transaction). With
+    ``discovery_folder`` (the merged output of a sharded run on a cluster, ``scale``), the
+    directly-follows graph and variants are taken from there instead of computed here."""
     report = AnalysisReport()
     if not warehouse.table_exists(con, "touchpoints"):
         raise WarehouseError("the warehouse has no touchpoints yet; load some exports first")
@@ -57,7 +64,10 @@ def analyse(con: duckdb.DuckDBPyConnection, spec: JourneySpec, out: Path) -> Ana
     for warning in report.warnings:
         log.warning("journey spec: %s", warning)
     stored = discovery.materialise_log(con, log_from_touchpoints(con, case=spec.case), EVENT_LOG)
-    discovery.write_discovery(con, stored)
+    if discovery_folder is None:
+        discovery.write_discovery(con, stored)
+    else:
+        sharded.store_discovery(con, discovery_folder)
     write_journey_map(con, spec, stored)
     funnel = write_stage_funnel(con, spec, stored)
     if spec.case in ("person", "account"):
@@ -78,7 +88,7 @@ def analyse(con: duckdb.DuckDBPyConnection, spec: JourneySpec, out: Path) -> Ana
     conforming = summary[summary.deviation == "(conforming)"]
     report.conforming_share = float(conforming.share.iloc[0]) if len(conforming) else 0.0
     write_headlines(con, spec)
-    dfg = discovery.discover_dfg(con, stored)
+    dfg = con.execute("SELECT * FROM dfg").df()  # what was stored, however it was computed
     if len(dfg):
         tree = pm4py_adapter.discover_model(
             dfg, discovery.start_activities(con, stored), discovery.end_activities(con, stored)
@@ -157,7 +167,10 @@ def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
 
 
 def analyse_warehouse(
-    warehouse_path: str | Path, journey: str | Path, out: str | Path
+    warehouse_path: str | Path,
+    journey: str | Path,
+    out: str | Path,
+    discovery_folder: str | Path | None = None,
 ) -> AnalysisReport:
     """Replace all analyses atomically: on a working copy under the writer lock, published
     when every analysis succeeded (readers never block it, nor see half of it)."""
@@ -165,5 +178,6 @@ def analyse_warehouse(
     if not Path(warehouse_path).exists():
         raise WarehouseError(f"{warehouse_path}: no warehouse here; run `journeymine run` first")
     with warehouse.transaction(warehouse_path) as con:  # readers see the old analyses meanwhile
-        report = analyse(con, spec, Path(out))
+        folder = Path(discovery_folder) if discovery_folder else None
+        report = analyse(con, spec, Path(out), folder)
     return report

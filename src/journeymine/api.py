@@ -215,9 +215,10 @@ DUCKDB_HEADERS = 3 * 4096  # a DuckDB file starts with a main header and two dat
 
 def _check_complete(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     """A truncated file opens (its headers are intact) and fails later, mid-report: compare
-    its size with the blocks its header says it holds, and refuse it now."""
+    its size with the blocks in use its header promises, and refuse it now. (Free blocks at
+    the end may legitimately be cut off by a checkpoint, so only used blocks count.)"""
     block_size, blocks = con.execute(
-        "SELECT block_size, total_blocks FROM pragma_database_size() "
+        "SELECT block_size, total_blocks - free_blocks FROM pragma_database_size() "
         "WHERE database_name = current_database()"
     ).fetchall()[0]
     if path.stat().st_size < DUCKDB_HEADERS + block_size * blocks:

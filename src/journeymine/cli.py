@@ -164,9 +164,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     from journeymine.dashboard import export_report
     from journeymine.spec import load_spec
 
-    check_report_inputs(args.warehouse, load_spec(args.journey), args.journey)
+    spec = load_spec(args.journey)
+    check_report_inputs(args.warehouse, spec, args.journey)
     writable_folder(args.out, "--out")
-    result = analyse_warehouse(args.warehouse, args.journey, args.out)
+    folder = None
+    if args.dask:  # the directly-follows graph and variants mined on the cluster
+        from journeymine.scale import discover_on_cluster
+
+        folder = discover_on_cluster(args.warehouse, spec.case, args.out, args.dask, args.shards)
+    result = analyse_warehouse(args.warehouse, args.journey, args.out, folder)
     for warning in result.warnings:
         print(f"warning: journey spec: {warning}", file=sys.stderr)
     path = export_report(args.warehouse, args.journey, args.out)
@@ -352,6 +358,15 @@ def _add_load_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_dask_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--dask",
+        help="mine on a Dask cluster: tcp://HOST:PORT of a running scheduler, or local:N for N "
+        "local worker processes (needs the dask extra; --out must be reachable by every worker)",
+    )
+    p.add_argument("--shards", type=int, default=64, help="event-log shards for --dask")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="journeymine", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -368,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--warehouse", default=DEFAULT_WAREHOUSE, help="DuckDB warehouse file")
     rep.add_argument("--journey", default=DEFAULT_JOURNEY, help="journey spec (TOML)")
     rep.add_argument("--out", default=DEFAULT_OUT, help="folder for dashboard.html and models")
+    _add_dask_options(rep)
     rep.set_defaults(func=cmd_report)
 
     imp = sub.add_parser("import-log", help="load a XES / CSV / Parquet event log (source 'log')")

@@ -167,3 +167,29 @@ def run_sharded_discovery(
         str(log_parquet), shards, str(out), buckets
     )
     return sharded.read_discovery(Path(folder))
+
+
+def discover_on_cluster(
+    warehouse_path: str | Path, case: str, out: str | Path, dask: str, shards: int = 64
+) -> Path:
+    """The warehouse's event log (case notion ``case``) written as Parquet under ``out`` and
+    mined on the cluster of ``dask``; returns the merged discovery folder, for
+    ``analyse(..., discovery=folder)``. ``out`` must be reachable by every worker."""
+    from journeymine.mining.eventlog import log_from_touchpoints
+    from journeymine.warehouse import connect
+
+    runner = task_runner(dask)  # an unreachable cluster fails here, before any work
+    work = Path(out) / "sharded"
+    work.mkdir(parents=True, exist_ok=True)
+    con = connect(warehouse_path, read_only=True)
+    try:
+        log = log_from_touchpoints(con, case=case)
+        con.sql(f"SELECT case_key, activity, ts, seq FROM {log}").write_parquet(
+            str(work / "event_log.parquet")
+        )
+    finally:
+        con.close()
+    folder = sharded_discovery.with_options(task_runner=runner)(
+        str(work / "event_log.parquet"), shards, str(work)
+    )
+    return Path(folder)

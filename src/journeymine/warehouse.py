@@ -228,6 +228,13 @@ def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return sum(r[0] for r in row) > 0
 
 
+def require_tables(con: duckdb.DuckDBPyConnection, *names: str) -> None:
+    """Refuse to go on without the analyses' tables, saying how to make them."""
+    for name in names:
+        if not table_exists(con, name):
+            raise WarehouseError(f"no {name} table: run the analyses (journeymine report) first")
+
+
 def replace_table(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) -> None:
     """Replace table ``name`` with the rows of ``frame`` (an analysis result)."""
     if len(frame.columns) == 0:

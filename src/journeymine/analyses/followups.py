@@ -37,7 +37,7 @@ from journeymine.analyses.business_hours import business_seconds
 from journeymine.analyses.funnel import conversion
 from journeymine.analyses.sql import glob_any
 from journeymine.spec import FollowupRule, JourneySpec
-from journeymine.warehouse import replace_table
+from journeymine.warehouse import replace_table, table_exists
 
 # CRM records whose OwnerId names who owns the person (docs/activities.md); a task or a
 # meeting names who acted, not who owns.
@@ -305,6 +305,13 @@ def rule_cost_of_waiting(
         table=table,
         cutoff=cutoff,
     )
+
+
+def read_followups(con: duckdb.DuckDBPyConnection, spec: JourneySpec) -> pd.DataFrame:
+    """The stored ``followups`` table, or (none stored yet) the same rows computed now."""
+    if table_exists(con, "followups"):
+        return con.execute("SELECT * FROM followups").df()
+    return compute_followups(con, spec)
 
 
 def write_cost_of_waiting(

@@ -30,13 +30,12 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from journeymine.analyses.followups import compute_followups
+from journeymine.analyses.followups import read_followups
 from journeymine.analyses.funnel import CASE_COLUMNS
 from journeymine.analyses.opportunities import redact_emails, store
 from journeymine.analyses.sql import glob_any, literal
-from journeymine.errors import WarehouseError
 from journeymine.spec import JourneySpec, positions
-from journeymine.warehouse import table_exists
+from journeymine.warehouse import require_tables
 
 CHANNELS = ("web", "email", "crm", "billing", "support", "feedback")
 CHANNEL_ROWS = {"survey": "feedback"}  # a source's channel -> the grid row it is drawn in
@@ -172,15 +171,9 @@ def compute_journey_grid(
     ``followups`` is read from the warehouse (computed when absent) unless given."""
     if spec.case not in CASE_COLUMNS:
         raise ValueError(f"the journey grid needs a person or account case, not {spec.case!r}")
-    for needed in ("touchpoints", "stage_entries", "stage_funnel"):
-        if not table_exists(con, needed):
-            raise WarehouseError(f"no {needed} table: run the analyses (journeymine report) first")
+    require_tables(con, *("touchpoints", "stage_entries", "stage_funnel"))
     if followups is None:
-        followups = (
-            con.execute("SELECT * FROM followups").df()
-            if table_exists(con, "followups")
-            else compute_followups(con, spec)
-        )
+        followups = read_followups(con, spec)
     cells = _cells(con, spec)
     waits = _waits(con, followups)
     con.execute("DROP TABLE jm_grid_placed")

@@ -38,13 +38,13 @@ from scipy import stats as sps
 
 from journeymine.analyses.drivers import POPULATIONS
 from journeymine.analyses.feelings import EMAIL_MARK, EMAIL_PATTERN
-from journeymine.analyses.followups import compute_followups, rule_cost_of_waiting
+from journeymine.analyses.followups import read_followups, rule_cost_of_waiting
 from journeymine.analyses.funnel import UNKNOWN, entry_segments_sql
 from journeymine.analyses.sql import ident
 from journeymine.analyses.stats import benjamini_hochberg, wilson
-from journeymine.errors import JourneymineError, WarehouseError
+from journeymine.errors import JourneymineError
 from journeymine.spec import FollowupRule, JourneySpec, positions
-from journeymine.warehouse import table_exists
+from journeymine.warehouse import require_tables, table_exists
 
 MONTH_S = 30.4375 * 86400
 MIN_PEOPLE = 10  # smallest group (or stratum) a rate is compared on
@@ -617,15 +617,9 @@ def compute_opportunities(
     """The ranked opportunities (module docstring); needs the warehouse's analyses
     (``stage_funnel``, ``stage_entries``, ``stage_segments``; ``followups`` is read from the
     warehouse, or computed when absent, unless given). Columns: ``COLUMNS``."""
-    for needed in ("touchpoints", "stage_funnel", "stage_entries", "stage_segments"):
-        if not table_exists(con, needed):
-            raise WarehouseError(f"no {needed} table: run the analyses (journeymine report) first")
+    require_tables(con, *("touchpoints", "stage_funnel", "stage_entries", "stage_segments"))
     if followups is None:
-        followups = (
-            con.execute("SELECT * FROM followups").df()
-            if table_exists(con, "followups")
-            else compute_followups(con, spec)
-        )
+        followups = read_followups(con, spec)
     months = months_of_data(con)
     revenue = first_invoice_median(con)
     rows = _answer_faster(con, spec, followups, months) + _weak_segments(con, months)

@@ -88,9 +88,10 @@ def wrap(value: object, width: int = 22) -> str:
 
 
 def duration(seconds: float | None) -> str:
-    """A wait in words: minutes, hours or days."""
-    if seconds is None or pd.isna(seconds):
+    """A wait in words: minutes, hours or days ("–" for a missing or masked value)."""
+    if seconds is None or np.ma.is_masked(seconds) or pd.isna(seconds):
         return "–"
+    seconds = float(seconds)
     if seconds < 3600:
         return f"{seconds / 60:.0f} min"
     if seconds < 2 * 86400:
