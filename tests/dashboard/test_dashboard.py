@@ -30,7 +30,7 @@ def sample_dashboard(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_sample_dashboard_draws_every_section(sample_dashboard: Path) -> None:
     text = sample_dashboard.read_text()
     assert "Could not draw" not in text and 'class="missing"' not in text
-    assert len(re.findall(r'<div id="fig-\w+" class="figure">', text)) == 11
+    assert len(re.findall(r'<div id="fig-\w+" class="figure">', text)) == 16  # every section
     assert EMAIL.findall(text) == []
 
 
@@ -60,3 +60,24 @@ def test_sample_figures_carry_the_table_values(sample_dashboard: Path) -> None:
         "company_size",
         "utm_source",
     ]
+
+
+@pytest.mark.slow
+def test_sample_map_shows_the_designed_journey_and_owners_their_unanswered(
+    sample_dashboard: Path,
+) -> None:
+    con = connect(sample_dashboard.parent / "w.duckdb", read_only=True)
+    fig = figures.journey_map(con)
+    nodes = next(t for t in fig.data if t.mode == "markers+text")
+    shown = {c[0] for c in nodes.customdata}
+    labels = dict(con.execute("SELECT node, label FROM map_nodes").fetchall())
+    # every designed stage's marker is drawn, by its readable name from the spec's [labels]
+    for marker in ("crm.meeting:demo", "billing.invoice_paid", "web.signed_up"):
+        assert figures.label(labels[marker]) in shown
+    assert "Website" in shown  # the page views fold into one node
+    latency = figures.followup_latency(con)
+    no_reply = next(t for t in latency.data if t.name == "no reply")
+    counts = dict(zip(no_reply.y, no_reply.x, strict=True))
+    evan = next(k for k in counts if k.startswith("Evan Reed · demo_request"))
+    assert counts[evan] > 0  # the rep who never calls back is on the chart with his triggers
+    assert no_reply.y[0].startswith("Evan Reed")  # worst breach rate first

@@ -114,8 +114,9 @@ def build_journey_map(
 
 
 def _shown(edges: pd.DataFrame, spec: JourneySpec, mapping: pd.DataFrame, top: int) -> pd.Series:
-    """The ``top`` most frequent edges, plus every edge from one designed stage's node to the
-    next stage's (the designed path is always drawn)."""
+    """The ``top`` most frequent edges, every edge from one designed stage's node to the next
+    stage's, and the most frequent edge into and out of every stage and follow-up node (so
+    each of them is drawn, however rare)."""
     stage_nodes = [set(mapping[mapping.stage == s.name].node) for s in spec.stages]
     designed = {
         (a, b)
@@ -123,9 +124,17 @@ def _shown(edges: pd.DataFrame, spec: JourneySpec, mapping: pd.DataFrame, top: i
         for a in here
         for b in nxt
     }
-    rank = pd.Series(range(len(edges)), index=edges.index)
-    pairs = list(zip(edges.source, edges.target, strict=True))
-    return (rank < top) | pd.Series([p in designed for p in pairs], index=edges.index)
+    shown = pd.Series(range(len(edges)), index=edges.index) < top
+    shown |= pd.Series(
+        [(a, b) in designed for a, b in zip(edges.source, edges.target, strict=True)],
+        index=edges.index,
+    )
+    key_nodes = set(mapping[mapping.kind.isin(["stage", "rule"])].node)
+    loops = edges.source == edges.target
+    for column in ("source", "target"):  # edges are sorted by frequency: first is the top
+        firsts = edges[edges[column].isin(key_nodes) & ~loops].drop_duplicates(column)
+        shown[firsts.index] = True
+    return shown
 
 
 def _hidden_people_share(con: duckdb.DuckDBPyConnection, log: str, hidden: pd.DataFrame) -> float:
