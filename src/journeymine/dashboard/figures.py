@@ -957,7 +957,7 @@ def journey_map(data: Data, max_activities: int = 14, max_edges: int = 30) -> go
     fig.update_xaxes(visible=False, range=[-0.9, widest + 0.9])  # room for whole labels
     ys = [p[1] for p in pos.values()]
     fig.update_yaxes(visible=False, range=[min(ys) - 1.2, max(ys) + 0.8])
-    _layout(fig, "", max(440, 150 + 120 * layout.height))
+    _layout(fig, "", max(520, 200 + 170 * layout.height))  # room for two-line labels
     fig.update_layout(title=None, margin={"t": 20, "b": 60, "l": 30, "r": 30}, hovermode="closest")
     fig.update_layout(meta=meta)
     return fig
