@@ -1,4 +1,4 @@
-"""Time the stage funnel and follow-up latency on a large synthetic log.
+"""Time the stage funnel, follow-up latency, paths and retention on a large synthetic log.
 
     python benchmarks/bench_analyses.py --events 10000000
 
@@ -20,7 +20,9 @@ from pathlib import Path
 import duckdb
 
 from journeymine.analyses.followups import compute_followups
-from journeymine.analyses.funnel import compute_entries, summarise
+from journeymine.analyses.funnel import compute_entries, summarise, write_stage_funnel
+from journeymine.analyses.paths import paths
+from journeymine.analyses.retention import retention
 from journeymine.mining import discovery
 from journeymine.spec import Calendar, FollowupRule, JourneySpec, Stage
 
@@ -71,14 +73,23 @@ def main() -> None:
     funnel = summarise(entries)
     funnelled = time.perf_counter()
     followups = compute_followups(con, SPEC)
+    followed = time.perf_counter()
+    write_stage_funnel(con, SPEC, stored)  # stage_entries for paths and retention
+    ready = time.perf_counter()
+    dropped = paths(con, "s1", "dropped", steps=3, top=20, log=stored)
+    after = paths(con, "activity 01", "after", steps=3, top=20, log=stored)
+    pathed = time.perf_counter()
+    cohorts = retention(con, active=("activity 12",), stage="s4", period="week", periods=4)
     done = time.perf_counter()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         f"{args.events:,} events: layout {loaded - start:.2f} s | "
         f"funnel {funnelled - loaded:.2f} s "
         f"({len(entries):,} stage entries, {funnel.entered.sum():,} entered) | follow-ups "
-        f"{done - funnelled:.2f} s ({len(followups):,} triggers, business hours included) | "
-        f"peak RSS {rss:,.0f} MB"
+        f"{followed - funnelled:.2f} s ({len(followups):,} triggers, business hours included) | "
+        f"stored funnel {ready - followed:.2f} s | paths (dropped + after) "
+        f"{pathed - ready:.2f} s ({len(dropped) + len(after)} paths) | retention "
+        f"{done - pathed:.2f} s ({len(cohorts)} cells) | peak RSS {rss:,.0f} MB"
     )
 
 
