@@ -3,7 +3,9 @@
 ``touchpoints`` is rebuilt from the raw layer after every load, stored sorted by
 ``(person_id, occurred_at, seq)`` so that per-person window functions read it in order
 (DESIGN §7). When a record arrives in several versions (a Salesforce export of a changed
-Lead), the event from the newest version wins.
+Lead), the event from the newest version wins: the version its record key names
+(``Id@SystemModstamp``), else the one loaded last — so an older export loaded later never
+overwrites a newer record.
 """
 
 from __future__ import annotations
@@ -14,9 +16,13 @@ from journeymine.sources._common import SF_OPPORTUNITY
 
 TOUCHPOINTS = f"""
 CREATE OR REPLACE TABLE touchpoints AS
-WITH latest AS (
-    SELECT * FROM raw_events
-    QUALIFY row_number() OVER (PARTITION BY source, event_key ORDER BY seq DESC) = 1
+WITH latest AS (  -- the newest version of a record wins, whatever order the files came in
+    SELECT e.* FROM raw_events e LEFT JOIN raw_rows r USING (source, file, line)
+    QUALIFY row_number() OVER (
+        PARTITION BY e.source, e.event_key
+        ORDER BY TRY_CAST(nullif(split_part(r.record_key, '@', 2), '') AS TIMESTAMPTZ)
+                     DESC NULLS LAST,
+                 e.seq DESC) = 1
 )
 SELECT e.seq AS event_id, n.person_id, coalesce(acc.account_id, pa.account_id) AS account_id,
        CASE WHEN e.id_type = '{SF_OPPORTUNITY}' THEN e.id_value END AS deal_id,
