@@ -15,12 +15,15 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from prefect import flow, get_run_logger, serve, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.deployments.runner import RunnerDeployment
+from prefect.events import emit_event
 from prefect.schedules import Cron
 
 from journeymine import analyse, load, summary, warehouse
+from journeymine.analyses import alerts
 from journeymine.dashboard import export_report
 from journeymine.errors import JourneymineError
 
@@ -115,6 +118,26 @@ def analyse_task(warehouse_path: str, journey: str, out: str) -> dict[str, Any]:
     return {"cases": report.cases, "variants": report.variants, "followups": report.followups}
 
 
+@task(name="evaluate-alerts")
+def alerts_task(warehouse_path: str, journey: str, run_id: str) -> pd.DataFrame:
+    """Evaluate the spec's ``[[alerts]]`` on tonight's analyses, append them to ``alerts``,
+    and emit one Prefect event per fired alert (for an Automation to notify)."""
+    declared = alerts.load_alerts(journey)
+    if not declared:
+        return pd.DataFrame(columns=alerts.COLUMNS)
+    with warehouse.transaction(warehouse_path) as con:
+        frame = alerts.evaluate_alerts(con, declared)
+        alerts.write_alerts(con, frame, run_id)
+    logger = get_run_logger()
+    for row in frame.to_dict("records"):
+        if row["fired"]:
+            logger.warning("alert %s (%s): %s", row["name"], row["severity"], row["message"])
+            emit_event(**alerts.alert_event(row))
+        elif not row["evaluated"]:
+            logger.warning("%s", row["message"])
+    return frame
+
+
 @task(name="export-dashboard")
 def dashboard_task(warehouse_path: str, journey: str, out: str) -> str:
     """Write the self-contained dashboard and link it as an artifact."""
@@ -126,15 +149,17 @@ def dashboard_task(warehouse_path: str, journey: str, out: str) -> str:
 
 
 @task(name="publish-summary")
-def publish_summary(warehouse_path: str, report: load.LoadReport) -> str:
-    """Publish tonight's headline figures and row accounting as a Prefect artifact."""
+def publish_summary(
+    warehouse_path: str, report: load.LoadReport, fired: pd.DataFrame | None = None
+) -> str:
+    """Publish tonight's alerts, headline figures and row accounting as a Prefect artifact."""
     con = warehouse.connect(warehouse_path, read_only=True)
     try:
         figures, previous = summary.run_figures(con)
         funnel = summary.funnel_rows(con)
     finally:
         con.close()
-    text = summary.markdown_summary(report, figures, previous)
+    text = summary.markdown_summary(report, figures, previous, fired)
     create_markdown_artifact(text, key="journeymine-run-summary", description="Nightly run")
     if funnel:
         create_table_artifact(funnel, key="journeymine-stage-dropoff", description="Stage drop-off")
@@ -184,8 +209,9 @@ def nightly(
         report.skipped_files, report.errors = plan["skipped"], failures
         report.unknown_folders, report.gone_files = plan["unknown_folders"], plan["gone_files"]
         analyse_task(warehouse_path, journey, out)
+        tonight = alerts_task(warehouse_path, journey, run_id)
         dashboard = dashboard_task(warehouse_path, journey, out)
-        publish_summary(warehouse_path, report)
+        publish_summary(warehouse_path, report, tonight)
         get_run_logger().info("dashboard: %s", dashboard)
     shutil.rmtree(staging / run_id, ignore_errors=True)
     if failures:

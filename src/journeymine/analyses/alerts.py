@@ -281,7 +281,8 @@ def _rule_metric(con: duckdb.DuckDBPyConnection, alert: Alert) -> Reading:
         return reading
     value, unit = con.execute(sql, [rule]).fetchall()[0]
     if value is None or math.isnan(value):
-        reading.problem = f"follow-up rule {rule} has no decided trigger yet"
+        which = "decided" if alert.metric == "breach_rate" else "answered"
+        reading.problem = f"follow-up rule {rule} has no {which} trigger yet"
         return reading
     reading.value, reading.unit = float(value), str(unit)
     _since_last_run(con, alert, f"{alert.metric}:{rule}", reading)
