@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from journeymine import load
-from journeymine.analyses.alerts import COLUMNS, EVENT
+from journeymine.analyses.alerts import COLUMNS, EVENT, alert_event
 from journeymine.summary import markdown_summary
 from pipelines.nightly import nightly
 from tests.load import fake_source
@@ -196,3 +196,26 @@ def _summary_naming(text: str) -> str:
     found = [str(a.data) for a in artifacts if text in str(a.data)]
     assert len(found) == 1
     return found[0]
+
+
+def test_the_readme_automation_is_valid_and_matches_our_events() -> None:
+    import re
+
+    import yaml
+    from prefect.events.schemas.automations import AutomationCore
+    from prefect.events.schemas.events import Resource
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"## Alerts.*?```yaml\n(.*?)```", readme, re.S)
+    assert block is not None
+    automation = AutomationCore.model_validate(yaml.safe_load(block.group(1)))
+    event = alert_event(
+        {"name": "demo-conversion", "metric": "conversion", "stage_or_rule": "demo",
+         "value": 0.3, "bound": 0.4, "previous": None, "severity": "critical", "message": "m"}
+    )  # fmt: skip
+    trigger = automation.trigger
+    assert trigger.expect == {event["event"]}  # type: ignore[union-attr]
+    assert trigger.match.matches(Resource.model_validate(event["resource"]))  # type: ignore[union-attr]
+    assert not trigger.match.matches(  # type: ignore[union-attr]
+        Resource.model_validate({"prefect.resource.id": "prefect.flow-run.1"})
+    )
