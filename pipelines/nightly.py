@@ -119,10 +119,9 @@ def analyse_task(warehouse_path: str, journey: str, out: str) -> dict[str, Any]:
 
 
 @task(name="evaluate-alerts")
-def alerts_task(warehouse_path: str, journey: str, run_id: str) -> pd.DataFrame:
+def alerts_task(warehouse_path: str, declared: list[alerts.Alert], run_id: str) -> pd.DataFrame:
     """Evaluate the spec's ``[[alerts]]`` on tonight's analyses, append them to ``alerts``,
     and emit one Prefect event per fired alert (for an Automation to notify)."""
-    declared = alerts.load_alerts(journey)
     if not declared:
         return pd.DataFrame(columns=alerts.COLUMNS)
     with warehouse.transaction(warehouse_path) as con:
@@ -186,6 +185,7 @@ def nightly(
     days every night (for exports that keep changing, like GA4's daily tables).
     """
     selection = load.Selection(since, until, reload_days, force)
+    declared = alerts.load_alerts(journey)  # a misspelt alert stops the run before it loads
     run_id = uuid.uuid4().hex[:12]
     staging = load.staging_root(warehouse_path)
     with warehouse.writer_lock(warehouse_path):
@@ -209,7 +209,7 @@ def nightly(
         report.skipped_files, report.errors = plan["skipped"], failures
         report.unknown_folders, report.gone_files = plan["unknown_folders"], plan["gone_files"]
         analyse_task(warehouse_path, journey, out)
-        tonight = alerts_task(warehouse_path, journey, run_id)
+        tonight = alerts_task(warehouse_path, declared, run_id)
         dashboard = dashboard_task(warehouse_path, journey, out)
         publish_summary(warehouse_path, report, tonight)
         get_run_logger().info("dashboard: %s", dashboard)

@@ -13,6 +13,7 @@ import pytest
 
 from journeymine import load
 from journeymine.analyses.alerts import COLUMNS, EVENT, alert_event
+from journeymine.errors import SpecError
 from journeymine.summary import markdown_summary
 from pipelines.nightly import nightly
 from tests.load import fake_source
@@ -219,3 +220,24 @@ def test_the_readme_automation_is_valid_and_matches_our_events() -> None:
     assert not trigger.match.matches(  # type: ignore[union-attr]
         Resource.model_validate({"prefect.resource.id": "prefect.flow-run.1"})
     )
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_misspelt_alert_stops_the_run_before_anything_is_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(load, "parser_for", lambda source: fake_source.parse_file)
+    journey = tmp_path / "journey.toml"
+    bad = JOURNEY.format(low="a", high="b", wait="c").replace('stage = "signup"\nbelow = 0.2',
+                                                              'stage = "sigup"\nbelow = 0.2')  # fmt: skip
+    journey.write_text(bad)
+    (tmp_path / "landing" / "segment").mkdir(parents=True)
+    (tmp_path / "landing" / "segment" / "a.txt").write_text(LANDING)
+    db = tmp_path / "w.duckdb"
+    with pytest.raises(SpecError, match=r"journey.toml: alerts\[1\]\.stage: no stage 'sigup'"):
+        nightly(
+            landing=str(tmp_path / "landing"), warehouse_path=str(db), journey=str(journey),
+            out=str(tmp_path / "out"),
+        )  # fmt: skip
+    assert not db.exists()
