@@ -1,4 +1,5 @@
-"""Prefect flow ``journeymine-nightly``: land the night's exports, stitch, mine, analyse, publish.
+"""Prefect flow ``journeymine-nightly``: land the night's exports, stitch, mine, analyse, check
+the spec's alerts, publish.
 
 Tasks are thin: they pass paths and table names and call :mod:`journeymine`. Sources are parsed
 in parallel into staging Parquet; one task owns the warehouse and loads them in one transaction.
@@ -127,6 +128,7 @@ def alerts_task(warehouse_path: str, declared: list[alerts.Alert], run_id: str) 
     with warehouse.transaction(warehouse_path) as con:
         frame = alerts.evaluate_alerts(con, declared)
         alerts.write_alerts(con, frame, run_id)
+    # Events only once the rows are published: a notification always has its row to point at.
     logger = get_run_logger()
     for row in frame.to_dict("records"):
         if row["fired"]:
@@ -149,7 +151,7 @@ def dashboard_task(warehouse_path: str, journey: str, out: str) -> str:
 
 @task(name="publish-summary")
 def publish_summary(
-    warehouse_path: str, report: load.LoadReport, fired: pd.DataFrame | None = None
+    warehouse_path: str, report: load.LoadReport, tonight: pd.DataFrame | None = None
 ) -> str:
     """Publish tonight's alerts, headline figures and row accounting as a Prefect artifact."""
     con = warehouse.connect(warehouse_path, read_only=True)
@@ -158,7 +160,7 @@ def publish_summary(
         funnel = summary.funnel_rows(con)
     finally:
         con.close()
-    text = summary.markdown_summary(report, figures, previous, fired)
+    text = summary.markdown_summary(report, figures, previous, tonight)
     create_markdown_artifact(text, key="journeymine-run-summary", description="Nightly run")
     if funnel:
         create_table_artifact(funnel, key="journeymine-stage-dropoff", description="Stage drop-off")

@@ -241,3 +241,38 @@ def test_a_misspelt_alert_stops_the_run_before_anything_is_loaded(
             out=str(tmp_path / "out"),
         )  # fmt: skip
     assert not db.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_headline_alert_compares_with_the_previous_nights_figure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(load, "parser_for", lambda source: fake_source.parse_file)
+    name = f"people-{uuid.uuid4().hex[:8]}"
+    journey = tmp_path / "journey.toml"
+    stages = JOURNEY.split("[[alerts]]")[0]
+    journey.write_text(stages + f'[[alerts]]\nname = "{name}"\nmetric = "persons"\n'
+                       'change = "significant"\n')  # fmt: skip
+    root = tmp_path / "landing" / "segment"
+    root.mkdir(parents=True)
+    (root / "a.txt").write_text(LANDING)  # 4 people
+    db = tmp_path / "w.duckdb"
+
+    def night() -> None:
+        nightly(
+            landing=str(root.parent), warehouse_path=str(db), journey=str(journey),
+            out=str(tmp_path / "out"),
+        )  # fmt: skip
+
+    night()
+    (root / "b.txt").write_text("k6,1785864060,user_id,u5,web.signed_up\n")  # a 5th: +25%
+    night()
+    with duckdb.connect(str(db), read_only=True) as con:
+        history = con.execute(
+            "SELECT evaluated, fired, value, previous FROM alerts ORDER BY evaluated_at"
+        ).fetchall()
+    # Night 1 has no previous run: a change alone cannot be judged. Night 2: 5 against 4.
+    assert history == [(False, False, 4.0, None), (True, True, 5.0, 4.0)]
+    fired = _fired_events(f"journeymine.alert.{name}")
+    assert [(e.payload["value"], e.payload["previous"]) for e in fired] == [(5.0, 4.0)]  # type: ignore[attr-defined]
