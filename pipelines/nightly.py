@@ -1,4 +1,5 @@
-"""Prefect flow ``journeymine-nightly``: land the night's exports, stitch, mine, analyse, publish.
+"""Prefect flow ``journeymine-nightly``: land the night's exports, stitch, mine, analyse, check
+the spec's alerts, publish.
 
 Tasks are thin: they pass paths and table names and call :mod:`journeymine`. Sources are parsed
 in parallel into staging Parquet; one task owns the warehouse and loads them in one transaction.
@@ -15,12 +16,15 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from prefect import flow, get_run_logger, serve, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.deployments.runner import RunnerDeployment
+from prefect.events import emit_event
 from prefect.schedules import Cron
 
 from journeymine import analyse, load, summary, warehouse
+from journeymine.analyses import alerts
 from journeymine.dashboard import export_report
 from journeymine.errors import JourneymineError
 
@@ -115,6 +119,26 @@ def analyse_task(warehouse_path: str, journey: str, out: str) -> dict[str, Any]:
     return {"cases": report.cases, "variants": report.variants, "followups": report.followups}
 
 
+@task(name="evaluate-alerts")
+def alerts_task(warehouse_path: str, declared: list[alerts.Alert], run_id: str) -> pd.DataFrame:
+    """Evaluate the spec's ``[[alerts]]`` on tonight's analyses, append them to ``alerts``,
+    and emit one Prefect event per fired alert (for an Automation to notify)."""
+    if not declared:
+        return pd.DataFrame(columns=alerts.COLUMNS)
+    with warehouse.transaction(warehouse_path) as con:
+        frame = alerts.evaluate_alerts(con, declared)
+        alerts.write_alerts(con, frame, run_id)
+    # Events only once the rows are published: a notification always has its row to point at.
+    logger = get_run_logger()
+    for row in frame.to_dict("records"):
+        if row["fired"]:
+            logger.warning("alert %s (%s): %s", row["name"], row["severity"], row["message"])
+            emit_event(**alerts.alert_event(row))
+        elif not row["evaluated"]:
+            logger.warning("%s", row["message"])
+    return frame
+
+
 @task(name="export-dashboard")
 def dashboard_task(warehouse_path: str, journey: str, out: str) -> str:
     """Write the self-contained dashboard and link it as an artifact."""
@@ -126,15 +150,17 @@ def dashboard_task(warehouse_path: str, journey: str, out: str) -> str:
 
 
 @task(name="publish-summary")
-def publish_summary(warehouse_path: str, report: load.LoadReport) -> str:
-    """Publish tonight's headline figures and row accounting as a Prefect artifact."""
+def publish_summary(
+    warehouse_path: str, report: load.LoadReport, tonight: pd.DataFrame | None = None
+) -> str:
+    """Publish tonight's alerts, headline figures and row accounting as a Prefect artifact."""
     con = warehouse.connect(warehouse_path, read_only=True)
     try:
         figures, previous = summary.run_figures(con)
         funnel = summary.funnel_rows(con)
     finally:
         con.close()
-    text = summary.markdown_summary(report, figures, previous)
+    text = summary.markdown_summary(report, figures, previous, tonight)
     create_markdown_artifact(text, key="journeymine-run-summary", description="Nightly run")
     if funnel:
         create_table_artifact(funnel, key="journeymine-stage-dropoff", description="Stage drop-off")
@@ -161,6 +187,7 @@ def nightly(
     days every night (for exports that keep changing, like GA4's daily tables).
     """
     selection = load.Selection(since, until, reload_days, force)
+    declared = alerts.load_alerts(journey)  # a misspelt alert stops the run before it loads
     run_id = uuid.uuid4().hex[:12]
     staging = load.staging_root(warehouse_path)
     with warehouse.writer_lock(warehouse_path):
@@ -184,8 +211,9 @@ def nightly(
         report.skipped_files, report.errors = plan["skipped"], failures
         report.unknown_folders, report.gone_files = plan["unknown_folders"], plan["gone_files"]
         analyse_task(warehouse_path, journey, out)
+        tonight = alerts_task(warehouse_path, declared, run_id)
         dashboard = dashboard_task(warehouse_path, journey, out)
-        publish_summary(warehouse_path, report)
+        publish_summary(warehouse_path, report, tonight)
         get_run_logger().info("dashboard: %s", dashboard)
     shutil.rmtree(staging / run_id, ignore_errors=True)
     if failures:

@@ -123,6 +123,7 @@ TOP_KEYS = {
     "groups",
     "labels",
     "retention",
+    "alerts",  # read by analyses.alerts.load_alerts
 }
 RETENTION_KEYS = {"stage", "active", "churn", "period", "periods"}
 STAGE_KEYS = {"name", "activities", "optional", "group", "window", "repeatable", "horizon"}

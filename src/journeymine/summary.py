@@ -20,9 +20,16 @@ def run_figures(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, dict[str,
     return read_headlines(con), previous_figures(con)
 
 
-def markdown_summary(report: LoadReport, figures: pd.DataFrame, previous: dict[str, float]) -> str:
-    """A short markdown report of one run: row accounting per source, then headline figures."""
+def markdown_summary(
+    report: LoadReport,
+    figures: pd.DataFrame,
+    previous: dict[str, float],
+    alerts: pd.DataFrame | None = None,
+) -> str:
+    """A short markdown report of one run: fired alerts first (``analyses.alerts``), then row
+    accounting per source, then headline figures."""
     lines = [f"# journeymine nightly run `{report.run_id}`", ""]
+    lines += alert_lines(alerts)
     lines += [
         "| source | files | rows read | loaded | duplicates | quarantined |",
         "|---|---:|---:|---:|---:|---:|",
@@ -67,6 +74,31 @@ def markdown_summary(report: LoadReport, figures: pd.DataFrame, previous: dict[s
         more = f" and {len(report.gone_files) - 20} more" if len(report.gone_files) > 20 else ""
         lines.append(f"\n**Gone from the landing folder** (their rows stay loaded): {gone}{more}")
     return "\n".join(lines) + "\n"
+
+
+SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+
+
+def alert_lines(alerts: pd.DataFrame | None) -> list[str]:
+    """Fired alerts, most severe first, then the alerts that could not be evaluated (a broken
+    alert must not pass for a quiet night)."""
+    if alerts is None or alerts.empty:
+        return []
+    lines: list[str] = []
+    fired = alerts[alerts.fired.astype(bool)]
+    fired = fired.sort_values("severity", key=lambda s: s.map(SEVERITY_ORDER), kind="stable")
+    if len(fired):
+        lines += [f"## Alerts fired ({len(fired)})", ""]
+        lines += [
+            f"- **{r.severity}** `{_safe(r.name)}`: {_safe(r.message)}" for r in fired.itertuples()
+        ]
+        lines.append("")
+    unknown = alerts[~alerts.evaluated.astype(bool)]
+    if len(unknown):
+        lines += [f"**Alerts not evaluated ({len(unknown)}):**", ""]
+        lines += [f"- `{_safe(r.name)}`: {_safe(r.message)}" for r in unknown.itertuples()]
+        lines.append("")
+    return lines
 
 
 def _safe(text: str) -> str:
