@@ -157,3 +157,35 @@ def test_owner_ids_get_the_reps_names(con: duckdb.DuckDBPyConnection, truths: di
     assert {owner: names[owner] for owner in truths["reps"]} == {
         owner: rep["name"] for owner, rep in truths["reps"].items()
     }
+
+
+def test_feelings_and_accounts_come_back_from_the_sample(
+    con: duckdb.DuckDBPyConnection, truths: dict
+) -> None:
+    """The planted sentiment dip, the detractors after a long support wait and the company in
+    every system come back through the load, the funnel and the feelings table."""
+    from journeymine.analyses.feelings import compute_feelings
+    from journeymine.analyses.funnel import write_stage_funnel
+    from journeymine.mining.eventlog import log_from_touchpoints
+    from journeymine.spec import load_spec
+
+    spec = load_spec(SAMPLE / "journey.toml")
+    work = duckdb.connect()
+    for table in ("touchpoints", "persons", "raw_rows"):
+        work.register(f"src_{table}", con.sql(f"SELECT * FROM {table}").to_arrow_table())
+        work.execute(f"CREATE TABLE {table} AS SELECT * FROM src_{table}")
+    write_stage_funnel(work, spec, log_from_touchpoints(work))
+    feelings = compute_feelings(work, spec)
+    overall = feelings[(feelings.source == "all") & (feelings.voices > 0)].set_index("stage")
+    planted = truths["feelings"]
+    assert overall.sentiment_mean.idxmin() == planted["sentiment_dip_stage"] == "trial"
+    assert overall.loc["trial", "negative_share"] > overall.drop("trial").negative_share.max()
+    accounts = con.execute("SELECT count(DISTINCT account_id) FROM persons").fetchone()[0]
+    company = truths["accounts"]["all_systems"]
+    ids = con.execute(
+        "SELECT DISTINCT account_id FROM touchpoints WHERE attributes->>'customer' = ? "
+        "OR person_id IN (SELECT person_id FROM identity_nodes WHERE node_id = ANY(?))",
+        [company["stripe_customer"], company["user_ids"]],
+    ).fetchall()
+    assert len({i for (i,) in ids if i is not None}) == 1  # one company, one account
+    assert accounts == truths["accounts"]["expected_accounts"]
