@@ -23,7 +23,7 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.events import emit_event
 from prefect.schedules import Cron
 
-from journeymine import analyse, load, summary, warehouse
+from journeymine import analyse, identity, load, summary, warehouse
 from journeymine.analyses import alerts
 from journeymine.dashboard import export_report
 from journeymine.errors import JourneymineError
@@ -89,13 +89,22 @@ def stage_source(landing: str, files: list[tuple[str, str]], staging: str) -> di
 
 @task(name="load-warehouse")
 def load_warehouse(
-    warehouse_path: str, folders: list[str], run_id: str, match_on_email: bool
+    warehouse_path: str,
+    folders: list[str],
+    run_id: str,
+    match_on_email: bool,
+    max_user_ids_per_person: int = 1,
 ) -> load.LoadReport:
     """The single writer: load staged folders, stitch identities, rebuild touchpoints."""
     report = load.LoadReport(run_id)
     with warehouse.transaction(warehouse_path) as con:  # readers keep the last state meanwhile
         load.commit_load(
-            con, [Path(f) for f in folders], run_id, report, match_on_email=match_on_email
+            con,
+            [Path(f) for f in folders],
+            run_id,
+            report,
+            match_on_email=match_on_email,
+            max_user_ids_per_person=max_user_ids_per_person,
         )
     t = report.totals()
     get_run_logger().info(
@@ -158,9 +167,13 @@ def publish_summary(
     try:
         figures, previous = summary.run_figures(con)
         funnel = summary.funnel_rows(con)
+        try:
+            quality: dict[str, Any] | None = identity.identity_quality(con)
+        except JourneymineError:  # a warehouse stitched before accounts: no figures yet
+            quality = None
     finally:
         con.close()
-    text = summary.markdown_summary(report, figures, previous, tonight)
+    text = summary.markdown_summary(report, figures, previous, tonight, quality)
     create_markdown_artifact(text, key="journeymine-run-summary", description="Nightly run")
     if funnel:
         create_table_artifact(funnel, key="journeymine-stage-dropoff", description="Stage drop-off")
@@ -175,6 +188,7 @@ def nightly(
     out: str = "out",
     sources: list[str] | None = None,
     match_on_email: bool = True,
+    max_user_ids_per_person: int = 1,
     since: date | None = None,
     until: date | None = None,
     reload_days: int = 0,
@@ -207,7 +221,9 @@ def nightly(
                 failures += staged["errors"]
             else:
                 failures.append(f"{source}: {state.message}")
-        report: load.LoadReport = load_warehouse(warehouse_path, folders, run_id, match_on_email)
+        report: load.LoadReport = load_warehouse(
+            warehouse_path, folders, run_id, match_on_email, max_user_ids_per_person
+        )
         report.skipped_files, report.errors = plan["skipped"], failures
         report.unknown_folders, report.gone_files = plan["unknown_folders"], plan["gone_files"]
         analyse_task(warehouse_path, journey, out)

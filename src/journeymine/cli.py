@@ -99,6 +99,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         out=args.out,
         sources=args.source or None,
         match_on_email=not args.no_email_matching,
+        max_user_ids_per_person=args.max_user_ids_per_person,
         since=args.since,
         until=args.until,
         reload_days=args.reload_days,
@@ -150,6 +151,7 @@ def cmd_load(args: argparse.Namespace) -> int:
             args.landing,
             sources=args.source or None,
             match_on_email=not args.no_email_matching,
+            max_user_ids_per_person=args.max_user_ids_per_person,
             progress=progress,
             selection=Selection(args.since, args.until, args.reload_days, args.force),
         )
@@ -345,6 +347,13 @@ def _add_load_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warehouse", default=DEFAULT_WAREHOUSE, help="DuckDB warehouse file")
     p.add_argument("--source", action="append", choices=SOURCES, help="only this source (repeat)")
     p.add_argument("--no-email-matching", action="store_true", help="do not merge persons on email")
+    p.add_argument(
+        "--max-user-ids-per-person",
+        type=int,
+        default=1,
+        help="person-merge policy: how many product user ids one person may hold (1: two "
+        "sign-ups sharing a mailbox stay two people; 2: a customer who signed up twice is one)",
+    )
     p.add_argument("--since", type=date.fromisoformat, help="only files dated from (YYYY-MM-DD)")
     p.add_argument("--until", type=date.fromisoformat, help="only files dated up to (YYYY-MM-DD)")
     p.add_argument(

@@ -708,6 +708,7 @@ def load_landing(
     *,
     sources: Sequence[str] | None = None,
     match_on_email: bool = True,
+    max_user_ids_per_person: int = 1,
     lock_wait_s: float = 0.0,
     progress: Progress | None = None,
     selection: Selection = Selection(),
@@ -727,7 +728,14 @@ def load_landing(
             report.errors = scan.unreadable + staged.errors
             report.gone_files = gone_files(con, scan, sources)
             report.unknown_folders = scan.unknown_folders
-            commit_load(con, [staged.folder], run_id, report, match_on_email=match_on_email)
+            commit_load(
+                con,
+                [staged.folder],
+                run_id,
+                report,
+                match_on_email=match_on_email,
+                max_user_ids_per_person=max_user_ids_per_person,
+            )
         finally:
             shutil.rmtree(folder, ignore_errors=True)
     return report
@@ -762,14 +770,21 @@ def commit_load(
     report: LoadReport,
     *,
     match_on_email: bool = True,
+    max_user_ids_per_person: int = 1,
 ) -> None:
-    """Load staged folders, stitch identities and rebuild touchpoints atomically."""
+    """Load staged folders, stitch identities and rebuild touchpoints atomically.
+    ``max_user_ids_per_person`` is the person-merge policy (docs/identity.md)."""
     from journeymine import identity, touchpoints
 
     con.begin()
     try:
         report.files = load_staged(con, folders, run_id)
-        stitched = identity.stitch(con, run_id, match_on_email=match_on_email)
+        stitched = identity.stitch(
+            con,
+            run_id,
+            match_on_email=match_on_email,
+            max_user_ids_per_person=max_user_ids_per_person,
+        )
         report.persons, report.new_merges = stitched.persons, stitched.new_merges
         report.touchpoints = touchpoints.build(con)
         con.commit()

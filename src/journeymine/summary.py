@@ -6,6 +6,8 @@ as a Prefect artifact, each figure with its change since the previous run.
 
 from __future__ import annotations
 
+from typing import Any
+
 import duckdb
 import pandas as pd
 
@@ -25,6 +27,7 @@ def markdown_summary(
     figures: pd.DataFrame,
     previous: dict[str, float],
     alerts: pd.DataFrame | None = None,
+    identity: dict[str, Any] | None = None,
 ) -> str:
     """A short markdown report of one run: fired alerts first (``analyses.alerts``), then row
     accounting per source, then headline figures."""
@@ -64,6 +67,8 @@ def markdown_summary(
             sign = "+" if row.value >= before else "-"
             change = sign + format_value(abs(row.value - before), row.unit)
         lines.append(f"| {row.label} | {format_value(row.value, row.unit)} | {change} |")
+    if identity:
+        lines += identity_lines(identity)
     for error in report.errors:
         lines.append(f"\n**Not loaded:** {_safe(error)}")
     for folder in report.unknown_folders:
@@ -118,3 +123,19 @@ def funnel_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, object]]:
     return [
         {k: (None if v != v else v) for k, v in row.items()} for row in frame.to_dict("records")
     ]
+
+
+def identity_lines(quality: dict[str, Any]) -> list[str]:
+    """The identity quality figures (``identity.identity_quality``) as markdown lines."""
+    refusals = quality.get("refusals_by_rule", {}).get("person", {})
+    kept = ", ".join(f"{n:,} by {_safe(rule)}" for rule, n in sorted(refusals.items())) or "none"
+    lines = [
+        "",
+        f"Identity: {quality.get('persons', 0):,} persons, {quality.get('accounts', 0):,} "
+        f"accounts; {quality.get('person_merges', 0):,} person and "
+        f"{quality.get('account_merges', 0):,} account merges recorded; pairs kept apart: "
+        f"{kept}; touchpoints on anonymous-only persons: "
+        f"{quality.get('anonymous_only_touchpoint_share', 0.0):.1%}.",
+    ]
+    lines += [f"\n**Identity warning:** {_safe(w)}" for w in quality.get("warnings", [])]
+    return lines

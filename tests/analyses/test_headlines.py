@@ -82,3 +82,15 @@ def test_the_summary_names_what_was_not_loaded_without_leaking_or_breaking_markd
     assert "jane.doe@acme.io" not in text and "<img" not in text and "&lt;img" in text
     assert "\\|" in text  # a pipe in a file name cannot open a table cell
     assert "`Segment/`" in text and "segment/2026/08/01/a.jsonl" in text
+
+
+def test_the_summary_reports_identity_quality_and_its_warnings() -> None:
+    quality = {
+        "persons": 12, "accounts": 3, "person_merges": 2, "account_merges": 1,
+        "refusals_by_rule": {"person": {"max_user_ids_per_person=1": 4}, "account": {}},
+        "anonymous_only_touchpoint_share": 0.25,
+        "warnings": ["person 7 holds 41 identifiers (50.6% of all)"],
+    }  # fmt: skip
+    text = markdown_summary(LoadReport(run_id="r"), headlines.as_frame([]), {}, identity=quality)
+    assert "12 persons, 3 accounts" in text and "4 by max_user_ids_per_person=1" in text
+    assert "25.0%" in text and "**Identity warning:** person 7 holds 41 identifiers" in text
