@@ -107,3 +107,22 @@ def test_bad_input_gives_a_clear_error_and_exit_code(tmp_path: Path) -> None:
         text=True,
     )
     assert run.returncode == 1 and "stripe/x.jsonl" in run.stderr
+
+
+def test_report_on_an_imported_log_without_a_journey(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import duckdb
+
+    from journeymine.cli import main
+
+    db, out = tmp_path / "h.duckdb", tmp_path / "out"
+    log = ROOT / "tests" / "data" / "eventlogs" / "helpdesk.xes.gz"
+    assert main(["import-log", str(log), "--warehouse", str(db)]) == 0
+    assert main(["report", "--warehouse", str(db), "--no-journey", "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert "4,580 cases" in printed.out and "no stages in the journey spec" in printed.err
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM dfg").fetchone()[0] > 0
+        assert not con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'stage_funnel'"
+        ).fetchone()[0]
+    assert (out / "dashboard.html").exists()

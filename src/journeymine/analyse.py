@@ -69,24 +69,18 @@ def analyse(
     else:
         sharded.store_discovery(con, discovery_folder)
     write_journey_map(con, spec, stored)
-    funnel = write_stage_funnel(con, spec, stored)
-    if spec.case in ("person", "account"):
-        write_feelings(con, spec)
     followups = write_followups(con, spec)
-    write_cost_of_waiting(con, spec, followups)
-    summary = conformance.write_conformance(con, spec, stored)
-    _write_drivers_and_drift(con, spec, funnel)
-    report.warnings += _write_lifecycle(con, spec, funnel, stored)
-    if spec.case in ("person", "account"):
-        write_journey_grid(con, spec, followups=followups)
-        write_opportunities(con, spec, followups=followups)
-    entered = funnel.loc[funnel.segment == "all", "entered"]
-    report.cases = int(entered.max()) if len(entered) else 0
+    report.followups = len(followups)
     report.dfg_edges = _count(con, "dfg")
     report.variants = _count(con, "variants")
-    report.followups = len(followups)
-    conforming = summary[summary.deviation == "(conforming)"]
-    report.conforming_share = float(conforming.share.iloc[0]) if len(conforming) else 0.0
+    if spec.stages:
+        _write_stage_analyses(con, spec, stored, followups, report)
+    else:  # an imported log without a designed journey: what needs stages is left out
+        report.cases = _count(con, f"(SELECT DISTINCT case_key FROM {stored})")
+        report.warnings.append(
+            "no stages in the journey spec: discovery, the map and follow-ups only (no funnel, "
+            "conformance, drivers, retention, paths or opportunities)"
+        )
     write_headlines(con, spec)
     dfg = con.execute("SELECT * FROM dfg").df()  # what was stored, however it was computed
     if len(dfg):
@@ -95,6 +89,32 @@ def analyse(
         )
         report.models = pm4py_adapter.write_model(tree, out / "models", "discovered_journey")
     return report
+
+
+def _write_stage_analyses(
+    con: duckdb.DuckDBPyConnection,
+    spec: JourneySpec,
+    stored: str,
+    followups: pd.DataFrame,
+    report: AnalysisReport,
+) -> None:
+    """Everything that needs the designed stages: funnel, feelings, cost of waiting,
+    conformance, drivers and drift, retention and paths, the grid and the opportunities."""
+    funnel = write_stage_funnel(con, spec, stored)
+    people = spec.case in ("person", "account")
+    if people:
+        write_feelings(con, spec)
+    write_cost_of_waiting(con, spec, followups)
+    summary = conformance.write_conformance(con, spec, stored)
+    _write_drivers_and_drift(con, spec, funnel)
+    report.warnings += _write_lifecycle(con, spec, funnel, stored)
+    if people:
+        write_journey_grid(con, spec, followups=followups)
+        write_opportunities(con, spec, followups=followups)
+    entered = funnel.loc[funnel.segment == "all", "entered"]
+    report.cases = int(entered.max()) if len(entered) else 0
+    conforming = summary[summary.deviation == "(conforming)"]
+    report.conforming_share = float(conforming.share.iloc[0]) if len(conforming) else 0.0
 
 
 def _write_drivers_and_drift(
@@ -168,13 +188,13 @@ def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
 
 def analyse_warehouse(
     warehouse_path: str | Path,
-    journey: str | Path,
+    journey: str | Path | None,
     out: str | Path,
     discovery_folder: str | Path | None = None,
 ) -> AnalysisReport:
     """Replace all analyses atomically: on a working copy under the writer lock, published
     when every analysis succeeded (readers never block it, nor see half of it)."""
-    spec = load_spec(journey)
+    spec = load_spec(journey) if journey else JourneySpec(name=Path(warehouse_path).stem)
     if not Path(warehouse_path).exists():
         raise WarehouseError(f"{warehouse_path}: no warehouse here; run `journeymine run` first")
     with warehouse.transaction(warehouse_path) as con:  # readers see the old analyses meanwhile

@@ -166,23 +166,26 @@ def cmd_report(args: argparse.Namespace) -> int:
     from journeymine.dashboard import export_report
     from journeymine.spec import load_spec
 
-    spec = load_spec(args.journey)
-    check_report_inputs(args.warehouse, spec, args.journey)
+    journey = None if args.no_journey else args.journey
+    spec = load_spec(journey) if journey else JourneySpec(name=Path(args.warehouse).stem)
+    check_report_inputs(args.warehouse, spec, journey or "--no-journey")
     writable_folder(args.out, "--out")
     folder = None
     if args.dask:  # the directly-follows graph and variants mined on the cluster
         from journeymine.scale import discover_on_cluster
 
         folder = discover_on_cluster(args.warehouse, spec.case, args.out, args.dask, args.shards)
-    result = analyse_warehouse(args.warehouse, args.journey, args.out, folder)
+    result = analyse_warehouse(args.warehouse, journey, args.out, folder)
     for warning in result.warnings:
         print(f"warning: journey spec: {warning}", file=sys.stderr)
-    path = export_report(args.warehouse, args.journey, args.out)
+    path = export_report(args.warehouse, journey, args.out)
+    conform = (
+        f", {result.conforming_share:.1%} conform to the designed journey" if spec.stages else ""
+    )
     print(
         f"journeys: {result.cases:,} cases, {result.variants:,} variants, "
-        f"{result.dfg_edges:,} directly-follows edges, {result.followups:,} follow-ups, "
-        f"{result.conforming_share:.1%} conform to the designed journey\n"
-        f"dashboard: {path.resolve()}"
+        f"{result.dfg_edges:,} directly-follows edges, {result.followups:,} follow-ups{conform}"
+        f"\ndashboard: {path.resolve()}"
     )
     return 0
 
@@ -392,6 +395,11 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--warehouse", default=DEFAULT_WAREHOUSE, help="DuckDB warehouse file")
     rep.add_argument("--journey", default=DEFAULT_JOURNEY, help="journey spec (TOML)")
     rep.add_argument("--out", default=DEFAULT_OUT, help="folder for dashboard.html and models")
+    rep.add_argument(
+        "--no-journey",
+        action="store_true",
+        help="no designed journey (an imported event log): discovery, the map and follow-ups only",
+    )
     _add_dask_options(rep)
     rep.set_defaults(func=cmd_report)
 
