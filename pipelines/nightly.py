@@ -120,9 +120,12 @@ def load_warehouse(
 
 
 @task(name="analyse")
-def analyse_task(warehouse_path: str, journey: str, out: str) -> dict[str, Any]:
-    """Recompute discovery, funnel, follow-ups and conformance in one transaction."""
-    report = analyse.analyse_warehouse(warehouse_path, journey, out)
+def analyse_task(
+    warehouse_path: str, journey: str, out: str, discovery_folder: str | None = None
+) -> dict[str, Any]:
+    """Recompute every analysis in one transaction (the DFG and variants from a cluster's
+    merged discovery when ``discovery_folder`` is given)."""
+    report = analyse.analyse_warehouse(warehouse_path, journey, out, discovery_folder)
     for warning in report.warnings:
         get_run_logger().warning("journey spec: %s", warning)
     return {"cases": report.cases, "variants": report.variants, "followups": report.followups}
@@ -193,6 +196,8 @@ def nightly(
     until: date | None = None,
     reload_days: int = 0,
     force: bool = False,
+    dask: str | None = None,
+    shards: int = 64,
 ) -> load.LoadReport:
     """Load new exports into the warehouse, then recompute journeys and analyses.
 
@@ -226,7 +231,14 @@ def nightly(
         )
         report.skipped_files, report.errors = plan["skipped"], failures
         report.unknown_folders, report.gone_files = plan["unknown_folders"], plan["gone_files"]
-        analyse_task(warehouse_path, journey, out)
+        folder = None
+        if dask:  # mine the event log on the cluster: a subflow with the Dask task runner
+            from journeymine.scale import discover_on_cluster
+            from journeymine.spec import load_spec
+
+            case = load_spec(journey).case
+            folder = str(discover_on_cluster(warehouse_path, case, out, dask, shards))
+        analyse_task(warehouse_path, journey, out, folder)
         tonight = alerts_task(warehouse_path, declared, run_id)
         dashboard = dashboard_task(warehouse_path, journey, out)
         publish_summary(warehouse_path, report, tonight)

@@ -90,8 +90,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from journeymine.spec import load_spec
     from pipelines.nightly import nightly
 
-    load_spec(args.journey)  # a bad spec or out folder stops the night before the load
+    load_spec(args.journey)  # a bad spec, out folder or cluster stops the night before the load
     writable_folder(args.out, "--out")
+    if args.dask:
+        from journeymine.scale import task_runner
+
+        task_runner(args.dask)  # says now if the scheduler cannot be reached
     report = nightly(
         landing=args.landing,
         warehouse_path=args.warehouse,
@@ -104,6 +108,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         until=args.until,
         reload_days=args.reload_days,
         force=args.force,
+        dask=args.dask,
+        shards=args.shards,
     )
     _print_report(report, args.warehouse)
     print(f"dashboard: {(Path(args.out) / 'dashboard.html').resolve()}")
@@ -389,6 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_load_options(run)
     run.add_argument("--journey", default=DEFAULT_JOURNEY, help="journey spec (TOML)")
     run.add_argument("--out", default=DEFAULT_OUT, help="folder for dashboard.html and exports")
+    _add_dask_options(run)
     run.set_defaults(func=cmd_run)
 
     rep = sub.add_parser("report", help="recompute the analyses and the dashboard")
