@@ -9,6 +9,7 @@ Activity patterns are shell-style globs (``fnmatch``) over canonical activity na
 from __future__ import annotations
 
 import fnmatch
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -18,6 +19,21 @@ from typing import Any
 from journeymine.errors import SpecError
 
 CASE_NOTIONS = ("person", "account", "deal")
+MODES = ("ordered", "strict", "any")
+# How a ``where`` condition compares an attribute with its value (docs/metrics.md).
+EQUALITY_OPS = ("=", "!=")
+LIST_OPS = ("in", "not in")
+NUMERIC_OPS = (">", ">=", "<", "<=")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """``attributes.<key> <op> <value>`` on a marking touchpoint; a missing attribute fails
+    every condition (``!=`` included: an unknown plan is not proven to be a paid one)."""
+
+    key: str
+    op: str
+    value: str | float | bool | tuple[str | float | bool, ...]
 
 
 @dataclass(frozen=True)
@@ -38,6 +54,8 @@ class Stage:
     window: timedelta | None = None
     repeatable: bool = False
     horizon: timedelta | None = None
+    where: tuple[Condition, ...] = ()
+    occurrence: int = 1
 
 
 @dataclass(frozen=True)
@@ -92,6 +110,8 @@ class JourneySpec:
     groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
     retention: RetentionSpec = field(default_factory=RetentionSpec)
+    mode: str = "ordered"  # the funnel's order mode (analyses.funnel)
+    drift_window: timedelta = timedelta(days=30)  # each period compared by the drift report
 
 
 # What a stage's outcome looks like in the vendors' vocabulary (docs/activities.md): these are
@@ -123,9 +143,23 @@ TOP_KEYS = {
     "groups",
     "labels",
     "retention",
+    "mode",
+    "drift",
 }
+DRIFT_KEYS = {"window"}
 RETENTION_KEYS = {"stage", "active", "churn", "period", "periods"}
-STAGE_KEYS = {"name", "activities", "optional", "group", "window", "repeatable", "horizon"}
+STAGE_KEYS = {
+    "name",
+    "activities",
+    "optional",
+    "group",
+    "window",
+    "repeatable",
+    "horizon",
+    "where",
+    "occurrence",
+}
+MAX_OCCURRENCE = 1000
 RULE_KEYS = {"name", "triggers", "responses", "sla", "business_hours", "converts_to"}
 CALENDAR_KEYS = {"timezone", "workdays", "hours", "holidays"}
 
@@ -236,7 +270,54 @@ def _stage(raw: dict[str, Any], where: str) -> Stage:
         window=parse_duration(window, f"{where}.window") if window is not None else None,
         repeatable=_bool(raw.get("repeatable", False), f"{where}.repeatable"),
         horizon=parse_duration(horizon, f"{where}.horizon") if horizon is not None else None,
+        where=_conditions(raw.get("where", {}), f"{where}.where"),
+        occurrence=_occurrence(raw.get("occurrence", 1), f"{where}.occurrence"),
     )
+
+
+def _occurrence(value: object, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_OCCURRENCE:
+        raise SpecError(f"{where}: a whole number from 1 to {MAX_OCCURRENCE}, got {value!r}")
+    return value
+
+
+def _conditions(value: object, where: str) -> tuple[Condition, ...]:
+    """``{ key = value, key = { op = value } }`` as conditions, every one checked."""
+    table = _table(value, where)
+    out = []
+    for key, test in table.items():
+        if not SEGMENT_NAME.fullmatch(key):
+            raise SpecError(
+                f"{where}.{key}: attribute {key!r} is not a plain name; use letters, digits, "
+                "'_', '.' or '-'"
+            )
+        if not isinstance(test, dict):
+            test = {"=": test}
+        if not test:
+            raise SpecError(f'{where}.{key}: empty condition; write e.g. {{ "!=" = "free" }}')
+        out += [_condition(key, op, v, f"{where}.{key}") for op, v in test.items()]
+    return tuple(out)
+
+
+def _condition(key: str, op: str, value: object, where: str) -> Condition:
+    ops = EQUALITY_OPS + LIST_OPS + NUMERIC_OPS
+    if op not in ops:
+        raise SpecError(f"{where}: unknown operator {op!r}; use one of {list(ops)}")
+    if op in LIST_OPS:
+        if not isinstance(value, list) or not value or not all(_scalar(v) for v in value):
+            raise SpecError(f"{where}: {op!r} needs a non-empty list of strings or numbers")
+        return Condition(key, op, tuple(value))
+    if op in NUMERIC_OPS and (not _scalar(value) or isinstance(value, str | bool)):
+        raise SpecError(f"{where}: {op!r} compares numbers, got {value!r}")
+    if not _scalar(value):
+        raise SpecError(f"{where}: expected a string, number or boolean, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SpecError(f"{where}: {value!r} is not a finite number")
+    return Condition(key, op, value)  # type: ignore[arg-type]
+
+
+def _scalar(value: object) -> bool:
+    return isinstance(value, str | int | float | bool)
 
 
 def _calendar(raw: dict[str, Any], where: str) -> Calendar:
@@ -385,7 +466,20 @@ def spec_from_dict(
         ),
         retention=_retention(_table(raw.get("retention", {}), f"{where}: retention"), names, where),
         exclude=_strings(raw.get("exclude", []), f"{where}: exclude"),
+        mode=_mode(raw.get("mode", "ordered"), where),
+        drift_window=_drift(_table(raw.get("drift", {}), f"{where}: drift"), where),
     )
+
+
+def _mode(value: object, where: str) -> str:
+    if value not in MODES:
+        raise SpecError(f"{where}: mode = {value!r}; use one of {list(MODES)}")
+    return str(value)
+
+
+def _drift(raw: dict[str, Any], where: str) -> timedelta:
+    _check_keys(raw, DRIFT_KEYS, f"{where}: drift")
+    return parse_duration(raw.get("window", "30d"), f"{where}: drift.window")
 
 
 def _retention(raw: dict[str, Any], stages: list[str], where: str) -> RetentionSpec:
@@ -487,18 +581,59 @@ def _check_overlaps(stages: tuple[Stage, ...], where: str) -> None:
     """No activity may mark two stages (at different positions): an event would mark both.
 
     Patterns are compared as globs, so ``web.page_view:*`` and ``web.page_view:/pricing``
-    overlap. Alternatives of one group may overlap (they mark the same position)."""
+    overlap. Alternatives of one group may overlap (they mark the same position). So may two
+    stages that :func:`markers_distinct` tells apart (the second paid invoice after the first;
+    a ``where`` one event cannot meet for both)."""
     seen: list[tuple[Stage, str]] = []
     for stage in stages:
         for pattern in stage.activities:
             for other, earlier in seen:
                 same_group = stage.group is not None and stage.group == other.group
-                if other is not stage and not same_group and patterns_overlap(earlier, pattern):
+                if (
+                    other is not stage
+                    and not same_group
+                    and not markers_distinct(other, stage)
+                    and patterns_overlap(earlier, pattern)
+                ):
                     raise SpecError(
                         f"{where}: stages {other.name!r} and {stage.name!r} overlap: "
-                        f"{earlier!r} and {pattern!r} can match the same activity"
+                        f"{earlier!r} and {pattern!r} can match the same activity; tell them "
+                        "apart with a larger occurrence on the later stage or with exclusive "
+                        "'where' conditions"
                     )
         seen += [(stage, p) for p in stage.activities]
+
+
+def markers_distinct(earlier: Stage, later: Stage) -> bool:
+    """Whether two stages sharing an activity still mark different progress: the later one
+    needs a larger ``occurrence`` (a renewal is the second paid invoice, the first one made
+    the person ``paid``), or some attribute's conditions exclude each other (``=`` two
+    different values, ``=`` against ``!=`` or ``not in`` of that value, disjoint ``in``)."""
+    if later.occurrence > earlier.occurrence:
+        return True
+    return any(_exclusive(a, b) for a in earlier.where for b in later.where if a.key == b.key)
+
+
+def _exclusive(a: Condition, b: Condition) -> bool:
+    """Whether no single value meets both conditions (checked for the equality and list
+    operators; numeric ranges are not compared, so they never make stages distinct)."""
+    allowed_a, allowed_b = _allowed(a), _allowed(b)
+    if allowed_a is not None and allowed_b is not None:
+        return not allowed_a & allowed_b
+    for allowed, other in ((allowed_a, b), (allowed_b, a)):
+        if allowed is not None and other.op in ("!=", "not in"):
+            barred = set(other.value) if isinstance(other.value, tuple) else {other.value}
+            return allowed <= barred
+    return False
+
+
+def _allowed(c: Condition) -> set[object] | None:
+    """The values a ``=`` or ``in`` condition admits (None for the other operators)."""
+    if c.op == "=":
+        return {c.value}
+    if c.op == "in" and isinstance(c.value, tuple):
+        return set(c.value)
+    return None
 
 
 def positions(spec: JourneySpec) -> list[tuple[list[Stage], bool]]:
