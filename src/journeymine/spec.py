@@ -14,7 +14,10 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import duckdb
 
 from journeymine.errors import SpecError
 
@@ -675,4 +678,33 @@ def check_patterns(spec: JourneySpec, activities: list[str]) -> list[str]:
         for p in pats:
             if not any(fnmatch.fnmatchcase(a, p) for a in activities):
                 problems.append(f"{key}: pattern {p!r} matches no activity")
+    return problems
+
+
+def check_attributes(
+    spec: JourneySpec, con: duckdb.DuckDBPyConnection, table: str = "touchpoints"
+) -> list[str]:
+    """``where`` attributes that no touchpoint of the stage's activities carries, as readable
+    messages listing the attributes those touchpoints do carry (a typo is a silent zero)."""
+    from journeymine.analyses.sql import glob_any
+
+    problems = []
+    for stage in spec.stages:
+        keys = list(dict.fromkeys(c.key for c in stage.where))
+        if not keys:
+            continue
+        found = (
+            con.execute(
+                f"SELECT list_sort(list_distinct(flatten(list(json_keys(attributes))))) "
+                f"FROM {table} WHERE {glob_any('activity::VARCHAR', stage.activities)} "
+                "AND json_type(attributes) = 'OBJECT'"
+            ).fetchall()[0][0]
+            or []
+        )
+        for key in keys:
+            if key not in found:
+                problems.append(
+                    f"stage {stage.name!r}: where attribute {key!r} is on no touchpoint of "
+                    f"{list(stage.activities)}; they carry {found}"
+                )
     return problems

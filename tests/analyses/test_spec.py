@@ -137,3 +137,99 @@ def test_the_sample_spec_loads_and_its_patterns_exist() -> None:
     assert check_patterns(spec, known) == []
     problems = check_patterns(spec, ["web.page_view:/"])
     assert "stage 'signup': pattern 'web.signed_up' matches no activity" in problems
+
+
+PAID = '[[stages]]\nname = "paid"\nactivities = ["billing.invoice_paid"]\n'
+RENEWED = '[[stages]]\nname = "renewed"\nactivities = ["billing.invoice_*"]\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            PAID + 'where = { plan = { "~" = "free" } }\n',
+            r"stages\[0\].where.plan: unknown operator '~'",
+        ),
+        (PAID + 'where = { amount = { ">=" = "1000" } }\n', r"where.amount: '>=' compares numbers"),
+        (PAID + 'where = { amount = { ">" = true } }\n', r"where.amount: '>' compares numbers"),
+        (PAID + "where = { plan = { in = [] } }\n", r"where.plan: 'in' needs a non-empty list"),
+        (PAID + 'where = { plan = { in = "pro" } }\n', r"where.plan: 'in' needs a non-empty list"),
+        (PAID + "where = { plan = {} }\n", r"where.plan: empty condition"),
+        (PAID + "where = { plan = [1] }\n", r"where.plan: expected a string, number or boolean"),
+        (PAID + 'where = { amount = { ">" = inf } }\n', r"where.amount: inf is not a finite"),
+        (PAID + 'where = { "pl an" = "pro" }\n', r"where.pl an: attribute 'pl an' is not a plain"),
+        (PAID + 'where = "plan = pro"\n', r"stages\[0\].where: expected a table"),
+        (PAID + "occurrence = 0\n", r"stages\[0\].occurrence: a whole number from 1 to 1000"),
+        (PAID + "occurrence = 1.5\n", r"stages\[0\].occurrence: a whole number"),
+        (PAID + RENEWED, r"stages 'paid' and 'renewed' overlap"),
+        # occurrence must grow along the journey: an earlier stage with more would be unreachable
+        (PAID + "occurrence = 2\n" + RENEWED, r"stages 'paid' and 'renewed' overlap"),
+        # conditions on different attributes, or numeric ranges, do not make them distinct
+        (
+            PAID + 'where = { plan = "pro" }\n' + RENEWED + 'where = { reason = "cycle" }\n',
+            r"stages 'paid' and 'renewed' overlap",
+        ),
+        (
+            PAID + 'where = { n = { "<" = 2 } }\n' + RENEWED + 'where = { n = { ">" = 5 } }\n',
+            r"stages 'paid' and 'renewed' overlap",
+        ),
+        (
+            PAID
+            + 'where = { plan = { in = ["a", "b"] } }\n'
+            + RENEWED
+            + 'where = { plan = { in = ["b", "c"] } }\n',
+            r"stages 'paid' and 'renewed' overlap",
+        ),
+        ('mode = "loose"\n', r"journey.toml: mode = 'loose'; use one of \['ordered', 'strict'"),
+        ('drift = { window = "0d" }\n', r"journey.toml: drift.window: duration must be positive"),
+        ('drift = { size = "30d" }\n', r"journey.toml: drift: unknown key\(s\) \['size'\]"),
+    ],
+)
+def test_where_and_occurrence_errors(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(SpecError, match=expected):
+        load(tmp_path, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        PAID + RENEWED + "occurrence = 2\n",  # the second paid invoice
+        PAID + 'where = { reason = "create" }\n' + RENEWED + 'where = { reason = "cycle" }\n',
+        PAID + 'where = { plan = "free" }\n' + RENEWED + 'where = { plan = { "!=" = "free" } }\n',
+        PAID
+        + 'where = { plan = { in = ["a", "b"] } }\n'
+        + RENEWED
+        + 'where = { plan = { "not in" = ["a", "b", "c"] } }\n',
+        PAID
+        + 'where = { plan = { in = ["a"] } }\n'
+        + RENEWED
+        + 'where = { plan = { in = ["b"] } }\n',
+    ],
+)
+def test_stages_may_share_an_activity_when_told_apart(tmp_path: Path, text: str) -> None:
+    spec = load(tmp_path, text)
+    assert [s.name for s in spec.stages] == ["paid", "renewed"]
+
+
+def test_where_occurrence_mode_and_drift_are_read(tmp_path: Path) -> None:
+    spec = load(
+        tmp_path,
+        'mode = "strict"\ndrift = { window = "2w" }\n'
+        + PAID
+        + 'where = { billing_reason = "subscription_cycle", plan = { "!=" = "free" }, '
+        'amount_paid = { ">=" = 1000, "<" = 5000 }, status = { in = ["active", "trialing"] } }\n'
+        "occurrence = 2\n",
+    )
+    stage = spec.stages[0]
+    assert [(c.key, c.op, c.value) for c in stage.where] == [
+        ("billing_reason", "=", "subscription_cycle"),
+        ("plan", "!=", "free"),
+        ("amount_paid", ">=", 1000),
+        ("amount_paid", "<", 5000),
+        ("status", "in", ("active", "trialing")),
+    ]
+    assert stage.occurrence == 2
+    assert spec.mode == "strict" and spec.drift_window == timedelta(weeks=2)
+    default = load(tmp_path, PAID)
+    assert default.mode == "ordered" and default.drift_window == timedelta(days=30)
+    assert default.stages[0].where == () and default.stages[0].occurrence == 1

@@ -1,0 +1,379 @@
+"""Stage markers with ``where`` and ``occurrence``, churn and going back, in every order mode:
+the SQL funnel against a plain-Python reading of the definitions (docs/metrics.md)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import duckdb
+import pandas as pd
+import pytest
+
+from journeymine.analyses import funnel
+from journeymine.mining import conformance
+from journeymine.mining.eventlog import log_from_touchpoints
+from journeymine.spec import check_attributes, spec_from_dict
+
+D0 = datetime.fromisoformat("2026-01-01T00:00:00+00:00")
+WINDOW = timedelta(days=40)
+PRO = {"plan": "pro", "amount_paid": 2000}
+
+SPEC = spec_from_dict(
+    {
+        "name": "lifecycle",
+        "window": "40d",
+        "stages": [
+            {"name": "trial", "activities": ["billing.subscription_created"]},
+            {
+                "name": "paid",
+                "activities": ["billing.invoice_paid"],
+                "where": {"plan": {"!=": "free"}, "amount_paid": {">=": 1000}},
+            },
+            {
+                "name": "renewed",
+                "activities": ["billing.invoice_paid"],
+                "where": {"plan": {"!=": "free"}},
+                "occurrence": 2,
+            },
+            {"name": "churned", "activities": ["billing.subscription_canceled"]},
+        ],
+    }
+)
+
+# (person, day, activity, attributes)
+EVENTS: list[tuple[int, float, str, dict[str, object]]] = [
+    # pays, renews a month later, never cancels
+    (1, 0, "billing.subscription_created", {}),
+    (1, 1, "billing.invoice_paid", PRO),
+    (1, 31, "billing.invoice_paid", PRO),
+    # a free invoice first: paid at the second, renewed at the third, then cancels
+    (2, 0, "billing.subscription_created", {}),
+    (2, 1, "billing.invoice_paid", {"plan": "free", "amount_paid": 0}),
+    (2, 5, "billing.invoice_paid", PRO),
+    (2, 35, "billing.invoice_paid", PRO),
+    (2, 40, "billing.subscription_canceled", {}),
+    # too small an amount (500), then an amount that is not a number: never paid
+    (3, 0, "billing.subscription_created", {}),
+    (3, 1, "billing.invoice_paid", {"plan": "pro", "amount_paid": 500}),
+    (3, 2, "billing.invoice_paid", {"plan": "pro", "amount_paid": "lots"}),
+    # pays, cancels before any renewal (churn straight after the first payment)
+    (4, 0, "billing.subscription_created", {}),
+    (4, 1, "billing.invoice_paid", PRO),
+    (4, 10, "billing.subscription_canceled", {}),
+    # no plan on the invoice: "plan != free" is not proven, so not paid
+    (5, 0, "billing.subscription_created", {}),
+    (5, 1, "billing.invoice_paid", {"amount_paid": 2000}),
+    # back to an earlier stage: a new trial after paying, then the renewal
+    (6, 0, "billing.subscription_created", {}),
+    (6, 1, "billing.invoice_paid", PRO),
+    (6, 3, "billing.subscription_created", {}),
+    (6, 31, "billing.invoice_paid", PRO),
+    # cancels first, then starts a trial and pays: only "any" counts the early churn
+    (7, 0, "billing.subscription_canceled", {}),
+    (7, 2, "billing.subscription_created", {}),
+    (7, 3, "billing.invoice_paid", PRO),
+    # two invoices at the same instant: the tie breaks on event order
+    (8, 79, "billing.subscription_created", {}),
+    (8, 80, "billing.invoice_paid", PRO),
+    (8, 80, "billing.invoice_paid", PRO),
+    # a trial at the cut-off: open
+    (9, 100, "billing.subscription_created", {}),
+]
+
+
+def _make(rows: list[tuple[int, float, str, dict[str, object]]]) -> duckdb.DuckDBPyConnection:
+    frame = pd.DataFrame(
+        {
+            "event_id": range(1, len(rows) + 1),
+            "person_id": [r[0] for r in rows],
+            "activity": [r[2] for r in rows],
+            "occurred_at": [D0 + timedelta(days=r[1]) for r in rows],
+            "attributes": [json.dumps(r[3]) for r in rows],
+        }
+    )
+    con = duckdb.connect()
+    con.register("frame", frame)
+    con.execute(
+        "CREATE TABLE touchpoints AS SELECT event_id, person_id, NULL::BIGINT AS account_id, "
+        "activity, 'customer' AS actor, occurred_at, event_id AS seq, NULL AS owner, "
+        "attributes::JSON AS attributes FROM frame"
+    )
+    return con
+
+
+# The definitions, read independently of the SQL: predicates in Python over the attributes.
+def _number(value: object) -> float | None:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+PREDICATES: list[Callable[[str, dict[str, object]], bool]] = [
+    lambda a, _: a == "billing.subscription_created",
+    lambda a, x: (
+        a == "billing.invoice_paid"
+        and x.get("plan") not in (None, "free")
+        and (_number(x.get("amount_paid")) or 0) >= 1000
+    ),
+    lambda a, x: a == "billing.invoice_paid" and x.get("plan") not in (None, "free"),
+    lambda a, _: a == "billing.subscription_canceled",
+]
+OCCURRENCE = [1, 1, 2, 1]
+NAMES = ["trial", "paid", "renewed", "churned"]
+
+
+def _reference(rows: list[tuple[int, float, str, dict[str, object]]], mode: str) -> pd.DataFrame:
+    """Per person and stage entered: entered day and status, by the written definitions."""
+    events = pd.DataFrame(rows, columns=["person", "day", "activity", "attributes"])
+    events["seq"] = range(1, len(events) + 1)
+    cutoff = events.day.max()
+    window = WINDOW / timedelta(days=1)
+    out = []
+    for person, ev in events.groupby("person"):
+        ev = ev.sort_values(["day", "seq"])
+        keys = list(zip(ev.day, ev.seq, strict=True))
+        marks = [
+            [k for k, a, x in zip(keys, ev.activity, ev["attributes"], strict=True) if pred(a, x)]
+            for pred in PREDICATES
+        ]
+        if mode == "any":
+            entries = {
+                i: m[OCCURRENCE[i] - 1] for i, m in enumerate(marks) if len(m) >= OCCURRENCE[i]
+            }
+        else:
+            entries = {0: marks[0][0]} if marks[0] else {}
+        i = 0
+        while i in entries or (mode == "any" and i < len(NAMES)):
+            if i not in entries:
+                i += 1
+                continue
+            start = entries[i]
+            status, nxt = ("final", None) if i == len(NAMES) - 1 else ("", None)
+            if not status:
+                # counted from the entering event, inclusive; reached strictly after it
+                reached = []
+                for j in range(len(NAMES)):
+                    if j == i or (mode != "strict" and j != i + 1):
+                        continue
+                    since = [k for k in marks[j] if k >= start and k[0] <= start[0] + window]
+                    hits = [k for n, k in enumerate(since, 1) if n >= OCCURRENCE[j] and k > start]
+                    if hits:
+                        reached.append((hits[0], j))
+                if reached:
+                    nxt = min(reached)
+                if nxt and nxt[1] == i + 1:
+                    status = "converted"
+                    if mode != "any":
+                        entries[i + 1] = nxt[0]
+                elif nxt:
+                    status = "dropped"
+                else:
+                    status = "open" if start[0] + window > cutoff else "dropped"
+            out.append((person, NAMES[i], start[0], status))
+            i += 1
+    frame = pd.DataFrame(out, columns=["case_key", "stage", "day", "status"])
+    return frame.sort_values(["case_key", "stage"]).reset_index(drop=True)
+
+
+def _entries(con: duckdb.DuckDBPyConnection, mode: str) -> pd.DataFrame:
+    entries = funnel.compute_entries(con, SPEC, log_from_touchpoints(con), mode=mode)
+    entries["day"] = (entries.entered_at - D0).dt.total_seconds() / 86400
+    frame = entries[["case_key", "stage", "day", "status"]]
+    return frame.sort_values(["case_key", "stage"]).reset_index(drop=True)
+
+
+@pytest.mark.parametrize("mode", ["ordered", "strict", "any"])
+def test_where_and_occurrence_match_the_definitions(mode: str) -> None:
+    got = _entries(_make(EVENTS), mode)
+    expected = _reference(EVENTS, mode)
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+
+
+def test_where_and_occurrence_by_hand() -> None:
+    """A few rows read off the log above, so the reference itself is pinned."""
+    con = _make(EVENTS)
+    ordered = _entries(con, "ordered").set_index(["case_key", "stage"])
+    assert ordered.loc[(2, "paid"), "day"] == 5  # the free invoice is not a payment
+    assert ordered.loc[(2, "renewed"), "day"] == 35  # second paid invoice since paying
+    assert ordered.loc[(2, "renewed"), "status"] == "converted"  # then cancelled
+    assert ordered.loc[(1, "renewed"), "day"] == 31
+    assert ordered.loc[(1, "renewed"), "status"] == "dropped"  # no cancellation in 40 days
+    assert ordered.loc[(3, "trial"), "status"] == "dropped"  # 500 and "lots" are not >= 1000
+    assert (5, "paid") not in ordered.index  # no plan: not proven to be a paid plan
+    assert ordered.loc[(8, "renewed"), "day"] == 80  # same instant, the later event renews
+    assert ordered.loc[(9, "trial"), "status"] == "open"
+    assert ordered.loc[(6, "renewed"), "day"] == 31  # a new trial in between is ignored
+    strict = _entries(con, "strict").set_index(["case_key", "stage"])
+    assert strict.loc[(6, "paid"), "status"] == "dropped"  # went back to trial
+    assert strict.loc[(4, "paid"), "status"] == "dropped"  # churned before renewing
+    anyorder = _entries(con, "any").set_index(["case_key", "stage"])
+    assert anyorder.loc[(7, "churned"), "day"] == 0
+    assert anyorder.loc[(4, "churned"), "day"] == 10
+
+
+def test_funnel_counts_follow_an_independent_count() -> None:
+    """stage_funnel entered/converted per stage against a pandas count of the reference."""
+    con = _make(EVENTS)
+    got = funnel.write_stage_funnel(con, SPEC, log_from_touchpoints(con))
+    got = got[got.segment == "all"].set_index("stage")
+    expected = _reference(EVENTS, "ordered")
+    for stage, part in expected.groupby("stage"):
+        assert got.loc[stage, "entered"] == len(part)
+        assert got.loc[stage, "converted"] == (part.status == "converted").sum()
+        assert got.loc[stage, "dropped"] == (part.status == "dropped").sum()
+
+
+def test_the_log_may_carry_the_attributes_itself() -> None:
+    """A log with an ``attributes`` column needs no touchpoints table to join."""
+    con = _make(EVENTS)
+    con.execute(
+        "CREATE TABLE own_log AS SELECT person_id AS case_key, activity, occurred_at AS ts, seq, "
+        "attributes FROM touchpoints"
+    )
+    con.execute("DROP TABLE touchpoints")
+    entries = funnel.compute_entries(con, SPEC, "own_log")
+    entries["day"] = (entries.entered_at - D0).dt.total_seconds() / 86400
+    got = entries[["case_key", "stage", "day", "status"]].sort_values(["case_key", "stage"])
+    expected = _reference(EVENTS, "ordered")
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), expected, check_dtype=False)
+
+
+def test_the_spec_mode_is_the_default() -> None:
+    con = _make(EVENTS)
+    strict = spec_from_dict({**_raw(), "mode": "strict"})
+    entries = funnel.compute_entries(con, strict, log_from_touchpoints(con))
+    statuses = _statuses(entries)
+    assert statuses[(6, "paid")] == "dropped"  # strict, as the spec says
+    entries = funnel.compute_entries(con, SPEC, log_from_touchpoints(con))
+    statuses = _statuses(entries)
+    assert statuses[(6, "paid")] == "converted"  # ordered, the default
+
+
+def _statuses(entries: pd.DataFrame) -> dict[tuple[int, str], str]:
+    return {(r.case_key, r.stage): r.status for r in entries.itertuples()}
+
+
+def _raw() -> dict[str, object]:
+    return {
+        "name": "lifecycle",
+        "window": "40d",
+        "stages": [
+            {"name": s.name, "activities": list(s.activities), "occurrence": s.occurrence}
+            | ({"where": {c.key: {c.op: c.value} for c in s.where}} if s.where else {})
+            for s in SPEC.stages
+        ],
+    }
+
+
+def test_conformance_reads_renewals_and_going_back() -> None:
+    con = _make(EVENTS)
+    cases = conformance.check_conformance(con, SPEC, log_from_touchpoints(con), with_fitness=False)
+    stages = dict(zip(cases.case_key, cases.stages, strict=True))
+    assert stages[1] == ["trial", "paid", "renewed"]
+    assert stages[2] == ["trial", "paid", "renewed", "churned"]
+    assert stages[4] == ["trial", "paid", "churned"]
+    assert stages[6] == ["trial", "paid", "trial", "renewed"]
+    deviations = dict(zip(cases.case_key, cases.deviations, strict=True))
+    assert "moved back to trial" in deviations[6]
+    assert "skipped renewed" in deviations[4]
+
+
+def test_check_attributes_names_what_exists() -> None:
+    con = _make(EVENTS)
+    spec = spec_from_dict(
+        {
+            "name": "t",
+            "stages": [
+                {
+                    "name": "paid",
+                    "activities": ["billing.invoice_paid"],
+                    "where": {"plann": "pro", "plan": "pro"},
+                }
+            ],
+        }
+    )
+    assert check_attributes(spec, con) == [
+        "stage 'paid': where attribute 'plann' is on no touchpoint of "
+        "['billing.invoice_paid']; they carry ['amount_paid', 'plan']"
+    ]
+    assert check_attributes(SPEC, con) == []
+
+
+def test_occurrence_counts_after_entering_a_stage_of_other_activities() -> None:
+    """``active`` = the third page view after signing up: views before the signup don't
+    count, and the signup itself is not a view (so it is not the first of the three)."""
+    spec = spec_from_dict(
+        {
+            "name": "t",
+            "window": "10d",
+            "stages": [
+                {"name": "signup", "activities": ["web.signed_up"]},
+                {"name": "active", "activities": ["web.page_view:*"], "occurrence": 3},
+            ],
+        }
+    )
+    view = "web.page_view:/"
+    rows: list[tuple[int, float, str, dict[str, object]]] = [
+        (1, 0, view, {}),
+        (1, 0.5, view, {}),
+        (1, 1, "web.signed_up", {}),
+        (1, 2, view, {}),
+        (1, 3, view, {}),
+        (1, 4, view, {}),  # the third view since signing up
+        (2, 1, "web.signed_up", {}),
+        (2, 2, view, {}),
+        (2, 3, view, {}),  # only two: dropped once the window is over
+        (3, 30, view, {}),  # the cut-off
+    ]
+    con = _make(rows)
+    for mode in ("ordered", "strict"):
+        entries = funnel.compute_entries(con, spec, log_from_touchpoints(con), mode=mode)
+        entries = entries.set_index(["case_key", "stage"])
+        assert entries.loc[(1, "active"), "entered_at"] == D0 + timedelta(days=4), mode
+        assert entries.loc[(2, "signup"), "status"] == "dropped", mode
+    # any order: the third view of the whole journey, before the signup
+    entries = funnel.compute_entries(con, spec, log_from_touchpoints(con), mode="any")
+    entries = entries.set_index(["case_key", "stage"])
+    assert entries.loc[(1, "active"), "entered_at"] == D0 + timedelta(days=2)
+    assert (2, "active") not in entries.index  # two views in all
+
+
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        # rows: 0 {plan: pro, seats: 2, trial: true}, 1 {plan: free, seats: "2.0"},
+        #       2 {seats: 10, trial: false}, 3 {} , 4 {plan: "it's", seats: "x"}
+        ({"plan": "pro"}, [0]),
+        ({"plan": {"!=": "free"}}, [0, 4]),  # a missing plan is not "not free"
+        ({"plan": {"in": ["pro", "it's"]}}, [0, 4]),  # quotes reach SQL as literals
+        ({"plan": {"not in": ["pro"]}}, [1, 4]),
+        ({"seats": 2}, [0, 1]),  # numbers compare as numbers: "2.0" is 2
+        ({"seats": {"in": [2, 10]}}, [0, 1, 2]),
+        ({"seats": {">": 2}}, [2]),  # "x" is not a number: fails every comparison
+        ({"seats": {"<=": 2, ">=": 2}}, [0, 1]),
+        ({"trial": True}, [0]),
+        ({"trial": {"!=": True}}, [2]),
+    ],
+)
+def test_each_operator_on_json_attributes(where: dict[str, object], expected: list[int]) -> None:
+    rows = [
+        {"plan": "pro", "seats": 2, "trial": True},
+        {"plan": "free", "seats": "2.0"},
+        {"seats": 10, "trial": False},
+        {},
+        {"plan": "it's", "seats": "x"},
+    ]
+    spec = spec_from_dict(
+        {"name": "t", "stages": [{"name": "s", "activities": ["a"], "where": where}]}
+    )
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (i INT, activity VARCHAR, attributes JSON)")
+    con.executemany(
+        "INSERT INTO t VALUES (?, 'a', ?)", [(i, json.dumps(r)) for i, r in enumerate(rows)]
+    )
+    sql = funnel.marker_sql(spec.stages[0], "activity", "attributes")
+    got = [i for (i,) in con.execute(f"SELECT i FROM t WHERE {sql} ORDER BY i").fetchall()]
+    assert got == expected
