@@ -40,6 +40,21 @@ class Condition:
 
 
 @dataclass(frozen=True)
+class Segment:
+    """A breakdown: the value of ``attribute`` known when a step is entered, binned
+    (``bins`` are lower bounds: ``[50]`` splits into ``< 50`` and ``>= 50``, one label each)
+    or mapped to groups (values not in ``map`` keep their own), taken from the person's own
+    touchpoints or (``source = "account"``) also from those of the person's account."""
+
+    name: str
+    attribute: str
+    bins: tuple[float, ...] = ()
+    labels: tuple[str, ...] = ()
+    map: tuple[tuple[str, str], ...] = ()
+    source: str = "person"
+
+
+@dataclass(frozen=True)
 class Stage:
     """One stage of the designed journey, marked by any activity matching ``activities``.
 
@@ -105,7 +120,8 @@ class JourneySpec:
     window: timedelta = timedelta(days=30)
     followups: tuple[FollowupRule, ...] = ()
     calendar: Calendar = field(default_factory=Calendar)
-    segments: tuple[str, ...] = ()
+    segments: tuple[str, ...] = ()  # the names of ``segment_defs``
+    segment_defs: tuple[Segment, ...] = ()
     exclude: tuple[str, ...] = ()  # activities that take a person out of the funnel step
     # activities that are the outcome itself (a lost deal, a cancellation), never a driver
     outcome_activities: tuple[str, ...] = ()
@@ -115,6 +131,12 @@ class JourneySpec:
     retention: RetentionSpec = field(default_factory=RetentionSpec)
     mode: str = "ordered"  # the funnel's order mode (analyses.funnel)
     drift_window: timedelta = timedelta(days=30)  # each period compared by the drift report
+
+    def __post_init__(self) -> None:
+        # A spec built in code may name plain attributes only: each is its own segment.
+        if self.segments and not self.segment_defs:
+            defs = tuple(Segment(name, name) for name in self.segments)
+            object.__setattr__(self, "segment_defs", defs)
 
 
 # What a stage's outcome looks like in the vendors' vocabulary (docs/activities.md): these are
@@ -239,13 +261,73 @@ def check_segment_name(name: str, where: str) -> str:
     return name
 
 
-def _segments(value: object, where: str) -> tuple[str, ...]:
-    names = _strings(value, where)
-    for i, name in enumerate(names):
-        check_segment_name(name, f"{where}[{i}]")
+SEGMENT_KEYS = {"name", "attribute", "bins", "labels", "map", "from"}
+SEGMENT_SOURCES = ("person", "account")
+
+
+def _segments(value: object, where: str) -> tuple[Segment, ...]:
+    """``segments``: attribute names, or tables (``{ name, attribute, bins, labels }``,
+    ``{ name, attribute, map }``, optionally ``from = "account"``)."""
+    if not isinstance(value, list):
+        raise SpecError(f"{where}: expected a list of attribute names or tables, got {value!r}")
+    out = []
+    for i, entry in enumerate(value):
+        at = f"{where}[{i}]"
+        if isinstance(entry, str):
+            out.append(Segment(check_segment_name(entry, at), entry))
+        elif isinstance(entry, dict):
+            out.append(_segment(entry, at))
+        else:
+            raise SpecError(f"{at}: expected an attribute name or a table, got {entry!r}")
+    names = [s.name for s in out]
     if len(set(names)) != len(names):
-        raise SpecError(f"{where}: segment attributes repeat: {list(names)}")
-    return names
+        raise SpecError(f"{where}: segment attributes repeat: {names}")
+    return tuple(out)
+
+
+def _segment(raw: dict[str, Any], where: str) -> Segment:
+    _check_keys(raw, SEGMENT_KEYS, where)
+    name = check_segment_name(_string(raw.get("name"), f"{where}.name"), f"{where}.name")
+    attribute = raw.get("attribute", name)
+    check_segment_name(_string(attribute, f"{where}.attribute"), f"{where}.attribute")
+    source = raw.get("from", "person")
+    if source not in SEGMENT_SOURCES:
+        raise SpecError(f"{where}.from: use one of {list(SEGMENT_SOURCES)}, got {source!r}")
+    if "bins" in raw and "map" in raw:
+        raise SpecError(f"{where}: give either bins or map, not both")
+    bins = _bins(raw["bins"], f"{where}.bins") if "bins" in raw else ()
+    labels = _strings(raw.get("labels", []), f"{where}.labels")
+    if labels and not bins:
+        raise SpecError(f"{where}.labels: labels name bins; add bins = [...]")
+    if bins and labels and len(labels) != len(bins) + 1:
+        raise SpecError(
+            f"{where}.labels: {len(bins)} bin edge(s) make {len(bins) + 1} groups, "
+            f"got {len(labels)} label(s)"
+        )
+    if bins and not labels:
+        labels = _bin_labels(bins)
+    mapping = _table(raw.get("map", {}), f"{where}.map")
+    groups = tuple((str(k), _string(v, f"{where}.map.{k}")) for k, v in mapping.items())
+    return Segment(name, attribute, bins, labels, groups, source)
+
+
+def _bins(value: object, where: str) -> tuple[float, ...]:
+    numbers = isinstance(value, list) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in value
+    )
+    if not isinstance(value, list) or not value or not numbers:
+        raise SpecError(f"{where}: expected a non-empty list of numbers, got {value!r}")
+    bins = tuple(float(v) for v in value)
+    if not all(math.isfinite(b) for b in bins) or list(bins) != sorted(set(bins)):
+        raise SpecError(f"{where}: bin edges must be finite and increasing, got {value!r}")
+    return bins
+
+
+def _bin_labels(bins: tuple[float, ...]) -> tuple[str, ...]:
+    """``<50``, ``50-200``, ``>=200`` (each group holds its lower edge)."""
+    edges = [f"{b:g}" for b in bins]
+    inner = [f"{a}-{b}" for a, b in zip(edges, edges[1:], strict=False)]
+    return (f"<{edges[0]}", *inner, f">={edges[-1]}")
 
 
 def _patterns(value: object, where: str) -> tuple[str, ...]:
@@ -443,6 +525,7 @@ def spec_from_dict(
                 f"the stages are {names}"
             )
     name = raw.get("name", default_name)
+    segments = _segments(raw.get("segments", []), f"{where}: segments")
     return JourneySpec(
         name=_string(name, f"{where}: name"),
         case=case,
@@ -455,7 +538,8 @@ def spec_from_dict(
         calendar=_calendar(
             _table(raw.get("calendar", {}), f"{where}: calendar"), f"{where}: calendar"
         ),
-        segments=_segments(raw.get("segments", []), f"{where}: segments"),
+        segments=tuple(s.name for s in segments),
+        segment_defs=segments,
         outcome_activities=_strings(
             raw.get("outcome_activities", []), f"{where}: outcome_activities"
         ),

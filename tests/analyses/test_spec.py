@@ -233,3 +233,56 @@ def test_where_occurrence_mode_and_drift_are_read(tmp_path: Path) -> None:
     default = load(tmp_path, PAID)
     assert default.mode == "ordered" and default.drift_window == timedelta(days=30)
     assert default.stages[0].where == () and default.stages[0].occurrence == 1
+
+
+@pytest.mark.parametrize(
+    ("segments", "expected"),
+    [
+        ('[{ attribute = "x" }]', r"segments\[0\].name: expected a non-empty string"),
+        (
+            '[{ name = "s", bins = [] }]',
+            r"segments\[0\].bins: expected a non-empty list of numbers",
+        ),
+        ('[{ name = "s", bins = ["50"] }]', r"segments\[0\].bins: expected a non-empty list"),
+        ('[{ name = "s", bins = [50, 10] }]', r"segments\[0\].bins: bin edges must be finite and"),
+        (
+            '[{ name = "s", bins = [50], labels = ["a"] }]',
+            r"segments\[0\].labels: 1 bin edge\(s\) make 2 groups, got 1 label",
+        ),
+        ('[{ name = "s", labels = ["a"] }]', r"segments\[0\].labels: labels name bins"),
+        ('[{ name = "s", bins = [1], map = { a = "b" } }]', r"segments\[0\]: give either bins"),
+        ('[{ name = "s", map = { a = 1 } }]', r"segments\[0\].map.a: expected a non-empty string"),
+        ('[{ name = "s", from = "company" }]', r"segments\[0\].from: use one of \['person'"),
+        ('[{ name = "s", colour = 1 }]', r"segments\[0\]: unknown key\(s\) \['colour'\]"),
+        (
+            '[{ name = "s", attribute = "a b" }]',
+            r"segments\[0\].attribute: segment attribute 'a b'",
+        ),
+        ('["s", { name = "s", bins = [1] }]', r"segments: segment attributes repeat"),
+        ("[1]", r"segments\[0\]: expected an attribute name or a table"),
+    ],
+)
+def test_segment_errors(tmp_path: Path, segments: str, expected: str) -> None:
+    with pytest.raises(SpecError, match=expected):
+        load(tmp_path, f"segments = {segments}\n")
+
+
+def test_segments_beyond_raw_strings(tmp_path: Path) -> None:
+    spec = load(
+        tmp_path,
+        'segments = ["utm_source", { name = "size", attribute = "NumberOfEmployees", '
+        'bins = [50], labels = ["SMB", "Enterprise"], from = "account" }, '
+        '{ name = "region", attribute = "country", map = { Germany = "EU", France = "EU" } }, '
+        '{ name = "band", attribute = "n", bins = [10, 100.5] }]\n',
+    )
+    assert spec.segments == ("utm_source", "size", "region", "band")
+    raw, size, region, band = spec.segment_defs
+    assert (raw.attribute, raw.bins, raw.map, raw.source) == ("utm_source", (), (), "person")
+    assert (size.attribute, size.bins, size.labels) == (
+        "NumberOfEmployees",
+        (50.0,),
+        ("SMB", "Enterprise"),
+    )
+    assert size.source == "account"
+    assert region.map == (("Germany", "EU"), ("France", "EU"))
+    assert band.labels == ("<10", "10-100.5", ">=100.5")

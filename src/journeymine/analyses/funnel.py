@@ -20,6 +20,7 @@ so any figure can be drilled into.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import duckdb
@@ -28,7 +29,15 @@ import pandas as pd
 
 from journeymine.analyses.sql import glob_any, ident, literal
 from journeymine.analyses.stats import Z95, kaplan_meier, wilson
-from journeymine.spec import MODES, NUMERIC_OPS, Condition, JourneySpec, Stage, positions
+from journeymine.spec import (
+    MODES,
+    NUMERIC_OPS,
+    Condition,
+    JourneySpec,
+    Segment,
+    Stage,
+    positions,
+)
 
 COHORTS = {"W": "week", "M": "month", "week": "week", "month": "month"}
 ENTRIES = "jm_stage_entries"
@@ -369,24 +378,24 @@ def _segment_sql(attributes: tuple[str, ...], touch: str, table: str, case: str)
 
 
 def entry_segments_sql(
-    attributes: tuple[str, ...], touch: str, entries: str, table: str, case: str
+    attributes: Sequence[str | Segment], touch: str, entries: str, table: str, case: str
 ) -> str:
-    """SQL: one row per entry and attribute (``case_key, pos, k, attribute, value``): the
+    """SQL: one row per entry and segment (``case_key, pos, k, attribute, value``): the
     value known when the step was entered — the first (or latest) value carried by a
     touchpoint at or before ``entered_at`` — else ``(unknown)``. A company size first told at
-    signup says nothing about who signs up."""
+    signup says nothing about who signs up. A plain name is an attribute's raw value; a
+    :class:`Segment` is binned or mapped after that pick (a value that is not a number falls
+    in no bin: ``(unknown)``), and may read the account's touchpoints too; ``attribute`` is
+    then the segment's name."""
     if touch not in ("first", "last"):
         raise ValueError("touch is 'first' or 'last'")
     if case not in CASE_COLUMNS:
         raise ValueError(f"segments need a person or account case notion, not {case!r}")
-    column = CASE_COLUMNS[case]
     parts = []
-    for k, attribute in enumerate(attributes, start=1):
-        value = f"attributes->>{literal(attribute)}"
-        known = (
-            f"SELECT {column} AS case_key, occurred_at AS known_at, seq AS known_seq, "
-            f"{value} AS value FROM {table} WHERE {column} IS NOT NULL AND {value} IS NOT NULL"
-        )
+    for k, segment in enumerate(attributes, start=1):
+        if isinstance(segment, str):
+            segment = Segment(segment, segment)
+        known = _known_sql(segment, table, CASE_COLUMNS[case])
         if touch == "first":
             known = (
                 "SELECT case_key, min(known_at) AS known_at, "
@@ -398,10 +407,46 @@ def entry_segments_sql(
             join = "ASOF LEFT JOIN v ON v.case_key = e.case_key AND v.known_at <= e.entered_at"
         parts.append(
             f"(WITH v AS ({known}) SELECT e.case_key, e.pos, {k} AS k, "
-            f"{literal(attribute)} AS attribute, coalesce(v.value, {literal(UNKNOWN)}) AS value "
+            f"{literal(segment.name)} AS attribute, "
+            f"coalesce({_label_sql(segment, 'v.value')}, {literal(UNKNOWN)}) AS value "
             f"FROM {entries} e {join})"
         )
     return " UNION ALL ".join(parts)
+
+
+def _known_sql(segment: Segment, table: str, column: str) -> str:
+    """SQL: ``case_key, known_at, known_seq, value``: every touchpoint carrying the attribute;
+    for an account segment of people, also those of every account the person belongs to
+    (Segment ``group`` traits, Salesforce Account fields), each touchpoint once."""
+    value = f"attributes->>{literal(segment.attribute)}"
+    own = (
+        f"SELECT {column} AS case_key, occurred_at AS known_at, seq AS known_seq, "
+        f"{value} AS value FROM {table} WHERE {column} IS NOT NULL AND {value} IS NOT NULL"
+    )
+    if segment.source != "account" or column == "account_id":
+        return own
+    return (
+        f"{own} UNION SELECT a.case_key, t.occurred_at, t.seq, t.{value} "
+        f"FROM (SELECT DISTINCT person_id AS case_key, account_id FROM {table} "
+        "WHERE person_id IS NOT NULL AND account_id IS NOT NULL) a "
+        f"JOIN {table} t ON t.account_id = a.account_id WHERE t.{value} IS NOT NULL"
+    )
+
+
+def _label_sql(segment: Segment, value: str) -> str:
+    """SQL: the segment's label of a raw ``value`` (NULL when it falls in no bin)."""
+    if segment.bins:
+        number = f"TRY_CAST({value} AS DOUBLE)"
+        arms = " ".join(
+            f"WHEN {number} < {_number(edge)} THEN {literal(label)}"
+            for edge, label in zip(segment.bins, segment.labels, strict=False)
+        )
+        last = literal(segment.labels[-1])
+        return f"(CASE WHEN {number} IS NULL THEN NULL {arms} ELSE {last} END)"
+    if segment.map:
+        arms = " ".join(f"WHEN {literal(a)} THEN {literal(b)}" for a, b in segment.map)
+        return f"(CASE {value} {arms} ELSE {value} END)"
+    return value
 
 
 def segment_values(
@@ -581,10 +626,10 @@ def write_stage_funnel(
         "CREATE OR REPLACE TABLE stage_segments (case_key BIGINT, pos INT, k INT, "
         "attribute VARCHAR, value VARCHAR)"
     )
-    if spec.segments and spec.case in CASE_COLUMNS:
+    if spec.segment_defs and spec.case in CASE_COLUMNS:
         con.execute(
             "INSERT INTO stage_segments "
-            + entry_segments_sql(spec.segments, touch, "stage_entries", table, spec.case)
+            + entry_segments_sql(spec.segment_defs, touch, "stage_entries", table, spec.case)
         )
     funnel = summarise_table(con, "stage_entries", "SELECT * FROM stage_segments")
     con.register("jm_funnel_frame", funnel)
