@@ -121,12 +121,17 @@ def test_glob_overlap() -> None:
 def test_the_sample_spec_loads_and_its_patterns_exist() -> None:
     spec = load_spec(ROOT / "data" / "sample" / "journey.toml")
     assert [s.name for s in spec.stages] == [
-        "visit", "signup", "demo_requested", "demo_held", "trial", "paid"
+        "visit", "signup", "demo_requested", "demo_held", "trial", "paid", "renewed", "churned"
     ]  # fmt: skip
+    renewed = spec.stages[-2]
+    assert renewed.occurrence == 2 and renewed.activities == spec.stages[-3].activities
+    assert spec.mode == "ordered" and spec.drift_window == timedelta(days=30)
     assert spec.followups[0].sla == timedelta(hours=4) and spec.followups[0].business_hours
     assert spec.calendar.timezone == "Europe/Berlin"
     assert spec.calendar.opens == time(9) and date(2026, 10, 3) in spec.calendar.holidays
-    assert spec.segments == ("company_size", "utm_source")
+    assert spec.segments == ("company_size", "utm_source", "size")
+    size = spec.segment_defs[-1]
+    assert (size.bins, size.labels, size.source) == ((50.0,), ("SMB", "Enterprise"), "account")
     known = [
         "web.page_view:/", "web.signed_up", "web.demo_requested", "crm.meeting:demo",
         "billing.subscription_created", "web.trial_started", "billing.invoice_paid",

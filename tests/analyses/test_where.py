@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -14,7 +15,7 @@ import pytest
 from journeymine.analyses import funnel
 from journeymine.mining import conformance
 from journeymine.mining.eventlog import log_from_touchpoints
-from journeymine.spec import check_attributes, spec_from_dict
+from journeymine.spec import check_attributes, load_spec, spec_from_dict
 
 D0 = datetime.fromisoformat("2026-01-01T00:00:00+00:00")
 WINDOW = timedelta(days=40)
@@ -494,3 +495,65 @@ def test_segments_bin_map_and_read_the_account() -> None:
     assert got[("size=Enterprise", "signup")] == 2  # person 2's account by then, and 5
     assert got[("own_size=(unknown)", "visit")] == 5  # own touchpoints only: only 5 knows
     assert got[("region=EU", "visit")] == 2 and got[("region=USA", "visit")] == 1
+
+
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> duckdb.DuckDBPyConnection:
+    from journeymine.load import load_landing
+
+    db = tmp_path_factory.mktemp("where") / "w.duckdb"
+    load_landing(db, SAMPLE / "landing")
+    return duckdb.connect(str(db))
+
+
+def test_the_sample_renewals_and_churn_come_back(sample: duckdb.DuckDBPyConnection) -> None:
+    """In ``any`` order every stage counts whoever reached it: the planted truths."""
+    truths = json.loads((SAMPLE / "truths.json").read_text())
+    spec = load_spec(SAMPLE / "journey.toml")
+    assert [s.name for s in spec.stages][-3:] == ["paid", "renewed", "churned"]
+    log = log_from_touchpoints(sample, case=spec.case)
+    got = funnel.write_stage_funnel(sample, spec, log, mode="any")
+    entered = got[got.segment == "all"].set_index("stage").entered
+    retention = truths["retention"]
+    assert entered["paid"] == truths["stages"]["paid"]
+    assert entered["renewed"] == retention["renewed"] == truths["stages"]["renewal"]
+    assert entered["churned"] == truths["stages"]["churned"]
+    assert entered["churned"] == retention["churned_after_paying"] + retention["cancelled_in_trial"]
+    entries = sample.execute("SELECT case_key, stage, entered_at FROM stage_entries").df()
+    at = entries.pivot(index="case_key", columns="stage", values="entered_at")
+    payers = at[at.paid.notna()]
+    month = payers.paid.dt.tz_convert("UTC").dt.strftime("%Y-%m")
+    for cohort, expected in retention["by_first_payment_month"].items():
+        assert (month == cohort).sum() == expected["paid"], cohort
+        assert payers[month == cohort].renewed.notna().sum() == expected["renewed"], cohort
+        churned = payers[month == cohort].churned > payers[month == cohort].paid
+        assert churned.sum() == expected["churned"], cohort
+
+
+def test_the_sample_renewals_in_order(sample: duckdb.DuckDBPyConnection) -> None:
+    """In the designed order: of the people who entered ``paid``, those with another paid
+    invoice within 45 days renewed (pandas over the invoices)."""
+    spec = load_spec(SAMPLE / "journey.toml")
+    got = funnel.write_stage_funnel(sample, spec, log_from_touchpoints(sample, case=spec.case))
+    assert spec.mode == "ordered"
+    paid = sample.execute(
+        "SELECT case_key, entered_at, entered_seq FROM stage_entries WHERE stage = 'paid'"
+    ).df()
+    invoices = sample.execute(
+        "SELECT person_id AS case_key, occurred_at, seq FROM touchpoints "
+        "WHERE activity = 'billing.invoice_paid'"
+    ).df()
+    joined = invoices.merge(paid, on="case_key")
+    later = (joined.occurred_at > joined.entered_at) | (
+        (joined.occurred_at == joined.entered_at) & (joined.seq > joined.entered_seq)
+    )
+    within = joined.occurred_at <= joined.entered_at + pd.Timedelta(days=45)
+    renewed = joined[later & within].case_key.nunique()
+    rows = got[got.segment == "all"].set_index("stage")
+    assert rows.loc["renewed", "entered"] == rows.loc["paid", "converted"] == renewed > 0
+    sizes = got[got.segment.str.startswith("size=") & (got.stage == "demo_held")]
+    assert set(sizes.segment) <= {"size=SMB", "size=Enterprise", "size=(unknown)"}
+    assert sizes.entered.sum() == rows.loc["demo_held", "entered"]
