@@ -557,3 +557,43 @@ def test_the_sample_renewals_in_order(sample: duckdb.DuckDBPyConnection) -> None
     sizes = got[got.segment.str.startswith("size=") & (got.stage == "demo_held")]
     assert set(sizes.segment) <= {"size=SMB", "size=Enterprise", "size=(unknown)"}
     assert sizes.entered.sum() == rows.loc["demo_held", "entered"]
+
+
+def test_drivers_leave_out_only_the_events_that_mark_a_stage() -> None:
+    """``signup`` is a form sent with ``kind = "signup"``: those events are progress, never a
+    driver; the same activity with another kind (a newsletter form) may be one."""
+    from journeymine.analyses.drivers import drivers
+
+    spec = spec_from_dict(
+        {
+            "name": "t",
+            "window": "3d",
+            "stages": [
+                {"name": "visit", "activities": ["web.page_view:*"]},
+                {"name": "signup", "activities": ["web.form"], "where": {"kind": "signup"}},
+            ],
+        }
+    )
+    rows: list[tuple[int, float, str, dict[str, object]]] = []
+    for person in range(1, 201):
+        start = person / 24
+        rows.append((person, start, "web.page_view:/", {}))
+        newsletter = person % 2 == 0
+        if newsletter:  # half subscribe first; 80% of them sign up, 20% of the others
+            rows.append((person, start + 0.1, "web.form", {"kind": "newsletter"}))
+        if person % 10 < (8 if newsletter else 2):
+            rows.append((person, start + 1, "web.form", {"kind": "signup"}))
+    rows.append((999, 60, "web.page_view:/", {}))  # the cut-off
+    con = _make(rows)
+    con.execute(
+        "ALTER TABLE touchpoints ADD COLUMN channel VARCHAR; "
+        "ALTER TABLE touchpoints ADD COLUMN owner_name VARCHAR"
+    )
+    funnel.write_stage_funnel(con, spec, log_from_touchpoints(con))
+    found = drivers(con, "visit", spec=spec, horizon_s=0.5 * 86400).set_index("feature")
+    form = found.loc["did: web.form"]
+    newsletter = [r[0] for r in rows if r[3].get("kind") == "newsletter"]
+    signed = {r[0] for r in rows if r[3].get("kind") == "signup"}
+    assert form.people == len(newsletter) == 100  # the signup forms are not counted
+    assert form.rate_with == pytest.approx(len(signed & set(newsletter)) / len(newsletter))
+    assert form.finding
