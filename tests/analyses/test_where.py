@@ -462,8 +462,18 @@ def _binned(value: object, edges: list[float], labels: list[str]) -> str:
 
 def test_segments_bin_map_and_read_the_account() -> None:
     con, tp = _segment_warehouse()
-    got = funnel.write_stage_funnel(con, SEGMENTED, log_from_touchpoints(con))
-    got = got.set_index(["segment", "stage"]).entered.to_dict()
+    frame = funnel.write_stage_funnel(con, SEGMENTED, log_from_touchpoints(con))
+    ranked = frame.sort_values("segment_rank").segment.drop_duplicates().tolist()
+    # bins keep their order, whatever the labels' alphabet; (unknown) comes last
+    assert [s for s in ranked if s.startswith("size=")] == [
+        "size=SMB", "size=Enterprise", "size=(unknown)"
+    ]  # fmt: skip
+    assert [s for s in ranked if s.startswith("own_size=")] == [
+        "own_size=50-200",
+        "own_size=>=200",
+        "own_size=(unknown)",
+    ]
+    got = frame.set_index(["segment", "stage"]).entered.to_dict()
     entries = con.execute("SELECT case_key, stage, entered_at FROM stage_entries").df()
     labels: list[tuple[str, str]] = []
     for e in entries.itertuples():

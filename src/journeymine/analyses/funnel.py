@@ -487,12 +487,16 @@ def _with_rates(frame: pd.DataFrame, prefix: str = "conversion_") -> pd.DataFram
 
 
 def summarise_table(
-    con: duckdb.DuckDBPyConnection, entries: str, segments: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    entries: str,
+    segments: str | None = None,
+    order: Sequence[Segment] = (),
 ) -> pd.DataFrame:
     """``stage_funnel`` rows computed in SQL from an entries relation: overall (segment
     ``all``) and, given ``segments`` (a relation ``case_key, pos, k, attribute, value``: one
     row per entry and attribute), per ``attribute=value``. Segments are ordered by attribute,
-    then numerically where the value starts with a number (``1-10`` before ``11-50``), then
+    then by bin for the binned ones in ``order`` (``SMB`` before ``Enterprise``), then
+    numerically where the value starts with a number (``1-10`` before ``11-50``), then
     alphabetically, with ``(unknown)`` last."""
     branches = ["SELECT 'all' AS segment, 0 AS k, NULL AS value, pos, stage, status, "
                 "time_to_convert_s FROM e"]  # fmt: skip
@@ -502,6 +506,12 @@ def summarise_table(
             f"e.time_to_convert_s FROM e JOIN ({segments}) s USING (case_key, pos)"
         )
     converted = "FILTER (WHERE status = 'converted')"
+    bins = [
+        f"WHEN segment = {literal(f'{s.name}={label}')} THEN {i}"
+        for s in order
+        for i, label in enumerate(s.labels)
+    ]
+    bin_rank = f"CASE {' '.join(bins)} END" if bins else "NULL"
     frame = con.execute(
         f"""
         WITH e AS (SELECT * FROM {entries}), long AS ({" UNION ALL ".join(branches)})
@@ -514,6 +524,7 @@ def summarise_table(
                quantile_cont(time_to_convert_s, 0.9) {converted} AS time_to_convert_p90_s,
                quantile_cont(time_to_convert_s, 0.95) {converted} AS time_to_convert_p95_s,
                dense_rank() OVER (ORDER BY k, value = {literal(UNKNOWN)},
+                   {bin_rank} NULLS LAST,
                    TRY_CAST(regexp_extract(value, '^\\s*(-?[0-9]+(\\.[0-9]+)?)', 1) AS DOUBLE)
                        NULLS LAST, segment) AS segment_rank
         FROM long GROUP BY segment, k, value, pos, stage
@@ -631,7 +642,9 @@ def write_stage_funnel(
             "INSERT INTO stage_segments "
             + entry_segments_sql(spec.segment_defs, touch, "stage_entries", table, spec.case)
         )
-    funnel = summarise_table(con, "stage_entries", "SELECT * FROM stage_segments")
+    funnel = summarise_table(
+        con, "stage_entries", "SELECT * FROM stage_segments", spec.segment_defs
+    )
     con.register("jm_funnel_frame", funnel)
     try:
         con.execute("CREATE OR REPLACE TABLE stage_funnel AS SELECT * FROM jm_funnel_frame")
