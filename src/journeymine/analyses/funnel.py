@@ -10,6 +10,9 @@ Definitions (docs/metrics.md):
 * **dropped**: the window elapsed at or before the data's cut-off without converting;
   **open**: the window had not elapsed yet at the cut-off (right-censored: never a drop-off);
 * conversion rate = converted / (converted + dropped), with a 95% Wilson interval;
+* an event marks a stage when its activity matches a pattern and the stage's ``where``
+  conditions hold on its attributes; a stage with ``occurrence = N`` is reached at its N-th
+  marking event counted from the event that entered the previous stage (that one included);
 * an optional stage may be skipped: converting from the stage before it means reaching it or
   the first non-optional stage after it. Alternatives (stages sharing a ``group``) are one step.
 
