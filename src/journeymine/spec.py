@@ -9,15 +9,49 @@ Activity patterns are shell-style globs (``fnmatch``) over canonical activity na
 from __future__ import annotations
 
 import fnmatch
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import duckdb
 
 from journeymine.errors import SpecError
 
 CASE_NOTIONS = ("person", "account", "deal")
+MODES = ("ordered", "strict", "any")
+# How a ``where`` condition compares an attribute with its value (docs/metrics.md).
+EQUALITY_OPS = ("=", "!=")
+LIST_OPS = ("in", "not in")
+NUMERIC_OPS = (">", ">=", "<", "<=")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """``attributes.<key> <op> <value>`` on a marking touchpoint; a missing attribute fails
+    every condition (``!=`` included: an unknown plan is not proven to be a paid one)."""
+
+    key: str
+    op: str
+    value: str | float | bool | tuple[str | float | bool, ...]
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A breakdown: the value of ``attribute`` known when a step is entered, binned
+    (``bins`` are lower bounds: ``[50]`` splits into ``< 50`` and ``>= 50``, one label each)
+    or mapped to groups (values not in ``map`` keep their own), taken from the person's own
+    touchpoints or (``source = "account"``) also from those of the person's account."""
+
+    name: str
+    attribute: str
+    bins: tuple[float, ...] = ()
+    labels: tuple[str, ...] = ()
+    map: tuple[tuple[str, str], ...] = ()
+    source: str = "person"
 
 
 @dataclass(frozen=True)
@@ -38,6 +72,8 @@ class Stage:
     window: timedelta | None = None
     repeatable: bool = False
     horizon: timedelta | None = None
+    where: tuple[Condition, ...] = ()
+    occurrence: int = 1
 
 
 @dataclass(frozen=True)
@@ -84,7 +120,8 @@ class JourneySpec:
     window: timedelta = timedelta(days=30)
     followups: tuple[FollowupRule, ...] = ()
     calendar: Calendar = field(default_factory=Calendar)
-    segments: tuple[str, ...] = ()
+    segments: tuple[str, ...] = ()  # the names of ``segment_defs``
+    segment_defs: tuple[Segment, ...] = ()
     exclude: tuple[str, ...] = ()  # activities that take a person out of the funnel step
     # activities that are the outcome itself (a lost deal, a cancellation), never a driver
     outcome_activities: tuple[str, ...] = ()
@@ -92,6 +129,14 @@ class JourneySpec:
     groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
     retention: RetentionSpec = field(default_factory=RetentionSpec)
+    mode: str = "ordered"  # the funnel's order mode (analyses.funnel)
+    drift_window: timedelta = timedelta(days=30)  # each period compared by the drift report
+
+    def __post_init__(self) -> None:
+        # A spec built in code may name plain attributes only: each is its own segment.
+        if self.segments and not self.segment_defs:
+            defs = tuple(Segment(name, name) for name in self.segments)
+            object.__setattr__(self, "segment_defs", defs)
 
 
 # What a stage's outcome looks like in the vendors' vocabulary (docs/activities.md): these are
@@ -124,9 +169,23 @@ TOP_KEYS = {
     "labels",
     "retention",
     "alerts",  # read by analyses.alerts.load_alerts
+    "mode",
+    "drift",
 }
+DRIFT_KEYS = {"window"}
 RETENTION_KEYS = {"stage", "active", "churn", "period", "periods"}
-STAGE_KEYS = {"name", "activities", "optional", "group", "window", "repeatable", "horizon"}
+STAGE_KEYS = {
+    "name",
+    "activities",
+    "optional",
+    "group",
+    "window",
+    "repeatable",
+    "horizon",
+    "where",
+    "occurrence",
+}
+MAX_OCCURRENCE = 1000
 RULE_KEYS = {"name", "triggers", "responses", "sla", "business_hours", "converts_to"}
 CALENDAR_KEYS = {"timezone", "workdays", "hours", "holidays"}
 
@@ -203,13 +262,73 @@ def check_segment_name(name: str, where: str) -> str:
     return name
 
 
-def _segments(value: object, where: str) -> tuple[str, ...]:
-    names = _strings(value, where)
-    for i, name in enumerate(names):
-        check_segment_name(name, f"{where}[{i}]")
+SEGMENT_KEYS = {"name", "attribute", "bins", "labels", "map", "from"}
+SEGMENT_SOURCES = ("person", "account")
+
+
+def _segments(value: object, where: str) -> tuple[Segment, ...]:
+    """``segments``: attribute names, or tables (``{ name, attribute, bins, labels }``,
+    ``{ name, attribute, map }``, optionally ``from = "account"``)."""
+    if not isinstance(value, list):
+        raise SpecError(f"{where}: expected a list of attribute names or tables, got {value!r}")
+    out = []
+    for i, entry in enumerate(value):
+        at = f"{where}[{i}]"
+        if isinstance(entry, str):
+            out.append(Segment(check_segment_name(entry, at), entry))
+        elif isinstance(entry, dict):
+            out.append(_segment(entry, at))
+        else:
+            raise SpecError(f"{at}: expected an attribute name or a table, got {entry!r}")
+    names = [s.name for s in out]
     if len(set(names)) != len(names):
-        raise SpecError(f"{where}: segment attributes repeat: {list(names)}")
-    return names
+        raise SpecError(f"{where}: segment attributes repeat: {names}")
+    return tuple(out)
+
+
+def _segment(raw: dict[str, Any], where: str) -> Segment:
+    _check_keys(raw, SEGMENT_KEYS, where)
+    name = check_segment_name(_string(raw.get("name"), f"{where}.name"), f"{where}.name")
+    attribute = raw.get("attribute", name)
+    check_segment_name(_string(attribute, f"{where}.attribute"), f"{where}.attribute")
+    source = raw.get("from", "person")
+    if source not in SEGMENT_SOURCES:
+        raise SpecError(f"{where}.from: use one of {list(SEGMENT_SOURCES)}, got {source!r}")
+    if "bins" in raw and "map" in raw:
+        raise SpecError(f"{where}: give either bins or map, not both")
+    bins = _bins(raw["bins"], f"{where}.bins") if "bins" in raw else ()
+    labels = _strings(raw.get("labels", []), f"{where}.labels")
+    if labels and not bins:
+        raise SpecError(f"{where}.labels: labels name bins; add bins = [...]")
+    if bins and labels and len(labels) != len(bins) + 1:
+        raise SpecError(
+            f"{where}.labels: {len(bins)} bin edge(s) make {len(bins) + 1} groups, "
+            f"got {len(labels)} label(s)"
+        )
+    if bins and not labels:
+        labels = _bin_labels(bins)
+    mapping = _table(raw.get("map", {}), f"{where}.map")
+    groups = tuple((str(k), _string(v, f"{where}.map.{k}")) for k, v in mapping.items())
+    return Segment(name, attribute, bins, labels, groups, source)
+
+
+def _bins(value: object, where: str) -> tuple[float, ...]:
+    numbers = isinstance(value, list) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in value
+    )
+    if not isinstance(value, list) or not value or not numbers:
+        raise SpecError(f"{where}: expected a non-empty list of numbers, got {value!r}")
+    bins = tuple(float(v) for v in value)
+    if not all(math.isfinite(b) for b in bins) or list(bins) != sorted(set(bins)):
+        raise SpecError(f"{where}: bin edges must be finite and increasing, got {value!r}")
+    return bins
+
+
+def _bin_labels(bins: tuple[float, ...]) -> tuple[str, ...]:
+    """``<50``, ``50-200``, ``>=200`` (each group holds its lower edge)."""
+    edges = [f"{b:g}" for b in bins]
+    inner = [f"{a}-{b}" for a, b in zip(edges, edges[1:], strict=False)]
+    return (f"<{edges[0]}", *inner, f">={edges[-1]}")
 
 
 def _patterns(value: object, where: str) -> tuple[str, ...]:
@@ -237,7 +356,54 @@ def _stage(raw: dict[str, Any], where: str) -> Stage:
         window=parse_duration(window, f"{where}.window") if window is not None else None,
         repeatable=_bool(raw.get("repeatable", False), f"{where}.repeatable"),
         horizon=parse_duration(horizon, f"{where}.horizon") if horizon is not None else None,
+        where=_conditions(raw.get("where", {}), f"{where}.where"),
+        occurrence=_occurrence(raw.get("occurrence", 1), f"{where}.occurrence"),
     )
+
+
+def _occurrence(value: object, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_OCCURRENCE:
+        raise SpecError(f"{where}: a whole number from 1 to {MAX_OCCURRENCE}, got {value!r}")
+    return value
+
+
+def _conditions(value: object, where: str) -> tuple[Condition, ...]:
+    """``{ key = value, key = { op = value } }`` as conditions, every one checked."""
+    table = _table(value, where)
+    out = []
+    for key, test in table.items():
+        if not SEGMENT_NAME.fullmatch(key):
+            raise SpecError(
+                f"{where}.{key}: attribute {key!r} is not a plain name; use letters, digits, "
+                "'_', '.' or '-'"
+            )
+        if not isinstance(test, dict):
+            test = {"=": test}
+        if not test:
+            raise SpecError(f'{where}.{key}: empty condition; write e.g. {{ "!=" = "free" }}')
+        out += [_condition(key, op, v, f"{where}.{key}") for op, v in test.items()]
+    return tuple(out)
+
+
+def _condition(key: str, op: str, value: object, where: str) -> Condition:
+    ops = EQUALITY_OPS + LIST_OPS + NUMERIC_OPS
+    if op not in ops:
+        raise SpecError(f"{where}: unknown operator {op!r}; use one of {list(ops)}")
+    if op in LIST_OPS:
+        if not isinstance(value, list) or not value or not all(_scalar(v) for v in value):
+            raise SpecError(f"{where}: {op!r} needs a non-empty list of strings or numbers")
+        return Condition(key, op, tuple(value))
+    if op in NUMERIC_OPS and (not _scalar(value) or isinstance(value, str | bool)):
+        raise SpecError(f"{where}: {op!r} compares numbers, got {value!r}")
+    if not _scalar(value):
+        raise SpecError(f"{where}: expected a string, number or boolean, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SpecError(f"{where}: {value!r} is not a finite number")
+    return Condition(key, op, value)  # type: ignore[arg-type]
+
+
+def _scalar(value: object) -> bool:
+    return isinstance(value, str | int | float | bool)
 
 
 def _calendar(raw: dict[str, Any], where: str) -> Calendar:
@@ -360,6 +526,7 @@ def spec_from_dict(
                 f"the stages are {names}"
             )
     name = raw.get("name", default_name)
+    segments = _segments(raw.get("segments", []), f"{where}: segments")
     return JourneySpec(
         name=_string(name, f"{where}: name"),
         case=case,
@@ -372,7 +539,8 @@ def spec_from_dict(
         calendar=_calendar(
             _table(raw.get("calendar", {}), f"{where}: calendar"), f"{where}: calendar"
         ),
-        segments=_segments(raw.get("segments", []), f"{where}: segments"),
+        segments=tuple(s.name for s in segments),
+        segment_defs=segments,
         outcome_activities=_strings(
             raw.get("outcome_activities", []), f"{where}: outcome_activities"
         ),
@@ -386,7 +554,20 @@ def spec_from_dict(
         ),
         retention=_retention(_table(raw.get("retention", {}), f"{where}: retention"), names, where),
         exclude=_strings(raw.get("exclude", []), f"{where}: exclude"),
+        mode=_mode(raw.get("mode", "ordered"), where),
+        drift_window=_drift(_table(raw.get("drift", {}), f"{where}: drift"), where),
     )
+
+
+def _mode(value: object, where: str) -> str:
+    if value not in MODES:
+        raise SpecError(f"{where}: mode = {value!r}; use one of {list(MODES)}")
+    return str(value)
+
+
+def _drift(raw: dict[str, Any], where: str) -> timedelta:
+    _check_keys(raw, DRIFT_KEYS, f"{where}: drift")
+    return parse_duration(raw.get("window", "30d"), f"{where}: drift.window")
 
 
 def _retention(raw: dict[str, Any], stages: list[str], where: str) -> RetentionSpec:
@@ -488,18 +669,59 @@ def _check_overlaps(stages: tuple[Stage, ...], where: str) -> None:
     """No activity may mark two stages (at different positions): an event would mark both.
 
     Patterns are compared as globs, so ``web.page_view:*`` and ``web.page_view:/pricing``
-    overlap. Alternatives of one group may overlap (they mark the same position)."""
+    overlap. Alternatives of one group may overlap (they mark the same position). So may two
+    stages that :func:`markers_distinct` tells apart (the second paid invoice after the first;
+    a ``where`` one event cannot meet for both)."""
     seen: list[tuple[Stage, str]] = []
     for stage in stages:
         for pattern in stage.activities:
             for other, earlier in seen:
                 same_group = stage.group is not None and stage.group == other.group
-                if other is not stage and not same_group and patterns_overlap(earlier, pattern):
+                if (
+                    other is not stage
+                    and not same_group
+                    and not markers_distinct(other, stage)
+                    and patterns_overlap(earlier, pattern)
+                ):
                     raise SpecError(
                         f"{where}: stages {other.name!r} and {stage.name!r} overlap: "
-                        f"{earlier!r} and {pattern!r} can match the same activity"
+                        f"{earlier!r} and {pattern!r} can match the same activity; tell them "
+                        "apart with a larger occurrence on the later stage or with exclusive "
+                        "'where' conditions"
                     )
         seen += [(stage, p) for p in stage.activities]
+
+
+def markers_distinct(earlier: Stage, later: Stage) -> bool:
+    """Whether two stages sharing an activity still mark different progress: the later one
+    needs a larger ``occurrence`` (a renewal is the second paid invoice, the first one made
+    the person ``paid``), or some attribute's conditions exclude each other (``=`` two
+    different values, ``=`` against ``!=`` or ``not in`` of that value, disjoint ``in``)."""
+    if later.occurrence > earlier.occurrence:
+        return True
+    return any(_exclusive(a, b) for a in earlier.where for b in later.where if a.key == b.key)
+
+
+def _exclusive(a: Condition, b: Condition) -> bool:
+    """Whether no single value meets both conditions (checked for the equality and list
+    operators; numeric ranges are not compared, so they never make stages distinct)."""
+    allowed_a, allowed_b = _allowed(a), _allowed(b)
+    if allowed_a is not None and allowed_b is not None:
+        return not allowed_a & allowed_b
+    for allowed, other in ((allowed_a, b), (allowed_b, a)):
+        if allowed is not None and other.op in ("!=", "not in"):
+            barred = set(other.value) if isinstance(other.value, tuple) else {other.value}
+            return allowed <= barred
+    return False
+
+
+def _allowed(c: Condition) -> set[object] | None:
+    """The values a ``=`` or ``in`` condition admits (None for the other operators)."""
+    if c.op == "=":
+        return {c.value}
+    if c.op == "in" and isinstance(c.value, tuple):
+        return set(c.value)
+    return None
 
 
 def positions(spec: JourneySpec) -> list[tuple[list[Stage], bool]]:
@@ -541,4 +763,33 @@ def check_patterns(spec: JourneySpec, activities: list[str]) -> list[str]:
         for p in pats:
             if not any(fnmatch.fnmatchcase(a, p) for a in activities):
                 problems.append(f"{key}: pattern {p!r} matches no activity")
+    return problems
+
+
+def check_attributes(
+    spec: JourneySpec, con: duckdb.DuckDBPyConnection, table: str = "touchpoints"
+) -> list[str]:
+    """``where`` attributes that no touchpoint of the stage's activities carries, as readable
+    messages listing the attributes those touchpoints do carry (a typo is a silent zero)."""
+    from journeymine.analyses.sql import glob_any
+
+    problems = []
+    for stage in spec.stages:
+        keys = list(dict.fromkeys(c.key for c in stage.where))
+        if not keys:
+            continue
+        found = (
+            con.execute(
+                f"SELECT list_sort(list_distinct(flatten(list(json_keys(attributes))))) "
+                f"FROM {table} WHERE {glob_any('activity::VARCHAR', stage.activities)} "
+                "AND json_type(attributes) = 'OBJECT'"
+            ).fetchall()[0][0]
+            or []
+        )
+        for key in keys:
+            if key not in found:
+                problems.append(
+                    f"stage {stage.name!r}: where attribute {key!r} is on no touchpoint of "
+                    f"{list(stage.activities)}; they carry {found}"
+                )
     return problems

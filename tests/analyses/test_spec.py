@@ -121,12 +121,17 @@ def test_glob_overlap() -> None:
 def test_the_sample_spec_loads_and_its_patterns_exist() -> None:
     spec = load_spec(ROOT / "data" / "sample" / "journey.toml")
     assert [s.name for s in spec.stages] == [
-        "visit", "signup", "demo_requested", "demo_held", "trial", "paid"
+        "visit", "signup", "demo_requested", "demo_held", "trial", "paid", "renewed", "churned"
     ]  # fmt: skip
+    renewed = spec.stages[-2]
+    assert renewed.occurrence == 2 and renewed.activities == spec.stages[-3].activities
+    assert spec.mode == "ordered" and spec.drift_window == timedelta(days=30)
     assert spec.followups[0].sla == timedelta(hours=4) and spec.followups[0].business_hours
     assert spec.calendar.timezone == "Europe/Berlin"
     assert spec.calendar.opens == time(9) and date(2026, 10, 3) in spec.calendar.holidays
-    assert spec.segments == ("company_size", "utm_source")
+    assert spec.segments == ("company_size", "utm_source", "size")
+    size = spec.segment_defs[-1]
+    assert (size.bins, size.labels, size.source) == ((50.0,), ("SMB", "Enterprise"), "account")
     known = [
         "web.page_view:/", "web.signed_up", "web.demo_requested", "crm.meeting:demo",
         "billing.subscription_created", "web.trial_started", "billing.invoice_paid",
@@ -137,3 +142,152 @@ def test_the_sample_spec_loads_and_its_patterns_exist() -> None:
     assert check_patterns(spec, known) == []
     problems = check_patterns(spec, ["web.page_view:/"])
     assert "stage 'signup': pattern 'web.signed_up' matches no activity" in problems
+
+
+PAID = '[[stages]]\nname = "paid"\nactivities = ["billing.invoice_paid"]\n'
+RENEWED = '[[stages]]\nname = "renewed"\nactivities = ["billing.invoice_*"]\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            PAID + 'where = { plan = { "~" = "free" } }\n',
+            r"stages\[0\].where.plan: unknown operator '~'",
+        ),
+        (PAID + 'where = { amount = { ">=" = "1000" } }\n', r"where.amount: '>=' compares numbers"),
+        (PAID + 'where = { amount = { ">" = true } }\n', r"where.amount: '>' compares numbers"),
+        (PAID + "where = { plan = { in = [] } }\n", r"where.plan: 'in' needs a non-empty list"),
+        (PAID + 'where = { plan = { in = "pro" } }\n', r"where.plan: 'in' needs a non-empty list"),
+        (PAID + "where = { plan = {} }\n", r"where.plan: empty condition"),
+        (PAID + "where = { plan = [1] }\n", r"where.plan: expected a string, number or boolean"),
+        (PAID + 'where = { amount = { ">" = inf } }\n', r"where.amount: inf is not a finite"),
+        (PAID + 'where = { "pl an" = "pro" }\n', r"where.pl an: attribute 'pl an' is not a plain"),
+        (PAID + 'where = "plan = pro"\n', r"stages\[0\].where: expected a table"),
+        (PAID + "occurrence = 0\n", r"stages\[0\].occurrence: a whole number from 1 to 1000"),
+        (PAID + "occurrence = 1.5\n", r"stages\[0\].occurrence: a whole number"),
+        (PAID + RENEWED, r"stages 'paid' and 'renewed' overlap"),
+        # occurrence must grow along the journey: an earlier stage with more would be unreachable
+        (PAID + "occurrence = 2\n" + RENEWED, r"stages 'paid' and 'renewed' overlap"),
+        # conditions on different attributes, or numeric ranges, do not make them distinct
+        (
+            PAID + 'where = { plan = "pro" }\n' + RENEWED + 'where = { reason = "cycle" }\n',
+            r"stages 'paid' and 'renewed' overlap",
+        ),
+        (
+            PAID + 'where = { n = { "<" = 2 } }\n' + RENEWED + 'where = { n = { ">" = 5 } }\n',
+            r"stages 'paid' and 'renewed' overlap",
+        ),
+        (
+            PAID
+            + 'where = { plan = { in = ["a", "b"] } }\n'
+            + RENEWED
+            + 'where = { plan = { in = ["b", "c"] } }\n',
+            r"stages 'paid' and 'renewed' overlap",
+        ),
+        ('mode = "loose"\n', r"journey.toml: mode = 'loose'; use one of \['ordered', 'strict'"),
+        ('drift = { window = "0d" }\n', r"journey.toml: drift.window: duration must be positive"),
+        ('drift = { size = "30d" }\n', r"journey.toml: drift: unknown key\(s\) \['size'\]"),
+    ],
+)
+def test_where_and_occurrence_errors(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(SpecError, match=expected):
+        load(tmp_path, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        PAID + RENEWED + "occurrence = 2\n",  # the second paid invoice
+        PAID + 'where = { reason = "create" }\n' + RENEWED + 'where = { reason = "cycle" }\n',
+        PAID + 'where = { plan = "free" }\n' + RENEWED + 'where = { plan = { "!=" = "free" } }\n',
+        PAID
+        + 'where = { plan = { in = ["a", "b"] } }\n'
+        + RENEWED
+        + 'where = { plan = { "not in" = ["a", "b", "c"] } }\n',
+        PAID
+        + 'where = { plan = { in = ["a"] } }\n'
+        + RENEWED
+        + 'where = { plan = { in = ["b"] } }\n',
+    ],
+)
+def test_stages_may_share_an_activity_when_told_apart(tmp_path: Path, text: str) -> None:
+    spec = load(tmp_path, text)
+    assert [s.name for s in spec.stages] == ["paid", "renewed"]
+
+
+def test_where_occurrence_mode_and_drift_are_read(tmp_path: Path) -> None:
+    spec = load(
+        tmp_path,
+        'mode = "strict"\ndrift = { window = "2w" }\n'
+        + PAID
+        + 'where = { billing_reason = "subscription_cycle", plan = { "!=" = "free" }, '
+        'amount_paid = { ">=" = 1000, "<" = 5000 }, status = { in = ["active", "trialing"] } }\n'
+        "occurrence = 2\n",
+    )
+    stage = spec.stages[0]
+    assert [(c.key, c.op, c.value) for c in stage.where] == [
+        ("billing_reason", "=", "subscription_cycle"),
+        ("plan", "!=", "free"),
+        ("amount_paid", ">=", 1000),
+        ("amount_paid", "<", 5000),
+        ("status", "in", ("active", "trialing")),
+    ]
+    assert stage.occurrence == 2
+    assert spec.mode == "strict" and spec.drift_window == timedelta(weeks=2)
+    default = load(tmp_path, PAID)
+    assert default.mode == "ordered" and default.drift_window == timedelta(days=30)
+    assert default.stages[0].where == () and default.stages[0].occurrence == 1
+
+
+@pytest.mark.parametrize(
+    ("segments", "expected"),
+    [
+        ('[{ attribute = "x" }]', r"segments\[0\].name: expected a non-empty string"),
+        (
+            '[{ name = "s", bins = [] }]',
+            r"segments\[0\].bins: expected a non-empty list of numbers",
+        ),
+        ('[{ name = "s", bins = ["50"] }]', r"segments\[0\].bins: expected a non-empty list"),
+        ('[{ name = "s", bins = [50, 10] }]', r"segments\[0\].bins: bin edges must be finite and"),
+        (
+            '[{ name = "s", bins = [50], labels = ["a"] }]',
+            r"segments\[0\].labels: 1 bin edge\(s\) make 2 groups, got 1 label",
+        ),
+        ('[{ name = "s", labels = ["a"] }]', r"segments\[0\].labels: labels name bins"),
+        ('[{ name = "s", bins = [1], map = { a = "b" } }]', r"segments\[0\]: give either bins"),
+        ('[{ name = "s", map = { a = 1 } }]', r"segments\[0\].map.a: expected a non-empty string"),
+        ('[{ name = "s", from = "company" }]', r"segments\[0\].from: use one of \['person'"),
+        ('[{ name = "s", colour = 1 }]', r"segments\[0\]: unknown key\(s\) \['colour'\]"),
+        (
+            '[{ name = "s", attribute = "a b" }]',
+            r"segments\[0\].attribute: segment attribute 'a b'",
+        ),
+        ('["s", { name = "s", bins = [1] }]', r"segments: segment attributes repeat"),
+        ("[1]", r"segments\[0\]: expected an attribute name or a table"),
+    ],
+)
+def test_segment_errors(tmp_path: Path, segments: str, expected: str) -> None:
+    with pytest.raises(SpecError, match=expected):
+        load(tmp_path, f"segments = {segments}\n")
+
+
+def test_segments_beyond_raw_strings(tmp_path: Path) -> None:
+    spec = load(
+        tmp_path,
+        'segments = ["utm_source", { name = "size", attribute = "NumberOfEmployees", '
+        'bins = [50], labels = ["SMB", "Enterprise"], from = "account" }, '
+        '{ name = "region", attribute = "country", map = { Germany = "EU", France = "EU" } }, '
+        '{ name = "band", attribute = "n", bins = [10, 100.5] }]\n',
+    )
+    assert spec.segments == ("utm_source", "size", "region", "band")
+    raw, size, region, band = spec.segment_defs
+    assert (raw.attribute, raw.bins, raw.map, raw.source) == ("utm_source", (), (), "person")
+    assert (size.attribute, size.bins, size.labels) == (
+        "NumberOfEmployees",
+        (50.0,),
+        ("SMB", "Enterprise"),
+    )
+    assert size.source == "account"
+    assert region.map == (("Germany", "EU"), ("France", "EU"))
+    assert band.labels == ("<10", "10-100.5", ">=100.5")

@@ -21,7 +21,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from journeymine.analyses.funnel import UNKNOWN, compute_entries, entry_segments_sql
+from journeymine.analyses.funnel import (
+    UNKNOWN,
+    compute_entries,
+    entry_segments_sql,
+    marker_sql,
+)
 from journeymine.analyses.sql import glob_any, literal
 from journeymine.analyses.stats import benjamini_hochberg, wilson
 from journeymine.mining import discovery
@@ -74,9 +79,11 @@ def _not_a_feature(con: duckdb.DuckDBPyConnection, stage: str, spec: JourneySpec
         return "false"
     steps = [group for group, _ in positions(spec)]
     pos = next((i for i, group in enumerate(steps) if stage in _labels(group)), 0)
-    markers = tuple(p for group in steps[pos:] for s in group for p in s.activities)
+    # A marker with ``where`` is progress only when its conditions hold (a renewal invoice),
+    # so the same activity under other conditions can still be a feature.
+    markers = [marker_sql(s, "t.activity", "t.attributes") for group in steps[pos:] for s in group]
     outcome = OUTCOME_ACTIVITIES + spec.outcome_activities
-    return glob_any("t.activity::VARCHAR", markers + outcome)
+    return "(" + " OR ".join([*markers, glob_any("t.activity::VARCHAR", outcome)]) + ")"
 
 
 def _labels(group: list[Stage]) -> set[str]:

@@ -10,6 +10,9 @@ Definitions (docs/metrics.md):
 * **dropped**: the window elapsed at or before the data's cut-off without converting;
   **open**: the window had not elapsed yet at the cut-off (right-censored: never a drop-off);
 * conversion rate = converted / (converted + dropped), with a 95% Wilson interval;
+* an event marks a stage when its activity matches a pattern and the stage's ``where``
+  conditions hold on its attributes; a stage with ``occurrence = N`` is reached at its N-th
+  marking event counted from the event that entered the previous stage (that one included);
 * an optional stage may be skipped: converting from the stage before it means reaching it or
   the first non-optional stage after it. Alternatives (stages sharing a ``group``) are one step.
 
@@ -20,17 +23,25 @@ so any figure can be drilled into.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import duckdb
 import numpy as np
 import pandas as pd
 
-from journeymine.analyses.sql import ident, literal
+from journeymine.analyses.sql import glob_any, ident, literal
 from journeymine.analyses.stats import Z95, kaplan_meier, wilson
-from journeymine.spec import JourneySpec, Stage, positions
+from journeymine.spec import (
+    MODES,
+    NUMERIC_OPS,
+    Condition,
+    JourneySpec,
+    Segment,
+    Stage,
+    positions,
+)
 
-MODES = ("ordered", "strict", "any")
 COHORTS = {"W": "week", "M": "month", "week": "week", "month": "month"}
 ENTRIES = "jm_stage_entries"
 FUNNEL_COLUMNS = [
@@ -53,17 +64,12 @@ FUNNEL_COLUMNS = [
 CASE_COLUMNS = {"person": "person_id", "account": "account_id"}
 
 
-def _step_table(con: duckdb.DuckDBPyConnection, spec: JourneySpec) -> list[tuple[str, bool, float]]:
-    """Create ``jm_stage_patterns(pos, pattern)``; return (label, optional, window_s) per step."""
-    rows, steps = [], []
-    for pos, (stages, optional) in enumerate(positions(spec)):
-        window = _window(stages, spec)
-        steps.append((" | ".join(s.name for s in stages), optional, window))
-        rows += [(pos, p) for s in stages for p in s.activities]
-    con.execute("CREATE OR REPLACE TEMP TABLE jm_stage_patterns (pos INT, pattern VARCHAR)")
-    if rows:
-        con.executemany("INSERT INTO jm_stage_patterns VALUES (?, ?)", rows)
-    return steps
+def _step_table(spec: JourneySpec) -> list[tuple[str, bool, float]]:
+    """(label, optional, window_s) per step (alternatives share one step)."""
+    return [
+        (" | ".join(s.name for s in stages), optional, _window(stages, spec))
+        for stages, optional in positions(spec)
+    ]
 
 
 def _window(stages: list[Stage], spec: JourneySpec) -> float:
@@ -71,15 +77,101 @@ def _window(stages: list[Stage], spec: JourneySpec) -> float:
     return (max(windows) if windows else spec.window).total_seconds()
 
 
-def _marks(con: duckdb.DuckDBPyConnection, log: str, cutoff: datetime) -> None:
-    """Every event marking a step, up to the cut-off; one row per event and position."""
+def _number(value: float) -> str:
+    return repr(float(value))
+
+
+def _condition_sql(c: Condition, attributes: str) -> str:
+    """SQL: ``c`` holds on the JSON ``attributes``; false where the attribute is missing."""
+    text = f"({attributes}->>{literal(c.key)})"
+    values = c.value if isinstance(c.value, tuple) else (c.value,)
+    if c.op in NUMERIC_OPS:
+        assert isinstance(c.value, int | float)
+        return f"coalesce(TRY_CAST({text} AS DOUBLE) {c.op} {_number(c.value)}, false)"
+    equal = []
+    for v in values:
+        if isinstance(v, bool):  # JSON spells booleans in lower case
+            equal.append(f"coalesce({text} = {literal(str(v).lower())}, false)")
+        elif isinstance(v, int | float):  # 1000 matches "1000" and 1000.0 alike
+            equal.append(f"coalesce(TRY_CAST({text} AS DOUBLE) = {_number(v)}, false)")
+        else:
+            equal.append(f"coalesce({text} = {literal(v)}, false)")
+    any_equal = "(" + " OR ".join(equal) + ")"
+    if c.op in ("=", "in"):
+        return any_equal
+    return f"({text} IS NOT NULL AND NOT {any_equal})"
+
+
+def marker_sql(stage: Stage, activity: str, attributes: str) -> str:
+    """SQL: an event (``activity`` and JSON ``attributes`` columns) marks ``stage``: an
+    activity pattern matches and every ``where`` condition holds. ``occurrence`` is left to
+    the caller (it counts events)."""
+    conditions = [_condition_sql(c, attributes) for c in stage.where]
+    return (
+        "(" + " AND ".join([glob_any(f"{activity}::VARCHAR", stage.activities), *conditions]) + ")"
+    )
+
+
+def needs_attributes(spec: JourneySpec) -> bool:
+    return any(s.where for s in spec.stages)
+
+
+def columns_of(con: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
+    return [d[0] for d in con.execute(f"SELECT * FROM {relation} LIMIT 0").description]
+
+
+def marks_sql(
+    con: duckdb.DuckDBPyConnection, spec: JourneySpec, log: str, table: str = "touchpoints"
+) -> str:
+    """SQL: one row per event and stage it marks: ``case_key, ts, seq, stage_i`` (index in
+    ``spec.stages``), ``pos``, ``occurrence`` and ``n_all`` (how many events marked that stage
+    in the case so far, this one included). The attributes come from the log's
+    ``attributes`` column if it has one, else from ``table`` joined on ``event_id = seq``
+    (only for events whose activity marks a stage, and only when a stage has ``where``)."""
+    stages = list(spec.stages)
+    at = {s.name: pos for pos, (group, _) in enumerate(positions(spec)) for s in group}
+    if not stages:  # no stage marks anything; the cut-off stays bound, so it is named
+        return (
+            "SELECT NULL::BIGINT AS case_key, $cutoff::TIMESTAMPTZ AS ts, NULL::BIGINT AS seq, "
+            "NULL::INT AS stage_i, NULL::INT AS pos, NULL::INT AS occurrence, "
+            "NULL::BIGINT AS n_all WHERE false"
+        )
+    patterns = tuple(p for s in stages for p in s.activities)
+    if not needs_attributes(spec):
+        source = f"SELECT case_key, ts, seq, activity, NULL::JSON AS attributes FROM {log}"
+    elif "attributes" in columns_of(con, log):
+        source = f"SELECT case_key, ts, seq, activity, attributes FROM {log}"
+    else:
+        source = (
+            f"SELECT l.case_key, l.ts, l.seq, l.activity, t.attributes FROM {log} l "
+            f"LEFT JOIN {table} t ON t.event_id = l.seq "
+            f"WHERE {glob_any('l.activity::VARCHAR', patterns)}"
+        )
+    cases = ", ".join(
+        f"CASE WHEN {marker_sql(s, 'activity', 'attributes')} THEN {i} END"
+        for i, s in enumerate(stages)
+    )
+    pos_list = "[" + ", ".join(str(at[s.name]) for s in stages) + "]"
+    occ_list = "[" + ", ".join(str(s.occurrence) for s in stages) + "]"
+    return f"""
+        WITH src AS ({source}), marked AS (
+            SELECT case_key, ts, seq, unnest(list_filter([{cases}], lambda x: x IS NOT NULL))::INT
+                   AS stage_i
+            FROM src WHERE {glob_any("activity::VARCHAR", patterns)} AND ts <= $cutoff
+        )
+        SELECT case_key, ts, seq, stage_i, {pos_list}[stage_i + 1]::INT AS pos,
+               {occ_list}[stage_i + 1]::INT AS occurrence,
+               row_number() OVER (PARTITION BY case_key, stage_i ORDER BY ts, seq) AS n_all
+        FROM marked
+    """
+
+
+def _marks(
+    con: duckdb.DuckDBPyConnection, spec: JourneySpec, log: str, cutoff: datetime, table: str
+) -> None:
+    """Every event marking a step, up to the cut-off; one row per event and stage."""
     con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE jm_marks AS
-        SELECT DISTINCT l.case_key, p.pos, l.ts, l.seq
-        FROM {log} l JOIN jm_stage_patterns p ON l.activity::VARCHAR GLOB p.pattern
-        WHERE l.ts <= $cutoff
-        """,
+        f"CREATE OR REPLACE TEMP TABLE jm_marks AS {marks_sql(con, spec, log, table)}",
         {"cutoff": cutoff},
     )
 
@@ -105,10 +197,11 @@ def build_entries(
     spec: JourneySpec,
     log: str,
     *,
-    mode: str = "ordered",
+    mode: str | None = None,
     cutoff: datetime | None = None,
     exclude: tuple[str, ...] | None = None,
     name: str = ENTRIES,
+    table: str = "touchpoints",
 ) -> str:
     """Compute the stage entries in SQL into TEMP table ``name`` and return its name.
 
@@ -125,12 +218,12 @@ def build_entries(
     Events after ``cutoff`` (default: the log's latest event) are ignored.
     """
     exclude = spec.exclude if exclude is None else exclude
+    mode = spec.mode if mode is None else mode
     if mode not in MODES:
         raise ValueError(f"unknown funnel mode {mode!r}; use one of {MODES}")
     if cutoff is None:
         cutoff = data_cutoff(con, log)
-    steps = _step_table(con, spec)
-    _marks(con, log, cutoff)
+    steps = _step_table(spec)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE jm_entered "
         "(case_key BIGINT, pos INT, entered_at TIMESTAMPTZ, entered_seq BIGINT)"
@@ -143,83 +236,111 @@ def build_entries(
             window_s DOUBLE)
         """
     )
+    if not steps:
+        return name
+    _marks(con, spec, log, cutoff, table)
     first_marks = (
         "INSERT INTO jm_entered SELECT case_key, $pos, min(ts), arg_min(seq, (ts, seq)) "
-        "FROM jm_marks WHERE pos = $pos GROUP BY case_key"
+        "FROM jm_marks WHERE pos = $pos AND n_all >= occurrence GROUP BY case_key"
     )
-    if steps:
-        con.execute(first_marks, {"pos": 0})
+    con.execute(first_marks, {"pos": 0})
     excluded = " OR ".join(f"l.activity::VARCHAR GLOB {literal(p)}" for p in exclude) or "false"
     for pos, (label, _, _) in enumerate(steps):
         if mode == "any" and pos > 0:
             con.execute(first_marks, {"pos": pos})
         targets = _targets(steps, pos)
         window = steps[targets[0]][2] if targets else 0.0
+        _judge_step(con, log, excluded, pos, targets, window, label, cutoff, mode == "strict")
         con.execute(
-            f"""
-            INSERT INTO {name}
-            WITH entered AS (
-                SELECT case_key, min(entered_at) AS entered_at,
-                       arg_min(entered_seq, (entered_at, entered_seq)) AS entered_seq
-                FROM jm_entered WHERE pos = $pos GROUP BY case_key
-            ), hits AS (
-                SELECT e.case_key, arg_min(m.pos, (m.ts, m.seq)) AS next_pos,
-                       min(m.ts) AS next_at
-                FROM entered e JOIN jm_marks m ON m.case_key = e.case_key
-                WHERE (CASE WHEN $strict THEN m.pos <> $pos
-                            ELSE list_contains($targets::INT[], m.pos) END)
-                  AND (m.ts > e.entered_at OR (m.ts = e.entered_at AND m.seq > e.entered_seq))
-                  AND m.ts <= e.entered_at + to_seconds($window)
-                GROUP BY e.case_key
-            ), judged AS (
-                SELECT e.*, h.next_pos,
-                       CASE WHEN list_contains($targets::INT[], h.next_pos)
-                            THEN h.next_at END AS converted_at,
-                       h.next_at IS NOT NULL AND NOT list_contains($targets::INT[], h.next_pos)
-                           AS out_of_order
-                FROM entered e LEFT JOIN hits h USING (case_key)
-            ), left_step AS (
-                SELECT DISTINCT j.case_key FROM judged j JOIN {log} l ON l.case_key = j.case_key
-                WHERE NOT $last AND l.ts <= $cutoff
-                  AND (l.ts > j.entered_at OR (l.ts = j.entered_at AND l.seq > j.entered_seq))
-                  AND l.ts <= coalesce(j.converted_at, j.entered_at + to_seconds($window))
-                  AND ({excluded})
-            )
-            SELECT case_key, $pos, $label, entered_at, entered_seq, next_pos, converted_at,
-                   CASE WHEN case_key IN (SELECT case_key FROM left_step) THEN 'excluded'
-                        WHEN converted_at IS NOT NULL THEN 'converted'
-                        WHEN $last THEN 'final'
-                        WHEN out_of_order THEN 'dropped'
-                        WHEN entered_at + to_seconds($window) > $cutoff THEN 'open'
-                        ELSE 'dropped' END,
-                   epoch(converted_at) - epoch(entered_at),
-                   CASE WHEN NOT $last THEN $window END
-            FROM judged
-            """,
-            {
-                "pos": pos,
-                "targets": targets,
-                "window": window,
-                "label": label,
-                "last": not targets,
-                "cutoff": cutoff,
-                "strict": mode == "strict",
-            },
+            f"INSERT INTO {name} SELECT * EXCLUDE (converted_seq) FROM jm_step ORDER BY case_key"
         )
         if mode != "any" and targets:
             con.execute(
-                f"""
-                INSERT INTO jm_entered
-                SELECT s.case_key, s.next_pos, s.converted_at, m.seq
-                FROM {name} s JOIN jm_marks m ON m.case_key = s.case_key
-                 AND m.pos = s.next_pos AND m.ts = s.converted_at
-                WHERE s.pos = $pos AND s.status = 'converted'
-                QUALIFY row_number() OVER (PARTITION BY s.case_key ORDER BY m.seq) = 1
-                """,
-                {"pos": pos},
+                "INSERT INTO jm_entered SELECT case_key, next_pos, converted_at, converted_seq "
+                "FROM jm_step WHERE status = 'converted'"
             )
     con.execute(f"UPDATE {name} SET time_to_convert_s = NULL WHERE status = 'excluded'")
     return name
+
+
+def _judge_step(
+    con: duckdb.DuckDBPyConnection,
+    log: str,
+    excluded: str,
+    pos: int,
+    targets: list[int],
+    window: float,
+    label: str,
+    cutoff: datetime,
+    strict: bool,
+) -> None:
+    """TEMP table ``jm_step``: the entries of step ``pos`` judged (the next stage reached, at
+    which event, and the status). A target stage with ``occurrence = N`` is reached at the
+    N-th event marking it counted from the event that entered this step (that event counts
+    when it marks the target too: the first paid invoice made the person ``paid``, the
+    second one is the renewal)."""
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE jm_step AS
+        WITH entered AS (
+            SELECT case_key, min(entered_at) AS entered_at,
+                   arg_min(entered_seq, (entered_at, entered_seq)) AS entered_seq
+            FROM jm_entered WHERE pos = $pos GROUP BY case_key
+        ), counted AS (
+            SELECT e.case_key, e.entered_at, e.entered_seq, m.pos, m.ts, m.seq, m.occurrence,
+                   row_number() OVER (PARTITION BY e.case_key, m.stage_i ORDER BY m.ts, m.seq)
+                       AS n
+            FROM entered e JOIN jm_marks m ON m.case_key = e.case_key
+            WHERE (CASE WHEN $strict THEN m.pos <> $pos
+                        ELSE list_contains($targets::INT[], m.pos) END)
+              AND (m.ts > e.entered_at OR (m.ts = e.entered_at AND m.seq >= e.entered_seq))
+              AND m.ts <= e.entered_at + to_seconds($window)
+        ), hits AS (
+            SELECT case_key,
+                   arg_min(pos, (ts, seq, NOT list_contains($targets::INT[], pos))) AS next_pos,
+                   min(ts) AS next_at, arg_min(seq, (ts, seq)) AS next_seq
+            FROM counted
+            WHERE n >= occurrence
+              AND (ts > entered_at OR (ts = entered_at AND seq > entered_seq))
+            GROUP BY case_key
+        ), judged AS (
+            SELECT e.*, h.next_pos,
+                   CASE WHEN list_contains($targets::INT[], h.next_pos)
+                        THEN h.next_at END AS converted_at,
+                   CASE WHEN list_contains($targets::INT[], h.next_pos)
+                        THEN h.next_seq END AS converted_seq,
+                   h.next_at IS NOT NULL AND NOT list_contains($targets::INT[], h.next_pos)
+                       AS out_of_order
+            FROM entered e LEFT JOIN hits h USING (case_key)
+        ), left_step AS (
+            SELECT DISTINCT j.case_key FROM judged j JOIN {log} l ON l.case_key = j.case_key
+            WHERE NOT $last AND l.ts <= $cutoff
+              AND (l.ts > j.entered_at OR (l.ts = j.entered_at AND l.seq > j.entered_seq))
+              AND l.ts <= coalesce(j.converted_at, j.entered_at + to_seconds($window))
+              AND ({excluded})
+        )
+        SELECT case_key, $pos AS pos, $label AS stage, entered_at, entered_seq, next_pos,
+               converted_at,
+               CASE WHEN case_key IN (SELECT case_key FROM left_step) THEN 'excluded'
+                    WHEN converted_at IS NOT NULL THEN 'converted'
+                    WHEN $last THEN 'final'
+                    WHEN out_of_order THEN 'dropped'
+                    WHEN entered_at + to_seconds($window) > $cutoff THEN 'open'
+                    ELSE 'dropped' END AS status,
+               epoch(converted_at) - epoch(entered_at) AS time_to_convert_s,
+               CASE WHEN NOT $last THEN $window END AS window_s, converted_seq
+        FROM judged
+        """,
+        {
+            "pos": pos,
+            "targets": targets,
+            "window": window,
+            "label": label,
+            "last": not targets,
+            "cutoff": cutoff,
+            "strict": strict,
+        },
+    )
 
 
 def compute_entries(
@@ -227,13 +348,14 @@ def compute_entries(
     spec: JourneySpec,
     log: str,
     *,
-    mode: str = "ordered",
+    mode: str | None = None,
     cutoff: datetime | None = None,
     exclude: tuple[str, ...] | None = None,
+    table: str = "touchpoints",
 ) -> pd.DataFrame:
     """:func:`build_entries` as a frame (one row per person and step: small next to the log)."""
-    table = build_entries(con, spec, log, mode=mode, cutoff=cutoff, exclude=exclude)
-    return con.execute(f"SELECT * FROM {table} ORDER BY pos, case_key").df()
+    entries = build_entries(con, spec, log, mode=mode, cutoff=cutoff, exclude=exclude, table=table)
+    return con.execute(f"SELECT * FROM {entries} ORDER BY pos, case_key").df()
 
 
 UNKNOWN = "(unknown)"  # the segment label of people whose value was not known yet
@@ -259,24 +381,24 @@ def _segment_sql(attributes: tuple[str, ...], touch: str, table: str, case: str)
 
 
 def entry_segments_sql(
-    attributes: tuple[str, ...], touch: str, entries: str, table: str, case: str
+    attributes: Sequence[str | Segment], touch: str, entries: str, table: str, case: str
 ) -> str:
-    """SQL: one row per entry and attribute (``case_key, pos, k, attribute, value``): the
+    """SQL: one row per entry and segment (``case_key, pos, k, attribute, value``): the
     value known when the step was entered — the first (or latest) value carried by a
     touchpoint at or before ``entered_at`` — else ``(unknown)``. A company size first told at
-    signup says nothing about who signs up."""
+    signup says nothing about who signs up. A plain name is an attribute's raw value; a
+    :class:`Segment` is binned or mapped after that pick (a value that is not a number falls
+    in no bin: ``(unknown)``), and may read the account's touchpoints too; ``attribute`` is
+    then the segment's name."""
     if touch not in ("first", "last"):
         raise ValueError("touch is 'first' or 'last'")
     if case not in CASE_COLUMNS:
         raise ValueError(f"segments need a person or account case notion, not {case!r}")
-    column = CASE_COLUMNS[case]
     parts = []
-    for k, attribute in enumerate(attributes, start=1):
-        value = f"attributes->>{literal(attribute)}"
-        known = (
-            f"SELECT {column} AS case_key, occurred_at AS known_at, seq AS known_seq, "
-            f"{value} AS value FROM {table} WHERE {column} IS NOT NULL AND {value} IS NOT NULL"
-        )
+    for k, segment in enumerate(attributes, start=1):
+        if isinstance(segment, str):
+            segment = Segment(segment, segment)
+        known = _known_sql(segment, table, CASE_COLUMNS[case])
         if touch == "first":
             known = (
                 "SELECT case_key, min(known_at) AS known_at, "
@@ -288,10 +410,46 @@ def entry_segments_sql(
             join = "ASOF LEFT JOIN v ON v.case_key = e.case_key AND v.known_at <= e.entered_at"
         parts.append(
             f"(WITH v AS ({known}) SELECT e.case_key, e.pos, {k} AS k, "
-            f"{literal(attribute)} AS attribute, coalesce(v.value, {literal(UNKNOWN)}) AS value "
+            f"{literal(segment.name)} AS attribute, "
+            f"coalesce({_label_sql(segment, 'v.value')}, {literal(UNKNOWN)}) AS value "
             f"FROM {entries} e {join})"
         )
     return " UNION ALL ".join(parts)
+
+
+def _known_sql(segment: Segment, table: str, column: str) -> str:
+    """SQL: ``case_key, known_at, known_seq, value``: every touchpoint carrying the attribute;
+    for an account segment of people, also those of every account the person belongs to
+    (Segment ``group`` traits, Salesforce Account fields), each touchpoint once."""
+    value = f"attributes->>{literal(segment.attribute)}"
+    own = (
+        f"SELECT {column} AS case_key, occurred_at AS known_at, seq AS known_seq, "
+        f"{value} AS value FROM {table} WHERE {column} IS NOT NULL AND {value} IS NOT NULL"
+    )
+    if segment.source != "account" or column == "account_id":
+        return own
+    return (
+        f"{own} UNION SELECT a.case_key, t.occurred_at, t.seq, t.{value} "
+        f"FROM (SELECT DISTINCT person_id AS case_key, account_id FROM {table} "
+        "WHERE person_id IS NOT NULL AND account_id IS NOT NULL) a "
+        f"JOIN {table} t ON t.account_id = a.account_id WHERE t.{value} IS NOT NULL"
+    )
+
+
+def _label_sql(segment: Segment, value: str) -> str:
+    """SQL: the segment's label of a raw ``value`` (NULL when it falls in no bin)."""
+    if segment.bins:
+        number = f"TRY_CAST({value} AS DOUBLE)"
+        arms = " ".join(
+            f"WHEN {number} < {_number(edge)} THEN {literal(label)}"
+            for edge, label in zip(segment.bins, segment.labels, strict=False)
+        )
+        last = literal(segment.labels[-1])
+        return f"(CASE WHEN {number} IS NULL THEN NULL {arms} ELSE {last} END)"
+    if segment.map:
+        arms = " ".join(f"WHEN {literal(a)} THEN {literal(b)}" for a, b in segment.map)
+        return f"(CASE {value} {arms} ELSE {value} END)"
+    return value
 
 
 def segment_values(
@@ -332,12 +490,16 @@ def _with_rates(frame: pd.DataFrame, prefix: str = "conversion_") -> pd.DataFram
 
 
 def summarise_table(
-    con: duckdb.DuckDBPyConnection, entries: str, segments: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    entries: str,
+    segments: str | None = None,
+    order: Sequence[Segment] = (),
 ) -> pd.DataFrame:
     """``stage_funnel`` rows computed in SQL from an entries relation: overall (segment
     ``all``) and, given ``segments`` (a relation ``case_key, pos, k, attribute, value``: one
     row per entry and attribute), per ``attribute=value``. Segments are ordered by attribute,
-    then numerically where the value starts with a number (``1-10`` before ``11-50``), then
+    then by bin for the binned ones in ``order`` (``SMB`` before ``Enterprise``), then
+    numerically where the value starts with a number (``1-10`` before ``11-50``), then
     alphabetically, with ``(unknown)`` last."""
     branches = ["SELECT 'all' AS segment, 0 AS k, NULL AS value, pos, stage, status, "
                 "time_to_convert_s FROM e"]  # fmt: skip
@@ -347,6 +509,12 @@ def summarise_table(
             f"e.time_to_convert_s FROM e JOIN ({segments}) s USING (case_key, pos)"
         )
     converted = "FILTER (WHERE status = 'converted')"
+    bins = [
+        f"WHEN segment = {literal(f'{s.name}={label}')} THEN {i}"
+        for s in order
+        for i, label in enumerate(s.labels)
+    ]
+    bin_rank = f"CASE {' '.join(bins)} END" if bins else "NULL"
     frame = con.execute(
         f"""
         WITH e AS (SELECT * FROM {entries}), long AS ({" UNION ALL ".join(branches)})
@@ -359,6 +527,7 @@ def summarise_table(
                quantile_cont(time_to_convert_s, 0.9) {converted} AS time_to_convert_p90_s,
                quantile_cont(time_to_convert_s, 0.95) {converted} AS time_to_convert_p95_s,
                dense_rank() OVER (ORDER BY k, value = {literal(UNKNOWN)},
+                   {bin_rank} NULLS LAST,
                    TRY_CAST(regexp_extract(value, '^\\s*(-?[0-9]+(\\.[0-9]+)?)', 1) AS DOUBLE)
                        NULLS LAST, segment) AS segment_rank
         FROM long GROUP BY segment, k, value, pos, stage
@@ -457,25 +626,28 @@ def write_stage_funnel(
     spec: JourneySpec,
     log: str,
     *,
-    mode: str = "ordered",
+    mode: str | None = None,
     touch: str = "first",
     cutoff: datetime | None = None,
     table: str = "touchpoints",
 ) -> pd.DataFrame:
     """Compute and store ``stage_entries`` and ``stage_funnel`` (all in DuckDB); return the
-    funnel. ``table`` is the touchpoints relation the segment attributes come from."""
-    entries = build_entries(con, spec, log, mode=mode, cutoff=cutoff)
+    funnel. ``table`` is the touchpoints relation the segment and ``where`` attributes come
+    from; ``mode`` defaults to the spec's."""
+    entries = build_entries(con, spec, log, mode=mode, cutoff=cutoff, table=table)
     con.execute(f"CREATE OR REPLACE TABLE stage_entries AS SELECT * FROM {entries}")
     con.execute(
         "CREATE OR REPLACE TABLE stage_segments (case_key BIGINT, pos INT, k INT, "
         "attribute VARCHAR, value VARCHAR)"
     )
-    if spec.segments and spec.case in CASE_COLUMNS:
+    if spec.segment_defs and spec.case in CASE_COLUMNS:
         con.execute(
             "INSERT INTO stage_segments "
-            + entry_segments_sql(spec.segments, touch, "stage_entries", table, spec.case)
+            + entry_segments_sql(spec.segment_defs, touch, "stage_entries", table, spec.case)
         )
-    funnel = summarise_table(con, "stage_entries", "SELECT * FROM stage_segments")
+    funnel = summarise_table(
+        con, "stage_entries", "SELECT * FROM stage_segments", spec.segment_defs
+    )
     con.register("jm_funnel_frame", funnel)
     try:
         con.execute("CREATE OR REPLACE TABLE stage_funnel AS SELECT * FROM jm_funnel_frame")

@@ -23,6 +23,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from journeymine.analyses.funnel import data_cutoff, marks_sql
 from journeymine.mining import pm4py_adapter
 from journeymine.spec import JourneySpec, positions
 from journeymine.warehouse import replace_table
@@ -30,30 +31,29 @@ from journeymine.warehouse import replace_table
 ORDER_DEVIATIONS = ("skipped", "repeated", "moved back to", "out of order")
 
 
-def stage_sequences(con: duckdb.DuckDBPyConnection, spec: JourneySpec, log: str) -> pd.DataFrame:
-    """Per case: the sequence of step labels (alternatives share one label) and duration."""
-    rows = [
-        (pos, p)
-        for pos, (stages, _) in enumerate(positions(spec))
-        for s in stages
-        for p in s.activities
-    ]
-    con.register("jm_conf_patterns", pd.DataFrame(rows, columns=["pos", "pattern"]))
+def stage_sequences(
+    con: duckdb.DuckDBPyConnection, spec: JourneySpec, log: str, table: str = "touchpoints"
+) -> pd.DataFrame:
+    """Per case: the sequence of step labels (alternatives share one label) and duration.
+
+    Events mark stages as in the funnel (patterns and ``where``, ``funnel.marks_sql``); a stage
+    with ``occurrence = N`` is marked by the N-th and later matching events of the case. An
+    event marking several stages (the second paid invoice: ``paid`` and ``renewed``) counts
+    as the latest of them in the designed order."""
     frame = con.execute(
         f"""
-        WITH marks AS (
-            SELECT l.case_key, l.ts, l.seq, min(p.pos) AS pos
-            FROM {log} l JOIN jm_conf_patterns p ON l.activity::VARCHAR GLOB p.pattern
-            GROUP BY ALL
+        WITH m AS ({marks_sql(con, spec, log, table)}), marks AS (
+            SELECT case_key, ts, seq, max(pos) AS pos FROM m
+            WHERE n_all >= occurrence GROUP BY ALL
         ), collapsed AS (
             SELECT *, lag(pos) OVER (PARTITION BY case_key ORDER BY ts, seq) AS prev FROM marks
         )
         SELECT case_key, list(pos ORDER BY ts, seq) AS positions,
                (epoch_us(max(ts)) - epoch_us(min(ts))) / 1e6 AS duration_s
         FROM collapsed WHERE prev IS NULL OR prev <> pos GROUP BY case_key
-        """
+        """,
+        {"cutoff": data_cutoff(con, log)},
     ).df()
-    con.unregister("jm_conf_patterns")
     return frame
 
 
