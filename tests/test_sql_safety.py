@@ -38,9 +38,7 @@ def evil_files(*folders: Path) -> list[Path]:
 
 
 def evil_spec(tmp_path: Path) -> Path:
-    text = SPEC.read_text().replace(
-        'segments = ["company_size", "utm_source"]', f'segments = ["company_size", "{EVIL}"]'
-    )
+    text = SPEC.read_text().replace('    "utm_source",\n', f'    "{EVIL}",\n', 1)
     assert EVIL in text
     (tmp_path / "journey.toml").write_text(text)
     return tmp_path / "journey.toml"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 
 import duckdb
@@ -29,7 +28,7 @@ from journeymine.errors import WarehouseError
 from journeymine.mining import conformance, discovery, pm4py_adapter, sharded
 from journeymine.mining.eventlog import log_from_touchpoints
 from journeymine.mining.journey_map import write_journey_map
-from journeymine.spec import JourneySpec, check_patterns, load_spec
+from journeymine.spec import JourneySpec, check_attributes, check_patterns, load_spec
 from journeymine.warehouse import replace_table
 
 log = logging.getLogger(__name__)
@@ -60,7 +59,7 @@ def analyse(
     if not warehouse.table_exists(con, "touchpoints"):
         raise WarehouseError("the warehouse has no touchpoints yet; load some exports first")
     activities = [a for (a,) in con.execute("SELECT DISTINCT activity FROM touchpoints").fetchall()]
-    report.warnings = check_patterns(spec, activities)
+    report.warnings = check_patterns(spec, activities) + check_attributes(spec, con)
     for warning in report.warnings:
         log.warning("journey spec: %s", warning)
     stored = discovery.materialise_log(con, log_from_touchpoints(con, case=spec.case), EVENT_LOG)
@@ -126,7 +125,7 @@ def _write_drivers_and_drift(
         (funnel.segment == "all") & (funnel.converted + funnel.dropped > 0), "stage"
     ]
     found = [
-        drivers(con, stage, spec.segments, outcome=outcome, spec=spec).assign(
+        drivers(con, stage, spec.segment_defs, outcome=outcome, spec=spec).assign(
             stage=stage, outcome=outcome
         )
         for stage in stages
@@ -137,9 +136,9 @@ def _write_drivers_and_drift(
         replace_table(con, "drivers", pd.concat(found, ignore_index=True))
     cutoff = con.execute("SELECT max(occurred_at) FROM touchpoints").fetchall()[0][0]
     if cutoff is not None:
-        month = timedelta(days=30)
+        period = spec.drift_window
         drift = compare_periods(
-            con, spec, (cutoff - 2 * month, cutoff - month), (cutoff - month, cutoff)
+            con, spec, (cutoff - 2 * period, cutoff - period), (cutoff - period, cutoff)
         )
         replace_table(con, "drift_edges", drift["edges"])
         replace_table(con, "drift_stages", drift["stages"])

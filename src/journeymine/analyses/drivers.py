@@ -14,6 +14,7 @@ changed, and stage conversion changes, each with a two-proportion test.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import duckdb
@@ -31,7 +32,7 @@ from journeymine.analyses.sql import glob_any, literal
 from journeymine.analyses.stats import benjamini_hochberg, wilson
 from journeymine.mining import discovery
 from journeymine.mining.eventlog import log_from_touchpoints
-from journeymine.spec import OUTCOME_ACTIVITIES, JourneySpec, Stage, positions
+from journeymine.spec import OUTCOME_ACTIVITIES, JourneySpec, Segment, Stage, positions
 
 POPULATIONS = {
     # Who is compared, and what counts as success, in a landmark design: everyone in the
@@ -94,7 +95,7 @@ def _labels(group: list[Stage]) -> set[str]:
 def _feature_counts(
     con: duckdb.DuckDBPyConnection,
     stage: str,
-    segments: tuple[str, ...],
+    segments: Sequence[str | Segment],
     horizon_s: float,
     outcome: str,
     excluded: str,
@@ -135,7 +136,7 @@ def _feature_counts(
 def drivers(
     con: duckdb.DuckDBPyConnection,
     stage: str,
-    segments: tuple[str, ...] = (),
+    segments: Sequence[str | Segment] = (),
     *,
     outcome: str = "conversion",
     spec: JourneySpec | None = None,
@@ -166,7 +167,9 @@ def drivers(
     frame = _feature_counts(con, stage, segments, horizon_s, outcome, excluded)
     frame = frame[(frame.people >= min_people) & (frame.people < total)].reset_index(drop=True)
     if total == 0 or frame.empty:
-        return pd.DataFrame(columns=COLUMNS)
+        return pd.DataFrame(columns=COLUMNS).astype(
+            {"finding": bool, "deterministic": bool, "no_effect": bool}
+        )
     base = converted / total
     rows = []
     for r in frame.itertuples():
