@@ -56,9 +56,11 @@ def test_sample_figures_carry_the_table_values(sample_dashboard: Path) -> None:
     )
     assert "demo_request (business h)" in sla.y and "payment_failed" in sla.y
     segments = figures.conversion_by_segment(con)
+    # one button per segment of the spec, in its order (the binned size segment included)
     assert [b.label for b in segments.layout.updatemenus[0].buttons] == [
         "company_size",
         "utm_source",
+        "size",
     ]
 
 

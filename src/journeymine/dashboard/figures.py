@@ -422,7 +422,7 @@ def conversion_by_segment(data: Data, attribute: str | None = None) -> go.Figure
                 "decided<extra></extra>",
             )
         )
-    attributes = sorted(set(keys))
+    attributes = list(dict.fromkeys(keys))  # in the spec's order
     if len(attributes) > 1:  # an in-page filter: one attribute at a time, no server needed
         for trace, key in zip(fig.data, keys, strict=True):
             trace.visible = key == attributes[0]
