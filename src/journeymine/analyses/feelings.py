@@ -30,6 +30,7 @@ from scipy import stats
 
 from journeymine.sources import typeform, zendesk
 from journeymine.spec import JourneySpec, positions
+from journeymine.warehouse import replace_table
 
 CASE_COLUMNS = {"person": "person_id", "account": "account_id"}
 ALL_SOURCES = "all"
@@ -172,11 +173,7 @@ def compute_feelings(con: duckdb.DuckDBPyConnection, spec: JourneySpec) -> pd.Da
 def write_feelings(con: duckdb.DuckDBPyConnection, spec: JourneySpec) -> pd.DataFrame:
     """Compute and store the ``feelings`` table; return it."""
     frame = compute_feelings(con, spec)
-    con.register("jm_feelings_frame", frame)
-    try:
-        con.execute("CREATE OR REPLACE TABLE feelings AS SELECT * FROM jm_feelings_frame")
-    finally:
-        con.unregister("jm_feelings_frame")
+    replace_table(con, "feelings", frame)
     return frame
 
 

@@ -41,6 +41,7 @@ from journeymine.spec import (
     Stage,
     positions,
 )
+from journeymine.warehouse import replace_table
 
 COHORTS = {"W": "week", "M": "month", "week": "week", "month": "month"}
 ENTRIES = "jm_stage_entries"
@@ -648,9 +649,5 @@ def write_stage_funnel(
     funnel = summarise_table(
         con, "stage_entries", "SELECT * FROM stage_segments", spec.segment_defs
     )
-    con.register("jm_funnel_frame", funnel)
-    try:
-        con.execute("CREATE OR REPLACE TABLE stage_funnel AS SELECT * FROM jm_funnel_frame")
-    finally:
-        con.unregister("jm_funnel_frame")
+    replace_table(con, "stage_funnel", funnel)
     return funnel
