@@ -170,6 +170,7 @@ def publish_summary(
     try:
         figures, previous = summary.run_figures(con)
         funnel = summary.funnel_rows(con)
+        opportunities = summary.opportunities_markdown(con)
         try:
             quality: dict[str, Any] | None = identity.identity_quality(con)
         except JourneymineError:  # a warehouse stitched before accounts: no figures yet
@@ -178,6 +179,9 @@ def publish_summary(
         con.close()
     text = summary.markdown_summary(report, figures, previous, tonight, quality)
     create_markdown_artifact(text, key="journeymine-run-summary", description="Nightly run")
+    create_markdown_artifact(
+        opportunities, key="journeymine-opportunities", description="What to fix first"
+    )
     if funnel:
         create_table_artifact(funnel, key="journeymine-stage-dropoff", description="Stage drop-off")
     return text

@@ -334,6 +334,19 @@ def cmd_paths(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_opportunities(args: argparse.Namespace) -> int:
+    from journeymine.api import connect_read_only
+    from journeymine.summary import opportunities_markdown
+
+    con = connect_read_only(args.warehouse)
+    try:
+        text = opportunities_markdown(con, args.top)
+    finally:
+        con.close()
+    print(text, end="")
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from journeymine.analyses.compare import compare_segments
     from journeymine.api import connect_read_only
@@ -468,6 +481,11 @@ def build_parser() -> argparse.ArgumentParser:
     pth.add_argument("--top", type=int, default=20, help="how many paths")
     pth.add_argument("--warehouse", default=DEFAULT_WAREHOUSE)
     pth.set_defaults(func=cmd_paths)
+
+    opp = sub.add_parser("opportunities", help="the ranked fixes: what to do first, and its gain")
+    opp.add_argument("--top", type=int, default=10, help="how many to print")
+    opp.add_argument("--warehouse", default=DEFAULT_WAREHOUSE)
+    opp.set_defaults(func=cmd_opportunities)
 
     cmp = sub.add_parser("compare", help="how two segments' journeys differ (edges, variants)")
     cmp.add_argument("segment", help="segment attribute, e.g. company_size")

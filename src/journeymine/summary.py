@@ -139,3 +139,30 @@ def identity_lines(quality: dict[str, Any]) -> list[str]:
     ]
     lines += [f"\n**Identity warning:** {_safe(w)}" for w in quality.get("warnings", [])]
     return lines
+
+
+def opportunities_markdown(con: duckdb.DuckDBPyConnection, top: int = 10) -> str:
+    """The ranked opportunities (``analyses.opportunities``) as markdown: the CLI's output and
+    a Prefect artifact. Ids and methods stay in the table; here, what to do and its gain."""
+    if not table_exists(con, "opportunities"):
+        return "No opportunities yet: run `journeymine report` first.\n"
+    frame = con.execute(
+        "SELECT rank, title, gain, gain_low, gain_high, unit, uncertain FROM opportunities "
+        "ORDER BY rank LIMIT ?",
+        [top],
+    ).df()
+    lines = [
+        "# What to fix first",
+        "",
+        "| # | opportunity | gain | 95% | unit |",
+        "|---:|---|---:|---|---|",
+    ]
+    for r in frame.itertuples():
+        note = " (uncertain)" if r.uncertain else ""
+        lines.append(
+            f"| {r.rank} | {_safe(r.title)}{note} | {r.gain:,.1f} | "
+            f"{r.gain_low:,.1f} to {r.gain_high:,.1f} | {_safe(r.unit)} |"
+        )
+    if frame.empty:
+        lines.append("| – | nothing stands out in this data | – | – | – |")
+    return "\n".join(lines) + "\n"

@@ -94,3 +94,23 @@ def test_the_summary_reports_identity_quality_and_its_warnings() -> None:
     text = markdown_summary(LoadReport(run_id="r"), headlines.as_frame([]), {}, identity=quality)
     assert "12 persons, 3 accounts" in text and "4 by max_user_ids_per_person=1" in text
     assert "25.0%" in text and "**Identity warning:** person 7 holds 41 identifiers" in text
+
+
+def test_opportunities_markdown_ranks_and_escapes() -> None:
+    import duckdb
+
+    from journeymine.summary import opportunities_markdown
+
+    con = duckdb.connect()
+    assert "run `journeymine report` first" in opportunities_markdown(con)
+    con.execute(
+        "CREATE TABLE opportunities AS SELECT * FROM (VALUES "
+        "(2, 'Lift a | b', 3.0, -1.0, 7.0, 'per month', true), "
+        "(1, 'Call ann@acme.io back <b>sooner</b>', 12.5, 7.0, 18.0, 'per month', false)"
+        ") v(rank, title, gain, gain_low, gain_high, unit, uncertain)"
+    )
+    text = opportunities_markdown(con)
+    rows = [line for line in text.splitlines() if line.startswith("| 1") or line.startswith("| 2")]
+    assert rows[0].startswith("| 1 |") and "12.5" in rows[0] and "7.0 to 18.0" in rows[0]
+    assert "ann@acme.io" not in text and "<b>" not in text and "a \\| b" in text
+    assert rows[1].endswith("| per month |") and "(uncertain)" in rows[1]
