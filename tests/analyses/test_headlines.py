@@ -114,3 +114,16 @@ def test_opportunities_markdown_ranks_and_escapes() -> None:
     assert rows[0].startswith("| 1 |") and "12.5" in rows[0] and "7.0 to 18.0" in rows[0]
     assert "ann@acme.io" not in text and "<b>" not in text and "a \\| b" in text
     assert rows[1].endswith("| per month |") and "(uncertain)" in rows[1]
+
+
+def test_the_goal_headline_skips_a_churn_stage(touchpoints) -> None:  # type: ignore[no-untyped-def]
+    rows = [(p, "web.page_view:/", "customer", f"2026-03-0{p} 10:00+00") for p in range(1, 5)]
+    rows += [(p, "web.demo_requested", "customer", f"2026-03-0{p} 11:00+00") for p in (1, 2)]
+    rows += [(1, "billing.subscription_canceled", "customer", "2026-03-05 11:00+00")]
+    con = touchpoints(rows)
+    churn = Stage("churned", ("billing.subscription_canceled",))
+    spec = JourneySpec(name="t", window=timedelta(days=9), stages=(*SPEC.stages, churn))
+    write_stage_funnel(con, spec, log_from_touchpoints(con))
+    frame = headlines.as_frame(headlines.compute_headlines(con, spec)).set_index("key")
+    # the goal is the last stage that is not an outcome: 2 of 4 reached demo, not 1 churned
+    assert frame.loc["reached_last_stage", ["label", "value"]].tolist() == ["reached demo", 0.5]

@@ -27,7 +27,7 @@ def test_kpi_header(con: duckdb.DuckDBPyConnection) -> None:
     ).fetchone()
     assert shown["people"] == 41
     assert shown["journeys started"] == 41
-    assert shown["reached the last stage"] == pytest.approx(26 / 41)
+    assert shown["reached paid"] == pytest.approx(26 / 41)
     (rule,) = con.execute(
         "SELECT DISTINCT rule FROM followups WHERE status = 'answered'"
     ).fetchone()

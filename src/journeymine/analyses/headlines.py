@@ -7,7 +7,8 @@ the last run" compares with the run before this one, whoever asks (the nightly s
 
 * ``persons``: stitched persons with at least one touchpoint;
 * ``journeys_started`` / ``reached_last_stage``: people who entered the first stage, and the share
-  of them who entered the last one (``stage_funnel``, segment ``all``);
+  of them who entered the last stage that is not an outcome stage (a churn stage is left out;
+  the label names the stage; ``stage_funnel``, segment ``all``);
 * ``median_wait:<rule>``: median time to the first reply of answered triggers, in the unit the
   rule's SLA is judged in (business hours for ``business_hours = true``, else hours);
 * ``breach_rate`` (and ``breach_rate:<rule>``): share of decided triggers (answered or
@@ -18,6 +19,7 @@ the last run" compares with the run before this one, whoever asks (the nightly s
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import uuid
 from dataclasses import dataclass
@@ -27,7 +29,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from journeymine.spec import JourneySpec
+from journeymine.spec import OUTCOME_ACTIVITIES, JourneySpec
 from journeymine.warehouse import replace_table, table_exists
 
 HISTORY = (
@@ -58,6 +60,19 @@ def _one(
     return None if not row or row[0] is None or pd.isna(row[0]) else float(row[0])
 
 
+def _outcome_stages(spec: JourneySpec | None) -> set[str]:
+    """Stages marked only by outcome activities (a cancellation): the end of a lifecycle, not
+    the goal a headline measures progress towards."""
+    if spec is None:
+        return set()
+    outcomes = OUTCOME_ACTIVITIES + spec.outcome_activities
+    return {
+        s.name
+        for s in spec.stages
+        if all(any(fnmatch.fnmatchcase(p, o) for o in outcomes) for p in s.activities)
+    }
+
+
 def _business_rules(spec: JourneySpec | None) -> set[str]:
     return {r.name for r in spec.followups if r.business_hours} if spec else set()
 
@@ -80,20 +95,20 @@ def compute_headlines(
         )
     if table_exists(con, "stage_funnel"):
         order = "position" if "position" in _columns(con, "stage_funnel") else "entered DESC"
-        row = _row(
-            con,
-            f"SELECT first(entered ORDER BY {order}), last(entered ORDER BY {order}) "
-            "FROM stage_funnel WHERE segment = 'all'",
-        )
-        if row and row[0]:
+        funnel = con.execute(
+            f"SELECT stage, entered FROM stage_funnel WHERE segment = 'all' ORDER BY {order}"
+        ).fetchall()
+        goals = [(st, n) for st, n in funnel if st not in _outcome_stages(spec)]
+        if funnel and funnel[0][1] and goals:
+            goal, reached = goals[-1]
             out.append(
-                Headline("journeys_started", "journeys started", float(row[0]), "count", True)
+                Headline("journeys_started", "journeys started", float(funnel[0][1]), "count", True)
             )
             out.append(
                 Headline(
                     "reached_last_stage",
-                    "reached the last stage",
-                    float(row[1]) / float(row[0]),
+                    f"reached {goal}",
+                    float(reached) / float(funnel[0][1]),
                     "share",
                     True,
                 )
