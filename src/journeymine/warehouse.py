@@ -17,16 +17,15 @@ the old state too: DuckDB shares one instance per path among a process's connect
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 import pandas as pd
+from filelock import FileLock, Timeout
 
 from journeymine.errors import WarehouseError
 
@@ -143,9 +142,11 @@ def _copy(src: Path, dst: Path) -> None:
     """Copy a file, as a reflink where the file system can (instant, no extra disk)."""
     with src.open("rb") as fin, dst.open("wb") as fout:
         try:
+            import fcntl  # not on Windows: there, always a real copy
+
             fcntl.ioctl(fout.fileno(), FICLONE, fin.fileno())
             return
-        except OSError:  # not supported here (ext4, tmpfs, another device): a real copy
+        except (ImportError, OSError):  # not supported (ext4, tmpfs, another device, Windows)
             pass
     shutil.copyfile(src, dst)
 
@@ -182,7 +183,9 @@ def writer_lock(path: str | Path, *, wait_s: float = 0.0) -> Iterator[None]:
     """Hold the exclusive writer lock of a warehouse, waiting up to ``wait_s`` seconds.
 
     A second run that cannot get the lock stops with a message saying who holds it, instead of
-    both writing the file. Within one process the lock is re-entrant.
+    both writing the file. Within one process the lock is re-entrant. The lock is an OS file
+    lock (``filelock``: flock on Linux and macOS, msvcrt on Windows), released by the OS if the
+    holder dies; who holds it is written beside it in ``<warehouse>.lock.owner``.
     """
     lock_path = Path(str(path) + ".lock")
     key = str(lock_path.resolve())
@@ -190,33 +193,27 @@ def writer_lock(path: str | Path, *, wait_s: float = 0.0) -> Iterator[None]:
         yield
         return
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with lock_path.open("a+") as fh:
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    fh.seek(0)
-                    holder = fh.read().strip() or "another process"
-                    raise WarehouseError(
-                        f"{path}: another journeymine run is writing this warehouse "
-                        f"(lock held by {holder}); wait for it to finish"
-                    ) from None
-                time.sleep(0.2)
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()}")
-        fh.flush()
-        _HELD.add(key)
+    owner = Path(str(lock_path) + ".owner")
+    lock = FileLock(lock_path)
+    try:
+        lock.acquire(timeout=wait_s, poll_interval=0.2)
+    except Timeout:
         try:
-            yield
-        finally:
-            _HELD.discard(key)
-            fh.seek(0)
-            fh.truncate()
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            holder = owner.read_text().strip() or "another process"
+        except OSError:
+            holder = "another process"
+        raise WarehouseError(
+            f"{path}: another journeymine run is writing this warehouse "
+            f"(lock held by {holder}); wait for it to finish"
+        ) from None
+    try:
+        owner.write_text(f"pid {os.getpid()}")
+        _HELD.add(key)
+        yield
+    finally:
+        _HELD.discard(key)
+        owner.unlink(missing_ok=True)
+        lock.release()
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
