@@ -771,7 +771,7 @@ def check_attributes(
 ) -> list[str]:
     """``where`` attributes that no touchpoint of the stage's activities carries, as readable
     messages listing the attributes those touchpoints do carry (a typo is a silent zero)."""
-    from journeymine.analyses.sql import glob_any
+    from journeymine.sql import glob_any
 
     problems = []
     for stage in spec.stages:

@@ -28,11 +28,11 @@ from journeymine.analyses.funnel import (
     entry_segments_sql,
     marker_sql,
 )
-from journeymine.analyses.sql import glob_any, literal
 from journeymine.analyses.stats import benjamini_hochberg, wilson
 from journeymine.mining import discovery
 from journeymine.mining.eventlog import log_from_touchpoints
 from journeymine.spec import OUTCOME_ACTIVITIES, JourneySpec, Segment, Stage, positions
+from journeymine.sql import glob_any, literal
 
 POPULATIONS = {
     # Who is compared, and what counts as success, in a landmark design: everyone in the

@@ -35,8 +35,8 @@ import pandas as pd
 
 from journeymine.analyses.business_hours import business_seconds
 from journeymine.analyses.funnel import conversion
-from journeymine.analyses.sql import glob_any
 from journeymine.spec import FollowupRule, JourneySpec
+from journeymine.sql import glob_any
 from journeymine.warehouse import replace_table, table_exists
 
 # CRM records whose OwnerId names who owns the person (docs/activities.md); a task or a
@@ -57,10 +57,6 @@ LATENCY_BUCKETS = [
 ]
 
 
-def _patterns_sql(patterns: tuple[str, ...]) -> str:
-    return " OR ".join("activity GLOB '" + p.replace("'", "''") + "'" for p in patterns)
-
-
 def _rule_rows(
     con: duckdb.DuckDBPyConnection,
     rule: FollowupRule,
@@ -70,7 +66,9 @@ def _rule_rows(
 ) -> pd.DataFrame:
     # The spec's company_activities make an activity a company action whatever the source said.
     actor = (
-        f"CASE WHEN {_patterns_sql(company)} THEN 'company' ELSE actor END" if company else "actor"
+        f"CASE WHEN {glob_any('activity', company)} THEN 'company' ELSE actor END"
+        if company
+        else "actor"
     )
     return con.execute(
         f"""
@@ -78,10 +76,10 @@ def _rule_rows(
         triggers AS (
             SELECT person_id, event_id, occurred_at, seq, activity, owner AS own,
                    owner_name AS own_name
-            FROM events WHERE who = 'customer' AND ({_patterns_sql(rule.triggers)})
+            FROM events WHERE who = 'customer' AND {glob_any("activity", rule.triggers)}
         ), responses AS (
             SELECT person_id, event_id, occurred_at, owner, owner_name, channel
-            FROM events WHERE who = 'company' AND ({_patterns_sql(rule.responses)})
+            FROM events WHERE who = 'company' AND {glob_any("activity", rule.responses)}
         ), records AS (  -- the CRM records that name who owns the person
             SELECT person_id, occurred_at, seq, owner, owner_name FROM events
             WHERE owner IS NOT NULL AND {glob_any("activity", OWNER_RECORDS)}
@@ -253,7 +251,7 @@ def cost_of_waiting(
         SELECT f.person_id, min(t.occurred_at) AS reached_at FROM jm_first f
         JOIN {table} t ON t.person_id = f.person_id AND t.occurred_at >= f.triggered_at
          AND t.occurred_at <= f.triggered_at + to_seconds(?)
-         AND t.occurred_at <= ? AND ({_patterns_sql(target_activities)})
+         AND t.occurred_at <= ? AND {glob_any("t.activity", target_activities)}
         GROUP BY f.person_id
         """,
         [window.total_seconds(), cutoff],

@@ -30,7 +30,6 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from journeymine.analyses.sql import glob_any, ident, literal
 from journeymine.analyses.stats import Z95, kaplan_meier, wilson
 from journeymine.spec import (
     MODES,
@@ -41,6 +40,7 @@ from journeymine.spec import (
     Stage,
     positions,
 )
+from journeymine.sql import glob_any, ident, literal
 from journeymine.warehouse import replace_table
 
 COHORTS = {"W": "week", "M": "month", "week": "week", "month": "month"}
@@ -245,7 +245,7 @@ def build_entries(
         "FROM jm_marks WHERE pos = $pos AND n_all >= occurrence GROUP BY case_key"
     )
     con.execute(first_marks, {"pos": 0})
-    excluded = " OR ".join(f"l.activity::VARCHAR GLOB {literal(p)}" for p in exclude) or "false"
+    excluded = glob_any("l.activity::VARCHAR", tuple(exclude))
     for pos, (label, _, _) in enumerate(steps):
         if mode == "any" and pos > 0:
             con.execute(first_marks, {"pos": pos})

@@ -33,8 +33,8 @@ import pandas as pd
 from journeymine.analyses.followups import read_followups
 from journeymine.analyses.funnel import CASE_COLUMNS
 from journeymine.analyses.opportunities import redact_emails, store
-from journeymine.analyses.sql import glob_any, literal
 from journeymine.spec import JourneySpec, positions
+from journeymine.sql import glob_any, literal
 from journeymine.warehouse import require_tables
 
 CHANNELS = ("web", "email", "crm", "billing", "support", "feedback")

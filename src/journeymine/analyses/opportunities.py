@@ -40,10 +40,10 @@ from journeymine.analyses.drivers import POPULATIONS
 from journeymine.analyses.feelings import EMAIL_MARK, EMAIL_PATTERN
 from journeymine.analyses.followups import read_followups, rule_cost_of_waiting
 from journeymine.analyses.funnel import UNKNOWN, entry_segments_sql
-from journeymine.analyses.sql import ident
 from journeymine.analyses.stats import benjamini_hochberg, wilson
 from journeymine.errors import JourneymineError
 from journeymine.spec import FollowupRule, JourneySpec, positions
+from journeymine.sql import ident
 from journeymine.warehouse import require_tables, table_exists
 
 MONTH_S = 30.4375 * 86400

@@ -37,6 +37,7 @@ import pandas as pd
 
 from journeymine.errors import EventLogError
 from journeymine.mining.discovery import _pairs, materialise_log
+from journeymine.sql import ident
 
 PARTIALS = ("edges", "waits", "variants", "durations")
 EMPTY = {
@@ -66,10 +67,6 @@ class Discovery:
     end: dict[str, int]
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _positive(value: int, what: str) -> int:
     if value < 1:
         raise EventLogError(f"the number of {what} must be at least 1, not {value}")
@@ -81,7 +78,7 @@ def _view(con: duckdb.DuckDBPyConnection, name: str, files: list[Path], empty: s
     if files:
         con.read_parquet([str(f) for f in files], hive_partitioning=False).create_view(name)
     else:
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {_quote(name)} AS {EMPTY[empty]} WHERE false")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {ident(name)} AS {EMPTY[empty]} WHERE false")
     return name
 
 
@@ -110,7 +107,7 @@ def write_shards(con: duckdb.DuckDBPyConnection, log: str, folder: Path, shards:
         f"""
         SELECT case_key::BIGINT AS case_key, activity::VARCHAR AS activity,
                ts::TIMESTAMPTZ AS ts, seq::BIGINT AS seq, hash(case_key::BIGINT) % $shards AS shard
-        FROM {_quote(log)} WHERE activity IS NOT NULL AND ts IS NOT NULL
+        FROM {ident(log)} WHERE activity IS NOT NULL AND ts IS NOT NULL
         """,
         params={"shards": shards},
     ).write_parquet(str(tmp / "log"), partition_by=["shard"], overwrite=True)
@@ -311,7 +308,7 @@ def store_discovery(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
     stores on one machine)."""
     for name in ("dfg", "variants", "start_activities", "end_activities"):
         con.execute(
-            f"CREATE OR REPLACE TABLE {_quote(name)} AS SELECT * FROM read_parquet($path)",
+            f"CREATE OR REPLACE TABLE {ident(name)} AS SELECT * FROM read_parquet($path)",
             {"path": str(folder / f"{name}.parquet")},
         )
 
