@@ -81,11 +81,14 @@ def analyse(
             "conformance, drivers, retention, paths or opportunities)"
         )
     write_headlines(con, spec)
-    dfg = con.execute("SELECT * FROM dfg").df()  # what was stored, however it was computed
+    # The model from what was stored, however it was computed (here or on a cluster).
+    dfg = con.execute("SELECT * FROM dfg").df()
     if len(dfg):
-        tree = pm4py_adapter.discover_model(
-            dfg, discovery.start_activities(con, stored), discovery.end_activities(con, stored)
+        starts, ends = (
+            {a: int(n) for a, n in con.execute(f"SELECT activity, cases FROM {t}").fetchall()}
+            for t in ("start_activities", "end_activities")
         )
+        tree = pm4py_adapter.discover_model(dfg, starts, ends)
         report.models = pm4py_adapter.write_model(tree, out / "models", "discovered_journey")
     return report
 

@@ -345,9 +345,9 @@ def _latency_shift(
     after: tuple[datetime, datetime],
 ) -> pd.DataFrame:
     """Follow-up latency per rule, before vs after: medians and a Mann-Whitney U test."""
-    from journeymine.analyses.followups import compute_followups
+    from journeymine.analyses.followups import read_followups
 
-    rows = compute_followups(con, spec)
+    rows = read_followups(con, spec)  # tonight's stored rows when the analysis run wrote them
     rows = rows[rows.status == "answered"]
     out = []
     for rule, part in rows.groupby("rule"):
