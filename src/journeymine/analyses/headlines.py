@@ -128,34 +128,31 @@ def _followup_headlines(con: duckdb.DuckDBPyConnection, business: set[str]) -> l
     breach = _one(con, "SELECT avg(sla_breached::INT) FROM followups WHERE status <> 'open'")
     if breach is not None:
         out.append(Headline("breach_rate", "replies later than the SLA", breach, "share", False))
-    has_business = "business_latency_s" in _columns(con, "followups")
-    rules = [
-        r for (r,) in con.execute("SELECT DISTINCT rule FROM followups ORDER BY rule").fetchall()
-    ]
-    for rule in rules:
-        in_business = rule in business and has_business
-        column = "business_latency_s" if in_business else "latency_s"
-        median = _one(
-            con,
-            f"SELECT median({column}) / 3600 FROM followups WHERE status = 'answered' AND rule = ?",
-            [rule],
-        )
-        unit = "business hours" if in_business else "hours"
-        if median is not None:
-            out.append(
-                Headline(
-                    f"median_wait:{rule}", f"median wait for a reply: {rule}", median, unit, False
-                )
-            )
-        rate = _one(
-            con,
-            "SELECT avg(sla_breached::INT) FROM followups WHERE status <> 'open' AND rule = ?",
-            [rule],
-        )
-        if rate is not None:
-            out.append(
-                Headline(f"breach_rate:{rule}", f"later than the SLA: {rule}", rate, "share", False)
-            )
+    # the median wait in the unit the rule's SLA is judged in
+    business_rules = sorted(business) if "business_latency_s" in _columns(con, "followups") else []
+    rows = con.execute(  # every rule in one pass
+        """
+        SELECT rule,
+               median(CASE WHEN list_contains($business, rule) THEN business_latency_s
+                           ELSE latency_s END) FILTER (WHERE status = 'answered') / 3600,
+               list_contains($business, rule),
+               avg(sla_breached::INT) FILTER (WHERE status <> 'open')
+        FROM followups GROUP BY rule ORDER BY rule
+        """
+        if business_rules
+        else "SELECT rule, median(latency_s) FILTER (WHERE status = 'answered') / 3600, false, "
+        "avg(sla_breached::INT) FILTER (WHERE status <> 'open') FROM followups "
+        "GROUP BY rule ORDER BY rule",
+        {"business": business_rules} if business_rules else {},
+    ).fetchall()
+    for rule, median, in_business, rate in rows:
+        if median is not None and not pd.isna(median):
+            unit = "business hours" if in_business else "hours"
+            label = f"median wait for a reply: {rule}"
+            out.append(Headline(f"median_wait:{rule}", label, float(median), unit, False))
+        if rate is not None and not pd.isna(rate):
+            label = f"later than the SLA: {rule}"
+            out.append(Headline(f"breach_rate:{rule}", label, float(rate), "share", False))
     return out
 
 
