@@ -17,9 +17,9 @@ What each metric reads (the analyses' tables; never a copy of their definitions)
   30 days before them, two-proportion test, significant when p < 0.05 (either direction);
   ``previous`` is the earlier period's rate.
 * ``breach_rate`` / ``median_wait`` of a follow-up ``rule``: the headline figures
-  ``breach_rate:<rule>`` / ``median_wait:<rule>`` recomputed from ``followups`` (share of decided
-  triggers that breached the SLA; median wait of answered triggers in hours, business hours for
-  business-hours rules). ``breach_rate`` without a rule is the headline over all rules.
+  ``breach_rate:<rule>`` / ``median_wait:<rule>``, read from ``analyses.headlines`` (share of
+  decided triggers that breached the SLA; median wait of answered triggers in hours, business
+  hours for business-hours rules). ``breach_rate`` without a rule is the headline over all rules.
 * any other headline key (``persons``, ``reached_last_stage``...): ``headlines``.
 
 For every metric but conversion, ``change = "significant"`` compares with the previous run's
@@ -262,30 +262,24 @@ def _drift(con: duckdb.DuckDBPyConnection, alert: Alert, reading: Reading) -> No
 
 
 def _rule_metric(con: duckdb.DuckDBPyConnection, alert: Alert) -> Reading:
-    """A follow-up rule's breach rate or median wait, as its headline defines it."""
+    """A follow-up rule's breach rate or median wait: its headline figure (one definition,
+    ``analyses.headlines``)."""
     rule = alert.target
     if alert.metric == "breach_rate":
         reading = Reading(label=f"The share of {rule} triggers answered later than the SLA")
-        sql = (
-            "SELECT avg(sla_breached::INT), 'share' FROM followups "
-            "WHERE status <> 'open' AND rule = ?"
-        )
-    else:  # hours, or business hours for a business-hours rule (``sla_unit``)
+    else:  # hours, or business hours for a business-hours rule
         reading = Reading(label=f"The median wait for a reply to {rule}")
-        sql = (
-            "SELECT median(wait_s) / 3600, first(sla_unit) FROM followups "
-            "WHERE status = 'answered' AND rule = ?"
-        )
     if not table_exists(con, "followups"):
         reading.problem = _missing("followups")
         return reading
-    value, unit = con.execute(sql, [rule]).fetchall()[0]
-    if value is None or math.isnan(value):
+    key = f"{alert.metric}:{rule}"
+    figures = read_headlines(con).set_index("key")
+    if key not in figures.index:
         which = "decided" if alert.metric == "breach_rate" else "answered"
         reading.problem = f"follow-up rule {rule} has no {which} trigger yet"
         return reading
-    reading.value, reading.unit = float(value), str(unit)
-    _since_last_run(con, alert, f"{alert.metric}:{rule}", reading)
+    reading.value, reading.unit = float(figures.loc[key, "value"]), str(figures.loc[key, "unit"])
+    _since_last_run(con, alert, key, reading)
     return reading
 
 
