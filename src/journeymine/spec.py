@@ -724,6 +724,19 @@ def _allowed(c: Condition) -> set[object] | None:
     return None
 
 
+def outcome_stages(spec: JourneySpec | None) -> set[str]:
+    """Stages marked only by outcome activities (a cancellation): where a lifecycle ends, not
+    the goal progress is measured towards."""
+    if spec is None:
+        return set()
+    outcomes = OUTCOME_ACTIVITIES + spec.outcome_activities
+    return {
+        s.name
+        for s in spec.stages
+        if all(any(fnmatch.fnmatchcase(p, o) for o in outcomes) for p in s.activities)
+    }
+
+
 def positions(spec: JourneySpec) -> list[tuple[list[Stage], bool]]:
     """Stages grouped into ordered positions: alternatives share a position (same ``group``);
     a position is optional when all its stages are."""

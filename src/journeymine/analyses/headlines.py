@@ -19,7 +19,6 @@ the last run" compares with the run before this one, whoever asks (the nightly s
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import uuid
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from journeymine.spec import OUTCOME_ACTIVITIES, JourneySpec
+from journeymine.spec import JourneySpec, outcome_stages
 from journeymine.warehouse import replace_table, table_exists
 
 HISTORY = (
@@ -60,19 +59,6 @@ def _one(
     return None if not row or row[0] is None or pd.isna(row[0]) else float(row[0])
 
 
-def _outcome_stages(spec: JourneySpec | None) -> set[str]:
-    """Stages marked only by outcome activities (a cancellation): the end of a lifecycle, not
-    the goal a headline measures progress towards."""
-    if spec is None:
-        return set()
-    outcomes = OUTCOME_ACTIVITIES + spec.outcome_activities
-    return {
-        s.name
-        for s in spec.stages
-        if all(any(fnmatch.fnmatchcase(p, o) for o in outcomes) for p in s.activities)
-    }
-
-
 def _business_rules(spec: JourneySpec | None) -> set[str]:
     return {r.name for r in spec.followups if r.business_hours} if spec else set()
 
@@ -98,7 +84,7 @@ def compute_headlines(
         funnel = con.execute(
             f"SELECT stage, entered FROM stage_funnel WHERE segment = 'all' ORDER BY {order}"
         ).fetchall()
-        goals = [(st, n) for st, n in funnel if st not in _outcome_stages(spec)]
+        goals = [(st, n) for st, n in funnel if st not in outcome_stages(spec)]
         if funnel and funnel[0][1] and goals:
             goal, reached = goals[-1]
             out.append(
