@@ -29,15 +29,21 @@ def kaplan_meier(durations: np.ndarray, observed: np.ndarray) -> pd.DataFrame:
     open at the cut-off, followed for ``duration``). Returns ``time_s, at_risk, events,
     survival`` and ``converted`` = 1 - survival.
     """
-    frame = pd.DataFrame({"t": np.asarray(durations, float), "e": np.asarray(observed, bool)})
-    rows, survival, at_risk = [], 1.0, len(frame)
-    for t, group in frame.groupby("t", sort=True):
-        events = int(group.e.sum())
-        if events:
-            survival *= 1 - events / at_risk
-            rows.append((float(t), at_risk, events, survival))
-        at_risk -= len(group)
-    out = pd.DataFrame(rows, columns=["time_s", "at_risk", "events", "survival"])
+    t = np.asarray(durations, float)
+    e = np.asarray(observed, bool)
+    times, index, counts = np.unique(t, return_inverse=True, return_counts=True)
+    events = np.bincount(index, weights=e, minlength=len(times)).astype(np.int64)
+    at_risk = len(t) - np.concatenate(([0], np.cumsum(counts)[:-1]))  # still in before time t
+    survival = np.cumprod(1 - events / at_risk)  # a time without events multiplies by 1
+    keep = events > 0
+    out = pd.DataFrame(
+        {
+            "time_s": times[keep],
+            "at_risk": at_risk[keep].astype(np.int64),
+            "events": events[keep],
+            "survival": survival[keep],
+        }
+    )
     out["converted"] = 1 - out.survival
     return out
 
