@@ -28,6 +28,8 @@ STATUS_COLOURS = {
 }
 STATUS_NAMES = {"final": "reached the last stage"}
 SEGMENT_COLOURS = ["#264653", "#e76f51", "#2a9d8f", "#8d6cab", "#e9c46a", "#6c757d"]
+# One line per stage: a journey has more stages than there are segment colours.
+STAGE_COLOURS = [*SEGMENT_COLOURS, "#f4a261", "#457b9d", "#9b2226", "#90be6d"]
 WAIT_SCALE = [[0.0, "#2a9d8f"], [0.5, "#e9c46a"], [1.0, "#d62828"]]
 FONT = {"family": "system-ui, -apple-system, Segoe UI, sans-serif", "size": 13, "color": "#222"}
 # Tick marks of the log-scaled wait axes (hours), labelled with duration().

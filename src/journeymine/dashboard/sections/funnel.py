@@ -17,6 +17,7 @@ from journeymine.analyses.funnel import time_to_convert_curve
 from journeymine.analyses.headlines import read_headlines
 from journeymine.dashboard.reading import Data, MissingTable, columns, degrades, exists, query
 from journeymine.dashboard.style import (
+    STAGE_COLOURS,
     STATUS_COLOURS,
     STATUS_NAMES,
     WAIT_TICKS_H,
@@ -273,7 +274,7 @@ def _curve_trace(curve: pd.DataFrame, last_s: float, stage: str, position: int) 
         x=[x / 3600 for x in xs],
         y=ys,
         mode="lines",
-        line={"shape": "hv", "width": 2.5},
+        line={"shape": "hv", "width": 2.5, "color": STAGE_COLOURS[position % len(STAGE_COLOURS)]},
         name=f"{position + 1}. {label(stage)}",
         customdata=[[duration(x), n] for x, n in zip(xs, at_risk, strict=True)],
         hovertemplate="%{y:.1%} converted within %{customdata[0]}<br>%{customdata[1]:,} "
