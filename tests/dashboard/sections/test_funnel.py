@@ -104,3 +104,17 @@ def test_time_to_convert_censors_open_people_at_the_cut_off() -> None:
     # A cut-off 3 h earlier: followed only 3 h, gone before 4 h; the one left converts.
     earlier = CUTOFF - timedelta(hours=3)
     assert funnel.time_to_convert(_entries(rows), cutoff=earlier).data[0].y[1] == 1.0
+
+
+def test_a_long_curve_is_drawn_with_true_points_only() -> None:
+    # 2,000 people converting at distinct times, nobody censored: by hand, the share converted
+    # after the k-th conversion is k / 2000. Minutes 1..2000 span three decades of the axis.
+    n = 2000
+    con = _entries([("visit", 0, "converted", 5000, k / 60, 5000 / 60) for k in range(1, n + 1)])
+    (curve,) = funnel.time_to_convert(con, cutoff=CUTOFF).data
+    steps = list(zip(curve.x[1:-1], curve.y[1:-1], strict=True))
+    assert len(steps) <= funnel.MAX_STEPS
+    assert steps[0] == pytest.approx((1 / 60, 1 / n)) and steps[-1] == pytest.approx((n / 60, 1.0))
+    for hours, share in steps:
+        assert share == pytest.approx(round(hours * 60) / n)
+    assert list(curve.x) == sorted(curve.x)

@@ -245,6 +245,10 @@ def conversion_by_segment(data: Data, attribute: str | None = None) -> go.Figure
 # ------------------------------------------------------------------ time to convert
 
 ENTRY_COLUMNS = "stage, pos, status, entered_at, converted_at, time_to_convert_s, window_s"
+FLOOR_S = 60.0  # the axis is logarithmic: a conversion within a minute is drawn at one
+# Most steps drawn per curve: a big warehouse has a step per distinct conversion time, which
+# would make the page megabytes heavy for no visible difference.
+MAX_STEPS = 400
 
 
 def _entries(data: Data) -> tuple[pd.DataFrame, datetime | None]:
@@ -261,11 +265,22 @@ def _entries(data: Data) -> tuple[pd.DataFrame, datetime | None]:
     return frame, cutoff
 
 
+def _thin(curve: pd.DataFrame) -> pd.DataFrame:
+    """At most about :data:`MAX_STEPS` steps of ``curve``: the last step at or before each of
+    that many times spaced evenly on the log axis (first and last step always kept), so every
+    point drawn is a true value of the curve."""
+    if len(curve) <= MAX_STEPS:
+        return curve
+    times = curve.time_s.clip(lower=FLOOR_S).to_numpy(dtype=float)
+    grid = np.geomspace(times[0], times[-1], MAX_STEPS)
+    return curve.iloc[np.unique(np.searchsorted(times, grid, side="right") - 1)]
+
+
 def _curve_trace(curve: pd.DataFrame, last_s: float, stage: str, position: int) -> go.Scatter:
     """One stage's step curve: 0 until the first conversion, then the Kaplan–Meier share
     converted, held until the longest time anyone of the stage was followed."""
-    floor = 60.0  # the axis is logarithmic: a conversion within a minute is drawn at one
-    times = [max(float(t), floor) for t in curve.time_s]
+    curve = _thin(curve)
+    times = [max(float(t), FLOOR_S) for t in curve.time_s]
     xs = [times[0], *times, max(last_s, times[-1])]
     ys = [0.0, *curve.converted.astype(float), float(curve.converted.iloc[-1])]
     risk = curve.at_risk.astype(int).tolist()
