@@ -17,6 +17,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from journeymine.dashboard.style import missing_figure, table
+from journeymine.sql import ident
 
 Data: TypeAlias = duckdb.DuckDBPyConnection | pd.DataFrame
 P = ParamSpec("P")
@@ -42,7 +43,7 @@ def columns(data: Data, table: str) -> set[str]:
         return {str(c) for c in data.columns}
     if not exists(data, table):
         raise MissingTable(f"The warehouse has no {table} table yet.")
-    return {d[0] for d in data.execute(f'SELECT * FROM "{table}" LIMIT 0').description}
+    return {d[0] for d in data.execute(f"SELECT * FROM {ident(table)} LIMIT 0").description}
 
 
 def query(data: Data, table: str, sql: str, params: Sequence[object] | None = None) -> pd.DataFrame:
@@ -55,7 +56,7 @@ def query(data: Data, table: str, sql: str, params: Sequence[object] | None = No
         finally:
             local.close()
     columns(data, table)
-    return data.execute(sql.replace("{t}", f'"{table}"'), params).df()
+    return data.execute(sql.replace("{t}", ident(table)), params).df()
 
 
 def degrades(build: Callable[P, go.Figure]) -> Callable[P, go.Figure]:
