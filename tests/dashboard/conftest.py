@@ -15,6 +15,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from journeymine.analyse import analyse_warehouse
+from journeymine.dashboard import export_report
+from journeymine.load import load_landing
+
+ROOT = Path(__file__).resolve().parents[2]
+
 SCRIPT = "<script>alert(1)</script>"
 IMG = '"><img src=x onerror=alert(1)>'
 TITLE_PAYLOAD = "<img src=x onerror=\"document.title='pwned'\">"
@@ -191,3 +197,13 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Warehouse:
 @pytest.fixture
 def con(warehouse: Warehouse) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(warehouse.path), read_only=True)
+
+
+@pytest.fixture(scope="session")
+def sample_dashboard(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled sample loaded, analysed and exported; ``w.duckdb`` beside the page."""
+    out = tmp_path_factory.mktemp("dash")
+    db = out / "w.duckdb"
+    load_landing(db, ROOT / "data" / "sample" / "landing")
+    analyse_warehouse(db, ROOT / "data" / "sample" / "journey.toml", out)
+    return export_report(db, ROOT / "data" / "sample" / "journey.toml", out)

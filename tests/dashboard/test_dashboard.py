@@ -8,29 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from journeymine.analyse import analyse_warehouse
-from journeymine.dashboard import export_report, figures
-from journeymine.dashboard.figures import EMAIL
-from journeymine.load import load_landing
+from journeymine.dashboard import figures
+from journeymine.dashboard.style import EMAIL
 from journeymine.warehouse import connect
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def sample_dashboard(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("dash")
-    db = out / "w.duckdb"
-    load_landing(db, ROOT / "data" / "sample" / "landing")
-    analyse_warehouse(db, ROOT / "data" / "sample" / "journey.toml", out)
-    return export_report(db, ROOT / "data" / "sample" / "journey.toml", out)
 
 
 @pytest.mark.slow
 def test_sample_dashboard_draws_every_section(sample_dashboard: Path) -> None:
     text = sample_dashboard.read_text()
     assert "Could not draw" not in text and 'class="missing"' not in text
-    assert len(re.findall(r'<div id="fig-\w+" class="figure">', text)) == 16  # every section
+    assert len(re.findall(r'<div id="fig-\w+" class="figure">', text)) == 17  # every section
     assert EMAIL.findall(text) == []
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from journeymine.dashboard import figures
-from journeymine.dashboard.export import export_dashboard, export_report
 from journeymine.dashboard.layout import GraphLayout, layered_layout
+from journeymine.dashboard.page import export_dashboard, export_report
 
 __all__ = ["GraphLayout", "export_dashboard", "export_report", "figures", "layered_layout"]

@@ -74,31 +74,15 @@ def _back_edges(
     return back
 
 
-def layered_layout(
-    edges: Iterable[tuple[str, str, float]], nodes: Iterable[str] = (), sweeps: int = 4
-) -> GraphLayout:
-    """Lay out a weighted directed graph left to right.
-
-    ``edges`` are ``(source, target, weight)``; ``nodes`` may add nodes without edges.
-    """
-    edge_list = [(str(a), str(b), float(w)) for a, b, w in edges]
-    names = sorted({*map(str, nodes), *(a for a, _, _ in edge_list), *(b for _, b, _ in edge_list)})
-    succ: dict[str, list[tuple[str, float]]] = {n: [] for n in names}
-    weight_in: dict[str, float] = dict.fromkeys(names, 0.0)
-    for a, b, w in edge_list:
-        succ[a].append((b, w))
-        if a != b:
-            weight_in[b] += w
-    for n in names:
-        succ[n].sort(key=lambda e: (-e[1], e[0]))
-    back = _back_edges(names, succ, weight_in)
-
-    # Longest-path layering over the forward edges (a DAG once back edges and loops are gone).
-    forward = [(a, b, w) for a, b, w in edge_list if a != b and (a, b) not in back]
-    preds: dict[str, list[str]] = {n: [] for n in names}
+def _layers(
+    names: list[str],
+    succ: dict[str, list[tuple[str, float]]],
+    forward: list[tuple[str, str, float]],
+    back: set[tuple[str, str]],
+) -> dict[str, int]:
+    """Longest-path layering over the forward edges (a DAG once back edges and loops are gone)."""
     indegree = dict.fromkeys(names, 0)
-    for a, b, _ in forward:
-        preds[b].append(a)
+    for _, b, _ in forward:
         indegree[b] += 1
     layer = dict.fromkeys(names, 0)
     ready = sorted(n for n in names if indegree[n] == 0)
@@ -112,14 +96,14 @@ def layered_layout(
             if indegree[child] == 0:
                 ready.append(child)
         ready.sort()
+    return layer
 
-    # Order within layers: weighted barycenters of the neighbours in the previous layer(s).
-    by_layer: dict[int, list[str]] = defaultdict(list)
-    for n in names:
-        by_layer[layer[n]].append(n)
-    total = {n: weight_in[n] + sum(w for _, w in succ[n]) for n in names}
-    for k in by_layer:
-        by_layer[k].sort(key=lambda n: (-total[n], n))
+
+def _order(
+    by_layer: dict[int, list[str]], forward: list[tuple[str, str, float]], sweeps: int
+) -> None:
+    """Order within layers, in place: weighted barycenters of the neighbours in the previous
+    layer(s), a few sweeps left to right, then right to left."""
     neighbours_left: dict[str, list[tuple[str, float]]] = defaultdict(list)
     neighbours_right: dict[str, list[tuple[str, float]]] = defaultdict(list)
     for a, b, w in forward:
@@ -148,6 +132,35 @@ def layered_layout(
         sweep(layer_ids[1:], neighbours_left)
         sweep(layer_ids[-2::-1], neighbours_right)
 
+
+def layered_layout(
+    edges: Iterable[tuple[str, str, float]], nodes: Iterable[str] = (), sweeps: int = 4
+) -> GraphLayout:
+    """Lay out a weighted directed graph left to right.
+
+    ``edges`` are ``(source, target, weight)``; ``nodes`` may add nodes without edges.
+    """
+    edge_list = [(str(a), str(b), float(w)) for a, b, w in edges]
+    names = sorted({*map(str, nodes), *(a for a, _, _ in edge_list), *(b for _, b, _ in edge_list)})
+    succ: dict[str, list[tuple[str, float]]] = {n: [] for n in names}
+    weight_in: dict[str, float] = dict.fromkeys(names, 0.0)
+    for a, b, w in edge_list:
+        succ[a].append((b, w))
+        if a != b:
+            weight_in[b] += w
+    for n in names:
+        succ[n].sort(key=lambda e: (-e[1], e[0]))
+    back = _back_edges(names, succ, weight_in)
+    forward = [(a, b, w) for a, b, w in edge_list if a != b and (a, b) not in back]
+    layer = _layers(names, succ, forward, back)
+    # Start each layer heaviest first; the sweeps then pull neighbours together.
+    by_layer: dict[int, list[str]] = defaultdict(list)
+    for n in names:
+        by_layer[layer[n]].append(n)
+    total = {n: weight_in[n] + sum(w for _, w in succ[n]) for n in names}
+    for k in by_layer:
+        by_layer[k].sort(key=lambda n: (-total[n], n))
+    _order(by_layer, forward, sweeps)
     positions = {
         n: (float(k), (len(acts) - 1) / 2 - i)
         for k, acts in by_layer.items()

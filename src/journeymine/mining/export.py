@@ -24,7 +24,7 @@ import duckdb
 import pandas as pd
 
 from journeymine import warehouse
-from journeymine.dashboard.export import scrub
+from journeymine.dashboard.style import scrub
 from journeymine.errors import WarehouseError
 from journeymine.mining import pm4py_adapter
 

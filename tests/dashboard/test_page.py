@@ -11,8 +11,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from journeymine.dashboard import export_dashboard
-from journeymine.dashboard.figures import EMAIL
+from journeymine.dashboard import export_dashboard, export_report
+from journeymine.dashboard.page import SECTIONS
+from journeymine.dashboard.style import EMAIL
 from tests.dashboard.conftest import (
     EMAIL_OWNER,
     IMG,
@@ -42,11 +43,12 @@ def test_one_file_plotly_once_sections_in_reading_order(page: Path) -> None:
     assert text.count("plotly.js v") <= 2 and text.count("Plotly.newPlot(") == len(DRAWN)
     assert text.count("</script>") == 2  # the library in the head, the figures at the end
     anchors = re.findall(r'<section id="(\w+)">', text)
-    assert anchors[:10] == [
+    assert anchors[:11] == [
         "opportunities",
         "grid",
         "kpis",
         "funnel",
+        "convert",
         "segments",
         "followups",
         "waiting",
@@ -84,8 +86,74 @@ def test_a_warehouse_without_tables_still_exports(tmp_path: Path) -> None:
     path = export_dashboard(con, tmp_path / "d.html")
     text = path.read_text()
     assert "Plotly.newPlot(" not in text
-    assert text.count('<p class="missing">') == 16  # every section says what it lacks
+    assert text.count('<p class="missing">') == 17  # every section says what it lacks
     assert "The warehouse has no stage_funnel table yet." in text
+
+
+# Every name a section shows from the analyses' tables, (table, column, rows): the same payload
+# appended everywhere, so stages still match across tables and every section is still drawn.
+NAMES = [
+    ("opportunities", "title", "true"),
+    ("journey_grid", "stage", "true"),
+    ("journey_grid", "channel", "true"),
+    ("journey_grid", "customer_activities", "true"),
+    ("journey_grid", "company_activities", "true"),
+    ("journey_grid", "owners", "true"),
+    ("journey_grid", "followup_rules", "true"),
+    ("headlines", "label", "true"),
+    ("stage_funnel", "stage", "true"),
+    ("stage_funnel", "segment", "segment <> 'all'"),
+    ("stage_entries", "stage", "true"),
+    ("followups", "rule", "true"),
+    ("followups", "owner_name", "true"),
+    ("cost_of_waiting", "target", "true"),
+    ("map_nodes", "node", "true"),
+    ("map_nodes", "label", "true"),
+    ("map_edges", "source", "true"),
+    ("map_edges", "target", "true"),
+    ("variants", "variant", "true"),
+    ("variants", "activities", "true"),
+    ("conformance_summary", "deviation", "true"),
+    ("drivers", "stage", "true"),
+    ("drivers", "feature", "true"),
+    ("feelings", "stage", "true"),
+    ("paths", "anchor", "true"),
+    ("paths", "path", "true"),
+    ("drift_stages", "stage", "true"),
+]
+PAYLOAD = f" {SCRIPT} {IMG} eve.smith@evil.io"
+
+
+@pytest.mark.slow
+def test_every_section_escapes_the_names_it_shows(sample_dashboard: Path, tmp_path: Path) -> None:
+    db = tmp_path / "hostile.duckdb"
+    shutil.copy(sample_dashboard.parent / "w.duckdb", db)
+    con = duckdb.connect(str(db))
+    for table, column, rows in NAMES:
+        (kind,) = con.execute(
+            "SELECT data_type FROM information_schema.columns "
+            "WHERE table_name = ? AND column_name = ?",
+            [table, column],
+        ).fetchall()[0]
+        new = (
+            f"list_transform({column}, lambda v: v || $p)"
+            if kind.endswith("[]")
+            else f"{column} || $p"
+        )
+        con.execute(f"UPDATE {table} SET {column} = {new} WHERE {rows}", {"p": PAYLOAD})
+    con.close()
+    text = export_report(db, ROOT / "data" / "sample" / "journey.toml", tmp_path).read_text()
+    # Every section still drawn, so every one of them had the payload to escape.
+    assert "Could not draw" not in text and 'class="missing"' not in text
+    assert len(re.findall(r'<div id="fig-\w+" class="figure">', text)) == 17
+    for raw in (SCRIPT, IMG, "<img", "evil.io", "eve.smith"):
+        assert raw not in text, raw
+    assert EMAIL.findall(text) == []
+    # Each section showing names shows the payload, escaped (retention and the cost of waiting
+    # show no stored names: cohorts, numbers, and the spec's own rule and stage).
+    scripts = dict(re.findall(r"var f = (.*?); Plotly.newPlot\('fig-(\w+)'", text))
+    shown = {a for j, a in scripts.items() if "\\u0026lt;script\\u0026gt;alert(1)" in j}
+    assert shown == {s.anchor for s in SECTIONS} - {"retention", "waiting"}
 
 
 def chromium(url: str, *args: str, tmp: Path) -> subprocess.CompletedProcess[str]:

@@ -1,0 +1,25 @@
+"""What changed: the ``drift_stages`` table, conversion in the last 30 days against before."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from journeymine.dashboard.reading import Data, degrades, stored_table
+
+
+@degrades
+def drift_table(data: Data) -> go.Figure:
+    """Per stage with decided people: decided and conversion rate before and after, p value."""
+    return stored_table(
+        data,
+        "drift_stages",
+        "SELECT stage, decided_before, rate_before, decided_after, rate_after, p_value "
+        "FROM {t} WHERE decided_before + decided_after > 0 ORDER BY stage",
+        {
+            "decided_before": ",",
+            "decided_after": ",",
+            "rate_before": ".1%",
+            "rate_after": ".1%",
+            "p_value": ".3f",
+        },
+    )

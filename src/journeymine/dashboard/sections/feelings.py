@@ -1,0 +1,28 @@
+"""How customers feel along the journey: the ``feelings`` table (sentiment, NPS, CSAT)."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from journeymine.dashboard.reading import Data, degrades, stored_table
+
+
+@degrades
+def feelings_table(data: Data) -> go.Figure:
+    """Per stage, all sources together: voices, mean sentiment with its 95% interval, the
+    negative share, NPS and CSAT."""
+    return stored_table(
+        data,
+        "feelings",
+        "SELECT stage, voices, sentiment_mean, sentiment_ci_low, sentiment_ci_high, "
+        "negative_share, nps, csat FROM {t} WHERE source = 'all' ORDER BY position",
+        {
+            "voices": ",",
+            "sentiment_mean": ".2f",
+            "sentiment_ci_low": ".2f",
+            "sentiment_ci_high": ".2f",
+            "negative_share": ".0%",
+            "nps": ".0f",
+            "csat": ".0f",
+        },
+    )

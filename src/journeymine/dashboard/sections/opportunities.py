@@ -1,0 +1,21 @@
+"""What to fix first: the ``opportunities`` table, fixes ranked by their monthly gain."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from journeymine.dashboard.reading import Data, degrades, stored_table
+
+
+@degrades
+def opportunities_table(data: Data) -> go.Figure:
+    """The twelve best-ranked fixes with their gain and its 95% interval; uncertain ones
+    (interval includes zero) are marked."""
+    return stored_table(
+        data,
+        "opportunities",
+        "SELECT rank, title, people, gain, gain_low, gain_high, unit, "
+        "CASE WHEN uncertain THEN 'uncertain' ELSE '' END AS note FROM {t} "
+        "ORDER BY rank LIMIT 12",
+        {"people": ",", "gain": ",.1f", "gain_low": ",.1f", "gain_high": ",.1f"},
+    )

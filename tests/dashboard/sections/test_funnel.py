@@ -1,0 +1,120 @@
+"""The funnel section: the stage funnel carries the table; the time-to-convert curve is the
+Kaplan–Meier estimate computed by hand."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import duckdb
+import pytest
+
+from journeymine.dashboard.sections import funnel
+from journeymine.dashboard.style import label
+from tests.dashboard.conftest import IMG, SCRIPT
+
+
+def test_stage_funnel_carries_the_table(con: duckdb.DuckDBPyConnection) -> None:
+    table = con.execute(
+        "SELECT * FROM stage_funnel WHERE segment = 'all' ORDER BY entered DESC, converted DESC"
+    ).df()
+    fig = funnel.stage_funnel(con)
+    bars = {t.name: list(t.x) for t in fig.data if t.type == "bar"}
+    assert set(bars) == {"converted", "dropped", "open", "reached the last stage"}
+    for status in ("converted", "dropped", "open"):
+        assert bars[status] == table[status].astype(float).tolist()
+    assert list(fig.data[0].y) == ["signed up", label(f"demo {IMG}"), "paid"]
+    rates = next(t for t in fig.data if t.type == "scatter")
+    assert rates.x[:2] == pytest.approx(table.conversion_rate[:2].tolist())
+    assert rates.error_x.array[:2] == pytest.approx(
+        (table.conversion_ci_high - table.conversion_rate)[:2].tolist()
+    )
+    assert rates.error_x.arrayminus[:2] == pytest.approx(
+        (table.conversion_rate - table.conversion_ci_low)[:2].tolist()
+    )
+
+
+def test_stage_funnel_segments_side_by_side(con: duckdb.DuckDBPyConnection) -> None:
+    segment = f"utm_source={SCRIPT}"
+    fig = funnel.stage_funnel(con, segments=["all", segment])
+    stages, segments = fig.data[0].y
+    assert list(segments) == ["all", label(segment)] * 3
+    assert SCRIPT not in fig.to_json()
+    # A frame works as well as the warehouse.
+    frame = con.execute("SELECT * FROM stage_funnel").df()
+    assert funnel.stage_funnel(frame).data[0].x == fig.data[0].x[::2]
+
+
+def _entries(
+    rows: list[tuple[str, int, str, float | None, float | None, float]],
+) -> duckdb.DuckDBPyConnection:
+    """A ``stage_entries`` table: (stage, pos, status, entered hours before the cut-off, hours
+    to convert, window hours)."""
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE stage_entries (stage VARCHAR, pos INT, status VARCHAR, "
+        "entered_at TIMESTAMPTZ, converted_at TIMESTAMPTZ, time_to_convert_s DOUBLE, "
+        "window_s DOUBLE)"
+    )
+    for stage, pos, status, before_h, convert_h, window_h in rows:
+        entered = CUTOFF - timedelta(hours=before_h or 0)
+        converted = None if convert_h is None else entered + timedelta(hours=convert_h)
+        seconds = None if convert_h is None else convert_h * 3600
+        con.execute(
+            "INSERT INTO stage_entries VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [stage, pos, status, entered, converted, seconds, window_h * 3600],
+        )
+    return con
+
+
+CUTOFF = datetime(2026, 3, 1, tzinfo=UTC)
+VISIT = f"visit {SCRIPT}"
+
+
+def test_time_to_convert_is_the_kaplan_meier_curve_by_hand() -> None:
+    con = _entries([
+        (VISIT, 0, "converted", 50, 1, 10),
+        (VISIT, 0, "converted", 50, 3, 10),
+        (VISIT, 0, "converted", 50, 3, 10),
+        (VISIT, 0, "open", 2, None, 10),  # still open: followed 2 h, censored there
+        (VISIT, 0, "dropped", 50, None, 10),  # dropped: followed its whole 10 h window
+        (VISIT, 0, "excluded", 50, None, 10),  # left out
+        ("signup", 1, "converted", 40, 0.25, 24),
+        ("signup", 1, "open", 5, None, 24),
+        ("paid", 2, "open", 3, None, 48),  # nobody converted out of it: no curve
+    ])  # fmt: skip
+    fig = funnel.time_to_convert(con, cutoff=CUTOFF)
+    assert [t.name for t in fig.data] == [f"1. {label(VISIT)}", "2. signup"]
+    visit, signup = fig.data
+    # By hand: at 1 h, 1 of 5 at risk converts (S = 4/5); the open person leaves the risk set
+    # at 2 h; at 3 h, 2 of the 3 left convert (S = 4/5 * 1/3); held flat to the 10 h window.
+    assert list(visit.x) == pytest.approx([1, 1, 3, 10])
+    assert list(visit.y) == pytest.approx([0, 1 / 5, 1 - 4 / 15, 1 - 4 / 15])
+    assert [c[1] for c in visit.customdata] == [5, 5, 3, 1]
+    assert visit.line.shape == "hv"
+    # 1 of 2 converts at 15 min; nobody dropped, so the curve ends at that conversion.
+    assert list(signup.x) == pytest.approx([0.25, 0.25, 0.25])
+    assert list(signup.y) == pytest.approx([0, 0.5, 0.5])
+    assert SCRIPT not in fig.to_json()
+
+
+def test_time_to_convert_censors_open_people_at_the_cut_off() -> None:
+    rows = [("visit", 0, "converted", 50, 4, 10), ("visit", 0, "open", 6, None, 10)]
+    # Cut-off as given: the open person was followed 6 h, past the conversion at 4 h: 1 - 1/2.
+    assert funnel.time_to_convert(_entries(rows), cutoff=CUTOFF).data[0].y[1] == 0.5
+    # A cut-off 3 h earlier: followed only 3 h, gone before 4 h; the one left converts.
+    earlier = CUTOFF - timedelta(hours=3)
+    assert funnel.time_to_convert(_entries(rows), cutoff=earlier).data[0].y[1] == 1.0
+
+
+def test_a_long_curve_is_drawn_with_true_points_only() -> None:
+    # 2,000 people converting at distinct times, nobody censored: by hand, the share converted
+    # after the k-th conversion is k / 2000. Minutes 1..2000 span three decades of the axis.
+    n = 2000
+    con = _entries([("visit", 0, "converted", 5000, k / 60, 5000 / 60) for k in range(1, n + 1)])
+    (curve,) = funnel.time_to_convert(con, cutoff=CUTOFF).data
+    steps = list(zip(curve.x[1:-1], curve.y[1:-1], strict=True))
+    assert len(steps) <= funnel.MAX_STEPS
+    assert steps[0] == pytest.approx((1 / 60, 1 / n)) and steps[-1] == pytest.approx((n / 60, 1.0))
+    for hours, share in steps:
+        assert share == pytest.approx(round(hours * 60) / n)
+    assert list(curve.x) == sorted(curve.x)
