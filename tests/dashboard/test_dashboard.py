@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from journeymine.dashboard import figures
-from journeymine.dashboard.style import EMAIL
+from journeymine.privacy import EMAIL
 from journeymine.warehouse import connect
 
 

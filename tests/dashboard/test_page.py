@@ -13,7 +13,7 @@ import pytest
 
 from journeymine.dashboard import export_dashboard, export_report
 from journeymine.dashboard.page import SECTIONS
-from journeymine.dashboard.style import EMAIL
+from journeymine.privacy import EMAIL
 from tests.dashboard.conftest import (
     EMAIL_OWNER,
     IMG,

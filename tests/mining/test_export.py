@@ -167,7 +167,7 @@ def leaky() -> duckdb.DuckDBPyConnection:
 
 
 def assert_no_email(text: str) -> None:
-    from journeymine.dashboard.figures import EMAIL, EMAIL_MASK
+    from journeymine.privacy import EMAIL, EMAIL_MASK
 
     assert EMAIL.search(text) is None
     assert not any(value in text for value in HOSTILE.values())

@@ -44,8 +44,6 @@ from journeymine.dashboard.sections import (
 from journeymine.dashboard.sections.followups import BUCKET_LABELS, OWNER_STATUSES
 from journeymine.dashboard.sections.headline import UNIT_FORMATS, UNIT_SUFFIX, kpi_numbers
 from journeymine.dashboard.style import (
-    EMAIL,
-    EMAIL_MASK,
     FONT,
     SEGMENT_COLOURS,
     STATUS_COLOURS,
@@ -59,6 +57,7 @@ from journeymine.dashboard.style import (
     table,
     wrap,
 )
+from journeymine.privacy import EMAIL, EMAIL_MASK
 
 __all__ = [
     "BUCKET_LABELS",

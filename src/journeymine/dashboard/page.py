@@ -32,7 +32,8 @@ from plotly.offline import get_plotlyjs
 
 from journeymine.analyses.headlines import data_period
 from journeymine.dashboard.sections import figure
-from journeymine.dashboard.style import EMAIL, missing_figure, missing_reason, scrub
+from journeymine.dashboard.style import missing_figure, missing_reason
+from journeymine.privacy import EMAIL, scrub
 from journeymine.spec import JourneySpec
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,6 @@ as data (``customdata``/``text``), never pasted into a hover template.
 
 from __future__ import annotations
 
-import html
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -17,8 +16,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
-EMAIL_MASK = "[email hidden]"
+from journeymine.privacy import label, scrub
+
 STATUS_COLOURS = {
     "converted": "#2a9d8f",
     "dropped": "#e76f51",
@@ -34,16 +33,6 @@ WAIT_SCALE = [[0.0, "#2a9d8f"], [0.5, "#e9c46a"], [1.0, "#d62828"]]
 FONT = {"family": "system-ui, -apple-system, Segoe UI, sans-serif", "size": 13, "color": "#222"}
 # Tick marks of the log-scaled wait axes (hours), labelled with duration().
 WAIT_TICKS_H = [1 / 60, 0.25, 1, 4, 8, 24, 48, 24 * 7, 24 * 30]
-
-
-def scrub(text: str) -> str:
-    """Mask email addresses in any text."""
-    return EMAIL.sub(EMAIL_MASK, text)
-
-
-def label(value: object) -> str:
-    """A data string made safe for a figure: emails masked, HTML special characters escaped."""
-    return html.escape(scrub(str(value)), quote=False)
 
 
 def short(value: object, limit: int = 34) -> str:

@@ -24,9 +24,9 @@ import duckdb
 import pandas as pd
 
 from journeymine import warehouse
-from journeymine.dashboard.style import scrub
 from journeymine.errors import WarehouseError
 from journeymine.mining import pm4py_adapter
+from journeymine.privacy import scrub
 
 EVENT_OBJECTS = {  # object type -> SQL naming the object, over touchpoints t + raw_events r
     "person": "t.person_id::VARCHAR",

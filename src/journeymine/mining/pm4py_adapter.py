@@ -130,7 +130,7 @@ def masked_tree(tree: Any) -> Any:
     rule): model files are shared, and an activity name may carry an address."""
     import copy
 
-    from journeymine.dashboard.style import scrub
+    from journeymine.privacy import scrub
 
     masked = copy.deepcopy(tree)
     stack = [masked]

@@ -20,8 +20,8 @@ from journeymine.sources._common import ParsedFile
 class SqlStaged:
     """One file staged by SQL.
 
-    ``tables`` maps ``rows``, ``events``, ``edges``, ``labels`` and ``rejected`` to Arrow tables with
-    the column names of the staging schemas (``journeymine.load.TABLES``; the loader casts the
+    ``tables`` maps ``rows``, ``events``, ``edges``, ``labels`` and ``rejected`` to Arrow tables
+    with the column names of the staging schemas (``journeymine.load.TABLES``; the loader casts the
     types); a missing key means no such rows. ``python`` holds what the Python parser made of the
     records the SQL left to it. ``rows_read`` counts every record of the file, both paths.
     """
