@@ -38,9 +38,13 @@ Touchpoints (docs/activities.md)
 
 Quirks
 * a comment's author is an agent or an end-user by the author's ``role``, looked up in the
-  ``users`` of the **same page**: land ticket events pages with their users (the exporter
-  writes both arrays into one file). A comment whose author's role is not in the page is
-  rejected, never guessed;
+  ``users`` of the **same page**. Real exports page users separately, so an author may not be
+  in the page: the comment is kept, never guessed, as ``support.reply`` with actor
+  ``unknown`` on the ticket's node (the requester's journey), owner ``zendesk:<author>`` (so a
+  staff author's name still comes from any page's users) and ``author_id`` in its attributes;
+  it carries no sentiment, since it is not known to be the customer's voice (its text stays
+  in the raw layer). A private comment of an unknown author is an ``support.internal_note``
+  (company): end-users cannot write private comments;
 * the export has no solve time: ``support.ticket_solved`` is at the version's ``updated_at``;
 * free text (subject, description, comment bodies, CSAT comments) never goes into attributes,
   only its sentiment; bodies are scored as plain text, HTML included, never rendered. The
@@ -97,6 +101,10 @@ STATUSES = frozenset({"new", "open", "pending", "hold", "solved", "closed", "del
 SOLVED = frozenset({"solved", "closed"})
 CSAT_SCORES = frozenset({"good", "bad"})
 CSAT_NOT_RATED = frozenset({"offered", "unoffered"})
+
+# A public comment whose author's role is not in the page (see Quirks).
+UNKNOWN_AUTHOR_ACTIVITY = "support.reply"
+UNKNOWN_ACTOR = "unknown"
 
 # User roles: end-users are customers, the others staff.
 END_USER = "end-user"
@@ -285,14 +293,24 @@ def _comment(
     child: dict[str, Any], where: str, ticket_id: str, at: tuple[datetime, str], roles: Roles
 ) -> Event:
     comment_id, author = str(_id(child, "id")), str(_id(child, "author_id"))
-    role = roles.get(author)
-    if role is None:
-        raise RecordError(f"{where}.author_id: role of user {author} unknown (no users in page)")
     public = child.get("public")
     if not isinstance(public, bool):
         raise RecordError(f"{where}.public: expected true or false, got {public!r}")
     attrs: dict[str, Any] = {"ticket_id": ticket_id, "comment_id": comment_id, "public": public}
     key = f"comment:{comment_id}"
+    role = roles.get(author)
+    if role is None and public:  # the author is in another page: kept, actor left unknown
+        attrs["author_id"] = author
+        return _event(
+            key,
+            COMMENT,
+            UNKNOWN_AUTHOR_ACTIVITY,
+            UNKNOWN_ACTOR,
+            at,
+            ticket_node(ticket_id),
+            _owner(author),
+            attrs,
+        )
     if role == END_USER:
         attrs.update(sentiment_attributes(_text(child.get("body"))))
         activity = "support.customer_replied" if public else "support.internal_note"
