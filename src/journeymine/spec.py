@@ -161,6 +161,8 @@ class JourneySpec:
     mode: str = "ordered"  # the funnel's order mode (analyses.funnel)
     drift_window: timedelta = timedelta(days=30)  # each period compared by the drift report
     survey: SurveyMapping | None = None  # [sources.survey]: the survey CSV's columns
+    # what the drivers of each stage are drivers of (analyses.drivers, docs/metrics.md)
+    driver_outcomes: tuple[str, ...] = ("conversion", "speed")
 
     def __post_init__(self) -> None:
         # A spec built in code may name plain attributes only: each is its own segment.
@@ -202,7 +204,11 @@ TOP_KEYS = {
     "mode",
     "drift",
     "sources",
+    "driver_outcomes",
 }
+# What a driver can be a driver of: converting, converting fast, later feedback being a
+# detractor's NPS or a bad CSAT (analyses.drivers.POPULATIONS, in this order).
+DRIVER_OUTCOMES = ("conversion", "speed", "detractor", "bad_csat")
 SOURCE_OPTION_KEYS = {"survey"}  # the sources that read options from the spec
 SURVEY_KEYS = {
     "who",
@@ -603,7 +609,20 @@ def spec_from_dict(
         mode=_mode(raw.get("mode", "ordered"), where),
         drift_window=_drift(_table(raw.get("drift", {}), f"{where}: drift"), where),
         survey=_sources(_table(raw.get("sources", {}), f"{where}: sources"), where),
+        driver_outcomes=_driver_outcomes(raw.get("driver_outcomes"), where),
     )
+
+
+def _driver_outcomes(value: object, where: str) -> tuple[str, ...]:
+    if value is None:
+        return JourneySpec.driver_outcomes
+    outcomes = _strings(value, f"{where}: driver_outcomes")
+    unknown = [o for o in outcomes if o not in DRIVER_OUTCOMES]
+    if unknown or not outcomes:
+        raise SpecError(
+            f"{where}: driver_outcomes: unknown {unknown}; use some of {list(DRIVER_OUTCOMES)}"
+        )
+    return tuple(dict.fromkeys(outcomes))
 
 
 def _sources(raw: dict[str, Any], where: str) -> SurveyMapping | None:
