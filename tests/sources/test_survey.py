@@ -1,19 +1,24 @@
 from __future__ import annotations
 
+import csv
+import io
 import json
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from journeymine import load
 from journeymine.cli import main
 from journeymine.errors import SourceFormatError, SpecError
 from journeymine.sources import survey
-from journeymine.sources._common import ParsedFile
+from journeymine.sources._common import INTERNAL_ERROR, ParsedFile
 from journeymine.spec import SurveyMapping, source_options, spec_from_dict
 
 Write = Callable[[str, str], Path]
@@ -38,6 +43,7 @@ EXPORT = (
     "r6,c@d.io,2026-08-06 09:00,5\n"
     "r7,c@d.io,2026-08-06 09:00,11,out of range\n"
     "r8,c@d.io,2026-08-06 09:00,,\n"
+    "r9,c@d.io,2026-08-06 09:00,nan,not a number either\n"
 )
 
 
@@ -51,7 +57,7 @@ def parse(write: Write, text: str = EXPORT, mapping: SurveyMapping | None = MAPP
 
 def test_every_record_is_an_answer_or_a_reject_with_its_line(write: Write) -> None:
     parsed = parse(write)
-    assert parsed.rows_read == 8 == len(parsed.rows) + len(parsed.rejected)
+    assert parsed.rows_read == 9 == len(parsed.rows) + len(parsed.rejected)
     assert [(r.line, r.record_key) for r in parsed.rows] == [
         (2, "response:r1"),
         (4, "response:r2"),
@@ -63,6 +69,7 @@ def test_every_record_is_an_answer_or_a_reject_with_its_line(write: Write) -> No
         (7, "NPS: score is not a number: 'abc'"),
         (8, "4 fields, the header has 5 (a missing column?)"),
         (9, "NPS: NPS score '11' is not a whole number 0-10"),
+        (11, "NPS: score is not a finite number: 'nan'"),
     ]
     assert parsed.rejected[1].raw == "r4,c@d.io,yesterday,5,bad date"
 
@@ -186,7 +193,7 @@ def test_loaded_answers_join_the_person_and_nothing_is_lost(tmp_path: Path) -> N
         "SELECT file, rows_read, rows_loaded, duplicates, quarantined FROM load_manifest "
         "ORDER BY file"
     ).fetchall()
-    assert manifest == [("survey/again.csv", 8, 3, 0, 5), ("survey/answers.csv", 8, 0, 3, 5)]
+    assert manifest == [("survey/again.csv", 9, 3, 0, 6), ("survey/answers.csv", 9, 0, 3, 6)]
     quarantined = con.execute(
         "SELECT file, line, reason FROM quarantine WHERE file = 'survey/answers.csv' "
         "ORDER BY line LIMIT 1"
@@ -220,6 +227,35 @@ def test_the_load_command_reads_the_mapping_or_names_the_missing_spec_key(
         "SELECT rows_read, rows_loaded, duplicates, quarantined FROM load_manifest"
     ).fetchall()
     con.close()
-    # Without a score or answer id mapped, r5, r7 and r8 are one answer (same who and when,
-    # the bad scores unread): one loaded, two duplicates; r3, r4 and r6 are quarantined.
-    assert loaded == [(8, 3, 2, 3)]
+    # Without a score or answer id mapped, r5, r7, r8 and r9 are one answer (same who and
+    # when, the bad scores unread): one loaded, three duplicates; r3, r4, r6 quarantined.
+    assert loaded == [(9, 3, 3, 3)]
+
+
+FIELDS = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from(["", " ", "a@b.io", "2026-08-05T10:00:00Z", "10", "-1", "1e999", "nan",
+                     "5.5", '"', "\n", "\r\n", ";", "\ufeff", "0001-01-01", "\udcff"]),
+)  # fmt: skip
+
+
+@settings(settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "parsers")))
+@given(rows=st.lists(st.lists(FIELDS, min_size=3, max_size=6), max_size=8))
+def test_any_csv_body_is_answers_or_rejects_never_a_crash(rows: list[list[str]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["Response", "Email", "Submitted", "NPS", "Comment"])
+    writer.writerows(rows)
+    data = buffer.getvalue().encode("utf-8", "surrogateescape")
+    path = Path(os.environ.get("TMPDIR", "/tmp")) / f"survey-fuzz-{os.getpid()}.csv"
+    path.write_bytes(data)
+    try:
+        parsed = survey.parse_file(path, "survey/fuzz.csv", MAPPING)
+    finally:
+        path.unlink()
+    assert not [r for r in parsed.rejected if r.reason.startswith(INTERNAL_ERROR)]
+    lines = [r.line for r in parsed.rows] + [r.line for r in parsed.rejected]
+    assert len(lines) == len(set(lines))  # every record once, by the line it starts on
+    for row in parsed.rows:
+        [event] = row.events
+        assert event.attributes.get("score", 0) in range(11)

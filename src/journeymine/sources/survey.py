@@ -38,6 +38,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -112,7 +113,7 @@ def _score(row: Row, mapping: SurveyMapping) -> dict[str, Any]:
         value = float(text)
     except ValueError:
         raise RecordError(f"{mapping.score}: score is not a number: {brief(text)}") from None
-    if value != value or value in (float("inf"), float("-inf")):
+    if not math.isfinite(value):  # "nan", "inf", "1e999": numbers to float(), not scores
         raise RecordError(f"{mapping.score}: score is not a finite number: {brief(text)}")
     if mapping.scale == "rating":
         return {"rating": int(value) if value.is_integer() else value}
