@@ -186,7 +186,43 @@ def test_a_comment_by_an_author_of_another_page_is_kept_with_its_actor_unknown()
         "comment_id": "8005",
         "public": True,
         "author_id": "7777",
-    }  # no sentiment: nobody knows yet whether these are the customer's words
+        "sentiment": vader("hello?"),  # scored: they may be the customer's words
+        "sentiment_label": "neutral",
+    }  # actor unknown: no voice in feelings until the author is known
+
+
+@pytest.mark.parametrize(
+    ("role", "activity", "actor", "scored"),
+    [
+        ("end-user", "support.customer_replied", "customer", True),
+        ("agent", "support.agent_replied", "company", False),
+    ],
+)
+def test_the_author_from_a_later_users_page_decides_the_actor(
+    tmp_path: Path, role: str, activity: str, actor: str, scored: bool
+) -> None:
+    landing = tmp_path / "landing"
+    for name in (TICKETS, EVENTS):
+        (landing / name).parent.mkdir(parents=True, exist_ok=True)
+        (landing / name).write_bytes((LANDING / name).read_bytes())
+    user = {"id": 7777, "role": role, "name": "Jo", "updated_at": "2026-08-04T00:00:00Z"}
+    older = user | {"role": "agent" if role == "end-user" else "end-user"}
+    older["updated_at"] = "2026-07-01T00:00:00Z"  # the latest version of the user decides
+    (landing / "zendesk" / "users-2.json").write_text(json.dumps({"users": [user, older]}))
+    db = tmp_path / "w.duckdb"
+    assert load.load_landing(db, landing, sources=("zendesk",)).errors == []
+    con = duckdb.connect(str(db))
+    assert zendesk.resolve_reply_authors(con) == 1
+    got = con.execute(
+        "SELECT activity, actor, attributes->>'author_id', attributes->>'sentiment' IS NOT NULL "
+        "FROM touchpoints WHERE attributes->>'comment_id' = '8005'"
+    ).fetchall()
+    assert got == [(activity, actor, "7777", scored)]
+    assert con.execute("SELECT count(*) FROM touchpoints WHERE actor = 'unknown'").fetchall() == [
+        (0,)
+    ]
+    assert zendesk.resolve_reply_authors(con) == 0  # nothing left to decide
+    con.close()
 
 
 def test_a_private_comment_by_an_unknown_author_is_an_internal_note(write: Write) -> None:

@@ -42,9 +42,11 @@ Quirks
   in the page: the comment is kept, never guessed, as ``support.reply`` with actor
   ``unknown`` on the ticket's node (the requester's journey), owner ``zendesk:<author>`` (so a
   staff author's name still comes from any page's users) and ``author_id`` in its attributes;
-  it carries no sentiment, since it is not known to be the customer's voice (its text stays
-  in the raw layer). A private comment of an unknown author is an ``support.internal_note``
-  (company): end-users cannot write private comments;
+  its body is scored (it may be the customer's), but actor ``unknown`` is no voice in
+  ``feelings``. :func:`resolve_reply_authors` decides the actor later, in SQL, from the users
+  of every loaded page (for the touchpoints layer to run once ``touchpoints`` is built). A
+  private comment of an unknown author is a ``support.internal_note`` (company): end-users
+  cannot write private comments;
 * the export has no solve time: ``support.ticket_solved`` is at the version's ``updated_at``;
 * free text (subject, description, comment bodies, CSAT comments) never goes into attributes,
   only its sentiment; bodies are scored as plain text, HTML included, never rendered. The
@@ -58,6 +60,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import duckdb
 
 from journeymine.errors import SourceFormatError
 from journeymine.sentiment import sentiment_attributes
@@ -301,6 +305,7 @@ def _comment(
     role = roles.get(author)
     if role is None and public:  # the author is in another page: kept, actor left unknown
         attrs["author_id"] = author
+        attrs.update(sentiment_attributes(_text(child.get("body"))))
         return _event(
             key,
             COMMENT,
@@ -423,6 +428,39 @@ def parse_file(path: Path, file: str) -> ParsedFile:
         return parse_user(line, text, item)
 
     return parse_records(SOURCE, file, records(), parse_one, "a Zendesk export page")
+
+
+# A support.reply's actor, decided from the latest version of its author among the users of
+# every loaded page: an end-user's reply is the customer's (sentiment kept), a staff member's
+# the company's (its sentiment dropped: staff text is not the customer's voice). A reply whose
+# author no page lists stays as it is.
+RESOLVE_REPLIES = f"""
+UPDATE touchpoints AS t SET
+    activity = CASE WHEN r.role = '{END_USER}' THEN 'support.customer_replied'
+                    ELSE 'support.agent_replied' END,
+    actor = CASE WHEN r.role = '{END_USER}' THEN '{CUSTOMER}' ELSE '{COMPANY}' END,
+    attributes = CASE WHEN r.role = '{END_USER}' THEN t.attributes
+                      ELSE json_merge_patch(t.attributes,
+                                            '{{"sentiment": null, "sentiment_label": null}}')
+                 END
+FROM (
+    SELECT split_part(split_part(record_key, '@', 1), ':', 2) AS user_id,
+           arg_max(json_extract_string(raw, '$.role'),
+                   TRY_CAST(split_part(record_key, '@', 2) AS TIMESTAMPTZ)) AS role
+    FROM raw_rows WHERE source = '{SOURCE}' AND record_key LIKE 'user:%'
+    GROUP BY 1
+) r
+WHERE t.source = '{SOURCE}' AND t.activity = '{UNKNOWN_AUTHOR_ACTIVITY}'
+  AND json_extract_string(t.attributes, '$.author_id') = r.user_id
+  AND r.role IN ('{END_USER}', {", ".join(f"'{r}'" for r in sorted(STAFF_ROLES))})
+"""
+
+
+def resolve_reply_authors(con: duckdb.DuckDBPyConnection) -> int:
+    """Decide the actor of every ``support.reply`` whose author some loaded page lists
+    (``touchpoints`` and ``raw_rows`` must exist); the number of replies decided."""
+    rows = con.execute(RESOLVE_REPLIES).fetchall()
+    return int(rows[0][0]) if rows else 0
 
 
 def feedback_text(raw: str, event_key: str) -> str | None:
