@@ -259,3 +259,37 @@ def test_any_csv_body_is_answers_or_rejects_never_a_crash(rows: list[list[str]])
     for row in parsed.rows:
         [event] = row.events
         assert event.attributes.get("score", 0) in range(11)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
+def test_the_nightly_flow_hands_the_spec_mapping_to_the_survey_parser(tmp_path: Path) -> None:
+    from pipelines.nightly import nightly
+
+    sample = Path(__file__).resolve().parents[2] / "data" / "sample"
+    landing = tmp_path / "landing"
+    (landing / "survey").mkdir(parents=True)
+    csv_file = next((sample / "landing" / "survey").iterdir())
+    (landing / "survey" / csv_file.name).write_bytes(csv_file.read_bytes())
+    rows = list(csv.DictReader(io.StringIO(csv_file.read_text("utf-8-sig"), newline="")))
+    # The sample's mapping, and a journey the answers alone can walk.
+    mapping = (sample / "journey.toml").read_text("utf-8").split("[sources.survey]", 1)[1]
+    journey = tmp_path / "journey.toml"
+    journey.write_text(
+        "[[stages]]\nname = 'answered'\nactivities = ['feedback.survey_answered']\n"
+        f"\n[sources.survey]{mapping}",
+        encoding="utf-8",
+    )
+    report = nightly(
+        landing=str(landing),
+        warehouse_path=str(tmp_path / "w.duckdb"),
+        journey=str(journey),
+        out=str(tmp_path / "out"),
+    )
+    unusable = [r for r in rows if not r["Email"].strip() or not r["Score"].isdigit()]
+    assert report.totals() == {
+        "rows_read": len(rows),
+        "rows_loaded": len(rows) - len(unusable),
+        "duplicates": 0,
+        "quarantined": len(unusable),
+    }
