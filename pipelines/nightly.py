@@ -27,6 +27,7 @@ from journeymine import analyse, identity, load, summary, warehouse
 from journeymine.analyses import alerts
 from journeymine.dashboard import export_report
 from journeymine.errors import JourneymineError
+from journeymine.spec import load_spec, source_options
 
 FLOW_NAME = "journeymine-nightly"
 
@@ -73,8 +74,14 @@ def _retry_on_io(task: Any, task_run: Any, state: Any) -> bool:
 
 
 @task(name="stage-source", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_retry_on_io)
-def stage_source(landing: str, files: list[tuple[str, str]], staging: str) -> dict[str, Any]:
-    """Parse one source's files into a staging folder (no warehouse access).
+def stage_source(
+    landing: str,
+    files: list[tuple[str, str]],
+    staging: str,
+    options: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Parse one source's files into a staging folder (no warehouse access); ``options`` are
+    the parser options per source from the journey spec (the survey's column mapping).
 
     A file that is not in the source's format is left out and named in ``errors`` (it is tried
     again next night); the source's other files are staged.
@@ -83,7 +90,7 @@ def stage_source(landing: str, files: list[tuple[str, str]], staging: str) -> di
     landing_files = [  # hashed once, when planned: the manifest records that version
         load.LandingFile(f.split("/", 1)[0], root / f, f, sha) for f, sha in files
     ]
-    result = load.stage_files(landing_files, Path(staging))
+    result = load.stage_files(landing_files, Path(staging), options=options)
     return {"folder": str(result.folder), "errors": result.errors}
 
 
@@ -211,13 +218,14 @@ def nightly(
     """
     selection = load.Selection(since, until, reload_days, force)
     declared = alerts.load_alerts(journey)  # a misspelt alert stops the run before it loads
+    options = source_options(load_spec(journey))  # the survey's column mapping, if any
     run_id = uuid.uuid4().hex[:12]
     staging = load.staging_root(warehouse_path)
     with warehouse.writer_lock(warehouse_path):
         load.clean_staging(staging)  # left by killed runs: we hold the lock, nobody uses them
         plan = plan_load(landing, warehouse_path, sources, selection)
         futures = {
-            source: stage_source.submit(landing, files, str(staging / run_id / source))
+            source: stage_source.submit(landing, files, str(staging / run_id / source), options)
             for source, files in sorted(plan["files"].items())
         }
         folders, failures = [], list(plan["unreadable"])
@@ -238,7 +246,6 @@ def nightly(
         folder = None
         if dask:  # mine the event log on the cluster: a subflow with the Dask task runner
             from journeymine.scale import discover_on_cluster
-            from journeymine.spec import load_spec
 
             case = load_spec(journey).case
             folder = str(discover_on_cluster(warehouse_path, case, out, dask, shards))

@@ -117,6 +117,16 @@ AGENT_TEXTS = [
     "Thanks for the question: you will find it under Settings > Workspace.",
 ]
 CSAT_TEXTS = {True: "Quick and helpful, thank you!", False: "Took far too long to get an answer."}
+# A generic survey tool's CSV export (source ``survey``, mapped in journey.toml): an onboarding
+# NPS a few days after signing up, the only NPS before the trial. Excel-style: a BOM, CRLF.
+SURVEY_FILE = "survey/onboarding-nps-2026-10-31.csv"
+SURVEY_COLUMNS = ["Response ID", "Date", "Email", "Score", "Comment", "Country"]
+SURVEY_DATE_FORMAT = "%d/%m/%Y %H:%M"  # day first, UTC, as the tool exports it
+SURVEY_CHANCE = 0.3
+SURVEY_GROUPS = [("detractor", 0.25), ("passive", 0.3), ("promoter", 0.45)]
+# Bad rows the export holds, each quarantined: (what is wrong, column, value).
+SURVEY_BAD_ROWS = [("empty email", "Email", ""), ("empty email", "Email", "  "),
+                   ("score not a number", "Score", "n/a")]  # fmt: skip
 
 
 def sf_id18(id15: str) -> str:
@@ -218,6 +228,7 @@ class Sample:
         self.tickets: list[tuple[datetime, dict[str, Any]]] = []
         self.ticket_events: list[tuple[datetime, dict[str, Any]]] = []
         self.responses: dict[str, list[tuple[datetime, dict[str, Any]]]] = defaultdict(list)
+        self.survey_rows: list[tuple[datetime, dict[str, str]]] = []
 
     # -- ids -----------------------------------------------------------------------------
     def uid(self, prefix: str, n: int = 16) -> str:
@@ -1037,6 +1048,7 @@ class Sample:
         self.piper_labs()
         self.weekly_digest()
         self.support_and_surveys()
+        self.onboarding_survey()
         first, last = EVAN[1].split()
         self.sf["User"].append(
             {
@@ -1544,6 +1556,50 @@ class Sample:
         )
         p.surveys.append((at, form, score))
 
+    # -- the survey CSV: an onboarding NPS from a generic tool ----------------------------
+    def onboarding_survey(self) -> None:
+        """A few days after signing up, some people answer an onboarding NPS (the only NPS
+        before the trial); the export also holds a few rows no one can use (quarantined)."""
+        rng = self.rng
+        for p in self.people:
+            if not p.email or p.company == "Sharedco" or "signup" not in p.stages:
+                continue
+            if rng.random() >= SURVEY_CHANCE:
+                continue
+            at = (p.stages["signup"] + timedelta(days=rng.uniform(2, 5))).replace(second=0)
+            if at >= self.voice_limit(p):
+                continue
+            self.survey_answer(p, at.replace(microsecond=0))
+        for what, column, value in SURVEY_BAD_ROWS:
+            at, row = rng.choice(self.survey_rows)
+            bad = row | {"Response ID": self.uid("bad_", 8), column: value, "Comment": what}
+            self.survey_rows.append((at, bad))
+
+    def survey_answer(self, p: Person, at: datetime) -> None:
+        rng = self.rng
+        draw, group = rng.random(), "promoter"
+        for name, chance in SURVEY_GROUPS:
+            if draw < chance:
+                group = name
+                break
+            draw -= chance
+        score = {"detractor": rng.randint(0, 6), "passive": rng.randint(7, 8)}.get(
+            group, rng.randint(9, 10)
+        )
+        comment = ""
+        if rng.random() < 0.6:
+            pool = NEGATIVE_TEXTS if score <= 6 else POSITIVE_TEXTS if score >= 9 else QUESTIONS
+            comment = rng.choice(pool)
+            if rng.random() < 0.2:  # typed over two lines: a quoted field with a new line
+                comment += "\n" + rng.choice(pool)
+            p.voices.append((at, comment))
+        email = str(p.email)
+        typed = email.upper() if rng.random() < 0.1 else email  # as the person typed it
+        row = {"Response ID": self.uid("rsp_", 12), "Date": at.strftime(SURVEY_DATE_FORMAT)}
+        row |= {"Email": typed, "Score": str(score), "Comment": comment, "Country": p.country}
+        self.survey_rows.append((at, row))
+        p.surveys.append((at, "onboarding-csv", score))
+
 
 def sfdt(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
@@ -1795,6 +1851,21 @@ def write_typeform(sample: Sample, root: Path) -> FileCounts:
     return counts
 
 
+def write_survey(sample: Sample, root: Path) -> FileCounts:
+    """The survey tool's CSV export: oldest first, a BOM and CRLF line ends (Excel)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, SURVEY_COLUMNS)  # CRLF, quotes where a field needs them
+    writer.writeheader()
+    rows = sorted(sample.survey_rows, key=lambda x: (x[0], x[1]["Response ID"]))
+    writer.writerows(row for _, row in rows)
+    path = root / SURVEY_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(("\ufeff" + buffer.getvalue()).encode("utf-8"))
+    counts: FileCounts = {}
+    tally(counts, "survey/*.csv", len(rows))
+    return counts
+
+
 def when_of(stamp: str) -> datetime:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
@@ -1896,6 +1967,7 @@ def compute_truths(
                 "stripe",
                 "zendesk",
                 "typeform",
+                "survey",
             )
         },
         "stages": {
@@ -2142,9 +2214,32 @@ def feelings_truths(people: list[Person]) -> dict[str, Any]:
             ),
         },
         "nps": nps_truths(people),
+        "survey_csv": survey_truths(people),
         "sentiment_by_stage": by_stage,
         "sentiment_dip_stage": min(by_stage, key=lambda s: by_stage[s]["mean_sentiment"]),
         "planted_negative_text_chance": NEGATIVE_CHANCE,
+    }
+
+
+def survey_truths(people: list[Person]) -> dict[str, Any]:
+    """The onboarding NPS of the survey CSV: answers per designed stage the person was in."""
+    by_stage: dict[str, Counter[str]] = defaultdict(Counter)
+    for p in people:
+        for at, form, score in p.surveys:
+            if form == "onboarding-csv":
+                group = "detractors" if score <= 6 else "promoters" if score >= 9 else "passives"
+                by_stage[stage_at(p, at)][group] += 1
+                by_stage[stage_at(p, at)]["responses"] += 1
+    out = {
+        stage: {k: c[k] for k in ("responses", "promoters", "passives", "detractors")}
+        | {"nps": round(100 * (c["promoters"] - c["detractors"]) / c["responses"], 1)}
+        for stage, c in sorted(by_stage.items())
+    }
+    return {
+        "file": SURVEY_FILE,
+        "answers": sum(c["responses"] for c in by_stage.values()),
+        "bad_rows": len(SURVEY_BAD_ROWS),
+        "by_stage": out,
     }
 
 
@@ -2159,6 +2254,8 @@ def nps_truths(people: list[Person]) -> dict[str, Any]:
             if stage_at(p, created) == "trial"
         )
         for _, form, score in p.surveys:
+            if form == "onboarding-csv":  # the survey CSV: survey_truths
+                continue
             keys = [form] + ([f"{form}/waited_over_24h" if waited else f"{form}/no_long_wait"])
             for key in keys if form == "trial-nps" else [form]:
                 group = "detractors" if score <= 6 else "promoters" if score >= 9 else "passives"
@@ -2267,10 +2364,11 @@ def generate(out: Path, seed: int, persons: int) -> dict[str, Any]:
         shutil.rmtree(landing)
     files: FileCounts = {}
     writers = (write_segment, write_ga4, write_sendgrid, write_salesforce, write_stripe)
-    for writer in (*writers, write_zendesk, write_typeform):
+    for writer in (*writers, write_zendesk, write_typeform, write_survey):
         files.update(writer(sample, landing))
     for source in ("zendesk", "typeform"):  # clean exports: nothing to drop or quarantine
         noise[source] = {"duplicates": 0, "quarantined": 0}
+    noise["survey"] = {"duplicates": 0, "quarantined": len(SURVEY_BAD_ROWS)}
     truths = compute_truths(sample, noise, files)
     write_text(out / "truths.json", json.dumps(truths, indent=2, sort_keys=True) + "\n")
     return truths

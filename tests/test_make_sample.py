@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import json
 import statistics
 import subprocess
@@ -138,6 +139,7 @@ def test_the_landing_folder_is_modest_and_shaped_like_the_vendors(sample: Path) 
         "stripe",
         "zendesk",
         "typeform",
+        "survey",
     }
     assert list(landing.glob("segment/2026/08/01/segment-2026-08-01.jsonl.gz"))
     assert list(landing.glob("ga4/events_202608??.json")) and list(landing.glob("ga4/*.parquet"))
@@ -696,6 +698,30 @@ def typeform_items(sample: Path) -> list[tuple[str, dict[str, Any]]]:
     return items
 
 
+SURVEY_CSV = "survey/onboarding-nps-2026-10-31.csv"
+
+
+def survey_rows(sample: Path) -> tuple[bytes, list[dict[str, str]]]:
+    """The survey CSV's raw bytes and its rows, read with nothing but csv."""
+    data = (sample / "landing" / SURVEY_CSV).read_bytes()
+    text = data.decode("utf-8").removeprefix("\ufeff")
+    return data, list(csv.DictReader(io.StringIO(text, newline="")))
+
+
+def survey_answers(sample: Path) -> list[tuple[str, datetime, int, str]]:
+    """(email, when, score, comment) of every usable row: an email and a numeric score."""
+    return [
+        (
+            row["Email"].strip().lower(),
+            datetime.strptime(row["Date"], "%d/%m/%Y %H:%M").replace(tzinfo=UTC),
+            int(row["Score"]),
+            row["Comment"],
+        )
+        for row in survey_rows(sample)[1]
+        if row["Email"].strip() and row["Score"].isdigit()
+    ]
+
+
 def first_agent_replies(sample: Path) -> dict[int, datetime]:
     """Ticket id -> its first public comment by an agent (roles from the users of the page)."""
     replies: dict[int, datetime] = {}
@@ -767,7 +793,54 @@ def voices(sample: Path) -> list[tuple[str, datetime, str]]:
         for answer in item["answers"]:
             if answer["type"] == "text":
                 out.append((item["hidden"]["user_id"], when(item["submitted_at"]), answer["text"]))
+    users = user_of_emails(sample)
+    out += [(users[email], at, text) for email, at, _, text in survey_answers(sample) if text]
     return out
+
+
+def user_of_emails(sample: Path) -> dict[str, str]:
+    """Normalised email -> user id, from the Segment identify calls (not a fixture: voices())."""
+    return {
+        c["traits"]["email"].strip().lower(): c["userId"]
+        for c in parse(segment_lines(sample))[0]
+        if c.get("type") == "identify" and (c.get("traits") or {}).get("email") and c.get("userId")
+    }
+
+
+def test_the_survey_csv_is_an_excel_export_with_a_few_unusable_rows(
+    sample: Path, truths: dict[str, Any]
+) -> None:
+    data, rows = survey_rows(sample)
+    assert data.startswith(b"\xef\xbb\xbfResponse ID,Date,Email,Score,Comment,Country\r\n")
+    planted = truths["feelings"]["survey_csv"]
+    assert planted["file"] == SURVEY_CSV
+    assert truths["files"]["survey/*.csv"]["records"] == len(rows)
+    unusable = [r for r in rows if not r["Email"].strip() or not r["Score"].isdigit()]
+    assert len(unusable) == planted["bad_rows"] == truths["noise"]["survey"]["quarantined"] == 3
+    assert len(rows) == planted["answers"] + planted["bad_rows"]
+    assert len({r["Response ID"] for r in rows}) == len(rows)  # nothing to deduplicate
+    assert any("\n" in r["Comment"] for r in rows)  # a comment over two lines, quoted
+    assert any(r["Email"] != r["Email"].lower() for r in rows)  # typed in capitals
+
+
+def test_the_onboarding_nps_per_stage_is_counted_from_the_survey_csv(
+    sample: Path,
+    truths: dict[str, Any],
+    user_of_email: dict[str, str],
+    stage_times: dict[str, dict[str, datetime]],
+) -> None:
+    groups: dict[str, Counter[str]] = defaultdict(Counter)
+    for email, at, score, _ in survey_answers(sample):
+        stage = stage_of(stage_times[user_of_email[email]], at)
+        group = "detractors" if score <= 6 else "promoters" if score >= 9 else "passives"
+        groups[stage][group] += 1
+        groups[stage]["responses"] += 1
+    planted = truths["feelings"]["survey_csv"]["by_stage"]
+    assert set(groups) == set(planted) and "signup" in groups  # NPS before any Typeform form
+    for stage, c in groups.items():
+        assert {k: planted[stage][k] for k in c} == dict(c), stage
+        nps = 100 * (c["promoters"] - c["detractors"]) / c["responses"]
+        assert planted[stage]["nps"] == round(nps, 1), stage
 
 
 def test_sentiment_dips_in_the_trial(

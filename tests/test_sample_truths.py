@@ -13,6 +13,7 @@ import duckdb
 import pytest
 
 from journeymine.load import load_landing
+from journeymine.spec import load_spec, source_options
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
@@ -37,7 +38,9 @@ def truths() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def con(tmp_path_factory: pytest.TempPathFactory) -> duckdb.DuckDBPyConnection:
     db = tmp_path_factory.mktemp("sample") / "w.duckdb"
-    load_landing(db, SAMPLE / "landing")
+    options = source_options(load_spec(SAMPLE / "journey.toml"))  # the survey CSV's columns
+    report = load_landing(db, SAMPLE / "landing", options=options)
+    assert report.errors == []
     return duckdb.connect(str(db), read_only=True)
 
 
@@ -167,7 +170,6 @@ def test_feelings_and_accounts_come_back_from_the_sample(
     from journeymine.analyses.feelings import compute_feelings
     from journeymine.analyses.funnel import write_stage_funnel
     from journeymine.mining.eventlog import log_from_touchpoints
-    from journeymine.spec import load_spec
 
     spec = load_spec(SAMPLE / "journey.toml")
     work = duckdb.connect()
@@ -180,6 +182,17 @@ def test_feelings_and_accounts_come_back_from_the_sample(
     planted = truths["feelings"]
     assert overall.sentiment_mean.idxmin() == planted["sentiment_dip_stage"] == "trial"
     assert overall.loc["trial", "negative_share"] > overall.drop("trial").negative_share.max()
+    # The onboarding NPS of the survey CSV comes back whole: every answer counted in a stage.
+    # (Per stage the funnel's ordered stages decide: a self-serve trial without a demo is
+    # not the trial stage there, so only the totals are the generator's to compare.)
+    surveyed = feelings[feelings.source == "survey"]
+    by_stage = planted["survey_csv"]["by_stage"].values()
+    for column, key in (("nps_answers", "responses"), ("promoters", "promoters"),
+                        ("detractors", "detractors")):  # fmt: skip
+        assert surveyed[column].sum() == sum(c[key] for c in by_stage), column
+    assert surveyed.nps_answers.sum() == planted["survey_csv"]["answers"] > 500
+    signup = surveyed.set_index("stage").loc["signup"]
+    assert signup.nps_answers >= planted["survey_csv"]["by_stage"]["signup"]["responses"]
     accounts = con.execute("SELECT count(DISTINCT account_id) FROM persons").fetchone()[0]
     company = truths["accounts"]["all_systems"]
     ids = con.execute(

@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from journeymine.api import STATUSES
 from journeymine.errors import JourneymineError, UsageError, WarehouseError
@@ -147,9 +147,21 @@ def _progress_bar() -> tuple[Callable[[int, int, str], None] | None, Callable[[]
     return update, bar.stop
 
 
+def _load_options(journey: str | None) -> dict[str, dict[str, Any]]:
+    """The sources' parser options (the survey's column mapping) from the journey spec: the one
+    named, else the default one if it exists; none without a spec (a survey file then says
+    which spec key it needs)."""
+    from journeymine.spec import load_spec, source_options
+
+    if journey is None:
+        journey = DEFAULT_JOURNEY if Path(DEFAULT_JOURNEY).is_file() else None
+    return source_options(load_spec(journey)) if journey else {}
+
+
 def cmd_load(args: argparse.Namespace) -> int:
     from journeymine.load import load_landing
 
+    options = _load_options(args.journey)  # a bad spec stops before the load
     progress, stop = _progress_bar()
     try:
         report = load_landing(
@@ -160,6 +172,7 @@ def cmd_load(args: argparse.Namespace) -> int:
             max_user_ids_per_person=args.max_user_ids_per_person,
             progress=progress,
             selection=Selection(args.since, args.until, args.reload_days, args.force),
+            options=options,
         )
     finally:
         stop()
@@ -444,6 +457,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     ld = sub.add_parser("load", help="load landing files into the warehouse (no Prefect)")
     _add_load_options(ld)
+    ld.add_argument(
+        "--journey",
+        default=None,
+        help="journey spec (TOML) whose [sources.survey] maps the survey CSV's columns "
+        f"(default: {DEFAULT_JOURNEY} if it exists)",
+    )
     ld.set_defaults(func=cmd_load)
 
     exp = sub.add_parser("export", help="export the journeys as XES or OCEL 2.0 (SQLite)")

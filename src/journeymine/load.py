@@ -34,7 +34,7 @@ import shutil
 import stat
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -52,7 +52,9 @@ from journeymine.sources._common import ParsedFile, RawRow, Rejected
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("segment", "ga4", "sendgrid", "salesforce", "stripe", "zendesk", "typeform")
+SOURCES = ("segment", "ga4", "sendgrid", "salesforce", "stripe", "zendesk", "typeform", "survey")
+# Per source, keyword arguments its parse_file takes from the journey spec (spec.source_options).
+SourceOptions = Mapping[str, Mapping[str, Any]]
 IGNORED_NAMES = ("README", "readme", ".")  # notes and hidden files next to the exports
 
 FILES_SCHEMA = pa.schema(
@@ -336,9 +338,9 @@ def pending_files(
     return [f for f in kept if forced(f) or recent(f) or (f.file, f.sha256) not in loaded]
 
 
-def parser_for(source: str) -> Callable[[Path, str], ParsedFile]:
+def parser_for(source: str) -> Callable[..., ParsedFile]:
     module = importlib.import_module(f"journeymine.sources.{source}")
-    parse: Callable[[Path, str], ParsedFile] = module.parse_file
+    parse: Callable[..., ParsedFile] = module.parse_file
     return parse
 
 
@@ -354,6 +356,7 @@ def stage_files(
     progress: Progress | None = None,
     *,
     workers: int | None = None,
+    options: SourceOptions | None = None,
 ) -> StageResult:
     """Parse ``files`` into Parquet parts in ``folder``; format errors are collected, not raised.
 
@@ -362,12 +365,13 @@ def stage_files(
     file and a batch of rows per process, never the whole landing. The order of ``files`` is the
     load order: it decides which copy of a duplicate wins and how ties of equal timestamps are
     broken (``seq``). ``files.parquet`` is written last, so a folder
-    without it is an unfinished staging.
+    without it is an unfinished staging. ``options`` are each source's parser options.
     """
     prepare_staging(folder)
     result = StageResult(folder)
     staged: list[dict[str, Any]] = []
-    outcomes = _stage_all(files, folder, progress, workers or len(os.sched_getaffinity(0)))
+    cpus = workers or len(os.sched_getaffinity(0))
+    outcomes = _stage_all(files, folder, progress, cpus, options or {})
     for order, landing_file in enumerate(files):
         _collect(outcomes[order], landing_file, order, result, staged)
     pq.write_table(pa.Table.from_pylist(staged, schema=FILES_SCHEMA), folder / "files.parquet")
@@ -376,18 +380,22 @@ def stage_files(
 
 CHUNK_BYTES = 8 << 20  # input per staging task: small files share tasks and Parquet parts
 
-Job = tuple[int, Callable[[Path, str], ParsedFile], LandingFile]  # (load order, parser, file)
+Job = tuple[int, Callable[..., ParsedFile], LandingFile]  # (load order, parser, file)
 
 
 def _stage_all(
-    files: Sequence[LandingFile], folder: Path, progress: Progress | None, workers: int
+    files: Sequence[LandingFile],
+    folder: Path,
+    progress: Progress | None,
+    workers: int,
+    options: SourceOptions,
 ) -> dict[int, int | str]:
     """Each file's outcome by its order; chunks of files in a process pool when worth it."""
     chunks = _chunks([(order, parser_for(f.source), f) for order, f in enumerate(files)])
     outcomes: dict[int, int | str] = {}
     if workers <= 1 or len(chunks) <= 1:
         for number, chunk in enumerate(chunks):
-            outcomes |= stage_chunk(chunk, number, folder)
+            outcomes |= stage_chunk(chunk, number, folder, options)
             if progress:
                 progress(len(outcomes), len(files), chunk[-1][2].file)
         return outcomes
@@ -396,7 +404,7 @@ def _stage_all(
     method = "fork" if threading.active_count() == 1 else "forkserver"
     context = multiprocessing.get_context(method)
     with ProcessPoolExecutor(min(workers, len(chunks)), mp_context=context) as pool:
-        futures = {pool.submit(stage_chunk, c, n, folder): c for n, c in enumerate(chunks)}
+        futures = {pool.submit(stage_chunk, c, n, folder, options): c for n, c in enumerate(chunks)}
         for future in as_completed(futures):
             outcomes |= future.result()
             if progress:
@@ -451,20 +459,28 @@ def _collect(
     )
 
 
-def stage_chunk(jobs: Sequence[Job], number: int, folder: Path) -> dict[int, int | str]:
+def stage_chunk(
+    jobs: Sequence[Job], number: int, folder: Path, options: SourceOptions | None = None
+) -> dict[int, int | str]:
     """Parse a chunk of files into shared Parquet parts; per file its rows read or its error."""
     parts = _Parts(folder, number)
-    outcomes = {order: stage_one(parse, landing_file, parts) for order, parse, landing_file in jobs}
+    outcomes = {
+        order: stage_one(parse, landing_file, parts, (options or {}).get(landing_file.source))
+        for order, parse, landing_file in jobs
+    }
     parts.flush()
     return outcomes
 
 
 def stage_one(
-    parse: Callable[[Path, str], ParsedFile], landing_file: LandingFile, parts: _Parts
+    parse: Callable[..., ParsedFile],
+    landing_file: LandingFile,
+    parts: _Parts,
+    options: Mapping[str, Any] | None = None,
 ) -> int | str:
     """Parse one file into ``parts``; its rows read, or the error text naming it."""
     try:
-        parsed = parse(landing_file.path, landing_file.file)
+        parsed = parse(landing_file.path, landing_file.file, **(options or {}))
     except SourceFormatError as exc:
         return str(exc)
     except OSError as exc:  # vanished, unreadable, truncated gzip: name it, load the rest
@@ -712,8 +728,12 @@ def load_landing(
     lock_wait_s: float = 0.0,
     progress: Progress | None = None,
     selection: Selection = Selection(),
+    options: SourceOptions | None = None,
 ) -> LoadReport:
-    """The whole load: find, parse, load, stitch, rebuild touchpoints — in one transaction."""
+    """The whole load: find, parse, load, stitch, rebuild touchpoints — in one transaction.
+
+    ``options`` are each source's parser options from the journey spec (spec.source_options).
+    """
     run_id = uuid.uuid4().hex[:12]
     scan = scan_landing(Path(landing), sources)
     files = scan.files
@@ -723,7 +743,7 @@ def load_landing(
         todo = pending_files(con, files, selection)
         folder = root / run_id
         try:
-            staged = stage_files(todo, folder, progress)
+            staged = stage_files(todo, folder, progress, options=options)
             report = LoadReport(run_id, skipped_files=len(files) - len(todo))
             report.errors = scan.unreadable + staged.errors
             report.gone_files = gone_files(con, scan, sources)

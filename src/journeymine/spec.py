@@ -112,6 +112,35 @@ class RetentionSpec:
 
 
 @dataclass(frozen=True)
+class SurveyMapping:
+    """``[sources.survey]``: which columns of a generic survey CSV say who answered, when, the
+    score and the comment (docs/activities.md, source ``survey``).
+
+    ``who_type`` is the identity node the ``who`` column holds (:data:`SURVEY_WHO_TYPES`);
+    ``scale`` says what the score is: ``nps`` (a whole number 0-10, classed promoter /
+    passive / detractor) or ``rating`` (any number, kept as ``rating``, no NPS).
+    ``date_format`` is a ``strptime`` format (None: ISO-8601); a time without an offset is UTC.
+    ``response_id`` names the column of the survey tool's answer id (the dedup key; without
+    it, who + when + survey). ``name`` is the survey's name, kept as attribute ``survey``.
+    """
+
+    who: str
+    when: str
+    who_type: str = "email"
+    score: str | None = None
+    comment: str | None = None
+    response_id: str | None = None
+    name: str | None = None
+    date_format: str | None = None
+    scale: str = "nps"
+
+    def columns(self) -> dict[str, str]:
+        """The mapped columns by their spec key, for the header check."""
+        keys = ("who", "when", "score", "comment", "response_id")
+        return {key: getattr(self, key) for key in keys if getattr(self, key) is not None}
+
+
+@dataclass(frozen=True)
 class JourneySpec:
     name: str
     case: str = "person"
@@ -131,6 +160,9 @@ class JourneySpec:
     retention: RetentionSpec = field(default_factory=RetentionSpec)
     mode: str = "ordered"  # the funnel's order mode (analyses.funnel)
     drift_window: timedelta = timedelta(days=30)  # each period compared by the drift report
+    survey: SurveyMapping | None = None  # [sources.survey]: the survey CSV's columns
+    # what the drivers of each stage are drivers of (analyses.drivers, docs/metrics.md)
+    driver_outcomes: tuple[str, ...] = ("conversion", "speed")
 
     def __post_init__(self) -> None:
         # A spec built in code may name plain attributes only: each is its own segment.
@@ -171,7 +203,27 @@ TOP_KEYS = {
     "alerts",  # read by analyses.alerts.load_alerts
     "mode",
     "drift",
+    "sources",
+    "driver_outcomes",
 }
+# What a driver can be a driver of: converting, converting fast, later feedback being a
+# detractor's NPS or a bad CSAT (analyses.drivers.POPULATIONS, in this order).
+DRIVER_OUTCOMES = ("conversion", "speed", "detractor", "bad_csat")
+SOURCE_OPTION_KEYS = {"survey"}  # the sources that read options from the spec
+SURVEY_KEYS = {
+    "who",
+    "who_type",
+    "when",
+    "score",
+    "comment",
+    "response_id",
+    "name",
+    "date_format",
+    "scale",
+}
+# What the ``who`` column of a survey may hold: an identity node type of the other sources.
+SURVEY_WHO_TYPES = ("email", "user_id", "stripe_customer", "anonymous_id")
+SURVEY_SCALES = ("nps", "rating")
 DRIFT_KEYS = {"window"}
 RETENTION_KEYS = {"stage", "active", "churn", "period", "periods"}
 STAGE_KEYS = {
@@ -556,7 +608,70 @@ def spec_from_dict(
         exclude=_strings(raw.get("exclude", []), f"{where}: exclude"),
         mode=_mode(raw.get("mode", "ordered"), where),
         drift_window=_drift(_table(raw.get("drift", {}), f"{where}: drift"), where),
+        survey=_sources(_table(raw.get("sources", {}), f"{where}: sources"), where),
+        driver_outcomes=_driver_outcomes(raw.get("driver_outcomes"), where),
     )
+
+
+def _driver_outcomes(value: object, where: str) -> tuple[str, ...]:
+    if value is None:
+        return JourneySpec.driver_outcomes
+    outcomes = _strings(value, f"{where}: driver_outcomes")
+    unknown = [o for o in outcomes if o not in DRIVER_OUTCOMES]
+    if unknown or not outcomes:
+        raise SpecError(
+            f"{where}: driver_outcomes: unknown {unknown}; use some of {list(DRIVER_OUTCOMES)}"
+        )
+    return tuple(dict.fromkeys(outcomes))
+
+
+def _sources(raw: dict[str, Any], where: str) -> SurveyMapping | None:
+    _check_keys(raw, SOURCE_OPTION_KEYS, f"{where}: sources")
+    if "survey" not in raw:
+        return None
+    return _survey(_table(raw["survey"], f"{where}: sources.survey"), f"{where}: sources.survey")
+
+
+def _survey(raw: dict[str, Any], where: str) -> SurveyMapping:
+    _check_keys(raw, SURVEY_KEYS, where)
+    for key in ("who", "when"):
+        if key not in raw:
+            raise SpecError(f"{where}.{key}: missing; name the CSV column, e.g. {key} = 'Email'")
+
+    def optional(key: str) -> str | None:
+        return _string(raw[key], f"{where}.{key}") if key in raw else None
+
+    who_type = raw.get("who_type", "email")
+    if who_type not in SURVEY_WHO_TYPES:
+        raise SpecError(f"{where}.who_type: use one of {list(SURVEY_WHO_TYPES)}, got {who_type!r}")
+    scale = raw.get("scale", "nps")
+    if scale not in SURVEY_SCALES:
+        raise SpecError(f"{where}.scale: use one of {list(SURVEY_SCALES)}, got {scale!r}")
+    date_format = optional("date_format")
+    if date_format is not None and "%" not in date_format:
+        raise SpecError(f"{where}.date_format: a strptime format like '%d/%m/%Y %H:%M'")
+    mapping = SurveyMapping(
+        who=_string(raw["who"], f"{where}.who"),
+        when=_string(raw["when"], f"{where}.when"),
+        who_type=who_type,
+        score=optional("score"),
+        comment=optional("comment"),
+        response_id=optional("response_id"),
+        name=optional("name"),
+        date_format=date_format,
+        scale=scale,
+    )
+    columns = list(mapping.columns().values())
+    if len(set(columns)) != len(columns):
+        raise SpecError(f"{where}: one column mapped twice: {mapping.columns()}")
+    return mapping
+
+
+def source_options(spec: JourneySpec | None) -> dict[str, dict[str, Any]]:
+    """Per source, the keyword arguments its parser takes from the spec (``load.stage_files``)."""
+    if spec is None or spec.survey is None:
+        return {}
+    return {"survey": {"mapping": spec.survey}}
 
 
 def _mode(value: object, where: str) -> str:

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import numpy as np
+import pandas as pd
+import pytest
 
 from journeymine.analyses.drivers import compare_periods, drivers
 from journeymine.analyses.funnel import write_stage_funnel
 from journeymine.analyses.stats import benjamini_hochberg
+from journeymine.errors import SpecError
 from journeymine.load import load_landing
 from journeymine.mining.eventlog import log_from_touchpoints
-from journeymine.spec import JourneySpec, Stage, load_spec
+from journeymine.spec import JourneySpec, Stage, load_spec, spec_from_dict
 from journeymine.warehouse import connect
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -192,3 +197,134 @@ def test_segments_count_only_when_known_at_entry(touchpoints) -> None:  # type: 
     write_stage_funnel(con, spec, log_from_touchpoints(con))
     found = drivers(con, "visit", spec.segments, spec=spec, horizon_s=0.0)
     assert not any(found.feature.str.startswith("segment: "))  # known only after the step
+
+
+# -- feelings as drivers and as outcomes ---------------------------------------------------------
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+DAY, HOUR = timedelta(days=1), timedelta(hours=1)
+FeelingRow = tuple[int, str, str, datetime, dict[str, object]]
+TWO_STAGES = JourneySpec(
+    name="t",
+    window=timedelta(days=3),
+    stages=(Stage("visit", ("visit",)), Stage("signup", ("signup",))),
+)
+
+
+def feelings_warehouse(rows: list[FeelingRow]) -> duckdb.DuckDBPyConnection:
+    """Touchpoints with attributes (person, activity, actor, time, attributes), and the funnel."""
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE touchpoints (event_id BIGINT, person_id BIGINT, activity VARCHAR, "
+        "actor VARCHAR, occurred_at TIMESTAMPTZ, seq BIGINT, owner VARCHAR, owner_name VARCHAR, "
+        "channel VARCHAR, attributes JSON, account_id BIGINT, deal_id VARCHAR, source VARCHAR)"
+    )
+    con.executemany(
+        "INSERT INTO touchpoints VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, 'web', ?, NULL, NULL, 't')",
+        [
+            (i + 1, person, activity, actor, at, i + 1, json.dumps(attrs))
+            for i, (person, activity, actor, at, attrs) in enumerate(rows)
+        ],
+    )
+    write_stage_funnel(con, TWO_STAGES, log_from_touchpoints(con))
+    return con
+
+
+def nps(score: int) -> dict[str, object]:
+    group = "detractor" if score <= 6 else "promoter" if score >= 9 else "passive"
+    return {"score": score, "nps_group": group}
+
+
+def expected(frame: pd.DataFrame, feature: str) -> tuple[int, float, float]:
+    """(people with the feature, rate with, rate without), computed by pandas."""
+    with_it = frame[frame[feature]]
+    without = frame[~frame[feature]]
+    return len(with_it), with_it.success.mean(), without.success.mean()
+
+
+def test_a_detractor_or_a_bad_csat_before_the_landmark_is_a_feature() -> None:
+    rng = np.random.default_rng(3)
+    rows: list[FeelingRow] = []
+    people = []
+    for person in range(1, 301):
+        t0 = T0 + timedelta(hours=person)
+        rows.append((person, "visit", "customer", t0, {}))
+        detractor, bad_csat = person % 3 == 0, person % 5 == 0
+        if detractor:  # before entering the stage counts too: before the landmark
+            rows.append((person, "feedback.survey_answered", "customer", t0 - DAY, nps(3)))
+        elif person % 3 == 1:
+            rows.append((person, "feedback.survey_answered", "customer", t0 + 1 * HOUR, nps(9)))
+        if bad_csat:
+            rows.append((person, "support.csat_rated", "customer", t0 + 2 * HOUR, {"score": "bad"}))
+        elif person % 5 == 1:
+            rows.append(
+                (person, "support.csat_rated", "customer", t0 + 2 * HOUR, {"score": "good"})
+            )
+        converted = rng.random() < (0.15 if detractor else 0.35 if bad_csat else 0.6)
+        if converted:
+            rows.append((person, "signup", "customer", t0 + DAY, {}))
+        late = t0 + 2 * DAY  # after the landmark: never a feature
+        rows.append((person, "feedback.survey_answered", "customer", late, nps(0)))
+        rows.append((person, "support.csat_rated", "customer", late, {"score": "bad"}))
+        people.append({"detractor": detractor, "bad_csat": bad_csat, "success": converted})
+    rows.append((999, "visit", "customer", T0 + 60 * DAY, {}))  # the cut-off
+    con = feelings_warehouse(rows)
+    found = drivers(con, "visit", spec=TWO_STAGES, horizon_s=DAY.total_seconds())
+    found = found.set_index("feature")
+    frame = pd.DataFrame(people)
+    for feature, column in (("felt: detractor", "detractor"), ("felt: bad CSAT", "bad_csat")):
+        n, rate_with, rate_without = expected(frame, column)
+        got = found.loc[feature]
+        assert (got.people, got.rate_with, got.rate_without) == (n, rate_with, rate_without)
+        assert got.lift == rate_with / frame.success.mean()
+        assert got.finding and got.lift < 1  # planted: unhappy people convert less
+    assert found.loc["felt: detractor"].people == 100  # the late answers count for nobody
+
+
+def test_detractor_and_bad_csat_as_outcomes_of_what_happened_in_the_stage() -> None:
+    rng = np.random.default_rng(5)
+    rows: list[FeelingRow] = []
+    nps_people, csat_people = [], []
+    for person in range(1, 401):
+        t0 = T0 + timedelta(hours=person)
+        rows.append((person, "visit", "customer", t0, {}))
+        called = person % 2 == 0
+        if called:
+            rows.append((person, "crm.call_completed", "company", t0 + 2 * HOUR, {}))
+        if person % 4 != 3:  # three in four answer the NPS survey after the landmark
+            detractor = rng.random() < (0.15 if called else 0.6)
+            first = nps(2) if detractor else nps(10)
+            rows.append((person, "feedback.survey_answered", "customer", t0 + 5 * DAY, first))
+            opposite = nps(10) if detractor else nps(2)  # a later answer does not decide
+            rows.append((person, "feedback.survey_answered", "customer", t0 + 9 * DAY, opposite))
+            nps_people.append({"called": called, "success": detractor})
+        else:  # an answer before the landmark only: not in the population
+            rows.append((person, "feedback.survey_answered", "customer", t0 + HOUR, nps(1)))
+        if person % 3 == 0:
+            bad = rng.random() < (0.2 if called else 0.5)
+            score = {"score": "bad" if bad else "good"}
+            rows.append((person, "support.csat_rated", "customer", t0 + 4 * DAY, score))
+            csat_people.append({"called": called, "success": bad})
+        else:  # rated, but without a score: no rating (offered, unanswered)
+            rows.append((person, "support.csat_rated", "customer", t0 + 4 * DAY, {}))
+    con = feelings_warehouse(rows)
+    for outcome, people in (("detractor", nps_people), ("bad_csat", csat_people)):
+        found = drivers(
+            con, "visit", outcome=outcome, spec=TWO_STAGES, horizon_s=DAY.total_seconds()
+        )
+        call = found.set_index("feature").loc["did: crm.call_completed"]
+        frame = pd.DataFrame(people)
+        n, rate_with, rate_without = expected(frame, "called")
+        assert (call.people, call.rate_with, call.rate_without) == (n, rate_with, rate_without)
+        assert call.base_rate == frame.success.mean()
+        assert call.lift < 1, outcome  # planted: a call goes with fewer unhappy customers
+    assert len(nps_people) == 300 and len(csat_people) == 133
+
+
+def test_the_spec_asks_for_feelings_outcomes_by_name() -> None:
+    assert spec_from_dict({}).driver_outcomes == ("conversion", "speed")
+    asked = spec_from_dict({"driver_outcomes": ["conversion", "detractor", "bad_csat"]})
+    assert asked.driver_outcomes == ("conversion", "detractor", "bad_csat")
+    with pytest.raises(SpecError, match=r"driver_outcomes: unknown \['nps'\]"):
+        spec_from_dict({"driver_outcomes": ["nps"]})
+    with pytest.raises(ValueError, match="outcome is one of"):
+        drivers(duckdb.connect(), "visit", outcome="happy")

@@ -353,3 +353,33 @@ def test_quotes_of_the_landed_fixtures_hold_no_email_phone_or_name(
     ]
     every = " ".join(feelings.feeling_quotes(loaded, 100).quote)
     assert "@" not in every and "555" not in every
+
+
+def test_survey_csv_answers_are_voices_and_their_comments_quotes(tmp_path: Path) -> None:
+    from journeymine.spec import SurveyMapping
+
+    landing = tmp_path / "landing" / "survey"
+    landing.mkdir(parents=True)
+    (landing / "nps.csv").write_text(
+        "Email,When,Score,Comment\n"
+        'a@b.io,2026-08-01T09:00:00Z,2,"Awful onboarding,\nwrite me at a@b.io"\n'
+        "c@d.io,2026-08-01T10:00:00Z,10,Love it\n"
+        "c@d.io,2026-08-02T10:00:00Z,8,\n",
+        encoding="utf-8",
+    )
+    mapping = SurveyMapping(who="Email", when="When", score="Score", comment="Comment")
+    db = tmp_path / "w.duckdb"
+    load.load_landing(db, landing.parent, options={"survey": {"mapping": mapping}})
+    con = warehouse_module.connect(db)
+    spec = JourneySpec(name="s", stages=(Stage("surveyed", ("feedback.*",)),))
+    funnel.write_stage_funnel(con, spec, log_from_touchpoints(con))
+    survey = row(feelings.compute_feelings(con, spec), "survey", "surveyed")
+    # by hand: 3 answers of 2 people; 1 promoter, 1 detractor: NPS 0; two comments scored
+    assert (survey.voices, survey.people, survey.nps_answers, survey.nps) == (3, 2, 3, 0.0)
+    assert (survey.promoters, survey.detractors, survey.sentiment_n) == (1, 1, 2)
+    quotes = feelings.feeling_quotes(con, 1)
+    assert list(zip(quotes.source, quotes.sentiment_label, quotes.quote, strict=True)) == [
+        ("survey", "negative", "Awful onboarding,\nwrite me at [email]"),
+        ("survey", "positive", "Love it"),
+    ]
+    con.close()

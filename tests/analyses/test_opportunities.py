@@ -415,3 +415,46 @@ def test_on_the_sample_slow_demo_follow_ups_come_first_and_the_weak_segment_is_l
     assert at_demo.str.contains("company_size=1-10", regex=False).any()
     assert not found.title.str.contains("utm_source=google").any()  # planted: no effect
     assert (found.revenue_gain.notna() == (found.kind != "stop_doing")).all()
+
+
+def test_detractors_converting_less_are_an_opportunity_with_the_gain_computed_by_hand(
+    tmp_path: Path,
+) -> None:
+    """Planted: a third of the visitors answered the NPS as detractors an hour after their
+    visit; they sign up at 20% against 60% for the others."""
+    spec = JourneySpec(
+        name="n",
+        window=timedelta(days=7),
+        stages=(Stage("visit", ("web.page_view:*",)), Stage("signup", ("web.signed_up",))),
+    )
+    rng = np.random.default_rng(11)
+    touches, truth = [], []
+    for p in range(600):
+        t0 = T0 + timedelta(days=60 * p / 600)
+        touches.append(Touch(p, "web.page_view:/", "customer", t0))
+        detractor = p % 3 == 0
+        score = {"score": 2, "nps_group": "detractor"} if detractor else {"score": 9}
+        score |= {} if detractor else {"nps_group": "promoter"}
+        answered = t0 + timedelta(hours=1)
+        touches.append(
+            Touch(p, "feedback.survey_answered", "customer", answered, "survey", None, score)
+        )
+        signed = bool(rng.random() < (0.2 if detractor else 0.6))
+        if signed:
+            touches.append(Touch(p, "web.signed_up", "customer", t0 + timedelta(days=1)))
+        truth.append({"person": p, "detractor": detractor, "signed": signed})
+    touches.append(Touch(600, "web.page_view:/", "customer", T0 + timedelta(days=DAYS)))
+    con = analysed(touches, spec, tmp_path)
+    found = compute_opportunities(con, spec)
+    [row] = found[found.kind == "win_over_detractors"].itertuples()
+    frame = pd.DataFrame(truth)
+    unhappy, rest = frame[frame.detractor], frame[~frame.detractor]
+    diff = rest.signed.mean() - unhappy.signed.mean()
+    assert row.stage == "visit" and row.people == len(unhappy) == 200
+    assert list(row.person_ids) == unhappy.person.tolist()
+    assert row.gain == pytest.approx(diff * len(unhappy) / MONTHS)
+    planted = (0.6 - 0.2) * len(unhappy) / MONTHS
+    assert row.gain_low < planted < row.gain_high and not row.uncertain
+    share = len(unhappy) / len(frame)
+    assert f"Win over the detractors at visit ({share:.0%} of those deciding there" in row.title
+    assert found[found.kind == "soothe_bad_csat"].empty  # no CSAT was planted

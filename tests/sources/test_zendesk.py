@@ -115,6 +115,14 @@ def test_comments_are_agent_or_customer_replies_by_the_authors_role() -> None:
         ("comment:8002", "support.agent_replied", "company", ticket, "zendesk:901"),
         ("comment:8003", "support.internal_note", "company", ticket, "zendesk:901"),
         ("comment:8004", "support.customer_replied", "customer", ANNA, None),
+        # its author is in no page here: kept, actor unknown (see the test below)
+        (
+            "comment:8005",
+            "support.reply",
+            "unknown",
+            ("anonymous_id", "zendesk_ticket:102"),
+            "zendesk:7777",
+        ),
     ]
     first = rows[0].events[0]
     body = json.loads(rows[0].raw)["child_events"][1]["body"]
@@ -127,7 +135,13 @@ def test_comments_are_agent_or_customer_replies_by_the_authors_role() -> None:
     }
     assert "sentiment" not in events[1].attributes  # staff text is not the customer's voice
     # created_at, else the unix-seconds timestamp: 1785765000 = 2026-08-03 13:50 UTC
-    assert [e.occurred_at.strftime("%H:%M") for e in events] == ["09:00", "13:30", "13:35", "13:50"]
+    assert [e.occurred_at.strftime("%H:%M") for e in events] == [
+        "09:00",
+        "13:30",
+        "13:35",
+        "13:50",
+        "10:05",
+    ]
     assert events[3].raw_time == "1785765000"
 
 
@@ -147,12 +161,84 @@ def test_bad_ticket_events_and_users_are_rejected_with_line_and_field() -> None:
     parsed = parse(EVENTS)
     assert parsed.rows_read == 11 == len(parsed.rows) + len(parsed.rejected)
     assert [(r.line, r.reason) for r in parsed.rejected] == [
-        (5, "child_events[0].author_id: role of user 7777 unknown (no users in page)"),
         (6, "child_events[0].event_type: unknown event type 'Teleport'"),
         (7, "child_events: missing or not a list"),
         (11, "role: unknown user role 'robot'"),  # users are numbered after the events
     ]
-    assert json.loads(parsed.rejected[1].raw)["id"] == 7006
+    assert json.loads(parsed.rejected[0].raw)["id"] == 7006
+
+
+def test_a_comment_by_an_author_of_another_page_is_kept_with_its_actor_unknown() -> None:
+    # line 5: user 7777 wrote a public comment on ticket 102, but 7777 is not in this page
+    row = next(r for r in parse(EVENTS).rows if r.line == 5)
+    assert json.loads(row.raw)["child_events"][0]["author_id"] == 7777
+    [reply] = row.events
+    got = (reply.event_key, reply.activity, reply.actor, (reply.id_type, reply.id_value))
+    assert got == (
+        "comment:8005",
+        "support.reply",
+        "unknown",
+        ("anonymous_id", "zendesk_ticket:102"),
+    )
+    assert reply.owner == "zendesk:7777"  # a staff author's name comes from any page's users
+    assert reply.attributes == {
+        "ticket_id": "102",
+        "comment_id": "8005",
+        "public": True,
+        "author_id": "7777",
+        "sentiment": vader("hello?"),  # scored: they may be the customer's words
+        "sentiment_label": "neutral",
+    }  # actor unknown: no voice in feelings until the author is known
+
+
+@pytest.mark.parametrize(
+    ("role", "activity", "actor", "scored"),
+    [
+        ("end-user", "support.customer_replied", "customer", True),
+        ("agent", "support.agent_replied", "company", False),
+    ],
+)
+def test_the_author_from_a_later_users_page_decides_the_actor(
+    tmp_path: Path, role: str, activity: str, actor: str, scored: bool
+) -> None:
+    landing = tmp_path / "landing"
+    for name in (TICKETS, EVENTS):
+        (landing / name).parent.mkdir(parents=True, exist_ok=True)
+        (landing / name).write_bytes((LANDING / name).read_bytes())
+    user = {"id": 7777, "role": role, "name": "Jo", "updated_at": "2026-08-04T00:00:00Z"}
+    older = user | {"role": "agent" if role == "end-user" else "end-user"}
+    older["updated_at"] = "2026-07-01T00:00:00Z"  # the latest version of the user decides
+    (landing / "zendesk" / "users-2.json").write_text(json.dumps({"users": [user, older]}))
+    db = tmp_path / "w.duckdb"
+    assert load.load_landing(db, landing, sources=("zendesk",)).errors == []
+    con = duckdb.connect(str(db))
+    assert zendesk.resolve_reply_authors(con) == 1
+    got = con.execute(
+        "SELECT activity, actor, attributes->>'author_id', attributes->>'sentiment' IS NOT NULL "
+        "FROM touchpoints WHERE attributes->>'comment_id' = '8005'"
+    ).fetchall()
+    assert got == [(activity, actor, "7777", scored)]
+    assert con.execute("SELECT count(*) FROM touchpoints WHERE actor = 'unknown'").fetchall() == [
+        (0,)
+    ]
+    assert zendesk.resolve_reply_authors(con) == 0  # nothing left to decide
+    con.close()
+
+
+def test_a_private_comment_by_an_unknown_author_is_an_internal_note(write: Write) -> None:
+    event = {
+        "id": 1,
+        "ticket_id": 9,
+        "created_at": "2026-08-03T10:00:00Z",
+        "child_events": [{"id": 2, "event_type": "Comment", "author_id": 3, "public": False}],
+    }
+    path = write("zendesk/e.json", json.dumps({"ticket_events": [event]}))
+    [reply] = zendesk.parse_file(path, "zendesk/e.json").rows[0].events
+    assert (reply.activity, reply.actor, reply.owner) == (
+        "support.internal_note",
+        "company",
+        "zendesk:3",
+    )
 
 
 def test_end_users_link_email_and_external_id_staff_get_a_name_label() -> None:
@@ -208,15 +294,22 @@ def test_loaded_support_journeys_join_the_person_graph(tmp_path: Path) -> None:
         "SELECT file, rows_read, rows_loaded, duplicates, quarantined FROM load_manifest "
         "WHERE source = 'zendesk' ORDER BY file"
     ).fetchall()
-    assert manifest == [(EVENTS, 11, 7, 0, 4), (TICKETS, 7, 3, 0, 4)]
+    assert manifest == [(EVENTS, 11, 8, 0, 3), (TICKETS, 7, 3, 0, 4)]
     quarantined = con.execute(
         "SELECT file, line, reason FROM quarantine WHERE source = 'zendesk' ORDER BY file, line"
     ).fetchall()
     assert quarantined[0] == (
         EVENTS,
-        5,
-        "child_events[0].author_id: role of user 7777 unknown (no users in page)",
+        6,
+        "child_events[0].event_type: unknown event type 'Teleport'",
     )
+    # the comment of an author from another page is on the ticket's (its requester's) journey
+    unknown = con.execute(
+        "SELECT t.activity, t.actor, i.node_id FROM touchpoints t JOIN identity_nodes i "
+        "ON i.person_id = t.person_id AND i.node_type = 'anonymous_id' "
+        "AND i.node_id LIKE 'zendesk_user:%' WHERE t.actor = 'unknown'"
+    ).fetchall()
+    assert unknown == [("support.reply", "unknown", "zendesk_user:5002")]
     # Anna's Zendesk user, her ticket, her email and her product user id are one person
     anna = con.execute(
         "SELECT activity, owner_name FROM touchpoints WHERE person_id = "

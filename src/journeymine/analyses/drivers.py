@@ -8,6 +8,17 @@ Wilson interval of the rate with, a two-sided Fisher exact test, and Benjamini�
 control of the false-discovery rate across all features (``finding`` = discovery at 5%).
 Frequent touchpoints with no lift are flagged ``no_effect`` ("why do we do that?").
 
+**Feelings** (docs/metrics.md): two person features, from feedback given *before the landmark*
+(at any time before ``entered + horizon``, in the stage or earlier, so that nobody is credited
+with an answer given after the people who dropped stopped being watched): ``felt: detractor``
+(an NPS answer 0-6, ``nps_group = 'detractor'``, Typeform or the survey CSV) and ``felt: bad
+CSAT`` (a Zendesk ``support.csat_rated`` with score ``bad``). And two outcomes (``outcome=``,
+asked for by the spec's ``driver_outcomes``): ``detractor`` — among the people who entered the
+stage and answered an NPS question at or after the landmark, is their first such answer a
+detractor's; ``bad_csat`` — the same for their first CSAT rating being bad. The ``rate``
+columns are then the detractor (bad-CSAT) share, and a lift above 1 marks a feature that goes
+with unhappier customers.
+
 **Drift** between two periods (or any two logs): directly-follows edges whose share of cases
 changed, and stage conversion changes, each with a two-proportion test.
 """
@@ -31,7 +42,14 @@ from journeymine.analyses.funnel import (
 from journeymine.analyses.stats import benjamini_hochberg, wilson
 from journeymine.mining import discovery
 from journeymine.mining.eventlog import log_from_touchpoints
-from journeymine.spec import OUTCOME_ACTIVITIES, JourneySpec, Segment, Stage, positions
+from journeymine.spec import (
+    DRIVER_OUTCOMES,
+    OUTCOME_ACTIVITIES,
+    JourneySpec,
+    Segment,
+    Stage,
+    positions,
+)
 from journeymine.sql import glob_any, literal
 
 POPULATIONS = {
@@ -51,7 +69,41 @@ POPULATIONS = {
         WHERE stage = $stage AND status = 'converted'
           AND converted_at >= entered_at + to_seconds($horizon_s)
     """,
+    # The first feedback of the kind given at or after the landmark decides (event order).
+    "detractor": """
+        SELECT s.case_key, s.pos, s.entered_at,
+               json_extract_string(t.attributes, '$.nps_group') = 'detractor' AS success
+        FROM stage_entries s JOIN touchpoints t ON t.person_id = s.case_key
+        WHERE s.stage = $stage AND t.activity = 'feedback.survey_answered'
+          AND json_extract_string(t.attributes, '$.nps_group') IS NOT NULL
+          AND t.occurred_at >= s.entered_at + to_seconds($horizon_s)
+        QUALIFY row_number() OVER (PARTITION BY s.case_key, s.pos
+                                   ORDER BY t.occurred_at, t.seq) = 1
+    """,
+    "bad_csat": """
+        SELECT s.case_key, s.pos, s.entered_at,
+               json_extract_string(t.attributes, '$.score') = 'bad' AS success
+        FROM stage_entries s JOIN touchpoints t ON t.person_id = s.case_key
+        WHERE s.stage = $stage AND t.activity = 'support.csat_rated'
+          AND json_extract_string(t.attributes, '$.score') IN ('good', 'bad')
+          AND t.occurred_at >= s.entered_at + to_seconds($horizon_s)
+        QUALIFY row_number() OVER (PARTITION BY s.case_key, s.pos
+                                   ORDER BY t.occurred_at, t.seq) = 1
+    """,
 }
+assert tuple(POPULATIONS) == DRIVER_OUTCOMES  # the spec validates names against this list
+# Feelings as features: feedback given before the landmark, in the stage or before it.
+FELT = """
+    SELECT DISTINCT d.case_key,
+           CASE WHEN t.activity = 'feedback.survey_answered' THEN 'felt: detractor'
+                ELSE 'felt: bad CSAT' END AS feature
+    FROM decided d JOIN touchpoints t ON t.person_id = d.case_key
+     AND t.occurred_at < d.entered_at + to_seconds($horizon_s)
+    WHERE (t.activity = 'feedback.survey_answered'
+           AND json_extract_string(t.attributes, '$.nps_group') = 'detractor')
+       OR (t.activity = 'support.csat_rated'
+           AND json_extract_string(t.attributes, '$.score') = 'bad')
+"""
 COLUMNS = [
     "feature", "people", "share_of_people", "base_rate", "rate_with", "rate_without", "lift",
     "ci_low", "ci_high", "p_value", "finding", "deterministic", "no_effect", "horizon_s",
@@ -123,6 +175,7 @@ def _feature_counts(
             UNION ALL  -- who on our side handled the person while in the stage
             SELECT DISTINCT case_key, 'handled by: ' || owner_name FROM observed
             WHERE actor = 'company' AND channel = 'crm' AND owner_name IS NOT NULL
+            UNION ALL {FELT}
             {segment_sql}
         )
         SELECT f.feature, count(*) AS people, count(*) FILTER (WHERE d.success) AS converted
@@ -146,7 +199,9 @@ def drivers(
 ) -> pd.DataFrame:
     """Features associated with converting out of ``stage`` (``outcome="conversion"``), or,
     among those who converted, with converting faster than the median (``"speed"``: the
-    ``rate`` columns are then the share of fast converters). Needs ``stage_entries``.
+    ``rate`` columns are then the share of fast converters), or with later feedback being a
+    detractor's or a bad CSAT (``"detractor"``, ``"bad_csat"``: the rates are those shares).
+    Needs ``stage_entries``.
 
     Landmark design: the population is the people still undecided ``horizon_s`` after entering
     (default :func:`horizon`; for speed, half of it), and every feature is observed over that

@@ -28,7 +28,7 @@ import duckdb
 import pandas as pd
 from scipy import stats
 
-from journeymine.sources import typeform, zendesk
+from journeymine.sources import survey, typeform, zendesk
 from journeymine.spec import JourneySpec, positions
 from journeymine.warehouse import replace_table
 
@@ -223,6 +223,7 @@ TextReader = Callable[[str, str], str | None]
 TEXT_READERS: dict[str, TextReader] = {
     "zendesk": zendesk.feedback_text,
     "typeform": typeform.feedback_text,
+    "survey": survey.feedback_text,
 }
 
 QUOTE_CANDIDATES = """

@@ -18,7 +18,11 @@ Kinds:
 * ``close_deviation``: people with a frequent deviation from the designed order complete the
   journey as often as conforming people;
 * ``stop_doing``: a company touchpoint ``drivers`` flags ``no_effect``: no conversion lost by
-  stopping it (gain 0); its cost is ``touchpoints_per_month``.
+  stopping it (gain 0); its cost is ``touchpoints_per_month``;
+* ``win_over_detractors`` / ``soothe_bad_csat``: a stage whose people who felt unhappy before
+  the drivers' landmark (``felt: detractor``, ``felt: bad CSAT``: an NPS 0-6 answer, a bad
+  CSAT) convert significantly less (a ``drivers`` finding) converts them at the others' rate;
+  the title gives that unhappy share of the stage's deciding people.
 
 A month is 30.4375 days; gains per month divide by the months of data (first to last
 touchpoint). ``uncertain``: the 95% interval reaches zero or below; such rows rank last.
@@ -36,7 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from journeymine.analyses.drivers import POPULATIONS
+from journeymine.analyses.drivers import FELT, POPULATIONS
 from journeymine.analyses.feelings import EMAIL_MARK, EMAIL_PATTERN
 from journeymine.analyses.followups import read_followups, rule_cost_of_waiting
 from journeymine.analyses.funnel import UNKNOWN, entry_segments_sql
@@ -592,6 +596,68 @@ def _stop_doing(
     return rows
 
 
+# --- feelings ----------------------------------------------------------------------------------
+
+UNHAPPY = {"felt: detractor": "win_over_detractors", "felt: bad CSAT": "soothe_bad_csat"}
+UNHAPPY_WHO = {"felt: detractor": "detractors", "felt: bad CSAT": "people with a bad CSAT"}
+
+
+def _felt(con: duckdb.DuckDBPyConnection, stage: str, feature: str, horizon_s: float) -> list[int]:
+    """Who had ``feature`` (``felt: ...``) in the drivers' landmark population of ``stage``."""
+    rows = con.execute(
+        f"""
+        WITH decided AS ({POPULATIONS["conversion"]}), felt AS ({FELT})
+        SELECT DISTINCT case_key FROM felt WHERE feature = $feature ORDER BY 1
+        """,
+        {"stage": stage, "horizon_s": horizon_s, "feature": feature},
+    ).fetchall()
+    return [int(k) for (k,) in rows]
+
+
+def _unhappy(con: duckdb.DuckDBPyConnection, months: float) -> list[dict[str, object]]:
+    """Unhappy people converting less (a drivers finding), converting at the others' rate."""
+    if not table_exists(con, "drivers"):
+        return []
+    found = con.execute(
+        "SELECT stage, feature, people, share_of_people, rate_with, rate_without, p_value, "
+        "horizon_s FROM drivers WHERE outcome = 'conversion' AND finding "
+        "AND list_contains($features, feature) AND rate_with < rate_without "
+        "ORDER BY stage, feature",
+        {"features": list(UNHAPPY)},
+    ).df()
+    rows: list[dict[str, object]] = []
+    for r in found.itertuples():
+        n_with = int(r.people)
+        n_rest = round(n_with / r.share_of_people) - n_with  # everyone decided, minus them
+        k_with, k_rest = round(r.rate_with * n_with), round(r.rate_without * n_rest)
+        diff, low, high = newcombe(k_rest, n_rest, k_with, n_with)
+        scale = n_with / months
+        who = UNHAPPY_WHO[r.feature]
+        rows.append(
+            {
+                "kind": UNHAPPY[r.feature],
+                "stage": r.stage,
+                "people": n_with,
+                "gain": diff * scale,
+                "gain_low": low * scale,
+                "gain_high": high * scale,
+                "unit": f"conversions out of {r.stage} per month",
+                "method": (
+                    f"drivers: {r.feature} before the landmark at {r.stage} (Fisher exact "
+                    f"p = {r.p_value:.2g}, a finding); rate difference x its people; "
+                    "95% Newcombe interval"
+                ),
+                "person_ids": _felt(con, r.stage, r.feature, float(r.horizon_s)),
+                "sentence": (
+                    f"Win over the {who} at {r.stage} ({r.share_of_people:.0%} of those "
+                    f"deciding there; {r.rate_with:.0%} convert vs {r.rate_without:.0%})"
+                ),
+                "gained": f"more converting out of {r.stage}",
+            }
+        )
+    return rows
+
+
 # --- the report ------------------------------------------------------------------------------
 
 
@@ -624,6 +690,7 @@ def compute_opportunities(
     revenue = first_invoice_median(con)
     rows = _answer_faster(con, spec, followups, months) + _weak_segments(con, months)
     rows += _deviations(con, spec, months) + _stop_doing(con, spec, months)
+    rows += _unhappy(con, months)
     frame = pd.DataFrame([_titled(r, revenue) for r in rows], columns=COLUMNS)
     frame["person_ids"] = frame.person_ids.map(lambda ids: list(ids) if ids is not None else [])
     for column in ("gain", "gain_low", "gain_high", "revenue_gain", "touchpoints_per_month"):

@@ -38,9 +38,15 @@ Touchpoints (docs/activities.md)
 
 Quirks
 * a comment's author is an agent or an end-user by the author's ``role``, looked up in the
-  ``users`` of the **same page**: land ticket events pages with their users (the exporter
-  writes both arrays into one file). A comment whose author's role is not in the page is
-  rejected, never guessed;
+  ``users`` of the **same page**. Real exports page users separately, so an author may not be
+  in the page: the comment is kept, never guessed, as ``support.reply`` with actor
+  ``unknown`` on the ticket's node (the requester's journey), owner ``zendesk:<author>`` (so a
+  staff author's name still comes from any page's users) and ``author_id`` in its attributes;
+  its body is scored (it may be the customer's), but actor ``unknown`` is no voice in
+  ``feelings``. :func:`resolve_reply_authors` decides the actor later, in SQL, from the users
+  of every loaded page (for the touchpoints layer to run once ``touchpoints`` is built). A
+  private comment of an unknown author is a ``support.internal_note`` (company): end-users
+  cannot write private comments;
 * the export has no solve time: ``support.ticket_solved`` is at the version's ``updated_at``;
 * free text (subject, description, comment bodies, CSAT comments) never goes into attributes,
   only its sentiment; bodies are scored as plain text, HTML included, never rendered. The
@@ -54,6 +60,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import duckdb
 
 from journeymine.errors import SourceFormatError
 from journeymine.sentiment import sentiment_attributes
@@ -97,6 +105,10 @@ STATUSES = frozenset({"new", "open", "pending", "hold", "solved", "closed", "del
 SOLVED = frozenset({"solved", "closed"})
 CSAT_SCORES = frozenset({"good", "bad"})
 CSAT_NOT_RATED = frozenset({"offered", "unoffered"})
+
+# A public comment whose author's role is not in the page (see Quirks).
+UNKNOWN_AUTHOR_ACTIVITY = "support.reply"
+UNKNOWN_ACTOR = "unknown"
 
 # User roles: end-users are customers, the others staff.
 END_USER = "end-user"
@@ -285,14 +297,25 @@ def _comment(
     child: dict[str, Any], where: str, ticket_id: str, at: tuple[datetime, str], roles: Roles
 ) -> Event:
     comment_id, author = str(_id(child, "id")), str(_id(child, "author_id"))
-    role = roles.get(author)
-    if role is None:
-        raise RecordError(f"{where}.author_id: role of user {author} unknown (no users in page)")
     public = child.get("public")
     if not isinstance(public, bool):
         raise RecordError(f"{where}.public: expected true or false, got {public!r}")
     attrs: dict[str, Any] = {"ticket_id": ticket_id, "comment_id": comment_id, "public": public}
     key = f"comment:{comment_id}"
+    role = roles.get(author)
+    if role is None and public:  # the author is in another page: kept, actor left unknown
+        attrs["author_id"] = author
+        attrs.update(sentiment_attributes(_text(child.get("body"))))
+        return _event(
+            key,
+            COMMENT,
+            UNKNOWN_AUTHOR_ACTIVITY,
+            UNKNOWN_ACTOR,
+            at,
+            ticket_node(ticket_id),
+            _owner(author),
+            attrs,
+        )
     if role == END_USER:
         attrs.update(sentiment_attributes(_text(child.get("body"))))
         activity = "support.customer_replied" if public else "support.internal_note"
@@ -405,6 +428,39 @@ def parse_file(path: Path, file: str) -> ParsedFile:
         return parse_user(line, text, item)
 
     return parse_records(SOURCE, file, records(), parse_one, "a Zendesk export page")
+
+
+# A support.reply's actor, decided from the latest version of its author among the users of
+# every loaded page: an end-user's reply is the customer's (sentiment kept), a staff member's
+# the company's (its sentiment dropped: staff text is not the customer's voice). A reply whose
+# author no page lists stays as it is.
+RESOLVE_REPLIES = f"""
+UPDATE touchpoints AS t SET
+    activity = CASE WHEN r.role = '{END_USER}' THEN 'support.customer_replied'
+                    ELSE 'support.agent_replied' END,
+    actor = CASE WHEN r.role = '{END_USER}' THEN '{CUSTOMER}' ELSE '{COMPANY}' END,
+    attributes = CASE WHEN r.role = '{END_USER}' THEN t.attributes
+                      ELSE json_merge_patch(t.attributes,
+                                            '{{"sentiment": null, "sentiment_label": null}}')
+                 END
+FROM (
+    SELECT split_part(split_part(record_key, '@', 1), ':', 2) AS user_id,
+           arg_max(json_extract_string(raw, '$.role'),
+                   TRY_CAST(split_part(record_key, '@', 2) AS TIMESTAMPTZ)) AS role
+    FROM raw_rows WHERE source = '{SOURCE}' AND record_key LIKE 'user:%'
+    GROUP BY 1
+) r
+WHERE t.source = '{SOURCE}' AND t.activity = '{UNKNOWN_AUTHOR_ACTIVITY}'
+  AND json_extract_string(t.attributes, '$.author_id') = r.user_id
+  AND r.role IN ('{END_USER}', {", ".join(f"'{r}'" for r in sorted(STAFF_ROLES))})
+"""
+
+
+def resolve_reply_authors(con: duckdb.DuckDBPyConnection) -> int:
+    """Decide the actor of every ``support.reply`` whose author some loaded page lists
+    (``touchpoints`` and ``raw_rows`` must exist); the number of replies decided."""
+    rows = con.execute(RESOLVE_REPLIES).fetchall()
+    return int(rows[0][0]) if rows else 0
 
 
 def feedback_text(raw: str, event_key: str) -> str | None:
