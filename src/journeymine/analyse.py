@@ -122,8 +122,8 @@ def _write_stage_analyses(
 def _write_drivers_and_drift(
     con: duckdb.DuckDBPyConnection, spec: JourneySpec, funnel: pd.DataFrame
 ) -> None:
-    """``drivers`` of conversion and of speed for every stage transition; ``drift_*``: the
-    last 30 days before the cut-off against the 30 days before them."""
+    """``drivers`` of each of the spec's ``driver_outcomes`` for every stage transition;
+    ``drift_*``: the last 30 days before the cut-off against the 30 days before them."""
     stages = funnel.loc[
         (funnel.segment == "all") & (funnel.converted + funnel.dropped > 0), "stage"
     ]
@@ -132,7 +132,7 @@ def _write_drivers_and_drift(
             stage=stage, outcome=outcome
         )
         for stage in stages
-        for outcome in ("conversion", "speed")
+        for outcome in spec.driver_outcomes
     ]
     found = [f for f in found if len(f) and "finding" in f.columns]
     if found:

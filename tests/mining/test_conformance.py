@@ -153,3 +153,15 @@ def test_stopping_early_is_not_conforming_and_repeatable_stages_may_come_back() 
     strict = JourneySpec(name="t", stages=tuple(Stage(s.name, s.activities) for s in spec.stages))
     again = conformance.check_conformance(con, strict, "log", with_fitness=False)
     assert "moved back to visit" in again.set_index("case_key").deviations[1]
+
+
+def test_a_log_where_no_activity_is_a_stage_has_no_cases_and_no_crash() -> None:
+    """A landing of survey answers only (no stage activity): nothing to judge, not a merge error."""
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE log AS SELECT 1 AS case_key, 'feedback.survey_answered' AS activity, "
+        "TIMESTAMPTZ '2026-01-01' AS ts, 0 AS seq"
+    )
+    cases = conformance.check_conformance(con, SPEC, "log")
+    assert len(cases) == 0
+    assert conformance.summarise_conformance(cases).cases.sum() == 0

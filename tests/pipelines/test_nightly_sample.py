@@ -37,7 +37,7 @@ def copy_night(dest: Path, until: str) -> None:
             continue
         if parts[0] == "stripe" and not parts[1].startswith(("events-2026-08", "events-2026-09")):
             continue
-        if parts[0] in ("salesforce", "zendesk", "typeform"):  # full exports, come later
+        if parts[0] in ("salesforce", "zendesk", "typeform", "survey"):  # full exports, come later
             continue
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,7 @@ import duckdb
 import pandas as pd
 from scipy import stats
 
+from journeymine.privacy import scrub
 from journeymine.sources import survey, typeform, zendesk
 from journeymine.spec import JourneySpec, positions
 from journeymine.warehouse import replace_table
@@ -179,7 +180,6 @@ def write_feelings(con: duckdb.DuckDBPyConnection, spec: JourneySpec) -> pd.Data
 
 # --- quotes -------------------------------------------------------------------------------
 
-EMAIL_PATTERN = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 # 7+ digits, optionally with a leading + and separators: phone numbers (and, erring on the
 # safe side, long digit runs such as dates written with dashes).
 PHONE_PATTERN = re.compile(r"\+?\d(?:[\s().-]*\d){6,}")
@@ -211,7 +211,7 @@ def known_names(con: duckdb.DuckDBPyConnection) -> set[str]:
 
 def redact(text: str, names: Iterable[str] = ()) -> str:
     """``text`` without emails, phone numbers and names (known ones, and after cues)."""
-    text = EMAIL_PATTERN.sub(EMAIL_MARK, text)
+    text = scrub(text, EMAIL_MARK)
     text = PHONE_PATTERN.sub(PHONE_MARK, text)
     text = NAME_CUE_PATTERN.sub(lambda m: m.group(0)[: m.start(2) - m.start(0)] + NAME_MARK, text)
     for name in sorted(set(names), key=len, reverse=True):

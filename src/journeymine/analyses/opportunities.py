@@ -41,11 +41,12 @@ import pandas as pd
 from scipy import stats as sps
 
 from journeymine.analyses.drivers import FELT, POPULATIONS
-from journeymine.analyses.feelings import EMAIL_MARK, EMAIL_PATTERN
+from journeymine.analyses.feelings import EMAIL_MARK
 from journeymine.analyses.followups import read_followups, rule_cost_of_waiting
 from journeymine.analyses.funnel import UNKNOWN, entry_segments_sql
 from journeymine.analyses.stats import benjamini_hochberg, wilson
 from journeymine.errors import JourneymineError
+from journeymine.privacy import scrub
 from journeymine.spec import FollowupRule, JourneySpec, positions
 from journeymine.sql import ident
 from journeymine.warehouse import require_tables, table_exists
@@ -114,7 +115,7 @@ def _redact(value: object) -> object:
     if isinstance(value, np.ndarray):
         value = value.tolist()
     if isinstance(value, str):
-        return EMAIL_PATTERN.sub(EMAIL_MARK, value)
+        return scrub(value, EMAIL_MARK)
     if isinstance(value, list | tuple):
         return [_redact(v) for v in value]
     return value

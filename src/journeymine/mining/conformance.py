@@ -96,9 +96,9 @@ def check_conformance(
     steps = [(" | ".join(s.name for s in stages), optional) for stages, optional in groups]
     repeatable = frozenset(i for i, (st, _) in enumerate(groups) if any(s.repeatable for s in st))
     cases = stage_sequences(con, spec, log)
-    cases["key"] = cases.positions.map(tuple)
+    cases["key"] = cases.positions.map(tuple).astype(object)  # object even when no case
     # Everything below depends on the sequence only: work once per distinct sequence.
-    per = pd.DataFrame({"key": sorted(set(cases.key))})
+    per = pd.DataFrame({"key": pd.Series(sorted(set(cases.key)), dtype=object)})
     per["stages"] = per.key.map(lambda seq: [steps[p][0] for p in seq])
     per["deviations"] = per.key.map(lambda seq: deviation_labels(list(seq), steps, repeatable))
     per["deviates"] = per.deviations.map(
