@@ -4,7 +4,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 # The temporary API may take longer than its 20 s default to start on a busy 2-core machine.
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 
-.PHONY: setup run test lint sample bench lock fuzz
+.PHONY: setup run test test-fast lint sample bench lock fuzz
 
 setup:
 	@scripts/setup.sh
@@ -17,6 +17,10 @@ run: setup
 ## Lint, type check and the whole test suite.
 test: setup lint
 	$(PY) -m pytest -q
+
+## While you work: no Prefect flow, no browser, none of the slow tests (markers in pyproject.toml).
+test-fast: setup
+	$(PY) -m pytest -q -m "not prefect and not browser and not slow"
 
 lint:
 	.venv/bin/ruff check src pipelines tests scripts benchmarks

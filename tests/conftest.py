@@ -1,10 +1,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import duckdb
 import pytest
+
+from tests.fixtures import SAMPLE_JOURNEY, SAMPLE_LANDING, SampleRun
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
@@ -43,3 +47,57 @@ def touchpoints() -> Callable[[list[Row]], duckdb.DuckDBPyConnection]:
         return con
 
     return make
+
+
+def run_sample(out: Path) -> SampleRun:
+    """What ``journeymine run`` does to the sample, task by task, without the Prefect flow
+    (load, analyse, alerts, dashboard). ``tests/test_docs.py`` checks a real ``journeymine run``
+    creates the same tables and columns."""
+    import journeymine as jm
+    from journeymine import warehouse
+    from journeymine.analyses import alerts
+
+    db = out / "warehouse.duckdb"
+    jm.load(db, SAMPLE_LANDING)
+    jm.analyse(db, SAMPLE_JOURNEY, out)
+    declared = alerts.load_alerts(SAMPLE_JOURNEY)
+    with warehouse.transaction(db) as con:
+        alerts.write_alerts(con, alerts.evaluate_alerts(con, declared), "sample")
+    dashboard = jm.export_dashboard(db, out / "dashboard.html", journey=SAMPLE_JOURNEY)
+    return SampleRun(db, out, dashboard)
+
+
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory: pytest.TempPathFactory) -> SampleRun:
+    """The sample, run once per session. Read it only (``sample_warehouse`` opens it
+    read-only); a test that writes takes ``sample_copy``."""
+    return run_sample(tmp_path_factory.mktemp("sample-run"))
+
+
+@pytest.fixture(scope="session")
+def sample_warehouse(sample_run: SampleRun) -> Path:
+    """The path of the sample's warehouse (read it, never write it)."""
+    return sample_run.warehouse
+
+
+@pytest.fixture
+def sample_copy(sample_run: SampleRun, tmp_path: Path) -> Path:
+    """A private copy of the sample's warehouse, for a test that writes into it."""
+    copy = tmp_path / "sample-copy" / "warehouse.duckdb"
+    copy.parent.mkdir()
+    shutil.copy(sample_run.warehouse, copy)
+    return copy
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark by what a test uses, so no file has to remember to: the Prefect API fixture makes
+    a ``prefect`` test, the headless browser (a ``chromium`` fixture or helper) a ``browser``
+    one. ``make test-fast`` leaves both out."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        function = getattr(item, "function", None)
+        called = set(function.__code__.co_names) if function is not None else set()
+        if "prefect_harness" in names:
+            item.add_marker(pytest.mark.prefect)
+        if "chromium" in names or "chromium" in called:
+            item.add_marker(pytest.mark.browser)

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+from importlib.metadata import version
 from pathlib import Path
 
+import duckdb
 import pytest
 
 import journeymine as jm
 from journeymine import load
-from journeymine.errors import WarehouseError
+from journeymine.errors import UsageError, WarehouseError
 from tests.load import fake_source
 
 
@@ -30,3 +32,103 @@ def test_notebook_api_returns_frames(tmp_path: Path, monkeypatch: pytest.MonkeyP
             wh.view("dfg")
         with pytest.raises(WarehouseError, match="unknown view"):
             wh.view("secrets")
+
+
+def test_every_documented_table_is_served_whole(sample_warehouse: Path) -> None:
+    """``view`` gives each table of docs/warehouse.md as stored: its columns and row count
+    read back over a connection of our own."""
+    with duckdb.connect(str(sample_warehouse), read_only=True) as con:
+        stored = {
+            name: (
+                [
+                    c
+                    for (c,) in con.execute(
+                        f'SELECT column_name FROM (DESCRIBE "{name}")'
+                    ).fetchall()
+                ],
+                con.execute(f'SELECT count(*) FROM "{name}"').fetchall()[0][0],
+            )
+            for name in jm.TABLES
+        }
+    with jm.open_warehouse(sample_warehouse) as wh:
+        assert wh.tables() == list(jm.TABLES)  # a full run builds every documented table
+        for name in jm.TABLES:
+            frame = wh.view(name)
+            assert (list(frame.columns), len(frame)) == stored[name], name
+
+
+def test_an_unknown_table_is_named_with_the_known_ones(sample_warehouse: Path) -> None:
+    with jm.open_warehouse(sample_warehouse) as wh, pytest.raises(WarehouseError) as error:
+        wh.view("accounts")
+    message = str(error.value)
+    assert message.startswith("unknown view 'accounts'; the tables are: raw_rows, raw_events")
+    assert all(name in message for name in jm.TABLES)
+
+
+def test_the_public_names_and_the_modules_behind_two_of_them() -> None:
+    """``jm.load`` / ``jm.analyse`` are callable and still the modules others import."""
+    import journeymine.analyse
+    import journeymine.load
+
+    assert all(hasattr(jm, name) for name in jm.__all__)
+    assert jm.load is journeymine.load and jm.analyse is journeymine.analyse
+    assert jm.load.load_landing is jm.load_landing and callable(jm.analyse)
+    assert jm.__version__ == version("journeymine")
+    assert issubclass(WarehouseError, jm.JourneymineError)
+
+
+LOG = """case,activity,time,who
+1,register,2026-01-05T09:00:00Z,ann
+1,approve,2026-01-05T10:00:00Z,bob
+2,register,2026-01-06T09:00:00Z,ann
+2,approve,2026-01-06T12:00:00Z,bob
+3,register,2026-01-07T09:00:00Z,ann
+3,reject,2026-01-07T09:30:00Z,cid
+"""
+
+
+def test_import_analyse_draw_and_export_through_the_public_api(tmp_path: Path) -> None:
+    log = tmp_path / "claims.csv"
+    log.write_text(LOG)
+    db = tmp_path / "w.duckdb"
+    report = jm.import_log(
+        db, log, case="case", activity="activity", timestamp="time", resource="who"
+    )
+    assert report.totals()["rows_loaded"] == 6
+    assert (
+        jm.import_log(db, log, case="case", activity="activity", timestamp="time").skipped_files
+        == 1
+    )
+    result = jm.analyse(db, None, tmp_path)
+    assert (result.cases, result.variants, result.dfg_edges) == (3, 2, 2)
+    with jm.open_warehouse(db) as wh:
+        dfg = wh.view("dfg").set_index(["source_activity", "target_activity"])
+        # by hand: two claims approved (waits 1 h and 3 h), one rejected after 30 min
+        assert dfg.frequency.to_dict() == {("register", "approve"): 2, ("register", "reject"): 1}
+        assert dfg.loc[("register", "approve"), "wait_median_s"] == 2 * 3600
+        fig = jm.figure("journey_map", wh)
+        labels = {str(t) for trace in fig.data for t in (trace.text or ())}
+        assert {"register", "approve", "reject"} <= {label.split(" (")[0] for label in labels}
+        page = jm.export_dashboard(wh, tmp_path / "d.html", title="Claims")
+    assert "<title>Claims</title>" in page.read_text()
+    with pytest.raises(UsageError, match="unknown figure 'funnel'; the figures are: kpi_header"):
+        jm.figure("funnel", db)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="nope.csv: no such file"):
+        jm.import_log(db, tmp_path / "nope.csv")
+
+
+def test_followup_summaries_by_owner_count_every_trigger(sample_warehouse: Path) -> None:
+    with duckdb.connect(str(sample_warehouse), read_only=True) as con:
+        expected = dict(
+            con.execute(
+                "SELECT rule, avg(sla_breached::INT) FILTER (WHERE status <> 'open') "
+                "FROM followups GROUP BY rule"
+            ).fetchall()
+        )
+        triggers = con.execute("SELECT count(*) FROM followups").fetchall()[0][0]
+    with jm.open_warehouse(sample_warehouse) as wh:
+        by_rule = wh.followups().set_index("rule").breach_rate.to_dict()
+        assert by_rule == pytest.approx(expected)
+        assert wh.followups(by="owner").triggers.sum() == triggers
+        with pytest.raises(UsageError, match="unknown breakdown 'team'; the breakdowns are: rule"):
+            wh.followups(by="team")

@@ -15,28 +15,22 @@ from pathlib import Path
 import duckdb
 import pytest
 
-import journeymine as jm
 from journeymine import cli, warehouse
-from journeymine.analyse import analyse_warehouse
 from journeymine.cli import main
 from journeymine.load_log import load_event_log
 from journeymine.spec import load_spec
+from tests.fixtures import SAMPLE_JOURNEY as SPEC
 from tests.load.test_load_log import log_table
 
-ROOT = Path(__file__).resolve().parents[1]
-SPEC = ROOT / "data" / "sample" / "journey.toml"
 SAMPLE_STAGES = ", ".join(sorted(s.name for s in load_spec(SPEC).stages))
 SEGMENTS = re.search(r"segments = \[\n.*?\n\]\n", SPEC.read_text(), re.S).group(0)  # type: ignore[union-attr]
 
 
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The bundled sample, loaded and analysed."""
-    out = tmp_path_factory.mktemp("sample")
-    db = out / "w.duckdb"
-    jm.load_landing(db, ROOT / "data" / "sample" / "landing")
-    analyse_warehouse(db, SPEC, out)
-    return db
+@pytest.fixture
+def sample(sample_copy: Path) -> Path:
+    """The bundled sample, loaded and analysed: a copy, since a report that failed to refuse
+    its input would write into it."""
+    return sample_copy
 
 
 def read_only_folder(tmp_path: Path) -> Path:

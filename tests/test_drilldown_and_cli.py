@@ -7,26 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import journeymine as jm
-from journeymine.analyse import analyse_warehouse
 from journeymine.cli import build_parser
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("drill")
-    db = out / "w.duckdb"
-    jm.load_landing(db, ROOT / "data" / "sample" / "landing")
-    analyse_warehouse(db, ROOT / "data" / "sample" / "journey.toml", out)
-    return db
+from tests.fixtures import DOCS, HELPDESK_LOG
 
 
-def test_people_behind_each_funnel_cell(warehouse: Path) -> None:
-    with jm.open_warehouse(warehouse) as wh:
+def test_people_behind_each_funnel_cell(sample_warehouse: Path) -> None:
+    with jm.open_warehouse(sample_warehouse) as wh:
         funnel = wh.view("stage_funnel")
         for row in funnel[funnel.segment.isin(["all", "company_size=1-10"])].itertuples():
             segment = None if row.segment == "all" else row.segment
@@ -37,7 +24,7 @@ def test_people_behind_each_funnel_cell(warehouse: Path) -> None:
         assert all("crm.meeting:demo" in acts for acts in journeys.activities)
 
 
-def test_cli_people_prints_the_journeys(warehouse: Path) -> None:
+def test_cli_people_prints_the_journeys(sample_warehouse: Path) -> None:
     run = subprocess.run(
         [
             sys.executable,
@@ -50,7 +37,7 @@ def test_cli_people_prints_the_journeys(warehouse: Path) -> None:
             "--limit",
             "2",
             "--warehouse",
-            str(warehouse),
+            str(sample_warehouse),
         ],
         capture_output=True,
         text=True,
@@ -63,7 +50,7 @@ def test_cli_people_prints_the_journeys(warehouse: Path) -> None:
 def test_every_command_has_help_and_is_documented() -> None:
     parser = build_parser()
     commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
-    docs = (ROOT / "docs" / "cli.md").read_text()
+    docs = (DOCS / "cli.md").read_text()
     for name in commands:
         run = subprocess.run(
             [sys.executable, "-m", "journeymine", name, "--help"],
@@ -115,7 +102,7 @@ def test_report_on_an_imported_log_without_a_journey(tmp_path: Path, capsys) -> 
     from journeymine.cli import main
 
     db, out = tmp_path / "h.duckdb", tmp_path / "out"
-    log = ROOT / "tests" / "data" / "eventlogs" / "helpdesk.xes.gz"
+    log = HELPDESK_LOG
     assert main(["import-log", str(log), "--warehouse", str(db)]) == 0
     assert main(["report", "--warehouse", str(db), "--no-journey", "--out", str(out)]) == 0
     printed = capsys.readouterr()

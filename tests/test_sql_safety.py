@@ -11,26 +11,21 @@ import duckdb
 import pytest
 
 import journeymine as jm
-from journeymine.analyse import analyse_warehouse
 from journeymine.analyses.drivers import drivers
 from journeymine.analyses.funnel import segment_values
 from journeymine.cli import main
 from journeymine.errors import SpecError, UsageError
 from journeymine.spec import load_spec
+from tests.fixtures import SAMPLE_JOURNEY as SPEC
 
-ROOT = Path(__file__).resolve().parents[1]
-SPEC = ROOT / "data" / "sample" / "journey.toml"
 EVIL = "x') TO 'evil.csv'; --"
 EVIL_SEGMENT = f"{EVIL}=1"
 
 
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("sample")
-    db = out / "w.duckdb"
-    jm.load_landing(db, ROOT / "data" / "sample" / "landing")
-    analyse_warehouse(db, SPEC, out)
-    return db
+@pytest.fixture
+def sample(sample_warehouse: Path) -> Path:
+    """The session's sample warehouse; these tests only read it."""
+    return sample_warehouse
 
 
 def evil_files(*folders: Path) -> list[Path]:

@@ -1,33 +1,111 @@
-"""The notebook API: open a warehouse, get a DataFrame for every view.
+"""The notebook API: load, analyse, open a warehouse, get a DataFrame for every table.
 
 >>> import journeymine as jm
 >>> wh = jm.open_warehouse("out/warehouse.duckdb")
->>> wh.touchpoints(person_id=42)
+>>> int(wh.touchpoints(person_id=1).person_id.unique()[0])
+1
+>>> sorted(set(jm.TABLES) - set(wh.tables()))
+[]
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import importlib.util
+import sys
+import types
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pandas as pd
 
 from journeymine import identity, warehouse
 from journeymine.errors import UsageError, WarehouseError
+from journeymine.sql import ident
+
+if TYPE_CHECKING:  # the heavy layers load when a function needs them, not on `import`
+    import plotly.graph_objects as go
+
+    from journeymine.analyse import AnalysisReport
+    from journeymine.load import LoadReport
+    from journeymine.spec import JourneySpec
 
 STATUSES = ("converted", "dropped", "open", "excluded", "final")
-VIEWS = (
-    "touchpoints",
-    "persons",
-    "identity_edges",
+# Every table and view docs/warehouse.md documents, in its order (tests/test_docs.py checks the
+# doc, this list and what a full run of the sample creates agree).
+TABLES = (
+    # raw layer
+    "raw_rows",
+    "raw_events",
+    "raw_edges",
+    "raw_labels",
+    "dup_rows",
+    "dup_events",
+    "dup_edges",
+    "dup_labels",
     "quarantine",
     "load_manifest",
+    "meta",
+    # identity
+    "identity_nodes",
+    "identity_edges",
+    "identity_conflicts",
+    "identity_joins",
+    "identity_policy",
+    "person_merges",
+    "persons",
+    "account_nodes",
+    "account_links",
+    "account_evidence",
+    "account_conflicts",
+    "account_merges",
+    "person_accounts",
+    # canonical
+    "touchpoints",
+    # mining and analyses
+    "event_log",
     "dfg",
     "variants",
+    "start_activities",
+    "end_activities",
+    "map_nodes",
+    "map_edges",
+    "stage_entries",
+    "stage_segments",
     "stage_funnel",
     "followups",
+    "cost_of_waiting",
+    "conformance",
+    "conformance_summary",
+    "drivers",
+    "drift_edges",
+    "drift_variants",
+    "drift_stages",
+    "drift_latency",
+    "retention",
+    "paths",
+    "feelings",
+    "journey_grid",
+    "opportunities",
+    "headlines",
+    "run_history",
+    "alerts",
+    "latest_alerts",
+)
+# The dashboard's figures a notebook may ask for by name (``figure``).
+FIGURES = (
+    "kpi_header",
+    "stage_funnel",
+    "conversion_by_segment",
+    "followup_latency",
+    "cost_of_waiting",
+    "journey_map",
+    "paths_sankey",
+    "dropout_sankey",
+    "journey_grid",
+    "variants_table",
 )
 
 
@@ -57,15 +135,35 @@ class Warehouse:
         reach: see :func:`connect_read_only`)."""
         return self.con.execute(query, list(params or ())).df()
 
+    def tables(self) -> list[str]:
+        """The documented tables (``TABLES``) this warehouse holds so far, in the doc's order."""
+        held = {
+            name
+            for (name,) in self.con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+                "UNION SELECT view_name FROM duckdb_views() "
+                "WHERE database_name = current_database() AND NOT internal"
+            ).fetchall()
+        }
+        return [name for name in TABLES if name in held]
+
     def view(self, name: str) -> pd.DataFrame:
-        """One of the documented views (``VIEWS``), whole."""
-        if name not in VIEWS:
-            raise WarehouseError(f"unknown view {name!r}; the views are {', '.join(VIEWS)}")
+        """One documented table (``TABLES``, docs/warehouse.md), whole.
+
+        >>> jm.open_warehouse("out/warehouse.duckdb").view("accounts")
+        Traceback (most recent call last):
+        ...
+        journeymine.errors.WarehouseError: unknown view 'accounts'; the tables are: raw_rows, ...
+        """
+        if name not in TABLES:
+            raise WarehouseError(
+                f"unknown view {name!r}; the tables are: {', '.join(TABLES)} (docs/warehouse.md)"
+            )
         if not warehouse.table_exists(self.con, name):
             raise WarehouseError(
                 f"{self.path}: no {name!r} yet; run `journeymine run` (or `report`) to build it"
             )
-        return self.sql(f"SELECT * FROM {name}")
+        return self.sql(f"SELECT * FROM {ident(name)}")
 
     def touchpoints(
         self,
@@ -169,6 +267,15 @@ class Warehouse:
     def quarantine(self) -> pd.DataFrame:
         return self.view("quarantine")
 
+    def followups(self, by: str = "rule") -> pd.DataFrame:
+        """Follow-up latency per rule (and ``owner``, ``owner_name``, ``responder`` or
+        ``channel``): counts, median / p90 waits and breach rates, as docs/metrics.md defines
+        them (:func:`journeymine.analyses.followups.summarise_followups`)."""
+        from journeymine.analyses.followups import summarise_followups
+
+        _check_listed("breakdown", by, ("rule", "owner", "owner_name", "responder", "channel"))
+        return summarise_followups(self.view("followups"), by=by)
+
     def load_manifest(self) -> pd.DataFrame:
         return self.view("load_manifest")
 
@@ -230,5 +337,129 @@ def _check_complete(con: duckdb.DuckDBPyConnection, path: Path) -> None:
 
 
 def open_warehouse(path: str | Path = "out/warehouse.duckdb") -> Warehouse:
-    """Open a warehouse read-only for analysis."""
+    """Open a warehouse read-only for analysis (a missing, corrupt or truncated file is a
+    ``WarehouseError`` saying what to do)."""
     return Warehouse(path)
+
+
+def load(warehouse_path: str | Path, landing: str | Path, **options: Any) -> LoadReport:
+    """Load a landing folder (``<source>/...``) into a warehouse, created if missing: parse,
+    stitch identities, rebuild touchpoints, in one transaction (``journeymine load``).
+    ``options`` are :func:`journeymine.load.load_landing`'s (``sources``, ``match_on_email``...).
+    """
+    from journeymine.load import load_landing
+
+    return load_landing(warehouse_path, landing, **options)
+
+
+def import_log(
+    warehouse_path: str | Path,
+    path: str | Path,
+    *,
+    case: str = "case:concept:name",
+    activity: str = "concept:name",
+    timestamp: str = "time:timestamp",
+    resource: str | None = None,
+    lifecycle: str | None = None,
+) -> LoadReport:
+    """Load a XES / XES.gz / CSV / Parquet event log as source ``log`` (``journeymine
+    import-log``); the column names default to XES's. Importing the same file again is a no-op.
+    """
+    from journeymine.load import sha256_of
+    from journeymine.load_log import load_event_log
+    from journeymine.mining.eventlog import EventLogMapping, read_event_log
+
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file; pass the event log file")
+    table = read_event_log(path, EventLogMapping(case, activity, timestamp, resource, lifecycle))
+    return load_event_log(warehouse_path, table, path.name, sha256=sha256_of(path))
+
+
+def analyse(
+    warehouse_path: str | Path, journey: str | Path | None, out: str | Path
+) -> AnalysisReport:
+    """Recompute every analysis of a warehouse for a journey spec (``None``: an imported log
+    without a designed journey), replacing them atomically; models go to ``<out>/models``
+    (``journeymine report`` without the dashboard)."""
+    from journeymine.analyse import analyse_warehouse
+
+    return analyse_warehouse(warehouse_path, journey, out)
+
+
+def load_spec(path: str | Path) -> JourneySpec:
+    """Read and check a journey spec (TOML); a mistake is a ``SpecError`` naming file and key."""
+    from journeymine import spec
+
+    return spec.load_spec(path)
+
+
+def export_dashboard(
+    source: Warehouse | str | Path,
+    out_path: str | Path,
+    *,
+    journey: str | Path | JourneySpec | None = None,
+    title: str = "Customer journeys",
+) -> Path:
+    """Write the self-contained dashboard of an open warehouse or a warehouse file to
+    ``out_path``; ``journey`` (a spec or its path) names the journey and its costed stage."""
+    from journeymine.dashboard import export_dashboard as export
+    from journeymine.spec import JourneySpec
+
+    spec = journey if isinstance(journey, JourneySpec) or journey is None else load_spec(journey)
+    con_or_path = source.con if isinstance(source, Warehouse) else source
+    return export(con_or_path, out_path, spec=spec, title=title)
+
+
+def figure(name: str, source: Warehouse | duckdb.DuckDBPyConnection, **options: Any) -> go.Figure:
+    """One of the dashboard's figures (``FIGURES``) by name, drawn from a warehouse;
+    ``options`` are the figure function's own (:mod:`journeymine.dashboard.figures`).
+
+    >>> [trace.name for trace in jm.figure("stage_funnel", wh).data if trace.type == "bar"]
+    ['converted', 'dropped', 'open', 'reached the last stage']
+    """
+    _check_listed("figure", name, FIGURES)
+    from journeymine.dashboard import figures
+
+    build: Callable[..., go.Figure] = getattr(figures, name)
+    return build(source.con if isinstance(source, Warehouse) else source, **options)
+
+
+class CallableModule(types.ModuleType):
+    """A module that can also be called: ``jm.analyse(...)`` runs the analyses while
+    ``journeymine.analyse`` stays the module the pipeline and tests import (``from journeymine
+    import analyse``); binding a function to the package attribute instead would shadow the
+    module for those imports. A module made by :func:`callable_module` runs its code on first
+    use, so ``import journeymine`` does not pay for the analyses' imports (scipy, pm4py).
+    Transitional: once issue 16 item 4 moves and renames ``load.py`` / ``analyse.py``, the
+    public names become plain functions."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__dict__["__public_call__"](*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:  # only reached for a name the module lacks
+        spec = self.__dict__.pop("__deferred_spec__", None)
+        if spec is None:
+            raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
+        try:
+            spec.loader.exec_module(self)
+        except BaseException:
+            self.__dict__["__deferred_spec__"] = spec  # the next use raises the same error
+            raise
+        return getattr(self, name)
+
+
+def callable_module(name: str, function: Callable[..., Any]) -> types.ModuleType:
+    """The module ``name``, made callable as ``function``; not yet imported, it is registered
+    now and runs on first attribute access."""
+    module = sys.modules.get(name)
+    if module is None:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"no module {name}")
+        module = importlib.util.module_from_spec(spec)
+        module.__dict__["__deferred_spec__"] = spec
+        sys.modules[name] = module
+    module.__dict__["__public_call__"] = function
+    module.__class__ = CallableModule
+    return module

@@ -867,14 +867,6 @@ def positions(spec: JourneySpec) -> list[tuple[list[Stage], bool]]:
     return [(group, all(s.optional for s in group)) for group, _ in out]
 
 
-def stage_of(spec: JourneySpec, activity: str) -> str | None:
-    """The stage an activity marks, if any (first matching stage)."""
-    for stage in spec.stages:
-        if any(fnmatch.fnmatchcase(activity, p) for p in stage.activities):
-            return stage.name
-    return None
-
-
 def check_patterns(spec: JourneySpec, activities: list[str]) -> list[str]:
     """Patterns in the spec that match none of ``activities``, as readable messages."""
     problems = []

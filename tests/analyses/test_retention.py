@@ -166,7 +166,7 @@ def test_without_billing_amounts_no_revenue_columns() -> None:
     rows = [(p, a, t, {}) for p, a, t, _ in ROWS]
     got = retention(_warehouse(rows), start=["web.*"], active=[PAID], period="week", periods=2)
     assert list(got.columns) == ["cohort", "period", "cohort_size", "at_risk", "active", "rate"]
-    assert (got.cohort.dt.dayofweek == 0).all()  # ISO weeks start on Monday
+    assert (got.cohort.dt.day_of_week == 0).all()  # ISO weeks start on Monday
 
 
 def test_bad_amount_names_the_event() -> None:

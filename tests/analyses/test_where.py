@@ -4,7 +4,7 @@ the SQL funnel against a plain-Python reading of the definitions (docs/metrics.m
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from journeymine.analyses import funnel
 from journeymine.mining import conformance
 from journeymine.mining.eventlog import log_from_touchpoints
 from journeymine.spec import check_attributes, load_spec, spec_from_dict
+from tests.fixtures import SAMPLE_JOURNEY, sample_truths
 
 D0 = datetime.fromisoformat("2026-01-01T00:00:00+00:00")
 WINDOW = timedelta(days=40)
@@ -507,22 +508,18 @@ def test_segments_bin_map_and_read_the_account() -> None:
     assert got[("region=EU", "visit")] == 2 and got[("region=USA", "visit")] == 1
 
 
-SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
-
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> duckdb.DuckDBPyConnection:
-    from journeymine.load import load_landing
-
-    db = tmp_path_factory.mktemp("where") / "w.duckdb"
-    load_landing(db, SAMPLE / "landing")
-    return duckdb.connect(str(db))
+@pytest.fixture
+def sample(sample_copy: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The loaded sample, writable: these tests write the funnel tables again."""
+    con = duckdb.connect(str(sample_copy))
+    yield con
+    con.close()
 
 
 def test_the_sample_renewals_and_churn_come_back(sample: duckdb.DuckDBPyConnection) -> None:
     """In ``any`` order every stage counts whoever reached it: the planted truths."""
-    truths = json.loads((SAMPLE / "truths.json").read_text())
-    spec = load_spec(SAMPLE / "journey.toml")
+    truths = sample_truths()
+    spec = load_spec(SAMPLE_JOURNEY)
     assert [s.name for s in spec.stages][-3:] == ["paid", "renewed", "churned"]
     log = log_from_touchpoints(sample, case=spec.case)
     got = funnel.write_stage_funnel(sample, spec, log, mode="any")
@@ -546,7 +543,7 @@ def test_the_sample_renewals_and_churn_come_back(sample: duckdb.DuckDBPyConnecti
 def test_the_sample_renewals_in_order(sample: duckdb.DuckDBPyConnection) -> None:
     """In the designed order: of the people who entered ``paid``, those with another paid
     invoice within 45 days renewed (pandas over the invoices)."""
-    spec = load_spec(SAMPLE / "journey.toml")
+    spec = load_spec(SAMPLE_JOURNEY)
     got = funnel.write_stage_funnel(sample, spec, log_from_touchpoints(sample, case=spec.case))
     assert spec.mode == "ordered"
     paid = sample.execute(

@@ -1,0 +1,51 @@
+"""Paths and planted names shared by the tests (the sample's own truths are in
+``data/sample/truths.json``, which ``scripts/make_sample.py`` writes beside it)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data" / "sample"
+SAMPLE_LANDING = SAMPLE / "landing"
+SAMPLE_JOURNEY = SAMPLE / "journey.toml"
+SAMPLE_TRUTHS = SAMPLE / "truths.json"
+DOCS = ROOT / "docs"
+NOTEBOOKS = ROOT / "notebooks"
+TEST_DATA = ROOT / "tests" / "data"
+EVENT_LOGS = TEST_DATA / "eventlogs"
+HELPDESK_LOG = EVENT_LOGS / "helpdesk.xes.gz"
+FIXTURE_LANDING = TEST_DATA / "landing"
+
+# Names the sample plants: its designed stages (journey.toml) and a stage / segment pair whose
+# drop-outs the docs and notebooks drill into.
+SAMPLE_STAGES = (
+    "visit",
+    "signup",
+    "demo_requested",
+    "demo_held",
+    "trial",
+    "paid",
+    "renewed",
+    "churned",
+)
+DRILL_STAGE = "demo_held"
+DRILL_SEGMENT = "company_size=1-10"
+
+
+def sample_truths() -> dict[str, Any]:
+    """What the sample generator planted (counts, cut-off, deviations...)."""
+    result: dict[str, Any] = json.loads(SAMPLE_TRUTHS.read_text())
+    return result
+
+
+@dataclass(frozen=True)
+class SampleRun:
+    """The bundled sample after a full nightly run: warehouse, dashboard and models in ``out``."""
+
+    warehouse: Path
+    out: Path
+    dashboard: Path
