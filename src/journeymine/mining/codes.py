@@ -66,24 +66,40 @@ class SortedLog:
         return np.diff(np.append(self.starts, len(self.case))).astype(np.int64)
 
 
-def _column(table: pa.Table, name: str) -> np.ndarray:
-    return np.asarray(table.column(name).combine_chunks().to_numpy(zero_copy_only=False))
+def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
+    """The indices and names of an ENUM column read as Arrow dictionary chunks."""
+    if column.num_chunks and any(
+        not c.dictionary.equals(column.chunk(0).dictionary) for c in column.chunks
+    ):
+        column = column.unify_dictionaries()
+    if not column.num_chunks:
+        return np.zeros(0, np.int32), []
+    indices = [np.asarray(c.indices.to_numpy(zero_copy_only=False)) for c in column.chunks]
+    names = column.chunk(0).dictionary.to_pylist()
+    return np.concatenate(indices).astype(np.int32), names
+
+
+def _numbers(column: pa.ChunkedArray) -> np.ndarray:
+    """An integer (or timestamp, as its integer) column as one int64 array."""
+    if pa.types.is_timestamp(column.type):
+        column = column.cast(pa.timestamp("us", column.type.tz)).cast(pa.int64())
+    return np.asarray(column.combine_chunks().to_numpy(zero_copy_only=False), np.int64)
 
 
 def read_sorted(con: duckdb.DuckDBPyConnection, log: str) -> SortedLog:
     """Read a materialised log (``rn, case_key, activity ENUM, ts``) into a :class:`SortedLog`.
 
-    A table scan returns rows in insertion order, which ``materialise_log`` made the ``rn``
-    order; ``rn`` is checked, and re-sorted on only if the check fails."""
-    table = con.sql(
-        f"SELECT rn, case_key, enum_code(activity)::BIGINT AS code, epoch_us(ts) AS us FROM {log}"
-    ).to_arrow_table()
-    names = con.sql(f"SELECT enum_range(activity)::VARCHAR[] FROM {log} LIMIT 1").fetchall()
-    rn, case, code, us = (_column(table, c) for c in ("rn", "case_key", "code", "us"))
+    The ENUM arrives as Arrow dictionary indices (its codes, no string touched) and the
+    timestamps as their microseconds. A table scan returns rows in insertion order, which
+    ``materialise_log`` made the ``rn`` order; ``rn`` is checked, and sorted on only if the
+    check fails."""
+    table = con.sql(f"SELECT rn, case_key, activity, ts FROM {log}").to_arrow_table()
+    rn, case, us = (_numbers(table.column(c)) for c in ("rn", "case_key", "ts"))
+    code, names = _codes(table.column("activity"))
     if len(rn) > 1 and not bool(np.all(rn[1:] > rn[:-1])):
         order = np.argsort(rn, kind="stable")
         case, code, us = case[order], code[order], us[order]
-    return sorted_log(case, code, us, list(names[0][0]) if names else [])
+    return sorted_log(case, code, us, names)
 
 
 def sorted_log(
@@ -94,7 +110,68 @@ def sorted_log(
     first = np.ones(len(case), dtype=bool)
     np.not_equal(case[1:], case[:-1], out=first[1:])
     starts = np.flatnonzero(first).astype(np.int64)
-    return SortedLog(case, np.asarray(activity, np.int64), np.asarray(us, np.int64), names, starts)
+    wide = np.int32 if len(names) < 1 << 15 else np.int64  # wide enough for source * K + target
+    return SortedLog(case, np.asarray(activity, wide), np.asarray(us, np.int64), names, starts)
+
+
+def _ranks(column: pa.Array) -> tuple[np.ndarray, int]:
+    """Each value's rank among the distinct values (0-based, ascending) and how many there are:
+    a hash pass, then a sort of the distinct values only."""
+    encoded = column if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)
+    rank = np.empty(len(encoded.dictionary), dtype=np.int64)
+    rank[np.asarray(pc.sort_indices(encoded.dictionary))] = np.arange(len(rank))
+    return rank[np.asarray(encoded.indices.to_numpy(zero_copy_only=False))], len(rank)
+
+
+def _radix_order(keys: np.ndarray, n_keys: int) -> np.ndarray:
+    """The stable order of non-negative integer ``keys``: least significant 16 bits first, each
+    pass a linear-time radix sort (numpy's stable sort of 16-bit integers)."""
+    order = np.arange(len(keys))
+    for shift in range(0, max(n_keys - 1, 1).bit_length(), 16):
+        digit = ((keys[order] >> shift) & 0xFFFF).astype(np.uint16)
+        order = order[np.argsort(digit, kind="stable")]
+    return order
+
+
+def _in_order(case: np.ndarray, us: np.ndarray, seq: np.ndarray) -> bool:
+    """Whether rows are in (case, time, seq) order, given that they are grouped by case."""
+    same = case[1:] == case[:-1]
+    later = (us[1:] > us[:-1]) | ((us[1:] == us[:-1]) & (seq[1:] >= seq[:-1]))
+    return bool(np.all(later | ~same))
+
+
+def from_arrow(table: pa.Table) -> SortedLog:
+    """A :class:`SortedLog` of an Arrow log (``case_key`` or ``case_id``, ``activity``, ``ts``,
+    ``seq``) without a database: cases ranked by key (so the first case of a variant is the one
+    with the lowest key, as in the stored log), activities dictionary-encoded, rows put in
+    (case, time, seq) order. Rows without case, activity or time are left out.
+
+    The sort is by case only, stable, in linear time; logs whose rows already run in time order
+    inside a case (the usual export, and the warehouse's touchpoints) need nothing more, any
+    other falls back to one three-key sort."""
+    case_column = "case_key" if "case_key" in table.column_names else "case_id"
+    table = table.select([case_column, "activity", "ts", "seq"]).combine_chunks()
+    if any(table.column(c).null_count for c in (case_column, "activity", "ts")):
+        keep = pc.and_(
+            pc.and_(pc.is_valid(table.column(case_column)), pc.is_valid(table.column("activity"))),
+            pc.is_valid(table.column("ts")),
+        )
+        table = table.filter(keep)
+    if table.num_rows == 0:
+        return sorted_log(np.zeros(0), np.zeros(0), np.zeros(0), [])
+    case, n_cases = _ranks(table.column(case_column).chunk(0))
+    activity = table.column("activity").combine_chunks()
+    if not pa.types.is_dictionary(activity.type):
+        activity = pc.dictionary_encode(activity)
+    codes = np.asarray(activity.indices.to_numpy(zero_copy_only=False))
+    ts = table.column("ts").combine_chunks()
+    us = _numbers(pa.chunked_array([pc.cast(ts, pa.timestamp("us", ts.type.tz), safe=False)]))
+    seq = _numbers(table.column("seq"))
+    order = _radix_order(case, n_cases)
+    if not _in_order(case[order], us[order], seq[order]):
+        order = np.lexsort((seq, us, case))
+    names = [str(n) for n in activity.dictionary.to_pylist()]
+    return sorted_log(case[order], codes[order], us[order], names)
 
 
 @cache
@@ -132,9 +209,11 @@ def interpolate(lo_us: np.ndarray, hi_us: np.ndarray, rank: np.ndarray) -> np.nd
     return out
 
 
-def _quantiles_by_loop(values: np.ndarray, offsets: np.ndarray, counts: np.ndarray) -> np.ndarray:
+def _quantiles_by_loop(
+    values: np.ndarray, offsets: np.ndarray, counts: np.ndarray, qs: tuple[float, ...]
+) -> np.ndarray:
     """Quantiles of each group of ``values`` (grouped, unsorted inside a group) by selection."""
-    ranks = (counts[:, None] - 1).astype(np.float64) * np.array(QUANTILES)[None, :]
+    ranks = (counts[:, None] - 1).astype(np.float64) * np.array(qs)[None, :]
     lo_at, hi_at = np.floor(ranks).astype(np.int64), np.ceil(ranks).astype(np.int64)
     lo, hi = np.empty(ranks.shape, np.int64), np.empty(ranks.shape, np.int64)
     for g, (start, count) in enumerate(zip(offsets.tolist(), counts.tolist(), strict=True)):
@@ -159,23 +238,35 @@ def _sort_within(groups: np.ndarray, values: np.ndarray, n_groups: int) -> np.nd
 
 
 def grouped_quantiles(
-    groups: np.ndarray, values: np.ndarray, n_groups: int, *, grouped: bool = False
+    groups: np.ndarray,
+    values: np.ndarray,
+    n_groups: int,
+    *,
+    qs: tuple[float, ...] = QUANTILES,
 ) -> np.ndarray:
-    """``QUANTILES`` of non-negative integer ``values`` (µs) per group ``0..n_groups-1`` (every
-    group non-empty), in seconds, one row per group. With ``grouped``, values are already in
-    group order (any order inside a group)."""
+    """Quantiles ``qs`` of non-negative integer ``values`` (µs) per group ``0..n_groups-1`` (every
+    group non-empty), in seconds, one row per group: one sort by (group, value), then the
+    order statistics of every group at once."""
     counts = np.bincount(groups, minlength=n_groups)
     offsets = (np.cumsum(counts) - counts).astype(np.int64)
-    if grouped and n_groups <= LOOP_GROUPS:
-        return _quantiles_by_loop(values, offsets, counts)
     ordered = _sort_within(groups, values, n_groups)
-    out = np.empty((n_groups, len(QUANTILES)))
-    for j, q in enumerate(QUANTILES):
+    out = np.empty((n_groups, len(qs)))
+    for j, q in enumerate(qs):
         rank = (counts - 1).astype(np.float64) * q
         lo = ordered[offsets + np.floor(rank).astype(np.int64)]
         hi = ordered[offsets + np.ceil(rank).astype(np.int64)]
         out[:, j] = interpolate(lo, hi, rank)
     return out
+
+
+def run_quantiles(
+    values: np.ndarray, counts: np.ndarray, qs: tuple[float, ...] = QUANTILES
+) -> np.ndarray:
+    """As :func:`grouped_quantiles` for values already grouped in runs of ``counts`` (any order
+    inside a run): few runs are selected one by one (linear time), many are sorted at once."""
+    if len(counts) <= LOOP_GROUPS:
+        return _quantiles_by_loop(values, (np.cumsum(counts) - counts).astype(np.int64), counts, qs)
+    return grouped_quantiles(np.repeat(np.arange(len(counts)), counts), values, len(counts), qs=qs)
 
 
 def _exact_sums(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -188,38 +279,38 @@ def _exact_sums(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return np.asarray(high * (1 << 32) + low, dtype=object)
 
 
-def _edge_ids(source: np.ndarray, target: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Dense ids of the edges present (in (source, target) order) and each pair's id."""
+def _edge_ids(
+    source: np.ndarray, target: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The edges present (``source * k + target``, ascending), each pair's id (sorting by it
+    sorts by edge) and each edge's number of pairs. The ids are 16-bit when they fit, so that
+    numpy's stable sort on them is a linear-time radix sort."""
     edge = source * k + target
-    if k * k <= 1 << 22:
-        present = np.flatnonzero(np.bincount(edge, minlength=k * k))
-        remap = np.zeros(k * k, dtype=np.int64)
-        remap[present] = np.arange(len(present))
-        ids = remap[edge]
-    else:
-        present, ids = np.unique(edge, return_inverse=True)
-    # A 16-bit id sorts by radix (numpy's stable sort for small integers): linear time.
-    return present, ids.astype(np.uint16 if len(present) <= 1 << 16 else np.int64)
+    if k * k <= 1 << 16:
+        counts = np.bincount(edge, minlength=k * k)
+        present = np.flatnonzero(counts)
+        return present, edge.astype(np.uint16), counts[present].astype(np.int64)
+    present, ids = np.unique(edge, return_inverse=True)
+    frequency = np.bincount(ids, minlength=len(present)).astype(np.int64)
+    return present, ids.astype(np.uint16 if len(present) <= 1 << 16 else np.int64), frequency
 
 
 def dfg(log: SortedLog) -> pa.Table:
     """Directly-follows edges: frequency, distinct cases, wait mean / median / p90 (seconds),
     most frequent first, then by source and target name."""
-    same = log.case[1:] == log.case[:-1]
     k = max(len(log.names), 1)
-    present, ids = _edge_ids(log.activity[:-1][same], log.activity[1:][same], k)
-    order = np.argsort(ids, kind="stable")
-    n_edges = len(present)
-    frequency = np.bincount(ids, minlength=n_edges).astype(np.int64)
+    pairs = np.flatnonzero(log.case[1:] == log.case[:-1])  # row i -> i + 1 in one case
+    present, ids, frequency = _edge_ids(log.activity[pairs], log.activity[1:][pairs], k)
     offsets = (np.cumsum(frequency) - frequency).astype(np.int64)
-    waits = np.diff(log.us)[same][order]
-    cases_in_order = log.case[:-1][same][order]
-    new_case = np.ones(len(order), dtype=bool)
+    pairs = pairs[np.argsort(ids, kind="stable")]  # grouped by edge, cases still in order
+    waits = log.us[1:][pairs] - log.us[pairs]
+    cases_in_order = log.case[pairs]
+    new_case = np.ones(len(pairs), dtype=bool)
     np.not_equal(cases_in_order[1:], cases_in_order[:-1], out=new_case[1:])
     new_case[offsets] = True
+    n_edges = len(present)
     cases = np.add.reduceat(new_case, offsets).astype(np.int64) if n_edges else frequency
-    group_of = np.repeat(np.arange(n_edges), frequency)
-    quantiles = grouped_quantiles(group_of, waits, n_edges, grouped=True)
+    quantiles = run_quantiles(waits, frequency)
     sums = _exact_sums(waits, offsets).tolist()
     means = [float(s) / f / 1e6 for s, f in zip(sums, frequency.tolist(), strict=True)]
     names = np.array(log.names, dtype=object)
@@ -234,13 +325,8 @@ def dfg(log: SortedLog) -> pa.Table:
             "wait_p90_s": pa.array(quantiles[:, 1], pa.float64()),
         }
     )
-    return table.sort_by(
-        [
-            ("frequency", "descending"),
-            ("source_activity", "ascending"),
-            ("target_activity", "ascending"),
-        ]
-    )
+    order = [("frequency", "descending"), ("source_activity", "ascending")]
+    return table.sort_by([*order, ("target_activity", "ascending")])
 
 
 def boundary_counts(log: SortedLog, first: bool) -> pa.Table:
@@ -289,7 +375,7 @@ def variant_ids(log: SortedLog, hasher: Hasher = sequence_hash) -> np.ndarray:
     (checked event by event against the variant's first case)."""
     lengths = log.lengths
     case_of = np.repeat(np.arange(len(lengths)), lengths)
-    position = np.arange(len(log.case)) - np.repeat(log.starts, lengths)
+    position = np.arange(len(log.case)) - log.starts[case_of]
     ids = np.asarray(pd.factorize(hasher(log, position, case_of))[0], dtype=np.int64)
     first = _first_of_each(ids)
     representative = first[ids]  # per case: the first case of its variant
@@ -308,7 +394,7 @@ def variants(log: SortedLog, hasher: Hasher = sequence_hash) -> pa.Table:
     first = _first_of_each(ids)
     cases = np.bincount(ids, minlength=n_variants).astype(np.int64)
     durations = log.us[log.ends] - log.us[log.starts]
-    medians = grouped_quantiles(ids, durations, n_variants)[:, 0]
+    medians = grouped_quantiles(ids, durations, n_variants, qs=(0.5,))[:, 0]
     order = np.argsort(-cases, kind="stable")  # ids are in first-case order already
     total = int(cases.sum())
     lengths = log.lengths[first][order]

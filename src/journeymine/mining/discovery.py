@@ -139,6 +139,13 @@ def write_discovery(con: duckdb.DuckDBPyConnection, log: str) -> None:
     store_tables(con, discovered_tables(codes.read_sorted(con, log)))
 
 
+def write_discovery_from_arrow(con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
+    """As :func:`write_discovery`, from an Arrow log (``case_key`` or ``case_id``, ``activity``,
+    ``ts``, ``seq``) sorted in memory: no event-log table is stored (use
+    :func:`materialise_log` when other analyses need one)."""
+    store_tables(con, discovered_tables(codes.from_arrow(table)))
+
+
 def simplify_dfg(
     con: duckdb.DuckDBPyConnection,
     log: str,
