@@ -167,11 +167,15 @@ def from_arrow(table: pa.Table) -> SortedLog:
     ts = table.column("ts").combine_chunks()
     us = _numbers(pa.chunked_array([pc.cast(ts, pa.timestamp("us", ts.type.tz), safe=False)]))
     seq = _numbers(table.column("seq"))
-    order = _radix_order(case, n_cases)
-    if not _in_order(case[order], us[order], seq[order]):
+    grouped = bool(np.all(case[1:] >= case[:-1]))  # already in case order: nothing to move
+    order = None if grouped else _radix_order(case, n_cases)
+    if order is not None:
+        case, us, seq, codes = case[order], us[order], seq[order], codes[order]
+    if not _in_order(case, us, seq):
         order = np.lexsort((seq, us, case))
+        case, us, codes = case[order], us[order], codes[order]
     names = [str(n) for n in activity.dictionary.to_pylist()]
-    return sorted_log(case[order], codes[order], us[order], names)
+    return sorted_log(case, codes, us, names)
 
 
 @cache
