@@ -254,11 +254,14 @@ def test_the_radix_order_is_numpys_stable_order(keys: list[int]) -> None:
     assert codes._radix_order(array, n_keys).tolist() == np.argsort(array, kind="stable").tolist()
 
 
-def test_materialised_rows_are_numbered_in_case_time_seq_order() -> None:
+@pytest.mark.parametrize("insertion_order", [True, False])
+def test_materialised_rows_are_numbered_in_case_time_seq_order(insertion_order: bool) -> None:
+    """Also when the connection does not preserve insertion order (rowids then say nothing)."""
     rng = np.random.default_rng(3)
     rows = [(int(c), int(a), int(m)) for c, a, m in rng.integers(0, [50, 5, 30], size=(2000, 3))]
     table = log_table(rows)
     con = duckdb.connect()
+    con.execute(f"SET preserve_insertion_order = {str(insertion_order).lower()}")
     log = discovery.materialise_log(con, eventlog.register_log(con, table))
     got = con.execute(f"SELECT case_key, ts, seq FROM {log} ORDER BY rn").df()
     frame = table.to_pandas()

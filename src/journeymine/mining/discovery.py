@@ -58,8 +58,12 @@ def materialise_log(con: duckdb.DuckDBPyConnection, relation: str, table: str = 
         ORDER BY case_key, ts, seq
         """
     )
-    try:  # a fresh table's rowids are 0..n-1 in insertion order, i.e. the sorted order
-        con.execute(f"CREATE TABLE {table} AS SELECT rowid + 1 AS rn, * FROM {staged}")
+    # A fresh table's rowids are 0..n-1 in insertion order, which is the sorted order only
+    # while DuckDB preserves insertion order (its default); otherwise number by sorting again.
+    kept = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
+    rn = "rowid + 1" if kept else "row_number() OVER (ORDER BY case_key, ts, seq)"
+    try:
+        con.execute(f"CREATE TABLE {table} AS SELECT {rn} AS rn, * FROM {staged}")
     finally:
         con.execute(f"DROP TABLE {staged}")
     return table
