@@ -15,14 +15,20 @@ Definitions (documented in docs/metrics.md):
 * a variant is the exact sequence of activities of a case; ``median_duration_s`` is the median
   of first-to-last event time of its cases.
 
-All of it is set-based SQL over the whole log, on a copy stored with an ENUM activity and
-ordered by ``(case_key, ts, seq)`` (DESIGN §7: layout decides speed).
+The log is stored once with an ENUM activity in ``(case_key, ts, seq)`` order (DESIGN §7:
+layout decides speed); every figure is then computed in one pass over that sorted relation read
+as integer codes (:mod:`journeymine.mining.codes`), and names are decoded only for the output.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import duckdb
 import pandas as pd
+import pyarrow as pa
+
+from journeymine.mining import codes
 
 LOG_COLUMNS = ("case_key", "activity", "ts", "seq")
 
@@ -30,10 +36,12 @@ LOG_COLUMNS = ("case_key", "activity", "ts", "seq")
 def materialise_log(con: duckdb.DuckDBPyConnection, relation: str, table: str = "jm_log") -> str:
     """Copy an event log into ``table`` with an ENUM activity, sorted by (case, time, seq).
 
-    ``rn`` numbers the rows in that order once, so later windows and lists order by one
-    integer instead of re-sorting every case (2x faster at 10M events).
+    ``rn`` numbers the rows in that order, so later windows and lists order by one integer
+    instead of re-sorting every case. One sort: the rows are stored in (case, time, seq) order
+    and ``rn`` is their position (``rowid``) in that stored order, copied into a column.
+    Rows without a case, activity or time are left out.
     """
-    enum = f"{table}_activity"
+    enum, staged = f"{table}_activity", f"{table}_sorted"
     con.execute(f"DROP TABLE IF EXISTS {table}")
     con.execute(f"DROP TYPE IF EXISTS {enum}")
     con.execute(
@@ -42,14 +50,22 @@ def materialise_log(con: duckdb.DuckDBPyConnection, relation: str, table: str = 
     )
     con.execute(
         f"""
-        CREATE TABLE {table} AS
-        SELECT row_number() OVER (ORDER BY case_key, ts, seq) AS rn, *
-        FROM (SELECT case_key::BIGINT AS case_key, activity::{enum} AS activity,
-                     ts::TIMESTAMPTZ AS ts, seq::BIGINT AS seq
-              FROM {relation} WHERE activity IS NOT NULL AND ts IS NOT NULL)
-        ORDER BY rn
+        CREATE OR REPLACE TEMP TABLE {staged} AS
+        SELECT case_key::BIGINT AS case_key, activity::{enum} AS activity,
+               ts::TIMESTAMPTZ AS ts, seq::BIGINT AS seq
+        FROM {relation}
+        WHERE case_key IS NOT NULL AND activity IS NOT NULL AND ts IS NOT NULL
+        ORDER BY case_key, ts, seq
         """
     )
+    # A fresh table's rowids are 0..n-1 in insertion order, which is the sorted order only
+    # while DuckDB preserves insertion order (its default); otherwise number by sorting again.
+    kept = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
+    rn = "rowid + 1" if kept else "row_number() OVER (ORDER BY case_key, ts, seq)"
+    try:
+        con.execute(f"CREATE TABLE {table} AS SELECT {rn} AS rn, * FROM {staged}")
+    finally:
+        con.execute(f"DROP TABLE {staged}")
     return table
 
 
@@ -69,36 +85,19 @@ def _pairs(log: str) -> str:
     """
 
 
-def _dfg_sql(log: str) -> str:
-    # Both quantiles from one sort of each edge's waits (a list of quantiles costs one pass).
-    return f"""
-        SELECT source_activity, target_activity, frequency, cases, wait_mean_s,
-               q[1] AS wait_median_s, q[2] AS wait_p90_s
-        FROM (
-            SELECT source_activity::VARCHAR AS source_activity,
-                   target_activity::VARCHAR AS target_activity,
-                   count(*) AS frequency, count(DISTINCT case_key) AS cases,
-                   avg(wait_s) AS wait_mean_s, quantile_cont(wait_s, [0.5, 0.9]) AS q
-            FROM ({_pairs(log)}) WHERE target_activity IS NOT NULL GROUP BY ALL
-        ) ORDER BY frequency DESC, source_activity, target_activity
-    """
+def _frame(con: duckdb.DuckDBPyConnection, table: pa.Table) -> pd.DataFrame:
+    """A result as DuckDB hands tables to pandas (same dtypes as a stored table's ``.df()``)."""
+    return con.from_arrow(table).df()
 
 
 def discover_dfg(con: duckdb.DuckDBPyConnection, log: str) -> pd.DataFrame:
     """Directly-follows edges with frequency, distinct cases and waiting times (seconds)."""
-    return con.execute(_dfg_sql(log)).df()
+    return _frame(con, codes.dfg(codes.read_sorted(con, log)))
 
 
 def _boundary_activities(con: duckdb.DuckDBPyConnection, log: str, first: bool) -> dict[str, int]:
-    pick = "arg_min" if first else "arg_max"
-    rows = con.execute(
-        f"""
-        SELECT activity, count(*) FROM (
-            SELECT {pick}(activity::VARCHAR, rn) AS activity FROM {log} GROUP BY case_key
-        ) GROUP BY activity ORDER BY 2 DESC, 1
-        """
-    ).fetchall()
-    return {a: int(n) for a, n in rows}
+    counts = codes.boundary_counts(codes.read_sorted(con, log), first)
+    return dict(zip(counts["activity"].to_pylist(), counts["cases"].to_pylist(), strict=True))
 
 
 def start_activities(con: duckdb.DuckDBPyConnection, log: str) -> dict[str, int]:
@@ -111,47 +110,52 @@ def end_activities(con: duckdb.DuckDBPyConnection, log: str) -> dict[str, int]:
     return _boundary_activities(con, log, first=False)
 
 
-def _variants_sql(log: str) -> str:
-    return f"""
-        WITH traces AS (
-            SELECT case_key, list(activity ORDER BY rn) AS activities,
-                   (epoch_us(max(ts)) - epoch_us(min(ts))) / 1e6 AS duration_s
-            FROM {log} GROUP BY case_key
-        ), variants AS (
-            SELECT activities, count(*) AS cases, median(duration_s) AS median_duration_s,
-                   min(case_key) AS first_case
-            FROM traces GROUP BY activities
-        )
-        SELECT array_to_string(activities::VARCHAR[], ' → ') AS variant,
-               activities::VARCHAR[] AS activities, cases,
-               cases / sum(cases) OVER () AS share,
-               sum(cases) OVER (ORDER BY cases DESC, first_case ROWS UNBOUNDED PRECEDING)
-                   / sum(cases) OVER () AS coverage,
-               len(activities) AS length, median_duration_s
-        FROM variants ORDER BY cases DESC, first_case
-    """
-
-
 def discover_variants(con: duckdb.DuckDBPyConnection, log: str) -> pd.DataFrame:
     """Variants, most frequent first: activities, cases, share, coverage, median duration.
 
     ``variant`` is a readable label (activities joined by `` → ``); ``activities`` the list.
-    Ties in frequency are ordered by the variant's first case. Lists are grouped as lists of
-    the ENUM (never through ``hash(list(enum))``, DESIGN §7).
+    Ties in frequency are ordered by the variant's first case (lowest ``case_key``).
     """
-    return con.execute(_variants_sql(log)).df()
+    return _frame(con, codes.variants(codes.read_sorted(con, log)))
+
+
+def discovered_tables(sorted_log: codes.SortedLog) -> dict[str, pa.Table]:
+    """``dfg``, ``variants``, ``start_activities`` and ``end_activities`` of one sorted log.
+
+    The variants are computed in a second thread while this one computes the edges: both are
+    numpy and Arrow work that releases the GIL, so on two cores they overlap."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        variants = pool.submit(codes.variants, sorted_log)
+        dfg = codes.dfg(sorted_log)
+        return {
+            "dfg": dfg,
+            "variants": variants.result(),
+            "start_activities": codes.boundary_counts(sorted_log, first=True),
+            "end_activities": codes.boundary_counts(sorted_log, first=False),
+        }
+
+
+def store_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table]) -> None:
+    """Create or replace one DuckDB table per Arrow table, rows in their order."""
+    for name, table in tables.items():
+        con.register("jm_discovered", table)
+        try:
+            con.execute(f"CREATE OR REPLACE TABLE {name} AS FROM jm_discovered")
+        finally:
+            con.unregister("jm_discovered")
 
 
 def write_discovery(con: duckdb.DuckDBPyConnection, log: str) -> None:
-    """Store ``dfg``, ``variants``, ``start_activities`` and ``end_activities`` tables, all in
-    DuckDB (no round trip through Python); start and end activities come from the variants."""
-    con.execute(f"CREATE OR REPLACE TABLE dfg AS {_dfg_sql(log)}")
-    con.execute(f"CREATE OR REPLACE TABLE variants AS {_variants_sql(log)}")
-    for kind, index in (("start_activities", 1), ("end_activities", -1)):
-        con.execute(
-            f"CREATE OR REPLACE TABLE {kind} AS SELECT activities[{index}] AS activity, "
-            "sum(cases)::BIGINT AS cases FROM variants GROUP BY 1 ORDER BY 2 DESC, 1"
-        )
+    """Store ``dfg``, ``variants``, ``start_activities`` and ``end_activities`` tables, all
+    from one read of the sorted log (rows in the order the functions above return them)."""
+    store_tables(con, discovered_tables(codes.read_sorted(con, log)))
+
+
+def write_discovery_from_arrow(con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
+    """As :func:`write_discovery`, from an Arrow log (``case_key`` or ``case_id``, ``activity``,
+    ``ts``, ``seq``) sorted in memory: no event-log table is stored (use
+    :func:`materialise_log` when other analyses need one)."""
+    store_tables(con, discovered_tables(codes.from_arrow(table)))
 
 
 def simplify_dfg(

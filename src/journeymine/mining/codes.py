@@ -1,0 +1,424 @@
+"""Discovery figures in one pass over a sorted log of integer codes (numpy, no SQL windows).
+
+A log stored by :func:`journeymine.mining.discovery.materialise_log` is in (case, time, seq)
+order with an ENUM activity, so read once as three integer arrays — case key, activity code
+(the ENUM's index), microseconds — a case is a run of rows and two neighbours in a run are a
+directly-follows pair. Every figure is then a few vectorised passes over those arrays, and
+names are decoded only for the output rows:
+
+* edges: a pair's edge id is ``source * K + target``; one stable radix sort on the edge id
+  groups the pairs (cases stay in order inside a group, so distinct cases are counted by
+  change points), and the median and p90 are picked by ``np.partition`` per edge;
+* variants: each case's code sequence is hashed, the hash groups cases, and every event is then
+  compared with the same position of its group's first case — equal sequences are proven
+  equal, never assumed from the hash (a collision falls back to exact tuples);
+* start / end activities: the first and last row of every run.
+
+Quantiles are DuckDB's ``quantile_cont`` to the bit: with ``n`` sorted values and
+``rn = (n - 1) * q``, ``lo + (hi - lo) * (rn - floor(rn))`` over the values in seconds
+(``microseconds / 1e6``), so the figures equal the sharded run's, which uses ``quantile_cont``.
+The mean wait is the exact integer sum of microseconds divided once, as the sharded run does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import cache
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+QUANTILES = (0.5, 0.9)
+# Above this many groups, selecting per group in a Python loop costs more than one sort.
+LOOP_GROUPS = 4096
+# Odd 64-bit multipliers for the sequence hash (any odd constants will do: a collision is
+# caught by the comparison that follows, it only costs time).
+HASH_BASE = np.uint64(0x9E3779B97F4A7C15)
+HASH_LENGTH = np.uint64(0xC2B2AE3D27D4EB4F)
+
+Hasher = Callable[["SortedLog", np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class SortedLog:
+    """A log in (case, time, seq) order as arrays: ``case`` keys (non-decreasing), ``activity``
+    codes into ``names``, ``us`` microseconds since the epoch; ``starts`` are the first rows of
+    the cases."""
+
+    case: np.ndarray
+    activity: np.ndarray
+    us: np.ndarray
+    names: list[str]
+    starts: np.ndarray
+
+    @property
+    def ends(self) -> np.ndarray:
+        """The last row of each case."""
+        return np.append(self.starts[1:], len(self.case)).astype(np.int64)[: len(self.starts)] - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(np.append(self.starts, len(self.case))).astype(np.int64)
+
+
+def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
+    """The indices and names of an ENUM column read as Arrow dictionary chunks."""
+    if column.num_chunks and any(
+        not c.dictionary.equals(column.chunk(0).dictionary) for c in column.chunks
+    ):
+        column = column.unify_dictionaries()
+    if not column.num_chunks:
+        return np.zeros(0, np.int32), []
+    indices = [np.asarray(c.indices.to_numpy(zero_copy_only=False)) for c in column.chunks]
+    names = column.chunk(0).dictionary.to_pylist()
+    return np.concatenate(indices).astype(np.int32), names
+
+
+def _numbers(column: pa.ChunkedArray) -> np.ndarray:
+    """An integer (or timestamp, as its integer) column as one int64 array."""
+    if pa.types.is_timestamp(column.type):
+        column = column.cast(pa.timestamp("us", column.type.tz)).cast(pa.int64())
+    return np.asarray(column.combine_chunks().to_numpy(zero_copy_only=False), np.int64)
+
+
+def read_sorted(con: duckdb.DuckDBPyConnection, log: str) -> SortedLog:
+    """Read a materialised log (``rn, case_key, activity ENUM, ts``) into a :class:`SortedLog`.
+
+    The ENUM arrives as Arrow dictionary indices (its codes, no string touched) and the
+    timestamps as their microseconds. A table scan returns rows in insertion order, which
+    ``materialise_log`` made the ``rn`` order; ``rn`` is checked, and sorted on only if the
+    check fails."""
+    table = con.sql(f"SELECT rn, case_key, activity, ts FROM {log}").to_arrow_table()
+    rn, case, us = (_numbers(table.column(c)) for c in ("rn", "case_key", "ts"))
+    code, names = _codes(table.column("activity"))
+    if len(rn) > 1 and not bool(np.all(rn[1:] > rn[:-1])):
+        order = np.argsort(rn, kind="stable")
+        case, code, us = case[order], code[order], us[order]
+    return sorted_log(case, code, us, names)
+
+
+def sorted_log(
+    case: np.ndarray, activity: np.ndarray, us: np.ndarray, names: list[str]
+) -> SortedLog:
+    """A :class:`SortedLog` from arrays already in (case, time, seq) order."""
+    case = np.asarray(case, dtype=np.int64)
+    first = np.ones(len(case), dtype=bool)
+    np.not_equal(case[1:], case[:-1], out=first[1:])
+    starts = np.flatnonzero(first).astype(np.int64)
+    wide = np.int32 if len(names) < 1 << 15 else np.int64  # wide enough for source * K + target
+    return SortedLog(case, np.asarray(activity, wide), np.asarray(us, np.int64), names, starts)
+
+
+def _ranks(column: pa.Array) -> tuple[np.ndarray, int]:
+    """Each value's rank among the distinct values (0-based, ascending) and how many there are:
+    a hash pass, then a sort of the distinct values only."""
+    encoded = column if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)
+    rank = np.empty(len(encoded.dictionary), dtype=np.int64)
+    rank[np.asarray(pc.sort_indices(encoded.dictionary))] = np.arange(len(rank))
+    return rank[np.asarray(encoded.indices.to_numpy(zero_copy_only=False))], len(rank)
+
+
+def _radix_order(keys: np.ndarray, n_keys: int) -> np.ndarray:
+    """The stable order of non-negative integer ``keys``: least significant 16 bits first, each
+    pass a linear-time radix sort (numpy's stable sort of 16-bit integers)."""
+    order = np.arange(len(keys))
+    for shift in range(0, max(n_keys - 1, 1).bit_length(), 16):
+        digit = ((keys[order] >> shift) & 0xFFFF).astype(np.uint16)
+        order = order[np.argsort(digit, kind="stable")]
+    return order
+
+
+def _in_order(case: np.ndarray, us: np.ndarray, seq: np.ndarray) -> bool:
+    """Whether rows are in (case, time, seq) order, given that they are grouped by case."""
+    same = case[1:] == case[:-1]
+    later = (us[1:] > us[:-1]) | ((us[1:] == us[:-1]) & (seq[1:] >= seq[:-1]))
+    return bool(np.all(later | ~same))
+
+
+def from_arrow(table: pa.Table) -> SortedLog:
+    """A :class:`SortedLog` of an Arrow log (``case_key`` or ``case_id``, ``activity``, ``ts``,
+    ``seq``) without a database: cases ranked by key (so the first case of a variant is the one
+    with the lowest key, as in the stored log), activities dictionary-encoded, rows put in
+    (case, time, seq) order. Rows without case, activity or time are left out.
+
+    The sort is by case only, stable, in linear time; logs whose rows already run in time order
+    inside a case (the usual export, and the warehouse's touchpoints) need nothing more, any
+    other falls back to one three-key sort."""
+    case_column = "case_key" if "case_key" in table.column_names else "case_id"
+    table = table.select([case_column, "activity", "ts", "seq"]).combine_chunks()
+    if any(table.column(c).null_count for c in (case_column, "activity", "ts")):
+        keep = pc.and_(
+            pc.and_(pc.is_valid(table.column(case_column)), pc.is_valid(table.column("activity"))),
+            pc.is_valid(table.column("ts")),
+        )
+        table = table.filter(keep)
+    if table.num_rows == 0:
+        return sorted_log(np.zeros(0), np.zeros(0), np.zeros(0), [])
+    case, n_cases = _ranks(table.column(case_column).chunk(0))
+    activity = table.column("activity").combine_chunks()
+    if not pa.types.is_dictionary(activity.type):
+        activity = pc.dictionary_encode(activity)
+    codes = np.asarray(activity.indices.to_numpy(zero_copy_only=False))
+    ts = table.column("ts").combine_chunks()
+    us = _numbers(pa.chunked_array([pc.cast(ts, pa.timestamp("us", ts.type.tz), safe=False)]))
+    seq = _numbers(table.column("seq"))
+    grouped = bool(np.all(case[1:] >= case[:-1]))  # already in case order: nothing to move
+    order = None if grouped else _radix_order(case, n_cases)
+    if order is not None:
+        case, us, seq, codes = case[order], us[order], seq[order], codes[order]
+    if not _in_order(case, us, seq):
+        order = np.lexsort((seq, us, case))
+        case, us, codes = case[order], us[order], codes[order]
+    names = [str(n) for n in activity.dictionary.to_pylist()]
+    return sorted_log(case, codes, us, names)
+
+
+@cache
+def _duckdb_fuses() -> bool:
+    """Whether this DuckDB build computes ``lo * (1 - d) + hi * d`` as one fused multiply-add
+    (compilers may contract it, and the last bit of some quantiles depends on it): one probe
+    on values where the two differ."""
+    lo, hi = 4851.909744, 7503.646726  # n = 5, q = 0.9: rank 3.6, d = 0.6000000000000001
+    con = duckdb.connect()
+    try:
+        got = con.execute(
+            "SELECT quantile_cont(x, 0.9) FROM (SELECT unnest($v::DOUBLE[]) AS x)",
+            {"v": [0.0, 0.0, 0.0, lo, hi]},
+        ).fetchall()[0][0]
+    finally:
+        con.close()
+    return bool(got == _fused(lo, 1.0 - 0.6000000000000001, hi * 0.6000000000000001))
+
+
+def _fused(a: float, b: float, c: float) -> float:
+    """``a * b + c`` rounded once, as a fused multiply-add does."""
+    return float(Fraction(a) * Fraction(b) + Fraction(c))
+
+
+def interpolate(lo_us: np.ndarray, hi_us: np.ndarray, rank: np.ndarray) -> np.ndarray:
+    """``quantile_cont`` between the order statistics ``floor(rank)`` and ``ceil(rank)`` (µs in,
+    seconds out), to the bit as DuckDB computes it: ``lo * (1 - d) + hi * d``, ``d`` the
+    fractional part of the rank, and ``lo`` itself when ``d`` is 0."""
+    lo, hi = np.asarray(lo_us / 1e6, np.float64), np.asarray(hi_us / 1e6, np.float64)
+    frac = rank - np.floor(rank)
+    out = np.where(frac == 0, lo, lo * (1.0 - frac) + hi * frac)
+    if _duckdb_fuses():  # at d = 0.5 both products are exact, so fusing changes nothing
+        for i in zip(*np.nonzero((frac != 0) & (frac != 0.5)), strict=True):
+            out[i] = _fused(float(lo[i]), 1.0 - float(frac[i]), float(hi[i] * frac[i]))
+    return out
+
+
+def _quantiles_by_loop(
+    values: np.ndarray, offsets: np.ndarray, counts: np.ndarray, qs: tuple[float, ...]
+) -> np.ndarray:
+    """Quantiles of each group of ``values`` (grouped, unsorted inside a group) by selection."""
+    ranks = (counts[:, None] - 1).astype(np.float64) * np.array(qs)[None, :]
+    lo_at, hi_at = np.floor(ranks).astype(np.int64), np.ceil(ranks).astype(np.int64)
+    lo, hi = np.empty(ranks.shape, np.int64), np.empty(ranks.shape, np.int64)
+    for g, (start, count) in enumerate(zip(offsets.tolist(), counts.tolist(), strict=True)):
+        kth = np.unique(np.concatenate((lo_at[g], hi_at[g])))
+        part = np.partition(values[start : start + count], kth)
+        lo[g], hi[g] = part[lo_at[g]], part[hi_at[g]]
+    return interpolate(lo, hi, ranks)
+
+
+def _sort_within(groups: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
+    """``values`` (non-negative integers) sorted by (group, value): one integer sort when both
+    fit in 63 bits, else a two-key lexsort."""
+    if len(values) == 0:
+        return values
+    value_bits = int(values.max()).bit_length()
+    group_bits = max(n_groups - 1, 0).bit_length()
+    if value_bits + group_bits <= 62:
+        keys = (groups.astype(np.int64) << value_bits) | values
+        keys.sort()
+        return keys & ((1 << value_bits) - 1)
+    return values[np.lexsort((values, groups))]
+
+
+def grouped_quantiles(
+    groups: np.ndarray,
+    values: np.ndarray,
+    n_groups: int,
+    *,
+    qs: tuple[float, ...] = QUANTILES,
+) -> np.ndarray:
+    """Quantiles ``qs`` of non-negative integer ``values`` (µs) per group ``0..n_groups-1`` (every
+    group non-empty), in seconds, one row per group: one sort by (group, value), then the
+    order statistics of every group at once."""
+    counts = np.bincount(groups, minlength=n_groups)
+    offsets = (np.cumsum(counts) - counts).astype(np.int64)
+    ordered = _sort_within(groups, values, n_groups)
+    out = np.empty((n_groups, len(qs)))
+    for j, q in enumerate(qs):
+        rank = (counts - 1).astype(np.float64) * q
+        lo = ordered[offsets + np.floor(rank).astype(np.int64)]
+        hi = ordered[offsets + np.ceil(rank).astype(np.int64)]
+        out[:, j] = interpolate(lo, hi, rank)
+    return out
+
+
+def run_quantiles(
+    values: np.ndarray, counts: np.ndarray, qs: tuple[float, ...] = QUANTILES
+) -> np.ndarray:
+    """As :func:`grouped_quantiles` for values already grouped in runs of ``counts`` (any order
+    inside a run): few runs are selected one by one (linear time), many are sorted at once."""
+    if len(counts) <= LOOP_GROUPS:
+        return _quantiles_by_loop(values, (np.cumsum(counts) - counts).astype(np.int64), counts, qs)
+    return grouped_quantiles(np.repeat(np.arange(len(counts)), counts), values, len(counts), qs=qs)
+
+
+def _exact_sums(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Per-group sums of non-negative int64 values without overflow: high and low 32 bits are
+    summed apart (each fits in int64 for up to 2**31 values) and joined as Python integers."""
+    if len(values) == 0:
+        return np.array([], dtype=object)
+    high = np.add.reduceat(values >> 32, offsets).astype(object)
+    low = np.add.reduceat(values & 0xFFFFFFFF, offsets).astype(object)
+    return np.asarray(high * (1 << 32) + low, dtype=object)
+
+
+def _edge_ids(
+    source: np.ndarray, target: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The edges present (``source * k + target``, ascending), each pair's id (sorting by it
+    sorts by edge) and each edge's number of pairs. The ids are 16-bit when they fit, so that
+    numpy's stable sort on them is a linear-time radix sort."""
+    edge = source * k + target
+    if k * k <= 1 << 16:
+        counts = np.bincount(edge, minlength=k * k)
+        present = np.flatnonzero(counts)
+        return present, edge.astype(np.uint16), counts[present].astype(np.int64)
+    present, ids = np.unique(edge, return_inverse=True)
+    frequency = np.bincount(ids, minlength=len(present)).astype(np.int64)
+    return present, ids.astype(np.uint16 if len(present) <= 1 << 16 else np.int64), frequency
+
+
+def dfg(log: SortedLog) -> pa.Table:
+    """Directly-follows edges: frequency, distinct cases, wait mean / median / p90 (seconds),
+    most frequent first, then by source and target name."""
+    k = max(len(log.names), 1)
+    pairs = np.flatnonzero(log.case[1:] == log.case[:-1])  # row i -> i + 1 in one case
+    present, ids, frequency = _edge_ids(log.activity[pairs], log.activity[1:][pairs], k)
+    offsets = (np.cumsum(frequency) - frequency).astype(np.int64)
+    pairs = pairs[np.argsort(ids, kind="stable")]  # grouped by edge, cases still in order
+    waits = log.us[1:][pairs] - log.us[pairs]
+    cases_in_order = log.case[pairs]
+    new_case = np.ones(len(pairs), dtype=bool)
+    np.not_equal(cases_in_order[1:], cases_in_order[:-1], out=new_case[1:])
+    new_case[offsets] = True
+    n_edges = len(present)
+    cases = np.add.reduceat(new_case, offsets).astype(np.int64) if n_edges else frequency
+    quantiles = run_quantiles(waits, frequency)
+    sums = _exact_sums(waits, offsets).tolist()
+    means = [float(s) / f / 1e6 for s, f in zip(sums, frequency.tolist(), strict=True)]
+    names = np.array(log.names, dtype=object)
+    table = pa.table(
+        {
+            "source_activity": pa.array(names[present // k].tolist(), pa.string()),
+            "target_activity": pa.array(names[present % k].tolist(), pa.string()),
+            "frequency": pa.array(frequency, pa.int64()),
+            "cases": pa.array(cases, pa.int64()),
+            "wait_mean_s": pa.array(means, pa.float64()),
+            "wait_median_s": pa.array(quantiles[:, 0], pa.float64()),
+            "wait_p90_s": pa.array(quantiles[:, 1], pa.float64()),
+        }
+    )
+    order = [("frequency", "descending"), ("source_activity", "ascending")]
+    return table.sort_by([*order, ("target_activity", "ascending")])
+
+
+def boundary_counts(log: SortedLog, first: bool) -> pa.Table:
+    """How many cases start (``first``) or end with each activity, most first, then by name."""
+    rows = log.starts if first else log.ends
+    counts = np.bincount(log.activity[rows], minlength=len(log.names))
+    present = np.flatnonzero(counts)
+    table = pa.table(
+        {
+            "activity": pa.array([log.names[i] for i in present.tolist()], pa.string()),
+            "cases": pa.array(counts[present].astype(np.int64), pa.int64()),
+        }
+    )
+    return table.sort_by([("cases", "descending"), ("activity", "ascending")])
+
+
+def sequence_hash(log: SortedLog, position: np.ndarray, case_of: np.ndarray) -> np.ndarray:
+    """A 64-bit polynomial hash of each case's activity codes and length (wrapping uint64)."""
+    if len(log.case) == 0:
+        return np.zeros(0, dtype=np.uint64)
+    powers = np.ones(int(position.max()) + 1, dtype=np.uint64)
+    powers[1:] = np.cumprod(np.full(len(powers) - 1, HASH_BASE, dtype=np.uint64))
+    terms = (log.activity.astype(np.uint64) + np.uint64(1)) * powers[position]
+    return np.add.reduceat(terms, log.starts) ^ (log.lengths.astype(np.uint64) * HASH_LENGTH)
+
+
+def _first_of_each(codes: np.ndarray) -> np.ndarray:
+    """Where each code first occurs, for codes numbered in order of first occurrence."""
+    running = np.maximum.accumulate(codes) if len(codes) else codes
+    new = np.ones(len(codes), dtype=bool)
+    new[1:] = codes[1:] > running[:-1]
+    return np.flatnonzero(new)
+
+
+def _exact_variant_ids(log: SortedLog) -> np.ndarray:
+    """Variant ids from the sequences themselves (the fallback after a hash collision)."""
+    sequences = [
+        tuple(log.activity[s : s + n].tolist())
+        for s, n in zip(log.starts.tolist(), log.lengths.tolist(), strict=True)
+    ]
+    return np.asarray(pd.factorize(pd.Series(sequences, dtype=object))[0], dtype=np.int64)
+
+
+def variant_ids(log: SortedLog, hasher: Hasher = sequence_hash) -> np.ndarray:
+    """Each case's variant, numbered in order of first case; equal ids mean equal sequences
+    (checked event by event against the variant's first case)."""
+    lengths = log.lengths
+    case_of = np.repeat(np.arange(len(lengths)), lengths)
+    position = np.arange(len(log.case)) - log.starts[case_of]
+    ids = np.asarray(pd.factorize(hasher(log, position, case_of))[0], dtype=np.int64)
+    first = _first_of_each(ids)
+    representative = first[ids]  # per case: the first case of its variant
+    same = bool(np.array_equal(lengths[representative], lengths))
+    if same:
+        events = log.starts[representative][case_of] + position
+        same = bool(np.array_equal(log.activity[events], log.activity))
+    return ids if same else _exact_variant_ids(log)
+
+
+def variants(log: SortedLog, hasher: Hasher = sequence_hash) -> pa.Table:
+    """Variants, most cases first, ties by first case: label, activities, cases, share,
+    coverage, length and the median first-to-last duration (seconds) of their cases."""
+    ids = variant_ids(log, hasher)
+    n_variants = int(ids.max()) + 1 if len(ids) else 0
+    first = _first_of_each(ids)
+    cases = np.bincount(ids, minlength=n_variants).astype(np.int64)
+    durations = log.us[log.ends] - log.us[log.starts]
+    medians = grouped_quantiles(ids, durations, n_variants, qs=(0.5,))[:, 0]
+    order = np.argsort(-cases, kind="stable")  # ids are in first-case order already
+    total = int(cases.sum())
+    lengths = log.lengths[first][order]
+    offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int32)
+    events = np.repeat(log.starts[first][order] - offsets[:-1], lengths) + np.arange(offsets[-1])
+    names = pa.array(log.names, pa.string())
+    activities = pa.ListArray.from_arrays(
+        pa.array(offsets), names.take(pa.array(log.activity[events]))
+    )
+    ordered = cases[order]
+    return pa.table(
+        {
+            "variant": pc.binary_join(activities, " → "),
+            "activities": activities,
+            "cases": pa.array(ordered, pa.int64()),
+            "share": pa.array(ordered / total if total else ordered.astype(float), pa.float64()),
+            "coverage": pa.array(
+                np.cumsum(ordered) / total if total else ordered.astype(float), pa.float64()
+            ),
+            "length": pa.array(lengths, pa.int64()),
+            "median_duration_s": pa.array(medians[order], pa.float64()),
+        }
+    )

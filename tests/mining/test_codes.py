@@ -1,0 +1,290 @@
+"""The one-pass numpy core (mining/codes.py) equals independent computations: DuckDB's own
+``quantile_cont`` to the bit, the set-based SQL it replaced (window ``lead`` over the stored log,
+``list`` grouping), pandas on pm4py's formatted frame, and exact tuple grouping of variants."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from journeymine.mining import codes, discovery, eventlog, pm4py_adapter
+
+LOGS = Path(__file__).resolve().parents[1] / "data" / "eventlogs"
+
+# The SQL the numpy core replaced, kept here as the reference: every pair from a window over
+# the stored row order, quantiles from DuckDB's quantile_cont, variants grouped as lists.
+PAIRS_SQL = """
+    SELECT case_key, source_activity::VARCHAR AS source_activity,
+           target_activity::VARCHAR AS target_activity, wait_s
+    FROM (
+        SELECT case_key, activity AS source_activity, lead(activity) OVER w AS target_activity,
+               lead(case_key) OVER w AS next_case,
+               (epoch_us(lead(ts) OVER w) - epoch_us(ts)) / 1e6 AS wait_s
+        FROM {log} WINDOW w AS (ORDER BY rn)
+    ) WHERE next_case = case_key
+"""
+DFG_SQL = """
+    SELECT source_activity, target_activity, count(*) AS frequency,
+           count(DISTINCT case_key) AS cases, avg(wait_s) AS wait_mean_s,
+           quantile_cont(wait_s, 0.5) AS wait_median_s, quantile_cont(wait_s, 0.9) AS wait_p90_s
+    FROM ({pairs}) GROUP BY ALL ORDER BY frequency DESC, source_activity, target_activity
+"""
+VARIANTS_SQL = """
+    WITH traces AS (
+        SELECT case_key, list(activity::VARCHAR ORDER BY rn) AS activities,
+               (epoch_us(max(ts)) - epoch_us(min(ts))) / 1e6 AS duration_s
+        FROM {log} GROUP BY case_key
+    ), variants AS (
+        SELECT activities, count(*) AS cases, median(duration_s) AS median_duration_s,
+               min(case_key) AS first_case
+        FROM traces GROUP BY activities
+    )
+    SELECT array_to_string(activities, ' → ') AS variant, activities, cases,
+           cases / sum(cases) OVER () AS share,
+           sum(cases) OVER (ORDER BY cases DESC, first_case ROWS UNBOUNDED PRECEDING)
+               / sum(cases) OVER () AS coverage,
+           len(activities) AS length, median_duration_s
+    FROM variants ORDER BY cases DESC, first_case
+"""
+BOUNDARY_SQL = """
+    SELECT activity, count(*) AS cases FROM (
+        SELECT {pick}(activity::VARCHAR, rn) AS activity FROM {log} GROUP BY case_key
+    ) GROUP BY activity ORDER BY cases DESC, activity
+"""
+
+
+def reference(con: duckdb.DuckDBPyConnection, log: str) -> dict[str, pd.DataFrame]:
+    return {
+        "dfg": con.execute(DFG_SQL.format(pairs=PAIRS_SQL.format(log=log))).df(),
+        "variants": con.execute(VARIANTS_SQL.format(log=log)).df(),
+        "start_activities": con.execute(BOUNDARY_SQL.format(pick="arg_min", log=log)).df(),
+        "end_activities": con.execute(BOUNDARY_SQL.format(pick="arg_max", log=log)).df(),
+    }
+
+
+def assert_equal_to_reference(
+    con: duckdb.DuckDBPyConnection, ours: dict[str, pd.DataFrame], log: str
+) -> None:
+    """Every column identical, the mean wait to 1e-12 (we sum integer microseconds exactly,
+    ``avg`` sums doubles in an order of its choosing)."""
+    expected = reference(con, log)
+    for name, frame in expected.items():
+        mine = ours[name]
+        if name == "dfg":
+            assert mine.wait_mean_s.tolist() == pytest.approx(frame.wait_mean_s.tolist(), rel=1e-12)
+            mine, frame = mine.drop(columns="wait_mean_s"), frame.drop(columns="wait_mean_s")
+        pd.testing.assert_frame_equal(mine, frame, check_exact=True)
+
+
+def stored(con: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame]:
+    names = ("dfg", "variants", "start_activities", "end_activities")
+    return {name: con.execute(f"FROM {name}").df() for name in names}
+
+
+@pytest.fixture(scope="module", params=["receipt", "helpdesk", "sepsis"])
+def real_log(request: pytest.FixtureRequest) -> pa.Table:
+    return eventlog.read_event_log(LOGS / f"{request.param}.xes.gz")
+
+
+def test_every_figure_equals_the_sql_it_replaced_on_real_logs(real_log: pa.Table) -> None:
+    con = duckdb.connect()
+    log = discovery.materialise_log(con, eventlog.register_log(con, real_log))
+    discovery.write_discovery(con, log)
+    assert_equal_to_reference(con, stored(con), log)
+    # The functions return the same rows as the stored tables.
+    pd.testing.assert_frame_equal(discovery.discover_dfg(con, log), stored(con)["dfg"])
+    pd.testing.assert_frame_equal(discovery.discover_variants(con, log), stored(con)["variants"])
+
+
+def test_an_arrow_log_gives_the_stored_log_figures(real_log: pa.Table) -> None:
+    """Sorting in memory (codes.from_arrow) equals the stored, DuckDB-sorted log: as read (rows
+    already in time order inside a case) and shuffled (the three-key fallback)."""
+    con = duckdb.connect()
+    log = discovery.materialise_log(con, eventlog.register_log(con, real_log))
+    discovery.write_discovery(con, log)
+    expected = stored(con)
+    shuffled = real_log.take(np.random.default_rng(7).permutation(real_log.num_rows))
+    for table in (real_log, shuffled):
+        other = duckdb.connect()
+        discovery.write_discovery_from_arrow(other, table)
+        for name, frame in stored(other).items():
+            pd.testing.assert_frame_equal(frame, expected[name], check_exact=True)
+
+
+def test_cases_p90_and_durations_equal_pandas_on_real_logs(real_log: pa.Table) -> None:
+    """What pm4py does not report, computed independently with pandas on its formatted frame:
+    distinct cases per edge, p90 of the waits, median case duration per variant."""
+    frame = pm4py_adapter.formatted(real_log.to_pandas())
+    case, act, ts = pm4py_adapter.CASE, pm4py_adapter.ACTIVITY, pm4py_adapter.TIMESTAMP
+    nxt = frame.groupby(case, sort=False).shift(-1)
+    pairs = pd.DataFrame(
+        {
+            "case": frame[case],
+            "source": frame[act],
+            "target": nxt[act],
+            "wait": (nxt[ts] - frame[ts]).dt.total_seconds(),
+        }
+    ).dropna(subset=["target"])
+    edges = pairs.groupby(["source", "target"]).agg(
+        cases=("case", "nunique"), p90=("wait", lambda w: np.percentile(w, 90))
+    )
+    con = duckdb.connect()
+    discovery.write_discovery_from_arrow(con, real_log)
+    dfg = con.execute("FROM dfg").df().set_index(["source_activity", "target_activity"])
+    assert dict(dfg.cases) == dict(edges.cases)
+    assert dfg.wait_p90_s.loc[edges.index].tolist() == pytest.approx(edges.p90.tolist(), abs=1e-6)
+    traces = frame.groupby(case, sort=False).agg(
+        activities=(act, tuple), duration=(ts, lambda t: (t.max() - t.min()).total_seconds())
+    )
+    durations: dict[tuple[str, ...], list[float]] = {}
+    for activities, duration in zip(traces.activities, traces.duration, strict=True):
+        durations.setdefault(tuple(activities), []).append(float(duration))
+    variants = con.execute("FROM variants").df()
+    ours = dict(zip(map(tuple, variants.activities), variants.median_duration_s, strict=True))
+    assert set(ours) == set(durations)
+    assert [ours[v] for v in durations] == pytest.approx(
+        [float(np.median(d)) for d in durations.values()], abs=1e-6
+    )
+
+
+values = st.lists(
+    st.tuples(st.integers(0, 5), st.one_of(st.integers(0, 10**10), st.integers(0, 2**60))),
+    min_size=1,
+    max_size=60,
+)
+
+
+@given(values)
+@settings(max_examples=150, deadline=None)
+def test_quantiles_are_duckdb_quantile_cont_to_the_bit(rows: list[tuple[int, int]]) -> None:
+    """Both ways of picking (selection per run, one sort of all groups), small and huge values
+    (the 63-bit combined sort key and its lexsort fallback), against DuckDB itself."""
+    groups = np.array([g for g, _ in rows])
+    _, dense = np.unique(groups, return_inverse=True)
+    us = np.array([v for _, v in rows], dtype=np.int64)
+    expected = (
+        duckdb.connect()
+        .execute(
+            "SELECT g, quantile_cont(v / 1e6, 0.5), quantile_cont(v / 1e6, 0.9) FROM "
+            "(SELECT unnest($g) AS g, unnest($v) AS v) GROUP BY g ORDER BY g",
+            {"g": dense.tolist(), "v": us.tolist()},
+        )
+        .fetchall()
+    )
+    n_groups = int(dense.max()) + 1
+    by_sort = codes.grouped_quantiles(dense, us, n_groups)
+    order = np.argsort(dense, kind="stable")
+    by_run = codes.run_quantiles(us[order], np.bincount(dense, minlength=n_groups))
+    assert by_sort.tolist() == [[m, p] for _, m, p in expected]
+    assert by_run.tolist() == [[m, p] for _, m, p in expected]
+
+
+def log_table(rows: list[tuple[int, int, int]]) -> pa.Table:
+    """A small log: (case, activity, minute) per row, in the given (file) order."""
+    return pa.table(
+        {
+            "case_id": pa.array([f"c{c}" for c, _, _ in rows], pa.string()),
+            "activity": pa.array([f"a{a}" for _, a, _ in rows], pa.string()),
+            "ts": pa.array(
+                [pd.Timestamp("2026-01-01", tz="UTC") + pd.Timedelta(minutes=m) for *_, m in rows],
+                pa.timestamp("us", tz="UTC"),
+            ),
+            "seq": pa.array(range(len(rows)), pa.int64()),
+        }
+    )
+
+
+small_logs = st.lists(
+    st.tuples(st.integers(0, 6), st.integers(0, 3), st.integers(0, 5)), min_size=0, max_size=40
+)
+
+
+@given(small_logs)
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_any_small_log_gives_the_figures_of_the_sql(rows: list[tuple[int, int, int]]) -> None:
+    """Ties, loops, single-event cases, empty logs; through the stored log and from Arrow."""
+    con = duckdb.connect()
+    table = log_table(rows)
+    log = discovery.materialise_log(con, eventlog.register_log(con, table))
+    discovery.write_discovery(con, log)
+    assert_equal_to_reference(con, stored(con), log)
+    other = duckdb.connect()
+    discovery.write_discovery_from_arrow(other, table)
+    for name, frame in stored(other).items():
+        pd.testing.assert_frame_equal(frame, stored(con)[name], check_exact=True)
+
+
+@given(small_logs)
+@settings(max_examples=60, deadline=None)
+def test_a_hash_collision_never_merges_variants(rows: list[tuple[int, int, int]]) -> None:
+    """With a hash that makes every case collide, the event-by-event check catches it and the
+    variants are still the exact sequences."""
+    log = codes.from_arrow(log_table(rows))
+
+    def collide(log: codes.SortedLog, position: np.ndarray, case_of: np.ndarray) -> np.ndarray:
+        return np.zeros(len(log.starts), dtype=np.uint64)
+
+    exact = codes.variants(log, hasher=collide)
+    assert exact.equals(codes.variants(log))
+    sequences = [
+        tuple(log.names[a] for a in log.activity[s : s + n])
+        for s, n in zip(log.starts.tolist(), log.lengths.tolist(), strict=True)
+    ]
+    counts = pd.Series(sequences, dtype=object).value_counts()
+    found = zip(
+        map(tuple, exact["activities"].to_pylist()), exact["cases"].to_pylist(), strict=True
+    )
+    assert dict(found) == dict(counts)
+
+
+@given(st.lists(st.integers(0, 2**40), max_size=200))
+@settings(max_examples=80, deadline=None)
+def test_the_radix_order_is_numpys_stable_order(keys: list[int]) -> None:
+    array = np.array(keys, dtype=np.int64)
+    n_keys = int(array.max()) + 1 if keys else 0
+    assert codes._radix_order(array, n_keys).tolist() == np.argsort(array, kind="stable").tolist()
+
+
+@pytest.mark.parametrize("insertion_order", [True, False])
+def test_materialised_rows_are_numbered_in_case_time_seq_order(insertion_order: bool) -> None:
+    """Also when the connection does not preserve insertion order (rowids then say nothing)."""
+    rng = np.random.default_rng(3)
+    rows = [(int(c), int(a), int(m)) for c, a, m in rng.integers(0, [50, 5, 30], size=(2000, 3))]
+    table = log_table(rows)
+    con = duckdb.connect()
+    con.execute(f"SET preserve_insertion_order = {str(insertion_order).lower()}")
+    log = discovery.materialise_log(con, eventlog.register_log(con, table))
+    got = con.execute(f"SELECT case_key, ts, seq FROM {log} ORDER BY rn").df()
+    frame = table.to_pandas()
+    frame["case_key"] = frame.case_id.rank(method="dense").astype("int64")
+    expected = frame.sort_values(["case_key", "ts", "seq"])[["case_key", "ts", "seq"]]
+    assert got.seq.tolist() == expected.seq.tolist()
+    assert con.execute(f"SELECT min(rn), max(rn), count(*) FROM {log}").fetchall() == [
+        (1, 2000, 2000)
+    ]
+
+
+def test_an_empty_log_stores_empty_tables_with_their_columns() -> None:
+    con = duckdb.connect()
+    log = discovery.materialise_log(con, eventlog.register_log(con, log_table([])))
+    discovery.write_discovery(con, log)
+    for name, frame in stored(con).items():
+        assert len(frame) == 0, name
+    assert list(stored(con)["dfg"].columns) == [
+        "source_activity",
+        "target_activity",
+        "frequency",
+        "cases",
+        "wait_mean_s",
+        "wait_median_s",
+        "wait_p90_s",
+    ]
