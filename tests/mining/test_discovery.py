@@ -87,27 +87,6 @@ def test_ties_keep_file_order() -> None:
     assert discovery.discover_variants(con, log).variant.tolist() == ["b → a → c"]
 
 
-def test_simplification_reports_what_it_hides() -> None:
-    con = duckdb.connect()
-    rows = [(1, "a", 0), (1, "b", 1), (2, "a", 0), (2, "b", 1), (3, "a", 0), (3, "rare", 1)]
-    con.execute(
-        "CREATE TABLE t AS SELECT c AS case_key, a AS activity, "
-        "TIMESTAMPTZ '2026-01-01' + to_seconds(s) AS ts, s AS seq FROM (VALUES "
-        + ", ".join(f"({c}, '{a}', {s})" for c, a, s in rows)
-        + ") v(c, a, s)"
-    )
-    log = discovery.materialise_log(con, "t")
-    kept, hidden = discovery.simplify_dfg(con, log, max_activities=2)
-    assert kept[["source_activity", "target_activity"]].values.tolist() == [["a", "b"]]
-    assert hidden == {
-        "activities": 1,
-        "edges": 1,
-        "events": 1,
-        "events_share": 1 / 6,
-        "cases_share": 1 / 3,
-    }
-
-
 def test_stored_tables_equal_the_functions(
     real_log: tuple[duckdb.DuckDBPyConnection, str, dict],
 ) -> None:

@@ -30,8 +30,6 @@ import pyarrow as pa
 
 from journeymine.mining import codes
 
-LOG_COLUMNS = ("case_key", "activity", "ts", "seq")
-
 
 def materialise_log(con: duckdb.DuckDBPyConnection, relation: str, table: str = "jm_log") -> str:
     """Copy an event log into ``table`` with an ENUM activity, sorted by (case, time, seq).
@@ -156,53 +154,3 @@ def write_discovery_from_arrow(con: duckdb.DuckDBPyConnection, table: pa.Table) 
     ``ts``, ``seq``) sorted in memory: no event-log table is stored (use
     :func:`materialise_log` when other analyses need one)."""
     store_tables(con, discovered_tables(codes.from_arrow(table)))
-
-
-def simplify_dfg(
-    con: duckdb.DuckDBPyConnection,
-    log: str,
-    *,
-    max_activities: int | None = None,
-    max_edges: int | None = None,
-) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Keep the most frequent activities and edges; say what was hidden.
-
-    Returns the kept edges and ``hidden``: activities, edges, events and share of events, and
-    the share of cases that pass through at least one hidden activity or edge.
-    """
-    dfg = discover_dfg(con, log)
-    counts = con.execute(
-        f"SELECT activity::VARCHAR, count(*) FROM {log} GROUP BY 1 ORDER BY 2 DESC, 1"
-    ).fetchall()
-    kept_activities = [a for a, _ in counts][:max_activities]
-    kept = dfg[
-        dfg.source_activity.isin(kept_activities) & dfg.target_activity.isin(kept_activities)
-    ]
-    kept = kept.head(max_edges) if max_edges is not None else kept
-    total_events = sum(n for _, n in counts)
-    hidden_events = sum(n for a, n in counts if a not in set(kept_activities))
-    con.register("jm_kept_edges", kept[["source_activity", "target_activity"]])
-    con.register("jm_kept_acts", pd.DataFrame({"activity": kept_activities}))
-    row = con.execute(
-        f"""
-        WITH pairs AS ({_pairs(log)}),
-        touched AS (
-            SELECT DISTINCT case_key FROM pairs p
-            WHERE (p.target_activity IS NOT NULL AND NOT EXISTS (
-                SELECT 1 FROM jm_kept_edges k WHERE k.source_activity = p.source_activity::VARCHAR
-                AND k.target_activity = p.target_activity::VARCHAR))
-            OR p.source_activity::VARCHAR NOT IN (SELECT activity FROM jm_kept_acts)
-        )
-        SELECT (SELECT count(*) FROM touched) / (SELECT count(DISTINCT case_key) FROM {log})
-        """
-    ).fetchall()[0]  # fetchall: DuckDB 2.0 refuses unregister() after a half-read result
-    con.unregister("jm_kept_edges")
-    con.unregister("jm_kept_acts")
-    hidden = {
-        "activities": len(counts) - len(kept_activities),
-        "edges": len(dfg) - len(kept),
-        "events": hidden_events,
-        "events_share": hidden_events / total_events if total_events else 0.0,
-        "cases_share": float(row[0]) if row and row[0] is not None else 0.0,
-    }
-    return kept.reset_index(drop=True), hidden
