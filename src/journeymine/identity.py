@@ -31,30 +31,34 @@ keeps their history with the account of the time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import duckdb
 import pandas as pd
-import pyarrow as pa
 
+from journeymine import identity_persons
 from journeymine.errors import WarehouseError
+from journeymine.identity_graph import (
+    Node,
+    Outcome,
+    assign_ids,
+    components,
+    previous_ids,
+    store_merges,
+    store_nodes,
+)
 from journeymine.sources._common import (
     ANONYMOUS_ID,
-    EMAIL,
-    PERSON_NODE_TYPES,
     SEGMENT_GROUP,
     SF_ACCOUNT,
     SF_CONTACT,
     SF_OPPORTUNITY,
     STRIPE_CUSTOMER,
-    USER_ID,
 )
 from journeymine.warehouse import table_exists
 
-Node = tuple[str, str]
 # Account node types that an account holds at most one of: the data keeps them apart on purpose.
 EXCLUSIVE_ACCOUNT_TYPES = (SF_ACCOUNT, SEGMENT_GROUP)
 # The Stripe customer belongs to an account only through the people who pay with it.
@@ -84,191 +88,7 @@ class StitchResult:
     accounts: int = 0
     new_account_merges: int = 0
     account_conflicts: int = 0
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """Why a join was refused: the readable reason and the rule (with its setting) behind it."""
-
-    reason: str
-    kept_apart_by: str
-
-
-class _Components:
-    """Union-find over node indices that caps how many ids of a kind one component may hold."""
-
-    def __init__(self, nodes: list[Node], limits: dict[str, int], entity: str) -> None:
-        self.parent = list(range(len(nodes)))
-        self.limits, self.entity = limits, entity
-        self.held: list[dict[str, frozenset[str]]] = [
-            {t: frozenset([v])} if t in limits else {} for t, v in nodes
-        ]
-
-    def find(self, i: int) -> int:
-        root = i
-        while self.parent[root] != root:
-            root = self.parent[root]
-        while self.parent[i] != root:  # path compression
-            self.parent[i], i = root, self.parent[i]
-        return root
-
-    def union(self, a: int, b: int) -> Refusal | None:
-        """Join the components of a and b; return why when the join is refused."""
-        ra, rb = self.find(a), self.find(b)
-        if ra == rb:
-            return None
-        ha, hb = self.held[ra], self.held[rb]
-        for kind in sorted(ha.keys() & hb.keys()):
-            if len(ha[kind] | hb[kind]) > self.limits[kind]:
-                return self._refusal(kind, ha[kind], hb[kind])
-        keep, gone = min(ra, rb), max(ra, rb)
-        self.parent[gone] = keep
-        self.held[keep] = {k: ha.get(k, frozenset()) | hb.get(k, frozenset()) for k in ha | hb}
-        self.held[gone] = {}
-        return None
-
-    def _refusal(self, kind: str, a: frozenset[str], b: frozenset[str]) -> Refusal:
-        values = sorted(a | b)
-        if len(values) == 2:
-            what = f"two different {kind}s ({values[0]} and {values[1]})"
-        else:
-            what = f"{len(values)} different {kind}s ({', '.join(values)})"
-        rule = f"max_{kind}s_per_{self.entity}={self.limits[kind]}"
-        return Refusal(f"would merge {what} into one {self.entity} ({rule})", rule)
-
-
-def _person_edges(con: duckdb.DuckDBPyConnection, match_on_email: bool) -> pd.DataFrame:
-    """Edges that may merge persons, strongest first."""
-    person_types = ", ".join(f"'{t}'" for t in PERSON_NODE_TYPES)
-    email_filter = "" if match_on_email else f"AND '{EMAIL}' NOT IN (src_type, dst_type)"
-    return con.execute(
-        f"""
-        WITH deal_contact AS (  -- one person per deal: the primary contact role, else earliest
-            SELECT * FROM identity_edges
-            WHERE src_type = '{SF_CONTACT}' AND dst_type = '{SF_OPPORTUNITY}'
-            QUALIFY row_number() OVER (
-                PARTITION BY dst_id
-                ORDER BY rule = 'sf_contact_role_primary' DESC, observed_at, src_id) = 1
-        ), candidates AS (
-            SELECT * FROM identity_edges
-            WHERE src_type IN ({person_types}) AND dst_type IN ({person_types})
-            UNION ALL SELECT * FROM deal_contact
-        )
-        SELECT src_type, src_id, dst_type, dst_id, rule, source, observed_at FROM candidates
-        WHERE src_id IS NOT NULL AND dst_id IS NOT NULL {email_filter}
-        ORDER BY ('{EMAIL}' IN (src_type, dst_type)), observed_at, src_type, src_id,
-                 dst_type, dst_id, rule
-        """
-    ).df()
-
-
-def _event_nodes(con: duckdb.DuckDBPyConnection) -> list[Node]:
-    rows = con.execute(
-        "SELECT DISTINCT id_type, id_value FROM raw_events WHERE id_value IS NOT NULL"
-    ).fetchall()
-    return [(t, v) for t, v in rows]
-
-
-@dataclass
-class _Outcome:
-    """One union-find pass: the components, the refused edges, and the joins made per rule."""
-
-    components: list[list[Node]]
-    refused: list[dict[str, object]]
-    joins: dict[str, int]
-    root_of: dict[Node, int]
-
-
-def _components(
-    nodes: list[Node], edges: pd.DataFrame, limits: dict[str, int], entity: str
-) -> _Outcome:
-    index = {n: i for i, n in enumerate(nodes)}
-    uf = _Components(nodes, limits, entity)
-    refused: list[dict[str, object]] = []
-    joins: dict[str, int] = {}
-    for edge in edges.itertuples(index=False):
-        a, b = index[(edge.src_type, edge.src_id)], index[(edge.dst_type, edge.dst_id)]
-        joined = uf.find(a) != uf.find(b)
-        refusal = uf.union(a, b)
-        if refusal:
-            refused.append({**edge._asdict(), **asdict(refusal)})
-        elif joined:
-            joins[edge.rule] = joins.get(edge.rule, 0) + 1
-    groups: dict[int, list[Node]] = {}
-    root_of = {node: uf.find(i) for i, node in enumerate(nodes)}
-    for node, root in root_of.items():
-        groups.setdefault(root, []).append(node)
-    components = sorted((sorted(g) for g in groups.values()), key=lambda g: g[0])
-    return _Outcome(components, refused, joins, root_of)
-
-
-def _assign_ids(
-    components: Iterable[list[Node]], previous: dict[Node, int]
-) -> tuple[dict[Node, int], list[tuple[int, int]]]:
-    """Give each component an id, keeping old ids; returns (node -> id, [(merged, into)])."""
-    next_id = max(previous.values(), default=0) + 1
-    used: set[int] = set()
-    assigned: dict[Node, int] = {}
-    merges: list[tuple[int, int]] = []
-    for nodes in components:
-        old = sorted({previous[n] for n in nodes if n in previous} - used)
-        if old:
-            keep = old[0]  # ids only grow, so the smallest is the oldest
-            merges.extend((other, keep) for other in old[1:])
-        else:
-            keep, next_id = next_id, next_id + 1
-        used.update(old)
-        assigned.update(dict.fromkeys(nodes, keep))
-    return assigned, merges
-
-
-def _previous_ids(con: duckdb.DuckDBPyConnection, table: str, id_column: str) -> dict[Node, int]:
-    rows = con.execute(f"SELECT node_type, node_id, {id_column} FROM {table}").fetchall()
-    return {(t, v): i for t, v, i in rows}
-
-
-def _store_nodes(
-    con: duckdb.DuckDBPyConnection, table: str, id_column: str, assigned: dict[Node, int]
-) -> None:
-    now = datetime.now(UTC)
-    frame = pa.table(
-        {
-            "node_type": pa.array([n[0] for n in assigned], pa.string()),
-            "node_id": pa.array([n[1] for n in assigned], pa.string()),
-            id_column: pa.array(list(assigned.values()), pa.int64()),
-        }
-    )
-    con.register("assigned_nodes", frame)
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE new_nodes AS
-        SELECT a.node_type, a.node_id, a.{id_column},
-               coalesce(o.first_assigned_at, ?::TIMESTAMPTZ) AS first_assigned_at
-        FROM assigned_nodes a LEFT JOIN {table} o USING (node_type, node_id)
-        """,
-        [now],
-    )
-    con.execute(f"DELETE FROM {table}")
-    con.execute(f"INSERT INTO {table} SELECT * FROM new_nodes ORDER BY {id_column}")
-    con.execute("DROP TABLE new_nodes")
-    con.unregister("assigned_nodes")
-
-
-def _store_merges(
-    con: duckdb.DuckDBPyConnection, table: str, merges: list[tuple[int, int]], run_id: str
-) -> None:
-    if not merges:  # executemany refuses an empty list
-        return
-    now = datetime.now(UTC)
-    con.executemany(
-        f"INSERT INTO {table} VALUES (?, ?, ?, ?)",
-        [[merged, into, now, run_id] for merged, into in merges],
-    )
-
-
-def other_setting(max_user_ids_per_person: int) -> int:
-    """The setting the refusal report compares with: 2 for today's rule (1), else back to 1."""
-    return 2 if max_user_ids_per_person == 1 else 1
+    mode: str = "full"  # "full", "full: <why not incremental>" or "incremental: <how much>"
 
 
 def stitch(
@@ -277,136 +97,118 @@ def stitch(
     *,
     match_on_email: bool = True,
     max_user_ids_per_person: int = 1,
+    incremental: bool = False,
 ) -> StitchResult:
-    """Recompute persons and accounts from all edges; runs in the caller's transaction."""
+    """Stitch persons and accounts; runs in the caller's transaction.
+
+    With ``incremental``, only the persons the rows loaded by ``run_id`` reach are recomputed
+    (:mod:`journeymine.identity_persons`), with the same result as a full rebuild; the temp
+    tables ``stitch_night`` (the run) and ``stitch_changed_persons`` (the person ids touched,
+    before and after) tell :func:`journeymine.touchpoints.build` which rows to rebuild.
+    When the warehouse holds no previous stitch to build on, it falls back to a full one and
+    says why in ``StitchResult.mode``.
+    """
     if max_user_ids_per_person < 1:
         raise ValueError(
             f"identity.max_user_ids_per_person must be at least 1, got {max_user_ids_per_person}"
         )
     con.execute(EDGES_VIEW)
     con.execute(TABLES)
-    persons, merges = _stitch_persons(con, run_id, match_on_email, max_user_ids_per_person)
-    accounts = _stitch_accounts(con, run_id)
-    joins = {("person", rule): n for rule, n in persons.joins.items()}
-    _store_joins(con, {**joins, **{("account", r): n for r, n in accounts.joins.items()}})
+    con.execute("DROP TABLE IF EXISTS stitch_night")  # a full stitch leaves a full rebuild
+    why_full = _why_full(con, match_on_email, max_user_ids_per_person) if incremental else ""
+    if incremental and not why_full:
+        _snapshot_accounts(con)
+        persons = identity_persons.stitch_night(
+            con, run_id, match_on_email, max_user_ids_per_person
+        )
+        accounts = _stitch_accounts(con, run_id)
+        _record_account_changes(con)
+        con.execute("CREATE TEMP TABLE stitch_night AS SELECT ?::VARCHAR AS run_id", [run_id])
+        mode = f"incremental: {persons.recomputed_nodes} identifiers recomputed"
+    else:
+        persons = identity_persons.stitch_all(con, run_id, match_on_email, max_user_ids_per_person)
+        accounts = _stitch_accounts(con, run_id)
+        mode = "full" + (f": {why_full}" if why_full else "")
+    _store_joins(con, accounts.joins)
     return StitchResult(
-        len(persons.components),
-        merges,
-        len(persons.refused),
+        _scalar(con, "SELECT count(DISTINCT person_id) FROM identity_nodes"),
+        persons.new_merges,
+        _scalar(con, "SELECT count(*) FROM identity_conflicts"),
         accounts.accounts,
         accounts.new_merges,
         accounts.refused,
+        mode,
     )
 
 
-def _stitch_persons(
-    con: duckdb.DuckDBPyConnection, run_id: str, match_on_email: bool, max_user_ids: int
-) -> tuple[_Outcome, int]:
-    """Persons under the chosen user-id cap, compared with the other setting; new merges."""
-    edges = _person_edges(con, match_on_email)
-    nodes = sorted(
-        set(_event_nodes(con))
-        | set(zip(edges.src_type, edges.src_id, strict=True))
-        | set(zip(edges.dst_type, edges.dst_id, strict=True))
+def _why_full(con: duckdb.DuckDBPyConnection, match_on_email: bool, max_user_ids: int) -> str:
+    """Why this warehouse's previous stitch cannot be extended (empty when it can)."""
+    needed = (
+        "identity_policy",
+        "identity_conflicts",
+        "identity_components",
+        "identity_component_joins",
+        "account_evidence",
+        "person_accounts",
+        "touchpoints",
+        "persons",
     )
-    outcome = _components(nodes, edges, {USER_ID: max_user_ids}, "person")
-    alternative = _components(nodes, edges, {USER_ID: other_setting(max_user_ids)}, "person")
-    assigned, merges = _assign_ids(
-        outcome.components, _previous_ids(con, "identity_nodes", "person_id")
-    )
-    _store_nodes(con, "identity_nodes", "person_id", assigned)
-    _store_merges(con, "person_merges", merges, run_id)
-    _store_conflicts(con, outcome, alternative)
-    _store_policy(con, outcome, alternative, max_user_ids, match_on_email)
-    return outcome, len(merges)
+    missing = [t for t in needed if not table_exists(con, t)]
+    if missing:
+        return f"no previous stitch to extend ({', '.join(missing)} missing)"
+    rows = con.execute(
+        "SELECT max_user_ids_per_person, match_on_email FROM identity_policy"
+    ).fetchall()
+    if rows != [(max_user_ids, match_on_email)]:
+        return "the identity settings changed since the previous stitch"
+    return ""
 
 
-CONFLICT_COLUMNS = [
-    "src_type",
-    "src_id",
-    "dst_type",
-    "dst_id",
-    "rule",
-    "source",
-    "observed_at",
-    "reason",
-    "kept_apart_by",
-    "other_setting_merges",
-]
+def _snapshot_accounts(con: duckdb.DuckDBPyConnection) -> None:
+    """Keep the accounts as they were, to find afterwards whose touchpoints they change."""
+    con.execute("CREATE OR REPLACE TEMP TABLE night_account_nodes AS FROM account_nodes")
+    con.execute("CREATE OR REPLACE TEMP TABLE night_person_accounts AS FROM person_accounts")
 
 
-def _store_conflicts(con: duckdb.DuckDBPyConnection, outcome: _Outcome, other: _Outcome) -> None:
-    """The refused person merges, each with whether the other policy setting would merge it."""
-    rows = [
-        {
-            **row,
-            "other_setting_merges": other.root_of[(str(row["src_type"]), str(row["src_id"]))]
-            == other.root_of[(str(row["dst_type"]), str(row["dst_id"]))],
-        }
-        for row in outcome.refused
-    ]
-    frame = pd.DataFrame(rows, columns=CONFLICT_COLUMNS)
-    con.register("conflict_rows", frame)
+# Persons whose touchpoints carry another account now: their periods changed, or an account
+# node one of their events names changed id (or appeared, or went).
+ACCOUNT_CHANGES = """
+INSERT INTO stitch_changed_persons
+WITH periods AS (
+    (FROM person_accounts EXCEPT FROM night_person_accounts)
+    UNION ALL (FROM night_person_accounts EXCEPT FROM person_accounts)
+), nodes AS (
+    (SELECT node_type, node_id, account_id FROM account_nodes
+     EXCEPT SELECT node_type, node_id, account_id FROM night_account_nodes)
+    UNION ALL (SELECT node_type, node_id, account_id FROM night_account_nodes
+               EXCEPT SELECT node_type, node_id, account_id FROM account_nodes)
+)
+SELECT person_id FROM periods
+UNION SELECT n.person_id FROM raw_events e
+JOIN nodes d ON d.node_type = e.account_type AND d.node_id = e.account_value
+JOIN identity_nodes n ON n.node_type = e.id_type AND n.node_id = e.id_value
+EXCEPT SELECT person_id FROM stitch_changed_persons
+"""
+
+
+def _record_account_changes(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(ACCOUNT_CHANGES)
+    con.execute("DROP TABLE night_account_nodes")
+    con.execute("DROP TABLE night_person_accounts")
+
+
+def _store_joins(con: duckdb.DuckDBPyConnection, account_joins: dict[str, int]) -> None:
+    """How many joins of two clusters each rule made, for the quality report."""
     con.execute(
-        "CREATE OR REPLACE TABLE identity_conflicts AS SELECT src_type::VARCHAR AS src_type, "
-        "src_id::VARCHAR AS src_id, dst_type::VARCHAR AS dst_type, dst_id::VARCHAR AS dst_id, "
-        "rule::VARCHAR AS rule, source::VARCHAR AS source, "
-        "observed_at::TIMESTAMPTZ AS observed_at, reason::VARCHAR AS reason, "
-        "kept_apart_by::VARCHAR AS kept_apart_by, "
-        "other_setting_merges::BOOLEAN AS other_setting_merges FROM conflict_rows"
+        "CREATE OR REPLACE TABLE identity_joins AS "
+        "SELECT 'person' AS entity, rule, sum(joins)::BIGINT AS joins "
+        "FROM identity_component_joins GROUP BY rule ORDER BY rule"
     )
-    con.unregister("conflict_rows")
-
-
-def _store_policy(
-    con: duckdb.DuckDBPyConnection,
-    outcome: _Outcome,
-    other: _Outcome,
-    max_user_ids: int,
-    match_on_email: bool,
-) -> None:
-    """One row: the setting used, and what the other setting would change (pairs of nodes)."""
-    would_merge = sum(
-        other.root_of[(str(r["src_type"]), str(r["src_id"]))]
-        == other.root_of[(str(r["dst_type"]), str(r["dst_id"]))]
-        for r in outcome.refused
-    )
-    would_refuse = sum(
-        outcome.root_of[(str(r["src_type"]), str(r["src_id"]))]
-        == outcome.root_of[(str(r["dst_type"]), str(r["dst_id"]))]
-        for r in other.refused
-    )
-    con.execute(
-        """
-        CREATE OR REPLACE TABLE identity_policy AS
-        SELECT ?::INTEGER AS max_user_ids_per_person, ?::BOOLEAN AS match_on_email,
-               ?::BIGINT AS refused_pairs, ?::INTEGER AS other_setting,
-               ?::BIGINT AS other_setting_would_merge, ?::BIGINT AS other_setting_would_refuse,
-               ?::BIGINT AS other_setting_persons
-        """,
-        [
-            max_user_ids,
-            match_on_email,
-            len(outcome.refused),
-            other_setting(max_user_ids),
-            would_merge,
-            would_refuse,
-            len(other.components),
-        ],
-    )
-
-
-def _store_joins(con: duckdb.DuckDBPyConnection, joins: dict[tuple[str, str], int]) -> None:
-    """How many joins of two clusters each rule made in this stitch, for the quality report."""
-    con.execute(
-        "CREATE OR REPLACE TABLE identity_joins (entity VARCHAR, rule VARCHAR, joins BIGINT)"
-    )
-    if not joins:
-        return
-    con.executemany(
-        "INSERT INTO identity_joins VALUES (?, ?, ?)",
-        [[entity, rule, n] for (entity, rule), n in sorted(joins.items())],
-    )
+    if account_joins:
+        con.executemany(
+            "INSERT INTO identity_joins VALUES ('account', ?, ?)",
+            [[rule, n] for rule, n in sorted(account_joins.items())],
+        )
 
 
 # --- accounts ----------------------------------------------------------------------------------
@@ -501,25 +303,30 @@ def _stitch_accounts(con: duckdb.DuckDBPyConnection, run_id: str) -> _AccountOut
     pairs = con.execute(ACCOUNT_PAIRS).df().assign(rule="shared_person")
     nodes = _account_nodes(con, pairs)
     limits = dict.fromkeys(EXCLUSIVE_ACCOUNT_TYPES, 1)
-    outcome = _components(nodes, pairs, limits, "account")
+    edges = list(
+        pairs[["src_type", "src_id", "dst_type", "dst_id", "rule"]].itertuples(
+            index=False, name=None
+        )
+    )
+    outcome = components(nodes, edges, limits, "account")
     # A Stripe customer alone is a payer, not a company: only clusters naming one become accounts.
     companies = [c for c in outcome.components if any(t in limits for t, _ in c)]
-    assigned, merges = _assign_ids(companies, _previous_ids(con, "account_nodes", "account_id"))
-    _store_nodes(con, "account_nodes", "account_id", assigned)
-    _store_merges(con, "account_merges", merges, run_id)
+    assigned, merges = assign_ids(companies, previous_ids(con, "account_nodes", "account_id"))
+    store_nodes(con, "account_nodes", "account_id", assigned)
+    store_merges(con, "account_merges", merges, run_id)
     _store_account_evidence(con, pairs, outcome)
     con.execute(PERSON_ACCOUNTS)
     return _AccountOutcome(len(companies), len(merges), len(outcome.refused), outcome.joins)
 
 
 def _store_account_evidence(
-    con: duckdb.DuckDBPyConnection, pairs: pd.DataFrame, outcome: _Outcome
+    con: duckdb.DuckDBPyConnection, pairs: pd.DataFrame, outcome: Outcome
 ) -> None:
     """Every pair of account nodes a person links, and whether it was refused and why."""
     refused = pd.DataFrame(
-        outcome.refused, columns=["src_type", "src_id", "dst_type", "dst_id", "reason"]
+        [(*edge[:4], r.reason, r.kept_apart_by) for edge, r in outcome.refused],
+        columns=["src_type", "src_id", "dst_type", "dst_id", "reason", "kept_apart_by"],
     )
-    refused = refused.assign(kept_apart_by=[r["kept_apart_by"] for r in outcome.refused])
     con.register("pair_rows", pairs)
     con.register("refused_rows", refused)
     con.execute(

@@ -1,11 +1,15 @@
 """The canonical layer: ``touchpoints`` (one event per row, stitched) and ``persons``.
 
-``touchpoints`` is rebuilt from the raw layer after every load, stored sorted by
+``touchpoints`` is built from the raw layer after every load, stored sorted by
 ``(person_id, occurred_at, seq)`` so that per-person window functions read it in order
 (DESIGN §7). When a record arrives in several versions (a Salesforce export of a changed
 Lead), the event from the newest version wins: the version its record key names
 (``Id@SystemModstamp``), else the one loaded last — so an older export loaded later never
 overwrites a newer record.
+
+:func:`build` rebuilds both tables, or after an incremental :func:`journeymine.identity.stitch`
+only the rows of the persons that night changed (:func:`refresh`): the same rows either way.
+A refreshed ``touchpoints`` holds the same rows but is no longer stored in person order.
 """
 
 from __future__ import annotations
@@ -13,11 +17,14 @@ from __future__ import annotations
 import duckdb
 
 from journeymine.sources._common import SF_OPPORTUNITY
+from journeymine.sql import literal
+from journeymine.warehouse import table_exists
 
-TOUCHPOINTS = f"""
-CREATE OR REPLACE TABLE touchpoints AS
+# {events}: the raw events to consider (every version of each record among them); {persons}:
+# a condition on the person id.
+SELECT_TOUCHPOINTS = f"""
 WITH latest AS (  -- the newest version of a record wins, whatever order the files came in
-    SELECT e.* FROM raw_events e LEFT JOIN raw_rows r USING (source, file, line)
+    SELECT e.* FROM {{events}} e LEFT JOIN raw_rows r USING (source, file, line)
     QUALIFY row_number() OVER (
         PARTITION BY e.source, e.event_key
         ORDER BY TRY_CAST(nullif(split_part(r.record_key, '@', 2), '') AS TIMESTAMPTZ)
@@ -25,7 +32,7 @@ WITH latest AS (  -- the newest version of a record wins, whatever order the fil
                  e.seq DESC) = 1
 )
 SELECT e.seq AS event_id, n.person_id, coalesce(acc.account_id, pa.account_id) AS account_id,
-       CASE WHEN e.id_type = '{SF_OPPORTUNITY}' THEN e.id_value END AS deal_id,
+       CASE WHEN e.id_type = {literal(SF_OPPORTUNITY)} THEN e.id_value END AS deal_id,
        e.source, e.event_type, e.activity, e.actor, e.occurred_at, e.seq, e.channel, e.owner,
        coalesce(o.name, e.owner) AS owner_name, e.attributes, e.file, e.line
 FROM latest e
@@ -37,32 +44,108 @@ LEFT JOIN account_nodes acc
 LEFT JOIN person_accounts pa ON pa.person_id = n.person_id  -- the account of the time
       AND (pa.valid_from IS NULL OR e.occurred_at >= pa.valid_from)
       AND (pa.valid_to IS NULL OR e.occurred_at < pa.valid_to)
-ORDER BY n.person_id, e.occurred_at, e.seq
+WHERE {{persons}}
 """
 
-PERSONS = """
-CREATE OR REPLACE TABLE persons AS
+TOUCHPOINTS = (
+    "CREATE OR REPLACE TABLE touchpoints AS "
+    + SELECT_TOUCHPOINTS.format(events="raw_events", persons="true")
+    + "ORDER BY n.person_id, e.occurred_at, e.seq"
+)
+
+SELECT_PERSONS = """
 WITH ids AS (
-    SELECT person_id, list({'type': node_type, 'id': node_id} ORDER BY node_type, node_id)
+    SELECT person_id, list({{'type': node_type, 'id': node_id}} ORDER BY node_type, node_id)
            AS identifiers
-    FROM identity_nodes GROUP BY person_id
+    FROM identity_nodes WHERE {persons} GROUP BY person_id
 ), activity AS (
     SELECT person_id, min(occurred_at) AS first_seen, max(occurred_at) AS last_seen,
            count(*) AS events
-    FROM touchpoints GROUP BY person_id
+    FROM touchpoints WHERE {persons} GROUP BY person_id
 )
 SELECT i.person_id, a.first_seen, a.last_seen, coalesce(a.events, 0) AS events,
        pa.account_id, i.identifiers
 FROM ids i LEFT JOIN activity a USING (person_id)
 LEFT JOIN (SELECT person_id, account_id FROM person_accounts WHERE valid_to IS NULL) pa
        USING (person_id)  -- the current account
-ORDER BY i.person_id
 """
+
+PERSONS = (
+    "CREATE OR REPLACE TABLE persons AS "
+    + SELECT_PERSONS.format(persons="true")
+    + "ORDER BY i.person_id"
+)
 
 
 def build(con: duckdb.DuckDBPyConnection) -> int:
-    """Rebuild ``touchpoints`` and ``persons``; return the number of touchpoints."""
+    """Bring ``touchpoints`` and ``persons`` in line with the last identity stitch: only the
+    persons it changed when it was incremental (it leaves the temp table ``stitch_night``),
+    else everything. Returns the number of touchpoints."""
+    night = (
+        con.execute("SELECT run_id FROM stitch_night").fetchall()
+        if table_exists(con, "stitch_night")
+        else []
+    )
+    if night:
+        return refresh(con, str(night[0][0]))
     con.execute(TOUCHPOINTS)
     con.execute(PERSONS)
-    row = con.execute("SELECT count(*) FROM touchpoints").fetchone()
-    return int(row[0]) if row else 0
+    return _count(con)
+
+
+# The persons whose touchpoints a night changes, beyond those whose identity it changed
+# (``stitch_changed_persons``): whoever has a new event, or an event that a new version of the
+# same record may displace, or an event whose owner got a new name.
+NIGHT_PERSONS = """
+CREATE OR REPLACE TEMP TABLE night_persons AS
+WITH night_rows AS (SELECT source, file, line FROM raw_rows WHERE run_id = $1),
+new_keys AS (
+    SELECT DISTINCT source, event_key FROM raw_events
+    SEMI JOIN night_rows USING (source, file, line)
+), owners AS (
+    SELECT DISTINCT id FROM raw_labels SEMI JOIN night_rows USING (source, file, line)
+    WHERE kind = 'owner'
+)
+SELECT person_id FROM stitch_changed_persons
+UNION SELECT n.person_id FROM raw_events e SEMI JOIN new_keys USING (source, event_key)
+JOIN identity_nodes n ON n.node_type = e.id_type AND n.node_id = e.id_value
+UNION SELECT person_id FROM touchpoints WHERE owner IN (SELECT id FROM owners)
+"""
+
+# Every version of every record one of those persons has an event of: the newest version may
+# belong to someone else, and then their event is not a touchpoint of this person.
+NIGHT_EVENTS = """
+CREATE OR REPLACE TEMP TABLE night_events AS
+WITH keys AS (
+    SELECT DISTINCT e.source, e.event_key FROM raw_events e
+    JOIN identity_nodes n ON n.node_type = e.id_type AND n.node_id = e.id_value
+    WHERE n.person_id IN (SELECT person_id FROM night_persons)
+)
+SELECT * FROM raw_events SEMI JOIN keys USING (source, event_key)
+"""
+
+
+def refresh(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
+    """Rebuild the touchpoints and persons rows of the persons the night ``run_id`` changed
+    (the temp table ``stitch_changed_persons`` from an incremental stitch, plus new events);
+    return the number of touchpoints."""
+    con.execute(NIGHT_PERSONS, [run_id])
+    mine = "person_id IN (SELECT person_id FROM night_persons)"
+    con.execute(f"DELETE FROM touchpoints WHERE {mine}")
+    con.execute(NIGHT_EVENTS)
+    con.execute(
+        "INSERT INTO touchpoints "
+        + SELECT_TOUCHPOINTS.format(
+            events="night_events", persons="n.person_id IN (SELECT person_id FROM night_persons)"
+        )
+    )
+    con.execute(f"DELETE FROM persons WHERE {mine}")
+    con.execute("INSERT INTO persons " + SELECT_PERSONS.format(persons=mine))
+    for table in ("night_persons", "night_events", "stitch_changed_persons", "stitch_night"):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+    return _count(con)
+
+
+def _count(con: duckdb.DuckDBPyConnection) -> int:
+    rows = con.execute("SELECT count(*) FROM touchpoints").fetchall()
+    return int(rows[0][0]) if rows else 0
