@@ -713,8 +713,10 @@ def load_landing(
     lock_wait_s: float = 0.0,
     progress: Progress | None = None,
     selection: Selection = Selection(),
+    incremental: bool = True,
 ) -> LoadReport:
-    """The whole load: find, parse, load, stitch, rebuild touchpoints — in one transaction."""
+    """The whole load: find, parse, load, stitch, rebuild touchpoints — in one transaction.
+    ``incremental=False`` forces the full rebuild of identities and touchpoints."""
     run_id = uuid.uuid4().hex[:12]
     scan = scan_landing(Path(landing), sources)
     files = scan.files
@@ -736,6 +738,7 @@ def load_landing(
                 report,
                 match_on_email=match_on_email,
                 max_user_ids_per_person=max_user_ids_per_person,
+                incremental=incremental,
             )
         finally:
             shutil.rmtree(folder, ignore_errors=True)
