@@ -93,55 +93,69 @@ def build(con: duckdb.DuckDBPyConnection) -> int:
     return _count(con)
 
 
-# The persons whose touchpoints a night changes, beyond those whose identity it changed
-# (``stitch_changed_persons``): whoever has a new event, or an event that a new version of the
-# same record may displace, or an event whose owner got a new name.
+# The persons whose touchpoints a night rebuilds whole: those whose identity or account it
+# changed (``stitch_changed_persons``), those with an event that a new version of the same
+# record may displace (every version's person), and those with an event whose owner got a new
+# name. Everyone else at most gains the night's new events.
 NIGHT_PERSONS = """
 CREATE OR REPLACE TEMP TABLE night_persons AS
 WITH night_rows AS (SELECT source, file, line FROM raw_rows WHERE run_id = $1),
-new_keys AS (
+night_keys AS (
     SELECT DISTINCT source, event_key FROM raw_events
     SEMI JOIN night_rows USING (source, file, line)
+), versioned AS (  -- records the warehouse held before this night
+    SELECT DISTINCT source, event_key FROM raw_events e
+    SEMI JOIN night_keys USING (source, event_key)
+    WHERE NOT EXISTS (SELECT 1 FROM night_rows r
+                      WHERE r.source = e.source AND r.file = e.file AND r.line = e.line)
 ), owners AS (
     SELECT DISTINCT id FROM raw_labels SEMI JOIN night_rows USING (source, file, line)
     WHERE kind = 'owner'
 )
 SELECT person_id FROM stitch_changed_persons
-UNION SELECT n.person_id FROM raw_events e SEMI JOIN new_keys USING (source, event_key)
+UNION SELECT n.person_id FROM raw_events e SEMI JOIN versioned USING (source, event_key)
 JOIN identity_nodes n ON n.node_type = e.id_type AND n.node_id = e.id_value
 UNION SELECT person_id FROM touchpoints WHERE owner IN (SELECT id FROM owners)
 """
 
-# Every version of every record one of those persons has an event of: the newest version may
-# belong to someone else, and then their event is not a touchpoint of this person.
+# The events to consider: every version of every record one of those persons has an event of
+# (the newest version may be someone else's), and every version of the night's new records.
 NIGHT_EVENTS = """
 CREATE OR REPLACE TEMP TABLE night_events AS
 WITH keys AS (
-    SELECT DISTINCT e.source, e.event_key FROM raw_events e
+    SELECT e.source, e.event_key FROM raw_events e
     JOIN identity_nodes n ON n.node_type = e.id_type AND n.node_id = e.id_value
     WHERE n.person_id IN (SELECT person_id FROM night_persons)
+    UNION SELECT source, event_key FROM raw_events
+    SEMI JOIN (SELECT source, file, line FROM raw_rows WHERE run_id = $1)
+         USING (source, file, line)
 )
 SELECT * FROM raw_events SEMI JOIN keys USING (source, event_key)
 """
 
 
 def refresh(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
-    """Rebuild the touchpoints and persons rows of the persons the night ``run_id`` changed
-    (the temp table ``stitch_changed_persons`` from an incremental stitch, plus new events);
-    return the number of touchpoints."""
+    """Bring touchpoints and persons up to date after the incremental night ``run_id``: the
+    persons it changed are rebuilt whole, the others gain their new events. Returns the number
+    of touchpoints."""
     con.execute(NIGHT_PERSONS, [run_id])
-    mine = "person_id IN (SELECT person_id FROM night_persons)"
-    con.execute(f"DELETE FROM touchpoints WHERE {mine}")
-    con.execute(NIGHT_EVENTS)
+    rebuilt = "person_id IN (SELECT person_id FROM night_persons)"
+    con.execute(f"DELETE FROM touchpoints WHERE {rebuilt}")
+    con.execute(NIGHT_EVENTS, [run_id])
+    # A record's winner is a new touchpoint when its person is rebuilt or when it is new.
     con.execute(
-        "INSERT INTO touchpoints "
+        "CREATE OR REPLACE TEMP TABLE night_touchpoints AS "
         + SELECT_TOUCHPOINTS.format(
-            events="night_events", persons="n.person_id IN (SELECT person_id FROM night_persons)"
+            events="night_events",
+            persons=f"(n.{rebuilt} OR e.seq NOT IN (SELECT event_id FROM touchpoints))",
         )
     )
+    con.execute("INSERT INTO touchpoints FROM night_touchpoints")
+    mine = f"({rebuilt} OR person_id IN (SELECT person_id FROM night_touchpoints))"
     con.execute(f"DELETE FROM persons WHERE {mine}")
     con.execute("INSERT INTO persons " + SELECT_PERSONS.format(persons=mine))
-    for table in ("night_persons", "night_events", "stitch_changed_persons", "stitch_night"):
+    temps = ("night_persons", "night_events", "night_touchpoints")
+    for table in (*temps, "stitch_changed_persons", "stitch_night"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
     return _count(con)
 
