@@ -162,11 +162,11 @@ def stitch_night(
     _record_changed(con, old_ids, sorted(set(assigned.values())))
     store_nodes(con, "identity_nodes", "person_id", assigned, replace_only="night_nodes")
     store_merges(con, "person_merges", merges, run_id)
-    con.execute(
-        "DELETE FROM identity_conflicts c USING night_nodes n WHERE "
-        "(c.src_type = n.node_type AND c.src_id = n.node_id) "
-        "OR (c.dst_type = n.node_type AND c.dst_id = n.node_id)"
-    )
+    for end in ("src", "dst"):  # a refusal inside a recomputed component, found by either node
+        con.execute(
+            f"DELETE FROM identity_conflicts c USING night_nodes n "
+            f"WHERE c.{end}_type = n.node_type AND c.{end}_id = n.node_id"
+        )
     for table in ("identity_components", "identity_component_joins"):
         con.execute(
             f"DELETE FROM {table} WHERE component IN (SELECT person_id FROM stitch_changed_persons)"
