@@ -117,6 +117,8 @@ def stitch(
     con.execute("DROP TABLE IF EXISTS stitch_night")  # a full stitch leaves a full rebuild
     why_full = _why_full(con, match_on_email, max_user_ids_per_person) if incremental else ""
     if incremental and not why_full:
+        con.execute(NIGHT_EDGE_KEYS, [run_id])
+        con.execute(NIGHT_EDGES)
         _snapshot_accounts(con)
         persons = identity_persons.stitch_night(
             con, run_id, match_on_email, max_user_ids_per_person
@@ -126,6 +128,9 @@ def stitch(
         con.execute("CREATE TEMP TABLE stitch_night AS SELECT ?::VARCHAR AS run_id", [run_id])
         mode = f"incremental: {persons.recomputed_nodes} identifiers recomputed"
     else:
+        # The view aggregates every raw edge: the stitch reads it once, and keeps it for the
+        # next night to update.
+        con.execute("CREATE OR REPLACE TABLE identity_edges_stored AS FROM identity_edges")
         persons = identity_persons.stitch_all(con, run_id, match_on_email, max_user_ids_per_person)
         accounts = _stitch_accounts(con, run_id)
         mode = "full" + (f": {why_full}" if why_full else "")
@@ -141,9 +146,34 @@ def stitch(
     )
 
 
+# ``identity_edges_stored`` brought up to date: the edges the night observed, aggregated again
+# over all their observations (ids may be NULL: the view groups those together too).
+NIGHT_EDGE_KEYS = """
+CREATE OR REPLACE TEMP TABLE night_edge_keys AS
+SELECT DISTINCT src_type, src_id, dst_type, dst_id, source, rule FROM raw_edges
+SEMI JOIN (SELECT source, file, line FROM raw_rows WHERE run_id = $1) USING (source, file, line)
+"""
+NIGHT_EDGES = """
+DELETE FROM identity_edges_stored s USING night_edge_keys k
+WHERE s.src_type IS NOT DISTINCT FROM k.src_type AND s.src_id IS NOT DISTINCT FROM k.src_id
+  AND s.dst_type IS NOT DISTINCT FROM k.dst_type AND s.dst_id IS NOT DISTINCT FROM k.dst_id
+  AND s.source IS NOT DISTINCT FROM k.source AND s.rule IS NOT DISTINCT FROM k.rule;
+INSERT INTO identity_edges_stored
+SELECT r.src_type, r.src_id, r.dst_type, r.dst_id, r.source, r.rule, min(r.observed_at),
+       count(*)
+FROM raw_edges r SEMI JOIN night_edge_keys k
+  ON r.src_type IS NOT DISTINCT FROM k.src_type AND r.src_id IS NOT DISTINCT FROM k.src_id
+ AND r.dst_type IS NOT DISTINCT FROM k.dst_type AND r.dst_id IS NOT DISTINCT FROM k.dst_id
+ AND r.source IS NOT DISTINCT FROM k.source AND r.rule IS NOT DISTINCT FROM k.rule
+GROUP BY ALL;
+DROP TABLE night_edge_keys;
+"""
+
+
 def _why_full(con: duckdb.DuckDBPyConnection, match_on_email: bool, max_user_ids: int) -> str:
     """Why this warehouse's previous stitch cannot be extended (empty when it can)."""
     needed = (
+        "identity_edges_stored",
         "identity_policy",
         "identity_conflicts",
         "identity_components",
@@ -219,24 +249,24 @@ ACCOUNT_LINKS = f"""
 CREATE OR REPLACE TABLE account_links AS
 WITH direct AS (  -- group calls; a Contact's, converted Lead's or own deal's AccountId
     SELECT n.person_id, e.dst_type AS node_type, e.dst_id AS node_id, e.rule, e.observed_at
-    FROM identity_edges e
+    FROM identity_edges_stored e
     JOIN identity_nodes n ON n.node_type = e.src_type AND n.node_id = e.src_id
     WHERE e.dst_type IN ('{SF_ACCOUNT}', '{SEGMENT_GROUP}')
 ), roles AS (  -- every contact role, primary or not, ties the contact to the deal's account
     SELECT n.person_id, d.dst_type, d.dst_id, r.rule, greatest(r.observed_at, d.observed_at)
-    FROM identity_edges r
+    FROM identity_edges_stored r
     JOIN identity_nodes n ON n.node_type = r.src_type AND n.node_id = r.src_id
-    JOIN identity_edges d ON d.src_type = r.dst_type AND d.src_id = r.dst_id
+    JOIN identity_edges_stored d ON d.src_type = r.dst_type AND d.src_id = r.dst_id
     WHERE r.src_type = '{SF_CONTACT}' AND r.dst_type = '{SF_OPPORTUNITY}'
       AND d.dst_type = '{SF_ACCOUNT}'
 ), payers AS (  -- who pays through a Stripe customer: any person an edge links it to
     SELECT n.person_id, e.src_type, e.src_id, e.rule, e.observed_at
-    FROM identity_edges e
+    FROM identity_edges_stored e
     JOIN identity_nodes n ON n.node_type = e.dst_type AND n.node_id = e.dst_id
     WHERE e.src_type = '{STRIPE_CUSTOMER}'
     UNION ALL
     SELECT n.person_id, e.dst_type, e.dst_id, e.rule, e.observed_at
-    FROM identity_edges e
+    FROM identity_edges_stored e
     JOIN identity_nodes n ON n.node_type = e.src_type AND n.node_id = e.src_id
     WHERE e.dst_type = '{STRIPE_CUSTOMER}'
     UNION ALL  -- the customer's own events (a customer with no e-mail or user id on file)
@@ -285,7 +315,7 @@ def _account_nodes(con: duckdb.DuckDBPyConnection, pairs: pd.DataFrame) -> list[
     exclusive = ", ".join(f"'{t}'" for t in EXCLUSIVE_ACCOUNT_TYPES)
     rows = con.execute(
         f"""
-        SELECT dst_type, dst_id FROM identity_edges WHERE dst_type IN ({exclusive})
+        SELECT dst_type, dst_id FROM identity_edges_stored WHERE dst_type IN ({exclusive})
         UNION SELECT account_type, account_value FROM raw_events
         WHERE account_type IN ({exclusive}) AND account_value IS NOT NULL
         UNION SELECT id_type, id_value FROM raw_events WHERE id_type IN ({exclusive})

@@ -189,8 +189,15 @@ def store_merges(
 ) -> None:
     if not merges:  # executemany refuses an empty list
         return
-    now = datetime.now(UTC)
-    con.executemany(
-        f"INSERT INTO {ident(table)} VALUES (?, ?, ?, ?)",
-        [[merged, into, now, run_id] for merged, into in merges],
+    frame = pa.table(
+        {
+            "merged": pa.array([m for m, _ in merges], pa.int64()),
+            "into": pa.array([i for _, i in merges], pa.int64()),
+        }
     )
+    con.register("merge_rows", frame)  # through Arrow: executemany runs row by row
+    con.execute(
+        f'INSERT INTO {ident(table)} SELECT merged, "into", ?::TIMESTAMPTZ, ? FROM merge_rows',
+        [datetime.now(UTC), run_id],
+    )
+    con.unregister("merge_rows")

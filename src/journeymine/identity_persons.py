@@ -2,11 +2,13 @@
 
 The capped union-find is sequential (a refusal depends on what was joined before it), but it
 is local: edges of two components of the *uncapped* graph never meet. So a night recomputes
-only the uncapped components its new rows reach — every node a new edge names, every new
-event's unseen node, then everything linked to those by an edge, by a previous person or by a
-previous refusal, until nothing new is reached — applying their edges in the same global order
-as a full rebuild. The outcome, the refusals, the person ids and the per-component figures are
-then exactly those of a full rebuild; every other person is left as it is.
+only the uncapped components its new rows reach — every node of an edge the night made new (or
+observed earlier than before), every new event's unseen node, then everything linked to those
+by an edge, by a previous person or by a previous refusal, until nothing new is reached —
+applying their edges in the same global order as a full rebuild. The outcome, the refusals,
+the person ids and the per-component figures are then exactly those of a full rebuild; every
+other person is left as it is. Refusals need no fallback: the order of the unions can only
+matter within one uncapped component, and each one is recomputed whole, in the full order.
 
 Figures a full rebuild sums over the whole graph (joins per rule; the persons and refusals the
 other ``max_user_ids_per_person`` setting would give) are kept per uncapped component, keyed by
@@ -57,20 +59,21 @@ EDGE_ORDER = (
 
 
 def person_edges_sql(match_on_email: bool) -> str:
-    """The edges that may merge persons, as a temp table ``person_edges`` (unordered)."""
+    """The edges that may merge persons, as a temp table ``person_edges`` (unordered), from
+    ``identity_edges_stored`` (the ``identity_edges`` view as of this stitch)."""
     person_types = ", ".join(literal(t) for t in PERSON_NODE_TYPES)
     email = literal(EMAIL)
     email_filter = "" if match_on_email else f"AND {email} NOT IN (src_type, dst_type)"
     return f"""
         CREATE OR REPLACE TEMP TABLE person_edges AS
         WITH deal_contact AS (  -- one person per deal: the primary contact role, else earliest
-            SELECT * FROM identity_edges
+            SELECT * FROM identity_edges_stored
             WHERE src_type = {literal(SF_CONTACT)} AND dst_type = {literal(SF_OPPORTUNITY)}
             QUALIFY row_number() OVER (
                 PARTITION BY dst_id
                 ORDER BY rule = 'sf_contact_role_primary' DESC, observed_at, src_id) = 1
         ), candidates AS (
-            SELECT * FROM identity_edges
+            SELECT * FROM identity_edges_stored
             WHERE src_type IN ({person_types}) AND dst_type IN ({person_types})
             UNION ALL SELECT * FROM deal_contact
         )
@@ -198,17 +201,28 @@ def _record_changed(con: duckdb.DuckDBPyConnection, old: list[int], new: list[in
         con.unregister("changed_ids")
 
 
-# Everything a night's rows reach: the nodes of its new person edges (a new observation of a
-# known edge may move it earlier in the order) and its events' unseen nodes.
+# Where a night's rows start to reach: the nodes of each person edge the night made new or
+# moved earlier in the merge order (an edge seen again later changes nothing: the view keeps
+# its first observation), and its events' unseen nodes.
 NIGHT_SEEDS = """
 CREATE OR REPLACE TEMP TABLE night_nodes AS
 WITH night_rows AS (SELECT source, file, line FROM raw_rows WHERE run_id = $1),
-new_edges AS (
-    SELECT DISTINCT src_type, src_id, dst_type, dst_id, source, rule
-    FROM raw_edges SEMI JOIN night_rows USING (source, file, line)
+night_edges AS (
+    SELECT src_type, src_id, dst_type, dst_id, source, rule, min(observed_at) AS observed_at
+    FROM raw_edges SEMI JOIN night_rows USING (source, file, line) GROUP BY ALL
+), known AS (  -- the first observation of the same edges before the night
+    SELECT src_type, src_id, dst_type, dst_id, source, rule, min(observed_at) AS observed_at
+    FROM raw_edges r SEMI JOIN night_edges USING (src_type, src_id, dst_type, dst_id, source, rule)
+    WHERE NOT EXISTS (SELECT 1 FROM night_rows n
+                      WHERE n.source = r.source AND n.file = r.file AND n.line = r.line)
+    GROUP BY ALL
+), moved AS (
+    SELECT n.* EXCLUDE (observed_at) FROM night_edges n
+    LEFT JOIN known k USING (src_type, src_id, dst_type, dst_id, source, rule)
+    WHERE k.observed_at IS NULL OR n.observed_at < k.observed_at
 ), touched AS (
     SELECT p.src_type, p.src_id, p.dst_type, p.dst_id FROM person_edges p
-    SEMI JOIN new_edges USING (src_type, src_id, dst_type, dst_id, source, rule)
+    SEMI JOIN moved USING (src_type, src_id, dst_type, dst_id, source, rule)
 )
 SELECT src_type AS node_type, src_id AS node_id FROM touched
 UNION SELECT dst_type, dst_id FROM touched

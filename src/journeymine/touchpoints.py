@@ -14,11 +14,15 @@ A refreshed ``touchpoints`` holds the same rows but is no longer stored in perso
 
 from __future__ import annotations
 
+import logging
+
 import duckdb
 
 from journeymine.sources._common import SF_OPPORTUNITY
 from journeymine.sql import literal
 from journeymine.warehouse import table_exists
+
+log = logging.getLogger(__name__)
 
 # {events}: the raw events to consider (every version of each record among them); {persons}:
 # a condition on the person id.
@@ -122,15 +126,17 @@ UNION SELECT person_id FROM touchpoints WHERE owner IN (SELECT id FROM owners)
 # (the newest version may be someone else's), and every version of the night's new records.
 NIGHT_EVENTS = """
 CREATE OR REPLACE TEMP TABLE night_events AS
-WITH keys AS (
-    SELECT e.source, e.event_key FROM raw_events e
-    JOIN identity_nodes n ON n.node_type = e.id_type AND n.node_id = e.id_value
-    WHERE n.person_id IN (SELECT person_id FROM night_persons)
-    UNION SELECT source, event_key FROM raw_events
-    SEMI JOIN (SELECT source, file, line FROM raw_rows WHERE run_id = $1)
-         USING (source, file, line)
+WITH nodes AS (
+    SELECT node_type, node_id FROM identity_nodes
+    WHERE person_id IN (SELECT person_id FROM night_persons)
+), keys AS (
+    SELECT source, event_key FROM raw_events e
+    SEMI JOIN nodes n ON n.node_type = e.id_type AND n.node_id = e.id_value
+    UNION SELECT source, event_key FROM raw_events WHERE seq >= $1
+), wanted AS (  -- narrow columns first: the wide ones are read for these rows only
+    SELECT seq FROM raw_events SEMI JOIN keys USING (source, event_key)
 )
-SELECT * FROM raw_events SEMI JOIN keys USING (source, event_key)
+SELECT * FROM raw_events WHERE seq IN (SELECT seq FROM wanted)
 """
 
 
@@ -139,22 +145,39 @@ def refresh(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
     persons it changed are rebuilt whole, the others gain their new events. Returns the number
     of touchpoints."""
     con.execute(NIGHT_PERSONS, [run_id])
+    # A load numbers its events above every earlier one: the night's are those from here on.
+    first = con.execute(
+        "SELECT coalesce(min(seq), (SELECT max(seq) + 1 FROM raw_events)) FROM raw_events "
+        "SEMI JOIN (SELECT source, file, line FROM raw_rows WHERE run_id = ?) "
+        "USING (source, file, line)",
+        [run_id],
+    ).fetchall()[0][0]
     rebuilt = "person_id IN (SELECT person_id FROM night_persons)"
     con.execute(f"DELETE FROM touchpoints WHERE {rebuilt}")
-    con.execute(NIGHT_EVENTS, [run_id])
+    con.execute(NIGHT_EVENTS, [first])
     # A record's winner is a new touchpoint when its person is rebuilt or when it is new.
     con.execute(
         "CREATE OR REPLACE TEMP TABLE night_touchpoints AS "
         + SELECT_TOUCHPOINTS.format(
-            events="night_events",
-            persons=f"(n.{rebuilt} OR e.seq NOT IN (SELECT event_id FROM touchpoints))",
+            events="night_events", persons=f"(n.{rebuilt} OR e.seq >= {int(first or 0)})"
         )
     )
     con.execute("INSERT INTO touchpoints FROM night_touchpoints")
-    mine = f"({rebuilt} OR person_id IN (SELECT person_id FROM night_touchpoints))"
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE night_all_persons AS SELECT person_id FROM night_persons "
+        "UNION SELECT person_id FROM night_touchpoints"
+    )
+    mine = "person_id IN (SELECT person_id FROM night_all_persons)"
     con.execute(f"DELETE FROM persons WHERE {mine}")
     con.execute("INSERT INTO persons " + SELECT_PERSONS.format(persons=mine))
-    temps = ("night_persons", "night_events", "night_touchpoints")
+    log.debug(
+        "touchpoints refresh: %s",
+        con.execute(
+            "SELECT (SELECT count(*) FROM night_persons), (SELECT count(*) FROM night_events), "
+            "(SELECT count(*) FROM night_touchpoints)"
+        ).fetchall(),
+    )
+    temps = ("night_persons", "night_events", "night_touchpoints", "night_all_persons")
     for table in (*temps, "stitch_changed_persons", "stitch_night"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
     return _count(con)
