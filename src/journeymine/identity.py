@@ -125,6 +125,7 @@ def stitch(
         )
         accounts = _stitch_accounts(con, run_id)
         _record_account_changes(con)
+        con.execute("DROP TABLE night_moved_edges")
         con.execute("CREATE TEMP TABLE stitch_night AS SELECT ?::VARCHAR AS run_id", [run_id])
         mode = f"incremental: {persons.recomputed_nodes} identifiers recomputed"
     else:
@@ -146,26 +147,33 @@ def stitch(
     )
 
 
-# ``identity_edges_stored`` brought up to date: the edges the night observed, aggregated again
-# over all their observations (ids may be NULL: the view groups those together too).
+# ``identity_edges_stored`` brought up to date with the edges the night observed. Within an
+# incremental night rows are only added, so each edge's first observation is the earlier of
+# the two and the counts add up. ``night_moved_edges``: the edges the night made new or moved
+# earlier (a NULL time is counted as moved: more seeds never change the answer, only its cost).
 NIGHT_EDGE_KEYS = """
 CREATE OR REPLACE TEMP TABLE night_edge_keys AS
-SELECT DISTINCT src_type, src_id, dst_type, dst_id, source, rule FROM raw_edges
+SELECT src_type, src_id, dst_type, dst_id, source, rule, min(observed_at) AS observed_at,
+       count(*) AS observations
+FROM raw_edges
 SEMI JOIN (SELECT source, file, line FROM raw_rows WHERE run_id = $1) USING (source, file, line)
+GROUP BY ALL
 """
-NIGHT_EDGES = """
-DELETE FROM identity_edges_stored s USING night_edge_keys k
-WHERE s.src_type IS NOT DISTINCT FROM k.src_type AND s.src_id IS NOT DISTINCT FROM k.src_id
+SAME_EDGE = """s.src_type IS NOT DISTINCT FROM k.src_type AND s.src_id IS NOT DISTINCT FROM k.src_id
   AND s.dst_type IS NOT DISTINCT FROM k.dst_type AND s.dst_id IS NOT DISTINCT FROM k.dst_id
-  AND s.source IS NOT DISTINCT FROM k.source AND s.rule IS NOT DISTINCT FROM k.rule;
+  AND s.source IS NOT DISTINCT FROM k.source AND s.rule IS NOT DISTINCT FROM k.rule"""
+NIGHT_EDGES = f"""
+CREATE OR REPLACE TEMP TABLE night_moved_edges AS
+SELECT k.src_type, k.src_id, k.dst_type, k.dst_id, k.source, k.rule
+FROM night_edge_keys k LEFT JOIN identity_edges_stored s ON {SAME_EDGE}
+WHERE s.observations IS NULL OR k.observed_at IS NULL OR s.observed_at IS NULL
+   OR k.observed_at < s.observed_at;
+UPDATE identity_edges_stored s
+SET observed_at = least(s.observed_at, k.observed_at),
+    observations = s.observations + k.observations
+FROM night_edge_keys k WHERE {SAME_EDGE};
 INSERT INTO identity_edges_stored
-SELECT r.src_type, r.src_id, r.dst_type, r.dst_id, r.source, r.rule, min(r.observed_at),
-       count(*)
-FROM raw_edges r SEMI JOIN night_edge_keys k
-  ON r.src_type IS NOT DISTINCT FROM k.src_type AND r.src_id IS NOT DISTINCT FROM k.src_id
- AND r.dst_type IS NOT DISTINCT FROM k.dst_type AND r.dst_id IS NOT DISTINCT FROM k.dst_id
- AND r.source IS NOT DISTINCT FROM k.source AND r.rule IS NOT DISTINCT FROM k.rule
-GROUP BY ALL;
+SELECT k.* FROM night_edge_keys k ANTI JOIN identity_edges_stored s ON {SAME_EDGE};
 DROP TABLE night_edge_keys;
 """
 

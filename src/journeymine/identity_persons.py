@@ -139,8 +139,9 @@ def stitch_all(
 def stitch_night(
     con: duckdb.DuckDBPyConnection, run_id: str, match_on_email: bool, max_user_ids: int
 ) -> PersonsResult:
-    """Recompute only the components the rows of ``run_id`` reach; list the person ids
-    (before and after) of those components in the temp table ``stitch_changed_persons``."""
+    """Recompute only the components the rows of ``run_id`` reach (from the edges it moved,
+    ``night_moved_edges``); list the person ids (before and after) of those components in
+    the temp table ``stitch_changed_persons``."""
     con.execute(person_edges_sql(match_on_email))
     _night_nodes(con, run_id)
     edges = _read_edges(con, "night_nodes")
@@ -202,31 +203,18 @@ def _record_changed(con: duckdb.DuckDBPyConnection, old: list[int], new: list[in
 
 
 # Where a night's rows start to reach: the nodes of each person edge the night made new or
-# moved earlier in the merge order (an edge seen again later changes nothing: the view keeps
-# its first observation), and its events' unseen nodes.
+# moved earlier in the merge order (``night_moved_edges``; an edge seen again later changes
+# nothing, the view keeps its first observation), and its events' unseen nodes.
 NIGHT_SEEDS = """
 CREATE OR REPLACE TEMP TABLE night_nodes AS
-WITH night_rows AS (SELECT source, file, line FROM raw_rows WHERE run_id = $1),
-night_edges AS (
-    SELECT src_type, src_id, dst_type, dst_id, source, rule, min(observed_at) AS observed_at
-    FROM raw_edges SEMI JOIN night_rows USING (source, file, line) GROUP BY ALL
-), known AS (  -- the first observation of the same edges before the night
-    SELECT src_type, src_id, dst_type, dst_id, source, rule, min(observed_at) AS observed_at
-    FROM raw_edges r SEMI JOIN night_edges USING (src_type, src_id, dst_type, dst_id, source, rule)
-    WHERE NOT EXISTS (SELECT 1 FROM night_rows n
-                      WHERE n.source = r.source AND n.file = r.file AND n.line = r.line)
-    GROUP BY ALL
-), moved AS (
-    SELECT n.* EXCLUDE (observed_at) FROM night_edges n
-    LEFT JOIN known k USING (src_type, src_id, dst_type, dst_id, source, rule)
-    WHERE k.observed_at IS NULL OR n.observed_at < k.observed_at
-), touched AS (
+WITH touched AS (
     SELECT p.src_type, p.src_id, p.dst_type, p.dst_id FROM person_edges p
-    SEMI JOIN moved USING (src_type, src_id, dst_type, dst_id, source, rule)
+    SEMI JOIN night_moved_edges USING (src_type, src_id, dst_type, dst_id, source, rule)
 )
 SELECT src_type AS node_type, src_id AS node_id FROM touched
 UNION SELECT dst_type, dst_id FROM touched
-UNION SELECT e.id_type, e.id_value FROM raw_events e SEMI JOIN night_rows USING (source, file, line)
+UNION SELECT e.id_type, e.id_value FROM raw_events e
+SEMI JOIN (SELECT source, file, line FROM raw_rows WHERE run_id = $1) USING (source, file, line)
 WHERE e.id_value IS NOT NULL AND NOT EXISTS (
     SELECT 1 FROM identity_nodes n WHERE n.node_type = e.id_type AND n.node_id = e.id_value)
 """

@@ -24,11 +24,11 @@ from journeymine.warehouse import table_exists
 
 log = logging.getLogger(__name__)
 
-# {events}: the raw events to consider (every version of each record among them); {persons}:
-# a condition on the person id.
+# {events}: the raw events to consider (every version of each record among them), {rows}: the
+# raw rows holding them; {persons}: a condition on the person id.
 SELECT_TOUCHPOINTS = f"""
 WITH latest AS (  -- the newest version of a record wins, whatever order the files came in
-    SELECT e.* FROM {{events}} e LEFT JOIN raw_rows r USING (source, file, line)
+    SELECT e.* FROM {{events}} e LEFT JOIN {{rows}} r USING (source, file, line)
     QUALIFY row_number() OVER (
         PARTITION BY e.source, e.event_key
         ORDER BY TRY_CAST(nullif(split_part(r.record_key, '@', 2), '') AS TIMESTAMPTZ)
@@ -53,7 +53,7 @@ WHERE {{persons}}
 
 TOUCHPOINTS = (
     "CREATE OR REPLACE TABLE touchpoints AS "
-    + SELECT_TOUCHPOINTS.format(events="raw_events", persons="true")
+    + SELECT_TOUCHPOINTS.format(events="raw_events", rows="raw_rows", persons="true")
     + "ORDER BY n.person_id, e.occurred_at, e.seq"
 )
 
@@ -159,7 +159,10 @@ def refresh(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
     con.execute(
         "CREATE OR REPLACE TEMP TABLE night_touchpoints AS "
         + SELECT_TOUCHPOINTS.format(
-            events="night_events", persons=f"(n.{rebuilt} OR e.seq >= {int(first or 0)})"
+            events="night_events",
+            rows="(SELECT source, file, line, record_key FROM raw_rows "
+            "SEMI JOIN night_events USING (source, file, line))",
+            persons=f"(n.{rebuilt} OR e.seq >= {int(first or 0)})",
         )
     )
     con.execute("INSERT INTO touchpoints FROM night_touchpoints")
