@@ -119,12 +119,10 @@ def stitch(
     if incremental and not why_full:
         con.execute(NIGHT_EDGE_KEYS, [run_id])
         con.execute(NIGHT_EDGES)
-        _snapshot_accounts(con)
         persons = identity_persons.stitch_night(
             con, run_id, match_on_email, max_user_ids_per_person
         )
-        accounts = _stitch_accounts(con, run_id)
-        _record_account_changes(con)
+        accounts = _stitch_accounts_night(con, run_id)
         con.execute("DROP TABLE night_moved_edges")
         con.execute("CREATE TEMP TABLE stitch_night AS SELECT ?::VARCHAR AS run_id", [run_id])
         mode = f"incremental: {persons.recomputed_nodes} identifiers recomputed"
@@ -186,6 +184,8 @@ def _why_full(con: duckdb.DuckDBPyConnection, match_on_email: bool, max_user_ids
         "identity_conflicts",
         "identity_components",
         "identity_component_joins",
+        "identity_joins",
+        "account_links",
         "account_evidence",
         "person_accounts",
         "touchpoints",
@@ -200,6 +200,73 @@ def _why_full(con: duckdb.DuckDBPyConnection, match_on_email: bool, max_user_ids
     if rows != [(max_user_ids, match_on_email)]:
         return "the identity settings changed since the previous stitch"
     return ""
+
+
+# The persons whose account links a night may change: those it re-stitched, those a node of
+# its edges or events belongs to, and the contacts with a role on a deal one of its edges names.
+ACCOUNT_NIGHT_PERSONS = f"""
+CREATE OR REPLACE TEMP TABLE account_night_persons AS
+WITH night_rows AS (SELECT source, file, line FROM raw_rows WHERE run_id = $1),
+night_edges AS (
+    SELECT src_type, src_id, dst_type, dst_id FROM raw_edges
+    SEMI JOIN night_rows USING (source, file, line)
+), ends AS (
+    SELECT src_type AS node_type, src_id AS node_id FROM night_edges
+    UNION SELECT dst_type, dst_id FROM night_edges
+    UNION SELECT r.src_type, r.src_id FROM identity_edges_stored r
+    SEMI JOIN night_edges d ON r.dst_type = d.src_type AND r.dst_id = d.src_id
+    WHERE r.src_type = '{SF_CONTACT}' AND r.dst_type = '{SF_OPPORTUNITY}'
+    UNION SELECT id_type, id_value FROM raw_events SEMI JOIN night_rows USING (source, file, line)
+)
+SELECT person_id FROM stitch_changed_persons
+UNION SELECT person_id FROM identity_nodes SEMI JOIN ends USING (node_type, node_id)
+"""
+
+# Whether the night names an account node of a kind an account holds one of: a new one makes
+# the accounts be recomputed even when no person's links changed.
+NIGHT_ACCOUNT_NODES = f"""
+WITH night_rows AS (SELECT source, file, line FROM raw_rows WHERE run_id = $1)
+SELECT count(*) FROM raw_edges SEMI JOIN night_rows USING (source, file, line)
+WHERE dst_type IN ('{SF_ACCOUNT}', '{SEGMENT_GROUP}')
+UNION ALL SELECT count(*) FROM raw_events SEMI JOIN night_rows USING (source, file, line)
+WHERE account_type IN ('{SF_ACCOUNT}', '{SEGMENT_GROUP}')
+   OR id_type IN ('{SF_ACCOUNT}', '{SEGMENT_GROUP}')
+"""
+
+
+def _stitch_accounts_night(con: duckdb.DuckDBPyConnection, run_id: str) -> _AccountOutcome:
+    """Update the account links of the persons the night may change; recompute the accounts
+    only when a link changed or a new account node appeared, else keep them as they are."""
+    con.execute(ACCOUNT_NIGHT_PERSONS, [run_id])
+    mine = "person_id IN (SELECT person_id FROM account_night_persons)"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE account_links_before AS "
+                f"SELECT * FROM account_links WHERE {mine}")  # fmt: skip
+    con.execute(f"DELETE FROM account_links WHERE {mine}")
+    nodes = f"(SELECT * FROM identity_nodes WHERE {mine})"
+    con.execute("INSERT INTO account_links " + SELECT_ACCOUNT_LINKS.format(nodes=nodes))
+    changed = _scalar(
+        con,
+        f"SELECT count(*) FROM ((SELECT * FROM account_links WHERE {mine} "
+        "EXCEPT ALL FROM account_links_before) UNION ALL (FROM account_links_before "
+        f"EXCEPT ALL SELECT * FROM account_links WHERE {mine}))",
+    )
+    new_nodes = sum(r[0] for r in con.execute(NIGHT_ACCOUNT_NODES, [run_id]).fetchall())
+    for table in ("account_night_persons", "account_links_before"):
+        con.execute(f"DROP TABLE {table}")
+    if not changed and not new_nodes:
+        joins = con.execute(
+            "SELECT rule, joins FROM identity_joins WHERE entity = 'account'"
+        ).fetchall()
+        return _AccountOutcome(
+            _scalar(con, "SELECT count(DISTINCT account_id) FROM account_nodes"),
+            0,
+            _scalar(con, "SELECT count(*) FROM account_evidence WHERE refused"),
+            {str(rule): int(n) for rule, n in joins},
+        )
+    _snapshot_accounts(con)
+    accounts = _accounts_from_links(con, run_id)
+    _record_account_changes(con)
+    return accounts
 
 
 def _snapshot_accounts(con: duckdb.DuckDBPyConnection) -> None:
@@ -252,43 +319,48 @@ def _store_joins(con: duckdb.DuckDBPyConnection, account_joins: dict[str, int]) 
 # --- accounts ----------------------------------------------------------------------------------
 
 # Every link of a person to an account node, with the rule that makes it. Edges run from the
-# person's node to the account node (``dst``), as the parsers emit them.
-ACCOUNT_LINKS = f"""
-CREATE OR REPLACE TABLE account_links AS
+# person's node to the account node (``dst``), as the parsers emit them. {nodes}: the identity
+# nodes of the persons wanted.
+SELECT_ACCOUNT_LINKS = f"""
 WITH direct AS (  -- group calls; a Contact's, converted Lead's or own deal's AccountId
     SELECT n.person_id, e.dst_type AS node_type, e.dst_id AS node_id, e.rule, e.observed_at
     FROM identity_edges_stored e
-    JOIN identity_nodes n ON n.node_type = e.src_type AND n.node_id = e.src_id
+    JOIN {{nodes}} n ON n.node_type = e.src_type AND n.node_id = e.src_id
     WHERE e.dst_type IN ('{SF_ACCOUNT}', '{SEGMENT_GROUP}')
 ), roles AS (  -- every contact role, primary or not, ties the contact to the deal's account
     SELECT n.person_id, d.dst_type, d.dst_id, r.rule, greatest(r.observed_at, d.observed_at)
     FROM identity_edges_stored r
-    JOIN identity_nodes n ON n.node_type = r.src_type AND n.node_id = r.src_id
+    JOIN {{nodes}} n ON n.node_type = r.src_type AND n.node_id = r.src_id
     JOIN identity_edges_stored d ON d.src_type = r.dst_type AND d.src_id = r.dst_id
     WHERE r.src_type = '{SF_CONTACT}' AND r.dst_type = '{SF_OPPORTUNITY}'
       AND d.dst_type = '{SF_ACCOUNT}'
 ), payers AS (  -- who pays through a Stripe customer: any person an edge links it to
     SELECT n.person_id, e.src_type, e.src_id, e.rule, e.observed_at
     FROM identity_edges_stored e
-    JOIN identity_nodes n ON n.node_type = e.dst_type AND n.node_id = e.dst_id
+    JOIN {{nodes}} n ON n.node_type = e.dst_type AND n.node_id = e.dst_id
     WHERE e.src_type = '{STRIPE_CUSTOMER}'
     UNION ALL
     SELECT n.person_id, e.dst_type, e.dst_id, e.rule, e.observed_at
     FROM identity_edges_stored e
-    JOIN identity_nodes n ON n.node_type = e.src_type AND n.node_id = e.src_id
+    JOIN {{nodes}} n ON n.node_type = e.src_type AND n.node_id = e.src_id
     WHERE e.dst_type = '{STRIPE_CUSTOMER}'
     UNION ALL  -- the customer's own events (a customer with no e-mail or user id on file)
     SELECT n.person_id, r.id_type, r.id_value, 'stripe_customer_events', min(r.occurred_at)
     FROM raw_events r
-    JOIN identity_nodes n ON n.node_type = r.id_type AND n.node_id = r.id_value
+    JOIN {{nodes}} n ON n.node_type = r.id_type AND n.node_id = r.id_value
     WHERE r.id_type = '{STRIPE_CUSTOMER}'
     GROUP BY ALL
 )
 SELECT person_id, node_type, node_id, rule, min(observed_at) AS observed_at
 FROM (FROM direct UNION ALL FROM roles UNION ALL FROM payers)
 WHERE node_id IS NOT NULL
-GROUP BY ALL ORDER BY ALL
+GROUP BY ALL
 """
+ACCOUNT_LINKS = (
+    "CREATE OR REPLACE TABLE account_links AS "
+    + SELECT_ACCOUNT_LINKS.format(nodes="identity_nodes")
+    + " ORDER BY ALL"
+)
 
 # Two account nodes one person is linked to: evidence that they are one company. Strongest
 # first: more people linked to both, then the two links closest in time (a person who moved
@@ -338,6 +410,10 @@ def _account_nodes(con: duckdb.DuckDBPyConnection, pairs: pd.DataFrame) -> list[
 def _stitch_accounts(con: duckdb.DuckDBPyConnection, run_id: str) -> _AccountOutcome:
     """Join account nodes on shared persons, keep ids stable, and date each person's account."""
     con.execute(ACCOUNT_LINKS)
+    return _accounts_from_links(con, run_id)
+
+
+def _accounts_from_links(con: duckdb.DuckDBPyConnection, run_id: str) -> _AccountOutcome:
     pairs = con.execute(ACCOUNT_PAIRS).df().assign(rule="shared_person")
     nodes = _account_nodes(con, pairs)
     limits = dict.fromkeys(EXCLUSIVE_ACCOUNT_TYPES, 1)

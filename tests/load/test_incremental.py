@@ -274,8 +274,14 @@ def test_changed_settings_and_replaced_files_fall_back_to_the_full_rebuild(
     page.parent.mkdir(parents=True, exist_ok=True)
     page.write_text(json.dumps({"type": "page", "messageId": "extra-1", "anonymousId": "a-x",
                                 "timestamp": "2026-08-02T09:00:00Z", "name": "Home"}) + "\n")  # fmt: skip
+    reference = tmp_path / "reference.duckdb"
+    shutil.copy(db, reference)
     added = load.load_landing(db, landing, max_user_ids_per_person=2)
     assert added.stitch == "incremental: 1 identifiers recomputed"  # the new visitor alone
+    # A night that changes no account link keeps the accounts as they are: still the same
+    # warehouse as the full rebuild.
+    load.load_landing(reference, landing, max_user_ids_per_person=2, incremental=False)
+    assert [rows(db, t) for t in STITCHED] == [rows(reference, t) for t in STITCHED]
     page.write_text(page.read_text().replace("Home", "Home again"))
     replaced = load.load_landing(db, landing, max_user_ids_per_person=2)
     assert replaced.stitch == "full: 1 file(s) replace a loaded version"
