@@ -201,3 +201,9 @@ def store_merges(
         [datetime.now(UTC), run_id],
     )
     con.unregister("merge_rows")
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    """The one integer a query returns (0 for NULL or no row)."""
+    rows = con.execute(sql).fetchall()
+    return int(rows[0][0]) if rows and rows[0][0] is not None else 0
