@@ -85,8 +85,9 @@ def stitch(
 
     With ``incremental``, only the persons the rows loaded by ``run_id`` reach are recomputed
     (:mod:`journeymine.identity_persons`), with the same result as a full rebuild; the temp
-    tables ``stitch_night`` (the run) and ``stitch_changed_persons`` (the person ids touched,
-    before and after) tell :func:`journeymine.touchpoints.build` which rows to rebuild.
+    tables ``stitch_night`` (the run), ``stitch_changed_persons`` (the person ids touched,
+    before and after) and ``stitch_moved_persons`` (those whose events changed person or
+    account) tell :func:`journeymine.touchpoints.build` which rows to rebuild.
     When the warehouse holds no previous stitch to build on, it falls back to a full one and
     says why in ``StitchResult.mode``.
     """

@@ -283,7 +283,7 @@ def _snapshot_accounts(con: duckdb.DuckDBPyConnection) -> None:
 # Persons whose touchpoints carry another account now: their periods changed, or an account
 # node one of their events names changed id (or appeared, or went).
 ACCOUNT_CHANGES = """
-INSERT INTO stitch_changed_persons
+INSERT INTO stitch_moved_persons
 WITH periods AS (
     (FROM person_accounts EXCEPT FROM night_person_accounts)
     UNION ALL (FROM night_person_accounts EXCEPT FROM person_accounts)
@@ -297,7 +297,7 @@ SELECT person_id FROM periods
 UNION SELECT n.person_id FROM raw_events e
 JOIN nodes d ON d.node_type = e.account_type AND d.node_id = e.account_value
 JOIN identity_nodes n ON n.node_type = e.id_type AND n.node_id = e.id_value
-EXCEPT SELECT person_id FROM stitch_changed_persons
+EXCEPT SELECT person_id FROM stitch_moved_persons
 """
 
 

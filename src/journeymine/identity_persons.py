@@ -141,7 +141,9 @@ def stitch_night(
 ) -> PersonsResult:
     """Recompute only the components the rows of ``run_id`` reach (from the edges it moved,
     ``night_moved_edges``); list the person ids (before and after) of those components in
-    the temp table ``stitch_changed_persons``."""
+    the temp table ``stitch_changed_persons``, and in ``stitch_moved_persons`` those among
+    them whose events changed person (a node already known got another id: a merge or a
+    split); a person that only gained new identifiers keeps its touchpoints."""
     con.execute(person_edges_sql(match_on_email))
     _night_nodes(con, run_id)
     edges = _read_edges(con, "night_nodes")
@@ -163,7 +165,10 @@ def stitch_night(
     top = con.execute("SELECT coalesce(max(person_id), 0) FROM identity_nodes").fetchall()
     assigned, merges = assign_ids(outcome.components, previous, int(top[0][0]) + 1)
     old_ids = sorted(set(previous.values()))
-    _record_changed(con, old_ids, sorted(set(assigned.values())))
+    moved = {i for n, i in previous.items() if assigned.get(n) != i}
+    moved |= {assigned[n] for n, i in previous.items() if n in assigned and assigned[n] != i}
+    _record_ids(con, "stitch_changed_persons", set(old_ids) | set(assigned.values()))
+    _record_ids(con, "stitch_moved_persons", moved)
     store_nodes(con, "identity_nodes", "person_id", assigned, replace_only="night_nodes")
     store_merges(con, "person_merges", merges, run_id)
     for end in ("src", "dst"):  # a refusal inside a recomputed component, found by either node
@@ -193,12 +198,11 @@ def _both_settings(
     return outcome, other
 
 
-def _record_changed(con: duckdb.DuckDBPyConnection, old: list[int], new: list[int]) -> None:
-    con.execute("CREATE OR REPLACE TEMP TABLE stitch_changed_persons (person_id BIGINT)")
-    ids = sorted(set(old) | set(new))
+def _record_ids(con: duckdb.DuckDBPyConnection, table: str, ids: set[int]) -> None:
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} (person_id BIGINT)")
     if ids:
-        con.register("changed_ids", pa.table({"person_id": pa.array(ids, pa.int64())}))
-        con.execute("INSERT INTO stitch_changed_persons SELECT person_id FROM changed_ids")
+        con.register("changed_ids", pa.table({"person_id": pa.array(sorted(ids), pa.int64())}))
+        con.execute(f"INSERT INTO {table} SELECT person_id FROM changed_ids")
         con.unregister("changed_ids")
 
 

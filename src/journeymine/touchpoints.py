@@ -97,8 +97,8 @@ def build(con: duckdb.DuckDBPyConnection) -> int:
     return _count(con)
 
 
-# The persons whose touchpoints a night rebuilds whole: those whose identity or account it
-# changed (``stitch_changed_persons``), those with an event that a new version of the same
+# The persons whose touchpoints a night rebuilds whole: those whose events it moved to another
+# person or account (``stitch_moved_persons``), those with an event that a new version of the same
 # record may displace (every version's person), and those with an event whose owner got a new
 # name. Everyone else at most gains the night's new events.
 NIGHT_PERSONS = """
@@ -116,7 +116,7 @@ night_keys AS (
     SELECT DISTINCT id FROM raw_labels SEMI JOIN night_rows USING (source, file, line)
     WHERE kind = 'owner'
 )
-SELECT person_id FROM stitch_changed_persons
+SELECT person_id FROM stitch_moved_persons
 UNION SELECT n.person_id FROM raw_events e SEMI JOIN versioned USING (source, event_key)
 JOIN identity_nodes n ON n.node_type = e.id_type AND n.node_id = e.id_value
 UNION SELECT person_id FROM touchpoints WHERE owner IN (SELECT id FROM owners)
@@ -168,7 +168,8 @@ def refresh(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
     con.execute("INSERT INTO touchpoints FROM night_touchpoints")
     con.execute(
         "CREATE OR REPLACE TEMP TABLE night_all_persons AS SELECT person_id FROM night_persons "
-        "UNION SELECT person_id FROM night_touchpoints"
+        "UNION SELECT person_id FROM night_touchpoints "
+        "UNION SELECT person_id FROM stitch_changed_persons"  # their identifiers changed
     )
     mine = "person_id IN (SELECT person_id FROM night_all_persons)"
     con.execute(f"DELETE FROM persons WHERE {mine}")
@@ -181,7 +182,7 @@ def refresh(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
         ).fetchall(),
     )
     temps = ("night_persons", "night_events", "night_touchpoints", "night_all_persons")
-    for table in (*temps, "stitch_changed_persons", "stitch_night"):
+    for table in (*temps, "stitch_changed_persons", "stitch_moved_persons", "stitch_night"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
     return _count(con)
 
