@@ -19,46 +19,32 @@ Rules that keep stitching honest:
   the smallest (oldest) id its nodes already had; the ids it absorbs are listed in
   ``person_merges``. New components get new ids above the current maximum.
 
-Accounts are stitched the same way, one level up (:func:`_stitch_accounts`): account nodes (a
-Segment group, a Salesforce Account, a Stripe customer) are joined when one person is linked to
-both — through a group call, a Contact's or converted Lead's ``AccountId``, a contact role on an
-account's opportunity, or paying through a Stripe customer. An account never holds two
-Salesforce Accounts or two Segment groups (the data keeps those apart on purpose); such joins are
-refused and kept in ``account_evidence``. Company names and e-mail domains are never evidence.
-``person_accounts`` says which account a person belonged to when, so a person who moves company
-keeps their history with the account of the time.
+Accounts are stitched the same way, one level up (:mod:`journeymine.identity_accounts`).
+
+**Incremental nights.** After a load, only the persons and accounts its new rows can reach are
+recomputed (:mod:`journeymine.identity_persons`), with exactly the result of a full rebuild;
+the full rebuild runs when there is no previous stitch to extend, when the settings changed,
+or when the caller asks for it (a replaced file, whose removed rows can split persons).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import duckdb
 import pandas as pd
-import pyarrow as pa
 
+from journeymine import identity_persons
 from journeymine.errors import WarehouseError
+from journeymine.identity_accounts import stitch_accounts, stitch_accounts_night
+from journeymine.identity_graph import scalar as _scalar
 from journeymine.sources._common import (
     ANONYMOUS_ID,
-    EMAIL,
-    PERSON_NODE_TYPES,
-    SEGMENT_GROUP,
-    SF_ACCOUNT,
-    SF_CONTACT,
-    SF_OPPORTUNITY,
-    STRIPE_CUSTOMER,
-    USER_ID,
 )
 from journeymine.warehouse import table_exists
 
-Node = tuple[str, str]
-# Account node types that an account holds at most one of: the data keeps them apart on purpose.
-EXCLUSIVE_ACCOUNT_TYPES = (SF_ACCOUNT, SEGMENT_GROUP)
-# The Stripe customer belongs to an account only through the people who pay with it.
-PAYER_ACCOUNT_TYPES = (STRIPE_CUSTOMER,)
 DEFAULT_GIANT_SHARE = 0.05  # one cluster holding more than this share of identifiers is suspect
 DEFAULT_GIANT_MIN_SIZE = 10  # ...and at least this many identifiers (tiny data is not a failure)
 
@@ -84,191 +70,7 @@ class StitchResult:
     accounts: int = 0
     new_account_merges: int = 0
     account_conflicts: int = 0
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """Why a join was refused: the readable reason and the rule (with its setting) behind it."""
-
-    reason: str
-    kept_apart_by: str
-
-
-class _Components:
-    """Union-find over node indices that caps how many ids of a kind one component may hold."""
-
-    def __init__(self, nodes: list[Node], limits: dict[str, int], entity: str) -> None:
-        self.parent = list(range(len(nodes)))
-        self.limits, self.entity = limits, entity
-        self.held: list[dict[str, frozenset[str]]] = [
-            {t: frozenset([v])} if t in limits else {} for t, v in nodes
-        ]
-
-    def find(self, i: int) -> int:
-        root = i
-        while self.parent[root] != root:
-            root = self.parent[root]
-        while self.parent[i] != root:  # path compression
-            self.parent[i], i = root, self.parent[i]
-        return root
-
-    def union(self, a: int, b: int) -> Refusal | None:
-        """Join the components of a and b; return why when the join is refused."""
-        ra, rb = self.find(a), self.find(b)
-        if ra == rb:
-            return None
-        ha, hb = self.held[ra], self.held[rb]
-        for kind in sorted(ha.keys() & hb.keys()):
-            if len(ha[kind] | hb[kind]) > self.limits[kind]:
-                return self._refusal(kind, ha[kind], hb[kind])
-        keep, gone = min(ra, rb), max(ra, rb)
-        self.parent[gone] = keep
-        self.held[keep] = {k: ha.get(k, frozenset()) | hb.get(k, frozenset()) for k in ha | hb}
-        self.held[gone] = {}
-        return None
-
-    def _refusal(self, kind: str, a: frozenset[str], b: frozenset[str]) -> Refusal:
-        values = sorted(a | b)
-        if len(values) == 2:
-            what = f"two different {kind}s ({values[0]} and {values[1]})"
-        else:
-            what = f"{len(values)} different {kind}s ({', '.join(values)})"
-        rule = f"max_{kind}s_per_{self.entity}={self.limits[kind]}"
-        return Refusal(f"would merge {what} into one {self.entity} ({rule})", rule)
-
-
-def _person_edges(con: duckdb.DuckDBPyConnection, match_on_email: bool) -> pd.DataFrame:
-    """Edges that may merge persons, strongest first."""
-    person_types = ", ".join(f"'{t}'" for t in PERSON_NODE_TYPES)
-    email_filter = "" if match_on_email else f"AND '{EMAIL}' NOT IN (src_type, dst_type)"
-    return con.execute(
-        f"""
-        WITH deal_contact AS (  -- one person per deal: the primary contact role, else earliest
-            SELECT * FROM identity_edges
-            WHERE src_type = '{SF_CONTACT}' AND dst_type = '{SF_OPPORTUNITY}'
-            QUALIFY row_number() OVER (
-                PARTITION BY dst_id
-                ORDER BY rule = 'sf_contact_role_primary' DESC, observed_at, src_id) = 1
-        ), candidates AS (
-            SELECT * FROM identity_edges
-            WHERE src_type IN ({person_types}) AND dst_type IN ({person_types})
-            UNION ALL SELECT * FROM deal_contact
-        )
-        SELECT src_type, src_id, dst_type, dst_id, rule, source, observed_at FROM candidates
-        WHERE src_id IS NOT NULL AND dst_id IS NOT NULL {email_filter}
-        ORDER BY ('{EMAIL}' IN (src_type, dst_type)), observed_at, src_type, src_id,
-                 dst_type, dst_id, rule
-        """
-    ).df()
-
-
-def _event_nodes(con: duckdb.DuckDBPyConnection) -> list[Node]:
-    rows = con.execute(
-        "SELECT DISTINCT id_type, id_value FROM raw_events WHERE id_value IS NOT NULL"
-    ).fetchall()
-    return [(t, v) for t, v in rows]
-
-
-@dataclass
-class _Outcome:
-    """One union-find pass: the components, the refused edges, and the joins made per rule."""
-
-    components: list[list[Node]]
-    refused: list[dict[str, object]]
-    joins: dict[str, int]
-    root_of: dict[Node, int]
-
-
-def _components(
-    nodes: list[Node], edges: pd.DataFrame, limits: dict[str, int], entity: str
-) -> _Outcome:
-    index = {n: i for i, n in enumerate(nodes)}
-    uf = _Components(nodes, limits, entity)
-    refused: list[dict[str, object]] = []
-    joins: dict[str, int] = {}
-    for edge in edges.itertuples(index=False):
-        a, b = index[(edge.src_type, edge.src_id)], index[(edge.dst_type, edge.dst_id)]
-        joined = uf.find(a) != uf.find(b)
-        refusal = uf.union(a, b)
-        if refusal:
-            refused.append({**edge._asdict(), **asdict(refusal)})
-        elif joined:
-            joins[edge.rule] = joins.get(edge.rule, 0) + 1
-    groups: dict[int, list[Node]] = {}
-    root_of = {node: uf.find(i) for i, node in enumerate(nodes)}
-    for node, root in root_of.items():
-        groups.setdefault(root, []).append(node)
-    components = sorted((sorted(g) for g in groups.values()), key=lambda g: g[0])
-    return _Outcome(components, refused, joins, root_of)
-
-
-def _assign_ids(
-    components: Iterable[list[Node]], previous: dict[Node, int]
-) -> tuple[dict[Node, int], list[tuple[int, int]]]:
-    """Give each component an id, keeping old ids; returns (node -> id, [(merged, into)])."""
-    next_id = max(previous.values(), default=0) + 1
-    used: set[int] = set()
-    assigned: dict[Node, int] = {}
-    merges: list[tuple[int, int]] = []
-    for nodes in components:
-        old = sorted({previous[n] for n in nodes if n in previous} - used)
-        if old:
-            keep = old[0]  # ids only grow, so the smallest is the oldest
-            merges.extend((other, keep) for other in old[1:])
-        else:
-            keep, next_id = next_id, next_id + 1
-        used.update(old)
-        assigned.update(dict.fromkeys(nodes, keep))
-    return assigned, merges
-
-
-def _previous_ids(con: duckdb.DuckDBPyConnection, table: str, id_column: str) -> dict[Node, int]:
-    rows = con.execute(f"SELECT node_type, node_id, {id_column} FROM {table}").fetchall()
-    return {(t, v): i for t, v, i in rows}
-
-
-def _store_nodes(
-    con: duckdb.DuckDBPyConnection, table: str, id_column: str, assigned: dict[Node, int]
-) -> None:
-    now = datetime.now(UTC)
-    frame = pa.table(
-        {
-            "node_type": pa.array([n[0] for n in assigned], pa.string()),
-            "node_id": pa.array([n[1] for n in assigned], pa.string()),
-            id_column: pa.array(list(assigned.values()), pa.int64()),
-        }
-    )
-    con.register("assigned_nodes", frame)
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE new_nodes AS
-        SELECT a.node_type, a.node_id, a.{id_column},
-               coalesce(o.first_assigned_at, ?::TIMESTAMPTZ) AS first_assigned_at
-        FROM assigned_nodes a LEFT JOIN {table} o USING (node_type, node_id)
-        """,
-        [now],
-    )
-    con.execute(f"DELETE FROM {table}")
-    con.execute(f"INSERT INTO {table} SELECT * FROM new_nodes ORDER BY {id_column}")
-    con.execute("DROP TABLE new_nodes")
-    con.unregister("assigned_nodes")
-
-
-def _store_merges(
-    con: duckdb.DuckDBPyConnection, table: str, merges: list[tuple[int, int]], run_id: str
-) -> None:
-    if not merges:  # executemany refuses an empty list
-        return
-    now = datetime.now(UTC)
-    con.executemany(
-        f"INSERT INTO {table} VALUES (?, ?, ?, ?)",
-        [[merged, into, now, run_id] for merged, into in merges],
-    )
-
-
-def other_setting(max_user_ids_per_person: int) -> int:
-    """The setting the refusal report compares with: 2 for today's rule (1), else back to 1."""
-    return 2 if max_user_ids_per_person == 1 else 1
+    mode: str = "full"  # "full", "full: <why not incremental>" or "incremental: <how much>"
 
 
 def stitch(
@@ -277,290 +79,124 @@ def stitch(
     *,
     match_on_email: bool = True,
     max_user_ids_per_person: int = 1,
+    incremental: bool = False,
 ) -> StitchResult:
-    """Recompute persons and accounts from all edges; runs in the caller's transaction."""
+    """Stitch persons and accounts; runs in the caller's transaction.
+
+    With ``incremental``, only the persons the rows loaded by ``run_id`` reach are recomputed
+    (:mod:`journeymine.identity_persons`), with the same result as a full rebuild; the temp
+    tables ``stitch_night`` (the run), ``stitch_changed_persons`` (the person ids touched,
+    before and after) and ``stitch_moved_persons`` (those whose events changed person or
+    account) tell :func:`journeymine.touchpoints.build` which rows to rebuild.
+    When the warehouse holds no previous stitch to build on, it falls back to a full one and
+    says why in ``StitchResult.mode``.
+    """
     if max_user_ids_per_person < 1:
         raise ValueError(
             f"identity.max_user_ids_per_person must be at least 1, got {max_user_ids_per_person}"
         )
     con.execute(EDGES_VIEW)
     con.execute(TABLES)
-    persons, merges = _stitch_persons(con, run_id, match_on_email, max_user_ids_per_person)
-    accounts = _stitch_accounts(con, run_id)
-    joins = {("person", rule): n for rule, n in persons.joins.items()}
-    _store_joins(con, {**joins, **{("account", r): n for r, n in accounts.joins.items()}})
+    con.execute("DROP TABLE IF EXISTS stitch_night")  # a full stitch leaves a full rebuild
+    why_full = _why_full(con, match_on_email, max_user_ids_per_person) if incremental else ""
+    if incremental and not why_full:
+        con.execute(NIGHT_EDGE_KEYS, [run_id])
+        con.execute(NIGHT_EDGES)
+        persons = identity_persons.stitch_night(
+            con, run_id, match_on_email, max_user_ids_per_person
+        )
+        accounts = stitch_accounts_night(con, run_id)
+        con.execute("DROP TABLE night_moved_edges")
+        con.execute("CREATE TEMP TABLE stitch_night AS SELECT ?::VARCHAR AS run_id", [run_id])
+        mode = f"incremental: {persons.recomputed_nodes} identifiers recomputed"
+    else:
+        # The view aggregates every raw edge: the stitch reads it once, and keeps it for the
+        # next night to update.
+        con.execute("CREATE OR REPLACE TABLE identity_edges_stored AS FROM identity_edges")
+        persons = identity_persons.stitch_all(con, run_id, match_on_email, max_user_ids_per_person)
+        accounts = stitch_accounts(con, run_id)
+        mode = "full" + (f": {why_full}" if why_full else "")
+    _store_joins(con, accounts.joins)
     return StitchResult(
-        len(persons.components),
-        merges,
-        len(persons.refused),
+        _scalar(con, "SELECT count(DISTINCT person_id) FROM identity_nodes"),
+        persons.new_merges,
+        _scalar(con, "SELECT count(*) FROM identity_conflicts"),
         accounts.accounts,
         accounts.new_merges,
         accounts.refused,
+        mode,
     )
 
 
-def _stitch_persons(
-    con: duckdb.DuckDBPyConnection, run_id: str, match_on_email: bool, max_user_ids: int
-) -> tuple[_Outcome, int]:
-    """Persons under the chosen user-id cap, compared with the other setting; new merges."""
-    edges = _person_edges(con, match_on_email)
-    nodes = sorted(
-        set(_event_nodes(con))
-        | set(zip(edges.src_type, edges.src_id, strict=True))
-        | set(zip(edges.dst_type, edges.dst_id, strict=True))
-    )
-    outcome = _components(nodes, edges, {USER_ID: max_user_ids}, "person")
-    alternative = _components(nodes, edges, {USER_ID: other_setting(max_user_ids)}, "person")
-    assigned, merges = _assign_ids(
-        outcome.components, _previous_ids(con, "identity_nodes", "person_id")
-    )
-    _store_nodes(con, "identity_nodes", "person_id", assigned)
-    _store_merges(con, "person_merges", merges, run_id)
-    _store_conflicts(con, outcome, alternative)
-    _store_policy(con, outcome, alternative, max_user_ids, match_on_email)
-    return outcome, len(merges)
-
-
-CONFLICT_COLUMNS = [
-    "src_type",
-    "src_id",
-    "dst_type",
-    "dst_id",
-    "rule",
-    "source",
-    "observed_at",
-    "reason",
-    "kept_apart_by",
-    "other_setting_merges",
-]
-
-
-def _store_conflicts(con: duckdb.DuckDBPyConnection, outcome: _Outcome, other: _Outcome) -> None:
-    """The refused person merges, each with whether the other policy setting would merge it."""
-    rows = [
-        {
-            **row,
-            "other_setting_merges": other.root_of[(str(row["src_type"]), str(row["src_id"]))]
-            == other.root_of[(str(row["dst_type"]), str(row["dst_id"]))],
-        }
-        for row in outcome.refused
-    ]
-    frame = pd.DataFrame(rows, columns=CONFLICT_COLUMNS)
-    con.register("conflict_rows", frame)
-    con.execute(
-        "CREATE OR REPLACE TABLE identity_conflicts AS SELECT src_type::VARCHAR AS src_type, "
-        "src_id::VARCHAR AS src_id, dst_type::VARCHAR AS dst_type, dst_id::VARCHAR AS dst_id, "
-        "rule::VARCHAR AS rule, source::VARCHAR AS source, "
-        "observed_at::TIMESTAMPTZ AS observed_at, reason::VARCHAR AS reason, "
-        "kept_apart_by::VARCHAR AS kept_apart_by, "
-        "other_setting_merges::BOOLEAN AS other_setting_merges FROM conflict_rows"
-    )
-    con.unregister("conflict_rows")
-
-
-def _store_policy(
-    con: duckdb.DuckDBPyConnection,
-    outcome: _Outcome,
-    other: _Outcome,
-    max_user_ids: int,
-    match_on_email: bool,
-) -> None:
-    """One row: the setting used, and what the other setting would change (pairs of nodes)."""
-    would_merge = sum(
-        other.root_of[(str(r["src_type"]), str(r["src_id"]))]
-        == other.root_of[(str(r["dst_type"]), str(r["dst_id"]))]
-        for r in outcome.refused
-    )
-    would_refuse = sum(
-        outcome.root_of[(str(r["src_type"]), str(r["src_id"]))]
-        == outcome.root_of[(str(r["dst_type"]), str(r["dst_id"]))]
-        for r in other.refused
-    )
-    con.execute(
-        """
-        CREATE OR REPLACE TABLE identity_policy AS
-        SELECT ?::INTEGER AS max_user_ids_per_person, ?::BOOLEAN AS match_on_email,
-               ?::BIGINT AS refused_pairs, ?::INTEGER AS other_setting,
-               ?::BIGINT AS other_setting_would_merge, ?::BIGINT AS other_setting_would_refuse,
-               ?::BIGINT AS other_setting_persons
-        """,
-        [
-            max_user_ids,
-            match_on_email,
-            len(outcome.refused),
-            other_setting(max_user_ids),
-            would_merge,
-            would_refuse,
-            len(other.components),
-        ],
-    )
-
-
-def _store_joins(con: duckdb.DuckDBPyConnection, joins: dict[tuple[str, str], int]) -> None:
-    """How many joins of two clusters each rule made in this stitch, for the quality report."""
-    con.execute(
-        "CREATE OR REPLACE TABLE identity_joins (entity VARCHAR, rule VARCHAR, joins BIGINT)"
-    )
-    if not joins:
-        return
-    con.executemany(
-        "INSERT INTO identity_joins VALUES (?, ?, ?)",
-        [[entity, rule, n] for (entity, rule), n in sorted(joins.items())],
-    )
-
-
-# --- accounts ----------------------------------------------------------------------------------
-
-# Every link of a person to an account node, with the rule that makes it. Edges run from the
-# person's node to the account node (``dst``), as the parsers emit them.
-ACCOUNT_LINKS = f"""
-CREATE OR REPLACE TABLE account_links AS
-WITH direct AS (  -- group calls; a Contact's, converted Lead's or own deal's AccountId
-    SELECT n.person_id, e.dst_type AS node_type, e.dst_id AS node_id, e.rule, e.observed_at
-    FROM identity_edges e
-    JOIN identity_nodes n ON n.node_type = e.src_type AND n.node_id = e.src_id
-    WHERE e.dst_type IN ('{SF_ACCOUNT}', '{SEGMENT_GROUP}')
-), roles AS (  -- every contact role, primary or not, ties the contact to the deal's account
-    SELECT n.person_id, d.dst_type, d.dst_id, r.rule, greatest(r.observed_at, d.observed_at)
-    FROM identity_edges r
-    JOIN identity_nodes n ON n.node_type = r.src_type AND n.node_id = r.src_id
-    JOIN identity_edges d ON d.src_type = r.dst_type AND d.src_id = r.dst_id
-    WHERE r.src_type = '{SF_CONTACT}' AND r.dst_type = '{SF_OPPORTUNITY}'
-      AND d.dst_type = '{SF_ACCOUNT}'
-), payers AS (  -- who pays through a Stripe customer: any person an edge links it to
-    SELECT n.person_id, e.src_type, e.src_id, e.rule, e.observed_at
-    FROM identity_edges e
-    JOIN identity_nodes n ON n.node_type = e.dst_type AND n.node_id = e.dst_id
-    WHERE e.src_type = '{STRIPE_CUSTOMER}'
-    UNION ALL
-    SELECT n.person_id, e.dst_type, e.dst_id, e.rule, e.observed_at
-    FROM identity_edges e
-    JOIN identity_nodes n ON n.node_type = e.src_type AND n.node_id = e.src_id
-    WHERE e.dst_type = '{STRIPE_CUSTOMER}'
-    UNION ALL  -- the customer's own events (a customer with no e-mail or user id on file)
-    SELECT n.person_id, r.id_type, r.id_value, 'stripe_customer_events', min(r.occurred_at)
-    FROM raw_events r
-    JOIN identity_nodes n ON n.node_type = r.id_type AND n.node_id = r.id_value
-    WHERE r.id_type = '{STRIPE_CUSTOMER}'
-    GROUP BY ALL
-)
-SELECT person_id, node_type, node_id, rule, min(observed_at) AS observed_at
-FROM (FROM direct UNION ALL FROM roles UNION ALL FROM payers)
-WHERE node_id IS NOT NULL
-GROUP BY ALL ORDER BY ALL
-"""
-
-# Two account nodes one person is linked to: evidence that they are one company. Strongest
-# first: more people linked to both, then the two links closest in time (a person who moved
-# company links the old and the new account far apart), then the earliest.
-ACCOUNT_PAIRS = """
-WITH l AS (
-    SELECT person_id, node_type, node_id, min(observed_at) AS first_seen
-    FROM account_links GROUP BY ALL
-)
-SELECT a.node_type AS src_type, a.node_id AS src_id, b.node_type AS dst_type,
-       b.node_id AS dst_id, count(DISTINCT a.person_id) AS persons,
-       min(a.person_id) AS example_person,
-       min(abs(epoch(a.first_seen) - epoch(b.first_seen))) AS gap_s,
-       min(greatest(a.first_seen, b.first_seen)) AS observed_at
-FROM l a JOIN l b ON a.person_id = b.person_id
- AND (a.node_type < b.node_type OR (a.node_type = b.node_type AND a.node_id < b.node_id))
+# ``identity_edges_stored`` brought up to date with the edges the night observed. Within an
+# incremental night rows are only added, so each edge's first observation is the earlier of
+# the two and the counts add up. ``night_moved_edges``: the edges the night made new or moved
+# earlier (a NULL time is counted as moved: more seeds never change the answer, only its cost).
+NIGHT_EDGE_KEYS = """
+CREATE OR REPLACE TEMP TABLE night_edge_keys AS
+SELECT src_type, src_id, dst_type, dst_id, source, rule, min(observed_at) AS observed_at,
+       count(*) AS observations
+FROM raw_edges
+SEMI JOIN (SELECT source, file, line FROM raw_rows WHERE run_id = $1) USING (source, file, line)
 GROUP BY ALL
-ORDER BY persons DESC, gap_s, observed_at, src_type, src_id, dst_type, dst_id
+"""
+SAME_EDGE = """s.src_type IS NOT DISTINCT FROM k.src_type AND s.src_id IS NOT DISTINCT FROM k.src_id
+  AND s.dst_type IS NOT DISTINCT FROM k.dst_type AND s.dst_id IS NOT DISTINCT FROM k.dst_id
+  AND s.source IS NOT DISTINCT FROM k.source AND s.rule IS NOT DISTINCT FROM k.rule"""
+NIGHT_EDGES = f"""
+CREATE OR REPLACE TEMP TABLE night_moved_edges AS
+SELECT k.src_type, k.src_id, k.dst_type, k.dst_id, k.source, k.rule
+FROM night_edge_keys k LEFT JOIN identity_edges_stored s ON {SAME_EDGE}
+WHERE s.observations IS NULL OR k.observed_at IS NULL OR s.observed_at IS NULL
+   OR k.observed_at < s.observed_at;
+UPDATE identity_edges_stored s
+SET observed_at = least(s.observed_at, k.observed_at),
+    observations = s.observations + k.observations
+FROM night_edge_keys k WHERE {SAME_EDGE};
+INSERT INTO identity_edges_stored
+SELECT k.* FROM night_edge_keys k ANTI JOIN identity_edges_stored s ON {SAME_EDGE};
+DROP TABLE night_edge_keys;
 """
 
 
-@dataclass(frozen=True)
-class _AccountOutcome:
-    accounts: int
-    new_merges: int
-    refused: int
-    joins: dict[str, int]
-
-
-def _account_nodes(con: duckdb.DuckDBPyConnection, pairs: pd.DataFrame) -> list[Node]:
-    """Every Salesforce Account and Segment group the data names, and the paired Stripe nodes."""
-    exclusive = ", ".join(f"'{t}'" for t in EXCLUSIVE_ACCOUNT_TYPES)
+def _why_full(con: duckdb.DuckDBPyConnection, match_on_email: bool, max_user_ids: int) -> str:
+    """Why this warehouse's previous stitch cannot be extended (empty when it can)."""
+    needed = (
+        "identity_edges_stored",
+        "identity_policy",
+        "identity_conflicts",
+        "identity_components",
+        "identity_component_joins",
+        "identity_joins",
+        "account_links",
+        "account_evidence",
+        "person_accounts",
+        "touchpoints",
+        "persons",
+    )
+    missing = [t for t in needed if not table_exists(con, t)]
+    if missing:
+        return f"no previous stitch to extend ({', '.join(missing)} missing)"
     rows = con.execute(
-        f"""
-        SELECT dst_type, dst_id FROM identity_edges WHERE dst_type IN ({exclusive})
-        UNION SELECT account_type, account_value FROM raw_events
-        WHERE account_type IN ({exclusive}) AND account_value IS NOT NULL
-        UNION SELECT id_type, id_value FROM raw_events WHERE id_type IN ({exclusive})
-        """
+        "SELECT max_user_ids_per_person, match_on_email FROM identity_policy"
     ).fetchall()
-    paired = set(zip(pairs.src_type, pairs.src_id, strict=True)) | set(
-        zip(pairs.dst_type, pairs.dst_id, strict=True)
-    )
-    return sorted({(t, v) for t, v in rows if v is not None} | paired)
+    if rows != [(max_user_ids, match_on_email)]:
+        return "the identity settings changed since the previous stitch"
+    return ""
 
 
-def _stitch_accounts(con: duckdb.DuckDBPyConnection, run_id: str) -> _AccountOutcome:
-    """Join account nodes on shared persons, keep ids stable, and date each person's account."""
-    con.execute(ACCOUNT_LINKS)
-    pairs = con.execute(ACCOUNT_PAIRS).df().assign(rule="shared_person")
-    nodes = _account_nodes(con, pairs)
-    limits = dict.fromkeys(EXCLUSIVE_ACCOUNT_TYPES, 1)
-    outcome = _components(nodes, pairs, limits, "account")
-    # A Stripe customer alone is a payer, not a company: only clusters naming one become accounts.
-    companies = [c for c in outcome.components if any(t in limits for t, _ in c)]
-    assigned, merges = _assign_ids(companies, _previous_ids(con, "account_nodes", "account_id"))
-    _store_nodes(con, "account_nodes", "account_id", assigned)
-    _store_merges(con, "account_merges", merges, run_id)
-    _store_account_evidence(con, pairs, outcome)
-    con.execute(PERSON_ACCOUNTS)
-    return _AccountOutcome(len(companies), len(merges), len(outcome.refused), outcome.joins)
-
-
-def _store_account_evidence(
-    con: duckdb.DuckDBPyConnection, pairs: pd.DataFrame, outcome: _Outcome
-) -> None:
-    """Every pair of account nodes a person links, and whether it was refused and why."""
-    refused = pd.DataFrame(
-        outcome.refused, columns=["src_type", "src_id", "dst_type", "dst_id", "reason"]
-    )
-    refused = refused.assign(kept_apart_by=[r["kept_apart_by"] for r in outcome.refused])
-    con.register("pair_rows", pairs)
-    con.register("refused_rows", refused)
+def _store_joins(con: duckdb.DuckDBPyConnection, account_joins: dict[str, int]) -> None:
+    """How many joins of two clusters each rule made, for the quality report."""
     con.execute(
-        """
-        CREATE OR REPLACE TABLE account_evidence AS
-        SELECT p.src_type::VARCHAR AS src_type, p.src_id::VARCHAR AS src_id,
-               p.dst_type::VARCHAR AS dst_type, p.dst_id::VARCHAR AS dst_id,
-               p.rule::VARCHAR AS rule, p.persons::BIGINT AS persons,
-               p.example_person::BIGINT AS example_person,
-               p.observed_at::TIMESTAMPTZ AS observed_at,
-               r.reason IS NOT NULL AS refused, r.reason::VARCHAR AS reason,
-               r.kept_apart_by::VARCHAR AS kept_apart_by
-        FROM pair_rows p
-        LEFT JOIN refused_rows r USING (src_type, src_id, dst_type, dst_id)
-        """
+        "CREATE OR REPLACE TABLE identity_joins AS "
+        "SELECT 'person' AS entity, rule, sum(joins)::BIGINT AS joins "
+        "FROM identity_component_joins GROUP BY rule ORDER BY rule"
     )
-    con.execute(
-        "CREATE OR REPLACE VIEW account_conflicts AS SELECT * FROM account_evidence WHERE refused"
-    )
-    con.unregister("pair_rows")
-    con.unregister("refused_rows")
-
-
-# A person's accounts over time: each account from the first link to it until the first link to
-# the next one. The first account holds from the person's very beginning (valid_from NULL): their
-# anonymous visits before they named their company were already that company's.
-PERSON_ACCOUNTS = """
-CREATE OR REPLACE TABLE person_accounts AS
-WITH firsts AS (
-    SELECT l.person_id, a.account_id, min(l.observed_at) AS first_linked
-    FROM account_links l
-    JOIN account_nodes a ON a.node_type = l.node_type AND a.node_id = l.node_id
-    GROUP BY ALL
-)
-SELECT person_id, account_id,
-       CASE WHEN row_number() OVER w > 1 THEN first_linked END AS valid_from,
-       lead(first_linked) OVER w AS valid_to
-FROM firsts
-WINDOW w AS (PARTITION BY person_id ORDER BY first_linked, account_id)
-ORDER BY person_id, first_linked, account_id
-"""
+    if account_joins:
+        con.executemany(
+            "INSERT INTO identity_joins VALUES ('account', ?, ?)",
+            [[rule, n] for rule, n in sorted(account_joins.items())],
+        )
 
 
 def explain_account(con: duckdb.DuckDBPyConnection, account_id: int) -> str:
@@ -716,11 +352,6 @@ def _policy(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     cursor = con.execute("SELECT * FROM identity_policy")
     row = cursor.fetchone()
     return dict(zip([d[0] for d in cursor.description], row or (), strict=False))
-
-
-def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
-    row = con.execute(sql).fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
 
 
 def _by_rule(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, dict[str, int]]:

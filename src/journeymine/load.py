@@ -177,6 +177,7 @@ class LoadReport:
     persons: int = 0
     new_merges: int = 0
     touchpoints: int = 0
+    stitch: str = ""  # how identities were stitched: "incremental: ..." or "full[: why]"
 
     def totals(self) -> dict[str, int]:
         keys = ("rows_read", "rows_loaded", "duplicates", "quarantined")
@@ -729,10 +730,12 @@ def load_landing(
     progress: Progress | None = None,
     selection: Selection = Selection(),
     options: SourceOptions | None = None,
+    incremental: bool = True,
 ) -> LoadReport:
     """The whole load: find, parse, load, stitch, rebuild touchpoints — in one transaction.
 
-    ``options`` are each source's parser options from the journey spec (spec.source_options).
+    ``options`` are each source's parser options from the journey spec (spec.source_options);
+    ``incremental=False`` forces the full rebuild of identities and touchpoints.
     """
     run_id = uuid.uuid4().hex[:12]
     scan = scan_landing(Path(landing), sources)
@@ -755,6 +758,7 @@ def load_landing(
                 report,
                 match_on_email=match_on_email,
                 max_user_ids_per_person=max_user_ids_per_person,
+                incremental=incremental,
             )
         finally:
             shutil.rmtree(folder, ignore_errors=True)
@@ -791,23 +795,47 @@ def commit_load(
     *,
     match_on_email: bool = True,
     max_user_ids_per_person: int = 1,
+    incremental: bool = True,
 ) -> None:
     """Load staged folders, stitch identities and rebuild touchpoints atomically.
-    ``max_user_ids_per_person`` is the person-merge policy (docs/identity.md)."""
+    ``max_user_ids_per_person`` is the person-merge policy (docs/identity.md).
+
+    Stitching and the touchpoints are incremental (only the persons the new rows reach are
+    recomputed, with the result of a full rebuild) unless ``incremental`` is off or a staged
+    file replaces a loaded version (rows removed can split persons): then everything is
+    rebuilt. ``report.stitch`` says which, and why."""
     from journeymine import identity, touchpoints
 
     con.begin()
     try:
+        replaced = _replaced_files(con, folders)
         report.files = load_staged(con, folders, run_id)
         stitched = identity.stitch(
             con,
             run_id,
             match_on_email=match_on_email,
             max_user_ids_per_person=max_user_ids_per_person,
+            incremental=incremental and not replaced,
         )
         report.persons, report.new_merges = stitched.persons, stitched.new_merges
-        report.touchpoints = touchpoints.build(con)
+        report.stitch = stitched.mode
+        if replaced and incremental:
+            report.stitch += f": {replaced} file(s) replace a loaded version"
+        report.touchpoints = touchpoints.build(con)  # only the changed persons after a night
+        log.info("identity stitching and touchpoints: %s", report.stitch)
         con.commit()
     except BaseException:
         con.rollback()
         raise
+
+
+def _replaced_files(con: duckdb.DuckDBPyConnection, folders: Sequence[Path]) -> int:
+    """How many staged files are new versions of files already loaded."""
+    lists = [str(f / "files.parquet") for f in folders if (f / "files.parquet").exists()]
+    if not lists:
+        return 0
+    rows = con.execute(
+        "SELECT count(*) FROM read_parquet(?) WHERE file IN (SELECT file FROM load_manifest)",
+        [lists],
+    ).fetchall()
+    return int(rows[0][0])

@@ -208,11 +208,16 @@ def test_the_author_from_a_later_users_page_decides_the_actor(
     user = {"id": 7777, "role": role, "name": "Jo", "updated_at": "2026-08-04T00:00:00Z"}
     older = user | {"role": "agent" if role == "end-user" else "end-user"}
     older["updated_at"] = "2026-07-01T00:00:00Z"  # the latest version of the user decides
-    (landing / "zendesk" / "users-2.json").write_text(json.dumps({"users": [user, older]}))
     db = tmp_path / "w.duckdb"
+    reply = "SELECT activity, actor FROM touchpoints WHERE attributes->>'comment_id' = '8005'"
     assert load.load_landing(db, landing, sources=("zendesk",)).errors == []
+    with duckdb.connect(str(db)) as con:  # night 1: nobody has said who 7777 is
+        assert con.execute(reply).fetchall() == [("support.reply", "unknown")]
+    # night 2 brings the users page: the incremental night decides the earlier reply
+    (landing / "zendesk" / "users-2.json").write_text(json.dumps({"users": [user, older]}))
+    report = load.load_landing(db, landing, sources=("zendesk",))
+    assert report.errors == [] and report.stitch.startswith("incremental")
     con = duckdb.connect(str(db))
-    assert zendesk.resolve_reply_authors(con) == 1
     got = con.execute(
         "SELECT activity, actor, attributes->>'author_id', attributes->>'sentiment' IS NOT NULL "
         "FROM touchpoints WHERE attributes->>'comment_id' = '8005'"
@@ -221,7 +226,7 @@ def test_the_author_from_a_later_users_page_decides_the_actor(
     assert con.execute("SELECT count(*) FROM touchpoints WHERE actor = 'unknown'").fetchall() == [
         (0,)
     ]
-    assert zendesk.resolve_reply_authors(con) == 0  # nothing left to decide
+    assert zendesk.resolve_reply_authors(con) == []  # nothing left to decide
     con.close()
 
 

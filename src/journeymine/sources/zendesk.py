@@ -453,14 +453,14 @@ FROM (
 WHERE t.source = '{SOURCE}' AND t.activity = '{UNKNOWN_AUTHOR_ACTIVITY}'
   AND json_extract_string(t.attributes, '$.author_id') = r.user_id
   AND r.role IN ('{END_USER}', {", ".join(f"'{r}'" for r in sorted(STAFF_ROLES))})
+RETURNING t.person_id
 """
 
 
-def resolve_reply_authors(con: duckdb.DuckDBPyConnection) -> int:
+def resolve_reply_authors(con: duckdb.DuckDBPyConnection) -> list[int]:
     """Decide the actor of every ``support.reply`` whose author some loaded page lists
-    (``touchpoints`` and ``raw_rows`` must exist); the number of replies decided."""
-    rows = con.execute(RESOLVE_REPLIES).fetchall()
-    return int(rows[0][0]) if rows else 0
+    (``touchpoints`` and ``raw_rows`` must exist); the person of each reply decided."""
+    return [int(person) for (person,) in con.execute(RESOLVE_REPLIES).fetchall()]
 
 
 def feedback_text(raw: str, event_key: str) -> str | None:

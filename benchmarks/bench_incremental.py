@@ -1,0 +1,156 @@
+"""An incremental night against the full rebuild, on the same data.
+
+    nice python benchmarks/bench_incremental.py --rows 1000000 [--reuse]
+
+Writes the landing with :mod:`bench_ingest`'s generator (92 days of Segment, GA4 and SendGrid
+files, monthly Salesforce and Stripe exports), loads everything but the last day's files as
+night 1, copies that warehouse, then loads the last day (about 1 % of the rows) into each copy:
+once incrementally, once with the full rebuild of identities and touchpoints. Prints the
+seconds of each phase, checks the two warehouses hold the same persons, ids and touchpoints,
+and the ratio the issue asks about (a 1 % night in at most 5 % of a full rebuild).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from bench_ingest import START, generate  # noqa: E402
+
+from journeymine import identity, load, touchpoints, warehouse  # noqa: E402
+
+LAST_DAY = START + timedelta(days=91)
+COMPARED = {  # table -> the columns two runs on the same data must agree on
+    "identity_nodes": "node_type, node_id, person_id",
+    "identity_conflicts": "*",
+    "identity_policy": "*",
+    "identity_joins": "*",
+    "account_nodes": "node_type, node_id, account_id",
+    "person_accounts": "*",
+    "touchpoints": "*",
+    "persons": "*",
+}
+
+
+def last_day_files(landing: Path) -> list[Path]:
+    return [
+        landing / "segment" / f"{LAST_DAY:%Y/%m/%d}" / "events.jsonl.gz",
+        landing / "ga4" / f"events_{LAST_DAY:%Y%m%d}.json",
+        landing / "sendgrid" / f"{LAST_DAY:%Y/%m/%d}" / "webhook-1.json",
+    ]
+
+
+def night_1_landing(landing: Path, target: Path) -> Path:
+    """The landing without the last day: hard links, no copy."""
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(landing, target, copy_function=lambda s, d: Path(d).hardlink_to(s))
+    for path in last_day_files(target):
+        path.unlink()
+    return target
+
+
+def night_2(db: Path, landing: Path, incremental: bool) -> dict[str, float]:
+    """Load the files ``db`` lacks, phase by phase, as :func:`load.commit_load` does."""
+    times: dict[str, float] = {}
+    start = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal start
+        times[name] = time.perf_counter() - start
+        start = time.perf_counter()
+
+    con = warehouse.connect(db)
+    files = load.pending_files(con, load.scan_landing(landing).files)
+    staged = load.stage_files(files, db.parent / (db.name + ".stage"))
+    lap("scan + stage")
+    con.begin()
+    run_id = "night-2-" + ("incremental" if incremental else "full")
+    load.load_staged(con, [staged.folder], run_id)
+    lap("load_staged")
+    result = identity.stitch(con, run_id, incremental=incremental)
+    lap("identity.stitch")
+    touchpoints.build(con)
+    lap("touchpoints")
+    con.commit()
+    con.close()
+    lap("commit")
+    shutil.rmtree(staged.folder)
+    print(f"  {'incremental' if incremental else 'full'}: {result.mode}; {len(files)} files")
+    return times
+
+
+def differences(a: Path, b: Path) -> dict[str, int]:
+    """Rows in one warehouse and not the other, per compared table (both ways)."""
+    con = warehouse.connect(a, read_only=True)
+    con.execute(f"ATTACH '{b}' AS other (READ_ONLY)")
+    out = {}
+    for table, columns in COMPARED.items():
+        one = f"SELECT {columns} FROM {table}"
+        two = f"SELECT {columns} FROM other.{table}"
+        rows = con.execute(
+            f"SELECT (SELECT count(*) FROM ({one} EXCEPT ALL {two})) "
+            f"+ (SELECT count(*) FROM ({two} EXCEPT ALL {one}))"
+        ).fetchall()
+        out[table] = int(rows[0][0])
+    con.close()
+    return out
+
+
+def bench(rows: int, data: Path, seed: int, reuse: bool) -> None:
+    landing = data / f"landing-{rows}"
+    base = data / f"night-1-{rows}.duckdb"  # kept, so that --reuse can skip night 1
+    night, full = data / f"incremental-{rows}.duckdb", data / f"full-{rows}.duckdb"
+    for stale in [*data.glob(f"incremental-{rows}.duckdb*"), *data.glob(f"full-{rows}.duckdb*")]:
+        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+    if not (reuse and base.exists()):
+        base.unlink(missing_ok=True)
+        generate(landing, rows, seed)
+        first = night_1_landing(landing, data / f"landing-{rows}-night-1")
+        started = time.perf_counter()
+        load.load_landing(base, first)
+        print(f"night 1 (full load of {rows:,} rows minus the last day): "
+              f"{time.perf_counter() - started:.1f} s")  # fmt: skip
+    shutil.copy(base, night)
+    shutil.copy(base, full)
+    con = warehouse.connect(night, read_only=True)
+    before = con.execute("SELECT count(*) FROM raw_rows").fetchall()[0][0]
+    con.close()
+    phases = {"incremental": night_2(night, landing, True), "full": night_2(full, landing, False)}
+    con = warehouse.connect(night, read_only=True)
+    after = con.execute("SELECT count(*) FROM raw_rows").fetchall()[0][0]
+    con.close()
+    print(f"night 2 adds {after - before:,} raw rows to {before:,} "
+          f"({(after - before) / before:.2%})")  # fmt: skip
+    print(f"{'phase (s)':<18}{'incremental':>12}{'full':>10}{'ratio':>9}")
+    for name in phases["full"]:
+        inc, ful = phases["incremental"][name], phases["full"][name]
+        print(f"{name:<18}{inc:>12.2f}{ful:>10.2f}{inc / ful:>9.1%}")
+    stitch = ("identity.stitch", "touchpoints")
+    inc, ful = (sum(phases[m][p] for p in stitch) for m in ("incremental", "full"))
+    print(f"{'stitch+touchpoints':<18}{inc:>12.2f}{ful:>10.2f}{inc / ful:>9.1%}")
+    inc, ful = (sum(phases[m].values()) for m in ("incremental", "full"))
+    print(f"{'whole night':<18}{inc:>12.2f}{ful:>10.2f}{inc / ful:>9.1%}")
+    diff = differences(night, full)
+    print("rows differing between the two warehouses: "
+          + ", ".join(f"{t} {n}" for t, n in diff.items()))  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=1_000_000, help="raw rows in all")
+    parser.add_argument("--data", type=Path, default=Path(__file__).parent / "data")
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--reuse", action="store_true", help="reuse the last night 1")
+    args = parser.parse_args()
+    args.data.mkdir(parents=True, exist_ok=True)
+    bench(args.rows, args.data, args.seed, args.reuse)
+
+
+if __name__ == "__main__":
+    main()
