@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.fixtures import SAMPLE_JOURNEY, SAMPLE_LANDING, SampleRun
+from tests.fixtures import SAMPLE_JOURNEY, SampleRun, load_sample
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
@@ -58,7 +58,7 @@ def run_sample(out: Path) -> SampleRun:
     from journeymine.analyses import alerts
 
     db = out / "warehouse.duckdb"
-    jm.load(db, SAMPLE_LANDING)
+    load_sample(db)
     jm.analyse(db, SAMPLE_JOURNEY, out)
     declared = alerts.load_alerts(SAMPLE_JOURNEY)
     with warehouse.transaction(db) as con:

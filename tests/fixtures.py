@@ -49,3 +49,11 @@ class SampleRun:
     warehouse: Path
     out: Path
     dashboard: Path
+
+
+def load_sample(db: Path) -> None:
+    """Load the bundled landing as ``journeymine run`` does: with the spec's source options."""
+    import journeymine as jm
+
+    report = jm.load(db, SAMPLE_LANDING, journey=SAMPLE_JOURNEY)
+    assert report.errors == [], report.errors

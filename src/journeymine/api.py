@@ -24,6 +24,7 @@ import pandas as pd
 from journeymine import identity, warehouse
 from journeymine.errors import UsageError, WarehouseError
 from journeymine.sql import ident
+from journeymine.warehouse import schema
 
 if TYPE_CHECKING:  # the heavy layers load when a function needs them, not on `import`
     import plotly.graph_objects as go
@@ -36,27 +37,18 @@ STATUSES = ("converted", "dropped", "open", "excluded", "final")
 # Every table and view docs/warehouse.md documents, in its order (tests/test_docs.py checks the
 # doc, this list and what a full run of the sample creates agree).
 TABLES = (
-    # raw layer
-    "raw_rows",
-    "raw_events",
-    "raw_edges",
-    "raw_labels",
-    "dup_rows",
-    "dup_events",
-    "dup_edges",
-    "dup_labels",
-    "quarantine",
-    "load_manifest",
+    # raw layer (and the identity state the loader keeps), declared in warehouse/schema.py
+    *schema.TABLES,
     "meta",
     # identity
-    "identity_nodes",
     "identity_edges",
+    "identity_edges_stored",
+    "identity_components",
+    "identity_component_joins",
     "identity_conflicts",
     "identity_joins",
     "identity_policy",
-    "person_merges",
     "persons",
-    "account_nodes",
     "account_links",
     "account_evidence",
     "account_conflicts",
@@ -342,13 +334,22 @@ def open_warehouse(path: str | Path = "out/warehouse.duckdb") -> Warehouse:
     return Warehouse(path)
 
 
-def load(warehouse_path: str | Path, landing: str | Path, **options: Any) -> LoadReport:
+def load(
+    warehouse_path: str | Path,
+    landing: str | Path,
+    journey: str | Path | None = None,
+    **options: Any,
+) -> LoadReport:
     """Load a landing folder (``<source>/...``) into a warehouse, created if missing: parse,
     stitch identities, rebuild touchpoints, in one transaction (``journeymine load``).
-    ``options`` are :func:`journeymine.load.load_landing`'s (``sources``, ``match_on_email``...).
+    ``journey`` is the spec whose source sections some parsers need (a survey CSV's column
+    mapping); ``options`` are :func:`journeymine.load.load_landing`'s (``sources``...).
     """
     from journeymine.load import load_landing
+    from journeymine.spec import load_spec, source_options
 
+    if journey is not None:
+        options.setdefault("options", source_options(load_spec(journey)))
     return load_landing(warehouse_path, landing, **options)
 
 

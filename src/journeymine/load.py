@@ -28,6 +28,7 @@ import importlib
 import json
 import logging
 import multiprocessing
+import operator
 import os
 import re
 import shutil
@@ -49,6 +50,7 @@ import pyarrow.parquet as pq
 from journeymine import warehouse
 from journeymine.errors import JourneymineError, SourceFormatError
 from journeymine.sources._common import ParsedFile, RawRow, Rejected
+from journeymine.warehouse import schema
 
 log = logging.getLogger(__name__)
 
@@ -57,86 +59,9 @@ SOURCES = ("segment", "ga4", "sendgrid", "salesforce", "stripe", "zendesk", "typ
 SourceOptions = Mapping[str, Mapping[str, Any]]
 IGNORED_NAMES = ("README", "readme", ".")  # notes and hidden files next to the exports
 
-FILES_SCHEMA = pa.schema(
-    [
-        ("source", pa.string()),
-        ("file", pa.string()),
-        ("sha256", pa.string()),
-        ("rows_read", pa.int64()),
-        ("file_ord", pa.int64()),
-    ]
-)
-ROWS_SCHEMA = pa.schema(
-    [
-        ("source", pa.string()),
-        ("file", pa.string()),
-        ("line", pa.int32()),
-        ("record_key", pa.string()),
-        ("raw", pa.string()),
-    ]
-)
-EVENTS_SCHEMA = pa.schema(
-    [
-        ("source", pa.string()),
-        ("file", pa.string()),
-        ("line", pa.int32()),
-        ("idx", pa.int32()),
-        ("event_key", pa.string()),
-        ("event_type", pa.string()),
-        ("activity", pa.string()),
-        ("actor", pa.string()),
-        ("occurred_at", pa.timestamp("us", tz="UTC")),
-        ("raw_time", pa.string()),
-        ("id_type", pa.string()),
-        ("id_value", pa.string()),
-        ("channel", pa.string()),
-        ("owner", pa.string()),
-        ("account_type", pa.string()),
-        ("account_value", pa.string()),
-        ("attributes", pa.string()),
-    ]
-)
-EDGES_SCHEMA = pa.schema(
-    [
-        ("source", pa.string()),
-        ("file", pa.string()),
-        ("line", pa.int32()),
-        ("src_type", pa.string()),
-        ("src_id", pa.string()),
-        ("dst_type", pa.string()),
-        ("dst_id", pa.string()),
-        ("rule", pa.string()),
-        ("observed_at", pa.timestamp("us", tz="UTC")),
-    ]
-)
-REJECTED_SCHEMA = pa.schema(
-    [
-        ("source", pa.string()),
-        ("file", pa.string()),
-        ("line", pa.int32()),
-        ("reason", pa.string()),
-        ("raw", pa.string()),
-    ]
-)
-LABELS_SCHEMA = pa.schema(
-    [
-        ("source", pa.string()),
-        ("file", pa.string()),
-        ("line", pa.int32()),
-        ("kind", pa.string()),
-        ("id", pa.string()),
-        ("name", pa.string()),
-    ]
-)
 PART_TABLES = ("labels", "rows", "events", "edges", "rejected")  # written in parts per file
-TABLES = {
-    "labels": LABELS_SCHEMA,
-    "files": FILES_SCHEMA,
-    "rows": ROWS_SCHEMA,
-    "events": EVENTS_SCHEMA,
-    "edges": EDGES_SCHEMA,
-    "rejected": REJECTED_SCHEMA,
-}
+TABLES = {name: schema.arrow_schema(columns) for name, columns in schema.STAGED.items()}
+FILES_SCHEMA = TABLES["files"]
 
 
 @dataclass(frozen=True)
@@ -493,6 +418,13 @@ def stage_one(
     return parsed.rows_read
 
 
+# An Event's fields in the staged column order; attributes (the last column) become JSON text.
+_EVENT_VALUES = operator.attrgetter(*(c.name for c in schema.EVENT[:-1]))
+assert schema.EVENT[-1].name == "attributes"
+_EDGE_VALUES = operator.attrgetter(*(c.name for c in schema.EDGE))
+_LABEL_VALUES = operator.attrgetter(*(c.name for c in schema.LABEL))
+
+
 class _Parts:
     """Rows per table of a chunk of files, written out as a Parquet part every
     :data:`BATCH_ROWS` input rows. Buffered as tuples in schema order: the cheapest shape to
@@ -508,16 +440,11 @@ class _Parts:
         at = (source, file, row.line)
         self.buffers["rows"].append((*at, row.record_key, row.raw))
         self.buffers["events"] += [
-            (*at, idx, ev.event_key, ev.event_type, ev.activity, ev.actor, ev.occurred_at,
-             ev.raw_time, ev.id_type, ev.id_value, ev.channel, ev.owner, ev.account_type,
-             ev.account_value, _attributes_json(ev.attributes))
+            (*at, idx, *_EVENT_VALUES(ev), _attributes_json(ev.attributes))
             for idx, ev in enumerate(row.events)
-        ]  # fmt: skip
-        self.buffers["labels"] += [(*at, lab.kind, lab.id, lab.name) for lab in row.labels]
-        self.buffers["edges"] += [
-            (*at, e.src_type, e.src_id, e.dst_type, e.dst_id, e.rule, e.observed_at)
-            for e in row.edges
         ]
+        self.buffers["labels"] += [(*at, *_LABEL_VALUES(lab)) for lab in row.labels]
+        self.buffers["edges"] += [(*at, *_EDGE_VALUES(e)) for e in row.edges]
         self.rows += 1
         if self.rows % BATCH_ROWS == 0:
             self.flush()
@@ -558,7 +485,11 @@ def _parts_glob(folder: Path, table: str) -> Path:
     return folder / "files.parquet" if table == "files" else folder / table / "*.parquet"
 
 
-RAW_TABLES = ("rows", "events", "edges", "labels")  # raw_<t> holds loaded rows, dup_<t> copies
+RAW_TABLES = tuple(schema.RAW)  # raw_<t> holds loaded rows, dup_<t> copies
+# The staged event columns as the raw tables take them (attributes staged as text, stored as JSON).
+EVENT_COLUMNS = ", ".join(
+    f"e.{c.name}::{c.sql}" if c.sql == "JSON" else f"e.{c.name}" for c in schema.EVENT
+)
 
 
 def load_staged(
@@ -650,17 +581,15 @@ def _insert_rows(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
         con.execute(
             f"""
             INSERT INTO {kind}_events
-            SELECT s.seq, source, file, line, e.event_key, e.event_type, e.activity, e.actor,
-                   e.occurred_at, e.raw_time, e.id_type, e.id_value, e.channel, e.owner,
-                   e.account_type, e.account_value, e.attributes::JSON
+            SELECT s.seq, source, file, line, {EVENT_COLUMNS}
             FROM stg_events e JOIN stg_seq s USING (source, file, line, idx)
             WHERE s.is_duplicate = ?
             """,
             [wanted],
         )
         for table, columns in (
-            ("edges", "src_type, src_id, dst_type, dst_id, rule, observed_at"),
-            ("labels", "kind, id, name"),
+            ("edges", schema.names(schema.EDGE)),
+            ("labels", schema.names(schema.LABEL)),
         ):
             con.execute(
                 f"INSERT INTO {kind}_{table} SELECT source, file, line, {columns} "

@@ -15,10 +15,10 @@ from journeymine.analyses.drivers import compare_periods, drivers
 from journeymine.analyses.funnel import write_stage_funnel
 from journeymine.analyses.stats import benjamini_hochberg
 from journeymine.errors import SpecError
-from journeymine.load import load_landing
 from journeymine.mining.eventlog import log_from_touchpoints
 from journeymine.spec import JourneySpec, Stage, load_spec, spec_from_dict
 from journeymine.warehouse import connect
+from tests.fixtures import load_sample
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,7 +61,7 @@ def test_a_touchpoint_that_doubles_conversion_is_a_finding(touchpoints) -> None:
 
 def test_sample_drivers_find_the_small_company_drop(tmp_path: Path) -> None:
     db = tmp_path / "w.duckdb"
-    load_landing(db, ROOT / "data" / "sample" / "landing")
+    load_sample(db)
     con = connect(db)
     spec = load_spec(ROOT / "data" / "sample" / "journey.toml")
     write_stage_funnel(con, spec, log_from_touchpoints(con))

@@ -12,11 +12,11 @@ import pytest
 from journeymine.analyses import followups as fu
 from journeymine.analyses.business_hours import business_seconds
 from journeymine.analyses.stats import wilson
-from journeymine.load import load_landing
 from journeymine.load_log import load_event_log
 from journeymine.mining.eventlog import read_event_log
 from journeymine.spec import Calendar, FollowupRule, JourneySpec, Stage, load_spec
 from journeymine.warehouse import connect
+from tests.fixtures import load_sample
 
 ROOT = Path(__file__).resolve().parents[2]
 BERLIN = Calendar("Europe/Berlin", (0, 1, 2, 3, 4), time(9), time(17), (date(2026, 10, 5),))
@@ -67,7 +67,7 @@ def test_first_response_after_the_trigger_and_status(touchpoints) -> None:  # ty
 @pytest.fixture(scope="module")
 def sample_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     db = tmp_path_factory.mktemp("s") / "w.duckdb"
-    load_landing(db, ROOT / "data" / "sample" / "landing")
+    load_sample(db)
     return db
 
 

@@ -26,9 +26,9 @@ from journeymine.analyses.opportunities import (
     rank_opportunities,
     write_opportunities,
 )
-from journeymine.load import load_landing
 from journeymine.spec import FollowupRule, JourneySpec, Stage, load_spec
 from journeymine.warehouse import connect
+from tests.fixtures import load_sample
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -385,7 +385,7 @@ def test_on_the_sample_slow_demo_follow_ups_come_first_and_the_weak_segment_is_l
     tmp_path: Path,
 ) -> None:
     db = tmp_path / "w.duckdb"
-    load_landing(db, ROOT / "data" / "sample" / "landing")
+    load_sample(db)
     spec = load_spec(ROOT / "data" / "sample" / "journey.toml")
     con = connect(db)
     analyse(con, spec, tmp_path)

@@ -17,7 +17,7 @@ import pytest
 
 from journeymine.analyse import analyse_warehouse
 from journeymine.dashboard import export_report
-from journeymine.load import load_landing
+from tests.fixtures import load_sample
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -204,6 +204,6 @@ def sample_dashboard(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bundled sample loaded, analysed and exported; ``w.duckdb`` beside the page."""
     out = tmp_path_factory.mktemp("dash")
     db = out / "w.duckdb"
-    load_landing(db, ROOT / "data" / "sample" / "landing")
+    load_sample(db)
     analyse_warehouse(db, ROOT / "data" / "sample" / "journey.toml", out)
     return export_report(db, ROOT / "data" / "sample" / "journey.toml", out)

@@ -9,10 +9,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from journeymine.load import load_landing
 from journeymine.mining import conformance, discovery, pm4py_adapter
 from journeymine.mining.eventlog import log_from_touchpoints
 from journeymine.spec import JourneySpec, Stage, load_spec
+from tests.fixtures import load_sample
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = JourneySpec(
@@ -76,7 +76,7 @@ def test_summary_compares_conforming_and_deviating() -> None:
 def test_the_sample_planted_deviations_are_found(tmp_path: Path) -> None:
     truths = json.loads((ROOT / "data" / "sample" / "truths.json").read_text())["deviations"]
     db = tmp_path / "w.duckdb"
-    load_landing(db, ROOT / "data" / "sample" / "landing")
+    load_sample(db)
     con = duckdb.connect(str(db))
     spec = load_spec(ROOT / "data" / "sample" / "journey.toml")
     summary = conformance.write_conformance(con, spec, log_from_touchpoints(con)).set_index(

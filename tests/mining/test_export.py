@@ -8,9 +8,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from journeymine.load import load_landing
 from journeymine.mining import export
 from journeymine.mining.eventlog import read_event_log
+from tests.fixtures import load_sample
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def con(tmp_path_factory: pytest.TempPathFactory) -> duckdb.DuckDBPyConnection:
     db = tmp_path_factory.mktemp("x") / "w.duckdb"
-    load_landing(db, ROOT / "data" / "sample" / "landing")
+    load_sample(db)
     return duckdb.connect(str(db), read_only=True)
 
 

@@ -28,54 +28,12 @@ import pandas as pd
 from filelock import FileLock, Timeout
 
 from journeymine.errors import WarehouseError
+from journeymine.warehouse import schema
 
 SCHEMA_VERSION = 1
 _HELD: set[str] = set()  # writer locks this process holds: re-entering one is a no-op
 
-# The raw layer: what the parsers accepted (with file/line lineage) and what they rejected.
-# ``dup_*`` keep the rows counted as duplicates, so that one can replace a loaded copy that a
-# changed file no longer holds (journeymine.load).
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
-CREATE TABLE IF NOT EXISTS load_manifest (
-    source VARCHAR, file VARCHAR, sha256 VARCHAR, rows_read BIGINT, rows_loaded BIGINT,
-    duplicates BIGINT, quarantined BIGINT, loaded_at TIMESTAMPTZ, run_id VARCHAR
-);
-CREATE TABLE IF NOT EXISTS raw_rows (
-    source VARCHAR, file VARCHAR, line INTEGER, record_key VARCHAR, raw VARCHAR, run_id VARCHAR
-);
-CREATE TABLE IF NOT EXISTS raw_events (
-    seq BIGINT, source VARCHAR, file VARCHAR, line INTEGER, event_key VARCHAR,
-    event_type VARCHAR, activity VARCHAR, actor VARCHAR, occurred_at TIMESTAMPTZ,
-    raw_time VARCHAR, id_type VARCHAR, id_value VARCHAR, channel VARCHAR, owner VARCHAR,
-    account_type VARCHAR, account_value VARCHAR, attributes JSON
-);
-CREATE TABLE IF NOT EXISTS raw_edges (
-    source VARCHAR, file VARCHAR, line INTEGER, src_type VARCHAR, src_id VARCHAR,
-    dst_type VARCHAR, dst_id VARCHAR, rule VARCHAR, observed_at TIMESTAMPTZ
-);
-CREATE TABLE IF NOT EXISTS raw_labels (
-    source VARCHAR, file VARCHAR, line INTEGER, kind VARCHAR, id VARCHAR, name VARCHAR
-);
-CREATE TABLE IF NOT EXISTS dup_rows (
-    source VARCHAR, file VARCHAR, line INTEGER, record_key VARCHAR, raw VARCHAR, run_id VARCHAR
-);
-CREATE TABLE IF NOT EXISTS dup_events AS FROM raw_events LIMIT 0;
-CREATE TABLE IF NOT EXISTS dup_edges AS FROM raw_edges LIMIT 0;
-CREATE TABLE IF NOT EXISTS dup_labels AS FROM raw_labels LIMIT 0;
-CREATE TABLE IF NOT EXISTS quarantine (
-    source VARCHAR, file VARCHAR, line INTEGER, reason VARCHAR, raw VARCHAR, run_id VARCHAR
-);
-CREATE TABLE IF NOT EXISTS identity_nodes (
-    node_type VARCHAR, node_id VARCHAR, person_id BIGINT, first_assigned_at TIMESTAMPTZ
-);
-CREATE TABLE IF NOT EXISTS person_merges (
-    merged_person_id BIGINT, into_person_id BIGINT, merged_at TIMESTAMPTZ, run_id VARCHAR
-);
-CREATE TABLE IF NOT EXISTS account_nodes (
-    node_type VARCHAR, node_id VARCHAR, account_id BIGINT, first_assigned_at TIMESTAMPTZ
-);
-"""
+SCHEMA = schema.DDL  # the raw layer and the identity state, declared in schema.py
 
 
 def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
