@@ -10,6 +10,7 @@ month), then, each in its own fresh subprocess so the figures are that run's alo
 * ``journeymine load`` into a new warehouse: wall time, raw rows/s, peak RSS (of the main
   process and of the largest parse worker);
 * the same load again, phase by phase (scan, staging, SQL load, identity, touchpoints);
+* staging alone, source by source (parse and Parquet, every worker): raw rows/s per source;
 * DuckDB's own generic scan of the same files (``read_json_auto`` / ``read_csv_auto``, schema
   auto-detection, ``count(*)``): the reference a loader should not be slower than.
 
@@ -33,6 +34,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from journeymine.sources.salesforce import sf_id18
 
@@ -211,6 +213,7 @@ print(json.dumps({"seconds": time.perf_counter() - start, **report.totals(),
 PHASES = """
 import json, shutil, sys, time
 from pathlib import Path
+from typing import Any
 from journeymine import identity, load, touchpoints, warehouse
 db, landing = Path(sys.argv[1]), Path(sys.argv[2])
 times, start = {}, time.perf_counter()
@@ -229,9 +232,33 @@ shutil.rmtree(staged.folder)
 print(json.dumps(times))
 """
 
+# Staging alone, source by source (parse + Parquet, all workers): raw rows/s per source.
+STAGE = """
+import json, shutil, sys, time
+from pathlib import Path
+from typing import Any
+import pyarrow.parquet as pq
+from journeymine import load
+folder, landing = Path(sys.argv[1]), Path(sys.argv[2])
+files = load.scan_landing(landing).files
+rates = {}
+for source in load.SOURCES:
+    mine = [f for f in files if f.source == source]
+    if not mine:
+        continue
+    start = time.perf_counter()
+    staged = load.stage_files(mine, folder / source)
+    seconds = time.perf_counter() - start
+    rows = sum(pq.read_table(staged.folder / "files.parquet")["rows_read"].to_pylist())
+    rates[source] = [rows, round(seconds, 2)]
+    shutil.rmtree(staged.folder)
+print(json.dumps(rates))
+"""
+
 SCAN = """
 import json, resource, sys, time
 from pathlib import Path
+from typing import Any
 import duckdb
 root = Path(sys.argv[1])
 con = duckdb.connect()
@@ -247,11 +274,11 @@ print(json.dumps({"seconds": time.perf_counter() - start, "rows": rows,
 """
 
 
-def child(script: str, *args: str) -> dict[str, float]:
+def child(script: str, *args: str) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, "-c", script, *args], check=True, capture_output=True, text=True
     ).stdout
-    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return result
 
 
@@ -271,6 +298,8 @@ def bench(rows: int, data: Path, seed: int) -> None:
     for stale in data.glob(f"phases-{rows}.duckdb*"):
         shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     phases = child(PHASES, str(data / f"phases-{rows}.duckdb"), str(landing))
+    shutil.rmtree(data / f"stage-{rows}", ignore_errors=True)
+    stage = child(STAGE, str(data / f"stage-{rows}"), str(landing))
     load_rate = load["rows_read"] / load["seconds"]
     print(f"journeymine load : {load['seconds']:7.1f} s  {load_rate:>9,.0f} rows/s  "
           f"peak RSS {load['rss_main_mb']:,.0f} MB main, "
@@ -281,6 +310,9 @@ def bench(rows: int, data: Path, seed: int) -> None:
     print(f"DuckDB auto scan : {scan['seconds']:7.1f} s  {scan['rows'] / scan['seconds']:>9,.0f}"
           f" rows/s  peak RSS {scan['rss_main_mb']:,.0f} MB ({scan['rows']:,} rows)")  # fmt: skip
     print("load phases (s), a separate run: " + ", ".join(f"{k} {v}" for k, v in phases.items()))
+    print("staging per source (rows, s, rows/s), a separate run: " + ", ".join(
+        f"{source} {n:,} in {s} s = {n / s:,.0f}/s" for source, (n, s) in stage.items()
+    ))  # fmt: skip
 
 
 def main() -> None:
