@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from contextlib import ExitStack
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,11 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.events import emit_event
 from prefect.schedules import Cron
 
-from journeymine import analyse, identity, load, summary, warehouse
+from journeymine import analyse, identity, load, scale, summary, warehouse
 from journeymine.analyses import alerts
 from journeymine.dashboard import export_report
 from journeymine.errors import JourneymineError
+from journeymine.spec import load_spec
 
 FLOW_NAME = "journeymine-nightly"
 
@@ -213,35 +215,27 @@ def nightly(
     declared = alerts.load_alerts(journey)  # a misspelt alert stops the run before it loads
     run_id = uuid.uuid4().hex[:12]
     staging = load.staging_root(warehouse_path)
-    with warehouse.writer_lock(warehouse_path):
+    with warehouse.writer_lock(warehouse_path), ExitStack() as stack:
+        # One cluster for every phase; a local one is closed before the run's Prefect API.
+        address = stack.enter_context(scale.cluster(dask)) if dask else None
+        if address:
+            stack.enter_context(scale.shared_api())
         load.clean_staging(staging)  # left by killed runs: we hold the lock, nobody uses them
         plan = plan_load(landing, warehouse_path, sources, selection)
-        futures = {
-            source: stage_source.submit(landing, files, str(staging / run_id / source))
-            for source, files in sorted(plan["files"].items())
-        }
-        folders, failures = [], list(plan["unreadable"])
-        for source, future in futures.items():
-            future.wait()
-            state = future.state
-            if state.is_completed():
-                staged = future.result()
-                folders.append(staged["folder"])
-                failures += staged["errors"]
-            else:
-                failures.append(f"{source}: {state.message}")
+        if address:  # parse on the workers, into staging every worker reaches
+            staged = scale.run_stage_on_cluster(landing, plan["files"], staging / run_id, address)
+            folders, failures = staged["folders"], plan["unreadable"] + staged["errors"]
+        else:
+            folders, failures = _stage_here(landing, plan, str(staging / run_id))
         report: load.LoadReport = load_warehouse(
             warehouse_path, folders, run_id, match_on_email, max_user_ids_per_person
         )
         report.skipped_files, report.errors = plan["skipped"], failures
         report.unknown_folders, report.gone_files = plan["unknown_folders"], plan["gone_files"]
         folder = None
-        if dask:  # mine the event log on the cluster: a subflow with the Dask task runner
-            from journeymine.scale import discover_on_cluster
-            from journeymine.spec import load_spec
-
+        if address:  # mine the event log on the cluster: a subflow with the Dask task runner
             case = load_spec(journey).case
-            folder = str(discover_on_cluster(warehouse_path, case, out, dask, shards))
+            folder = str(scale.discover_on_cluster(warehouse_path, case, out, address, shards))
         analyse_task(warehouse_path, journey, out, folder)
         tonight = alerts_task(warehouse_path, declared, run_id)
         dashboard = dashboard_task(warehouse_path, journey, out)
@@ -253,6 +247,26 @@ def nightly(
             "these were not loaded (everything else was):\n  " + "\n  ".join(failures)
         )
     return report
+
+
+def _stage_here(landing: str, plan: dict[str, Any], staging: str) -> tuple[list[str], list[str]]:
+    """Stage each source as a task on this machine's threads (no cluster): the folders to
+    load and what could not be staged."""
+    futures = {
+        source: stage_source.submit(landing, files, str(Path(staging) / source))
+        for source, files in sorted(plan["files"].items())
+    }
+    folders, failures = [], list(plan["unreadable"])
+    for source, future in futures.items():
+        future.wait()
+        state = future.state
+        if state.is_completed():
+            staged = future.result()
+            folders.append(staged["folder"])
+            failures += staged["errors"]
+        else:
+            failures.append(f"{source}: {state.message}")
+    return folders, failures
 
 
 DEFAULT_CRON = "0 2 * * *"
