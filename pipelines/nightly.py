@@ -28,6 +28,7 @@ from journeymine import analyse, identity, load, scale, summary, warehouse
 from journeymine.analyses import alerts
 from journeymine.dashboard import export_report
 from journeymine.errors import JourneymineError
+from journeymine.scale_people import run_people_on_cluster
 from journeymine.spec import load_spec
 
 FLOW_NAME = "journeymine-nightly"
@@ -123,11 +124,18 @@ def load_warehouse(
 
 @task(name="analyse")
 def analyse_task(
-    warehouse_path: str, journey: str, out: str, discovery_folder: str | None = None
+    warehouse_path: str,
+    journey: str,
+    out: str,
+    discovery_folder: str | None = None,
+    people_folder: str | None = None,
 ) -> dict[str, Any]:
     """Recompute every analysis in one transaction (the DFG and variants from a cluster's
-    merged discovery when ``discovery_folder`` is given)."""
-    report = analyse.analyse_warehouse(warehouse_path, journey, out, discovery_folder)
+    merged discovery when ``discovery_folder`` is given, the funnel entries and follow-ups
+    from its shards when ``people_folder`` is)."""
+    report = analyse.analyse_warehouse(
+        warehouse_path, journey, out, discovery_folder, people_folder
+    )
     for warning in report.warnings:
         get_run_logger().warning("journey spec: %s", warning)
     return {"cases": report.cases, "variants": report.variants, "followups": report.followups}
@@ -232,11 +240,13 @@ def nightly(
         )
         report.skipped_files, report.errors = plan["skipped"], failures
         report.unknown_folders, report.gone_files = plan["unknown_folders"], plan["gone_files"]
-        folder = None
-        if address:  # mine the event log on the cluster: a subflow with the Dask task runner
+        folder = people = None
+        if address:  # mine the event log, the funnel and the follow-ups on the cluster
             case = load_spec(journey).case
             folder = str(scale.discover_on_cluster(warehouse_path, case, out, address, shards))
-        analyse_task(warehouse_path, journey, out, folder)
+            work = Path(out) / "sharded"
+            people = str(run_people_on_cluster(warehouse_path, journey, work, address, shards))
+        analyse_task(warehouse_path, journey, out, folder, people)
         tonight = alerts_task(warehouse_path, declared, run_id)
         dashboard = dashboard_task(warehouse_path, journey, out)
         publish_summary(warehouse_path, report, tonight)

@@ -176,12 +176,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     spec = load_spec(journey) if journey else JourneySpec(name=Path(args.warehouse).stem)
     check_report_inputs(args.warehouse, spec, journey or "--no-journey")
     writable_folder(args.out, "--out")
-    folder = None
-    if args.dask:  # the directly-follows graph and variants mined on the cluster
-        from journeymine.scale import discover_on_cluster
+    folder = people = None
+    if args.dask:  # the graph, variants, funnel entries and follow-ups on the cluster
+        from journeymine.scale import cluster, discover_on_cluster
+        from journeymine.scale_people import run_people_on_cluster
 
-        folder = discover_on_cluster(args.warehouse, spec.case, args.out, args.dask, args.shards)
-    result = analyse_warehouse(args.warehouse, journey, args.out, folder)
+        with cluster(args.dask) as address:
+            folder = discover_on_cluster(args.warehouse, spec.case, args.out, address, args.shards)
+            work = Path(args.out) / "sharded"
+            people = run_people_on_cluster(args.warehouse, journey, work, address, args.shards)
+    result = analyse_warehouse(args.warehouse, journey, args.out, folder, people)
     for warning in result.warnings:
         print(f"warning: journey spec: {warning}", file=sys.stderr)
     path = export_report(args.warehouse, journey, args.out)

@@ -319,12 +319,13 @@ def stage_on_cluster(
     landing: str,
     files: dict[str, list[tuple[str, str]]],
     staging: str,
-    max_bytes: int = STAGE_BATCH_BYTES,
+    max_bytes: int | None = None,
 ) -> dict[str, list[str]]:
-    """Stage the planned files as batches on the task runner's workers, under ``staging``
-    (a folder every worker reaches); the staged ``folders`` for the single writer, in load
-    order, and the ``errors`` (files not in their format, batches that failed)."""
-    batches = plan_batches(landing, files, max_bytes)
+    """Stage the planned files as batches (of :data:`STAGE_BATCH_BYTES` unless told) on the
+    task runner's workers, under ``staging`` (a folder every worker reaches); the staged
+    ``folders`` for the single writer, in load order, and the ``errors`` (files not in their
+    format, batches that failed)."""
+    batches = plan_batches(landing, files, max_bytes or STAGE_BATCH_BYTES)
     futures = [
         stage_batch.submit(landing, todo, str(Path(staging) / source / f"from={first}"), first)
         for source, first, todo in batches
@@ -347,7 +348,7 @@ def run_stage_on_cluster(
     files: dict[str, list[tuple[str, str]]],
     staging: str | Path,
     address: str,
-    max_bytes: int = STAGE_BATCH_BYTES,
+    max_bytes: int | None = None,
 ) -> dict[str, list[str]]:
     """:func:`stage_on_cluster` on the scheduler at ``address`` (from :func:`cluster`)."""
     runner = task_runner(address)
