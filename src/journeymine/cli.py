@@ -85,8 +85,17 @@ def _print_report(report: LoadReport, warehouse: str) -> None:
         print(f"error: {error}", file=sys.stderr)
 
 
+def _slow_start_ok() -> None:
+    """With --dask, the run's temporary Prefect API also serves the workers; a machine busy
+    starting them needs more than Prefect's default 20 s to start it (read before Prefect is
+    first imported)."""
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if args.dask:
+        _slow_start_ok()
     from journeymine.spec import load_spec
     from pipelines.nightly import nightly
 
@@ -178,10 +187,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     writable_folder(args.out, "--out")
     folder = people = None
     if args.dask:  # the graph, variants, funnel entries and follow-ups on the cluster
-        from journeymine.scale import cluster, discover_on_cluster
+        _slow_start_ok()
+        from journeymine.scale import cluster, discover_on_cluster, shared_api
         from journeymine.scale_people import run_people_on_cluster
 
-        with cluster(args.dask) as address:
+        with cluster(args.dask) as address, shared_api():
             folder = discover_on_cluster(args.warehouse, spec.case, args.out, address, args.shards)
             work = Path(args.out) / "sharded"
             people = run_people_on_cluster(args.warehouse, journey, work, address, args.shards)

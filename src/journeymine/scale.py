@@ -119,18 +119,27 @@ def cluster(dask: str) -> Iterator[str]:
 
 @contextmanager
 def shared_api() -> Iterator[None]:
-    """Within a flow run: make the run's Prefect API the workers' API too. Tasks carry the
-    caller's settings to the workers; with no ``PREFECT_API_URL`` (a temporary API started by
-    this process) each worker process would start a temporary API of its own, ~20 s each,
-    and its task runs would be recorded nowhere anyone looks."""
+    """Make this process's Prefect API the workers' API too. Tasks carry the caller's
+    settings to the workers; with no ``PREFECT_API_URL`` (a temporary API started by this
+    process) each worker process would start a temporary API of its own, ~20 s each (on a
+    busy machine it times out and fails the task), and its task runs would be recorded
+    nowhere anyone looks. Within a flow run, its API; outside, the temporary one, started."""
     from prefect.context import FlowRunContext
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    context = FlowRunContext.get()
-    if PREFECT_API_URL.value() or context is None or context.client is None:
+    if PREFECT_API_URL.value():
         yield
         return
-    with temporary_settings({PREFECT_API_URL: str(context.client.api_url)}):
+    context = FlowRunContext.get()
+    if context is not None and context.client is not None:
+        url = str(context.client.api_url)
+    else:
+        from prefect.server.api.server import SubprocessASGIServer
+
+        server = SubprocessASGIServer()  # the one Prefect itself starts (one per process)
+        server.start()
+        url = server.api_url
+    with temporary_settings({PREFECT_API_URL: url}):
         yield
 
 
