@@ -134,6 +134,8 @@ def people_on_cluster(warehouse_path: str, journey: str | None, out: str, shards
     """Every shard of the funnel and the follow-ups as a task on the task runner's workers;
     the folder holding the shards (read it with :func:`read_people`)."""
     log_cutoff, touch_cutoff = cutoffs(warehouse_path, _spec(journey).case)
+    # an earlier run's shards (with another --shards) would be read as tonight's
+    shutil.rmtree(Path(out) / "people", ignore_errors=True)
     people_shard.map(
         unmapped(warehouse_path),
         unmapped(journey),

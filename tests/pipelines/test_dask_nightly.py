@@ -3,8 +3,8 @@ the single-machine run's tables, on the bundled sample (staged on the workers in
 mined in shards) and on a real public log imported with ``journeymine import-log``; and
 ``journeymine run --dask local:2`` exits cleanly.
 
-One cluster serves the whole session; each pipeline runs once per module, and the tests
-compare what those runs left.
+One cluster serves the whole session (``dask_scheduler``, tests/pipelines/conftest.py); each
+pipeline runs once per module, and the tests compare what those runs left.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -68,17 +67,6 @@ triggers = ["Assign seriousness"]
 responses = ["Take in charge ticket"]
 sla = "1d"
 """
-
-
-@pytest.fixture(scope="session")
-def dask_scheduler() -> Iterator[str]:
-    """A running scheduler with 2 worker processes, as a data engineer would start one."""
-    from distributed import LocalCluster
-
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-    ) as cluster:
-        yield cluster.scheduler_address
 
 
 def table(db: Path, query: str) -> pd.DataFrame:
