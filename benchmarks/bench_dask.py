@@ -13,7 +13,12 @@ case keys already assigned (as the warehouse stores them), time:
   shards, reduce the buckets, merge — each phase submitted with ``Client.map`` on the functions
   the Prefect tasks call, so the figures are the work, not Prefect's bookkeeping;
 * with ``--prefect``: the whole :func:`journeymine.scale.sharded_discovery` flow on that cluster
-  (a temporary Prefect API is started first and not timed).
+  (a temporary Prefect API is started first and not timed);
+* with ``--rows N``: staging a generated landing folder of N raw rows (benchmarks/bench_ingest.py's
+  generator, cached in benchmarks/data/) on one machine (``load.stage_files``, one process per
+  CPU) against batches on the cluster (the function of the ``stage-batch`` task), then the
+  single writer's commit of the cluster's folders (``load.commit_load``): the part that does not
+  scale with more machines. The two stagings' manifests must be identical.
 
 Every sharded result is checked against the single-machine one (counts, quantiles, variants).
 """
@@ -32,6 +37,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from journeymine import load, scale, warehouse
 from journeymine.mining import discovery, sharded
 
 HERE = Path(__file__).resolve().parent
@@ -157,6 +163,69 @@ def prefect_flow(address: str, log: Path, out: Path, shards: int) -> tuple[Any, 
         return result, time.perf_counter() - start
 
 
+def landing(rows: int) -> Path:
+    """A generated landing folder of ``rows`` raw rows, written once."""
+    folder = HERE / "data" / f"landing-{rows}"
+    if not folder.exists():
+        sys.path.insert(0, str(HERE))
+        from bench_ingest import generate
+
+        generate(folder, rows, seed=11)
+    return folder
+
+
+def commit(db: Path, folders: list[Path]) -> load.LoadReport:
+    """The single writer's load of staged folders into a new warehouse."""
+    report_ = load.LoadReport(db.stem)
+    with warehouse.transaction(db) as con:
+        load.commit_load(con, folders, db.stem, report_)
+    return report_
+
+
+def manifest_row(f: load.FileReport) -> tuple[Any, ...]:
+    return (f.source, f.file, f.rows_read, f.rows_loaded, f.duplicates, f.quarantined)
+
+
+def staging(client: Any, rows: int, folder: Path, batch_mb: int) -> None:
+    """Stage one landing on one machine and on the cluster, commit the cluster's staging."""
+    root = landing(rows)
+    files = load.scan_landing(root).files
+    plan: dict[str, list[tuple[str, str]]] = {}
+    for f in files:
+        plan.setdefault(f.source, []).append((f.file, f.sha256))
+    size_mb = sum(f.path.stat().st_size for f in files) / 1e6
+    print(f"\nstaging {rows:,} raw rows: {len(files)} files, {size_mb:.0f} MB", flush=True)
+    phases: dict[str, float] = {}
+    timed(phases, "stage", lambda: load.stage_files(files, folder / "single"))
+    report("single machine", phases)
+    batches = scale.plan_batches(root, plan, batch_mb << 20)
+    phases = {}
+    staged = timed(
+        phases,
+        "stage",
+        lambda: client.gather(
+            client.map(
+                scale.stage_batch.fn,
+                [str(root)] * len(batches),
+                [todo for _, _, todo in batches],
+                [str(folder / "cluster" / s / f"from={first}") for s, first, _ in batches],
+                [first for _, first, _ in batches],
+            )
+        ),
+    )
+    start = time.perf_counter()
+    ours = commit(folder / "cluster.duckdb", [Path(s["folder"]) for s in staged])
+    phases["commit (single writer)"] = time.perf_counter() - start
+    reference = commit(folder / "single.duckdb", [folder / "single"])
+    same_files = [manifest_row(f) for f in ours.files] == [manifest_row(f) for f in reference.files]
+    t = ours.totals()
+    report(
+        f"{len(batches)} batches on the cluster",
+        phases,
+        f"{t['rows_read']:,} rows read; manifest {'identical' if same_files else 'DIFFERENT'}",
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -165,6 +234,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--shards", type=int, default=8)
     parser.add_argument("--prefect", action="store_true", help="also time the Prefect flow")
+    parser.add_argument("--rows", type=int, default=0, help="also time staging N raw rows")
+    parser.add_argument("--batch-mb", type=int, default=8, help="staging batch size for --rows")
     args = parser.parse_args()
     from distributed import Client, LocalCluster
 
@@ -191,6 +262,8 @@ def main() -> None:
                 )
                 report(f"prefect flow, {args.workers} workers", {"flow": seconds})
                 print(f"{'':<28} {same(flow_result, reference)}")
+            if args.rows:
+                staging(client, args.rows, folder / "staging", args.batch_mb)
 
 
 if __name__ == "__main__":

@@ -3,9 +3,11 @@
     python benchmarks/bench_ingest.py --rows 100000 --rows 1000000
 
 For each size: write a landing folder under ``benchmarks/data/landing-<rows>/`` (git-ignored)
-with the five formats (Segment ``.jsonl.gz`` per day, GA4 newline-delimited JSON per day,
+with the eight formats (Segment ``.jsonl.gz`` per day, GA4 newline-delimited JSON per day,
 SendGrid webhook JSON arrays per day, Salesforce CSV exports per month, Stripe event JSONL per
-month), then, each in its own fresh subprocess so the figures are that run's alone:
+month, Zendesk incremental ticket pages and ticket-event pages with their users per week,
+Typeform response pages per week, a survey tool's CSV per month), then, each in its own fresh
+subprocess so the figures are that run's alone:
 
 * ``journeymine load`` into a new warehouse: wall time, raw rows/s, peak RSS (of the main
   process and of the largest parse worker);
@@ -14,8 +16,10 @@ month), then, each in its own fresh subprocess so the figures are that run's alo
 * DuckDB's own generic scan of the same files (``read_json_auto`` / ``read_csv_auto``, schema
   auto-detection, ``count(*)``): the reference a loader should not be slower than.
 
-Row mix: Segment 40 %, GA4 25 %, SendGrid 20 %, Salesforce 10 %, Stripe 5 %; one person per 25
-rows. The same ``--seed`` gives the same files.
+Row mix: Segment 38 %, GA4 24 %, SendGrid 19 %, Salesforce 10 %, Stripe 5 %, Zendesk 2 %
+(tickets, comment events, users), Typeform 1 %, survey CSV 1 %; one person per 25 rows. Free
+text (ticket bodies, comments, survey answers) is scored by VADER while it is parsed. The same
+``--seed`` gives the same files.
 """
 
 from __future__ import annotations
@@ -41,7 +45,25 @@ from journeymine.sources.salesforce import sf_id18
 START = datetime(2026, 8, 1, tzinfo=UTC)
 DAYS = 92
 MONTH_ENDS = ("2026-08-31", "2026-09-30", "2026-10-31")
-MIX = {"segment": 0.40, "ga4": 0.25, "sendgrid": 0.20, "salesforce": 0.10, "stripe": 0.05}
+MIX = {
+    "segment": 0.38, "ga4": 0.24, "sendgrid": 0.19, "salesforce": 0.10, "stripe": 0.05,
+    "zendesk": 0.02, "typeform": 0.01, "survey": 0.01,
+}  # fmt: skip
+WEEKS = DAYS // 7
+COMMENTS = (
+    "Thanks, the setup guide was great and everything works now.",
+    "Still waiting for an answer, this is really frustrating.",
+    "The export keeps failing with an error, please help.",
+    "Love the new funnel view, really helpful!",
+    "Billing charged me twice this month.",
+)
+SURVEY_HEADER = ["Response ID", "Date", "Email", "Score", "Comment"]
+# The survey CSV's column mapping, as a journey spec's [sources.survey] declares it.
+SURVEY_MAPPING = {
+    "who": "Email", "who_type": "email", "when": "Date", "date_format": "%d/%m/%Y %H:%M",
+    "score": "Score", "scale": "nps", "comment": "Comment", "response_id": "Response ID",
+    "name": "bench",
+}  # fmt: skip
 LEAD_HEADER = [
     "Id", "IsDeleted", "FirstName", "LastName", "Email", "Company", "LeadSource", "Status",
     "OwnerId", "NumberOfEmployees", "Country", "IsConverted", "ConvertedDate",
@@ -133,6 +155,48 @@ class Generator:
             "data": {"object": {**obj, "metadata": {"user_id": f"u-{p:07d}"}}},
         }
 
+    def ticket(self, day: int) -> dict[str, object]:
+        n, p, at = self.next_id(), self.person(), self.moment(day)
+        stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        text = self.rand.choice(COMMENTS)
+        rating = {"id": n, "score": self.rand.choice(["good", "bad"]), "created_at": stamp}
+        return {"id": n, "created_at": stamp, "updated_at": stamp, "subject": text[:30],
+                "description": text, "status": "solved", "requester_id": 100_000 + p,
+                "assignee_id": 9001, "via": {"channel": "email"}, "tags": ["bench"],
+                "satisfaction_rating": rating}  # fmt: skip
+
+    def ticket_event(self, day: int, ticket: int, author: int) -> dict[str, object]:
+        n, at = self.next_id(), self.moment(day)
+        comment = {"id": n, "event_type": "Comment", "author_id": author, "public": True,
+                   "body": self.rand.choice(COMMENTS)}  # fmt: skip
+        return {"id": n, "ticket_id": ticket, "timestamp": int(at.timestamp()),
+                "created_at": at.strftime("%Y-%m-%dT%H:%M:%SZ"), "updater_id": author,
+                "event_type": "Audit", "child_events": [comment]}  # fmt: skip
+
+    def zendesk_user(self, user: int) -> dict[str, object]:
+        p = user - 100_000
+        return {"id": user, "name": f"P{p}", "email": f"p{p}@co{p % 997}.example",
+                "external_id": f"u-{p:07d}", "role": "end-user",
+                "created_at": "2026-07-01T00:00:00Z",
+                "updated_at": "2026-07-01T00:00:00Z"}  # fmt: skip
+
+    def typeform(self, day: int) -> dict[str, object]:
+        n, p, at = self.next_id(), self.person(), self.moment(day)
+        stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        answers = [
+            {"field": {"id": "nps1", "ref": "nps", "type": "nps"}, "type": "number",
+             "number": self.rand.randrange(11)},
+            {"field": {"id": "why1", "ref": "why", "type": "long_text"}, "type": "text",
+             "text": self.rand.choice(COMMENTS)},
+        ]  # fmt: skip
+        return {"response_id": f"r{n:012x}", "landed_at": stamp, "submitted_at": stamp,
+                "hidden": {"user_id": f"u-{p:07d}"}, "answers": answers}  # fmt: skip
+
+    def survey(self, day: int) -> list[str]:
+        n, p, at = self.next_id(), self.person(), self.moment(day)
+        return [f"rsp_{n:012x}", at.strftime("%d/%m/%Y %H:%M"), f"p{p}@co{p % 997}.example",
+                str(self.rand.randrange(11)), self.rand.choice(COMMENTS)]  # fmt: skip
+
     def lead(self, day: int) -> list[str]:
         n, p, at = self.next_id(), self.person(), self.moment(day)
         stamp = at.strftime("%Y-%m-%dT%H:%M:%S.000Z")
@@ -180,7 +244,33 @@ def generate(root: Path, rows: int, seed: int) -> int:
         tasks = [gen.task(gen.rand.choice(days)) for _ in range(n - len(leads))]
         write(folder / "Lead.csv", to_csv(LEAD_HEADER, leads))
         write(folder / "Task.csv", to_csv(TASK_HEADER, tasks))
+    feedback(root, gen, counts)
     return sum(counts.values())
+
+
+def feedback(root: Path, gen: Generator, counts: dict[str, int]) -> None:
+    """Zendesk, Typeform and survey exports: a week per page, a month per CSV."""
+    for week, n in enumerate(split(counts["zendesk"], WEEKS)):
+        days = range(week * 7, week * 7 + 7)
+        tickets = [gen.ticket(gen.rand.choice(days)) for _ in range(n * 4 // 10)]
+        events = [
+            gen.ticket_event(gen.rand.choice(days), int(str(t["id"])), int(str(t["requester_id"])))
+            for t in tickets[: n * 4 // 10]
+        ]
+        users = [gen.zendesk_user(int(str(t["requester_id"]))) for t in tickets]
+        users = list({u["id"]: u for u in users}.values())[: max(0, n - len(tickets) - len(events))]
+        folder = root / "zendesk" / f"week-{week:02d}"
+        write(folder / "tickets.json", json.dumps({"tickets": tickets, "end_of_stream": True}))
+        write(folder / "ticket-events.json", json.dumps({"ticket_events": events, "users": users}))
+    for week, n in enumerate(split(counts["typeform"], WEEKS)):
+        days = range(week * 7, week * 7 + 7)
+        items = [gen.typeform(gen.rand.choice(days)) for _ in range(n)]
+        path = root / "typeform" / "bench-nps" / f"responses-week-{week:02d}.json"
+        write(path, json.dumps({"total_items": n, "page_count": 1, "items": items}))
+    for month, n in enumerate(split(counts["survey"], len(MONTH_ENDS))):
+        days = range(month * 30, month * 30 + 30)
+        rows = [gen.survey(gen.rand.choice(days)) for _ in range(n)]
+        write(root / "survey" / f"nps-{MONTH_ENDS[month]}.csv", to_csv(SURVEY_HEADER, rows))
 
 
 def to_csv(header: list[str], rows: list[list[str]]) -> str:
@@ -199,30 +289,46 @@ def write(path: Path, text: str) -> None:
         path.write_text(text)
 
 
-LOAD = """
+# Every child script gets the survey mapping as its last argument (the spec's source options).
+OPTIONS = """
+from journeymine.spec import SurveyMapping
+options = {"survey": {"mapping": SurveyMapping(**json.loads(sys.argv[3]))}}
+"""
+
+LOAD = (
+    """
 import json, resource, sys, time
 from journeymine.load import load_landing
+"""
+    + OPTIONS
+    + """
 start = time.perf_counter()
-report = load_landing(sys.argv[1], sys.argv[2])
+report = load_landing(sys.argv[1], sys.argv[2], options=options)
 print(json.dumps({"seconds": time.perf_counter() - start, **report.totals(),
                   "touchpoints": report.touchpoints, "errors": len(report.errors),
                   "rss_main_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "rss_worker_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
 """
+)
 
-PHASES = """
+PHASES = (
+    """
 import json, shutil, sys, time
 from pathlib import Path
 from typing import Any
 from journeymine import identity, load, touchpoints, warehouse
 db, landing = Path(sys.argv[1]), Path(sys.argv[2])
+"""
+    + OPTIONS
+    + """
 times, start = {}, time.perf_counter()
 def lap(name):
     global start
     times[name] = round(time.perf_counter() - start, 2)
     start = time.perf_counter()
 files = load.scan_landing(landing).files; lap("scan+hash")
-staged = load.stage_files(files, db.parent / (db.name + ".phases")); lap("stage (parse, Parquet)")
+staged = load.stage_files(files, db.parent / (db.name + ".phases"), options=options)
+lap("stage (parse, Parquet)")
 con = warehouse.connect(db); con.begin()
 load.load_staged(con, [staged.folder], "bench"); lap("load_staged (SQL)")
 identity.stitch(con, "bench"); lap("identity.stitch")
@@ -231,15 +337,20 @@ con.commit(); con.close(); lap("commit")
 shutil.rmtree(staged.folder)
 print(json.dumps(times))
 """
+)
 
 # Staging alone, source by source (parse + Parquet, all workers): raw rows/s per source.
-STAGE = """
+STAGE = (
+    """
 import json, shutil, sys, time
 from pathlib import Path
 from typing import Any
 import pyarrow.parquet as pq
 from journeymine import load
 folder, landing = Path(sys.argv[1]), Path(sys.argv[2])
+"""
+    + OPTIONS
+    + """
 files = load.scan_landing(landing).files
 rates = {}
 for source in load.SOURCES:
@@ -247,13 +358,14 @@ for source in load.SOURCES:
     if not mine:
         continue
     start = time.perf_counter()
-    staged = load.stage_files(mine, folder / source)
+    staged = load.stage_files(mine, folder / source, options=options)
     seconds = time.perf_counter() - start
     rows = sum(pq.read_table(staged.folder / "files.parquet")["rows_read"].to_pylist())
     rates[source] = [rows, round(seconds, 2)]
     shutil.rmtree(staged.folder)
 print(json.dumps(rates))
 """
+)
 
 SCAN = """
 import json, resource, sys, time
@@ -267,7 +379,16 @@ for source in ("segment", "ga4", "sendgrid", "stripe"):
     files = sorted(str(p) for p in (root / source).rglob("*") if p.is_file())
     rows += con.execute("SELECT count(*) FROM read_json_auto(?, union_by_name = true)",
                         [files]).fetchone()[0]
-for path in sorted((root / "salesforce").rglob("*.csv")):
+pages = {  # JSON pages: count the records in their arrays
+    "zendesk": "coalesce(len(tickets), 0) + coalesce(len(ticket_events), 0)"
+               " + coalesce(len(users), 0)",
+    "typeform": "len(items)",
+}
+for source, records in pages.items():
+    files = sorted(str(p) for p in (root / source).rglob("*.json"))
+    rows += con.execute(f"SELECT sum({records}) FROM read_json_auto(?, union_by_name = true)",
+                        [files]).fetchone()[0]
+for path in sorted([*(root / "salesforce").rglob("*.csv"), *(root / "survey").rglob("*.csv")]):
     rows += con.execute("SELECT count(*) FROM read_csv_auto(?)", [str(path)]).fetchone()[0]
 print(json.dumps({"seconds": time.perf_counter() - start, "rows": rows,
                   "rss_main_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
@@ -293,13 +414,14 @@ def bench(rows: int, data: Path, seed: int) -> None:
     warehouse = data / f"bench-{rows}.duckdb"
     for stale in data.glob(f"bench-{rows}.duckdb*"):
         shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
-    load = child(LOAD, str(warehouse), str(landing))
+    mapping = json.dumps(SURVEY_MAPPING)
+    load = child(LOAD, str(warehouse), str(landing), mapping)
     scan = child(SCAN, str(landing))
     for stale in data.glob(f"phases-{rows}.duckdb*"):
         shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
-    phases = child(PHASES, str(data / f"phases-{rows}.duckdb"), str(landing))
+    phases = child(PHASES, str(data / f"phases-{rows}.duckdb"), str(landing), mapping)
     shutil.rmtree(data / f"stage-{rows}", ignore_errors=True)
-    stage = child(STAGE, str(data / f"stage-{rows}"), str(landing))
+    stage = child(STAGE, str(data / f"stage-{rows}"), str(landing), mapping)
     load_rate = load["rows_read"] / load["seconds"]
     print(f"journeymine load : {load['seconds']:7.1f} s  {load_rate:>9,.0f} rows/s  "
           f"peak RSS {load['rss_main_mb']:,.0f} MB main, "

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from contextlib import ExitStack
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,11 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.events import emit_event
 from prefect.schedules import Cron
 
-from journeymine import analyse, identity, load, summary, warehouse
+from journeymine import analyse, identity, load, scale, summary, warehouse
 from journeymine.analyses import alerts
 from journeymine.dashboard import export_report
 from journeymine.errors import JourneymineError
+from journeymine.scale_people import run_people_on_cluster
 from journeymine.spec import load_spec, source_options
 
 FLOW_NAME = "journeymine-nightly"
@@ -128,11 +130,18 @@ def load_warehouse(
 
 @task(name="analyse")
 def analyse_task(
-    warehouse_path: str, journey: str, out: str, discovery_folder: str | None = None
+    warehouse_path: str,
+    journey: str,
+    out: str,
+    discovery_folder: str | None = None,
+    people_folder: str | None = None,
 ) -> dict[str, Any]:
     """Recompute every analysis in one transaction (the DFG and variants from a cluster's
-    merged discovery when ``discovery_folder`` is given)."""
-    report = analyse.analyse_warehouse(warehouse_path, journey, out, discovery_folder)
+    merged discovery when ``discovery_folder`` is given, the funnel entries and follow-ups
+    from its shards when ``people_folder`` is)."""
+    report = analyse.analyse_warehouse(
+        warehouse_path, journey, out, discovery_folder, people_folder
+    )
     for warning in report.warnings:
         get_run_logger().warning("journey spec: %s", warning)
     return {"cases": report.cases, "variants": report.variants, "followups": report.followups}
@@ -221,35 +230,32 @@ def nightly(
     options = source_options(load_spec(journey))  # the survey's column mapping, if any
     run_id = uuid.uuid4().hex[:12]
     staging = load.staging_root(warehouse_path)
-    with warehouse.writer_lock(warehouse_path):
+    with warehouse.writer_lock(warehouse_path), ExitStack() as stack:
+        # One cluster for every phase; a local one is closed before the run's Prefect API.
+        address = stack.enter_context(scale.cluster(dask)) if dask else None
+        if address:
+            stack.enter_context(scale.shared_api())
         load.clean_staging(staging)  # left by killed runs: we hold the lock, nobody uses them
         plan = plan_load(landing, warehouse_path, sources, selection)
-        futures = {
-            source: stage_source.submit(landing, files, str(staging / run_id / source), options)
-            for source, files in sorted(plan["files"].items())
-        }
-        folders, failures = [], list(plan["unreadable"])
-        for source, future in futures.items():
-            future.wait()
-            state = future.state
-            if state.is_completed():
-                staged = future.result()
-                folders.append(staged["folder"])
-                failures += staged["errors"]
-            else:
-                failures.append(f"{source}: {state.message}")
+        if address:  # parse on the workers, into staging every worker reaches
+            staged = scale.run_stage_on_cluster(
+                landing, plan["files"], staging / run_id, address, options=options
+            )
+            folders, failures = staged["folders"], plan["unreadable"] + staged["errors"]
+        else:
+            folders, failures = _stage_here(landing, plan, str(staging / run_id), options)
         report: load.LoadReport = load_warehouse(
             warehouse_path, folders, run_id, match_on_email, max_user_ids_per_person
         )
         report.skipped_files, report.errors = plan["skipped"], failures
         report.unknown_folders, report.gone_files = plan["unknown_folders"], plan["gone_files"]
-        folder = None
-        if dask:  # mine the event log on the cluster: a subflow with the Dask task runner
-            from journeymine.scale import discover_on_cluster
-
+        folder = people = None
+        if address:  # mine the event log, the funnel and the follow-ups on the cluster
             case = load_spec(journey).case
-            folder = str(discover_on_cluster(warehouse_path, case, out, dask, shards))
-        analyse_task(warehouse_path, journey, out, folder)
+            folder = str(scale.discover_on_cluster(warehouse_path, case, out, address, shards))
+            work = Path(out) / "sharded"
+            people = str(run_people_on_cluster(warehouse_path, journey, work, address, shards))
+        analyse_task(warehouse_path, journey, out, folder, people)
         tonight = alerts_task(warehouse_path, declared, run_id)
         dashboard = dashboard_task(warehouse_path, journey, out)
         publish_summary(warehouse_path, report, tonight)
@@ -260,6 +266,28 @@ def nightly(
             "these were not loaded (everything else was):\n  " + "\n  ".join(failures)
         )
     return report
+
+
+def _stage_here(
+    landing: str, plan: dict[str, Any], staging: str, options: dict[str, dict[str, Any]]
+) -> tuple[list[str], list[str]]:
+    """Stage each source as a task on this machine's threads (no cluster): the folders to
+    load and what could not be staged."""
+    futures = {
+        source: stage_source.submit(landing, files, str(Path(staging) / source), options)
+        for source, files in sorted(plan["files"].items())
+    }
+    folders, failures = [], list(plan["unreadable"])
+    for source, future in futures.items():
+        future.wait()
+        state = future.state
+        if state.is_completed():
+            staged = future.result()
+            folders.append(staged["folder"])
+            failures += staged["errors"]
+        else:
+            failures.append(f"{source}: {state.message}")
+    return folders, failures
 
 
 DEFAULT_CRON = "0 2 * * *"

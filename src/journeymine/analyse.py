@@ -51,10 +51,12 @@ def analyse(
     spec: JourneySpec,
     out: Path,
     discovery_folder: Path | None = None,
+    people_folder: Path | None = None,
 ) -> AnalysisReport:
     """Run every analysis on an open warehouse (in the caller's transaction). With
     ``discovery_folder`` (the merged output of a sharded run on a cluster, ``scale``), the
-    directly-follows graph and variants are taken from there instead of computed here."""
+    directly-follows graph and variants are taken from there instead of computed here; with
+    ``people_folder`` (``scale_people``), the funnel entries and the follow-ups."""
     report = AnalysisReport()
     if not warehouse.table_exists(con, "touchpoints"):
         raise WarehouseError("the warehouse has no touchpoints yet; load some exports first")
@@ -68,12 +70,18 @@ def analyse(
     else:
         sharded.store_discovery(con, discovery_folder)
     write_journey_map(con, spec, stored)
-    followups = write_followups(con, spec)
+    people = None
+    if people_folder is not None:
+        from journeymine.scale_people import read_people
+
+        people = read_people(con, people_folder, spec)
+    followups = write_followups(con, spec, rows=people.followups if people else None)
     report.followups = len(followups)
     report.dfg_edges = _count(con, "dfg")
     report.variants = _count(con, "variants")
     if spec.stages:
-        _write_stage_analyses(con, spec, stored, followups, report)
+        entries = (people.entries, people.segments) if people else (None, None)
+        _write_stage_analyses(con, spec, stored, followups, report, entries)
     else:  # an imported log without a designed journey: what needs stages is left out
         report.cases = _count(con, f"(SELECT DISTINCT case_key FROM {stored})")
         report.warnings.append(
@@ -99,10 +107,11 @@ def _write_stage_analyses(
     stored: str,
     followups: pd.DataFrame,
     report: AnalysisReport,
+    entries: tuple[str | None, str | None] = (None, None),
 ) -> None:
     """Everything that needs the designed stages: funnel, feelings, cost of waiting,
     conformance, drivers and drift, retention and paths, the grid and the opportunities."""
-    funnel = write_stage_funnel(con, spec, stored)
+    funnel = write_stage_funnel(con, spec, stored, entries=entries[0], segments=entries[1])
     people = spec.case in ("person", "account")
     if people:
         write_feelings(con, spec)
@@ -193,6 +202,7 @@ def analyse_warehouse(
     journey: str | Path | None,
     out: str | Path,
     discovery_folder: str | Path | None = None,
+    people_folder: str | Path | None = None,
 ) -> AnalysisReport:
     """Replace all analyses atomically: on a working copy under the writer lock, published
     when every analysis succeeded (readers never block it, nor see half of it)."""
@@ -201,5 +211,6 @@ def analyse_warehouse(
         raise WarehouseError(f"{warehouse_path}: no warehouse here; run `journeymine run` first")
     with warehouse.transaction(warehouse_path) as con:  # readers see the old analyses meanwhile
         folder = Path(discovery_folder) if discovery_folder else None
-        report = analyse(con, spec, Path(out), folder)
+        people = Path(people_folder) if people_folder else None
+        report = analyse(con, spec, Path(out), folder, people)
     return report

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import gc
 import logging
 import os
 import sys
@@ -85,8 +86,26 @@ def _print_report(report: LoadReport, warehouse: str) -> None:
         print(f"error: {error}", file=sys.stderr)
 
 
+def _slow_start_ok() -> None:
+    """With --dask, the run's temporary Prefect API also serves the workers; a machine busy
+    starting them needs more than Prefect's default 20 s to start it (read before Prefect is
+    first imported)."""
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+
+def _collect_run_cycles() -> None:
+    """Free what a run on Dask leaves in reference cycles (run contexts copied into the
+    runner's threads and futures, holding Prefect models) now, while every module is alive.
+    Left to the interpreter's last collection, they are freed after pydantic_core is torn
+    down, and freeing one of its datetimes' time zones then crashed the process (exit 139)
+    after the work was done."""
+    gc.collect()
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if args.dask:
+        _slow_start_ok()
     from journeymine.spec import load_spec
     from pipelines.nightly import nightly
 
@@ -113,6 +132,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     _print_report(report, args.warehouse)
     print(f"dashboard: {(Path(args.out) / 'dashboard.html').resolve()}")
+    if args.dask:
+        _collect_run_cycles()
     return 0
 
 
@@ -189,12 +210,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     spec = load_spec(journey) if journey else JourneySpec(name=Path(args.warehouse).stem)
     check_report_inputs(args.warehouse, spec, journey or "--no-journey")
     writable_folder(args.out, "--out")
-    folder = None
-    if args.dask:  # the directly-follows graph and variants mined on the cluster
-        from journeymine.scale import discover_on_cluster
+    folder = people = None
+    if args.dask:  # the graph, variants, funnel entries and follow-ups on the cluster
+        _slow_start_ok()
+        from journeymine.scale import cluster, discover_on_cluster, shared_api
+        from journeymine.scale_people import run_people_on_cluster
 
-        folder = discover_on_cluster(args.warehouse, spec.case, args.out, args.dask, args.shards)
-    result = analyse_warehouse(args.warehouse, journey, args.out, folder)
+        with cluster(args.dask) as address, shared_api():
+            folder = discover_on_cluster(args.warehouse, spec.case, args.out, address, args.shards)
+            work = Path(args.out) / "sharded"
+            people = run_people_on_cluster(args.warehouse, journey, work, address, args.shards)
+    result = analyse_warehouse(args.warehouse, journey, args.out, folder, people)
+    if args.dask:
+        _collect_run_cycles()
     for warning in result.warnings:
         print(f"warning: journey spec: {warning}", file=sys.stderr)
     path = export_report(args.warehouse, journey, args.out)

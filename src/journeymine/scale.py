@@ -15,15 +15,22 @@ Tasks retry twice: a worker lost mid-run costs a re-run of its tasks, whose outp
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import duckdb
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from prefect import flow, task, unmapped
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
+from journeymine import load
 from journeymine.errors import JourneymineError
 from journeymine.mining import sharded
 
@@ -84,6 +91,58 @@ def check_scheduler(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> str:
     return normalised
 
 
+def _local_cluster_kwargs(workers: int) -> dict[str, Any]:
+    # One thread per process: DuckDB parallelises inside a task, and the GIL would serialise
+    # the Python around it anyway.
+    return {
+        "n_workers": workers,
+        "threads_per_worker": 1,
+        "processes": True,
+        "dashboard_address": ":0",
+    }
+
+
+@contextmanager
+def cluster(dask: str) -> Iterator[str]:
+    """The scheduler address of a ``--dask`` value for a whole run: ``tcp://…`` once it
+    answers; ``local:N`` starts one ``LocalCluster`` for every phase of the run and closes it
+    on leaving, while the run's Prefect API is still up (workers report to it)."""
+    if not dask.startswith("local:"):
+        yield check_scheduler(dask)
+        return
+    workers = _local_workers(dask)
+    from distributed import LocalCluster
+
+    with LocalCluster(**_local_cluster_kwargs(workers)) as local:
+        yield str(local.scheduler_address)
+
+
+@contextmanager
+def shared_api() -> Iterator[None]:
+    """Make this process's Prefect API the workers' API too. Tasks carry the caller's
+    settings to the workers; with no ``PREFECT_API_URL`` (a temporary API started by this
+    process) each worker process would start a temporary API of its own, ~20 s each (on a
+    busy machine it times out and fails the task), and its task runs would be recorded
+    nowhere anyone looks. Within a flow run, its API; outside, the temporary one, started."""
+    from prefect.context import FlowRunContext
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if PREFECT_API_URL.value():
+        yield
+        return
+    context = FlowRunContext.get()
+    if context is not None and context.client is not None:
+        url = str(context.client.api_url)
+    else:
+        from prefect.server.api.server import SubprocessASGIServer
+
+        server = SubprocessASGIServer()  # the one Prefect itself starts (one per process)
+        server.start()
+        url = server.api_url
+    with temporary_settings({PREFECT_API_URL: url}):
+        yield
+
+
 def task_runner(dask: str | None) -> TaskRunner[Any]:
     """The task runner for a ``--dask`` value: ``None`` (local threads, as without Dask),
     ``tcp://host:port`` (a running scheduler) or ``local:N`` (N worker processes here)."""
@@ -92,14 +151,7 @@ def task_runner(dask: str | None) -> TaskRunner[Any]:
     if dask.startswith("local:"):
         return _dask_runner(
             cluster_class="distributed.LocalCluster",
-            # One thread per process: DuckDB parallelises inside a task, and the GIL would
-            # serialise the Python around it anyway.
-            cluster_kwargs={
-                "n_workers": _local_workers(dask),
-                "threads_per_worker": 1,
-                "processes": True,
-                "dashboard_address": ":0",
-            },
+            cluster_kwargs=_local_cluster_kwargs(_local_workers(dask)),
         )
     address = check_scheduler(dask)
     return _dask_runner(address=address, client_kwargs={"timeout": f"{CONNECT_TIMEOUT_S}s"})
@@ -193,3 +245,132 @@ def discover_on_cluster(
         str(work / "event_log.parquet"), shards, str(work)
     )
     return Path(folder)
+
+
+# --- Staging the landing files on the workers -------------------------------------------
+
+STAGE_BATCH_BYTES = 64 << 20  # input per staging task: enough to amortise a task's start-up
+
+Batch = tuple[str, int, list[tuple[str, str]]]  # (source, index of its first file, files)
+
+
+def plan_batches(
+    landing: str | Path,
+    files: dict[str, list[tuple[str, str]]],
+    max_bytes: int = STAGE_BATCH_BYTES,
+) -> list[Batch]:
+    """Each source's planned ``(file, sha256)`` list cut into runs of consecutive files of up
+    to ``max_bytes`` of input (a bigger file alone), sources by name: the load order is kept,
+    as each batch knows where its first file stands in its source's list."""
+    batches: list[Batch] = []
+    for source, todo in sorted(files.items()):
+        size = 0
+        for index, entry in enumerate(todo):
+            try:
+                nbytes = (Path(landing) / entry[0]).stat().st_size
+            except OSError:  # gone since the plan: staging names the file in its errors
+                nbytes = 0
+            if index == 0 or (size + nbytes > max_bytes and size > 0):
+                batches.append((source, index, []))
+                size = 0
+            batches[-1][2].append(entry)
+            size += nbytes
+    return batches
+
+
+def _shift_file_order(folder: Path, first: int) -> None:
+    """Number a batch's files from ``first``, where they stand in their source's load order
+    (``stage_files`` numbers from 0); written aside then renamed, so ``files.parquet`` is
+    always whole."""
+    path = folder / "files.parquet"
+    table = pq.read_table(path, schema=load.FILES_SCHEMA)
+    column = table.schema.get_field_index("file_ord")
+    shifted = pc.add(table.column(column), first).cast(load.FILES_SCHEMA.field(column).type)
+    aside = folder / "files.parquet.tmp"
+    pq.write_table(table.set_column(column, "file_ord", shifted), aside)
+    os.replace(aside, path)
+
+
+def _retry_on_io(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry transient I/O failures (a lost share, a worker's full disk) only; a file in the
+    wrong format will not get better (and is reported, not raised, anyway)."""
+    try:
+        state.result()
+    except OSError:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+@task(name="stage-batch", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_retry_on_io)
+def stage_batch(
+    landing: str,
+    files: list[tuple[str, str]],
+    folder: str,
+    first: int,
+    options: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Parse a batch of one source's files into its own staging folder, on a worker.
+
+    A retry starts from an empty folder: what a failed attempt left is replaced, never added
+    to. One process per task (``workers=1``): the cluster is the pool, and a Dask worker's
+    process may not start children of its own."""
+    target = Path(folder)
+    shutil.rmtree(target, ignore_errors=True)
+    root = Path(landing)
+    landing_files = [  # hashed once, when planned: the manifest records that version
+        load.LandingFile(f.split("/", 1)[0], root / f, f, sha) for f, sha in files
+    ]
+    result = load.stage_files(landing_files, target, workers=1, options=options)
+    _shift_file_order(target, first)
+    return {"folder": str(result.folder), "errors": result.errors}
+
+
+@flow(name="journeymine-stage-on-cluster")
+def stage_on_cluster(
+    landing: str,
+    files: dict[str, list[tuple[str, str]]],
+    staging: str,
+    max_bytes: int | None = None,
+    options: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, list[str]]:
+    """Stage the planned files as batches (of :data:`STAGE_BATCH_BYTES` unless told) on the
+    task runner's workers, under ``staging`` (a folder every worker reaches); the staged
+    ``folders`` for the single writer, in load order, and the ``errors`` (files not in their
+    format, batches that failed)."""
+    batches = plan_batches(landing, files, max_bytes or STAGE_BATCH_BYTES)
+    futures = [
+        stage_batch.submit(
+            landing, todo, str(Path(staging) / source / f"from={first}"), first, options
+        )
+        for source, first, todo in batches
+    ]
+    folders: list[str] = []
+    errors: list[str] = []
+    for (source, _, todo), future in zip(batches, futures, strict=True):
+        future.wait()
+        if future.state.is_completed():
+            staged = future.result()
+            folders.append(staged["folder"])
+            errors += staged["errors"]
+        else:
+            errors.append(f"{source} ({len(todo)} files from {todo[0][0]}): {future.state.message}")
+    return {"folders": folders, "errors": errors}
+
+
+def run_stage_on_cluster(
+    landing: str | Path,
+    files: dict[str, list[tuple[str, str]]],
+    staging: str | Path,
+    address: str,
+    max_bytes: int | None = None,
+    options: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, list[str]]:
+    """:func:`stage_on_cluster` on the scheduler at ``address`` (from :func:`cluster`);
+    ``options`` are the parsers' options from the journey spec (the survey's mapping)."""
+    runner = task_runner(address)
+    result: dict[str, list[str]] = stage_on_cluster.with_options(task_runner=runner)(
+        str(landing), files, str(staging), max_bytes, options
+    )
+    return result

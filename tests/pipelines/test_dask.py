@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -28,17 +27,6 @@ COLUMNS = "SELECT case_key, activity, ts, seq FROM "
 def write_log(con: duckdb.DuckDBPyConnection, relation: str, path: Path) -> Path:
     con.sql(COLUMNS + relation).write_parquet(str(path))
     return path
-
-
-@pytest.fixture(scope="module")
-def scheduler() -> Iterator[str]:
-    """A running scheduler with 2 worker processes, as a data engineer would start one."""
-    from distributed import LocalCluster
-
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-    ) as cluster:
-        yield cluster.scheduler_address
 
 
 def executed_per_worker(address: str) -> list[int]:
@@ -66,8 +54,9 @@ def test_local_cluster_on_the_sample_gives_the_single_machine_figures(tmp_path: 
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_harness")
 def test_running_scheduler_on_a_real_log_gives_the_single_machine_figures(
-    scheduler: str, tmp_path: Path
+    dask_scheduler: str, tmp_path: Path
 ) -> None:
+    scheduler = dask_scheduler
     con = duckdb.connect()
     relation = eventlog.register_log(con, eventlog.read_event_log(LOGS / "helpdesk.xes.gz"))
     log = write_log(con, relation, tmp_path / "log.parquet")
@@ -90,13 +79,15 @@ def mine_then_die_once(shard: Path, out: Path, buckets: int, marker: Path) -> Pa
 
 
 @pytest.mark.slow
-def test_a_worker_lost_mid_run_costs_a_rerun_not_the_answer(scheduler: str, tmp_path: Path) -> None:
+def test_a_worker_lost_mid_run_costs_a_rerun_not_the_answer(
+    dask_scheduler: str, tmp_path: Path
+) -> None:
     from distributed import Client
 
     con = duckdb.connect()
     relation = eventlog.register_log(con, eventlog.read_event_log(LOGS / "receipt.xes.gz"))
     shards = sharded.write_shards(con, relation, tmp_path / "shards", 3)
-    with Client(scheduler, set_as_default=False) as client:
+    with Client(dask_scheduler, set_as_default=False) as client:
         futures = client.map(
             mine_then_die_once, shards, out=tmp_path, buckets=2, marker=tmp_path / "died"
         )

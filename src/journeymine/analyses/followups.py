@@ -346,8 +346,10 @@ def write_followups(
     *,
     table: str = "touchpoints",
     cutoff: datetime | None = None,
+    rows: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Compute and store the ``followups`` table; return it."""
-    followups = compute_followups(con, spec, table=table, cutoff=cutoff)
+    """Compute and store the ``followups`` table; return it. ``rows``: already computed per
+    shard of persons (``scale_people``), stored instead of computing them here."""
+    followups = compute_followups(con, spec, table=table, cutoff=cutoff) if rows is None else rows
     replace_table(con, "followups", followups)
     return followups

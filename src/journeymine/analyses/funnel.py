@@ -631,11 +631,16 @@ def write_stage_funnel(
     touch: str = "first",
     cutoff: datetime | None = None,
     table: str = "touchpoints",
+    entries: str | None = None,
+    segments: str | None = None,
 ) -> pd.DataFrame:
     """Compute and store ``stage_entries`` and ``stage_funnel`` (all in DuckDB); return the
     funnel. ``table`` is the touchpoints relation the segment and ``where`` attributes come
-    from; ``mode`` defaults to the spec's."""
-    entries = build_entries(con, spec, log, mode=mode, cutoff=cutoff, table=table)
+    from; ``mode`` defaults to the spec's. ``entries`` and ``segments``: relations of entries
+    and their segments already computed per shard of cases (``scale_people``), stored instead
+    of computing them here."""
+    if entries is None:
+        entries = build_entries(con, spec, log, mode=mode, cutoff=cutoff, table=table)
     con.execute(f"CREATE OR REPLACE TABLE stage_entries AS SELECT * FROM {entries}")
     con.execute(
         "CREATE OR REPLACE TABLE stage_segments (case_key BIGINT, pos INT, k INT, "
@@ -644,7 +649,11 @@ def write_stage_funnel(
     if spec.segment_defs and spec.case in CASE_COLUMNS:
         con.execute(
             "INSERT INTO stage_segments "
-            + entry_segments_sql(spec.segment_defs, touch, "stage_entries", table, spec.case)
+            + (
+                f"SELECT * FROM {segments}"
+                if segments
+                else entry_segments_sql(spec.segment_defs, touch, "stage_entries", table, spec.case)
+            )
         )
     funnel = summarise_table(
         con, "stage_entries", "SELECT * FROM stage_segments", spec.segment_defs
