@@ -12,8 +12,8 @@ case keys already assigned (as the warehouse stores them), time:
 * sharded on a ``LocalCluster`` of ``--workers`` processes (1 thread each): shard, mine the
   shards, reduce the buckets, merge — each phase submitted with ``Client.map`` on the functions
   the Prefect tasks call, so the figures are the work, not Prefect's bookkeeping;
-* with ``--prefect``: the whole :func:`journeymine.scale.sharded_discovery` flow on that cluster
-  (a temporary Prefect API is started first and not timed);
+* with ``--prefect``: the whole :func:`journeymine.pipelines.scale.sharded_discovery` flow on
+  that cluster (a temporary Prefect API is started first and not timed);
 * with ``--rows N``: staging a generated landing folder of N raw rows (benchmarks/bench_ingest.py's
   generator, cached in benchmarks/data/) on one machine (``load.stage_files``, one process per
   CPU) against batches on the cluster (the function of the ``stage-batch`` task), then the
@@ -37,8 +37,10 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from journeymine import load, scale, warehouse
+from journeymine import warehouse
+from journeymine.ingest import load
 from journeymine.mining import discovery, sharded
+from journeymine.pipelines import scale
 
 HERE = Path(__file__).resolve().parent
 
@@ -155,7 +157,7 @@ def report(name: str, phases: dict[str, float], check: str = "") -> None:
 def prefect_flow(address: str, log: Path, out: Path, shards: int) -> tuple[Any, float]:
     from prefect.testing.utilities import prefect_test_harness
 
-    from journeymine import scale
+    from journeymine.pipelines import scale
 
     with prefect_test_harness(server_startup_timeout=120):
         start = time.perf_counter()

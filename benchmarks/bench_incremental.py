@@ -23,7 +23,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_ingest import START, generate  # noqa: E402
 
-from journeymine import identity, load, touchpoints, warehouse  # noqa: E402
+from journeymine import warehouse  # noqa: E402
+from journeymine.canonical import identity, touchpoints
+from journeymine.ingest import load
+from journeymine.ingest.sources import TOUCHPOINT_FIXUPS
 
 LAST_DAY = START + timedelta(days=91)
 COMPARED = {  # table -> the columns two runs on the same data must agree on
@@ -75,7 +78,7 @@ def night_2(db: Path, landing: Path, incremental: bool) -> dict[str, float]:
     lap("load_staged")
     result = identity.stitch(con, run_id, incremental=incremental)
     lap("identity.stitch")
-    touchpoints.build(con)
+    touchpoints.build(con, TOUCHPOINT_FIXUPS)
     lap("touchpoints")
     con.commit()
     con.close()

@@ -40,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from journeymine.sources.salesforce import sf_id18
+from journeymine.ingest.sources.salesforce import sf_id18
 
 START = datetime(2026, 8, 1, tzinfo=UTC)
 DAYS = 92
@@ -298,7 +298,7 @@ options = {"survey": {"mapping": SurveyMapping(**json.loads(sys.argv[3]))}}
 LOAD = (
     """
 import json, resource, sys, time
-from journeymine.load import load_landing
+from journeymine.ingest.load import load_landing
 """
     + OPTIONS
     + """
@@ -316,7 +316,11 @@ PHASES = (
 import json, shutil, sys, time
 from pathlib import Path
 from typing import Any
-from journeymine import identity, load, touchpoints, warehouse
+from journeymine import warehouse
+from journeymine.canonical import identity
+from journeymine.ingest import load
+from journeymine.canonical import touchpoints
+from journeymine.ingest.sources import TOUCHPOINT_FIXUPS
 db, landing = Path(sys.argv[1]), Path(sys.argv[2])
 """
     + OPTIONS
@@ -332,7 +336,7 @@ lap("stage (parse, Parquet)")
 con = warehouse.connect(db); con.begin()
 load.load_staged(con, [staged.folder], "bench"); lap("load_staged (SQL)")
 identity.stitch(con, "bench"); lap("identity.stitch")
-touchpoints.build(con); lap("touchpoints.build")
+touchpoints.build(con, TOUCHPOINT_FIXUPS); lap("touchpoints.build")
 con.commit(); con.close(); lap("commit")
 shutil.rmtree(staged.folder)
 print(json.dumps(times))
@@ -346,7 +350,7 @@ import json, shutil, sys, time
 from pathlib import Path
 from typing import Any
 import pyarrow.parquet as pq
-from journeymine import load
+from journeymine.ingest import load
 folder, landing = Path(sys.argv[1]), Path(sys.argv[2])
 """
     + OPTIONS

@@ -19,7 +19,7 @@ from pathlib import Path
 
 CHILD = """
 import json, resource, sys, time
-from journeymine.load import load_landing
+from journeymine.ingest.load import load_landing
 start = time.perf_counter()
 report = load_landing(sys.argv[1], sys.argv[2])
 elapsed = time.perf_counter() - start

@@ -8,7 +8,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from journeymine.ingest import load
 from tests.fixtures import SAMPLE_JOURNEY, SampleRun, load_sample
+from tests.ingest import fake_source
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
@@ -101,3 +103,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.prefect)
         if "chromium" in names or "chromium" in called:
             item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture
+def fake_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Route the segment folder through the tiny fake source."""
+    monkeypatch.setattr(load, "parser_for", lambda source: fake_source.parse_file)
+
+
+@pytest.fixture
+def landing(tmp_path: Path) -> Callable[[str, str], Path]:
+    """Write one landing file: ``landing("a.txt", "lines...")`` under segment/."""
+    root = tmp_path / "landing"
+
+    def write(name: str, text: str) -> Path:
+        path = root / "segment" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return root
+
+    return write

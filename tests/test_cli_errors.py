@@ -17,10 +17,10 @@ import pytest
 
 from journeymine import cli, warehouse
 from journeymine.cli import main
-from journeymine.load_log import load_event_log
+from journeymine.ingest.import_log import load_event_log
 from journeymine.spec import load_spec
 from tests.fixtures import SAMPLE_JOURNEY as SPEC
-from tests.load.test_load_log import log_table
+from tests.ingest.test_import_log import log_table
 
 SAMPLE_STAGES = ", ".join(sorted(s.name for s in load_spec(SPEC).stages))
 SEGMENTS = re.search(r"segments = \[\n.*?\n\]\n", SPEC.read_text(), re.S).group(0)  # type: ignore[union-attr]

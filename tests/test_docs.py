@@ -118,7 +118,7 @@ def test_the_touchpoints_columns_are_each_explained(sample_warehouse: Path) -> N
 
 @pytest.fixture
 def nightly_run(prefect_harness: None, tmp_path: Path) -> Iterator[Path]:
-    from pipelines.nightly import nightly
+    from journeymine.pipelines.nightly import nightly
 
     out = tmp_path / "out"
     db = out / "warehouse.duckdb"

@@ -12,7 +12,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from journeymine.load import load_landing
+from journeymine.ingest.load import load_landing
 from journeymine.spec import load_spec, source_options
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,31 +13,21 @@ True
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING
 
 from journeymine.api import (
     FIGURES,
     TABLES,
     Warehouse,
-    callable_module,
+    analyse,
     export_dashboard,
     figure,
     import_log,
+    load,
     load_spec,
     open_warehouse,
 )
-from journeymine.api import analyse as _analyse
-from journeymine.api import load as _load
 from journeymine.errors import JourneymineError
-from journeymine.load import load_landing
-
-# `jm.load(...)` / `jm.analyse(...)` run the workflow; the names stay the modules for imports
-# (see api.CallableModule).
-if TYPE_CHECKING:  # to a type checker they are the modules; calling them is not checked
-    from journeymine import analyse, load
-else:
-    load = callable_module("journeymine.load", _load)
-    analyse = callable_module("journeymine.analyse", _analyse)
+from journeymine.ingest.load import load_landing
 
 try:
     __version__ = version("journeymine")

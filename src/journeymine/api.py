@@ -10,9 +10,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-import types
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -21,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pandas as pd
 
-from journeymine import identity, warehouse
+from journeymine import warehouse
+from journeymine.canonical import identity
 from journeymine.errors import UsageError, WarehouseError
 from journeymine.sql import ident
 from journeymine.warehouse import schema
@@ -29,8 +27,8 @@ from journeymine.warehouse import schema
 if TYPE_CHECKING:  # the heavy layers load when a function needs them, not on `import`
     import plotly.graph_objects as go
 
-    from journeymine.analyse import AnalysisReport
-    from journeymine.load import LoadReport
+    from journeymine.analyses.runner import AnalysisReport
+    from journeymine.ingest.load import LoadReport
     from journeymine.spec import JourneySpec
 
 STATUSES = ("converted", "dropped", "open", "excluded", "final")
@@ -343,9 +341,9 @@ def load(
     """Load a landing folder (``<source>/...``) into a warehouse, created if missing: parse,
     stitch identities, rebuild touchpoints, in one transaction (``journeymine load``).
     ``journey`` is the spec whose source sections some parsers need (a survey CSV's column
-    mapping); ``options`` are :func:`journeymine.load.load_landing`'s (``sources``...).
+    mapping); ``options`` are :func:`journeymine.ingest.load.load_landing`'s (``sources``...).
     """
-    from journeymine.load import load_landing
+    from journeymine.ingest.load import load_landing
     from journeymine.spec import load_spec, source_options
 
     if journey is not None:
@@ -366,8 +364,8 @@ def import_log(
     """Load a XES / XES.gz / CSV / Parquet event log as source ``log`` (``journeymine
     import-log``); the column names default to XES's. Importing the same file again is a no-op.
     """
-    from journeymine.load import sha256_of
-    from journeymine.load_log import load_event_log
+    from journeymine.ingest.import_log import load_event_log
+    from journeymine.ingest.load import sha256_of
     from journeymine.mining.eventlog import EventLogMapping, read_event_log
 
     path = Path(path)
@@ -383,7 +381,7 @@ def analyse(
     """Recompute every analysis of a warehouse for a journey spec (``None``: an imported log
     without a designed journey), replacing them atomically; models go to ``<out>/models``
     (``journeymine report`` without the dashboard)."""
-    from journeymine.analyse import analyse_warehouse
+    from journeymine.analyses.runner import analyse_warehouse
 
     return analyse_warehouse(warehouse_path, journey, out)
 
@@ -424,43 +422,3 @@ def figure(name: str, source: Warehouse | duckdb.DuckDBPyConnection, **options: 
 
     build: Callable[..., go.Figure] = getattr(figures, name)
     return build(source.con if isinstance(source, Warehouse) else source, **options)
-
-
-class CallableModule(types.ModuleType):
-    """A module that can also be called: ``jm.analyse(...)`` runs the analyses while
-    ``journeymine.analyse`` stays the module the pipeline and tests import (``from journeymine
-    import analyse``); binding a function to the package attribute instead would shadow the
-    module for those imports. A module made by :func:`callable_module` runs its code on first
-    use, so ``import journeymine`` does not pay for the analyses' imports (scipy, pm4py).
-    Transitional: once issue 16 item 4 moves and renames ``load.py`` / ``analyse.py``, the
-    public names become plain functions."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.__dict__["__public_call__"](*args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:  # only reached for a name the module lacks
-        spec = self.__dict__.pop("__deferred_spec__", None)
-        if spec is None:
-            raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
-        try:
-            spec.loader.exec_module(self)
-        except BaseException:
-            self.__dict__["__deferred_spec__"] = spec  # the next use raises the same error
-            raise
-        return getattr(self, name)
-
-
-def callable_module(name: str, function: Callable[..., Any]) -> types.ModuleType:
-    """The module ``name``, made callable as ``function``; not yet imported, it is registered
-    now and runs on first attribute access."""
-    module = sys.modules.get(name)
-    if module is None:
-        spec = importlib.util.find_spec(name)
-        if spec is None or spec.loader is None:
-            raise ImportError(f"no module {name}")
-        module = importlib.util.module_from_spec(spec)
-        module.__dict__["__deferred_spec__"] = spec
-        sys.modules[name] = module
-    module.__dict__["__public_call__"] = function
-    module.__class__ = CallableModule
-    return module

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 from journeymine.api import STATUSES
 from journeymine.errors import JourneymineError, UsageError, WarehouseError
-from journeymine.load import SOURCES, LoadReport, Selection
+from journeymine.ingest.load import SOURCES, LoadReport, Selection
 from journeymine.spec import JourneySpec
 
 DEFAULT_LANDING = "data/sample/landing"
@@ -106,13 +106,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if args.dask:
         _slow_start_ok()
+    from journeymine.pipelines.nightly import nightly
     from journeymine.spec import load_spec
-    from pipelines.nightly import nightly
 
     load_spec(args.journey)  # a bad spec, out folder or cluster stops the night before the load
     writable_folder(args.out, "--out")
     if args.dask:
-        from journeymine.scale import task_runner
+        from journeymine.pipelines.scale import task_runner
 
         task_runner(args.dask)  # says now if the scheduler cannot be reached
     report = nightly(
@@ -139,7 +139,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from pipelines.nightly import serve_nightly
+    from journeymine.pipelines.nightly import serve_nightly
 
     serve_nightly(
         args.cron,
@@ -180,7 +180,7 @@ def _load_options(journey: str | None) -> dict[str, dict[str, Any]]:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    from journeymine.load import load_landing
+    from journeymine.ingest.load import load_landing
 
     options = _load_options(args.journey)  # a bad spec stops before the load
     progress, stop = _progress_bar()
@@ -202,7 +202,7 @@ def cmd_load(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from journeymine.analyse import analyse_warehouse
+    from journeymine.analyses.runner import analyse_warehouse
     from journeymine.dashboard import export_report
     from journeymine.spec import load_spec
 
@@ -213,8 +213,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     folder = people = None
     if args.dask:  # the graph, variants, funnel entries and follow-ups on the cluster
         _slow_start_ok()
-        from journeymine.scale import cluster, discover_on_cluster, shared_api
-        from journeymine.scale_people import run_people_on_cluster
+        from journeymine.pipelines.scale import cluster, discover_on_cluster, shared_api
+        from journeymine.pipelines.scale_people import run_people_on_cluster
 
         with cluster(args.dask) as address, shared_api():
             folder = discover_on_cluster(args.warehouse, spec.case, args.out, address, args.shards)
@@ -282,7 +282,7 @@ def _check_stages_match(spec: JourneySpec, journey: str, activities: list[str]) 
 
 
 def cmd_import_log(args: argparse.Namespace) -> int:
-    from journeymine.load_log import load_event_log
+    from journeymine.ingest.import_log import load_event_log
     from journeymine.mining.eventlog import EventLogMapping, read_event_log
 
     mapping = EventLogMapping(
@@ -290,7 +290,7 @@ def cmd_import_log(args: argparse.Namespace) -> int:
     )
     path = existing_file(args.file, "event log")
     table = read_event_log(path, mapping)
-    from journeymine.load import sha256_of
+    from journeymine.ingest.load import sha256_of
 
     report = load_event_log(args.warehouse, table, path.name, sha256=sha256_of(path))
     _print_report(report, args.warehouse)
@@ -345,7 +345,7 @@ def cmd_explain_person(args: argparse.Namespace) -> int:
 
 def cmd_explain_account(args: argparse.Namespace) -> int:
     from journeymine.api import connect_read_only
-    from journeymine.identity import explain_account
+    from journeymine.canonical.identity import explain_account
 
     con = connect_read_only(args.warehouse)
     try:

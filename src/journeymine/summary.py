@@ -12,7 +12,7 @@ import duckdb
 import pandas as pd
 
 from journeymine.analyses.headlines import format_value, previous_figures, read_headlines
-from journeymine.load import LoadReport
+from journeymine.ingest.load import LoadReport
 from journeymine.privacy import label
 from journeymine.warehouse import table_exists
 

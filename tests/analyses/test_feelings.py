@@ -12,9 +12,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from journeymine import load
 from journeymine import warehouse as warehouse_module
 from journeymine.analyses import feelings, funnel
+from journeymine.ingest import load
 from journeymine.mining.eventlog import log_from_touchpoints
 from journeymine.sentiment import Sentiment, label_of, score_text, sentiment_attributes
 from journeymine.spec import JourneySpec, Stage

@@ -12,7 +12,7 @@ import pytest
 from journeymine.analyses import followups as fu
 from journeymine.analyses.business_hours import business_seconds
 from journeymine.analyses.stats import wilson
-from journeymine.load_log import load_event_log
+from journeymine.ingest.import_log import load_event_log
 from journeymine.mining.eventlog import read_event_log
 from journeymine.spec import Calendar, FollowupRule, JourneySpec, Stage, load_spec
 from journeymine.warehouse import connect

@@ -145,7 +145,7 @@ def test_the_sample_spec_loads() -> None:
 
 
 def test_helpdesk_funnel_matches_an_independent_pandas_computation(tmp_path: Path) -> None:
-    from journeymine.load_log import load_event_log
+    from journeymine.ingest.import_log import load_event_log
     from journeymine.mining.eventlog import read_event_log
     from journeymine.warehouse import connect
 

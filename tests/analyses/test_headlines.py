@@ -10,7 +10,7 @@ from journeymine.analyses import headlines
 from journeymine.analyses.followups import write_followups
 from journeymine.analyses.funnel import write_stage_funnel
 from journeymine.dashboard import figures
-from journeymine.load import LoadReport
+from journeymine.ingest.load import LoadReport
 from journeymine.mining.eventlog import log_from_touchpoints
 from journeymine.spec import Calendar, FollowupRule, JourneySpec, Stage
 from journeymine.summary import markdown_summary, run_figures

@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from journeymine.analyse import analyse
 from journeymine.analyses.opportunities import (
     MONTH_S,
     OpportunityError,
@@ -26,6 +25,7 @@ from journeymine.analyses.opportunities import (
     rank_opportunities,
     write_opportunities,
 )
+from journeymine.analyses.runner import analyse
 from journeymine.spec import FollowupRule, JourneySpec, Stage, load_spec
 from journeymine.warehouse import connect
 from tests.fixtures import load_sample

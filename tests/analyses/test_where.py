@@ -12,8 +12,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from journeymine.analyses import funnel
-from journeymine.mining import conformance
+from journeymine.analyses import conformance, funnel
 from journeymine.mining.eventlog import log_from_touchpoints
 from journeymine.spec import check_attributes, load_spec, spec_from_dict
 from tests.fixtures import SAMPLE_JOURNEY, sample_truths

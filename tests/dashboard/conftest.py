@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from journeymine.analyse import analyse_warehouse
+from journeymine.analyses.runner import analyse_warehouse
 from journeymine.dashboard import export_report
 from tests.fixtures import load_sample
 

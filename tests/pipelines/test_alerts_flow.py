@@ -11,12 +11,12 @@ import duckdb
 import pandas as pd
 import pytest
 
-from journeymine import load
 from journeymine.analyses.alerts import COLUMNS, EVENT, alert_event
 from journeymine.errors import SpecError
+from journeymine.ingest import load
+from journeymine.pipelines.nightly import nightly
 from journeymine.summary import markdown_summary
-from pipelines.nightly import nightly
-from tests.load import fake_source
+from tests.ingest import fake_source
 
 FIGURES = pd.DataFrame(
     [("persons", "people", 4.0, "count", True)],

@@ -12,9 +12,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from journeymine import scale
-from journeymine.load import load_landing
+from journeymine.ingest.load import load_landing
 from journeymine.mining import eventlog, sharded
+from journeymine.pipelines import scale
 from journeymine.spec import load_spec
 from tests.mining.test_sharded import assert_same, single_machine
 

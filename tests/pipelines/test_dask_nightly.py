@@ -20,9 +20,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from journeymine import load, scale
 from journeymine.cli import main
-from pipelines.nightly import nightly
+from journeymine.ingest import load
+from journeymine.pipelines import scale
+from journeymine.pipelines.nightly import nightly
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "sample"

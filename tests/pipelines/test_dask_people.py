@@ -10,9 +10,9 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from journeymine import scale_people
-from journeymine.analyses import followups, funnel
+from journeymine.analyses import followups, funnel, shards
 from journeymine.mining.eventlog import log_from_touchpoints
+from journeymine.pipelines import scale_people
 from journeymine.spec import load_spec
 
 SPEC = """
@@ -71,7 +71,7 @@ def test_shards_merge_into_the_single_run_at_the_cut_off_of_all_the_data(
             str(db), str(journey), str(tmp_path), k, SHARDS, log_cutoff, touch_cutoff
         )
     merged = duckdb.connect()
-    people = scale_people.read_people(merged, tmp_path / "people", spec)
+    people = shards.read_people(merged, tmp_path / "people", spec)
     assert people.entries is not None
     entries = merged.execute(f"SELECT * FROM {people.entries}").df()
 

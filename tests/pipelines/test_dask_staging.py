@@ -8,7 +8,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from journeymine import load, scale
+from journeymine.ingest import load
+from journeymine.pipelines import scale
 
 
 def landing_with(tmp_path: Path, sizes: dict[str, list[int]]) -> dict[str, list[tuple[str, str]]]:

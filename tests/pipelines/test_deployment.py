@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pipelines.nightly import FLOW_NAME, build_deployment, nightly
+from journeymine.pipelines.nightly import FLOW_NAME, build_deployment, nightly
 
 
 def test_deployment_carries_the_cron_schedule_and_parameters() -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from journeymine import load
-from pipelines.nightly import nightly
-from tests.load import fake_source
+from journeymine.ingest import load
+from journeymine.pipelines.nightly import nightly
+from tests.ingest import fake_source
 
 
 @pytest.mark.slow

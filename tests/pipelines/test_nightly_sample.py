@@ -13,9 +13,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from journeymine import identity, load
+from journeymine.canonical import identity
 from journeymine.errors import JourneymineError, WarehouseError
-from pipelines.nightly import nightly
+from journeymine.ingest import load
+from journeymine.pipelines.nightly import nightly
 
 ROOT = Path(__file__).resolve().parents[2]
 LANDING = ROOT / "data" / "sample" / "landing"

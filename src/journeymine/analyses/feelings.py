@@ -28,8 +28,8 @@ import duckdb
 import pandas as pd
 from scipy import stats
 
+from journeymine.ingest.sources import survey, typeform, zendesk
 from journeymine.privacy import scrub
-from journeymine.sources import survey, typeform, zendesk
 from journeymine.spec import JourneySpec, positions
 from journeymine.warehouse import replace_table
 

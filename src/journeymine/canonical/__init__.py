@@ -1,0 +1,1 @@
+"""The raw layer made one model: persons and accounts stitched, touchpoints."""

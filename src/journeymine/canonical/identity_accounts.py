@@ -1,0 +1,307 @@
+"""Account stitching, one level up from persons: account nodes (a Segment group, a Salesforce
+Account, a Stripe customer) are joined when one person is linked to both — through a group
+call, a Contact's or converted Lead's ``AccountId``, a contact role on an account's
+opportunity, or paying through a Stripe customer. An account never holds two Salesforce
+Accounts or two Segment groups (the data keeps those apart on purpose); such joins are refused
+and kept in ``account_evidence``. Company names and e-mail domains are never evidence.
+``person_accounts`` says which account a person belonged to when, so a person who moves
+company keeps their history with the account of the time.
+
+A night (:func:`stitch_accounts_night`) updates ``account_links`` for the persons it may change
+and recomputes the accounts only when a link changed or a new account node appeared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+import pandas as pd
+
+from journeymine.canonical.identity_graph import (
+    Node,
+    Outcome,
+    assign_ids,
+    components,
+    previous_ids,
+    scalar,
+    store_merges,
+    store_nodes,
+)
+from journeymine.vocabulary import (
+    SEGMENT_GROUP,
+    SF_ACCOUNT,
+    SF_CONTACT,
+    SF_OPPORTUNITY,
+    STRIPE_CUSTOMER,
+)
+
+# Account node types that an account holds at most one of: the data keeps them apart on purpose.
+EXCLUSIVE_ACCOUNT_TYPES = (SF_ACCOUNT, SEGMENT_GROUP)
+# The Stripe customer belongs to an account only through the people who pay with it.
+PAYER_ACCOUNT_TYPES = (STRIPE_CUSTOMER,)
+
+# Every link of a person to an account node, with the rule that makes it. Edges run from the
+# person's node to the account node (``dst``), as the parsers emit them. {nodes}: the identity
+# nodes of the persons wanted.
+SELECT_ACCOUNT_LINKS = f"""
+WITH direct AS (  -- group calls; a Contact's, converted Lead's or own deal's AccountId
+    SELECT n.person_id, e.dst_type AS node_type, e.dst_id AS node_id, e.rule, e.observed_at
+    FROM identity_edges_stored e
+    JOIN {{nodes}} n ON n.node_type = e.src_type AND n.node_id = e.src_id
+    WHERE e.dst_type IN ('{SF_ACCOUNT}', '{SEGMENT_GROUP}')
+), roles AS (  -- every contact role, primary or not, ties the contact to the deal's account
+    SELECT n.person_id, d.dst_type, d.dst_id, r.rule, greatest(r.observed_at, d.observed_at)
+    FROM identity_edges_stored r
+    JOIN {{nodes}} n ON n.node_type = r.src_type AND n.node_id = r.src_id
+    JOIN identity_edges_stored d ON d.src_type = r.dst_type AND d.src_id = r.dst_id
+    WHERE r.src_type = '{SF_CONTACT}' AND r.dst_type = '{SF_OPPORTUNITY}'
+      AND d.dst_type = '{SF_ACCOUNT}'
+), payers AS (  -- who pays through a Stripe customer: any person an edge links it to
+    SELECT n.person_id, e.src_type, e.src_id, e.rule, e.observed_at
+    FROM identity_edges_stored e
+    JOIN {{nodes}} n ON n.node_type = e.dst_type AND n.node_id = e.dst_id
+    WHERE e.src_type = '{STRIPE_CUSTOMER}'
+    UNION ALL
+    SELECT n.person_id, e.dst_type, e.dst_id, e.rule, e.observed_at
+    FROM identity_edges_stored e
+    JOIN {{nodes}} n ON n.node_type = e.src_type AND n.node_id = e.src_id
+    WHERE e.dst_type = '{STRIPE_CUSTOMER}'
+    UNION ALL  -- the customer's own events (a customer with no e-mail or user id on file)
+    SELECT n.person_id, r.id_type, r.id_value, 'stripe_customer_events', min(r.occurred_at)
+    FROM raw_events r
+    JOIN {{nodes}} n ON n.node_type = r.id_type AND n.node_id = r.id_value
+    WHERE r.id_type = '{STRIPE_CUSTOMER}'
+    GROUP BY ALL
+)
+SELECT person_id, node_type, node_id, rule, min(observed_at) AS observed_at
+FROM (FROM direct UNION ALL FROM roles UNION ALL FROM payers)
+WHERE node_id IS NOT NULL
+GROUP BY ALL
+"""
+ACCOUNT_LINKS = (
+    "CREATE OR REPLACE TABLE account_links AS "
+    + SELECT_ACCOUNT_LINKS.format(nodes="identity_nodes")
+    + " ORDER BY ALL"
+)
+
+# Two account nodes one person is linked to: evidence that they are one company. Strongest
+# first: more people linked to both, then the two links closest in time (a person who moved
+# company links the old and the new account far apart), then the earliest.
+ACCOUNT_PAIRS = """
+WITH l AS (
+    SELECT person_id, node_type, node_id, min(observed_at) AS first_seen
+    FROM account_links GROUP BY ALL
+)
+SELECT a.node_type AS src_type, a.node_id AS src_id, b.node_type AS dst_type,
+       b.node_id AS dst_id, count(DISTINCT a.person_id) AS persons,
+       min(a.person_id) AS example_person,
+       min(abs(epoch(a.first_seen) - epoch(b.first_seen))) AS gap_s,
+       min(greatest(a.first_seen, b.first_seen)) AS observed_at
+FROM l a JOIN l b ON a.person_id = b.person_id
+ AND (a.node_type < b.node_type OR (a.node_type = b.node_type AND a.node_id < b.node_id))
+GROUP BY ALL
+ORDER BY persons DESC, gap_s, observed_at, src_type, src_id, dst_type, dst_id
+"""
+
+
+@dataclass(frozen=True)
+class AccountOutcome:
+    accounts: int
+    new_merges: int
+    refused: int
+    joins: dict[str, int]
+
+
+def _account_nodes(con: duckdb.DuckDBPyConnection, pairs: pd.DataFrame) -> list[Node]:
+    """Every Salesforce Account and Segment group the data names, and the paired Stripe nodes."""
+    exclusive = ", ".join(f"'{t}'" for t in EXCLUSIVE_ACCOUNT_TYPES)
+    rows = con.execute(
+        f"""
+        SELECT dst_type, dst_id FROM identity_edges_stored WHERE dst_type IN ({exclusive})
+        UNION SELECT account_type, account_value FROM raw_events
+        WHERE account_type IN ({exclusive}) AND account_value IS NOT NULL
+        UNION SELECT id_type, id_value FROM raw_events WHERE id_type IN ({exclusive})
+        """
+    ).fetchall()
+    paired = set(zip(pairs.src_type, pairs.src_id, strict=True)) | set(
+        zip(pairs.dst_type, pairs.dst_id, strict=True)
+    )
+    return sorted({(t, v) for t, v in rows if v is not None} | paired)
+
+
+def stitch_accounts(con: duckdb.DuckDBPyConnection, run_id: str) -> AccountOutcome:
+    """Join account nodes on shared persons, keep ids stable, and date each person's account."""
+    con.execute(ACCOUNT_LINKS)
+    return _accounts_from_links(con, run_id)
+
+
+def _accounts_from_links(con: duckdb.DuckDBPyConnection, run_id: str) -> AccountOutcome:
+    pairs = con.execute(ACCOUNT_PAIRS).df().assign(rule="shared_person")
+    nodes = _account_nodes(con, pairs)
+    limits = dict.fromkeys(EXCLUSIVE_ACCOUNT_TYPES, 1)
+    edges = list(
+        pairs[["src_type", "src_id", "dst_type", "dst_id", "rule"]].itertuples(
+            index=False, name=None
+        )
+    )
+    outcome = components(nodes, edges, limits, "account")
+    # A Stripe customer alone is a payer, not a company: only clusters naming one become accounts.
+    companies = [c for c in outcome.components if any(t in limits for t, _ in c)]
+    assigned, merges = assign_ids(companies, previous_ids(con, "account_nodes", "account_id"))
+    store_nodes(con, "account_nodes", "account_id", assigned)
+    store_merges(con, "account_merges", merges, run_id)
+    _store_account_evidence(con, pairs, outcome)
+    con.execute(PERSON_ACCOUNTS)
+    return AccountOutcome(len(companies), len(merges), len(outcome.refused), outcome.joins)
+
+
+def _store_account_evidence(
+    con: duckdb.DuckDBPyConnection, pairs: pd.DataFrame, outcome: Outcome
+) -> None:
+    """Every pair of account nodes a person links, and whether it was refused and why."""
+    refused = pd.DataFrame(
+        [(*edge[:4], r.reason, r.kept_apart_by) for edge, r in outcome.refused],
+        columns=["src_type", "src_id", "dst_type", "dst_id", "reason", "kept_apart_by"],
+    )
+    con.register("pair_rows", pairs)
+    con.register("refused_rows", refused)
+    con.execute(
+        """
+        CREATE OR REPLACE TABLE account_evidence AS
+        SELECT p.src_type::VARCHAR AS src_type, p.src_id::VARCHAR AS src_id,
+               p.dst_type::VARCHAR AS dst_type, p.dst_id::VARCHAR AS dst_id,
+               p.rule::VARCHAR AS rule, p.persons::BIGINT AS persons,
+               p.example_person::BIGINT AS example_person,
+               p.observed_at::TIMESTAMPTZ AS observed_at,
+               r.reason IS NOT NULL AS refused, r.reason::VARCHAR AS reason,
+               r.kept_apart_by::VARCHAR AS kept_apart_by
+        FROM pair_rows p
+        LEFT JOIN refused_rows r USING (src_type, src_id, dst_type, dst_id)
+        """
+    )
+    con.execute(
+        "CREATE OR REPLACE VIEW account_conflicts AS SELECT * FROM account_evidence WHERE refused"
+    )
+    con.unregister("pair_rows")
+    con.unregister("refused_rows")
+
+
+# A person's accounts over time: each account from the first link to it until the first link to
+# the next one. The first account holds from the person's very beginning (valid_from NULL): their
+# anonymous visits before they named their company were already that company's.
+PERSON_ACCOUNTS = """
+CREATE OR REPLACE TABLE person_accounts AS
+WITH firsts AS (
+    SELECT l.person_id, a.account_id, min(l.observed_at) AS first_linked
+    FROM account_links l
+    JOIN account_nodes a ON a.node_type = l.node_type AND a.node_id = l.node_id
+    GROUP BY ALL
+)
+SELECT person_id, account_id,
+       CASE WHEN row_number() OVER w > 1 THEN first_linked END AS valid_from,
+       lead(first_linked) OVER w AS valid_to
+FROM firsts
+WINDOW w AS (PARTITION BY person_id ORDER BY first_linked, account_id)
+ORDER BY person_id, first_linked, account_id
+"""
+
+
+# The persons whose account links a night may change: those it re-stitched, those a node of
+# its edges or events belongs to, and the contacts with a role on a deal one of its edges names.
+ACCOUNT_NIGHT_PERSONS = f"""
+CREATE OR REPLACE TEMP TABLE account_night_persons AS
+WITH night_rows AS (SELECT source, file, line FROM raw_rows WHERE run_id = $1),
+night_edges AS (
+    SELECT src_type, src_id, dst_type, dst_id FROM raw_edges
+    SEMI JOIN night_rows USING (source, file, line)
+), ends AS (
+    SELECT src_type AS node_type, src_id AS node_id FROM night_edges
+    UNION SELECT dst_type, dst_id FROM night_edges
+    UNION SELECT r.src_type, r.src_id FROM identity_edges_stored r
+    SEMI JOIN night_edges d ON r.dst_type = d.src_type AND r.dst_id = d.src_id
+    WHERE r.src_type = '{SF_CONTACT}' AND r.dst_type = '{SF_OPPORTUNITY}'
+    UNION SELECT id_type, id_value FROM raw_events SEMI JOIN night_rows USING (source, file, line)
+)
+SELECT person_id FROM stitch_changed_persons
+UNION SELECT person_id FROM identity_nodes SEMI JOIN ends USING (node_type, node_id)
+"""
+
+# Whether the night names an account node of a kind an account holds one of: a new one makes
+# the accounts be recomputed even when no person's links changed.
+NIGHT_ACCOUNT_NODES = f"""
+WITH night_rows AS (SELECT source, file, line FROM raw_rows WHERE run_id = $1)
+SELECT count(*) FROM raw_edges SEMI JOIN night_rows USING (source, file, line)
+WHERE dst_type IN ('{SF_ACCOUNT}', '{SEGMENT_GROUP}')
+UNION ALL SELECT count(*) FROM raw_events SEMI JOIN night_rows USING (source, file, line)
+WHERE account_type IN ('{SF_ACCOUNT}', '{SEGMENT_GROUP}')
+   OR id_type IN ('{SF_ACCOUNT}', '{SEGMENT_GROUP}')
+"""
+
+
+def stitch_accounts_night(con: duckdb.DuckDBPyConnection, run_id: str) -> AccountOutcome:
+    """Update the account links of the persons the night may change; recompute the accounts
+    only when a link changed or a new account node appeared, else keep them as they are."""
+    con.execute(ACCOUNT_NIGHT_PERSONS, [run_id])
+    mine = "person_id IN (SELECT person_id FROM account_night_persons)"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE account_links_before AS "
+                f"SELECT * FROM account_links WHERE {mine}")  # fmt: skip
+    con.execute(f"DELETE FROM account_links WHERE {mine}")
+    nodes = f"(SELECT * FROM identity_nodes WHERE {mine})"
+    con.execute("INSERT INTO account_links " + SELECT_ACCOUNT_LINKS.format(nodes=nodes))
+    changed = scalar(
+        con,
+        f"SELECT count(*) FROM ((SELECT * FROM account_links WHERE {mine} "
+        "EXCEPT ALL FROM account_links_before) UNION ALL (FROM account_links_before "
+        f"EXCEPT ALL SELECT * FROM account_links WHERE {mine}))",
+    )
+    new_nodes = sum(r[0] for r in con.execute(NIGHT_ACCOUNT_NODES, [run_id]).fetchall())
+    for table in ("account_night_persons", "account_links_before"):
+        con.execute(f"DROP TABLE {table}")
+    if not changed and not new_nodes:
+        joins = con.execute(
+            "SELECT rule, joins FROM identity_joins WHERE entity = 'account'"
+        ).fetchall()
+        return AccountOutcome(
+            scalar(con, "SELECT count(DISTINCT account_id) FROM account_nodes"),
+            0,
+            scalar(con, "SELECT count(*) FROM account_evidence WHERE refused"),
+            {str(rule): int(n) for rule, n in joins},
+        )
+    _snapshot_accounts(con)
+    accounts = _accounts_from_links(con, run_id)
+    _record_account_changes(con)
+    return accounts
+
+
+def _snapshot_accounts(con: duckdb.DuckDBPyConnection) -> None:
+    """Keep the accounts as they were, to find afterwards whose touchpoints they change."""
+    con.execute("CREATE OR REPLACE TEMP TABLE night_account_nodes AS FROM account_nodes")
+    con.execute("CREATE OR REPLACE TEMP TABLE night_person_accounts AS FROM person_accounts")
+
+
+# Persons whose touchpoints carry another account now: their periods changed, or an account
+# node one of their events names changed id (or appeared, or went).
+ACCOUNT_CHANGES = """
+INSERT INTO stitch_moved_persons
+WITH periods AS (
+    (FROM person_accounts EXCEPT FROM night_person_accounts)
+    UNION ALL (FROM night_person_accounts EXCEPT FROM person_accounts)
+), nodes AS (
+    (SELECT node_type, node_id, account_id FROM account_nodes
+     EXCEPT SELECT node_type, node_id, account_id FROM night_account_nodes)
+    UNION ALL (SELECT node_type, node_id, account_id FROM night_account_nodes
+               EXCEPT SELECT node_type, node_id, account_id FROM account_nodes)
+)
+SELECT person_id FROM periods
+UNION SELECT n.person_id FROM raw_events e
+JOIN nodes d ON d.node_type = e.account_type AND d.node_id = e.account_value
+JOIN identity_nodes n ON n.node_type = e.id_type AND n.node_id = e.id_value
+EXCEPT SELECT person_id FROM stitch_moved_persons
+"""
+
+
+def _record_account_changes(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(ACCOUNT_CHANGES)
+    con.execute("DROP TABLE night_account_nodes")
+    con.execute("DROP TABLE night_person_accounts")

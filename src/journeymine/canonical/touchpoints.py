@@ -1,0 +1,213 @@
+"""The canonical layer: ``touchpoints`` (one event per row, stitched) and ``persons``.
+
+``touchpoints`` is built from the raw layer after every load, stored sorted by
+``(person_id, occurred_at, seq)`` so that per-person window functions read it in order
+(DESIGN §7). When a record arrives in several versions (a Salesforce export of a changed
+Lead), the event from the newest version wins: the version its record key names
+(``Id@SystemModstamp``), else the one loaded last — so an older export loaded later never
+overwrites a newer record.
+
+:func:`build` rebuilds both tables, or after an incremental
+:func:`journeymine.canonical.identity.stitch` only the rows of the persons that night changed
+(:func:`refresh`): the same rows either way.
+A refreshed ``touchpoints`` holds the same rows but is no longer stored in person order.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import duckdb
+
+from journeymine.sql import literal
+from journeymine.vocabulary import SF_OPPORTUNITY
+from journeymine.warehouse import table_exists
+
+log = logging.getLogger(__name__)
+
+# {events}: the raw events to consider (every version of each record among them), {rows}: the
+# raw rows holding them; {persons}: a condition on the person id.
+SELECT_TOUCHPOINTS = f"""
+WITH latest AS (  -- the newest version of a record wins, whatever order the files came in
+    SELECT e.* FROM {{events}} e LEFT JOIN {{rows}} r USING (source, file, line)
+    QUALIFY row_number() OVER (
+        PARTITION BY e.source, e.event_key
+        ORDER BY TRY_CAST(nullif(split_part(r.record_key, '@', 2), '') AS TIMESTAMPTZ)
+                     DESC NULLS LAST,
+                 e.seq DESC) = 1
+)
+SELECT e.seq AS event_id, n.person_id, coalesce(acc.account_id, pa.account_id) AS account_id,
+       CASE WHEN e.id_type = {literal(SF_OPPORTUNITY)} THEN e.id_value END AS deal_id,
+       e.source, e.event_type, e.activity, e.actor, e.occurred_at, e.seq, e.channel, e.owner,
+       coalesce(o.name, e.owner) AS owner_name, e.attributes, e.file, e.line
+FROM latest e
+LEFT JOIN (SELECT id, arg_max(name, line) AS name FROM raw_labels WHERE kind = 'owner'
+           GROUP BY id) o ON o.id = e.owner
+JOIN identity_nodes n ON n.node_type = e.id_type AND n.node_id = e.id_value
+LEFT JOIN account_nodes acc
+       ON acc.node_type = e.account_type AND acc.node_id = e.account_value
+LEFT JOIN person_accounts pa ON pa.person_id = n.person_id  -- the account of the time
+      AND (pa.valid_from IS NULL OR e.occurred_at >= pa.valid_from)
+      AND (pa.valid_to IS NULL OR e.occurred_at < pa.valid_to)
+WHERE {{persons}}
+"""
+
+TOUCHPOINTS = (
+    "CREATE OR REPLACE TABLE touchpoints AS "
+    + SELECT_TOUCHPOINTS.format(events="raw_events", rows="raw_rows", persons="true")
+    + "ORDER BY n.person_id, e.occurred_at, e.seq"
+)
+
+SELECT_PERSONS = """
+WITH ids AS (
+    SELECT person_id, list({{'type': node_type, 'id': node_id}} ORDER BY node_type, node_id)
+           AS identifiers
+    FROM identity_nodes WHERE {persons} GROUP BY person_id
+), activity AS (
+    SELECT person_id, min(occurred_at) AS first_seen, max(occurred_at) AS last_seen,
+           count(*) AS events
+    FROM touchpoints WHERE {persons} GROUP BY person_id
+)
+SELECT i.person_id, a.first_seen, a.last_seen, coalesce(a.events, 0) AS events,
+       pa.account_id, i.identifiers
+FROM ids i LEFT JOIN activity a USING (person_id)
+LEFT JOIN (SELECT person_id, account_id FROM person_accounts WHERE valid_to IS NULL) pa
+       USING (person_id)  -- the current account
+"""
+
+PERSONS = (
+    "CREATE OR REPLACE TABLE persons AS "
+    + SELECT_PERSONS.format(persons="true")
+    + "ORDER BY i.person_id"
+)
+
+
+def build(con: duckdb.DuckDBPyConnection, fixups: Sequence[str] = ()) -> int:
+    """Bring ``touchpoints`` and ``persons`` in line with the last identity stitch: only the
+    persons it changed when it was incremental (it leaves the temp table ``stitch_night``),
+    else everything. ``fixups`` are the sources' statements run on the rebuilt touchpoints
+    (``journeymine.ingest.sources.TOUCHPOINT_FIXUPS``). Returns the number of touchpoints."""
+    night = (
+        con.execute("SELECT run_id FROM stitch_night").fetchall()
+        if table_exists(con, "stitch_night")
+        else []
+    )
+    if night:
+        return refresh(con, str(night[0][0]), fixups)
+    con.execute(TOUCHPOINTS)
+    _fix(con, fixups)
+    con.execute(PERSONS)
+    return _count(con)
+
+
+# The persons whose touchpoints a night rebuilds whole: those whose events it moved to another
+# person or account (``stitch_moved_persons``), those with an event that a new version of the same
+# record may displace (every version's person), and those with an event whose owner got a new
+# name. Everyone else at most gains the night's new events.
+NIGHT_PERSONS = """
+CREATE OR REPLACE TEMP TABLE night_persons AS
+WITH night_rows AS (SELECT source, file, line FROM raw_rows WHERE run_id = $1),
+night_keys AS (
+    SELECT DISTINCT source, event_key FROM raw_events
+    SEMI JOIN night_rows USING (source, file, line)
+), versioned AS (  -- records the warehouse held before this night
+    SELECT DISTINCT source, event_key FROM raw_events e
+    SEMI JOIN night_keys USING (source, event_key)
+    WHERE NOT EXISTS (SELECT 1 FROM night_rows r
+                      WHERE r.source = e.source AND r.file = e.file AND r.line = e.line)
+), owners AS (
+    SELECT DISTINCT id FROM raw_labels SEMI JOIN night_rows USING (source, file, line)
+    WHERE kind = 'owner'
+)
+SELECT person_id FROM stitch_moved_persons
+UNION SELECT n.person_id FROM raw_events e SEMI JOIN versioned USING (source, event_key)
+JOIN identity_nodes n ON n.node_type = e.id_type AND n.node_id = e.id_value
+UNION SELECT person_id FROM touchpoints WHERE owner IN (SELECT id FROM owners)
+"""
+
+# The events to consider: every version of every record one of those persons has an event of
+# (the newest version may be someone else's), and every version of the night's new records.
+NIGHT_EVENTS = """
+CREATE OR REPLACE TEMP TABLE night_events AS
+WITH nodes AS (
+    SELECT node_type, node_id FROM identity_nodes
+    WHERE person_id IN (SELECT person_id FROM night_persons)
+), keys AS (
+    SELECT source, event_key FROM raw_events e
+    SEMI JOIN nodes n ON n.node_type = e.id_type AND n.node_id = e.id_value
+    UNION SELECT source, event_key FROM raw_events WHERE seq >= $1
+), wanted AS (  -- narrow columns first: the wide ones are read for these rows only
+    SELECT seq FROM raw_events SEMI JOIN keys USING (source, event_key)
+)
+SELECT * FROM raw_events WHERE seq IN (SELECT seq FROM wanted)
+"""
+
+
+def refresh(con: duckdb.DuckDBPyConnection, run_id: str, fixups: Sequence[str] = ()) -> int:
+    """Bring touchpoints and persons up to date after the incremental night ``run_id``: the
+    persons it changed are rebuilt whole, the others gain their new events. Returns the number
+    of touchpoints."""
+    con.execute(NIGHT_PERSONS, [run_id])
+    # A load numbers its events above every earlier one: the night's are those from here on.
+    first = con.execute(
+        "SELECT coalesce(min(seq), (SELECT max(seq) + 1 FROM raw_events)) FROM raw_events "
+        "SEMI JOIN (SELECT source, file, line FROM raw_rows WHERE run_id = ?) "
+        "USING (source, file, line)",
+        [run_id],
+    ).fetchall()[0][0]
+    rebuilt = "person_id IN (SELECT person_id FROM night_persons)"
+    con.execute(f"DELETE FROM touchpoints WHERE {rebuilt}")
+    con.execute(NIGHT_EVENTS, [first])
+    # A record's winner is a new touchpoint when its person is rebuilt or when it is new.
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE night_touchpoints AS "
+        + SELECT_TOUCHPOINTS.format(
+            events="night_events",
+            rows="(SELECT source, file, line, record_key FROM raw_rows "
+            "SEMI JOIN night_events USING (source, file, line))",
+            persons=f"(n.{rebuilt} OR e.seq >= {int(first or 0)})",
+        )
+    )
+    con.execute("INSERT INTO touchpoints FROM night_touchpoints")
+    # A users page of tonight may name the author of a reply loaded on an earlier night.
+    replied = _fix(con, fixups)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE night_replies AS SELECT unnest(?::BIGINT[]) AS person_id",
+        [replied],
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE night_all_persons AS SELECT person_id FROM night_persons "
+        "UNION SELECT person_id FROM night_touchpoints UNION SELECT person_id FROM night_replies "
+        "UNION SELECT person_id FROM stitch_changed_persons"  # their identifiers changed
+    )
+    mine = "person_id IN (SELECT person_id FROM night_all_persons)"
+    con.execute(f"DELETE FROM persons WHERE {mine}")
+    con.execute("INSERT INTO persons " + SELECT_PERSONS.format(persons=mine))
+    log.debug(
+        "touchpoints refresh: %s",
+        con.execute(
+            "SELECT (SELECT count(*) FROM night_persons), (SELECT count(*) FROM night_events), "
+            "(SELECT count(*) FROM night_touchpoints)"
+        ).fetchall(),
+    )
+    temps = (
+        "night_persons",
+        "night_events",
+        "night_touchpoints",
+        "night_replies",
+        "night_all_persons",
+    )
+    for table in (*temps, "stitch_changed_persons", "stitch_moved_persons", "stitch_night"):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+    return _count(con)
+
+
+def _fix(con: duckdb.DuckDBPyConnection, fixups: Sequence[str]) -> list[int]:
+    """Run the sources' fix-ups; the persons whose rows they changed."""
+    return [int(p) for sql in fixups for (p,) in con.execute(sql).fetchall() if p is not None]
+
+
+def _count(con: duckdb.DuckDBPyConnection) -> int:
+    rows = con.execute("SELECT count(*) FROM touchpoints").fetchall()
+    return int(rows[0][0]) if rows else 0

@@ -1,0 +1,1 @@
+"""Landing files to the raw layer: the sources' parsers, staging, the commit."""

@@ -1,0 +1,255 @@
+"""Segment: raw calls as JSON lines (S3 / warehouse destination dumps, plain or ``.gz``).
+
+Format and units
+* one call per line, ``type`` one of ``track``, ``page``, ``screen``, ``identify``, ``alias``,
+  ``group``; any other type is kept as ``web.call:<type>`` (never dropped);
+* time ``timestamp``: ISO-8601, often with the visitor's local offset (``+02:00``). Stored in
+  UTC; the string exactly as sent is kept in ``Event.raw_time``. A value without offset is UTC.
+
+Dedup key
+* ``messageId``: Segment retries and replays deliver the same message again, with the same id.
+
+Identity
+* the person is ``userId`` when set, else ``anonymousId``; a call with neither is rejected;
+* a call carrying both links them (rule ``segment_<type>``); ``alias`` links ``previousId``
+  (taken as an anonymous id) to ``userId``; ``identify`` links the person to ``traits.email``;
+  ``group`` links the person to the account ``groupId``. ``alias``/``group`` yield no event.
+
+Quirks
+* ``event_type`` is the call type, except for ``track`` where it is the event name as sent
+  (``"Demo Requested"``): that is the vendor's own name for what happened;
+* page info may sit in ``properties`` or in ``context.page`` (analytics.js sends both);
+  ``properties`` wins;
+* attributes keep data strings unchanged (escaping happens at HTML time), only scalar values,
+  never ``context.ip`` nor an ``ip`` property, and no personal traits (email, name, phone);
+* ``properties``, ``traits``, ``context`` and its ``campaign`` / ``page`` may be absent or null;
+  any other non-object there, a non-text campaign value or a malformed page URL rejects the
+  call with the field named.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from journeymine.ingest.sources._common import (
+    ANONYMOUS_ID,
+    CUSTOMER,
+    EMAIL,
+    SEGMENT_GROUP,
+    USER_ID,
+    Edge,
+    Event,
+    ParsedFile,
+    RawRow,
+    Record,
+    RecordError,
+    brief,
+    iter_json_lines,
+    json_type,
+    normalise_email,
+    optional_object,
+    parse_iso,
+    parse_records,
+    safe_urlsplit,
+    scalar,
+    slug,
+)
+
+SOURCE = "segment"
+CHANNEL = "web"
+
+# Segment Spec field names.
+MESSAGE_ID = "messageId"
+TYPE = "type"
+TIMESTAMP = "timestamp"
+USER = "userId"
+ANONYMOUS = "anonymousId"
+PREVIOUS = "previousId"
+GROUP_ID = "groupId"
+EVENT = "event"
+NAME = "name"
+PROPERTIES = "properties"
+TRAITS = "traits"
+CONTEXT = "context"
+CAMPAIGN = "campaign"
+PAGE_CONTEXT = "page"
+
+# Segment call types.
+TRACK = "track"
+PAGE = "page"
+SCREEN = "screen"
+IDENTIFY = "identify"
+ALIAS = "alias"
+GROUP = "group"
+EDGE_ONLY_TYPES = frozenset({ALIAS, GROUP})
+
+# context.campaign key -> attribute (Segment renames utm_campaign to "name").
+CAMPAIGN_FIELDS = {
+    "source": "utm_source",
+    "medium": "utm_medium",
+    "name": "utm_campaign",
+    "term": "utm_term",
+    "content": "utm_content",
+}
+PAGE_FIELDS = ("path", "title", "url", "referrer")
+PERSONAL_TRAITS = frozenset(
+    {"email", "name", "first_name", "last_name", "firstName", "lastName", "phone"}
+)
+NEVER_KEPT = frozenset({"ip"})  # IP addresses never go into attributes
+
+
+def path_group(path: object, field_name: str = "path") -> str:
+    """``/blog/how-to?x=1`` (or a full URL) -> ``/blog``; home and unknown -> ``/``.
+
+    A malformed URL (``http://[::1/x``) is a RecordError naming ``field_name``.
+    """
+    if not isinstance(path, str) or not path.strip():
+        return "/"
+    parts = [p for p in safe_urlsplit(path.strip(), field_name).path.split("/") if p]
+    return "/" + parts[0].lower() if parts else "/"
+
+
+def _scalars(values: object, field_name: str, skip: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Top-level scalar entries only: nested objects are not flattened (shallow by design)."""
+    return {
+        key: value
+        for key, value in optional_object(values, field_name).items()
+        if key not in skip and key not in NEVER_KEPT and scalar(value)
+    }
+
+
+def _context(call: dict[str, Any], key: str) -> dict[str, Any]:
+    """``context.<key>``: absent is fine, any other non-object a RecordError naming it."""
+    return optional_object(optional_object(call.get(CONTEXT), CONTEXT).get(key), f"{CONTEXT}.{key}")
+
+
+def _identifier(call: dict[str, Any], key: str) -> str | None:
+    """An id field as a string; ``None`` when absent or blank. Numbers are accepted as ids."""
+    value = call.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise RecordError(f"{key}: not an id: {brief(value)}")
+    text = str(value)
+    return text if text.strip() else None
+
+
+def utm(call: dict[str, Any]) -> dict[str, Any]:
+    """``context.campaign`` as ``utm_*`` attributes."""
+    campaign, found = _context(call, CAMPAIGN), {}
+    for key, out in CAMPAIGN_FIELDS.items():
+        value = campaign.get(key)
+        if value and not scalar(value):
+            raise RecordError(f"{CONTEXT}.{CAMPAIGN}.{key}: expected text, got {json_type(value)}")
+        if value:
+            found[out] = value
+    return found
+
+
+def page_attributes(call: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The page's path group and its attributes."""
+    from_context = _context(call, PAGE_CONTEXT)
+    properties = optional_object(call.get(PROPERTIES), PROPERTIES)
+    page = {**from_context, **properties}
+    attrs = {key: page[key] for key in PAGE_FIELDS if isinstance(page.get(key), str)}
+    key = "path" if page.get("path") else "url"
+    where = PROPERTIES if key in properties else f"{CONTEXT}.{PAGE_CONTEXT}"
+    group = path_group(page.get(key), f"{where}.{key}")
+    return group, {**attrs, "path_group": group}
+
+
+def activity(call: dict[str, Any], kind: str) -> tuple[str, str, dict[str, Any]]:
+    """``(event_type, activity, attributes)`` of a touchpoint call, per docs/activities.md."""
+    raw_type = str(call[TYPE])
+    if kind == PAGE:
+        group, attrs = page_attributes(call)
+        return raw_type, f"web.page_view:{group}", attrs
+    if kind == SCREEN:
+        name = call.get(NAME)
+        extra = {NAME: name} if isinstance(name, str) else {}
+        return raw_type, "web.screen_view", {**extra, **_scalars(call.get(PROPERTIES), PROPERTIES)}
+    if kind == TRACK:
+        event = call.get(EVENT)
+        if not isinstance(event, str) or not event.strip():
+            raise RecordError("missing event")
+        return event, f"web.{slug(event)}", _scalars(call.get(PROPERTIES), PROPERTIES)
+    if kind == IDENTIFY:
+        return raw_type, "web.identified", _scalars(call.get(TRAITS), TRAITS, PERSONAL_TRAITS)
+    return raw_type, f"web.call:{raw_type}", {}
+
+
+def _edges(call: dict[str, Any], kind: str, person: tuple[str, str], at: datetime) -> list[Edge]:
+    user, anon = _identifier(call, USER), _identifier(call, ANONYMOUS)
+    edges = []
+    if user and anon:
+        edges.append(Edge(ANONYMOUS_ID, anon, USER_ID, user, f"segment_{slug(kind)}", at))
+    if kind == ALIAS:
+        previous = _identifier(call, PREVIOUS)
+        if not previous or not user:
+            raise RecordError("alias: missing previousId or userId")
+        edges.append(Edge(ANONYMOUS_ID, previous, USER_ID, user, "segment_alias", at))
+    if kind == IDENTIFY:
+        email = normalise_email(optional_object(call.get(TRAITS), TRAITS).get("email"))
+        if email:
+            edges.append(Edge(*person, EMAIL, email, "segment_identify_email", at))
+    if kind == GROUP:
+        group = _identifier(call, GROUP_ID)
+        if not group:
+            raise RecordError("missing groupId")
+        edges.append(Edge(*person, SEGMENT_GROUP, group, "segment_group", at))
+    return edges
+
+
+def parse_call(line: int, text: str, call: object) -> RawRow:
+    """One Segment call -> its row, its event (unless alias/group) and its identity edges."""
+    if not isinstance(call, dict):
+        raise RecordError("not a JSON object")
+    message_id = _identifier(call, MESSAGE_ID)
+    if not message_id:
+        raise RecordError("missing messageId")
+    raw_type = call.get(TYPE)
+    if not isinstance(raw_type, str) or not raw_type.strip():
+        raise RecordError("missing type")
+    kind = raw_type.strip().lower()
+    at = parse_iso(call.get(TIMESTAMP), TIMESTAMP)
+    user, anon = _identifier(call, USER), _identifier(call, ANONYMOUS)
+    if not user and not anon:
+        raise RecordError("missing userId and anonymousId")
+    person = (USER_ID, user) if user else (ANONYMOUS_ID, str(anon))
+    row = RawRow(line, message_id, text, edges=_edges(call, kind, person, at))
+    if kind in EDGE_ONLY_TYPES:
+        return row
+    event_type, name, attributes = activity(call, kind)
+    row.events.append(
+        Event(
+            event_key=message_id,
+            event_type=event_type,
+            activity=name,
+            actor=CUSTOMER,
+            occurred_at=at,
+            raw_time=str(call[TIMESTAMP]),
+            id_type=person[0],
+            id_value=person[1],
+            channel=CHANNEL,
+            attributes={**attributes, **utm(call)},
+        )
+    )
+    return row
+
+
+def _objects(records: Iterable[Record]) -> Iterator[Record]:
+    """A line that is valid JSON but not an object counts as unreadable, like broken JSON:
+    a file of nothing but such lines (numbers, arrays) is not Segment at all."""
+    for line, text, value in records:
+        if not isinstance(value, dict | RecordError):
+            value = RecordError("not a JSON object")
+        yield line, text, value
+
+
+def parse_file(path: Path, file: str) -> ParsedFile:
+    """Parse one file of Segment calls (JSON lines, plain or .gz)."""
+    records = _objects(iter_json_lines(path, file))
+    return parse_records(SOURCE, file, records, parse_call, "Segment JSON lines")

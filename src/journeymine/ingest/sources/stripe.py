@@ -1,0 +1,361 @@
+"""Stripe: Events API objects (``evt_...``), as JSON lines or as list pages.
+
+Format and units
+  * JSON lines: one event object per line, ``line`` is the physical line;
+  * a list page ``{"object": "list", "data": [...], "has_more": ...}`` as ``GET /v1/events``
+    returns it, compact or pretty-printed: ``line`` is the 1-based index in ``data`` and ``raw``
+    the element re-serialised (non-ASCII text unchanged). Each page is its own file; ``has_more``
+    is not followed;
+  * ``created`` is unix **seconds**; a value in milliseconds is rejected.
+
+Dedup key
+  the event ``id`` (``evt_...``); it is also the event key.
+
+Person
+  the Stripe customer: ``data.object.id`` when ``data.object`` is the customer itself
+  (``customer.created`` / ``updated`` / ``deleted``), else ``data.object.customer`` (an id, or an
+  expanded customer object). An event without one is rejected.
+
+Quirks
+  * invoices come in two shapes: before API version ``2025-03-31.basil`` the subscription is
+    ``invoice.subscription`` and a line's price ``lines.data[].price.id``; from basil on they are
+    ``invoice.parent.subscription_details.subscription`` and
+    ``lines.data[].pricing.price_details.price``. The event's ``api_version`` says which shape to
+    expect first; the other is the fallback, since webhook endpoints pinned to another version
+    and hand-made exports mix them;
+  * a subscription's price is ``items.data[0].price.id`` (older objects: ``plan.id``);
+  * unknown event types are kept as ``billing.event:<type>`` with the type unchanged;
+  * a single pretty-printed event object is read as one record (``line`` 1);
+  * a Stripe API error response saved as a file (``{"error": {...}}``) is not an events file;
+  * a field read on the way to a value that has the wrong JSON type (``lines.data`` an object,
+    ``amount_paid`` an array) rejects the event with the field's path: Stripe never sends
+    that, and reading on would lose the value silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from journeymine.errors import SourceFormatError
+from journeymine.ingest.sources._common import (
+    COMPANY,
+    CUSTOMER,
+    EMAIL,
+    STRIPE_CUSTOMER,
+    USER_ID,
+    Edge,
+    Event,
+    ParsedFile,
+    RawRow,
+    Record,
+    RecordError,
+    brief,
+    check_utf8,
+    decode_json,
+    iter_json_array,
+    json_lines,
+    json_type,
+    normalise_email,
+    parse_records,
+    parse_unix_seconds,
+    read_text,
+    scalar_field,
+    skip_space,
+    value_end,
+)
+
+SOURCE = "stripe"
+CHANNEL = "billing"
+BASIL = "2025-03-31.basil"  # the API version that moved invoice.subscription under parent
+
+# Event type -> (activity, actor), docs/activities.md. Anything else: UNKNOWN_ACTIVITY + type.
+ACTIVITIES = {
+    "customer.created": ("billing.customer_created", COMPANY),
+    "customer.subscription.created": ("billing.subscription_created", CUSTOMER),
+    "customer.subscription.updated": ("billing.subscription_updated", CUSTOMER),
+    "customer.subscription.deleted": ("billing.subscription_canceled", CUSTOMER),
+    "invoice.paid": ("billing.invoice_paid", CUSTOMER),
+    "invoice.payment_succeeded": ("billing.invoice_paid", CUSTOMER),
+    "invoice.payment_failed": ("billing.payment_failed", CUSTOMER),
+}
+UNKNOWN_ACTIVITY = "billing.event:"
+UNKNOWN_ACTOR = CUSTOMER
+
+# Events whose data.object is the customer itself; identity edges come from created/updated.
+CUSTOMER_OBJECT_TYPES = ("customer.created", "customer.updated", "customer.deleted")
+CUSTOMER_EDGE_TYPES = ("customer.created", "customer.updated")
+
+# Field paths inside data.object.
+OLD_INVOICE_SUBSCRIPTION = ("subscription",)
+BASIL_INVOICE_SUBSCRIPTION = ("parent", "subscription_details", "subscription")
+SUBSCRIPTION_PRICE = ("items", "data", 0, "price", "id")
+SUBSCRIPTION_PLAN = ("plan", "id")
+OLD_LINE_PRICE = ("lines", "data", 0, "price", "id")
+BASIL_LINE_PRICE = ("lines", "data", 0, "pricing", "price_details", "price")
+CUSTOMER_EMAIL = ("email",)
+INVOICE_EMAIL = ("customer_email",)
+METADATA_USER_ID = ("metadata", "user_id")
+CANCELLATION_REASON = ("cancellation_details", "reason")
+CANCELLATION_FEEDBACK = ("cancellation_details", "feedback")
+PREVIOUS_STATUS = ("data", "previous_attributes", "status")  # in the event, not data.object
+# Plain data.object fields copied into attributes, values unchanged.
+OBJECT_FIELDS = (
+    "status",
+    "amount_paid",
+    "amount_due",
+    "currency",
+    "billing_reason",
+    "attempt_count",
+)
+
+FieldPath = tuple[str | int, ...]
+
+
+def _get(value: Any, path: FieldPath, where: str = "data.object") -> Any:
+    """``value[path[0]][path[1]]...``; None when a step is missing or null.
+
+    A step of the wrong kind (``lines.data`` an object where Stripe sends an array) is a
+    RecordError naming the field: reading on would lose the value silently.
+    """
+    for step in path:
+        if value is None:
+            return None
+        if isinstance(step, int) and isinstance(value, list):
+            value, where = (value[step] if len(value) > step else None), f"{where}[{step}]"
+        elif isinstance(step, str) and isinstance(value, dict):
+            value, where = value.get(step), f"{where}.{step}"
+        else:
+            kind = "an array" if isinstance(step, int) else "an object"
+            raise RecordError(f"{where}: expected {kind}, got {json_type(value)} {brief(value)}")
+    return value
+
+
+def _id_of(value: Any) -> Any:
+    """An id field that may also come expanded into its object."""
+    return value.get("id") if isinstance(value, dict) else value
+
+
+def _is_basil_or_later(api_version: Any) -> bool:
+    # Versions are ``YYYY-MM-DD`` or ``YYYY-MM-DD.name``: the date part orders them.
+    return isinstance(api_version, str) and api_version[:10] >= BASIL[:10]
+
+
+def _first_of(obj: dict[str, Any], paths: tuple[FieldPath, ...]) -> Any:
+    for path in paths:
+        value = _id_of(_get(obj, path))
+        if value:
+            return scalar_field(value, "data.object." + ".".join(map(str, path)))
+    return None
+
+
+def _subscription(obj: dict[str, Any], api_version: Any) -> Any:
+    if obj.get("object") == "subscription":
+        return scalar_field(obj.get("id"), "data.object.id")
+    paths = (OLD_INVOICE_SUBSCRIPTION, BASIL_INVOICE_SUBSCRIPTION)
+    return _first_of(obj, paths[::-1] if _is_basil_or_later(api_version) else paths)
+
+
+def _price(obj: dict[str, Any], api_version: Any) -> Any:
+    lines: tuple[FieldPath, ...] = (OLD_LINE_PRICE, BASIL_LINE_PRICE)
+    if _is_basil_or_later(api_version):
+        lines = lines[::-1]
+    return _first_of(obj, (SUBSCRIPTION_PRICE, SUBSCRIPTION_PLAN, *lines))
+
+
+def _value(obj: dict[str, Any], path: FieldPath, where: str = "data.object") -> Any:
+    """The scalar at ``path`` (None when absent), named by its full path when it is not one."""
+    return scalar_field(_get(obj, path, where), ".".join([where, *map(str, path)]))
+
+
+def _attributes(event: dict[str, Any], obj: dict[str, Any]) -> dict[str, Any]:
+    api_version = event.get("api_version")
+    attrs: dict[str, Any] = {
+        "object": _value(obj, ("object",)),
+        "subscription": _subscription(obj, api_version),
+        "price": _price(obj, api_version),
+        **{name: _value(obj, (name,)) for name in OBJECT_FIELDS},
+        "cancellation_reason": _value(obj, CANCELLATION_REASON),
+        "cancellation_feedback": _value(obj, CANCELLATION_FEEDBACK),
+        # A subscription.updated that moved trialing -> active says so only here.
+        "previous_status": _value(event, PREVIOUS_STATUS, "event"),
+        "api_version": scalar_field(api_version, "api_version"),
+    }
+    return {k: v for k, v in attrs.items() if v is not None}
+
+
+def _required_str(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise RecordError(f"{field}: missing" if value is None else f"{field}: not a string")
+    return value
+
+
+def _customer(kind: str, obj: dict[str, Any]) -> str:
+    if obj.get("object") == "customer" or kind in CUSTOMER_OBJECT_TYPES:
+        customer, where = obj.get("id"), "data.object.id"
+    else:
+        customer, where = _id_of(obj.get("customer")), "data.object.customer"
+    if not isinstance(customer, str) or not customer.strip():
+        raise RecordError(f"missing customer ({where})")
+    return customer
+
+
+def _usable_id(value: Any) -> bool:
+    return isinstance(value, str | int) and not isinstance(value, bool) and bool(str(value).strip())
+
+
+def _edges(kind: str, obj: dict[str, Any], customer: str, event: Event) -> list[Edge]:
+    at, edges = event.occurred_at, []
+    if kind in CUSTOMER_EDGE_TYPES:
+        email = normalise_email(_get(obj, CUSTOMER_EMAIL))
+        if email:
+            edges.append(Edge(STRIPE_CUSTOMER, customer, EMAIL, email, "stripe_customer_email", at))
+        user_id = _get(obj, METADATA_USER_ID)
+        if _usable_id(user_id):
+            edges.append(
+                Edge(
+                    STRIPE_CUSTOMER, customer, USER_ID, str(user_id), "stripe_customer_metadata", at
+                )
+            )
+    elif obj.get("object") == "invoice" or kind.startswith("invoice."):
+        email = normalise_email(_get(obj, INVOICE_EMAIL))
+        if email:
+            edges.append(Edge(STRIPE_CUSTOMER, customer, EMAIL, email, "stripe_invoice_email", at))
+    return edges
+
+
+def _parse_event(line: int, text: str, event: Any) -> RawRow:
+    if not isinstance(event, dict):
+        raise RecordError(f"not a Stripe event: a JSON {type(event).__name__}, not an object")
+    if event.get("object", "event") != "event":
+        raise RecordError(f"object: expected 'event', got {brief(event.get('object'))}")
+    event_id = _required_str(event.get("id"), "id")
+    kind = _required_str(event.get("type"), "type")
+    at = parse_unix_seconds(event.get("created"), "created")
+    obj = _get(event, ("data", "object"), "event")
+    if not isinstance(obj, dict):
+        raise RecordError("data.object: missing")
+    customer = _customer(kind, obj)
+    activity, actor = ACTIVITIES.get(kind, (UNKNOWN_ACTIVITY + kind, UNKNOWN_ACTOR))
+    parsed = Event(
+        event_key=event_id,
+        event_type=kind,
+        activity=activity,
+        actor=actor,
+        occurred_at=at,
+        raw_time=str(event.get("created")),
+        id_type=STRIPE_CUSTOMER,
+        id_value=customer,
+        channel=CHANNEL,
+        attributes=_attributes(event, obj),
+    )
+    return RawRow(line, event_id, text, [parsed], _edges(kind, obj, customer, parsed))
+
+
+# --- reading the file --------------------------------------------------------------------------
+
+
+Span = tuple[int, int]  # where a value starts and ends in the text
+
+
+def _object_members(text: str, pos: int) -> dict[str, Span] | None:
+    """Where each member's value starts and ends in the JSON object opening at ``text[pos]``.
+
+    Values are skipped by their brackets, not decoded, so one element nested too deep to read
+    cannot hide the rest of a list page. None when the text is not exactly one object (JSON
+    lines, or broken).
+    """
+    members: dict[str, Span] = {}
+    pos = skip_space(text, pos + 1)
+    while pos < len(text) and text[pos] != "}":
+        try:
+            key, pos = decode_json(text, pos)
+        except RecordError:
+            return None
+        pos = skip_space(text, pos)
+        if not isinstance(key, str) or not text.startswith(":", pos):
+            return None
+        start = skip_space(text, pos + 1)
+        if start >= len(text):
+            return None
+        members[key] = (start, value_end(text, start))
+        pos = skip_space(text, members[key][1])
+        if text.startswith(",", pos):
+            pos = skip_space(text, pos + 1)
+    if pos >= len(text) or text[skip_space(text, pos + 1) :].strip():
+        return None
+    return members
+
+
+def _member(text: str, members: dict[str, Span], key: str) -> Any:
+    """A small member's value (``object``, ``error``); None when absent or unreadable."""
+    if key not in members:
+        return None
+    try:
+        return decode_json(text, members[key][0])[0]
+    except RecordError:
+        return None
+
+
+def _page_records(text: str, file: str, members: dict[str, Span]) -> Iterator[Record]:
+    start, end = members.get("data", (len(text), len(text)))
+    if not text.startswith("[", start):
+        raise SourceFormatError(file, "a Stripe list page without a 'data' array")
+    try:  # a bad byte in the page around the events belongs to no record: the file is broken
+        check_utf8(text[:start], 1)
+        line = text.count("\n", 0, end) + 1
+        check_utf8(text[end:], line, first_column=end - (text.rfind("\n", 0, end) + 1) + 1)
+    except RecordError as exc:
+        raise SourceFormatError(file, f"the list page around the events: {exc}") from None
+    records = list(iter_json_array(text, start, whole=False))
+    objects = (value.get("object") for _, _, value in records if isinstance(value, dict))
+    kinds = {kind for kind in objects if isinstance(kind, str)}  # any other type: the record's
+    if kinds and "event" not in kinds:
+        raise SourceFormatError(file, f"a list of {sorted(kinds)} objects, not events")
+    return iter(records)
+
+
+def _document(text: str, file: str, start: int) -> Iterator[Record] | None:
+    """The records of a list page, an error response or a single event; None for JSON lines."""
+    members = _object_members(text, start)
+    if members is None:
+        return None
+    kind = _member(text, members, "object")
+    if "error" in members and "type" not in members:
+        error = _member(text, members, "error")
+        message = error.get("message") if isinstance(error, dict) else error
+        raise SourceFormatError(file, f"a Stripe API error response, not events: {brief(message)}")
+    if kind == "list":
+        return _page_records(text, file, members)
+    if kind == "event":  # one pretty-printed event: one record, on the line it starts
+        line = text.count("\n", 0, start) + 1
+        return ((line, raw, value) for _, raw, value in json_lines(text.replace("\n", " ")))
+    return None
+
+
+def _records(text: str, file: str) -> Iterator[Record]:
+    start = skip_space(text, 0)
+    first = text[start:].split("\n", 1)[0].strip()
+    # A one-line record parses on its first line; a pretty-printed document does not. Only
+    # then (or when the first line is itself a list page or an error) is the text one document.
+    try:
+        head = decode_json(first)[0] if first else None
+    except RecordError:
+        head = None
+    whole = head is None and first.startswith("{")
+    if whole or (isinstance(head, dict) and _is_document(head)):
+        document = _document(text, file, start)
+        if document is not None:
+            return document
+    return json_lines(text)
+
+
+def _is_document(value: dict[str, Any]) -> bool:
+    return value.get("object") == "list" or ("error" in value and "type" not in value)
+
+
+def parse_file(path: Path, file: str) -> ParsedFile:
+    """Parse a file of Stripe events (JSON lines or a list page), plain or .gz."""
+    records = _records(read_text(path, file), file)
+    return parse_records(SOURCE, file, records, _parse_event, "Stripe events")

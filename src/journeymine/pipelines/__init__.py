@@ -1,0 +1,1 @@
+"""The Prefect flows: the nightly run, and mining on a Dask cluster."""

@@ -1,0 +1,168 @@
+"""Designed vs actual: deviation labels on a hand-built five-case log, and the sample's plants."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from journeymine.analyses import conformance
+from journeymine.mining import discovery, pm4py_adapter
+from journeymine.mining.eventlog import log_from_touchpoints
+from journeymine.spec import JourneySpec, Stage, load_spec
+from tests.fixtures import load_sample
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC = JourneySpec(
+    name="t",
+    window=timedelta(days=9),
+    stages=(
+        Stage("signup", ("signup",)),
+        Stage("demo", ("demo",), optional=True),
+        Stage("trial", ("trial",)),
+        Stage("paid", ("paid",)),
+    ),
+)
+CASES = {
+    1: ["signup", "demo", "trial", "paid"],  # the designed journey
+    2: ["signup", "trial", "paid"],  # skips the optional demo: still conforming
+    3: ["signup", "paid"],  # skipped trial
+    4: ["signup", "trial", "demo", "trial"],  # back to demo, trial repeated, never paid
+    5: ["trial", "signup"],  # out of order
+}
+
+
+def five_case_log() -> tuple[duckdb.DuckDBPyConnection, str]:
+    con = duckdb.connect()
+    rows = [(c, a, i) for c, acts in CASES.items() for i, a in enumerate(acts)]
+    con.execute(
+        "CREATE TABLE t AS SELECT c AS case_key, a AS activity, "
+        "TIMESTAMPTZ '2026-01-01' + to_seconds(i * 3600) AS ts, i AS seq FROM (VALUES "
+        + ", ".join(f"({c}, '{a}', {i})" for c, a, i in rows)
+        + ") v(c, a, i)"
+    )
+    return con, "t"
+
+
+def test_deviation_labels_are_exactly_right() -> None:
+    con, log = five_case_log()
+    cases = conformance.check_conformance(con, SPEC, log).set_index("case_key")
+    assert cases.deviations.to_dict() == {
+        1: [],
+        2: [],
+        3: ["skipped trial"],
+        4: ["moved back to demo", "repeated trial", "out of order", "never reached paid"],
+        5: ["moved back to signup", "out of order", "never reached paid"],
+    }
+    assert cases.conforms.to_dict() == {1: True, 2: True, 3: False, 4: False, 5: False}
+    assert cases.fitness[1] == 1.0 and cases.fitness[2] == 1.0
+    assert cases.fitness[3] < 1.0 and cases.fitness[4] < 1.0
+
+
+def test_summary_compares_conforming_and_deviating() -> None:
+    con, log = five_case_log()
+    summary = conformance.summarise_conformance(conformance.check_conformance(con, SPEC, log))
+    rows = summary.set_index("deviation")
+    assert (
+        rows.loc["(conforming)", "cases"] == 2
+        and rows.loc["(conforming)", "completion_rate"] == 1.0
+    )
+    assert rows.loc["(any order deviation)", "cases"] == 3
+    assert rows.loc["(any order deviation)", "completion_rate"] == pytest.approx(1 / 3)
+
+
+def test_the_sample_planted_deviations_are_found(tmp_path: Path) -> None:
+    truths = json.loads((ROOT / "data" / "sample" / "truths.json").read_text())["deviations"]
+    db = tmp_path / "w.duckdb"
+    load_sample(db)
+    con = duckdb.connect(str(db))
+    spec = load_spec(ROOT / "data" / "sample" / "journey.toml")
+    summary = conformance.write_conformance(con, spec, log_from_touchpoints(con)).set_index(
+        "deviation"
+    )
+    assert summary.loc["skipped demo_held", "cases"] == truths["self_serve_trial_skipping_demo"]
+    assert summary.loc["moved back to demo_held", "cases"] == truths["second_demo_after_trial"]
+
+
+def test_model_discovered_from_our_dfg_is_written(tmp_path: Path) -> None:
+    con, log = five_case_log()
+    stored = discovery.materialise_log(con, log)
+    tree = pm4py_adapter.discover_model(
+        discovery.discover_dfg(con, stored),
+        discovery.start_activities(con, stored),
+        discovery.end_activities(con, stored),
+        0.0,
+    )
+    paths = pm4py_adapter.write_model(tree, tmp_path)
+    assert (
+        "<bpmn" in paths["bpmn"].read_text().lower() or "definitions" in paths["bpmn"].read_text()
+    )
+    assert "<pnml" in paths["pnml"].read_text()
+    labels = {leaf.label for leaf in _leaves(tree)} - {None}
+    assert labels == {"signup", "demo", "trial", "paid"}
+
+
+def _leaves(tree: object) -> list:  # type: ignore[type-arg]
+    children = getattr(tree, "children", [])
+    return [tree] if not children else [x for c in children for x in _leaves(c)]
+
+
+def test_heuristics_net_sees_the_main_path() -> None:
+    con, log = five_case_log()
+    frame = con.execute(f"SELECT case_key::VARCHAR AS case_id, activity, ts, seq FROM {log}").df()
+    net = pm4py_adapter.discover_heuristics_net(frame, dependency_threshold=0.0)
+    assert set(net.activities) == {"signup", "demo", "trial", "paid"}
+    assert "trial" in net.dfg_matrix["signup"] and net.dfg_matrix["signup"]["trial"] == 2
+
+
+def test_stopping_early_is_not_conforming_and_repeatable_stages_may_come_back() -> None:
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE t AS SELECT * FROM (VALUES "
+        "(1, 'visit', 0), (1, 'signup', 1), (1, 'visit', 2), (1, 'trial', 3), (1, 'paid', 4), "
+        "(2, 'visit', 0), (2, 'signup', 1), "  # stopped early on the path: not judged
+        "(3, 'visit', 0), (3, 'trial', 1), (3, 'signup', 2)"  # off the path
+        ") v(case_key, activity, i)"
+    )
+    con.execute(
+        "CREATE TABLE log AS SELECT case_key, activity, "
+        "TIMESTAMPTZ '2026-01-01' + to_seconds(i * 3600) AS ts, i AS seq FROM t"
+    )
+    spec = JourneySpec(
+        name="t",
+        stages=(
+            Stage("visit", ("visit",), repeatable=True),
+            Stage("signup", ("signup",)),
+            Stage("trial", ("trial",)),
+            Stage("paid", ("paid",)),
+        ),
+    )
+    cases = conformance.check_conformance(con, spec, "log", with_fitness=False).set_index(
+        "case_key"
+    )
+    assert cases.deviations[1] == []  # browsing again after signing up is not going back
+    assert cases.conforms.to_dict() == {1: True, 2: False, 3: False}
+    assert cases.judged.to_dict() == {1: True, 2: False, 3: True}
+    rows = conformance.summarise_conformance(cases.reset_index()).set_index("deviation")
+    assert rows.loc["(conforming)", ["cases", "share"]].tolist() == [1, 0.5]  # of 2 judged
+    assert rows.loc["(stopped early, not judged)", "cases"] == 1  # case 3 left the path: judged
+    assert rows.loc["never reached paid", "kind"] == "drop-off"
+    # without `repeatable`, the return to the website is a deviation
+    strict = JourneySpec(name="t", stages=tuple(Stage(s.name, s.activities) for s in spec.stages))
+    again = conformance.check_conformance(con, strict, "log", with_fitness=False)
+    assert "moved back to visit" in again.set_index("case_key").deviations[1]
+
+
+def test_a_log_where_no_activity_is_a_stage_has_no_cases_and_no_crash() -> None:
+    """A landing of survey answers only (no stage activity): nothing to judge, not a merge error."""
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE log AS SELECT 1 AS case_key, 'feedback.survey_answered' AS activity, "
+        "TIMESTAMPTZ '2026-01-01' AS ts, 0 AS seq"
+    )
+    cases = conformance.check_conformance(con, SPEC, "log")
+    assert len(cases) == 0
+    assert conformance.summarise_conformance(cases).cases.sum() == 0
