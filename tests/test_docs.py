@@ -146,3 +146,23 @@ def test_the_notebooks_use_only_the_public_api(name: str) -> None:
     assert imports == ["journeymine"]  # `import journeymine as jm`, nothing deeper
     used = set(re.findall(r"\bjm\.(\w+)", code))
     assert used and used <= set(jm.__all__), used - set(jm.__all__)
+
+
+def test_metrics_doc_maps_every_dashboard_section_to_files_that_exist() -> None:
+    """docs/metrics.md's one-hop table: every section of the page is listed, every path named
+    there exists, and every table named is one the warehouse documents."""
+    from journeymine.dashboard.sections import FIGURES
+
+    text = (DOCS / "metrics.md").read_text()
+    table = text.split("## Where each dashboard number is defined", 1)[1].split("\n## ", 1)[0]
+    lines = table.splitlines()
+    rows = [line for line in lines if line.startswith("| ") and "`#" in line][1:]  # not the head
+    anchors = {a for row in rows for a in re.findall(r"`#(\w+)`", row.split("|")[1])}
+    assert anchors == set(FIGURES)
+    src = ROOT / "src" / "journeymine"
+    paths = {p for row in rows for p in re.findall(r"`([\w/]+\.py)", row)}
+    assert paths and all((src / p).is_file() for p in paths), sorted(
+        p for p in paths if not (src / p).is_file()
+    )
+    tables = {t for row in rows for t in re.findall(r"`(\w+)`", row.split("|")[2])}
+    assert tables <= set(documented_tables())
