@@ -68,18 +68,12 @@ def plan_load(
     }
 
 
-def _retry_on_io(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry transient I/O failures only; a file in the wrong format will not get better."""
-    try:
-        state.result()
-    except OSError:
-        return True
-    except Exception:
-        return False
-    return False
-
-
-@task(name="stage-source", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_retry_on_io)
+@task(
+    name="stage-source",
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=scale.retry_on_io,
+)
 def stage_source(
     landing: str,
     files: list[tuple[str, str]],

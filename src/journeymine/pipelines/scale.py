@@ -291,7 +291,7 @@ def _shift_file_order(folder: Path, first: int) -> None:
     os.replace(aside, path)
 
 
-def _retry_on_io(task: Any, task_run: Any, state: Any) -> bool:
+def retry_on_io(task: Any, task_run: Any, state: Any) -> bool:
     """Retry transient I/O failures (a lost share, a worker's full disk) only; a file in the
     wrong format will not get better (and is reported, not raised, anyway)."""
     try:
@@ -303,7 +303,7 @@ def _retry_on_io(task: Any, task_run: Any, state: Any) -> bool:
     return False
 
 
-@task(name="stage-batch", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_retry_on_io)
+@task(name="stage-batch", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_on_io)
 def stage_batch(
     landing: str,
     files: list[tuple[str, str]],
