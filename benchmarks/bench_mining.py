@@ -8,7 +8,7 @@ then in separate subprocesses (so each peak RSS is its own) time
   (``codes.from_arrow``) -> the dfg (frequency, distinct cases, waiting times mean, median,
   p90), variants (with median case duration) and start/end activity tables stored in DuckDB,
   as ``discovery.write_discovery_from_arrow`` does, phase by phase;
-* ours on the nightly run's path (analyse.py), which also stores the sorted log as a DuckDB
+* ours on the nightly run's path (analyses/runner.py), which also stores the sorted log as a DuckDB
   table (integer case keys, ENUM activities) for the other analyses, then mines it;
 * pm4py: pandas read -> format_dataframe -> discover_dfg + discover_performance_dfg +
   get_variants (its whole pass, as DESIGN §7 measured it);

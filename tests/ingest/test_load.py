@@ -210,3 +210,35 @@ def test_backfill_and_reload_recent_days_are_selections(tmp_path: Path, landing:
     assert load.file_date("ga4/events_20260803.json") == date(2026, 8, 3)
     assert load.file_date("salesforce/export-2026-10-31/Lead.csv") == date(2026, 10, 31)
     assert load.file_date("stripe/list.json") is None
+
+
+def test_the_plan_is_plain_data_and_skips_what_is_loaded(tmp_path: Path, landing: Landing) -> None:
+    """``journeymine load`` and the nightly flow share one plan: JSON in, JSON out, and the
+    files it names come back as the same LandingFiles in the same order."""
+    import json
+
+    root = landing("a.txt", A)
+    landing("b.txt", B)
+    (root / "not-a-source").mkdir()
+    fresh = load.plan_load(None, root)
+    assert json.loads(json.dumps(fresh)) == fresh
+    files = load.planned_files(json.loads(json.dumps(fresh)))
+    scan = load.scan_landing(root)
+    assert files == scan.files  # same paths, same sha256, same order
+    assert fresh["skipped"] == 0 and fresh["unknown_folders"] == ["not-a-source"]
+    db = tmp_path / "w.duckdb"
+    load.load_landing(db, root)
+    (root / "segment" / "a.txt").unlink()
+    landing("c.txt", B)
+    with duckdb.connect(str(db), read_only=True) as con:
+        night = load.plan_load(con, root)
+    assert night["files"] == {
+        "segment": [["segment/c.txt", load.sha256_of(root / "segment/c.txt")]]
+    }
+    assert night["skipped"] == 1 and night["gone_files"] == ["segment/a.txt"]
+    report = load.report_of(night, "r1", ["segment/x: broken"])
+    assert (report.skipped_files, report.gone_files, report.errors) == (
+        1,
+        ["segment/a.txt"],
+        ["segment/x: broken"],
+    )

@@ -264,6 +264,56 @@ def pending_files(
     return [f for f in kept if forced(f) or recent(f) or (f.file, f.sha256) not in loaded]
 
 
+Plan = dict[str, Any]  # plain data (JSON-serialisable): see plan_load
+
+
+def plan_load(
+    con: duckdb.DuckDBPyConnection | None,
+    landing: str | Path,
+    sources: Sequence[str] | None = None,
+    selection: Selection = Selection(),
+) -> Plan:
+    """Tonight's plan as plain data, so stage tasks can run in other processes or machines:
+    ``files`` (per source, ``[file, sha256]`` pairs in load order), how many files are
+    ``skipped`` as already loaded, and what the landing holds that will not be loaded
+    (``unreadable`` paths, ``unknown_folders``, loaded files now ``gone_files``). ``con`` is the
+    warehouse (None: a new one). The one plan of ``journeymine load``, the nightly flow and
+    ``load_landing``."""
+    scan = scan_landing(Path(landing), sources)
+    todo = pending_files(con, scan.files, selection) if con is not None else scan.files
+    files: dict[str, list[list[str]]] = {}
+    for f in todo:
+        files.setdefault(f.source, []).append([f.file, f.sha256])
+    return {
+        "landing": str(landing),
+        "files": files,
+        "skipped": len(scan.files) - len(todo),
+        "unreadable": scan.unreadable,
+        "unknown_folders": scan.unknown_folders,
+        "gone_files": gone_files(con, scan, sources) if con is not None else [],
+    }
+
+
+def planned_files(plan: Plan, source: str | None = None) -> list[LandingFile]:
+    """The plan's files (of one ``source``, or all) as :class:`LandingFile`, in load order; the
+    sha256 is the one planned, so the manifest records the version that was planned."""
+    root = Path(plan["landing"])
+    return [
+        LandingFile(name, root / file, file, sha)
+        for name, pairs in plan["files"].items()
+        if source is None or name == source
+        for file, sha in pairs
+    ]
+
+
+def report_of(plan: Plan, run_id: str, errors: Sequence[str]) -> LoadReport:
+    """A run's report as the plan and the staging errors leave it, before the commit."""
+    report = LoadReport(run_id, skipped_files=plan["skipped"])
+    report.errors = list(plan["unreadable"]) + list(errors)
+    report.unknown_folders, report.gone_files = plan["unknown_folders"], plan["gone_files"]
+    return report
+
+
 def parser_for(source: str) -> Callable[..., ParsedFile]:
     return PARSERS[source]
 
@@ -665,19 +715,14 @@ def load_landing(
     ``incremental=False`` forces the full rebuild of identities and touchpoints.
     """
     run_id = uuid.uuid4().hex[:12]
-    scan = scan_landing(Path(landing), sources)
-    files = scan.files
     with warehouse.transaction(warehouse_path, wait_s=lock_wait_s) as con:
         root = staging_root(warehouse_path)
         clean_staging(root)  # left by killed runs: we hold the lock, so no run is using them
-        todo = pending_files(con, files, selection)
+        plan = plan_load(con, landing, sources, selection)
         folder = root / run_id
         try:
-            staged = stage_files(todo, folder, progress, options=options)
-            report = LoadReport(run_id, skipped_files=len(files) - len(todo))
-            report.errors = scan.unreadable + staged.errors
-            report.gone_files = gone_files(con, scan, sources)
-            report.unknown_folders = scan.unknown_folders
+            staged = stage_files(planned_files(plan), folder, progress, options=options)
+            report = report_of(plan, run_id, staged.errors)
             commit_load(
                 con,
                 [staged.folder],

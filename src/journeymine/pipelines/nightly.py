@@ -41,31 +41,20 @@ FLOW_NAME = "journeymine-nightly"
 @task(name="plan-load")
 def plan_load(
     landing: str, warehouse_path: str, sources: list[str] | None, selection: load.Selection
-) -> dict[str, Any]:
-    """Tonight's plan as plain data: the (file, sha256) pairs per source to load, how many
-    files were skipped as already loaded, and what the landing folder holds that will not be
-    loaded (unreadable paths, folders that name no source, loaded files now gone)."""
-    scan = load.scan_landing(Path(landing), sources)
+) -> load.Plan:
+    """Tonight's plan as plain data (:func:`journeymine.ingest.load.plan_load`), read from the
+    published warehouse without holding it."""
     if Path(warehouse_path).exists():
         con = warehouse.connect(warehouse_path, read_only=True)
         try:
-            todo = load.pending_files(con, scan.files, selection)
-            gone = load.gone_files(con, scan, sources)
+            plan = load.plan_load(con, landing, sources, selection)
         finally:
             con.close()
     else:
-        todo, gone = scan.files, []
-    get_run_logger().info("%d landing files, %d new or changed", len(scan.files), len(todo))
-    plan: dict[str, list[tuple[str, str]]] = {}
-    for f in todo:
-        plan.setdefault(f.source, []).append((f.file, f.sha256))
-    return {
-        "files": plan,
-        "skipped": len(scan.files) - len(todo),
-        "unreadable": scan.unreadable,
-        "unknown_folders": scan.unknown_folders,
-        "gone_files": gone,
-    }
+        plan = load.plan_load(None, landing, sources, selection)
+    todo = sum(len(files) for files in plan["files"].values())
+    get_run_logger().info("%d landing files, %d new or changed", todo + plan["skipped"], todo)
+    return plan
 
 
 @task(
@@ -98,12 +87,13 @@ def stage_source(
 def load_warehouse(
     warehouse_path: str,
     folders: list[str],
-    run_id: str,
+    report: load.LoadReport,
     match_on_email: bool,
     max_user_ids_per_person: int = 1,
 ) -> load.LoadReport:
-    """The single writer: load staged folders, stitch identities, rebuild touchpoints."""
-    report = load.LoadReport(run_id)
+    """The single writer: load staged folders, stitch identities, rebuild touchpoints; fills
+    ``report`` (the plan's and the staging's part already in it)."""
+    run_id = report.run_id
     with warehouse.transaction(warehouse_path) as con:  # readers keep the last state meanwhile
         load.commit_load(
             con,
@@ -239,14 +229,17 @@ def nightly(
             staged = scale.run_stage_on_cluster(
                 landing, plan["files"], staging / run_id, address, options=options
             )
-            folders, failures = staged["folders"], plan["unreadable"] + staged["errors"]
+            folders, errors = staged["folders"], staged["errors"]
         else:
-            folders, failures = _stage_here(landing, plan, str(staging / run_id), options)
+            folders, errors = _stage_here(landing, plan, str(staging / run_id), options)
         report: load.LoadReport = load_warehouse(
-            warehouse_path, folders, run_id, match_on_email, max_user_ids_per_person
+            warehouse_path,
+            folders,
+            load.report_of(plan, run_id, errors),
+            match_on_email,
+            max_user_ids_per_person,
         )
-        report.skipped_files, report.errors = plan["skipped"], failures
-        report.unknown_folders, report.gone_files = plan["unknown_folders"], plan["gone_files"]
+        failures = report.errors
         folder = people = None
         if address:  # mine the event log, the funnel and the follow-ups on the cluster
             case = load_spec(journey).case
@@ -273,9 +266,9 @@ def _stage_here(
     load and what could not be staged."""
     futures = {
         source: stage_source.submit(landing, files, str(Path(staging) / source), options)
-        for source, files in sorted(plan["files"].items())
+        for source, files in plan["files"].items()
     }
-    folders, failures = [], list(plan["unreadable"])
+    folders, failures = [], []
     for source, future in futures.items():
         future.wait()
         state = future.state

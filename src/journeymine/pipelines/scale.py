@@ -260,8 +260,8 @@ def plan_batches(
     max_bytes: int = STAGE_BATCH_BYTES,
 ) -> list[Batch]:
     """Each source's planned ``(file, sha256)`` list cut into runs of consecutive files of up
-    to ``max_bytes`` of input (a bigger file alone), sources by name: the load order is kept,
-    as each batch knows where its first file stands in its source's list."""
+    to ``max_bytes`` of input (a bigger file alone), sources by name (the order the commit
+    loads them in): each batch knows where its first file stands in its source's list."""
     batches: list[Batch] = []
     for source, todo in sorted(files.items()):
         size = 0
