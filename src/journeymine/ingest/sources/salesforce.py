@@ -44,12 +44,9 @@ Quirks
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import IO
 
 from journeymine.errors import SourceFormatError
 from journeymine.ingest.sources._common import (
@@ -66,16 +63,13 @@ from journeymine.ingest.sources._common import (
     ParsedFile,
     RawRow,
     RecordError,
-    Rejected,
     check_utf8,
     normalise_email,
-    parse_guarded,
     parse_iso,
-    printable,
-    read_text,
     slug,
     undecodable,
 )
+from journeymine.ingest.sources._csv import CsvRecord, parse_csv_rows, read_csv_records
 
 SOURCE = "salesforce"
 CHANNEL = "crm"
@@ -487,40 +481,6 @@ def _parse_row(obj: str, line: int, row: Row, raw: str) -> RawRow:
 # --- reading the file --------------------------------------------------------------------------
 
 
-CsvRecord = tuple[int, list[str] | RecordError, str]
-
-
-def _csv_records(fh: IO[str]) -> Iterator[CsvRecord]:
-    """Yield ``(first physical line, fields or RecordError, raw text)`` per CSV record.
-
-    Blank lines are skipped; a record the csv module refuses is a RecordError, and reading goes
-    on with the next line.
-    """
-    consumed: list[str] = []
-
-    def lines() -> Iterator[str]:
-        for text in fh:
-            consumed.append(text)
-            yield text
-
-    reader, line = csv.reader(lines()), 1
-    while True:
-        try:
-            fields: list[str] | RecordError = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            fields = RecordError(f"not CSV: {exc}")
-        raw = "".join(consumed)
-        # Lines are counted by "\n" as in the other sources: a lone "\r" inside a quoted field is
-        # data, not a line (a file of lone "\r" endings still gets one number per record).
-        start, line = line, line + max(1, raw.count("\n"))
-        consumed.clear()
-        # Only a blank line is no record; ",,," is a record of empty fields and must be seen.
-        if not isinstance(fields, list) or len(fields) > 1 or (fields and fields[0].strip()):
-            yield start, fields, raw.removesuffix("\n").removesuffix("\r")
-
-
 def _check_header(obj: str, header: list[str], file: str) -> None:
     for alternatives in REQUIRED_COLUMNS[obj]:
         if not any(name in header for name in alternatives):
@@ -567,22 +527,6 @@ def _row(header: list[str], line: int, fields: list[str] | RecordError, raw: str
     return row
 
 
-def _parse_csv(obj: str, fh: IO[str], file: str) -> ParsedFile:
-    parsed = ParsedFile(SOURCE, file)
-    records = _csv_records(fh)
-    header = _header(next(records, None), obj, file)
-    for line, fields, raw in records:
-        try:
-            row = _row(header, line, fields, raw)
-        except RecordError as exc:
-            parsed.rejected.append(Rejected(line, str(exc), printable(raw)))
-            continue
-        result = parse_guarded(lambda n, r, v: _parse_row(obj, n, v, r), line, raw, row)
-        target = parsed.rejected if isinstance(result, Rejected) else parsed.rows
-        target.append(result)  # type: ignore[arg-type]
-    return parsed
-
-
 def parse_file(path: Path, file: str) -> ParsedFile:
     """Parse one Data Export CSV (plain or .gz); the object comes from the file name."""
     obj = path.name.split(".")[0]
@@ -590,6 +534,12 @@ def parse_file(path: Path, file: str) -> ParsedFile:
         raise SourceFormatError(
             file, f"unknown Salesforce object {obj!r}; expected one of {OBJECTS}"
         )
-    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
-    # newline="": a \r\n inside a quoted field is data and must reach csv unchanged.
-    return _parse_csv(obj, io.StringIO(read_text(path, file), newline=""), file)
+    records = read_csv_records(path, file, CSV_FIELD_LIMIT)
+    header = _header(next(records, None), obj, file)
+    return parse_csv_rows(
+        SOURCE,
+        file,
+        records,
+        lambda line, fields, raw: _row(header, line, fields, raw),
+        lambda line, raw, row: _parse_row(obj, line, row, raw),
+    )

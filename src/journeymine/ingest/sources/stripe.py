@@ -53,15 +53,17 @@ from journeymine.ingest.sources._common import (
     RecordError,
     brief,
     check_utf8,
-    decode_json,
-    iter_json_array,
-    json_lines,
     json_type,
     normalise_email,
     parse_records,
     parse_unix_seconds,
     read_text,
     scalar_field,
+)
+from journeymine.ingest.sources._json import (
+    decode_json,
+    iter_json_array,
+    json_lines,
     skip_space,
     value_end,
 )

@@ -44,6 +44,7 @@ from journeymine.ingest.sources._common import (
     RawRow,
     RecordError,
     normalise_email,
+    object_or_empty,
     parse_iso,
     parse_records,
     read_bytes,
@@ -72,10 +73,6 @@ PROMOTER_MIN = 9  # 9-10 promoters
 DETRACTOR_MAX = 6  # 0-6 detractors; 7-8 passives
 
 
-def _dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
 def nps_group(score: int) -> str:
     """``promoter`` (9-10), ``passive`` (7-8) or ``detractor`` (0-6)."""
     if score >= PROMOTER_MIN:
@@ -86,7 +83,7 @@ def nps_group(score: int) -> str:
 
 
 def _is_nps(answer: dict[str, Any]) -> bool:
-    field = _dict(answer.get("field"))
+    field = object_or_empty(answer.get("field"))
     ref = field["ref"] if isinstance(field.get("ref"), str) else ""
     return answer.get("type") == NUMBER and (field.get("type") == NPS or NPS in ref.lower())
 
@@ -120,7 +117,7 @@ def read_answers(answers: object) -> tuple[int | None, str | None]:
 
 
 def _hidden_ids(item: dict[str, Any]) -> tuple[str | None, str | None]:
-    hidden = _dict(item.get(HIDDEN))
+    hidden = object_or_empty(item.get(HIDDEN))
     user = hidden.get(HIDDEN_USER_ID)
     user_id = str(user) if isinstance(user, str | int) and str(user).strip() else None
     email = normalise_email(hidden.get(HIDDEN_EMAIL))
