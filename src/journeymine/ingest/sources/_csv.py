@@ -19,9 +19,11 @@ from journeymine.ingest.sources._common import (
     RawRow,
     RecordError,
     Rejected,
+    check_utf8,
     parse_guarded,
     printable,
     read_text,
+    undecodable,
 )
 
 CsvRecord = tuple[int, list[str] | RecordError, str]
@@ -57,6 +59,33 @@ def csv_records(fh: IO[str]) -> Iterator[CsvRecord]:
         # Only a blank line is no record; ",,," is a record of empty fields and must be seen.
         if not isinstance(fields, list) or len(fields) > 1 or (fields and fields[0].strip()):
             yield start, fields, raw.removesuffix("\n").removesuffix("\r")
+
+
+def csv_row(
+    header: list[str],
+    line: int,
+    fields: list[str] | RecordError,
+    raw: str,
+    *,
+    wrong_count: str,
+    name_bad_field: bool,
+) -> CsvRow:
+    """The record as ``{column: value}``, or a RecordError naming what makes it unusable.
+
+    A byte that is not UTF-8 is reported first, even when it also broke the columns; with
+    ``name_bad_field`` (Salesforce) the reason names the column that holds it. A record with
+    fewer or more fields than the header is never read with shifted fields: its reason is
+    ``wrong_count`` formatted with ``got`` and ``want`` (each source words it its own way).
+    """
+    if isinstance(fields, RecordError):
+        raise fields
+    columns_fit = len(fields) == len(header)
+    if undecodable(raw):
+        bad = zip(header, fields, strict=True) if columns_fit and name_bad_field else ()
+        check_utf8(raw, line, next((name for name, value in bad if undecodable(value)), ""))
+    if not columns_fit:
+        raise RecordError(wrong_count.format(got=len(fields), want=len(header)))
+    return dict(zip(header, fields, strict=True))
 
 
 def read_csv_records(path: Path, file: str, field_limit: int) -> Iterator[CsvRecord]:

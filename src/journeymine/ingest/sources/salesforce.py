@@ -67,9 +67,13 @@ from journeymine.ingest.sources._common import (
     normalise_email,
     parse_iso,
     slug,
-    undecodable,
 )
-from journeymine.ingest.sources._csv import CsvRecord, parse_csv_rows, read_csv_records
+from journeymine.ingest.sources._csv import (
+    CsvRecord,
+    csv_row,
+    parse_csv_rows,
+    read_csv_records,
+)
 
 SOURCE = "salesforce"
 CHANNEL = "crm"
@@ -180,6 +184,7 @@ PERSONAL_FIELDS = frozenset(
 FIELD_MAX_CHARS = 131_072
 CSV_FIELD_LIMIT = 2**31 - 1  # the largest a C long takes on every platform
 WRONG_COLUMN_COUNT = "wrong_column_count"
+WRONG_COUNT = WRONG_COLUMN_COUNT + ": {got} fields, the header has {want}"
 _CHECKSUM_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 
 Row = dict[str, str]
@@ -505,18 +510,8 @@ def _header(first: CsvRecord | None, obj: str, file: str) -> list[str]:
 
 def _row(header: list[str], line: int, fields: list[str] | RecordError, raw: str) -> Row:
     """The record as ``{column: value}``, or a RecordError naming what makes it unusable."""
-    if isinstance(fields, RecordError):
-        raise fields
-    columns_fit = len(fields) == len(header)
-    if undecodable(raw):  # the first thing to fix, even when it also broke the columns
-        bad = zip(header, fields, strict=True) if columns_fit else ()
-        check_utf8(raw, line, next((name for name, value in bad if undecodable(value)), ""))
-    if not columns_fit:
-        raise RecordError(
-            f"{WRONG_COLUMN_COUNT}: {len(fields)} fields, the header has {len(header)}"
-        )
-    row = dict(zip(header, fields, strict=True))
-    if max(map(len, fields), default=0) <= FIELD_MAX_CHARS:  # the usual case, at C speed
+    row = csv_row(header, line, fields, raw, wrong_count=WRONG_COUNT, name_bad_field=True)
+    if max(map(len, row.values()), default=0) <= FIELD_MAX_CHARS:  # usual case, C speed
         return row
     for name, value in row.items():
         if len(value) > FIELD_MAX_CHARS:

@@ -51,15 +51,14 @@ from journeymine.ingest.sources._common import (
     RecordError,
     brief,
     check_time,
-    check_utf8,
     nonblank_text,
     normalise_email,
     parse_iso,
-    undecodable,
 )
 
 # The shared CSV reader: physical line numbers, quoted new lines, csv errors per record.
 from journeymine.ingest.sources._csv import CsvRecord, parse_csv_rows, read_csv_records
+from journeymine.ingest.sources._csv import csv_row as shared_csv_row
 from journeymine.ingest.sources.typeform import NPS_MAX, NPS_MIN, nps_group
 from journeymine.sentiment import sentiment_attributes
 from journeymine.spec import SurveyMapping
@@ -69,6 +68,7 @@ CHANNEL = "survey"
 ACTIVITY = "feedback.survey_answered"
 EVENT_TYPE = "survey_answer"
 SPEC_KEY = "[sources.survey]"
+WRONG_COUNT = "{got} fields, the header has {want} (a missing column?)"
 CSV_FIELD_LIMIT = 1 << 20  # a free-text answer may be long; the csv module's default is 128 KiB
 
 Row = dict[str, str]
@@ -129,13 +129,7 @@ def _record_key(row: Row, mapping: SurveyMapping, who: str, when: str) -> str:
 
 def csv_row(header: list[str], line: int, fields: list[str] | RecordError, raw: str) -> Row:
     """The record as ``{column: value}``, or a RecordError naming what makes it unusable."""
-    if isinstance(fields, RecordError):
-        raise fields
-    if undecodable(raw):
-        check_utf8(raw, line)
-    if len(fields) != len(header):
-        raise RecordError(f"{len(fields)} fields, the header has {len(header)} (a missing column?)")
-    return dict(zip(header, fields, strict=True))
+    return shared_csv_row(header, line, fields, raw, wrong_count=WRONG_COUNT, name_bad_field=False)
 
 
 def stored(row: Row, mapping: SurveyMapping) -> str:
