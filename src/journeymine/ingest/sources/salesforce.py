@@ -1,6 +1,8 @@
 """Salesforce: Data Export CSVs, one file per object (``Lead.csv``, ``Task.csv.gz``, ...).
 
 Format and units
+  (field names, object key prefixes and activities are constants in
+  :mod:`~journeymine.ingest.sources.salesforce_objects`, beside the rules that use them)
   * the object is the file name up to its first ``.``, in any folder (``export-2026-08-10/
     Lead.csv``); objects: Lead, Contact, Account, Opportunity, OpportunityHistory,
     OpportunityContactRole, Task, Event, and User (only to name the owners behind ``OwnerId``);
@@ -12,12 +14,23 @@ Format and units
     ``2026-08-03 14:22:05`` (no offset means UTC); Date fields (``ActivityDate``,
     ``ConvertedDate``) ``2026-08-03`` are taken as 00:00 UTC of that day.
 
-Ids
-  Ids come in a case-sensitive 15-character form (reports, the UI) and an 18-character form whose
-  3 suffix letters encode the case of the first 15 (the API, Data Export). Every id -- ``Id``,
-  ``OwnerId``, ``WhoId``, ``AccountId``... -- is emitted in its 18-character form (see
-  :func:`sf_id18`) so both forms name the same record. ``000000000000000AAA`` is Salesforce's
-  "empty" id and is read as no id.
+Identity
+  * a Lead's events belong to the lead (``sf_lead``), a Contact's to the contact, an
+    Opportunity's and its OpportunityHistory's to the opportunity; a Task or Event to its
+    ``WhoId``, else its ``WhatId`` (see Quirks). ``AccountId`` (or an account ``WhatId``) sets
+    the event's account;
+  * edges: a Lead's or Contact's ``Email`` (normalised; rules ``sf_lead_email``,
+    ``sf_contact_email``); a converted Lead to its ``ConvertedContactId`` (``sf_lead_converted``),
+    that contact to ``ConvertedAccountId`` (``sf_contact_account``) and ``ConvertedOpportunityId``
+    to that account (``sf_opportunity_account``); a Contact's and an Opportunity's ``AccountId``
+    (the same two rules); an OpportunityContactRole links contact and opportunity
+    (``sf_contact_role``, or ``sf_contact_role_primary`` when ``IsPrimary``);
+  * ids come in a case-sensitive 15-character form (reports, the UI) and an 18-character form
+    whose 3 suffix letters encode the case of the first 15 (the API, Data Export). Every id --
+    ``Id``, ``OwnerId``, ``WhoId``, ``AccountId``... -- is emitted in its 18-character form (see
+    :func:`~journeymine.ingest.sources.salesforce_ids.sf_id18`) so both forms name the same
+    record. ``000000000000000AAA`` is Salesforce's "empty" id and is read as no id;
+  * a User row yields no event: it names the owner behind ``OwnerId`` (an ``owner`` label).
 
 Dedup key
   ``<Id18>@<SystemModstamp>`` (or ``LastModifiedDate``), else ``<Id18>``: a later export of a
