@@ -268,12 +268,16 @@ def identifier(record: dict[str, Any], key: str, *, strict: bool = True) -> str 
     Any other type (a flag, an object) is a RecordError naming ``key`` with ``strict``; without
     it the id is only read as absent (SendGrid, whose ids are optional extras).
     """
-    value = record.get(key)
+    return id_text(record.get(key), key, strict=strict)
+
+
+def id_text(value: object, field_name: str, *, strict: bool = True) -> str | None:
+    """:func:`identifier` of a value already read (a nested field such as Stripe metadata)."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
         if strict:
-            raise RecordError(f"{key}: not an id: {brief(value)}")
+            raise RecordError(f"{field_name}: not an id: {brief(value)}")
         return None
     text = str(value)
     return text if text.strip() else None

@@ -13,11 +13,13 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from journeymine.errors import SourceFormatError
 from journeymine.ingest.sources._common import (
     Record,
     RecordError,
     check_utf8,
     printable,
+    read_bytes,
     read_text,
     undecodable,
 )
@@ -190,6 +192,15 @@ def json_lines(text: str) -> Iterator[Record]:
         except RecordError as exc:
             value = exc
         yield number, printable(record) if bad_bytes else record, value
+
+
+def read_json_document(path: Path, file: str, what: str) -> Any:
+    """A file that is one JSON document (plain or .gz), decoded whole; SourceFormatError naming
+    ``what`` the file should have been when it is no JSON, not UTF-8 or nested too deep."""
+    try:
+        return json.loads(read_bytes(path, file))
+    except (ValueError, RecursionError, OSError, EOFError) as exc:  # JSON, UTF-8, depth
+        raise SourceFormatError(file, f"not {what} (JSON): {exc}") from None
 
 
 def json_objects(records: Iterable[Record]) -> Iterator[Record]:

@@ -54,6 +54,7 @@ from journeymine.ingest.sources._common import (
 )
 from journeymine.ingest.sources._json import (
     iter_json_array,
+    json_objects,
     skip_space,
 )
 
@@ -169,10 +170,7 @@ def _body(path: Path, file: str) -> Iterator[Record]:
     start = skip_space(text, 0)
     if not text.startswith("[", start):
         raise SourceFormatError(file, "not a SendGrid webhook body: expected a JSON array")
-    for line, raw, value in iter_json_array(text, start):
-        if not isinstance(value, dict | RecordError):
-            value = RecordError("not a JSON object")
-        yield line, raw, value
+    return json_objects(iter_json_array(text, start))
 
 
 def parse_file(path: Path, file: str) -> ParsedFile:

@@ -57,6 +57,7 @@ from journeymine.ingest.sources._common import (
     RecordError,
     brief,
     check_utf8,
+    id_text,
     json_type,
     normalise_email,
     parse_records,
@@ -225,20 +226,16 @@ def _customer(kind: str, obj: dict[str, Any]) -> str:
     return customer
 
 
-def _usable_id(value: Any) -> bool:
-    return isinstance(value, str | int) and not isinstance(value, bool) and bool(str(value).strip())
-
-
 def _edges(kind: str, obj: dict[str, Any], customer: str, event: Event) -> list[Edge]:
     at, edges = event.occurred_at, []
     if kind in CUSTOMER_EDGE_TYPES:
         email = normalise_email(_get(obj, CUSTOMER_EMAIL))
         if email:
             edges.append(Edge(STRIPE_CUSTOMER, customer, EMAIL, email, CUSTOMER_EMAIL_RULE, at))
-        user_id = _get(obj, METADATA_USER_ID)
-        if _usable_id(user_id):
+        user_id = id_text(_get(obj, METADATA_USER_ID), "metadata.user_id", strict=False)
+        if user_id:
             edges.append(
-                Edge(STRIPE_CUSTOMER, customer, USER_ID, str(user_id), CUSTOMER_METADATA_RULE, at)
+                Edge(STRIPE_CUSTOMER, customer, USER_ID, user_id, CUSTOMER_METADATA_RULE, at)
             )
     elif obj.get(OBJECT) == INVOICE_OBJECT or kind.startswith(f"{INVOICE_OBJECT}."):
         email = normalise_email(_get(obj, INVOICE_EMAIL))

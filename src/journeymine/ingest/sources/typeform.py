@@ -47,8 +47,8 @@ from journeymine.ingest.sources._common import (
     object_or_empty,
     parse_iso,
     parse_records,
-    read_bytes,
 )
+from journeymine.ingest.sources._json import read_json_document
 from journeymine.sentiment import sentiment_attributes
 
 SOURCE = "typeform"
@@ -163,10 +163,7 @@ def parse_response(line: int, text: str, item: object) -> RawRow:
 
 def read_page(path: Path, file: str) -> list[Any]:
     """The page's ``items``, or SourceFormatError when the file is not a responses page."""
-    try:
-        page = json.loads(read_bytes(path, file))
-    except (ValueError, RecursionError, OSError, EOFError) as exc:  # JSON, UTF-8, depth
-        raise SourceFormatError(file, f"not a Typeform responses page (JSON): {exc}") from None
+    page = read_json_document(path, file, "a Typeform responses page")
     if not isinstance(page, dict) or not isinstance(page.get(ITEMS), list):
         raise SourceFormatError(file, f"not a Typeform responses page: no {ITEMS} list")
     return page[ITEMS]

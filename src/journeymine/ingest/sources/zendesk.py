@@ -83,8 +83,8 @@ from journeymine.ingest.sources._common import (
     parse_iso,
     parse_records,
     parse_unix_seconds,
-    read_bytes,
 )
+from journeymine.ingest.sources._json import read_json_document
 from journeymine.sentiment import sentiment_attributes
 
 SOURCE = "zendesk"
@@ -371,10 +371,7 @@ def parse_user(line: int, text: str, user: dict[str, Any]) -> RawRow:
 
 def read_page(path: Path, file: str) -> dict[str, Any]:
     """The page as a dict with at least one of the record arrays, or SourceFormatError."""
-    try:
-        page = json.loads(read_bytes(path, file))
-    except (ValueError, RecursionError, OSError, EOFError) as exc:  # JSON, UTF-8, depth
-        raise SourceFormatError(file, f"not a Zendesk export page (JSON): {exc}") from None
+    page = read_json_document(path, file, "a Zendesk export page")
     if not isinstance(page, dict) or not any(name in page for name in PAGE_ARRAYS):
         raise SourceFormatError(file, f"not a Zendesk export page: no {' / '.join(PAGE_ARRAYS)}")
     for name in PAGE_ARRAYS:
