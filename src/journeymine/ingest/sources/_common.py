@@ -25,12 +25,11 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
 import math
 import re
 import reprlib
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -147,13 +146,6 @@ BOM = "\ufeff"  # Excel and some exporters start UTF-8 files with it; it is no d
 # A byte that is not UTF-8 is decoded to a lone surrogate U+DC80..U+DCFF (surrogateescape), so
 # a bad record can be found, named and quarantined instead of being replaced silently.
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
-# A JSON escape of a UTF-16 surrogate; only a lone one (no partner) is bad text.
-_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
-_SURROGATE = re.compile("[\ud800-\udfff]")
-_WHITESPACE = re.compile(r"[ \t\n\r]*")
-# A JSON string, or a bracket: enough to find where a value the decoder refused ends.
-_STRUCTURE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
-_SCALAR_END = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[^,\]}\s]*')
 
 
 def read_bytes(path: Path, file: str) -> bytes:
@@ -214,167 +206,6 @@ def check_utf8(raw: str, first_line: int, field_name: str = "", first_column: in
     )
 
 
-class _NotJson(ValueError):
-    """NaN / Infinity: Python's json reads them; no vendor sends them, and SQL cannot hold them."""
-
-
-def _no_constants(name: str) -> Any:
-    raise _NotJson(f"{name} is not JSON")
-
-
-_DECODER = json.JSONDecoder(parse_constant=_no_constants)
-
-
-def _has_lone_surrogate(value: Any) -> bool:
-    """Walk ``value`` without recursion (it may be nested ~1,000 deep) for unencodable text."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if _SURROGATE.search(item):
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
-
-
-def decode_json(text: str, pos: int = 0) -> tuple[Any, int]:
-    """The JSON value at ``text[pos:]`` and where it ends; RecordError for anything unusable.
-
-    Unusable: broken JSON, nesting deeper than Python can read (RecursionError), an integer of
-    more than 4,300 digits, NaN/Infinity, and a lone surrogate escape (text no file can store).
-    """
-    try:
-        value, end = _DECODER.raw_decode(text, pos)
-    except json.JSONDecodeError as exc:
-        raise RecordError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
-    except RecursionError:
-        raise RecordError("invalid JSON: nested too deep to read") from None
-    except ValueError as exc:  # _NotJson, or int digits over sys.get_int_max_str_digits()
-        raise RecordError(f"invalid JSON: {exc}") from None
-    # str.find first: it clears almost every record at C speed before any regex runs.
-    escapes = text.find("\\u", pos, end) >= 0
-    if escapes and _ESCAPED_SURROGATE.search(text, pos, end) and _has_lone_surrogate(value):
-        raise RecordError("invalid text: a lone UTF-16 surrogate escape (\\ud800-\\udfff)")
-    return value, end
-
-
-def value_end(text: str, pos: int) -> int:
-    """Where the JSON value starting at ``pos`` ends, by its brackets (not its grammar).
-
-    Used only for a value the decoder refused, to skip it and read on; an unbalanced value
-    runs to the end of the text.
-    """
-    if text[pos] not in "[{":
-        found = _SCALAR_END.match(text, pos)
-        return max(found.end() if found else pos, pos + 1)
-    depth = 0
-    for token in _STRUCTURE.finditer(text, pos):
-        kind = token.group()
-        if kind in ("[", "{"):
-            depth += 1
-        elif kind in ("]", "}"):
-            depth -= 1
-            if depth == 0:
-                return token.end()
-    return len(text)
-
-
-def skip_space(text: str, pos: int) -> int:
-    found = _WHITESPACE.match(text, pos)
-    return found.end() if found else pos
-
-
-def _value_record(text: str, pos: int, index: int) -> tuple[Record, int]:
-    """One value of an array as a record ``(index, raw, value or RecordError)`` and its end."""
-    try:
-        value, end = decode_json(text, pos)
-    except RecordError as exc:
-        value, end = exc, value_end(text, pos)
-    return _span_record(text, pos, end, index, value), end
-
-
-def _span_record(text: str, pos: int, end: int, index: int, value: Any) -> Record:
-    """``text[pos:end]`` as a record; a byte that is not UTF-8 is the reason to give whenever
-    the span holds one, even when it also broke the JSON."""
-    span = text[pos:end]
-    if undecodable(span):  # only then count lines: it costs a pass over the text
-        line_start = text.rfind("\n", 0, pos) + 1
-        try:
-            check_utf8(span, text.count("\n", 0, pos) + 1, first_column=pos - line_start + 1)
-        except RecordError as exc:
-            value = exc
-    if isinstance(value, RecordError):
-        return index, printable(span), value
-    return index, _serialised(value, span), value
-
-
-def _serialised(value: Any, original: str) -> str:
-    # Compact, non-ASCII unchanged; a value just short of the depth limit keeps its own text.
-    try:
-        return json.dumps(value, ensure_ascii=False)
-    except RecursionError:
-        return original
-
-
-def iter_json_array(text: str, pos: int, whole: bool = True) -> Iterator[Record]:
-    """Records of the JSON array opening at ``text[pos]``: line = 1-based index in the array.
-
-    Each element is decoded on its own, so one unreadable element (too deep, not UTF-8, broken)
-    is one rejected record and the elements after it are still read. With ``whole`` the array
-    is the whole text, and any text after it is one more rejected record.
-    """
-    pos, index = skip_space(text, pos + 1), 0
-    if text.startswith("]", pos):
-        return
-    while pos < len(text):
-        index += 1
-        record, end = _value_record(text, pos, index)
-        yield record
-        pos = skip_space(text, end)
-        if text.startswith(",", pos):
-            pos = skip_space(text, pos + 1)
-            continue
-        if text.startswith("]", pos) and not whole:
-            return
-        if text.startswith("]", pos):
-            pos = skip_space(text, pos + 1)
-            reason = "invalid JSON: text after the end of the array"
-        else:
-            reason = "invalid JSON: expected ',' or ']' after the previous element"
-        if pos < len(text):  # nothing is dropped unseen: the rest is one more rejected record
-            end = len(text.rstrip(" \t\r\n"))
-            yield _span_record(text, pos, end, index + 1, RecordError(reason))
-        return
-
-
-def iter_json_lines(path: Path, file: str) -> Iterator[Record]:
-    """Yield ``(line_number, raw_text, parsed value or RecordError)`` for each non-blank line."""
-    return json_lines(read_text(path, file))
-
-
-def json_lines(text: str) -> Iterator[Record]:
-    """:func:`iter_json_lines` of text already read (see :func:`read_text`)."""
-    for number, line in enumerate(text.split("\n"), start=1):
-        record = line.strip(" \t\r\n")
-        if not record:
-            continue
-        bad_bytes = undecodable(line)
-        try:
-            if bad_bytes:
-                check_utf8(line, number)
-            # Decoded in place, so that a reason's column is the column in the file.
-            value, end = decode_json(line, skip_space(line, 0))
-            if line[end:].strip():
-                raise RecordError(f"invalid JSON: Extra data at column {end + 1}")
-        except RecordError as exc:
-            value = exc
-        yield number, printable(record) if bad_bytes else record, value
-
-
 # --- values copied from a record ---------------------------------------------------------------
 
 
@@ -418,6 +249,38 @@ def optional_object(value: object, field_name: str) -> dict[str, Any]:
         got = f"{json_type(value)} {brief(value)}"
         raise RecordError(f"{field_name}: expected an object, got {got}")
     return value
+
+
+def object_or_empty(value: object) -> dict[str, Any]:
+    """``value`` when it is an object, else ``{}``: for optional sub-objects read leniently
+    (Typeform ``hidden``, Zendesk ``via``), where a wrong type carries nothing to keep."""
+    return value if isinstance(value, dict) else {}
+
+
+def nonblank_text(value: object) -> str | None:
+    """``value`` unchanged when it is text with something in it, else ``None``."""
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def identifier(record: dict[str, Any], key: str, *, strict: bool = True) -> str | None:
+    """An id field as text (numbers are ids too); ``None`` when absent or blank.
+
+    Any other type (a flag, an object) is a RecordError naming ``key`` with ``strict``; without
+    it the id is only read as absent (SendGrid, whose ids are optional extras).
+    """
+    return id_text(record.get(key), key, strict=strict)
+
+
+def id_text(value: object, field_name: str, *, strict: bool = True) -> str | None:
+    """:func:`identifier` of a value already read (a nested field such as Stripe metadata)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        if strict:
+            raise RecordError(f"{field_name}: not an id: {brief(value)}")
+        return None
+    text = str(value)
+    return text if text.strip() else None
 
 
 def normalise_email(value: object) -> str | None:

@@ -52,9 +52,8 @@ from journeymine.ingest.sources._common import (
     RawRow,
     Record,
     RecordError,
-    brief,
     decode_text,
-    json_lines,
+    identifier,
     json_type,
     optional_object,
     parse_records,
@@ -63,6 +62,10 @@ from journeymine.ingest.sources._common import (
     safe_urlsplit,
     scalar_field,
     slug,
+)
+from journeymine.ingest.sources._json import (
+    json_lines,
+    json_objects,
 )
 from journeymine.ingest.sources.segment import path_group
 
@@ -176,15 +179,6 @@ def event_time(row: dict[str, Any]) -> tuple[datetime, int]:
     return at, int(value)
 
 
-def _identifier(row: dict[str, Any], key: str) -> str | None:
-    value = row.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise RecordError(f"{key}: not an id: {brief(value)}")
-    return str(value) if str(value).strip() else None
-
-
 def parse_row(line: int, text: str, row: object) -> RawRow:
     """One export row -> its row, its event and the pseudo id <-> user id link."""
     if not isinstance(row, dict):
@@ -192,7 +186,7 @@ def parse_row(line: int, text: str, row: object) -> RawRow:
     name = row.get(EVENT_NAME)
     if not isinstance(name, str) or not name.strip():
         raise RecordError(f"missing {EVENT_NAME}")
-    user, pseudo = _identifier(row, USER), _identifier(row, USER_PSEUDO_ID)
+    user, pseudo = identifier(row, USER), identifier(row, USER_PSEUDO_ID)
     if not user and not pseudo:
         raise RecordError(f"missing {USER} and {USER_PSEUDO_ID}")
     at, micros = event_time(row)
@@ -220,14 +214,6 @@ def parse_row(line: int, text: str, row: object) -> RawRow:
     return RawRow(line, key, text, events=[event], edges=edges)
 
 
-def _objects(records: Iterator[Record]) -> Iterator[Record]:
-    """Valid JSON that is not an object counts as unreadable, like broken JSON."""
-    for line, text, value in records:
-        if not isinstance(value, dict | RecordError):
-            value = RecordError("not a JSON object")
-        yield line, text, value
-
-
 def _is_parquet(path: Path, data: bytes) -> bool:
     return path.name.lower().removesuffix(".gz").endswith(".parquet") or data[:4] == PARQUET_MAGIC
 
@@ -247,5 +233,5 @@ def parse_file(path: Path, file: str) -> ParsedFile:
     if _is_parquet(path, data):
         rows, what = _parquet_rows(data, file), "GA4 export rows (Parquet)"
     else:
-        rows, what = _objects(json_lines(decode_text(data))), "GA4 export rows (NDJSON)"
+        rows, what = json_objects(json_lines(decode_text(data))), "GA4 export rows (NDJSON)"
     return parse_records(SOURCE, file, rows, parse_row, what)

@@ -29,7 +29,6 @@ Quirks
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -44,10 +43,8 @@ from journeymine.ingest.sources._common import (
     Event,
     ParsedFile,
     RawRow,
-    Record,
     RecordError,
-    brief,
-    iter_json_lines,
+    identifier,
     json_type,
     normalise_email,
     optional_object,
@@ -56,6 +53,10 @@ from journeymine.ingest.sources._common import (
     safe_urlsplit,
     scalar,
     slug,
+)
+from journeymine.ingest.sources._json import (
+    iter_json_lines,
+    json_objects,
 )
 
 SOURCE = "segment"
@@ -126,17 +127,6 @@ def _context(call: dict[str, Any], key: str) -> dict[str, Any]:
     return optional_object(optional_object(call.get(CONTEXT), CONTEXT).get(key), f"{CONTEXT}.{key}")
 
 
-def _identifier(call: dict[str, Any], key: str) -> str | None:
-    """An id field as a string; ``None`` when absent or blank. Numbers are accepted as ids."""
-    value = call.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise RecordError(f"{key}: not an id: {brief(value)}")
-    text = str(value)
-    return text if text.strip() else None
-
-
 def utm(call: dict[str, Any]) -> dict[str, Any]:
     """``context.campaign`` as ``utm_*`` attributes."""
     campaign, found = _context(call, CAMPAIGN), {}
@@ -182,12 +172,12 @@ def activity(call: dict[str, Any], kind: str) -> tuple[str, str, dict[str, Any]]
 
 
 def _edges(call: dict[str, Any], kind: str, person: tuple[str, str], at: datetime) -> list[Edge]:
-    user, anon = _identifier(call, USER), _identifier(call, ANONYMOUS)
+    user, anon = identifier(call, USER), identifier(call, ANONYMOUS)
     edges = []
     if user and anon:
         edges.append(Edge(ANONYMOUS_ID, anon, USER_ID, user, f"segment_{slug(kind)}", at))
     if kind == ALIAS:
-        previous = _identifier(call, PREVIOUS)
+        previous = identifier(call, PREVIOUS)
         if not previous or not user:
             raise RecordError("alias: missing previousId or userId")
         edges.append(Edge(ANONYMOUS_ID, previous, USER_ID, user, "segment_alias", at))
@@ -196,7 +186,7 @@ def _edges(call: dict[str, Any], kind: str, person: tuple[str, str], at: datetim
         if email:
             edges.append(Edge(*person, EMAIL, email, "segment_identify_email", at))
     if kind == GROUP:
-        group = _identifier(call, GROUP_ID)
+        group = identifier(call, GROUP_ID)
         if not group:
             raise RecordError("missing groupId")
         edges.append(Edge(*person, SEGMENT_GROUP, group, "segment_group", at))
@@ -207,7 +197,7 @@ def parse_call(line: int, text: str, call: object) -> RawRow:
     """One Segment call -> its row, its event (unless alias/group) and its identity edges."""
     if not isinstance(call, dict):
         raise RecordError("not a JSON object")
-    message_id = _identifier(call, MESSAGE_ID)
+    message_id = identifier(call, MESSAGE_ID)
     if not message_id:
         raise RecordError("missing messageId")
     raw_type = call.get(TYPE)
@@ -215,7 +205,7 @@ def parse_call(line: int, text: str, call: object) -> RawRow:
         raise RecordError("missing type")
     kind = raw_type.strip().lower()
     at = parse_iso(call.get(TIMESTAMP), TIMESTAMP)
-    user, anon = _identifier(call, USER), _identifier(call, ANONYMOUS)
+    user, anon = identifier(call, USER), identifier(call, ANONYMOUS)
     if not user and not anon:
         raise RecordError("missing userId and anonymousId")
     person = (USER_ID, user) if user else (ANONYMOUS_ID, str(anon))
@@ -240,16 +230,7 @@ def parse_call(line: int, text: str, call: object) -> RawRow:
     return row
 
 
-def _objects(records: Iterable[Record]) -> Iterator[Record]:
-    """A line that is valid JSON but not an object counts as unreadable, like broken JSON:
-    a file of nothing but such lines (numbers, arrays) is not Segment at all."""
-    for line, text, value in records:
-        if not isinstance(value, dict | RecordError):
-            value = RecordError("not a JSON object")
-        yield line, text, value
-
-
 def parse_file(path: Path, file: str) -> ParsedFile:
     """Parse one file of Segment calls (JSON lines, plain or .gz)."""
-    records = _objects(iter_json_lines(path, file))
+    records = json_objects(iter_json_lines(path, file))
     return parse_records(SOURCE, file, records, parse_call, "Segment JSON lines")

@@ -45,12 +45,16 @@ from journeymine.ingest.sources._common import (
     Record,
     RecordError,
     brief,
-    iter_json_array,
+    identifier,
     normalise_email,
     parse_records,
     parse_unix_seconds,
     read_text,
     scalar_field,
+)
+from journeymine.ingest.sources._json import (
+    iter_json_array,
+    json_objects,
     skip_space,
 )
 
@@ -122,18 +126,11 @@ def _kept(item: dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
-def _id(item: dict[str, Any], key: str) -> str | None:
-    value = item.get(key)
-    if value is None or isinstance(value, bool) or not isinstance(value, str | int):
-        return None
-    return str(value) if str(value).strip() else None
-
-
 def parse_event(line: int, text: str, item: object) -> RawRow:
     """One webhook event -> its row, its event and the email <-> user id link."""
     if not isinstance(item, dict):
         raise RecordError("not a JSON object")
-    event_id = _id(item, EVENT_ID)
+    event_id = identifier(item, EVENT_ID, strict=False)
     if not event_id:
         raise RecordError(f"missing {EVENT_ID}")
     name = item.get(EVENT)
@@ -158,7 +155,7 @@ def parse_event(line: int, text: str, item: object) -> RawRow:
         owner=owner(item.get(CATEGORY)),
         attributes=_kept(item),
     )
-    user_id = _id(item, CUSTOM_USER_ID)
+    user_id = identifier(item, CUSTOM_USER_ID, strict=False)
     edges = [Edge(EMAIL, email, USER_ID, user_id, "sendgrid_custom_arg", at)] if user_id else []
     return RawRow(line, event_id, text, events=[event], edges=edges)
 
@@ -173,10 +170,7 @@ def _body(path: Path, file: str) -> Iterator[Record]:
     start = skip_space(text, 0)
     if not text.startswith("[", start):
         raise SourceFormatError(file, "not a SendGrid webhook body: expected a JSON array")
-    for line, raw, value in iter_json_array(text, start):
-        if not isinstance(value, dict | RecordError):
-            value = RecordError("not a JSON object")
-        yield line, raw, value
+    return json_objects(iter_json_array(text, start))
 
 
 def parse_file(path: Path, file: str) -> ParsedFile:

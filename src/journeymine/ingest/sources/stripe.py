@@ -11,10 +11,14 @@ Format and units
 Dedup key
   the event ``id`` (``evt_...``); it is also the event key.
 
-Person
-  the Stripe customer: ``data.object.id`` when ``data.object`` is the customer itself
-  (``customer.created`` / ``updated`` / ``deleted``), else ``data.object.customer`` (an id, or an
-  expanded customer object). An event without one is rejected.
+Identity
+  * the person is the Stripe customer: ``data.object.id`` when ``data.object`` is the customer
+    itself (``customer.created`` / ``updated`` / ``deleted``), else ``data.object.customer`` (an
+    id, or an expanded customer object). An event without one is rejected;
+  * ``customer.created`` / ``updated`` link the customer to its ``email`` (rule
+    ``stripe_customer_email``) and to ``metadata.user_id``, text or a number, as a ``user_id``
+    node (rule ``stripe_customer_metadata``); an invoice event links it to ``customer_email``
+    (rule ``stripe_invoice_email``). Emails are normalised; one that is not an address is no link.
 
 Quirks
   * invoices come in two shapes: before API version ``2025-03-31.basil`` the subscription is
@@ -53,15 +57,18 @@ from journeymine.ingest.sources._common import (
     RecordError,
     brief,
     check_utf8,
-    decode_json,
-    iter_json_array,
-    json_lines,
+    id_text,
     json_type,
     normalise_email,
     parse_records,
     parse_unix_seconds,
     read_text,
     scalar_field,
+)
+from journeymine.ingest.sources._json import (
+    decode_json,
+    iter_json_array,
+    json_lines,
     skip_space,
     value_end,
 )
@@ -86,6 +93,24 @@ UNKNOWN_ACTOR = CUSTOMER
 # Events whose data.object is the customer itself; identity edges come from created/updated.
 CUSTOMER_OBJECT_TYPES = ("customer.created", "customer.updated", "customer.deleted")
 CUSTOMER_EDGE_TYPES = ("customer.created", "customer.updated")
+
+# Field names of an event and of the objects in it (API names).
+ID = "id"
+TYPE = "type"
+CREATED = "created"  # unix seconds
+API_VERSION = "api_version"
+OBJECT = "object"  # what an object is: "event", "list", "customer", "invoice", "subscription"
+DATA = "data"
+CUSTOMER_FIELD = "customer"  # an id, or the customer object when expanded
+ERROR = "error"  # an API error response: {"error": {"message": ...}}
+MESSAGE = "message"
+EVENT_OBJECT, LIST_OBJECT = "event", "list"
+CUSTOMER_OBJECT, INVOICE_OBJECT, SUBSCRIPTION_OBJECT = "customer", "invoice", "subscription"
+
+# Identity edge rules, per field the link comes from.
+CUSTOMER_EMAIL_RULE = "stripe_customer_email"
+CUSTOMER_METADATA_RULE = "stripe_customer_metadata"
+INVOICE_EMAIL_RULE = "stripe_invoice_email"
 
 # Field paths inside data.object.
 OLD_INVOICE_SUBSCRIPTION = ("subscription",)
@@ -134,7 +159,7 @@ def _get(value: Any, path: FieldPath, where: str = "data.object") -> Any:
 
 def _id_of(value: Any) -> Any:
     """An id field that may also come expanded into its object."""
-    return value.get("id") if isinstance(value, dict) else value
+    return value.get(ID) if isinstance(value, dict) else value
 
 
 def _is_basil_or_later(api_version: Any) -> bool:
@@ -151,8 +176,8 @@ def _first_of(obj: dict[str, Any], paths: tuple[FieldPath, ...]) -> Any:
 
 
 def _subscription(obj: dict[str, Any], api_version: Any) -> Any:
-    if obj.get("object") == "subscription":
-        return scalar_field(obj.get("id"), "data.object.id")
+    if obj.get(OBJECT) == SUBSCRIPTION_OBJECT:
+        return scalar_field(obj.get(ID), "data.object.id")
     paths = (OLD_INVOICE_SUBSCRIPTION, BASIL_INVOICE_SUBSCRIPTION)
     return _first_of(obj, paths[::-1] if _is_basil_or_later(api_version) else paths)
 
@@ -170,9 +195,9 @@ def _value(obj: dict[str, Any], path: FieldPath, where: str = "data.object") -> 
 
 
 def _attributes(event: dict[str, Any], obj: dict[str, Any]) -> dict[str, Any]:
-    api_version = event.get("api_version")
+    api_version = event.get(API_VERSION)
     attrs: dict[str, Any] = {
-        "object": _value(obj, ("object",)),
+        "object": _value(obj, (OBJECT,)),
         "subscription": _subscription(obj, api_version),
         "price": _price(obj, api_version),
         **{name: _value(obj, (name,)) for name in OBJECT_FIELDS},
@@ -180,7 +205,7 @@ def _attributes(event: dict[str, Any], obj: dict[str, Any]) -> dict[str, Any]:
         "cancellation_feedback": _value(obj, CANCELLATION_FEEDBACK),
         # A subscription.updated that moved trialing -> active says so only here.
         "previous_status": _value(event, PREVIOUS_STATUS, "event"),
-        "api_version": scalar_field(api_version, "api_version"),
+        "api_version": scalar_field(api_version, API_VERSION),
     }
     return {k: v for k, v in attrs.items() if v is not None}
 
@@ -192,17 +217,13 @@ def _required_str(value: Any, field: str) -> str:
 
 
 def _customer(kind: str, obj: dict[str, Any]) -> str:
-    if obj.get("object") == "customer" or kind in CUSTOMER_OBJECT_TYPES:
-        customer, where = obj.get("id"), "data.object.id"
+    if obj.get(OBJECT) == CUSTOMER_OBJECT or kind in CUSTOMER_OBJECT_TYPES:
+        customer, where = obj.get(ID), "data.object.id"
     else:
-        customer, where = _id_of(obj.get("customer")), "data.object.customer"
+        customer, where = _id_of(obj.get(CUSTOMER_FIELD)), "data.object.customer"
     if not isinstance(customer, str) or not customer.strip():
         raise RecordError(f"missing customer ({where})")
     return customer
-
-
-def _usable_id(value: Any) -> bool:
-    return isinstance(value, str | int) and not isinstance(value, bool) and bool(str(value).strip())
 
 
 def _edges(kind: str, obj: dict[str, Any], customer: str, event: Event) -> list[Edge]:
@@ -210,30 +231,28 @@ def _edges(kind: str, obj: dict[str, Any], customer: str, event: Event) -> list[
     if kind in CUSTOMER_EDGE_TYPES:
         email = normalise_email(_get(obj, CUSTOMER_EMAIL))
         if email:
-            edges.append(Edge(STRIPE_CUSTOMER, customer, EMAIL, email, "stripe_customer_email", at))
-        user_id = _get(obj, METADATA_USER_ID)
-        if _usable_id(user_id):
+            edges.append(Edge(STRIPE_CUSTOMER, customer, EMAIL, email, CUSTOMER_EMAIL_RULE, at))
+        user_id = id_text(_get(obj, METADATA_USER_ID), "metadata.user_id", strict=False)
+        if user_id:
             edges.append(
-                Edge(
-                    STRIPE_CUSTOMER, customer, USER_ID, str(user_id), "stripe_customer_metadata", at
-                )
+                Edge(STRIPE_CUSTOMER, customer, USER_ID, user_id, CUSTOMER_METADATA_RULE, at)
             )
-    elif obj.get("object") == "invoice" or kind.startswith("invoice."):
+    elif obj.get(OBJECT) == INVOICE_OBJECT or kind.startswith(f"{INVOICE_OBJECT}."):
         email = normalise_email(_get(obj, INVOICE_EMAIL))
         if email:
-            edges.append(Edge(STRIPE_CUSTOMER, customer, EMAIL, email, "stripe_invoice_email", at))
+            edges.append(Edge(STRIPE_CUSTOMER, customer, EMAIL, email, INVOICE_EMAIL_RULE, at))
     return edges
 
 
 def _parse_event(line: int, text: str, event: Any) -> RawRow:
     if not isinstance(event, dict):
         raise RecordError(f"not a Stripe event: a JSON {type(event).__name__}, not an object")
-    if event.get("object", "event") != "event":
-        raise RecordError(f"object: expected 'event', got {brief(event.get('object'))}")
-    event_id = _required_str(event.get("id"), "id")
-    kind = _required_str(event.get("type"), "type")
-    at = parse_unix_seconds(event.get("created"), "created")
-    obj = _get(event, ("data", "object"), "event")
+    if event.get(OBJECT, EVENT_OBJECT) != EVENT_OBJECT:
+        raise RecordError(f"{OBJECT}: expected 'event', got {brief(event.get(OBJECT))}")
+    event_id = _required_str(event.get(ID), ID)
+    kind = _required_str(event.get(TYPE), TYPE)
+    at = parse_unix_seconds(event.get(CREATED), CREATED)
+    obj = _get(event, (DATA, OBJECT), "event")
     if not isinstance(obj, dict):
         raise RecordError("data.object: missing")
     customer = _customer(kind, obj)
@@ -244,7 +263,7 @@ def _parse_event(line: int, text: str, event: Any) -> RawRow:
         activity=activity,
         actor=actor,
         occurred_at=at,
-        raw_time=str(event.get("created")),
+        raw_time=str(event.get(CREATED)),
         id_type=STRIPE_CUSTOMER,
         id_value=customer,
         channel=CHANNEL,
@@ -299,7 +318,7 @@ def _member(text: str, members: dict[str, Span], key: str) -> Any:
 
 
 def _page_records(text: str, file: str, members: dict[str, Span]) -> Iterator[Record]:
-    start, end = members.get("data", (len(text), len(text)))
+    start, end = members.get(DATA, (len(text), len(text)))
     if not text.startswith("[", start):
         raise SourceFormatError(file, "a Stripe list page without a 'data' array")
     try:  # a bad byte in the page around the events belongs to no record: the file is broken
@@ -309,9 +328,9 @@ def _page_records(text: str, file: str, members: dict[str, Span]) -> Iterator[Re
     except RecordError as exc:
         raise SourceFormatError(file, f"the list page around the events: {exc}") from None
     records = list(iter_json_array(text, start, whole=False))
-    objects = (value.get("object") for _, _, value in records if isinstance(value, dict))
+    objects = (value.get(OBJECT) for _, _, value in records if isinstance(value, dict))
     kinds = {kind for kind in objects if isinstance(kind, str)}  # any other type: the record's
-    if kinds and "event" not in kinds:
+    if kinds and EVENT_OBJECT not in kinds:
         raise SourceFormatError(file, f"a list of {sorted(kinds)} objects, not events")
     return iter(records)
 
@@ -321,14 +340,14 @@ def _document(text: str, file: str, start: int) -> Iterator[Record] | None:
     members = _object_members(text, start)
     if members is None:
         return None
-    kind = _member(text, members, "object")
-    if "error" in members and "type" not in members:
-        error = _member(text, members, "error")
-        message = error.get("message") if isinstance(error, dict) else error
+    kind = _member(text, members, OBJECT)
+    if _is_error(members):
+        error = _member(text, members, ERROR)
+        message = error.get(MESSAGE) if isinstance(error, dict) else error
         raise SourceFormatError(file, f"a Stripe API error response, not events: {brief(message)}")
-    if kind == "list":
+    if kind == LIST_OBJECT:
         return _page_records(text, file, members)
-    if kind == "event":  # one pretty-printed event: one record, on the line it starts
+    if kind == EVENT_OBJECT:  # one pretty-printed event: one record, on the line it starts
         line = text.count("\n", 0, start) + 1
         return ((line, raw, value) for _, raw, value in json_lines(text.replace("\n", " ")))
     return None
@@ -351,8 +370,13 @@ def _records(text: str, file: str) -> Iterator[Record]:
     return json_lines(text)
 
 
+def _is_error(members: dict[str, Any]) -> bool:
+    # Every event has a type; an API error response has an error and no type.
+    return ERROR in members and TYPE not in members
+
+
 def _is_document(value: dict[str, Any]) -> bool:
-    return value.get("object") == "list" or ("error" in value and "type" not in value)
+    return value.get(OBJECT) == LIST_OBJECT or _is_error(value)
 
 
 def parse_file(path: Path, file: str) -> ParsedFile:

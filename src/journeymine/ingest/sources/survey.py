@@ -35,8 +35,6 @@ Quirks (each rejects the record, with its line and the field)
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from datetime import datetime
@@ -51,21 +49,16 @@ from journeymine.ingest.sources._common import (
     ParsedFile,
     RawRow,
     RecordError,
-    Rejected,
     brief,
     check_time,
-    check_utf8,
+    nonblank_text,
     normalise_email,
-    parse_guarded,
     parse_iso,
-    printable,
-    read_text,
-    undecodable,
 )
 
-# Salesforce's record reader: physical line numbers, quoted new lines, csv errors per record.
-from journeymine.ingest.sources.salesforce import CsvRecord
-from journeymine.ingest.sources.salesforce import _csv_records as csv_records
+# The shared CSV reader: physical line numbers, quoted new lines, csv errors per record.
+from journeymine.ingest.sources._csv import CsvRecord, parse_csv_rows, read_csv_records
+from journeymine.ingest.sources._csv import csv_row as shared_csv_row
 from journeymine.ingest.sources.typeform import NPS_MAX, NPS_MIN, nps_group
 from journeymine.sentiment import sentiment_attributes
 from journeymine.spec import SurveyMapping
@@ -75,6 +68,7 @@ CHANNEL = "survey"
 ACTIVITY = "feedback.survey_answered"
 EVENT_TYPE = "survey_answer"
 SPEC_KEY = "[sources.survey]"
+WRONG_COUNT = "{got} fields, the header has {want} (a missing column?)"
 CSV_FIELD_LIMIT = 1 << 20  # a free-text answer may be long; the csv module's default is 128 KiB
 
 Row = dict[str, str]
@@ -135,13 +129,7 @@ def _record_key(row: Row, mapping: SurveyMapping, who: str, when: str) -> str:
 
 def csv_row(header: list[str], line: int, fields: list[str] | RecordError, raw: str) -> Row:
     """The record as ``{column: value}``, or a RecordError naming what makes it unusable."""
-    if isinstance(fields, RecordError):
-        raise fields
-    if undecodable(raw):
-        check_utf8(raw, line)
-    if len(fields) != len(header):
-        raise RecordError(f"{len(fields)} fields, the header has {len(header)} (a missing column?)")
-    return dict(zip(header, fields, strict=True))
+    return shared_csv_row(header, line, fields, raw, wrong_count=WRONG_COUNT, name_bad_field=False)
 
 
 def stored(row: Row, mapping: SurveyMapping) -> str:
@@ -203,23 +191,15 @@ def parse_file(path: Path, file: str, mapping: SurveyMapping | None = None) -> P
             f"no column mapping for survey files: declare {SPEC_KEY} in the journey spec "
             "(who, when, score, comment; see docs/activities.md)",
         )
-    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
-    # newline="": a new line inside a quoted comment is data and must reach csv unchanged.
-    records = csv_records(io.StringIO(read_text(path, file), newline=""))
+    records = read_csv_records(path, file, CSV_FIELD_LIMIT)
     header = _header(next(records, None), mapping, file)
-    parsed = ParsedFile(SOURCE, file)
-    for line, fields, raw in records:
-        try:
-            row = csv_row(header, line, fields, raw)
-        except RecordError as exc:
-            parsed.rejected.append(Rejected(line, str(exc), printable(raw)))
-            continue
-        result = parse_guarded(lambda n, r, v: parse_answer(n, r, v, mapping), line, raw, row)
-        if isinstance(result, Rejected):
-            parsed.rejected.append(result)
-        else:
-            parsed.rows.append(result)
-    return parsed
+    return parse_csv_rows(
+        SOURCE,
+        file,
+        records,
+        lambda line, fields, raw: csv_row(header, line, fields, raw),
+        lambda line, raw, row: parse_answer(line, raw, row, mapping),
+    )
 
 
 def feedback_text(raw: str, event_key: str) -> str | None:
@@ -228,4 +208,4 @@ def feedback_text(raw: str, event_key: str) -> str | None:
     if not isinstance(stored_row, dict) or not isinstance(stored_row.get("record"), dict):
         return None
     text = stored_row["record"].get(stored_row.get("comment"))
-    return text if isinstance(text, str) and text.strip() else None
+    return nonblank_text(text)

@@ -44,10 +44,11 @@ from journeymine.ingest.sources._common import (
     RawRow,
     RecordError,
     normalise_email,
+    object_or_empty,
     parse_iso,
     parse_records,
-    read_bytes,
 )
+from journeymine.ingest.sources._json import read_json_document
 from journeymine.sentiment import sentiment_attributes
 
 SOURCE = "typeform"
@@ -72,10 +73,6 @@ PROMOTER_MIN = 9  # 9-10 promoters
 DETRACTOR_MAX = 6  # 0-6 detractors; 7-8 passives
 
 
-def _dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
 def nps_group(score: int) -> str:
     """``promoter`` (9-10), ``passive`` (7-8) or ``detractor`` (0-6)."""
     if score >= PROMOTER_MIN:
@@ -86,7 +83,7 @@ def nps_group(score: int) -> str:
 
 
 def _is_nps(answer: dict[str, Any]) -> bool:
-    field = _dict(answer.get("field"))
+    field = object_or_empty(answer.get("field"))
     ref = field["ref"] if isinstance(field.get("ref"), str) else ""
     return answer.get("type") == NUMBER and (field.get("type") == NPS or NPS in ref.lower())
 
@@ -120,7 +117,7 @@ def read_answers(answers: object) -> tuple[int | None, str | None]:
 
 
 def _hidden_ids(item: dict[str, Any]) -> tuple[str | None, str | None]:
-    hidden = _dict(item.get(HIDDEN))
+    hidden = object_or_empty(item.get(HIDDEN))
     user = hidden.get(HIDDEN_USER_ID)
     user_id = str(user) if isinstance(user, str | int) and str(user).strip() else None
     email = normalise_email(hidden.get(HIDDEN_EMAIL))
@@ -166,10 +163,7 @@ def parse_response(line: int, text: str, item: object) -> RawRow:
 
 def read_page(path: Path, file: str) -> list[Any]:
     """The page's ``items``, or SourceFormatError when the file is not a responses page."""
-    try:
-        page = json.loads(read_bytes(path, file))
-    except (ValueError, RecursionError, OSError, EOFError) as exc:  # JSON, UTF-8, depth
-        raise SourceFormatError(file, f"not a Typeform responses page (JSON): {exc}") from None
+    page = read_json_document(path, file, "a Typeform responses page")
     if not isinstance(page, dict) or not isinstance(page.get(ITEMS), list):
         raise SourceFormatError(file, f"not a Typeform responses page: no {ITEMS} list")
     return page[ITEMS]

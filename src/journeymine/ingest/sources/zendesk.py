@@ -77,12 +77,14 @@ from journeymine.ingest.sources._common import (
     RawRow,
     Record,
     RecordError,
+    nonblank_text,
     normalise_email,
+    object_or_empty,
     parse_iso,
     parse_records,
     parse_unix_seconds,
-    read_bytes,
 )
+from journeymine.ingest.sources._json import read_json_document
 from journeymine.sentiment import sentiment_attributes
 
 SOURCE = "zendesk"
@@ -165,14 +167,6 @@ def _id(record: dict[str, Any], key: str, *, required: bool = True) -> str | Non
     return str(value)
 
 
-def _dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value.strip() else None
-
-
 def user_node(user_id: str) -> tuple[str, str]:
     return ZENDESK_NODE, USER_PREFIX + user_id
 
@@ -211,16 +205,17 @@ def _event(
 
 
 def _csat_event(ticket: dict[str, Any], ticket_id: str, updated: str) -> Event | None:
-    rating = _dict(ticket.get("satisfaction_rating"))
+    rating = object_or_empty(ticket.get("satisfaction_rating"))
     score = rating.get("score")
     if not rating or score in CSAT_NOT_RATED or score is None:
         return None
     if score not in CSAT_SCORES:
         raise RecordError(f"satisfaction_rating.score: unknown score {score!r}")
-    raw_time = _text(rating.get("updated_at")) or _text(rating.get("created_at")) or updated
+    rated = nonblank_text(rating.get("updated_at")) or nonblank_text(rating.get("created_at"))
+    raw_time = rated or updated
     at = parse_iso(raw_time, "satisfaction_rating.updated_at")
     attrs = {"ticket_id": ticket_id, "score": score, "csat_good": score == "good"}
-    attrs.update(sentiment_attributes(_text(rating.get("comment"))))
+    attrs.update(sentiment_attributes(nonblank_text(rating.get("comment"))))
     requester = user_node(str(_id(ticket, "requester_id")))
     return _event(
         f"ticket:{ticket_id}:csat",
@@ -247,7 +242,7 @@ def parse_ticket(line: int, text: str, ticket: dict[str, Any]) -> RawRow:
     owner = _owner(_id(ticket, "assignee_id", required=False))
     attrs: dict[str, Any] = {"ticket_id": ticket_id}
     attrs.update({k: ticket[k] for k in TICKET_FIELDS if isinstance(ticket.get(k), str | int)})
-    via = _text(_dict(ticket.get("via")).get("channel"))
+    via = nonblank_text(object_or_empty(ticket.get("via")).get("channel"))
     if via:
         attrs["via_channel"] = via
     if isinstance(ticket.get("tags"), list):
@@ -286,7 +281,7 @@ def parse_ticket(line: int, text: str, ticket: dict[str, Any]) -> RawRow:
 
 
 def _event_time(record: dict[str, Any]) -> tuple[datetime, str]:
-    if _text(record.get("created_at")):
+    if nonblank_text(record.get("created_at")):
         return parse_iso(record["created_at"], "created_at"), str(record["created_at"])
     if record.get("timestamp") is None:
         raise RecordError("created_at: missing timestamp")
@@ -305,7 +300,7 @@ def _comment(
     role = roles.get(author)
     if role is None and public:  # the author is in another page: kept, actor left unknown
         attrs["author_id"] = author
-        attrs.update(sentiment_attributes(_text(child.get("body"))))
+        attrs.update(sentiment_attributes(nonblank_text(child.get("body"))))
         return _event(
             key,
             COMMENT,
@@ -317,7 +312,7 @@ def _comment(
             attrs,
         )
     if role == END_USER:
-        attrs.update(sentiment_attributes(_text(child.get("body"))))
+        attrs.update(sentiment_attributes(nonblank_text(child.get("body"))))
         activity = "support.customer_replied" if public else "support.internal_note"
         return _event(key, COMMENT, activity, CUSTOMER, at, user_node(author), None, attrs)
     activity = "support.agent_replied" if public else "support.internal_note"
@@ -357,14 +352,14 @@ def parse_user(line: int, text: str, user: dict[str, Any]) -> RawRow:
     at = parse_iso(version, "updated_at")
     row = RawRow(line, f"user:{user_id}@{version}", text)
     if role in STAFF_ROLES:
-        name = _text(user.get("name"))
+        name = nonblank_text(user.get("name"))
         if name:
             row.labels.append(Label("owner", OWNER_PREFIX + user_id, name))
         return row
     email = normalise_email(user.get("email"))
     if email:
         row.edges.append(Edge(*user_node(user_id), EMAIL, email, "zendesk_user_email", at))
-    external = _text(user.get("external_id")) or (
+    external = nonblank_text(user.get("external_id")) or (
         str(user["external_id"]) if isinstance(user.get("external_id"), int) else None
     )
     if external:
@@ -376,10 +371,7 @@ def parse_user(line: int, text: str, user: dict[str, Any]) -> RawRow:
 
 def read_page(path: Path, file: str) -> dict[str, Any]:
     """The page as a dict with at least one of the record arrays, or SourceFormatError."""
-    try:
-        page = json.loads(read_bytes(path, file))
-    except (ValueError, RecursionError, OSError, EOFError) as exc:  # JSON, UTF-8, depth
-        raise SourceFormatError(file, f"not a Zendesk export page (JSON): {exc}") from None
+    page = read_json_document(path, file, "a Zendesk export page")
     if not isinstance(page, dict) or not any(name in page for name in PAGE_ARRAYS):
         raise SourceFormatError(file, f"not a Zendesk export page: no {' / '.join(PAGE_ARRAYS)}")
     for name in PAGE_ARRAYS:
@@ -473,8 +465,8 @@ def feedback_text(raw: str, event_key: str) -> str | None:
         comment_id = event_key.removeprefix("comment:")
         for child in record.get("child_events") or []:
             if isinstance(child, dict) and str(child.get("id")) == comment_id:
-                return _text(child.get("body"))
+                return nonblank_text(child.get("body"))
         return None
     if event_key.endswith(":csat"):
-        return _text(_dict(record.get("satisfaction_rating")).get("comment"))
+        return nonblank_text(object_or_empty(record.get("satisfaction_rating")).get("comment"))
     return None
