@@ -137,6 +137,22 @@ def test_odd_answers_in_a_gzipped_page(write: Write) -> None:
     ]
 
 
+def test_a_boolean_hidden_user_id_is_no_id(write: Write) -> None:
+    base = {"token": "t", "submitted_at": "2026-08-05T10:00:00Z", "answers": []}
+    page = {
+        "items": [
+            {**base, "hidden": {"user_id": True}},  # no id, no email: rejected
+            {**base, "token": "u", "hidden": {"user_id": True, "email": "Ann@Example.com"}},
+        ]
+    }
+    parsed = typeform.parse_file(write("typeform/b.json", json.dumps(page)), "typeform/b.json")
+    assert [(r.line, r.reason) for r in parsed.rejected] == [
+        (1, "hidden: missing user_id and email")
+    ]
+    [row] = parsed.rows
+    assert (row.events[0].id_type, row.events[0].id_value) == ("email", "ann@example.com")
+
+
 @pytest.mark.parametrize(
     ("name", "text"),
     [

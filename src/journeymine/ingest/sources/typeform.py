@@ -119,7 +119,9 @@ def read_answers(answers: object) -> tuple[int | None, str | None]:
 def _hidden_ids(item: dict[str, Any]) -> tuple[str | None, str | None]:
     hidden = object_or_empty(item.get(HIDDEN))
     user = hidden.get(HIDDEN_USER_ID)
-    user_id = str(user) if isinstance(user, str | int) and str(user).strip() else None
+    # A JSON true is no user id (bool is an int to Python): only text and whole numbers are.
+    usable = isinstance(user, str | int) and not isinstance(user, bool) and str(user).strip()
+    user_id = str(user) if usable else None
     email = normalise_email(hidden.get(HIDDEN_EMAIL))
     if hidden.get(HIDDEN_EMAIL) and not email and not user_id:
         raise RecordError(f"{HIDDEN}.{HIDDEN_EMAIL}: invalid address {hidden[HIDDEN_EMAIL]!r}")
