@@ -23,9 +23,10 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from journeymine.analyses.funnel import data_cutoff, marks_sql
+from journeymine.analyses.funnel import marks_sql
 from journeymine.mining import pm4py_adapter
 from journeymine.spec import JourneySpec, positions
+from journeymine.sql import data_cutoff
 from journeymine.warehouse import replace_table
 
 ORDER_DEVIATIONS = ("skipped", "repeated", "moved back to", "out of order")
