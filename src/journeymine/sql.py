@@ -57,6 +57,12 @@ def data_cutoff(con: duckdb.DuckDBPyConnection, relation: str, column: str = "ts
     return value
 
 
+def duration_s(ts: str = "ts") -> str:
+    """SQL aggregate: seconds from the first to the last ``ts`` of a group (a case's duration),
+    in whole microseconds as the event log stores them."""
+    return f"(epoch_us(max({ts})) - epoch_us(min({ts}))) / 1e6"
+
+
 def touch_value(touch: str, key: str, attributes: str = "attributes") -> str:
     """SQL aggregate: the JSON ``attributes`` value at ``key`` (a SQL expression: a literal or
     a bound parameter) of the first (or last) row carrying it, in ``(occurred_at, seq)``
