@@ -147,7 +147,7 @@ def test_glob_builders_match_as_fnmatch_and_quotes_are_data(patterns: tuple[str,
     own check), hostile patterns included; NULL activities match nothing."""
     import fnmatch
 
-    from journeymine.sql import glob_any, glob_param
+    from journeymine.sql import glob_any, glob_bound, glob_param
 
     con = duckdb.connect()
     con.execute("CREATE TABLE a AS SELECT unnest($v::VARCHAR[]) AS activity", {"v": ACTIVITIES})
@@ -162,6 +162,11 @@ def test_glob_builders_match_as_fnmatch_and_quotes_are_data(patterns: tuple[str,
     ).fetchall()
     assert sorted(r[0] for r in by_literal) == expected
     assert sorted(r[0] for r in by_param) == expected
+    params: dict[str, object] = {}  # glob_bound binds only what the statement uses
+    condition = glob_bound("activity", "p", patterns, params)
+    by_bound = con.execute(f"SELECT activity FROM a WHERE {condition}", params).fetchall()
+    assert sorted(r[0] for r in by_bound) == expected
+    assert params == ({"p": list(patterns)} if patterns else {})
 
 
 def test_first_and_last_touch_values_and_the_cutoff_by_hand() -> None:

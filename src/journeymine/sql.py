@@ -6,9 +6,11 @@ Values from a spec or a user reach SQL through these (or as bound parameters), n
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
 from importlib import resources
+from typing import Any
 
 import duckdb
 
@@ -43,6 +45,16 @@ def glob_param(column: str, parameter: str) -> str:
 def number(value: float) -> str:
     """A SQL numeric literal (a float: ``1000`` compares equal to ``1000.0``)."""
     return repr(float(value))
+
+
+def glob_bound(column: str, name: str, patterns: Sequence[str], params: dict[str, Any]) -> str:
+    """:func:`glob_param` with the ``patterns`` bound as ``$name`` in ``params``; without
+    patterns the condition is ``false``, which the planner folds (a join it guards is dropped)
+    and which binds nothing (DuckDB refuses a parameter the statement does not use)."""
+    if not patterns:
+        return "false"
+    params[name] = list(patterns)
+    return glob_param(column, name)
 
 
 def cutoff_sql(relation: str, column: str = "occurred_at") -> str:

@@ -36,7 +36,7 @@ import pandas as pd
 from journeymine.analyses.business_hours import business_seconds
 from journeymine.analyses.funnel import conversion
 from journeymine.spec import FollowupRule, JourneySpec
-from journeymine.sql import data_cutoff, glob_param, statement
+from journeymine.sql import data_cutoff, glob_bound, statement
 from journeymine.warehouse import replace_table, table_exists
 
 # CRM records whose OwnerId names who owns the person (docs/activities.md); a task or a
@@ -65,21 +65,15 @@ def _rule_rows(
     cutoff: datetime,
 ) -> pd.DataFrame:
     # The spec's company_activities make an activity a company action whatever the source said.
-    who = f"CASE WHEN {glob_param('activity', 'company')} THEN 'company' ELSE actor END"
+    params: dict[str, object] = {"cutoff": cutoff}
+    company_act = glob_bound("activity", "company", company, params)
     sql = statement("journeymine.analyses", "followups_rule.sql").format(
         table=table,
-        who=who,
-        triggered=glob_param("activity", "triggers"),
-        responded=glob_param("activity", "responses"),
-        owner_record=glob_param("activity", "owner_records"),
+        who=f"CASE WHEN {company_act} THEN 'company' ELSE actor END" if company else "actor",
+        triggered=glob_bound("activity", "triggers", rule.triggers, params),
+        responded=glob_bound("activity", "responses", rule.responses, params),
+        owner_record=glob_bound("activity", "owner_records", OWNER_RECORDS, params),
     )
-    params = {
-        "cutoff": cutoff,
-        "company": list(company),
-        "triggers": list(rule.triggers),
-        "responses": list(rule.responses),
-        "owner_records": list(OWNER_RECORDS),
-    }
     return con.execute(sql, params).df()
 
 
@@ -218,15 +212,17 @@ def cost_of_waiting(
     if first.empty:  # nothing decided yet: every bucket empty
         first = first.assign(triggered_at=pd.to_datetime(first.triggered_at, utc=True))
     con.register("jm_first", first[["person_id", "triggered_at"]])
+    params: dict[str, object] = {"window": window.total_seconds(), "cutoff": cutoff}
+    reaches = glob_bound("t.activity", "targets", target_activities, params)
     reached = con.execute(
         f"""
         SELECT f.person_id, min(t.occurred_at) AS reached_at FROM jm_first f
         JOIN {table} t ON t.person_id = f.person_id AND t.occurred_at >= f.triggered_at
          AND t.occurred_at <= f.triggered_at + to_seconds($window)
-         AND t.occurred_at <= $cutoff AND {glob_param("t.activity", "targets")}
+         AND t.occurred_at <= $cutoff AND {reaches}
         GROUP BY f.person_id
         """,
-        {"window": window.total_seconds(), "cutoff": cutoff, "targets": list(target_activities)},
+        params,
     ).df()
     con.unregister("jm_first")
     first = first.merge(reached, on="person_id", how="left")

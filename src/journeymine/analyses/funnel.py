@@ -45,7 +45,7 @@ from journeymine.spec import (
     positions,
 )
 from journeymine.sql import data_cutoff as data_cutoff
-from journeymine.sql import glob_any, glob_param, ident, literal, number, statement
+from journeymine.sql import glob_any, glob_bound, ident, literal, number, statement
 from journeymine.warehouse import replace_table
 
 COHORTS = {"W": "week", "M": "month", "week": "week", "month": "month"}
@@ -273,20 +273,18 @@ def _judge_step(
     N-th event marking it counted from the event that entered this step (that event counts
     when it marks the target too: the first paid invoice made the person ``paid``, the
     second one is the renewal)."""
+    params: dict[str, object] = {
+        "pos": pos,
+        "targets": targets,
+        "window": window,
+        "label": label,
+        "last": not targets,
+        "cutoff": cutoff,
+        "strict": strict,
+    }
+    excluded = glob_bound("l.activity::VARCHAR", "exclude", exclude, params)
     sql = statement("journeymine.analyses", "funnel_step.sql")
-    con.execute(
-        sql.format(log=log, excluded=glob_param("l.activity::VARCHAR", "exclude")),
-        {
-            "pos": pos,
-            "targets": targets,
-            "window": window,
-            "label": label,
-            "last": not targets,
-            "cutoff": cutoff,
-            "strict": strict,
-            "exclude": list(exclude),
-        },
-    )
+    con.execute(sql.format(log=log, excluded=excluded), params)
 
 
 def compute_entries(
