@@ -39,6 +39,9 @@ def glob_any(column: str, patterns: tuple[str, ...]) -> str:
 def glob_param(column: str, parameter: str) -> str:
     """A condition: ``column`` matches any glob of the bound ``$parameter`` (a list of
     patterns); false if the list is empty or ``column`` is NULL, as :func:`glob_any`."""
+    # A lambda per row: about 1.6x the time of literal ORs (+20 ms per 1M rows and condition);
+    # a correlated EXISTS over unnest() was as fast as the literals but took 80 MB more peak
+    # memory in bench_analyses at 1M events.
     return f"(len(list_filter(${parameter}::VARCHAR[], lambda g: {column} GLOB g)) > 0)"
 
 
