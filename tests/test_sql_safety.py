@@ -128,3 +128,70 @@ def test_the_notebook_connection_cannot_touch_files(
             wh.sql(statement)
         assert len(wh.sql("SELECT * FROM persons")) > 0  # reading the warehouse still works
     assert [p.name for p in evil_files(tmp_path, sample.parent)] == ["evil-source.csv"]
+
+
+ACTIVITIES = ["web.page_view:/", "crm.call_completed", "it's", EVIL, "web.signed_up", None]
+PATTERNS = [
+    (),
+    ("web.*",),
+    ("crm.call_*", "*'s"),
+    (EVIL,),
+    ("x') OR true; --",),
+    ("web.page_view:[/]",),
+]
+
+
+@pytest.mark.parametrize("patterns", PATTERNS)
+def test_glob_builders_match_as_fnmatch_and_quotes_are_data(patterns: tuple[str, ...]) -> None:
+    """The literal and the bound-list glob conditions agree with Python's fnmatch (the spec's
+    own check), hostile patterns included; NULL activities match nothing."""
+    import fnmatch
+
+    from journeymine.sql import glob_any, glob_bound, glob_param
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE a AS SELECT unnest($v::VARCHAR[]) AS activity", {"v": ACTIVITIES})
+    expected = sorted(
+        a for a in ACTIVITIES if a is not None and any(fnmatch.fnmatchcase(a, p) for p in patterns)
+    )
+    by_literal = con.execute(
+        f"SELECT activity FROM a WHERE {glob_any('activity', patterns)}"
+    ).fetchall()
+    by_param = con.execute(
+        f"SELECT activity FROM a WHERE {glob_param('activity', 'p')}", {"p": list(patterns)}
+    ).fetchall()
+    assert sorted(r[0] for r in by_literal) == expected
+    assert sorted(r[0] for r in by_param) == expected
+    params: dict[str, object] = {}  # glob_bound binds only what the statement uses
+    condition = glob_bound("activity", "p", patterns, params)
+    by_bound = con.execute(f"SELECT activity FROM a WHERE {condition}", params).fetchall()
+    assert sorted(r[0] for r in by_bound) == expected
+    assert params == ({"p": list(patterns)} if patterns else {})
+
+
+def test_first_and_last_touch_values_and_the_cutoff_by_hand() -> None:
+    """touch_value picks by (occurred_at, seq) among rows carrying the key (a hostile key is
+    data); data_cutoff is the latest time."""
+    from datetime import UTC, datetime
+
+    from journeymine.sql import data_cutoff, literal, touch_value
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(
+        "CREATE TABLE t AS SELECT * FROM (VALUES "
+        "(1, TIMESTAMPTZ '2026-01-02 00:00+00', 2, '{\"plan\": \"pro\"}'::JSON), "
+        "(1, TIMESTAMPTZ '2026-01-02 00:00+00', 1, '{\"plan\": \"free\"}'::JSON), "
+        "(1, TIMESTAMPTZ '2026-01-01 00:00+00', 3, '{}'::JSON), "
+        "(1, TIMESTAMPTZ '2026-01-03 00:00+00', 4, '{\"other\": 1}'::JSON)"
+        ") v(person_id, occurred_at, seq, attributes)"
+    )
+    first, last, evil = con.execute(
+        f"SELECT {touch_value('first', literal('plan'))}, {touch_value('last', '$key')}, "
+        f"{touch_value('first', literal(EVIL))} FROM t",
+        {"key": "plan"},
+    ).fetchall()[0]
+    assert (first, last, evil) == ("free", "pro", None)
+    assert data_cutoff(con, "t", "occurred_at") == datetime(2026, 1, 3, tzinfo=UTC)
+    with pytest.raises(ValueError, match="first' or 'last"):
+        touch_value("middle", literal("plan"))

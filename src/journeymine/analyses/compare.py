@@ -28,6 +28,7 @@ from scipy import stats as sps
 
 from journeymine.analyses.stats import benjamini_hochberg
 from journeymine.errors import JourneymineError
+from journeymine.sql import touch_value
 
 GROUPS = "jm_compare_groups"
 CASE_COLUMNS = {"person": "person_id", "account": "account_id"}
@@ -187,8 +188,7 @@ def compare_segments(
         SELECT case_key, CASE WHEN list_contains($a, v) THEN 'a' ELSE 'b' END AS grp
         FROM (
             SELECT {column} AS case_key,
-                   arg_min(attributes->>$attribute, (occurred_at, seq))
-                       FILTER (WHERE attributes->>$attribute IS NOT NULL) AS v
+                   {touch_value("first", "$attribute")} AS v
             FROM {table} WHERE {column} IS NOT NULL GROUP BY {column}
         ) WHERE list_contains($a, v) OR list_contains($b, v)
         """,

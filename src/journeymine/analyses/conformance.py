@@ -23,9 +23,10 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from journeymine.analyses.funnel import data_cutoff, marks_sql
+from journeymine.analyses.funnel import marks_sql
 from journeymine.mining import pm4py_adapter
 from journeymine.spec import JourneySpec, positions
+from journeymine.sql import data_cutoff, duration_s
 from journeymine.warehouse import replace_table
 
 ORDER_DEVIATIONS = ("skipped", "repeated", "moved back to", "out of order")
@@ -49,7 +50,7 @@ def stage_sequences(
             SELECT *, lag(pos) OVER (PARTITION BY case_key ORDER BY ts, seq) AS prev FROM marks
         )
         SELECT case_key, list(pos ORDER BY ts, seq) AS positions,
-               (epoch_us(max(ts)) - epoch_us(min(ts))) / 1e6 AS duration_s
+               {duration_s()} AS duration_s
         FROM collapsed WHERE prev IS NULL OR prev <> pos GROUP BY case_key
         """,
         {"cutoff": data_cutoff(con, log)},

@@ -36,7 +36,7 @@ import pandas as pd
 from journeymine.analyses.business_hours import business_seconds
 from journeymine.analyses.funnel import conversion
 from journeymine.spec import FollowupRule, JourneySpec
-from journeymine.sql import glob_any
+from journeymine.sql import data_cutoff, glob_bound, statement
 from journeymine.warehouse import replace_table, table_exists
 
 # CRM records whose OwnerId names who owns the person (docs/activities.md); a task or a
@@ -65,50 +65,16 @@ def _rule_rows(
     cutoff: datetime,
 ) -> pd.DataFrame:
     # The spec's company_activities make an activity a company action whatever the source said.
-    actor = (
-        f"CASE WHEN {glob_any('activity', company)} THEN 'company' ELSE actor END"
-        if company
-        else "actor"
+    params: dict[str, object] = {"cutoff": cutoff}
+    company_act = glob_bound("activity", "company", company, params)
+    sql = statement("journeymine.analyses", "followups_rule.sql").format(
+        table=table,
+        who=f"CASE WHEN {company_act} THEN 'company' ELSE actor END" if company else "actor",
+        triggered=glob_bound("activity", "triggers", rule.triggers, params),
+        responded=glob_bound("activity", "responses", rule.responses, params),
+        owner_record=glob_bound("activity", "owner_records", OWNER_RECORDS, params),
     )
-    return con.execute(
-        f"""
-        WITH events AS (SELECT *, {actor} AS who FROM {table} WHERE occurred_at <= $cutoff),
-        triggers AS (
-            SELECT person_id, event_id, occurred_at, seq, activity, owner AS own,
-                   owner_name AS own_name
-            FROM events WHERE who = 'customer' AND {glob_any("activity", rule.triggers)}
-        ), responses AS (
-            SELECT person_id, event_id, occurred_at, owner, owner_name, channel
-            FROM events WHERE who = 'company' AND {glob_any("activity", rule.responses)}
-        ), records AS (  -- the CRM records that name who owns the person
-            SELECT person_id, occurred_at, seq, owner, owner_name FROM events
-            WHERE owner IS NOT NULL AND {glob_any("activity", OWNER_RECORDS)}
-        ), first_record AS (
-            SELECT person_id, arg_min(owner, (occurred_at, seq)) AS owner,
-                   arg_min(owner_name, (occurred_at, seq)) AS owner_name
-            FROM records GROUP BY person_id
-        ), answered AS (
-            SELECT t.*, r.occurred_at AS responded_at, r.event_id AS response_event_id,
-                   r.owner AS responder, r.owner_name AS responder_name, r.channel
-            FROM triggers t ASOF LEFT JOIN responses r
-              ON t.person_id = r.person_id AND r.occurred_at > t.occurred_at
-        )
-        SELECT a.person_id, a.event_id AS trigger_event_id, a.activity AS trigger_activity,
-               a.occurred_at AS triggered_at, a.responded_at, a.response_event_id,
-               coalesce(a.own, b.owner, f.owner, a.responder) AS owner,
-               coalesce(a.own_name, b.owner_name, f.owner_name, a.responder_name) AS owner_name,
-               CASE WHEN a.own IS NOT NULL THEN 'trigger'
-                    WHEN b.owner IS NOT NULL THEN 'crm_at_trigger'
-                    WHEN f.owner IS NOT NULL THEN 'crm_after_trigger'
-                    WHEN a.responder IS NOT NULL THEN 'responder' END AS owner_source,
-               a.responder, a.channel
-        FROM answered a
-        ASOF LEFT JOIN records b ON a.person_id = b.person_id AND b.occurred_at <= a.occurred_at
-        LEFT JOIN first_record f ON f.person_id = a.person_id
-        ORDER BY a.person_id, a.occurred_at, a.seq
-        """,
-        {"cutoff": cutoff},
-    ).df()
+    return con.execute(sql, params).df()
 
 
 def compute_followups(
@@ -125,7 +91,7 @@ def compute_followups(
     (trigger + SLA, in business time for business-hours rules) is at or before the cut-off.
     """
     if cutoff is None:
-        cutoff = con.execute(f"SELECT max(occurred_at) FROM {table}").fetchall()[0][0]
+        cutoff = data_cutoff(con, table, "occurred_at")
     frames = []
     for rule in spec.followups or (DEFAULT_RULE,):
         rows = _rule_rows(con, rule, table, spec.company_activities, cutoff)
@@ -242,19 +208,21 @@ def cost_of_waiting(
     first = followups[(followups.rule == rule) & (followups.status != "open")]
     first = first.sort_values("triggered_at").drop_duplicates("person_id")
     if cutoff is None:
-        cutoff = con.execute(f"SELECT max(occurred_at) FROM {table}").fetchall()[0][0]
+        cutoff = data_cutoff(con, table, "occurred_at")
     if first.empty:  # nothing decided yet: every bucket empty
         first = first.assign(triggered_at=pd.to_datetime(first.triggered_at, utc=True))
     con.register("jm_first", first[["person_id", "triggered_at"]])
+    params: dict[str, object] = {"window": window.total_seconds(), "cutoff": cutoff}
+    reaches = glob_bound("t.activity", "targets", target_activities, params)
     reached = con.execute(
         f"""
         SELECT f.person_id, min(t.occurred_at) AS reached_at FROM jm_first f
         JOIN {table} t ON t.person_id = f.person_id AND t.occurred_at >= f.triggered_at
-         AND t.occurred_at <= f.triggered_at + to_seconds(?)
-         AND t.occurred_at <= ? AND {glob_any("t.activity", target_activities)}
+         AND t.occurred_at <= f.triggered_at + to_seconds($window)
+         AND t.occurred_at <= $cutoff AND {reaches}
         GROUP BY f.person_id
         """,
-        [window.total_seconds(), cutoff],
+        params,
     ).df()
     con.unregister("jm_first")
     first = first.merge(reached, on="person_id", how="left")

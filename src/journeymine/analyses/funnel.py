@@ -30,6 +30,10 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from journeymine.analyses.segments import CASE_COLUMNS as CASE_COLUMNS
+from journeymine.analyses.segments import UNKNOWN as UNKNOWN
+from journeymine.analyses.segments import entry_segments_sql as entry_segments_sql
+from journeymine.analyses.segments import segment_values as segment_values
 from journeymine.analyses.stats import Z95, kaplan_meier, wilson
 from journeymine.spec import (
     MODES,
@@ -40,7 +44,8 @@ from journeymine.spec import (
     Stage,
     positions,
 )
-from journeymine.sql import glob_any, ident, literal
+from journeymine.sql import data_cutoff as data_cutoff
+from journeymine.sql import glob_any, glob_bound, ident, literal, number, statement
 from journeymine.warehouse import replace_table
 
 COHORTS = {"W": "week", "M": "month", "week": "week", "month": "month"}
@@ -62,7 +67,6 @@ FUNNEL_COLUMNS = [
     "time_to_convert_p95_s",
     "segment_rank",
 ]
-CASE_COLUMNS = {"person": "person_id", "account": "account_id"}
 
 
 def _step_table(spec: JourneySpec) -> list[tuple[str, bool, float]]:
@@ -78,23 +82,19 @@ def _window(stages: list[Stage], spec: JourneySpec) -> float:
     return (max(windows) if windows else spec.window).total_seconds()
 
 
-def _number(value: float) -> str:
-    return repr(float(value))
-
-
 def _condition_sql(c: Condition, attributes: str) -> str:
     """SQL: ``c`` holds on the JSON ``attributes``; false where the attribute is missing."""
     text = f"({attributes}->>{literal(c.key)})"
     values = c.value if isinstance(c.value, tuple) else (c.value,)
     if c.op in NUMERIC_OPS:
         assert isinstance(c.value, int | float)
-        return f"coalesce(TRY_CAST({text} AS DOUBLE) {c.op} {_number(c.value)}, false)"
+        return f"coalesce(TRY_CAST({text} AS DOUBLE) {c.op} {number(c.value)}, false)"
     equal = []
     for v in values:
         if isinstance(v, bool):  # JSON spells booleans in lower case
             equal.append(f"coalesce({text} = {literal(str(v).lower())}, false)")
         elif isinstance(v, int | float):  # 1000 matches "1000" and 1000.0 alike
-            equal.append(f"coalesce(TRY_CAST({text} AS DOUBLE) = {_number(v)}, false)")
+            equal.append(f"coalesce(TRY_CAST({text} AS DOUBLE) = {number(v)}, false)")
         else:
             equal.append(f"coalesce({text} = {literal(v)}, false)")
     any_equal = "(" + " OR ".join(equal) + ")"
@@ -187,12 +187,6 @@ def _targets(steps: list[tuple[str, bool, float]], pos: int) -> list[int]:
     return out
 
 
-def data_cutoff(con: duckdb.DuckDBPyConnection, relation: str, column: str = "ts") -> datetime:
-    """The data's cut-off: the latest event time in ``relation``."""
-    value: datetime = con.execute(f"SELECT max({column}) FROM {relation}").fetchall()[0][0]
-    return value
-
-
 def build_entries(
     con: duckdb.DuckDBPyConnection,
     spec: JourneySpec,
@@ -245,13 +239,12 @@ def build_entries(
         "FROM jm_marks WHERE pos = $pos AND n_all >= occurrence GROUP BY case_key"
     )
     con.execute(first_marks, {"pos": 0})
-    excluded = glob_any("l.activity::VARCHAR", tuple(exclude))
     for pos, (label, _, _) in enumerate(steps):
         if mode == "any" and pos > 0:
             con.execute(first_marks, {"pos": pos})
         targets = _targets(steps, pos)
         window = steps[targets[0]][2] if targets else 0.0
-        _judge_step(con, log, excluded, pos, targets, window, label, cutoff, mode == "strict")
+        _judge_step(con, log, tuple(exclude), pos, targets, window, label, cutoff, mode == "strict")
         con.execute(
             f"INSERT INTO {name} SELECT * EXCLUDE (converted_seq) FROM jm_step ORDER BY case_key"
         )
@@ -267,7 +260,7 @@ def build_entries(
 def _judge_step(
     con: duckdb.DuckDBPyConnection,
     log: str,
-    excluded: str,
+    exclude: tuple[str, ...],
     pos: int,
     targets: list[int],
     window: float,
@@ -280,68 +273,18 @@ def _judge_step(
     N-th event marking it counted from the event that entered this step (that event counts
     when it marks the target too: the first paid invoice made the person ``paid``, the
     second one is the renewal)."""
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE jm_step AS
-        WITH entered AS (
-            SELECT case_key, min(entered_at) AS entered_at,
-                   arg_min(entered_seq, (entered_at, entered_seq)) AS entered_seq
-            FROM jm_entered WHERE pos = $pos GROUP BY case_key
-        ), counted AS (
-            SELECT e.case_key, e.entered_at, e.entered_seq, m.pos, m.ts, m.seq, m.occurrence,
-                   row_number() OVER (PARTITION BY e.case_key, m.stage_i ORDER BY m.ts, m.seq)
-                       AS n
-            FROM entered e JOIN jm_marks m ON m.case_key = e.case_key
-            WHERE (CASE WHEN $strict THEN m.pos <> $pos
-                        ELSE list_contains($targets::INT[], m.pos) END)
-              AND (m.ts > e.entered_at OR (m.ts = e.entered_at AND m.seq >= e.entered_seq))
-              AND m.ts <= e.entered_at + to_seconds($window)
-        ), hits AS (
-            SELECT case_key,
-                   arg_min(pos, (ts, seq, NOT list_contains($targets::INT[], pos))) AS next_pos,
-                   min(ts) AS next_at, arg_min(seq, (ts, seq)) AS next_seq
-            FROM counted
-            WHERE n >= occurrence
-              AND (ts > entered_at OR (ts = entered_at AND seq > entered_seq))
-            GROUP BY case_key
-        ), judged AS (
-            SELECT e.*, h.next_pos,
-                   CASE WHEN list_contains($targets::INT[], h.next_pos)
-                        THEN h.next_at END AS converted_at,
-                   CASE WHEN list_contains($targets::INT[], h.next_pos)
-                        THEN h.next_seq END AS converted_seq,
-                   h.next_at IS NOT NULL AND NOT list_contains($targets::INT[], h.next_pos)
-                       AS out_of_order
-            FROM entered e LEFT JOIN hits h USING (case_key)
-        ), left_step AS (
-            SELECT DISTINCT j.case_key FROM judged j JOIN {log} l ON l.case_key = j.case_key
-            WHERE NOT $last AND l.ts <= $cutoff
-              AND (l.ts > j.entered_at OR (l.ts = j.entered_at AND l.seq > j.entered_seq))
-              AND l.ts <= coalesce(j.converted_at, j.entered_at + to_seconds($window))
-              AND ({excluded})
-        )
-        SELECT case_key, $pos AS pos, $label AS stage, entered_at, entered_seq, next_pos,
-               converted_at,
-               CASE WHEN case_key IN (SELECT case_key FROM left_step) THEN 'excluded'
-                    WHEN converted_at IS NOT NULL THEN 'converted'
-                    WHEN $last THEN 'final'
-                    WHEN out_of_order THEN 'dropped'
-                    WHEN entered_at + to_seconds($window) > $cutoff THEN 'open'
-                    ELSE 'dropped' END AS status,
-               epoch(converted_at) - epoch(entered_at) AS time_to_convert_s,
-               CASE WHEN NOT $last THEN $window END AS window_s, converted_seq
-        FROM judged
-        """,
-        {
-            "pos": pos,
-            "targets": targets,
-            "window": window,
-            "label": label,
-            "last": not targets,
-            "cutoff": cutoff,
-            "strict": strict,
-        },
-    )
+    params: dict[str, object] = {
+        "pos": pos,
+        "targets": targets,
+        "window": window,
+        "label": label,
+        "last": not targets,
+        "cutoff": cutoff,
+        "strict": strict,
+    }
+    excluded = glob_bound("l.activity::VARCHAR", "exclude", exclude, params)
+    sql = statement("journeymine.analyses", "funnel_step.sql")
+    con.execute(sql.format(log=log, excluded=excluded), params)
 
 
 def compute_entries(
@@ -357,116 +300,6 @@ def compute_entries(
     """:func:`build_entries` as a frame (one row per person and step: small next to the log)."""
     entries = build_entries(con, spec, log, mode=mode, cutoff=cutoff, exclude=exclude, table=table)
     return con.execute(f"SELECT * FROM {entries} ORDER BY pos, case_key").df()
-
-
-UNKNOWN = "(unknown)"  # the segment label of people whose value was not known yet
-
-
-def _segment_sql(attributes: tuple[str, ...], touch: str, table: str, case: str) -> str:
-    """SQL: one row per case with ``case_key`` and each attribute's first- or last-touch value."""
-    if touch not in ("first", "last"):
-        raise ValueError("touch is 'first' or 'last'")
-    if case not in CASE_COLUMNS:
-        raise ValueError(f"segments need a person or account case notion, not {case!r}")
-    column = CASE_COLUMNS[case]
-    pick = "arg_min" if touch == "first" else "arg_max"
-    values = "".join(
-        f", {pick}(attributes->>{literal(a)}, (occurred_at, seq)) "
-        f"FILTER (WHERE attributes->>{literal(a)} IS NOT NULL) AS {ident(a)}"
-        for a in attributes
-    )
-    return (
-        f"SELECT {column} AS case_key{values} FROM {table} "
-        f"WHERE {column} IS NOT NULL GROUP BY {column}"
-    )
-
-
-def entry_segments_sql(
-    attributes: Sequence[str | Segment], touch: str, entries: str, table: str, case: str
-) -> str:
-    """SQL: one row per entry and segment (``case_key, pos, k, attribute, value``): the
-    value known when the step was entered — the first (or latest) value carried by a
-    touchpoint at or before ``entered_at`` — else ``(unknown)``. A company size first told at
-    signup says nothing about who signs up. A plain name is an attribute's raw value; a
-    :class:`Segment` is binned or mapped after that pick (a value that is not a number falls
-    in no bin: ``(unknown)``), and may read the account's touchpoints too; ``attribute`` is
-    then the segment's name."""
-    if touch not in ("first", "last"):
-        raise ValueError("touch is 'first' or 'last'")
-    if case not in CASE_COLUMNS:
-        raise ValueError(f"segments need a person or account case notion, not {case!r}")
-    parts = []
-    for k, segment in enumerate(attributes, start=1):
-        if isinstance(segment, str):
-            segment = Segment(segment, segment)
-        known = _known_sql(segment, table, CASE_COLUMNS[case])
-        if touch == "first":
-            known = (
-                "SELECT case_key, min(known_at) AS known_at, "
-                "arg_min(value, (known_at, known_seq)) AS value "
-                f"FROM ({known}) GROUP BY case_key"
-            )
-            join = "LEFT JOIN v ON v.case_key = e.case_key AND v.known_at <= e.entered_at"
-        else:  # the latest value at entry: an as-of join on time
-            join = "ASOF LEFT JOIN v ON v.case_key = e.case_key AND v.known_at <= e.entered_at"
-        parts.append(
-            f"(WITH v AS ({known}) SELECT e.case_key, e.pos, {k} AS k, "
-            f"{literal(segment.name)} AS attribute, "
-            f"coalesce({_label_sql(segment, 'v.value')}, {literal(UNKNOWN)}) AS value "
-            f"FROM {entries} e {join})"
-        )
-    return " UNION ALL ".join(parts)
-
-
-def _known_sql(segment: Segment, table: str, column: str) -> str:
-    """SQL: ``case_key, known_at, known_seq, value``: every touchpoint carrying the attribute;
-    for an account segment of people, also those of every account the person belongs to
-    (Segment ``group`` traits, Salesforce Account fields), each touchpoint once."""
-    value = f"attributes->>{literal(segment.attribute)}"
-    own = (
-        f"SELECT {column} AS case_key, occurred_at AS known_at, seq AS known_seq, "
-        f"{value} AS value FROM {table} WHERE {column} IS NOT NULL AND {value} IS NOT NULL"
-    )
-    if segment.source != "account" or column == "account_id":
-        return own
-    return (
-        f"{own} UNION SELECT a.case_key, t.occurred_at, t.seq, t.{value} "
-        f"FROM (SELECT DISTINCT person_id AS case_key, account_id FROM {table} "
-        "WHERE person_id IS NOT NULL AND account_id IS NOT NULL) a "
-        f"JOIN {table} t ON t.account_id = a.account_id WHERE t.{value} IS NOT NULL"
-    )
-
-
-def _label_sql(segment: Segment, value: str) -> str:
-    """SQL: the segment's label of a raw ``value`` (NULL when it falls in no bin)."""
-    if segment.bins:
-        number = f"TRY_CAST({value} AS DOUBLE)"
-        arms = " ".join(
-            f"WHEN {number} < {_number(edge)} THEN {literal(label)}"
-            for edge, label in zip(segment.bins, segment.labels, strict=False)
-        )
-        last = literal(segment.labels[-1])
-        return f"(CASE WHEN {number} IS NULL THEN NULL {arms} ELSE {last} END)"
-    if segment.map:
-        arms = " ".join(f"WHEN {literal(a)} THEN {literal(b)}" for a, b in segment.map)
-        return f"(CASE {value} {arms} ELSE {value} END)"
-    return value
-
-
-def segment_values(
-    con: duckdb.DuckDBPyConnection,
-    attributes: tuple[str, ...],
-    touch: str = "first",
-    *,
-    table: str = "touchpoints",
-    case: str = "person",
-) -> pd.DataFrame:
-    """Each case's value of each segment attribute: from its first (or last) touchpoint that
-    carries it, in ``(occurred_at, seq)`` order, whenever it was known. Returns ``person_id``
-    (``case_key`` for other case notions) and one column per attribute. The funnel breaks down
-    by the value known at each step's entry instead (``stage_segments``)."""
-    frame = con.execute(_segment_sql(attributes, touch, table, case)).df()
-    return frame.rename(columns={"case_key": "person_id"}) if case == "person" else frame
 
 
 def conversion(converted: int, dropped: int) -> tuple[float, float, float]:

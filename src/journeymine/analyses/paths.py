@@ -30,6 +30,7 @@ import duckdb
 import pandas as pd
 
 from journeymine.errors import JourneymineError
+from journeymine.sql import data_cutoff
 
 DIRECTIONS = ("before", "after", "dropped")
 SEPARATOR = " → "
@@ -167,7 +168,7 @@ def paths(
     if problem:
         raise PathsError(problem)
     if cutoff is None:
-        cutoff = con.execute(f"SELECT max(ts) FROM {log}").fetchall()[0][0]
+        cutoff = data_cutoff(con, log)
     frame = con.execute(
         _paths_sql(log, direction, entries, steps),
         {"anchor": anchor, "top": top, "cutoff": cutoff, "sep": SEPARATOR},

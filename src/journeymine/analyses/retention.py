@@ -32,6 +32,7 @@ import pandas as pd
 
 from journeymine.analyses.paths import no_match_message, stage_message
 from journeymine.errors import JourneymineError
+from journeymine.sql import data_cutoff
 
 PERIODS = {"day": "to_days", "week": "to_weeks", "month": "to_months"}
 CASE_COLUMNS = {"person": "person_id", "account": "account_id"}
@@ -224,7 +225,7 @@ def retention(
         raise RetentionError(f"case is one of {sorted(CASE_COLUMNS)}, not {case!r}")
     _check_names(con, table, entries, start, stage, active)
     if cutoff is None:
-        cutoff = con.execute(f"SELECT max(occurred_at) FROM {table}").fetchall()[0][0]
+        cutoff = data_cutoff(con, table, "occurred_at")
     unit, add, column = period, PERIODS[period], CASE_COLUMNS[case]
     cells = _cells_sql(column, stage is not None, add).format(table=table, entries=entries)
     params: dict[str, Any] = {

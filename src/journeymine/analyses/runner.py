@@ -30,6 +30,7 @@ from journeymine.mining import discovery, pm4py_adapter, sharded
 from journeymine.mining.eventlog import log_from_touchpoints
 from journeymine.mining.journey_map import write_journey_map
 from journeymine.spec import JourneySpec, check_attributes, check_patterns, load_spec
+from journeymine.sql import data_cutoff
 from journeymine.warehouse import replace_table
 
 log = logging.getLogger(__name__)
@@ -147,7 +148,7 @@ def _write_drivers_and_drift(
     found = [f for f in found if len(f) and "finding" in f.columns]
     if found:
         replace_table(con, "drivers", pd.concat(found, ignore_index=True))
-    cutoff = con.execute("SELECT max(occurred_at) FROM touchpoints").fetchall()[0][0]
+    cutoff = data_cutoff(con, "touchpoints", "occurred_at")
     if cutoff is not None:
         period = spec.drift_window
         drift = compare_periods(

@@ -37,7 +37,7 @@ import pandas as pd
 
 from journeymine.errors import EventLogError
 from journeymine.mining.discovery import _pairs, materialise_log
-from journeymine.sql import ident
+from journeymine.sql import duration_s, ident
 
 PARTIALS = ("edges", "waits", "variants", "durations")
 EMPTY = {
@@ -142,7 +142,7 @@ def _traces_sql(log: str) -> str:
     return f"""
         SELECT *, hash(activities) % $buckets AS bucket FROM (
             SELECT case_key, list(activity::VARCHAR ORDER BY rn) AS activities,
-                   (epoch_us(max(ts)) - epoch_us(min(ts))) / 1e6 AS duration_s
+                   {duration_s()} AS duration_s
             FROM {log} GROUP BY case_key
         )
     """
