@@ -30,32 +30,56 @@ touchpoint). ``uncertain``: the 95% interval reaches zero or below; such rows ra
 
 from __future__ import annotations
 
-import fnmatch
-import math
-from collections.abc import Iterable
-from datetime import timedelta
-
 import duckdb
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
-from journeymine.analyses.drivers import FELT, POPULATIONS
 from journeymine.analyses.feelings import EMAIL_MARK
-from journeymine.analyses.followups import read_followups, rule_cost_of_waiting
-from journeymine.analyses.funnel import UNKNOWN, entry_segments_sql
-from journeymine.analyses.stats import benjamini_hochberg, wilson
+from journeymine.analyses.followups import read_followups
+from journeymine.analyses.opportunity_drivers import UNHAPPY, UNHAPPY_WHO, stop_doing, unhappy
+from journeymine.analyses.opportunity_kinds import (
+    BOOTSTRAP_DRAWS,
+    MIN_DEVIATION_SHARE,
+    MIN_PEOPLE,
+    SEED,
+    amount,
+    answer_faster,
+    deviations,
+    newcombe,
+    weak_segments,
+)
 from journeymine.errors import JourneymineError
 from journeymine.privacy import scrub
-from journeymine.spec import FollowupRule, JourneySpec, positions
+from journeymine.spec import JourneySpec
 from journeymine.sql import ident
-from journeymine.warehouse import require_tables, table_exists
+from journeymine.warehouse import require_tables
+
+# Public here before the candidates moved to ``opportunity_kinds`` / ``opportunity_drivers``:
+# importers of ``analyses.opportunities`` keep every one of these names.
+__all__ = [
+    "BOOTSTRAP_DRAWS",
+    "COLUMNS",
+    "MIN_DEVIATION_SHARE",
+    "MIN_PEOPLE",
+    "MONTH_S",
+    "REVENUE_ACTIVITY",
+    "SCHEMA",
+    "SEED",
+    "UNHAPPY",
+    "UNHAPPY_WHO",
+    "ZERO_DECIMAL",
+    "OpportunityError",
+    "compute_opportunities",
+    "first_invoice_median",
+    "months_of_data",
+    "newcombe",
+    "rank_opportunities",
+    "redact_emails",
+    "store",
+    "write_opportunities",
+]
 
 MONTH_S = 30.4375 * 86400
-MIN_PEOPLE = 10  # smallest group (or stratum) a rate is compared on
-MIN_DEVIATION_SHARE = 0.05  # a deviation is frequent from this share of cases on
-BOOTSTRAP_DRAWS = 4000
-SEED = 20261129  # fixed: the same warehouse gives the same intervals every night
 REVENUE_ACTIVITY = "billing.invoice_paid"
 # Stripe's zero-decimal currencies: their minor unit is the unit itself.
 ZERO_DECIMAL = frozenset({
@@ -74,19 +98,6 @@ COLUMNS = list(SCHEMA)
 
 class OpportunityError(ValueError, JourneymineError):
     """An input of the opportunities report is unusable; the message names the event."""
-
-
-def newcombe(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float, float]:
-    """Difference of two proportions k1/n1 - k2/n2 and its 95% Newcombe hybrid score
-    interval (built from the two Wilson intervals; Newcombe 1998, method 10)."""
-    if n1 <= 0 or n2 <= 0:
-        return math.nan, math.nan, math.nan
-    p1, p2 = k1 / n1, k2 / n2
-    (l1, u1), (l2, u2) = wilson(k1, n1), wilson(k2, n2)
-    diff = p1 - p2
-    low = diff - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
-    high = diff + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
-    return diff, low, high
 
 
 def months_of_data(con: duckdb.DuckDBPyConnection, table: str = "touchpoints") -> float:
@@ -144,25 +155,8 @@ def store(
         con.unregister("jm_store_frame")
 
 
-def _amount(x: float) -> str:
-    """A figure for a sentence: whole numbers from 10 on, one decimal below."""
-    return f"{x:.0f}" if abs(x) >= 10 else f"{x:.1f}"
-
-
-def _people(n: int) -> str:
-    return "1 person" if n == 1 else f"{n} people"
-
-
 def _interval(low: float, high: float) -> str:
-    return f"95%: {_amount(low)} to {_amount(high)}"
-
-
-def _duration(delta: timedelta) -> str:
-    seconds = delta.total_seconds()
-    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds / size:.0f}{unit}"
-    return f"{seconds / 3600:.1f}h"
+    return f"95%: {amount(low)} to {amount(high)}"
 
 
 # --- revenue ---------------------------------------------------------------------------------
@@ -216,449 +210,6 @@ def _money(minor: float, currency: str) -> str:
     return f"{units:,.0f} {currency.upper()}"
 
 
-# --- answer faster ---------------------------------------------------------------------------
-
-
-def _first_decided(followups: pd.DataFrame, rule: str) -> pd.DataFrame:
-    """Each person's first decided trigger of ``rule`` (as ``cost_of_waiting`` takes them),
-    with ``slow`` = answered later than the SLA or never."""
-    first = followups[
-        (followups.rule == rule) & (followups.status != "open") & followups.person_id.notna()
-    ]
-    first = first.sort_values("triggered_at").drop_duplicates("person_id").copy()
-    first["slow"] = first.sla_breached.astype(bool)
-    return first
-
-
-def _strata(con: duckdb.DuckDBPyConnection, first: pd.DataFrame, attribute: str) -> pd.Series:
-    """Each trigger's value of ``attribute`` known at the trigger (``(unknown)`` if none)."""
-    triggers = pd.DataFrame(
-        {"case_key": first.person_id.astype("int64"), "pos": 0, "entered_at": first.triggered_at}
-    )
-    con.register("jm_opp_triggers", triggers)
-    try:
-        sql = entry_segments_sql((attribute,), "first", "jm_opp_triggers", "touchpoints", "person")
-        values = con.execute(f"SELECT case_key, value FROM ({sql})").df()
-    finally:
-        con.unregister("jm_opp_triggers")
-    known = dict(zip(values.case_key, values.value, strict=True))
-    return first.person_id.map(lambda p: known.get(p, UNKNOWN))
-
-
-def _rates(
-    con: duckdb.DuckDBPyConnection, spec: JourneySpec, first: pd.DataFrame, rule: str
-) -> tuple[int, int, int, int]:
-    """(converted, decided) among fast, then slow triggers: ``rule_cost_of_waiting`` on the
-    triggers recoded so that fast ones fall in its first bucket and slow ones in its last."""
-    recoded = first.assign(latency_s=np.where(first.slow, np.nan, 0.0))
-    buckets = rule_cost_of_waiting(con, spec, recoded, rule).set_index("bucket")
-    fast, slow = buckets.iloc[0], buckets.iloc[-1]
-    return int(fast.converted), int(fast.people), int(slow.converted), int(slow.people)
-
-
-def _bootstrap(counts: list[tuple[int, int, int, int, int]], months: float) -> tuple[float, float]:
-    """95% percentile interval of sum(slow people x (fast rate - slow rate)) / months,
-    resampling each stratum's fast and slow outcomes (binomial draws, fixed seed)."""
-    rng = np.random.default_rng(SEED)
-    total = np.zeros(BOOTSTRAP_DRAWS)
-    for kf, nf, ks, ns, people in counts:
-        fast = rng.binomial(nf, kf / nf, BOOTSTRAP_DRAWS) / nf
-        slow = rng.binomial(ns, ks / ns, BOOTSTRAP_DRAWS) / ns
-        total += people * (fast - slow)
-    low, high = np.percentile(total / months, [2.5, 97.5])
-    return float(low), float(high)
-
-
-def _estimate(
-    con: duckdb.DuckDBPyConnection,
-    spec: JourneySpec,
-    first: pd.DataFrame,
-    rule: str,
-    months: float,
-) -> tuple[float, float, float, str] | None:
-    """Gain per month, its 95% interval and the method: stratified by the spec's first
-    segment when every stratum holding slow people is large enough, else unadjusted."""
-    attribute = spec.segments[0] if spec.segments else None
-    strata = _strata(con, first, attribute) if attribute else pd.Series("", index=first.index)
-    counts, too_small = [], []
-    for value in sorted(set(strata[first.slow])):
-        part = first[strata == value]
-        kf, nf, ks, ns = _rates(con, spec, part, rule)
-        counts.append((kf, nf, ks, ns, int(part.slow.sum())))
-        if min(nf, ns) < MIN_PEOPLE:
-            too_small.append(value)
-    if attribute and len(counts) > 1 and not too_small:
-        gain = sum(p * (a / b - c / d) for a, b, c, d, p in counts) / months
-        low, high = _bootstrap(counts, months)
-        return (
-            gain,
-            low,
-            high,
-            (
-                f"adjusted for {attribute} (known at the trigger): per-stratum rate difference x "
-                f"slow people, summed; 95% bootstrap interval ({BOOTSTRAP_DRAWS} draws, fixed seed)"
-            ),
-        )
-    kf, nf, ks, ns = _rates(con, spec, first, rule)
-    if min(nf, ns) == 0:
-        return None
-    diff, low, high = newcombe(kf, nf, ks, ns)
-    scale = int(first.slow.sum()) / months
-    if not attribute:
-        why = "the spec has no segment"
-    elif len(counts) <= 1:
-        why = f"{attribute} has one stratum"
-    else:
-        small = ", ".join(map(str, too_small))
-        why = f"{attribute} strata under {MIN_PEOPLE} decided fast or slow people: {small}"
-    return (
-        diff * scale,
-        low * scale,
-        high * scale,
-        (f"not adjusted ({why}): rate difference x slow people; 95% Newcombe interval"),
-    )
-
-
-def _answer_faster_one(
-    con: duckdb.DuckDBPyConnection,
-    spec: JourneySpec,
-    followups: pd.DataFrame,
-    rule: FollowupRule,
-    months: float,
-) -> dict[str, object] | None:
-    first = _first_decided(followups, rule.name)
-    slow = first[first.slow]
-    if slow.empty or first.slow.all():  # nobody slow, or nobody to compare them with
-        return None
-    estimate = _estimate(con, spec, first, rule.name, months)
-    if estimate is None:
-        return None
-    gain, low, high, method = estimate
-    hours = " business" if rule.business_hours else ""
-    return {
-        "kind": "answer_faster",
-        "stage": rule.converts_to,
-        "rule": rule.name,
-        "people": len(slow),
-        "gain": gain,
-        "gain_low": low,
-        "gain_high": high,
-        "unit": f"conversions to {rule.converts_to} per month",
-        "method": method,
-        "person_ids": sorted(slow.person_id.astype("int64").tolist()),
-        "sentence": (
-            f"Answer {rule.name} within {_duration(rule.sla)}{hours} "
-            f"({_people(len(slow))} answered later or never)"
-        ),
-        "gained": f"more reaching {rule.converts_to}",
-    }
-
-
-def _answer_faster(
-    con: duckdb.DuckDBPyConnection, spec: JourneySpec, followups: pd.DataFrame, months: float
-) -> list[dict[str, object]]:
-    rows = []
-    for rule in spec.followups:
-        if rule.converts_to is not None:
-            row = _answer_faster_one(con, spec, followups, rule, months)
-            if row is not None:
-                rows.append(row)
-    return rows
-
-
-# --- weak segments ---------------------------------------------------------------------------
-
-
-def _next_stages(funnel: pd.DataFrame) -> dict[int, str]:
-    """Position -> the label of the stage after it."""
-    labels = funnel.drop_duplicates("position").set_index("position").stage
-    return {int(p): str(labels[p + 1]) for p in labels.index if p + 1 in labels.index}
-
-
-def _segment_candidates(funnel: pd.DataFrame) -> pd.DataFrame:
-    """Each known segment value of each stage against the rest of its attribute there."""
-    overall = funnel[funnel.segment == "all"].set_index("position")
-    parts = funnel[(funnel.segment != "all") & ~funnel.segment.str.endswith("=" + UNKNOWN)]
-    rows = []
-    for r in parts.itertuples():
-        kv, nv = int(r.converted), int(r.converted + r.dropped)
-        kr = int(overall.loc[r.position, "converted"]) - kv
-        nr = int(overall.loc[r.position, "converted"] + overall.loc[r.position, "dropped"]) - nv
-        if nv < MIN_PEOPLE or nr < MIN_PEOPLE:
-            continue
-        _, p = sps.fisher_exact([[kv, nv - kv], [kr, nr - kr]])
-        rows.append((int(r.position), r.stage, r.segment, kv, nv, kr, nr, float(p)))
-    columns = ["position", "stage", "segment", "kv", "nv", "kr", "nr", "p_value"]
-    return pd.DataFrame(rows, columns=columns)
-
-
-def _segment_people(con: duckdb.DuckDBPyConnection, position: int, segment: str) -> list[int]:
-    attribute, value = segment.split("=", 1)
-    ids = con.execute(
-        """
-        SELECT DISTINCT e.case_key FROM stage_entries e
-        JOIN stage_segments s USING (case_key, pos)
-        WHERE e.pos = $pos AND s.attribute = $attribute AND s.value = $value
-          AND e.status IN ('converted', 'dropped')
-        ORDER BY 1
-        """,
-        {"pos": position, "attribute": attribute, "value": value},
-    ).fetchall()
-    return [int(i) for (i,) in ids]
-
-
-def _weak_segments(con: duckdb.DuckDBPyConnection, months: float) -> list[dict[str, object]]:
-    funnel = con.execute("SELECT * FROM stage_funnel").df()
-    candidates = _segment_candidates(funnel)
-    if candidates.empty:
-        return []
-    candidates["finding"] = benjamini_hochberg(candidates.p_value.to_numpy())
-    following = _next_stages(funnel[funnel.segment == "all"])
-    rows: list[dict[str, object]] = []
-    for r in candidates[candidates.finding].itertuples():
-        if r.kv / r.nv >= r.kr / r.nr or r.position not in following:
-            continue
-        diff, low, high = newcombe(r.kr, r.nr, r.kv, r.nv)
-        scale = r.nv / months
-        nxt = following[r.position]
-        rows.append(
-            {
-                "kind": "lift_weak_segment",
-                "stage": r.stage,
-                "people": r.nv,
-                "gain": diff * scale,
-                "gain_low": low * scale,
-                "gain_high": high * scale,
-                "unit": f"conversions to {nxt} per month",
-                "method": (
-                    f"{r.segment} vs the rest of its attribute at {r.stage}: Fisher exact "
-                    f"p = {r.p_value:.2g}, Benjamini-Hochberg over {len(candidates)} segment "
-                    "values; rate difference x its decided people; 95% Newcombe interval"
-                ),
-                "person_ids": _segment_people(con, r.position, r.segment),
-                "sentence": (
-                    f"Lift {r.segment} at {r.stage} to the others' rate "
-                    f"({r.kv / r.nv:.0%} vs {r.kr / r.nr:.0%})"
-                ),
-                "gained": f"more reaching {nxt}",
-            }
-        )
-    return rows
-
-
-# --- deviations ------------------------------------------------------------------------------
-
-
-def _deviation_people(con: duckdb.DuckDBPyConnection, label: str) -> list[int]:
-    ids = con.execute(
-        "SELECT case_key FROM conformance WHERE list_contains(deviations, $label) ORDER BY 1",
-        {"label": label},
-    ).fetchall()
-    return [int(i) for (i,) in ids]
-
-
-def _baseline(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
-    """(completed, cases) among cases that stayed on the designed path (no order deviation,
-    finished or not) and reached at least two stages: every order deviation needs two, so
-    people who left at the first stage are no baseline. ("conforms" means finished on the path:
-    comparing completion with it would be circular.)"""
-    row = con.execute(
-        "SELECT count(*) FILTER (WHERE completed), count(*) FROM conformance "
-        "WHERE NOT deviates AND len(list_distinct(stages)) >= 2"
-    ).fetchall()[0]
-    return int(row[0]), int(row[1])
-
-
-def _deviations(
-    con: duckdb.DuckDBPyConnection, spec: JourneySpec, months: float
-) -> list[dict[str, object]]:
-    if not (table_exists(con, "conformance_summary") and table_exists(con, "conformance")):
-        return []
-    summary = con.execute("SELECT * FROM conformance_summary").df()
-    total = int(con.execute("SELECT count(*) FROM conformance").fetchall()[0][0])
-    k0, n0 = _baseline(con)
-    last = " | ".join(s.name for s in positions(spec)[-1][0]) if spec.stages else "the end"
-    frequent = summary[
-        ~summary.deviation.str.startswith(("(", "never reached"))
-        & (summary.cases >= max(MIN_PEOPLE, MIN_DEVIATION_SHARE * total))
-    ]
-    rows: list[dict[str, object]] = []
-    for r in frequent.itertuples():
-        n1 = int(r.cases)
-        k1 = round(float(r.completion_rate) * n1)
-        diff, low, high = newcombe(k0, n0, k1, n1)
-        if not diff > 0:  # deviating costs nothing here: not an opportunity
-            continue
-        scale = n1 / months
-        rows.append(
-            {
-                "kind": "close_deviation",
-                "stage": r.deviation.split(" ")[-1] if r.deviation != "out of order" else None,
-                "people": n1,
-                "gain": diff * scale,
-                "gain_low": low * scale,
-                "gain_high": high * scale,
-                "unit": f"journeys reaching {last} per month",
-                "method": (
-                    "completion of conforming cases that reached two stages or more minus "
-                    "completion of cases with the deviation, x those cases; 95% Newcombe interval"
-                ),
-                "person_ids": _deviation_people(con, r.deviation),
-                "sentence": (
-                    f"Close '{r.deviation}' ({n1} journeys reach {last} {k1 / n1:.0%} of the "
-                    f"time, conforming ones {k0 / n0:.0%})"
-                ),
-                "gained": f"more reaching {last}",
-            }
-        )
-    return rows
-
-
-# --- stop doing ------------------------------------------------------------------------------
-
-
-def _company_activities(
-    con: duckdb.DuckDBPyConnection, spec: JourneySpec, activities: Iterable[str]
-) -> set[str]:
-    """Activities that are company actions: named by the spec, or mostly done by the company."""
-    wanted = sorted(set(activities))
-    if not wanted:
-        return set()
-    rows = con.execute(
-        "SELECT activity::VARCHAR, avg((actor = 'company')::INT) FROM touchpoints "
-        "WHERE list_contains($wanted, activity::VARCHAR) GROUP BY 1",
-        {"wanted": wanted},
-    ).fetchall()
-    by_spec = {a for a in wanted if any(fnmatch.fnmatchcase(a, p) for p in spec.company_activities)}
-    return by_spec | {a for a, share in rows if share is not None and share > 0.5}
-
-
-def _received(
-    con: duckdb.DuckDBPyConnection, stage: str, activity: str, horizon_s: float
-) -> tuple[list[int], int]:
-    """Who received ``activity`` in the drivers' observation stretch of ``stage`` (the same
-    landmark population as ``drivers``), and how many such touchpoints."""
-    rows = con.execute(
-        f"""
-        WITH decided AS ({POPULATIONS["conversion"]})
-        SELECT d.case_key, count(*) FROM decided d
-        JOIN touchpoints t ON t.person_id = d.case_key AND t.activity::VARCHAR = $activity
-         AND t.occurred_at >= d.entered_at
-         AND t.occurred_at < d.entered_at + to_seconds($horizon_s)
-        GROUP BY 1 ORDER BY 1
-        """,
-        {"stage": stage, "horizon_s": horizon_s, "activity": activity},
-    ).fetchall()
-    return [int(k) for k, _ in rows], sum(int(n) for _, n in rows)
-
-
-def _stop_doing(
-    con: duckdb.DuckDBPyConnection, spec: JourneySpec, months: float
-) -> list[dict[str, object]]:
-    if not table_exists(con, "drivers"):
-        return []
-    found = con.execute(
-        "SELECT stage, feature, people, lift, horizon_s FROM drivers "
-        "WHERE no_effect AND outcome = 'conversion' AND feature LIKE 'did: %' "
-        "ORDER BY stage, feature"
-    ).df()
-    found["activity"] = found.feature.str.removeprefix("did: ")
-    # A rule's response is an answer the spec asks for: its worth is judged by answer_faster.
-    responses = tuple(p for rule in spec.followups for p in rule.responses)
-    company = _company_activities(con, spec, found.activity) - {
-        a for a in found.activity if any(fnmatch.fnmatchcase(a, p) for p in responses)
-    }
-    rows: list[dict[str, object]] = []
-    for r in found[found.activity.isin(company)].itertuples():
-        ids, sent = _received(con, r.stage, r.activity, float(r.horizon_s))
-        per_month = sent / months
-        rows.append(
-            {
-                "kind": "stop_doing",
-                "stage": r.stage,
-                "people": len(ids),
-                "gain": 0.0,
-                "gain_low": 0.0,
-                "gain_high": 0.0,
-                "unit": "touchpoints per month",
-                "method": (
-                    f"drivers: no effect on converting out of {r.stage} (lift {r.lift:.2f}, "
-                    "not a finding); touchpoints in the drivers' observation stretch"
-                ),
-                "person_ids": ids,
-                "touchpoints_per_month": per_month,
-                "title": (
-                    f"Stop or rethink {r.activity} in {r.stage}: {_amount(per_month)} "
-                    f"touchpoints a month to {len(ids)} people with no effect on conversion "
-                    f"(lift {r.lift:.2f})"
-                ),
-            }
-        )
-    return rows
-
-
-# --- feelings ----------------------------------------------------------------------------------
-
-UNHAPPY = {"felt: detractor": "win_over_detractors", "felt: bad CSAT": "soothe_bad_csat"}
-UNHAPPY_WHO = {"felt: detractor": "detractors", "felt: bad CSAT": "people with a bad CSAT"}
-
-
-def _felt(con: duckdb.DuckDBPyConnection, stage: str, feature: str, horizon_s: float) -> list[int]:
-    """Who had ``feature`` (``felt: ...``) in the drivers' landmark population of ``stage``."""
-    rows = con.execute(
-        f"""
-        WITH decided AS ({POPULATIONS["conversion"]}), felt AS ({FELT})
-        SELECT DISTINCT case_key FROM felt WHERE feature = $feature ORDER BY 1
-        """,
-        {"stage": stage, "horizon_s": horizon_s, "feature": feature},
-    ).fetchall()
-    return [int(k) for (k,) in rows]
-
-
-def _unhappy(con: duckdb.DuckDBPyConnection, months: float) -> list[dict[str, object]]:
-    """Unhappy people converting less (a drivers finding), converting at the others' rate."""
-    if not table_exists(con, "drivers"):
-        return []
-    found = con.execute(
-        "SELECT stage, feature, people, share_of_people, rate_with, rate_without, p_value, "
-        "horizon_s FROM drivers WHERE outcome = 'conversion' AND finding "
-        "AND list_contains($features, feature) AND rate_with < rate_without "
-        "ORDER BY stage, feature",
-        {"features": list(UNHAPPY)},
-    ).df()
-    rows: list[dict[str, object]] = []
-    for r in found.itertuples():
-        n_with = int(r.people)
-        n_rest = round(n_with / r.share_of_people) - n_with  # everyone decided, minus them
-        k_with, k_rest = round(r.rate_with * n_with), round(r.rate_without * n_rest)
-        diff, low, high = newcombe(k_rest, n_rest, k_with, n_with)
-        scale = n_with / months
-        who = UNHAPPY_WHO[r.feature]
-        rows.append(
-            {
-                "kind": UNHAPPY[r.feature],
-                "stage": r.stage,
-                "people": n_with,
-                "gain": diff * scale,
-                "gain_low": low * scale,
-                "gain_high": high * scale,
-                "unit": f"conversions out of {r.stage} per month",
-                "method": (
-                    f"drivers: {r.feature} before the landmark at {r.stage} (Fisher exact "
-                    f"p = {r.p_value:.2g}, a finding); rate difference x its people; "
-                    "95% Newcombe interval"
-                ),
-                "person_ids": _felt(con, r.stage, r.feature, float(r.horizon_s)),
-                "sentence": (
-                    f"Win over the {who} at {r.stage} ({r.share_of_people:.0%} of those "
-                    f"deciding there; {r.rate_with:.0%} convert vs {r.rate_without:.0%})"
-                ),
-                "gained": f"more converting out of {r.stage}",
-            }
-        )
-    return rows
-
-
 # --- the report ------------------------------------------------------------------------------
 
 
@@ -667,7 +218,7 @@ def _titled(row: dict[str, object], revenue: tuple[float, str] | None) -> dict[s
     if "title" in row:
         return row
     gain, low, high = (float(row[k]) for k in ("gain", "gain_low", "gain_high"))  # type: ignore[arg-type]
-    said = f"about {_amount(gain)} {row['gained']} a month" if gain > 0 else "no gain seen"
+    said = f"about {amount(gain)} {row['gained']} a month" if gain > 0 else "no gain seen"
     title = f"{row['sentence']}: {said} ({_interval(low, high)})"
     if revenue is not None:
         median, currency = revenue
@@ -689,9 +240,9 @@ def compute_opportunities(
         followups = read_followups(con, spec)
     months = months_of_data(con)
     revenue = first_invoice_median(con)
-    rows = _answer_faster(con, spec, followups, months) + _weak_segments(con, months)
-    rows += _deviations(con, spec, months) + _stop_doing(con, spec, months)
-    rows += _unhappy(con, months)
+    rows = answer_faster(con, spec, followups, months) + weak_segments(con, months)
+    rows += deviations(con, spec, months) + stop_doing(con, spec, months)
+    rows += unhappy(con, months)
     frame = pd.DataFrame([_titled(r, revenue) for r in rows], columns=COLUMNS)
     frame["person_ids"] = frame.person_ids.map(lambda ids: list(ids) if ids is not None else [])
     for column in ("gain", "gain_low", "gain_high", "revenue_gain", "touchpoints_per_month"):
