@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import gc
 import logging
 import os
 import sys
@@ -223,6 +224,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             logging.exception("journeymine failed")
         print(f"journeymine: {one_line(failure_message(exc))}", file=sys.stderr)
         return 1
+    finally:
+        # Free what a run leaves in reference cycles (Prefect run contexts copied into threads,
+        # DuckDB objects) while every module is alive. Left to the interpreter's last
+        # collection they were freed after pydantic_core was torn down (a --dask run crashed
+        # with exit 139 after its work was done) and DuckDB's bindings reported leaks.
+        gc.collect()
 
 
 def failure_message(exc: Exception) -> str:

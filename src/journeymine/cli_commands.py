@@ -5,7 +5,6 @@ can write to, files that exist, a warehouse a report can be built from."""
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import sys
 import tempfile
@@ -71,15 +70,6 @@ def _slow_start_ok() -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
-def _collect_run_cycles() -> None:
-    """Free what a run on Dask leaves in reference cycles (run contexts copied into the
-    runner's threads and futures, holding Prefect models) now, while every module is alive.
-    Left to the interpreter's last collection, they are freed after pydantic_core is torn
-    down, and freeing one of its datetimes' time zones then crashed the process (exit 139)
-    after the work was done."""
-    gc.collect()
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if args.dask:
@@ -110,8 +100,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     _print_report(report, args.warehouse)
     print(f"dashboard: {(Path(args.out) / 'dashboard.html').resolve()}")
-    if args.dask:
-        _collect_run_cycles()
     return 0
 
 
@@ -199,8 +187,6 @@ def cmd_report(args: argparse.Namespace) -> int:
             work = Path(args.out) / "sharded"
             people = run_people_on_cluster(args.warehouse, journey, work, address, args.shards)
     result = analyse_warehouse(args.warehouse, journey, args.out, folder, people)
-    if args.dask:
-        _collect_run_cycles()
     for warning in result.warnings:
         print(f"warning: journey spec: {warning}", file=sys.stderr)
     path = export_report(args.warehouse, journey, args.out)
