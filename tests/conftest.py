@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from journeymine.ingest import load
+from journeymine.ingest import stage
 from tests.fixtures import SAMPLE_JOURNEY, SampleRun, load_sample
 from tests.ingest import fake_source
 
@@ -108,7 +108,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture
 def fake_parser(monkeypatch: pytest.MonkeyPatch) -> None:
     """Route the segment folder through the tiny fake source."""
-    monkeypatch.setattr(load, "parser_for", lambda source: fake_source.parse_file)
+    monkeypatch.setattr(stage, "parser_for", lambda source: fake_source.parse_file)
 
 
 @pytest.fixture

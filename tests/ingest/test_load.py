@@ -131,7 +131,7 @@ def test_failure_mid_load_leaves_the_warehouse_as_it_was(
     assert count(db, "SELECT count(*) FROM raw_rows") == 2
     monkeypatch.undo()
     monkeypatch.setattr(
-        load,
+        stage,
         "parser_for",
         lambda source: __import__("tests.ingest.fake_source", fromlist=["x"]).parse_file,
     )
@@ -152,10 +152,10 @@ def test_killed_process_mid_load_leaves_the_warehouse_as_it_was(
         f"""
         import os, sys
         sys.path.insert(0, {str(Path.cwd())!r})
-        from journeymine.ingest import load
+        from journeymine.ingest import load, stage
         from journeymine.canonical import identity
         from tests.ingest import fake_source
-        load.parser_for = lambda source: fake_source.parse_file
+        stage.parser_for = lambda source: fake_source.parse_file
         identity.stitch = lambda *a, **k: os._exit(9)
         load.load_landing({str(db)!r}, {str(root)!r})
         """

@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from journeymine.ingest import load
+from journeymine.ingest import load, stage
 from tests.ingest.test_load import count, manifest
 
 pytestmark = pytest.mark.usefixtures("fake_parser")
@@ -31,7 +31,7 @@ def lines(n: int, start: int = 0) -> str:
 def test_a_file_larger_than_a_batch_is_written_in_parts_and_loads_whole(
     tmp_path: Path, landing: Landing, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(load, "BATCH_ROWS", 3)
+    monkeypatch.setattr(stage, "BATCH_ROWS", 3)
     root = landing("big.txt", lines(7) + "broken\n" + lines(1, start=2))  # 9 rows: 1 bad, 1 dup
     files = load.find_landing_files(root)
     staged = load.stage_files(files, tmp_path / "stage")
@@ -64,17 +64,17 @@ def test_a_crash_between_batches_leaves_the_warehouse_and_the_next_run_cleans_up
         f"""
         import os, sys
         sys.path.insert(0, {str(Path.cwd())!r})
-        from journeymine.ingest import load
+        from journeymine.ingest import load, stage
         from tests.ingest import fake_source
-        load.parser_for = lambda source: fake_source.parse_file
-        load.BATCH_ROWS = 3
-        flush, calls = load._Parts.flush, []
+        stage.parser_for = lambda source: fake_source.parse_file
+        stage.BATCH_ROWS = 3
+        flush, calls = stage._Parts.flush, []
         def dying_flush(self):
             calls.append(1)
             if len(calls) == 3:
                 os._exit(9)
             flush(self)
-        load._Parts.flush = dying_flush
+        stage._Parts.flush = dying_flush
         load.load_landing({str(db)!r}, {str(root)!r})
         """
     )
@@ -107,7 +107,7 @@ def test_files_parsed_in_parallel_load_in_landing_order(
         root = landing(f"d{i}.txt", lines(1) + lines(3, start=10 * (i + 1)))
     files = load.find_landing_files(root)
     together = load.stage_files(files, tmp_path / "together", workers=1)
-    monkeypatch.setattr(load, "CHUNK_BYTES", 1)  # one file per task, two processes
+    monkeypatch.setattr(stage, "CHUNK_BYTES", 1)  # one file per task, two processes
     seen: list[tuple[int, int, str]] = []
     apart = load.stage_files(files, tmp_path / "apart", lambda *done: seen.append(done), workers=2)
     assert sorted(done for done, _, _ in seen) == [1, 2, 3, 4, 5, 6]  # in any order
@@ -134,7 +134,7 @@ def test_parallel_staging_from_a_thread_starts_clean_workers(
     for i in range(3):
         root = landing(f"t{i}.txt", lines(2, start=10 * i))
     files = load.find_landing_files(root)
-    monkeypatch.setattr(load, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(stage, "CHUNK_BYTES", 1)
     with ThreadPoolExecutor(1) as threads:  # as under Prefect: workers come from a forkserver
         staged = threads.submit(load.stage_files, files, tmp_path / "s", workers=2).result()
     assert staged.files == ["segment/t0.txt", "segment/t1.txt", "segment/t2.txt"]

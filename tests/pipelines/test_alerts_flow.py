@@ -13,7 +13,7 @@ import pytest
 
 from journeymine.analyses.alerts import COLUMNS, EVENT, alert_event
 from journeymine.errors import SpecError
-from journeymine.ingest import load
+from journeymine.ingest import load, stage
 from journeymine.pipelines.nightly import nightly
 from journeymine.summary import markdown_summary
 from tests.ingest import fake_source
@@ -144,7 +144,7 @@ def _fired_events(resource_id: str, timeout_s: float = 30.0) -> list[object]:
 def test_a_nightly_run_records_the_alert_and_emits_its_event(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(load, "parser_for", lambda source: fake_source.parse_file)
+    monkeypatch.setattr(stage, "parser_for", lambda source: fake_source.parse_file)
     tag = uuid.uuid4().hex[:8]  # the session's Prefect API is shared by other tests
     names = {"low": f"signup-low-{tag}", "high": f"signup-very-low-{tag}", "wait": f"wait-{tag}"}
     journey = tmp_path / "journey.toml"
@@ -227,7 +227,7 @@ def test_the_readme_automation_is_valid_and_matches_our_events() -> None:
 def test_a_misspelt_alert_stops_the_run_before_anything_is_loaded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(load, "parser_for", lambda source: fake_source.parse_file)
+    monkeypatch.setattr(stage, "parser_for", lambda source: fake_source.parse_file)
     journey = tmp_path / "journey.toml"
     bad = JOURNEY.format(low="a", high="b", wait="c").replace('stage = "signup"\nbelow = 0.2',
                                                               'stage = "sigup"\nbelow = 0.2')  # fmt: skip
@@ -248,7 +248,7 @@ def test_a_misspelt_alert_stops_the_run_before_anything_is_loaded(
 def test_a_headline_alert_compares_with_the_previous_nights_figure(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(load, "parser_for", lambda source: fake_source.parse_file)
+    monkeypatch.setattr(stage, "parser_for", lambda source: fake_source.parse_file)
     name = f"people-{uuid.uuid4().hex[:8]}"
     journey = tmp_path / "journey.toml"
     stages = JOURNEY.split("[[alerts]]")[0]

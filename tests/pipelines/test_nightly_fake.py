@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from journeymine.ingest import load
+from journeymine.ingest import stage
 from journeymine.pipelines.nightly import nightly
 from tests.ingest import fake_source
 
@@ -17,7 +17,7 @@ from tests.ingest import fake_source
 def test_flow_loads_then_a_rerun_changes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(load, "parser_for", lambda source: fake_source.parse_file)
+    monkeypatch.setattr(stage, "parser_for", lambda source: fake_source.parse_file)
     landing = tmp_path / "landing" / "segment"
     landing.mkdir(parents=True)
     (landing / "a.txt").write_text("k1,1785000000,user_id,u1,web.signed_up\nbroken\n")
@@ -38,7 +38,7 @@ def test_each_run_publishes_a_summary_with_changes(
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-    monkeypatch.setattr(load, "parser_for", lambda source: fake_source.parse_file)
+    monkeypatch.setattr(stage, "parser_for", lambda source: fake_source.parse_file)
     root = tmp_path / "landing"
     (root / "segment").mkdir(parents=True)
     (root / "segment" / "a.txt").write_text("k1,1785000000,user_id,u1,web.signed_up\n")

@@ -1,0 +1,284 @@
+"""Step 2 of a load: parse planned files into staging Parquet, pure (no warehouse).
+
+:func:`stage_files` parses files in parallel processes, each written out in Parquet parts of
+:data:`BATCH_ROWS` rows as it is parsed: memory depends on the largest file, not on the landing.
+Staging lives in ``<warehouse>.staging/<run id>/``; the next run removes what a killed run left.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import operator
+import os
+import shutil
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from journeymine.errors import SourceFormatError
+from journeymine.ingest.plan import LandingFile
+from journeymine.ingest.sources import PARSERS
+from journeymine.ingest.sources._common import ParsedFile, RawRow, Rejected
+from journeymine.warehouse import schema
+
+log = logging.getLogger(__name__)
+
+SourceOptions = Mapping[str, Mapping[str, Any]]
+PART_TABLES = ("labels", "rows", "events", "edges", "rejected")  # written in parts per file
+TABLES = {name: schema.arrow_schema(columns) for name, columns in schema.STAGED.items()}
+FILES_SCHEMA = TABLES["files"]
+
+
+@dataclass
+class StageResult:
+    """A staging folder and the files that could not be parsed at all (format errors)."""
+
+    folder: Path
+    files: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def parser_for(source: str) -> Callable[..., ParsedFile]:
+    return PARSERS[source]
+
+
+Progress = Callable[[int, int, str], None]  # (files done, files in all, current file)
+
+
+BATCH_ROWS = 20_000  # input rows per Parquet part: bounds the column buffers of one file
+
+
+def stage_files(
+    files: Sequence[LandingFile],
+    folder: Path,
+    progress: Progress | None = None,
+    *,
+    workers: int | None = None,
+    options: SourceOptions | None = None,
+) -> StageResult:
+    """Parse ``files`` into Parquet parts in ``folder``; format errors are collected, not raised.
+
+    Files are parsed in ``workers`` processes (default: one per CPU), in chunks of consecutive
+    files (:data:`CHUNK_BYTES`), each file written out as it is parsed: memory holds one parsed
+    file and a batch of rows per process, never the whole landing. The order of ``files`` is the
+    load order: it decides which copy of a duplicate wins and how ties of equal timestamps are
+    broken (``seq``). ``files.parquet`` is written last, so a folder
+    without it is an unfinished staging. ``options`` are each source's parser options.
+    """
+    prepare_staging(folder)
+    result = StageResult(folder)
+    staged: list[dict[str, Any]] = []
+    cpus = workers or len(os.sched_getaffinity(0))
+    outcomes = _stage_all(files, folder, progress, cpus, options or {})
+    for order, landing_file in enumerate(files):
+        _collect(outcomes[order], landing_file, order, result, staged)
+    pq.write_table(pa.Table.from_pylist(staged, schema=FILES_SCHEMA), folder / "files.parquet")
+    return result
+
+
+CHUNK_BYTES = 8 << 20  # input per staging task: small files share tasks and Parquet parts
+
+Job = tuple[int, Callable[..., ParsedFile], LandingFile]  # (load order, parser, file)
+
+
+def _stage_all(
+    files: Sequence[LandingFile],
+    folder: Path,
+    progress: Progress | None,
+    workers: int,
+    options: SourceOptions,
+) -> dict[int, int | str]:
+    """Each file's outcome by its order; chunks of files in a process pool when worth it."""
+    chunks = _chunks([(order, parser_for(f.source), f) for order, f in enumerate(files)])
+    outcomes: dict[int, int | str] = {}
+    if workers <= 1 or len(chunks) <= 1:
+        for number, chunk in enumerate(chunks):
+            outcomes |= stage_chunk(chunk, number, folder, options)
+            if progress:
+                progress(len(outcomes), len(files), chunk[-1][2].file)
+        return outcomes
+    # fork is fastest, but forking a process that runs other threads (a Prefect task runner)
+    # can copy a lock some thread holds; there, start workers from a clean server process.
+    method = "fork" if threading.active_count() == 1 else "forkserver"
+    context = multiprocessing.get_context(method)
+    with ProcessPoolExecutor(min(workers, len(chunks)), mp_context=context) as pool:
+        futures = {pool.submit(stage_chunk, c, n, folder, options): c for n, c in enumerate(chunks)}
+        for future in as_completed(futures):
+            outcomes |= future.result()
+            if progress:
+                progress(len(outcomes), len(files), futures[future][-1][2].file)
+    return outcomes
+
+
+def _chunks(jobs: list[Job]) -> list[list[Job]]:
+    """Consecutive files grouped up to :data:`CHUNK_BYTES` of input (a bigger file alone)."""
+    chunks: list[list[Job]] = []
+    size = 0
+    for job in jobs:
+        try:
+            nbytes = job[2].path.stat().st_size
+        except OSError:  # gone since the scan: staging it reports the error by name
+            nbytes = 0
+        if not chunks or (size + nbytes > CHUNK_BYTES and size > 0):
+            chunks.append([])
+            size = 0
+        chunks[-1].append(job)
+        size += nbytes
+    return chunks
+
+
+def prepare_staging(folder: Path) -> None:
+    """One sub-folder per table, each with an empty part so that a scan always finds a file."""
+    for name in PART_TABLES:
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        pq.write_table(TABLES[name].empty_table(), folder / name / "empty.parquet")
+
+
+def _collect(
+    outcome: int | str,
+    landing_file: LandingFile,
+    order: int,
+    result: StageResult,
+    staged: list[dict[str, Any]],
+) -> None:
+    if isinstance(outcome, str):  # the file could not be read or is not in its format
+        result.errors.append(outcome)
+        log.error("%s", outcome)
+        return
+    result.files.append(landing_file.file)
+    staged.append(
+        {
+            "source": landing_file.source,
+            "file": landing_file.file,
+            "sha256": landing_file.sha256,
+            "rows_read": outcome,
+            "file_ord": order,
+        }
+    )
+
+
+def stage_chunk(
+    jobs: Sequence[Job], number: int, folder: Path, options: SourceOptions | None = None
+) -> dict[int, int | str]:
+    """Parse a chunk of files into shared Parquet parts; per file its rows read or its error."""
+    parts = _Parts(folder, number)
+    outcomes = {
+        order: stage_one(parse, landing_file, parts, (options or {}).get(landing_file.source))
+        for order, parse, landing_file in jobs
+    }
+    parts.flush()
+    return outcomes
+
+
+def stage_one(
+    parse: Callable[..., ParsedFile],
+    landing_file: LandingFile,
+    parts: _Parts,
+    options: Mapping[str, Any] | None = None,
+) -> int | str:
+    """Parse one file into ``parts``; its rows read, or the error text naming it."""
+    try:
+        parsed = parse(landing_file.path, landing_file.file, **(options or {}))
+    except SourceFormatError as exc:
+        return str(exc)
+    except OSError as exc:  # vanished, unreadable, truncated gzip: name it, load the rest
+        return f"{landing_file.file}: cannot read: {exc.strerror or exc}"
+    for row in parsed.rows:
+        parts.add_row(parsed.source, parsed.file, row)
+    for rej in parsed.rejected:
+        parts.add_rejected(parsed.source, parsed.file, rej)
+    return parsed.rows_read
+
+
+# An Event's fields in the staged column order; attributes (the last column) become JSON text.
+_EVENT_VALUES = operator.attrgetter(*(c.name for c in schema.EVENT[:-1]))
+assert schema.EVENT[-1].name == "attributes"
+_EDGE_VALUES = operator.attrgetter(*(c.name for c in schema.EDGE))
+_LABEL_VALUES = operator.attrgetter(*(c.name for c in schema.LABEL))
+
+
+class _Parts:
+    """Rows per table of a chunk of files, written out as a Parquet part every
+    :data:`BATCH_ROWS` input rows. Buffered as tuples in schema order: the cheapest shape to
+    build in Python."""
+
+    def __init__(self, folder: Path, number: int) -> None:
+        self.folder, self.number = folder, number
+        self.batch = 0
+        self.rows = 0
+        self.buffers: dict[str, list[tuple[Any, ...]]] = {name: [] for name in PART_TABLES}
+
+    def add_row(self, source: str, file: str, row: RawRow) -> None:
+        at = (source, file, row.line)
+        self.buffers["rows"].append((*at, row.record_key, row.raw))
+        self.buffers["events"] += [
+            (*at, idx, *_EVENT_VALUES(ev), _attributes_json(ev.attributes))
+            for idx, ev in enumerate(row.events)
+        ]
+        self.buffers["labels"] += [(*at, *_LABEL_VALUES(lab)) for lab in row.labels]
+        self.buffers["edges"] += [(*at, *_EDGE_VALUES(e)) for e in row.edges]
+        self.rows += 1
+        if self.rows % BATCH_ROWS == 0:
+            self.flush()
+
+    def add_rejected(self, source: str, file: str, rej: Rejected) -> None:
+        self.buffers["rejected"].append((source, file, rej.line, rej.reason, rej.raw))
+
+    def flush(self) -> None:
+        for name, rows in self.buffers.items():
+            if rows:
+                part = f"{self.number:07d}-{self.batch:05d}.parquet"
+                pq.write_table(_table(name, rows), self.folder / name / part)
+        self.buffers = {name: [] for name in PART_TABLES}
+        self.batch += 1
+
+
+def _table(name: str, rows: list[tuple[Any, ...]]) -> pa.Table:
+    schema = TABLES[name]
+    columns = zip(*rows, strict=True)  # tuples -> columns
+    return pa.Table.from_arrays(
+        [pa.array(list(c), type=f.type) for c, f in zip(columns, schema, strict=True)],
+        schema=schema,
+    )
+
+
+ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+
+
+def _attributes_json(attributes: dict[str, Any]) -> str:
+    """Attributes as compact JSON with sorted keys; values JSON cannot hold become strings."""
+    try:
+        return orjson.dumps(attributes, option=ORJSON_OPTIONS, default=str).decode()
+    except (TypeError, orjson.JSONEncodeError):  # e.g. integers beyond 64 bits
+        return json.dumps(attributes, sort_keys=True, default=str)
+
+
+def staging_root(warehouse_path: str | Path) -> Path:
+    """Where a warehouse's runs stage their Parquet: next to it, on the same disk."""
+    path = Path(warehouse_path)
+    return path.parent / (path.name + ".staging")
+
+
+def clean_staging(root: Path) -> list[str]:
+    """Remove staging folders of earlier runs (call it holding the writer lock); their names."""
+    if not root.is_dir():
+        return []
+    removed = sorted(p.name for p in root.iterdir())
+    for name in removed:
+        target = root / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            target.unlink(missing_ok=True)
+    if removed:
+        log.info("removed staging left by earlier runs: %s", ", ".join(removed))
+    return removed
