@@ -6,14 +6,14 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
 
-from journeymine.ingest.load import load_landing
-from journeymine.spec import load_spec, source_options
+from journeymine.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
@@ -36,12 +36,11 @@ def truths() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def con(tmp_path_factory: pytest.TempPathFactory) -> duckdb.DuckDBPyConnection:
-    db = tmp_path_factory.mktemp("sample") / "w.duckdb"
-    options = source_options(load_spec(SAMPLE / "journey.toml"))  # the survey CSV's columns
-    report = load_landing(db, SAMPLE / "landing", options=options)
-    assert report.errors == []
-    return duckdb.connect(str(db), read_only=True)
+def con(sample_warehouse: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The session's sample (tests/conftest.py), loaded with the spec's source options (the
+    survey CSV's columns)."""
+    with duckdb.connect(str(sample_warehouse), read_only=True) as con:
+        yield con
 
 
 def test_the_generator_is_deterministic_and_matches_the_bundled_files(tmp_path: Path) -> None:
