@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,18 +40,14 @@ def con(sample_warehouse: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         yield con
 
 
-def test_the_generator_is_deterministic_and_matches_the_bundled_files(tmp_path: Path) -> None:
-    subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "make_sample.py"), "--out", str(tmp_path)],
-        check=True,
-        capture_output=True,
-    )
-    for path in sorted((tmp_path / "landing").rglob("*")):
+def test_the_generator_is_deterministic_and_matches_the_bundled_files(
+    generated_sample: Path,
+) -> None:
+    for path in sorted((generated_sample / "landing").rglob("*")):
         if path.is_file():
-            bundled = SAMPLE / "landing" / path.relative_to(tmp_path / "landing")
+            bundled = SAMPLE / "landing" / path.relative_to(generated_sample / "landing")
             assert bundled.read_bytes() == path.read_bytes(), bundled
-    assert (tmp_path / "truths.json").read_text() == (SAMPLE / "truths.json").read_text()
-    shutil.rmtree(tmp_path / "landing")
+    assert (generated_sample / "truths.json").read_text() == (SAMPLE / "truths.json").read_text()
 
 
 def test_every_row_is_accounted_for_per_source(
