@@ -29,7 +29,7 @@ lint:
 
 ## Fuzz the five parsers with mutated real records, far longer than the normal suite does.
 fuzz: setup
-	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q tests/sources/test_fuzz.py
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q tests/ingest/sources/test_fuzz.py
 
 sample: setup
 	$(PY) scripts/make_sample.py --out data/sample

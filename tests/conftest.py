@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -9,7 +11,7 @@ import duckdb
 import pytest
 
 from journeymine.ingest import stage
-from tests.fixtures import SAMPLE_JOURNEY, SampleRun, load_sample
+from tests.fixtures import ROOT, SAMPLE_JOURNEY, SampleRun, load_sample
 from tests.ingest import fake_source
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -74,6 +76,19 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> SampleRun:
     """The sample, run once per session. Read it only (``sample_warehouse`` opens it
     read-only); a test that writes takes ``sample_copy``."""
     return run_sample(tmp_path_factory.mktemp("sample-run"))
+
+
+@pytest.fixture(scope="session")
+def generated_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh run of ``scripts/make_sample.py`` with its default seed, once per session:
+    ``landing/`` and ``truths.json`` (read them, never write them)."""
+    out = tmp_path_factory.mktemp("generated-sample")
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "make_sample.py"), "--out", str(out)],
+        check=True,
+        capture_output=True,
+    )
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -43,10 +43,9 @@ def tree(root: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("sample")
-    generate(out)
-    return out
+def sample(generated_sample: Path) -> Path:
+    """The generator's default output, run once per session (tests/conftest.py)."""
+    return generated_sample
 
 
 @pytest.fixture(scope="module")

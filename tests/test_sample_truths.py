@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
 
-from journeymine.ingest.load import load_landing
-from journeymine.spec import load_spec, source_options
+from journeymine.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
@@ -36,26 +33,21 @@ def truths() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def con(tmp_path_factory: pytest.TempPathFactory) -> duckdb.DuckDBPyConnection:
-    db = tmp_path_factory.mktemp("sample") / "w.duckdb"
-    options = source_options(load_spec(SAMPLE / "journey.toml"))  # the survey CSV's columns
-    report = load_landing(db, SAMPLE / "landing", options=options)
-    assert report.errors == []
-    return duckdb.connect(str(db), read_only=True)
+def con(sample_warehouse: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The session's sample (tests/conftest.py), loaded with the spec's source options (the
+    survey CSV's columns)."""
+    with duckdb.connect(str(sample_warehouse), read_only=True) as con:
+        yield con
 
 
-def test_the_generator_is_deterministic_and_matches_the_bundled_files(tmp_path: Path) -> None:
-    subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "make_sample.py"), "--out", str(tmp_path)],
-        check=True,
-        capture_output=True,
-    )
-    for path in sorted((tmp_path / "landing").rglob("*")):
+def test_the_generator_is_deterministic_and_matches_the_bundled_files(
+    generated_sample: Path,
+) -> None:
+    for path in sorted((generated_sample / "landing").rglob("*")):
         if path.is_file():
-            bundled = SAMPLE / "landing" / path.relative_to(tmp_path / "landing")
+            bundled = SAMPLE / "landing" / path.relative_to(generated_sample / "landing")
             assert bundled.read_bytes() == path.read_bytes(), bundled
-    assert (tmp_path / "truths.json").read_text() == (SAMPLE / "truths.json").read_text()
-    shutil.rmtree(tmp_path / "landing")
+    assert (generated_sample / "truths.json").read_text() == (SAMPLE / "truths.json").read_text()
 
 
 def test_every_row_is_accounted_for_per_source(

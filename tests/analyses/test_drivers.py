@@ -18,7 +18,6 @@ from journeymine.errors import SpecError
 from journeymine.mining.eventlog import log_from_touchpoints
 from journeymine.spec import JourneySpec, Stage, load_spec, spec_from_dict
 from journeymine.warehouse import connect
-from tests.fixtures import load_sample
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,10 +58,8 @@ def test_a_touchpoint_that_doubles_conversion_is_a_finding(touchpoints) -> None:
     assert "did: email.delivered" not in found.index
 
 
-def test_sample_drivers_find_the_small_company_drop(tmp_path: Path) -> None:
-    db = tmp_path / "w.duckdb"
-    load_sample(db)
-    con = connect(db)
+def test_sample_drivers_find_the_small_company_drop(sample_copy: Path) -> None:
+    con = connect(sample_copy)  # a copy: the funnel is rewritten below
     spec = load_spec(ROOT / "data" / "sample" / "journey.toml")
     write_stage_funnel(con, spec, log_from_touchpoints(con))
     found = drivers(con, "demo_held", spec.segments, spec=spec).set_index("feature")

@@ -16,7 +16,6 @@ from journeymine.ingest.import_log import load_event_log
 from journeymine.mining.eventlog import read_event_log
 from journeymine.spec import Calendar, FollowupRule, JourneySpec, Stage, load_spec
 from journeymine.warehouse import connect
-from tests.fixtures import load_sample
 
 ROOT = Path(__file__).resolve().parents[2]
 BERLIN = Calendar("Europe/Berlin", (0, 1, 2, 3, 4), time(9), time(17), (date(2026, 10, 5),))
@@ -64,13 +63,6 @@ def test_first_response_after_the_trigger_and_status(touchpoints) -> None:  # ty
     assert summary.never_answered_rate == 0.5 and summary.breach_rate == 0.5
 
 
-@pytest.fixture(scope="module")
-def sample_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    db = tmp_path_factory.mktemp("s") / "w.duckdb"
-    load_sample(db)
-    return db
-
-
 def test_sample_reps_and_cost_of_waiting_come_back(sample_warehouse: Path) -> None:
     truths = json.loads((ROOT / "data" / "sample" / "truths.json").read_text())
     spec = load_spec(ROOT / "data" / "sample" / "journey.toml")
@@ -92,6 +84,7 @@ def test_sample_reps_and_cost_of_waiting_come_back(sample_warehouse: Path) -> No
     assert cost.conversion_rate.iloc[0] > slowest + 0.3
 
 
+@pytest.mark.slow  # the pandas walk over every helpdesk case takes ~20 s
 def test_helpdesk_latency_matches_an_independent_pandas_computation(tmp_path: Path) -> None:
     log = read_event_log(ROOT / "tests" / "data" / "eventlogs" / "helpdesk.xes.gz")
     db = tmp_path / "h.duckdb"

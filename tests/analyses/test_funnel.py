@@ -144,6 +144,7 @@ def test_the_sample_spec_loads() -> None:
     assert spec.followups[0].sla == timedelta(hours=4)
 
 
+@pytest.mark.slow  # the pandas walk over every helpdesk case takes ~20 s
 def test_helpdesk_funnel_matches_an_independent_pandas_computation(tmp_path: Path) -> None:
     from journeymine.ingest.import_log import load_event_log
     from journeymine.mining.eventlog import read_event_log

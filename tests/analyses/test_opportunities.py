@@ -28,7 +28,6 @@ from journeymine.analyses.opportunities import (
 from journeymine.analyses.runner import analyse
 from journeymine.spec import FollowupRule, JourneySpec, Stage, load_spec
 from journeymine.warehouse import connect
-from tests.fixtures import load_sample
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -382,13 +381,11 @@ def _demo_chance() -> list[tuple[float, float]]:
 
 
 def test_on_the_sample_slow_demo_follow_ups_come_first_and_the_weak_segment_is_listed(
-    tmp_path: Path,
+    sample_warehouse: Path,
 ) -> None:
-    db = tmp_path / "w.duckdb"
-    load_sample(db)
+    # The session's sample is loaded and analysed with this same spec (tests/conftest.py).
     spec = load_spec(ROOT / "data" / "sample" / "journey.toml")
-    con = connect(db)
-    analyse(con, spec, tmp_path)
+    con = connect(sample_warehouse, read_only=True)
     found = compute_opportunities(con, spec)
     top = found.iloc[0]
     assert (top.kind, top.stage) == ("answer_faster", "demo_held")

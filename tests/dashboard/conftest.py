@@ -15,9 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from journeymine.analyses.runner import analyse_warehouse
-from journeymine.dashboard import export_report
-from tests.fixtures import load_sample
+from tests.fixtures import SampleRun
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -200,10 +198,7 @@ def con(warehouse: Warehouse) -> duckdb.DuckDBPyConnection:
 
 
 @pytest.fixture(scope="session")
-def sample_dashboard(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The bundled sample loaded, analysed and exported; ``w.duckdb`` beside the page."""
-    out = tmp_path_factory.mktemp("dash")
-    db = out / "w.duckdb"
-    load_sample(db)
-    analyse_warehouse(db, ROOT / "data" / "sample" / "journey.toml", out)
-    return export_report(db, ROOT / "data" / "sample" / "journey.toml", out)
+def sample_dashboard(sample_run: SampleRun) -> Path:
+    """The session's sample (tests/conftest.py) loaded, analysed and exported;
+    ``warehouse.duckdb`` beside the page (read it, never write it)."""
+    return sample_run.dashboard

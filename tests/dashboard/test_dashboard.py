@@ -23,7 +23,7 @@ def test_sample_dashboard_draws_every_section(sample_dashboard: Path) -> None:
 
 @pytest.mark.slow
 def test_sample_figures_carry_the_table_values(sample_dashboard: Path) -> None:
-    con = connect(sample_dashboard.parent / "w.duckdb", read_only=True)
+    con = connect(sample_dashboard.parent / "warehouse.duckdb", read_only=True)
     funnel = con.execute(
         "SELECT stage, converted, dropped, open FROM stage_funnel WHERE segment = 'all' ORDER BY position"
     ).df()
@@ -55,7 +55,7 @@ def test_sample_figures_carry_the_table_values(sample_dashboard: Path) -> None:
 def test_sample_map_shows_the_designed_journey_and_owners_their_unanswered(
     sample_dashboard: Path,
 ) -> None:
-    con = connect(sample_dashboard.parent / "w.duckdb", read_only=True)
+    con = connect(sample_dashboard.parent / "warehouse.duckdb", read_only=True)
     fig = figures.journey_map(con)
     nodes = next(t for t in fig.data if t.mode == "markers+text")
     shown = {c[0] for c in nodes.customdata}

@@ -127,7 +127,7 @@ PAYLOAD = f" {SCRIPT} {IMG} eve.smith@evil.io"
 @pytest.mark.slow
 def test_every_section_escapes_the_names_it_shows(sample_dashboard: Path, tmp_path: Path) -> None:
     db = tmp_path / "hostile.duckdb"
-    shutil.copy(sample_dashboard.parent / "w.duckdb", db)
+    shutil.copy(sample_dashboard.parent / "warehouse.duckdb", db)
     con = duckdb.connect(str(db))
     for table, column, rows in NAMES:
         (kind,) = con.execute(

@@ -30,6 +30,10 @@ import pytest
 from journeymine import warehouse
 from journeymine.ingest import load
 
+# The sample is loaded four times over (two nights, a rebuild, one load): ~35 s, so the module
+# runs in `make test`, not `make test-fast`.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "sample" / "landing"
 NIGHT_1_SOURCES = ("segment", "sendgrid", "ga4", "typeform")

@@ -15,7 +15,7 @@ import pytest
 
 from journeymine import warehouse
 from journeymine.canonical import touchpoints
-from journeymine.ingest import load
+from journeymine.ingest import load, stage
 
 pytestmark = pytest.mark.usefixtures("fake_parser")
 

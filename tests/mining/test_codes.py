@@ -161,6 +161,7 @@ values = st.lists(
 )
 
 
+@pytest.mark.slow  # 150 generated samples, each checked against DuckDB
 @given(values)
 @settings(max_examples=150, deadline=None)
 def test_quantiles_are_duckdb_quantile_cont_to_the_bit(rows: list[tuple[int, int]]) -> None:
@@ -206,6 +207,7 @@ small_logs = st.lists(
 )
 
 
+@pytest.mark.slow  # 60 generated logs, each mined twice and compared with the SQL
 @given(small_logs)
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -10,16 +11,14 @@ import pytest
 
 from journeymine.mining import export
 from journeymine.mining.eventlog import read_event_log
-from tests.fixtures import load_sample
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def con(tmp_path_factory: pytest.TempPathFactory) -> duckdb.DuckDBPyConnection:
-    db = tmp_path_factory.mktemp("x") / "w.duckdb"
-    load_sample(db)
-    return duckdb.connect(str(db), read_only=True)
+def con(sample_warehouse: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    with duckdb.connect(str(sample_warehouse), read_only=True) as con:
+        yield con
 
 
 def test_xes_round_trip(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:

@@ -106,6 +106,7 @@ EVENT = st.tuples(
 )
 
 
+@pytest.mark.slow  # 25 generated logs, each sharded into files and merged back
 @settings(
     max_examples=25,
     deadline=None,
