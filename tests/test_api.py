@@ -8,12 +8,12 @@ import pytest
 
 import journeymine as jm
 from journeymine.errors import UsageError, WarehouseError
-from journeymine.ingest import load
+from journeymine.ingest import stage
 from tests.ingest import fake_source
 
 
 def test_notebook_api_returns_frames(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(load, "parser_for", lambda source: fake_source.parse_file)
+    monkeypatch.setattr(stage, "parser_for", lambda source: fake_source.parse_file)
     (tmp_path / "l" / "segment").mkdir(parents=True)
     (tmp_path / "l" / "segment" / "a.txt").write_text(
         "k1,1785000000,anonymous_id,a1,web.page_view:/,user_id,u1\n"
