@@ -25,7 +25,7 @@ import pandas as pd
 
 from journeymine.analyses.funnel import marks_sql
 from journeymine.mining import pm4py_adapter
-from journeymine.spec import JourneySpec, positions
+from journeymine.spec import JourneySpec, positions, step_label
 from journeymine.sql import data_cutoff, duration_s
 from journeymine.warehouse import replace_table
 
@@ -94,7 +94,7 @@ def check_conformance(
 ) -> pd.DataFrame:
     """Per case: stage sequence, deviation labels, conforms?, reached the last stage?, fitness."""
     groups = positions(spec)
-    steps = [(" | ".join(s.name for s in stages), optional) for stages, optional in groups]
+    steps = [(step_label(stages), optional) for stages, optional in groups]
     repeatable = frozenset(i for i, (st, _) in enumerate(groups) if any(s.repeatable for s in st))
     cases = stage_sequences(con, spec, log)
     cases["key"] = cases.positions.map(tuple).astype(object)  # object even when no case

@@ -49,6 +49,7 @@ from journeymine.spec import (
     Segment,
     Stage,
     positions,
+    step_label,
 )
 from journeymine.sql import glob_any, literal
 
@@ -141,7 +142,7 @@ def _not_a_feature(con: duckdb.DuckDBPyConnection, stage: str, spec: JourneySpec
 
 def _labels(group: list[Stage]) -> set[str]:
     """The names a step goes by in ``stage_entries``: each stage's, and the group's label."""
-    return {s.name for s in group} | {" | ".join(s.name for s in group)}
+    return {s.name for s in group} | {step_label(group)}
 
 
 def _feature_counts(

@@ -30,7 +30,7 @@ from scipy import stats
 
 from journeymine.ingest.sources import survey, typeform, zendesk
 from journeymine.privacy import scrub
-from journeymine.spec import JourneySpec, positions
+from journeymine.spec import JourneySpec, step_labels
 from journeymine.warehouse import replace_table
 
 CASE_COLUMNS = {"person": "person_id", "account": "account_id"}
@@ -96,7 +96,7 @@ FROM jm_voices GROUP BY ALL
 
 def stage_labels(spec: JourneySpec) -> list[str]:
     """Designed stages in order, alternatives joined by `` | `` as the funnel labels them."""
-    return [" | ".join(s.name for s in stages) for stages, _ in positions(spec)]
+    return step_labels(spec)
 
 
 def build_voices(con: duckdb.DuckDBPyConnection, case: str = "person") -> str:

@@ -43,6 +43,7 @@ from journeymine.spec import (
     Segment,
     Stage,
     positions,
+    step_label,
 )
 from journeymine.sql import data_cutoff as data_cutoff
 from journeymine.sql import glob_any, glob_bound, ident, literal, number, statement
@@ -72,7 +73,7 @@ FUNNEL_COLUMNS = [
 def _step_table(spec: JourneySpec) -> list[tuple[str, bool, float]]:
     """(label, optional, window_s) per step (alternatives share one step)."""
     return [
-        (" | ".join(s.name for s in stages), optional, _window(stages, spec))
+        (step_label(stages), optional, _window(stages, spec))
         for stages, optional in positions(spec)
     ]
 

@@ -33,7 +33,7 @@ import pandas as pd
 from journeymine.analyses.followups import read_followups
 from journeymine.analyses.funnel import CASE_COLUMNS
 from journeymine.analyses.opportunities import redact_emails, store
-from journeymine.spec import JourneySpec, positions
+from journeymine.spec import JourneySpec, step_labels
 from journeymine.sql import glob_any, literal
 from journeymine.warehouse import require_tables
 
@@ -146,7 +146,7 @@ def _waits(con: duckdb.DuckDBPyConnection, followups: pd.DataFrame) -> pd.DataFr
 
 def _frame(spec: JourneySpec, channels: list[str]) -> pd.DataFrame:
     """Every designed stage x channel."""
-    labels = [" | ".join(s.name for s in stages) for stages, _ in positions(spec)]
+    labels = step_labels(spec)
     return pd.DataFrame(
         [(p, label, ch) for p, label in enumerate(labels) for ch in channels],
         columns=["position", "stage", "channel"],

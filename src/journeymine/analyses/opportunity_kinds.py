@@ -17,7 +17,7 @@ from scipy import stats as sps
 from journeymine.analyses.followups import rule_cost_of_waiting
 from journeymine.analyses.funnel import UNKNOWN, entry_segments_sql
 from journeymine.analyses.stats import benjamini_hochberg, wilson
-from journeymine.spec import FollowupRule, JourneySpec, positions
+from journeymine.spec import FollowupRule, JourneySpec, step_labels
 from journeymine.warehouse import table_exists
 
 MIN_PEOPLE = 10  # smallest group (or stratum) a rate is compared on
@@ -320,7 +320,7 @@ def deviations(
     summary = con.execute("SELECT * FROM conformance_summary").df()
     total = int(con.execute("SELECT count(*) FROM conformance").fetchall()[0][0])
     k0, n0 = _baseline(con)
-    last = " | ".join(s.name for s in positions(spec)[-1][0]) if spec.stages else "the end"
+    last = step_labels(spec)[-1] if spec.stages else "the end"
     frequent = summary[
         ~summary.deviation.str.startswith(("(", "never reached"))
         & (summary.cases >= max(MIN_PEOPLE, MIN_DEVIATION_SHARE * total))

@@ -23,6 +23,8 @@ from journeymine.spec.model import (
     outcome_stages,
     positions,
     source_options,
+    step_label,
+    step_labels,
 )
 from journeymine.spec.parse import load_spec, spec_from_dict
 from journeymine.spec.patterns import check_attributes, check_patterns, patterns_overlap
@@ -48,6 +50,8 @@ __all__ = [
     "parse_duration",
     "patterns_overlap",
     "positions",
+    "step_label",
+    "step_labels",
     "source_options",
     "spec_from_dict",
 ]

@@ -11,6 +11,7 @@ Activity patterns are shell-style globs (``fnmatch``) over canonical activity na
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, time, timedelta
 from typing import Any
@@ -214,3 +215,13 @@ def positions(spec: JourneySpec) -> list[tuple[list[Stage], bool]]:
                 index[stage.group] = len(out)
             out.append(([stage], False))
     return [(group, all(s.optional for s in group)) for group, _ in out]
+
+
+def step_label(stages: Sequence[Stage]) -> str:
+    """A position's name as every table shows it: alternatives joined, ``trial | demo``."""
+    return " | ".join(s.name for s in stages)
+
+
+def step_labels(spec: JourneySpec) -> list[str]:
+    """The label of each position of :func:`positions`, in order."""
+    return [step_label(stages) for stages, _ in positions(spec)]
