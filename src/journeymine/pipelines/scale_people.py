@@ -28,6 +28,7 @@ from prefect import flow, task, unmapped
 from journeymine.analyses import followups, funnel
 from journeymine.mining.eventlog import log_from_touchpoints
 from journeymine.spec import JourneySpec, load_spec
+from journeymine.sql import data_cutoff
 from journeymine.warehouse import connect
 
 SHARD_LOG = "jm_shard_log"
@@ -44,13 +45,11 @@ def cutoffs(warehouse_path: str | Path, case: str) -> tuple[datetime | None, dat
     con = connect(warehouse_path, read_only=True)
     try:
         log = log_from_touchpoints(con, case=case)
-        rows = con.execute(
-            f"SELECT (SELECT max(ts) FROM {log} WHERE activity IS NOT NULL), "
-            "(SELECT max(occurred_at) FROM touchpoints)"
-        ).fetchall()
+        # as the single run's: its stored log keeps only events with an activity
+        events = f"(SELECT ts FROM {log} WHERE activity IS NOT NULL)"
+        return data_cutoff(con, events), data_cutoff(con, "touchpoints", "occurred_at")
     finally:
         con.close()
-    return rows[0][0], rows[0][1]
 
 
 def _shard_views(con: duckdb.DuckDBPyConnection, case: str, shard: int, shards: int) -> None:
