@@ -16,7 +16,7 @@ A refreshed ``touchpoints`` holds the same rows but is no longer stored in perso
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import duckdb
 
@@ -25,6 +25,9 @@ from journeymine.vocabulary import SF_OPPORTUNITY
 from journeymine.warehouse import table_exists
 
 log = logging.getLogger(__name__)
+
+# A source's correction of rebuilt touchpoints; returns the persons whose rows it changed.
+Fixup = Callable[[duckdb.DuckDBPyConnection], list[int]]
 
 # {events}: the raw events to consider (every version of each record among them), {rows}: the
 # raw rows holding them; {persons}: a condition on the person id.
@@ -83,10 +86,10 @@ PERSONS = (
 )
 
 
-def build(con: duckdb.DuckDBPyConnection, fixups: Sequence[str] = ()) -> int:
+def build(con: duckdb.DuckDBPyConnection, fixups: Sequence[Fixup] = ()) -> int:
     """Bring ``touchpoints`` and ``persons`` in line with the last identity stitch: only the
     persons it changed when it was incremental (it leaves the temp table ``stitch_night``),
-    else everything. ``fixups`` are the sources' statements run on the rebuilt touchpoints
+    else everything. ``fixups`` are the sources' fix-ups run on the rebuilt touchpoints
     (``journeymine.ingest.sources.TOUCHPOINT_FIXUPS``). Returns the number of touchpoints."""
     night = (
         con.execute("SELECT run_id FROM stitch_night").fetchall()
@@ -144,7 +147,7 @@ SELECT * FROM raw_events WHERE seq IN (SELECT seq FROM wanted)
 """
 
 
-def refresh(con: duckdb.DuckDBPyConnection, run_id: str, fixups: Sequence[str] = ()) -> int:
+def refresh(con: duckdb.DuckDBPyConnection, run_id: str, fixups: Sequence[Fixup] = ()) -> int:
     """Bring touchpoints and persons up to date after the incremental night ``run_id``: the
     persons it changed are rebuilt whole, the others gain their new events. Returns the number
     of touchpoints."""
@@ -203,9 +206,9 @@ def refresh(con: duckdb.DuckDBPyConnection, run_id: str, fixups: Sequence[str] =
     return _count(con)
 
 
-def _fix(con: duckdb.DuckDBPyConnection, fixups: Sequence[str]) -> list[int]:
+def _fix(con: duckdb.DuckDBPyConnection, fixups: Sequence[Fixup]) -> list[int]:
     """Run the sources' fix-ups; the persons whose rows they changed."""
-    return [int(p) for sql in fixups for (p,) in con.execute(sql).fetchall() if p is not None]
+    return [person for fixup in fixups for person in fixup(con)]
 
 
 def _count(con: duckdb.DuckDBPyConnection) -> int:

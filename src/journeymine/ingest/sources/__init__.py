@@ -1,13 +1,15 @@
 """One parser per vendor export, registered under its landing folder's name.
 
-``PARSERS`` is the loader's only list of sources (in load order); ``TOUCHPOINT_FIXUPS`` are the
-statements a source needs run on ``touchpoints`` after each rebuild (each returns the person id of
-every row it changed), so that the canonical layer need not know any vendor.
+``PARSERS`` is the loader's only list of sources (in load order); ``TOUCHPOINT_FIXUPS`` are what a
+source needs run on ``touchpoints`` after each rebuild (each returns the person id of every row it
+changed), so that the canonical layer need not know any vendor.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+
+import duckdb
 
 from journeymine.ingest.sources import (
     ga4,
@@ -31,5 +33,7 @@ PARSERS: dict[str, Callable[..., ParsedFile]] = {
     "typeform": typeform.parse_file,
     "survey": survey.parse_file,
 }
-# A reply whose author a later users page names gets its actor (zendesk.RESOLVE_REPLIES).
-TOUCHPOINT_FIXUPS: tuple[str, ...] = (zendesk.RESOLVE_REPLIES,)
+# A reply whose author a later users page names gets its actor.
+TOUCHPOINT_FIXUPS: tuple[Callable[[duckdb.DuckDBPyConnection], list[int]], ...] = (
+    zendesk.resolve_reply_authors,
+)
