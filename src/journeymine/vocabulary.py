@@ -1,7 +1,9 @@
-"""The words every layer shares: identity node types and actors.
+"""The words every layer shares: identity node types, actors, channels, the edge rules and
+label kinds another layer reads by name.
 
-The parsers emit them, identity stitching and the touchpoints read them; declared here, below
-every layer, so that canonical code does not reach into the parsers' private helpers.
+The parsers emit them, identity stitching, the touchpoints and the analyses read them; declared
+here, below every layer, so that a name is spelled once and canonical code does not reach into
+the parsers' private helpers.
 """
 
 from __future__ import annotations
@@ -21,5 +23,26 @@ SF_OPPORTUNITY = "sf_opportunity"  # Salesforce Opportunity Id (18 chars); belon
 SEGMENT_GROUP = "segment_group"  # Segment group call groupId
 ACCOUNT_NODE_TYPES = (SF_ACCOUNT, SEGMENT_GROUP)
 
+# Actors: who acted, the customer or the company (or ``unknown`` until a later page names the
+# author of a support comment).
 CUSTOMER = "customer"
 COMPANY = "company"
+
+# Channels: the system a touchpoint happened in (``touchpoints.channel``), one per source family.
+# The journey grid draws one row per channel, in this order.
+WEB = "web"  # Segment, GA4
+EMAIL_CHANNEL = "email"  # SendGrid
+CRM = "crm"  # Salesforce
+BILLING = "billing"  # Stripe
+SUPPORT = "support"  # Zendesk
+SURVEY = "survey"  # Typeform, a survey tool's CSV
+CHANNELS = (WEB, EMAIL_CHANNEL, CRM, BILLING, SUPPORT, SURVEY)
+
+# Edge rules another layer reads by name (every other rule is a free-form label naming the
+# parser's evidence, e.g. ``segment_identify_email``).
+SF_CONTACT_ROLE = "sf_contact_role"  # a Salesforce OpportunityContactRole links contact and deal
+SF_CONTACT_ROLE_PRIMARY = "sf_contact_role_primary"  # ... the deal's primary contact: it wins
+SHARED_PERSON = "shared_person"  # two account nodes joined because one person links to both
+
+# Label kinds (``raw_labels.kind``): what the id of a name is.
+OWNER_LABEL = "owner"  # a company-side owner id (Salesforce user, Zendesk agent) -> display name

@@ -30,6 +30,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from journeymine import vocabulary
 from journeymine.analyses.followups import read_followups
 from journeymine.analyses.funnel import CASE_COLUMNS
 from journeymine.analyses.opportunities import redact_emails, store
@@ -37,8 +38,8 @@ from journeymine.spec import JourneySpec, step_labels
 from journeymine.sql import glob_any, literal
 from journeymine.warehouse import require_tables
 
-CHANNELS = ("web", "email", "crm", "billing", "support", "feedback")
-CHANNEL_ROWS = {"survey": "feedback"}  # a source's channel -> the grid row it is drawn in
+CHANNEL_ROWS = {vocabulary.SURVEY: "feedback"}  # a source's channel -> the grid row it is drawn in
+CHANNELS = tuple(CHANNEL_ROWS.get(channel, channel) for channel in vocabulary.CHANNELS)
 TOP_OWNERS = 3
 SCHEMA = {
     "position": "INTEGER", "stage": "VARCHAR", "channel": "VARCHAR", "events": "BIGINT",

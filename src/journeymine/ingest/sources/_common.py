@@ -98,7 +98,7 @@ class Edge:
 class Label:
     """A readable name for an id the data uses, e.g. a Salesforce user behind ``OwnerId``."""
 
-    kind: str  # "owner"
+    kind: str  # vocabulary.OWNER_LABEL
     id: str
     name: str
 

@@ -41,6 +41,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from journeymine import vocabulary
 from journeymine.errors import SourceFormatError
 from journeymine.ingest.sources._common import (
     ANONYMOUS_ID,
@@ -70,7 +71,7 @@ from journeymine.ingest.sources._json import (
 from journeymine.ingest.sources.segment import path_group
 
 SOURCE = "ga4"
-CHANNEL = "web"
+CHANNEL = vocabulary.WEB
 
 # BigQuery export column names.
 EVENT_NAME = "event_name"

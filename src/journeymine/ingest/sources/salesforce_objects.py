@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from journeymine import vocabulary
 from journeymine.ingest.sources._common import (
     COMPANY,
     CUSTOMER,
@@ -29,7 +30,7 @@ from journeymine.ingest.sources._common import (
 )
 from journeymine.ingest.sources.salesforce_ids import EMPTY_ID, sf_id18
 
-CHANNEL = "crm"
+CHANNEL = vocabulary.CRM
 # Object name -> the key prefix of its record ids (fixed for standard objects).
 OBJECT_PREFIXES = {
     "Lead": "00Q",
@@ -278,7 +279,8 @@ def _contact_role(row: Row, out: RawRow) -> None:
         raise RecordError(f"{CONTACT_ID}: missing")
     if not deal:
         raise RecordError(f"{OPPORTUNITY_ID}: missing")
-    rule = "sf_contact_role_primary" if _flag(row, IS_PRIMARY) else "sf_contact_role"
+    primary = _flag(row, IS_PRIMARY)
+    rule = vocabulary.SF_CONTACT_ROLE_PRIMARY if primary else vocabulary.SF_CONTACT_ROLE
     at = _time(row, _first_time_field(row, (CREATED_DATE, SYSTEM_MODSTAMP, LAST_MODIFIED_DATE)))
     out.edges.append(Edge(SF_CONTACT, contact, SF_OPPORTUNITY, deal, rule, at))
 
@@ -340,7 +342,7 @@ def _user(row: Row, out: RawRow) -> None:
         filter(None, (_text(row, FIRST_NAME), _text(row, LAST_NAME)))
     )
     if name:
-        out.labels.append(Label("owner", str(_ref(row, ID)), name))
+        out.labels.append(Label(vocabulary.OWNER_LABEL, str(_ref(row, ID)), name))
 
 
 HANDLERS: dict[str, Callable[[Row, RawRow], None]] = {

@@ -33,6 +33,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from journeymine import vocabulary
 from journeymine.ingest.sources._common import (
     ANONYMOUS_ID,
     CUSTOMER,
@@ -60,7 +61,7 @@ from journeymine.ingest.sources._json import (
 )
 
 SOURCE = "segment"
-CHANNEL = "web"
+CHANNEL = vocabulary.WEB
 
 # Segment Spec field names.
 MESSAGE_ID = "messageId"

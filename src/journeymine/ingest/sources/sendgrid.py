@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from journeymine import vocabulary
 from journeymine.errors import SourceFormatError
 from journeymine.ingest.sources._common import (
     COMPANY,
@@ -59,7 +60,7 @@ from journeymine.ingest.sources._json import (
 )
 
 SOURCE = "sendgrid"
-CHANNEL = "email"
+CHANNEL = vocabulary.EMAIL_CHANNEL
 
 # Event Webhook field names.
 EVENT_ID = "sg_event_id"

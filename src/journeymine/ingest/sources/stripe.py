@@ -42,6 +42,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from journeymine import vocabulary
 from journeymine.errors import SourceFormatError
 from journeymine.ingest.sources._common import (
     COMPANY,
@@ -74,7 +75,7 @@ from journeymine.ingest.sources._json import (
 )
 
 SOURCE = "stripe"
-CHANNEL = "billing"
+CHANNEL = vocabulary.BILLING
 BASIL = "2025-03-31.basil"  # the API version that moved invoice.subscription under parent
 
 # Event type -> (activity, actor), docs/activities.md. Anything else: UNKNOWN_ACTIVITY + type.

@@ -41,6 +41,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from journeymine import vocabulary
 from journeymine.errors import SourceFormatError
 from journeymine.ingest.sources._common import (
     CUSTOMER,
@@ -64,7 +65,7 @@ from journeymine.sentiment import sentiment_attributes
 from journeymine.spec import SurveyMapping
 
 SOURCE = "survey"
-CHANNEL = "survey"
+CHANNEL = vocabulary.SURVEY
 ACTIVITY = "feedback.survey_answered"
 EVENT_TYPE = "survey_answer"
 SPEC_KEY = "[sources.survey]"

@@ -33,6 +33,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from journeymine import vocabulary
 from journeymine.errors import SourceFormatError
 from journeymine.ingest.sources._common import (
     CUSTOMER,
@@ -52,7 +53,7 @@ from journeymine.ingest.sources._json import read_json_document
 from journeymine.sentiment import sentiment_attributes
 
 SOURCE = "typeform"
-CHANNEL = "survey"
+CHANNEL = vocabulary.SURVEY
 ACTIVITY = "feedback.survey_answered"
 
 # Responses API field names.

@@ -63,6 +63,7 @@ from typing import Any
 
 import duckdb
 
+from journeymine import vocabulary
 from journeymine.errors import SourceFormatError
 from journeymine.ingest.sources._common import (
     ANONYMOUS_ID,
@@ -88,7 +89,7 @@ from journeymine.ingest.sources._json import read_json_document
 from journeymine.sentiment import sentiment_attributes
 
 SOURCE = "zendesk"
-CHANNEL = "support"
+CHANNEL = vocabulary.SUPPORT
 
 # Page arrays, in the order their records are numbered.
 TICKETS = "tickets"
@@ -354,7 +355,7 @@ def parse_user(line: int, text: str, user: dict[str, Any]) -> RawRow:
     if role in STAFF_ROLES:
         name = nonblank_text(user.get("name"))
         if name:
-            row.labels.append(Label("owner", OWNER_PREFIX + user_id, name))
+            row.labels.append(Label(vocabulary.OWNER_LABEL, OWNER_PREFIX + user_id, name))
         return row
     email = normalise_email(user.get("email"))
     if email:
