@@ -33,12 +33,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from journeymine.analyses.funnel import (
-    UNKNOWN,
-    compute_entries,
-    entry_segments_sql,
-    marker_sql,
-)
+from journeymine.analyses.funnel import UNKNOWN, compute_entries, entry_segments_sql
+from journeymine.analyses.markers import marker_sql
 from journeymine.analyses.stats import benjamini_hochberg, wilson
 from journeymine.mining import discovery
 from journeymine.mining.eventlog import log_from_touchpoints

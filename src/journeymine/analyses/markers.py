@@ -45,10 +45,12 @@ def marker_sql(stage: Stage, activity: str, attributes: str) -> str:
 
 
 def needs_attributes(spec: JourneySpec) -> bool:
+    """Whether any stage has ``where`` conditions (only then are attributes read)."""
     return any(s.where for s in spec.stages)
 
 
 def columns_of(con: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
+    """The column names of ``relation``."""
     return [d[0] for d in con.execute(f"SELECT * FROM {relation} LIMIT 0").description]
 
 

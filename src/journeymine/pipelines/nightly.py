@@ -219,7 +219,7 @@ def nightly(
     run_id = uuid.uuid4().hex[:12]
     staging = load.staging_root(warehouse_path)
     with warehouse.writer_lock(warehouse_path), ExitStack() as stack:
-        address = _enter_cluster(stack, dask)
+        address = _enter_cluster(stack, dask)  # one cluster for every phase
         load.clean_staging(staging)  # left by killed runs: we hold the lock, nobody uses them
         plan = plan_load(landing, warehouse_path, sources, selection)
         folders, errors = _stage_plan(landing, plan, staging / run_id, address, options)
