@@ -156,7 +156,7 @@ def _create_entry_tables(con: duckdb.DuckDBPyConnection, name: str) -> None:
 
 
 # Who enters step $pos at its first marking event (its occurrence-th one, when it has one).
-FIRST_MARKS = (
+_FIRST_MARKS = (
     "INSERT INTO jm_entered SELECT case_key, $pos, min(ts), arg_min(seq, (ts, seq)) "
     "FROM jm_marks WHERE pos = $pos AND n_all >= occurrence GROUP BY case_key"
 )
@@ -174,10 +174,10 @@ def _enter_and_judge_steps(
     """Step by step: judge who entered it (``_judge_step``), append them to ``name``, and
     (except in ``any`` mode, where every step is entered at its own first mark) let the
     converted enter the step they converted into."""
-    con.execute(FIRST_MARKS, {"pos": 0})
+    con.execute(_FIRST_MARKS, {"pos": 0})
     for pos, (label, _, _) in enumerate(steps):
         if mode == "any" and pos > 0:
-            con.execute(FIRST_MARKS, {"pos": pos})
+            con.execute(_FIRST_MARKS, {"pos": pos})
         targets = _targets(steps, pos)
         window = steps[targets[0]][2] if targets else 0.0
         _judge_step(con, log, exclude, pos, targets, window, label, cutoff, mode == "strict")
