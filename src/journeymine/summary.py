@@ -33,7 +33,18 @@ def markdown_summary(
     accounting per source, then headline figures."""
     lines = [f"# journeymine nightly run `{report.run_id}`", ""]
     lines += alert_lines(alerts)
-    lines += [
+    lines += _source_lines(report)
+    lines += _figure_lines(figures, previous)
+    if identity:
+        lines += identity_lines(identity)
+    lines += _problem_lines(report)
+    return "\n".join(lines) + "\n"
+
+
+def _source_lines(report: LoadReport) -> list[str]:
+    """Row accounting per source (files, rows read, loaded, duplicates, quarantined) as a
+    markdown table, then the skipped files and the new identity merges."""
+    lines = [
         "| source | files | rows read | loaded | duplicates | quarantined |",
         "|---|---:|---:|---:|---:|---:|",
     ]
@@ -46,12 +57,17 @@ def markdown_summary(
         lines.append(f"| {source} | " + " | ".join(f"{v:,}" for v in acc) + " |")
     if not by_source:
         lines.append("| (no new files) | 0 | 0 | 0 | 0 | 0 |")
-    lines += [
+    return lines + [
         "",
         f"Files already loaded and unchanged: {report.skipped_files}. "
         f"New identity merges: {report.new_merges}.",
         "",
     ]
+
+
+def _figure_lines(figures: pd.DataFrame, previous: dict[str, float]) -> list[str]:
+    """The data's period, then each headline figure with its change since the previous run."""
+    lines = []
     period = figures.set_index("key").value.to_dict()
     if "first_event" in period:
         lines += [
@@ -67,10 +83,13 @@ def markdown_summary(
             sign = "+" if row.value >= before else "-"
             change = sign + format_value(abs(row.value - before), row.unit)
         lines.append(f"| {row.label} | {format_value(row.value, row.unit)} | {change} |")
-    if identity:
-        lines += identity_lines(identity)
-    for error in report.errors:
-        lines.append(f"\n**Not loaded:** {_safe(error)}")
+    return lines
+
+
+def _problem_lines(report: LoadReport) -> list[str]:
+    """What was not loaded: files that failed, folders of no source we read, and files gone
+    from the landing folder."""
+    lines = [f"\n**Not loaded:** {_safe(error)}" for error in report.errors]
     for folder in report.unknown_folders:
         lines.append(f"\n**Not a source we read:** `{_safe(folder)}/` (a typo, or a vendor "
                      "journeymine does not read yet); its files were not loaded.")  # fmt: skip
@@ -78,7 +97,7 @@ def markdown_summary(
         gone = ", ".join(_safe(f) for f in report.gone_files[:20])
         more = f" and {len(report.gone_files) - 20} more" if len(report.gone_files) > 20 else ""
         lines.append(f"\n**Gone from the landing folder** (their rows stay loaded): {gone}{more}")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}

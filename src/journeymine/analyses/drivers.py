@@ -33,12 +33,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from journeymine.analyses.funnel import (
-    UNKNOWN,
-    compute_entries,
-    entry_segments_sql,
-    marker_sql,
-)
+from journeymine.analyses.funnel import UNKNOWN, compute_entries, entry_segments_sql
+from journeymine.analyses.markers import marker_sql
 from journeymine.analyses.stats import benjamini_hochberg, wilson
 from journeymine.mining import discovery
 from journeymine.mining.eventlog import log_from_touchpoints
@@ -214,11 +210,7 @@ def drivers(
         raise ValueError(f"outcome is one of {list(POPULATIONS)}, not {outcome!r}")
     if horizon_s is None:
         horizon_s = horizon(con, stage, spec) * (0.5 if outcome == "speed" else 1.0)
-    params = {"stage": stage, "horizon_s": horizon_s}
-    totals = con.execute(
-        f"SELECT count(*), count(*) FILTER (WHERE success) FROM ({POPULATIONS[outcome]})", params
-    ).fetchall()[0]
-    total, converted = int(totals[0]), int(totals[1])
+    total, converted = _population_size(con, stage, outcome, horizon_s)
     excluded = _not_a_feature(con, stage, spec)
     frame = _feature_counts(con, stage, segments, horizon_s, outcome, excluded)
     frame = frame[(frame.people >= min_people) & (frame.people < total)].reset_index(drop=True)
@@ -226,6 +218,26 @@ def drivers(
         return pd.DataFrame(columns=COLUMNS).astype(
             {"finding": bool, "deterministic": bool, "no_effect": bool}
         )
+    out = _flag_features(_feature_tests(frame, total, converted), alpha)
+    out["horizon_s"] = horizon_s
+    out = out.sort_values(["finding", "p_value"], ascending=[False, True])
+    return out.reset_index(drop=True)[COLUMNS]
+
+
+def _population_size(
+    con: duckdb.DuckDBPyConnection, stage: str, outcome: str, horizon_s: float
+) -> tuple[int, int]:
+    """People in the outcome's population, and the successes among them."""
+    params = {"stage": stage, "horizon_s": horizon_s}
+    totals = con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE success) FROM ({POPULATIONS[outcome]})", params
+    ).fetchall()[0]
+    return int(totals[0]), int(totals[1])
+
+
+def _feature_tests(frame: pd.DataFrame, total: int, converted: int) -> pd.DataFrame:
+    """Per feature (``_feature_counts`` rows): rates with and without it, lift, the Wilson
+    interval of the rate with it, and the Fisher exact p-value against the rest."""
     base = converted / total
     rows = []
     for r in frame.itertuples():
@@ -249,7 +261,11 @@ def drivers(
                 "p_value": p,
             }
         )
-    out = pd.DataFrame(rows)
+    return pd.DataFrame(rows)
+
+
+def _flag_features(out: pd.DataFrame, alpha: float) -> pd.DataFrame:
+    """Add ``deterministic``, ``finding`` (BH at ``alpha``) and ``no_effect`` to the tests."""
     # Everyone with it converts (or nobody does): a step of the process itself (a booked
     # meeting converting the lead, an anonymous docs reader who can never sign up), not a lever.
     out["deterministic"] = out.rate_with.isin([0.0, 1.0])
@@ -260,9 +276,7 @@ def drivers(
         & ~out.finding
         & ((out.lift - 1).abs() < 0.05)
     )
-    out["horizon_s"] = horizon_s
-    out = out.sort_values(["finding", "p_value"], ascending=[False, True])
-    return out.reset_index(drop=True)[COLUMNS]
+    return out
 
 
 def _two_proportions(k1: int, n1: int, k2: int, n2: int) -> float:
@@ -291,17 +305,41 @@ def compare_periods(
     conversion, each change with a two-proportion test and BH control."""
     edges, funnels, variants = [], [], []
     for label, (start, end) in (("before", before), ("after", after)):
-        view = log_from_touchpoints(con, since=str(start), until=str(end), name=f"jm_{label}_log")
-        log = discovery.materialise_log(con, view, f"jm_{label}_events")
-        cases = int(con.execute(f"SELECT count(DISTINCT case_key) FROM {log}").fetchall()[0][0])
-        dfg = discovery.discover_dfg(con, log)[["source_activity", "target_activity", "cases"]]
-        edges.append(dfg.assign(period=label, total=cases))
-        entries = compute_entries(con, spec, log, cutoff=end)
-        counts = entries.groupby("stage").status.value_counts().unstack(fill_value=0)
-        funnels.append(counts.assign(period=label))
-        top = discovery.discover_variants(con, log)[["variant", "cases"]]
-        variants.append(top.assign(total=cases))
-        con.execute(f"DROP TABLE {log}")
+        edge, funnel, variant = _period_counts(con, spec, label, start, end)
+        edges.append(edge)
+        funnels.append(funnel)
+        variants.append(variant)
+    return {
+        "edges": _edge_shift(edges),
+        "stages": _stage_shift(funnels),
+        "variants": _variant_shift(variants),
+        "latency": _latency_shift(con, spec, before, after),
+    }
+
+
+def _period_counts(
+    con: duckdb.DuckDBPyConnection, spec: JourneySpec, label: str, start: datetime, end: datetime
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """One period's directly-follows edges (cases per edge and in all), stage statuses
+    (people per stage and status) and variants (cases per variant and in all)."""
+    view = log_from_touchpoints(con, since=str(start), until=str(end), name=f"jm_{label}_log")
+    log = discovery.materialise_log(con, view, f"jm_{label}_events")
+    cases = int(con.execute(f"SELECT count(DISTINCT case_key) FROM {log}").fetchall()[0][0])
+    dfg = discovery.discover_dfg(con, log)[["source_activity", "target_activity", "cases"]]
+    entries = compute_entries(con, spec, log, cutoff=end)
+    counts = entries.groupby("stage").status.value_counts().unstack(fill_value=0)
+    top = discovery.discover_variants(con, log)[["variant", "cases"]]
+    con.execute(f"DROP TABLE {log}")
+    return (
+        dfg.assign(period=label, total=cases),
+        counts.assign(period=label),
+        top.assign(total=cases),
+    )
+
+
+def _edge_shift(edges: list[pd.DataFrame]) -> pd.DataFrame:
+    """Share of cases taking each directly-follows edge, before vs after, with a
+    two-proportion test per edge and BH control across them."""
     merged = (
         edges[0]
         .merge(
@@ -326,6 +364,23 @@ def compare_periods(
         for a, b in zip(merged.cases_before, merged.cases_after, strict=True)
     ]
     merged["significant"] = benjamini_hochberg(merged.p_value.fillna(1).to_numpy())
+    edge_cols = [
+        "source_activity",
+        "target_activity",
+        "cases_before",
+        "cases_after",
+        "share_before",
+        "share_after",
+        "change",
+        "p_value",
+        "significant",
+    ]
+    return merged[edge_cols].sort_values("p_value").reset_index(drop=True)
+
+
+def _stage_shift(funnels: list[pd.DataFrame]) -> pd.DataFrame:
+    """Conversion out of each stage among the decided, before vs after, with a
+    two-proportion test."""
     stage_rows = []
     b, a = funnels
     for stage in sorted(set(b.index) | set(a.index)):
@@ -349,24 +404,7 @@ def compare_periods(
         "decided_after",
         "p_value",
     ]
-    stages = pd.DataFrame(stage_rows, columns=stage_columns)
-    edge_cols = [
-        "source_activity",
-        "target_activity",
-        "cases_before",
-        "cases_after",
-        "share_before",
-        "share_after",
-        "change",
-        "p_value",
-        "significant",
-    ]
-    return {
-        "edges": merged[edge_cols].sort_values("p_value").reset_index(drop=True),
-        "stages": stages,
-        "variants": _variant_shift(variants),
-        "latency": _latency_shift(con, spec, before, after),
-    }
+    return pd.DataFrame(stage_rows, columns=stage_columns)
 
 
 def _variant_shift(variants: list[pd.DataFrame], top: int = 20) -> pd.DataFrame:

@@ -98,27 +98,7 @@ def compute_followups(
         if rows.empty:
             continue
         rows.insert(0, "rule", rule.name)
-        rows["latency_s"] = (rows.responded_at - rows.triggered_at).dt.total_seconds()
-        rows["business_latency_s"] = business_seconds(
-            spec.calendar, rows.triggered_at, rows.responded_at
-        )
-        cut = pd.Series(pd.Timestamp(cutoff), index=rows.index)
-        if rule.business_hours:
-            waited = business_seconds(spec.calendar, rows.triggered_at, cut)
-            latency = rows.business_latency_s
-        else:
-            waited = (cut - rows.triggered_at).dt.total_seconds()
-            latency = rows.latency_s
-        sla = rule.sla.total_seconds()
-        answered = rows.responded_at.notna()
-        rows["status"] = np.where(
-            answered, "answered", np.where(waited >= sla, "unanswered", "open")
-        )
-        rows["sla_breached"] = np.where(answered, latency > sla, rows.status == "unanswered")
-        rows["sla_s"] = sla
-        rows["wait_s"] = latency  # in the unit the SLA is judged in
-        rows["sla_unit"] = "business hours" if rule.business_hours else "hours"
-        frames.append(rows)
+        frames.append(_judge_triggers(rows, rule, spec, cutoff))
     columns = [
         "rule",
         "person_id",
@@ -143,6 +123,32 @@ def compute_followups(
     return (
         pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
     )
+
+
+def _judge_triggers(
+    rows: pd.DataFrame, rule: FollowupRule, spec: JourneySpec, cutoff: datetime
+) -> pd.DataFrame:
+    """Add to one rule's triggers (``_rule_rows``) their latencies, wall-clock and business,
+    and, judged at the cut-off in the rule's unit, the status and SLA breach."""
+    rows["latency_s"] = (rows.responded_at - rows.triggered_at).dt.total_seconds()
+    rows["business_latency_s"] = business_seconds(
+        spec.calendar, rows.triggered_at, rows.responded_at
+    )
+    cut = pd.Series(pd.Timestamp(cutoff), index=rows.index)
+    if rule.business_hours:
+        waited = business_seconds(spec.calendar, rows.triggered_at, cut)
+        latency = rows.business_latency_s
+    else:
+        waited = (cut - rows.triggered_at).dt.total_seconds()
+        latency = rows.latency_s
+    sla = rule.sla.total_seconds()
+    answered = rows.responded_at.notna()
+    rows["status"] = np.where(answered, "answered", np.where(waited >= sla, "unanswered", "open"))
+    rows["sla_breached"] = np.where(answered, latency > sla, rows.status == "unanswered")
+    rows["sla_s"] = sla
+    rows["wait_s"] = latency  # in the unit the SLA is judged in
+    rows["sla_unit"] = "business hours" if rule.business_hours else "hours"
+    return rows
 
 
 def summarise_followups(followups: pd.DataFrame, by: str = "rule") -> pd.DataFrame:
@@ -211,6 +217,24 @@ def cost_of_waiting(
         cutoff = data_cutoff(con, table, "occurred_at")
     if first.empty:  # nothing decided yet: every bucket empty
         first = first.assign(triggered_at=pd.to_datetime(first.triggered_at, utc=True))
+    reached = _first_reached(con, first, target_activities, window, table, cutoff)
+    first = first.merge(reached, on="person_id", how="left")
+    censored = first.reached_at.isna() & (first.triggered_at + window > pd.Timestamp(cutoff))
+    first = first[~censored]
+    first["bucket"] = first.latency_s.map(latency_bucket)
+    return _conversion_by_bucket(first)
+
+
+def _first_reached(
+    con: duckdb.DuckDBPyConnection,
+    first: pd.DataFrame,
+    target_activities: tuple[str, ...],
+    window: timedelta,
+    table: str,
+    cutoff: datetime,
+) -> pd.DataFrame:
+    """``person_id, reached_at``: when each person of ``first`` (their first trigger) first did
+    a target activity within ``window`` after the trigger and by the cut-off."""
     con.register("jm_first", first[["person_id", "triggered_at"]])
     params: dict[str, object] = {"window": window.total_seconds(), "cutoff": cutoff}
     reaches = glob_bound("t.activity", "targets", target_activities, params)
@@ -225,10 +249,12 @@ def cost_of_waiting(
         params,
     ).df()
     con.unregister("jm_first")
-    first = first.merge(reached, on="person_id", how="left")
-    censored = first.reached_at.isna() & (first.triggered_at + window > pd.Timestamp(cutoff))
-    first = first[~censored]
-    first["bucket"] = first.latency_s.map(latency_bucket)
+    return reached
+
+
+def _conversion_by_bucket(first: pd.DataFrame) -> pd.DataFrame:
+    """People, converted and the conversion rate with its Wilson interval per latency bucket
+    (``LATENCY_BUCKETS``, then ``no reply``), from decided first triggers with ``bucket``."""
     rows = []
     for _, label in [*LATENCY_BUCKETS, (np.nan, NO_REPLY)]:
         part = first[first.bucket == label]

@@ -30,23 +30,17 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+# Re-exported: conformance and the tests still reach the marker SQL through the funnel.
+from journeymine.analyses.markers import marker_sql as marker_sql
+from journeymine.analyses.markers import marks_sql as marks_sql
 from journeymine.analyses.segments import CASE_COLUMNS as CASE_COLUMNS
 from journeymine.analyses.segments import UNKNOWN as UNKNOWN
 from journeymine.analyses.segments import entry_segments_sql as entry_segments_sql
 from journeymine.analyses.segments import segment_values as segment_values
 from journeymine.analyses.stats import Z95, kaplan_meier, wilson
-from journeymine.spec import (
-    MODES,
-    NUMERIC_OPS,
-    Condition,
-    JourneySpec,
-    Segment,
-    Stage,
-    positions,
-    step_label,
-)
+from journeymine.spec import MODES, JourneySpec, Segment, Stage, positions, step_label
 from journeymine.sql import data_cutoff as data_cutoff
-from journeymine.sql import glob_any, glob_bound, ident, literal, number, statement
+from journeymine.sql import glob_bound, ident, literal, statement
 from journeymine.warehouse import replace_table
 
 COHORTS = {"W": "week", "M": "month", "week": "week", "month": "month"}
@@ -81,91 +75,6 @@ def _step_table(spec: JourneySpec) -> list[tuple[str, bool, float]]:
 def _window(stages: list[Stage], spec: JourneySpec) -> float:
     windows = [s.window for s in stages if s.window is not None]
     return (max(windows) if windows else spec.window).total_seconds()
-
-
-def _condition_sql(c: Condition, attributes: str) -> str:
-    """SQL: ``c`` holds on the JSON ``attributes``; false where the attribute is missing."""
-    text = f"({attributes}->>{literal(c.key)})"
-    values = c.value if isinstance(c.value, tuple) else (c.value,)
-    if c.op in NUMERIC_OPS:
-        assert isinstance(c.value, int | float)
-        return f"coalesce(TRY_CAST({text} AS DOUBLE) {c.op} {number(c.value)}, false)"
-    equal = []
-    for v in values:
-        if isinstance(v, bool):  # JSON spells booleans in lower case
-            equal.append(f"coalesce({text} = {literal(str(v).lower())}, false)")
-        elif isinstance(v, int | float):  # 1000 matches "1000" and 1000.0 alike
-            equal.append(f"coalesce(TRY_CAST({text} AS DOUBLE) = {number(v)}, false)")
-        else:
-            equal.append(f"coalesce({text} = {literal(v)}, false)")
-    any_equal = "(" + " OR ".join(equal) + ")"
-    if c.op in ("=", "in"):
-        return any_equal
-    return f"({text} IS NOT NULL AND NOT {any_equal})"
-
-
-def marker_sql(stage: Stage, activity: str, attributes: str) -> str:
-    """SQL: an event (``activity`` and JSON ``attributes`` columns) marks ``stage``: an
-    activity pattern matches and every ``where`` condition holds. ``occurrence`` is left to
-    the caller (it counts events)."""
-    conditions = [_condition_sql(c, attributes) for c in stage.where]
-    return (
-        "(" + " AND ".join([glob_any(f"{activity}::VARCHAR", stage.activities), *conditions]) + ")"
-    )
-
-
-def needs_attributes(spec: JourneySpec) -> bool:
-    return any(s.where for s in spec.stages)
-
-
-def columns_of(con: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
-    return [d[0] for d in con.execute(f"SELECT * FROM {relation} LIMIT 0").description]
-
-
-def marks_sql(
-    con: duckdb.DuckDBPyConnection, spec: JourneySpec, log: str, table: str = "touchpoints"
-) -> str:
-    """SQL: one row per event and stage it marks: ``case_key, ts, seq, stage_i`` (index in
-    ``spec.stages``), ``pos``, ``occurrence`` and ``n_all`` (how many events marked that stage
-    in the case so far, this one included). The attributes come from the log's
-    ``attributes`` column if it has one, else from ``table`` joined on ``event_id = seq``
-    (only for events whose activity marks a stage, and only when a stage has ``where``)."""
-    stages = list(spec.stages)
-    at = {s.name: pos for pos, (group, _) in enumerate(positions(spec)) for s in group}
-    if not stages:  # no stage marks anything; the cut-off stays bound, so it is named
-        return (
-            "SELECT NULL::BIGINT AS case_key, $cutoff::TIMESTAMPTZ AS ts, NULL::BIGINT AS seq, "
-            "NULL::INT AS stage_i, NULL::INT AS pos, NULL::INT AS occurrence, "
-            "NULL::BIGINT AS n_all WHERE false"
-        )
-    patterns = tuple(p for s in stages for p in s.activities)
-    if not needs_attributes(spec):
-        source = f"SELECT case_key, ts, seq, activity, NULL::JSON AS attributes FROM {log}"
-    elif "attributes" in columns_of(con, log):
-        source = f"SELECT case_key, ts, seq, activity, attributes FROM {log}"
-    else:
-        source = (
-            f"SELECT l.case_key, l.ts, l.seq, l.activity, t.attributes FROM {log} l "
-            f"LEFT JOIN {table} t ON t.event_id = l.seq "
-            f"WHERE {glob_any('l.activity::VARCHAR', patterns)}"
-        )
-    cases = ", ".join(
-        f"CASE WHEN {marker_sql(s, 'activity', 'attributes')} THEN {i} END"
-        for i, s in enumerate(stages)
-    )
-    pos_list = "[" + ", ".join(str(at[s.name]) for s in stages) + "]"
-    occ_list = "[" + ", ".join(str(s.occurrence) for s in stages) + "]"
-    return f"""
-        WITH src AS ({source}), marked AS (
-            SELECT case_key, ts, seq, unnest(list_filter([{cases}], lambda x: x IS NOT NULL))::INT
-                   AS stage_i
-            FROM src WHERE {glob_any("activity::VARCHAR", patterns)} AND ts <= $cutoff
-        )
-        SELECT case_key, ts, seq, stage_i, {pos_list}[stage_i + 1]::INT AS pos,
-               {occ_list}[stage_i + 1]::INT AS occurrence,
-               row_number() OVER (PARTITION BY case_key, stage_i ORDER BY ts, seq) AS n_all
-        FROM marked
-    """
 
 
 def _marks(
@@ -220,6 +129,18 @@ def build_entries(
     if cutoff is None:
         cutoff = data_cutoff(con, log)
     steps = _step_table(spec)
+    _create_entry_tables(con, name)
+    if not steps:
+        return name
+    _marks(con, spec, log, cutoff, table)
+    _enter_and_judge_steps(con, steps, log, tuple(exclude), mode, cutoff, name)
+    con.execute(f"UPDATE {name} SET time_to_convert_s = NULL WHERE status = 'excluded'")
+    return name
+
+
+def _create_entry_tables(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Empty TEMP tables: ``jm_entered`` (who entered which step, at which event) and the
+    entries table ``name``."""
     con.execute(
         "CREATE OR REPLACE TEMP TABLE jm_entered "
         "(case_key BIGINT, pos INT, entered_at TIMESTAMPTZ, entered_seq BIGINT)"
@@ -232,20 +153,34 @@ def build_entries(
             window_s DOUBLE)
         """
     )
-    if not steps:
-        return name
-    _marks(con, spec, log, cutoff, table)
-    first_marks = (
-        "INSERT INTO jm_entered SELECT case_key, $pos, min(ts), arg_min(seq, (ts, seq)) "
-        "FROM jm_marks WHERE pos = $pos AND n_all >= occurrence GROUP BY case_key"
-    )
-    con.execute(first_marks, {"pos": 0})
+
+
+# Who enters step $pos at its first marking event (its occurrence-th one, when it has one).
+_FIRST_MARKS = (
+    "INSERT INTO jm_entered SELECT case_key, $pos, min(ts), arg_min(seq, (ts, seq)) "
+    "FROM jm_marks WHERE pos = $pos AND n_all >= occurrence GROUP BY case_key"
+)
+
+
+def _enter_and_judge_steps(
+    con: duckdb.DuckDBPyConnection,
+    steps: list[tuple[str, bool, float]],
+    log: str,
+    exclude: tuple[str, ...],
+    mode: str,
+    cutoff: datetime,
+    name: str,
+) -> None:
+    """Step by step: judge who entered it (``_judge_step``), append them to ``name``, and
+    (except in ``any`` mode, where every step is entered at its own first mark) let the
+    converted enter the step they converted into."""
+    con.execute(_FIRST_MARKS, {"pos": 0})
     for pos, (label, _, _) in enumerate(steps):
         if mode == "any" and pos > 0:
-            con.execute(first_marks, {"pos": pos})
+            con.execute(_FIRST_MARKS, {"pos": pos})
         targets = _targets(steps, pos)
         window = steps[targets[0]][2] if targets else 0.0
-        _judge_step(con, log, tuple(exclude), pos, targets, window, label, cutoff, mode == "strict")
+        _judge_step(con, log, exclude, pos, targets, window, label, cutoff, mode == "strict")
         con.execute(
             f"INSERT INTO {name} SELECT * EXCLUDE (converted_seq) FROM jm_step ORDER BY case_key"
         )
@@ -254,8 +189,6 @@ def build_entries(
                 "INSERT INTO jm_entered SELECT case_key, next_pos, converted_at, converted_seq "
                 "FROM jm_step WHERE status = 'converted'"
             )
-    con.execute(f"UPDATE {name} SET time_to_convert_s = NULL WHERE status = 'excluded'")
-    return name
 
 
 def _judge_step(
@@ -336,23 +269,10 @@ def summarise_table(
     then by bin for the binned ones in ``order`` (``SMB`` before ``Enterprise``), then
     numerically where the value starts with a number (``1-10`` before ``11-50``), then
     alphabetically, with ``(unknown)`` last."""
-    branches = ["SELECT 'all' AS segment, 0 AS k, NULL AS value, pos, stage, status, "
-                "time_to_convert_s FROM e"]  # fmt: skip
-    if segments:
-        branches.append(
-            "SELECT s.attribute || '=' || s.value, s.k, s.value, e.pos, e.stage, e.status, "
-            f"e.time_to_convert_s FROM e JOIN ({segments}) s USING (case_key, pos)"
-        )
     converted = "FILTER (WHERE status = 'converted')"
-    bins = [
-        f"WHEN segment = {literal(f'{s.name}={label}')} THEN {i}"
-        for s in order
-        for i, label in enumerate(s.labels)
-    ]
-    bin_rank = f"CASE {' '.join(bins)} END" if bins else "NULL"
     frame = con.execute(
         f"""
-        WITH e AS (SELECT * FROM {entries}), long AS ({" UNION ALL ".join(branches)})
+        WITH e AS (SELECT * FROM {entries}), long AS ({_long_entries_sql(segments)})
         SELECT segment, pos AS position, stage, count(*) AS entered,
                count(*) {converted} AS converted,
                count(*) FILTER (WHERE status = 'dropped') AS dropped,
@@ -362,24 +282,41 @@ def summarise_table(
                quantile_cont(time_to_convert_s, 0.9) {converted} AS time_to_convert_p90_s,
                quantile_cont(time_to_convert_s, 0.95) {converted} AS time_to_convert_p95_s,
                dense_rank() OVER (ORDER BY k, value = {literal(UNKNOWN)},
-                   {bin_rank} NULLS LAST,
+                   {_bin_rank_sql(order)} NULLS LAST,
                    TRY_CAST(regexp_extract(value, '^\\s*(-?[0-9]+(\\.[0-9]+)?)', 1) AS DOUBLE)
                        NULLS LAST, segment) AS segment_rank
         FROM long GROUP BY segment, k, value, pos, stage
         ORDER BY segment_rank, pos
         """
     ).df()
-    for column in (
-        "entered",
-        "converted",
-        "dropped",
-        "open",
-        "excluded",
-        "position",
-        "segment_rank",
-    ):
+    for column in ("entered", "converted", "dropped", "open", "excluded", "position",
+                   "segment_rank"):  # fmt: skip
         frame[column] = frame[column].astype("int64")
     return _with_rates(frame)[FUNNEL_COLUMNS]
+
+
+def _long_entries_sql(segments: str | None) -> str:
+    """SQL over the entries ``e``: each entry once under segment ``all`` and, given
+    ``segments``, once per ``attribute=value`` it has (``k`` orders the attributes)."""
+    branches = ["SELECT 'all' AS segment, 0 AS k, NULL AS value, pos, stage, status, "
+                "time_to_convert_s FROM e"]  # fmt: skip
+    if segments:
+        branches.append(
+            "SELECT s.attribute || '=' || s.value, s.k, s.value, e.pos, e.stage, e.status, "
+            f"e.time_to_convert_s FROM e JOIN ({segments}) s USING (case_key, pos)"
+        )
+    return " UNION ALL ".join(branches)
+
+
+def _bin_rank_sql(order: Sequence[Segment]) -> str:
+    """SQL: a segment's bin position within its binned attribute in ``order`` (``SMB``
+    before ``Enterprise``), NULL for the others."""
+    bins = [
+        f"WHEN segment = {literal(f'{s.name}={label}')} THEN {i}"
+        for s in order
+        for i, label in enumerate(s.labels)
+    ]
+    return f"CASE {' '.join(bins)} END" if bins else "NULL"
 
 
 def summarise(entries: pd.DataFrame, segments: pd.DataFrame | None = None) -> pd.DataFrame:

@@ -219,19 +219,10 @@ def nightly(
     run_id = uuid.uuid4().hex[:12]
     staging = load.staging_root(warehouse_path)
     with warehouse.writer_lock(warehouse_path), ExitStack() as stack:
-        # One cluster for every phase; a local one is closed before the run's Prefect API.
-        address = stack.enter_context(scale.cluster(dask)) if dask else None
-        if address:
-            stack.enter_context(scale.shared_api())
+        address = _enter_cluster(stack, dask)  # one cluster for every phase
         load.clean_staging(staging)  # left by killed runs: we hold the lock, nobody uses them
         plan = plan_load(landing, warehouse_path, sources, selection)
-        if address:  # parse on the workers, into staging every worker reaches
-            staged = scale.run_stage_on_cluster(
-                landing, plan["files"], staging / run_id, address, options=options
-            )
-            folders, errors = staged["folders"], staged["errors"]
-        else:
-            folders, errors = _stage_here(landing, plan, str(staging / run_id), options)
+        folders, errors = _stage_plan(landing, plan, staging / run_id, address, options)
         report: load.LoadReport = load_warehouse(
             warehouse_path,
             folders,
@@ -242,10 +233,7 @@ def nightly(
         failures = report.errors
         folder = people = None
         if address:  # mine the event log, the funnel and the follow-ups on the cluster
-            case = load_spec(journey).case
-            folder = str(scale.discover_on_cluster(warehouse_path, case, out, address, shards))
-            work = Path(out) / "sharded"
-            people = str(run_people_on_cluster(warehouse_path, journey, work, address, shards))
+            folder, people = _mine_on_cluster(warehouse_path, journey, out, address, shards)
         analyse_task(warehouse_path, journey, out, folder, people)
         tonight = alerts_task(warehouse_path, declared, run_id)
         dashboard = dashboard_task(warehouse_path, journey, out)
@@ -257,6 +245,45 @@ def nightly(
             "these were not loaded (everything else was):\n  " + "\n  ".join(failures)
         )
     return report
+
+
+def _enter_cluster(stack: ExitStack, dask: str | None) -> str | None:
+    """The Dask scheduler's address for the whole run (none without ``dask``), kept open by
+    ``stack``; a local cluster is closed before the run's shared Prefect API."""
+    address = stack.enter_context(scale.cluster(dask)) if dask else None
+    if address:
+        stack.enter_context(scale.shared_api())
+    return address
+
+
+def _stage_plan(
+    landing: str,
+    plan: load.Plan,
+    staging: Path,
+    address: str | None,
+    options: dict[str, dict[str, Any]],
+) -> tuple[list[str], list[str]]:
+    """Parse the plan's files into ``staging``: on the cluster's workers (into staging every
+    worker reaches) when there is one, else as tasks here. The folders to load and what
+    could not be staged."""
+    if address:
+        staged = scale.run_stage_on_cluster(
+            landing, plan["files"], staging, address, options=options
+        )
+        return staged["folders"], staged["errors"]
+    return _stage_here(landing, plan, str(staging), options)
+
+
+def _mine_on_cluster(
+    warehouse_path: str, journey: str, out: str, address: str, shards: int
+) -> tuple[str, str]:
+    """Discover the event log's DFG and variants, and compute the funnel entries and the
+    follow-ups per shard, on the cluster: the folders ``analyse_task`` merges."""
+    case = load_spec(journey).case
+    folder = str(scale.discover_on_cluster(warehouse_path, case, out, address, shards))
+    work = Path(out) / "sharded"
+    people = str(run_people_on_cluster(warehouse_path, journey, work, address, shards))
+    return folder, people
 
 
 def _stage_here(
