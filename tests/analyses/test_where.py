@@ -12,7 +12,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from journeymine.analyses import conformance, funnel
+from journeymine.analyses import conformance, funnel, markers
 from journeymine.mining.eventlog import log_from_touchpoints
 from journeymine.spec import check_attributes, load_spec, spec_from_dict
 from tests.fixtures import SAMPLE_JOURNEY, sample_truths
@@ -375,7 +375,7 @@ def test_each_operator_on_json_attributes(where: dict[str, object], expected: li
     con.executemany(
         "INSERT INTO t VALUES (?, 'a', ?)", [(i, json.dumps(r)) for i, r in enumerate(rows)]
     )
-    sql = funnel.marker_sql(spec.stages[0], "activity", "attributes")
+    sql = markers.marker_sql(spec.stages[0], "activity", "attributes")
     got = [i for (i,) in con.execute(f"SELECT i FROM t WHERE {sql} ORDER BY i").fetchall()]
     assert got == expected
 

@@ -23,7 +23,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from journeymine.analyses.funnel import marks_sql
+from journeymine.analyses.markers import marks_sql
 from journeymine.mining import pm4py_adapter
 from journeymine.spec import JourneySpec, positions, step_label
 from journeymine.sql import data_cutoff, duration_s
@@ -37,7 +37,7 @@ def stage_sequences(
 ) -> pd.DataFrame:
     """Per case: the sequence of step labels (alternatives share one label) and duration.
 
-    Events mark stages as in the funnel (patterns and ``where``, ``funnel.marks_sql``); a stage
+    Events mark stages as in the funnel (patterns and ``where``, ``markers.marks_sql``); a stage
     with ``occurrence = N`` is marked by the N-th and later matching events of the case. An
     event marking several stages (the second paid invoice: ``paid`` and ``renewed``) counts
     as the latest of them in the designed order."""

@@ -30,9 +30,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-# Re-exported: conformance and the tests still reach the marker SQL through the funnel.
-from journeymine.analyses.markers import marker_sql as marker_sql
-from journeymine.analyses.markers import marks_sql as marks_sql
+from journeymine.analyses.markers import marks_sql
 from journeymine.analyses.segments import CASE_COLUMNS as CASE_COLUMNS
 from journeymine.analyses.segments import UNKNOWN as UNKNOWN
 from journeymine.analyses.segments import entry_segments_sql as entry_segments_sql
