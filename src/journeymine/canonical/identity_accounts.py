@@ -211,17 +211,14 @@ ORDER BY person_id, first_linked, account_id
 # its edges or events belongs to, and the contacts with a role on a deal one of its edges names.
 ACCOUNT_NIGHT_PERSONS = f"""
 CREATE OR REPLACE TEMP TABLE account_night_persons AS
-WITH night_rows AS (SELECT source, file, line FROM raw_rows WHERE run_id = $1),
-night_edges AS (
-    SELECT src_type, src_id, dst_type, dst_id FROM raw_edges
-    SEMI JOIN night_rows USING (source, file, line)
-), ends AS (
+WITH night_edges AS (SELECT src_type, src_id, dst_type, dst_id FROM night_raw_edges),
+ends AS (
     SELECT src_type AS node_type, src_id AS node_id FROM night_edges
     UNION SELECT dst_type, dst_id FROM night_edges
     UNION SELECT r.src_type, r.src_id FROM identity_edges_stored r
     SEMI JOIN night_edges d ON r.dst_type = d.src_type AND r.dst_id = d.src_id
     WHERE r.src_type = '{SF_CONTACT}' AND r.dst_type = '{SF_OPPORTUNITY}'
-    UNION SELECT id_type, id_value FROM raw_events SEMI JOIN night_rows USING (source, file, line)
+    UNION SELECT id_type, id_value FROM night_raw_events
 )
 SELECT person_id FROM stitch_changed_persons
 UNION SELECT person_id FROM identity_nodes SEMI JOIN ends USING (node_type, node_id)
@@ -230,10 +227,8 @@ UNION SELECT person_id FROM identity_nodes SEMI JOIN ends USING (node_type, node
 # Whether the night names an account node of a kind an account holds one of: a new one makes
 # the accounts be recomputed even when no person's links changed.
 NIGHT_ACCOUNT_NODES = f"""
-WITH night_rows AS (SELECT source, file, line FROM raw_rows WHERE run_id = $1)
-SELECT count(*) FROM raw_edges SEMI JOIN night_rows USING (source, file, line)
-WHERE dst_type IN ('{SF_ACCOUNT}', '{SEGMENT_GROUP}')
-UNION ALL SELECT count(*) FROM raw_events SEMI JOIN night_rows USING (source, file, line)
+SELECT count(*) FROM night_raw_edges WHERE dst_type IN ('{SF_ACCOUNT}', '{SEGMENT_GROUP}')
+UNION ALL SELECT count(*) FROM night_raw_events
 WHERE account_type IN ('{SF_ACCOUNT}', '{SEGMENT_GROUP}')
    OR id_type IN ('{SF_ACCOUNT}', '{SEGMENT_GROUP}')
 """
@@ -242,7 +237,7 @@ WHERE account_type IN ('{SF_ACCOUNT}', '{SEGMENT_GROUP}')
 def stitch_accounts_night(con: duckdb.DuckDBPyConnection, run_id: str) -> AccountOutcome:
     """Update the account links of the persons the night may change; recompute the accounts
     only when a link changed or a new account node appeared, else keep them as they are."""
-    con.execute(ACCOUNT_NIGHT_PERSONS, [run_id])
+    con.execute(ACCOUNT_NIGHT_PERSONS)
     mine = "person_id IN (SELECT person_id FROM account_night_persons)"
     con.execute(f"CREATE OR REPLACE TEMP TABLE account_links_before AS "
                 f"SELECT * FROM account_links WHERE {mine}")  # fmt: skip
@@ -255,7 +250,7 @@ def stitch_accounts_night(con: duckdb.DuckDBPyConnection, run_id: str) -> Accoun
         "EXCEPT ALL FROM account_links_before) UNION ALL (FROM account_links_before "
         f"EXCEPT ALL SELECT * FROM account_links WHERE {mine}))",
     )
-    new_nodes = sum(r[0] for r in con.execute(NIGHT_ACCOUNT_NODES, [run_id]).fetchall())
+    new_nodes = sum(r[0] for r in con.execute(NIGHT_ACCOUNT_NODES).fetchall())
     for table in ("account_night_persons", "account_links_before"):
         con.execute(f"DROP TABLE {table}")
     if not changed and not new_nodes:

@@ -145,7 +145,7 @@ def stitch_night(
     them whose events changed person (a node already known got another id: a merge or a
     split); a person that only gained new identifiers keeps its touchpoints."""
     con.execute(person_edges_sql(match_on_email))
-    _night_nodes(con, run_id)
+    _night_nodes(con)
     edges = _read_edges(con, "night_nodes")
     # A node stays a node only while an event or a person edge names it (a deal's contact
     # role can stop being the one that counts).
@@ -217,8 +217,7 @@ WITH touched AS (
 )
 SELECT src_type AS node_type, src_id AS node_id FROM touched
 UNION SELECT dst_type, dst_id FROM touched
-UNION SELECT e.id_type, e.id_value FROM raw_events e
-SEMI JOIN (SELECT source, file, line FROM raw_rows WHERE run_id = $1) USING (source, file, line)
+UNION SELECT e.id_type, e.id_value FROM night_raw_events e
 WHERE e.id_value IS NOT NULL AND NOT EXISTS (
     SELECT 1 FROM identity_nodes n WHERE n.node_type = e.id_type AND n.node_id = e.id_value)
 """
@@ -246,9 +245,9 @@ WHERE NOT EXISTS (SELECT 1 FROM night_nodes c
 """
 
 
-def _night_nodes(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+def _night_nodes(con: duckdb.DuckDBPyConnection) -> None:
     """The temp table ``night_nodes``: every node of the components the night reaches."""
-    con.execute(NIGHT_SEEDS, [run_id])
+    con.execute(NIGHT_SEEDS)
     con.execute("CREATE OR REPLACE TEMP TABLE night_frontier AS FROM night_nodes")
     while True:
         con.execute(NIGHT_STEP)
