@@ -142,15 +142,18 @@ SELECT src_type, src_id, dst_type, dst_id, source, rule, min(observed_at) AS obs
 FROM night_raw_edges GROUP BY ALL
 """
 
-# The run's raw rows, found once: each is a scan of a raw table, which every later step of
-# the night would otherwise repeat. Events, edges and labels keep all their columns: a night's
-# few thousand rows are cheap to copy, the wide tables expensive to read again.
+# The run's raw rows, found once: each is a search of a raw table, which every later step of
+# the night would otherwise repeat. The files come first: a file filter is checked against the
+# column's dictionary, ~30x faster than joining every row on (source, file, line), and an
+# incremental night loads no file twice (a replaced one makes the stitch full). Events, edges and
+# labels keep all their columns: a night's few thousand rows are cheap to copy.
 NIGHT_RAW = (
     "CREATE OR REPLACE TEMP TABLE night_raw_rows AS "
     "SELECT source, file, line, record_key FROM raw_rows WHERE run_id = $1",
     *(
-        f"CREATE OR REPLACE TEMP TABLE night_raw_{kind} AS "
-        f"SELECT * FROM raw_{kind} SEMI JOIN night_raw_rows USING (source, file, line)"
+        f"CREATE OR REPLACE TEMP TABLE night_raw_{kind} AS SELECT * FROM raw_{kind} "
+        "SEMI JOIN night_raw_rows USING (source, file, line) "
+        "WHERE file IN (SELECT DISTINCT file FROM night_raw_rows)"
         for kind in ("events", "edges", "labels")
     ),
 )
