@@ -239,19 +239,31 @@ def stitch_accounts_night(con: duckdb.DuckDBPyConnection, run_id: str) -> Accoun
     only when a link changed or a new account node appeared, else keep them as they are."""
     con.execute(ACCOUNT_NIGHT_PERSONS)
     mine = "person_id IN (SELECT person_id FROM account_night_persons)"
+    # Before and after in small temp tables: the comparison never reads account_links again,
+    # and the persons' nodes are read once, not once per kind of link.
     con.execute(f"CREATE OR REPLACE TEMP TABLE account_links_before AS "
                 f"SELECT * FROM account_links WHERE {mine}")  # fmt: skip
-    con.execute(f"DELETE FROM account_links WHERE {mine}")
-    nodes = f"(SELECT * FROM identity_nodes WHERE {mine})"
-    con.execute("INSERT INTO account_links " + SELECT_ACCOUNT_LINKS.format(nodes=nodes))
+    con.execute(f"CREATE OR REPLACE TEMP TABLE account_night_nodes AS "
+                f"SELECT * FROM identity_nodes WHERE {mine}")  # fmt: skip
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE account_links_after AS "
+        + SELECT_ACCOUNT_LINKS.format(nodes="account_night_nodes")
+    )
     changed = scalar(
         con,
-        f"SELECT count(*) FROM ((SELECT * FROM account_links WHERE {mine} "
-        "EXCEPT ALL FROM account_links_before) UNION ALL (FROM account_links_before "
-        f"EXCEPT ALL SELECT * FROM account_links WHERE {mine}))",
+        "SELECT count(*) FROM ((FROM account_links_after EXCEPT ALL FROM account_links_before) "
+        "UNION ALL (FROM account_links_before EXCEPT ALL FROM account_links_after))",
     )
+    if changed:
+        con.execute(f"DELETE FROM account_links WHERE {mine}")
+        con.execute("INSERT INTO account_links FROM account_links_after")
     new_nodes = sum(r[0] for r in con.execute(NIGHT_ACCOUNT_NODES).fetchall())
-    for table in ("account_night_persons", "account_links_before"):
+    for table in (
+        "account_night_persons",
+        "account_links_before",
+        "account_night_nodes",
+        "account_links_after",
+    ):
         con.execute(f"DROP TABLE {table}")
     if not changed and not new_nodes:
         joins = con.execute(

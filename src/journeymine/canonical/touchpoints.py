@@ -68,11 +68,7 @@ WITH ids AS (
     SELECT person_id, list({{'type': node_type, 'id': node_id}} ORDER BY node_type, node_id)
            AS identifiers
     FROM identity_nodes WHERE {persons} GROUP BY person_id
-), activity AS (
-    SELECT person_id, min(occurred_at) AS first_seen, max(occurred_at) AS last_seen,
-           count(*) AS events
-    FROM touchpoints WHERE {persons} GROUP BY person_id
-)
+), activity AS ({activity})
 SELECT i.person_id, a.first_seen, a.last_seen, coalesce(a.events, 0) AS events,
        pa.account_id, i.identifiers
 FROM ids i LEFT JOIN activity a USING (person_id)
@@ -80,11 +76,35 @@ LEFT JOIN (SELECT person_id, account_id FROM person_accounts WHERE valid_to IS N
        USING (person_id)  -- the current account
 """
 
+ACTIVITY = """
+SELECT person_id, min(occurred_at) AS first_seen, max(occurred_at) AS last_seen,
+       count(*) AS events
+FROM touchpoints GROUP BY person_id
+"""
+
 PERSONS = (
     "CREATE OR REPLACE TABLE persons AS "
-    + SELECT_PERSONS.format(persons="true")
+    + SELECT_PERSONS.format(persons="true", activity=ACTIVITY)
     + "ORDER BY i.person_id"
 )
+
+# A night's persons' activity without reading touchpoints: a rebuilt person's touchpoints are
+# all in ``night_touchpoints``; any other person kept its old ones (their figures are in its
+# ``persons`` row) and gained those of ``night_touchpoints``.
+NIGHT_ACTIVITY = """
+CREATE OR REPLACE TEMP TABLE night_activity AS
+SELECT person_id, min(first_seen) AS first_seen, max(last_seen) AS last_seen,
+       sum(events)::BIGINT AS events
+FROM (
+    SELECT person_id, first_seen, last_seen, events FROM persons
+    WHERE person_id IN (SELECT person_id FROM night_all_persons)
+      AND person_id NOT IN (SELECT person_id FROM night_persons)
+    UNION ALL
+    SELECT person_id, min(occurred_at), max(occurred_at), count(*) FROM night_touchpoints
+    GROUP BY person_id
+)
+GROUP BY person_id
+"""
 
 
 def build(con: duckdb.DuckDBPyConnection, fixups: Sequence[Fixup] = ()) -> int:
@@ -191,8 +211,11 @@ def refresh(con: duckdb.DuckDBPyConnection, run_id: str, fixups: Sequence[Fixup]
         "UNION SELECT person_id FROM stitch_changed_persons"  # their identifiers changed
     )
     mine = "person_id IN (SELECT person_id FROM night_all_persons)"
+    con.execute(NIGHT_ACTIVITY)
     con.execute(f"DELETE FROM persons WHERE {mine}")
-    con.execute("INSERT INTO persons " + SELECT_PERSONS.format(persons=mine))
+    con.execute(
+        "INSERT INTO persons " + SELECT_PERSONS.format(persons=mine, activity="FROM night_activity")
+    )
     log.debug(
         "touchpoints refresh: %s",
         con.execute(
@@ -202,6 +225,7 @@ def refresh(con: duckdb.DuckDBPyConnection, run_id: str, fixups: Sequence[Fixup]
     )
     temps = (
         "night_persons",
+        "night_activity",
         "night_events",
         "night_versions",
         "night_version_rows",
