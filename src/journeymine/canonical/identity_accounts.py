@@ -113,16 +113,28 @@ class AccountOutcome:
     joins: dict[str, int]
 
 
-def _account_nodes(con: duckdb.DuckDBPyConnection, pairs: pd.DataFrame) -> list[Node]:
+# Every Salesforce Account and Segment group the data names. {edges} and {events}: the raw
+# layer (a full stitch), or the night's rows (``night_raw_*``) plus the previous accounts' own
+# such nodes: within a night rows are only added, and every such node ends in an account.
+EXCLUSIVE = ", ".join(f"'{t}'" for t in EXCLUSIVE_ACCOUNT_TYPES)
+EXCLUSIVE_NODES = f"""
+SELECT dst_type, dst_id FROM {{edges}} WHERE dst_type IN ({EXCLUSIVE})
+UNION SELECT account_type, account_value FROM {{events}}
+WHERE account_type IN ({EXCLUSIVE}) AND account_value IS NOT NULL
+UNION SELECT id_type, id_value FROM {{events}} WHERE id_type IN ({EXCLUSIVE})
+"""
+NIGHT_EXCLUSIVE_NODES = (
+    EXCLUSIVE_NODES.format(edges="night_raw_edges", events="night_raw_events")
+    + f"UNION SELECT node_type, node_id FROM account_nodes WHERE node_type IN ({EXCLUSIVE})"
+)
+
+
+def _account_nodes(con: duckdb.DuckDBPyConnection, pairs: pd.DataFrame, night: bool) -> list[Node]:
     """Every Salesforce Account and Segment group the data names, and the paired Stripe nodes."""
-    exclusive = ", ".join(f"'{t}'" for t in EXCLUSIVE_ACCOUNT_TYPES)
     rows = con.execute(
-        f"""
-        SELECT dst_type, dst_id FROM identity_edges_stored WHERE dst_type IN ({exclusive})
-        UNION SELECT account_type, account_value FROM raw_events
-        WHERE account_type IN ({exclusive}) AND account_value IS NOT NULL
-        UNION SELECT id_type, id_value FROM raw_events WHERE id_type IN ({exclusive})
-        """
+        NIGHT_EXCLUSIVE_NODES
+        if night
+        else EXCLUSIVE_NODES.format(edges="identity_edges_stored", events="raw_events")
     ).fetchall()
     paired = set(zip(pairs.src_type, pairs.src_id, strict=True)) | set(
         zip(pairs.dst_type, pairs.dst_id, strict=True)
@@ -136,9 +148,11 @@ def stitch_accounts(con: duckdb.DuckDBPyConnection, run_id: str) -> AccountOutco
     return _accounts_from_links(con, run_id)
 
 
-def _accounts_from_links(con: duckdb.DuckDBPyConnection, run_id: str) -> AccountOutcome:
+def _accounts_from_links(
+    con: duckdb.DuckDBPyConnection, run_id: str, night: bool = False
+) -> AccountOutcome:
     pairs = con.execute(ACCOUNT_PAIRS).df().assign(rule="shared_person")
-    nodes = _account_nodes(con, pairs)
+    nodes = _account_nodes(con, pairs, night)
     limits = dict.fromkeys(EXCLUSIVE_ACCOUNT_TYPES, 1)
     edges = list(
         pairs[["src_type", "src_id", "dst_type", "dst_id", "rule"]].itertuples(
@@ -276,7 +290,7 @@ def stitch_accounts_night(con: duckdb.DuckDBPyConnection, run_id: str) -> Accoun
             {str(rule): int(n) for rule, n in joins},
         )
     _snapshot_accounts(con)
-    accounts = _accounts_from_links(con, run_id)
+    accounts = _accounts_from_links(con, run_id, night=True)
     _record_account_changes(con)
     return accounts
 
@@ -288,27 +302,36 @@ def _snapshot_accounts(con: duckdb.DuckDBPyConnection) -> None:
 
 
 # Persons whose touchpoints carry another account now: their periods changed, or an account
-# node one of their events names changed id (or appeared, or went).
-ACCOUNT_CHANGES = """
+# node one of their events names changed id (or appeared, or went). The events are searched only
+# when such a node exists: most nights none does.
+ACCOUNT_NODE_CHANGES = """
+CREATE OR REPLACE TEMP TABLE night_account_node_changes AS
+(SELECT node_type, node_id, account_id FROM account_nodes
+ EXCEPT SELECT node_type, node_id, account_id FROM night_account_nodes)
+UNION ALL (SELECT node_type, node_id, account_id FROM night_account_nodes
+           EXCEPT SELECT node_type, node_id, account_id FROM account_nodes)
+"""
+PERIOD_CHANGES = """
 INSERT INTO stitch_moved_persons
-WITH periods AS (
+SELECT person_id FROM (
     (FROM person_accounts EXCEPT FROM night_person_accounts)
     UNION ALL (FROM night_person_accounts EXCEPT FROM person_accounts)
-), nodes AS (
-    (SELECT node_type, node_id, account_id FROM account_nodes
-     EXCEPT SELECT node_type, node_id, account_id FROM night_account_nodes)
-    UNION ALL (SELECT node_type, node_id, account_id FROM night_account_nodes
-               EXCEPT SELECT node_type, node_id, account_id FROM account_nodes)
 )
-SELECT person_id FROM periods
-UNION SELECT n.person_id FROM raw_events e
-JOIN nodes d ON d.node_type = e.account_type AND d.node_id = e.account_value
+EXCEPT SELECT person_id FROM stitch_moved_persons
+"""
+NODE_CHANGES = """
+INSERT INTO stitch_moved_persons
+SELECT n.person_id FROM raw_events e
+JOIN night_account_node_changes d ON d.node_type = e.account_type AND d.node_id = e.account_value
 JOIN identity_nodes n ON n.node_type = e.id_type AND n.node_id = e.id_value
 EXCEPT SELECT person_id FROM stitch_moved_persons
 """
 
 
 def _record_account_changes(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(ACCOUNT_CHANGES)
-    con.execute("DROP TABLE night_account_nodes")
-    con.execute("DROP TABLE night_person_accounts")
+    con.execute(PERIOD_CHANGES)
+    con.execute(ACCOUNT_NODE_CHANGES)
+    if scalar(con, "SELECT count(*) FROM night_account_node_changes"):
+        con.execute(NODE_CHANGES)
+    for table in ("night_account_nodes", "night_person_accounts", "night_account_node_changes"):
+        con.execute(f"DROP TABLE {table}")
