@@ -88,16 +88,21 @@ PERSONS = (
     + "ORDER BY i.person_id"
 )
 
-# A night's persons' activity without reading touchpoints: a rebuilt person's touchpoints are
-# all in ``night_touchpoints``; any other person kept its old ones (their figures are in its
+# The persons a night re-derives whole: those whose identifiers, account or touchpoints it
+# rebuilt. Their activity comes without reading touchpoints: a rebuilt person's touchpoints are
+# all in ``night_touchpoints``; any other kept its old ones (their figures are in its
 # ``persons`` row) and gained those of ``night_touchpoints``.
+NIGHT_REBUILT_PERSONS = """
+CREATE OR REPLACE TEMP TABLE night_rebuilt_persons AS
+SELECT person_id FROM night_persons UNION SELECT person_id FROM stitch_changed_persons
+"""
 NIGHT_ACTIVITY = """
 CREATE OR REPLACE TEMP TABLE night_activity AS
 SELECT person_id, min(first_seen) AS first_seen, max(last_seen) AS last_seen,
        sum(events)::BIGINT AS events
 FROM (
     SELECT person_id, first_seen, last_seen, events FROM persons
-    WHERE person_id IN (SELECT person_id FROM night_all_persons)
+    WHERE person_id IN (SELECT person_id FROM night_rebuilt_persons)
       AND person_id NOT IN (SELECT person_id FROM night_persons)
     UNION ALL
     SELECT person_id, min(occurred_at), max(occurred_at), count(*) FROM night_touchpoints
@@ -105,6 +110,31 @@ FROM (
 )
 GROUP BY person_id
 """
+# Everyone else with a new touchpoint keeps their row (identifiers, account) and adds it up.
+NIGHT_GAINED = """
+UPDATE persons p
+SET first_seen = least(coalesce(p.first_seen, a.first_seen), a.first_seen),
+    last_seen = greatest(coalesce(p.last_seen, a.last_seen), a.last_seen),
+    events = p.events + a.events
+FROM (SELECT person_id, min(occurred_at) AS first_seen, max(occurred_at) AS last_seen,
+             count(*) AS events
+      FROM night_touchpoints
+      WHERE person_id NOT IN (SELECT person_id FROM night_rebuilt_persons)
+      GROUP BY person_id) a
+WHERE p.person_id = a.person_id
+"""
+
+
+def _refresh_persons(con: duckdb.DuckDBPyConnection) -> None:
+    """Bring ``persons`` up to date after a night's touchpoints refresh."""
+    con.execute(NIGHT_REBUILT_PERSONS)
+    con.execute(NIGHT_ACTIVITY)
+    mine = "person_id IN (SELECT person_id FROM night_rebuilt_persons)"
+    con.execute(f"DELETE FROM persons WHERE {mine}")
+    con.execute(
+        "INSERT INTO persons " + SELECT_PERSONS.format(persons=mine, activity="FROM night_activity")
+    )
+    con.execute(NIGHT_GAINED)
 
 
 def build(con: duckdb.DuckDBPyConnection, fixups: Sequence[Fixup] = ()) -> int:
@@ -199,23 +229,10 @@ def refresh(con: duckdb.DuckDBPyConnection, run_id: str, fixups: Sequence[Fixup]
         )
     )
     con.execute("INSERT INTO touchpoints FROM night_touchpoints")
-    # A users page of tonight may name the author of a reply loaded on an earlier night.
-    replied = _fix(con, fixups)
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE night_replies AS SELECT unnest(?::BIGINT[]) AS person_id",
-        [replied],
-    )
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE night_all_persons AS SELECT person_id FROM night_persons "
-        "UNION SELECT person_id FROM night_touchpoints UNION SELECT person_id FROM night_replies "
-        "UNION SELECT person_id FROM stitch_changed_persons"  # their identifiers changed
-    )
-    mine = "person_id IN (SELECT person_id FROM night_all_persons)"
-    con.execute(NIGHT_ACTIVITY)
-    con.execute(f"DELETE FROM persons WHERE {mine}")
-    con.execute(
-        "INSERT INTO persons " + SELECT_PERSONS.format(persons=mine, activity="FROM night_activity")
-    )
+    # A users page of tonight may name the author of a reply loaded on an earlier night: that
+    # changes the reply's actor, nothing the persons table holds.
+    _fix(con, fixups)
+    _refresh_persons(con)
     log.debug(
         "touchpoints refresh: %s",
         con.execute(
@@ -230,8 +247,7 @@ def refresh(con: duckdb.DuckDBPyConnection, run_id: str, fixups: Sequence[Fixup]
         "night_versions",
         "night_version_rows",
         "night_touchpoints",
-        "night_replies",
-        "night_all_persons",
+        "night_rebuilt_persons",
         *(f"night_raw_{kind}" for kind in ("rows", "events", "edges", "labels")),
     )
     for table in (*temps, "stitch_changed_persons", "stitch_moved_persons", "stitch_night"):
