@@ -348,3 +348,34 @@ def test_a_night_with_another_version_of_a_loaded_record_equals_the_full_rebuild
     con.close()
     assert (newest[0][0] > 0, person) == (wins, [(1,)])
     assert [rows(db, t) for t in STITCHED] == [rows(reference, t) for t in STITCHED]
+
+
+def test_a_night_keeps_an_identifier_that_only_earlier_events_name(
+    nights: Nights, tmp_path: Path
+) -> None:
+    """With e-mail matching off, a new identify call naming a known e-mail reaches that e-mail's
+    node (it may be a person edge) though no person edge holds it: the night must see that
+    earlier events name it, and keep it, as the full rebuild does."""
+    db, reference = tmp_path / "night.duckdb", tmp_path / "reference.duckdb"
+    shutil.copy(nights.night, db)
+    landing = copy_landing(tmp_path / "landing", lambda _: True)
+    late = landing / "segment" / "2026" / "10" / "31" / "late.jsonl"
+    shutil.copy(nights.night.parent / "landing-2" / late.relative_to(landing), late)
+    off = load.load_landing(db, landing, match_on_email=False)
+    assert off.stitch == "full: the identity settings changed since the previous stitch"
+    shutil.copy(db, reference)
+    con = warehouse.connect(db, read_only=True)
+    (email,) = pick(con, "SELECT id_value FROM raw_events WHERE id_type = 'email' "
+                         "ORDER BY id_value")  # fmt: skip
+    (user,) = pick(con, "SELECT node_id FROM identity_nodes WHERE node_type = 'user_id' "
+                        "ORDER BY node_id")  # fmt: skip
+    con.close()
+    call = {"type": "identify", "messageId": "named-1", "timestamp": "2026-10-31T11:00:00Z",
+            "userId": user, "traits": {"email": email}}  # fmt: skip
+    (late.parent / "identify.jsonl").write_text(json.dumps(call) + "\n")
+    night = load.load_landing(db, landing, match_on_email=False)
+    load.load_landing(reference, landing, match_on_email=False, incremental=False)
+    assert night.stitch.startswith("incremental: ")
+    kept = [r for r in rows(db, "identity_nodes") if r[:2] == ("email", email)]
+    assert len(kept) == 1
+    assert [rows(db, t) for t in STITCHED] == [rows(reference, t) for t in STITCHED]
