@@ -4,8 +4,9 @@ The capped union-find is sequential (a refusal depends on what was joined before
 is local: edges of two components of the *uncapped* graph never meet. So a night recomputes
 only the uncapped components its new rows reach — every node of an edge the night made new (or
 observed earlier than before), every new event's unseen node, then everything linked to those
-by an edge, by a previous person or by a previous refusal, until nothing new is reached —
-applying their edges in the same global order as a full rebuild. The outcome, the refusals,
+by a previous person or by a previous refusal, until nothing new is reached (an older edge lies
+inside a previous person or was refused, so edges need no following) — applying their edges
+in the same global order as a full rebuild. The outcome, the refusals,
 the person ids and the per-component figures are then exactly those of a full rebuild; every
 other person is left as it is. Refusals need no fallback: the order of the unions can only
 matter within one uncapped component, and each one is recomputed whole, in the full order.
