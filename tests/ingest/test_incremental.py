@@ -16,6 +16,7 @@ an event from August arriving late. Three warehouses are compared:
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import shutil
@@ -290,3 +291,91 @@ def test_changed_settings_and_replaced_files_fall_back_to_the_full_rebuild(
     page.write_text(page.read_text().replace("Home", "Home again"))
     replaced = load.load_landing(db, landing, max_user_ids_per_person=2)
     assert replaced.stitch == "full: 1 file(s) replace a loaded version"
+
+
+def another_lead_version(landing: Path, email: str, modstamp: str) -> str:
+    """A later Salesforce export holding another version of the sample's first Lead (another
+    status, the e-mail of another known person, ``modstamp``); returns the Lead's id."""
+    source = SAMPLE / "salesforce" / "export-2026-10-31" / "Lead.csv"
+    header, first = source.read_text().splitlines()[:2]
+    fields = next(csv.reader([first]))
+    columns = next(csv.reader([header]))
+    fields[columns.index("Status")] = "Working - Contacted"
+    fields[columns.index("Email")] = email
+    fields[columns.index("SystemModstamp")] = modstamp
+    target = landing / "salesforce" / "export-2026-11-30" / "Lead.csv"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("w", newline="") as out:
+        writer = csv.writer(out, quoting=csv.QUOTE_ALL)
+        writer.writerow(columns)
+        writer.writerow(fields)
+    return fields[columns.index("Id")]
+
+
+@pytest.mark.parametrize(
+    ("modstamp", "wins"), [("2026-11-30T09:00:00.000Z", True), ("2026-01-01T00:00:00.000Z", False)]
+)
+def test_a_night_with_another_version_of_a_loaded_record_equals_the_full_rebuild(
+    nights: Nights, tmp_path: Path, modstamp: str, wins: bool
+) -> None:
+    """The version modified last wins whichever night loaded it: a newer one displaces the
+    version an earlier night loaded, an older one arriving late does not (the night must read
+    the loaded version's record key). Its e-mail links the Lead to another person either way:
+    the night must find the old version's row and both persons, as the full rebuild does."""
+    db, reference = tmp_path / "night.duckdb", tmp_path / "reference.duckdb"
+    shutil.copy(nights.night, db)
+    shutil.copy(nights.rebuilt, reference)
+    con = warehouse.connect(db, read_only=True)
+    (email,) = pick(con, "SELECT node_id FROM identity_nodes WHERE node_type = 'email' "
+                         "ORDER BY person_id DESC, node_id")  # fmt: skip
+    con.close()
+    landing = copy_landing(tmp_path / "landing", lambda _: True)
+    lead = another_lead_version(landing, email, modstamp)
+    late = landing / "segment" / "2026" / "10" / "31" / "late.jsonl"
+    shutil.copy(nights.night.parent / "landing-2" / late.relative_to(landing), late)
+    night = load.load_landing(db, landing)
+    load.load_landing(reference, landing, incremental=False)
+    assert night.stitch.startswith("incremental: ")
+    con = warehouse.connect(db, read_only=True)
+    newest = con.execute(
+        "SELECT count(*) FROM touchpoints WHERE file LIKE '%export-2026-11-30/Lead.csv'"
+    ).fetchall()
+    person = con.execute(
+        "SELECT count(DISTINCT person_id) FROM identity_nodes "
+        "WHERE (node_type = 'sf_lead' AND node_id = ?) OR (node_type = 'email' AND node_id = ?)",
+        [lead, email],
+    ).fetchall()
+    con.close()
+    assert (newest[0][0] > 0, person) == (wins, [(1,)])
+    assert [rows(db, t) for t in STITCHED] == [rows(reference, t) for t in STITCHED]
+
+
+def test_a_night_keeps_an_identifier_that_only_earlier_events_name(
+    nights: Nights, tmp_path: Path
+) -> None:
+    """With e-mail matching off, a new identify call naming a known e-mail reaches that e-mail's
+    node (it may be a person edge) though no person edge holds it: the night must see that
+    earlier events name it, and keep it, as the full rebuild does."""
+    db, reference = tmp_path / "night.duckdb", tmp_path / "reference.duckdb"
+    shutil.copy(nights.night, db)
+    landing = copy_landing(tmp_path / "landing", lambda _: True)
+    late = landing / "segment" / "2026" / "10" / "31" / "late.jsonl"
+    shutil.copy(nights.night.parent / "landing-2" / late.relative_to(landing), late)
+    off = load.load_landing(db, landing, match_on_email=False)
+    assert off.stitch == "full: the identity settings changed since the previous stitch"
+    shutil.copy(db, reference)
+    con = warehouse.connect(db, read_only=True)
+    (email,) = pick(con, "SELECT id_value FROM raw_events WHERE id_type = 'email' "
+                         "ORDER BY id_value")  # fmt: skip
+    (user,) = pick(con, "SELECT node_id FROM identity_nodes WHERE node_type = 'user_id' "
+                        "ORDER BY node_id")  # fmt: skip
+    con.close()
+    call = {"type": "identify", "messageId": "named-1", "timestamp": "2026-10-31T11:00:00Z",
+            "userId": user, "traits": {"email": email}}  # fmt: skip
+    (late.parent / "identify.jsonl").write_text(json.dumps(call) + "\n")
+    night = load.load_landing(db, landing, match_on_email=False)
+    load.load_landing(reference, landing, match_on_email=False, incremental=False)
+    assert night.stitch.startswith("incremental: ")
+    kept = [r for r in rows(db, "identity_nodes") if r[:2] == ("email", email)]
+    assert len(kept) == 1
+    assert [rows(db, t) for t in STITCHED] == [rows(reference, t) for t in STITCHED]

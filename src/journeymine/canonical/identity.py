@@ -87,7 +87,9 @@ def stitch(
     (:mod:`journeymine.canonical.identity_persons`), with the same result as a full rebuild;
     the temp tables ``stitch_night`` (the run), ``stitch_changed_persons`` (the person ids touched,
     before and after) and ``stitch_moved_persons`` (those whose events changed person or
-    account) tell :func:`journeymine.canonical.touchpoints.build` which rows to rebuild.
+    account) tell :func:`journeymine.canonical.touchpoints.build` which rows to rebuild, and
+    ``night_raw_rows``, ``night_raw_events``, ``night_raw_edges`` and ``night_raw_labels`` hold
+    the run's raw rows, so that no later step scans the raw layer to find them again.
     When the warehouse holds no previous stitch to build on, it falls back to a full one and
     says why in ``StitchResult.mode``.
     """
@@ -100,7 +102,8 @@ def stitch(
     con.execute("DROP TABLE IF EXISTS stitch_night")  # a full stitch leaves a full rebuild
     why_full = _why_full(con, match_on_email, max_user_ids_per_person) if incremental else ""
     if incremental and not why_full:
-        con.execute(NIGHT_EDGE_KEYS, [run_id])
+        _night_raw(con, run_id)
+        con.execute(NIGHT_EDGE_KEYS)
         con.execute(NIGHT_EDGES)
         persons = identity_persons.stitch_night(
             con, run_id, match_on_email, max_user_ids_per_person
@@ -136,10 +139,32 @@ NIGHT_EDGE_KEYS = """
 CREATE OR REPLACE TEMP TABLE night_edge_keys AS
 SELECT src_type, src_id, dst_type, dst_id, source, rule, min(observed_at) AS observed_at,
        count(*) AS observations
-FROM raw_edges
-SEMI JOIN (SELECT source, file, line FROM raw_rows WHERE run_id = $1) USING (source, file, line)
-GROUP BY ALL
+FROM night_raw_edges GROUP BY ALL
 """
+
+# The run's raw rows, found once: each is a search of a raw table, which every later step of
+# the night would otherwise repeat. The files come first: a file filter is checked against the
+# column's dictionary, ~30x faster than joining every row on (source, file, line), and an
+# incremental night loads no file twice (a replaced one makes the stitch full). Events, edges and
+# labels keep all their columns: a night's few thousand rows are cheap to copy.
+NIGHT_RAW = (
+    "CREATE OR REPLACE TEMP TABLE night_raw_rows AS "
+    "SELECT source, file, line, record_key FROM raw_rows WHERE run_id = $1",
+    *(
+        f"CREATE OR REPLACE TEMP TABLE night_raw_{kind} AS SELECT * FROM raw_{kind} "
+        "SEMI JOIN night_raw_rows USING (source, file, line) "
+        "WHERE file IN (SELECT DISTINCT file FROM night_raw_rows)"
+        for kind in ("events", "edges", "labels")
+    ),
+)
+
+
+def _night_raw(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    con.execute(NIGHT_RAW[0], [run_id])
+    for statement in NIGHT_RAW[1:]:
+        con.execute(statement)
+
+
 SAME_EDGE = """s.src_type IS NOT DISTINCT FROM k.src_type AND s.src_id IS NOT DISTINCT FROM k.src_id
   AND s.dst_type IS NOT DISTINCT FROM k.dst_type AND s.dst_id IS NOT DISTINCT FROM k.dst_id
   AND s.source IS NOT DISTINCT FROM k.source AND s.rule IS NOT DISTINCT FROM k.rule"""
@@ -174,7 +199,13 @@ def _why_full(con: duckdb.DuckDBPyConnection, match_on_email: bool, max_user_ids
         "touchpoints",
         "persons",
     )
-    missing = [t for t in needed if not table_exists(con, t)]
+    present = {
+        str(name)
+        for (name,) in con.execute(
+            "SELECT table_name FROM duckdb_tables() UNION SELECT view_name FROM duckdb_views()"
+        ).fetchall()
+    }  # one catalogue read: eleven table_exists calls cost a tenth of a second
+    missing = [t for t in needed if t not in present]
     if missing:
         return f"no previous stitch to extend ({', '.join(missing)} missing)"
     rows = con.execute(

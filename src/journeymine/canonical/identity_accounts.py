@@ -113,16 +113,28 @@ class AccountOutcome:
     joins: dict[str, int]
 
 
-def _account_nodes(con: duckdb.DuckDBPyConnection, pairs: pd.DataFrame) -> list[Node]:
+# Every Salesforce Account and Segment group the data names. {edges} and {events}: the raw
+# layer (a full stitch), or the night's rows (``night_raw_*``) plus the previous accounts' own
+# such nodes: within a night rows are only added, and every such node ends in an account.
+EXCLUSIVE = ", ".join(f"'{t}'" for t in EXCLUSIVE_ACCOUNT_TYPES)
+EXCLUSIVE_NODES = f"""
+SELECT dst_type, dst_id FROM {{edges}} WHERE dst_type IN ({EXCLUSIVE})
+UNION SELECT account_type, account_value FROM {{events}}
+WHERE account_type IN ({EXCLUSIVE}) AND account_value IS NOT NULL
+UNION SELECT id_type, id_value FROM {{events}} WHERE id_type IN ({EXCLUSIVE})
+"""
+NIGHT_EXCLUSIVE_NODES = (
+    EXCLUSIVE_NODES.format(edges="night_raw_edges", events="night_raw_events")
+    + f"UNION SELECT node_type, node_id FROM account_nodes WHERE node_type IN ({EXCLUSIVE})"
+)
+
+
+def _account_nodes(con: duckdb.DuckDBPyConnection, pairs: pd.DataFrame, night: bool) -> list[Node]:
     """Every Salesforce Account and Segment group the data names, and the paired Stripe nodes."""
-    exclusive = ", ".join(f"'{t}'" for t in EXCLUSIVE_ACCOUNT_TYPES)
     rows = con.execute(
-        f"""
-        SELECT dst_type, dst_id FROM identity_edges_stored WHERE dst_type IN ({exclusive})
-        UNION SELECT account_type, account_value FROM raw_events
-        WHERE account_type IN ({exclusive}) AND account_value IS NOT NULL
-        UNION SELECT id_type, id_value FROM raw_events WHERE id_type IN ({exclusive})
-        """
+        NIGHT_EXCLUSIVE_NODES
+        if night
+        else EXCLUSIVE_NODES.format(edges="identity_edges_stored", events="raw_events")
     ).fetchall()
     paired = set(zip(pairs.src_type, pairs.src_id, strict=True)) | set(
         zip(pairs.dst_type, pairs.dst_id, strict=True)
@@ -136,9 +148,11 @@ def stitch_accounts(con: duckdb.DuckDBPyConnection, run_id: str) -> AccountOutco
     return _accounts_from_links(con, run_id)
 
 
-def _accounts_from_links(con: duckdb.DuckDBPyConnection, run_id: str) -> AccountOutcome:
+def _accounts_from_links(
+    con: duckdb.DuckDBPyConnection, run_id: str, night: bool = False
+) -> AccountOutcome:
     pairs = con.execute(ACCOUNT_PAIRS).df().assign(rule="shared_person")
-    nodes = _account_nodes(con, pairs)
+    nodes = _account_nodes(con, pairs, night)
     limits = dict.fromkeys(EXCLUSIVE_ACCOUNT_TYPES, 1)
     edges = list(
         pairs[["src_type", "src_id", "dst_type", "dst_id", "rule"]].itertuples(
@@ -211,17 +225,14 @@ ORDER BY person_id, first_linked, account_id
 # its edges or events belongs to, and the contacts with a role on a deal one of its edges names.
 ACCOUNT_NIGHT_PERSONS = f"""
 CREATE OR REPLACE TEMP TABLE account_night_persons AS
-WITH night_rows AS (SELECT source, file, line FROM raw_rows WHERE run_id = $1),
-night_edges AS (
-    SELECT src_type, src_id, dst_type, dst_id FROM raw_edges
-    SEMI JOIN night_rows USING (source, file, line)
-), ends AS (
+WITH night_edges AS (SELECT src_type, src_id, dst_type, dst_id FROM night_raw_edges),
+ends AS (
     SELECT src_type AS node_type, src_id AS node_id FROM night_edges
     UNION SELECT dst_type, dst_id FROM night_edges
     UNION SELECT r.src_type, r.src_id FROM identity_edges_stored r
     SEMI JOIN night_edges d ON r.dst_type = d.src_type AND r.dst_id = d.src_id
     WHERE r.src_type = '{SF_CONTACT}' AND r.dst_type = '{SF_OPPORTUNITY}'
-    UNION SELECT id_type, id_value FROM raw_events SEMI JOIN night_rows USING (source, file, line)
+    UNION SELECT id_type, id_value FROM night_raw_events
 )
 SELECT person_id FROM stitch_changed_persons
 UNION SELECT person_id FROM identity_nodes SEMI JOIN ends USING (node_type, node_id)
@@ -230,10 +241,8 @@ UNION SELECT person_id FROM identity_nodes SEMI JOIN ends USING (node_type, node
 # Whether the night names an account node of a kind an account holds one of: a new one makes
 # the accounts be recomputed even when no person's links changed.
 NIGHT_ACCOUNT_NODES = f"""
-WITH night_rows AS (SELECT source, file, line FROM raw_rows WHERE run_id = $1)
-SELECT count(*) FROM raw_edges SEMI JOIN night_rows USING (source, file, line)
-WHERE dst_type IN ('{SF_ACCOUNT}', '{SEGMENT_GROUP}')
-UNION ALL SELECT count(*) FROM raw_events SEMI JOIN night_rows USING (source, file, line)
+SELECT count(*) FROM night_raw_edges WHERE dst_type IN ('{SF_ACCOUNT}', '{SEGMENT_GROUP}')
+UNION ALL SELECT count(*) FROM night_raw_events
 WHERE account_type IN ('{SF_ACCOUNT}', '{SEGMENT_GROUP}')
    OR id_type IN ('{SF_ACCOUNT}', '{SEGMENT_GROUP}')
 """
@@ -242,21 +251,33 @@ WHERE account_type IN ('{SF_ACCOUNT}', '{SEGMENT_GROUP}')
 def stitch_accounts_night(con: duckdb.DuckDBPyConnection, run_id: str) -> AccountOutcome:
     """Update the account links of the persons the night may change; recompute the accounts
     only when a link changed or a new account node appeared, else keep them as they are."""
-    con.execute(ACCOUNT_NIGHT_PERSONS, [run_id])
+    con.execute(ACCOUNT_NIGHT_PERSONS)
     mine = "person_id IN (SELECT person_id FROM account_night_persons)"
+    # Before and after in small temp tables: the comparison never reads account_links again,
+    # and the persons' nodes are read once, not once per kind of link.
     con.execute(f"CREATE OR REPLACE TEMP TABLE account_links_before AS "
                 f"SELECT * FROM account_links WHERE {mine}")  # fmt: skip
-    con.execute(f"DELETE FROM account_links WHERE {mine}")
-    nodes = f"(SELECT * FROM identity_nodes WHERE {mine})"
-    con.execute("INSERT INTO account_links " + SELECT_ACCOUNT_LINKS.format(nodes=nodes))
+    con.execute(f"CREATE OR REPLACE TEMP TABLE account_night_nodes AS "
+                f"SELECT * FROM identity_nodes WHERE {mine}")  # fmt: skip
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE account_links_after AS "
+        + SELECT_ACCOUNT_LINKS.format(nodes="account_night_nodes")
+    )
     changed = scalar(
         con,
-        f"SELECT count(*) FROM ((SELECT * FROM account_links WHERE {mine} "
-        "EXCEPT ALL FROM account_links_before) UNION ALL (FROM account_links_before "
-        f"EXCEPT ALL SELECT * FROM account_links WHERE {mine}))",
+        "SELECT count(*) FROM ((FROM account_links_after EXCEPT ALL FROM account_links_before) "
+        "UNION ALL (FROM account_links_before EXCEPT ALL FROM account_links_after))",
     )
-    new_nodes = sum(r[0] for r in con.execute(NIGHT_ACCOUNT_NODES, [run_id]).fetchall())
-    for table in ("account_night_persons", "account_links_before"):
+    if changed:
+        con.execute(f"DELETE FROM account_links WHERE {mine}")
+        con.execute("INSERT INTO account_links FROM account_links_after")
+    new_nodes = sum(r[0] for r in con.execute(NIGHT_ACCOUNT_NODES).fetchall())
+    for table in (
+        "account_night_persons",
+        "account_links_before",
+        "account_night_nodes",
+        "account_links_after",
+    ):
         con.execute(f"DROP TABLE {table}")
     if not changed and not new_nodes:
         joins = con.execute(
@@ -269,7 +290,7 @@ def stitch_accounts_night(con: duckdb.DuckDBPyConnection, run_id: str) -> Accoun
             {str(rule): int(n) for rule, n in joins},
         )
     _snapshot_accounts(con)
-    accounts = _accounts_from_links(con, run_id)
+    accounts = _accounts_from_links(con, run_id, night=True)
     _record_account_changes(con)
     return accounts
 
@@ -281,27 +302,36 @@ def _snapshot_accounts(con: duckdb.DuckDBPyConnection) -> None:
 
 
 # Persons whose touchpoints carry another account now: their periods changed, or an account
-# node one of their events names changed id (or appeared, or went).
-ACCOUNT_CHANGES = """
+# node one of their events names changed id (or appeared, or went). The events are searched only
+# when such a node exists: most nights none does.
+ACCOUNT_NODE_CHANGES = """
+CREATE OR REPLACE TEMP TABLE night_account_node_changes AS
+(SELECT node_type, node_id, account_id FROM account_nodes
+ EXCEPT SELECT node_type, node_id, account_id FROM night_account_nodes)
+UNION ALL (SELECT node_type, node_id, account_id FROM night_account_nodes
+           EXCEPT SELECT node_type, node_id, account_id FROM account_nodes)
+"""
+PERIOD_CHANGES = """
 INSERT INTO stitch_moved_persons
-WITH periods AS (
+SELECT person_id FROM (
     (FROM person_accounts EXCEPT FROM night_person_accounts)
     UNION ALL (FROM night_person_accounts EXCEPT FROM person_accounts)
-), nodes AS (
-    (SELECT node_type, node_id, account_id FROM account_nodes
-     EXCEPT SELECT node_type, node_id, account_id FROM night_account_nodes)
-    UNION ALL (SELECT node_type, node_id, account_id FROM night_account_nodes
-               EXCEPT SELECT node_type, node_id, account_id FROM account_nodes)
 )
-SELECT person_id FROM periods
-UNION SELECT n.person_id FROM raw_events e
-JOIN nodes d ON d.node_type = e.account_type AND d.node_id = e.account_value
+EXCEPT SELECT person_id FROM stitch_moved_persons
+"""
+NODE_CHANGES = """
+INSERT INTO stitch_moved_persons
+SELECT n.person_id FROM raw_events e
+JOIN night_account_node_changes d ON d.node_type = e.account_type AND d.node_id = e.account_value
 JOIN identity_nodes n ON n.node_type = e.id_type AND n.node_id = e.id_value
 EXCEPT SELECT person_id FROM stitch_moved_persons
 """
 
 
 def _record_account_changes(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(ACCOUNT_CHANGES)
-    con.execute("DROP TABLE night_account_nodes")
-    con.execute("DROP TABLE night_person_accounts")
+    con.execute(PERIOD_CHANGES)
+    con.execute(ACCOUNT_NODE_CHANGES)
+    if scalar(con, "SELECT count(*) FROM night_account_node_changes"):
+        con.execute(NODE_CHANGES)
+    for table in ("night_account_nodes", "night_person_accounts", "night_account_node_changes"):
+        con.execute(f"DROP TABLE {table}")

@@ -4,8 +4,9 @@ The capped union-find is sequential (a refusal depends on what was joined before
 is local: edges of two components of the *uncapped* graph never meet. So a night recomputes
 only the uncapped components its new rows reach — every node of an edge the night made new (or
 observed earlier than before), every new event's unseen node, then everything linked to those
-by an edge, by a previous person or by a previous refusal, until nothing new is reached —
-applying their edges in the same global order as a full rebuild. The outcome, the refusals,
+by a previous person or by a previous refusal, until nothing new is reached (an older edge lies
+inside a previous person or was refused, so edges need no following) — applying their edges
+in the same global order as a full rebuild. The outcome, the refusals,
 the person ids and the per-component figures are then exactly those of a full rebuild; every
 other person is left as it is. Refusals need no fallback: the order of the unions can only
 matter within one uncapped component, and each one is recomputed whole, in the full order.
@@ -58,22 +59,32 @@ EDGE_ORDER = (
 )
 
 
-def person_edges_sql(match_on_email: bool) -> str:
+def person_edges_sql(match_on_email: bool, within: str | None = None) -> str:
     """The edges that may merge persons, as a temp table ``person_edges`` (unordered), from
-    ``identity_edges_stored`` (the ``identity_edges`` view as of this stitch)."""
+    ``identity_edges_stored`` (the ``identity_edges`` view as of this stitch): all of them, or
+    those leaving a node of the node table ``within`` (a union of whole components)."""
     person_types = ", ".join(literal(t) for t in PERSON_NODE_TYPES)
     email = literal(EMAIL)
     email_filter = "" if match_on_email else f"AND {email} NOT IN (src_type, dst_type)"
+    # A deal's contact role is chosen among all of the deal's roles: restricted by the deal.
+    starts, deals = (
+        ("", "")
+        if within is None
+        else (
+            f"SEMI JOIN {within} w ON src_type = w.node_type AND src_id = w.node_id",
+            f"SEMI JOIN {within} w ON dst_type = w.node_type AND dst_id = w.node_id",
+        )
+    )
     return f"""
         CREATE OR REPLACE TEMP TABLE person_edges AS
         WITH deal_contact AS (  -- one person per deal: the primary contact role, else earliest
-            SELECT * FROM identity_edges_stored
+            SELECT * FROM identity_edges_stored {deals}
             WHERE src_type = {literal(SF_CONTACT)} AND dst_type = {literal(SF_OPPORTUNITY)}
             QUALIFY row_number() OVER (
                 PARTITION BY dst_id
                 ORDER BY rule = 'sf_contact_role_primary' DESC, observed_at, src_id) = 1
         ), candidates AS (
-            SELECT * FROM identity_edges_stored
+            SELECT * FROM identity_edges_stored {starts}
             WHERE src_type IN ({person_types}) AND dst_type IN ({person_types})
             UNION ALL SELECT * FROM deal_contact
         )
@@ -144,16 +155,10 @@ def stitch_night(
     the temp table ``stitch_changed_persons``, and in ``stitch_moved_persons`` those among
     them whose events changed person (a node already known got another id: a merge or a
     split); a person that only gained new identifiers keeps its touchpoints."""
-    con.execute(person_edges_sql(match_on_email))
-    _night_nodes(con, run_id)
-    edges = _read_edges(con, "night_nodes")
-    # A node stays a node only while an event or a person edge names it (a deal's contact
-    # role can stop being the one that counts).
-    named = con.execute(
-        "SELECT DISTINCT id_type, id_value FROM raw_events e SEMI JOIN night_nodes n "
-        "ON e.id_type = n.node_type AND e.id_value = n.node_id"
-    ).fetchall()
-    nodes = sorted({(t, v) for t, v in named} | _endpoints(edges))
+    _night_nodes(con)
+    con.execute(person_edges_sql(match_on_email, "night_nodes"))
+    edges = _read_edges(con, None)
+    nodes = sorted(_named(con) | _endpoints(edges))
     outcome, other = _both_settings(nodes, edges, max_user_ids)
     previous = {
         (t, v): i
@@ -185,6 +190,34 @@ def stitch_night(
     return PersonsResult(len(merges), len(nodes))
 
 
+# A node stays a node only while an event or a person edge names it (a deal's contact role can
+# stop being the one that counts). The recomputed nodes that no person edge and no event of the
+# night names, but that were nodes before, are looked up in ``raw_events``: on most nights none.
+NIGHT_UNNAMED = """
+CREATE OR REPLACE TEMP TABLE night_unnamed AS
+SELECT node_type, node_id FROM identity_nodes SEMI JOIN night_nodes USING (node_type, node_id)
+EXCEPT SELECT src_type, src_id FROM stitch_edges
+EXCEPT SELECT dst_type, dst_id FROM stitch_edges
+EXCEPT SELECT id_type, id_value FROM night_raw_events
+"""
+
+
+def _named(con: duckdb.DuckDBPyConnection) -> set[Node]:
+    """The recomputed nodes that an event names."""
+    rows = con.execute(
+        "SELECT DISTINCT id_type, id_value FROM night_raw_events e SEMI JOIN night_nodes n "
+        "ON e.id_type = n.node_type AND e.id_value = n.node_id"
+    ).fetchall()
+    con.execute(NIGHT_UNNAMED)
+    if con.execute("SELECT count(*) FROM night_unnamed").fetchall()[0][0]:
+        rows += con.execute(
+            "SELECT DISTINCT id_type, id_value FROM raw_events e SEMI JOIN night_unnamed n "
+            "ON e.id_type = n.node_type AND e.id_value = n.node_id"
+        ).fetchall()
+    con.execute("DROP TABLE night_unnamed")
+    return {(t, v) for t, v in rows}
+
+
 def _endpoints(edges: Sequence[Edge]) -> set[Node]:
     return {(e[0], e[1]) for e in edges} | {(e[2], e[3]) for e in edges}
 
@@ -206,33 +239,33 @@ def _record_ids(con: duckdb.DuckDBPyConnection, table: str, ids: set[int]) -> No
         con.unregister("changed_ids")
 
 
-# Where a night's rows start to reach: the nodes of each person edge the night made new or
-# moved earlier in the merge order (``night_moved_edges``; an edge seen again later changes
-# nothing, the view keeps its first observation), and its events' unseen nodes.
-NIGHT_SEEDS = """
+# Where a night's rows start to reach: the nodes of each edge the night made new or moved
+# earlier in the merge order (``night_moved_edges``; an edge seen again later changes nothing,
+# the view keeps its first observation) that may be a person edge, and its events' unseen nodes.
+# More seeds than needed never change the answer, only its cost.
+NIGHT_SEEDS = f"""
 CREATE OR REPLACE TEMP TABLE night_nodes AS
 WITH touched AS (
-    SELECT p.src_type, p.src_id, p.dst_type, p.dst_id FROM person_edges p
-    SEMI JOIN night_moved_edges USING (src_type, src_id, dst_type, dst_id, source, rule)
+    SELECT src_type, src_id, dst_type, dst_id FROM night_moved_edges
+    WHERE src_id IS NOT NULL AND dst_id IS NOT NULL
+      AND ((src_type IN ({{types}}) AND dst_type IN ({{types}}))
+           OR (src_type = {literal(SF_CONTACT)} AND dst_type = {literal(SF_OPPORTUNITY)}))
 )
 SELECT src_type AS node_type, src_id AS node_id FROM touched
 UNION SELECT dst_type, dst_id FROM touched
-UNION SELECT e.id_type, e.id_value FROM raw_events e
-SEMI JOIN (SELECT source, file, line FROM raw_rows WHERE run_id = $1) USING (source, file, line)
+UNION SELECT e.id_type, e.id_value FROM night_raw_events e
 WHERE e.id_value IS NOT NULL AND NOT EXISTS (
     SELECT 1 FROM identity_nodes n WHERE n.node_type = e.id_type AND n.node_id = e.id_value)
-"""
+""".format(types=", ".join(literal(t) for t in PERSON_NODE_TYPES))
 
-# One step out from the frontier: along person edges (either way), to the other nodes of a
-# previous person, and across a previous refusal. Only nodes not yet reached.
+# One step out from the frontier: to the other nodes of a previous person, and across a
+# previous refusal. Edges need no following: in the previous stitch (a full rebuild's outcome)
+# every person edge either lies inside one person or was refused, and the night's new or moved
+# edges are seeds at both ends. Only nodes not yet reached.
 NIGHT_STEP = """
 CREATE OR REPLACE TEMP TABLE night_next AS
 WITH reach AS (
-    SELECT p.dst_type AS node_type, p.dst_id AS node_id FROM person_edges p
-    JOIN night_frontier f ON p.src_type = f.node_type AND p.src_id = f.node_id
-    UNION ALL SELECT p.src_type, p.src_id FROM person_edges p
-    JOIN night_frontier f ON p.dst_type = f.node_type AND p.dst_id = f.node_id
-    UNION ALL SELECT c.dst_type, c.dst_id FROM identity_conflicts c
+    SELECT c.dst_type AS node_type, c.dst_id AS node_id FROM identity_conflicts c
     JOIN night_frontier f ON c.src_type = f.node_type AND c.src_id = f.node_id
     UNION ALL SELECT c.src_type, c.src_id FROM identity_conflicts c
     JOIN night_frontier f ON c.dst_type = f.node_type AND c.dst_id = f.node_id
@@ -246,9 +279,9 @@ WHERE NOT EXISTS (SELECT 1 FROM night_nodes c
 """
 
 
-def _night_nodes(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+def _night_nodes(con: duckdb.DuckDBPyConnection) -> None:
     """The temp table ``night_nodes``: every node of the components the night reaches."""
-    con.execute(NIGHT_SEEDS, [run_id])
+    con.execute(NIGHT_SEEDS)
     con.execute("CREATE OR REPLACE TEMP TABLE night_frontier AS FROM night_nodes")
     while True:
         con.execute(NIGHT_STEP)

@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 Fixup = Callable[[duckdb.DuckDBPyConnection], list[int]]
 
 # {events}: the raw events to consider (every version of each record among them), {rows}: the
-# raw rows holding them; {persons}: a condition on the person id.
+# raw rows holding them (those of a record's versions at least); {persons}: a condition on the
+# person id; {owners}: a condition on the owner ids whose names are wanted.
 SELECT_TOUCHPOINTS = f"""
 WITH latest AS (  -- the newest version of a record wins, whatever order the files came in
     SELECT e.* FROM {{events}} e LEFT JOIN {{rows}} r USING (source, file, line)
@@ -45,8 +46,8 @@ SELECT e.seq AS event_id, n.person_id, coalesce(acc.account_id, pa.account_id) A
        e.source, e.event_type, e.activity, e.actor, e.occurred_at, e.seq, e.channel, e.owner,
        coalesce(o.name, e.owner) AS owner_name, e.attributes, e.file, e.line
 FROM latest e
-LEFT JOIN (SELECT id, arg_max(name, line) AS name FROM raw_labels WHERE kind = 'owner'
-           GROUP BY id) o ON o.id = e.owner
+LEFT JOIN (SELECT id, arg_max(name, line) AS name FROM raw_labels
+           WHERE kind = 'owner' AND {{owners}} GROUP BY id) o ON o.id = e.owner
 JOIN identity_nodes n ON n.node_type = e.id_type AND n.node_id = e.id_value
 LEFT JOIN account_nodes acc
        ON acc.node_type = e.account_type AND acc.node_id = e.account_value
@@ -58,7 +59,7 @@ WHERE {{persons}}
 
 TOUCHPOINTS = (
     "CREATE OR REPLACE TABLE touchpoints AS "
-    + SELECT_TOUCHPOINTS.format(events="raw_events", rows="raw_rows", persons="true")
+    + SELECT_TOUCHPOINTS.format(events="raw_events", rows="raw_rows", persons="true", owners="true")
     + "ORDER BY n.person_id, e.occurred_at, e.seq"
 )
 
@@ -67,11 +68,7 @@ WITH ids AS (
     SELECT person_id, list({{'type': node_type, 'id': node_id}} ORDER BY node_type, node_id)
            AS identifiers
     FROM identity_nodes WHERE {persons} GROUP BY person_id
-), activity AS (
-    SELECT person_id, min(occurred_at) AS first_seen, max(occurred_at) AS last_seen,
-           count(*) AS events
-    FROM touchpoints WHERE {persons} GROUP BY person_id
-)
+), activity AS ({activity})
 SELECT i.person_id, a.first_seen, a.last_seen, coalesce(a.events, 0) AS events,
        pa.account_id, i.identifiers
 FROM ids i LEFT JOIN activity a USING (person_id)
@@ -79,11 +76,65 @@ LEFT JOIN (SELECT person_id, account_id FROM person_accounts WHERE valid_to IS N
        USING (person_id)  -- the current account
 """
 
+ACTIVITY = """
+SELECT person_id, min(occurred_at) AS first_seen, max(occurred_at) AS last_seen,
+       count(*) AS events
+FROM touchpoints GROUP BY person_id
+"""
+
 PERSONS = (
     "CREATE OR REPLACE TABLE persons AS "
-    + SELECT_PERSONS.format(persons="true")
+    + SELECT_PERSONS.format(persons="true", activity=ACTIVITY)
     + "ORDER BY i.person_id"
 )
+
+# The persons a night re-derives whole: those whose identifiers, account or touchpoints it
+# rebuilt. Their activity comes without reading touchpoints: a rebuilt person's touchpoints are
+# all in ``night_touchpoints``; any other kept its old ones (their figures are in its
+# ``persons`` row) and gained those of ``night_touchpoints``.
+NIGHT_REBUILT_PERSONS = """
+CREATE OR REPLACE TEMP TABLE night_rebuilt_persons AS
+SELECT person_id FROM night_persons UNION SELECT person_id FROM stitch_changed_persons
+"""
+NIGHT_ACTIVITY = """
+CREATE OR REPLACE TEMP TABLE night_activity AS
+SELECT person_id, min(first_seen) AS first_seen, max(last_seen) AS last_seen,
+       sum(events)::BIGINT AS events
+FROM (
+    SELECT person_id, first_seen, last_seen, events FROM persons
+    WHERE person_id IN (SELECT person_id FROM night_rebuilt_persons)
+      AND person_id NOT IN (SELECT person_id FROM night_persons)
+    UNION ALL
+    SELECT person_id, min(occurred_at), max(occurred_at), count(*) FROM night_touchpoints
+    GROUP BY person_id
+)
+GROUP BY person_id
+"""
+# Everyone else with a new touchpoint keeps their row (identifiers, account) and adds it up.
+NIGHT_GAINED = """
+UPDATE persons p
+SET first_seen = least(coalesce(p.first_seen, a.first_seen), a.first_seen),
+    last_seen = greatest(coalesce(p.last_seen, a.last_seen), a.last_seen),
+    events = p.events + a.events
+FROM (SELECT person_id, min(occurred_at) AS first_seen, max(occurred_at) AS last_seen,
+             count(*) AS events
+      FROM night_touchpoints
+      WHERE person_id NOT IN (SELECT person_id FROM night_rebuilt_persons)
+      GROUP BY person_id) a
+WHERE p.person_id = a.person_id
+"""
+
+
+def _refresh_persons(con: duckdb.DuckDBPyConnection) -> None:
+    """Bring ``persons`` up to date after a night's touchpoints refresh."""
+    con.execute(NIGHT_REBUILT_PERSONS)
+    con.execute(NIGHT_ACTIVITY)
+    mine = "person_id IN (SELECT person_id FROM night_rebuilt_persons)"
+    con.execute(f"DELETE FROM persons WHERE {mine}")
+    con.execute(
+        "INSERT INTO persons " + SELECT_PERSONS.format(persons=mine, activity="FROM night_activity")
+    )
+    con.execute(NIGHT_GAINED)
 
 
 def build(con: duckdb.DuckDBPyConnection, fixups: Sequence[Fixup] = ()) -> int:
@@ -104,46 +155,49 @@ def build(con: duckdb.DuckDBPyConnection, fixups: Sequence[Fixup] = ()) -> int:
     return _count(con)
 
 
+# Every version of each record the night brought a version of, narrow: the one scan of
+# ``raw_events`` by record a night needs (the night's own rows are ``night_raw_events``).
+NIGHT_VERSIONS = """
+CREATE OR REPLACE TEMP TABLE night_versions AS
+SELECT seq, source, file, line, event_key, id_type, id_value FROM raw_events
+SEMI JOIN (SELECT DISTINCT source, event_key FROM night_raw_events) USING (source, event_key)
+"""
+
 # The persons whose touchpoints a night rebuilds whole: those whose events it moved to another
 # person or account (``stitch_moved_persons``), those with an event that a new version of the same
 # record may displace (every version's person), and those with an event whose owner got a new
-# name. Everyone else at most gains the night's new events.
+# name. Everyone else at most gains the night's new events. $1: the night's first event.
 NIGHT_PERSONS = """
 CREATE OR REPLACE TEMP TABLE night_persons AS
-WITH night_rows AS (SELECT source, file, line FROM raw_rows WHERE run_id = $1),
-night_keys AS (
-    SELECT DISTINCT source, event_key FROM raw_events
-    SEMI JOIN night_rows USING (source, file, line)
-), versioned AS (  -- records the warehouse held before this night
-    SELECT DISTINCT source, event_key FROM raw_events e
-    SEMI JOIN night_keys USING (source, event_key)
-    WHERE NOT EXISTS (SELECT 1 FROM night_rows r
-                      WHERE r.source = e.source AND r.file = e.file AND r.line = e.line)
+WITH versioned AS (  -- records the warehouse held before this night
+    SELECT DISTINCT source, event_key FROM night_versions WHERE seq < $1
 ), owners AS (
-    SELECT DISTINCT id FROM raw_labels SEMI JOIN night_rows USING (source, file, line)
-    WHERE kind = 'owner'
+    SELECT DISTINCT id FROM night_raw_labels WHERE kind = 'owner'
 )
 SELECT person_id FROM stitch_moved_persons
-UNION SELECT n.person_id FROM raw_events e SEMI JOIN versioned USING (source, event_key)
+UNION SELECT n.person_id FROM night_versions e SEMI JOIN versioned USING (source, event_key)
 JOIN identity_nodes n ON n.node_type = e.id_type AND n.node_id = e.id_value
 UNION SELECT person_id FROM touchpoints WHERE owner IN (SELECT id FROM owners)
 """
 
-# The events to consider: every version of every record one of those persons has an event of
-# (the newest version may be someone else's), and every version of the night's new records.
+# The events to consider, taken before those persons' touchpoints go: each of their
+# touchpoints' events, and every version of the night's records. Which version of a record
+# wins does not depend on identities, so a record the night brought no version of keeps its
+# winner: its other versions need no reading.
 NIGHT_EVENTS = """
 CREATE OR REPLACE TEMP TABLE night_events AS
-WITH nodes AS (
-    SELECT node_type, node_id FROM identity_nodes
-    WHERE person_id IN (SELECT person_id FROM night_persons)
-), keys AS (
-    SELECT source, event_key FROM raw_events e
-    SEMI JOIN nodes n ON n.node_type = e.id_type AND n.node_id = e.id_value
-    UNION SELECT source, event_key FROM raw_events WHERE seq >= $1
-), wanted AS (  -- narrow columns first: the wide ones are read for these rows only
-    SELECT seq FROM raw_events SEMI JOIN keys USING (source, event_key)
+SELECT * FROM raw_events WHERE seq IN (
+    SELECT event_id FROM touchpoints WHERE person_id IN (SELECT person_id FROM night_persons)
+    UNION ALL SELECT seq FROM night_versions WHERE seq < $1
 )
-SELECT * FROM raw_events WHERE seq IN (SELECT seq FROM wanted)
+UNION ALL SELECT * FROM night_raw_events
+"""
+
+# The raw rows whose record keys order the versions: the night's, and the older versions of
+# its records (none on most nights: then ``raw_rows`` is not read).
+NIGHT_VERSION_ROWS = """
+INSERT INTO night_version_rows SELECT source, file, line, record_key FROM raw_rows
+SEMI JOIN (SELECT source, file, line FROM night_versions WHERE seq < $1) USING (source, file, line)
 """
 
 
@@ -151,42 +205,34 @@ def refresh(con: duckdb.DuckDBPyConnection, run_id: str, fixups: Sequence[Fixup]
     """Bring touchpoints and persons up to date after the incremental night ``run_id``: the
     persons it changed are rebuilt whole, the others gain their new events. Returns the number
     of touchpoints."""
-    con.execute(NIGHT_PERSONS, [run_id])
     # A load numbers its events above every earlier one: the night's are those from here on.
     first = con.execute(
-        "SELECT coalesce(min(seq), (SELECT max(seq) + 1 FROM raw_events)) FROM raw_events "
-        "SEMI JOIN (SELECT source, file, line FROM raw_rows WHERE run_id = ?) "
-        "USING (source, file, line)",
-        [run_id],
+        "SELECT coalesce((SELECT min(seq) FROM night_raw_events), "
+        "(SELECT max(seq) + 1 FROM raw_events), 1)"
     ).fetchall()[0][0]
+    con.execute(NIGHT_VERSIONS)
+    con.execute(NIGHT_PERSONS, [first])
+    con.execute(NIGHT_EVENTS, [first])
     rebuilt = "person_id IN (SELECT person_id FROM night_persons)"
     con.execute(f"DELETE FROM touchpoints WHERE {rebuilt}")
-    con.execute(NIGHT_EVENTS, [first])
+    con.execute("CREATE OR REPLACE TEMP TABLE night_version_rows AS FROM night_raw_rows")
+    if con.execute("SELECT count(*) FROM night_versions WHERE seq < ?", [first]).fetchall()[0][0]:
+        con.execute(NIGHT_VERSION_ROWS, [first])
     # A record's winner is a new touchpoint when its person is rebuilt or when it is new.
     con.execute(
         "CREATE OR REPLACE TEMP TABLE night_touchpoints AS "
         + SELECT_TOUCHPOINTS.format(
             events="night_events",
-            rows="(SELECT source, file, line, record_key FROM raw_rows "
-            "SEMI JOIN night_events USING (source, file, line))",
-            persons=f"(n.{rebuilt} OR e.seq >= {int(first or 0)})",
+            rows="night_version_rows",
+            persons=f"(n.{rebuilt} OR e.seq >= {int(first)})",
+            owners="id IN (SELECT owner FROM night_events)",
         )
     )
     con.execute("INSERT INTO touchpoints FROM night_touchpoints")
-    # A users page of tonight may name the author of a reply loaded on an earlier night.
-    replied = _fix(con, fixups)
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE night_replies AS SELECT unnest(?::BIGINT[]) AS person_id",
-        [replied],
-    )
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE night_all_persons AS SELECT person_id FROM night_persons "
-        "UNION SELECT person_id FROM night_touchpoints UNION SELECT person_id FROM night_replies "
-        "UNION SELECT person_id FROM stitch_changed_persons"  # their identifiers changed
-    )
-    mine = "person_id IN (SELECT person_id FROM night_all_persons)"
-    con.execute(f"DELETE FROM persons WHERE {mine}")
-    con.execute("INSERT INTO persons " + SELECT_PERSONS.format(persons=mine))
+    # A users page of tonight may name the author of a reply loaded on an earlier night: that
+    # changes the reply's actor, nothing the persons table holds.
+    _fix(con, fixups)
+    _refresh_persons(con)
     log.debug(
         "touchpoints refresh: %s",
         con.execute(
@@ -196,10 +242,13 @@ def refresh(con: duckdb.DuckDBPyConnection, run_id: str, fixups: Sequence[Fixup]
     )
     temps = (
         "night_persons",
+        "night_activity",
         "night_events",
+        "night_versions",
+        "night_version_rows",
         "night_touchpoints",
-        "night_replies",
-        "night_all_persons",
+        "night_rebuilt_persons",
+        *(f"night_raw_{kind}" for kind in ("rows", "events", "edges", "labels")),
     )
     for table in (*temps, "stitch_changed_persons", "stitch_moved_persons", "stitch_night"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
