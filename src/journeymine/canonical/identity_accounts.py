@@ -33,6 +33,7 @@ from journeymine.vocabulary import (
     SF_ACCOUNT,
     SF_CONTACT,
     SF_OPPORTUNITY,
+    SHARED_PERSON,
     STRIPE_CUSTOMER,
 )
 
@@ -151,7 +152,7 @@ def stitch_accounts(con: duckdb.DuckDBPyConnection, run_id: str) -> AccountOutco
 def _accounts_from_links(
     con: duckdb.DuckDBPyConnection, run_id: str, night: bool = False
 ) -> AccountOutcome:
-    pairs = con.execute(ACCOUNT_PAIRS).df().assign(rule="shared_person")
+    pairs = con.execute(ACCOUNT_PAIRS).df().assign(rule=SHARED_PERSON)
     nodes = _account_nodes(con, pairs, night)
     limits = dict.fromkeys(EXCLUSIVE_ACCOUNT_TYPES, 1)
     edges = list(

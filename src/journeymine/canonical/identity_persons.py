@@ -40,6 +40,7 @@ from journeymine.vocabulary import (
     EMAIL,
     PERSON_NODE_TYPES,
     SF_CONTACT,
+    SF_CONTACT_ROLE_PRIMARY,
     SF_OPPORTUNITY,
     USER_ID,
 )
@@ -82,7 +83,7 @@ def person_edges_sql(match_on_email: bool, within: str | None = None) -> str:
             WHERE src_type = {literal(SF_CONTACT)} AND dst_type = {literal(SF_OPPORTUNITY)}
             QUALIFY row_number() OVER (
                 PARTITION BY dst_id
-                ORDER BY rule = 'sf_contact_role_primary' DESC, observed_at, src_id) = 1
+                ORDER BY rule = {literal(SF_CONTACT_ROLE_PRIMARY)} DESC, observed_at, src_id) = 1
         ), candidates AS (
             SELECT * FROM identity_edges_stored {starts}
             WHERE src_type IN ({person_types}) AND dst_type IN ({person_types})

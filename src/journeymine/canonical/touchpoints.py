@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 import duckdb
 
 from journeymine.sql import literal
-from journeymine.vocabulary import SF_OPPORTUNITY
+from journeymine.vocabulary import OWNER_LABEL, SF_OPPORTUNITY
 from journeymine.warehouse import table_exists
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ SELECT e.seq AS event_id, n.person_id, coalesce(acc.account_id, pa.account_id) A
        coalesce(o.name, e.owner) AS owner_name, e.attributes, e.file, e.line
 FROM latest e
 LEFT JOIN (SELECT id, arg_max(name, line) AS name FROM raw_labels
-           WHERE kind = 'owner' AND {{owners}} GROUP BY id) o ON o.id = e.owner
+           WHERE kind = {literal(OWNER_LABEL)} AND {{owners}} GROUP BY id) o ON o.id = e.owner
 JOIN identity_nodes n ON n.node_type = e.id_type AND n.node_id = e.id_value
 LEFT JOIN account_nodes acc
        ON acc.node_type = e.account_type AND acc.node_id = e.account_value
@@ -167,12 +167,12 @@ SEMI JOIN (SELECT DISTINCT source, event_key FROM night_raw_events) USING (sourc
 # person or account (``stitch_moved_persons``), those with an event that a new version of the same
 # record may displace (every version's person), and those with an event whose owner got a new
 # name. Everyone else at most gains the night's new events. $1: the night's first event.
-NIGHT_PERSONS = """
+NIGHT_PERSONS = f"""
 CREATE OR REPLACE TEMP TABLE night_persons AS
 WITH versioned AS (  -- records the warehouse held before this night
     SELECT DISTINCT source, event_key FROM night_versions WHERE seq < $1
 ), owners AS (
-    SELECT DISTINCT id FROM night_raw_labels WHERE kind = 'owner'
+    SELECT DISTINCT id FROM night_raw_labels WHERE kind = {literal(OWNER_LABEL)}
 )
 SELECT person_id FROM stitch_moved_persons
 UNION SELECT n.person_id FROM night_versions e SEMI JOIN versioned USING (source, event_key)
