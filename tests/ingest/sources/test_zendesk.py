@@ -370,3 +370,38 @@ def test_a_changed_ticket_is_a_new_version_and_a_repeated_page_a_duplicate(tmp_p
     ]
     assert touchpoints[2][1] == datetime(2026, 8, 2, 12, tzinfo=UTC)
     con.close()
+
+
+def test_a_later_role_change_redecides_an_earlier_night_as_a_full_rebuild_would(
+    tmp_path: Path,
+) -> None:
+    landing = tmp_path / "landing"
+    for name in (TICKETS, EVENTS):
+        (landing / name).parent.mkdir(parents=True, exist_ok=True)
+        (landing / name).write_bytes((LANDING / name).read_bytes())
+    agent = {"id": 7777, "role": "agent", "name": "Jo", "updated_at": "2026-08-04T00:00:00Z"}
+    db = tmp_path / "w.duckdb"
+    reply = (
+        "SELECT activity, actor, attributes->>'sentiment' IS NOT NULL FROM touchpoints "
+        "WHERE attributes->>'comment_id' = '8005'"
+    )
+    (landing / "zendesk" / "users-2.json").write_text(json.dumps({"users": [agent]}))
+    load.load_landing(db, landing, sources=("zendesk",))
+    with duckdb.connect(str(db)) as con:  # night 1: 7777 is an agent, the words are not scored
+        assert con.execute(reply).fetchall() == [("support.agent_replied", "company", False)]
+    # night 2: a newer version says 7777 is the customer; the reply becomes theirs, scored again
+    customer = agent | {"role": "end-user", "updated_at": "2026-09-01T00:00:00Z"}
+    (landing / "zendesk" / "users-3.json").write_text(json.dumps({"users": [customer]}))
+    report = load.load_landing(db, landing, sources=("zendesk",))
+    assert report.stitch.startswith("incremental")
+    full = tmp_path / "full.duckdb"
+    assert load.load_landing(full, landing, sources=("zendesk",)).stitch.startswith("full")
+    got = {}
+    for path in (db, full):
+        with duckdb.connect(str(path)) as con:
+            got[path] = con.execute(
+                "SELECT event_id, activity, actor, attributes::VARCHAR FROM touchpoints "
+                "WHERE source = 'zendesk' ORDER BY event_id"
+            ).fetchall()
+            assert con.execute(reply).fetchall() == [("support.customer_replied", "customer", True)]
+    assert got[db] == got[full]

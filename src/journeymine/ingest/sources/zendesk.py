@@ -426,26 +426,40 @@ def parse_file(path: Path, file: str) -> ParsedFile:
 # A support.reply's actor, decided from the latest version of its author among the users of
 # every loaded page: an end-user's reply is the customer's (sentiment kept), a staff member's
 # the company's (its sentiment dropped: staff text is not the customer's voice). A reply whose
-# author no page lists stays as it is.
+# author no page lists stays as parsed. Every reply parsed with its author unknown is decided
+# again from its raw event, not only the ones still unknown, so that a later users page that
+# changes an author's role changes the replies an earlier night decided, as a full rebuild would.
 RESOLVE_REPLIES = f"""
-UPDATE touchpoints AS t SET
-    activity = CASE WHEN r.role = '{END_USER}' THEN 'support.customer_replied'
-                    ELSE 'support.agent_replied' END,
-    actor = CASE WHEN r.role = '{END_USER}' THEN '{CUSTOMER}' ELSE '{COMPANY}' END,
-    attributes = CASE WHEN r.role = '{END_USER}' THEN t.attributes
-                      ELSE json_merge_patch(t.attributes,
-                                            '{{"sentiment": null, "sentiment_label": null}}')
-                 END
+UPDATE touchpoints AS t SET activity = d.activity, actor = d.actor, attributes = d.attributes
 FROM (
-    SELECT split_part(split_part(record_key, '@', 1), ':', 2) AS user_id,
-           arg_max(json_extract_string(raw, '$.role'),
-                   TRY_CAST(split_part(record_key, '@', 2) AS TIMESTAMPTZ)) AS role
-    FROM raw_rows WHERE source = '{SOURCE}' AND record_key LIKE 'user:%'
-    GROUP BY 1
-) r
-WHERE t.source = '{SOURCE}' AND t.activity = '{UNKNOWN_AUTHOR_ACTIVITY}'
-  AND json_extract_string(t.attributes, '$.author_id') = r.user_id
-  AND r.role IN ('{END_USER}', {", ".join(f"'{r}'" for r in sorted(STAFF_ROLES))})
+    WITH roles AS (
+        SELECT split_part(split_part(record_key, '@', 1), ':', 2) AS user_id,
+               arg_max(json_extract_string(raw, '$.role'),
+                       TRY_CAST(split_part(record_key, '@', 2) AS TIMESTAMPTZ)) AS role
+        FROM raw_rows WHERE source = '{SOURCE}' AND record_key LIKE 'user:%'
+        GROUP BY 1
+    ), replies AS (
+        SELECT e.seq, e.activity, e.actor, e.attributes,
+               CASE WHEN r.role = '{END_USER}' THEN 'customer'
+                    WHEN r.role IN ({", ".join(f"'{r}'" for r in sorted(STAFF_ROLES))}) THEN 'staff'
+               END AS author
+        FROM raw_events e
+        LEFT JOIN roles r ON r.user_id = json_extract_string(e.attributes, '$.author_id')
+        WHERE e.source = '{SOURCE}' AND e.activity = '{UNKNOWN_AUTHOR_ACTIVITY}'
+    )
+    SELECT seq,
+           CASE author WHEN 'customer' THEN 'support.customer_replied'
+                       WHEN 'staff' THEN 'support.agent_replied' ELSE activity END AS activity,
+           CASE author WHEN 'customer' THEN '{CUSTOMER}' WHEN 'staff' THEN '{COMPANY}'
+                       ELSE actor END AS actor,
+           CASE author WHEN 'staff'
+                THEN json_merge_patch(attributes, '{{"sentiment": null, "sentiment_label": null}}')
+                ELSE attributes END AS attributes
+    FROM replies
+) d
+WHERE t.source = '{SOURCE}' AND t.event_id = d.seq
+  AND (t.activity IS DISTINCT FROM d.activity OR t.actor IS DISTINCT FROM d.actor
+       OR t.attributes::VARCHAR IS DISTINCT FROM d.attributes::VARCHAR)
 RETURNING t.person_id
 """
 
