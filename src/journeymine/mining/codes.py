@@ -46,15 +46,18 @@ Hasher = Callable[["SortedLog", np.ndarray, np.ndarray], np.ndarray]
 
 @dataclass(frozen=True)
 class SortedLog:
-    """A log in (case, time, seq) order as arrays: ``case`` keys (non-decreasing), ``activity``
-    codes into ``names``, ``us`` microseconds since the epoch; ``starts`` are the first rows of
-    the cases."""
+    """A log grouped by case, in (time, seq) order inside a case, as arrays: ``case`` codes
+    (each case one run of rows), ``activity`` codes into ``names``, ``us`` microseconds since
+    the epoch; ``starts`` are the first rows of the cases. ``case_rank`` gives each case's rank
+    by case key (one per case, in row order) where the cases do not run in key order; None
+    means they do."""
 
     case: np.ndarray
     activity: np.ndarray
     us: np.ndarray
     names: list[str]
     starts: np.ndarray
+    case_rank: np.ndarray | None = None
 
     @property
     def ends(self) -> np.ndarray:
@@ -86,6 +89,13 @@ def _numbers(column: pa.ChunkedArray) -> np.ndarray:
     return np.asarray(column.combine_chunks().to_numpy(zero_copy_only=False), np.int64)
 
 
+def _micros(column: pa.ChunkedArray) -> np.ndarray:
+    """Timestamps of any unit as int64 microseconds (finer units truncated, as DuckDB stores)."""
+    if pa.types.is_timestamp(column.type) and column.type.unit != "us":
+        column = pc.cast(column, pa.timestamp("us", column.type.tz), safe=False)
+    return _numbers(column)
+
+
 def read_sorted(con: duckdb.DuckDBPyConnection, log: str) -> SortedLog:
     """Read a materialised log (``rn, case_key, activity ENUM, ts``) into a :class:`SortedLog`.
 
@@ -103,24 +113,21 @@ def read_sorted(con: duckdb.DuckDBPyConnection, log: str) -> SortedLog:
 
 
 def sorted_log(
-    case: np.ndarray, activity: np.ndarray, us: np.ndarray, names: list[str]
+    case: np.ndarray,
+    activity: np.ndarray,
+    us: np.ndarray,
+    names: list[str],
+    *,
+    case_rank: np.ndarray | None = None,
 ) -> SortedLog:
-    """A :class:`SortedLog` from arrays already in (case, time, seq) order."""
-    case = np.asarray(case, dtype=np.int64)
+    """A :class:`SortedLog` from arrays grouped by case and in (time, seq) order inside one."""
+    case = np.asarray(case) if np.asarray(case).dtype.kind in "iu" else np.asarray(case, np.int64)
     first = np.ones(len(case), dtype=bool)
     np.not_equal(case[1:], case[:-1], out=first[1:])
     starts = np.flatnonzero(first).astype(np.int64)
     wide = np.int32 if len(names) < 1 << 15 else np.int64  # wide enough for source * K + target
-    return SortedLog(case, np.asarray(activity, wide), np.asarray(us, np.int64), names, starts)
-
-
-def _ranks(column: pa.Array) -> tuple[np.ndarray, int]:
-    """Each value's rank among the distinct values (0-based, ascending) and how many there are:
-    a hash pass, then a sort of the distinct values only."""
-    encoded = column if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)
-    rank = np.empty(len(encoded.dictionary), dtype=np.int64)
-    rank[np.asarray(pc.sort_indices(encoded.dictionary))] = np.arange(len(rank))
-    return rank[np.asarray(encoded.indices.to_numpy(zero_copy_only=False))], len(rank)
+    activity, us = np.asarray(activity, wide), np.asarray(us, np.int64)
+    return SortedLog(case, activity, us, names, starts, case_rank)
 
 
 def _radix_order(keys: np.ndarray, n_keys: int) -> np.ndarray:
@@ -134,23 +141,113 @@ def _radix_order(keys: np.ndarray, n_keys: int) -> np.ndarray:
 
 
 def _in_order(case: np.ndarray, us: np.ndarray, seq: np.ndarray) -> bool:
-    """Whether rows are in (case, time, seq) order, given that they are grouped by case."""
+    """Whether rows are in (case, time, seq) order, given that they are grouped by case: no
+    step back in time inside a case, and ``seq`` ascending where the time ties (looked at
+    only there)."""
     same = case[1:] == case[:-1]
-    later = (us[1:] > us[:-1]) | ((us[1:] == us[:-1]) & (seq[1:] >= seq[:-1]))
-    return bool(np.all(later | ~same))
+    step = np.sign(us[1:] - us[:-1]).astype(np.int8)
+    if bool(np.any((step < 0) & same)):
+        return False
+    ties = np.flatnonzero((step == 0) & same)
+    return bool(np.all(seq[ties + 1] >= seq[ties]))
+
+
+def _chunk_runs(chunk: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """Where the runs of equal values of one chunk start, and their values: dictionary indices
+    (one dictionary per chunk) or the values themselves are compared with their neighbour."""
+    if pa.types.is_dictionary(chunk.type):
+        indices = np.asarray(chunk.indices.to_numpy(zero_copy_only=False))
+        change = indices[1:] != indices[:-1]
+    else:
+        change = np.asarray(pc.not_equal(chunk[1:], chunk[:-1]).to_numpy(zero_copy_only=False))
+    heads = np.flatnonzero(np.concatenate(([True], change)))
+    values = chunk.take(pa.array(heads))
+    if pa.types.is_dictionary(values.type):  # decode only the heads, one per run
+        values = values.dictionary.take(values.indices)
+    return heads, values
+
+
+@dataclass(frozen=True)
+class CaseRuns:
+    """A case column as runs of equal values: ``starts`` (first row of each run, ascending),
+    ``code`` (each run's case, numbered by first appearance, neighbours never equal), ``keys``
+    (the distinct case values, by code)."""
+
+    starts: np.ndarray
+    code: np.ndarray
+    keys: pa.Array
+
+    @property
+    def grouped(self) -> bool:
+        """Whether every case is one run (the log is grouped by case, in any case order)."""
+        return len(self.code) == len(self.keys)
+
+    def ranks(self) -> np.ndarray:
+        """Each case's rank among the keys in ascending order (by code)."""
+        rank = np.empty(len(self.keys), dtype=np.int64)
+        rank[np.asarray(pc.sort_indices(self.keys))] = np.arange(len(rank))
+        return rank
+
+
+def case_runs(column: pa.ChunkedArray) -> CaseRuns:
+    """The runs of a case column without nulls: one linear pass comparing neighbours, then only
+    the runs' first values (one per case in a grouped log) are hashed into case codes."""
+    starts, values, offset = [], [], 0
+    for chunk in column.chunks:
+        if len(chunk):
+            heads, head_values = _chunk_runs(chunk)
+            starts.append(heads + offset)
+            values.append(head_values)
+            offset += len(chunk)
+    if not starts:
+        return CaseRuns(np.zeros(0, np.int64), np.zeros(0, np.int32), pa.array([], pa.string()))
+    # One array: encoding chunk by chunk would give every chunk its own growing dictionary.
+    encoded = pc.dictionary_encode(pa.concat_arrays(values))
+    code = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), np.int32)
+    keep = np.concatenate(([True], code[1:] != code[:-1]))  # runs cut only by chunk ends
+    return CaseRuns(np.concatenate(starts)[keep], code[keep], encoded.dictionary)
+
+
+def _run_codes(runs: CaseRuns, n_rows: int) -> np.ndarray:
+    """Each row's case code: the running count of run starts, mapped to the run's code unless
+    the runs are the cases in code order (a grouped log, codes by first appearance)."""
+    run = np.zeros(n_rows, dtype=np.int32)
+    run[runs.starts[1:]] = 1
+    np.cumsum(run, out=run)
+    return run if runs.grouped else runs.code[run]
+
+
+def _row_order(runs: CaseRuns, n_rows: int) -> np.ndarray | None:
+    """The rows in case-code order (stable), moving whole runs; None when already grouped."""
+    if runs.grouped:
+        return None
+    lengths = np.diff(np.append(runs.starts, n_rows))
+    moved = _radix_order(runs.code.astype(np.int64), len(runs.keys))
+    lengths = lengths[moved]
+    ends = np.cumsum(lengths)
+    return np.repeat(runs.starts[moved] - (ends - lengths), lengths) + np.arange(n_rows)
+
+
+def _activity_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
+    """Activity codes and names of a string or dictionary column."""
+    if not pa.types.is_dictionary(column.type):
+        column = pc.dictionary_encode(column)
+    code, names = _codes(column)
+    return code, [str(n) for n in names]
 
 
 def from_arrow(table: pa.Table) -> SortedLog:
     """A :class:`SortedLog` of an Arrow log (``case_key`` or ``case_id``, ``activity``, ``ts``,
-    ``seq``) without a database: cases ranked by key (so the first case of a variant is the one
-    with the lowest key, as in the stored log), activities dictionary-encoded, rows put in
-    (case, time, seq) order. Rows without case, activity or time are left out.
+    ``seq``) without a database. Rows without case, activity or time are left out.
 
-    The sort is by case only, stable, in linear time; logs whose rows already run in time order
-    inside a case (the usual export, and the warehouse's touchpoints) need nothing more, any
-    other falls back to one three-key sort."""
+    Cases only need to be grouped, not sorted: a log already grouped by case (checked in one
+    pass over the case column) is used as it comes, any other is grouped by a linear-time
+    radix sort of its runs. The lexical order of case keys matters only for ties between
+    variants (first case = lowest key, as in the stored log), so only the distinct keys are
+    sorted (``SortedLog.case_rank``). Rows not already in time order inside a case (the
+    usual export is) fall back to one three-key sort."""
     case_column = "case_key" if "case_key" in table.column_names else "case_id"
-    table = table.select([case_column, "activity", "ts", "seq"]).combine_chunks()
+    table = table.select([case_column, "activity", "ts", "seq"])
     if any(table.column(c).null_count for c in (case_column, "activity", "ts")):
         keep = pc.and_(
             pc.and_(pc.is_valid(table.column(case_column)), pc.is_valid(table.column("activity"))),
@@ -159,23 +256,17 @@ def from_arrow(table: pa.Table) -> SortedLog:
         table = table.filter(keep)
     if table.num_rows == 0:
         return sorted_log(np.zeros(0), np.zeros(0), np.zeros(0), [])
-    case, n_cases = _ranks(table.column(case_column).chunk(0))
-    activity = table.column("activity").combine_chunks()
-    if not pa.types.is_dictionary(activity.type):
-        activity = pc.dictionary_encode(activity)
-    codes = np.asarray(activity.indices.to_numpy(zero_copy_only=False))
-    ts = table.column("ts").combine_chunks()
-    us = _numbers(pa.chunked_array([pc.cast(ts, pa.timestamp("us", ts.type.tz), safe=False)]))
-    seq = _numbers(table.column("seq"))
-    grouped = bool(np.all(case[1:] >= case[:-1]))  # already in case order: nothing to move
-    order = None if grouped else _radix_order(case, n_cases)
+    runs = case_runs(table.column(case_column))
+    case = _run_codes(runs, table.num_rows)
+    codes, names = _activity_codes(table.column("activity"))
+    us, seq = _micros(table.column("ts")), _numbers(table.column("seq"))
+    order = _row_order(runs, table.num_rows)
     if order is not None:
         case, us, seq, codes = case[order], us[order], seq[order], codes[order]
     if not _in_order(case, us, seq):
         order = np.lexsort((seq, us, case))
         case, us, codes = case[order], us[order], codes[order]
-    names = [str(n) for n in activity.dictionary.to_pylist()]
-    return sorted_log(case, codes, us, names)
+    return sorted_log(case, codes, us, names, case_rank=runs.ranks())
 
 
 @cache
@@ -390,6 +481,17 @@ def variant_ids(log: SortedLog, hasher: Hasher = sequence_hash) -> np.ndarray:
     return ids if same else _exact_variant_ids(log)
 
 
+def _variant_order(log: SortedLog, ids: np.ndarray, cases: np.ndarray) -> np.ndarray:
+    """Variants by cases descending, ties by their first case in key order: ids number the
+    variants in row order of their first case, which is key order unless ``case_rank`` says
+    otherwise; then each variant's lowest rank decides."""
+    if log.case_rank is None:
+        return np.argsort(-cases, kind="stable")
+    lowest = np.full(len(cases), np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(lowest, ids, log.case_rank)
+    return np.lexsort((lowest, -cases))
+
+
 def variants(log: SortedLog, hasher: Hasher = sequence_hash) -> pa.Table:
     """Variants, most cases first, ties by first case: label, activities, cases, share,
     coverage, length and the median first-to-last duration (seconds) of their cases."""
@@ -399,7 +501,7 @@ def variants(log: SortedLog, hasher: Hasher = sequence_hash) -> pa.Table:
     cases = np.bincount(ids, minlength=n_variants).astype(np.int64)
     durations = log.us[log.ends] - log.us[log.starts]
     medians = grouped_quantiles(ids, durations, n_variants, qs=(0.5,))[:, 0]
-    order = np.argsort(-cases, kind="stable")  # ids are in first-case order already
+    order = _variant_order(log, ids, cases)
     total = int(cases.sum())
     lengths = log.lengths[first][order]
     offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int32)
