@@ -365,10 +365,13 @@ def run_quantiles(
 
 
 def _exact_sums(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Per-group sums of non-negative int64 values without overflow: high and low 32 bits are
-    summed apart (each fits in int64 for up to 2**31 values) and joined as Python integers."""
+    """Per-group sums of non-negative int64 values without overflow: in int64 when no sum can
+    exceed it, else high and low 32 bits summed apart (each fits in int64 for up to 2**31
+    values) and joined as Python integers."""
     if len(values) == 0:
         return np.array([], dtype=object)
+    if int(values.max()) < (1 << 63) // len(values):  # no sum can overflow: one pass
+        return np.add.reduceat(values, offsets).astype(object)
     high = np.add.reduceat(values >> 32, offsets).astype(object)
     low = np.add.reduceat(values & 0xFFFFFFFF, offsets).astype(object)
     return np.asarray(high * (1 << 32) + low, dtype=object)
@@ -394,13 +397,15 @@ def dfg(log: SortedLog) -> pa.Table:
     """Directly-follows edges: frequency, distinct cases, wait mean / median / p90 (seconds),
     most frequent first, then by source and target name."""
     k = max(len(log.names), 1)
-    pairs = np.flatnonzero(log.case[1:] == log.case[:-1])  # row i -> i + 1 in one case
-    present, ids, frequency = _edge_ids(log.activity[pairs], log.activity[1:][pairs], k)
+    # Pairs (row i -> i + 1 in one case) are taken by boolean masks, in row order: sequential
+    # passes; the one random access is putting waits and cases in edge order.
+    pair = log.case[1:] == log.case[:-1]
+    present, ids, frequency = _edge_ids(log.activity[:-1][pair], log.activity[1:][pair], k)
     offsets = (np.cumsum(frequency) - frequency).astype(np.int64)
-    pairs = pairs[np.argsort(ids, kind="stable")]  # grouped by edge, cases still in order
-    waits = log.us[1:][pairs] - log.us[pairs]
-    cases_in_order = log.case[pairs]
-    new_case = np.ones(len(pairs), dtype=bool)
+    by_edge = np.argsort(ids, kind="stable")  # grouped by edge, each case's pairs together
+    waits = np.diff(log.us)[pair][by_edge]
+    cases_in_order = log.case[:-1][pair][by_edge]
+    new_case = np.ones(len(by_edge), dtype=bool)
     np.not_equal(cases_in_order[1:], cases_in_order[:-1], out=new_case[1:])
     new_case[offsets] = True
     n_edges = len(present)
