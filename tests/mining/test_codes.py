@@ -342,3 +342,14 @@ def test_dictionary_chunks_of_several_row_groups_give_the_sql_figures(
     other = duckdb.connect()
     discovery.write_discovery_from_arrow(other, read)
     assert_equal_to_reference(con, stored(other), log)
+
+
+def test_a_grouped_log_orders_time_ties_by_seq_not_by_row() -> None:
+    """Grouped by case (no sort), in several chunks, but ``seq`` says tied rows came the
+    other way round: c1 is a1 (seq 1) then a0 (seq 2) at minute 0, then a2; c2 in row order."""
+    rows = log_table([(1, 0, 0), (1, 1, 0), (1, 2, 1), (2, 0, 0), (2, 1, 0)])
+    table = rows.set_column(3, "seq", pa.array([2, 1, 0, 3, 4], pa.int64()))
+    table = pa.Table.from_batches(table.to_batches(max_chunksize=2))
+    assert table.column("seq").num_chunks == 3
+    found = codes.variants(codes.from_arrow(table))
+    assert found["activities"].to_pylist() == [["a1", "a0", "a2"], ["a0", "a1"]]

@@ -34,6 +34,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 QUANTILES = (0.5, 0.9)
+# Rows per block where a pass over the log would otherwise allocate temporaries of its size.
+BLOCK = 1 << 20
 # Above this many groups, selecting per group in a Python loop costs more than one sort.
 LOOP_GROUPS = 4096
 # Odd 64-bit multipliers for the sequence hash (any odd constants will do: a collision is
@@ -42,22 +44,23 @@ HASH_BASE = np.uint64(0x9E3779B97F4A7C15)
 HASH_LENGTH = np.uint64(0xC2B2AE3D27D4EB4F)
 
 Hasher = Callable[["SortedLog", np.ndarray, np.ndarray], np.ndarray]
+SeqAt = Callable[[np.ndarray], np.ndarray]  # a log's ``seq`` at given rows
 
 
 @dataclass(frozen=True)
 class SortedLog:
     """A log grouped by case, in (time, seq) order inside a case, as arrays: ``case`` codes
     (each case one run of rows), ``activity`` codes into ``names``, ``us`` microseconds since
-    the epoch; ``starts`` are the first rows of the cases. ``case_rank`` gives each case's rank
-    by case key (one per case, in row order) where the cases do not run in key order; None
-    means they do."""
+    the epoch; ``starts`` are the first rows of the cases. ``case_keys`` are the cases' keys
+    (one per case, in row order) where the cases do not run in key order; None means they do
+    (only ties between variants look at it)."""
 
     case: np.ndarray
     activity: np.ndarray
     us: np.ndarray
     names: list[str]
     starts: np.ndarray
-    case_rank: np.ndarray | None = None
+    case_keys: pa.Array | None = None
 
     @property
     def ends(self) -> np.ndarray:
@@ -79,7 +82,7 @@ def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
         return np.zeros(0, np.int32), []
     indices = [np.asarray(c.indices.to_numpy(zero_copy_only=False)) for c in column.chunks]
     names = column.chunk(0).dictionary.to_pylist()
-    return np.concatenate(indices).astype(np.int32), names
+    return np.concatenate(indices).astype(np.int32, copy=False), names
 
 
 def _numbers(column: pa.ChunkedArray) -> np.ndarray:
@@ -118,7 +121,7 @@ def sorted_log(
     us: np.ndarray,
     names: list[str],
     *,
-    case_rank: np.ndarray | None = None,
+    case_keys: pa.Array | None = None,
 ) -> SortedLog:
     """A :class:`SortedLog` from arrays grouped by case and in (time, seq) order inside one."""
     case = np.asarray(case) if np.asarray(case).dtype.kind in "iu" else np.asarray(case, np.int64)
@@ -127,7 +130,7 @@ def sorted_log(
     starts = np.flatnonzero(first).astype(np.int64)
     wide = np.int32 if len(names) < 1 << 15 else np.int64  # wide enough for source * K + target
     activity, us = np.asarray(activity, wide), np.asarray(us, np.int64)
-    return SortedLog(case, activity, us, names, starts, case_rank)
+    return SortedLog(case, activity, us, names, starts, case_keys)
 
 
 def _radix_order(keys: np.ndarray, n_keys: int) -> np.ndarray:
@@ -140,16 +143,28 @@ def _radix_order(keys: np.ndarray, n_keys: int) -> np.ndarray:
     return order
 
 
-def _in_order(case: np.ndarray, us: np.ndarray, seq: np.ndarray) -> bool:
-    """Whether rows are in (case, time, seq) order, given that they are grouped by case: no
-    step back in time inside a case, and ``seq`` ascending where the time ties (looked at
-    only there)."""
-    same = case[1:] == case[:-1]
-    step = np.sign(us[1:] - us[:-1]).astype(np.int8)
-    if bool(np.any((step < 0) & same)):
+def _time_ties(case: np.ndarray, us: np.ndarray) -> np.ndarray | None:
+    """For rows grouped by case: the rows whose next row in the same case has the same time,
+    or None if time steps back inside a case. Block by block, so that the temporaries are
+    reused in cache instead of allocated at the size of the log."""
+    ties = [np.zeros(0, np.int64)]
+    for lo in range(0, len(us) - 1, BLOCK):
+        hi = min(lo + BLOCK, len(us) - 1)
+        same = case[lo + 1 : hi + 1] == case[lo:hi]
+        step = us[lo + 1 : hi + 1] - us[lo:hi]
+        if bool(np.any((step < 0) & same)):
+            return None
+        ties.append(np.flatnonzero((step == 0) & same) + lo)
+    return np.concatenate(ties)
+
+
+def _in_order(case: np.ndarray, us: np.ndarray, seq: SeqAt) -> bool:
+    """Whether rows grouped by case are in (case, time, seq) order; ``seq`` gives the values
+    at given rows, asked only where the time ties."""
+    ties = _time_ties(case, us)
+    if ties is None:
         return False
-    ties = np.flatnonzero((step == 0) & same)
-    return bool(np.all(seq[ties + 1] >= seq[ties]))
+    return bool(np.all(seq(ties + 1) >= seq(ties)))
 
 
 def _chunk_runs(chunk: pa.Array) -> tuple[np.ndarray, pa.Array]:
@@ -181,12 +196,6 @@ class CaseRuns:
     def grouped(self) -> bool:
         """Whether every case is one run (the log is grouped by case, in any case order)."""
         return len(self.code) == len(self.keys)
-
-    def ranks(self) -> np.ndarray:
-        """Each case's rank among the keys in ascending order (by code)."""
-        rank = np.empty(len(self.keys), dtype=np.int64)
-        rank[np.asarray(pc.sort_indices(self.keys))] = np.arange(len(rank))
-        return rank
 
 
 def case_runs(column: pa.ChunkedArray) -> CaseRuns:
@@ -236,6 +245,31 @@ def _activity_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
     return code, [str(n) for n in names]
 
 
+def _take_sorted(column: pa.ChunkedArray, rows: np.ndarray) -> np.ndarray:
+    """An integer column's values at ascending ``rows``, chunk by chunk: no copy of the
+    column, no Arrow take across chunks."""
+    lengths = np.array([len(c) for c in column.chunks], dtype=np.int64)
+    firsts = np.cumsum(lengths) - lengths
+    bounds = np.searchsorted(rows, np.append(firsts, firsts[-1] + lengths[-1]))
+    out = np.empty(len(rows), np.int64)
+    for chunk, first, lo, hi in zip(column.chunks, firsts, bounds[:-1], bounds[1:], strict=True):
+        if hi > lo:
+            out[lo:hi] = np.asarray(chunk.to_numpy(zero_copy_only=False))[rows[lo:hi] - first]
+    return out
+
+
+def _seq_at(column: pa.ChunkedArray, order: np.ndarray | None) -> SeqAt:
+    """``seq`` at given ascending rows of the (re)ordered log, without reading the whole
+    column when the rows were not moved."""
+
+    def at(rows: np.ndarray) -> np.ndarray:
+        if order is None:
+            return _take_sorted(column, rows)
+        return _numbers(column)[order[rows]]
+
+    return at
+
+
 def from_arrow(table: pa.Table) -> SortedLog:
     """A :class:`SortedLog` of an Arrow log (``case_key`` or ``case_id``, ``activity``, ``ts``,
     ``seq``) without a database. Rows without case, activity or time are left out.
@@ -244,8 +278,8 @@ def from_arrow(table: pa.Table) -> SortedLog:
     pass over the case column) is used as it comes, any other is grouped by a linear-time
     radix sort of its runs. The lexical order of case keys matters only for ties between
     variants (first case = lowest key, as in the stored log), so only the distinct keys are
-    sorted (``SortedLog.case_rank``). Rows not already in time order inside a case (the
-    usual export is) fall back to one three-key sort."""
+    sorted, and only for the variants (``SortedLog.case_keys``). Rows not already in time
+    order inside a case (the usual export is) fall back to one three-key sort."""
     case_column = "case_key" if "case_key" in table.column_names else "case_id"
     table = table.select([case_column, "activity", "ts", "seq"])
     if any(table.column(c).null_count for c in (case_column, "activity", "ts")):
@@ -259,14 +293,15 @@ def from_arrow(table: pa.Table) -> SortedLog:
     runs = case_runs(table.column(case_column))
     case = _run_codes(runs, table.num_rows)
     codes, names = _activity_codes(table.column("activity"))
-    us, seq = _micros(table.column("ts")), _numbers(table.column("seq"))
+    us = _micros(table.column("ts"))
     order = _row_order(runs, table.num_rows)
     if order is not None:
-        case, us, seq, codes = case[order], us[order], seq[order], codes[order]
-    if not _in_order(case, us, seq):
-        order = np.lexsort((seq, us, case))
         case, us, codes = case[order], us[order], codes[order]
-    return sorted_log(case, codes, us, names, case_rank=runs.ranks())
+    if not _in_order(case, us, _seq_at(table.column("seq"), order)):
+        seq = _numbers(table.column("seq"))
+        order = np.lexsort((seq if order is None else seq[order], us, case))
+        case, us, codes = case[order], us[order], codes[order]
+    return sorted_log(case, codes, us, names, case_keys=runs.keys)
 
 
 @cache
@@ -488,12 +523,14 @@ def variant_ids(log: SortedLog, hasher: Hasher = sequence_hash) -> np.ndarray:
 
 def _variant_order(log: SortedLog, ids: np.ndarray, cases: np.ndarray) -> np.ndarray:
     """Variants by cases descending, ties by their first case in key order: ids number the
-    variants in row order of their first case, which is key order unless ``case_rank`` says
-    otherwise; then each variant's lowest rank decides."""
-    if log.case_rank is None:
+    variants in row order of their first case, which is key order unless ``case_keys`` say
+    otherwise; then each variant's lowest key rank decides."""
+    if log.case_keys is None:
         return np.argsort(-cases, kind="stable")
+    rank = np.empty(len(log.case_keys), dtype=np.int64)
+    rank[np.asarray(pc.sort_indices(log.case_keys))] = np.arange(len(rank))
     lowest = np.full(len(cases), np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(lowest, ids, log.case_rank)
+    np.minimum.at(lowest, ids, rank)
     return np.lexsort((lowest, -cases))
 
 
