@@ -14,18 +14,17 @@ names are decoded only for the output rows:
   equal, never assumed from the hash (a collision falls back to exact tuples);
 * start / end activities: the first and last row of every run.
 
-Quantiles are DuckDB's ``quantile_cont`` to the bit: with ``n`` sorted values and
-``rn = (n - 1) * q``, ``lo + (hi - lo) * (rn - floor(rn))`` over the values in seconds
-(``microseconds / 1e6``), so the figures equal the sharded run's, which uses ``quantile_cont``.
-The mean wait is the exact integer sum of microseconds divided once, as the sharded run does.
+An Arrow log (:func:`from_arrow`) only needs its cases grouped, not sorted: one pass over the
+case column finds its runs, and a log that arrives grouped (the usual export) is not moved.
+
+Quantiles are DuckDB's ``quantile_cont`` to the bit and the mean wait is the exact integer sum
+of microseconds divided once, as the sharded run does (:mod:`journeymine.mining.quantiles`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
-from functools import cache
 
 import duckdb
 import numpy as np
@@ -33,11 +32,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-QUANTILES = (0.5, 0.9)
+from journeymine.mining.quantiles import exact_sums, grouped_quantiles, run_quantiles
+
 # Rows per block where a pass over the log would otherwise allocate temporaries of its size.
 BLOCK = 1 << 20
-# Above this many groups, selecting per group in a Python loop costs more than one sort.
-LOOP_GROUPS = 4096
 # Odd 64-bit multipliers for the sequence hash (any odd constants will do: a collision is
 # caught by the comparison that follows, it only costs time).
 HASH_BASE = np.uint64(0x9E3779B97F4A7C15)
@@ -304,114 +302,6 @@ def from_arrow(table: pa.Table) -> SortedLog:
     return sorted_log(case, codes, us, names, case_keys=runs.keys)
 
 
-@cache
-def _duckdb_fuses() -> bool:
-    """Whether this DuckDB build computes ``lo * (1 - d) + hi * d`` as one fused multiply-add
-    (compilers may contract it, and the last bit of some quantiles depends on it): one probe
-    on values where the two differ."""
-    lo, hi = 4851.909744, 7503.646726  # n = 5, q = 0.9: rank 3.6, d = 0.6000000000000001
-    con = duckdb.connect()
-    try:
-        got = con.execute(
-            "SELECT quantile_cont(x, 0.9) FROM (SELECT unnest($v::DOUBLE[]) AS x)",
-            {"v": [0.0, 0.0, 0.0, lo, hi]},
-        ).fetchall()[0][0]
-    finally:
-        con.close()
-    return bool(got == _fused(lo, 1.0 - 0.6000000000000001, hi * 0.6000000000000001))
-
-
-def _fused(a: float, b: float, c: float) -> float:
-    """``a * b + c`` rounded once, as a fused multiply-add does."""
-    return float(Fraction(a) * Fraction(b) + Fraction(c))
-
-
-def interpolate(lo_us: np.ndarray, hi_us: np.ndarray, rank: np.ndarray) -> np.ndarray:
-    """``quantile_cont`` between the order statistics ``floor(rank)`` and ``ceil(rank)`` (µs in,
-    seconds out), to the bit as DuckDB computes it: ``lo * (1 - d) + hi * d``, ``d`` the
-    fractional part of the rank, and ``lo`` itself when ``d`` is 0."""
-    lo, hi = np.asarray(lo_us / 1e6, np.float64), np.asarray(hi_us / 1e6, np.float64)
-    frac = rank - np.floor(rank)
-    out = np.where(frac == 0, lo, lo * (1.0 - frac) + hi * frac)
-    if _duckdb_fuses():  # at d = 0.5 both products are exact, so fusing changes nothing
-        for i in zip(*np.nonzero((frac != 0) & (frac != 0.5)), strict=True):
-            out[i] = _fused(float(lo[i]), 1.0 - float(frac[i]), float(hi[i] * frac[i]))
-    return out
-
-
-def _quantiles_by_loop(
-    values: np.ndarray, offsets: np.ndarray, counts: np.ndarray, qs: tuple[float, ...]
-) -> np.ndarray:
-    """Quantiles of each group of ``values`` (grouped, unsorted inside a group) by selection."""
-    ranks = (counts[:, None] - 1).astype(np.float64) * np.array(qs)[None, :]
-    lo_at, hi_at = np.floor(ranks).astype(np.int64), np.ceil(ranks).astype(np.int64)
-    lo, hi = np.empty(ranks.shape, np.int64), np.empty(ranks.shape, np.int64)
-    for g, (start, count) in enumerate(zip(offsets.tolist(), counts.tolist(), strict=True)):
-        kth = np.unique(np.concatenate((lo_at[g], hi_at[g])))
-        part = np.partition(values[start : start + count], kth)
-        lo[g], hi[g] = part[lo_at[g]], part[hi_at[g]]
-    return interpolate(lo, hi, ranks)
-
-
-def _sort_within(groups: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
-    """``values`` (non-negative integers) sorted by (group, value): one integer sort when both
-    fit in 63 bits, else a two-key lexsort."""
-    if len(values) == 0:
-        return values
-    value_bits = int(values.max()).bit_length()
-    group_bits = max(n_groups - 1, 0).bit_length()
-    if value_bits + group_bits <= 62:
-        keys = (groups.astype(np.int64) << value_bits) | values
-        keys.sort()
-        return keys & ((1 << value_bits) - 1)
-    return values[np.lexsort((values, groups))]
-
-
-def grouped_quantiles(
-    groups: np.ndarray,
-    values: np.ndarray,
-    n_groups: int,
-    *,
-    qs: tuple[float, ...] = QUANTILES,
-) -> np.ndarray:
-    """Quantiles ``qs`` of non-negative integer ``values`` (µs) per group ``0..n_groups-1`` (every
-    group non-empty), in seconds, one row per group: one sort by (group, value), then the
-    order statistics of every group at once."""
-    counts = np.bincount(groups, minlength=n_groups)
-    offsets = (np.cumsum(counts) - counts).astype(np.int64)
-    ordered = _sort_within(groups, values, n_groups)
-    out = np.empty((n_groups, len(qs)))
-    for j, q in enumerate(qs):
-        rank = (counts - 1).astype(np.float64) * q
-        lo = ordered[offsets + np.floor(rank).astype(np.int64)]
-        hi = ordered[offsets + np.ceil(rank).astype(np.int64)]
-        out[:, j] = interpolate(lo, hi, rank)
-    return out
-
-
-def run_quantiles(
-    values: np.ndarray, counts: np.ndarray, qs: tuple[float, ...] = QUANTILES
-) -> np.ndarray:
-    """As :func:`grouped_quantiles` for values already grouped in runs of ``counts`` (any order
-    inside a run): few runs are selected one by one (linear time), many are sorted at once."""
-    if len(counts) <= LOOP_GROUPS:
-        return _quantiles_by_loop(values, (np.cumsum(counts) - counts).astype(np.int64), counts, qs)
-    return grouped_quantiles(np.repeat(np.arange(len(counts)), counts), values, len(counts), qs=qs)
-
-
-def _exact_sums(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Per-group sums of non-negative int64 values without overflow: in int64 when no sum can
-    exceed it, else high and low 32 bits summed apart (each fits in int64 for up to 2**31
-    values) and joined as Python integers."""
-    if len(values) == 0:
-        return np.array([], dtype=object)
-    if int(values.max()) < (1 << 63) // len(values):  # no sum can overflow: one pass
-        return np.add.reduceat(values, offsets).astype(object)
-    high = np.add.reduceat(values >> 32, offsets).astype(object)
-    low = np.add.reduceat(values & 0xFFFFFFFF, offsets).astype(object)
-    return np.asarray(high * (1 << 32) + low, dtype=object)
-
-
 def _edge_ids(
     source: np.ndarray, target: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -446,7 +336,7 @@ def dfg(log: SortedLog) -> pa.Table:
     n_edges = len(present)
     cases = np.add.reduceat(new_case, offsets).astype(np.int64) if n_edges else frequency
     quantiles = run_quantiles(waits, frequency)
-    sums = _exact_sums(waits, offsets).tolist()
+    sums = exact_sums(waits, offsets).tolist()
     means = [float(s) / f / 1e6 for s, f in zip(sums, frequency.tolist(), strict=True)]
     names = np.array(log.names, dtype=object)
     table = pa.table(
