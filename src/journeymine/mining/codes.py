@@ -165,26 +165,59 @@ def _in_order(case: np.ndarray, us: np.ndarray, seq: SeqAt) -> bool:
     return bool(np.all(seq(ties + 1) >= seq(ties)))
 
 
-def _chunk_runs(chunk: pa.Array) -> tuple[np.ndarray, pa.Array]:
-    """Where the runs of equal values of one chunk start, and their values: dictionary indices
-    (one dictionary per chunk) or the values themselves are compared with their neighbour."""
+def _heads(chunk: pa.Array) -> np.ndarray:
+    """Where the runs of equal values of one chunk start: dictionary indices (one dictionary
+    per chunk) or the values themselves compared with their neighbour."""
     if pa.types.is_dictionary(chunk.type):
         indices = np.asarray(chunk.indices.to_numpy(zero_copy_only=False))
         change = indices[1:] != indices[:-1]
     else:
         change = np.asarray(pc.not_equal(chunk[1:], chunk[:-1]).to_numpy(zero_copy_only=False))
-    heads = np.flatnonzero(np.concatenate(([True], change)))
-    values = chunk.take(pa.array(heads))
-    if pa.types.is_dictionary(values.type):  # decode only the heads, one per run
-        values = values.dictionary.take(values.indices)
-    return heads, values
+    return np.flatnonzero(np.concatenate(([True], change)))
+
+
+def _dictionary_maps(chunks: list[pa.Array]) -> tuple[list[np.ndarray], pa.Array]:
+    """For dictionary chunks: per chunk, its dictionary's entries as indices into one array of
+    distinct values. Each distinct dictionary is hashed once (a Parquet reader shares one per
+    row group among that row group's chunks), no row's string is touched."""
+    first: dict[tuple[object, ...], int] = {}
+    dictionaries: list[pa.Array] = []
+    which = []
+    for chunk in chunks:
+        d = chunk.dictionary
+        key = (len(d), d.offset, *(b.address if b is not None else 0 for b in d.buffers()))
+        if key not in first:
+            first[key] = len(dictionaries)
+            dictionaries.append(d)
+        which.append(first[key])
+    encoded = pc.dictionary_encode(pa.concat_arrays(dictionaries))
+    index = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), np.int64)
+    bounds = np.cumsum([0] + [len(d) for d in dictionaries])
+    maps = [index[bounds[w] : bounds[w + 1]] for w in which]
+    return maps, encoded.dictionary
+
+
+def _head_codes(chunks: list[pa.Array], heads: list[np.ndarray]) -> tuple[np.ndarray, pa.Array]:
+    """Each run's case as an index into an array of distinct case values."""
+    if pa.types.is_dictionary(chunks[0].type):
+        maps, values = _dictionary_maps(chunks)
+        codes = [
+            m[np.asarray(c.indices.to_numpy(zero_copy_only=False))[h]]
+            for c, m, h in zip(chunks, maps, heads, strict=True)
+        ]
+        return np.concatenate(codes), values
+    # One array: encoding chunk by chunk would give every chunk its own growing dictionary.
+    encoded = pc.dictionary_encode(
+        pa.concat_arrays([c.take(pa.array(h)) for c, h in zip(chunks, heads, strict=True)])
+    )
+    return np.asarray(encoded.indices.to_numpy(zero_copy_only=False)), encoded.dictionary
 
 
 @dataclass(frozen=True)
 class CaseRuns:
     """A case column as runs of equal values: ``starts`` (first row of each run, ascending),
-    ``code`` (each run's case, numbered by first appearance, neighbours never equal), ``keys``
-    (the distinct case values, by code)."""
+    ``code`` (each run's case, neighbours never equal; numbered by first appearance when the
+    log is grouped), ``keys`` (the distinct case values, by code)."""
 
     starts: np.ndarray
     code: np.ndarray
@@ -198,21 +231,21 @@ class CaseRuns:
 
 def case_runs(column: pa.ChunkedArray) -> CaseRuns:
     """The runs of a case column without nulls: one linear pass comparing neighbours, then only
-    the runs' first values (one per case in a grouped log) are hashed into case codes."""
-    starts, values, offset = [], [], 0
-    for chunk in column.chunks:
-        if len(chunk):
-            heads, head_values = _chunk_runs(chunk)
-            starts.append(heads + offset)
-            values.append(head_values)
-            offset += len(chunk)
-    if not starts:
+    the runs' first rows (one per case in a grouped log) are given case codes."""
+    chunks = [c for c in column.chunks if len(c)]
+    if not chunks:
         return CaseRuns(np.zeros(0, np.int64), np.zeros(0, np.int32), pa.array([], pa.string()))
-    # One array: encoding chunk by chunk would give every chunk its own growing dictionary.
-    encoded = pc.dictionary_encode(pa.concat_arrays(values))
-    code = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), np.int32)
-    keep = np.concatenate(([True], code[1:] != code[:-1]))  # runs cut only by chunk ends
-    return CaseRuns(np.concatenate(starts)[keep], code[keep], encoded.dictionary)
+    heads = [_heads(c) for c in chunks]
+    firsts = np.cumsum([0] + [len(c) for c in chunks[:-1]])
+    codes, values = _head_codes(chunks, heads)
+    keep = np.concatenate(([True], codes[1:] != codes[:-1]))  # runs cut only by chunk ends
+    starts = np.concatenate([h + f for h, f in zip(heads, firsts, strict=True)])[keep]
+    present = np.bincount(codes, minlength=len(values)) > 0
+    if int(keep.sum()) == int(present.sum()):  # grouped: number the cases in row order
+        code, distinct = pd.factorize(codes[keep])
+        return CaseRuns(starts, np.asarray(code, np.int32), values.take(pa.array(distinct)))
+    dense = (np.cumsum(present) - 1).astype(np.int32)  # any numbering will do: a linear one
+    return CaseRuns(starts, dense[codes[keep]], values.filter(pa.array(present)))
 
 
 def _run_codes(runs: CaseRuns, n_rows: int) -> np.ndarray:
