@@ -4,8 +4,9 @@
 
 Columns: ``case_id`` (string), ``activity`` (string, 30 activities), ``ts`` (UTC, rounded to
 the minute so equal timestamps inside a case occur, as in real logs), ``seq`` (file order).
-Cases average ten events; activities follow a loose chain with skips and loops; rows of
-different cases are interleaved, so ties inside a case are broken by file order (``seq``).
+Cases average ten events; activities follow a loose chain with skips and loops; each case's
+rows are written together and in time order (case ids in numeric, not text, order), and ties
+inside a case are broken by file order (``seq``).
 """
 
 from __future__ import annotations

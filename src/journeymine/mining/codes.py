@@ -14,18 +14,17 @@ names are decoded only for the output rows:
   equal, never assumed from the hash (a collision falls back to exact tuples);
 * start / end activities: the first and last row of every run.
 
-Quantiles are DuckDB's ``quantile_cont`` to the bit: with ``n`` sorted values and
-``rn = (n - 1) * q``, ``lo + (hi - lo) * (rn - floor(rn))`` over the values in seconds
-(``microseconds / 1e6``), so the figures equal the sharded run's, which uses ``quantile_cont``.
-The mean wait is the exact integer sum of microseconds divided once, as the sharded run does.
+An Arrow log (:func:`from_arrow`) only needs its cases grouped, not sorted: one pass over the
+case column finds its runs, and a log that arrives grouped (the usual export) is not moved.
+
+Quantiles are DuckDB's ``quantile_cont`` to the bit and the mean wait is the exact integer sum
+of microseconds divided once, as the sharded run does (:mod:`journeymine.mining.quantiles`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
-from functools import cache
 
 import duckdb
 import numpy as np
@@ -33,28 +32,33 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-QUANTILES = (0.5, 0.9)
-# Above this many groups, selecting per group in a Python loop costs more than one sort.
-LOOP_GROUPS = 4096
+from journeymine.mining.quantiles import exact_sums, grouped_quantiles, run_quantiles
+
+# Rows per block where a pass over the log would otherwise allocate temporaries of its size.
+BLOCK = 1 << 20
 # Odd 64-bit multipliers for the sequence hash (any odd constants will do: a collision is
 # caught by the comparison that follows, it only costs time).
 HASH_BASE = np.uint64(0x9E3779B97F4A7C15)
 HASH_LENGTH = np.uint64(0xC2B2AE3D27D4EB4F)
 
 Hasher = Callable[["SortedLog", np.ndarray, np.ndarray], np.ndarray]
+SeqAt = Callable[[np.ndarray], np.ndarray]  # a log's ``seq`` at given rows
 
 
 @dataclass(frozen=True)
 class SortedLog:
-    """A log in (case, time, seq) order as arrays: ``case`` keys (non-decreasing), ``activity``
-    codes into ``names``, ``us`` microseconds since the epoch; ``starts`` are the first rows of
-    the cases."""
+    """A log grouped by case, in (time, seq) order inside a case, as arrays: ``case`` codes
+    (each case one run of rows), ``activity`` codes into ``names``, ``us`` microseconds since
+    the epoch; ``starts`` are the first rows of the cases. ``case_keys`` are the cases' keys
+    (one per case, in row order) where the cases do not run in key order; None means they do
+    (only ties between variants look at it)."""
 
     case: np.ndarray
     activity: np.ndarray
     us: np.ndarray
     names: list[str]
     starts: np.ndarray
+    case_keys: pa.Array | None = None
 
     @property
     def ends(self) -> np.ndarray:
@@ -76,7 +80,7 @@ def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
         return np.zeros(0, np.int32), []
     indices = [np.asarray(c.indices.to_numpy(zero_copy_only=False)) for c in column.chunks]
     names = column.chunk(0).dictionary.to_pylist()
-    return np.concatenate(indices).astype(np.int32), names
+    return np.concatenate(indices).astype(np.int32, copy=False), names
 
 
 def _numbers(column: pa.ChunkedArray) -> np.ndarray:
@@ -84,6 +88,13 @@ def _numbers(column: pa.ChunkedArray) -> np.ndarray:
     if pa.types.is_timestamp(column.type):
         column = column.cast(pa.timestamp("us", column.type.tz)).cast(pa.int64())
     return np.asarray(column.combine_chunks().to_numpy(zero_copy_only=False), np.int64)
+
+
+def _micros(column: pa.ChunkedArray) -> np.ndarray:
+    """Timestamps of any unit as int64 microseconds (finer units truncated, as DuckDB stores)."""
+    if pa.types.is_timestamp(column.type) and column.type.unit != "us":
+        column = pc.cast(column, pa.timestamp("us", column.type.tz), safe=False)
+    return _numbers(column)
 
 
 def read_sorted(con: duckdb.DuckDBPyConnection, log: str) -> SortedLog:
@@ -103,24 +114,21 @@ def read_sorted(con: duckdb.DuckDBPyConnection, log: str) -> SortedLog:
 
 
 def sorted_log(
-    case: np.ndarray, activity: np.ndarray, us: np.ndarray, names: list[str]
+    case: np.ndarray,
+    activity: np.ndarray,
+    us: np.ndarray,
+    names: list[str],
+    *,
+    case_keys: pa.Array | None = None,
 ) -> SortedLog:
-    """A :class:`SortedLog` from arrays already in (case, time, seq) order."""
-    case = np.asarray(case, dtype=np.int64)
+    """A :class:`SortedLog` from arrays grouped by case and in (time, seq) order inside one."""
+    case = np.asarray(case) if np.asarray(case).dtype.kind in "iu" else np.asarray(case, np.int64)
     first = np.ones(len(case), dtype=bool)
     np.not_equal(case[1:], case[:-1], out=first[1:])
     starts = np.flatnonzero(first).astype(np.int64)
     wide = np.int32 if len(names) < 1 << 15 else np.int64  # wide enough for source * K + target
-    return SortedLog(case, np.asarray(activity, wide), np.asarray(us, np.int64), names, starts)
-
-
-def _ranks(column: pa.Array) -> tuple[np.ndarray, int]:
-    """Each value's rank among the distinct values (0-based, ascending) and how many there are:
-    a hash pass, then a sort of the distinct values only."""
-    encoded = column if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)
-    rank = np.empty(len(encoded.dictionary), dtype=np.int64)
-    rank[np.asarray(pc.sort_indices(encoded.dictionary))] = np.arange(len(rank))
-    return rank[np.asarray(encoded.indices.to_numpy(zero_copy_only=False))], len(rank)
+    activity, us = np.asarray(activity, wide), np.asarray(us, np.int64)
+    return SortedLog(case, activity, us, names, starts, case_keys)
 
 
 def _radix_order(keys: np.ndarray, n_keys: int) -> np.ndarray:
@@ -133,24 +141,178 @@ def _radix_order(keys: np.ndarray, n_keys: int) -> np.ndarray:
     return order
 
 
-def _in_order(case: np.ndarray, us: np.ndarray, seq: np.ndarray) -> bool:
-    """Whether rows are in (case, time, seq) order, given that they are grouped by case."""
-    same = case[1:] == case[:-1]
-    later = (us[1:] > us[:-1]) | ((us[1:] == us[:-1]) & (seq[1:] >= seq[:-1]))
-    return bool(np.all(later | ~same))
+def _time_ties(case: np.ndarray, us: np.ndarray) -> np.ndarray | None:
+    """For rows grouped by case: the rows whose next row in the same case has the same time,
+    or None if time steps back inside a case. Block by block, so that the temporaries are
+    reused in cache instead of allocated at the size of the log."""
+    ties = [np.zeros(0, np.int64)]
+    for lo in range(0, len(us) - 1, BLOCK):
+        hi = min(lo + BLOCK, len(us) - 1)
+        same = case[lo + 1 : hi + 1] == case[lo:hi]
+        step = us[lo + 1 : hi + 1] - us[lo:hi]
+        if bool(np.any((step < 0) & same)):
+            return None
+        ties.append(np.flatnonzero((step == 0) & same) + lo)
+    return np.concatenate(ties)
+
+
+def _in_order(case: np.ndarray, us: np.ndarray, seq: SeqAt) -> bool:
+    """Whether rows grouped by case are in (case, time, seq) order; ``seq`` gives the values
+    at given rows, asked only where the time ties."""
+    ties = _time_ties(case, us)
+    if ties is None:
+        return False
+    return bool(np.all(seq(ties + 1) >= seq(ties)))
+
+
+def _heads(chunk: pa.Array) -> np.ndarray:
+    """Where the runs of equal values of one chunk start: dictionary indices (one dictionary
+    per chunk) or the values themselves compared with their neighbour."""
+    if pa.types.is_dictionary(chunk.type):
+        indices = np.asarray(chunk.indices.to_numpy(zero_copy_only=False))
+        change = indices[1:] != indices[:-1]
+    else:
+        change = np.asarray(pc.not_equal(chunk[1:], chunk[:-1]).to_numpy(zero_copy_only=False))
+    return np.flatnonzero(np.concatenate(([True], change)))
+
+
+def _dictionary_maps(chunks: list[pa.Array]) -> tuple[list[np.ndarray], pa.Array]:
+    """For dictionary chunks: per chunk, its dictionary's entries as indices into one array of
+    distinct values. Each distinct dictionary is hashed once (a Parquet reader shares one per
+    row group among that row group's chunks), no row's string is touched."""
+    first: dict[tuple[object, ...], int] = {}
+    dictionaries: list[pa.Array] = []
+    which = []
+    for chunk in chunks:
+        d = chunk.dictionary
+        key = (len(d), d.offset, *(b.address if b is not None else 0 for b in d.buffers()))
+        if key not in first:
+            first[key] = len(dictionaries)
+            dictionaries.append(d)
+        which.append(first[key])
+    encoded = pc.dictionary_encode(pa.concat_arrays(dictionaries))
+    index = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), np.int64)
+    bounds = np.cumsum([0] + [len(d) for d in dictionaries])
+    maps = [index[bounds[w] : bounds[w + 1]] for w in which]
+    return maps, encoded.dictionary
+
+
+def _head_codes(chunks: list[pa.Array], heads: list[np.ndarray]) -> tuple[np.ndarray, pa.Array]:
+    """Each run's case as an index into an array of distinct case values."""
+    if pa.types.is_dictionary(chunks[0].type):
+        maps, values = _dictionary_maps(chunks)
+        codes = [
+            m[np.asarray(c.indices.to_numpy(zero_copy_only=False))[h]]
+            for c, m, h in zip(chunks, maps, heads, strict=True)
+        ]
+        return np.concatenate(codes), values
+    # One array: encoding chunk by chunk would give every chunk its own growing dictionary.
+    encoded = pc.dictionary_encode(
+        pa.concat_arrays([c.take(pa.array(h)) for c, h in zip(chunks, heads, strict=True)])
+    )
+    return np.asarray(encoded.indices.to_numpy(zero_copy_only=False)), encoded.dictionary
+
+
+@dataclass(frozen=True)
+class CaseRuns:
+    """A case column as runs of equal values: ``starts`` (first row of each run, ascending),
+    ``code`` (each run's case, neighbours never equal; numbered by first appearance when the
+    log is grouped), ``keys`` (the distinct case values, by code)."""
+
+    starts: np.ndarray
+    code: np.ndarray
+    keys: pa.Array
+
+    @property
+    def grouped(self) -> bool:
+        """Whether every case is one run (the log is grouped by case, in any case order)."""
+        return len(self.code) == len(self.keys)
+
+
+def case_runs(column: pa.ChunkedArray) -> CaseRuns:
+    """The runs of a case column without nulls: one linear pass comparing neighbours, then only
+    the runs' first rows (one per case in a grouped log) are given case codes."""
+    chunks = [c for c in column.chunks if len(c)]
+    if not chunks:
+        return CaseRuns(np.zeros(0, np.int64), np.zeros(0, np.int32), pa.array([], pa.string()))
+    heads = [_heads(c) for c in chunks]
+    firsts = np.cumsum([0] + [len(c) for c in chunks[:-1]])
+    codes, values = _head_codes(chunks, heads)
+    keep = np.concatenate(([True], codes[1:] != codes[:-1]))  # runs cut only by chunk ends
+    starts = np.concatenate([h + f for h, f in zip(heads, firsts, strict=True)])[keep]
+    present = np.bincount(codes, minlength=len(values)) > 0
+    if int(keep.sum()) == int(present.sum()):  # grouped: number the cases in row order
+        code, distinct = pd.factorize(codes[keep])
+        return CaseRuns(starts, np.asarray(code, np.int32), values.take(pa.array(distinct)))
+    dense = (np.cumsum(present) - 1).astype(np.int32)  # any numbering will do: a linear one
+    return CaseRuns(starts, dense[codes[keep]], values.filter(pa.array(present)))
+
+
+def _run_codes(runs: CaseRuns, n_rows: int) -> np.ndarray:
+    """Each row's case code: the running count of run starts, mapped to the run's code unless
+    the runs are the cases in code order (a grouped log, codes by first appearance)."""
+    run = np.zeros(n_rows, dtype=np.int32)
+    run[runs.starts[1:]] = 1
+    np.cumsum(run, out=run)
+    return run if runs.grouped else runs.code[run]
+
+
+def _row_order(runs: CaseRuns, n_rows: int) -> np.ndarray | None:
+    """The rows in case-code order (stable), moving whole runs; None when already grouped."""
+    if runs.grouped:
+        return None
+    lengths = np.diff(np.append(runs.starts, n_rows))
+    moved = _radix_order(runs.code.astype(np.int64), len(runs.keys))
+    lengths = lengths[moved]
+    ends = np.cumsum(lengths)
+    return np.repeat(runs.starts[moved] - (ends - lengths), lengths) + np.arange(n_rows)
+
+
+def _activity_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
+    """Activity codes and names of a string or dictionary column."""
+    if not pa.types.is_dictionary(column.type):
+        column = pc.dictionary_encode(column)
+    code, names = _codes(column)
+    return code, [str(n) for n in names]
+
+
+def _take_sorted(column: pa.ChunkedArray, rows: np.ndarray) -> np.ndarray:
+    """An integer column's values at ascending ``rows``, chunk by chunk: no copy of the
+    column, no Arrow take across chunks."""
+    lengths = np.array([len(c) for c in column.chunks], dtype=np.int64)
+    firsts = np.cumsum(lengths) - lengths
+    bounds = np.searchsorted(rows, np.append(firsts, firsts[-1] + lengths[-1]))
+    out = np.empty(len(rows), np.int64)
+    for chunk, first, lo, hi in zip(column.chunks, firsts, bounds[:-1], bounds[1:], strict=True):
+        if hi > lo:
+            out[lo:hi] = np.asarray(chunk.to_numpy(zero_copy_only=False))[rows[lo:hi] - first]
+    return out
+
+
+def _seq_at(column: pa.ChunkedArray, order: np.ndarray | None) -> SeqAt:
+    """``seq`` at given ascending rows of the (re)ordered log, without reading the whole
+    column when the rows were not moved."""
+
+    def at(rows: np.ndarray) -> np.ndarray:
+        if order is None:
+            return _take_sorted(column, rows)
+        return _numbers(column)[order[rows]]
+
+    return at
 
 
 def from_arrow(table: pa.Table) -> SortedLog:
     """A :class:`SortedLog` of an Arrow log (``case_key`` or ``case_id``, ``activity``, ``ts``,
-    ``seq``) without a database: cases ranked by key (so the first case of a variant is the one
-    with the lowest key, as in the stored log), activities dictionary-encoded, rows put in
-    (case, time, seq) order. Rows without case, activity or time are left out.
+    ``seq``) without a database. Rows without case, activity or time are left out.
 
-    The sort is by case only, stable, in linear time; logs whose rows already run in time order
-    inside a case (the usual export, and the warehouse's touchpoints) need nothing more, any
-    other falls back to one three-key sort."""
+    Cases only need to be grouped, not sorted: a log already grouped by case (checked in one
+    pass over the case column) is used as it comes, any other is grouped by a linear-time
+    radix sort of its runs. The lexical order of case keys matters only for ties between
+    variants (first case = lowest key, as in the stored log), so only the distinct keys are
+    sorted, and only for the variants (``SortedLog.case_keys``). Rows not already in time
+    order inside a case (the usual export is) fall back to one three-key sort."""
     case_column = "case_key" if "case_key" in table.column_names else "case_id"
-    table = table.select([case_column, "activity", "ts", "seq"]).combine_chunks()
+    table = table.select([case_column, "activity", "ts", "seq"])
     if any(table.column(c).null_count for c in (case_column, "activity", "ts")):
         keep = pc.and_(
             pc.and_(pc.is_valid(table.column(case_column)), pc.is_valid(table.column("activity"))),
@@ -159,128 +321,18 @@ def from_arrow(table: pa.Table) -> SortedLog:
         table = table.filter(keep)
     if table.num_rows == 0:
         return sorted_log(np.zeros(0), np.zeros(0), np.zeros(0), [])
-    case, n_cases = _ranks(table.column(case_column).chunk(0))
-    activity = table.column("activity").combine_chunks()
-    if not pa.types.is_dictionary(activity.type):
-        activity = pc.dictionary_encode(activity)
-    codes = np.asarray(activity.indices.to_numpy(zero_copy_only=False))
-    ts = table.column("ts").combine_chunks()
-    us = _numbers(pa.chunked_array([pc.cast(ts, pa.timestamp("us", ts.type.tz), safe=False)]))
-    seq = _numbers(table.column("seq"))
-    grouped = bool(np.all(case[1:] >= case[:-1]))  # already in case order: nothing to move
-    order = None if grouped else _radix_order(case, n_cases)
+    runs = case_runs(table.column(case_column))
+    case = _run_codes(runs, table.num_rows)
+    codes, names = _activity_codes(table.column("activity"))
+    us = _micros(table.column("ts"))
+    order = _row_order(runs, table.num_rows)
     if order is not None:
-        case, us, seq, codes = case[order], us[order], seq[order], codes[order]
-    if not _in_order(case, us, seq):
-        order = np.lexsort((seq, us, case))
         case, us, codes = case[order], us[order], codes[order]
-    names = [str(n) for n in activity.dictionary.to_pylist()]
-    return sorted_log(case, codes, us, names)
-
-
-@cache
-def _duckdb_fuses() -> bool:
-    """Whether this DuckDB build computes ``lo * (1 - d) + hi * d`` as one fused multiply-add
-    (compilers may contract it, and the last bit of some quantiles depends on it): one probe
-    on values where the two differ."""
-    lo, hi = 4851.909744, 7503.646726  # n = 5, q = 0.9: rank 3.6, d = 0.6000000000000001
-    con = duckdb.connect()
-    try:
-        got = con.execute(
-            "SELECT quantile_cont(x, 0.9) FROM (SELECT unnest($v::DOUBLE[]) AS x)",
-            {"v": [0.0, 0.0, 0.0, lo, hi]},
-        ).fetchall()[0][0]
-    finally:
-        con.close()
-    return bool(got == _fused(lo, 1.0 - 0.6000000000000001, hi * 0.6000000000000001))
-
-
-def _fused(a: float, b: float, c: float) -> float:
-    """``a * b + c`` rounded once, as a fused multiply-add does."""
-    return float(Fraction(a) * Fraction(b) + Fraction(c))
-
-
-def interpolate(lo_us: np.ndarray, hi_us: np.ndarray, rank: np.ndarray) -> np.ndarray:
-    """``quantile_cont`` between the order statistics ``floor(rank)`` and ``ceil(rank)`` (µs in,
-    seconds out), to the bit as DuckDB computes it: ``lo * (1 - d) + hi * d``, ``d`` the
-    fractional part of the rank, and ``lo`` itself when ``d`` is 0."""
-    lo, hi = np.asarray(lo_us / 1e6, np.float64), np.asarray(hi_us / 1e6, np.float64)
-    frac = rank - np.floor(rank)
-    out = np.where(frac == 0, lo, lo * (1.0 - frac) + hi * frac)
-    if _duckdb_fuses():  # at d = 0.5 both products are exact, so fusing changes nothing
-        for i in zip(*np.nonzero((frac != 0) & (frac != 0.5)), strict=True):
-            out[i] = _fused(float(lo[i]), 1.0 - float(frac[i]), float(hi[i] * frac[i]))
-    return out
-
-
-def _quantiles_by_loop(
-    values: np.ndarray, offsets: np.ndarray, counts: np.ndarray, qs: tuple[float, ...]
-) -> np.ndarray:
-    """Quantiles of each group of ``values`` (grouped, unsorted inside a group) by selection."""
-    ranks = (counts[:, None] - 1).astype(np.float64) * np.array(qs)[None, :]
-    lo_at, hi_at = np.floor(ranks).astype(np.int64), np.ceil(ranks).astype(np.int64)
-    lo, hi = np.empty(ranks.shape, np.int64), np.empty(ranks.shape, np.int64)
-    for g, (start, count) in enumerate(zip(offsets.tolist(), counts.tolist(), strict=True)):
-        kth = np.unique(np.concatenate((lo_at[g], hi_at[g])))
-        part = np.partition(values[start : start + count], kth)
-        lo[g], hi[g] = part[lo_at[g]], part[hi_at[g]]
-    return interpolate(lo, hi, ranks)
-
-
-def _sort_within(groups: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
-    """``values`` (non-negative integers) sorted by (group, value): one integer sort when both
-    fit in 63 bits, else a two-key lexsort."""
-    if len(values) == 0:
-        return values
-    value_bits = int(values.max()).bit_length()
-    group_bits = max(n_groups - 1, 0).bit_length()
-    if value_bits + group_bits <= 62:
-        keys = (groups.astype(np.int64) << value_bits) | values
-        keys.sort()
-        return keys & ((1 << value_bits) - 1)
-    return values[np.lexsort((values, groups))]
-
-
-def grouped_quantiles(
-    groups: np.ndarray,
-    values: np.ndarray,
-    n_groups: int,
-    *,
-    qs: tuple[float, ...] = QUANTILES,
-) -> np.ndarray:
-    """Quantiles ``qs`` of non-negative integer ``values`` (µs) per group ``0..n_groups-1`` (every
-    group non-empty), in seconds, one row per group: one sort by (group, value), then the
-    order statistics of every group at once."""
-    counts = np.bincount(groups, minlength=n_groups)
-    offsets = (np.cumsum(counts) - counts).astype(np.int64)
-    ordered = _sort_within(groups, values, n_groups)
-    out = np.empty((n_groups, len(qs)))
-    for j, q in enumerate(qs):
-        rank = (counts - 1).astype(np.float64) * q
-        lo = ordered[offsets + np.floor(rank).astype(np.int64)]
-        hi = ordered[offsets + np.ceil(rank).astype(np.int64)]
-        out[:, j] = interpolate(lo, hi, rank)
-    return out
-
-
-def run_quantiles(
-    values: np.ndarray, counts: np.ndarray, qs: tuple[float, ...] = QUANTILES
-) -> np.ndarray:
-    """As :func:`grouped_quantiles` for values already grouped in runs of ``counts`` (any order
-    inside a run): few runs are selected one by one (linear time), many are sorted at once."""
-    if len(counts) <= LOOP_GROUPS:
-        return _quantiles_by_loop(values, (np.cumsum(counts) - counts).astype(np.int64), counts, qs)
-    return grouped_quantiles(np.repeat(np.arange(len(counts)), counts), values, len(counts), qs=qs)
-
-
-def _exact_sums(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Per-group sums of non-negative int64 values without overflow: high and low 32 bits are
-    summed apart (each fits in int64 for up to 2**31 values) and joined as Python integers."""
-    if len(values) == 0:
-        return np.array([], dtype=object)
-    high = np.add.reduceat(values >> 32, offsets).astype(object)
-    low = np.add.reduceat(values & 0xFFFFFFFF, offsets).astype(object)
-    return np.asarray(high * (1 << 32) + low, dtype=object)
+    if not _in_order(case, us, _seq_at(table.column("seq"), order)):
+        seq = _numbers(table.column("seq"))
+        order = np.lexsort((seq if order is None else seq[order], us, case))
+        case, us, codes = case[order], us[order], codes[order]
+    return sorted_log(case, codes, us, names, case_keys=runs.keys)
 
 
 def _edge_ids(
@@ -303,19 +355,21 @@ def dfg(log: SortedLog) -> pa.Table:
     """Directly-follows edges: frequency, distinct cases, wait mean / median / p90 (seconds),
     most frequent first, then by source and target name."""
     k = max(len(log.names), 1)
-    pairs = np.flatnonzero(log.case[1:] == log.case[:-1])  # row i -> i + 1 in one case
-    present, ids, frequency = _edge_ids(log.activity[pairs], log.activity[1:][pairs], k)
+    # Pairs (row i -> i + 1 in one case) are taken by boolean masks, in row order: sequential
+    # passes; the one random access is putting waits and cases in edge order.
+    pair = log.case[1:] == log.case[:-1]
+    present, ids, frequency = _edge_ids(log.activity[:-1][pair], log.activity[1:][pair], k)
     offsets = (np.cumsum(frequency) - frequency).astype(np.int64)
-    pairs = pairs[np.argsort(ids, kind="stable")]  # grouped by edge, cases still in order
-    waits = log.us[1:][pairs] - log.us[pairs]
-    cases_in_order = log.case[pairs]
-    new_case = np.ones(len(pairs), dtype=bool)
+    by_edge = np.argsort(ids, kind="stable")  # grouped by edge, each case's pairs together
+    waits = np.diff(log.us)[pair][by_edge]
+    cases_in_order = log.case[:-1][pair][by_edge]
+    new_case = np.ones(len(by_edge), dtype=bool)
     np.not_equal(cases_in_order[1:], cases_in_order[:-1], out=new_case[1:])
     new_case[offsets] = True
     n_edges = len(present)
     cases = np.add.reduceat(new_case, offsets).astype(np.int64) if n_edges else frequency
     quantiles = run_quantiles(waits, frequency)
-    sums = _exact_sums(waits, offsets).tolist()
+    sums = exact_sums(waits, offsets).tolist()
     means = [float(s) / f / 1e6 for s, f in zip(sums, frequency.tolist(), strict=True)]
     names = np.array(log.names, dtype=object)
     table = pa.table(
@@ -390,6 +444,19 @@ def variant_ids(log: SortedLog, hasher: Hasher = sequence_hash) -> np.ndarray:
     return ids if same else _exact_variant_ids(log)
 
 
+def _variant_order(log: SortedLog, ids: np.ndarray, cases: np.ndarray) -> np.ndarray:
+    """Variants by cases descending, ties by their first case in key order: ids number the
+    variants in row order of their first case, which is key order unless ``case_keys`` say
+    otherwise; then each variant's lowest key rank decides."""
+    if log.case_keys is None:
+        return np.argsort(-cases, kind="stable")
+    rank = np.empty(len(log.case_keys), dtype=np.int64)
+    rank[np.asarray(pc.sort_indices(log.case_keys))] = np.arange(len(rank))
+    lowest = np.full(len(cases), np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(lowest, ids, rank)
+    return np.lexsort((lowest, -cases))
+
+
 def variants(log: SortedLog, hasher: Hasher = sequence_hash) -> pa.Table:
     """Variants, most cases first, ties by first case: label, activities, cases, share,
     coverage, length and the median first-to-last duration (seconds) of their cases."""
@@ -399,7 +466,7 @@ def variants(log: SortedLog, hasher: Hasher = sequence_hash) -> pa.Table:
     cases = np.bincount(ids, minlength=n_variants).astype(np.int64)
     durations = log.us[log.ends] - log.us[log.starts]
     medians = grouped_quantiles(ids, durations, n_variants, qs=(0.5,))[:, 0]
-    order = np.argsort(-cases, kind="stable")  # ids are in first-case order already
+    order = _variant_order(log, ids, cases)
     total = int(cases.sum())
     lengths = log.lengths[first][order]
     offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int32)
