@@ -301,6 +301,30 @@ def _seq_at(column: pa.ChunkedArray, order: np.ndarray | None) -> SeqAt:
     return at
 
 
+# Rows per case run below which a log's cases count as scattered (shuffled, or in time order
+# across cases): moving runs would cost a pass per row, so cases are ranked instead.
+SCATTERED = 4
+
+
+def _ranked(table: pa.Table, case_column: str) -> SortedLog:
+    """:func:`from_arrow` for a log whose cases are scattered: cases ranked by key (one sort of
+    the distinct keys), rows moved by the stable radix sort of their rank, which keeps a log in
+    time order in time order inside each case; else one three-key sort."""
+    column = table.column(case_column).combine_chunks()
+    encoded = column if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)
+    rank = np.empty(len(encoded.dictionary), np.int64)
+    rank[np.asarray(pc.sort_indices(encoded.dictionary))] = np.arange(len(rank))
+    case = rank[np.asarray(encoded.indices.to_numpy(zero_copy_only=False))]
+    order = _radix_order(case, len(rank))
+    codes, names = _activity_codes(table.column("activity"))
+    case, codes = case[order], codes[order]
+    us, seq = _micros(table.column("ts"))[order], _numbers(table.column("seq"))[order]
+    if not _in_order(case, us, lambda rows: seq[rows]):
+        again = np.lexsort((seq, us, case))
+        case, us, codes = case[again], us[again], codes[again]
+    return sorted_log(case, codes, us, names)
+
+
 def from_arrow(table: pa.Table) -> SortedLog:
     """A :class:`SortedLog` of an Arrow log (``case_key`` or ``case_id``, ``activity``, ``ts``,
     ``seq``) without a database. Rows without case, activity or time are left out.
@@ -325,6 +349,8 @@ def from_arrow(table: pa.Table) -> SortedLog:
     case = _run_codes(runs, table.num_rows)
     codes, names = _activity_codes(table.column("activity"))
     us = _micros(table.column("ts"))
+    if not runs.grouped and len(runs.starts) > table.num_rows // SCATTERED:
+        return _ranked(table, case_column)
     order = _row_order(runs, table.num_rows)
     if order is not None:
         case, us, codes = case[order], us[order], codes[order]
