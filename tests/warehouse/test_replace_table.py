@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pytest
 
 from journeymine.errors import WarehouseError
-from journeymine.warehouse import replace_table, schema
+from journeymine.warehouse import replace_table, schema, transaction
 
 
 @pytest.fixture
@@ -114,3 +115,18 @@ def test_a_value_that_does_not_fit_its_declared_type_names_the_column(
 def test_a_result_without_columns_is_refused(con: duckdb.DuckDBPyConnection) -> None:
     with pytest.raises(WarehouseError, match="has no columns"):
         replace_table(con, "paths", pd.DataFrame())
+
+
+def test_a_run_that_leaves_a_table_unlike_its_declaration_publishes_nothing(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "w.duckdb"
+    with transaction(db) as con:
+        replace_table(con, "paths", paths())
+    refused = "table 'dfg' does not match.*'frequency' is missing"
+    with pytest.raises(WarehouseError, match=refused), transaction(db) as con:
+        replace_table(con, "paths", paths(people=[5, 5]))
+        con.execute("CREATE TABLE dfg (source_activity VARCHAR, target_activity VARCHAR)")
+    with duckdb.connect(str(db), read_only=True) as reader:
+        assert reader.execute("SELECT sum(people) FROM paths").fetchall() == [(4,)]
+        assert schema.columns_of(reader, "dfg") == []

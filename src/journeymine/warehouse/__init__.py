@@ -68,7 +68,8 @@ def transaction(path: str | Path, *, wait_s: float = 0.0) -> Iterator[duckdb.Duc
     """Hold the writer lock and a connection to a working copy; publish it if the block succeeds.
 
     Everything the block writes appears to readers at once, when the block ends without an
-    exception; on an exception the published warehouse is left untouched.
+    exception and every declared table it holds conforms to its declaration
+    (:func:`schema.conform_all`); otherwise the published warehouse is left untouched.
     """
     path = Path(path)
     with writer_lock(path, wait_s=wait_s):
@@ -85,6 +86,9 @@ def transaction(path: str | Path, *, wait_s: float = 0.0) -> Iterator[duckdb.Duc
             raise
         try:
             yield con
+            # Publish only tables as declared (schema.WAREHOUSE), whoever created them: the
+            # modules that create theirs in SQL do not pass through replace_table.
+            schema.conform_all(con)
             con.execute("CHECKPOINT")  # fold the WAL in: the published file stands alone
         except BaseException:
             con.close()

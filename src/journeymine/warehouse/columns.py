@@ -31,9 +31,6 @@ class Table:
     columns: tuple[Column, ...]
     view: bool = False
 
-    def column(self, name: str) -> Column:
-        return next(c for c in self.columns if c.name == name)
-
 
 _SCALARS: dict[str, pa.DataType] = {
     "VARCHAR": pa.string(),
