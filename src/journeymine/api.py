@@ -32,58 +32,9 @@ if TYPE_CHECKING:  # the heavy layers load when a function needs them, not on `i
     from journeymine.spec import JourneySpec
 
 STATUSES = ("converted", "dropped", "open", "excluded", "final")
-# Every table and view docs/warehouse.md documents, in its order (tests/test_docs.py checks the
-# doc, this list and what a full run of the sample creates agree).
-TABLES = (
-    # raw layer (and the identity state the loader keeps), declared in warehouse/schema.py
-    *schema.TABLES,
-    "meta",
-    # identity
-    "identity_edges",
-    "identity_edges_stored",
-    "identity_components",
-    "identity_component_joins",
-    "identity_conflicts",
-    "identity_joins",
-    "identity_policy",
-    "persons",
-    "account_links",
-    "account_evidence",
-    "account_conflicts",
-    "account_merges",
-    "person_accounts",
-    # canonical
-    "touchpoints",
-    # mining and analyses
-    "event_log",
-    "dfg",
-    "variants",
-    "start_activities",
-    "end_activities",
-    "map_nodes",
-    "map_edges",
-    "stage_entries",
-    "stage_segments",
-    "stage_funnel",
-    "followups",
-    "cost_of_waiting",
-    "conformance",
-    "conformance_summary",
-    "drivers",
-    "drift_edges",
-    "drift_variants",
-    "drift_stages",
-    "drift_latency",
-    "retention",
-    "paths",
-    "feelings",
-    "journey_grid",
-    "opportunities",
-    "headlines",
-    "run_history",
-    "alerts",
-    "latest_alerts",
-)
+# Every table and view a full run creates, in docs/warehouse.md's order: the declaration
+# (warehouse/schema.py), which the doc is made from and tests/warehouse holds to a run.
+TABLES = tuple(schema.WAREHOUSE)
 # The dashboard's figures a notebook may ask for by name (``figure``).
 FIGURES = (
     "kpi_header",

@@ -28,12 +28,15 @@ import pandas as pd
 from filelock import FileLock, Timeout
 
 from journeymine.errors import WarehouseError
+from journeymine.sql import ident
 from journeymine.warehouse import schema
 
 SCHEMA_VERSION = 1
 _HELD: set[str] = set()  # writer locks this process holds: re-entering one is a no-op
 
-SCHEMA = schema.DDL  # the raw layer and the identity state, declared in schema.py
+# The tables a warehouse starts with (the raw layer and the identity state); schema.WAREHOUSE
+# declares every table a run creates.
+SCHEMA = schema.DDL
 
 
 def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -65,7 +68,8 @@ def transaction(path: str | Path, *, wait_s: float = 0.0) -> Iterator[duckdb.Duc
     """Hold the writer lock and a connection to a working copy; publish it if the block succeeds.
 
     Everything the block writes appears to readers at once, when the block ends without an
-    exception; on an exception the published warehouse is left untouched.
+    exception and every declared table it holds conforms to its declaration
+    (:func:`schema.conform_all`); otherwise the published warehouse is left untouched.
     """
     path = Path(path)
     with writer_lock(path, wait_s=wait_s):
@@ -82,6 +86,9 @@ def transaction(path: str | Path, *, wait_s: float = 0.0) -> Iterator[duckdb.Duc
             raise
         try:
             yield con
+            # Publish only tables as declared (schema.WAREHOUSE), whoever created them: the
+            # modules that create theirs in SQL do not pass through replace_table.
+            schema.conform_all(con)
             con.execute("CHECKPOINT")  # fold the WAL in: the published file stands alone
         except BaseException:
             con.close()
@@ -191,11 +198,57 @@ def require_tables(con: duckdb.DuckDBPyConnection, *names: str) -> None:
 
 
 def replace_table(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) -> None:
-    """Replace table ``name`` with the rows of ``frame`` (an analysis result)."""
+    """Replace table ``name`` with the rows of ``frame`` (an analysis result), as declared.
+
+    The frame must hold exactly the declared columns (``schema.WAREHOUSE``; optional ones may be
+    missing); each is cast to its declared type, so a column pandas typed by accident (all
+    null, an integer column with a gap) is stored as declared, and the table conforms.
+    """
     if len(frame.columns) == 0:
         raise WarehouseError(f"refusing to store {name!r}: the result has no columns")
+    columns = _declared_columns(name, frame)
     con.register("jm_frame", frame)
     try:
-        con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM jm_frame")
+        select = ", ".join(_cast(c) + " AS " + ident(c.name) for c in columns)
+        try:
+            con.execute(f"CREATE OR REPLACE TABLE {ident(name)} AS SELECT {select} FROM jm_frame")
+        except duckdb.Error as exc:
+            raise WarehouseError(
+                f"cannot store {name!r}: {_failing_cast(con, columns, exc)}"
+            ) from exc
     finally:
         con.unregister("jm_frame")
+    schema.conform(con, name)
+
+
+def _declared_columns(name: str, frame: pd.DataFrame) -> list[schema.Column]:
+    """The declared columns of ``name`` the frame holds, in declared order; a
+    :class:`WarehouseError` naming the columns if the frame's differ from the declaration."""
+    table = schema.declared(name)
+    held = [str(c) for c in frame.columns]
+    missing = [c.name for c in table.columns if c.name not in held and not c.optional]
+    extra = [c for c in held if c not in {d.name for d in table.columns}]
+    if missing or extra:
+        raise WarehouseError(
+            f"refusing to store {name!r}: missing declared columns {missing}, "
+            f"undeclared columns {extra} (journeymine/warehouse/schema*.py declares the table)"
+        )
+    return [c for c in table.columns if c.name in held]
+
+
+def _cast(column: schema.Column) -> str:
+    if column.sql == schema.ENUM:  # the producer's own ENUM of the values it holds
+        return ident(column.name)
+    return f"CAST({ident(column.name)} AS {column.sql})"
+
+
+def _failing_cast(
+    con: duckdb.DuckDBPyConnection, columns: list[schema.Column], exc: duckdb.Error
+) -> str:
+    """Name the first column whose values do not cast to its declared type (error path only)."""
+    for column in columns:
+        try:
+            con.execute(f"SELECT {_cast(column)} FROM jm_frame").fetchall()
+        except duckdb.Error as failed:
+            return f"column {column.name!r} does not convert to {column.sql}: {failed}"
+    return str(exc)

@@ -1,34 +1,36 @@
-"""The raw layer's tables, declared once: each column's name, Arrow type, SQL type and meaning.
+"""Every warehouse table, declared once: its layer, what one row is, and each column's name,
+Arrow type, SQL type and meaning.
 
-The staging Parquet written by the parsers (``STAGED``) and the warehouse tables the loader fills
-(``TABLES``) are both derived from the column groups below, so the DDL
-(:data:`journeymine.warehouse.SCHEMA`), the staging Arrow schemas and the loader's column lists
-cannot drift apart. The derived layers (identity, touchpoints, analyses) are created by the
-modules that own them; ``docs/warehouse.md`` lists every table a run makes, and
-``tests/test_docs.py`` holds the page to what a run of the sample creates.
+The raw layer is declared here, the derived layers in :mod:`.schema_derived` (identity,
+touchpoints) and :mod:`.schema_analyses` (mining, analyses); :data:`WAREHOUSE` lists them all,
+in docs/warehouse.md's order. From it come the DDL the loader creates
+(:data:`journeymine.warehouse.SCHEMA`), the staging Arrow schemas and the loader's column lists,
+the tables ``warehouse.replace_table`` writes, ``api.TABLES`` and the tables of
+docs/warehouse.md (``scripts/make_warehouse_doc.py``). :func:`conform` holds a table in a
+warehouse to its declaration; ``tests/warehouse`` holds the declaration to what a run of the
+sample creates.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+import duckdb
 import pyarrow as pa
 
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    arrow: pa.DataType
-    sql: str
-    meaning: str
+from journeymine.errors import WarehouseError
+from journeymine.warehouse import schema_analyses, schema_derived
+from journeymine.warehouse.columns import ENUM as ENUM
+from journeymine.warehouse.columns import LAYERS as LAYERS
+from journeymine.warehouse.columns import Column as Column
+from journeymine.warehouse.columns import Table, col
+from journeymine.warehouse.schema_derived import RUN_ID
 
 
 def _text(name: str, meaning: str) -> Column:
-    return Column(name, pa.string(), "VARCHAR", meaning)
+    return col(name, "VARCHAR", meaning)
 
 
 def _time(name: str, meaning: str) -> Column:
-    return Column(name, pa.timestamp("us", tz="UTC"), "TIMESTAMPTZ", meaning)
+    return col(name, "TIMESTAMPTZ", meaning)
 
 
 LINEAGE = (
@@ -51,7 +53,7 @@ EVENT = (
     _text("raw_time", "the time value exactly as exported"),
     _text("id_type", "identity node type of the person it belongs to"),
     _text("id_value", "identity node value of the person it belongs to"),
-    _text("channel", "web, email, crm, billing, support, feedback"),
+    _text("channel", "web, email, crm, billing, support, survey"),
     _text("owner", "the company-side owner id, when the record names one"),
     _text("account_type", "the account node the record names, if any"),
     _text("account_value", "the account node's value"),
@@ -74,7 +76,6 @@ REJECT = (
     _text("reason", "why the record was quarantined, naming the field"),
     _text("raw", "the record exactly as exported"),
 )
-RUN_ID = _text("run_id", "the load run that wrote the row")
 SEQ = Column("seq", pa.int64(), "BIGINT", "load order: ties of equal timestamps break by it")
 IDX = Column("idx", pa.int32(), "INTEGER", "the event's number within its record")
 
@@ -102,6 +103,8 @@ RAW: dict[str, tuple[Column, ...]] = {
     "labels": (*LINEAGE, *LABEL),
 }
 _BIGINT = "BIGINT"
+# The tables a warehouse is created with (the DDL): the raw layer and the identity state a load
+# keeps across runs. The modules that own the other tables create them (see WAREHOUSE).
 TABLES: dict[str, tuple[Column, ...]] = {
     **{f"raw_{name}": columns for name, columns in RAW.items()},
     **{f"dup_{name}": columns for name, columns in RAW.items()},
@@ -121,24 +124,9 @@ TABLES: dict[str, tuple[Column, ...]] = {
         _time("loaded_at", "when the run loaded it"),
         RUN_ID,
     ),
-    "identity_nodes": (
-        _text("node_type", "identity node type"),
-        _text("node_id", "identity node value"),
-        Column("person_id", pa.int64(), _BIGINT, "the person it belongs to (stable across runs)"),
-        _time("first_assigned_at", "when it first got that person"),
-    ),
-    "person_merges": (
-        Column("merged_person_id", pa.int64(), _BIGINT, "a person id absorbed"),
-        Column("into_person_id", pa.int64(), _BIGINT, "the id that absorbed it"),
-        _time("merged_at", "when"),
-        RUN_ID,
-    ),
-    "account_nodes": (
-        _text("node_type", "account identifier type"),
-        _text("node_id", "account identifier value"),
-        Column("account_id", pa.int64(), _BIGINT, "the account it belongs to (stable)"),
-        _time("first_assigned_at", "when it first got that account"),
-    ),
+    "identity_nodes": schema_derived.IDENTITY_NODES,
+    "person_merges": schema_derived.PERSON_MERGES,
+    "account_nodes": schema_derived.ACCOUNT_NODES,
 }
 
 
@@ -156,9 +144,127 @@ def create_sql(table: str, columns: tuple[Column, ...]) -> str:
     return f"CREATE TABLE IF NOT EXISTS {table} ({body});"
 
 
+META = (
+    _text("key", "the setting's name (schema_version)"),
+    _text("value", "its value"),
+)
 DDL = "\n".join(
     [
-        "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);",
+        create_sql("meta", META).replace(" VARCHAR,", " VARCHAR PRIMARY KEY,", 1),
         *(create_sql(table, columns) for table, columns in TABLES.items()),
     ]
 )
+
+
+def _raw(name: str, row: str, layer: str = "raw") -> Table:
+    return Table(name, layer, row, TABLES[name])
+
+
+RAW_LAYER = (
+    _raw("raw_rows", "one accepted vendor record, as exported"),
+    _raw("raw_events", "one event a record yields"),
+    _raw(
+        "raw_edges",
+        "one identity link a record states (two identifiers, the rule that links them)",
+    ),
+    _raw("raw_labels", "one name for an id (a Salesforce user's name, a campaign's title)"),
+    _raw("quarantine", "one rejected record, with the reason naming the field"),
+    _raw(
+        "load_manifest",
+        "one landed file version: `rows_read = rows_loaded + duplicates + quarantined`",
+    ),
+    Table("meta", "raw", "one setting of the warehouse (`schema_version`)", META),
+    _raw("dup_rows", "a duplicate record", "duplicates"),
+    _raw("dup_events", "an event of a duplicate record", "duplicates"),
+    _raw("dup_edges", "a link of a duplicate record", "duplicates"),
+    _raw("dup_labels", "a name of a duplicate record", "duplicates"),
+)
+# Every table and view a full run creates, in docs/warehouse.md's order (layer by layer).
+WAREHOUSE: dict[str, Table] = {
+    t.name: t
+    for t in sorted(
+        (
+            *RAW_LAYER,
+            *schema_derived.IDENTITY,
+            *schema_derived.CANONICAL,
+            *schema_analyses.ALL,
+        ),
+        key=lambda t: LAYERS.index(t.layer),  # stable: keeps the order within a layer
+    )
+}
+
+
+def declared(name: str) -> Table:
+    """The declaration of table ``name``; a :class:`WarehouseError` if there is none."""
+    try:
+        return WAREHOUSE[name]
+    except KeyError:
+        raise WarehouseError(
+            f"table {name!r} is not declared in journeymine/warehouse/schema*.py: declare its "
+            "columns there (docs/warehouse.md is made from the declaration)"
+        ) from None
+
+
+def same_type(declared_sql: str, actual: str) -> bool:
+    """Whether DuckDB's name of a column's type (``information_schema``) is the declared one."""
+    if declared_sql == ENUM:  # its values are the data's: any ENUM will do
+        return actual.startswith("ENUM(")
+    return declared_sql.replace("TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE") == actual
+
+
+def columns_of(con: duckdb.DuckDBPyConnection, name: str) -> list[tuple[str, str]]:
+    """``(column, type)`` of a table or view of the warehouse file (not a temp one), in order."""
+    return [
+        (column, kind)
+        for column, kind in con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_catalog = current_database() AND table_schema = 'main' "
+            "AND table_name = ? ORDER BY ordinal_position",
+            [name],
+        ).fetchall()
+    ]
+
+
+def conform(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Raise a :class:`WarehouseError` naming the table and column unless table ``name`` has
+    exactly its declared columns (optional ones may be absent), in order, of the declared types."""
+    table = declared(name)
+    actual = columns_of(con, name)
+    if not actual:
+        raise WarehouseError(f"table {name!r} is not in the warehouse")
+    present = {column for column, _ in actual}
+    expected = [c for c in table.columns if not (c.optional and c.name not in present)]
+    problems = [f"column {c.name!r} is missing" for c in expected if c.name not in present]
+    problems += [
+        f"column {column!r} is not declared" for column in present - {c.name for c in table.columns}
+    ]
+    if not problems and [c.name for c in expected] != [column for column, _ in actual]:
+        problems.append(
+            f"columns are in the order {[column for column, _ in actual]}, "
+            f"declared {[c.name for c in expected]}"
+        )
+    types = dict(actual)
+    problems += [
+        f"column {c.name!r} is {types[c.name]}, declared {c.sql}"
+        for c in expected
+        if c.name in types and not same_type(c.sql, types[c.name])
+    ]
+    if problems:
+        raise WarehouseError(
+            f"table {name!r} does not match its declaration (journeymine/warehouse/schema*.py): "
+            + "; ".join(problems)
+        )
+
+
+def conform_all(con: duckdb.DuckDBPyConnection) -> None:
+    """:func:`conform` every declared table the warehouse holds so far."""
+    held = {
+        name
+        for (name,) in con.execute(
+            "SELECT DISTINCT table_name FROM information_schema.tables "
+            "WHERE table_catalog = current_database() AND table_schema = 'main'"
+        ).fetchall()
+    }
+    for name in WAREHOUSE:
+        if name in held:
+            conform(con, name)
