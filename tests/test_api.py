@@ -109,10 +109,25 @@ def test_import_analyse_draw_and_export_through_the_public_api(tmp_path: Path) -
         assert {"register", "approve", "reject"} <= {label.split(" (")[0] for label in labels}
         page = jm.export_dashboard(wh, tmp_path / "d.html", title="Claims")
     assert "<title>Claims</title>" in page.read_text()
-    with pytest.raises(UsageError, match="unknown figure 'funnel'; the figures are: kpi_header"):
+    with pytest.raises(
+        UsageError, match="unknown figure .funnel.; the figures are: opportunities_table"
+    ):
         jm.figure("funnel", db)  # type: ignore[arg-type]
     with pytest.raises(UsageError, match="nope.csv: no such file"):
         jm.import_log(db, tmp_path / "nope.csv")
+
+
+def test_every_dashboard_figure_is_drawn_by_name(sample_warehouse: Path) -> None:
+    """jm.FIGURES is the page's registry: one name per section figure, each drawn by
+    jm.figure with the same traces the page's own section function draws."""
+    from journeymine.dashboard.sections import FIGURES as SECTIONS
+
+    assert len(jm.FIGURES) == len(SECTIONS)
+    with jm.open_warehouse(sample_warehouse) as wh:
+        for name, build in zip(jm.FIGURES, SECTIONS.values(), strict=True):
+            drawn = jm.figure(name, wh)
+            assert len(drawn.data) > 0, name
+            assert drawn.to_json() == build(wh.con).to_json(), name
 
 
 def test_followup_summaries_by_owner_count_every_trigger(sample_warehouse: Path) -> None:

@@ -20,6 +20,7 @@ import pandas as pd
 
 from journeymine import warehouse
 from journeymine.canonical import identity
+from journeymine.dashboard import sections
 from journeymine.errors import UsageError, WarehouseError
 from journeymine.sql import ident
 from journeymine.warehouse import schema
@@ -35,19 +36,9 @@ STATUSES = ("converted", "dropped", "open", "excluded", "final")
 # Every table and view a full run creates, in docs/warehouse.md's order: the declaration
 # (warehouse/schema.py), which the doc is made from and tests/warehouse holds to a run.
 TABLES = tuple(schema.WAREHOUSE)
-# The dashboard's figures a notebook may ask for by name (``figure``).
-FIGURES = (
-    "kpi_header",
-    "stage_funnel",
-    "conversion_by_segment",
-    "followup_latency",
-    "cost_of_waiting",
-    "journey_map",
-    "paths_sankey",
-    "dropout_sankey",
-    "journey_grid",
-    "variants_table",
-)
+# The dashboard's figures a notebook may ask for by name (``figure``), in the page's order:
+# the names of the section registry's functions (dashboard/sections), not a second list.
+FIGURES = tuple(build.__name__ for build in sections.FIGURES.values())
 
 
 class Warehouse:
@@ -363,13 +354,13 @@ def export_dashboard(
 
 def figure(name: str, source: Warehouse | duckdb.DuckDBPyConnection, **options: Any) -> go.Figure:
     """One of the dashboard's figures (``FIGURES``) by name, drawn from a warehouse;
-    ``options`` are the figure function's own (:mod:`journeymine.dashboard.figures`).
+    ``options`` are the figure function's own (:mod:`journeymine.dashboard.sections`).
 
     >>> [trace.name for trace in jm.figure("stage_funnel", wh).data if trace.type == "bar"]
     ['converted', 'dropped', 'open', 'reached the last stage']
     """
     _check_listed("figure", name, FIGURES)
-    from journeymine.dashboard import figures
-
-    build: Callable[..., go.Figure] = getattr(figures, name)
+    build: Callable[..., go.Figure] = next(
+        f for f in sections.FIGURES.values() if f.__name__ == name
+    )
     return build(source.con if isinstance(source, Warehouse) else source, **options)
