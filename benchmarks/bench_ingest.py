@@ -29,6 +29,7 @@ import csv
 import gzip
 import io
 import json
+import os
 import random
 import resource
 import shutil
@@ -313,10 +314,14 @@ print(json.dumps({"seconds": time.perf_counter() - start, **report.totals(),
 
 PHASES = (
     """
-import json, shutil, sys, time
+import json, resource, shutil, sys, time
 from pathlib import Path
 from typing import Any
 from journeymine import warehouse
+try:
+    from journeymine.warehouse.settings import apply_memory_limit
+except ImportError:  # a checkout from before the cap (to measure "before" with this script)
+    apply_memory_limit = lambda con: None
 from journeymine.canonical import identity
 from journeymine.ingest import load
 from journeymine.canonical import touchpoints
@@ -325,21 +330,22 @@ db, landing = Path(sys.argv[1]), Path(sys.argv[2])
 """
     + OPTIONS
     + """
-times, start = {}, time.perf_counter()
+times, peaks, start = {}, {}, time.perf_counter()
 def lap(name):
     global start
     times[name] = round(time.perf_counter() - start, 2)
+    peaks[name] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     start = time.perf_counter()
 files = load.scan_landing(landing).files; lap("scan+hash")
 staged = load.stage_files(files, db.parent / (db.name + ".phases"), options=options)
 lap("stage (parse, Parquet)")
-con = warehouse.connect(db); con.begin()
+con = warehouse.connect(db); apply_memory_limit(con); con.begin()
 load.load_staged(con, [staged.folder], "bench"); lap("load_staged (SQL)")
 identity.stitch(con, "bench"); lap("identity.stitch")
 touchpoints.build(con, TOUCHPOINT_FIXUPS); lap("touchpoints.build")
 con.commit(); con.close(); lap("commit")
 shutil.rmtree(staged.folder)
-print(json.dumps(times))
+print(json.dumps({"times": times, "peaks": peaks}))
 """
 )
 
@@ -407,10 +413,17 @@ def child(script: str, *args: str) -> dict[str, Any]:
     return result
 
 
-def bench(rows: int, data: Path, seed: int) -> None:
-    landing = data / f"landing-{rows}"
+def bench(rows: int, data: Path, seed: int, reuse: bool) -> None:
+    landing, stamp = data / f"landing-{rows}", data / f"landing-{rows}.json"
     started = time.perf_counter()
-    written = generate(landing, rows, seed)
+    wanted = {"rows": rows, "seed": seed}
+    previous = json.loads(stamp.read_text()) if reuse and stamp.exists() else {}
+    if {k: previous.get(k) for k in wanted} == wanted:
+        written = previous["written"]
+    else:
+        stamp.unlink(missing_ok=True)
+        written = generate(landing, rows, seed)
+        stamp.write_text(json.dumps({**wanted, "written": written}))
     size_mb = sum(p.stat().st_size for p in landing.rglob("*") if p.is_file()) / 1e6
     files = sum(1 for p in landing.rglob("*") if p.is_file())
     print(f"\n{written:,} raw rows in {files} files, {size_mb:.0f} MB on disk "
@@ -435,7 +448,10 @@ def bench(rows: int, data: Path, seed: int) -> None:
           f"{load['touchpoints']:,} touchpoints; {load['errors']} file errors")  # fmt: skip
     print(f"DuckDB auto scan : {scan['seconds']:7.1f} s  {scan['rows'] / scan['seconds']:>9,.0f}"
           f" rows/s  peak RSS {scan['rss_main_mb']:,.0f} MB ({scan['rows']:,} rows)")  # fmt: skip
-    print("load phases (s), a separate run: " + ", ".join(f"{k} {v}" for k, v in phases.items()))
+    print("load phases (s), a separate run: "
+          + ", ".join(f"{k} {v}" for k, v in phases["times"].items()))  # fmt: skip
+    print("main process peak RSS (MB) so far, after each phase: "
+          + ", ".join(f"{k} {v:,}" for k, v in phases["peaks"].items()))  # fmt: skip
     print("staging per source (rows, s, rows/s), a separate run: " + ", ".join(
         f"{source} {n:,} in {s} s = {n / s:,.0f}/s" for source, (n, s) in stage.items()
     ))  # fmt: skip
@@ -446,10 +462,19 @@ def main() -> None:
     parser.add_argument("--rows", type=int, action="append", help="raw rows (repeatable)")
     parser.add_argument("--data", type=Path, default=Path(__file__).parent / "data")
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep a landing generated before with these rows/seed"
+    )
+    parser.add_argument(
+        "--memory-limit",
+        help="the writer's DuckDB cap for every run (JOURNEYMINE_MEMORY_LIMIT; default: its own)",
+    )
     args = parser.parse_args()
+    if args.memory_limit:
+        os.environ["JOURNEYMINE_MEMORY_LIMIT"] = args.memory_limit  # the children inherit it
     print(f"python {sys.version.split()[0]}, {resource.getpagesize()} B pages")
     for rows in args.rows or [100_000]:
-        bench(rows, args.data, args.seed)
+        bench(rows, args.data, args.seed, args.reuse)
 
 
 if __name__ == "__main__":

@@ -68,6 +68,7 @@ from journeymine.ingest.stage import (
     staging_root,
 )
 from journeymine.warehouse import schema
+from journeymine.warehouse.settings import apply_memory_limit
 
 log = logging.getLogger(__name__)
 
@@ -288,11 +289,13 @@ def load_landing(
     selection: Selection = Selection(),  # noqa: B008 (frozen: one shared default is safe)
     options: SourceOptions | None = None,
     incremental: bool = True,
+    memory_limit: str | None = None,
 ) -> LoadReport:
     """The whole load: find, parse, load, stitch, rebuild touchpoints — in one transaction.
 
     ``options`` are each source's parser options from the journey spec (spec.source_options);
-    ``incremental=False`` forces the full rebuild of identities and touchpoints.
+    ``incremental=False`` forces the full rebuild of identities and touchpoints;
+    ``memory_limit`` caps DuckDB's memory (journeymine.warehouse.settings).
     """
     run_id = uuid.uuid4().hex[:12]
     with warehouse.transaction(warehouse_path, wait_s=lock_wait_s) as con:
@@ -311,6 +314,7 @@ def load_landing(
                 match_on_email=match_on_email,
                 max_user_ids_per_person=max_user_ids_per_person,
                 incremental=incremental,
+                memory_limit=memory_limit,
             )
         finally:
             shutil.rmtree(folder, ignore_errors=True)
@@ -326,6 +330,7 @@ def commit_load(
     match_on_email: bool = True,
     max_user_ids_per_person: int = 1,
     incremental: bool = True,
+    memory_limit: str | None = None,
 ) -> None:
     """Load staged folders, stitch identities and rebuild touchpoints atomically.
     ``max_user_ids_per_person`` is the person-merge policy (docs/identity.md).
@@ -333,8 +338,11 @@ def commit_load(
     Stitching and the touchpoints are incremental (only the persons the new rows reach are
     recomputed, with the result of a full rebuild) unless ``incremental`` is off or a staged
     file replaces a loaded version (rows removed can split persons): then everything is
-    rebuilt. ``report.stitch`` says which, and why."""
+    rebuilt. ``report.stitch`` says which, and why. DuckDB's memory is capped at
+    ``memory_limit`` (default: journeymine.warehouse.settings) and spills past it."""
     from journeymine.canonical import identity, touchpoints
+
+    apply_memory_limit(con, memory_limit)
 
     con.begin()
     try:

@@ -1,0 +1,70 @@
+"""How much memory the warehouse's writer lets DuckDB keep, and where it spills the rest.
+
+DuckDB's own default ``memory_limit`` is 80 % of the machine's RAM, and its buffer pool keeps
+every block a run touched until that limit is reached: left alone, the writer's peak memory
+grows with the data (1.3 GB at 1M raw rows, 2.7x the peak at 100k). Under a fixed cap, hash
+aggregates, joins, sorts and window functions that need more spill to the warehouse's temp
+folder (``<warehouse>.tmp``, set where it is opened) instead, and DuckDB's share of the peak
+depends on the cap, not on the data.
+
+The cap is the keyword when one is given (``load_landing(..., memory_limit="2GB")``), else
+the ``JOURNEYMINE_MEMORY_LIMIT`` environment variable, else :data:`DEFAULT_MEMORY_LIMIT`.
+Values are DuckDB's sizes (``"512MB"``, ``"2GB"``, ``"1.5GiB"``) or a share of the machine's
+RAM (``"25%"``). See docs/scaling.md.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import duckdb
+
+from journeymine.errors import UsageError
+
+ENV_VAR = "JOURNEYMINE_MEMORY_LIMIT"
+# Fixed, not a share of RAM, so that the writer's peak does not grow with the data: without it
+# DuckDB held ~1 GB at 1M raw rows (benchmarks/README.md, Ingest). Past it, queries spill.
+DEFAULT_MEMORY_LIMIT = "256MB"
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*$", re.IGNORECASE)
+_SHARE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
+_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+_UNITS |= {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+MIN_BYTES = 16 * 2**20  # below this DuckDB cannot run even a small query
+
+
+def memory_limit_bytes(value: str | None = None) -> int:
+    """The cap in bytes: ``value``, else ``$JOURNEYMINE_MEMORY_LIMIT``, else the default."""
+    where = "memory_limit"
+    if value is None:
+        value, where = os.environ.get(ENV_VAR), ENV_VAR
+    if value is None or not value.strip():
+        value, where = DEFAULT_MEMORY_LIMIT, "DEFAULT_MEMORY_LIMIT"
+    size, share = _SIZE.match(value), _SHARE.match(value)
+    if size:
+        amount = int(float(size[1]) * _UNITS[size[2].upper()])
+    elif share and 0 < float(share[1]) <= 100:
+        amount = int(float(share[1]) / 100 * _physical_memory())
+    else:
+        raise UsageError(
+            f"{where}={value!r}: not a memory size; write e.g. '512MB', '2GB' or '25%' (of RAM)"
+        )
+    if amount < MIN_BYTES:
+        raise UsageError(f"{where}={value!r}: at least {MIN_BYTES >> 20}MB is needed")
+    return amount
+
+
+def _physical_memory() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def apply_memory_limit(con: duckdb.DuckDBPyConnection, value: str | None = None) -> int:
+    """Cap DuckDB's memory on ``con``'s database (so it spills past it); returns the bytes.
+
+    The temp folder and ``max_temp_directory_size`` are the warehouse's (set where it is
+    opened): a load whose working set exceeds the cap spills there rather than failing.
+    """
+    amount = memory_limit_bytes(value)
+    # A setting cannot be a bound parameter; the value is an integer we computed.
+    con.execute(f"SET memory_limit = '{amount}B'")
+    return amount
