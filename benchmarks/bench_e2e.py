@@ -164,8 +164,9 @@ class Clock:
     """Wall time per step, exclusive of the wrapped steps called inside it, and the process's
     peak RSS when each step last ended (ru_maxrss only grows: the step that raised it shows)."""
 
-    def __init__(self) -> None:
+    def __init__(self, progress: Path | None = None) -> None:
         self.steps: dict[str, dict[str, float]] = {}
+        self.progress = progress  # each step appended as it ends: a run cut short keeps them
         self.inner: list[float] = []  # per open step: time spent in wrapped calls inside it
 
     @contextmanager
@@ -183,6 +184,9 @@ class Clock:
             entry["seconds"] += spent - nested
             entry["calls"] += 1
             entry["rss_mb"] = peak_rss_mb(resource.RUSAGE_SELF)
+            if self.progress:
+                with self.progress.open("a") as f:
+                    f.write(json.dumps({"step": name, "seconds": spent - nested, **entry}) + "\n")
 
     def wrap(self, module: Any, attribute: str, name: str) -> None:
         """Replace ``module.attribute`` by a timed call of it (callers look it up at call time)."""
@@ -247,7 +251,7 @@ def nightly_steps(landing: str, db: str, journey: str, out: str) -> dict[str, An
     from journeymine.ingest import load
     from journeymine.spec import load_spec, source_options
 
-    clock = Clock()
+    clock = Clock(Path(db).parent / "steps.jsonl")
     wrap_load_steps(clock)
     wrap_analysis_steps(clock)
     options = source_options(load_spec(journey))
