@@ -64,16 +64,15 @@ def _print_report(report: LoadReport, warehouse: str) -> None:
 
 
 def _slow_start_ok() -> None:
-    """With --dask, the run's temporary Prefect API also serves the workers; a machine busy
-    starting them needs more than Prefect's default 20 s to start it (read before Prefect is
-    first imported)."""
+    """The run's temporary Prefect API may need more than Prefect's default 20 s to start on a
+    busy machine (a nightly run beside other jobs, or with --dask the workers starting too);
+    a user's own setting wins (read before Prefect is first imported)."""
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    if args.dask:
-        _slow_start_ok()
+    _slow_start_ok()
     from journeymine.pipelines.nightly import nightly
     from journeymine.spec import load_spec
 
