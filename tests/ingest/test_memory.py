@@ -41,7 +41,7 @@ def test_a_share_is_of_the_machines_ram() -> None:
 
 def test_keyword_beats_environment_beats_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(settings.ENV_VAR, raising=False)
-    assert settings.memory_limit_bytes() == 256 * 10**6  # DEFAULT_MEMORY_LIMIT
+    assert settings.memory_limit_bytes() == 10**9  # DEFAULT_MEMORY_LIMIT
     monkeypatch.setenv(settings.ENV_VAR, "3GB")
     assert settings.memory_limit_bytes() == 3 * 10**9
     assert settings.memory_limit_bytes("100MB") == 100 * 10**6
@@ -172,3 +172,22 @@ def test_the_capped_load_made_the_same_rows_in_every_table(capped: Capped) -> No
         free = _rows(capped.free, table)
         assert _rows(capped.capped, table) == free, table
     assert len(_rows(capped.free, "touchpoints")) > 30_000  # the sample, not an empty load
+
+
+def test_a_load_past_the_cap_names_the_setting_and_leaves_the_warehouse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 24MB the sample's touchpoints rebuild needs memory DuckDB cannot spill: the load
+    fails naming the cap and the variable that raises it, and publishes nothing."""
+    db = tmp_path / "w.duckdb"
+    jm.load(db, SAMPLE_LANDING, journey=SAMPLE_JOURNEY, sources=("segment",))  # an earlier night
+    with duckdb.connect(str(db), read_only=True) as con:
+        before = con.execute("SELECT count(*), sum(rows_loaded) FROM load_manifest").fetchall()
+    assert before[0][0] > 0
+    monkeypatch.setenv(settings.ENV_VAR, "24MB")
+    with pytest.raises(warehouse.WarehouseError, match=r"cap of 24 MB .*JOURNEYMINE_MEMORY_LIMIT"):
+        jm.load(db, SAMPLE_LANDING, journey=SAMPLE_JOURNEY)
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert (
+            con.execute("SELECT count(*), sum(rows_loaded) FROM load_manifest").fetchall() == before
+        )

@@ -33,6 +33,7 @@ from pathlib import Path
 import duckdb
 
 from journeymine import warehouse
+from journeymine.errors import WarehouseError
 from journeymine.ingest.plan import (
     IGNORED_NAMES,
     SOURCES,
@@ -68,7 +69,7 @@ from journeymine.ingest.stage import (
     staging_root,
 )
 from journeymine.warehouse import schema
-from journeymine.warehouse.settings import apply_memory_limit
+from journeymine.warehouse.settings import apply_memory_limit, out_of_memory
 
 log = logging.getLogger(__name__)
 
@@ -342,7 +343,7 @@ def commit_load(
     ``memory_limit`` (default: journeymine.warehouse.settings) and spills past it."""
     from journeymine.canonical import identity, touchpoints
 
-    apply_memory_limit(con, memory_limit)
+    cap = apply_memory_limit(con, memory_limit)
 
     con.begin()
     try:
@@ -363,6 +364,9 @@ def commit_load(
         report.touchpoints = touchpoints.build(con, TOUCHPOINT_FIXUPS)
         log.info("identity stitching and touchpoints: %s", report.stitch)
         con.commit()
+    except duckdb.OutOfMemoryException as exc:
+        con.rollback()
+        raise WarehouseError(out_of_memory(exc, cap)) from exc
     except BaseException:
         con.rollback()
         raise

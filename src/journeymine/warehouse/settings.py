@@ -24,8 +24,10 @@ from journeymine.errors import UsageError
 
 ENV_VAR = "JOURNEYMINE_MEMORY_LIMIT"
 # Fixed, not a share of RAM, so that the writer's peak does not grow with the data: without it
-# DuckDB held ~1 GB at 1M raw rows (benchmarks/README.md, Ingest). Past it, queries spill.
-DEFAULT_MEMORY_LIMIT = "256MB"
+# DuckDB held ~1 GB at 1M raw rows and 10 GB at 10M (benchmarks/README.md). Past it, queries
+# spill. Not lower: at 10M raw rows the touchpoints rebuild runs out of memory under 256MB and
+# 512MB (it needs memory no operator spills), and runs in 1GB (benchmarks/README.md, Ingest).
+DEFAULT_MEMORY_LIMIT = "1GB"
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*$", re.IGNORECASE)
 _SHARE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
 _UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
@@ -68,3 +70,12 @@ def apply_memory_limit(con: duckdb.DuckDBPyConnection, value: str | None = None)
     # A setting cannot be a bound parameter; the value is an integer we computed.
     con.execute(f"SET memory_limit = '{amount}B'")
     return amount
+
+
+def out_of_memory(exc: duckdb.OutOfMemoryException, amount: int) -> str:
+    """What to tell the user when a query needs more than the cap: the cap and how to raise it."""
+    return (
+        f"DuckDB needed more memory than the cap of {amount / 10**6:,.0f} MB that journeymine "
+        f"sets on the writer, even spilling to disk; raise it with {ENV_VAR} (e.g. "
+        f"{ENV_VAR}=4GB, or '50%' of RAM) and run again. DuckDB said: {str(exc).splitlines()[0]}"
+    )
