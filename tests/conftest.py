@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from journeymine.ingest import stage
-from tests.fixtures import ROOT, SAMPLE_JOURNEY, SampleRun, load_sample
+from tests.fixtures import ROOT, SAMPLE_JOURNEY, SampleRun, insert_rows, load_sample
 from tests.ingest import fake_source
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -42,12 +42,13 @@ def touchpoints() -> Callable[[list[Row]], duckdb.DuckDBPyConnection]:
             "channel VARCHAR, "
             "attributes JSON, account_id BIGINT, deal_id VARCHAR, source VARCHAR)"
         )
+        columns = ("event_id", "person_id", "activity", "actor", "occurred_at", "seq")
+        columns += ("owner", "owner_name", "channel", "attributes", "source")
+        values = []
         for i, row in enumerate(rows):
             owner = row[4] if len(row) > 4 else None  # type: ignore[misc]
-            con.execute(
-                "INSERT INTO touchpoints VALUES (?, ?, ?, ?, ?::TIMESTAMPTZ, ?, ?, ?, 'web', '{}', NULL, NULL, 'test')",
-                [i + 1, row[0], row[1], row[2], row[3], i + 1, owner, owner],
-            )
+            values.append((i + 1, *row[:4], i + 1, owner, owner, "web", "{}", "test"))
+        insert_rows(con, "touchpoints", columns, values)
         return con
 
     return make

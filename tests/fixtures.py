@@ -4,9 +4,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from journeymine.sql import ident
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
@@ -57,3 +63,27 @@ def load_sample(db: Path) -> None:
 
     report = jm.load(db, SAMPLE_LANDING, journey=SAMPLE_JOURNEY)
     assert report.errors == [], report.errors
+
+
+def insert_rows(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[object]],
+) -> None:
+    """Insert ``rows`` (values in ``columns`` order; other columns NULL or their default) into
+    ``table`` as one statement. ``executemany`` runs its INSERT once per row, about a
+    millisecond each, which made a hand-built warehouse of a few thousand touchpoints most of
+    some tests' time. The INSERT casts to the table's types as a bound parameter would be:
+    ISO text to TIMESTAMPTZ, text to JSON, whole floats to BIGINT."""
+    values = list(zip(*rows, strict=True))
+    if not values:
+        return
+    data = pa.table({f"c{i}": pa.array(list(column)) for i, column in enumerate(values)})
+    names = ", ".join(ident(name) for name in columns)
+    view = "_jm_test_rows"  # a name no table in a test warehouse has
+    con.register(view, data)
+    try:
+        con.execute(f"INSERT INTO {ident(table)} ({names}) SELECT * FROM {view}")
+    finally:
+        con.unregister(view)

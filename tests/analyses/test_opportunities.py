@@ -28,6 +28,7 @@ from journeymine.analyses.opportunities import (
 from journeymine.analyses.runner import analyse
 from journeymine.spec import FollowupRule, JourneySpec, Stage, load_spec
 from journeymine.warehouse import connect
+from tests.fixtures import insert_rows
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -52,12 +53,14 @@ def warehouse(touches: list[Touch]) -> duckdb.DuckDBPyConnection:
         "occurred_at TIMESTAMPTZ, seq BIGINT, channel VARCHAR, owner VARCHAR, "
         "owner_name VARCHAR, attributes JSON)"
     )
+    columns = ("event_id", "person_id", "source", "activity", "actor", "occurred_at", "seq")
+    columns += ("channel", "owner", "owner_name", "attributes")
     rows = [
-        (i + 1, t.person, None, None, "test", t.activity, t.actor, t.at, i + 1, t.channel,
+        (i + 1, t.person, "test", t.activity, t.actor, t.at, i + 1, t.channel,
          t.owner_name, t.owner_name, json.dumps(t.attributes))
         for i, t in enumerate(touches)
     ]  # fmt: skip
-    con.executemany("INSERT INTO touchpoints VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+    insert_rows(con, "touchpoints", columns, rows)
     return con
 
 
