@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ NOTEBOOKS = ROOT / "notebooks"
 TEST_DATA = ROOT / "tests" / "data"
 EVENT_LOGS = TEST_DATA / "eventlogs"
 HELPDESK_LOG = EVENT_LOGS / "helpdesk.xes.gz"
+PUBLIC_LOGS = ("receipt", "helpdesk", "sepsis")  # public logs in tests/data/eventlogs
 FIXTURE_LANDING = TEST_DATA / "landing"
 
 # Names the sample plants: its designed stages (journey.toml) and a stage / segment pair whose
@@ -55,6 +57,16 @@ class SampleRun:
     warehouse: Path
     out: Path
     dashboard: Path
+
+
+@cache
+def public_log(name: str) -> pa.Table:
+    """The public event log ``name`` (one of ``PUBLIC_LOGS``) as read by ``read_event_log``,
+    read once per test process: parsing the XES takes seconds and several test modules
+    compare against the same logs. An Arrow table cannot be changed, so sharing it is safe."""
+    from journeymine.mining.eventlog import read_event_log
+
+    return read_event_log(EVENT_LOGS / f"{name}.xes.gz")
 
 
 def load_sample(db: Path) -> None:
