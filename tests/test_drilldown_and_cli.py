@@ -82,6 +82,7 @@ def test_bad_input_gives_a_clear_error_and_exit_code(
     assert main(argv) == 1 and "stripe/x.jsonl" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # end to end: parses the 21,000-event help-desk XES, reports, draws the page
 def test_report_on_an_imported_log_without_a_journey(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     import duckdb
 
