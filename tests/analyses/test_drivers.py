@@ -18,6 +18,7 @@ from journeymine.errors import SpecError
 from journeymine.mining.eventlog import log_from_touchpoints
 from journeymine.spec import JourneySpec, Stage, load_spec, spec_from_dict
 from journeymine.warehouse import connect
+from tests.fixtures import insert_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -215,13 +216,13 @@ def feelings_warehouse(rows: list[FeelingRow]) -> duckdb.DuckDBPyConnection:
         "actor VARCHAR, occurred_at TIMESTAMPTZ, seq BIGINT, owner VARCHAR, owner_name VARCHAR, "
         "channel VARCHAR, attributes JSON, account_id BIGINT, deal_id VARCHAR, source VARCHAR)"
     )
-    con.executemany(
-        "INSERT INTO touchpoints VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, 'web', ?, NULL, NULL, 't')",
-        [
-            (i + 1, person, activity, actor, at, i + 1, json.dumps(attrs))
-            for i, (person, activity, actor, at, attrs) in enumerate(rows)
-        ],
-    )
+    columns = ("event_id", "person_id", "activity", "actor", "occurred_at", "seq", "channel")
+    columns += ("attributes", "source")
+    values = [
+        (i + 1, person, activity, actor, at, i + 1, "web", json.dumps(attrs), "t")
+        for i, (person, activity, actor, at, attrs) in enumerate(rows)
+    ]
+    insert_rows(con, "touchpoints", columns, values)
     write_stage_funnel(con, TWO_STAGES, log_from_touchpoints(con))
     return con
 

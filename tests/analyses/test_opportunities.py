@@ -28,6 +28,7 @@ from journeymine.analyses.opportunities import (
 from journeymine.analyses.runner import analyse
 from journeymine.spec import FollowupRule, JourneySpec, Stage, load_spec
 from journeymine.warehouse import connect
+from tests.fixtures import insert_rows
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -52,12 +53,14 @@ def warehouse(touches: list[Touch]) -> duckdb.DuckDBPyConnection:
         "occurred_at TIMESTAMPTZ, seq BIGINT, channel VARCHAR, owner VARCHAR, "
         "owner_name VARCHAR, attributes JSON)"
     )
+    columns = ("event_id", "person_id", "source", "activity", "actor", "occurred_at", "seq")
+    columns += ("channel", "owner", "owner_name", "attributes")
     rows = [
-        (i + 1, t.person, None, None, "test", t.activity, t.actor, t.at, i + 1, t.channel,
+        (i + 1, t.person, "test", t.activity, t.actor, t.at, i + 1, t.channel,
          t.owner_name, t.owner_name, json.dumps(t.attributes))
         for i, t in enumerate(touches)
     ]  # fmt: skip
-    con.executemany("INSERT INTO touchpoints VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+    insert_rows(con, "touchpoints", columns, rows)
     return con
 
 
@@ -132,9 +135,19 @@ def _no_email(frame: pd.DataFrame) -> None:
             assert not any("@" in str(v) for v in items), (column, value)
 
 
-def test_a_planted_slow_answer_effect_is_found_adjusted_for_the_segment(tmp_path: Path) -> None:
+Planted = tuple[duckdb.DuckDBPyConnection, dict[int, Demo]]
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory: pytest.TempPathFactory) -> Planted:
+    """Seed 7, answering within the SLA worth 25 points, analysed once for the tests that only
+    compute from it (``compute_opportunities`` writes nothing)."""
     touches, truth = demo_log(seed=7, effect=0.25, base={"large": 0.45, "small": 0.15})
-    con = analysed(touches, DEMO_SPEC, tmp_path)
+    return analysed(touches, DEMO_SPEC, tmp_path_factory.mktemp("planted")), truth
+
+
+def test_a_planted_slow_answer_effect_is_found_adjusted_for_the_segment(planted: Planted) -> None:
+    con, truth = planted
     found = compute_opportunities(con, DEMO_SPEC)
     faster = found[found.kind == "answer_faster"].iloc[0]
     slow = sorted(p for p, d in truth.items() if not d.fast)
@@ -177,10 +190,9 @@ def test_a_stratum_too_small_to_adjust_gives_the_unadjusted_estimate_and_says_so
 
 
 def test_the_planted_weak_segment_is_listed_with_the_gain_computed_by_hand(
-    tmp_path: Path,
+    planted: Planted,
 ) -> None:
-    touches, truth = demo_log(seed=7, effect=0.25, base={"large": 0.45, "small": 0.15})
-    con = analysed(touches, DEMO_SPEC, tmp_path)
+    con, truth = planted
     weak = compute_opportunities(con, DEMO_SPEC).query("kind == 'lift_weak_segment'")
     assert len(weak) == 1  # large is above the rest: not a weak segment
     row = weak.iloc[0]

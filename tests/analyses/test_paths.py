@@ -16,6 +16,7 @@ from journeymine.analyses import funnel
 from journeymine.analyses.paths import PathsError, paths
 from journeymine.mining import discovery
 from journeymine.spec import JourneySpec, Stage
+from tests.fixtures import insert_rows
 
 ACTIVITIES = [
     "web.page_view:/",
@@ -42,10 +43,8 @@ def _log(rows: list[tuple[int, str, str]]) -> duckdb.DuckDBPyConnection:
     con.execute(
         "CREATE TABLE event_log (case_key BIGINT, activity VARCHAR, ts TIMESTAMPTZ, seq BIGINT)"
     )
-    con.executemany(
-        "INSERT INTO event_log VALUES (?, ?, ?::TIMESTAMPTZ, ?)",
-        [(c, a, t, i) for i, (c, a, t) in enumerate(rows)],
-    )
+    values = [(c, a, t, i) for i, (c, a, t) in enumerate(rows)]
+    insert_rows(con, "event_log", ("case_key", "activity", "ts", "seq"), values)
     return con
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from journeymine.analyses.retention import RetentionError, retention
+from tests.fixtures import insert_rows
 
 PAID = "billing.invoice_paid"
 CUTOFF = "2026-05-20 00:00+00"
@@ -47,10 +48,9 @@ def _warehouse(rows: list[tuple[int, str, str, dict[str, Any]]]) -> duckdb.DuckD
         "CREATE TABLE touchpoints (event_id BIGINT, person_id BIGINT, account_id BIGINT, "
         "activity VARCHAR, occurred_at TIMESTAMPTZ, seq BIGINT, attributes JSON)"
     )
-    con.executemany(
-        "INSERT INTO touchpoints VALUES (?, ?, NULL, ?, ?::TIMESTAMPTZ, ?, ?)",
-        [(i, p, a, t, i, json.dumps(attrs)) for i, (p, a, t, attrs) in enumerate(rows, 1)],
-    )
+    columns = ("event_id", "person_id", "activity", "occurred_at", "seq", "attributes")
+    values = [(i, p, a, t, i, json.dumps(attrs)) for i, (p, a, t, attrs) in enumerate(rows, 1)]
+    insert_rows(con, "touchpoints", columns, values)
     return con
 
 

@@ -9,13 +9,12 @@ import pandas as pd
 import pytest
 
 from journeymine.mining import discovery, eventlog, pm4py_adapter
+from tests.fixtures import PUBLIC_LOGS, public_log
 
-LOGS = Path(__file__).resolve().parents[1] / "data" / "eventlogs"
 
-
-@pytest.fixture(scope="module", params=["receipt", "helpdesk", "sepsis"])
+@pytest.fixture(scope="module", params=PUBLIC_LOGS)
 def real_log(request: pytest.FixtureRequest) -> tuple[duckdb.DuckDBPyConnection, str, dict]:
-    table = eventlog.read_event_log(LOGS / f"{request.param}.xes.gz")
+    table = public_log(request.param)
     con = duckdb.connect()
     log = discovery.materialise_log(con, eventlog.register_log(con, table))
     reference = pm4py_adapter.reference_figures(pm4py_adapter.formatted(table.to_pandas()))
@@ -55,7 +54,7 @@ def test_start_end_and_variants_equal_pm4py(
 
 
 def test_a_case_called_NA_stays_a_case() -> None:
-    table = eventlog.read_event_log(LOGS / "sepsis.xes.gz").to_pandas()
+    table = public_log("sepsis").to_pandas()
     assert (table.case_id == "NA").sum() == 24 and table.case_id.isna().sum() == 0
 
 

@@ -35,9 +35,14 @@ def test_xes_round_trip(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
     assert back[back.case_id == str(person[0])].activity.tolist() == person[1]
 
 
-def test_ocel_tables_and_counts(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
-    path = export.write_ocel(con, tmp_path / "journeys.sqlite")
-    db = sqlite3.connect(path)
+@pytest.fixture(scope="module")
+def ocel_path(con: duckdb.DuckDBPyConnection, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample's OCEL 2.0 file, written once for the tests that only read it."""
+    return export.write_ocel(con, tmp_path_factory.mktemp("ocel") / "journeys.sqlite")
+
+
+def test_ocel_tables_and_counts(con: duckdb.DuckDBPyConnection, ocel_path: Path) -> None:
+    db = sqlite3.connect(f"file:{ocel_path}?mode=ro", uri=True)  # shared: read it only
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {
         "event",
@@ -71,11 +76,11 @@ def test_ocel_tables_and_counts(con: duckdb.DuckDBPyConnection, tmp_path: Path) 
 
 
 def test_ocel_reads_back_in_pm4py_with_every_event_object_and_relation(
-    con: duckdb.DuckDBPyConnection, tmp_path: Path
+    con: duckdb.DuckDBPyConnection, ocel_path: Path
 ) -> None:
     import pm4py
 
-    ocel = pm4py.read_ocel2_sqlite(str(export.write_ocel(con, tmp_path / "journeys.sqlite")))
+    ocel = pm4py.read_ocel2_sqlite(str(ocel_path))
     # Counted from the warehouse directly: objects per type, links per event, leads per person.
     per_type = dict(
         con.execute(

@@ -16,8 +16,7 @@ from hypothesis import strategies as st
 
 from journeymine.errors import EventLogError
 from journeymine.mining import discovery, eventlog, sharded
-
-LOGS = Path(__file__).resolve().parents[1] / "data" / "eventlogs"
+from tests.fixtures import PUBLIC_LOGS, public_log
 
 
 def single_machine(con: duckdb.DuckDBPyConnection, relation: str) -> sharded.Discovery:
@@ -46,9 +45,9 @@ def assert_same(ours: sharded.Discovery, reference: sharded.Discovery) -> None:
     assert ours.end == reference.end
 
 
-@pytest.fixture(scope="module", params=["receipt", "helpdesk", "sepsis"])
+@pytest.fixture(scope="module", params=PUBLIC_LOGS)
 def real_log(request: pytest.FixtureRequest) -> pa.Table:
-    return eventlog.read_event_log(LOGS / f"{request.param}.xes.gz")
+    return public_log(request.param)
 
 
 @pytest.mark.parametrize("shards", [1, 4, 13])
@@ -167,7 +166,7 @@ def test_figures_by_hand(tmp_path: Path) -> None:
 
 def test_a_retried_shard_replaces_its_output_instead_of_adding_to_it(tmp_path: Path) -> None:
     con = duckdb.connect()
-    raw = eventlog.register_log(con, eventlog.read_event_log(LOGS / "receipt.xes.gz"))
+    raw = eventlog.register_log(con, public_log("receipt"))
     shards = sharded.write_shards(con, raw, tmp_path / "shards", 3)
     partials = [sharded.mine_shard(s, tmp_path, 2) for s in shards]
     sharded.mine_shard(shards[0], tmp_path, 2)  # the same shard again, as after a lost worker
@@ -197,7 +196,7 @@ def test_zero_shards_is_refused(tmp_path: Path) -> None:
 
 def test_stored_tables_equal_the_single_machine_tables(tmp_path: Path) -> None:
     con = duckdb.connect()
-    raw = eventlog.register_log(con, eventlog.read_event_log(LOGS / "sepsis.xes.gz"))
+    raw = eventlog.register_log(con, public_log("sepsis"))
     discovery.write_discovery(con, discovery.materialise_log(con, raw))
     expected = {
         t: con.execute(f"FROM {t}").df() for t in ("variants", "start_activities", "end_activities")
@@ -220,7 +219,7 @@ def test_workers_that_hash_differently_are_caught(tmp_path: Path) -> None:
     """Simulated: one shard's partials are put in the wrong bucket, as a worker with another
     hash function would; the merge refuses instead of splitting the counts."""
     con = duckdb.connect()
-    raw = eventlog.register_log(con, eventlog.read_event_log(LOGS / "receipt.xes.gz"))
+    raw = eventlog.register_log(con, public_log("receipt"))
     shards = sharded.write_shards(con, raw, tmp_path / "shards", 2)
     partials = [sharded.mine_shard(s, tmp_path, 2) for s in shards]
     for kind in sharded.PARTIALS:  # swap bucket 0 and 1 of the first shard
