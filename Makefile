@@ -19,10 +19,9 @@ test: setup lint
 	$(PY) -m pytest -q
 
 ## While you work: no Prefect flow, no browser, none of the slow tests (markers in pyproject.toml),
-## on both cores: pytest-xdist, tests sharing an expensive fixture kept on one worker
-## (xdist_group, set in tests/conftest.py).
+## on both cores (pytest-xdist; each worker builds its own session fixtures).
 test-fast: setup
-	$(PY) -m pytest -q -n 2 --dist loadgroup -m "not prefect and not browser and not slow"
+	$(PY) -m pytest -q -n 2 -m "not prefect and not browser and not slow"
 
 lint:
 	.venv/bin/ruff check src pipelines tests scripts benchmarks

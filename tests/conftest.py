@@ -108,33 +108,10 @@ def sample_copy(sample_run: SampleRun, tmp_path: Path) -> Path:
     return copy
 
 
-# Session fixtures that take seconds to build (a Prefect API, a Dask cluster, the sample run,
-# the generated sample). Under xdist's ``--dist loadgroup`` (``make test-fast``, ``make test``)
-# the tests using one of them run on one worker, so it is built once a run, not once per
-# worker; a test using a module-scoped fixture stays with its module for the same reason. The
-# first name a test uses decides its group. Without xdist the groups change nothing.
-SHARED_SETUP = ("prefect_harness", "dask_scheduler", "sample_run", "generated_sample")
-
-
-def xdist_group(item: pytest.Item) -> str | None:
-    """The group of tests ``item`` must run with, or None if it can run anywhere."""
-    names = set(getattr(item, "fixturenames", ()))
-    for name in SHARED_SETUP:
-        if name in names:
-            return name
-    # pytest keeps the resolved fixtures of an item only in this private attribute.
-    info = getattr(item, "_fixtureinfo", None)
-    definitions = info.name2fixturedefs.values() if info is not None else ()
-    if any(defs[-1].scope == "module" for defs in definitions):
-        return item.nodeid.split("::", 1)[0]
-    return None
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark by what a test uses, so no file has to remember to: the Prefect API fixture makes
     a ``prefect`` test, the headless browser (a ``chromium`` fixture or helper) a ``browser``
-    one. ``make test-fast`` leaves both out. Then the xdist group (``xdist_group``)."""
+    one. ``make test-fast`` leaves both out."""
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
         function = getattr(item, "function", None)
@@ -143,38 +120,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.prefect)
         if "chromium" in names or "chromium" in called:
             item.add_marker(pytest.mark.browser)
-        group = xdist_group(item)
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist sends the collected ids to the scheduler
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Every test module is imported: move what the imports made (pandas, pm4py, DuckDB...,
     a quarter of a million objects) out of the garbage collector's sight. ``cli.main`` ends
     with ``gc.collect()``, which walked them all on each of the suite's ~50 in-process calls
     (0.2 s each); new objects are collected as before. Undone at the end of the session."""
     gc.freeze()
-    _carry_xdist_groups(session)
 
 
 def pytest_sessionfinish() -> None:
     gc.unfreeze()  # the interpreter's last collection frees DuckDB's bindings before exit
-
-
-def _carry_xdist_groups(session: pytest.Session) -> None:
-    """Carry each test's group in its id, as ``--dist loadgroup`` expects (``path::test@group``).
-    xdist 3.8 writes the group into ``item._nodeid``, which pytest 9.2 no longer reads
-    (pytest-xdist issue #1386): without this the groups are silently ignored."""
-    if not getattr(session.config.option, "loadgroup", False):  # set in xdist workers only
-        return
-    from _pytest.nodeid import NodeId
-
-    for item in session.items:
-        mark = item.get_closest_marker("xdist_group")
-        suffix = f"@{mark.args[0]}" if mark is not None else ""
-        if suffix and not item.nodeid.endswith(suffix) and hasattr(item, "_id"):
-            item._id = NodeId.parse(item.nodeid + suffix)
 
 
 @pytest.fixture
