@@ -1,8 +1,12 @@
 """The union-find core shared by person and account stitching, and how its ids are kept.
 
-An *edge* is a tuple that starts ``(src_type, src_id, dst_type, dst_id, rule, ...)``; whatever
-follows (source, time, counts) rides along into the refusal records. Edges are applied in the
-order given: the caller sorts them strongest first, so the outcome never depends on file order.
+The core (:func:`unions`, :func:`assign_numbered`) works on node *numbers*: a node's number is
+its place in the sorted list of (type, id), so the smallest number of a component is its first
+node. Person stitching numbers its nodes in SQL and never holds an id as a Python string (at 1M
+raw rows the tuples of strings and dicts keyed by them cost ~340 MB of heap). Edges are applied
+in the order given: the caller sorts them strongest first, so the outcome never depends on file
+order. Accounts, a few thousand nodes, go through :func:`components`: an *edge* there is a tuple
+that starts ``(src_type, src_id, dst_type, dst_id, rule, ...)``.
 """
 
 from __future__ import annotations
