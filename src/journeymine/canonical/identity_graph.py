@@ -1,8 +1,12 @@
 """The union-find core shared by person and account stitching, and how its ids are kept.
 
-An *edge* is a tuple that starts ``(src_type, src_id, dst_type, dst_id, rule, ...)``; whatever
-follows (source, time, counts) rides along into the refusal records. Edges are applied in the
-order given: the caller sorts them strongest first, so the outcome never depends on file order.
+The core (:func:`unions`, :func:`assign_numbered`) works on node *numbers*: a node's number is
+its place in the sorted list of (type, id), so the smallest number of a component is its first
+node. Person stitching numbers its nodes in SQL and never holds an id as a Python string (at 1M
+raw rows the tuples of strings and dicts keyed by them cost ~340 MB of heap). Edges are applied
+in the order given: the caller sorts them strongest first, so the outcome never depends on file
+order. Accounts, a few thousand nodes, go through :func:`components`: an *edge* there is a tuple
+that starts ``(src_type, src_id, dst_type, dst_id, rule, ...)``.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
 from journeymine.sql import ident
@@ -31,18 +37,18 @@ class Refusal:
 
 
 class UnionFind:
-    """Union-find over node indices that caps how many ids of a kind one component may hold.
+    """Union-find over node numbers that caps how many ids of a kind one component may hold.
 
     Memory is a few bytes per node (an ``array`` of parents, not a list of int objects) plus
-    the held ids of the components that hold a capped kind only: at 300k nodes a dict per node
-    cost ~40 MB twice per stitch (both settings), most of them empty.
+    the held node numbers of the components that hold a capped kind only: at 300k nodes a dict
+    per node cost ~40 MB twice per stitch (both settings), most of them empty. A root is always
+    the smallest node number of its component (the larger root joins the smaller).
     """
 
-    def __init__(self, nodes: Sequence[Node], limits: dict[str, int], entity: str) -> None:
-        self.parent = array("q", range(len(nodes)))
-        self.limits, self.entity = limits, entity
-        self.held: dict[int, dict[str, frozenset[str]]] = {
-            i: {t: frozenset([v])} for i, (t, v) in enumerate(nodes) if t in limits
+    def __init__(self, size: int, capped: dict[str, npt.NDArray[np.int64]]) -> None:
+        self.parent = array("q", range(size))
+        self.held: dict[int, dict[str, frozenset[int]]] = {
+            i: {kind: frozenset([i])} for kind, nodes in capped.items() for i in nodes.tolist()
         }
 
     def find(self, i: int) -> int:
@@ -54,15 +60,16 @@ class UnionFind:
             parent[i], i = root, parent[i]
         return root
 
-    def union(self, a: int, b: int) -> Refusal | None:
-        """Join the components of a and b; return why when the join is refused."""
+    def union(self, a: int, b: int, limits: dict[str, int]) -> tuple[str, list[int]] | None:
+        """Join the components of a and b; when the join is refused, return the capped kind
+        and the node numbers of that kind the two would hold together (sorted)."""
         ra, rb = self.find(a), self.find(b)
         if ra == rb:
             return None
         ha, hb = self.held.get(ra, {}), self.held.get(rb, {})
         for kind in sorted(ha.keys() & hb.keys()):
-            if len(ha[kind] | hb[kind]) > self.limits[kind]:
-                return self._refusal(kind, ha[kind], hb[kind])
+            if len(ha[kind] | hb[kind]) > limits[kind]:
+                return kind, sorted(ha[kind] | hb[kind])
         keep, gone = min(ra, rb), max(ra, rb)
         self.parent[gone] = keep
         if ha or hb:  # only capped kinds are tracked; most components hold none
@@ -70,14 +77,67 @@ class UnionFind:
             self.held.pop(gone, None)
         return None
 
-    def _refusal(self, kind: str, a: frozenset[str], b: frozenset[str]) -> Refusal:
-        values = sorted(a | b)
-        if len(values) == 2:
-            what = f"two different {kind}s ({values[0]} and {values[1]})"
-        else:
-            what = f"{len(values)} different {kind}s ({', '.join(values)})"
-        rule = f"max_{kind}s_per_{self.entity}={self.limits[kind]}"
-        return Refusal(f"would merge {what} into one {self.entity} ({rule})", rule)
+    def roots(self) -> npt.NDArray[np.int64]:
+        """Every node's root, by pointer jumping over a copy (the same answer as ``find``)."""
+        parent = np.frombuffer(self.parent, dtype=np.int64).copy()
+        while True:
+            jumped = parent[parent]
+            if np.array_equal(jumped, parent):
+                return parent
+            parent = jumped
+
+
+# Edges are turned into Python ints a slice at a time: a whole night's list would cost ~70 MB
+# per million edges, the numpy arrays 16.
+_SLICE = 1 << 16
+
+
+@dataclass
+class Unions:
+    """One union-find pass over numbered nodes: each node's root (its component's smallest
+    node number), which edges joined two components, and the refused ones as (edge position,
+    capped kind, the node numbers of that kind the join would have put together)."""
+
+    root: npt.NDArray[np.int64]
+    joined: npt.NDArray[np.bool_]
+    refused: list[tuple[int, str, list[int]]]
+
+
+def unions(
+    size: int,
+    src: npt.NDArray[np.int64],
+    dst: npt.NDArray[np.int64],
+    capped: dict[str, npt.NDArray[np.int64]],
+    limits: dict[str, int],
+) -> Unions:
+    """Apply the edges ``src[i] - dst[i]`` in order over nodes ``0..size-1``; ``capped`` names
+    the nodes of each capped kind (``limits``: how many one component may hold)."""
+    uf = UnionFind(size, capped)
+    joined = bytearray(len(src))
+    refused: list[tuple[int, str, list[int]]] = []
+    for start in range(0, len(src), _SLICE):
+        pairs = zip(
+            src[start : start + _SLICE].tolist(), dst[start : start + _SLICE].tolist(), strict=True
+        )
+        for position, (a, b) in enumerate(pairs, start):
+            if uf.find(a) == uf.find(b):
+                continue
+            refusal = uf.union(a, b, limits)
+            if refusal:
+                refused.append((position, *refusal))
+            else:
+                joined[position] = 1
+    return Unions(uf.roots(), np.frombuffer(joined, dtype=np.bool_), refused)
+
+
+def refusal(kind: str, values: Sequence[str], limit: int, entity: str) -> Refusal:
+    """Why a join that would put ``values`` (sorted ids of a capped kind) together is refused."""
+    if len(values) == 2:
+        what = f"two different {kind}s ({values[0]} and {values[1]})"
+    else:
+        what = f"{len(values)} different {kind}s ({', '.join(values)})"
+    rule = f"max_{kind}s_per_{entity}={limit}"
+    return Refusal(f"would merge {what} into one {entity} ({rule})", rule)
 
 
 @dataclass
@@ -98,24 +158,26 @@ class Outcome:
 
 
 def components(
-    nodes: Sequence[Node], edges: Iterable[Edge], limits: dict[str, int], entity: str
+    nodes: Sequence[Node], edges: Sequence[Edge], limits: dict[str, int], entity: str
 ) -> Outcome:
-    """Apply ``edges`` in order over ``nodes`` (sorted); components sorted by their first node."""
+    """Apply ``edges`` in order over ``nodes`` (sorted); components sorted by their first node.
+    For small graphs (accounts): nodes and edges as Python tuples, over :func:`unions`."""
     index = {n: i for i, n in enumerate(nodes)}
-    uf = UnionFind(nodes, limits, entity)
-    refused: list[tuple[Edge, Refusal]] = []
-    joined: list[Edge] = []
-    for edge in edges:
-        a, b = index[(edge[0], edge[1])], index[(edge[2], edge[3])]
-        if uf.find(a) == uf.find(b):
-            continue
-        refusal = uf.union(a, b)
-        if refusal:
-            refused.append((edge, refusal))
-        else:
-            joined.append(edge)
+    src = np.array([index[(e[0], e[1])] for e in edges], dtype=np.int64)
+    dst = np.array([index[(e[2], e[3])] for e in edges], dtype=np.int64)
+    capped = {
+        kind: np.array([i for i, (t, _) in enumerate(nodes) if t == kind], dtype=np.int64)
+        for kind in limits
+    }
+    done = unions(len(nodes), src, dst, capped, limits)
+    refused = [
+        (edges[at], refusal(kind, [nodes[i][1] for i in held], limits[kind], entity))
+        for at, kind, held in done.refused
+    ]
+    joined = [edges[at] for at in np.flatnonzero(done.joined).tolist()]
+    roots = done.root.tolist()
+    root_of = dict(zip(nodes, roots, strict=True))
     groups: dict[int, list[Node]] = {}
-    root_of = {node: uf.find(i) for i, node in enumerate(nodes)}
     for node, root in root_of.items():  # nodes are sorted, so each group is too
         groups.setdefault(root, []).append(node)
     ordered = sorted(groups.values(), key=lambda g: g[0])
@@ -151,6 +213,40 @@ def previous_ids(con: duckdb.DuckDBPyConnection, table: str, id_column: str) -> 
     return {(t, v): i for t, v, i in rows.fetchall()}
 
 
+def assign_numbered(
+    root: npt.NDArray[np.int64],
+    previous_n: npt.NDArray[np.int64],
+    previous_id: npt.NDArray[np.int64],
+    first_new: int,
+) -> tuple[npt.NDArray[np.int64], list[tuple[int, int]]]:
+    """:func:`assign_ids` over numbered nodes: ``root`` is each node's component (its smallest
+    node number, so components come in the order of their first node), node ``previous_n[i]``
+    had id ``previous_id[i]``; returns (each node's id, [(merged, into)])."""
+    roots = np.unique(root)
+    held, ids = root[previous_n], previous_id
+    order = np.lexsort((ids, held))
+    held, ids = held[order], ids[order]
+    distinct = np.ones(len(held), dtype=np.bool_)
+    distinct[1:] = (held[1:] != held[:-1]) | (ids[1:] != ids[:-1])
+    held, ids = held[distinct], ids[distinct]
+    starts = np.searchsorted(held, roots, "left").tolist()
+    ends = np.searchsorted(held, roots, "right").tolist()
+    component_id = np.full(len(roots), -1, dtype=np.int64)
+    used: set[int] = set()
+    merges: list[tuple[int, int]] = []
+    for c, (start, end) in enumerate(zip(starts, ends, strict=True)):
+        if start == end:  # no node of it had an id: a new id, given below
+            continue
+        old = [i for i in ids[start:end].tolist() if i not in used]  # sorted
+        if old:
+            component_id[c] = old[0]  # ids only grow, so the smallest is the oldest
+            merges.extend((other, old[0]) for other in old[1:])
+            used.update(old)
+    new = component_id < 0  # new ids in component order, as assign_ids gives them
+    component_id[new] = first_new + np.arange(int(new.sum()), dtype=np.int64)
+    return component_id[np.searchsorted(roots, root)], merges
+
+
 def store_nodes(
     con: duckdb.DuckDBPyConnection,
     table: str,
@@ -169,13 +265,26 @@ def store_nodes(
         }
     )
     con.register("assigned_nodes", frame)
+    store_node_rows(con, table, id_column, "assigned_nodes", replace_only=replace_only)
+    con.unregister("assigned_nodes")
+
+
+def store_node_rows(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    id_column: str,
+    rows: str,
+    *,
+    replace_only: str | None = None,
+) -> None:
+    """:func:`store_nodes` from the relation ``rows`` (node_type, node_id, ``id_column``)."""
     table, column = ident(table), ident(id_column)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE new_nodes AS
         SELECT a.node_type, a.node_id, a.{column},
                coalesce(o.first_assigned_at, ?::TIMESTAMPTZ) AS first_assigned_at
-        FROM assigned_nodes a LEFT JOIN {table} o USING (node_type, node_id)
+        FROM {ident(rows)} a LEFT JOIN {table} o USING (node_type, node_id)
         """,
         [datetime.now(UTC)],
     )
@@ -188,7 +297,6 @@ def store_nodes(
         )
     con.execute(f"INSERT INTO {table} SELECT * FROM new_nodes ORDER BY {column}")
     con.execute("DROP TABLE new_nodes")
-    con.unregister("assigned_nodes")
 
 
 def store_merges(

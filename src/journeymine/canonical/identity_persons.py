@@ -19,21 +19,21 @@ night replaces the rows of the components it recomputed and the totals stay exac
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import duckdb
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
 from journeymine.canonical.identity_graph import (
-    Edge,
-    Node,
-    Outcome,
-    assign_ids,
-    components,
-    previous_ids,
+    Unions,
+    assign_numbered,
+    refusal,
+    scalar,
     store_merges,
-    store_nodes,
+    store_node_rows,
+    unions,
 )
 from journeymine.sql import literal
 from journeymine.vocabulary import (
@@ -94,22 +94,55 @@ def person_edges_sql(match_on_email: bool, within: str | None = None) -> str:
         """
 
 
-def _read_edges(con: duckdb.DuckDBPyConnection, within: str | None) -> list[Edge]:
-    """Person edges (all, or those touching the node table ``within``) in merge order, as
-    (src_type, src_id, dst_type, dst_id, rule, k); ``stitch_edges`` keeps the rest by k."""
-    where = (
-        ""
-        if within is None
-        else f"SEMI JOIN {within} w ON e.src_type = w.node_type AND e.src_id = w.node_id"
-    )
+def _read_edges(con: duckdb.DuckDBPyConnection) -> None:
+    """The temp table ``stitch_edges``: the person edges, numbered ``k`` in merge order."""
     con.execute(
         "CREATE OR REPLACE TEMP TABLE stitch_edges AS "
-        f"SELECT row_number() OVER (ORDER BY {EDGE_ORDER}) AS k, e.* FROM person_edges e {where}"
+        f"SELECT row_number() OVER (ORDER BY {EDGE_ORDER}) AS k, e.* FROM person_edges e"
     )
-    table = con.sql(
-        "SELECT src_type, src_id, dst_type, dst_id, rule, k FROM stitch_edges ORDER BY k"
-    ).to_arrow_table()
-    return list(zip(*(c.to_pylist() for c in table.columns), strict=True))
+
+
+# Every node of the stitch (an edge's end or a node an event names, ``stitch_named``), numbered
+# in (type, id) order from 0: the union-find works on these numbers, never on the strings.
+# DuckDB compares VARCHAR bytewise, which for UTF-8 is Python's order of str.
+NUMBER_NODES = """
+CREATE OR REPLACE TEMP TABLE stitch_nodes AS
+SELECT (row_number() OVER (ORDER BY node_type, node_id) - 1)::BIGINT AS n, node_type, node_id
+FROM (SELECT src_type AS node_type, src_id AS node_id FROM stitch_edges
+      UNION SELECT dst_type, dst_id FROM stitch_edges
+      UNION SELECT node_type, node_id FROM stitch_named)
+"""
+
+NUMBERED_EDGES = """
+SELECT s.n AS src, d.n AS dst FROM stitch_edges e
+JOIN stitch_nodes s ON s.node_type = e.src_type AND s.node_id = e.src_id
+JOIN stitch_nodes d ON d.node_type = e.dst_type AND d.node_id = e.dst_id
+ORDER BY e.k
+"""
+
+
+@dataclass
+class Graph:
+    """The numbered graph: node count, edges (``k - 1`` = position) and the user_id nodes."""
+
+    size: int
+    src: npt.NDArray[np.int64]
+    dst: npt.NDArray[np.int64]
+    users: npt.NDArray[np.int64]
+
+
+def _numbered(con: duckdb.DuckDBPyConnection) -> Graph:
+    con.execute(NUMBER_NODES)
+    edges = con.sql(NUMBERED_EDGES).fetchnumpy()
+    users = con.execute(
+        "SELECT n FROM stitch_nodes WHERE node_type = ? ORDER BY n", [USER_ID]
+    ).fetchnumpy()["n"]
+    return Graph(
+        scalar(con, "SELECT count(*) FROM stitch_nodes"),
+        np.asarray(edges["src"], dtype=np.int64),
+        np.asarray(edges["dst"], dtype=np.int64),
+        np.asarray(users, dtype=np.int64),
+    )
 
 
 def other_setting(max_user_ids_per_person: int) -> int:
@@ -129,23 +162,23 @@ def stitch_all(
     """Recompute every person from every edge."""
     con.execute(STATE_TABLES)
     con.execute(person_edges_sql(match_on_email))
-    edges = _read_edges(con, None)
-    event_nodes = con.execute(
-        "SELECT DISTINCT id_type, id_value FROM raw_events WHERE id_value IS NOT NULL"
-    ).fetchall()
-    nodes = sorted({(t, v) for t, v in event_nodes} | _endpoints(edges))
-    outcome, other = _both_settings(nodes, edges, max_user_ids)
-    assigned, merges = assign_ids(
-        outcome.components, previous_ids(con, "identity_nodes", "person_id")
+    _read_edges(con)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE stitch_named AS SELECT DISTINCT id_type AS node_type, "
+        "id_value AS node_id FROM raw_events WHERE id_value IS NOT NULL"
     )
-    store_nodes(con, "identity_nodes", "person_id", assigned)
+    graph = _numbered(con)
+    outcome, other = _both_settings(graph, max_user_ids)
+    merges = _assign(con, graph, outcome)
+    store_node_rows(con, "identity_nodes", "person_id", "stitch_assigned_nodes")
     store_merges(con, "person_merges", merges, run_id)
     con.execute("DELETE FROM identity_components")
     con.execute("DELETE FROM identity_component_joins")
     con.execute(CONFLICTS_TABLE)
-    _store_outcome(con, outcome, other, assigned)
+    _store_outcome(con, graph, outcome, other, max_user_ids)
     store_policy(con, max_user_ids, match_on_email)
-    return PersonsResult(len(merges), len(nodes))
+    _drop_stitch_tables(con)
+    return PersonsResult(len(merges), graph.size)
 
 
 def stitch_night(
@@ -158,24 +191,15 @@ def stitch_night(
     split); a person that only gained new identifiers keeps its touchpoints."""
     _night_nodes(con)
     con.execute(person_edges_sql(match_on_email, "night_nodes"))
-    edges = _read_edges(con, None)
-    nodes = sorted(_named(con) | _endpoints(edges))
-    outcome, other = _both_settings(nodes, edges, max_user_ids)
-    previous = {
-        (t, v): i
-        for t, v, i in con.execute(
-            "SELECT node_type, node_id, person_id FROM identity_nodes "
-            "SEMI JOIN night_nodes USING (node_type, node_id)"
-        ).fetchall()
-    }
-    top = con.execute("SELECT coalesce(max(person_id), 0) FROM identity_nodes").fetchall()
-    assigned, merges = assign_ids(outcome.components, previous, int(top[0][0]) + 1)
-    old_ids = sorted(set(previous.values()))
-    moved = {i for n, i in previous.items() if assigned.get(n) != i}
-    moved |= {assigned[n] for n, i in previous.items() if n in assigned and assigned[n] != i}
-    _record_ids(con, "stitch_changed_persons", set(old_ids) | set(assigned.values()))
-    _record_ids(con, "stitch_moved_persons", moved)
-    store_nodes(con, "identity_nodes", "person_id", assigned, replace_only="night_nodes")
+    _read_edges(con)
+    _named(con)
+    graph = _numbered(con)
+    outcome, other = _both_settings(graph, max_user_ids)
+    merges = _assign(con, graph, outcome, night=True)
+    con.execute(NIGHT_CHANGED)
+    store_node_rows(
+        con, "identity_nodes", "person_id", "stitch_assigned_nodes", replace_only="night_nodes"
+    )
     store_merges(con, "person_merges", merges, run_id)
     for end in ("src", "dst"):  # a refusal inside a recomputed component, found by either node
         con.execute(
@@ -186,9 +210,63 @@ def stitch_night(
         con.execute(
             f"DELETE FROM {table} WHERE component IN (SELECT person_id FROM stitch_changed_persons)"
         )
-    _store_outcome(con, outcome, other, assigned)
+    _store_outcome(con, graph, outcome, other, max_user_ids)
     store_policy(con, max_user_ids, match_on_email)
-    return PersonsResult(len(merges), len(nodes))
+    _drop_stitch_tables(con)
+    return PersonsResult(len(merges), graph.size)
+
+
+def _assign(
+    con: duckdb.DuckDBPyConnection, graph: Graph, outcome: Unions, night: bool = False
+) -> list[tuple[int, int]]:
+    """Give every node its person id, kept from the previous stitch where it can be, as the
+    view ``stitch_assigned_nodes`` (node_type, node_id, person_id); returns the merges. New
+    ids start above the warehouse's largest, whatever part of it is recomputed."""
+    within = "SEMI JOIN night_nodes USING (node_type, node_id)" if night else ""
+    previous = con.sql(
+        "SELECT s.n, p.person_id FROM stitch_nodes s "
+        f"JOIN identity_nodes p USING (node_type, node_id) {within}"
+    ).fetchnumpy()
+    first_new = scalar(con, "SELECT coalesce(max(person_id), 0) FROM identity_nodes") + 1
+    person_id, merges = assign_numbered(
+        outcome.root,
+        np.asarray(previous["n"], dtype=np.int64),
+        np.asarray(previous["person_id"], dtype=np.int64),
+        first_new,
+    )
+    frame = pa.table({"n": np.arange(graph.size, dtype=np.int64), "person_id": person_id})
+    con.execute("DROP TABLE IF EXISTS stitch_assigned")
+    con.register("stitch_assigned_frame", frame)
+    con.execute("CREATE TEMP TABLE stitch_assigned AS FROM stitch_assigned_frame")
+    con.unregister("stitch_assigned_frame")
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW stitch_assigned_nodes AS SELECT s.node_type, s.node_id, "
+        "a.person_id FROM stitch_assigned a JOIN stitch_nodes s USING (n)"
+    )
+    return merges
+
+
+# The person ids (before and after) of the recomputed components, and those whose events
+# change person: a known node that got another id (or no longer is a node).
+NIGHT_CHANGED = """
+CREATE OR REPLACE TEMP TABLE stitch_changed_persons AS
+SELECT person_id FROM identity_nodes SEMI JOIN night_nodes USING (node_type, node_id)
+UNION SELECT person_id FROM stitch_assigned;
+CREATE OR REPLACE TEMP TABLE stitch_moved_persons AS
+WITH moves AS (
+    SELECT o.person_id AS before, a.person_id AS after
+    FROM identity_nodes o SEMI JOIN night_nodes USING (node_type, node_id)
+    LEFT JOIN stitch_assigned_nodes a USING (node_type, node_id)
+    WHERE a.person_id IS DISTINCT FROM o.person_id
+)
+SELECT before AS person_id FROM moves UNION SELECT after FROM moves WHERE after IS NOT NULL;
+"""
+
+
+def _drop_stitch_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("DROP VIEW stitch_assigned_nodes")
+    for table in ("stitch_assigned", "stitch_nodes", "stitch_named"):
+        con.execute(f"DROP TABLE {table}")
 
 
 # A node stays a node only while an event or a person edge names it (a deal's contact role can
@@ -203,41 +281,28 @@ EXCEPT SELECT id_type, id_value FROM night_raw_events
 """
 
 
-def _named(con: duckdb.DuckDBPyConnection) -> set[Node]:
-    """The recomputed nodes that an event names."""
-    rows = con.execute(
-        "SELECT DISTINCT id_type, id_value FROM night_raw_events e SEMI JOIN night_nodes n "
-        "ON e.id_type = n.node_type AND e.id_value = n.node_id"
-    ).fetchall()
+def _named(con: duckdb.DuckDBPyConnection) -> None:
+    """The temp table ``stitch_named``: the recomputed nodes that an event names."""
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE stitch_named AS "
+        "SELECT DISTINCT id_type AS node_type, id_value AS node_id FROM night_raw_events e "
+        "SEMI JOIN night_nodes n ON e.id_type = n.node_type AND e.id_value = n.node_id"
+    )
     con.execute(NIGHT_UNNAMED)
-    if con.execute("SELECT count(*) FROM night_unnamed").fetchall()[0][0]:
-        rows += con.execute(
-            "SELECT DISTINCT id_type, id_value FROM raw_events e SEMI JOIN night_unnamed n "
-            "ON e.id_type = n.node_type AND e.id_value = n.node_id"
-        ).fetchall()
+    if scalar(con, "SELECT count(*) FROM night_unnamed"):
+        con.execute(
+            "INSERT INTO stitch_named SELECT DISTINCT id_type, id_value FROM raw_events e "
+            "SEMI JOIN night_unnamed n ON e.id_type = n.node_type AND e.id_value = n.node_id"
+        )
     con.execute("DROP TABLE night_unnamed")
-    return {(t, v) for t, v in rows}
 
 
-def _endpoints(edges: Sequence[Edge]) -> set[Node]:
-    return {(e[0], e[1]) for e in edges} | {(e[2], e[3]) for e in edges}
-
-
-def _both_settings(
-    nodes: Sequence[Node], edges: Sequence[Edge], max_user_ids: int
-) -> tuple[Outcome, Outcome]:
+def _both_settings(graph: Graph, max_user_ids: int) -> tuple[Unions, Unions]:
     """The persons under the chosen cap, and under the other setting for the refusal report."""
-    outcome = components(nodes, edges, {USER_ID: max_user_ids}, "person")
-    other = components(nodes, edges, {USER_ID: other_setting(max_user_ids)}, "person")
-    return outcome, other
-
-
-def _record_ids(con: duckdb.DuckDBPyConnection, table: str, ids: set[int]) -> None:
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} (person_id BIGINT)")
-    if ids:
-        con.register("changed_ids", pa.table({"person_id": pa.array(sorted(ids), pa.int64())}))
-        con.execute(f"INSERT INTO {table} SELECT person_id FROM changed_ids")
-        con.unregister("changed_ids")
+    capped = {USER_ID: graph.users}
+    outcome = unions(graph.size, graph.src, graph.dst, capped, {USER_ID: max_user_ids})
+    limit = {USER_ID: other_setting(max_user_ids)}
+    return outcome, unions(graph.size, graph.src, graph.dst, capped, limit)
 
 
 # Where a night's rows start to reach: the nodes of each edge the night made new or moved
@@ -305,18 +370,21 @@ CREATE OR REPLACE TABLE identity_conflicts (
 
 
 def _store_outcome(
-    con: duckdb.DuckDBPyConnection, outcome: Outcome, other: Outcome, assigned: dict[Node, int]
+    con: duckdb.DuckDBPyConnection, graph: Graph, outcome: Unions, other: Unions, cap: int
 ) -> None:
     """Append the refused merges (each with whether the other setting would merge it) and
     the per-component figures of the components just computed."""
+    names = _names(con, {n for _, _, held in outcome.refused for n in held})
+    reasons = [
+        refusal(kind, [names[n] for n in held], cap, "person") for _, kind, held in outcome.refused
+    ]
+    at = np.array([position for position, _, _ in outcome.refused], dtype=np.int64)
     refused = pa.table(
         {
-            "k": pa.array([e[5] for e, _ in outcome.refused], pa.int64()),
-            "reason": pa.array([r.reason for _, r in outcome.refused], pa.string()),
-            "kept_apart_by": pa.array([r.kept_apart_by for _, r in outcome.refused], pa.string()),
-            "other_setting_merges": pa.array(
-                [_joined_in(other, e) for e, _ in outcome.refused], pa.bool_()
-            ),
+            "k": at + 1,
+            "reason": pa.array([r.reason for r in reasons], pa.string()),
+            "kept_apart_by": pa.array([r.kept_apart_by for r in reasons], pa.string()),
+            "other_setting_merges": other.root[graph.src[at]] == other.root[graph.dst[at]],
         }
     )
     con.register("refusal_rows", refused)
@@ -326,64 +394,75 @@ def _store_outcome(
         "FROM refusal_rows r JOIN stitch_edges e USING (k) ORDER BY k"
     )
     con.unregister("refusal_rows")
-    figures, joins = _component_figures(outcome, other, assigned)
-    _append(con, "identity_components", figures, (pa.int64(), pa.int64(), pa.int64()))
-    _append(con, "identity_component_joins", joins, (pa.int64(), pa.string(), pa.int64()))
+    _component_figures(con, graph, outcome, other)
 
 
-def _append(
-    con: duckdb.DuckDBPyConnection,
-    table: str,
-    rows: Sequence[tuple[object, ...]],
-    types: tuple[pa.DataType, ...],
-) -> None:
-    """Insert many rows through Arrow: row-by-row inserts run at ~1,300 rows/s (DESIGN §7)."""
-    columns = list(zip(*rows, strict=True)) if rows else [() for _ in types]
-    frame = pa.table(
-        {f"c{i}": pa.array(list(c), t) for i, (c, t) in enumerate(zip(columns, types, strict=True))}
-    )
-    con.register("append_rows", frame)
-    con.execute(f"INSERT INTO {table} SELECT * FROM append_rows")
-    con.unregister("append_rows")
+def _names(con: duckdb.DuckDBPyConnection, numbers: set[int]) -> dict[int, str]:
+    """The ids of a few numbered nodes (those a refusal names)."""
+    con.register("named_numbers", pa.table({"n": pa.array(sorted(numbers), pa.int64())}))
+    rows = con.execute(
+        "SELECT n, node_id FROM stitch_nodes SEMI JOIN named_numbers USING (n)"
+    ).fetchall()
+    con.unregister("named_numbers")
+    return {int(n): str(v) for n, v in rows}
 
 
-def _joined_in(outcome: Outcome, edge: Edge) -> bool:
-    return outcome.root_of[(edge[0], edge[1])] == outcome.root_of[(edge[2], edge[3])]
-
-
-def _component_figures(
-    outcome: Outcome, other: Outcome, assigned: dict[Node, int]
-) -> tuple[list[tuple[int, int, int]], list[tuple[int, str, int]]]:
-    """Per uncapped component (the persons a refusal kept apart, together), keyed by its
-    smallest person id: persons under the other setting, merges the other setting would
-    refuse that this one made, and joins per rule."""
-    parent = {root: root for root in outcome.root_of.values()}
+def _uncapped(graph: Graph, outcome: Unions) -> npt.NDArray[np.int64]:
+    """Each node's uncapped component (the persons a refusal kept apart, together), as the
+    smallest root among them: only refusals join two persons of one uncapped component."""
+    parent: dict[int, int] = {}
 
     def find(r: int) -> int:
-        while parent[r] != r:
-            parent[r] = parent[parent[r]]
+        while parent.get(r, r) != r:
+            parent[r] = parent.get(parent[r], parent[r])
             r = parent[r]
         return r
 
-    for edge, _ in outcome.refused:  # only refusals join two persons of one uncapped component
-        a, b = find(outcome.root_of[(edge[0], edge[1])]), find(outcome.root_of[(edge[2], edge[3])])
+    root = outcome.root
+    for position, _, _ in outcome.refused:
+        a, b = find(int(root[graph.src[position]])), find(int(root[graph.dst[position]]))
         parent[max(a, b)] = min(a, b)
-    key: dict[int, int] = {}
-    others: dict[int, set[int]] = {}
-    for node, root in outcome.root_of.items():
-        top = find(root)
-        key[top] = min(key.get(top, assigned[node]), assigned[node])
-        others.setdefault(top, set()).add(other.root_of[node])
-    refuse = dict.fromkeys(key, 0)
-    for edge, _ in other.refused:
-        if _joined_in(outcome, edge):
-            refuse[find(outcome.root_of[(edge[0], edge[1])])] += 1
-    joins: dict[tuple[int, str], int] = {}
-    for edge in outcome.joined:
-        at = (key[find(outcome.root_of[(edge[0], edge[1])])], edge[4])
-        joins[at] = joins.get(at, 0) + 1
-    figures = [(key[top], len(others[top]), refuse[top]) for top in key]
-    return figures, [(c, rule, n) for (c, rule), n in joins.items()]
+    top_of_root = np.arange(graph.size, dtype=np.int64)
+    for r in list(parent):
+        top_of_root[r] = find(r)
+    return top_of_root[root]
+
+
+# Per uncapped component, keyed by its smallest person id: persons under the other setting,
+# merges the other setting would refuse that this one made, and joins per rule.
+COMPONENT_FIGURES = """
+CREATE OR REPLACE TEMP TABLE stitch_figures AS
+SELECT top, min(a.person_id) AS component, count(DISTINCT c.other_root) AS persons
+FROM stitch_uncapped c JOIN stitch_assigned a USING (n) GROUP BY top;
+INSERT INTO identity_components
+SELECT f.component, f.persons, count(r.top) FROM stitch_figures f
+LEFT JOIN stitch_other_refused r USING (top) GROUP BY ALL;
+INSERT INTO identity_component_joins
+SELECT f.component, e.rule, count(*) FROM stitch_joined j JOIN stitch_edges e USING (k)
+JOIN stitch_figures f USING (top) GROUP BY ALL;
+DROP TABLE stitch_figures;
+"""
+
+
+def _component_figures(
+    con: duckdb.DuckDBPyConnection, graph: Graph, outcome: Unions, other: Unions
+) -> None:
+    """Append the figures of each uncapped component just computed (COMPONENT_FIGURES)."""
+    top = _uncapped(graph, outcome)
+    refused = np.array([position for position, _, _ in other.refused], dtype=np.int64)
+    src, dst = graph.src[refused], graph.dst[refused]
+    made = refused[outcome.root[src] == outcome.root[dst]]  # refused there, joined here
+    joined = np.flatnonzero(outcome.joined).astype(np.int64)
+    frames = {
+        "stitch_uncapped": {"n": np.arange(graph.size), "top": top, "other_root": other.root},
+        "stitch_other_refused": {"top": top[graph.src[made]]},
+        "stitch_joined": {"k": joined + 1, "top": top[graph.src[joined]]},
+    }
+    for name, columns in frames.items():
+        con.register(name, pa.table(columns))
+    con.execute(COMPONENT_FIGURES)
+    for name in frames:
+        con.unregister(name)
 
 
 def store_policy(con: duckdb.DuckDBPyConnection, max_user_ids: int, match_on_email: bool) -> None:
