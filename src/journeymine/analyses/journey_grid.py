@@ -33,23 +33,17 @@ import pandas as pd
 from journeymine import vocabulary
 from journeymine.analyses.followups import read_followups
 from journeymine.analyses.funnel import CASE_COLUMNS
-from journeymine.analyses.opportunities import redact_emails, store
+from journeymine.analyses.opportunities import redact_emails
 from journeymine.spec import JourneySpec, step_labels
 from journeymine.sql import glob_any, literal
-from journeymine.warehouse import require_tables
+from journeymine.warehouse import replace_table, require_tables
+from journeymine.warehouse.schema import declared
 
 CHANNEL_ROWS = {vocabulary.SURVEY: "feedback"}  # a source's channel -> the grid row it is drawn in
 CHANNELS = tuple(CHANNEL_ROWS.get(channel, channel) for channel in vocabulary.CHANNELS)
 TOP_OWNERS = 3
-SCHEMA = {
-    "position": "INTEGER", "stage": "VARCHAR", "channel": "VARCHAR", "events": "BIGINT",
-    "people": "BIGINT", "customer_events": "BIGINT", "company_events": "BIGINT",
-    "customer_activities": "VARCHAR[]", "company_activities": "VARCHAR[]",
-    "top_owner": "VARCHAR", "owners": "VARCHAR[]", "stage_drop_off_rate": "DOUBLE",
-    "stage_median_time_s": "DOUBLE", "followup_rules": "VARCHAR[]",
-    "followup_triggers": "BIGINT[]", "followup_median_wait_s": "DOUBLE[]",
-}  # fmt: skip
-COLUMNS = list(SCHEMA)
+# The stored table's columns, as warehouse/schema_analyses.py declares them.
+COLUMNS = [column.name for column in declared("journey_grid").columns]
 
 
 LIST_COLUMNS = (
@@ -197,5 +191,5 @@ def write_journey_grid(
 ) -> pd.DataFrame:
     """Compute and store the ``journey_grid`` table; return it."""
     grid = compute_journey_grid(con, spec, followups=followups)
-    store(con, "journey_grid", SCHEMA, grid)
+    replace_table(con, "journey_grid", grid[COLUMNS])
     return grid

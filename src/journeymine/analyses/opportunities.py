@@ -51,8 +51,8 @@ from journeymine.analyses.opportunity_kinds import (
 from journeymine.errors import JourneymineError
 from journeymine.privacy import scrub
 from journeymine.spec import JourneySpec
-from journeymine.sql import ident
-from journeymine.warehouse import require_tables
+from journeymine.warehouse import replace_table, require_tables
+from journeymine.warehouse.schema import declared
 
 # Public here before the candidates moved to ``opportunity_kinds`` / ``opportunity_drivers``:
 # importers of ``analyses.opportunities`` keep every one of these names.
@@ -63,7 +63,6 @@ __all__ = [
     "MIN_PEOPLE",
     "MONTH_S",
     "REVENUE_ACTIVITY",
-    "SCHEMA",
     "SEED",
     "UNHAPPY",
     "UNHAPPY_WHO",
@@ -75,7 +74,6 @@ __all__ = [
     "newcombe",
     "rank_opportunities",
     "redact_emails",
-    "store",
     "write_opportunities",
 ]
 
@@ -86,14 +84,8 @@ ZERO_DECIMAL = frozenset({
     "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv",
     "xaf", "xof", "xpf",
 })  # fmt: skip
-# The stored table, declared: an empty report keeps its types.
-SCHEMA = {
-    "rank": "INTEGER", "kind": "VARCHAR", "stage": "VARCHAR", "title": "VARCHAR",
-    "people": "BIGINT", "gain": "DOUBLE", "gain_low": "DOUBLE", "gain_high": "DOUBLE",
-    "unit": "VARCHAR", "method": "VARCHAR", "uncertain": "BOOLEAN", "revenue_gain": "DOUBLE",
-    "currency": "VARCHAR", "touchpoints_per_month": "DOUBLE", "person_ids": "BIGINT[]",
-}  # fmt: skip
-COLUMNS = list(SCHEMA)
+# The stored table's columns, as warehouse/schema_analyses.py declares them.
+COLUMNS = [column.name for column in declared("opportunities").columns]
 
 
 class OpportunityError(ValueError, JourneymineError):
@@ -140,19 +132,6 @@ def redact_emails(frame: pd.DataFrame) -> pd.DataFrame:
         if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
             out[column] = out[column].map(_redact)
     return out
-
-
-def store(
-    con: duckdb.DuckDBPyConnection, name: str, schema: dict[str, str], frame: pd.DataFrame
-) -> None:
-    """Replace table ``name`` (columns and types from ``schema``) with the rows of ``frame``."""
-    columns = ", ".join(f"{ident(c)} {t}" for c, t in schema.items())
-    con.execute(f"CREATE OR REPLACE TABLE {ident(name)} ({columns})")
-    con.register("jm_store_frame", frame[list(schema)])
-    try:
-        con.execute(f"INSERT INTO {ident(name)} SELECT * FROM jm_store_frame")
-    finally:
-        con.unregister("jm_store_frame")
 
 
 def _interval(low: float, high: float) -> str:
@@ -256,5 +235,5 @@ def write_opportunities(
 ) -> pd.DataFrame:
     """Compute and store the ``opportunities`` table; return it."""
     frame = compute_opportunities(con, spec, followups=followups)
-    store(con, "opportunities", SCHEMA, frame)
+    replace_table(con, "opportunities", frame[COLUMNS])
     return frame
