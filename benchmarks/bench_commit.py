@@ -1,0 +1,63 @@
+"""The writer's commit phases on a loaded warehouse: time and peak RSS of a full identity
+stitch and touchpoints rebuild, under the default writer memory cap.
+
+    PYTHONPATH=src:. python benchmarks/bench_commit.py <warehouse.duckdb>
+
+Both run in one transaction that is rolled back, so the warehouse is left as it was; run each
+size in a fresh process (the peak is the process's). A thread samples ``VmRSS`` every 10 ms.
+Use a loaded warehouse of each size, e.g. the ingest or end-to-end benchmark's.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+from journeymine import warehouse
+from journeymine.canonical import identity, touchpoints
+from journeymine.ingest.sources import TOUCHPOINT_FIXUPS
+from journeymine.warehouse import settings
+
+
+def rss_mb() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS"):
+                return int(line.split()[1]) // 1024
+    return 0
+
+
+def main(path: str) -> None:
+    peak, stop = [0], threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], rss_mb())
+            time.sleep(0.01)
+
+    threading.Thread(target=poll, daemon=True).start()
+    con = warehouse.connect(path)
+    cap = settings.apply_memory_limit(con)
+    events = con.execute("SELECT count(*) FROM raw_events").fetchall()[0][0]
+    print(f"{path}: {events:,} raw events, cap {cap / 1e6:,.0f} MB, start RSS {rss_mb()} MB")
+    steps: dict[str, Callable[[], object]] = {
+        "identity stitch": lambda: identity.stitch(con, "bench", incremental=False),
+        "touchpoints rebuild": lambda: touchpoints.build(con, TOUCHPOINT_FIXUPS),
+    }
+    con.execute("BEGIN")
+    try:
+        for name, step in steps.items():
+            peak[0] = rss_mb()
+            started = time.perf_counter()
+            step()
+            print(f"{name}: {time.perf_counter() - started:.1f} s, peak RSS {peak[0]:,} MB")
+    finally:
+        con.execute("ROLLBACK")
+        stop.set()
+        con.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
