@@ -413,7 +413,17 @@ def child(script: str, *args: str) -> dict[str, Any]:
     return result
 
 
-def bench(rows: int, data: Path, seed: int, reuse: bool) -> None:
+def print_load(load: dict[str, Any]) -> None:
+    load_rate = load["rows_read"] / load["seconds"]
+    print(f"journeymine load : {load['seconds']:7.1f} s  {load_rate:>9,.0f} rows/s  "
+          f"peak RSS {load['rss_main_mb']:,.0f} MB main, "
+          f"{load['rss_worker_mb']:,.0f} MB largest worker")  # fmt: skip
+    print(f"   rows read {load['rows_read']:,} = loaded {load['rows_loaded']:,} + duplicates "
+          f"{load['duplicates']:,} + quarantined {load['quarantined']:,}; "
+          f"{load['touchpoints']:,} touchpoints; {load['errors']} file errors")  # fmt: skip
+
+
+def bench(rows: int, data: Path, seed: int, reuse: bool, load_only: bool = False) -> None:
     landing, stamp = data / f"landing-{rows}", data / f"landing-{rows}.json"
     started = time.perf_counter()
     wanted = {"rows": rows, "seed": seed}
@@ -433,19 +443,16 @@ def bench(rows: int, data: Path, seed: int, reuse: bool) -> None:
         shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     mapping = json.dumps(SURVEY_MAPPING)
     load = child(LOAD, str(warehouse), str(landing), mapping)
+    if load_only:
+        print_load(load)
+        return
     scan = child(SCAN, str(landing))
     for stale in data.glob(f"phases-{rows}.duckdb*"):
         shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     phases = child(PHASES, str(data / f"phases-{rows}.duckdb"), str(landing), mapping)
     shutil.rmtree(data / f"stage-{rows}", ignore_errors=True)
     stage = child(STAGE, str(data / f"stage-{rows}"), str(landing), mapping)
-    load_rate = load["rows_read"] / load["seconds"]
-    print(f"journeymine load : {load['seconds']:7.1f} s  {load_rate:>9,.0f} rows/s  "
-          f"peak RSS {load['rss_main_mb']:,.0f} MB main, "
-          f"{load['rss_worker_mb']:,.0f} MB largest worker")  # fmt: skip
-    print(f"   rows read {load['rows_read']:,} = loaded {load['rows_loaded']:,} + duplicates "
-          f"{load['duplicates']:,} + quarantined {load['quarantined']:,}; "
-          f"{load['touchpoints']:,} touchpoints; {load['errors']} file errors")  # fmt: skip
+    print_load(load)
     print(f"DuckDB auto scan : {scan['seconds']:7.1f} s  {scan['rows'] / scan['seconds']:>9,.0f}"
           f" rows/s  peak RSS {scan['rss_main_mb']:,.0f} MB ({scan['rows']:,} rows)")  # fmt: skip
     print("load phases (s), a separate run: "
@@ -469,12 +476,15 @@ def main() -> None:
         "--memory-limit",
         help="the writer's DuckDB cap for every run (JOURNEYMINE_MEMORY_LIMIT; default: its own)",
     )
+    parser.add_argument(
+        "--load-only", action="store_true", help="only the load (no scan, phases, per source)"
+    )
     args = parser.parse_args()
     if args.memory_limit:
         os.environ["JOURNEYMINE_MEMORY_LIMIT"] = args.memory_limit  # the children inherit it
     print(f"python {sys.version.split()[0]}, {resource.getpagesize()} B pages")
     for rows in args.rows or [100_000]:
-        bench(rows, args.data, args.seed, args.reuse)
+        bench(rows, args.data, args.seed, args.reuse, args.load_only)
 
 
 if __name__ == "__main__":
