@@ -38,7 +38,8 @@ STATUSES = ("converted", "dropped", "open", "excluded", "final")
 TABLES = tuple(schema.WAREHOUSE)
 # The dashboard's figures a notebook may ask for by name (``figure``), in the page's order:
 # the names of the section registry's functions (dashboard/sections), not a second list.
-FIGURES = tuple(build.__name__ for build in sections.FIGURES.values())
+_FIGURES = {build.__name__: build for build in sections.FIGURES.values()}
+FIGURES = tuple(_FIGURES)
 
 
 class Warehouse:
@@ -69,14 +70,7 @@ class Warehouse:
 
     def tables(self) -> list[str]:
         """The documented tables (``TABLES``) this warehouse holds so far, in the doc's order."""
-        held = {
-            name
-            for (name,) in self.con.execute(
-                "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
-                "UNION SELECT view_name FROM duckdb_views() "
-                "WHERE database_name = current_database() AND NOT internal"
-            ).fetchall()
-        }
+        held = warehouse.held_tables(self.con)
         return [name for name in TABLES if name in held]
 
     def view(self, name: str) -> pd.DataFrame:
@@ -360,7 +354,5 @@ def figure(name: str, source: Warehouse | duckdb.DuckDBPyConnection, **options: 
     ['converted', 'dropped', 'open', 'reached the last stage']
     """
     _check_listed("figure", name, FIGURES)
-    build: Callable[..., go.Figure] = next(
-        f for f in sections.FIGURES.values() if f.__name__ == name
-    )
+    build: Callable[..., go.Figure] = _FIGURES[name]
     return build(source.con if isinstance(source, Warehouse) else source, **options)

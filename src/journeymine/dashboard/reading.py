@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 
 from journeymine.dashboard.style import missing_figure, table
 from journeymine.sql import ident
+from journeymine.warehouse import table_exists
 
 Data: TypeAlias = duckdb.DuckDBPyConnection | pd.DataFrame
 P = ParamSpec("P")
@@ -27,14 +28,8 @@ class MissingTable(LookupError):
     """A figure needs a warehouse table that is not there (or has no rows)."""
 
 
-def exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    """Whether the warehouse has ``table`` (a table or a view)."""
-    row = con.execute(
-        "SELECT (SELECT count(*) FROM duckdb_tables() WHERE table_name = ?) "
-        "+ (SELECT count(*) FROM duckdb_views() WHERE view_name = ?)",
-        [table, table],
-    ).fetchall()
-    return bool(row and row[0][0])
+# Whether the warehouse has a table (or view): the warehouse layer's own check.
+exists = table_exists
 
 
 def columns(data: Data, table: str) -> set[str]:

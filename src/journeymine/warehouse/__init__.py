@@ -181,7 +181,17 @@ def writer_lock(path: str | Path, *, wait_s: float = 0.0) -> Iterator[None]:
         lock.release()
 
 
+def held_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """The names of every table and view ``con`` sees (temp ones included), in one catalogue
+    read: for a caller that asks about several tables at once."""
+    rows = con.execute(
+        "SELECT table_name FROM duckdb_tables() UNION SELECT view_name FROM duckdb_views()"
+    ).fetchall()
+    return {str(name) for (name,) in rows}
+
+
 def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether ``con`` sees a table or view ``name`` (temp ones included)."""
     row = con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? "
         "UNION ALL SELECT count(*) FROM duckdb_views() WHERE view_name = ?",
