@@ -258,7 +258,7 @@ def _failing_cast(
     """Name the first column whose values do not cast to its declared type (error path only)."""
     for column in columns:
         try:
-            con.execute(f"SELECT {_cast(column)} FROM jm_frame").fetchall()
+            con.execute(f"SELECT count({_cast(column)}) FROM jm_frame").fetchall()
         except duckdb.Error as failed:
             return f"column {column.name!r} does not convert to {column.sql}: {failed}"
     return str(exc)
