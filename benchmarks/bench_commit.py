@@ -1,7 +1,7 @@
 """The writer's commit phases on a loaded warehouse: time and peak RSS of a full identity
 stitch and touchpoints rebuild, under the default writer memory cap.
 
-    PYTHONPATH=src:. python benchmarks/bench_commit.py <warehouse.duckdb>
+    PYTHONPATH=src:. python benchmarks/bench_commit.py <warehouse.duckdb> [--memory-limit 512MB]
 
 Both run in one transaction that is rolled back, so the warehouse is left as it was; run each
 size in a fresh process (the peak is the process's). A thread samples ``VmRSS`` every 10 ms.
@@ -10,10 +10,12 @@ Use a loaded warehouse of each size, e.g. the ingest or end-to-end benchmark's.
 
 from __future__ import annotations
 
-import sys
+import argparse
 import threading
 import time
 from collections.abc import Callable
+
+import duckdb
 
 from journeymine import warehouse
 from journeymine.canonical import identity, touchpoints
@@ -29,7 +31,7 @@ def rss_mb() -> int:
     return 0
 
 
-def main(path: str) -> None:
+def main(path: str, memory_limit: str | None) -> None:
     peak, stop = [0], threading.Event()
 
     def poll() -> None:
@@ -39,7 +41,7 @@ def main(path: str) -> None:
 
     threading.Thread(target=poll, daemon=True).start()
     con = warehouse.connect(path)
-    cap = settings.apply_memory_limit(con)
+    cap = settings.apply_memory_limit(con, memory_limit)
     events = con.execute("SELECT count(*) FROM raw_events").fetchall()[0][0]
     print(f"{path}: {events:,} raw events, cap {cap / 1e6:,.0f} MB, start RSS {rss_mb()} MB")
     steps: dict[str, Callable[[], object]] = {
@@ -51,7 +53,12 @@ def main(path: str) -> None:
         for name, step in steps.items():
             peak[0] = rss_mb()
             started = time.perf_counter()
-            step()
+            try:
+                step()
+            except duckdb.OutOfMemoryException as exc:  # the figure a too-small cap gives
+                first = str(exc).splitlines()[0]
+                print(f"{name}: out of memory after {time.perf_counter() - started:.1f} s: {first}")
+                return
             print(f"{name}: {time.perf_counter() - started:.1f} s, peak RSS {peak[0]:,} MB")
     finally:
         con.execute("ROLLBACK")
@@ -60,4 +67,8 @@ def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("warehouse")
+    parser.add_argument("--memory-limit", help="the writer's cap (default: the product's)")
+    args = parser.parse_args()
+    main(args.warehouse, args.memory_limit)
