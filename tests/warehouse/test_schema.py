@@ -14,10 +14,6 @@ import journeymine as jm
 from journeymine.errors import WarehouseError
 from journeymine.warehouse import connect, schema
 
-# A load leaves this view behind, over a staging file it deletes (reported, load.py's to fix):
-# not a table of the warehouse.
-LEFT_BY_THE_LOADER = {"stg_files"}
-
 
 def created(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[bool, list[tuple[str, str]]]]:
     """Each table of the warehouse file: (is a view, [(column, DuckDB's type name)])."""
@@ -31,7 +27,7 @@ def created(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[bool, list[tuple[
     tables: dict[str, tuple[bool, list[tuple[str, str]]]] = {}
     for table, view, column, kind in rows:
         tables.setdefault(table, (view, []))[1].append((column, kind))
-    return {t: v for t, v in tables.items() if t not in LEFT_BY_THE_LOADER}
+    return tables
 
 
 def type_name(con: duckdb.DuckDBPyConnection, sql: str) -> str:

@@ -142,7 +142,10 @@ def load_staged(
         "CREATE OR REPLACE TEMP TABLE stg_file_order AS "
         "SELECT *, row_number() OVER (ORDER BY source, file_ord) AS ord FROM stg_files"
     )
-    con.execute("CREATE OR REPLACE TEMP VIEW stg_files AS FROM stg_file_order")
+    # The ordered files take the view's name; the view over Parquet goes (it is a view of the
+    # warehouse file, and a temp view of the same name would only hide it until the end).
+    con.execute("DROP VIEW stg_files")
+    con.execute("CREATE TEMP VIEW stg_files AS FROM stg_file_order")
     _remove_previous_versions(con)
     _classify(con)
     _insert_rows(con, run_id)
