@@ -349,6 +349,7 @@ def _edge_shift(edges: list[pd.DataFrame]) -> pd.DataFrame:
             suffixes=("_before", "_after"),
         )
         .fillna({"cases_before": 0, "cases_after": 0})
+        .astype({"cases_before": "int64", "cases_after": "int64"})  # counts, as in drift_variants
     )
     nb, na = (
         edges[0].total.iloc[0] if len(edges[0]) else 0,

@@ -263,8 +263,8 @@ FINDINGS = (
         (
             col("source_activity", TEXT, "the edge's first activity"),
             col("target_activity", TEXT, "the activity right after it"),
-            col("cases_before", NUM, "cases with the edge in the earlier period"),
-            col("cases_after", NUM, "in the later period"),
+            col("cases_before", BIG, "cases with the edge in the earlier period"),
+            col("cases_after", BIG, "in the later period"),
             col("share_before", NUM, "cases / all cases, earlier period"),
             col("share_after", NUM, "the same, later period"),
             col("change", TEXT, "appeared, vanished or changed"),
