@@ -17,6 +17,7 @@ import pytest
 
 import journeymine as jm
 from journeymine import warehouse
+from journeymine.analyses import runner
 from journeymine.errors import UsageError
 from journeymine.ingest import load
 from journeymine.warehouse import settings
@@ -191,3 +192,37 @@ def test_a_load_past_the_cap_names_the_setting_and_leaves_the_warehouse(
         assert (
             con.execute("SELECT count(*), sum(rows_loaded) FROM load_manifest").fetchall() == before
         )
+
+
+def test_the_analyses_run_under_the_cap_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cap is the writer transaction's, not the load's alone: at 10M raw rows the analyses
+    peaked at 5.1 GB with DuckDB's own limit (benchmarks/README.md, Ingest)."""
+    db = tmp_path / "w.duckdb"
+    jm.load(db, SAMPLE_LANDING, journey=SAMPLE_JOURNEY, sources=("segment",))
+    monkeypatch.setenv(settings.ENV_VAR, "300MB")
+    seen: list[Any] = []
+    original = runner.analyse
+
+    def spy(con: duckdb.DuckDBPyConnection, *args: Any) -> Any:
+        seen.extend(con.execute("SELECT current_setting('memory_limit')").fetchall())
+        return original(con, *args)
+
+    monkeypatch.setattr(runner, "analyse", spy)
+    runner.analyse_warehouse(db, SAMPLE_JOURNEY, tmp_path / "out")
+    assert seen == [("286.1 MiB",)]  # 300 * 10**6 bytes
+
+
+def test_any_writer_past_the_cap_names_the_setting_and_publishes_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "w.duckdb"
+    with warehouse.transaction(db) as con:
+        con.execute("INSERT INTO load_manifest (source, file) VALUES ('segment', 'a.jsonl')")
+    before = db.read_bytes()
+    past_the_cap = pytest.raises(warehouse.WarehouseError, match=r"cap of 20 MB .*_MEMORY_LIMIT")
+    with past_the_cap, warehouse.transaction(db, memory_limit="20MB") as con:
+        con.execute("DELETE FROM load_manifest")
+        # a list aggregate does not spill: 20M integers need ~160 MB at once
+        con.execute("SELECT list(i) FROM range(20000000) t(i)").fetchall()
+    assert db.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.duckdb", "w.duckdb.lock"]

@@ -33,7 +33,6 @@ from pathlib import Path
 import duckdb
 
 from journeymine import warehouse
-from journeymine.errors import WarehouseError
 from journeymine.ingest.plan import (
     IGNORED_NAMES,
     SOURCES,
@@ -69,7 +68,6 @@ from journeymine.ingest.stage import (
     staging_root,
 )
 from journeymine.warehouse import schema
-from journeymine.warehouse.settings import apply_memory_limit, out_of_memory
 
 log = logging.getLogger(__name__)
 
@@ -302,7 +300,8 @@ def load_landing(
     ``memory_limit`` caps DuckDB's memory (journeymine.warehouse.settings).
     """
     run_id = uuid.uuid4().hex[:12]
-    with warehouse.transaction(warehouse_path, wait_s=lock_wait_s) as con:
+    writer = warehouse.transaction(warehouse_path, wait_s=lock_wait_s, memory_limit=memory_limit)
+    with writer as con:
         root = staging_root(warehouse_path)
         clean_staging(root)  # left by killed runs: we hold the lock, so no run is using them
         plan = plan_load(con, landing, sources, selection)
@@ -318,7 +317,6 @@ def load_landing(
                 match_on_email=match_on_email,
                 max_user_ids_per_person=max_user_ids_per_person,
                 incremental=incremental,
-                memory_limit=memory_limit,
             )
         finally:
             shutil.rmtree(folder, ignore_errors=True)
@@ -334,7 +332,6 @@ def commit_load(
     match_on_email: bool = True,
     max_user_ids_per_person: int = 1,
     incremental: bool = True,
-    memory_limit: str | None = None,
 ) -> None:
     """Load staged folders, stitch identities and rebuild touchpoints atomically.
     ``max_user_ids_per_person`` is the person-merge policy (docs/identity.md).
@@ -342,11 +339,9 @@ def commit_load(
     Stitching and the touchpoints are incremental (only the persons the new rows reach are
     recomputed, with the result of a full rebuild) unless ``incremental`` is off or a staged
     file replaces a loaded version (rows removed can split persons): then everything is
-    rebuilt. ``report.stitch`` says which, and why. DuckDB's memory is capped at
-    ``memory_limit`` (default: journeymine.warehouse.settings) and spills past it."""
+    rebuilt. ``report.stitch`` says which, and why. DuckDB's memory is capped by the
+    transaction ``con`` belongs to (:func:`journeymine.warehouse.transaction`)."""
     from journeymine.canonical import identity, touchpoints
-
-    cap = apply_memory_limit(con, memory_limit)
 
     con.begin()
     try:
@@ -367,9 +362,6 @@ def commit_load(
         report.touchpoints = touchpoints.build(con, TOUCHPOINT_FIXUPS)
         log.info("identity stitching and touchpoints: %s", report.stitch)
         con.commit()
-    except duckdb.OutOfMemoryException as exc:
-        con.rollback()
-        raise WarehouseError(out_of_memory(exc, cap)) from exc
     except BaseException:
         con.rollback()
         raise

@@ -29,7 +29,7 @@ from filelock import FileLock, Timeout
 
 from journeymine.errors import WarehouseError
 from journeymine.sql import ident
-from journeymine.warehouse import schema
+from journeymine.warehouse import schema, settings
 
 SCHEMA_VERSION = 1
 _HELD: set[str] = set()  # writer locks this process holds: re-entering one is a no-op
@@ -64,14 +64,20 @@ def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConn
 
 
 @contextmanager
-def transaction(path: str | Path, *, wait_s: float = 0.0) -> Iterator[duckdb.DuckDBPyConnection]:
+def transaction(
+    path: str | Path, *, wait_s: float = 0.0, memory_limit: str | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """Hold the writer lock and a connection to a working copy; publish it if the block succeeds.
 
     Everything the block writes appears to readers at once, when the block ends without an
     exception and every declared table it holds conforms to its declaration
     (:func:`schema.conform_all`); otherwise the published warehouse is left untouched.
+    Every writer (the load, the analyses, the alerts) runs under the memory cap of
+    :mod:`.settings` (``memory_limit``, else its default); a query that needs more than the cap
+    even spilling fails as a :class:`WarehouseError` saying how to raise it.
     """
     path = Path(path)
+    cap = settings.memory_limit_bytes(memory_limit)  # a bad value fails before the lock
     with writer_lock(path, wait_s=wait_s):
         work = path.parent / (path.name + ".next")
         _discard(work)
@@ -81,6 +87,7 @@ def transaction(path: str | Path, *, wait_s: float = 0.0) -> Iterator[duckdb.Duc
                 _copy(_wal(path), _wal(work))
         try:
             con = connect(work)
+            settings.set_memory_limit(con, cap)
         except BaseException:
             _discard(work)
             raise
@@ -90,6 +97,10 @@ def transaction(path: str | Path, *, wait_s: float = 0.0) -> Iterator[duckdb.Duc
             # modules that create theirs in SQL do not pass through replace_table.
             schema.conform_all(con)
             con.execute("CHECKPOINT")  # fold the WAL in: the published file stands alone
+        except duckdb.OutOfMemoryException as exc:
+            con.close()
+            _discard(work)
+            raise WarehouseError(settings.out_of_memory(exc, cap)) from exc
         except BaseException:
             con.close()
             _discard(work)

@@ -67,9 +67,13 @@ def apply_memory_limit(con: duckdb.DuckDBPyConnection, value: str | None = None)
     opened): a load whose working set exceeds the cap spills there rather than failing.
     """
     amount = memory_limit_bytes(value)
-    # A setting cannot be a bound parameter; the value is an integer we computed.
-    con.execute(f"SET memory_limit = '{amount}B'")
+    set_memory_limit(con, amount)
     return amount
+
+
+def set_memory_limit(con: duckdb.DuckDBPyConnection, amount: int) -> None:
+    # A setting cannot be a bound parameter; the value is an integer we computed.
+    con.execute(f"SET memory_limit = '{int(amount)}B'")
 
 
 def out_of_memory(exc: duckdb.OutOfMemoryException, amount: int) -> str:

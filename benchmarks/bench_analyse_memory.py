@@ -1,0 +1,68 @@
+"""Peak memory of the analyses' writer, under the product's cap and under DuckDB's own limit.
+
+    PYTHONPATH=src:. python benchmarks/bench_analyse_memory.py <loaded warehouse.duckdb> \
+        --cap 1GB --cap 16GB
+
+A warehouse loaded by ``bench_ingest.py`` or ``bench_e2e.py`` (``benchmarks/data/...``) is
+copied once per cap, and every analysis of ``bench_e2e.py``'s journey spec runs on the copy in a
+fresh process, inside one transaction that is rolled back (as ``runner.analyse_warehouse`` runs
+them, minus the publish). Prints wall and CPU seconds and the process's peak RSS per cap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+CHILD = """
+import json, resource, shutil, sys, time
+from pathlib import Path
+from bench_e2e import write_spec
+from journeymine import warehouse
+from journeymine.analyses import runner
+from journeymine.spec import load_spec
+from journeymine.warehouse import settings
+source, work, cap = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+db = work / "warehouse.duckdb"
+shutil.copyfile(source, db)
+spec = load_spec(write_spec(work / "journey.toml"))
+con = warehouse.connect(db)
+settings.apply_memory_limit(con, cap)
+wall, cpu = time.perf_counter(), time.process_time()
+con.begin()
+runner.analyse(con, spec, work / "out")
+con.rollback()
+con.close()
+print(json.dumps({"cap": cap, "wall_s": round(time.perf_counter() - wall, 1),
+                  "cpu_s": round(time.process_time() - cpu, 1),
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("warehouse", type=Path, help="a loaded warehouse (not changed)")
+    parser.add_argument("--cap", action="append", help="a memory cap (repeatable)")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/bench-analyse-memory"))
+    args = parser.parse_args()
+    here = Path(__file__).parent
+    for cap in args.cap or ["1GB", "16GB"]:
+        work = args.work / cap
+        work.mkdir(parents=True, exist_ok=True)
+        env_path = f"{here.parent / 'src'}:{here}"
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, str(args.warehouse), str(work), cap],
+            check=True,
+            capture_output=True,
+            text=True,
+            env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"},
+        )
+        print(json.loads(out.stdout.splitlines()[-1]))
+        (work / "warehouse.duckdb").unlink()
+
+
+if __name__ == "__main__":
+    main()
