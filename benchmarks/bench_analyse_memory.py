@@ -6,7 +6,8 @@
 A warehouse loaded by ``bench_ingest.py`` or ``bench_e2e.py`` (``benchmarks/data/...``) is
 copied once per cap, and every analysis of ``bench_e2e.py``'s journey spec runs on the copy in a
 fresh process, inside one transaction that is rolled back (as ``runner.analyse_warehouse`` runs
-them, minus the publish). Prints wall and CPU seconds and the process's peak RSS per cap.
+them, minus the publish). Prints wall and CPU seconds and the process's peak RSS per cap, and
+each analysis's time (``bench_e2e.py``'s steps) with the peak when it raised it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 CHILD = """
 import json, resource, shutil, sys, time
 from pathlib import Path
-from bench_e2e import write_spec
+from bench_e2e import Clock, wrap_analysis_steps, write_spec
 from journeymine import warehouse
 from journeymine.analyses import runner
 from journeymine.spec import load_spec
@@ -31,6 +32,8 @@ shutil.copyfile(source, db)
 spec = load_spec(write_spec(work / "journey.toml"))
 con = warehouse.connect(db)
 settings.apply_memory_limit(con, cap)
+clock = Clock()
+wrap_analysis_steps(clock)
 wall, cpu = time.perf_counter(), time.process_time()
 con.begin()
 runner.analyse(con, spec, work / "out")
@@ -38,7 +41,8 @@ con.rollback()
 con.close()
 print(json.dumps({"cap": cap, "wall_s": round(time.perf_counter() - wall, 1),
                   "cpu_s": round(time.process_time() - cpu, 1),
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}))
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+                  "steps": clock.steps}))
 """
 
 
@@ -60,7 +64,14 @@ def main() -> None:
             text=True,
             env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"},
         )
-        print(json.loads(out.stdout.splitlines()[-1]))
+        result = json.loads(out.stdout.splitlines()[-1])
+        steps = result.pop("steps")
+        print(result)
+        rss = 0.0
+        for name, step in steps.items():  # in the order they first ended
+            rise = f"peak -> {step['rss_mb']:,.0f} MB" if step["rss_mb"] > rss else ""
+            rss = max(rss, step["rss_mb"])
+            print(f"  {name:45} {step['seconds']:8.1f} s  {rise}")
         (work / "warehouse.duckdb").unlink()
 
 
