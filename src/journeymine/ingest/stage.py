@@ -7,6 +7,7 @@ Staging lives in ``<warehouse>.staging/<run id>/``; the next run removes what a 
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import multiprocessing
@@ -14,8 +15,9 @@ import operator
 import os
 import shutil
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -170,13 +172,29 @@ def stage_chunk(
     jobs: Sequence[Job], number: int, folder: Path, options: SourceOptions | None = None
 ) -> dict[int, int | str]:
     """Parse a chunk of files into shared Parquet parts; per file its rows read or its error."""
-    parts = _Parts(folder, number)
-    outcomes = {
-        order: stage_one(parse, landing_file, parts, (options or {}).get(landing_file.source))
-        for order, parse, landing_file in jobs
-    }
-    parts.flush()
+    with gc_paused():
+        parts = _Parts(folder, number)
+        outcomes = {
+            order: stage_one(parse, landing_file, parts, (options or {}).get(landing_file.source))
+            for order, parse, landing_file in jobs
+        }
+        parts.flush()
     return outcomes
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside: parsing allocates millions of small dicts, lists
+    and tuples, and every few thousand of them Python's collector walked the whole parsed file
+    again (a third of the time staging took). Parsed rows hold no reference cycles; what
+    cycles a chunk leaves are collected as usual once it is done."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def stage_one(
