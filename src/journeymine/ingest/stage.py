@@ -11,7 +11,6 @@ import gc
 import json
 import logging
 import multiprocessing
-import operator
 import os
 import shutil
 import threading
@@ -29,7 +28,7 @@ import pyarrow.parquet as pq
 from journeymine.errors import SourceFormatError
 from journeymine.ingest.plan import LandingFile
 from journeymine.ingest.sources import PARSERS
-from journeymine.ingest.sources._common import ParsedFile, RawRow, Rejected
+from journeymine.ingest.sources._common import Edge, Event, Label, ParsedFile, RawRow, Rejected
 from journeymine.warehouse import schema
 
 log = logging.getLogger(__name__)
@@ -217,11 +216,11 @@ def stage_one(
     return parsed.rows_read
 
 
-# An Event's fields in the staged column order; attributes (the last column) become JSON text.
-_EVENT_VALUES = operator.attrgetter(*(c.name for c in schema.EVENT[:-1]))
-assert schema.EVENT[-1].name == "attributes"
-_EDGE_VALUES = operator.attrgetter(*(c.name for c in schema.EDGE))
-_LABEL_VALUES = operator.attrgetter(*(c.name for c in schema.LABEL))
+# Events, edges and labels are tuples in the staged column order (an event's attributes, its
+# last field, become JSON text): checked here, relied on by _Parts.add_row.
+assert Event._fields == tuple(c.name for c in schema.EVENT)
+assert Edge._fields == tuple(c.name for c in schema.EDGE)
+assert Label._fields == tuple(c.name for c in schema.LABEL)
 
 
 class _Parts:
@@ -237,13 +236,16 @@ class _Parts:
 
     def add_row(self, source: str, file: str, row: RawRow) -> None:
         at = (source, file, row.line)
-        self.buffers["rows"].append((*at, row.record_key, row.raw))
-        self.buffers["events"] += [
-            (*at, idx, *_EVENT_VALUES(ev), _attributes_json(ev.attributes))
-            for idx, ev in enumerate(row.events)
-        ]
-        self.buffers["labels"] += [(*at, *_LABEL_VALUES(lab)) for lab in row.labels]
-        self.buffers["edges"] += [(*at, *_EDGE_VALUES(e)) for e in row.edges]
+        buffers = self.buffers
+        buffers["rows"].append((*at, row.record_key, row.raw))
+        if row.events:
+            buffers["events"] += [
+                (*at, idx, *ev[:-1], _attributes_json(ev[-1])) for idx, ev in enumerate(row.events)
+            ]
+        if row.labels:
+            buffers["labels"] += [(*at, *label) for label in row.labels]
+        if row.edges:
+            buffers["edges"] += [(*at, *edge) for edge in row.edges]
         self.rows += 1
         if self.rows % BATCH_ROWS == 0:
             self.flush()

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 from urllib.parse import SplitResult, urlsplit
 
 from journeymine.errors import SourceFormatError
@@ -58,13 +58,17 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(NamedTuple):
     """One touchpoint derived from an input record.
 
     ``event_key`` is unique per touchpoint within its source (a record may yield several events,
     e.g. a Salesforce Lead yields *lead created* and *lead converted*); when the same event_key
     arrives again in a newer record version the newer one wins.
+
+    Events, edges and labels are named tuples, immutable like frozen dataclasses but several
+    times cheaper to build (millions per load), and staged as they are: their fields are in
+    the staged columns' order. ``attributes`` is never changed once the event is built (its
+    default ``{}`` is shared).
     """
 
     event_key: str
@@ -79,11 +83,10 @@ class Event:
     owner: str | None = None
     account_type: str | None = None  # account node the event belongs to, if the record says
     account_value: str | None = None
-    attributes: dict[str, Any] = field(default_factory=dict)
+    attributes: dict[str, Any] = {}  # noqa: RUF012  (never changed: see the class text)
 
 
-@dataclass(frozen=True)
-class Edge:
+class Edge(NamedTuple):
     """One observed identity link between two nodes."""
 
     src_type: str
@@ -94,8 +97,7 @@ class Edge:
     observed_at: datetime
 
 
-@dataclass(frozen=True)
-class Label:
+class Label(NamedTuple):
     """A readable name for an id the data uses, e.g. a Salesforce user behind ``OwnerId``."""
 
     kind: str  # vocabulary.OWNER_LABEL
@@ -103,7 +105,7 @@ class Label:
     name: str
 
 
-@dataclass
+@dataclass(slots=True)
 class RawRow:
     """One accepted input record: its vendor dedup key, raw text, and what it yields."""
 
@@ -273,6 +275,8 @@ def identifier(record: dict[str, Any], key: str, *, strict: bool = True) -> str 
 
 def id_text(value: object, field_name: str, *, strict: bool = True) -> str | None:
     """:func:`identifier` of a value already read (a nested field such as Stripe metadata)."""
+    if type(value) is str:  # the usual case, first
+        return value if value.strip() else None
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
