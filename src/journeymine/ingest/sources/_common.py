@@ -32,6 +32,7 @@ import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 from urllib.parse import SplitResult, urlsplit
@@ -245,6 +246,8 @@ def brief(value: object) -> str:
 
 def optional_object(value: object, field_name: str) -> dict[str, Any]:
     """An object field that may be absent (missing or null); any other type is a RecordError."""
+    if type(value) is dict:  # the usual case, first
+        return value
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -287,12 +290,15 @@ def id_text(value: object, field_name: str, *, strict: bool = True) -> str | Non
     return text if text.strip() else None
 
 
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
 def normalise_email(value: object) -> str | None:
     """Trim and lower-case an email; ``None`` when it does not look like one."""
     if not isinstance(value, str):
         return None
     email = value.strip().lower()
-    if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
+    if not _EMAIL.fullmatch(email):
         return None
     return email
 
@@ -363,9 +369,13 @@ def safe_urlsplit(url: str, field_name: str) -> SplitResult:
         raise RecordError(f"{field_name}: not a URL: {brief(url)} ({exc})") from None
 
 
+_NOT_SLUG = re.compile(r"[^0-9a-z]+")
+
+
+@lru_cache(maxsize=4096)  # a source has few event names, seen again and again
 def slug(value: str) -> str:
     """``"Demo Requested"`` -> ``"demo_requested"``: lower snake case for activity names."""
-    return re.sub(r"[^0-9a-z]+", "_", value.strip().lower()).strip("_") or "unnamed"
+    return _NOT_SLUG.sub("_", value.strip().lower()).strip("_") or "unnamed"
 
 
 INTERNAL_ERROR = "internal error, please report"

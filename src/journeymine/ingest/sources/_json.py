@@ -131,10 +131,14 @@ def _span_record(text: str, pos: int, end: int, index: int, value: Any) -> Recor
     return index, _serialised(value, span), value
 
 
+# json.dumps(value, ensure_ascii=False), without building an encoder for every record.
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def _serialised(value: Any, original: str) -> str:
     # Compact, non-ASCII unchanged; a value just short of the depth limit keeps its own text.
     try:
-        return json.dumps(value, ensure_ascii=False)
+        return _ENCODE(value)
     except RecursionError:
         return original
 

@@ -29,6 +29,7 @@ Quirks
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,7 @@ def owner(category: object) -> str | None:
     return first if isinstance(first, str) and first else None
 
 
+@lru_cache(maxsize=1024)  # a handful of event names, per event
 def activity(name: str) -> tuple[str, str]:
     """``(activity, actor)`` for an event name, per docs/activities.md."""
     if name in COMPANY_EVENTS:
