@@ -397,16 +397,18 @@ def parse_records(
     """
     parsed = ParsedFile(source, file)
     readable = 0
+    accept, reject = parsed.rows.append, parsed.rejected.append
     for line, text, value in records:
         if isinstance(value, RecordError):
-            parsed.rejected.append(Rejected(line, str(value), text))
+            reject(Rejected(line, str(value), text))
             continue
         readable += 1
-        parsed_row = parse_guarded(parse_one, line, text, value)
-        if isinstance(parsed_row, Rejected):
-            parsed.rejected.append(parsed_row)
-        else:
-            parsed.rows.append(parsed_row)
+        try:  # parse_guarded, inline: this runs for every record
+            accept(parse_one(line, text, value))
+        except RecordError as exc:
+            reject(Rejected(line, str(exc), text))
+        except UNEXPECTED as exc:
+            reject(_internal_error(line, text, exc))
     if parsed.rejected and readable == 0:
         raise SourceFormatError(file, f"not {what}: no record in it could be read")
     return parsed
@@ -426,4 +428,8 @@ def parse_guarded(
     except RecordError as exc:
         return Rejected(line, str(exc), text)
     except UNEXPECTED as exc:
-        return Rejected(line, f"{INTERNAL_ERROR}: {type(exc).__name__}: {exc}", text)
+        return _internal_error(line, text, exc)
+
+
+def _internal_error(line: int, text: str, exc: Exception) -> Rejected:
+    return Rejected(line, f"{INTERNAL_ERROR}: {type(exc).__name__}: {exc}", text)

@@ -185,13 +185,14 @@ def json_lines(text: str) -> Iterator[Record]:
         record = line.strip(" \t\r\n")
         if not record:
             continue
-        bad_bytes = undecodable(line)
+        bad_bytes = not line.isascii() and undecodable(line)
         try:
             if bad_bytes:
                 check_utf8(line, number)
             # Decoded in place, so that a reason's column is the column in the file.
-            value, end = decode_json(line, skip_space(line, 0))
-            if line[end:].strip():
+            start = 0 if line[0] not in " \t\r" else skip_space(line, 0)
+            value, end = decode_json(line, start)
+            if end < len(line) and line[end:].strip():
                 raise RecordError(f"invalid JSON: Extra data at column {end + 1}")
         except RecordError as exc:
             value = exc
