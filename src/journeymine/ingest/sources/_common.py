@@ -31,7 +31,7 @@ import reprlib
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any, NamedTuple
@@ -214,6 +214,9 @@ def check_utf8(raw: str, first_line: int, field_name: str = "", first_column: in
 
 def scalar(value: object) -> bool:
     """A value fit to be an attribute as it is: text, a flag, an integer, a finite number."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool:  # what JSON gives, first
+        return True
     if isinstance(value, float):
         return math.isfinite(value)
     return isinstance(value, str | int | bool)
@@ -327,10 +330,14 @@ def parse_iso(value: object, field_name: str) -> datetime:
     return check_time(ts, value, field_name)
 
 
-def _in_range(seconds: float | int, value: object, field_name: str, unit: str, hint: str) -> None:
-    # Compared as numbers first: datetime.fromtimestamp cannot even represent most absurd values.
-    if not EARLIEST.timestamp() <= seconds < LATEST.timestamp():
-        raise RecordError(f"{field_name}: absurd unix {unit} {brief(value)} ({hint})")
+# The range in unix seconds: values are compared as numbers first, since
+# datetime.fromtimestamp cannot even represent most absurd values.
+_EARLIEST_SECONDS, _LATEST_SECONDS = EARLIEST.timestamp(), LATEST.timestamp()
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _absurd(value: object, field_name: str, unit: str, hint: str) -> RecordError:
+    return RecordError(f"{field_name}: absurd unix {unit} {brief(value)} ({hint})")
 
 
 def parse_unix_seconds(value: object, field_name: str) -> datetime:
@@ -341,8 +348,9 @@ def parse_unix_seconds(value: object, field_name: str) -> datetime:
         seconds = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError, OverflowError):
         raise RecordError(f"{field_name}: not unix seconds: {brief(value)}") from None
-    hint = "milliseconds?" if abs(seconds) >= 1e11 else "before 2000 or after 2100"
-    _in_range(seconds, value, field_name, "seconds", hint)
+    if not _EARLIEST_SECONDS <= seconds < _LATEST_SECONDS:
+        hint = "milliseconds?" if abs(seconds) >= 1e11 else "before 2000 or after 2100"
+        raise _absurd(value, field_name, "seconds", hint)
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
@@ -354,11 +362,10 @@ def parse_unix_micros(value: object, field_name: str) -> datetime:
         micros = int(value)  # type: ignore[call-overload]
     except (TypeError, ValueError, OverflowError):
         raise RecordError(f"{field_name}: not unix microseconds: {brief(value)}") from None
-    hint = "seconds or ms?" if abs(micros) < 1e14 else "before 2000 or after 2100"
-    _in_range(micros // 1_000_000, value, field_name, "microseconds", hint)
-    return datetime.fromtimestamp(micros // 1_000_000, tz=UTC).replace(
-        microsecond=micros % 1_000_000
-    )
+    if not _EARLIEST_SECONDS <= micros // 1_000_000 < _LATEST_SECONDS:
+        hint = "seconds or ms?" if abs(micros) < 1e14 else "before 2000 or after 2100"
+        raise _absurd(value, field_name, "microseconds", hint)
+    return _EPOCH + timedelta(microseconds=micros)  # exact: no float on the way
 
 
 def safe_urlsplit(url: str, field_name: str) -> SplitResult:
