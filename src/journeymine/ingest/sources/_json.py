@@ -103,6 +103,8 @@ def value_end(text: str, pos: int) -> int:
 
 
 def skip_space(text: str, pos: int) -> int:
+    if pos >= len(text) or text[pos] not in " \t\n\r":  # mostly: no regex needed
+        return pos
     found = _WHITESPACE.match(text, pos)
     return found.end() if found else pos
 
@@ -132,7 +134,8 @@ def _span_record(text: str, pos: int, end: int, index: int, value: Any) -> Recor
 
 
 # json.dumps(value, ensure_ascii=False), without building an encoder for every record.
-_ENCODE = json.JSONEncoder(ensure_ascii=False).encode
+# Decoded JSON holds no cycles: the encoder need not look for them.
+_ENCODE = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
 
 
 def _serialised(value: Any, original: str) -> str:

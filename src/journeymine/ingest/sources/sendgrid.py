@@ -52,6 +52,7 @@ from journeymine.ingest.sources._common import (
     parse_records,
     parse_unix_seconds,
     read_text,
+    scalar,
     scalar_field,
 )
 from journeymine.ingest.sources._json import (
@@ -123,7 +124,10 @@ def _kept(item: dict[str, Any]) -> dict[str, Any]:
         if value is None:
             continue
         if key == CATEGORY and isinstance(value, list):
-            kept[key] = [scalar_field(v, f"{key}[{i}]") for i, v in enumerate(value)]
+            kept[key] = [  # an element's name is only built for a reason (it raises)
+                v if v is None or scalar(v) else scalar_field(v, f"{key}[{i}]")
+                for i, v in enumerate(value)
+            ]
         else:
             kept[key] = scalar_field(value, key)
     return kept
