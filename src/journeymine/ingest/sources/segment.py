@@ -156,12 +156,20 @@ def page_attributes(call: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """The page's path group and its attributes."""
     from_context = _context(call, PAGE_CONTEXT)
     properties = optional_object(call.get(PROPERTIES), PROPERTIES)
-    page = {**from_context, **properties}
+    page = {**from_context, **properties} if from_context else properties  # only read
     attrs = {key: page[key] for key in PAGE_FIELDS if isinstance(page.get(key), str)}
     key = "path" if page.get("path") else "url"
-    where = PROPERTIES if key in properties else f"{CONTEXT}.{PAGE_CONTEXT}"
-    group = path_group(page.get(key), f"{where}.{key}")
-    return group, {**attrs, "path_group": group}
+    group = path_group(page.get(key), _PAGE_FIELD_NAMES[key in properties, key])
+    attrs["path_group"] = group
+    return group, attrs
+
+
+# Where a page's path came from, for reasons: (found in properties?, key) -> field name.
+_PAGE_FIELD_NAMES = {
+    (in_properties, key): f"{PROPERTIES if in_properties else f'{CONTEXT}.{PAGE_CONTEXT}'}.{key}"
+    for in_properties in (True, False)
+    for key in ("path", "url")
+}
 
 
 def activity(call: dict[str, Any], kind: str) -> tuple[str, str, dict[str, Any]]:
