@@ -164,7 +164,7 @@ def utm(row: dict[str, Any]) -> dict[str, Any]:
     (direct)) that never happened.
     """
     collected = optional_object(row.get(COLLECTED_TRAFFIC_SOURCE), COLLECTED_TRAFFIC_SOURCE)
-    if any(collected.get(c) for c in _COLLECTED_FIELDS.values()):
+    if collected and any(collected.get(c) for c in _COLLECTED_FIELDS.values()):
         name, fields = COLLECTED_TRAFFIC_SOURCE, _COLLECTED_FIELDS
     else:
         name, fields = TRAFFIC_SOURCE, _FIRST_FIELDS
