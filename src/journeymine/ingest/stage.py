@@ -184,9 +184,9 @@ def stage_chunk(
 @contextmanager
 def gc_paused() -> Iterator[None]:
     """No cyclic garbage collection inside: parsing allocates millions of small dicts, lists
-    and tuples, and every few thousand of them Python's collector walked the whole parsed file
-    again (a quarter to a third of the CPU staging took). Parsed rows hold no reference
-    cycles; what cycles a chunk leaves are collected as usual once it is done."""
+    and tuples, and Python's collector kept scanning the growing parsed file (a quarter to a
+    third of the CPU staging took). Parsed rows hold no reference cycles; what cycles a chunk
+    leaves are collected as usual once it is done."""
     enabled = gc.isenabled()
     gc.disable()
     try:
