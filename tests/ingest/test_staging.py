@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import textwrap
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -141,3 +143,36 @@ def test_parallel_staging_from_a_thread_starts_clean_workers(
     reports, events = load_folder(tmp_path / "w.duckdb", staged.folder)
     assert [r.rows_loaded for r in reports] == [2, 2, 2]
     assert events == [(f"segment/t{i}.txt", line) for i in range(3) for line in (1, 2)]
+
+
+def test_parsing_runs_without_the_cyclic_collector_which_comes_back_after(
+    tmp_path: Path, landing: Landing, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = landing("g.txt", lines(3))
+    files = load.find_landing_files(root)
+    seen: list[bool] = []
+    parse_one = stage.stage_one
+
+    def watched(*args: Any, **kwargs: Any) -> int | str:
+        seen.append(gc.isenabled())
+        return parse_one(*args, **kwargs)
+
+    monkeypatch.setattr(stage, "stage_one", watched)
+    assert gc.isenabled()
+    staged = load.stage_files(files, tmp_path / "ok", workers=1)
+    assert staged.files == ["segment/g.txt"] and seen == [False] and gc.isenabled()
+
+    def broken(*args: Any, **kwargs: Any) -> int | str:
+        raise MemoryError  # not a record's fault: it escapes staging
+
+    monkeypatch.setattr(stage, "stage_one", broken)
+    with pytest.raises(MemoryError):
+        load.stage_files(files, tmp_path / "broken", workers=1)
+    assert gc.isenabled()  # back on after a failure too
+    gc.disable()  # and left off when the caller had turned it off
+    try:
+        with stage.gc_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -7,15 +7,16 @@ Staging lives in ``<warehouse>.staging/<run id>/``; the next run removes what a 
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import multiprocessing
-import operator
 import os
 import shutil
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ import pyarrow.parquet as pq
 from journeymine.errors import SourceFormatError
 from journeymine.ingest.plan import LandingFile
 from journeymine.ingest.sources import PARSERS
-from journeymine.ingest.sources._common import ParsedFile, RawRow, Rejected
+from journeymine.ingest.sources._common import Edge, Event, Label, ParsedFile, RawRow, Rejected
 from journeymine.warehouse import schema
 
 log = logging.getLogger(__name__)
@@ -170,13 +171,29 @@ def stage_chunk(
     jobs: Sequence[Job], number: int, folder: Path, options: SourceOptions | None = None
 ) -> dict[int, int | str]:
     """Parse a chunk of files into shared Parquet parts; per file its rows read or its error."""
-    parts = _Parts(folder, number)
-    outcomes = {
-        order: stage_one(parse, landing_file, parts, (options or {}).get(landing_file.source))
-        for order, parse, landing_file in jobs
-    }
-    parts.flush()
+    with gc_paused():
+        parts = _Parts(folder, number)
+        outcomes = {
+            order: stage_one(parse, landing_file, parts, (options or {}).get(landing_file.source))
+            for order, parse, landing_file in jobs
+        }
+        parts.flush()
     return outcomes
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside: parsing allocates millions of small dicts, lists
+    and tuples, and Python's collector kept scanning the growing parsed file (a quarter to a
+    third of the CPU staging took). Parsed rows hold no reference cycles; what cycles a chunk
+    leaves are collected as usual once it is done."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def stage_one(
@@ -199,11 +216,11 @@ def stage_one(
     return parsed.rows_read
 
 
-# An Event's fields in the staged column order; attributes (the last column) become JSON text.
-_EVENT_VALUES = operator.attrgetter(*(c.name for c in schema.EVENT[:-1]))
-assert schema.EVENT[-1].name == "attributes"
-_EDGE_VALUES = operator.attrgetter(*(c.name for c in schema.EDGE))
-_LABEL_VALUES = operator.attrgetter(*(c.name for c in schema.LABEL))
+# Events, edges and labels are tuples in the staged column order (an event's attributes, its
+# last field, become JSON text): checked here, relied on by _Parts.add_row.
+assert Event._fields == tuple(c.name for c in schema.EVENT)
+assert Edge._fields == tuple(c.name for c in schema.EDGE)
+assert Label._fields == tuple(c.name for c in schema.LABEL)
 
 
 class _Parts:
@@ -219,13 +236,16 @@ class _Parts:
 
     def add_row(self, source: str, file: str, row: RawRow) -> None:
         at = (source, file, row.line)
-        self.buffers["rows"].append((*at, row.record_key, row.raw))
-        self.buffers["events"] += [
-            (*at, idx, *_EVENT_VALUES(ev), _attributes_json(ev.attributes))
-            for idx, ev in enumerate(row.events)
-        ]
-        self.buffers["labels"] += [(*at, *_LABEL_VALUES(lab)) for lab in row.labels]
-        self.buffers["edges"] += [(*at, *_EDGE_VALUES(e)) for e in row.edges]
+        buffers = self.buffers
+        buffers["rows"].append((*at, row.record_key, row.raw))
+        if row.events:
+            buffers["events"] += [
+                (*at, idx, *ev[:-1], _attributes_json(ev[-1])) for idx, ev in enumerate(row.events)
+            ]
+        if row.labels:
+            buffers["labels"] += [(*at, *label) for label in row.labels]
+        if row.edges:
+            buffers["edges"] += [(*at, *edge) for edge in row.edges]
         self.rows += 1
         if self.rows % BATCH_ROWS == 0:
             self.flush()

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from journeymine.errors import SourceFormatError
 from journeymine.ingest.sources import salesforce
@@ -85,6 +87,34 @@ def test_18_char_ids_are_case_insensitive() -> None:
     # A tool that lower-cased the id (Excel lookups, case-insensitive databases) loses nothing.
     assert salesforce.sf_id18("001a0000006vm9riac") == "001A0000006Vm9rIAC"
     assert salesforce.sf_id18("00QABCDEFGHIJKL255".lower()) == "00QABCDEFGHIJKL255"
+
+
+ALNUM = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def checksum_by_the_book(id15: str) -> str:
+    """Salesforce's rule, bit by bit: in each 5-character chunk, character i upper-case sets
+    bit i; the chunk's number picks a letter of A..Z0..5."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+    out = ""
+    for start in (0, 5, 10):
+        number = 0
+        for i in range(5):
+            if id15[start + i] in "ABCDEFGHIJKLMNOPQRSTUVWXYZ":
+                number += 2**i
+        out += alphabet[number]
+    return out
+
+
+@given(st.text(ALNUM, min_size=15, max_size=15))
+def test_every_id_gets_the_checksum_of_the_rule_and_its_case_back(id15: str) -> None:
+    id18 = id15 + checksum_by_the_book(id15)
+    assert salesforce.sf_id18(id15) == id18
+    assert salesforce.sf_id18(id18) == id18
+    # The 18-character form survives any change of case: the suffix restores it.
+    assert salesforce.sf_id18(id18.lower()) == id18
+    assert salesforce.sf_id18(id18.upper()) == id18
+    assert salesforce.sf_id18(id18.swapcase()) == id18
 
 
 @pytest.mark.parametrize(

@@ -281,6 +281,27 @@ def test_identity_rules(write: Write) -> None:
     ]
 
 
+def test_a_field_of_the_wrong_kind_is_named_by_its_whole_path(write: Write) -> None:
+    invoice = {"object": "invoice", "customer": "cus_1"}
+    lines = [
+        event("invoice.paid", {**invoice, "lines": {"data": {"price": "x"}}}),  # data: no array
+        event("invoice.paid", {**invoice, "lines": {"data": [{"price": ["p"]}]}}),  # price: no obj
+        event("invoice.paid", {**invoice, "lines": {"data": [{"price": {"id": ["p"]}}]}}),
+        event("invoice.paid", {**invoice, "currency": ["eur"]}),
+        event("invoice.paid", {**invoice, "subscription": {"id": ["sub_1"]}}),
+        event("invoice.paid", {**invoice, "lines": {"data": [{"price": {"id": "price_1"}}]}}),
+    ]
+    parsed = stripe.parse_file(write("w.jsonl", "\n".join(lines)), "w.jsonl")
+    assert [(r.line, r.reason) for r in parsed.rejected] == [
+        (1, "data.object.lines.data: expected an array, got object {'price': 'x'}"),
+        (2, "data.object.lines.data[0].price: expected an object, got array ['p']"),
+        (3, "data.object.lines.data.0.price.id: expected a scalar, got array ['p']"),
+        (4, "data.object.currency: expected a scalar, got array ['eur']"),
+        (5, "data.object.subscription: expected a scalar, got array ['sub_1']"),
+    ]
+    assert [r.events[0].attributes["price"] for r in parsed.rows] == ["price_1"]
+
+
 def test_a_page_element_whose_object_is_an_array_is_one_rejected_record(write: Write) -> None:
     good = json.loads(event("invoice.paid", {"customer": "cus_1"}))
     page = {"object": "list", "data": [{**good, "object": ["event"]}, good]}

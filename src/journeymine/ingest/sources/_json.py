@@ -103,6 +103,8 @@ def value_end(text: str, pos: int) -> int:
 
 
 def skip_space(text: str, pos: int) -> int:
+    if pos >= len(text) or text[pos] not in " \t\n\r":  # mostly: no regex needed
+        return pos
     found = _WHITESPACE.match(text, pos)
     return found.end() if found else pos
 
@@ -131,10 +133,15 @@ def _span_record(text: str, pos: int, end: int, index: int, value: Any) -> Recor
     return index, _serialised(value, span), value
 
 
+# json.dumps(value, ensure_ascii=False), without building an encoder for every record.
+# Decoded JSON holds no cycles: the encoder need not look for them.
+_ENCODE = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+
+
 def _serialised(value: Any, original: str) -> str:
     # Compact, non-ASCII unchanged; a value just short of the depth limit keeps its own text.
     try:
-        return json.dumps(value, ensure_ascii=False)
+        return _ENCODE(value)
     except RecursionError:
         return original
 
@@ -181,13 +188,14 @@ def json_lines(text: str) -> Iterator[Record]:
         record = line.strip(" \t\r\n")
         if not record:
             continue
-        bad_bytes = undecodable(line)
+        bad_bytes = not line.isascii() and undecodable(line)
         try:
             if bad_bytes:
                 check_utf8(line, number)
             # Decoded in place, so that a reason's column is the column in the file.
-            value, end = decode_json(line, skip_space(line, 0))
-            if line[end:].strip():
+            start = 0 if line[0] not in " \t\r" else skip_space(line, 0)
+            value, end = decode_json(line, start)
+            if end < len(line) and line[end:].strip():
                 raise RecordError(f"invalid JSON: Extra data at column {end + 1}")
         except RecordError as exc:
             value = exc

@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,7 @@ from journeymine.ingest.sources._common import (
     parse_unix_micros,
     read_bytes,
     safe_urlsplit,
+    scalar,
     scalar_field,
     slug,
 )
@@ -102,11 +104,14 @@ PARQUET_MAGIC = b"PAR1"
 
 def _param_value(value: object, key: str) -> Any:
     """First non-null typed value; INT64 as string (BigQuery JSON export) back to int."""
-    slots = optional_object(value, f"{EVENT_PARAMS}.{key}.value")
+    # Field names for reasons are only built when there is one to give: this runs per param.
+    slots = value if type(value) is dict else optional_object(value, f"{EVENT_PARAMS}.{key}.value")
     for name in VALUE_FIELDS:
-        found = scalar_field(slots.get(name), f"{EVENT_PARAMS}.{key}.value.{name}")
+        found = slots.get(name)
         if found is None:
             continue
+        if not scalar(found):
+            scalar_field(found, f"{EVENT_PARAMS}.{key}.value.{name}")  # raises, naming it
         if name == "int_value" and isinstance(found, str) and found.lstrip("-").isdigit():
             return int(found)
         return found
@@ -125,7 +130,9 @@ def event_params(params: object) -> dict[str, Any]:
         raise RecordError(f"{EVENT_PARAMS}: expected an array, got {json_type(params)}")
     out: dict[str, Any] = {}
     for index, item in enumerate(params):
-        key = optional_object(item, f"{EVENT_PARAMS}[{index}]").get("key")
+        if type(item) is not dict:
+            item = optional_object(item, f"{EVENT_PARAMS}[{index}]")  # null reads as {}
+        key = item.get("key")
         if isinstance(key, str) and key and key not in out:
             out[key] = _param_value(item.get("value"), key)
     return out
@@ -135,7 +142,19 @@ def location_path(location: object) -> str | None:
     """``https://docs.example.com/guides/x?q=1#top`` -> ``/guides/x``."""
     if not isinstance(location, str) or not location.strip():
         return None
+    return _location_path(location)
+
+
+@lru_cache(maxsize=4096)  # a site has few pages, seen again and again
+def _location_path(location: str) -> str:
     return safe_urlsplit(location.strip(), LOCATION_FIELD).path or "/"
+
+
+# utm attribute -> key, in each of the two sources of a campaign
+_COLLECTED_FIELDS = {out: collected for out, (collected, _) in UTM_FIELDS.items()}
+_FIRST_FIELDS = {out: first for out, (_, first) in UTM_FIELDS.items()}
+_DEVICE_CATEGORY = f"{DEVICE}.category"
+_GEO_COUNTRY = f"{GEO}.country"
 
 
 def utm(row: dict[str, Any]) -> dict[str, Any]:
@@ -145,11 +164,13 @@ def utm(row: dict[str, Any]) -> dict[str, Any]:
     (direct)) that never happened.
     """
     collected = optional_object(row.get(COLLECTED_TRAFFIC_SOURCE), COLLECTED_TRAFFIC_SOURCE)
-    if any(collected.get(c) for c, _ in UTM_FIELDS.values()):
-        name, fields = COLLECTED_TRAFFIC_SOURCE, {out: c for out, (c, _) in UTM_FIELDS.items()}
+    if collected and any(collected.get(c) for c in _COLLECTED_FIELDS.values()):
+        name, fields = COLLECTED_TRAFFIC_SOURCE, _COLLECTED_FIELDS
     else:
-        name, fields = TRAFFIC_SOURCE, {out: t for out, (_, t) in UTM_FIELDS.items()}
+        name, fields = TRAFFIC_SOURCE, _FIRST_FIELDS
     chosen = optional_object(row.get(name), name)
+    if not chosen:  # most rows: nothing to check or keep
+        return {}
     pairs = {out: scalar_field(chosen.get(f), f"{name}.{f}") for out, f in fields.items()}
     return {key: value for key, value in pairs.items() if value}
 
@@ -158,17 +179,19 @@ def attributes(row: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     attrs = {key: value for key, value in params.items() if key != PAGE_LOCATION}
     attrs["path"] = location_path(params.get(PAGE_LOCATION))
     device = optional_object(row.get(DEVICE), DEVICE).get("category")
-    attrs["device_category"] = scalar_field(device, f"{DEVICE}.category")
+    attrs["device_category"] = scalar_field(device, _DEVICE_CATEGORY)
     country = optional_object(row.get(GEO), GEO).get("country")
-    attrs["country"] = scalar_field(country, f"{GEO}.country")
+    attrs["country"] = scalar_field(country, _GEO_COUNTRY)
     attrs.update(utm(row))
     return {key: value for key, value in attrs.items() if value is not None}
 
 
 def dedup_key(row: dict[str, Any], micros: int) -> str:
     parts = [row.get(USER_PSEUDO_ID), micros, row.get(EVENT_NAME)]
-    parts += [scalar_field(row.get(name), name) for name in BATCH_FIELDS]
-    return "|".join("" if part is None else str(part) for part in parts)
+    for name in BATCH_FIELDS:
+        value = row.get(name)
+        parts.append(value if value is None or scalar(value) else scalar_field(value, name))
+    return "|".join(["" if part is None else str(part) for part in parts])
 
 
 def event_time(row: dict[str, Any]) -> tuple[datetime, int]:

@@ -8,10 +8,21 @@ restored, so both forms of one record compare equal.
 
 from __future__ import annotations
 
+import string
+from functools import lru_cache
+
 EMPTY_ID = "000000000000000"  # Salesforce's null lookup, exported as 000000000000000AAA
 _CHECKSUM_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 
 
+# An id's characters as bits of its checksum: "1" for an upper-case letter, "0" for the rest.
+_CASE_BITS = str.maketrans(
+    dict.fromkeys(string.ascii_uppercase, "1")
+    | dict.fromkeys(string.ascii_lowercase + string.digits, "0")
+)
+
+
+@lru_cache(maxsize=8192)  # owners, accounts and a row's own id come up again and again
 def sf_id18(value: str) -> str:
     """The canonical 18-character form of a 15- or 18-character Salesforce id.
 
@@ -27,17 +38,21 @@ def sf_id18(value: str) -> str:
     if not (text.isascii() and text.isalnum() and len(text) in (15, 18)):
         raise ValueError(f"not a Salesforce id: {value!r}")
     if len(text) == 15:
-        return text + "".join(_checksum_char(text[i : i + 5]) for i in (0, 5, 10))
+        return text + _checksum(text)
     return _restore_case(text, value)
 
 
-def _checksum_char(chunk: str) -> str:
-    bits = sum(1 << i for i, ch in enumerate(chunk) if "A" <= ch <= "Z")
-    return _CHECKSUM_ALPHABET[bits]
+def _checksum(id15: str) -> str:
+    """The 3 suffix letters of a 15-character id (ASCII letters and digits)."""
+    bits = id15.translate(_CASE_BITS)
+    # Character i of a chunk is bit i: the chunk's bits read backwards are its binary number.
+    return "".join(_CHECKSUM_ALPHABET[int(bits[i : i + 5][::-1], 2)] for i in (0, 5, 10))
 
 
 def _restore_case(text: str, value: str) -> str:
     suffix = text[15:].upper()
+    if _checksum(text[:15]) == suffix:  # the usual case: exported with its case intact
+        return text[:15] + suffix
     chars: list[str] = []
     for chunk, check in enumerate(suffix):
         bits = _CHECKSUM_ALPHABET.find(check)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from functools import lru_cache
 
 from journeymine import vocabulary
 from journeymine.ingest.sources._common import (
@@ -156,8 +157,14 @@ def _first_time_field(row: Row, fields: tuple[str, ...]) -> str:
 
 def _attributes(row: Row) -> dict[str, str]:
     """Useful non-personal columns, values unchanged; blanks left out."""
-    names = [*ATTRIBUTE_FIELDS, *(k for k in row if "utm" in k.lower())]
-    return {k: row[k] for k in dict.fromkeys(names) if k not in PERSONAL_FIELDS and _text(row, k)}
+    return {k: row[k] for k in _attribute_names(tuple(row)) if _text(row, k)}
+
+
+@lru_cache(maxsize=256)  # one header per file: its rows share the answer
+def _attribute_names(columns: tuple[str, ...]) -> tuple[str, ...]:
+    """The columns :func:`_attributes` may keep, in order: known ones, then any utm_*."""
+    names = [*ATTRIBUTE_FIELDS, *(k for k in columns if "utm" in k.lower())]
+    return tuple(k for k in dict.fromkeys(names) if k not in PERSONAL_FIELDS)
 
 
 # --- events and edges per object ---------------------------------------------------------------

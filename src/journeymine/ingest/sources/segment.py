@@ -30,6 +30,7 @@ Quirks
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,11 @@ def path_group(path: object, field_name: str = "path") -> str:
     """
     if not isinstance(path, str) or not path.strip():
         return "/"
+    return _path_group(path, field_name)
+
+
+@lru_cache(maxsize=4096)  # a site has few paths, seen again and again
+def _path_group(path: str, field_name: str) -> str:
     parts = [p for p in safe_urlsplit(path.strip(), field_name).path.split("/") if p]
     return "/" + parts[0].lower() if parts else "/"
 
@@ -123,14 +129,20 @@ def _scalars(values: object, field_name: str, skip: frozenset[str] = frozenset()
     }
 
 
+_CONTEXT_FIELDS = {key: f"{CONTEXT}.{key}" for key in (CAMPAIGN, PAGE_CONTEXT)}
+
+
 def _context(call: dict[str, Any], key: str) -> dict[str, Any]:
     """``context.<key>``: absent is fine, any other non-object a RecordError naming it."""
-    return optional_object(optional_object(call.get(CONTEXT), CONTEXT).get(key), f"{CONTEXT}.{key}")
+    context = optional_object(call.get(CONTEXT), CONTEXT)
+    return optional_object(context.get(key), _CONTEXT_FIELDS[key]) if context else {}
 
 
 def utm(call: dict[str, Any]) -> dict[str, Any]:
     """``context.campaign`` as ``utm_*`` attributes."""
     campaign, found = _context(call, CAMPAIGN), {}
+    if not campaign:  # most calls
+        return {}
     for key, out in CAMPAIGN_FIELDS.items():
         value = campaign.get(key)
         if value and not scalar(value):
@@ -144,12 +156,20 @@ def page_attributes(call: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """The page's path group and its attributes."""
     from_context = _context(call, PAGE_CONTEXT)
     properties = optional_object(call.get(PROPERTIES), PROPERTIES)
-    page = {**from_context, **properties}
+    page = {**from_context, **properties} if from_context else properties  # only read
     attrs = {key: page[key] for key in PAGE_FIELDS if isinstance(page.get(key), str)}
     key = "path" if page.get("path") else "url"
-    where = PROPERTIES if key in properties else f"{CONTEXT}.{PAGE_CONTEXT}"
-    group = path_group(page.get(key), f"{where}.{key}")
-    return group, {**attrs, "path_group": group}
+    group = path_group(page.get(key), _PAGE_FIELD_NAMES[key in properties, key])
+    attrs["path_group"] = group
+    return group, attrs
+
+
+# Where a page's path came from, for reasons: (found in properties?, key) -> field name.
+_PAGE_FIELD_NAMES = {
+    (in_properties, key): f"{PROPERTIES if in_properties else f'{CONTEXT}.{PAGE_CONTEXT}'}.{key}"
+    for in_properties in (True, False)
+    for key in ("path", "url")
+}
 
 
 def activity(call: dict[str, Any], kind: str) -> tuple[str, str, dict[str, Any]]:
@@ -172,8 +192,14 @@ def activity(call: dict[str, Any], kind: str) -> tuple[str, str, dict[str, Any]]
     return raw_type, f"web.call:{raw_type}", {}
 
 
-def _edges(call: dict[str, Any], kind: str, person: tuple[str, str], at: datetime) -> list[Edge]:
-    user, anon = identifier(call, USER), identifier(call, ANONYMOUS)
+Ids = tuple[str | None, str | None]  # userId, anonymousId
+
+
+def _edges(
+    call: dict[str, Any], kind: str, person: tuple[str, str], at: datetime, ids: Ids
+) -> list[Edge]:
+    """The call's identity links; ``ids`` are its userId and anonymousId, read already."""
+    user, anon = ids
     edges = []
     if user and anon:
         edges.append(Edge(ANONYMOUS_ID, anon, USER_ID, user, f"segment_{slug(kind)}", at))
@@ -210,10 +236,11 @@ def parse_call(line: int, text: str, call: object) -> RawRow:
     if not user and not anon:
         raise RecordError("missing userId and anonymousId")
     person = (USER_ID, user) if user else (ANONYMOUS_ID, str(anon))
-    row = RawRow(line, message_id, text, edges=_edges(call, kind, person, at))
+    row = RawRow(line, message_id, text, edges=_edges(call, kind, person, at, (user, anon)))
     if kind in EDGE_ONLY_TYPES:
         return row
-    event_type, name, attributes = activity(call, kind)
+    event_type, name, attributes = activity(call, kind)  # a new dict: ours to add to
+    attributes.update(utm(call))
     row.events.append(
         Event(
             event_key=message_id,
@@ -225,7 +252,7 @@ def parse_call(line: int, text: str, call: object) -> RawRow:
             id_type=person[0],
             id_value=person[1],
             channel=CHANNEL,
-            attributes={**attributes, **utm(call)},
+            attributes=attributes,
         )
     )
     return row

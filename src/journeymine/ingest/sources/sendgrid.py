@@ -29,6 +29,7 @@ Quirks
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,7 @@ from journeymine.ingest.sources._common import (
     parse_records,
     parse_unix_seconds,
     read_text,
+    scalar,
     scalar_field,
 )
 from journeymine.ingest.sources._json import (
@@ -94,6 +96,7 @@ def owner(category: object) -> str | None:
     return first if isinstance(first, str) and first else None
 
 
+@lru_cache(maxsize=1024)  # a handful of event names, per event
 def activity(name: str) -> tuple[str, str]:
     """``(activity, actor)`` for an event name, per docs/activities.md."""
     if name in COMPANY_EVENTS:
@@ -121,7 +124,10 @@ def _kept(item: dict[str, Any]) -> dict[str, Any]:
         if value is None:
             continue
         if key == CATEGORY and isinstance(value, list):
-            kept[key] = [scalar_field(v, f"{key}[{i}]") for i, v in enumerate(value)]
+            kept[key] = [  # an element's name is only built for a reason (it raises)
+                v if v is None or scalar(v) else scalar_field(v, f"{key}[{i}]")
+                for i, v in enumerate(value)
+            ]
         else:
             kept[key] = scalar_field(value, key)
     return kept

@@ -64,6 +64,7 @@ from journeymine.ingest.sources._common import (
     parse_records,
     parse_unix_seconds,
     read_text,
+    scalar,
     scalar_field,
 )
 from journeymine.ingest.sources._json import (
@@ -145,17 +146,24 @@ def _get(value: Any, path: FieldPath, where: str = "data.object") -> Any:
     A step of the wrong kind (``lines.data`` an object where Stripe sends an array) is a
     RecordError naming the field: reading on would lose the value silently.
     """
-    for step in path:
+    for depth, step in enumerate(path):
         if value is None:
             return None
         if isinstance(step, int) and isinstance(value, list):
-            value, where = (value[step] if len(value) > step else None), f"{where}[{step}]"
+            value = value[step] if len(value) > step else None
         elif isinstance(step, str) and isinstance(value, dict):
-            value, where = value.get(step), f"{where}.{step}"
+            value = value.get(step)
         else:
             kind = "an array" if isinstance(step, int) else "an object"
-            raise RecordError(f"{where}: expected {kind}, got {json_type(value)} {brief(value)}")
+            named = _field_name(where, path[:depth])
+            raise RecordError(f"{named}: expected {kind}, got {json_type(value)} {brief(value)}")
     return value
+
+
+def _field_name(where: str, path: FieldPath) -> str:
+    """``data.object`` and ``("lines", "data", 0)`` -> ``data.object.lines.data[0]``; built only
+    for a reason (this runs for every field of every event)."""
+    return where + "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in path)
 
 
 def _id_of(value: Any) -> Any:
@@ -172,7 +180,8 @@ def _first_of(obj: dict[str, Any], paths: tuple[FieldPath, ...]) -> Any:
     for path in paths:
         value = _id_of(_get(obj, path))
         if value:
-            return scalar_field(value, "data.object." + ".".join(map(str, path)))
+            # The field's name is only built for a value that is no scalar (raises).
+            return value if scalar(value) else scalar_field(value, _dotted("data.object", path))
     return None
 
 
@@ -192,7 +201,12 @@ def _price(obj: dict[str, Any], api_version: Any) -> Any:
 
 def _value(obj: dict[str, Any], path: FieldPath, where: str = "data.object") -> Any:
     """The scalar at ``path`` (None when absent), named by its full path when it is not one."""
-    return scalar_field(_get(obj, path, where), ".".join([where, *map(str, path)]))
+    value = _get(obj, path, where)
+    return value if value is None or scalar(value) else scalar_field(value, _dotted(where, path))
+
+
+def _dotted(where: str, path: FieldPath) -> str:
+    return ".".join([where, *map(str, path)])
 
 
 def _attributes(event: dict[str, Any], obj: dict[str, Any]) -> dict[str, Any]:
