@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from journeymine.mining import codes, discovery, eventlog, pm4py_adapter
+from journeymine.mining import codes, discovery, eventlog, pm4py_adapter, quantiles, variants
 
 LOGS = Path(__file__).resolve().parents[1] / "data" / "eventlogs"
 
@@ -183,9 +183,9 @@ def test_quantiles_are_duckdb_quantile_cont_to_the_bit(rows: list[tuple[int, int
         .fetchall()
     )
     n_groups = int(dense.max()) + 1
-    by_sort = codes.grouped_quantiles(dense, us, n_groups)
+    by_sort = quantiles.grouped_quantiles(dense, us, n_groups)
     order = np.argsort(dense, kind="stable")
-    by_run = codes.run_quantiles(us[order], np.bincount(dense, minlength=n_groups))
+    by_run = quantiles.run_quantiles(us[order], np.bincount(dense, minlength=n_groups))
     assert by_sort.tolist() == [[m, p] for _, m, p in expected]
     assert by_run.tolist() == [[m, p] for _, m, p in expected]
 
@@ -228,27 +228,53 @@ def test_any_small_log_gives_the_figures_of_the_sql(rows: list[tuple[int, int, i
         pd.testing.assert_frame_equal(frame, stored(con)[name], check_exact=True)
 
 
-@given(small_logs)
-@settings(max_examples=60, deadline=None)
-def test_a_hash_collision_never_merges_variants(rows: list[tuple[int, int, int]]) -> None:
-    """With a hash that makes every case collide, the event-by-event check catches it and the
-    variants are still the exact sequences."""
-    log = codes.from_arrow(log_table(rows))
-
-    def collide(log: codes.SortedLog, position: np.ndarray, case_of: np.ndarray) -> np.ndarray:
-        return np.zeros(len(log.starts), dtype=np.uint64)
-
-    exact = codes.variants(log, hasher=collide)
-    assert exact.equals(codes.variants(log))
+def exact_variants(log: codes.SortedLog) -> dict[tuple[str, ...], int]:
+    """Cases per activity sequence, by grouping Python tuples (the independent reference)."""
     sequences = [
         tuple(log.names[a] for a in log.activity[s : s + n])
         for s, n in zip(log.starts.tolist(), log.lengths.tolist(), strict=True)
     ]
-    counts = pd.Series(sequences, dtype=object).value_counts()
-    found = zip(
-        map(tuple, exact["activities"].to_pylist()), exact["cases"].to_pylist(), strict=True
+    return dict(pd.Series(sequences, dtype=object).value_counts())
+
+
+def found_variants(table: pa.Table) -> dict[tuple[str, ...], int]:
+    pairs = zip(
+        map(tuple, table["activities"].to_pylist()), table["cases"].to_pylist(), strict=True
     )
-    assert dict(found) == dict(counts)
+    return dict(pairs)
+
+
+@given(small_logs)
+@settings(max_examples=60, deadline=None)
+def test_variants_are_the_exact_sequences(rows: list[tuple[int, int, int]]) -> None:
+    """Cases per variant equal a grouping of Python tuples; labels and lengths match them."""
+    log = codes.from_arrow(log_table(rows))
+    found = variants.discover(log)
+    assert found_variants(found) == exact_variants(log)
+    lists = found["activities"].to_pylist()
+    assert found["variant"].to_pylist() == [" → ".join(a) for a in lists]
+    assert found["length"].to_pylist() == [len(a) for a in lists]
+
+
+@given(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 299)), max_size=40))
+@settings(max_examples=40, deadline=None)
+def test_variants_stay_exact_with_codes_wider_than_a_byte(rows: list[tuple[int, int]]) -> None:
+    """300 activities: codes are two bytes each, so a0 and a256 share a low byte, and a
+    sequence's bytes could be read shifted if the width were wrong; the variants still equal
+    the tuples'. Case 99 holds every activity, so that all 300 are in the log."""
+    everything = [(99, a, a) for a in range(300)]
+    log = codes.from_arrow(log_table(everything + [(c, a, 0) for c, a in rows]))
+    assert len(log.names) == 300
+    assert found_variants(variants.discover(log)) == exact_variants(log)
+
+
+def test_sequences_sharing_a_low_byte_are_different_variants() -> None:
+    """a0 and a256 (codes 0 and 256 with 300 activities, bytes 00 00 and 00 01 once the
+    names are numbered) are two variants of one case each, not one of two."""
+    everything = [(99, a, a) for a in range(300)]
+    log = codes.from_arrow(log_table([*everything, (1, 0, 0), (2, 256, 0)]))
+    found = found_variants(variants.discover(log))
+    assert found[("a0",)] == 1 and found[("a256",)] == 1
 
 
 @given(st.lists(st.integers(0, 2**40), max_size=200))
@@ -311,7 +337,7 @@ def test_a_log_grouped_out_of_key_order_ties_variants_by_the_lowest_key() -> Non
     are listed by their case id's order as text: c1, c10, c2."""
     table = log_table([(2, 0, 0), (1, 1, 0), (10, 2, 0), (10, 2, 1)])
     assert codes.case_runs(table.column("case_id")).grouped
-    found = codes.variants(codes.from_arrow(table))
+    found = variants.discover(codes.from_arrow(table))
     assert found["activities"].to_pylist() == [["a1"], ["a2", "a2"], ["a0"]]
 
 
@@ -353,5 +379,5 @@ def test_a_grouped_log_orders_time_ties_by_seq_not_by_row() -> None:
     table = rows.set_column(3, "seq", pa.array([2, 1, 0, 3, 4], pa.int64()))
     table = pa.Table.from_batches(table.to_batches(max_chunksize=2))
     assert table.column("seq").num_chunks == 3
-    found = codes.variants(codes.from_arrow(table))
+    found = variants.discover(codes.from_arrow(table))
     assert found["activities"].to_pylist() == [["a1", "a0", "a2"], ["a0", "a1"]]

@@ -9,9 +9,8 @@ names are decoded only for the output rows:
 * edges: a pair's edge id is ``source * K + target``; one stable radix sort on the edge id
   groups the pairs (cases stay in order inside a group, so distinct cases are counted by
   change points), and the median and p90 are picked by ``np.partition`` per edge;
-* variants: each case's code sequence is hashed, the hash groups cases, and every event is then
-  compared with the same position of its group's first case — equal sequences are proven
-  equal, never assumed from the hash (a collision falls back to exact tuples);
+* variants (:mod:`journeymine.mining.variants`): each case's codes as one binary value,
+  grouped exactly by Arrow's hash table;
 * start / end activities: the first and last row of every run.
 
 An Arrow log (:func:`from_arrow`) only needs its cases grouped, not sorted: one pass over the
@@ -32,16 +31,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from journeymine.mining.quantiles import exact_sums, grouped_quantiles, run_quantiles
+from journeymine.mining.quantiles import exact_sums, run_quantiles
 
 # Rows per block where a pass over the log would otherwise allocate temporaries of its size.
 BLOCK = 1 << 20
-# Odd 64-bit multipliers for the sequence hash (any odd constants will do: a collision is
-# caught by the comparison that follows, it only costs time).
-HASH_BASE = np.uint64(0x9E3779B97F4A7C15)
-HASH_LENGTH = np.uint64(0xC2B2AE3D27D4EB4F)
-
-Hasher = Callable[["SortedLog", np.ndarray, np.ndarray], np.ndarray]
 SeqAt = Callable[[np.ndarray], np.ndarray]  # a log's ``seq`` at given rows
 
 
@@ -425,93 +418,3 @@ def boundary_counts(log: SortedLog, first: bool) -> pa.Table:
         }
     )
     return table.sort_by([("cases", "descending"), ("activity", "ascending")])
-
-
-def sequence_hash(log: SortedLog, position: np.ndarray, case_of: np.ndarray) -> np.ndarray:
-    """A 64-bit polynomial hash of each case's activity codes and length (wrapping uint64)."""
-    if len(log.case) == 0:
-        return np.zeros(0, dtype=np.uint64)
-    powers = np.ones(int(position.max()) + 1, dtype=np.uint64)
-    powers[1:] = np.cumprod(np.full(len(powers) - 1, HASH_BASE, dtype=np.uint64))
-    terms = (log.activity.astype(np.uint64) + np.uint64(1)) * powers[position]
-    return np.add.reduceat(terms, log.starts) ^ (log.lengths.astype(np.uint64) * HASH_LENGTH)
-
-
-def _first_of_each(codes: np.ndarray) -> np.ndarray:
-    """Where each code first occurs, for codes numbered in order of first occurrence."""
-    running = np.maximum.accumulate(codes) if len(codes) else codes
-    new = np.ones(len(codes), dtype=bool)
-    new[1:] = codes[1:] > running[:-1]
-    return np.flatnonzero(new)
-
-
-def _exact_variant_ids(log: SortedLog) -> np.ndarray:
-    """Variant ids from the sequences themselves (the fallback after a hash collision)."""
-    sequences = [
-        tuple(log.activity[s : s + n].tolist())
-        for s, n in zip(log.starts.tolist(), log.lengths.tolist(), strict=True)
-    ]
-    return np.asarray(pd.factorize(pd.Series(sequences, dtype=object))[0], dtype=np.int64)
-
-
-def variant_ids(log: SortedLog, hasher: Hasher = sequence_hash) -> np.ndarray:
-    """Each case's variant, numbered in order of first case; equal ids mean equal sequences
-    (checked event by event against the variant's first case)."""
-    lengths = log.lengths
-    case_of = np.repeat(np.arange(len(lengths)), lengths)
-    position = np.arange(len(log.case)) - log.starts[case_of]
-    ids = np.asarray(pd.factorize(hasher(log, position, case_of))[0], dtype=np.int64)
-    first = _first_of_each(ids)
-    representative = first[ids]  # per case: the first case of its variant
-    same = bool(np.array_equal(lengths[representative], lengths))
-    if same:
-        events = log.starts[representative][case_of] + position
-        same = bool(np.array_equal(log.activity[events], log.activity))
-    return ids if same else _exact_variant_ids(log)
-
-
-def _variant_order(log: SortedLog, ids: np.ndarray, cases: np.ndarray) -> np.ndarray:
-    """Variants by cases descending, ties by their first case in key order: ids number the
-    variants in row order of their first case, which is key order unless ``case_keys`` say
-    otherwise; then each variant's lowest key rank decides."""
-    if log.case_keys is None:
-        return np.argsort(-cases, kind="stable")
-    rank = np.empty(len(log.case_keys), dtype=np.int64)
-    rank[np.asarray(pc.sort_indices(log.case_keys))] = np.arange(len(rank))
-    lowest = np.full(len(cases), np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(lowest, ids, rank)
-    return np.lexsort((lowest, -cases))
-
-
-def variants(log: SortedLog, hasher: Hasher = sequence_hash) -> pa.Table:
-    """Variants, most cases first, ties by first case: label, activities, cases, share,
-    coverage, length and the median first-to-last duration (seconds) of their cases."""
-    ids = variant_ids(log, hasher)
-    n_variants = int(ids.max()) + 1 if len(ids) else 0
-    first = _first_of_each(ids)
-    cases = np.bincount(ids, minlength=n_variants).astype(np.int64)
-    durations = log.us[log.ends] - log.us[log.starts]
-    medians = grouped_quantiles(ids, durations, n_variants, qs=(0.5,))[:, 0]
-    order = _variant_order(log, ids, cases)
-    total = int(cases.sum())
-    lengths = log.lengths[first][order]
-    offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int32)
-    events = np.repeat(log.starts[first][order] - offsets[:-1], lengths) + np.arange(offsets[-1])
-    names = pa.array(log.names, pa.string())
-    activities = pa.ListArray.from_arrays(
-        pa.array(offsets), names.take(pa.array(log.activity[events]))
-    )
-    ordered = cases[order]
-    return pa.table(
-        {
-            "variant": pc.binary_join(activities, " → "),
-            "activities": activities,
-            "cases": pa.array(ordered, pa.int64()),
-            "share": pa.array(ordered / total if total else ordered.astype(float), pa.float64()),
-            "coverage": pa.array(
-                np.cumsum(ordered) / total if total else ordered.astype(float), pa.float64()
-            ),
-            "length": pa.array(lengths, pa.int64()),
-            "median_duration_s": pa.array(medians[order], pa.float64()),
-        }
-    )

@@ -28,7 +28,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from journeymine.mining import codes
+from journeymine.mining import codes, variants
 
 
 def materialise_log(con: duckdb.DuckDBPyConnection, relation: str, table: str = "jm_log") -> str:
@@ -114,7 +114,7 @@ def discover_variants(con: duckdb.DuckDBPyConnection, log: str) -> pd.DataFrame:
     ``variant`` is a readable label (activities joined by `` → ``); ``activities`` the list.
     Ties in frequency are ordered by the variant's first case (lowest ``case_key``).
     """
-    return _frame(con, codes.variants(codes.read_sorted(con, log)))
+    return _frame(con, variants.discover(codes.read_sorted(con, log)))
 
 
 def discovered_tables(sorted_log: codes.SortedLog) -> dict[str, pa.Table]:
@@ -123,11 +123,11 @@ def discovered_tables(sorted_log: codes.SortedLog) -> dict[str, pa.Table]:
     The variants are computed in a second thread while this one computes the edges: both are
     numpy and Arrow work that releases the GIL, so on two cores they overlap."""
     with ThreadPoolExecutor(max_workers=1) as pool:
-        variants = pool.submit(codes.variants, sorted_log)
+        found = pool.submit(variants.discover, sorted_log)
         dfg = codes.dfg(sorted_log)
         return {
             "dfg": dfg,
-            "variants": variants.result(),
+            "variants": found.result(),
             "start_activities": codes.boundary_counts(sorted_log, first=True),
             "end_activities": codes.boundary_counts(sorted_log, first=False),
         }
