@@ -268,6 +268,21 @@ def test_variants_stay_exact_with_codes_wider_than_a_byte(rows: list[tuple[int, 
     assert found_variants(variants.discover(log)) == exact_variants(log)
 
 
+def test_more_than_255_activities_give_the_sql_figures() -> None:
+    """Edge ids no longer fit 16 bits as ``source * k + target``: they are renumbered, and
+    every figure still equals the SQL's on the stored log."""
+    rng = np.random.default_rng(11)
+    everything = [(999, a, a) for a in range(300)]
+    rows = [(int(c), int(a), int(m)) for c, a, m in rng.integers(0, [100, 300, 50], (4000, 3))]
+    table = log_table(everything + sorted(rows))
+    con = duckdb.connect()
+    log = discovery.materialise_log(con, eventlog.register_log(con, table))
+    other = duckdb.connect()
+    discovery.write_discovery_from_arrow(other, table)
+    assert_equal_to_reference(con, stored(other), log)
+    assert len(stored(other)["dfg"]) > 1000
+
+
 def test_sequences_sharing_a_low_byte_are_different_variants() -> None:
     """a0 and a256 (codes 0 and 256 with 300 activities, bytes 00 00 and 00 01 once the
     names are numbered) are two variants of one case each, not one of two."""

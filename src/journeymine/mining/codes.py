@@ -354,34 +354,47 @@ def from_arrow(table: pa.Table) -> SortedLog:
     return sorted_log(case, codes, us, names, case_keys=runs.keys)
 
 
-def _edge_ids(
-    source: np.ndarray, target: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The edges present (``source * k + target``, ascending), each pair's id (sorting by it
-    sorts by edge) and each edge's number of pairs. The ids are 16-bit when they fit, so that
-    numpy's stable sort on them is a linear-time radix sort."""
-    edge = source * k + target
-    if k * k <= 1 << 16:
-        counts = np.bincount(edge, minlength=k * k)
-        present = np.flatnonzero(counts)
-        return present, edge.astype(np.uint16), counts[present].astype(np.int64)
-    present, ids = np.unique(edge, return_inverse=True)
-    frequency = np.bincount(ids, minlength=len(present)).astype(np.int64)
-    return present, ids.astype(np.uint16 if len(present) <= 1 << 16 else np.int64), frequency
+def _pair_edges(log: SortedLog, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every row's edge to the next row as a small integer id (ascending with
+    ``source * k + target``), and the edge of each id. A row whose next row starts another
+    case gets the last id, ``k * k``, which no edge has: no row is filtered out, so no pass
+    compacts the pairs. With up to 255 activities the ids are the edges themselves, computed
+    in 16 bits (so that numpy's stable sort of them is a linear-time radix sort)."""
+    none = k * k
+    if none < 1 << 16:
+        code = log.activity.astype(np.uint16)
+        ids = np.multiply(code[:-1], np.uint16(k), dtype=np.uint16)
+        ids += code[1:]
+        ids[log.starts[1:] - 1] = none
+        return ids, np.arange(none + 1, dtype=np.int64)
+    edge = log.activity[:-1].astype(np.int64) * k + log.activity[1:]
+    edge[log.starts[1:] - 1] = none
+    values, ids = np.unique(edge, return_inverse=True)
+    return ids.astype(np.uint16 if len(values) <= 1 << 16 else np.int64), values
+
+
+def _edge_groups(log: SortedLog, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The edges present (``source * k + target``, ascending), their pair counts, and the
+    pairs' first rows grouped by edge (rows ascending inside an edge: a stable sort)."""
+    ids, values = _pair_edges(log, k)
+    by_edge = np.argsort(ids, kind="stable")
+    # Where each id's group starts, the needles in the ids' own type (no widened copy).
+    starts = np.searchsorted(ids[by_edge], np.arange(len(values), dtype=ids.dtype))
+    counts = np.diff(np.append(starts, len(ids)))
+    if len(values) and values[-1] == k * k:  # the rows that end a case come last
+        counts, values = counts[:-1], values[:-1]
+    present = np.flatnonzero(counts)
+    return values[present], counts[present].astype(np.int64), by_edge[: int(counts.sum())]
 
 
 def dfg(log: SortedLog) -> pa.Table:
     """Directly-follows edges: frequency, distinct cases, wait mean / median / p90 (seconds),
     most frequent first, then by source and target name."""
     k = max(len(log.names), 1)
-    # Pairs (row i -> i + 1 in one case) are taken by boolean masks, in row order: sequential
-    # passes; the one random access is putting waits and cases in edge order.
-    pair = log.case[1:] == log.case[:-1]
-    present, ids, frequency = _edge_ids(log.activity[:-1][pair], log.activity[1:][pair], k)
+    present, frequency, by_edge = _edge_groups(log, k)
     offsets = (np.cumsum(frequency) - frequency).astype(np.int64)
-    by_edge = np.argsort(ids, kind="stable")  # grouped by edge, each case's pairs together
-    waits = np.diff(log.us)[pair][by_edge]
-    cases_in_order = log.case[:-1][pair][by_edge]
+    waits = np.diff(log.us)[by_edge]  # one random access per pair, in edge order
+    cases_in_order = log.case[by_edge]
     new_case = np.ones(len(by_edge), dtype=bool)
     np.not_equal(cases_in_order[1:], cases_in_order[:-1], out=new_case[1:])
     new_case[offsets] = True
