@@ -27,7 +27,6 @@ from dataclasses import dataclass
 
 import duckdb
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -235,8 +234,9 @@ def case_runs(column: pa.ChunkedArray) -> CaseRuns:
     starts = np.concatenate([h + f for h, f in zip(heads, firsts, strict=True)])[keep]
     present = np.bincount(codes, minlength=len(values)) > 0
     if int(keep.sum()) == int(present.sum()):  # grouped: number the cases in row order
-        code, distinct = pd.factorize(codes[keep])
-        return CaseRuns(starts, np.asarray(code, np.int32), values.take(pa.array(distinct)))
+        # Every run is another case, so the runs' codes are already distinct: no factorize.
+        code = np.arange(len(starts), dtype=np.int32)
+        return CaseRuns(starts, code, values.take(pa.array(codes[keep])))
     dense = (np.cumsum(present) - 1).astype(np.int32)  # any numbering will do: a linear one
     return CaseRuns(starts, dense[codes[keep]], values.filter(pa.array(present)))
 
