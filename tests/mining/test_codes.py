@@ -319,6 +319,17 @@ def test_materialised_rows_are_numbered_in_case_time_seq_order(insertion_order: 
     ]
 
 
+def test_stored_variants_are_plain_strings_not_enums() -> None:
+    """Stored, the variants' lists are VARCHAR[] and the names VARCHAR (the SQL other analyses
+    run on them expects strings, not ENUMs or codes)."""
+    con = duckdb.connect()
+    discovery.write_discovery_from_arrow(con, log_table(random_rows(2)))
+    types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE variants)").fetchall())
+    assert types["activities"] == "VARCHAR[]" and types["variant"] == "VARCHAR"
+    dfg = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE dfg)").fetchall())
+    assert dfg["source_activity"] == "VARCHAR" and dfg["target_activity"] == "VARCHAR"
+
+
 def test_an_empty_log_stores_empty_tables_with_their_columns() -> None:
     con = duckdb.connect()
     log = discovery.materialise_log(con, eventlog.register_log(con, log_table([])))

@@ -15,20 +15,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from journeymine.mining.codes import SortedLog
+from journeymine.mining.codes import SortedLog, code_type
 from journeymine.mining.quantiles import grouped_quantiles
-
-
-def _width(n_names: int) -> type[np.unsignedinteger]:
-    """The narrowest unsigned integer that holds every activity code."""
-    if n_names <= 1 << 8:
-        return np.uint8
-    return np.uint16 if n_names <= 1 << 16 else np.uint32
 
 
 def sequences(log: SortedLog) -> pa.Array:
     """One binary value per case: its activity codes as fixed-width little-endian integers."""
-    width = _width(len(log.names))
+    width = code_type(len(log.names))
     size = np.dtype(width).itemsize
     data = np.ascontiguousarray(log.activity, dtype=width)
     bounds = np.append(log.starts, len(log.activity)) * size
@@ -83,7 +76,7 @@ def discover(log: SortedLog) -> pa.Table:
     durations = log.us[log.ends] - log.us[log.starts]
     medians = grouped_quantiles(ids, durations, n_variants, qs=(0.5,))[:, 0]
     order = _variant_order(log, ids, cases)
-    codes, offsets = _decode(distinct.take(pa.array(order)), _width(len(log.names)))
+    codes, offsets = _decode(distinct.take(pa.array(order)), code_type(len(log.names)))
     names = pa.array(log.names, pa.string())
     activities = pa.ListArray.from_arrays(pa.array(offsets), names.take(pa.array(codes)))
     ordered = cases[order]
