@@ -386,9 +386,7 @@ def _edge_groups(log: SortedLog, k: int) -> tuple[np.ndarray, np.ndarray, np.nda
     pairs' first rows grouped by edge (rows ascending inside an edge: a stable sort)."""
     ids, values = _pair_edges(log, k)
     by_edge = np.argsort(ids, kind="stable")
-    # Where each id's group starts, the needles in the ids' own type (no widened copy).
-    starts = np.searchsorted(ids[by_edge], np.arange(len(values), dtype=ids.dtype))
-    counts = np.diff(np.append(starts, len(ids)))
+    counts = np.bincount(ids, minlength=len(values))  # sequential: cheaper than from the order
     if len(values) and values[-1] == k * k:  # the rows that end a case come last
         counts, values = counts[:-1], values[:-1]
     present = np.flatnonzero(counts)
