@@ -185,9 +185,17 @@ def test_quantiles_are_duckdb_quantile_cont_to_the_bit(rows: list[tuple[int, int
     n_groups = int(dense.max()) + 1
     by_sort = quantiles.grouped_quantiles(dense, us, n_groups)
     order = np.argsort(dense, kind="stable")
-    by_run = quantiles.run_quantiles(us[order], np.bincount(dense, minlength=n_groups))
+    counts = np.bincount(dense, minlength=n_groups)
+    by_run = quantiles.run_quantiles(us[order], counts)
+    grouped = us[order]
+    in_place = quantiles.run_quantiles(grouped, counts, in_place=True)
     assert by_sort.tolist() == [[m, p] for _, m, p in expected]
     assert by_run.tolist() == [[m, p] for _, m, p in expected]
+    assert in_place.tolist() == [[m, p] for _, m, p in expected]
+    # Reordered only inside its runs: each run holds the same values.
+    bounds = np.cumsum(counts)[:-1]
+    for before, after in zip(np.split(us[order], bounds), np.split(grouped, bounds), strict=True):
+        assert sorted(before.tolist()) == sorted(after.tolist())
 
 
 def log_table(rows: list[tuple[int, int, int]]) -> pa.Table:

@@ -406,7 +406,9 @@ def dfg(log: SortedLog) -> pa.Table:
     new_case[offsets] = True
     n_edges = len(present)
     cases = np.add.reduceat(new_case, offsets).astype(np.int64) if n_edges else frequency
-    quantiles = run_quantiles(waits, frequency)
+    # The waits are this function's own copy, and a run's sum ignores its order: partition
+    # them where they lie.
+    quantiles = run_quantiles(waits, frequency, in_place=True)
     sums = exact_sums(waits, offsets).tolist()
     means = [float(s) / f / 1e6 for s, f in zip(sums, frequency.tolist(), strict=True)]
     names = np.array(log.names, dtype=object)
