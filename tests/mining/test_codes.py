@@ -325,6 +325,8 @@ def test_materialised_rows_are_numbered_in_case_time_seq_order(insertion_order: 
     assert con.execute(f"SELECT min(rn), max(rn), count(*) FROM {log}").fetchall() == [
         (1, 2000, 2000)
     ]
+    if insertion_order:  # stored in rn order, so that read_sorted needs no sort
+        assert con.execute(f"SELECT bool_and(rn = rowid + 1) FROM {log}").fetchall() == [(True,)]
 
 
 def test_stored_variants_are_plain_strings_not_enums() -> None:
