@@ -2,6 +2,7 @@
 
     python benchmarks/bench_mining.py --events 1000000 [--events 10000000] [--skip-pm4py-above N]
     python benchmarks/bench_mining.py --events 10000000 --only ours   # iterate on ours alone
+    python benchmarks/bench_mining.py --events 10000000 --profile 5   # ours step by step
 
 For each size: generate the log (benchmarks/generate_log.py, cached in benchmarks/data/),
 then in separate subprocesses (so each peak RSS is its own) time
@@ -108,6 +109,39 @@ done = lap("mine + store", t)
     + FETCH
 )
 
+# Where ours spends its time, step by step in one process: each step's first call (cold: fresh
+# memory) and its best of --repeat calls (warm), CPU seconds. Steps are the functions the
+# discovery pass calls, so the figures add up to about the pass, without its threads.
+PROFILE = """
+import json, sys, time
+import duckdb
+import pyarrow.parquet as pq
+from journeymine.mining import codes, discovery, variants
+path, repeat = sys.argv[1], int(sys.argv[3])
+def timed(name, step):
+    times, result = [], None
+    for _ in range(repeat):
+        cpu = time.process_time()
+        result = step()
+        times.append(time.process_time() - cpu)
+    print(json.dumps({"step": name, "cold": times[0], "warm": min(times)}), flush=True)
+    return result
+read = lambda columns=None: pq.read_table(
+    path, columns=columns, read_dictionary=["case_id", "activity"], memory_map=True)
+table = timed("read", read)
+for column in table.column_names:
+    timed(f"  read {column} alone", lambda: read([column]))
+timed("  case_runs (in group cases)", lambda: codes.case_runs(table.column("case_id")))
+log = timed("group cases (codes.from_arrow)", lambda: codes.from_arrow(table))
+timed("dfg", lambda: codes.dfg(log))
+timed("  variant ids (in variants)", lambda: variants.variant_ids(log))
+found = timed("variants", lambda: variants.discover(log))
+timed("start/end", lambda: (codes.boundary_counts(log, True), codes.boundary_counts(log, False)))
+timed("dfg + variants + start/end (threads)", lambda: discovery.discovered_tables(log))
+con = duckdb.connect()
+timed("store variants", lambda: discovery.store_tables(con, {"variants": found}))
+"""
+
 PM4PY = """
 import json, pickle, resource, sys, time, warnings
 warnings.simplefilter("ignore")
@@ -175,6 +209,12 @@ def main() -> None:
         action="append",
         help="run only these (repeatable); results are compared only when all three run",
     )
+    parser.add_argument(
+        "--profile",
+        type=int,
+        metavar="REPEAT",
+        help="instead: ours step by step in one process, first call and best of REPEAT",
+    )
     args = parser.parse_args()
     only = set(args.only or ["ours", "stored", "pm4py"])
     for events in args.events or [1_000_000]:
@@ -192,6 +232,9 @@ def main() -> None:
                 check=True,
                 capture_output=True,
             )
+        if args.profile:
+            profile(events, log, args.profile)
+            continue
         with tempfile.TemporaryDirectory() as tmp:
             figures = {
                 name: run(code, log, Path(tmp) / f"{name}.pkl")
@@ -201,6 +244,20 @@ def main() -> None:
             if len(figures) == 3:
                 compare(events, figures, Path(tmp))
             report(events, figures)
+
+
+def profile(events: int, log: Path, repeat: int) -> None:
+    """Print ours step by step (see PROFILE), CPU seconds cold and warm."""
+    proc = subprocess.run(
+        [sys.executable, "-c", PROFILE, str(log), "-", str(max(repeat, 1))],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    print(f"{events:>11,} events, ours step by step (CPU s, first call / best of {repeat}):")
+    for line in proc.stdout.strip().splitlines():
+        step = json.loads(line)
+        print(f"{'':>11}   {step['step']:<40} {step['cold']:6.3f} / {step['warm']:6.3f}")
 
 
 def compare(events: int, figures: dict[str, dict[str, Any]], tmp: Path) -> None:
