@@ -291,6 +291,18 @@ def test_more_than_255_activities_give_the_sql_figures() -> None:
     assert len(stored(other)["dfg"]) > 1000
 
 
+def test_variants_with_64_bit_offsets_are_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beyond 2 GB of codes the sequences are ``large_binary``: forced here on a small log,
+    the variants table is identical to the ``binary`` one, on one-byte and two-byte codes."""
+    for extra in ([], [(99, a, a) for a in range(300)]):
+        log = codes.from_arrow(log_table(extra + random_rows(4)))
+        expected = variants.discover(log)
+        with monkeypatch.context() as patch:
+            patch.setattr(variants, "LARGE_BYTES", 0)
+            assert pa.types.is_large_binary(variants.sequences(log).type)
+            assert variants.discover(log).equals(expected)
+
+
 def test_sequences_sharing_a_low_byte_are_different_variants() -> None:
     """a0 and a256 (codes 0 and 256 with 300 activities, bytes 00 00 and 00 01 once the
     names are numbered) are two variants of one case each, not one of two."""

@@ -18,6 +18,9 @@ import pyarrow.compute as pc
 from journeymine.mining.codes import SortedLog, code_type
 from journeymine.mining.quantiles import grouped_quantiles
 
+# From this many bytes of codes on, offsets need 64 bits (``large_binary``).
+LARGE_BYTES = 1 << 31
+
 
 def sequences(log: SortedLog) -> pa.Array:
     """One binary value per case: its activity codes as fixed-width little-endian integers."""
@@ -25,7 +28,7 @@ def sequences(log: SortedLog) -> pa.Array:
     size = np.dtype(width).itemsize
     data = np.ascontiguousarray(log.activity, dtype=width)
     bounds = np.append(log.starts, len(log.activity)) * size
-    large = len(data) * size >= 1 << 31  # offsets beyond int32 need large_binary
+    large = len(data) * size >= LARGE_BYTES
     offsets = bounds.astype(np.int64 if large else np.int32)
     kind = pa.large_binary() if large else pa.binary()
     buffers = [None, pa.py_buffer(offsets), pa.py_buffer(data)]
