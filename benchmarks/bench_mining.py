@@ -1,6 +1,8 @@
 """Our mining core against pm4py on the same log, in the same run.
 
     python benchmarks/bench_mining.py --events 1000000 [--events 10000000] [--skip-pm4py-above N]
+    python benchmarks/bench_mining.py --events 10000000 --only ours   # iterate on ours alone
+    python benchmarks/bench_mining.py --events 10000000 --profile 5   # ours step by step
 
 For each size: generate the log (benchmarks/generate_log.py, cached in benchmarks/data/),
 then in separate subprocesses (so each peak RSS is its own) time
@@ -107,6 +109,39 @@ done = lap("mine + store", t)
     + FETCH
 )
 
+# Where ours spends its time, step by step in one process: each step's first call (cold: fresh
+# memory) and its best of --repeat calls (warm), CPU seconds. Steps are the functions the
+# discovery pass calls, so the figures add up to about the pass, without its threads.
+PROFILE = """
+import json, sys, time
+import duckdb
+import pyarrow.parquet as pq
+from journeymine.mining import codes, discovery, variants
+path, repeat = sys.argv[1], int(sys.argv[3])
+def timed(name, step):
+    times, result = [], None
+    for _ in range(repeat):
+        cpu = time.process_time()
+        result = step()
+        times.append(time.process_time() - cpu)
+    print(json.dumps({"step": name, "cold": times[0], "warm": min(times)}), flush=True)
+    return result
+read = lambda columns=None: pq.read_table(
+    path, columns=columns, read_dictionary=["case_id", "activity"], memory_map=True)
+table = timed("read", read)
+for column in table.column_names:
+    timed(f"  read {column} alone", lambda: read([column]))
+timed("  case_runs (in group cases)", lambda: codes.case_runs(table.column("case_id")))
+log = timed("group cases (codes.from_arrow)", lambda: codes.from_arrow(table))
+timed("dfg", lambda: codes.dfg(log))
+timed("  variant ids (in variants)", lambda: variants.variant_ids(log))
+found = timed("variants", lambda: variants.discover(log))
+timed("start/end", lambda: (codes.boundary_counts(log, True), codes.boundary_counts(log, False)))
+timed("dfg + variants + start/end (threads)", lambda: discovery.discovered_tables(log))
+con = duckdb.connect()
+timed("store variants", lambda: discovery.store_tables(con, {"variants": found}))
+"""
+
 PM4PY = """
 import json, pickle, resource, sys, time, warnings
 warnings.simplefilter("ignore")
@@ -168,7 +203,20 @@ def main() -> None:
         default=20_000_000,
         help="only time ours above this size (pm4py needs ~18 GB at 50M)",
     )
+    parser.add_argument(
+        "--only",
+        choices=["ours", "stored", "pm4py"],
+        action="append",
+        help="run only these (repeatable); results are compared only when all three run",
+    )
+    parser.add_argument(
+        "--profile",
+        type=int,
+        metavar="REPEAT",
+        help="instead: ours step by step in one process, first call and best of REPEAT",
+    )
     args = parser.parse_args()
+    only = set(args.only or ["ours", "stored", "pm4py"])
     for events in args.events or [1_000_000]:
         log = HERE / "data" / f"log_{events}.parquet"
         if not log.exists():
@@ -184,47 +232,74 @@ def main() -> None:
                 check=True,
                 capture_output=True,
             )
+        if args.profile:
+            profile(events, log, args.profile)
+            continue
         with tempfile.TemporaryDirectory() as tmp:
-            ours = run(OURS, log, Path(tmp) / "ours.pkl")
-            stored = run(WAREHOUSE, log, Path(tmp) / "stored.pkl")
-            line = (
-                f"{events:>11,} events | ours: {ours['total_s']:7.2f} s "
-                f"(load+layout {ours['load_s']:.2f} s, mining {ours['mine_s']:.2f} s), "
-                f"peak RSS {ours['rss_mb']:,.0f} MB"
-            )
-            if events <= args.skip_pm4py_above:
-                theirs = run(PM4PY, log, Path(tmp) / "pm4py.pkl")
-                ok, why = same(
-                    pickle.loads((Path(tmp) / "ours.pkl").read_bytes()),
-                    pickle.loads((Path(tmp) / "pm4py.pkl").read_bytes()),
-                )
-                line += (
-                    f" | pm4py: {theirs['total_s']:7.2f} s (read+format {theirs['load_s']:.2f}"
-                    f" s, mining {theirs['mine_s']:.2f} s), peak RSS {theirs['rss_mb']:,.0f} MB"
-                    f" | speed-up x{theirs['total_s'] / ours['total_s']:.1f} whole, "
-                    f"x{theirs['mine_s'] / ours['mine_s']:.1f} mining; CPU time "
-                    f"{ours['cpu_s']:.2f} s vs {theirs['cpu_s']:.2f} s "
-                    f"(x{theirs['cpu_s'] / ours['cpu_s']:.1f}) | results: {why}"
-                )
-                both, why_stored = same(
-                    pickle.loads((Path(tmp) / "stored.pkl").read_bytes()),
-                    pickle.loads((Path(tmp) / "ours.pkl").read_bytes()),
-                )
-                if not ok or not both:
-                    print(line, "| stored-log path vs ours:", why_stored)
-                    raise SystemExit(1)
-            print(line, flush=True)
-            for label, figures in (("ours", ours), ("with the stored log", stored)):
-                phases = ", ".join(
-                    f"{k} {v:.3f} (CPU {figures['phases_cpu'][k]:.3f})"
-                    for k, v in figures["phases"].items()
-                )
-                print(
-                    f"{'':>11}   {label}: {figures['total_s']:.2f} s (CPU {figures['cpu_s']:.2f} s)"
-                    f", peak RSS "
-                    f"{figures['rss_mb']:,.0f} MB; by phase (s): {phases}",
-                    flush=True,
-                )
+            figures = {
+                name: run(code, log, Path(tmp) / f"{name}.pkl")
+                for name, code in (("ours", OURS), ("stored", WAREHOUSE), ("pm4py", PM4PY))
+                if name in only and (name != "pm4py" or events <= args.skip_pm4py_above)
+            }
+            if len(figures) == 3:
+                compare(events, figures, Path(tmp))
+            report(events, figures)
+
+
+def profile(events: int, log: Path, repeat: int) -> None:
+    """Print ours step by step (see PROFILE), CPU seconds cold and warm."""
+    proc = subprocess.run(
+        [sys.executable, "-c", PROFILE, str(log), "-", str(max(repeat, 1))],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    print(f"{events:>11,} events, ours step by step (CPU s, first call / best of {repeat}):")
+    for line in proc.stdout.strip().splitlines():
+        step = json.loads(line)
+        print(f"{'':>11}   {step['step']:<40} {step['cold']:6.3f} / {step['warm']:6.3f}")
+
+
+def compare(events: int, figures: dict[str, dict[str, Any]], tmp: Path) -> None:
+    """Ours against pm4py, and the stored-log path against ours: stop if any differ."""
+    ours, theirs = figures["ours"], figures["pm4py"]
+    ok, why = same(
+        pickle.loads((tmp / "ours.pkl").read_bytes()),
+        pickle.loads((tmp / "pm4py.pkl").read_bytes()),
+    )
+    both, why_stored = same(
+        pickle.loads((tmp / "stored.pkl").read_bytes()),
+        pickle.loads((tmp / "ours.pkl").read_bytes()),
+    )
+    print(
+        f"{events:>11,} events | ours: {ours['total_s']:7.2f} s "
+        f"(load+layout {ours['load_s']:.2f} s, mining {ours['mine_s']:.2f} s), "
+        f"peak RSS {ours['rss_mb']:,.0f} MB"
+        f" | pm4py: {theirs['total_s']:7.2f} s (read+format {theirs['load_s']:.2f}"
+        f" s, mining {theirs['mine_s']:.2f} s), peak RSS {theirs['rss_mb']:,.0f} MB"
+        f" | speed-up x{theirs['total_s'] / ours['total_s']:.1f} whole, "
+        f"x{theirs['mine_s'] / ours['mine_s']:.1f} mining; CPU time "
+        f"{ours['cpu_s']:.2f} s vs {theirs['cpu_s']:.2f} s "
+        f"(x{theirs['cpu_s'] / ours['cpu_s']:.1f}) | results: {why}"
+        f" | stored-log path vs ours: {why_stored}",
+        flush=True,
+    )
+    if not ok or not both:
+        raise SystemExit(1)
+
+
+def report(events: int, figures: dict[str, dict[str, Any]]) -> None:
+    """Each run's wall and CPU time, peak RSS and (ours) its phases."""
+    labels = {"ours": "ours", "stored": "with the stored log", "pm4py": "pm4py"}
+    for name, f in figures.items():
+        phases = ", ".join(
+            f"{k} {v:.3f} (CPU {f['phases_cpu'][k]:.3f})" for k, v in f.get("phases", {}).items()
+        )
+        print(
+            f"{events:>11,}   {labels[name]}: {f['total_s']:.2f} s (CPU {f['cpu_s']:.2f} s), "
+            f"peak RSS {f['rss_mb']:,.0f} MB" + (f"; by phase (s): {phases}" if phases else ""),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from journeymine.mining import codes, discovery, eventlog, pm4py_adapter
+from journeymine.mining import codes, discovery, eventlog, pm4py_adapter, quantiles, variants
 
 LOGS = Path(__file__).resolve().parents[1] / "data" / "eventlogs"
 
@@ -183,11 +183,19 @@ def test_quantiles_are_duckdb_quantile_cont_to_the_bit(rows: list[tuple[int, int
         .fetchall()
     )
     n_groups = int(dense.max()) + 1
-    by_sort = codes.grouped_quantiles(dense, us, n_groups)
+    by_sort = quantiles.grouped_quantiles(dense, us, n_groups)
     order = np.argsort(dense, kind="stable")
-    by_run = codes.run_quantiles(us[order], np.bincount(dense, minlength=n_groups))
+    counts = np.bincount(dense, minlength=n_groups)
+    by_run = quantiles.run_quantiles(us[order], counts)
+    grouped = us[order]
+    in_place = quantiles.run_quantiles(grouped, counts, in_place=True)
     assert by_sort.tolist() == [[m, p] for _, m, p in expected]
     assert by_run.tolist() == [[m, p] for _, m, p in expected]
+    assert in_place.tolist() == [[m, p] for _, m, p in expected]
+    # Reordered only inside its runs: each run holds the same values.
+    bounds = np.cumsum(counts)[:-1]
+    for before, after in zip(np.split(us[order], bounds), np.split(grouped, bounds), strict=True):
+        assert sorted(before.tolist()) == sorted(after.tolist())
 
 
 def log_table(rows: list[tuple[int, int, int]]) -> pa.Table:
@@ -228,27 +236,80 @@ def test_any_small_log_gives_the_figures_of_the_sql(rows: list[tuple[int, int, i
         pd.testing.assert_frame_equal(frame, stored(con)[name], check_exact=True)
 
 
-@given(small_logs)
-@settings(max_examples=60, deadline=None)
-def test_a_hash_collision_never_merges_variants(rows: list[tuple[int, int, int]]) -> None:
-    """With a hash that makes every case collide, the event-by-event check catches it and the
-    variants are still the exact sequences."""
-    log = codes.from_arrow(log_table(rows))
-
-    def collide(log: codes.SortedLog, position: np.ndarray, case_of: np.ndarray) -> np.ndarray:
-        return np.zeros(len(log.starts), dtype=np.uint64)
-
-    exact = codes.variants(log, hasher=collide)
-    assert exact.equals(codes.variants(log))
+def exact_variants(log: codes.SortedLog) -> dict[tuple[str, ...], int]:
+    """Cases per activity sequence, by grouping Python tuples (the independent reference)."""
     sequences = [
         tuple(log.names[a] for a in log.activity[s : s + n])
         for s, n in zip(log.starts.tolist(), log.lengths.tolist(), strict=True)
     ]
-    counts = pd.Series(sequences, dtype=object).value_counts()
-    found = zip(
-        map(tuple, exact["activities"].to_pylist()), exact["cases"].to_pylist(), strict=True
+    return dict(pd.Series(sequences, dtype=object).value_counts())
+
+
+def found_variants(table: pa.Table) -> dict[tuple[str, ...], int]:
+    pairs = zip(
+        map(tuple, table["activities"].to_pylist()), table["cases"].to_pylist(), strict=True
     )
-    assert dict(found) == dict(counts)
+    return dict(pairs)
+
+
+@given(small_logs)
+@settings(max_examples=60, deadline=None)
+def test_variants_are_the_exact_sequences(rows: list[tuple[int, int, int]]) -> None:
+    """Cases per variant equal a grouping of Python tuples; labels and lengths match them."""
+    log = codes.from_arrow(log_table(rows))
+    found = variants.discover(log)
+    assert found_variants(found) == exact_variants(log)
+    lists = found["activities"].to_pylist()
+    assert found["variant"].to_pylist() == [" → ".join(a) for a in lists]
+    assert found["length"].to_pylist() == [len(a) for a in lists]
+
+
+@given(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 299)), max_size=40))
+@settings(max_examples=40, deadline=None)
+def test_variants_stay_exact_with_codes_wider_than_a_byte(rows: list[tuple[int, int]]) -> None:
+    """300 activities: codes are two bytes each, so a0 and a256 share a low byte, and a
+    sequence's bytes could be read shifted if the width were wrong; the variants still equal
+    the tuples'. Case 99 holds every activity, so that all 300 are in the log."""
+    everything = [(99, a, a) for a in range(300)]
+    log = codes.from_arrow(log_table(everything + [(c, a, 0) for c, a in rows]))
+    assert len(log.names) == 300
+    assert found_variants(variants.discover(log)) == exact_variants(log)
+
+
+def test_more_than_255_activities_give_the_sql_figures() -> None:
+    """Edge ids no longer fit 16 bits as ``source * k + target``: they are renumbered, and
+    every figure still equals the SQL's on the stored log."""
+    rng = np.random.default_rng(11)
+    everything = [(999, a, a) for a in range(300)]
+    rows = [(int(c), int(a), int(m)) for c, a, m in rng.integers(0, [100, 300, 50], (4000, 3))]
+    table = log_table(everything + sorted(rows))
+    con = duckdb.connect()
+    log = discovery.materialise_log(con, eventlog.register_log(con, table))
+    other = duckdb.connect()
+    discovery.write_discovery_from_arrow(other, table)
+    assert_equal_to_reference(con, stored(other), log)
+    assert len(stored(other)["dfg"]) > 1000
+
+
+def test_variants_with_64_bit_offsets_are_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beyond 2 GB of codes the sequences are ``large_binary``: forced here on a small log,
+    the variants table is identical to the ``binary`` one, on one-byte and two-byte codes."""
+    for extra in ([], [(99, a, a) for a in range(300)]):
+        log = codes.from_arrow(log_table(extra + random_rows(4)))
+        expected = variants.discover(log)
+        with monkeypatch.context() as patch:
+            patch.setattr(variants, "LARGE_BYTES", 0)
+            assert pa.types.is_large_binary(variants.sequences(log).type)
+            assert variants.discover(log).equals(expected)
+
+
+def test_sequences_sharing_a_low_byte_are_different_variants() -> None:
+    """a0 and a256 (codes 0 and 256 with 300 activities, bytes 00 00 and 00 01 once the
+    names are numbered) are two variants of one case each, not one of two."""
+    everything = [(99, a, a) for a in range(300)]
+    log = codes.from_arrow(log_table([*everything, (1, 0, 0), (2, 256, 0)]))
+    found = found_variants(variants.discover(log))
+    assert found[("a0",)] == 1 and found[("a256",)] == 1
 
 
 @given(st.lists(st.integers(0, 2**40), max_size=200))
@@ -276,6 +337,19 @@ def test_materialised_rows_are_numbered_in_case_time_seq_order(insertion_order: 
     assert con.execute(f"SELECT min(rn), max(rn), count(*) FROM {log}").fetchall() == [
         (1, 2000, 2000)
     ]
+    if insertion_order:  # stored in rn order, so that read_sorted needs no sort
+        assert con.execute(f"SELECT bool_and(rn = rowid + 1) FROM {log}").fetchall() == [(True,)]
+
+
+def test_stored_variants_are_plain_strings_not_enums() -> None:
+    """Stored, the variants' lists are VARCHAR[] and the names VARCHAR (the SQL other analyses
+    run on them expects strings, not ENUMs or codes)."""
+    con = duckdb.connect()
+    discovery.write_discovery_from_arrow(con, log_table(random_rows(2)))
+    types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE variants)").fetchall())
+    assert types["activities"] == "VARCHAR[]" and types["variant"] == "VARCHAR"
+    dfg = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE dfg)").fetchall())
+    assert dfg["source_activity"] == "VARCHAR" and dfg["target_activity"] == "VARCHAR"
 
 
 def test_an_empty_log_stores_empty_tables_with_their_columns() -> None:
@@ -311,7 +385,7 @@ def test_a_log_grouped_out_of_key_order_ties_variants_by_the_lowest_key() -> Non
     are listed by their case id's order as text: c1, c10, c2."""
     table = log_table([(2, 0, 0), (1, 1, 0), (10, 2, 0), (10, 2, 1)])
     assert codes.case_runs(table.column("case_id")).grouped
-    found = codes.variants(codes.from_arrow(table))
+    found = variants.discover(codes.from_arrow(table))
     assert found["activities"].to_pylist() == [["a1"], ["a2", "a2"], ["a0"]]
 
 
@@ -353,5 +427,5 @@ def test_a_grouped_log_orders_time_ties_by_seq_not_by_row() -> None:
     table = rows.set_column(3, "seq", pa.array([2, 1, 0, 3, 4], pa.int64()))
     table = pa.Table.from_batches(table.to_batches(max_chunksize=2))
     assert table.column("seq").num_chunks == 3
-    found = codes.variants(codes.from_arrow(table))
+    found = variants.discover(codes.from_arrow(table))
     assert found["activities"].to_pylist() == [["a1", "a0", "a2"], ["a0", "a1"]]

@@ -9,9 +9,8 @@ names are decoded only for the output rows:
 * edges: a pair's edge id is ``source * K + target``; one stable radix sort on the edge id
   groups the pairs (cases stay in order inside a group, so distinct cases are counted by
   change points), and the median and p90 are picked by ``np.partition`` per edge;
-* variants: each case's code sequence is hashed, the hash groups cases, and every event is then
-  compared with the same position of its group's first case — equal sequences are proven
-  equal, never assumed from the hash (a collision falls back to exact tuples);
+* variants (:mod:`journeymine.mining.variants`): each case's codes as one binary value,
+  grouped exactly by Arrow's hash table;
 * start / end activities: the first and last row of every run.
 
 An Arrow log (:func:`from_arrow`) only needs its cases grouped, not sorted: one pass over the
@@ -28,30 +27,23 @@ from dataclasses import dataclass
 
 import duckdb
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from journeymine.mining.quantiles import exact_sums, grouped_quantiles, run_quantiles
+from journeymine.mining.quantiles import exact_sums, run_quantiles
 
 # Rows per block where a pass over the log would otherwise allocate temporaries of its size.
 BLOCK = 1 << 20
-# Odd 64-bit multipliers for the sequence hash (any odd constants will do: a collision is
-# caught by the comparison that follows, it only costs time).
-HASH_BASE = np.uint64(0x9E3779B97F4A7C15)
-HASH_LENGTH = np.uint64(0xC2B2AE3D27D4EB4F)
-
-Hasher = Callable[["SortedLog", np.ndarray, np.ndarray], np.ndarray]
 SeqAt = Callable[[np.ndarray], np.ndarray]  # a log's ``seq`` at given rows
 
 
 @dataclass(frozen=True)
 class SortedLog:
     """A log grouped by case, in (time, seq) order inside a case, as arrays: ``case`` codes
-    (each case one run of rows), ``activity`` codes into ``names``, ``us`` microseconds since
-    the epoch; ``starts`` are the first rows of the cases. ``case_keys`` are the cases' keys
-    (one per case, in row order) where the cases do not run in key order; None means they do
-    (only ties between variants look at it)."""
+    (each case one run of rows), ``activity`` codes into ``names`` (:func:`code_type`), ``us``
+    microseconds since the epoch; ``starts`` are the first rows of the cases. ``case_keys``
+    are the cases' keys (one per case, in row order) where the cases do not run in key order;
+    None means they do (only ties between variants look at it)."""
 
     case: np.ndarray
     activity: np.ndarray
@@ -70,6 +62,14 @@ class SortedLog:
         return np.diff(np.append(self.starts, len(self.case))).astype(np.int64)
 
 
+def code_type(n_names: int) -> type[np.unsignedinteger]:
+    """The narrowest unsigned integer that holds every activity code (one byte each for up
+    to 256 activities: every pass over the codes reads a quarter of what int32 would)."""
+    if n_names <= 1 << 8:
+        return np.uint8
+    return np.uint16 if n_names <= 1 << 16 else np.uint32
+
+
 def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
     """The indices and names of an ENUM column read as Arrow dictionary chunks."""
     if column.num_chunks and any(
@@ -80,7 +80,8 @@ def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
         return np.zeros(0, np.int32), []
     indices = [np.asarray(c.indices.to_numpy(zero_copy_only=False)) for c in column.chunks]
     names = column.chunk(0).dictionary.to_pylist()
-    return np.concatenate(indices).astype(np.int32, copy=False), names
+    # Concatenated straight into the narrow type: the indices are codes below len(names).
+    return np.concatenate(indices, dtype=code_type(len(names)), casting="unsafe"), names
 
 
 def _numbers(column: pa.ChunkedArray) -> np.ndarray:
@@ -126,8 +127,7 @@ def sorted_log(
     first = np.ones(len(case), dtype=bool)
     np.not_equal(case[1:], case[:-1], out=first[1:])
     starts = np.flatnonzero(first).astype(np.int64)
-    wide = np.int32 if len(names) < 1 << 15 else np.int64  # wide enough for source * K + target
-    activity, us = np.asarray(activity, wide), np.asarray(us, np.int64)
+    activity, us = np.asarray(activity, code_type(len(names))), np.asarray(us, np.int64)
     return SortedLog(case, activity, us, names, starts, case_keys)
 
 
@@ -242,8 +242,9 @@ def case_runs(column: pa.ChunkedArray) -> CaseRuns:
     starts = np.concatenate([h + f for h, f in zip(heads, firsts, strict=True)])[keep]
     present = np.bincount(codes, minlength=len(values)) > 0
     if int(keep.sum()) == int(present.sum()):  # grouped: number the cases in row order
-        code, distinct = pd.factorize(codes[keep])
-        return CaseRuns(starts, np.asarray(code, np.int32), values.take(pa.array(distinct)))
+        # Every run is another case, so the runs' codes are already distinct: no factorize.
+        code = np.arange(len(starts), dtype=np.int32)
+        return CaseRuns(starts, code, values.take(pa.array(codes[keep])))
     dense = (np.cumsum(present) - 1).astype(np.int32)  # any numbering will do: a linear one
     return CaseRuns(starts, dense[codes[keep]], values.filter(pa.array(present)))
 
@@ -361,40 +362,53 @@ def from_arrow(table: pa.Table) -> SortedLog:
     return sorted_log(case, codes, us, names, case_keys=runs.keys)
 
 
-def _edge_ids(
-    source: np.ndarray, target: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The edges present (``source * k + target``, ascending), each pair's id (sorting by it
-    sorts by edge) and each edge's number of pairs. The ids are 16-bit when they fit, so that
-    numpy's stable sort on them is a linear-time radix sort."""
-    edge = source * k + target
-    if k * k <= 1 << 16:
-        counts = np.bincount(edge, minlength=k * k)
-        present = np.flatnonzero(counts)
-        return present, edge.astype(np.uint16), counts[present].astype(np.int64)
-    present, ids = np.unique(edge, return_inverse=True)
-    frequency = np.bincount(ids, minlength=len(present)).astype(np.int64)
-    return present, ids.astype(np.uint16 if len(present) <= 1 << 16 else np.int64), frequency
+def _pair_edges(log: SortedLog, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every row's edge to the next row as a small integer id (ascending with
+    ``source * k + target``), and the edge of each id. A row whose next row starts another
+    case gets the last id, ``k * k``, which no edge has: no row is filtered out, so no pass
+    compacts the pairs. With up to 255 activities the ids are the edges themselves, computed
+    in 16 bits (so that numpy's stable sort of them is a linear-time radix sort)."""
+    none = k * k
+    if none < 1 << 16:
+        code = log.activity.astype(np.uint16, copy=False)
+        ids = np.multiply(code[:-1], np.uint16(k), dtype=np.uint16)
+        ids += code[1:]
+        ids[log.starts[1:] - 1] = none
+        return ids, np.arange(none + 1, dtype=np.int64)
+    edge = log.activity[:-1].astype(np.int64) * k + log.activity[1:]
+    edge[log.starts[1:] - 1] = none
+    values, ids = np.unique(edge, return_inverse=True)
+    return ids.astype(np.uint16 if len(values) <= 1 << 16 else np.int64), values
+
+
+def _edge_groups(log: SortedLog, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The edges present (``source * k + target``, ascending), their pair counts, and the
+    pairs' first rows grouped by edge (rows ascending inside an edge: a stable sort)."""
+    ids, values = _pair_edges(log, k)
+    by_edge = np.argsort(ids, kind="stable")
+    counts = np.bincount(ids, minlength=len(values))  # sequential: cheaper than from the order
+    if len(values) and values[-1] == k * k:  # the rows that end a case come last
+        counts, values = counts[:-1], values[:-1]
+    present = np.flatnonzero(counts)
+    return values[present], counts[present].astype(np.int64), by_edge[: int(counts.sum())]
 
 
 def dfg(log: SortedLog) -> pa.Table:
     """Directly-follows edges: frequency, distinct cases, wait mean / median / p90 (seconds),
     most frequent first, then by source and target name."""
     k = max(len(log.names), 1)
-    # Pairs (row i -> i + 1 in one case) are taken by boolean masks, in row order: sequential
-    # passes; the one random access is putting waits and cases in edge order.
-    pair = log.case[1:] == log.case[:-1]
-    present, ids, frequency = _edge_ids(log.activity[:-1][pair], log.activity[1:][pair], k)
+    present, frequency, by_edge = _edge_groups(log, k)
     offsets = (np.cumsum(frequency) - frequency).astype(np.int64)
-    by_edge = np.argsort(ids, kind="stable")  # grouped by edge, each case's pairs together
-    waits = np.diff(log.us)[pair][by_edge]
-    cases_in_order = log.case[:-1][pair][by_edge]
+    waits = np.diff(log.us)[by_edge]  # one random access per pair, in edge order
+    cases_in_order = log.case[by_edge]
     new_case = np.ones(len(by_edge), dtype=bool)
     np.not_equal(cases_in_order[1:], cases_in_order[:-1], out=new_case[1:])
     new_case[offsets] = True
     n_edges = len(present)
     cases = np.add.reduceat(new_case, offsets).astype(np.int64) if n_edges else frequency
-    quantiles = run_quantiles(waits, frequency)
+    # The waits are this function's own copy, and a run's sum ignores its order: partition
+    # them where they lie.
+    quantiles = run_quantiles(waits, frequency, in_place=True)
     sums = exact_sums(waits, offsets).tolist()
     means = [float(s) / f / 1e6 for s, f in zip(sums, frequency.tolist(), strict=True)]
     names = np.array(log.names, dtype=object)
@@ -425,93 +439,3 @@ def boundary_counts(log: SortedLog, first: bool) -> pa.Table:
         }
     )
     return table.sort_by([("cases", "descending"), ("activity", "ascending")])
-
-
-def sequence_hash(log: SortedLog, position: np.ndarray, case_of: np.ndarray) -> np.ndarray:
-    """A 64-bit polynomial hash of each case's activity codes and length (wrapping uint64)."""
-    if len(log.case) == 0:
-        return np.zeros(0, dtype=np.uint64)
-    powers = np.ones(int(position.max()) + 1, dtype=np.uint64)
-    powers[1:] = np.cumprod(np.full(len(powers) - 1, HASH_BASE, dtype=np.uint64))
-    terms = (log.activity.astype(np.uint64) + np.uint64(1)) * powers[position]
-    return np.add.reduceat(terms, log.starts) ^ (log.lengths.astype(np.uint64) * HASH_LENGTH)
-
-
-def _first_of_each(codes: np.ndarray) -> np.ndarray:
-    """Where each code first occurs, for codes numbered in order of first occurrence."""
-    running = np.maximum.accumulate(codes) if len(codes) else codes
-    new = np.ones(len(codes), dtype=bool)
-    new[1:] = codes[1:] > running[:-1]
-    return np.flatnonzero(new)
-
-
-def _exact_variant_ids(log: SortedLog) -> np.ndarray:
-    """Variant ids from the sequences themselves (the fallback after a hash collision)."""
-    sequences = [
-        tuple(log.activity[s : s + n].tolist())
-        for s, n in zip(log.starts.tolist(), log.lengths.tolist(), strict=True)
-    ]
-    return np.asarray(pd.factorize(pd.Series(sequences, dtype=object))[0], dtype=np.int64)
-
-
-def variant_ids(log: SortedLog, hasher: Hasher = sequence_hash) -> np.ndarray:
-    """Each case's variant, numbered in order of first case; equal ids mean equal sequences
-    (checked event by event against the variant's first case)."""
-    lengths = log.lengths
-    case_of = np.repeat(np.arange(len(lengths)), lengths)
-    position = np.arange(len(log.case)) - log.starts[case_of]
-    ids = np.asarray(pd.factorize(hasher(log, position, case_of))[0], dtype=np.int64)
-    first = _first_of_each(ids)
-    representative = first[ids]  # per case: the first case of its variant
-    same = bool(np.array_equal(lengths[representative], lengths))
-    if same:
-        events = log.starts[representative][case_of] + position
-        same = bool(np.array_equal(log.activity[events], log.activity))
-    return ids if same else _exact_variant_ids(log)
-
-
-def _variant_order(log: SortedLog, ids: np.ndarray, cases: np.ndarray) -> np.ndarray:
-    """Variants by cases descending, ties by their first case in key order: ids number the
-    variants in row order of their first case, which is key order unless ``case_keys`` say
-    otherwise; then each variant's lowest key rank decides."""
-    if log.case_keys is None:
-        return np.argsort(-cases, kind="stable")
-    rank = np.empty(len(log.case_keys), dtype=np.int64)
-    rank[np.asarray(pc.sort_indices(log.case_keys))] = np.arange(len(rank))
-    lowest = np.full(len(cases), np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(lowest, ids, rank)
-    return np.lexsort((lowest, -cases))
-
-
-def variants(log: SortedLog, hasher: Hasher = sequence_hash) -> pa.Table:
-    """Variants, most cases first, ties by first case: label, activities, cases, share,
-    coverage, length and the median first-to-last duration (seconds) of their cases."""
-    ids = variant_ids(log, hasher)
-    n_variants = int(ids.max()) + 1 if len(ids) else 0
-    first = _first_of_each(ids)
-    cases = np.bincount(ids, minlength=n_variants).astype(np.int64)
-    durations = log.us[log.ends] - log.us[log.starts]
-    medians = grouped_quantiles(ids, durations, n_variants, qs=(0.5,))[:, 0]
-    order = _variant_order(log, ids, cases)
-    total = int(cases.sum())
-    lengths = log.lengths[first][order]
-    offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int32)
-    events = np.repeat(log.starts[first][order] - offsets[:-1], lengths) + np.arange(offsets[-1])
-    names = pa.array(log.names, pa.string())
-    activities = pa.ListArray.from_arrays(
-        pa.array(offsets), names.take(pa.array(log.activity[events]))
-    )
-    ordered = cases[order]
-    return pa.table(
-        {
-            "variant": pc.binary_join(activities, " → "),
-            "activities": activities,
-            "cases": pa.array(ordered, pa.int64()),
-            "share": pa.array(ordered / total if total else ordered.astype(float), pa.float64()),
-            "coverage": pa.array(
-                np.cumsum(ordered) / total if total else ordered.astype(float), pa.float64()
-            ),
-            "length": pa.array(lengths, pa.int64()),
-            "median_duration_s": pa.array(medians[order], pa.float64()),
-        }
-    )

@@ -28,7 +28,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from journeymine.mining import codes
+from journeymine.mining import codes, variants
 
 
 def materialise_log(con: duckdb.DuckDBPyConnection, relation: str, table: str = "jm_log") -> str:
@@ -36,8 +36,8 @@ def materialise_log(con: duckdb.DuckDBPyConnection, relation: str, table: str = 
 
     ``rn`` numbers the rows in that order, so later windows and lists order by one integer
     instead of re-sorting every case. One sort: the rows are stored in (case, time, seq) order
-    and ``rn`` is their position (``rowid``) in that stored order, copied into a column.
-    Rows without a case, activity or time are left out.
+    and ``rn`` is their position in that stored order. Rows without a case, activity or time
+    are left out.
     """
     enum, staged = f"{table}_activity", f"{table}_sorted"
     con.execute(f"DROP TABLE IF EXISTS {table}")
@@ -46,22 +46,26 @@ def materialise_log(con: duckdb.DuckDBPyConnection, relation: str, table: str = 
         f"CREATE TYPE {enum} AS ENUM "
         f"(SELECT DISTINCT activity::VARCHAR FROM {relation} WHERE activity IS NOT NULL)"
     )
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE {staged} AS
+    rows = f"""
         SELECT case_key::BIGINT AS case_key, activity::{enum} AS activity,
                ts::TIMESTAMPTZ AS ts, seq::BIGINT AS seq
         FROM {relation}
         WHERE case_key IS NOT NULL AND activity IS NOT NULL AND ts IS NOT NULL
         ORDER BY case_key, ts, seq
-        """
-    )
-    # A fresh table's rowids are 0..n-1 in insertion order, which is the sorted order only
-    # while DuckDB preserves insertion order (its default); otherwise number by sorting again.
+    """
     kept = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
-    rn = "rowid + 1" if kept else "row_number() OVER (ORDER BY case_key, ts, seq)"
+    if kept:
+        # While DuckDB preserves insertion order, the sorted rows reach a streaming
+        # row_number() in order and are stored in it: one sort, no staged copy.
+        con.execute(f"CREATE TABLE {table} AS SELECT row_number() OVER () AS rn, * FROM ({rows})")
+        return table
+    # Otherwise rows may arrive in any order: stage the sorted rows, number them by sorting.
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {staged} AS {rows}")
     try:
-        con.execute(f"CREATE TABLE {table} AS SELECT {rn} AS rn, * FROM {staged}")
+        con.execute(
+            f"CREATE TABLE {table} AS SELECT row_number() OVER (ORDER BY case_key, ts, seq) "
+            f"AS rn, * FROM {staged}"
+        )
     finally:
         con.execute(f"DROP TABLE {staged}")
     return table
@@ -114,7 +118,7 @@ def discover_variants(con: duckdb.DuckDBPyConnection, log: str) -> pd.DataFrame:
     ``variant`` is a readable label (activities joined by `` → ``); ``activities`` the list.
     Ties in frequency are ordered by the variant's first case (lowest ``case_key``).
     """
-    return _frame(con, codes.variants(codes.read_sorted(con, log)))
+    return _frame(con, variants.discover(codes.read_sorted(con, log)))
 
 
 def discovered_tables(sorted_log: codes.SortedLog) -> dict[str, pa.Table]:
@@ -123,11 +127,11 @@ def discovered_tables(sorted_log: codes.SortedLog) -> dict[str, pa.Table]:
     The variants are computed in a second thread while this one computes the edges: both are
     numpy and Arrow work that releases the GIL, so on two cores they overlap."""
     with ThreadPoolExecutor(max_workers=1) as pool:
-        variants = pool.submit(codes.variants, sorted_log)
+        found = pool.submit(variants.discover, sorted_log)
         dfg = codes.dfg(sorted_log)
         return {
             "dfg": dfg,
-            "variants": variants.result(),
+            "variants": found.result(),
             "start_activities": codes.boundary_counts(sorted_log, first=True),
             "end_activities": codes.boundary_counts(sorted_log, first=False),
         }

@@ -55,15 +55,24 @@ def interpolate(lo_us: np.ndarray, hi_us: np.ndarray, rank: np.ndarray) -> np.nd
 
 
 def _quantiles_by_loop(
-    values: np.ndarray, offsets: np.ndarray, counts: np.ndarray, qs: tuple[float, ...]
+    values: np.ndarray,
+    offsets: np.ndarray,
+    counts: np.ndarray,
+    qs: tuple[float, ...],
+    in_place: bool,
 ) -> np.ndarray:
-    """Quantiles of each group of ``values`` (grouped, unsorted inside a group) by selection."""
+    """Quantiles of each group of ``values`` (grouped, unsorted inside a group) by selection,
+    partitioning each group where it lies when ``in_place`` (no copy of the values)."""
     ranks = (counts[:, None] - 1).astype(np.float64) * np.array(qs)[None, :]
     lo_at, hi_at = np.floor(ranks).astype(np.int64), np.ceil(ranks).astype(np.int64)
     lo, hi = np.empty(ranks.shape, np.int64), np.empty(ranks.shape, np.int64)
     for g, (start, count) in enumerate(zip(offsets.tolist(), counts.tolist(), strict=True)):
         kth = np.unique(np.concatenate((lo_at[g], hi_at[g])))
-        part = np.partition(values[start : start + count], kth)
+        part = values[start : start + count]
+        if in_place:
+            part.partition(kth)
+        else:
+            part = np.partition(part, kth)
         lo[g], hi[g] = part[lo_at[g]], part[hi_at[g]]
     return interpolate(lo, hi, ranks)
 
@@ -105,12 +114,18 @@ def grouped_quantiles(
 
 
 def run_quantiles(
-    values: np.ndarray, counts: np.ndarray, qs: tuple[float, ...] = QUANTILES
+    values: np.ndarray,
+    counts: np.ndarray,
+    qs: tuple[float, ...] = QUANTILES,
+    *,
+    in_place: bool = False,
 ) -> np.ndarray:
     """As :func:`grouped_quantiles` for values already grouped in runs of ``counts`` (any order
-    inside a run): few runs are selected one by one (linear time), many are sorted at once."""
+    inside a run): few runs are selected one by one (linear time), many are sorted at once.
+    With ``in_place`` the values may be reordered inside their runs (never across runs)."""
     if len(counts) <= LOOP_GROUPS:
-        return _quantiles_by_loop(values, (np.cumsum(counts) - counts).astype(np.int64), counts, qs)
+        offsets = (np.cumsum(counts) - counts).astype(np.int64)
+        return _quantiles_by_loop(values, offsets, counts, qs, in_place)
     return grouped_quantiles(np.repeat(np.arange(len(counts)), counts), values, len(counts), qs=qs)
 
 
