@@ -381,12 +381,21 @@ def _pair_edges(log: SortedLog, k: int) -> tuple[np.ndarray, np.ndarray]:
     return ids.astype(np.uint16 if len(values) <= 1 << 16 else np.int64), values
 
 
+def _block_counts(ids: np.ndarray, n_ids: int) -> np.ndarray:
+    """``np.bincount(ids, minlength=n_ids)`` block by block: bincount first converts its input
+    to 64-bit integers, which for the whole log is a fresh array four times the 16-bit ids."""
+    counts = np.zeros(n_ids, np.int64)
+    for lo in range(0, len(ids), BLOCK):
+        counts += np.bincount(ids[lo : lo + BLOCK], minlength=n_ids)
+    return counts
+
+
 def _edge_groups(log: SortedLog, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The edges present (``source * k + target``, ascending), their pair counts, and the
     pairs' first rows grouped by edge (rows ascending inside an edge: a stable sort)."""
     ids, values = _pair_edges(log, k)
     by_edge = np.argsort(ids, kind="stable")
-    counts = np.bincount(ids, minlength=len(values))  # sequential: cheaper than from the order
+    counts = _block_counts(ids, len(values))  # sequential: cheaper than from the order
     if len(values) and values[-1] == k * k:  # the rows that end a case come last
         counts, values = counts[:-1], values[:-1]
     present = np.flatnonzero(counts)
@@ -401,6 +410,16 @@ def _pack_cases(waits: np.ndarray, case: np.ndarray, case_lo: int, wait_bits: in
         high -= case_lo
         high <<= wait_bits
         waits[lo : lo + BLOCK] += high
+
+
+def _take_into(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``values[rows]`` written over ``rows`` (both int64), block by block: no fresh array of
+    the log's size (``np.take`` buffers ``out`` in its default mode, so a block's rows are
+    all read before its values replace them)."""
+    for lo in range(0, len(rows), BLOCK):
+        block = rows[lo : lo + BLOCK]
+        np.take(values, block, out=block)
+    return rows
 
 
 def _in_edge_order(log: SortedLog, by_edge: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -420,7 +439,7 @@ def _in_edge_order(log: SortedLog, by_edge: np.ndarray) -> tuple[np.ndarray, np.
         np.not_equal(cases[1:], cases[:-1], out=new_case[1:])
         return waits[by_edge], new_case
     _pack_cases(waits, log.case[:-1], case_lo, wait_bits)
-    packed = waits[by_edge]  # one random access per pair, in edge order
+    packed = _take_into(waits, by_edge)  # one random access per pair, in edge order
     # Neighbours in another case differ above the wait bits; the packed rows are free scratch.
     scratch = np.bitwise_xor(packed[1:], packed[:-1], out=waits[: len(packed) - 1])
     np.greater_equal(scratch, 1 << wait_bits, out=new_case[1:])
@@ -437,7 +456,8 @@ def dfg(log: SortedLog) -> pa.Table:
     waits, new_case = _in_edge_order(log, by_edge)
     new_case[offsets] = True
     n_edges = len(present)
-    cases = np.add.reduceat(new_case, offsets).astype(np.int64) if n_edges else frequency
+    # Counted as int64 directly: a bool reduceat would first convert the whole mask to int64.
+    cases = np.add.reduceat(new_case, offsets, dtype=np.int64) if n_edges else frequency
     # The waits are this function's own copy, and a run's sum ignores its order: partition
     # them where they lie.
     quantiles = run_quantiles(waits, frequency, in_place=True)
