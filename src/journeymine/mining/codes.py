@@ -359,6 +359,8 @@ def from_arrow(table: pa.Table) -> SortedLog:
         seq = _numbers(table.column("seq"))
         order = np.lexsort((seq if order is None else seq[order], us, case))
         case, us, codes = case[order], us[order], codes[order]
+    if runs.grouped:  # the runs are the cases, in place: no second pass to find their starts
+        return SortedLog(case, codes, us, names, runs.starts, runs.keys)
     return sorted_log(case, codes, us, names, case_keys=runs.keys)
 
 
