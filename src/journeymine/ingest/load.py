@@ -144,10 +144,11 @@ def load_staged(
     # warehouse file, and a temp view of the same name would only hide it until the end).
     con.execute("DROP VIEW stg_files")
     con.execute("CREATE TEMP VIEW stg_files AS FROM stg_file_order")
-    _remove_previous_versions(con)
+    replaced = _remove_previous_versions(con)
     duplicates = _classify(con)
     _insert_rows(con, run_id, duplicates)
-    _promote_orphaned_duplicates(con)
+    if replaced:
+        _promote_orphaned_duplicates(con)
     _record_manifest(con, run_id)
     rows = con.execute(
         "SELECT source, file, rows_read, rows_loaded, duplicates, quarantined "
@@ -161,8 +162,17 @@ def load_staged(
     return [FileReport(*row) for row in rows]
 
 
-def _remove_previous_versions(con: duckdb.DuckDBPyConnection) -> None:
-    """A changed file replaces its previous version entirely; remember the keys it held."""
+def _remove_previous_versions(con: duckdb.DuckDBPyConnection) -> bool:
+    """A changed file replaces its previous version entirely; remember the keys it held.
+
+    Whether any staged file replaces a loaded one. A file's rows are only ever written with its
+    manifest row (here, in one transaction), so when no staged file is in the manifest there is
+    nothing to remove and a night of new files skips a scan of every raw table."""
+    replaced = con.execute(
+        "SELECT count(*) FROM stg_files SEMI JOIN load_manifest USING (file)"
+    ).fetchall()[0][0]
+    if not replaced:
+        return False
     con.execute(
         "CREATE OR REPLACE TEMP TABLE stg_replaced_keys AS SELECT DISTINCT source, record_key "
         "FROM raw_rows WHERE file IN (SELECT file FROM stg_files)"
@@ -170,6 +180,7 @@ def _remove_previous_versions(con: duckdb.DuckDBPyConnection) -> None:
     tables = [f"{kind}_{t}" for kind in ("raw", "dup") for t in RAW_TABLES]
     for table in (*tables, "quarantine", "load_manifest"):
         con.execute(f"DELETE FROM {table} WHERE file IN (SELECT file FROM stg_files)")
+    return True
 
 
 def _classify(con: duckdb.DuckDBPyConnection) -> int:
