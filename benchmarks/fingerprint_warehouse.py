@@ -4,7 +4,7 @@ checkouts loaded the same thing.
     python benchmarks/fingerprint_warehouse.py <a.duckdb> [<b.duckdb>]
 
 With two warehouses, prints the tables that differ (and exits 1 if any). Columns that hold a
-run's identity or clock (``run_id``, ``loaded_at``, ``merged_at``) are left out.
+run's identity or clock (``run_id``, ``loaded_at``, ``merged_at``, ``first_assigned_at``) are left out.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import duckdb
 
-RUN_COLUMNS = {"run_id", "loaded_at", "merged_at"}
+RUN_COLUMNS = {"run_id", "loaded_at", "merged_at", "first_assigned_at"}
 
 
 def fingerprint(path: str) -> dict[str, Any]:
