@@ -4,7 +4,8 @@ checkouts loaded the same thing.
     python benchmarks/fingerprint_warehouse.py <a.duckdb> [<b.duckdb>]
 
 With two warehouses, prints the tables that differ (and exits 1 if any). Columns that hold a
-run's identity or clock (``run_id``, ``loaded_at``, ``merged_at``, ``first_assigned_at``) are left out.
+run's identity or clock (``run_id``, ``loaded_at``, ``merged_at``, ``first_assigned_at``) are
+left out.
 """
 
 from __future__ import annotations
