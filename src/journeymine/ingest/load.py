@@ -144,10 +144,11 @@ def load_staged(
     # warehouse file, and a temp view of the same name would only hide it until the end).
     con.execute("DROP VIEW stg_files")
     con.execute("CREATE TEMP VIEW stg_files AS FROM stg_file_order")
-    _remove_previous_versions(con)
-    _classify(con)
-    _insert_rows(con, run_id)
-    _promote_orphaned_duplicates(con)
+    replaced = _remove_previous_versions(con)
+    duplicates = _classify(con)
+    _insert_rows(con, run_id, duplicates)
+    if replaced:
+        _promote_orphaned_duplicates(con)
     _record_manifest(con, run_id)
     rows = con.execute(
         "SELECT source, file, rows_read, rows_loaded, duplicates, quarantined "
@@ -156,13 +157,22 @@ def load_staged(
     ).fetchall()
     for name in TABLES:
         con.execute(f"DROP VIEW IF EXISTS stg_{name}")
-    for name in ("file_order", "class", "seq", "replaced_keys", "promoted"):
+    for name in ("file_order", "dups", "seq", "replaced_keys", "promoted"):
         con.execute(f"DROP TABLE IF EXISTS stg_{name}")
     return [FileReport(*row) for row in rows]
 
 
-def _remove_previous_versions(con: duckdb.DuckDBPyConnection) -> None:
-    """A changed file replaces its previous version entirely; remember the keys it held."""
+def _remove_previous_versions(con: duckdb.DuckDBPyConnection) -> bool:
+    """A changed file replaces its previous version entirely; remember the keys it held.
+
+    Whether any staged file replaces a loaded one. A file's rows are only ever written with its
+    manifest row (here, in one transaction), so when no staged file is in the manifest there is
+    nothing to remove and a night of new files skips a scan of every raw table."""
+    replaced = con.execute(
+        "SELECT count(*) FROM stg_files SEMI JOIN load_manifest USING (file)"
+    ).fetchall()[0][0]
+    if not replaced:
+        return False
     con.execute(
         "CREATE OR REPLACE TEMP TABLE stg_replaced_keys AS SELECT DISTINCT source, record_key "
         "FROM raw_rows WHERE file IN (SELECT file FROM stg_files)"
@@ -170,53 +180,69 @@ def _remove_previous_versions(con: duckdb.DuckDBPyConnection) -> None:
     tables = [f"{kind}_{t}" for kind in ("raw", "dup") for t in RAW_TABLES]
     for table in (*tables, "quarantine", "load_manifest"):
         con.execute(f"DELETE FROM {table} WHERE file IN (SELECT file FROM stg_files)")
+    return True
 
 
-def _classify(con: duckdb.DuckDBPyConnection) -> None:
+def _classify(con: duckdb.DuckDBPyConnection) -> int:
+    """Find the staged rows that are duplicates; return how many.
+
+    Only rows whose record key is seen twice in the batch or is loaded already can be
+    duplicates, and those keys are few: they are found by one aggregate and one semi join, and
+    only their rows are ranked, so the loads below join nothing on a night without duplicates.
+    A duplicate is a row whose key is loaded, or not the first in load order (file, line)."""
     con.execute(
         """
-        CREATE OR REPLACE TEMP TABLE stg_class AS
-        SELECT r.source, r.file, r.line, r.record_key, f.ord,
-               (EXISTS (SELECT 1 FROM raw_rows o
-                        WHERE o.source = r.source AND o.record_key = r.record_key)
-                OR row_number() OVER (PARTITION BY r.source, r.record_key
-                                      ORDER BY f.ord, r.line) > 1) AS is_duplicate
-        FROM stg_rows r JOIN stg_files f USING (source, file)
+        CREATE OR REPLACE TEMP TABLE stg_dups AS
+        WITH again AS (SELECT source, record_key, false AS is_loaded FROM stg_rows
+                       GROUP BY source, record_key HAVING count(*) > 1),
+             loaded AS (SELECT DISTINCT source, record_key, true AS is_loaded
+                        FROM raw_rows SEMI JOIN stg_rows USING (source, record_key)),
+             keys AS (SELECT source, record_key, bool_or(is_loaded) AS is_loaded
+                      FROM (FROM again UNION ALL FROM loaded) GROUP BY source, record_key)
+        SELECT r.source, r.file, r.line
+        FROM stg_rows r JOIN keys k USING (source, record_key) JOIN stg_files f USING (source, file)
+        QUALIFY k.is_loaded OR row_number() OVER (PARTITION BY r.source, r.record_key
+                                                  ORDER BY f.ord, r.line) > 1
         """
     )
+    return int(con.execute("SELECT count(*) FROM stg_dups").fetchall()[0][0])
 
 
-def _insert_rows(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
-    """Loaded rows into ``raw_*``, duplicates into ``dup_*``; events numbered in load order."""
+def _insert_rows(con: duckdb.DuckDBPyConnection, run_id: str, duplicates: int) -> None:
+    """Loaded rows into ``raw_*``, duplicates into ``dup_*``; events numbered in load order.
+
+    Each staged row goes to ``raw_*`` unless it is in the (small) ``stg_dups``; with no
+    duplicates the staged Parquet streams into the raw tables without a join."""
     base_seq = con.execute(
         "SELECT greatest((SELECT coalesce(max(seq), 0) FROM raw_events), "
         "(SELECT coalesce(max(seq), 0) FROM dup_events))"
-    ).fetchone()
-    # Narrow tables only: the wide staged columns stream from Parquet straight into the inserts.
+    ).fetchall()[0][0]
+    # Numbered over all events, duplicates too, so that seq follows the load order; the sort
+    # key is narrow (the wide staged columns stream from Parquet into the inserts).
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE stg_seq AS
-        SELECT e.source, e.file, e.line, e.idx, c.is_duplicate,
-               ? + row_number() OVER (ORDER BY c.ord, e.line, e.idx) AS seq
-        FROM stg_events e JOIN stg_class c USING (source, file, line)
+        SELECT e.source, e.file, e.line, e.idx,
+               ? + row_number() OVER (ORDER BY f.ord, e.line, e.idx) AS seq
+        FROM stg_events e JOIN stg_files f USING (source, file)
         """,
-        [base_seq[0] if base_seq else 0],
+        [base_seq],
     )
-    for kind, wanted in (("raw", False), ("dup", True)):
+    kinds = [("raw", "ANTI" if duplicates else "")] + ([("dup", "SEMI")] if duplicates else [])
+    for kind, join in kinds:
+        # "t ANTI JOIN stg_dups USING (...)" keeps the rows not listed; SEMI those listed.
+        keep = f"{join} JOIN stg_dups USING (source, file, line)" if join else ""
         con.execute(
-            f"INSERT INTO {kind}_rows SELECT source, file, line, r.record_key, r.raw, ? "
-            "FROM stg_rows r JOIN stg_class c USING (source, file, line) "
-            "WHERE c.is_duplicate = ?",
-            [run_id, wanted],
+            f"INSERT INTO {kind}_rows SELECT source, file, line, record_key, raw, ? "
+            f"FROM stg_rows {keep}",
+            [run_id],
         )
         con.execute(
             f"""
             INSERT INTO {kind}_events
             SELECT s.seq, source, file, line, {EVENT_COLUMNS}
-            FROM stg_events e JOIN stg_seq s USING (source, file, line, idx)
-            WHERE s.is_duplicate = ?
-            """,
-            [wanted],
+            FROM stg_events e JOIN stg_seq s USING (source, file, line, idx) {keep}
+            """
         )
         for table, columns in (
             ("edges", schema.names(schema.EDGE)),
@@ -224,9 +250,7 @@ def _insert_rows(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
         ):
             con.execute(
                 f"INSERT INTO {kind}_{table} SELECT source, file, line, {columns} "
-                f"FROM stg_{table} JOIN stg_class c USING (source, file, line) "
-                "WHERE c.is_duplicate = ?",
-                [wanted],
+                f"FROM stg_{table} {keep}"
             )
     con.execute("INSERT INTO quarantine SELECT *, ? FROM stg_rejected", [run_id])
 
@@ -268,12 +292,14 @@ def _record_manifest(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
         """
         INSERT INTO load_manifest
         SELECT f.source, f.file, f.sha256, f.rows_read,
-               count(c.line) FILTER (WHERE NOT c.is_duplicate),
-               count(c.line) FILTER (WHERE c.is_duplicate),
+               coalesce(n.n_rows, 0) - coalesce(d.n_rows, 0), coalesce(d.n_rows, 0),
                (SELECT count(*) FROM stg_rejected q WHERE q.file = f.file),
                ?, ?
-        FROM stg_files f LEFT JOIN stg_class c USING (source, file)
-        GROUP BY ALL
+        FROM stg_files f
+        LEFT JOIN (SELECT source, file, count(*) AS n_rows FROM stg_rows GROUP BY ALL) n
+               USING (source, file)
+        LEFT JOIN (SELECT source, file, count(*) AS n_rows FROM stg_dups GROUP BY ALL) d
+               USING (source, file)
         """,
         [datetime.now(UTC), run_id],
     )
