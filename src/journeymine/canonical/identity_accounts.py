@@ -222,20 +222,29 @@ ORDER BY person_id, first_linked, account_id
 """
 
 
-# The persons whose account links a night may change: those it re-stitched, those a node of
-# its edges or events belongs to, and the contacts with a role on a deal one of its edges names.
+# The persons whose account links a night may change: those whose identifiers it moved to another
+# person (``stitch_moved_persons``, before and after; a person that only gained identifiers gains
+# them through the night's edges and events, below), the persons at either end of the night's
+# edges that a link is made of (to a Salesforce Account or Segment group, to a Stripe customer,
+# a contact role), the persons of its Stripe customers' events, and the contacts with a role on
+# a deal one of its edges ties to an Account. Other edges and events make no link: their persons
+# keep their links unless their identifiers moved.
+LINK_TYPES = ", ".join(f"'{t}'" for t in (SF_ACCOUNT, SEGMENT_GROUP, STRIPE_CUSTOMER))
 ACCOUNT_NIGHT_PERSONS = f"""
 CREATE OR REPLACE TEMP TABLE account_night_persons AS
-WITH night_edges AS (SELECT src_type, src_id, dst_type, dst_id FROM night_raw_edges),
-ends AS (
+WITH night_edges AS (
+    SELECT src_type, src_id, dst_type, dst_id FROM night_raw_edges
+    WHERE src_type IN ({LINK_TYPES}) OR dst_type IN ({LINK_TYPES})
+       OR (src_type = '{SF_CONTACT}' AND dst_type = '{SF_OPPORTUNITY}')
+), ends AS (
     SELECT src_type AS node_type, src_id AS node_id FROM night_edges
     UNION SELECT dst_type, dst_id FROM night_edges
     UNION SELECT r.src_type, r.src_id FROM identity_edges_stored r
     SEMI JOIN night_edges d ON r.dst_type = d.src_type AND r.dst_id = d.src_id
     WHERE r.src_type = '{SF_CONTACT}' AND r.dst_type = '{SF_OPPORTUNITY}'
-    UNION SELECT id_type, id_value FROM night_raw_events
+    UNION SELECT id_type, id_value FROM night_raw_events WHERE id_type = '{STRIPE_CUSTOMER}'
 )
-SELECT person_id FROM stitch_changed_persons
+SELECT person_id FROM stitch_moved_persons
 UNION SELECT person_id FROM identity_nodes SEMI JOIN ends USING (node_type, node_id)
 """
 
