@@ -27,6 +27,9 @@ from journeymine.warehouse import table_exists
 log = logging.getLogger(__name__)
 
 # A source's correction of rebuilt touchpoints; returns the persons whose rows it changed.
+# During a night's refresh the temp tables ``night_touchpoints`` (the rows rebuilt or added, as
+# built from the raw events) and ``night_raw_rows`` (the night's raw rows) exist: a fix-up may
+# restrict itself to what they can change. A full build runs without them.
 Fixup = Callable[[duckdb.DuckDBPyConnection], list[int]]
 
 # {events}: the raw events to consider (every version of each record among them), {rows}: the
@@ -150,6 +153,8 @@ def build(con: duckdb.DuckDBPyConnection, fixups: Sequence[Fixup] = ()) -> int:
     if night:
         return refresh(con, str(night[0][0]), fixups)
     con.execute(TOUCHPOINTS)
+    for table in ("night_touchpoints", "night_raw_rows"):  # not a night: fix-ups fix every row
+        con.execute(f"DROP TABLE IF EXISTS {table}")
     _fix(con, fixups)
     con.execute(PERSONS)
     return _count(con)
