@@ -198,7 +198,12 @@ def stitch_night(
     merges = _assign(con, graph, outcome, night=True)
     con.execute(NIGHT_CHANGED)
     store_node_rows(
-        con, "identity_nodes", "person_id", "stitch_assigned_nodes", replace_only="night_nodes"
+        con,
+        "identity_nodes",
+        "person_id",
+        "stitch_assigned_nodes",
+        replace_only="night_nodes",
+        carried=True,
     )
     store_merges(con, "person_merges", merges, run_id)
     for end in ("src", "dst"):  # a refusal inside a recomputed component, found by either node
@@ -222,10 +227,10 @@ def _assign(
     """Give every node its person id, kept from the previous stitch where it can be, as the
     view ``stitch_assigned_nodes`` (node_type, node_id, person_id); returns the merges. New
     ids start above the warehouse's largest, whatever part of it is recomputed."""
-    within = "SEMI JOIN night_nodes USING (node_type, node_id)" if night else ""
+    known = "night_nodes" if night else "identity_nodes"  # a night's carry their previous ids
     previous = con.sql(
-        "SELECT s.n, p.person_id FROM stitch_nodes s "
-        f"JOIN identity_nodes p USING (node_type, node_id) {within}"
+        f"SELECT s.n, p.person_id FROM stitch_nodes s JOIN {known} p USING (node_type, node_id) "
+        "WHERE p.person_id IS NOT NULL"
     ).fetchnumpy()
     first_new = scalar(con, "SELECT coalesce(max(person_id), 0) FROM identity_nodes") + 1
     person_id, merges = assign_numbered(
@@ -250,14 +255,13 @@ def _assign(
 # change person: a known node that got another id (or no longer is a node).
 NIGHT_CHANGED = """
 CREATE OR REPLACE TEMP TABLE stitch_changed_persons AS
-SELECT person_id FROM identity_nodes SEMI JOIN night_nodes USING (node_type, node_id)
+SELECT person_id FROM night_nodes WHERE person_id IS NOT NULL
 UNION SELECT person_id FROM stitch_assigned;
 CREATE OR REPLACE TEMP TABLE stitch_moved_persons AS
 WITH moves AS (
     SELECT o.person_id AS before, a.person_id AS after
-    FROM identity_nodes o SEMI JOIN night_nodes USING (node_type, node_id)
-    LEFT JOIN stitch_assigned_nodes a USING (node_type, node_id)
-    WHERE a.person_id IS DISTINCT FROM o.person_id
+    FROM night_nodes o LEFT JOIN stitch_assigned_nodes a USING (node_type, node_id)
+    WHERE o.person_id IS NOT NULL AND a.person_id IS DISTINCT FROM o.person_id
 )
 SELECT before AS person_id FROM moves UNION SELECT after FROM moves WHERE after IS NOT NULL;
 """
@@ -274,7 +278,7 @@ def _drop_stitch_tables(con: duckdb.DuckDBPyConnection) -> None:
 # night names, but that were nodes before, are looked up in ``raw_events``: on most nights none.
 NIGHT_UNNAMED = """
 CREATE OR REPLACE TEMP TABLE night_unnamed AS
-SELECT node_type, node_id FROM identity_nodes SEMI JOIN night_nodes USING (node_type, node_id)
+SELECT node_type, node_id FROM night_nodes WHERE person_id IS NOT NULL
 EXCEPT SELECT src_type, src_id FROM stitch_edges
 EXCEPT SELECT dst_type, dst_id FROM stitch_edges
 EXCEPT SELECT id_type, id_value FROM night_raw_events
@@ -308,7 +312,9 @@ def _both_settings(graph: Graph, max_user_ids: int) -> tuple[Unions, Unions]:
 # Where a night's rows start to reach: the nodes of each edge the night made new or moved
 # earlier in the merge order (``night_moved_edges``; an edge seen again later changes nothing,
 # the view keeps its first observation) that may be a person edge, and its events' unseen nodes.
-# More seeds than needed never change the answer, only its cost.
+# More seeds than needed never change the answer, only its cost. Every node of ``night_nodes``
+# carries what ``identity_nodes`` held for it (person_id, first_assigned_at and its rowid; NULL
+# for a new node), so that no later step of the night searches that table by identifier again.
 NIGHT_SEEDS = f"""
 CREATE OR REPLACE TEMP TABLE night_nodes AS
 WITH touched AS (
@@ -316,30 +322,38 @@ WITH touched AS (
     WHERE src_id IS NOT NULL AND dst_id IS NOT NULL
       AND ((src_type IN ({{types}}) AND dst_type IN ({{types}}))
            OR (src_type = {literal(SF_CONTACT)} AND dst_type = {literal(SF_OPPORTUNITY)}))
+), seeds AS (
+    SELECT src_type AS node_type, src_id AS node_id, true AS edge FROM touched
+    UNION ALL SELECT dst_type, dst_id, true FROM touched
+    UNION ALL SELECT id_type, id_value, false FROM night_raw_events WHERE id_value IS NOT NULL
 )
-SELECT src_type AS node_type, src_id AS node_id FROM touched
-UNION SELECT dst_type, dst_id FROM touched
-UNION SELECT e.id_type, e.id_value FROM night_raw_events e
-WHERE e.id_value IS NOT NULL AND NOT EXISTS (
-    SELECT 1 FROM identity_nodes n WHERE n.node_type = e.id_type AND n.node_id = e.id_value)
+SELECT s.node_type, s.node_id, n.person_id, n.first_assigned_at, n.rowid AS row_id
+FROM (SELECT node_type, node_id, bool_or(edge) AS edge FROM seeds GROUP BY ALL) s
+LEFT JOIN identity_nodes n USING (node_type, node_id)
+WHERE s.edge OR n.person_id IS NULL
 """.format(types=", ".join(literal(t) for t in PERSON_NODE_TYPES))
 
-# One step out from the frontier: to the other nodes of a previous person, and across a
-# previous refusal. Edges need no following: in the previous stitch (a full rebuild's outcome)
-# every person edge either lies inside one person or was refused, and the night's new or moved
-# edges are seeds at both ends. Only nodes not yet reached.
-NIGHT_STEP = """
+# Out from the nodes reached: to the other nodes of their previous persons (by person id, not
+# by identifier), and across a previous refusal. Edges need no following: in the previous
+# stitch (a full rebuild's outcome) every person edge either lies inside one person or was
+# refused, and the night's new or moved edges are seeds at both ends. Only nodes not yet reached.
+NIGHT_PERSONS_NODES = """
+INSERT INTO night_nodes
+SELECT o.node_type, o.node_id, o.person_id, o.first_assigned_at, o.rowid FROM identity_nodes o
+WHERE o.person_id IN (SELECT person_id FROM night_frontier)
+  AND NOT EXISTS (SELECT 1 FROM night_nodes c
+                  WHERE c.node_type = o.node_type AND c.node_id = o.node_id)
+"""
+NIGHT_REFUSED_NODES = """
 CREATE OR REPLACE TEMP TABLE night_next AS
 WITH reach AS (
     SELECT c.dst_type AS node_type, c.dst_id AS node_id FROM identity_conflicts c
-    JOIN night_frontier f ON c.src_type = f.node_type AND c.src_id = f.node_id
-    UNION ALL SELECT c.src_type, c.src_id FROM identity_conflicts c
-    JOIN night_frontier f ON c.dst_type = f.node_type AND c.dst_id = f.node_id
-    UNION ALL SELECT o.node_type, o.node_id FROM identity_nodes o WHERE o.person_id IN (
-        SELECT n.person_id FROM identity_nodes n
-        SEMI JOIN night_frontier f USING (node_type, node_id))
+    JOIN night_nodes f ON c.src_type = f.node_type AND c.src_id = f.node_id
+    UNION SELECT c.src_type, c.src_id FROM identity_conflicts c
+    JOIN night_nodes f ON c.dst_type = f.node_type AND c.dst_id = f.node_id
 )
-SELECT DISTINCT node_type, node_id FROM reach r
+SELECT r.node_type, r.node_id, n.person_id, n.first_assigned_at, n.rowid AS row_id
+FROM reach r LEFT JOIN identity_nodes n USING (node_type, node_id)
 WHERE NOT EXISTS (SELECT 1 FROM night_nodes c
                   WHERE c.node_type = r.node_type AND c.node_id = r.node_id)
 """
@@ -348,16 +362,24 @@ WHERE NOT EXISTS (SELECT 1 FROM night_nodes c
 def _night_nodes(con: duckdb.DuckDBPyConnection) -> None:
     """The temp table ``night_nodes``: every node of the components the night reaches."""
     con.execute(NIGHT_SEEDS)
-    con.execute("CREATE OR REPLACE TEMP TABLE night_frontier AS FROM night_nodes")
-    while True:
-        con.execute(NIGHT_STEP)
-        found = con.execute("SELECT count(*) FROM night_next").fetchall()[0][0]
-        if not found:
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE night_frontier AS "
+        "SELECT DISTINCT person_id FROM night_nodes WHERE person_id IS NOT NULL"
+    )
+    refusals = scalar(con, "SELECT count(*) FROM identity_conflicts")  # most warehouses: none
+    while scalar(con, "SELECT count(*) FROM night_frontier"):
+        con.execute(NIGHT_PERSONS_NODES)  # whole persons: their nodes need no expanding again
+        con.execute("DELETE FROM night_frontier")
+        if not refusals:
             break
+        con.execute(NIGHT_REFUSED_NODES)
         con.execute("INSERT INTO night_nodes FROM night_next")
-        con.execute("CREATE OR REPLACE TEMP TABLE night_frontier AS FROM night_next")
+        con.execute(
+            "INSERT INTO night_frontier SELECT DISTINCT person_id FROM night_next "
+            "WHERE person_id IS NOT NULL"
+        )
     con.execute("DROP TABLE IF EXISTS night_next")
-    con.execute("DROP TABLE IF EXISTS night_frontier")
+    con.execute("DROP TABLE night_frontier")
 
 
 CONFLICTS_TABLE = """
