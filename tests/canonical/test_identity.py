@@ -210,3 +210,28 @@ def persons(db: Path) -> set[frozenset[tuple[str, str]]]:
     for node, person in person_of(db).items():
         groups.setdefault(person, set()).add(node)
     return {frozenset(nodes) for nodes in groups.values()}
+
+
+def test_a_night_keeps_the_stored_edges_equal_to_the_raw_edges(
+    tmp_path: Path, landing: Landing
+) -> None:
+    root = landing("a.txt", "e1,1785000100,anonymous_id,a1,web.page_view:/,user_id,u1\n")
+    db = tmp_path / "w.duckdb"
+    load.load_landing(db, root)
+    # night 2 sees the same link again, once earlier and once later, and a new one
+    landing(
+        "b.txt",
+        "e2,1785000000,anonymous_id,a1,web.page_view:/,user_id,u1\n"
+        "e3,1785000200,anonymous_id,a1,web.page_view:/,user_id,u1\n"
+        "e4,1785000300,anonymous_id,a2,web.page_view:/,user_id,u1\n",
+    )
+    assert load.load_landing(db, root).stitch.startswith("incremental")
+    with duckdb.connect(str(db), read_only=True) as con:
+        stored = con.execute(
+            "SELECT src_id, dst_id, epoch(observed_at)::BIGINT, observations "
+            "FROM identity_edges_stored ORDER BY ALL"
+        ).fetchall()
+        view = con.execute("FROM identity_edges_stored EXCEPT ALL FROM identity_edges").fetchall()
+        back = con.execute("FROM identity_edges EXCEPT ALL FROM identity_edges_stored").fetchall()
+    assert stored == [("a1", "u1", 1785000000, 3), ("a2", "u1", 1785000300, 1)]
+    assert view == back == []
