@@ -248,6 +248,12 @@ SELECT person_id FROM stitch_moved_persons
 UNION SELECT person_id FROM identity_nodes SEMI JOIN ends USING (node_type, node_id)
 """
 
+PERIODS_BEFORE = """
+CREATE OR REPLACE TEMP TABLE stitch_periods_before AS
+SELECT * FROM person_accounts WHERE person_id IN (SELECT before FROM stitch_person_targets);
+CREATE OR REPLACE TEMP TABLE stitch_account_moved (person_id BIGINT);
+"""
+
 # Whether the night names an account node of a kind an account holds one of: a new one makes
 # the accounts be recomputed even when no person's links changed.
 NIGHT_ACCOUNT_NODES = f"""
@@ -260,7 +266,13 @@ WHERE account_type IN ('{SF_ACCOUNT}', '{SEGMENT_GROUP}')
 
 def stitch_accounts_night(con: duckdb.DuckDBPyConnection, run_id: str) -> AccountOutcome:
     """Update the account links of the persons the night may change; recompute the accounts
-    only when a link changed or a new account node appeared, else keep them as they are."""
+    only when a link changed or a new account node appeared, else keep them as they are.
+
+    Leaves two temp tables for the touchpoints: ``stitch_periods_before``, the accounts over
+    time (``person_accounts`` rows) of the persons the identity stitch moved, as they were, and
+    ``stitch_account_moved``, the persons whose touchpoints carry another account now (also
+    added to ``stitch_moved_persons``)."""
+    con.execute(PERIODS_BEFORE)
     con.execute(ACCOUNT_NIGHT_PERSONS)
     mine = "person_id IN (SELECT person_id FROM account_night_persons)"
     # Before and after in small temp tables: the comparison never reads account_links again,
@@ -322,19 +334,17 @@ UNION ALL (SELECT node_type, node_id, account_id FROM night_account_nodes
            EXCEPT SELECT node_type, node_id, account_id FROM account_nodes)
 """
 PERIOD_CHANGES = """
-INSERT INTO stitch_moved_persons
+INSERT INTO stitch_account_moved
 SELECT person_id FROM (
     (FROM person_accounts EXCEPT FROM night_person_accounts)
     UNION ALL (FROM night_person_accounts EXCEPT FROM person_accounts)
 )
-EXCEPT SELECT person_id FROM stitch_moved_persons
 """
 NODE_CHANGES = """
-INSERT INTO stitch_moved_persons
+INSERT INTO stitch_account_moved
 SELECT n.person_id FROM raw_events e
 JOIN night_account_node_changes d ON d.node_type = e.account_type AND d.node_id = e.account_value
 JOIN identity_nodes n ON n.node_type = e.id_type AND n.node_id = e.id_value
-EXCEPT SELECT person_id FROM stitch_moved_persons
 """
 
 
@@ -343,5 +353,9 @@ def _record_account_changes(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(ACCOUNT_NODE_CHANGES)
     if scalar(con, "SELECT count(*) FROM night_account_node_changes"):
         con.execute(NODE_CHANGES)
+    con.execute(
+        "INSERT INTO stitch_moved_persons SELECT DISTINCT person_id FROM stitch_account_moved "
+        "EXCEPT SELECT person_id FROM stitch_moved_persons"
+    )
     for table in ("night_account_nodes", "night_person_accounts", "night_account_node_changes"):
         con.execute(f"DROP TABLE {table}")

@@ -188,7 +188,9 @@ def stitch_night(
     ``night_moved_edges``); list the person ids (before and after) of those components in
     the temp table ``stitch_changed_persons``, and in ``stitch_moved_persons`` those among
     them whose events changed person (a node already known got another id: a merge or a
-    split); a person that only gained new identifiers keeps its touchpoints."""
+    split); a person that only gained new identifiers keeps its touchpoints.
+    ``stitch_person_targets`` (before, after) says where each previous person's identifiers
+    went."""
     _night_nodes(con)
     con.execute(person_edges_sql(match_on_email, "night_nodes"))
     _read_edges(con)
@@ -253,16 +255,18 @@ def _assign(
 
 # The person ids (before and after) of the recomputed components, and those whose events
 # change person: a known node that got another id (or no longer is a node).
+# ``stitch_person_targets``: where each previous person's identifiers went (after NULL: one no
+# longer is a node); a person with one target keeps its touchpoints under that id.
 NIGHT_CHANGED = """
 CREATE OR REPLACE TEMP TABLE stitch_changed_persons AS
 SELECT person_id FROM night_nodes WHERE person_id IS NOT NULL
 UNION SELECT person_id FROM stitch_assigned;
+CREATE OR REPLACE TEMP TABLE stitch_person_targets AS
+SELECT DISTINCT o.person_id AS before, a.person_id AS after
+FROM night_nodes o LEFT JOIN stitch_assigned_nodes a USING (node_type, node_id)
+WHERE o.person_id IS NOT NULL;
 CREATE OR REPLACE TEMP TABLE stitch_moved_persons AS
-WITH moves AS (
-    SELECT o.person_id AS before, a.person_id AS after
-    FROM night_nodes o LEFT JOIN stitch_assigned_nodes a USING (node_type, node_id)
-    WHERE o.person_id IS NOT NULL AND a.person_id IS DISTINCT FROM o.person_id
-)
+WITH moves AS (SELECT before, after FROM stitch_person_targets WHERE after IS DISTINCT FROM before)
 SELECT before AS person_id FROM moves UNION SELECT after FROM moves WHERE after IS NOT NULL;
 """
 

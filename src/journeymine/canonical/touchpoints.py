@@ -92,9 +92,9 @@ PERSONS = (
 )
 
 # The persons a night re-derives whole: those whose identifiers, account or touchpoints it
-# rebuilt. Their activity comes without reading touchpoints: a rebuilt person's touchpoints are
-# all in ``night_touchpoints``; any other kept its old ones (their figures are in its
-# ``persons`` row) and gained those of ``night_touchpoints``.
+# rebuilt. Their activity comes without reading touchpoints: a reread person's touchpoints are
+# all in ``night_touchpoints``; a relabelled one's old figures (its ``persons`` row) go to the
+# person it became; any other kept its old ones and gained those of ``night_touchpoints``.
 NIGHT_REBUILT_PERSONS = """
 CREATE OR REPLACE TEMP TABLE night_rebuilt_persons AS
 SELECT person_id FROM night_persons UNION SELECT person_id FROM stitch_changed_persons
@@ -107,6 +107,9 @@ FROM (
     SELECT person_id, first_seen, last_seen, events FROM persons
     WHERE person_id IN (SELECT person_id FROM night_rebuilt_persons)
       AND person_id NOT IN (SELECT person_id FROM night_persons)
+    UNION ALL
+    SELECT r.after, p.first_seen, p.last_seen, p.events FROM persons p
+    JOIN night_relabel r ON r.before = p.person_id
     UNION ALL
     SELECT person_id, min(occurred_at), max(occurred_at), count(*) FROM night_touchpoints
     GROUP BY person_id
@@ -168,21 +171,59 @@ SELECT seq, source, file, line, event_key, id_type, id_value FROM raw_events
 SEMI JOIN (SELECT DISTINCT source, event_key FROM night_raw_events) USING (source, event_key)
 """
 
-# The persons whose touchpoints a night rebuilds whole: those whose events it moved to another
-# person or account (``stitch_moved_persons``), those with an event that a new version of the same
+# The persons whose touchpoints a night rebuilds: those whose events it moved to another person
+# or account (``stitch_moved_persons``), those with an event that a new version of the same
 # record may displace (every version's person), and those with an event whose owner got a new
-# name. Everyone else at most gains the night's new events. $1: the night's first event.
+# name (the last two: ``night_other_persons``). Everyone else at most gains the night's new
+# events. $1: the night's first event.
 NIGHT_PERSONS = f"""
-CREATE OR REPLACE TEMP TABLE night_persons AS
+CREATE OR REPLACE TEMP TABLE night_other_persons AS
 WITH versioned AS (  -- records the warehouse held before this night
     SELECT DISTINCT source, event_key FROM night_versions WHERE seq < $1
 ), owners AS (
     SELECT DISTINCT id FROM night_raw_labels WHERE kind = {literal(OWNER_LABEL)}
 )
-SELECT person_id FROM stitch_moved_persons
-UNION SELECT n.person_id FROM night_versions e SEMI JOIN versioned USING (source, event_key)
+SELECT n.person_id FROM night_versions e SEMI JOIN versioned USING (source, event_key)
 JOIN identity_nodes n ON n.node_type = e.id_type AND n.node_id = e.id_value
 UNION SELECT person_id FROM touchpoints WHERE owner IN (SELECT id FROM owners)
+"""
+NIGHT_ALL_PERSONS = """
+CREATE OR REPLACE TEMP TABLE night_persons AS
+SELECT person_id FROM stitch_moved_persons UNION SELECT person_id FROM night_other_persons;
+"""
+
+# A moved person whose identifiers all went to one person (a merge: ``stitch_person_targets``)
+# keeps its touchpoints, relabelled: each event's person is that of its identifier, and its
+# account is the same when the person's accounts over time are (``person_accounts`` before and
+# after) and no account node it names changed id (``stitch_account_moved``). Only persons split
+# apart, whose accounts changed, or with a displaced version or a renamed owner have their
+# events read again (``night_reread``): rereading scattered rows of ``raw_events`` is most of a
+# night's cost.
+NIGHT_RELABEL = """
+CREATE OR REPLACE TEMP TABLE night_relabel AS
+WITH single AS (
+    SELECT before, min(after) AS after FROM stitch_person_targets
+    WHERE before IN (SELECT person_id FROM night_persons)
+    GROUP BY before HAVING count(*) = 1 AND count(after) = 1
+), was AS (
+    SELECT person_id, list((account_id, valid_from, valid_to) ORDER BY ALL) AS periods
+    FROM stitch_periods_before GROUP BY person_id
+), now AS (
+    SELECT person_id, list((account_id, valid_from, valid_to) ORDER BY ALL) AS periods
+    FROM person_accounts WHERE person_id IN (SELECT after FROM single) GROUP BY person_id
+), blocked AS (
+    SELECT person_id FROM night_other_persons UNION SELECT person_id FROM stitch_account_moved
+)
+SELECT s.before, s.after FROM single s
+LEFT JOIN was w ON w.person_id = s.before LEFT JOIN now n ON n.person_id = s.after
+WHERE w.periods IS NOT DISTINCT FROM n.periods
+  AND s.before NOT IN (FROM blocked) AND s.after NOT IN (FROM blocked);
+CREATE OR REPLACE TEMP TABLE night_reread AS
+SELECT person_id FROM night_persons EXCEPT SELECT before FROM night_relabel;
+"""
+RELABEL = """
+UPDATE touchpoints t SET person_id = r.after
+FROM night_relabel r WHERE t.person_id = r.before AND r.before <> r.after
 """
 
 # The events to consider, taken before those persons' touchpoints go: each of their
@@ -192,7 +233,7 @@ UNION SELECT person_id FROM touchpoints WHERE owner IN (SELECT id FROM owners)
 NIGHT_EVENTS = """
 CREATE OR REPLACE TEMP TABLE night_events AS
 SELECT * FROM raw_events WHERE seq IN (
-    SELECT event_id FROM touchpoints WHERE person_id IN (SELECT person_id FROM night_persons)
+    SELECT event_id FROM touchpoints WHERE person_id IN (SELECT person_id FROM night_reread)
     UNION ALL SELECT seq FROM night_versions WHERE seq < $1
 )
 UNION ALL SELECT * FROM night_raw_events
@@ -217,9 +258,12 @@ def refresh(con: duckdb.DuckDBPyConnection, run_id: str, fixups: Sequence[Fixup]
     ).fetchall()[0][0]
     con.execute(NIGHT_VERSIONS)
     con.execute(NIGHT_PERSONS, [first])
+    con.execute(NIGHT_ALL_PERSONS + NIGHT_RELABEL)
     con.execute(NIGHT_EVENTS, [first])
+    con.execute("DELETE FROM touchpoints WHERE person_id IN (SELECT person_id FROM night_reread)")
+    if con.execute("SELECT count(*) FROM night_relabel WHERE before <> after").fetchall()[0][0]:
+        con.execute(RELABEL)  # after the delete: a relabelled row may join a reread person
     rebuilt = "person_id IN (SELECT person_id FROM night_persons)"
-    con.execute(f"DELETE FROM touchpoints WHERE {rebuilt}")
     con.execute("CREATE OR REPLACE TEMP TABLE night_version_rows AS FROM night_raw_rows")
     if con.execute("SELECT count(*) FROM night_versions WHERE seq < ?", [first]).fetchall()[0][0]:
         con.execute(NIGHT_VERSION_ROWS, [first])
@@ -247,6 +291,9 @@ def refresh(con: duckdb.DuckDBPyConnection, run_id: str, fixups: Sequence[Fixup]
     )
     temps = (
         "night_persons",
+        "night_other_persons",
+        "night_relabel",
+        "night_reread",
         "night_activity",
         "night_events",
         "night_versions",
@@ -255,7 +302,8 @@ def refresh(con: duckdb.DuckDBPyConnection, run_id: str, fixups: Sequence[Fixup]
         "night_rebuilt_persons",
         *(f"night_raw_{kind}" for kind in ("rows", "events", "edges", "labels")),
     )
-    for table in (*temps, "stitch_changed_persons", "stitch_moved_persons", "stitch_night"):
+    stitched = ("changed_persons", "moved_persons", "person_targets", "periods_before")
+    for table in (*temps, *(f"stitch_{t}" for t in (*stitched, "account_moved", "night"))):
         con.execute(f"DROP TABLE IF EXISTS {table}")
     return _count(con)
 
