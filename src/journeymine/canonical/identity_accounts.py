@@ -44,13 +44,14 @@ PAYER_ACCOUNT_TYPES = (STRIPE_CUSTOMER,)
 
 # Every link of a person to an account node, with the rule that makes it. Edges run from the
 # person's node to the account node (``dst``), as the parsers emit them. {nodes}: the identity
-# nodes of the persons wanted.
+# nodes of the persons wanted. (An IN list of constants becomes a join that reads every stored
+# edge's strings; list_contains filters in the scan.)
 SELECT_ACCOUNT_LINKS = f"""
 WITH direct AS (  -- group calls; a Contact's, converted Lead's or own deal's AccountId
     SELECT n.person_id, e.dst_type AS node_type, e.dst_id AS node_id, e.rule, e.observed_at
     FROM identity_edges_stored e
     JOIN {{nodes}} n ON n.node_type = e.src_type AND n.node_id = e.src_id
-    WHERE e.dst_type IN ('{SF_ACCOUNT}', '{SEGMENT_GROUP}')
+    WHERE list_contains(['{SF_ACCOUNT}', '{SEGMENT_GROUP}'], e.dst_type)  -- not IN: see below
 ), roles AS (  -- every contact role, primary or not, ties the contact to the deal's account
     SELECT n.person_id, d.dst_type, d.dst_id, r.rule, greatest(r.observed_at, d.observed_at)
     FROM identity_edges_stored r
@@ -229,6 +230,12 @@ ORDER BY person_id, first_linked, account_id
 # a contact role), the persons of its Stripe customers' events, and the contacts with a role on
 # a deal one of its edges ties to an Account. Other edges and events make no link: their persons
 # keep their links unless their identifiers moved.
+#
+# A link belongs to one identifier of the person (an edge or event of that node), so a person
+# whose identifiers all went to one other person (a merge) hands its links over as they are:
+# ``account_merged`` (before, after). Only the others (``account_night_persons``: the ends of
+# link-making edges and events, and both sides of a split) have their links searched again; a
+# merged person that joined one of them is searched again as part of it.
 LINK_TYPES = ", ".join(f"'{t}'" for t in (SF_ACCOUNT, SEGMENT_GROUP, STRIPE_CUSTOMER))
 ACCOUNT_NIGHT_PERSONS = f"""
 CREATE OR REPLACE TEMP TABLE account_night_persons AS
@@ -243,9 +250,27 @@ WITH night_edges AS (
     SEMI JOIN night_edges d ON r.dst_type = d.src_type AND r.dst_id = d.src_id
     WHERE r.src_type = '{SF_CONTACT}' AND r.dst_type = '{SF_OPPORTUNITY}'
     UNION SELECT id_type, id_value FROM night_raw_events WHERE id_type = '{STRIPE_CUSTOMER}'
+), split AS (  -- previous persons of the moves whose identifiers did not all go to one person
+    SELECT before FROM stitch_person_targets
+    WHERE before IN (SELECT person_id FROM stitch_moved_persons)
+    GROUP BY before HAVING count(*) > 1 OR count(after) < count(*)
 )
-SELECT person_id FROM stitch_moved_persons
+SELECT before AS person_id FROM split
+UNION SELECT after FROM stitch_person_targets WHERE before IN (FROM split) AND after IS NOT NULL
 UNION SELECT person_id FROM identity_nodes SEMI JOIN ends USING (node_type, node_id)
+"""
+ACCOUNT_MERGED = """
+CREATE OR REPLACE TEMP TABLE account_merged AS
+SELECT before, after FROM stitch_person_targets
+WHERE before IN (SELECT person_id FROM stitch_moved_persons)
+  AND before NOT IN (SELECT person_id FROM account_night_persons)
+  AND after NOT IN (SELECT person_id FROM account_night_persons)
+"""
+MERGED_LINKS = """
+INSERT INTO account_links_after
+SELECT m.after, l.node_type, l.node_id, l.rule, min(l.observed_at)
+FROM account_links_before l JOIN account_merged m ON m.before = l.person_id
+GROUP BY ALL
 """
 
 PERIODS_BEFORE = """
@@ -274,17 +299,26 @@ def stitch_accounts_night(con: duckdb.DuckDBPyConnection, run_id: str) -> Accoun
     added to ``stitch_moved_persons``)."""
     con.execute(PERIODS_BEFORE)
     con.execute(ACCOUNT_NIGHT_PERSONS)
-    mine = "person_id IN (SELECT person_id FROM account_night_persons)"
+    con.execute(ACCOUNT_MERGED)
+    mine = (
+        "person_id IN (SELECT person_id FROM account_night_persons "
+        "UNION ALL SELECT person_id FROM stitch_moved_persons)"
+    )
     # Before and after in small temp tables: the comparison never reads account_links again,
     # and the persons' nodes are read once, not once per kind of link.
     con.execute(f"CREATE OR REPLACE TEMP TABLE account_links_before AS "
                 f"SELECT * FROM account_links WHERE {mine}")  # fmt: skip
-    con.execute(f"CREATE OR REPLACE TEMP TABLE account_night_nodes AS "
-                f"SELECT * FROM identity_nodes WHERE {mine}")  # fmt: skip
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE account_links_after AS "
-        + SELECT_ACCOUNT_LINKS.format(nodes="account_night_nodes")
+        "CREATE OR REPLACE TEMP TABLE account_night_nodes AS SELECT * FROM identity_nodes "
+        "WHERE person_id IN (SELECT person_id FROM account_night_persons)"
     )
+    searched = scalar(con, "SELECT count(*) FROM account_night_nodes")
+    con.execute(  # with no node to search from, the search would still scan every edge
+        "CREATE OR REPLACE TEMP TABLE account_links_after AS "
+        + (SELECT_ACCOUNT_LINKS.format(nodes="account_night_nodes") if searched else "")
+        + ("" if searched else "FROM account_links LIMIT 0")
+    )
+    con.execute(MERGED_LINKS)
     changed = scalar(
         con,
         "SELECT count(*) FROM ((FROM account_links_after EXCEPT ALL FROM account_links_before) "
@@ -296,6 +330,7 @@ def stitch_accounts_night(con: duckdb.DuckDBPyConnection, run_id: str) -> Accoun
     new_nodes = sum(r[0] for r in con.execute(NIGHT_ACCOUNT_NODES).fetchall())
     for table in (
         "account_night_persons",
+        "account_merged",
         "account_links_before",
         "account_night_nodes",
         "account_links_after",

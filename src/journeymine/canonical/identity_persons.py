@@ -60,15 +60,18 @@ EDGE_ORDER = (
 )
 
 
-def person_edges_sql(match_on_email: bool, within: str | None = None) -> str:
+def person_edges_sql(match_on_email: bool, within: str | None = None, deals: bool = True) -> str:
     """The edges that may merge persons, as a temp table ``person_edges`` (unordered), from
     ``identity_edges_stored`` (the ``identity_edges`` view as of this stitch): all of them, or
-    those leaving a node of the node table ``within`` (a union of whole components)."""
-    person_types = ", ".join(literal(t) for t in PERSON_NODE_TYPES)
+    those leaving a node of the node table ``within`` (a union of whole components). Without
+    ``deals`` (``within`` names no deal) the deals' contact roles are not searched."""
+    # list_contains, not IN: DuckDB turns an IN list of six constants into a join over every
+    # stored edge, before the search by node would have left a few thousand.
+    person_types = "[" + ", ".join(literal(t) for t in PERSON_NODE_TYPES) + "]"
     email = literal(EMAIL)
     email_filter = "" if match_on_email else f"AND {email} NOT IN (src_type, dst_type)"
     # A deal's contact role is chosen among all of the deal's roles: restricted by the deal.
-    starts, deals = (
+    starts, by_deal = (
         ("", "")
         if within is None
         else (
@@ -76,17 +79,21 @@ def person_edges_sql(match_on_email: bool, within: str | None = None) -> str:
             f"SEMI JOIN {within} w ON dst_type = w.node_type AND dst_id = w.node_id",
         )
     )
-    return f"""
-        CREATE OR REPLACE TEMP TABLE person_edges AS
-        WITH deal_contact AS (  -- one person per deal: the primary contact role, else earliest
-            SELECT * FROM identity_edges_stored {deals}
+    deal_contact = f"""
+            SELECT * FROM identity_edges_stored {by_deal}
             WHERE src_type = {literal(SF_CONTACT)} AND dst_type = {literal(SF_OPPORTUNITY)}
             QUALIFY row_number() OVER (
                 PARTITION BY dst_id
                 ORDER BY rule = {literal(SF_CONTACT_ROLE_PRIMARY)} DESC, observed_at, src_id) = 1
+    """
+    return f"""
+        CREATE OR REPLACE TEMP TABLE person_edges AS
+        WITH deal_contact AS (  -- one person per deal: the primary contact role, else earliest
+            {deal_contact if deals else "SELECT * FROM identity_edges_stored LIMIT 0"}
         ), candidates AS (
             SELECT * FROM identity_edges_stored {starts}
-            WHERE src_type IN ({person_types}) AND dst_type IN ({person_types})
+            WHERE list_contains({person_types}, src_type)
+              AND list_contains({person_types}, dst_type)
             UNION ALL SELECT * FROM deal_contact
         )
         SELECT src_type, src_id, dst_type, dst_id, rule, source, observed_at FROM candidates
@@ -192,7 +199,10 @@ def stitch_night(
     ``stitch_person_targets`` (before, after) says where each previous person's identifiers
     went."""
     _night_nodes(con)
-    con.execute(person_edges_sql(match_on_email, "night_nodes"))
+    deals = scalar(
+        con, f"SELECT count(*) FROM night_nodes WHERE node_type = {literal(SF_OPPORTUNITY)}"
+    )
+    con.execute(person_edges_sql(match_on_email, "night_nodes", deals > 0))
     _read_edges(con)
     _named(con)
     graph = _numbered(con)
