@@ -259,13 +259,21 @@ def refresh(con: duckdb.DuckDBPyConnection, run_id: str, fixups: Sequence[Fixup]
     con.execute(NIGHT_VERSIONS)
     con.execute(NIGHT_PERSONS, [first])
     con.execute(NIGHT_ALL_PERSONS + NIGHT_RELABEL)
-    con.execute(NIGHT_EVENTS, [first])
+    older = con.execute(
+        "SELECT (SELECT count(*) FROM night_reread), "
+        "(SELECT count(*) FROM night_versions WHERE seq < ?)",
+        [first],
+    ).fetchall()[0]
+    if any(older):
+        con.execute(NIGHT_EVENTS, [first])
+    else:  # most nights: nothing earlier to reread, no search of raw_events
+        con.execute("CREATE OR REPLACE TEMP TABLE night_events AS FROM night_raw_events")
     con.execute("DELETE FROM touchpoints WHERE person_id IN (SELECT person_id FROM night_reread)")
     if con.execute("SELECT count(*) FROM night_relabel WHERE before <> after").fetchall()[0][0]:
         con.execute(RELABEL)  # after the delete: a relabelled row may join a reread person
     rebuilt = "person_id IN (SELECT person_id FROM night_persons)"
     con.execute("CREATE OR REPLACE TEMP TABLE night_version_rows AS FROM night_raw_rows")
-    if con.execute("SELECT count(*) FROM night_versions WHERE seq < ?", [first]).fetchall()[0][0]:
+    if older[1]:
         con.execute(NIGHT_VERSION_ROWS, [first])
     # A record's winner is a new touchpoint when its person is rebuilt or when it is new.
     con.execute(
