@@ -209,6 +209,7 @@ def stitch_night(
     outcome, other = _both_settings(graph, max_user_ids)
     merges = _assign(con, graph, outcome, night=True)
     con.execute(NIGHT_CHANGED)
+    con.execute(EVENT_PERSONS)
     store_node_rows(
         con,
         "identity_nodes",
@@ -330,7 +331,7 @@ def _both_settings(graph: Graph, max_user_ids: int) -> tuple[Unions, Unions]:
 # carries what ``identity_nodes`` held for it (person_id, first_assigned_at and its rowid; NULL
 # for a new node), so that no later step of the night searches that table by identifier again.
 NIGHT_SEEDS = f"""
-CREATE OR REPLACE TEMP TABLE night_nodes AS
+CREATE OR REPLACE TEMP TABLE night_lookup AS
 WITH touched AS (
     SELECT src_type, src_id, dst_type, dst_id FROM night_moved_edges
     WHERE src_id IS NOT NULL AND dst_id IS NOT NULL
@@ -341,11 +342,25 @@ WITH touched AS (
     UNION ALL SELECT dst_type, dst_id, true FROM touched
     UNION ALL SELECT id_type, id_value, false FROM night_raw_events WHERE id_value IS NOT NULL
 )
-SELECT s.node_type, s.node_id, n.person_id, n.first_assigned_at, n.rowid AS row_id
-FROM (SELECT node_type, node_id, bool_or(edge) AS edge FROM seeds GROUP BY ALL) s
-LEFT JOIN identity_nodes n USING (node_type, node_id)
-WHERE s.edge OR n.person_id IS NULL
+SELECT s.node_type, s.node_id, n.person_id, n.first_assigned_at, n.rowid AS row_id, s.edge,
+       s.event
+FROM (SELECT node_type, node_id, bool_or(edge) AS edge, bool_or(NOT edge) AS event
+      FROM seeds GROUP BY ALL) s
+LEFT JOIN identity_nodes n USING (node_type, node_id);
+CREATE OR REPLACE TEMP TABLE night_nodes AS
+SELECT node_type, node_id, person_id, first_assigned_at, row_id FROM night_lookup
+WHERE edge OR person_id IS NULL;
 """.format(types=", ".join(literal(t) for t in PERSON_NODE_TYPES))
+
+# The person of each identifier the night's events name, after the stitch: the touchpoints
+# of the night's events look their persons up here, not in ``identity_nodes``.
+EVENT_PERSONS = """
+CREATE OR REPLACE TEMP TABLE stitch_event_persons AS
+SELECT l.node_type, l.node_id, coalesce(a.person_id, l.person_id) AS person_id
+FROM night_lookup l LEFT JOIN stitch_assigned_nodes a USING (node_type, node_id)
+WHERE l.event;
+DROP TABLE night_lookup;
+"""
 
 # Out from the nodes reached: to the other nodes of their previous persons (by person id, not
 # by identifier), and across a previous refusal. Edges need no following: in the previous

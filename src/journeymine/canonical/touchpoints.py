@@ -34,7 +34,8 @@ Fixup = Callable[[duckdb.DuckDBPyConnection], list[int]]
 
 # {events}: the raw events to consider (every version of each record among them), {rows}: the
 # raw rows holding them (those of a record's versions at least); {persons}: a condition on the
-# person id; {owners}: a condition on the owner ids whose names are wanted.
+# person id; {owners}: a condition on the owner ids whose names are wanted; {nodes}: the
+# identity nodes (a night's own events: only theirs, ``stitch_event_persons``).
 SELECT_TOUCHPOINTS = f"""
 WITH latest AS (  -- the newest version of a record wins, whatever order the files came in
     SELECT e.* FROM {{events}} e LEFT JOIN {{rows}} r USING (source, file, line)
@@ -51,7 +52,7 @@ SELECT e.seq AS event_id, n.person_id, coalesce(acc.account_id, pa.account_id) A
 FROM latest e
 LEFT JOIN (SELECT id, arg_max(name, line) AS name FROM raw_labels
            WHERE kind = {literal(OWNER_LABEL)} AND {{owners}} GROUP BY id) o ON o.id = e.owner
-JOIN identity_nodes n ON n.node_type = e.id_type AND n.node_id = e.id_value
+JOIN {{nodes}} n ON n.node_type = e.id_type AND n.node_id = e.id_value
 LEFT JOIN account_nodes acc
        ON acc.node_type = e.account_type AND acc.node_id = e.account_value
 LEFT JOIN person_accounts pa ON pa.person_id = n.person_id  -- the account of the time
@@ -62,7 +63,9 @@ WHERE {{persons}}
 
 TOUCHPOINTS = (
     "CREATE OR REPLACE TABLE touchpoints AS "
-    + SELECT_TOUCHPOINTS.format(events="raw_events", rows="raw_rows", persons="true", owners="true")
+    + SELECT_TOUCHPOINTS.format(
+        events="raw_events", rows="raw_rows", persons="true", owners="true", nodes="identity_nodes"
+    )
     + "ORDER BY n.person_id, e.occurred_at, e.seq"
 )
 
@@ -283,6 +286,7 @@ def refresh(con: duckdb.DuckDBPyConnection, run_id: str, fixups: Sequence[Fixup]
             rows="night_version_rows",
             persons=f"(n.{rebuilt} OR e.seq >= {int(first)})",
             owners="id IN (SELECT owner FROM night_events)",
+            nodes="identity_nodes" if any(older) else "stitch_event_persons",
         )
     )
     con.execute("INSERT INTO touchpoints FROM night_touchpoints")
@@ -310,7 +314,13 @@ def refresh(con: duckdb.DuckDBPyConnection, run_id: str, fixups: Sequence[Fixup]
         "night_rebuilt_persons",
         *(f"night_raw_{kind}" for kind in ("rows", "events", "edges", "labels")),
     )
-    stitched = ("changed_persons", "moved_persons", "person_targets", "periods_before")
+    stitched = (
+        "changed_persons",
+        "moved_persons",
+        "person_targets",
+        "periods_before",
+        "event_persons",
+    )
     for table in (*temps, *(f"stitch_{t}" for t in (*stitched, "account_moved", "night"))):
         con.execute(f"DROP TABLE IF EXISTS {table}")
     return _count(con)
