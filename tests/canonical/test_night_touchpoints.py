@@ -87,3 +87,24 @@ def test_a_person_joining_one_with_an_account_takes_that_account(
     assert rows == [(1, 1, account), (2, 1, account), (3, 1, account), (4, 1, account)]
     for sql in (TOUCHPOINTS, PERSONS):
         assert table(night, sql) == table(rebuilt, sql)
+
+
+def test_a_merge_hands_an_account_link_to_the_person_it_joined(
+    tmp_path: Path, landing: Landing
+) -> None:
+    # u1's person (2) is of the group g1; a0's person (1) has no account and keeps its id
+    night, rebuilt = two_nights(
+        tmp_path,
+        landing,
+        "e1,1785000000,anonymous_id,a0,web.page_view:/\n"
+        "e2,1785000010,user_id,u1,web.group,segment_group,g1\n",
+        "e3,1785000100,anonymous_id,a0,web.identified,user_id,u1\n",  # a0 is u1
+    )
+    account = table(night, "SELECT account_id FROM account_nodes")[0][0]
+    assert table(night, "SELECT person_id, account_id, valid_from, valid_to "
+                        "FROM person_accounts") == [(1, account, None, None)]  # fmt: skip
+    rows = table(night, "SELECT event_id, person_id, account_id FROM touchpoints ORDER BY 1")
+    assert rows == [(1, 1, account), (2, 1, account), (3, 1, account)]
+    assert table(night, "SELECT person_id, account_id FROM persons") == [(1, account)]
+    for sql in (TOUCHPOINTS, PERSONS, "SELECT * FROM account_links ORDER BY ALL"):
+        assert table(night, sql) == table(rebuilt, sql)

@@ -206,12 +206,12 @@ def _store_account_evidence(
 # A person's accounts over time: each account from the first link to it until the first link to
 # the next one. The first account holds from the person's very beginning (valid_from NULL): their
 # anonymous visits before they named their company were already that company's.
-PERSON_ACCOUNTS = """
-CREATE OR REPLACE TABLE person_accounts AS
+SELECT_PERIODS = """
 WITH firsts AS (
     SELECT l.person_id, a.account_id, min(l.observed_at) AS first_linked
     FROM account_links l
     JOIN account_nodes a ON a.node_type = l.node_type AND a.node_id = l.node_id
+    WHERE {persons}
     GROUP BY ALL
 )
 SELECT person_id, account_id,
@@ -219,7 +219,26 @@ SELECT person_id, account_id,
        lead(first_linked) OVER w AS valid_to
 FROM firsts
 WINDOW w AS (PARTITION BY person_id ORDER BY first_linked, account_id)
-ORDER BY person_id, first_linked, account_id
+"""
+PERSON_ACCOUNTS = (
+    "CREATE OR REPLACE TABLE person_accounts AS "
+    + SELECT_PERIODS.format(persons="true")
+    + "ORDER BY person_id, first_linked, account_id"
+)
+# A night that keeps the accounts dates again only the persons whose links it changed.
+RELINKED = "person_id IN (SELECT person_id FROM account_relinked)"
+RELINKED_PERIODS = f"""
+CREATE OR REPLACE TEMP TABLE night_person_accounts AS FROM person_accounts WHERE {RELINKED};
+DELETE FROM person_accounts WHERE {RELINKED};
+INSERT INTO person_accounts {SELECT_PERIODS.format(persons="l." + RELINKED)};
+INSERT INTO stitch_account_moved
+SELECT person_id FROM (
+    (FROM person_accounts WHERE {RELINKED} EXCEPT FROM night_person_accounts)
+    UNION ALL (FROM night_person_accounts EXCEPT FROM person_accounts WHERE {RELINKED})
+);
+INSERT INTO stitch_moved_persons SELECT DISTINCT person_id FROM stitch_account_moved
+EXCEPT SELECT person_id FROM stitch_moved_persons;
+DROP TABLE night_person_accounts;
 """
 
 
@@ -291,19 +310,47 @@ WHERE account_type IN ('{SF_ACCOUNT}', '{SEGMENT_GROUP}')
 
 def stitch_accounts_night(con: duckdb.DuckDBPyConnection, run_id: str) -> AccountOutcome:
     """Update the account links of the persons the night may change; recompute the accounts
-    only when a link changed or a new account node appeared, else keep them as they are.
+    only when a new account node appeared or a changed person holds two linked account nodes
+    (before or after: only then can the pairs of account nodes change), else keep them and
+    date again only the changed persons' accounts.
 
     Leaves two temp tables for the touchpoints: ``stitch_periods_before``, the accounts over
     time (``person_accounts`` rows) of the persons the identity stitch moved, as they were, and
     ``stitch_account_moved``, the persons whose touchpoints carry another account now (also
     added to ``stitch_moved_persons``)."""
     con.execute(PERIODS_BEFORE)
+    changed, paired = _update_night_links(con)
+    new_nodes = sum(r[0] for r in con.execute(NIGHT_ACCOUNT_NODES).fetchall())
+    if new_nodes or paired:
+        con.execute("DROP TABLE account_relinked")
+        _snapshot_accounts(con)
+        accounts = _accounts_from_links(con, run_id, night=True)
+        _record_account_changes(con)
+        return accounts
+    if changed:  # the same accounts: only the relinked persons' periods can differ
+        con.execute(RELINKED_PERIODS)
+    con.execute("DROP TABLE account_relinked")
+    joins = con.execute("SELECT rule, joins FROM identity_joins WHERE entity = 'account'")
+    kept = {str(rule): int(n) for rule, n in joins.fetchall()}
+    return AccountOutcome(
+        scalar(con, "SELECT count(DISTINCT account_id) FROM account_nodes"),
+        0,
+        scalar(con, "SELECT count(*) FROM account_evidence WHERE refused"),
+        kept,
+    )
+
+
+def _update_night_links(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+    """Bring ``account_links`` up to date for the persons the night may change (the temp table
+    ``account_relinked``); returns how many links changed and how many of those persons hold
+    two linked account nodes, before or after."""
     con.execute(ACCOUNT_NIGHT_PERSONS)
     con.execute(ACCOUNT_MERGED)
-    mine = (
-        "person_id IN (SELECT person_id FROM account_night_persons "
-        "UNION ALL SELECT person_id FROM stitch_moved_persons)"
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE account_relinked AS SELECT person_id FROM "
+        "account_night_persons UNION SELECT person_id FROM stitch_moved_persons"
     )
+    mine = "person_id IN (SELECT person_id FROM account_relinked)"
     # Before and after in small temp tables: the comparison never reads account_links again,
     # and the persons' nodes are read once, not once per kind of link.
     con.execute(f"CREATE OR REPLACE TEMP TABLE account_links_before AS "
@@ -319,37 +366,25 @@ def stitch_accounts_night(con: duckdb.DuckDBPyConnection, run_id: str) -> Accoun
         + ("" if searched else "FROM account_links LIMIT 0")
     )
     con.execute(MERGED_LINKS)
-    changed = scalar(
-        con,
-        "SELECT count(*) FROM ((FROM account_links_after EXCEPT ALL FROM account_links_before) "
-        "UNION ALL (FROM account_links_before EXCEPT ALL FROM account_links_after))",
-    )
+    changed, paired = con.execute(LINK_CHANGES).fetchall()[0]
     if changed:
         con.execute(f"DELETE FROM account_links WHERE {mine}")
         con.execute("INSERT INTO account_links FROM account_links_after")
-    new_nodes = sum(r[0] for r in con.execute(NIGHT_ACCOUNT_NODES).fetchall())
-    for table in (
-        "account_night_persons",
-        "account_merged",
-        "account_links_before",
-        "account_night_nodes",
-        "account_links_after",
-    ):
-        con.execute(f"DROP TABLE {table}")
-    if not changed and not new_nodes:
-        joins = con.execute(
-            "SELECT rule, joins FROM identity_joins WHERE entity = 'account'"
-        ).fetchall()
-        return AccountOutcome(
-            scalar(con, "SELECT count(DISTINCT account_id) FROM account_nodes"),
-            0,
-            scalar(con, "SELECT count(*) FROM account_evidence WHERE refused"),
-            {str(rule): int(n) for rule, n in joins},
-        )
-    _snapshot_accounts(con)
-    accounts = _accounts_from_links(con, run_id, night=True)
-    _record_account_changes(con)
-    return accounts
+    for table in ("night_persons", "merged", "links_before", "night_nodes", "links_after"):
+        con.execute(f"DROP TABLE account_{table}")
+    return int(changed), int(paired)
+
+
+LINK_CHANGES = """
+SELECT (SELECT count(*) FROM (
+            (FROM account_links_after EXCEPT ALL FROM account_links_before)
+            UNION ALL (FROM account_links_before EXCEPT ALL FROM account_links_after))),
+       (SELECT count(*) FROM (
+            SELECT person_id FROM account_links_before GROUP BY person_id
+            HAVING count(DISTINCT (node_type, node_id)) > 1
+            UNION ALL SELECT person_id FROM account_links_after GROUP BY person_id
+            HAVING count(DISTINCT (node_type, node_id)) > 1))
+"""
 
 
 def _snapshot_accounts(con: duckdb.DuckDBPyConnection) -> None:
