@@ -166,13 +166,34 @@ def build(con: duckdb.DuckDBPyConnection, fixups: Sequence[Fixup] = ()) -> int:
     return _count(con)
 
 
-# Every version of each record the night brought a version of, narrow: the one scan of
-# ``raw_events`` by record a night needs (the night's own rows are ``night_raw_events``).
+# Every version of each record the night brought a version of, narrow: the night's own rows,
+# and the earlier ones, found by one scan of ``raw_events`` (the one a night needs) that reads
+# two columns, seq and event_key: joining on (source, event_key) there read every projected
+# column of every row. Earlier candidates (none on most nights) are then checked on source.
 NIGHT_VERSIONS = """
 CREATE OR REPLACE TEMP TABLE night_versions AS
-SELECT seq, source, file, line, event_key, id_type, id_value FROM raw_events
-SEMI JOIN (SELECT DISTINCT source, event_key FROM night_raw_events) USING (source, event_key)
+SELECT seq, source, file, line, event_key, id_type, id_value FROM night_raw_events
 """
+OLDER_VERSIONS = """
+CREATE OR REPLACE TEMP TABLE night_older_seqs AS
+SELECT seq FROM raw_events
+WHERE seq < $1 AND event_key IN (SELECT event_key FROM night_raw_events)
+"""
+OLDER_VERSION_ROWS = """
+INSERT INTO night_versions
+SELECT seq, source, file, line, event_key, id_type, id_value FROM raw_events
+WHERE seq IN (SELECT seq FROM night_older_seqs)
+  AND (source, event_key) IN (SELECT (source, event_key) FROM night_raw_events)
+"""
+
+
+def _night_versions(con: duckdb.DuckDBPyConnection, first: int) -> None:
+    con.execute(NIGHT_VERSIONS)
+    con.execute(OLDER_VERSIONS, [first])
+    if con.execute("SELECT count(*) FROM night_older_seqs").fetchall()[0][0]:
+        con.execute(OLDER_VERSION_ROWS)
+    con.execute("DROP TABLE night_older_seqs")
+
 
 # The persons whose touchpoints a night rebuilds: those whose events it moved to another person
 # or account (``stitch_moved_persons``), those with an event that a new version of the same
@@ -259,7 +280,7 @@ def refresh(con: duckdb.DuckDBPyConnection, run_id: str, fixups: Sequence[Fixup]
         "SELECT coalesce((SELECT min(seq) FROM night_raw_events), "
         "(SELECT max(seq) + 1 FROM raw_events), 1)"
     ).fetchall()[0][0]
-    con.execute(NIGHT_VERSIONS)
+    _night_versions(con, first)
     con.execute(NIGHT_PERSONS, [first])
     con.execute(NIGHT_ALL_PERSONS + NIGHT_RELABEL)
     older = con.execute(
