@@ -273,8 +273,8 @@ SEMI JOIN (SELECT source, file, line FROM night_versions WHERE seq < $1) USING (
 
 def refresh(con: duckdb.DuckDBPyConnection, run_id: str, fixups: Sequence[Fixup] = ()) -> int:
     """Bring touchpoints and persons up to date after the incremental night ``run_id``: the
-    persons it changed are rebuilt whole, the others gain their new events. Returns the number
-    of touchpoints."""
+    persons it changed are rebuilt whole or relabelled, the others gain their new events.
+    Returns the number of touchpoints."""
     # A load numbers its events above every earlier one: the night's are those from here on.
     first = con.execute(
         "SELECT coalesce((SELECT min(seq) FROM night_raw_events), "
@@ -283,31 +283,20 @@ def refresh(con: duckdb.DuckDBPyConnection, run_id: str, fixups: Sequence[Fixup]
     _night_versions(con, first)
     con.execute(NIGHT_PERSONS, [first])
     con.execute(NIGHT_ALL_PERSONS + NIGHT_RELABEL)
-    older = con.execute(
-        "SELECT (SELECT count(*) FROM night_reread), "
-        "(SELECT count(*) FROM night_versions WHERE seq < ?)",
-        [first],
-    ).fetchall()[0]
-    if any(older):
-        con.execute(NIGHT_EVENTS, [first])
-    else:  # most nights: nothing earlier to reread, no search of raw_events
-        con.execute("CREATE OR REPLACE TEMP TABLE night_events AS FROM night_raw_events")
+    events, rows = _night_events(con, first)
     con.execute("DELETE FROM touchpoints WHERE person_id IN (SELECT person_id FROM night_reread)")
     if con.execute("SELECT count(*) FROM night_relabel WHERE before <> after").fetchall()[0][0]:
         con.execute(RELABEL)  # after the delete: a relabelled row may join a reread person
-    rebuilt = "person_id IN (SELECT person_id FROM night_persons)"
-    con.execute("CREATE OR REPLACE TEMP TABLE night_version_rows AS FROM night_raw_rows")
-    if older[1]:
-        con.execute(NIGHT_VERSION_ROWS, [first])
     # A record's winner is a new touchpoint when its person is rebuilt or when it is new.
+    rebuilt = "person_id IN (SELECT person_id FROM night_persons)"
     con.execute(
         "CREATE OR REPLACE TEMP TABLE night_touchpoints AS "
         + SELECT_TOUCHPOINTS.format(
-            events="night_events",
-            rows="night_version_rows",
+            events=events,
+            rows=rows,
             persons=f"(n.{rebuilt} OR e.seq >= {int(first)})",
-            owners="id IN (SELECT owner FROM night_events)",
-            nodes="identity_nodes" if any(older) else "stitch_event_persons",
+            owners=f"id IN (SELECT owner FROM {events})",
+            nodes="identity_nodes" if events == "night_events" else "stitch_event_persons",
         )
     )
     con.execute("INSERT INTO touchpoints FROM night_touchpoints")
@@ -315,13 +304,34 @@ def refresh(con: duckdb.DuckDBPyConnection, run_id: str, fixups: Sequence[Fixup]
     # changes the reply's actor, nothing the persons table holds.
     _fix(con, fixups)
     _refresh_persons(con)
-    log.debug(
-        "touchpoints refresh: %s",
-        con.execute(
-            "SELECT (SELECT count(*) FROM night_persons), (SELECT count(*) FROM night_events), "
-            "(SELECT count(*) FROM night_touchpoints)"
-        ).fetchall(),
-    )
+    if log.isEnabledFor(logging.DEBUG):
+        counts = "SELECT (SELECT count(*) FROM night_persons), (SELECT count(*) FROM {events}), "
+        counts += "(SELECT count(*) FROM night_touchpoints)"
+        log.debug("touchpoints refresh: %s", con.execute(counts.format(events=events)).fetchall())
+    _drop_night_tables(con)
+    return _count(con)
+
+
+def _night_events(con: duckdb.DuckDBPyConnection, first: int) -> tuple[str, str]:
+    """The tables of the raw events and rows the night's touchpoints are built from: the night's
+    own (most nights: nothing earlier to reread, no search of raw_events), or ``night_events``
+    and ``night_version_rows`` with the earlier events of the persons reread and the earlier
+    versions of the night's records."""
+    reread, versions = con.execute(
+        "SELECT (SELECT count(*) FROM night_reread), "
+        "(SELECT count(*) FROM night_versions WHERE seq < ?)",
+        [first],
+    ).fetchall()[0]
+    if not reread and not versions:
+        return "night_raw_events", "night_raw_rows"
+    con.execute(NIGHT_EVENTS, [first])
+    con.execute("CREATE OR REPLACE TEMP TABLE night_version_rows AS FROM night_raw_rows")
+    if versions:
+        con.execute(NIGHT_VERSION_ROWS, [first])
+    return "night_events", "night_version_rows"
+
+
+def _drop_night_tables(con: duckdb.DuckDBPyConnection) -> None:
     temps = (
         "night_persons",
         "night_other_persons",
@@ -341,10 +351,12 @@ def refresh(con: duckdb.DuckDBPyConnection, run_id: str, fixups: Sequence[Fixup]
         "person_targets",
         "periods_before",
         "event_persons",
+        "account_moved",
+        "night",
     )
-    for table in (*temps, *(f"stitch_{t}" for t in (*stitched, "account_moved", "night"))):
-        con.execute(f"DROP TABLE IF EXISTS {table}")
-    return _count(con)
+    con.execute(
+        "".join(f"DROP TABLE IF EXISTS {t};" for t in (*temps, *(f"stitch_{t}" for t in stitched)))
+    )
 
 
 def _fix(con: duckdb.DuckDBPyConnection, fixups: Sequence[Fixup]) -> list[int]:
