@@ -109,7 +109,8 @@ def stitch(
             con, run_id, match_on_email, max_user_ids_per_person
         )
         accounts = stitch_accounts_night(con, run_id)
-        con.execute("DROP TABLE night_moved_edges")
+        persons_added = persons.persons_added
+        con.execute("DROP TABLE night_moved_edges; DROP TABLE night_nodes")
         con.execute("CREATE TEMP TABLE stitch_night AS SELECT ?::VARCHAR AS run_id", [run_id])
         mode = f"incremental: {persons.recomputed_nodes} identifiers recomputed"
     else:
@@ -119,9 +120,17 @@ def stitch(
         persons = identity_persons.stitch_all(con, run_id, match_on_email, max_user_ids_per_person)
         accounts = stitch_accounts(con, run_id)
         mode = "full" + (f": {why_full}" if why_full else "")
+        persons_added = 0
     _store_joins(con, accounts.joins)
+    # A night counts its persons from the previous count (``persons`` holds one row per person
+    # of the previous stitch): counting the distinct ids of every node cost more than most steps.
+    count = (
+        _scalar(con, "SELECT count(*) FROM persons") + persons_added
+        if incremental and not why_full
+        else _scalar(con, "SELECT count(DISTINCT person_id) FROM identity_nodes")
+    )
     return StitchResult(
-        _scalar(con, "SELECT count(DISTINCT person_id) FROM identity_nodes"),
+        count,
         persons.new_merges,
         _scalar(con, "SELECT count(*) FROM identity_conflicts"),
         accounts.accounts,

@@ -161,6 +161,7 @@ def other_setting(max_user_ids_per_person: int) -> int:
 class PersonsResult:
     new_merges: int
     recomputed_nodes: int  # nodes whose components were recomputed (all, on a full rebuild)
+    persons_added: int = 0  # on a night: persons after minus persons before
 
 
 def stitch_all(
@@ -230,8 +231,13 @@ def stitch_night(
         )
     _store_outcome(con, graph, outcome, other, max_user_ids)
     store_policy(con, max_user_ids, match_on_email)
+    added = scalar(
+        con,
+        "SELECT (SELECT count(DISTINCT person_id) FROM stitch_assigned) "
+        "- (SELECT count(DISTINCT before) FROM stitch_person_targets)",
+    )
     _drop_stitch_tables(con)
-    return PersonsResult(len(merges), graph.size)
+    return PersonsResult(len(merges), graph.size, added)
 
 
 def _assign(

@@ -32,18 +32,21 @@ log = logging.getLogger(__name__)
 # restrict itself to what they can change. A full build runs without them.
 Fixup = Callable[[duckdb.DuckDBPyConnection], list[int]]
 
-# {events}: the raw events to consider (every version of each record among them), {rows}: the
-# raw rows holding them (those of a record's versions at least); {persons}: a condition on the
+# {latest}: the winning versions (``LATEST`` over {events}, the raw events to consider, every
+# version of each record among them, and {rows}, the raw rows holding them, those of a record's
+# versions at least); {persons}: a condition on the
 # person id; {owners}: a condition on the owner ids whose names are wanted; {nodes}: the
 # identity nodes (a night's own events: only theirs, ``stitch_event_persons``).
+LATEST = """
+SELECT e.* FROM {events} e LEFT JOIN {rows} r USING (source, file, line)
+QUALIFY row_number() OVER (
+    PARTITION BY e.source, e.event_key
+    ORDER BY TRY_CAST(nullif(split_part(r.record_key, '@', 2), '') AS TIMESTAMPTZ) DESC NULLS LAST,
+             e.seq DESC) = 1
+"""
 SELECT_TOUCHPOINTS = f"""
 WITH latest AS (  -- the newest version of a record wins, whatever order the files came in
-    SELECT e.* FROM {{events}} e LEFT JOIN {{rows}} r USING (source, file, line)
-    QUALIFY row_number() OVER (
-        PARTITION BY e.source, e.event_key
-        ORDER BY TRY_CAST(nullif(split_part(r.record_key, '@', 2), '') AS TIMESTAMPTZ)
-                     DESC NULLS LAST,
-                 e.seq DESC) = 1
+    {{latest}}
 )
 SELECT e.seq AS event_id, n.person_id, coalesce(acc.account_id, pa.account_id) AS account_id,
        CASE WHEN e.id_type = {literal(SF_OPPORTUNITY)} THEN e.id_value END AS deal_id,
@@ -64,7 +67,10 @@ WHERE {{persons}}
 TOUCHPOINTS = (
     "CREATE OR REPLACE TABLE touchpoints AS "
     + SELECT_TOUCHPOINTS.format(
-        events="raw_events", rows="raw_rows", persons="true", owners="true", nodes="identity_nodes"
+        latest=LATEST.format(events="raw_events", rows="raw_rows"),
+        persons="true",
+        owners="true",
+        nodes="identity_nodes",
     )
     + "ORDER BY n.person_id, e.occurred_at, e.seq"
 )
@@ -292,8 +298,7 @@ def refresh(con: duckdb.DuckDBPyConnection, run_id: str, fixups: Sequence[Fixup]
     con.execute(
         "CREATE OR REPLACE TEMP TABLE night_touchpoints AS "
         + SELECT_TOUCHPOINTS.format(
-            events=events,
-            rows=rows,
+            latest=_latest(con, events, rows),
             persons=f"(n.{rebuilt} OR e.seq >= {int(first)})",
             owners=f"id IN (SELECT owner FROM {events})",
             nodes="identity_nodes" if events == "night_events" else "stitch_event_persons",
@@ -310,6 +315,18 @@ def refresh(con: duckdb.DuckDBPyConnection, run_id: str, fixups: Sequence[Fixup]
         log.debug("touchpoints refresh: %s", con.execute(counts.format(events=events)).fetchall())
     _drop_night_tables(con)
     return _count(con)
+
+
+def _latest(con: duckdb.DuckDBPyConnection, events: str, rows: str) -> str:
+    """The winning versions among the night's events: with only its own events and no record
+    twice among them (most nights), every event wins; no window over them."""
+    if events == "night_raw_events":
+        twice = con.execute(
+            "SELECT count(*) - count(DISTINCT (source, event_key)) FROM night_raw_events"
+        ).fetchall()[0][0]
+        if not twice:
+            return "SELECT * FROM night_raw_events"
+    return LATEST.format(events=events, rows=rows)
 
 
 def _night_events(con: duckdb.DuckDBPyConnection, first: int) -> tuple[str, str]:
