@@ -429,25 +429,25 @@ def parse_file(path: Path, file: str) -> ParsedFile:
 # author no page lists stays as parsed. Every reply parsed with its author unknown is decided
 # again from its raw event, not only the ones still unknown, so that a later users page that
 # changes an author's role changes the replies an earlier night decided, as a full rebuild would.
-# {replies}: the replies to decide (seq, activity, actor, attributes as parsed); {users}: a
-# condition on ``user_id`` naming at least their authors.
+# {replies} with {where}: the replies to decide (seq, activity, actor, attributes as parsed);
+# {users}: a further condition on the users' rows, naming at least their authors.
 RESOLVE_REPLIES = f"""
 UPDATE touchpoints AS t SET activity = d.activity, actor = d.actor, attributes = d.attributes
 FROM (
     WITH roles AS (
-        SELECT user_id, arg_max(json_extract_string(raw, '$.role'), version) AS role
-        FROM (SELECT split_part(split_part(record_key, '@', 1), ':', 2) AS user_id, raw,
-                     TRY_CAST(split_part(record_key, '@', 2) AS TIMESTAMPTZ) AS version
-              FROM raw_rows WHERE source = '{SOURCE}' AND record_key LIKE 'user:%')
-        WHERE {{users}}
+        SELECT split_part(split_part(record_key, '@', 1), ':', 2) AS user_id,
+               arg_max(json_extract_string(raw, '$.role'),
+                       TRY_CAST(split_part(record_key, '@', 2) AS TIMESTAMPTZ)) AS role
+        FROM raw_rows WHERE source = '{SOURCE}' AND record_key LIKE 'user:%' {{users}}
         GROUP BY 1
     ), replies AS (
         SELECT e.seq, e.activity, e.actor, e.attributes,
                CASE WHEN r.role = '{END_USER}' THEN 'customer'
                     WHEN r.role IN ({", ".join(f"'{r}'" for r in sorted(STAFF_ROLES))}) THEN 'staff'
                END AS author
-        FROM ({{replies}}) e
+        FROM {{replies}} e
         LEFT JOIN roles r ON r.user_id = json_extract_string(e.attributes, '$.author_id')
+        {{where}}
     )
     SELECT seq,
            CASE author WHEN 'customer' THEN 'support.customer_replied'
@@ -464,10 +464,11 @@ WHERE t.source = '{SOURCE}' AND t.event_id = d.seq
        OR t.attributes::VARCHAR IS DISTINCT FROM d.attributes::VARCHAR)
 RETURNING t.person_id
 """
-ALL_REPLIES = f"""
-SELECT seq, activity, actor, attributes FROM raw_events
-WHERE source = '{SOURCE}' AND activity = '{UNKNOWN_AUTHOR_ACTIVITY}'
-"""
+ALL_REPLIES = {
+    "replies": "raw_events",
+    "where": f"WHERE e.source = '{SOURCE}' AND e.activity = '{UNKNOWN_AUTHOR_ACTIVITY}'",
+    "users": "",
+}
 
 # On an incremental night (``touchpoints.refresh`` holds the temp tables ``night_touchpoints``,
 # the rows it rebuilt or added as parsed, and ``night_raw_rows``), only two kinds of reply can
@@ -510,21 +511,28 @@ def resolve_reply_authors(con: duckdb.DuckDBPyConnection) -> list[int]:
         [list(NIGHT_TABLES)],
     ).fetchall()[0][0]
     if held < len(NIGHT_TABLES):
-        return _resolve(con, ALL_REPLIES, "true")
+        return _resolve(con, ALL_REPLIES)
     rebuilt, users = con.execute(NIGHT_COUNTS).fetchall()[0]
     if not rebuilt and not users:
         return []
     con.execute(NIGHT_REPLIES + (NIGHT_AUTHORS_REPLIES if users else ""))
-    authors = "user_id IN (SELECT json_extract_string(attributes, '$.author_id') "
-    authors += "FROM zendesk_night_replies)"
+    authors = "json_extract_string(attributes, '$.author_id') FROM zendesk_night_replies"
     try:
-        return _resolve(con, "FROM zendesk_night_replies", authors)
+        return _resolve(
+            con,
+            {
+                "replies": "zendesk_night_replies",
+                "where": "",
+                "users": f"AND split_part(split_part(record_key, '@', 1), ':', 2) "
+                f"IN (SELECT {authors})",
+            },
+        )
     finally:
         con.execute("DROP TABLE zendesk_night_replies")
 
 
-def _resolve(con: duckdb.DuckDBPyConnection, replies: str, users: str) -> list[int]:
-    sql = RESOLVE_REPLIES.format(replies=replies, users=users)
+def _resolve(con: duckdb.DuckDBPyConnection, parts: dict[str, str]) -> list[int]:
+    sql = RESOLVE_REPLIES.format(**parts)
     return [int(person) for (person,) in con.execute(sql).fetchall()]
 
 
