@@ -13,11 +13,26 @@ import duckdb
 
 from journeymine.ingest import load
 
-LEAD_COLUMNS = (
-    "Id,IsDeleted,FirstName,LastName,Email,Company,LeadSource,Status,OwnerId,NumberOfEmployees,"
-    "Country,IsConverted,ConvertedDate,ConvertedContactId,ConvertedAccountId,"
-    "ConvertedOpportunityId,CreatedDate,SystemModstamp"
-).split(",")
+LEAD_COLUMNS = [
+    "Id",
+    "IsDeleted",
+    "FirstName",
+    "LastName",
+    "Email",
+    "Company",
+    "LeadSource",
+    "Status",
+    "OwnerId",
+    "NumberOfEmployees",
+    "Country",
+    "IsConverted",
+    "ConvertedDate",
+    "ConvertedContactId",
+    "ConvertedAccountId",
+    "ConvertedOpportunityId",
+    "CreatedDate",
+    "SystemModstamp",
+]
 
 
 def write_lead(path: Path, email: str, status: str, modstamp: str) -> None:
