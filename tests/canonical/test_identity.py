@@ -179,3 +179,59 @@ def test_the_user_id_cap_must_allow_one(tmp_path: Path, landing: Landing) -> Non
     load.load_landing(db, landing("a.txt", SHARED_MAILBOX))
     with pytest.raises(ValueError, match="max_user_ids_per_person must be at least 1, got 0"):
         restitch(db, 0)
+
+
+def test_a_night_recomputes_the_persons_across_a_refusal_as_a_full_rebuild(
+    tmp_path: Path, landing: Landing
+) -> None:
+    # night 1: u2's link to the mailbox is refused, u1 holds it
+    root = landing("a.txt", SHARED_MAILBOX.split("e3,")[0])
+    db = tmp_path / "w.duckdb"
+    load.load_landing(db, root)
+    # night 2 names only u2's side; recomputing u2 without u1 across the refusal would hand
+    # the mailbox to u2 (no user id would stand in the way)
+    landing("b.txt", "e4,1785000300,anonymous_id,d9,web.page_view:/,user_id,u2\n")
+    report = load.load_landing(db, root)
+    assert report.stitch.startswith("incremental")
+    full = tmp_path / "full.duckdb"
+    assert load.load_landing(full, root).stitch.startswith("full")
+    for path in (db, full):
+        ids = person_of(path)
+        assert ids[("email", "info@acme.io")] == ids[("user_id", "u1")]
+        assert ids[("anonymous_id", "d9")] == ids[("user_id", "u2")] != ids[("user_id", "u1")]
+        with duckdb.connect(str(path), read_only=True) as con:
+            refused = con.execute("SELECT src_id, dst_id FROM identity_conflicts").fetchall()
+        assert refused == [("u2", "info@acme.io")]
+    assert persons(db) == persons(full)  # the same persons (one load numbers them otherwise)
+
+
+def persons(db: Path) -> set[frozenset[tuple[str, str]]]:
+    groups: dict[int, set[tuple[str, str]]] = {}
+    for node, person in person_of(db).items():
+        groups.setdefault(person, set()).add(node)
+    return {frozenset(nodes) for nodes in groups.values()}
+
+
+def test_a_night_keeps_the_stored_edges_equal_to_the_raw_edges(
+    tmp_path: Path, landing: Landing
+) -> None:
+    root = landing("a.txt", "e1,1785000100,anonymous_id,a1,web.page_view:/,user_id,u1\n")
+    db = tmp_path / "w.duckdb"
+    load.load_landing(db, root)
+    # night 2 sees the same link again, once earlier and once later, and a new one
+    landing(
+        "b.txt",
+        "e2,1785000000,anonymous_id,a1,web.page_view:/,user_id,u1\n"
+        "e3,1785000200,anonymous_id,a1,web.page_view:/,user_id,u1\n"
+        "e4,1785000300,anonymous_id,a2,web.page_view:/,user_id,u1\n",
+    )
+    assert load.load_landing(db, root).stitch.startswith("incremental")
+    with duckdb.connect(str(db), read_only=True) as con:
+        stored = con.execute(
+            "SELECT src_id, dst_id, epoch(observed_at)::BIGINT, observations "
+            "FROM identity_edges_stored ORDER BY ALL"
+        ).fetchall()
+        view = con.execute("FROM identity_edges_stored EXCEPT ALL FROM identity_edges").fetchall()
+        back = con.execute("FROM identity_edges EXCEPT ALL FROM identity_edges_stored").fetchall()
+    assert stored == [("a1", "u1", 1785000000, 3), ("a2", "u1", 1785000300, 1)]
+    assert view == back == []

@@ -109,7 +109,8 @@ def stitch(
             con, run_id, match_on_email, max_user_ids_per_person
         )
         accounts = stitch_accounts_night(con, run_id)
-        con.execute("DROP TABLE night_moved_edges")
+        persons_added = persons.persons_added
+        con.execute("DROP TABLE night_moved_edges; DROP TABLE night_nodes")
         con.execute("CREATE TEMP TABLE stitch_night AS SELECT ?::VARCHAR AS run_id", [run_id])
         mode = f"incremental: {persons.recomputed_nodes} identifiers recomputed"
     else:
@@ -119,9 +120,17 @@ def stitch(
         persons = identity_persons.stitch_all(con, run_id, match_on_email, max_user_ids_per_person)
         accounts = stitch_accounts(con, run_id)
         mode = "full" + (f": {why_full}" if why_full else "")
+        persons_added = 0
     _store_joins(con, accounts.joins)
+    # A night counts its persons from the previous count (``persons`` holds one row per person
+    # of the previous stitch): counting the distinct ids of every node cost more than most steps.
+    count = (
+        _scalar(con, "SELECT count(*) FROM persons") + persons_added
+        if incremental and not why_full
+        else _scalar(con, "SELECT count(DISTINCT person_id) FROM identity_nodes")
+    )
     return StitchResult(
-        _scalar(con, "SELECT count(DISTINCT person_id) FROM identity_nodes"),
+        count,
         persons.new_merges,
         _scalar(con, "SELECT count(*) FROM identity_conflicts"),
         accounts.accounts,
@@ -135,12 +144,36 @@ def stitch(
 # incremental night rows are only added, so each edge's first observation is the earlier of
 # the two and the counts add up. ``night_moved_edges``: the edges the night made new or moved
 # earlier (a NULL time is counted as moved: more seeds never change the answer, only its cost).
+# The stored table is searched by its six key columns once (``night_edge_keys`` keeps the rowid
+# of each edge already stored): the update then goes by rowid.
 NIGHT_EDGE_KEYS = """
 CREATE OR REPLACE TEMP TABLE night_edge_keys AS
-SELECT src_type, src_id, dst_type, dst_id, source, rule, min(observed_at) AS observed_at,
-       count(*) AS observations
-FROM night_raw_edges GROUP BY ALL
+WITH k AS (
+    SELECT src_type, src_id, dst_type, dst_id, source, rule, min(observed_at) AS observed_at,
+           count(*) AS observations
+    FROM night_raw_edges GROUP BY ALL
+)
+SELECT k.*, s.rowid AS row_id, s.observed_at AS stored_at
+FROM k LEFT JOIN identity_edges_stored s ON {same}
+""".format(
+    same="""s.src_type IS NOT DISTINCT FROM k.src_type AND s.src_id IS NOT DISTINCT FROM k.src_id
+  AND s.dst_type IS NOT DISTINCT FROM k.dst_type AND s.dst_id IS NOT DISTINCT FROM k.dst_id
+  AND s.source IS NOT DISTINCT FROM k.source AND s.rule IS NOT DISTINCT FROM k.rule"""
+)
+NIGHT_EDGES = """
+CREATE OR REPLACE TEMP TABLE night_moved_edges AS
+SELECT src_type, src_id, dst_type, dst_id, source, rule FROM night_edge_keys
+WHERE row_id IS NULL OR observed_at IS NULL OR stored_at IS NULL OR observed_at < stored_at;
+UPDATE identity_edges_stored s
+SET observed_at = least(s.observed_at, k.observed_at),
+    observations = s.observations + k.observations
+FROM night_edge_keys k WHERE s.rowid = k.row_id;
+INSERT INTO identity_edges_stored
+SELECT src_type, src_id, dst_type, dst_id, source, rule, observed_at, observations
+FROM night_edge_keys WHERE row_id IS NULL;
+DROP TABLE night_edge_keys;
 """
+
 
 # The run's raw rows, found once: each is a search of a raw table, which every later step of
 # the night would otherwise repeat. The files come first: a file filter is checked against the
@@ -163,25 +196,6 @@ def _night_raw(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     con.execute(NIGHT_RAW[0], [run_id])
     for statement in NIGHT_RAW[1:]:
         con.execute(statement)
-
-
-SAME_EDGE = """s.src_type IS NOT DISTINCT FROM k.src_type AND s.src_id IS NOT DISTINCT FROM k.src_id
-  AND s.dst_type IS NOT DISTINCT FROM k.dst_type AND s.dst_id IS NOT DISTINCT FROM k.dst_id
-  AND s.source IS NOT DISTINCT FROM k.source AND s.rule IS NOT DISTINCT FROM k.rule"""
-NIGHT_EDGES = f"""
-CREATE OR REPLACE TEMP TABLE night_moved_edges AS
-SELECT k.src_type, k.src_id, k.dst_type, k.dst_id, k.source, k.rule
-FROM night_edge_keys k LEFT JOIN identity_edges_stored s ON {SAME_EDGE}
-WHERE s.observations IS NULL OR k.observed_at IS NULL OR s.observed_at IS NULL
-   OR k.observed_at < s.observed_at;
-UPDATE identity_edges_stored s
-SET observed_at = least(s.observed_at, k.observed_at),
-    observations = s.observations + k.observations
-FROM night_edge_keys k WHERE {SAME_EDGE};
-INSERT INTO identity_edges_stored
-SELECT k.* FROM night_edge_keys k ANTI JOIN identity_edges_stored s ON {SAME_EDGE};
-DROP TABLE night_edge_keys;
-"""
 
 
 def _why_full(con: duckdb.DuckDBPyConnection, match_on_email: bool, max_user_ids: int) -> str:

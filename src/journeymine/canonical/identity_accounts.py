@@ -8,7 +8,8 @@ and kept in ``account_evidence``. Company names and e-mail domains are never evi
 company keeps their history with the account of the time.
 
 A night (:func:`stitch_accounts_night`) updates ``account_links`` for the persons it may change
-and recomputes the accounts only when a link changed or a new account node appeared.
+and recomputes the accounts only when a new account node appeared or one of those persons links
+two account nodes (only then can the pairs that make accounts change).
 """
 
 from __future__ import annotations
@@ -44,13 +45,14 @@ PAYER_ACCOUNT_TYPES = (STRIPE_CUSTOMER,)
 
 # Every link of a person to an account node, with the rule that makes it. Edges run from the
 # person's node to the account node (``dst``), as the parsers emit them. {nodes}: the identity
-# nodes of the persons wanted.
+# nodes of the persons wanted. (An IN list of constants becomes a join that reads every stored
+# edge's strings; list_contains filters in the scan.)
 SELECT_ACCOUNT_LINKS = f"""
 WITH direct AS (  -- group calls; a Contact's, converted Lead's or own deal's AccountId
     SELECT n.person_id, e.dst_type AS node_type, e.dst_id AS node_id, e.rule, e.observed_at
     FROM identity_edges_stored e
     JOIN {{nodes}} n ON n.node_type = e.src_type AND n.node_id = e.src_id
-    WHERE e.dst_type IN ('{SF_ACCOUNT}', '{SEGMENT_GROUP}')
+    WHERE list_contains(['{SF_ACCOUNT}', '{SEGMENT_GROUP}'], e.dst_type)  -- not IN: see below
 ), roles AS (  -- every contact role, primary or not, ties the contact to the deal's account
     SELECT n.person_id, d.dst_type, d.dst_id, r.rule, greatest(r.observed_at, d.observed_at)
     FROM identity_edges_stored r
@@ -205,12 +207,12 @@ def _store_account_evidence(
 # A person's accounts over time: each account from the first link to it until the first link to
 # the next one. The first account holds from the person's very beginning (valid_from NULL): their
 # anonymous visits before they named their company were already that company's.
-PERSON_ACCOUNTS = """
-CREATE OR REPLACE TABLE person_accounts AS
+SELECT_PERIODS = """
 WITH firsts AS (
     SELECT l.person_id, a.account_id, min(l.observed_at) AS first_linked
     FROM account_links l
     JOIN account_nodes a ON a.node_type = l.node_type AND a.node_id = l.node_id
+    WHERE {persons}
     GROUP BY ALL
 )
 SELECT person_id, account_id,
@@ -218,25 +220,83 @@ SELECT person_id, account_id,
        lead(first_linked) OVER w AS valid_to
 FROM firsts
 WINDOW w AS (PARTITION BY person_id ORDER BY first_linked, account_id)
-ORDER BY person_id, first_linked, account_id
+"""
+PERSON_ACCOUNTS = (
+    "CREATE OR REPLACE TABLE person_accounts AS "
+    + SELECT_PERIODS.format(persons="true")
+    + "ORDER BY person_id, first_linked, account_id"
+)
+# A night that keeps the accounts dates again only the persons whose links it changed.
+RELINKED = "person_id IN (SELECT person_id FROM account_relinked)"
+RELINKED_PERIODS = f"""
+CREATE OR REPLACE TEMP TABLE night_person_accounts AS FROM person_accounts WHERE {RELINKED};
+DELETE FROM person_accounts WHERE {RELINKED};
+INSERT INTO person_accounts {SELECT_PERIODS.format(persons="l." + RELINKED)};
+INSERT INTO stitch_account_moved
+SELECT person_id FROM (
+    (FROM person_accounts WHERE {RELINKED} EXCEPT FROM night_person_accounts)
+    UNION ALL (FROM night_person_accounts EXCEPT FROM person_accounts WHERE {RELINKED})
+);
+INSERT INTO stitch_moved_persons SELECT DISTINCT person_id FROM stitch_account_moved
+EXCEPT SELECT person_id FROM stitch_moved_persons;
+DROP TABLE night_person_accounts;
 """
 
 
-# The persons whose account links a night may change: those it re-stitched, those a node of
-# its edges or events belongs to, and the contacts with a role on a deal one of its edges names.
+# The persons whose account links a night may change: those whose identifiers it moved to another
+# person (``stitch_moved_persons``, before and after; a person that only gained identifiers gains
+# them through the night's edges and events, below), the persons at either end of the night's
+# edges that a link is made of (to a Salesforce Account or Segment group, to a Stripe customer,
+# a contact role), the persons of its Stripe customers' events, and the contacts with a role on
+# a deal one of its edges ties to an Account. Other edges and events make no link: their persons
+# keep their links unless their identifiers moved.
+#
+# A link belongs to one identifier of the person (an edge or event of that node), so a person
+# whose identifiers all went to one other person (a merge) hands its links over as they are:
+# ``account_merged`` (before, after). Only the others (``account_night_persons``: the ends of
+# link-making edges and events, and both sides of a split) have their links searched again; a
+# merged person that joined one of them is searched again as part of it.
+LINK_TYPES = ", ".join(f"'{t}'" for t in (SF_ACCOUNT, SEGMENT_GROUP, STRIPE_CUSTOMER))
 ACCOUNT_NIGHT_PERSONS = f"""
 CREATE OR REPLACE TEMP TABLE account_night_persons AS
-WITH night_edges AS (SELECT src_type, src_id, dst_type, dst_id FROM night_raw_edges),
-ends AS (
+WITH night_edges AS (
+    SELECT src_type, src_id, dst_type, dst_id FROM night_raw_edges
+    WHERE src_type IN ({LINK_TYPES}) OR dst_type IN ({LINK_TYPES})
+       OR (src_type = '{SF_CONTACT}' AND dst_type = '{SF_OPPORTUNITY}')
+), ends AS (
     SELECT src_type AS node_type, src_id AS node_id FROM night_edges
     UNION SELECT dst_type, dst_id FROM night_edges
     UNION SELECT r.src_type, r.src_id FROM identity_edges_stored r
     SEMI JOIN night_edges d ON r.dst_type = d.src_type AND r.dst_id = d.src_id
     WHERE r.src_type = '{SF_CONTACT}' AND r.dst_type = '{SF_OPPORTUNITY}'
-    UNION SELECT id_type, id_value FROM night_raw_events
+    UNION SELECT id_type, id_value FROM night_raw_events WHERE id_type = '{STRIPE_CUSTOMER}'
+), split AS (  -- previous persons of the moves whose identifiers did not all go to one person
+    SELECT before FROM stitch_person_targets
+    WHERE before IN (SELECT person_id FROM stitch_moved_persons)
+    GROUP BY before HAVING count(*) > 1 OR count(after) < count(*)
 )
-SELECT person_id FROM stitch_changed_persons
+SELECT before AS person_id FROM split
+UNION SELECT after FROM stitch_person_targets WHERE before IN (FROM split) AND after IS NOT NULL
 UNION SELECT person_id FROM identity_nodes SEMI JOIN ends USING (node_type, node_id)
+"""
+ACCOUNT_MERGED = """
+CREATE OR REPLACE TEMP TABLE account_merged AS
+SELECT before, after FROM stitch_person_targets
+WHERE before IN (SELECT person_id FROM stitch_moved_persons)
+  AND before NOT IN (SELECT person_id FROM account_night_persons)
+  AND after NOT IN (SELECT person_id FROM account_night_persons)
+"""
+MERGED_LINKS = """
+INSERT INTO account_links_after
+SELECT m.after, l.node_type, l.node_id, l.rule, min(l.observed_at)
+FROM account_links_before l JOIN account_merged m ON m.before = l.person_id
+GROUP BY ALL
+"""
+
+PERIODS_BEFORE = """
+CREATE OR REPLACE TEMP TABLE stitch_periods_before AS
+SELECT * FROM person_accounts WHERE person_id IN (SELECT before FROM stitch_person_targets);
+CREATE OR REPLACE TEMP TABLE stitch_account_moved (person_id BIGINT);
 """
 
 # Whether the night names an account node of a kind an account holds one of: a new one makes
@@ -251,49 +311,79 @@ WHERE account_type IN ('{SF_ACCOUNT}', '{SEGMENT_GROUP}')
 
 def stitch_accounts_night(con: duckdb.DuckDBPyConnection, run_id: str) -> AccountOutcome:
     """Update the account links of the persons the night may change; recompute the accounts
-    only when a link changed or a new account node appeared, else keep them as they are."""
+    only when a new account node appeared or a changed person holds two linked account nodes
+    (before or after: only then can the pairs of account nodes change), else keep them and
+    date again only the changed persons' accounts.
+
+    Leaves two temp tables for the touchpoints: ``stitch_periods_before``, the accounts over
+    time (``person_accounts`` rows) of the persons the identity stitch moved, as they were, and
+    ``stitch_account_moved``, the persons whose touchpoints carry another account now (also
+    added to ``stitch_moved_persons``)."""
+    con.execute(PERIODS_BEFORE)
+    paired = _update_night_links(con)
+    new_nodes = sum(r[0] for r in con.execute(NIGHT_ACCOUNT_NODES).fetchall())
+    if new_nodes or paired:
+        con.execute("DROP TABLE account_relinked")
+        _snapshot_accounts(con)
+        accounts = _accounts_from_links(con, run_id, night=True)
+        _record_account_changes(con)
+        return accounts
+    # The same accounts: only the relinked persons' periods can differ (none without accounts).
+    if scalar(con, "SELECT count(*) FROM account_nodes"):
+        con.execute(RELINKED_PERIODS)
+    con.execute("DROP TABLE account_relinked")
+    joins = con.execute("SELECT rule, joins FROM identity_joins WHERE entity = 'account'")
+    kept = {str(rule): int(n) for rule, n in joins.fetchall()}
+    return AccountOutcome(
+        scalar(con, "SELECT count(DISTINCT account_id) FROM account_nodes"),
+        0,
+        scalar(con, "SELECT count(*) FROM account_evidence WHERE refused"),
+        kept,
+    )
+
+
+def _update_night_links(con: duckdb.DuckDBPyConnection) -> int:
+    """Bring ``account_links`` up to date for the persons the night may change (the temp table
+    ``account_relinked``); returns how many of those persons hold two linked account nodes,
+    before or after."""
     con.execute(ACCOUNT_NIGHT_PERSONS)
-    mine = "person_id IN (SELECT person_id FROM account_night_persons)"
+    con.execute(ACCOUNT_MERGED)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE account_relinked AS SELECT person_id FROM "
+        "account_night_persons UNION SELECT person_id FROM stitch_moved_persons"
+    )
+    mine = "person_id IN (SELECT person_id FROM account_relinked)"
     # Before and after in small temp tables: the comparison never reads account_links again,
     # and the persons' nodes are read once, not once per kind of link.
     con.execute(f"CREATE OR REPLACE TEMP TABLE account_links_before AS "
                 f"SELECT * FROM account_links WHERE {mine}")  # fmt: skip
-    con.execute(f"CREATE OR REPLACE TEMP TABLE account_night_nodes AS "
-                f"SELECT * FROM identity_nodes WHERE {mine}")  # fmt: skip
     con.execute(
+        "CREATE OR REPLACE TEMP TABLE account_night_nodes AS SELECT * FROM identity_nodes "
+        "WHERE person_id IN (SELECT person_id FROM account_night_persons)"
+    )
+    searched = scalar(con, "SELECT count(*) FROM account_night_nodes")
+    con.execute(  # with no node to search from, the search would still scan every edge
         "CREATE OR REPLACE TEMP TABLE account_links_after AS "
-        + SELECT_ACCOUNT_LINKS.format(nodes="account_night_nodes")
+        + (SELECT_ACCOUNT_LINKS.format(nodes="account_night_nodes") if searched else "")
+        + ("" if searched else "FROM account_links LIMIT 0")
     )
-    changed = scalar(
-        con,
-        "SELECT count(*) FROM ((FROM account_links_after EXCEPT ALL FROM account_links_before) "
-        "UNION ALL (FROM account_links_before EXCEPT ALL FROM account_links_after))",
-    )
-    if changed:
-        con.execute(f"DELETE FROM account_links WHERE {mine}")
-        con.execute("INSERT INTO account_links FROM account_links_after")
-    new_nodes = sum(r[0] for r in con.execute(NIGHT_ACCOUNT_NODES).fetchall())
-    for table in (
-        "account_night_persons",
-        "account_links_before",
-        "account_night_nodes",
-        "account_links_after",
-    ):
-        con.execute(f"DROP TABLE {table}")
-    if not changed and not new_nodes:
-        joins = con.execute(
-            "SELECT rule, joins FROM identity_joins WHERE entity = 'account'"
-        ).fetchall()
-        return AccountOutcome(
-            scalar(con, "SELECT count(DISTINCT account_id) FROM account_nodes"),
-            0,
-            scalar(con, "SELECT count(*) FROM account_evidence WHERE refused"),
-            {str(rule): int(n) for rule, n in joins},
-        )
-    _snapshot_accounts(con)
-    accounts = _accounts_from_links(con, run_id, night=True)
-    _record_account_changes(con)
-    return accounts
+    con.execute(MERGED_LINKS)
+    # Replaced whether or not they changed: comparing the two sets cost more than the rewrite.
+    paired = scalar(con, LINK_CHANGES)
+    con.execute(f"DELETE FROM account_links WHERE {mine}")
+    con.execute("INSERT INTO account_links FROM account_links_after")
+    for table in ("night_persons", "merged", "links_before", "night_nodes", "links_after"):
+        con.execute(f"DROP TABLE account_{table}")
+    return paired
+
+
+LINK_CHANGES = """
+SELECT count(*) FROM (
+    SELECT person_id FROM account_links_before GROUP BY person_id
+    HAVING count(DISTINCT (node_type, node_id)) > 1
+    UNION ALL SELECT person_id FROM account_links_after GROUP BY person_id
+    HAVING count(DISTINCT (node_type, node_id)) > 1)
+"""
 
 
 def _snapshot_accounts(con: duckdb.DuckDBPyConnection) -> None:
@@ -313,19 +403,17 @@ UNION ALL (SELECT node_type, node_id, account_id FROM night_account_nodes
            EXCEPT SELECT node_type, node_id, account_id FROM account_nodes)
 """
 PERIOD_CHANGES = """
-INSERT INTO stitch_moved_persons
+INSERT INTO stitch_account_moved
 SELECT person_id FROM (
     (FROM person_accounts EXCEPT FROM night_person_accounts)
     UNION ALL (FROM night_person_accounts EXCEPT FROM person_accounts)
 )
-EXCEPT SELECT person_id FROM stitch_moved_persons
 """
 NODE_CHANGES = """
-INSERT INTO stitch_moved_persons
+INSERT INTO stitch_account_moved
 SELECT n.person_id FROM raw_events e
 JOIN night_account_node_changes d ON d.node_type = e.account_type AND d.node_id = e.account_value
 JOIN identity_nodes n ON n.node_type = e.id_type AND n.node_id = e.id_value
-EXCEPT SELECT person_id FROM stitch_moved_persons
 """
 
 
@@ -334,5 +422,9 @@ def _record_account_changes(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(ACCOUNT_NODE_CHANGES)
     if scalar(con, "SELECT count(*) FROM night_account_node_changes"):
         con.execute(NODE_CHANGES)
+    con.execute(
+        "INSERT INTO stitch_moved_persons SELECT DISTINCT person_id FROM stitch_account_moved "
+        "EXCEPT SELECT person_id FROM stitch_moved_persons"
+    )
     for table in ("night_account_nodes", "night_person_accounts", "night_account_node_changes"):
         con.execute(f"DROP TABLE {table}")

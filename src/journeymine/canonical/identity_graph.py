@@ -276,20 +276,32 @@ def store_node_rows(
     rows: str,
     *,
     replace_only: str | None = None,
+    carried: bool = False,
 ) -> None:
-    """:func:`store_nodes` from the relation ``rows`` (node_type, node_id, ``id_column``)."""
+    """:func:`store_nodes` from the relation ``rows`` (node_type, node_id, ``id_column``).
+
+    With ``carried``, ``replace_only`` also holds each node's ``first_assigned_at`` and
+    ``row_id`` (its rowid in ``table``; NULL for a new node), read from ``table`` earlier in
+    the same transaction: the table is then not searched by identifier again (a join on two
+    strings over every node), and its rows go by rowid."""
     table, column = ident(table), ident(id_column)
+    known = ident(replace_only) if carried and replace_only else table
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE new_nodes AS
         SELECT a.node_type, a.node_id, a.{column},
                coalesce(o.first_assigned_at, ?::TIMESTAMPTZ) AS first_assigned_at
-        FROM {ident(rows)} a LEFT JOIN {table} o USING (node_type, node_id)
+        FROM {ident(rows)} a LEFT JOIN {known} o USING (node_type, node_id)
         """,
         [datetime.now(UTC)],
     )
     if replace_only is None:
         con.execute(f"DELETE FROM {table}")
+    elif carried:
+        con.execute(
+            f"DELETE FROM {table} WHERE rowid IN "
+            f"(SELECT row_id FROM {ident(replace_only)} WHERE row_id IS NOT NULL)"
+        )
     else:
         con.execute(
             f"DELETE FROM {table} t USING {ident(replace_only)} r "

@@ -35,6 +35,7 @@ from journeymine.canonical.identity_graph import (
     store_node_rows,
     unions,
 )
+from journeymine.canonical.identity_night import EVENT_PERSONS, night_nodes
 from journeymine.sql import literal
 from journeymine.vocabulary import (
     EMAIL,
@@ -60,15 +61,18 @@ EDGE_ORDER = (
 )
 
 
-def person_edges_sql(match_on_email: bool, within: str | None = None) -> str:
+def person_edges_sql(match_on_email: bool, within: str | None = None, deals: bool = True) -> str:
     """The edges that may merge persons, as a temp table ``person_edges`` (unordered), from
     ``identity_edges_stored`` (the ``identity_edges`` view as of this stitch): all of them, or
-    those leaving a node of the node table ``within`` (a union of whole components)."""
-    person_types = ", ".join(literal(t) for t in PERSON_NODE_TYPES)
+    those leaving a node of the node table ``within`` (a union of whole components). Without
+    ``deals`` (``within`` names no deal) the deals' contact roles are not searched."""
+    # list_contains, not IN: DuckDB turns an IN list of six constants into a join over every
+    # stored edge, before the search by node would have left a few thousand.
+    person_types = "[" + ", ".join(literal(t) for t in PERSON_NODE_TYPES) + "]"
     email = literal(EMAIL)
     email_filter = "" if match_on_email else f"AND {email} NOT IN (src_type, dst_type)"
     # A deal's contact role is chosen among all of the deal's roles: restricted by the deal.
-    starts, deals = (
+    starts, by_deal = (
         ("", "")
         if within is None
         else (
@@ -76,17 +80,21 @@ def person_edges_sql(match_on_email: bool, within: str | None = None) -> str:
             f"SEMI JOIN {within} w ON dst_type = w.node_type AND dst_id = w.node_id",
         )
     )
-    return f"""
-        CREATE OR REPLACE TEMP TABLE person_edges AS
-        WITH deal_contact AS (  -- one person per deal: the primary contact role, else earliest
-            SELECT * FROM identity_edges_stored {deals}
+    deal_contact = f"""
+            SELECT * FROM identity_edges_stored {by_deal}
             WHERE src_type = {literal(SF_CONTACT)} AND dst_type = {literal(SF_OPPORTUNITY)}
             QUALIFY row_number() OVER (
                 PARTITION BY dst_id
                 ORDER BY rule = {literal(SF_CONTACT_ROLE_PRIMARY)} DESC, observed_at, src_id) = 1
+    """
+    return f"""
+        CREATE OR REPLACE TEMP TABLE person_edges AS
+        WITH deal_contact AS (  -- one person per deal: the primary contact role, else earliest
+            {deal_contact if deals else "SELECT * FROM identity_edges_stored LIMIT 0"}
         ), candidates AS (
             SELECT * FROM identity_edges_stored {starts}
-            WHERE src_type IN ({person_types}) AND dst_type IN ({person_types})
+            WHERE list_contains({person_types}, src_type)
+              AND list_contains({person_types}, dst_type)
             UNION ALL SELECT * FROM deal_contact
         )
         SELECT src_type, src_id, dst_type, dst_id, rule, source, observed_at FROM candidates
@@ -154,6 +162,7 @@ def other_setting(max_user_ids_per_person: int) -> int:
 class PersonsResult:
     new_merges: int
     recomputed_nodes: int  # nodes whose components were recomputed (all, on a full rebuild)
+    persons_added: int = 0  # on a night: persons after minus persons before
 
 
 def stitch_all(
@@ -188,17 +197,28 @@ def stitch_night(
     ``night_moved_edges``); list the person ids (before and after) of those components in
     the temp table ``stitch_changed_persons``, and in ``stitch_moved_persons`` those among
     them whose events changed person (a node already known got another id: a merge or a
-    split); a person that only gained new identifiers keeps its touchpoints."""
-    _night_nodes(con)
-    con.execute(person_edges_sql(match_on_email, "night_nodes"))
+    split); a person that only gained new identifiers keeps its touchpoints.
+    ``stitch_person_targets`` (before, after) says where each previous person's identifiers
+    went."""
+    night_nodes(con)
+    deals = scalar(
+        con, f"SELECT count(*) FROM night_nodes WHERE node_type = {literal(SF_OPPORTUNITY)}"
+    )
+    con.execute(person_edges_sql(match_on_email, "night_nodes", deals > 0))
     _read_edges(con)
     _named(con)
     graph = _numbered(con)
     outcome, other = _both_settings(graph, max_user_ids)
     merges = _assign(con, graph, outcome, night=True)
     con.execute(NIGHT_CHANGED)
+    con.execute(EVENT_PERSONS)
     store_node_rows(
-        con, "identity_nodes", "person_id", "stitch_assigned_nodes", replace_only="night_nodes"
+        con,
+        "identity_nodes",
+        "person_id",
+        "stitch_assigned_nodes",
+        replace_only="night_nodes",
+        carried=True,
     )
     store_merges(con, "person_merges", merges, run_id)
     for end in ("src", "dst"):  # a refusal inside a recomputed component, found by either node
@@ -212,8 +232,13 @@ def stitch_night(
         )
     _store_outcome(con, graph, outcome, other, max_user_ids)
     store_policy(con, max_user_ids, match_on_email)
+    added = scalar(
+        con,
+        "SELECT (SELECT count(DISTINCT person_id) FROM stitch_assigned) "
+        "- (SELECT count(DISTINCT before) FROM stitch_person_targets)",
+    )
     _drop_stitch_tables(con)
-    return PersonsResult(len(merges), graph.size)
+    return PersonsResult(len(merges), graph.size, added)
 
 
 def _assign(
@@ -222,10 +247,10 @@ def _assign(
     """Give every node its person id, kept from the previous stitch where it can be, as the
     view ``stitch_assigned_nodes`` (node_type, node_id, person_id); returns the merges. New
     ids start above the warehouse's largest, whatever part of it is recomputed."""
-    within = "SEMI JOIN night_nodes USING (node_type, node_id)" if night else ""
+    known = "night_nodes" if night else "identity_nodes"  # a night's carry their previous ids
     previous = con.sql(
-        "SELECT s.n, p.person_id FROM stitch_nodes s "
-        f"JOIN identity_nodes p USING (node_type, node_id) {within}"
+        f"SELECT s.n, p.person_id FROM stitch_nodes s JOIN {known} p USING (node_type, node_id) "
+        "WHERE p.person_id IS NOT NULL"
     ).fetchnumpy()
     first_new = scalar(con, "SELECT coalesce(max(person_id), 0) FROM identity_nodes") + 1
     person_id, merges = assign_numbered(
@@ -248,17 +273,18 @@ def _assign(
 
 # The person ids (before and after) of the recomputed components, and those whose events
 # change person: a known node that got another id (or no longer is a node).
+# ``stitch_person_targets``: where each previous person's identifiers went (after NULL: one no
+# longer is a node); a person with one target keeps its touchpoints under that id.
 NIGHT_CHANGED = """
 CREATE OR REPLACE TEMP TABLE stitch_changed_persons AS
-SELECT person_id FROM identity_nodes SEMI JOIN night_nodes USING (node_type, node_id)
+SELECT person_id FROM night_nodes WHERE person_id IS NOT NULL
 UNION SELECT person_id FROM stitch_assigned;
+CREATE OR REPLACE TEMP TABLE stitch_person_targets AS
+SELECT DISTINCT o.person_id AS before, a.person_id AS after
+FROM night_nodes o LEFT JOIN stitch_assigned_nodes a USING (node_type, node_id)
+WHERE o.person_id IS NOT NULL;
 CREATE OR REPLACE TEMP TABLE stitch_moved_persons AS
-WITH moves AS (
-    SELECT o.person_id AS before, a.person_id AS after
-    FROM identity_nodes o SEMI JOIN night_nodes USING (node_type, node_id)
-    LEFT JOIN stitch_assigned_nodes a USING (node_type, node_id)
-    WHERE a.person_id IS DISTINCT FROM o.person_id
-)
+WITH moves AS (SELECT before, after FROM stitch_person_targets WHERE after IS DISTINCT FROM before)
 SELECT before AS person_id FROM moves UNION SELECT after FROM moves WHERE after IS NOT NULL;
 """
 
@@ -274,7 +300,7 @@ def _drop_stitch_tables(con: duckdb.DuckDBPyConnection) -> None:
 # night names, but that were nodes before, are looked up in ``raw_events``: on most nights none.
 NIGHT_UNNAMED = """
 CREATE OR REPLACE TEMP TABLE night_unnamed AS
-SELECT node_type, node_id FROM identity_nodes SEMI JOIN night_nodes USING (node_type, node_id)
+SELECT node_type, node_id FROM night_nodes WHERE person_id IS NOT NULL
 EXCEPT SELECT src_type, src_id FROM stitch_edges
 EXCEPT SELECT dst_type, dst_id FROM stitch_edges
 EXCEPT SELECT id_type, id_value FROM night_raw_events
@@ -303,61 +329,6 @@ def _both_settings(graph: Graph, max_user_ids: int) -> tuple[Unions, Unions]:
     outcome = unions(graph.size, graph.src, graph.dst, capped, {USER_ID: max_user_ids})
     limit = {USER_ID: other_setting(max_user_ids)}
     return outcome, unions(graph.size, graph.src, graph.dst, capped, limit)
-
-
-# Where a night's rows start to reach: the nodes of each edge the night made new or moved
-# earlier in the merge order (``night_moved_edges``; an edge seen again later changes nothing,
-# the view keeps its first observation) that may be a person edge, and its events' unseen nodes.
-# More seeds than needed never change the answer, only its cost.
-NIGHT_SEEDS = f"""
-CREATE OR REPLACE TEMP TABLE night_nodes AS
-WITH touched AS (
-    SELECT src_type, src_id, dst_type, dst_id FROM night_moved_edges
-    WHERE src_id IS NOT NULL AND dst_id IS NOT NULL
-      AND ((src_type IN ({{types}}) AND dst_type IN ({{types}}))
-           OR (src_type = {literal(SF_CONTACT)} AND dst_type = {literal(SF_OPPORTUNITY)}))
-)
-SELECT src_type AS node_type, src_id AS node_id FROM touched
-UNION SELECT dst_type, dst_id FROM touched
-UNION SELECT e.id_type, e.id_value FROM night_raw_events e
-WHERE e.id_value IS NOT NULL AND NOT EXISTS (
-    SELECT 1 FROM identity_nodes n WHERE n.node_type = e.id_type AND n.node_id = e.id_value)
-""".format(types=", ".join(literal(t) for t in PERSON_NODE_TYPES))
-
-# One step out from the frontier: to the other nodes of a previous person, and across a
-# previous refusal. Edges need no following: in the previous stitch (a full rebuild's outcome)
-# every person edge either lies inside one person or was refused, and the night's new or moved
-# edges are seeds at both ends. Only nodes not yet reached.
-NIGHT_STEP = """
-CREATE OR REPLACE TEMP TABLE night_next AS
-WITH reach AS (
-    SELECT c.dst_type AS node_type, c.dst_id AS node_id FROM identity_conflicts c
-    JOIN night_frontier f ON c.src_type = f.node_type AND c.src_id = f.node_id
-    UNION ALL SELECT c.src_type, c.src_id FROM identity_conflicts c
-    JOIN night_frontier f ON c.dst_type = f.node_type AND c.dst_id = f.node_id
-    UNION ALL SELECT o.node_type, o.node_id FROM identity_nodes o WHERE o.person_id IN (
-        SELECT n.person_id FROM identity_nodes n
-        SEMI JOIN night_frontier f USING (node_type, node_id))
-)
-SELECT DISTINCT node_type, node_id FROM reach r
-WHERE NOT EXISTS (SELECT 1 FROM night_nodes c
-                  WHERE c.node_type = r.node_type AND c.node_id = r.node_id)
-"""
-
-
-def _night_nodes(con: duckdb.DuckDBPyConnection) -> None:
-    """The temp table ``night_nodes``: every node of the components the night reaches."""
-    con.execute(NIGHT_SEEDS)
-    con.execute("CREATE OR REPLACE TEMP TABLE night_frontier AS FROM night_nodes")
-    while True:
-        con.execute(NIGHT_STEP)
-        found = con.execute("SELECT count(*) FROM night_next").fetchall()[0][0]
-        if not found:
-            break
-        con.execute("INSERT INTO night_nodes FROM night_next")
-        con.execute("CREATE OR REPLACE TEMP TABLE night_frontier AS FROM night_next")
-    con.execute("DROP TABLE IF EXISTS night_next")
-    con.execute("DROP TABLE IF EXISTS night_frontier")
 
 
 CONFLICTS_TABLE = """

@@ -27,19 +27,26 @@ from journeymine.warehouse import table_exists
 log = logging.getLogger(__name__)
 
 # A source's correction of rebuilt touchpoints; returns the persons whose rows it changed.
+# During a night's refresh the temp tables ``night_touchpoints`` (the rows rebuilt or added, as
+# built from the raw events) and ``night_raw_rows`` (the night's raw rows) exist: a fix-up may
+# restrict itself to what they can change. A full build runs without them.
 Fixup = Callable[[duckdb.DuckDBPyConnection], list[int]]
 
-# {events}: the raw events to consider (every version of each record among them), {rows}: the
-# raw rows holding them (those of a record's versions at least); {persons}: a condition on the
-# person id; {owners}: a condition on the owner ids whose names are wanted.
+# {latest}: the winning versions (``LATEST`` over {events}, the raw events to consider, every
+# version of each record among them, and {rows}, the raw rows holding them, those of a record's
+# versions at least); {persons}: a condition on the
+# person id; {owners}: a condition on the owner ids whose names are wanted; {nodes}: the
+# identity nodes (a night's own events: only theirs, ``stitch_event_persons``).
+LATEST = """
+SELECT e.* FROM {events} e LEFT JOIN {rows} r USING (source, file, line)
+QUALIFY row_number() OVER (
+    PARTITION BY e.source, e.event_key
+    ORDER BY TRY_CAST(nullif(split_part(r.record_key, '@', 2), '') AS TIMESTAMPTZ) DESC NULLS LAST,
+             e.seq DESC) = 1
+"""
 SELECT_TOUCHPOINTS = f"""
 WITH latest AS (  -- the newest version of a record wins, whatever order the files came in
-    SELECT e.* FROM {{events}} e LEFT JOIN {{rows}} r USING (source, file, line)
-    QUALIFY row_number() OVER (
-        PARTITION BY e.source, e.event_key
-        ORDER BY TRY_CAST(nullif(split_part(r.record_key, '@', 2), '') AS TIMESTAMPTZ)
-                     DESC NULLS LAST,
-                 e.seq DESC) = 1
+    {{latest}}
 )
 SELECT e.seq AS event_id, n.person_id, coalesce(acc.account_id, pa.account_id) AS account_id,
        CASE WHEN e.id_type = {literal(SF_OPPORTUNITY)} THEN e.id_value END AS deal_id,
@@ -48,7 +55,7 @@ SELECT e.seq AS event_id, n.person_id, coalesce(acc.account_id, pa.account_id) A
 FROM latest e
 LEFT JOIN (SELECT id, arg_max(name, line) AS name FROM raw_labels
            WHERE kind = {literal(OWNER_LABEL)} AND {{owners}} GROUP BY id) o ON o.id = e.owner
-JOIN identity_nodes n ON n.node_type = e.id_type AND n.node_id = e.id_value
+JOIN {{nodes}} n ON n.node_type = e.id_type AND n.node_id = e.id_value
 LEFT JOIN account_nodes acc
        ON acc.node_type = e.account_type AND acc.node_id = e.account_value
 LEFT JOIN person_accounts pa ON pa.person_id = n.person_id  -- the account of the time
@@ -59,7 +66,12 @@ WHERE {{persons}}
 
 TOUCHPOINTS = (
     "CREATE OR REPLACE TABLE touchpoints AS "
-    + SELECT_TOUCHPOINTS.format(events="raw_events", rows="raw_rows", persons="true", owners="true")
+    + SELECT_TOUCHPOINTS.format(
+        latest=LATEST.format(events="raw_events", rows="raw_rows"),
+        persons="true",
+        owners="true",
+        nodes="identity_nodes",
+    )
     + "ORDER BY n.person_id, e.occurred_at, e.seq"
 )
 
@@ -89,9 +101,9 @@ PERSONS = (
 )
 
 # The persons a night re-derives whole: those whose identifiers, account or touchpoints it
-# rebuilt. Their activity comes without reading touchpoints: a rebuilt person's touchpoints are
-# all in ``night_touchpoints``; any other kept its old ones (their figures are in its
-# ``persons`` row) and gained those of ``night_touchpoints``.
+# rebuilt. Their activity comes without reading touchpoints: a reread person's touchpoints are
+# all in ``night_touchpoints``; a relabelled one's old figures (its ``persons`` row) go to the
+# person it became; any other kept its old ones and gained those of ``night_touchpoints``.
 NIGHT_REBUILT_PERSONS = """
 CREATE OR REPLACE TEMP TABLE night_rebuilt_persons AS
 SELECT person_id FROM night_persons UNION SELECT person_id FROM stitch_changed_persons
@@ -104,6 +116,9 @@ FROM (
     SELECT person_id, first_seen, last_seen, events FROM persons
     WHERE person_id IN (SELECT person_id FROM night_rebuilt_persons)
       AND person_id NOT IN (SELECT person_id FROM night_persons)
+    UNION ALL
+    SELECT r.after, p.first_seen, p.last_seen, p.events FROM persons p
+    JOIN night_relabel r ON r.before = p.person_id
     UNION ALL
     SELECT person_id, min(occurred_at), max(occurred_at), count(*) FROM night_touchpoints
     GROUP BY person_id
@@ -150,34 +165,95 @@ def build(con: duckdb.DuckDBPyConnection, fixups: Sequence[Fixup] = ()) -> int:
     if night:
         return refresh(con, str(night[0][0]), fixups)
     con.execute(TOUCHPOINTS)
+    for table in ("night_touchpoints", "night_raw_rows"):  # not a night: fix-ups fix every row
+        con.execute(f"DROP TABLE IF EXISTS {table}")
     _fix(con, fixups)
     con.execute(PERSONS)
     return _count(con)
 
 
-# Every version of each record the night brought a version of, narrow: the one scan of
-# ``raw_events`` by record a night needs (the night's own rows are ``night_raw_events``).
+# Every version of each record the night brought a version of, narrow: the night's own rows,
+# and the earlier ones, found by one scan of ``raw_events`` (the one a night needs) that reads
+# two columns, seq and event_key: joining on (source, event_key) there read every projected
+# column of every row. Earlier candidates (none on most nights) are then checked on source.
 NIGHT_VERSIONS = """
 CREATE OR REPLACE TEMP TABLE night_versions AS
+SELECT seq, source, file, line, event_key, id_type, id_value FROM night_raw_events
+"""
+OLDER_VERSIONS = """
+CREATE OR REPLACE TEMP TABLE night_older_seqs AS
+SELECT seq FROM raw_events
+WHERE seq < $1 AND event_key IN (SELECT event_key FROM night_raw_events)
+"""
+OLDER_VERSION_ROWS = """
+INSERT INTO night_versions
 SELECT seq, source, file, line, event_key, id_type, id_value FROM raw_events
-SEMI JOIN (SELECT DISTINCT source, event_key FROM night_raw_events) USING (source, event_key)
+WHERE seq IN (SELECT seq FROM night_older_seqs)
+  AND (source, event_key) IN (SELECT (source, event_key) FROM night_raw_events)
 """
 
-# The persons whose touchpoints a night rebuilds whole: those whose events it moved to another
-# person or account (``stitch_moved_persons``), those with an event that a new version of the same
+
+def _night_versions(con: duckdb.DuckDBPyConnection, first: int) -> None:
+    con.execute(NIGHT_VERSIONS)
+    con.execute(OLDER_VERSIONS, [first])
+    if con.execute("SELECT count(*) FROM night_older_seqs").fetchall()[0][0]:
+        con.execute(OLDER_VERSION_ROWS)
+    con.execute("DROP TABLE night_older_seqs")
+
+
+# The persons whose touchpoints a night rebuilds: those whose events it moved to another person
+# or account (``stitch_moved_persons``), those with an event that a new version of the same
 # record may displace (every version's person), and those with an event whose owner got a new
-# name. Everyone else at most gains the night's new events. $1: the night's first event.
+# name (the last two: ``night_other_persons``). Everyone else at most gains the night's new
+# events. $1: the night's first event.
 NIGHT_PERSONS = f"""
-CREATE OR REPLACE TEMP TABLE night_persons AS
+CREATE OR REPLACE TEMP TABLE night_other_persons AS
 WITH versioned AS (  -- records the warehouse held before this night
     SELECT DISTINCT source, event_key FROM night_versions WHERE seq < $1
 ), owners AS (
     SELECT DISTINCT id FROM night_raw_labels WHERE kind = {literal(OWNER_LABEL)}
 )
-SELECT person_id FROM stitch_moved_persons
-UNION SELECT n.person_id FROM night_versions e SEMI JOIN versioned USING (source, event_key)
+SELECT n.person_id FROM night_versions e SEMI JOIN versioned USING (source, event_key)
 JOIN identity_nodes n ON n.node_type = e.id_type AND n.node_id = e.id_value
 UNION SELECT person_id FROM touchpoints WHERE owner IN (SELECT id FROM owners)
+"""
+NIGHT_ALL_PERSONS = """
+CREATE OR REPLACE TEMP TABLE night_persons AS
+SELECT person_id FROM stitch_moved_persons UNION SELECT person_id FROM night_other_persons;
+"""
+
+# A moved person whose identifiers all went to one person (a merge: ``stitch_person_targets``)
+# keeps its touchpoints, relabelled: each event's person is that of its identifier, and its
+# account is the same when the person's accounts over time are (``person_accounts`` before and
+# after) and no account node it names changed id (``stitch_account_moved``). Only persons split
+# apart, whose accounts changed, or with a displaced version or a renamed owner have their
+# events read again (``night_reread``): rereading scattered rows of ``raw_events`` is most of a
+# night's cost.
+NIGHT_RELABEL = """
+CREATE OR REPLACE TEMP TABLE night_relabel AS
+WITH single AS (
+    SELECT before, min(after) AS after FROM stitch_person_targets
+    WHERE before IN (SELECT person_id FROM night_persons)
+    GROUP BY before HAVING count(*) = 1 AND count(after) = 1
+), was AS (
+    SELECT person_id, list((account_id, valid_from, valid_to) ORDER BY ALL) AS periods
+    FROM stitch_periods_before GROUP BY person_id
+), now AS (
+    SELECT person_id, list((account_id, valid_from, valid_to) ORDER BY ALL) AS periods
+    FROM person_accounts WHERE person_id IN (SELECT after FROM single) GROUP BY person_id
+), blocked AS (
+    SELECT person_id FROM night_other_persons UNION SELECT person_id FROM stitch_account_moved
+)
+SELECT s.before, s.after FROM single s
+LEFT JOIN was w ON w.person_id = s.before LEFT JOIN now n ON n.person_id = s.after
+WHERE w.periods IS NOT DISTINCT FROM n.periods
+  AND s.before NOT IN (FROM blocked) AND s.after NOT IN (FROM blocked);
+CREATE OR REPLACE TEMP TABLE night_reread AS
+SELECT person_id FROM night_persons EXCEPT SELECT before FROM night_relabel;
+"""
+RELABEL = """
+UPDATE touchpoints t SET person_id = r.after
+FROM night_relabel r WHERE t.person_id = r.before AND r.before <> r.after
 """
 
 # The events to consider, taken before those persons' touchpoints go: each of their
@@ -187,7 +263,7 @@ UNION SELECT person_id FROM touchpoints WHERE owner IN (SELECT id FROM owners)
 NIGHT_EVENTS = """
 CREATE OR REPLACE TEMP TABLE night_events AS
 SELECT * FROM raw_events WHERE seq IN (
-    SELECT event_id FROM touchpoints WHERE person_id IN (SELECT person_id FROM night_persons)
+    SELECT event_id FROM touchpoints WHERE person_id IN (SELECT person_id FROM night_reread)
     UNION ALL SELECT seq FROM night_versions WHERE seq < $1
 )
 UNION ALL SELECT * FROM night_raw_events
@@ -203,29 +279,29 @@ SEMI JOIN (SELECT source, file, line FROM night_versions WHERE seq < $1) USING (
 
 def refresh(con: duckdb.DuckDBPyConnection, run_id: str, fixups: Sequence[Fixup] = ()) -> int:
     """Bring touchpoints and persons up to date after the incremental night ``run_id``: the
-    persons it changed are rebuilt whole, the others gain their new events. Returns the number
-    of touchpoints."""
+    persons it changed are rebuilt whole or relabelled, the others gain their new events.
+    Returns the number of touchpoints."""
     # A load numbers its events above every earlier one: the night's are those from here on.
     first = con.execute(
         "SELECT coalesce((SELECT min(seq) FROM night_raw_events), "
         "(SELECT max(seq) + 1 FROM raw_events), 1)"
     ).fetchall()[0][0]
-    con.execute(NIGHT_VERSIONS)
+    _night_versions(con, first)
     con.execute(NIGHT_PERSONS, [first])
-    con.execute(NIGHT_EVENTS, [first])
-    rebuilt = "person_id IN (SELECT person_id FROM night_persons)"
-    con.execute(f"DELETE FROM touchpoints WHERE {rebuilt}")
-    con.execute("CREATE OR REPLACE TEMP TABLE night_version_rows AS FROM night_raw_rows")
-    if con.execute("SELECT count(*) FROM night_versions WHERE seq < ?", [first]).fetchall()[0][0]:
-        con.execute(NIGHT_VERSION_ROWS, [first])
+    con.execute(NIGHT_ALL_PERSONS + NIGHT_RELABEL)
+    events, rows = _night_events(con, first)
+    con.execute("DELETE FROM touchpoints WHERE person_id IN (SELECT person_id FROM night_reread)")
+    if con.execute("SELECT count(*) FROM night_relabel WHERE before <> after").fetchall()[0][0]:
+        con.execute(RELABEL)  # after the delete: a relabelled row may join a reread person
     # A record's winner is a new touchpoint when its person is rebuilt or when it is new.
+    rebuilt = "person_id IN (SELECT person_id FROM night_persons)"
     con.execute(
         "CREATE OR REPLACE TEMP TABLE night_touchpoints AS "
         + SELECT_TOUCHPOINTS.format(
-            events="night_events",
-            rows="night_version_rows",
+            latest=_latest(con, events, rows),
             persons=f"(n.{rebuilt} OR e.seq >= {int(first)})",
-            owners="id IN (SELECT owner FROM night_events)",
+            owners=f"id IN (SELECT owner FROM {events})",
+            nodes="identity_nodes" if events == "night_events" else "stitch_event_persons",
         )
     )
     con.execute("INSERT INTO touchpoints FROM night_touchpoints")
@@ -233,15 +309,51 @@ def refresh(con: duckdb.DuckDBPyConnection, run_id: str, fixups: Sequence[Fixup]
     # changes the reply's actor, nothing the persons table holds.
     _fix(con, fixups)
     _refresh_persons(con)
-    log.debug(
-        "touchpoints refresh: %s",
-        con.execute(
-            "SELECT (SELECT count(*) FROM night_persons), (SELECT count(*) FROM night_events), "
-            "(SELECT count(*) FROM night_touchpoints)"
-        ).fetchall(),
-    )
+    if log.isEnabledFor(logging.DEBUG):
+        counts = "SELECT (SELECT count(*) FROM night_persons), (SELECT count(*) FROM {events}), "
+        counts += "(SELECT count(*) FROM night_touchpoints)"
+        log.debug("touchpoints refresh: %s", con.execute(counts.format(events=events)).fetchall())
+    _drop_night_tables(con)
+    return _count(con)
+
+
+def _latest(con: duckdb.DuckDBPyConnection, events: str, rows: str) -> str:
+    """The winning versions among the night's events: with only its own events and no record
+    twice among them (most nights), every event wins; no window over them."""
+    if events == "night_raw_events":
+        twice = con.execute(
+            "SELECT count(*) - count(DISTINCT (source, event_key)) FROM night_raw_events"
+        ).fetchall()[0][0]
+        if not twice:
+            return "SELECT * FROM night_raw_events"
+    return LATEST.format(events=events, rows=rows)
+
+
+def _night_events(con: duckdb.DuckDBPyConnection, first: int) -> tuple[str, str]:
+    """The tables of the raw events and rows the night's touchpoints are built from: the night's
+    own (most nights: nothing earlier to reread, no search of raw_events), or ``night_events``
+    and ``night_version_rows`` with the earlier events of the persons reread and the earlier
+    versions of the night's records."""
+    reread, versions = con.execute(
+        "SELECT (SELECT count(*) FROM night_reread), "
+        "(SELECT count(*) FROM night_versions WHERE seq < ?)",
+        [first],
+    ).fetchall()[0]
+    if not reread and not versions:
+        return "night_raw_events", "night_raw_rows"
+    con.execute(NIGHT_EVENTS, [first])
+    con.execute("CREATE OR REPLACE TEMP TABLE night_version_rows AS FROM night_raw_rows")
+    if versions:
+        con.execute(NIGHT_VERSION_ROWS, [first])
+    return "night_events", "night_version_rows"
+
+
+def _drop_night_tables(con: duckdb.DuckDBPyConnection) -> None:
     temps = (
         "night_persons",
+        "night_other_persons",
+        "night_relabel",
+        "night_reread",
         "night_activity",
         "night_events",
         "night_versions",
@@ -250,9 +362,18 @@ def refresh(con: duckdb.DuckDBPyConnection, run_id: str, fixups: Sequence[Fixup]
         "night_rebuilt_persons",
         *(f"night_raw_{kind}" for kind in ("rows", "events", "edges", "labels")),
     )
-    for table in (*temps, "stitch_changed_persons", "stitch_moved_persons", "stitch_night"):
-        con.execute(f"DROP TABLE IF EXISTS {table}")
-    return _count(con)
+    stitched = (
+        "changed_persons",
+        "moved_persons",
+        "person_targets",
+        "periods_before",
+        "event_persons",
+        "account_moved",
+        "night",
+    )
+    con.execute(
+        "".join(f"DROP TABLE IF EXISTS {t};" for t in (*temps, *(f"stitch_{t}" for t in stitched)))
+    )
 
 
 def _fix(con: duckdb.DuckDBPyConnection, fixups: Sequence[Fixup]) -> list[int]:

@@ -405,3 +405,35 @@ def test_a_later_role_change_redecides_an_earlier_night_as_a_full_rebuild_would(
             ).fetchall()
             assert con.execute(reply).fetchall() == [("support.customer_replied", "customer", True)]
     assert got[db] == got[full]
+
+
+def test_a_night_decides_its_own_replies_by_the_roles_earlier_nights_loaded(
+    tmp_path: Path,
+) -> None:
+    landing = tmp_path / "landing"
+    (landing / TICKETS).parent.mkdir(parents=True)
+    (landing / TICKETS).write_bytes((LANDING / TICKETS).read_bytes())
+    agent = {"id": 7777, "role": "agent", "name": "Jo", "updated_at": "2026-08-04T00:00:00Z"}
+    (landing / "zendesk" / "users-2.json").write_text(json.dumps({"users": [agent]}))
+    db = tmp_path / "w.duckdb"
+    assert load.load_landing(db, landing, sources=("zendesk",)).errors == []
+    # night 2 brings the reply by 7777, whom only night 1's users page names: an agent
+    (landing / EVENTS).write_bytes((LANDING / EVENTS).read_bytes())
+    report = load.load_landing(db, landing, sources=("zendesk",))
+    assert report.errors == [] and report.stitch.startswith("incremental")
+    full = tmp_path / "full.duckdb"
+    assert load.load_landing(full, landing, sources=("zendesk",)).stitch.startswith("full")
+    got = {}
+    for path in (db, full):
+        with duckdb.connect(str(path)) as con:
+            got[path] = con.execute(
+                # one load numbers the events in another order: compared without event_id
+                "SELECT occurred_at, activity, actor, attributes::VARCHAR FROM touchpoints "
+                "WHERE source = 'zendesk' ORDER BY ALL"
+            ).fetchall()
+            reply = con.execute(
+                "SELECT activity, actor, attributes->>'sentiment' FROM touchpoints "
+                "WHERE attributes->>'comment_id' = '8005'"
+            ).fetchall()
+            assert reply == [("support.agent_replied", "company", None)]
+    assert got[db] == got[full]
