@@ -11,7 +11,7 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from journeymine.errors import SourceFormatError
 from journeymine.ingest import load
-from journeymine.ingest.sources import zendesk
+from journeymine.ingest.sources import zendesk, zendesk_replies
 from journeymine.ingest.sources._common import ParsedFile
 
 Write = Callable[[str, str], Path]
@@ -226,7 +226,7 @@ def test_the_author_from_a_later_users_page_decides_the_actor(
     assert con.execute("SELECT count(*) FROM touchpoints WHERE actor = 'unknown'").fetchall() == [
         (0,)
     ]
-    assert zendesk.resolve_reply_authors(con) == []  # nothing left to decide
+    assert zendesk_replies.resolve_reply_authors(con) == []  # nothing left to decide
     con.close()
 
 

@@ -20,6 +20,7 @@ from journeymine.ingest.sources import (
     survey,
     typeform,
     zendesk,
+    zendesk_replies,
 )
 from journeymine.ingest.sources._common import ParsedFile
 
@@ -35,5 +36,5 @@ PARSERS: dict[str, Callable[..., ParsedFile]] = {
 }
 # A reply whose author a later users page names gets its actor.
 TOUCHPOINT_FIXUPS: tuple[Callable[[duckdb.DuckDBPyConnection], list[int]], ...] = (
-    zendesk.resolve_reply_authors,
+    zendesk_replies.resolve_reply_authors,
 )
