@@ -101,34 +101,23 @@ def stitch(
     con.execute(TABLES)
     con.execute("DROP TABLE IF EXISTS stitch_night")  # a full stitch leaves a full rebuild
     why_full = _why_full(con, match_on_email, max_user_ids_per_person) if incremental else ""
-    if incremental and not why_full:
-        _night_raw(con, run_id)
-        con.execute(NIGHT_EDGE_KEYS)
-        con.execute(NIGHT_EDGES)
-        persons = identity_persons.stitch_night(
-            con, run_id, match_on_email, max_user_ids_per_person
-        )
-        accounts = stitch_accounts_night(con, run_id)
-        persons_added = persons.persons_added
+    night = incremental and not why_full
+    stitch_persons, stitch_accounts_of = (
+        (_persons_night, stitch_accounts_night) if night else (_persons_all, stitch_accounts)
+    )
+    persons = stitch_persons(con, run_id, match_on_email, max_user_ids_per_person)
+    accounts = stitch_accounts_of(con, run_id)
+    _store_joins(con, accounts.joins)
+    if night:
         con.execute("DROP TABLE night_moved_edges; DROP TABLE night_nodes")
         con.execute("CREATE TEMP TABLE stitch_night AS SELECT ?::VARCHAR AS run_id", [run_id])
         mode = f"incremental: {persons.recomputed_nodes} identifiers recomputed"
+        # From the previous count (``persons`` holds one row per person of the previous
+        # stitch): counting the distinct ids of every node cost more than most steps.
+        count = _scalar(con, "SELECT count(*) FROM persons") + persons.persons_added
     else:
-        # The view aggregates every raw edge: the stitch reads it once, and keeps it for the
-        # next night to update.
-        con.execute("CREATE OR REPLACE TABLE identity_edges_stored AS FROM identity_edges")
-        persons = identity_persons.stitch_all(con, run_id, match_on_email, max_user_ids_per_person)
-        accounts = stitch_accounts(con, run_id)
         mode = "full" + (f": {why_full}" if why_full else "")
-        persons_added = 0
-    _store_joins(con, accounts.joins)
-    # A night counts its persons from the previous count (``persons`` holds one row per person
-    # of the previous stitch): counting the distinct ids of every node cost more than most steps.
-    count = (
-        _scalar(con, "SELECT count(*) FROM persons") + persons_added
-        if incremental and not why_full
-        else _scalar(con, "SELECT count(DISTINCT person_id) FROM identity_nodes")
-    )
+        count = _scalar(con, "SELECT count(DISTINCT person_id) FROM identity_nodes")
     return StitchResult(
         count,
         persons.new_merges,
@@ -196,6 +185,25 @@ def _night_raw(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     con.execute(NIGHT_RAW[0], [run_id])
     for statement in NIGHT_RAW[1:]:
         con.execute(statement)
+
+
+def _persons_night(
+    con: duckdb.DuckDBPyConnection, run_id: str, match_on_email: bool, max_user_ids: int
+) -> identity_persons.PersonsResult:
+    """The night's raw rows and edges found once, then only the persons they reach."""
+    _night_raw(con, run_id)
+    con.execute(NIGHT_EDGE_KEYS)
+    con.execute(NIGHT_EDGES)
+    return identity_persons.stitch_night(con, run_id, match_on_email, max_user_ids)
+
+
+def _persons_all(
+    con: duckdb.DuckDBPyConnection, run_id: str, match_on_email: bool, max_user_ids: int
+) -> identity_persons.PersonsResult:
+    # The view aggregates every raw edge: the stitch reads it once, and keeps it for the
+    # next night to update.
+    con.execute("CREATE OR REPLACE TABLE identity_edges_stored AS FROM identity_edges")
+    return identity_persons.stitch_all(con, run_id, match_on_email, max_user_ids)
 
 
 def _why_full(con: duckdb.DuckDBPyConnection, match_on_email: bool, max_user_ids: int) -> str:
