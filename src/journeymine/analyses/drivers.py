@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from journeymine.analyses.funnel import UNKNOWN, compute_entries, entry_segments_sql
+from journeymine.analyses.funnel import UNKNOWN, build_entries, entry_segments_sql
 from journeymine.analyses.markers import marker_sql
 from journeymine.analyses.stats import benjamini_hochberg, wilson
 from journeymine.mining import discovery
@@ -326,8 +326,15 @@ def _period_counts(
     log = discovery.materialise_log(con, view, f"jm_{label}_events")
     cases = int(con.execute(f"SELECT count(DISTINCT case_key) FROM {log}").fetchall()[0][0])
     dfg = discovery.discover_dfg(con, log)[["source_activity", "target_activity", "cases"]]
-    entries = compute_entries(con, spec, log, cutoff=end)
-    counts = entries.groupby("stage").status.value_counts().unstack(fill_value=0)
+    entries = build_entries(con, spec, log, cutoff=end)
+    counts = (
+        con.execute(  # the decided per stage, counted where the entries are
+            f"SELECT stage, count(*) FILTER (WHERE status = 'converted') AS converted, "
+            f"count(*) FILTER (WHERE status = 'dropped') AS dropped FROM {entries} GROUP BY stage"
+        )
+        .df()
+        .set_index("stage")
+    )
     top = discovery.discover_variants(con, log)[["variant", "cases"]]
     con.execute(f"DROP TABLE {log}")
     return (
