@@ -11,6 +11,7 @@ left out.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import duckdb
@@ -18,20 +19,29 @@ import duckdb
 RUN_COLUMNS = {"run_id", "loaded_at", "merged_at", "first_assigned_at"}
 
 
-def fingerprint(path: str) -> dict[str, Any]:
+def table_hashes(
+    con: duckdb.DuckDBPyConnection, only: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """(rows, hash) of every table of ``con``'s database (or of the tables ``only`` names)."""
     out: dict[str, Any] = {}
-    with duckdb.connect(path, read_only=True) as con:
-        tables = con.execute(
-            "SELECT table_name, list(column_name ORDER BY column_index) FROM duckdb_columns() "
-            "WHERE NOT internal AND table_name IN (SELECT table_name FROM duckdb_tables()) "
-            "GROUP BY 1 ORDER BY 1"
-        ).fetchall()
-        for table, columns in tables:
-            kept = ", ".join(f'"{c}"' for c in columns if c not in RUN_COLUMNS)
-            out[table] = con.execute(
-                f'SELECT count(*), sum(hash(t)) FROM (SELECT {kept} FROM "{table}") t'
-            ).fetchall()[0]
+    tables = con.execute(
+        "SELECT table_name, list(column_name ORDER BY column_index) FROM duckdb_columns() "
+        "WHERE NOT internal AND table_name IN (SELECT table_name FROM duckdb_tables()) "
+        "GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    for table, columns in tables:
+        if only is not None and table not in only:
+            continue
+        kept = ", ".join(f'"{c}"' for c in columns if c not in RUN_COLUMNS)
+        out[table] = con.execute(
+            f'SELECT count(*), sum(hash(t)) FROM (SELECT {kept} FROM "{table}") t'
+        ).fetchall()[0]
     return out
+
+
+def fingerprint(path: str) -> dict[str, Any]:
+    with duckdb.connect(path, read_only=True) as con:
+        return table_hashes(con)
 
 
 def main() -> None:

@@ -19,6 +19,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+# run as a script, this folder is on the path
+from fingerprint_warehouse import table_hashes
+
 from journeymine import warehouse
 from journeymine.ingest import load
 from journeymine.warehouse import schema, settings
@@ -40,19 +43,6 @@ class Timed:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.con, name)
-
-
-def fingerprint(con: Any) -> dict[str, Any]:
-    """Row count and an order-independent hash of every raw, dup, quarantine and manifest row."""
-    out = {}
-    tables = [f"{k}_{t}" for k in ("raw", "dup") for t in schema.RAW]
-    for table in (*tables, "quarantine", "load_manifest"):
-        drop = "EXCLUDE (loaded_at, run_id)" if table == "load_manifest" else ""
-        drop = "EXCLUDE (run_id)" if table.endswith("_rows") or table == "quarantine" else drop
-        out[table] = con.execute(
-            f"SELECT count(*), sum(hash(t)) FROM (SELECT * {drop} FROM {table}) t"
-        ).fetchall()[0]
-    return out
 
 
 def main() -> None:
@@ -82,7 +72,8 @@ def main() -> None:
             for seconds, query in sorted(TIMES, reverse=True)[:8]:
                 print(f"  {seconds:6.2f} {query}")
             con.commit()
-            for table, (n, h) in fingerprint(con).items():
+            raw = [f"{k}_{t}" for k in ("raw", "dup") for t in schema.RAW]
+            for table, (n, h) in table_hashes(con, [*raw, "quarantine", "load_manifest"]).items():
                 print(f"  {table:16} {n:>9} {h}")
         con.close()
 
