@@ -4,6 +4,7 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -394,17 +395,10 @@ def test_a_later_role_change_redecides_an_earlier_night_as_a_full_rebuild_would(
     (landing / "zendesk" / "users-3.json").write_text(json.dumps({"users": [customer]}))
     report = load.load_landing(db, landing, sources=("zendesk",))
     assert report.stitch.startswith("incremental")
-    full = tmp_path / "full.duckdb"
-    assert load.load_landing(full, landing, sources=("zendesk",)).stitch.startswith("full")
-    got = {}
-    for path in (db, full):
-        with duckdb.connect(str(path)) as con:
-            got[path] = con.execute(
-                "SELECT event_id, activity, actor, attributes::VARCHAR FROM touchpoints "
-                "WHERE source = 'zendesk' ORDER BY event_id"
-            ).fetchall()
-            assert con.execute(reply).fetchall() == [("support.customer_replied", "customer", True)]
-    assert got[db] == got[full]
+    columns = "event_id, activity, actor, attributes::VARCHAR"
+    night, full = _night_and_full_rebuild(tmp_path, landing, db, columns, reply)
+    assert night == full
+    assert night[1] == [("support.customer_replied", "customer", True)]
 
 
 def test_a_night_decides_its_own_replies_by_the_roles_earlier_nights_loaded(
@@ -421,19 +415,29 @@ def test_a_night_decides_its_own_replies_by_the_roles_earlier_nights_loaded(
     (landing / EVENTS).write_bytes((LANDING / EVENTS).read_bytes())
     report = load.load_landing(db, landing, sources=("zendesk",))
     assert report.errors == [] and report.stitch.startswith("incremental")
+    # one load numbers the events in another order: compared without event_id
+    columns = "occurred_at, activity, actor, attributes::VARCHAR"
+    reply = (
+        "SELECT activity, actor, attributes->>'sentiment' FROM touchpoints "
+        "WHERE attributes->>'comment_id' = '8005'"
+    )
+    night, full = _night_and_full_rebuild(tmp_path, landing, db, columns, reply)
+    assert night == full
+    assert night[1] == [("support.agent_replied", "company", None)]
+
+
+def _night_and_full_rebuild(
+    tmp_path: Path, landing: Path, db: Path, columns: str, reply: str
+) -> list[tuple[list[Any], list[Any]]]:
+    """``db``'s Zendesk touchpoints (``columns``, in that order) and the rows of ``reply``, then
+    the same of a full rebuild of ``landing``."""
     full = tmp_path / "full.duckdb"
     assert load.load_landing(full, landing, sources=("zendesk",)).stitch.startswith("full")
-    got = {}
+    got: list[tuple[list[Any], list[Any]]] = []
     for path in (db, full):
         with duckdb.connect(str(path)) as con:
-            got[path] = con.execute(
-                # one load numbers the events in another order: compared without event_id
-                "SELECT occurred_at, activity, actor, attributes::VARCHAR FROM touchpoints "
-                "WHERE source = 'zendesk' ORDER BY ALL"
+            rows = con.execute(
+                f"SELECT {columns} FROM touchpoints WHERE source = 'zendesk' ORDER BY ALL"
             ).fetchall()
-            reply = con.execute(
-                "SELECT activity, actor, attributes->>'sentiment' FROM touchpoints "
-                "WHERE attributes->>'comment_id' = '8005'"
-            ).fetchall()
-            assert reply == [("support.agent_replied", "company", None)]
-    assert got[db] == got[full]
+            got.append((rows, con.execute(reply).fetchall()))
+    return got
