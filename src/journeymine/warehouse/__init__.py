@@ -203,12 +203,7 @@ def held_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
 
 def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     """Whether ``con`` sees a table or view ``name`` (temp ones included)."""
-    row = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? "
-        "UNION ALL SELECT count(*) FROM duckdb_views() WHERE view_name = ?",
-        [name, name],
-    ).fetchall()
-    return sum(r[0] for r in row) > 0
+    return name in held_tables(con)
 
 
 def require_tables(con: duckdb.DuckDBPyConnection, *names: str) -> None:

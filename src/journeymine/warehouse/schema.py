@@ -212,15 +212,19 @@ def same_type(declared_sql: str, actual: str) -> bool:
     return declared_sql.replace("TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE") == actual
 
 
+# The columns of the warehouse file's tables and views (not temp ones).
+_MAIN_COLUMNS = (
+    "SELECT table_name, column_name, data_type FROM information_schema.columns "
+    "WHERE table_catalog = current_database() AND table_schema = 'main'"
+)
+
+
 def columns_of(con: duckdb.DuckDBPyConnection, name: str) -> list[tuple[str, str]]:
     """``(column, type)`` of a table or view of the warehouse file (not a temp one), in order."""
     return [
         (column, kind)
-        for column, kind in con.execute(
-            "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_catalog = current_database() AND table_schema = 'main' "
-            "AND table_name = ? ORDER BY ordinal_position",
-            [name],
+        for _, column, kind in con.execute(
+            f"{_MAIN_COLUMNS} AND table_name = ? ORDER BY ordinal_position", [name]
         ).fetchall()
     ]
 
@@ -228,8 +232,12 @@ def columns_of(con: duckdb.DuckDBPyConnection, name: str) -> list[tuple[str, str
 def conform(con: duckdb.DuckDBPyConnection, name: str) -> None:
     """Raise a :class:`WarehouseError` naming the table and column unless table ``name`` has
     exactly its declared columns (optional ones may be absent), in order, of the declared types."""
+    _conform(name, columns_of(con, name))
+
+
+def _conform(name: str, actual: list[tuple[str, str]]) -> None:
+    """:func:`conform`, given the table's ``(column, type)`` in order."""
     table = declared(name)
-    actual = columns_of(con, name)
     if not actual:
         raise WarehouseError(f"table {name!r} is not in the warehouse")
     present = {column for column, _ in actual}
@@ -257,14 +265,14 @@ def conform(con: duckdb.DuckDBPyConnection, name: str) -> None:
 
 
 def conform_all(con: duckdb.DuckDBPyConnection) -> None:
-    """:func:`conform` every declared table the warehouse holds so far."""
-    held = {
-        name
-        for (name,) in con.execute(
-            "SELECT DISTINCT table_name FROM information_schema.tables "
-            "WHERE table_catalog = current_database() AND table_schema = 'main'"
-        ).fetchall()
-    }
+    """:func:`conform` every declared table the warehouse holds so far.
+
+    Every table's columns come from one catalogue read (this runs as every writer commits)."""
+    held: dict[str, list[tuple[str, str]]] = {}
+    for table, column, kind in con.execute(
+        f"{_MAIN_COLUMNS} ORDER BY table_name, ordinal_position"
+    ).fetchall():
+        held.setdefault(table, []).append((column, kind))
     for name in WAREHOUSE:
         if name in held:
-            conform(con, name)
+            _conform(name, held[name])

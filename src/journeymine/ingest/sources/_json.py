@@ -193,8 +193,7 @@ def json_lines(text: str) -> Iterator[Record]:
             if bad_bytes:
                 check_utf8(line, number)
             # Decoded in place, so that a reason's column is the column in the file.
-            start = 0 if line[0] not in " \t\r" else skip_space(line, 0)
-            value, end = decode_json(line, start)
+            value, end = decode_json(line, skip_space(line, 0))
             if end < len(line) and line[end:].strip():
                 raise RecordError(f"invalid JSON: Extra data at column {end + 1}")
         except RecordError as exc:

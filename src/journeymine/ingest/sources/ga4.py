@@ -188,9 +188,7 @@ def attributes(row: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
 
 def dedup_key(row: dict[str, Any], micros: int) -> str:
     parts = [row.get(USER_PSEUDO_ID), micros, row.get(EVENT_NAME)]
-    for name in BATCH_FIELDS:
-        value = row.get(name)
-        parts.append(value if value is None or scalar(value) else scalar_field(value, name))
+    parts += [scalar_field(row.get(name), name) for name in BATCH_FIELDS]
     return "|".join(["" if part is None else str(part) for part in parts])
 
 
