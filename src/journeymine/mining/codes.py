@@ -347,11 +347,11 @@ def from_arrow(table: pa.Table) -> SortedLog:
     if table.num_rows == 0:
         return sorted_log(np.zeros(0), np.zeros(0), np.zeros(0), [])
     runs = case_runs(table.column(case_column))
+    if not runs.grouped and len(runs.starts) > table.num_rows // SCATTERED:
+        return _ranked(table, case_column)
     case = _run_codes(runs, table.num_rows)
     codes, names = _activity_codes(table.column("activity"))
     us = _micros(table.column("ts"))
-    if not runs.grouped and len(runs.starts) > table.num_rows // SCATTERED:
-        return _ranked(table, case_column)
     order = _row_order(runs, table.num_rows)
     if order is not None:
         case, us, codes = case[order], us[order], codes[order]
