@@ -162,7 +162,9 @@ def _in_order(case: np.ndarray, us: np.ndarray, seq: SeqAt) -> bool:
     ties = _time_ties(case, us)
     if ties is None:
         return False
-    return bool(np.all(seq(ties + 1) >= seq(ties)))
+    # One ask for both rows of every tie (row, next row, ...: still non-decreasing rows).
+    pairs = seq(np.stack((ties, ties + 1), axis=1).ravel()).reshape(-1, 2)
+    return bool(np.all(pairs[:, 1] >= pairs[:, 0]))
 
 
 def _heads(chunk: pa.Array) -> np.ndarray:
@@ -278,7 +280,7 @@ def _activity_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
 
 
 def _take_sorted(column: pa.ChunkedArray, rows: np.ndarray) -> np.ndarray:
-    """An integer column's values at ascending ``rows``, chunk by chunk: no copy of the
+    """An integer column's values at non-decreasing ``rows``, chunk by chunk: no copy of the
     column, no Arrow take across chunks."""
     lengths = np.array([len(c) for c in column.chunks], dtype=np.int64)
     firsts = np.cumsum(lengths) - lengths
@@ -291,7 +293,7 @@ def _take_sorted(column: pa.ChunkedArray, rows: np.ndarray) -> np.ndarray:
 
 
 def _seq_at(column: pa.ChunkedArray, order: np.ndarray | None) -> SeqAt:
-    """``seq`` at given ascending rows of the (re)ordered log, without reading the whole
+    """``seq`` at given non-decreasing rows of the (re)ordered log, without reading the whole
     column when the rows were not moved."""
 
     def at(rows: np.ndarray) -> np.ndarray:
