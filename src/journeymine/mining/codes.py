@@ -131,6 +131,13 @@ def sorted_log(
     return SortedLog(case, activity, us, names, starts, case_keys)
 
 
+def key_ranks(keys: pa.Array) -> np.ndarray:
+    """Each of distinct ``keys``' rank in ascending order (0-based): one sort of the keys."""
+    rank = np.empty(len(keys), np.int64)
+    rank[np.asarray(pc.sort_indices(keys))] = np.arange(len(rank))
+    return rank
+
+
 def _radix_order(keys: np.ndarray, n_keys: int) -> np.ndarray:
     """The stable order of non-negative integer ``keys``: least significant 16 bits first, each
     pass a linear-time radix sort (numpy's stable sort of 16-bit integers)."""
@@ -315,8 +322,7 @@ def _ranked(table: pa.Table, case_column: str) -> SortedLog:
     time order in time order inside each case; else one three-key sort."""
     column = table.column(case_column).combine_chunks()
     encoded = column if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)
-    rank = np.empty(len(encoded.dictionary), np.int64)
-    rank[np.asarray(pc.sort_indices(encoded.dictionary))] = np.arange(len(rank))
+    rank = key_ranks(encoded.dictionary)
     case = rank[np.asarray(encoded.indices.to_numpy(zero_copy_only=False))]
     order = _radix_order(case, len(rank))
     codes, names = _activity_codes(table.column("activity"))
