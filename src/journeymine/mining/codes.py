@@ -316,14 +316,12 @@ def _seq_at(column: pa.ChunkedArray, order: np.ndarray | None) -> SeqAt:
 SCATTERED = 4
 
 
-def _ranked(table: pa.Table, case_column: str) -> SortedLog:
+def _ranked(table: pa.Table, runs: CaseRuns) -> SortedLog:
     """:func:`from_arrow` for a log whose cases are scattered: cases ranked by key (one sort of
-    the distinct keys), rows moved by the stable radix sort of their rank, which keeps a log in
-    time order in time order inside each case; else one three-key sort."""
-    column = table.column(case_column).combine_chunks()
-    encoded = column if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)
-    rank = key_ranks(encoded.dictionary)
-    case = rank[np.asarray(encoded.indices.to_numpy(zero_copy_only=False))]
+    the distinct keys ``case_runs`` found), rows moved by the stable radix sort of their rank,
+    which keeps a log in time order in time order inside each case; else one three-key sort."""
+    rank = key_ranks(runs.keys)
+    case = rank[_run_codes(runs, table.num_rows)]
     order = _radix_order(case, len(rank))
     codes, names = _activity_codes(table.column("activity"))
     case, codes = case[order], codes[order]
@@ -356,7 +354,7 @@ def from_arrow(table: pa.Table) -> SortedLog:
         return sorted_log(np.zeros(0), np.zeros(0), np.zeros(0), [])
     runs = case_runs(table.column(case_column))
     if not runs.grouped and len(runs.starts) > table.num_rows // SCATTERED:
-        return _ranked(table, case_column)
+        return _ranked(table, runs)
     case = _run_codes(runs, table.num_rows)
     codes, names = _activity_codes(table.column("activity"))
     us = _micros(table.column("ts"))
