@@ -131,6 +131,13 @@ def sorted_log(
     return SortedLog(case, activity, us, names, starts, case_keys)
 
 
+def key_ranks(keys: pa.Array) -> np.ndarray:
+    """Each of distinct ``keys``' rank in ascending order (0-based): one sort of the keys."""
+    rank = np.empty(len(keys), np.int64)
+    rank[np.asarray(pc.sort_indices(keys))] = np.arange(len(rank))
+    return rank
+
+
 def _radix_order(keys: np.ndarray, n_keys: int) -> np.ndarray:
     """The stable order of non-negative integer ``keys``: least significant 16 bits first, each
     pass a linear-time radix sort (numpy's stable sort of 16-bit integers)."""
@@ -162,7 +169,9 @@ def _in_order(case: np.ndarray, us: np.ndarray, seq: SeqAt) -> bool:
     ties = _time_ties(case, us)
     if ties is None:
         return False
-    return bool(np.all(seq(ties + 1) >= seq(ties)))
+    # One ask for both rows of every tie (row, next row, ...: still non-decreasing rows).
+    pairs = seq(np.stack((ties, ties + 1), axis=1).ravel()).reshape(-1, 2)
+    return bool(np.all(pairs[:, 1] >= pairs[:, 0]))
 
 
 def _heads(chunk: pa.Array) -> np.ndarray:
@@ -278,7 +287,7 @@ def _activity_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
 
 
 def _take_sorted(column: pa.ChunkedArray, rows: np.ndarray) -> np.ndarray:
-    """An integer column's values at ascending ``rows``, chunk by chunk: no copy of the
+    """An integer column's values at non-decreasing ``rows``, chunk by chunk: no copy of the
     column, no Arrow take across chunks."""
     lengths = np.array([len(c) for c in column.chunks], dtype=np.int64)
     firsts = np.cumsum(lengths) - lengths
@@ -291,7 +300,7 @@ def _take_sorted(column: pa.ChunkedArray, rows: np.ndarray) -> np.ndarray:
 
 
 def _seq_at(column: pa.ChunkedArray, order: np.ndarray | None) -> SeqAt:
-    """``seq`` at given ascending rows of the (re)ordered log, without reading the whole
+    """``seq`` at given non-decreasing rows of the (re)ordered log, without reading the whole
     column when the rows were not moved."""
 
     def at(rows: np.ndarray) -> np.ndarray:
@@ -307,15 +316,12 @@ def _seq_at(column: pa.ChunkedArray, order: np.ndarray | None) -> SeqAt:
 SCATTERED = 4
 
 
-def _ranked(table: pa.Table, case_column: str) -> SortedLog:
+def _ranked(table: pa.Table, runs: CaseRuns) -> SortedLog:
     """:func:`from_arrow` for a log whose cases are scattered: cases ranked by key (one sort of
-    the distinct keys), rows moved by the stable radix sort of their rank, which keeps a log in
-    time order in time order inside each case; else one three-key sort."""
-    column = table.column(case_column).combine_chunks()
-    encoded = column if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)
-    rank = np.empty(len(encoded.dictionary), np.int64)
-    rank[np.asarray(pc.sort_indices(encoded.dictionary))] = np.arange(len(rank))
-    case = rank[np.asarray(encoded.indices.to_numpy(zero_copy_only=False))]
+    the distinct keys ``case_runs`` found), rows moved by the stable radix sort of their rank,
+    which keeps a log in time order in time order inside each case; else one three-key sort."""
+    rank = key_ranks(runs.keys)
+    case = rank[_run_codes(runs, table.num_rows)]
     order = _radix_order(case, len(rank))
     codes, names = _activity_codes(table.column("activity"))
     case, codes = case[order], codes[order]
@@ -347,11 +353,11 @@ def from_arrow(table: pa.Table) -> SortedLog:
     if table.num_rows == 0:
         return sorted_log(np.zeros(0), np.zeros(0), np.zeros(0), [])
     runs = case_runs(table.column(case_column))
+    if not runs.grouped and len(runs.starts) > table.num_rows // SCATTERED:
+        return _ranked(table, runs)
     case = _run_codes(runs, table.num_rows)
     codes, names = _activity_codes(table.column("activity"))
     us = _micros(table.column("ts"))
-    if not runs.grouped and len(runs.starts) > table.num_rows // SCATTERED:
-        return _ranked(table, case_column)
     order = _row_order(runs, table.num_rows)
     if order is not None:
         case, us, codes = case[order], us[order], codes[order]

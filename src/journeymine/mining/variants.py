@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from journeymine.mining.codes import SortedLog, code_type
+from journeymine.mining.codes import SortedLog, code_type, key_ranks
 from journeymine.mining.quantiles import grouped_quantiles
 
 # From this many bytes of codes on, offsets need 64 bits (``large_binary``).
@@ -56,8 +56,7 @@ def _variant_order(log: SortedLog, ids: np.ndarray, cases: np.ndarray) -> np.nda
     otherwise; then each variant's lowest key rank decides."""
     if log.case_keys is None:
         return np.argsort(-cases, kind="stable")
-    rank = np.empty(len(log.case_keys), dtype=np.int64)
-    rank[np.asarray(pc.sort_indices(log.case_keys))] = np.arange(len(rank))
+    rank = key_ranks(log.case_keys)
     lowest = np.full(len(cases), np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(lowest, ids, rank)
     return np.lexsort((lowest, -cases))
