@@ -18,6 +18,7 @@ from journeymine.ingest.sources.zendesk import (
     STAFF_ROLES,
     UNKNOWN_AUTHOR_ACTIVITY,
 )
+from journeymine.warehouse import held_tables
 
 # A support.reply's actor, decided from the latest version of its author among the users of
 # every loaded page: an end-user's reply is the customer's (sentiment kept), a staff member's
@@ -102,11 +103,7 @@ def resolve_reply_authors(con: duckdb.DuckDBPyConnection) -> list[int]:
     """Decide the actor of every ``support.reply`` whose author some loaded page lists
     (``touchpoints`` and ``raw_rows`` must exist), or during an incremental night only of the
     replies that night can change; the person of each reply decided."""
-    held = con.execute(  # one catalogue read for both
-        "SELECT count(*) FROM duckdb_tables() WHERE temporary AND list_contains(?, table_name)",
-        [list(NIGHT_TABLES)],
-    ).fetchall()[0][0]
-    if held < len(NIGHT_TABLES):
+    if not held_tables(con).issuperset(NIGHT_TABLES):  # one catalogue read for both
         return _resolve(con, ALL_REPLIES)
     rebuilt, users = con.execute(NIGHT_COUNTS).fetchall()[0]
     if not rebuilt and not users:
