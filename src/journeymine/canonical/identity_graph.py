@@ -185,14 +185,11 @@ def components(
 
 
 def assign_ids(
-    components: Iterable[list[Node]], previous: dict[Node, int], first_new: int | None = None
+    components: Iterable[list[Node]], previous: dict[Node, int]
 ) -> tuple[dict[Node, int], list[tuple[int, int]]]:
     """Give each component an id, keeping old ids; returns (node -> id, [(merged, into)]).
-
-    New ids start at ``first_new`` (default: above the largest previous id); a caller that
-    passes only some components' previous ids passes the warehouse-wide start.
-    """
-    next_id = max(previous.values(), default=0) + 1 if first_new is None else first_new
+    New ids start above the largest previous id."""
+    next_id = max(previous.values(), default=0) + 1
     used: set[int] = set()
     assigned: dict[Node, int] = {}
     merges: list[tuple[int, int]] = []
