@@ -120,9 +120,10 @@ def unions(
             src[start : start + _SLICE].tolist(), dst[start : start + _SLICE].tolist(), strict=True
         )
         for position, (a, b) in enumerate(pairs, start):
-            if uf.find(a) == uf.find(b):
+            ra, rb = uf.find(a), uf.find(b)
+            if ra == rb:
                 continue
-            refusal = uf.union(a, b, limits)
+            refusal = uf.union(ra, rb, limits)  # roots: its own finds return at once
             if refusal:
                 refused.append((position, *refusal))
             else:
