@@ -364,8 +364,11 @@ def _update_night_links(con: duckdb.DuckDBPyConnection) -> int:
     searched = scalar(con, "SELECT count(*) FROM account_night_nodes")
     con.execute(  # with no node to search from, the search would still scan every edge
         "CREATE OR REPLACE TEMP TABLE account_links_after AS "
-        + (SELECT_ACCOUNT_LINKS.format(nodes="account_night_nodes") if searched else "")
-        + ("" if searched else "FROM account_links LIMIT 0")
+        + (
+            SELECT_ACCOUNT_LINKS.format(nodes="account_night_nodes")
+            if searched
+            else "FROM account_links LIMIT 0"
+        )
     )
     con.execute(MERGED_LINKS)
     # Replaced whether or not they changed: comparing the two sets cost more than the rewrite.

@@ -120,9 +120,10 @@ def unions(
             src[start : start + _SLICE].tolist(), dst[start : start + _SLICE].tolist(), strict=True
         )
         for position, (a, b) in enumerate(pairs, start):
-            if uf.find(a) == uf.find(b):
+            ra, rb = uf.find(a), uf.find(b)
+            if ra == rb:
                 continue
-            refusal = uf.union(a, b, limits)
+            refusal = uf.union(ra, rb, limits)  # roots: its own finds return at once
             if refusal:
                 refused.append((position, *refusal))
             else:
@@ -185,14 +186,11 @@ def components(
 
 
 def assign_ids(
-    components: Iterable[list[Node]], previous: dict[Node, int], first_new: int | None = None
+    components: Iterable[list[Node]], previous: dict[Node, int]
 ) -> tuple[dict[Node, int], list[tuple[int, int]]]:
     """Give each component an id, keeping old ids; returns (node -> id, [(merged, into)]).
-
-    New ids start at ``first_new`` (default: above the largest previous id); a caller that
-    passes only some components' previous ids passes the warehouse-wide start.
-    """
-    next_id = max(previous.values(), default=0) + 1 if first_new is None else first_new
+    New ids start above the largest previous id."""
+    next_id = max(previous.values(), default=0) + 1
     used: set[int] = set()
     assigned: dict[Node, int] = {}
     merges: list[tuple[int, int]] = []
@@ -252,11 +250,8 @@ def store_nodes(
     table: str,
     id_column: str,
     assigned: dict[Node, int],
-    *,
-    replace_only: str | None = None,
 ) -> None:
-    """Write node -> id, keeping each node's first_assigned_at. The whole table, or with
-    ``replace_only`` (a table of node_type, node_id) only the nodes it names."""
+    """Write node -> id over the whole table, keeping each node's first_assigned_at."""
     frame = pa.table(
         {
             "node_type": pa.array([n[0] for n in assigned], pa.string()),
@@ -265,7 +260,7 @@ def store_nodes(
         }
     )
     con.register("assigned_nodes", frame)
-    store_node_rows(con, table, id_column, "assigned_nodes", replace_only=replace_only)
+    store_node_rows(con, table, id_column, "assigned_nodes")
     con.unregister("assigned_nodes")
 
 
@@ -276,16 +271,15 @@ def store_node_rows(
     rows: str,
     *,
     replace_only: str | None = None,
-    carried: bool = False,
 ) -> None:
     """:func:`store_nodes` from the relation ``rows`` (node_type, node_id, ``id_column``).
 
-    With ``carried``, ``replace_only`` also holds each node's ``first_assigned_at`` and
-    ``row_id`` (its rowid in ``table``; NULL for a new node), read from ``table`` earlier in
-    the same transaction: the table is then not searched by identifier again (a join on two
-    strings over every node), and its rows go by rowid."""
+    With ``replace_only``, only the nodes that table names are replaced: it holds each node's
+    ``first_assigned_at`` and ``row_id`` (its rowid in ``table``; NULL for a new node), read
+    from ``table`` earlier in the same transaction, so the table is not searched by identifier
+    again (a join on two strings over every node) and its rows go by rowid."""
     table, column = ident(table), ident(id_column)
-    known = ident(replace_only) if carried and replace_only else table
+    known = ident(replace_only) if replace_only else table
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE new_nodes AS
@@ -297,15 +291,10 @@ def store_node_rows(
     )
     if replace_only is None:
         con.execute(f"DELETE FROM {table}")
-    elif carried:
+    else:
         con.execute(
             f"DELETE FROM {table} WHERE rowid IN "
             f"(SELECT row_id FROM {ident(replace_only)} WHERE row_id IS NOT NULL)"
-        )
-    else:
-        con.execute(
-            f"DELETE FROM {table} t USING {ident(replace_only)} r "
-            "WHERE t.node_type = r.node_type AND t.node_id = r.node_id"
         )
     con.execute(f"INSERT INTO {table} SELECT * FROM new_nodes ORDER BY {column}")
     con.execute("DROP TABLE new_nodes")

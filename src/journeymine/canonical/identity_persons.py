@@ -218,7 +218,6 @@ def stitch_night(
         "person_id",
         "stitch_assigned_nodes",
         replace_only="night_nodes",
-        carried=True,
     )
     store_merges(con, "person_merges", merges, run_id)
     for end in ("src", "dst"):  # a refusal inside a recomputed component, found by either node

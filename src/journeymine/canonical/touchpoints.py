@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 
 import duckdb
 
+from journeymine.canonical.identity_graph import scalar
 from journeymine.sql import literal
 from journeymine.vocabulary import OWNER_LABEL, SF_OPPORTUNITY
 from journeymine.warehouse import table_exists
@@ -196,7 +197,7 @@ WHERE seq IN (SELECT seq FROM night_older_seqs)
 def _night_versions(con: duckdb.DuckDBPyConnection, first: int) -> None:
     con.execute(NIGHT_VERSIONS)
     con.execute(OLDER_VERSIONS, [first])
-    if con.execute("SELECT count(*) FROM night_older_seqs").fetchall()[0][0]:
+    if scalar(con, "SELECT count(*) FROM night_older_seqs"):
         con.execute(OLDER_VERSION_ROWS)
     con.execute("DROP TABLE night_older_seqs")
 
@@ -282,16 +283,17 @@ def refresh(con: duckdb.DuckDBPyConnection, run_id: str, fixups: Sequence[Fixup]
     persons it changed are rebuilt whole or relabelled, the others gain their new events.
     Returns the number of touchpoints."""
     # A load numbers its events above every earlier one: the night's are those from here on.
-    first = con.execute(
+    first = scalar(
+        con,
         "SELECT coalesce((SELECT min(seq) FROM night_raw_events), "
-        "(SELECT max(seq) + 1 FROM raw_events), 1)"
-    ).fetchall()[0][0]
+        "(SELECT max(seq) + 1 FROM raw_events), 1)",
+    )
     _night_versions(con, first)
     con.execute(NIGHT_PERSONS, [first])
     con.execute(NIGHT_ALL_PERSONS + NIGHT_RELABEL)
     events, rows = _night_events(con, first)
     con.execute("DELETE FROM touchpoints WHERE person_id IN (SELECT person_id FROM night_reread)")
-    if con.execute("SELECT count(*) FROM night_relabel WHERE before <> after").fetchall()[0][0]:
+    if scalar(con, "SELECT count(*) FROM night_relabel WHERE before <> after"):
         con.execute(RELABEL)  # after the delete: a relabelled row may join a reread person
     # A record's winner is a new touchpoint when its person is rebuilt or when it is new.
     rebuilt = "person_id IN (SELECT person_id FROM night_persons)"
@@ -321,10 +323,8 @@ def _latest(con: duckdb.DuckDBPyConnection, events: str, rows: str) -> str:
     """The winning versions among the night's events: with only its own events and no record
     twice among them (most nights), every event wins; no window over them."""
     if events == "night_raw_events":
-        twice = con.execute(
-            "SELECT count(*) - count(DISTINCT (source, event_key)) FROM night_raw_events"
-        ).fetchall()[0][0]
-        if not twice:
+        twice = "SELECT count(*) - count(DISTINCT (source, event_key)) FROM night_raw_events"
+        if not scalar(con, twice):
             return "SELECT * FROM night_raw_events"
     return LATEST.format(events=events, rows=rows)
 
@@ -382,5 +382,4 @@ def _fix(con: duckdb.DuckDBPyConnection, fixups: Sequence[Fixup]) -> list[int]:
 
 
 def _count(con: duckdb.DuckDBPyConnection) -> int:
-    rows = con.execute("SELECT count(*) FROM touchpoints").fetchall()
-    return int(rows[0][0]) if rows else 0
+    return scalar(con, "SELECT count(*) FROM touchpoints")

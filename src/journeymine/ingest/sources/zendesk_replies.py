@@ -18,6 +18,10 @@ from journeymine.ingest.sources.zendesk import (
     STAFF_ROLES,
     UNKNOWN_AUTHOR_ACTIVITY,
 )
+from journeymine.warehouse import held_tables
+
+# The user id of a users page row's record key (``user:<id>@<updated_at>``, see :mod:`.zendesk`).
+USER_ID_OF_KEY = "split_part(split_part(record_key, '@', 1), ':', 2)"
 
 # A support.reply's actor, decided from the latest version of its author among the users of
 # every loaded page: an end-user's reply is the customer's (sentiment kept), a staff member's
@@ -31,7 +35,7 @@ RESOLVE_REPLIES = f"""
 UPDATE touchpoints AS t SET activity = d.activity, actor = d.actor, attributes = d.attributes
 FROM (
     WITH roles AS (
-        SELECT split_part(split_part(record_key, '@', 1), ':', 2) AS user_id,
+        SELECT {USER_ID_OF_KEY} AS user_id,
                arg_max(json_extract_string(raw, '$.role'),
                        TRY_CAST(split_part(record_key, '@', 2) AS TIMESTAMPTZ)) AS role
         FROM raw_rows WHERE source = '{SOURCE}' AND record_key LIKE 'user:%' {{users}}
@@ -74,7 +78,7 @@ ALL_REPLIES = {
 NIGHT_REPLIES = f"""
 CREATE OR REPLACE TEMP TABLE zendesk_night_replies AS
 WITH authors AS (
-    SELECT DISTINCT split_part(split_part(record_key, '@', 1), ':', 2) AS user_id
+    SELECT DISTINCT {USER_ID_OF_KEY} AS user_id
     FROM night_raw_rows WHERE source = '{SOURCE}' AND record_key LIKE 'user:%'
 ), rebuilt AS (
     SELECT event_id AS seq, activity, actor, attributes FROM night_touchpoints
@@ -102,11 +106,7 @@ def resolve_reply_authors(con: duckdb.DuckDBPyConnection) -> list[int]:
     """Decide the actor of every ``support.reply`` whose author some loaded page lists
     (``touchpoints`` and ``raw_rows`` must exist), or during an incremental night only of the
     replies that night can change; the person of each reply decided."""
-    held = con.execute(  # one catalogue read for both
-        "SELECT count(*) FROM duckdb_tables() WHERE temporary AND list_contains(?, table_name)",
-        [list(NIGHT_TABLES)],
-    ).fetchall()[0][0]
-    if held < len(NIGHT_TABLES):
+    if not held_tables(con).issuperset(NIGHT_TABLES):  # one catalogue read for both
         return _resolve(con, ALL_REPLIES)
     rebuilt, users = con.execute(NIGHT_COUNTS).fetchall()[0]
     if not rebuilt and not users:
@@ -119,8 +119,7 @@ def resolve_reply_authors(con: duckdb.DuckDBPyConnection) -> list[int]:
             {
                 "replies": "zendesk_night_replies",
                 "where": "",
-                "users": f"AND split_part(split_part(record_key, '@', 1), ':', 2) "
-                f"IN (SELECT {authors})",
+                "users": f"AND {USER_ID_OF_KEY} IN (SELECT {authors})",
             },
         )
     finally:
