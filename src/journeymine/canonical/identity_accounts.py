@@ -40,8 +40,6 @@ from journeymine.vocabulary import (
 
 # Account node types that an account holds at most one of: the data keeps them apart on purpose.
 EXCLUSIVE_ACCOUNT_TYPES = (SF_ACCOUNT, SEGMENT_GROUP)
-# The Stripe customer belongs to an account only through the people who pay with it.
-PAYER_ACCOUNT_TYPES = (STRIPE_CUSTOMER,)
 
 # Every link of a person to an account node, with the rule that makes it. Edges run from the
 # person's node to the account node (``dst``), as the parsers emit them. {nodes}: the identity

@@ -303,7 +303,7 @@ def store_node_rows(
 def store_merges(
     con: duckdb.DuckDBPyConnection, table: str, merges: list[tuple[int, int]], run_id: str
 ) -> None:
-    if not merges:  # executemany refuses an empty list
+    if not merges:  # nothing to write
         return
     frame = pa.table(
         {
