@@ -218,11 +218,12 @@ def _insert_rows(con: duckdb.DuckDBPyConnection, run_id: str, duplicates: int) -
         "(SELECT coalesce(max(seq), 0) FROM dup_events))"
     ).fetchall()[0][0]
     # Numbered over all events, duplicates too, so that seq follows the load order; the sort
-    # key is narrow (the wide staged columns stream from Parquet into the inserts).
+    # key is narrow (the wide staged columns stream from Parquet into the inserts), and the
+    # events find their number again by integers (the file's place, line, idx), not by names.
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE stg_seq AS
-        SELECT e.source, e.file, e.line, e.idx,
+        SELECT f.ord AS s_ord, e.line AS s_line, e.idx AS s_idx,
                ? + row_number() OVER (ORDER BY f.ord, e.line, e.idx) AS seq
         FROM stg_events e JOIN stg_files f USING (source, file)
         """,
@@ -240,8 +241,9 @@ def _insert_rows(con: duckdb.DuckDBPyConnection, run_id: str, duplicates: int) -
         con.execute(
             f"""
             INSERT INTO {kind}_events
-            SELECT s.seq, source, file, line, {EVENT_COLUMNS}
-            FROM stg_events e JOIN stg_seq s USING (source, file, line, idx) {keep}
+            SELECT s.seq, e.source, e.file, e.line, {EVENT_COLUMNS}
+            FROM stg_events e JOIN stg_files f USING (source, file)
+            JOIN stg_seq s ON s_ord = f.ord AND s_line = e.line AND s_idx = e.idx {keep}
             """
         )
         for table, columns in (
