@@ -73,6 +73,50 @@ def test_summary_compares_conforming_and_deviating() -> None:
     assert rows.loc["(any order deviation)", "completion_rate"] == pytest.approx(1 / 3)
 
 
+def test_a_second_run_replays_only_the_sequences_new_to_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """conformance_fitness carries each sequence's fitness to the next run: pm4py replays only
+    the new sequence, the fitness read back is what a full replay gives, and a changed design
+    replays everything."""
+    con, log = five_case_log()
+    replayed: list[list[list[str]]] = []
+    replay = pm4py_adapter.case_fitness
+
+    def counted(tree: object, traces: dict[int, list[str]]) -> dict[int, float]:
+        replayed.append(sorted(traces.values()))
+        return replay(tree, traces)
+
+    monkeypatch.setattr(pm4py_adapter, "case_fitness", counted)
+    conformance.write_conformance(con, SPEC, log)
+    assert len(replayed) == 1 and len(replayed[0]) == len(CASES)  # five distinct sequences
+    first = con.execute("FROM conformance ORDER BY case_key").fetchall()
+
+    con.execute(
+        "INSERT INTO t VALUES (6, 'trial', TIMESTAMPTZ '2026-01-01', 0), "
+        "(6, 'paid', TIMESTAMPTZ '2026-01-01 01:00', 1)"
+    )
+    conformance.write_conformance(con, SPEC, log)
+    assert replayed[1:] == [[["trial", "paid"]]]
+    assert con.execute("FROM conformance WHERE case_key <= 5 ORDER BY case_key").fetchall() == first
+    cached = dict(con.execute("SELECT case_key, fitness FROM conformance").fetchall())
+
+    con.execute(f"DROP TABLE {conformance.FITNESS}")
+    fresh = conformance.check_conformance(con, SPEC, log)
+    assert len(replayed[2]) == len(CASES) + 1
+    assert dict(zip(fresh.case_key, fresh.fitness, strict=True)) == cached
+    assert cached[6] < 1.0  # skipped signup: the new sequence was really replayed
+
+    demo_required = JourneySpec(
+        name="t", stages=tuple(Stage(s.name, s.activities) for s in SPEC.stages)
+    )
+    conformance.write_conformance(con, SPEC, log)  # the cache holds SPEC's six sequences
+    conformance.write_conformance(con, demo_required, log)
+    assert len(replayed) == 5 and len(replayed[4]) == len(CASES) + 1
+    by_case = dict(con.execute("SELECT case_key, fitness FROM conformance").fetchall())
+    assert by_case[2] < 1.0 == cached[2]  # without its optional demo, case 2 no longer fits
+
+
 def test_the_sample_planted_deviations_are_found(sample_copy: Path) -> None:
     truths = json.loads((ROOT / "data" / "sample" / "truths.json").read_text())["deviations"]
     con = duckdb.connect(str(sample_copy))  # a copy: the conformance tables are rewritten

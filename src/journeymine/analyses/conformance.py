@@ -14,10 +14,16 @@ stage without deviating. A case that stopped early on the path is neither (it is
 still open, measured by the funnel): shares are among the judged cases (conforming or
 deviating). A ``repeatable`` stage may come back at any time (browsing the website after
 signing up) without ``repeated`` / ``moved back to``. Fitness is pm4py's token-replay fitness
-of the stage sequence on the designed model (computed once per distinct sequence).
+of the stage sequence on the designed model, computed once per distinct sequence and kept in
+``conformance_fitness`` for the next run: a night replays only the sequences new to it (the
+cache holds the sequences of the last run, under the design and pm4py version they were
+replayed with; any other design replays everything).
 """
 
 from __future__ import annotations
+
+import json
+from collections.abc import Sequence
 
 import duckdb
 import numpy as np
@@ -25,11 +31,13 @@ import pandas as pd
 
 from journeymine.analyses.markers import marks_sql
 from journeymine.mining import pm4py_adapter
-from journeymine.spec import JourneySpec, positions, step_label
+from journeymine.spec import JourneySpec, Stage, positions, step_label
 from journeymine.sql import data_cutoff, duration_s
-from journeymine.warehouse import replace_table
+from journeymine.warehouse import replace_table, table_exists
 
 ORDER_DEVIATIONS = ("skipped", "repeated", "moved back to", "out of order")
+FITNESS = "conformance_fitness"
+Positions = Sequence[tuple[Sequence[Stage], bool]]
 
 
 def stage_sequences(
@@ -93,6 +101,13 @@ def check_conformance(
     con: duckdb.DuckDBPyConnection, spec: JourneySpec, log: str, *, with_fitness: bool = True
 ) -> pd.DataFrame:
     """Per case: stage sequence, deviation labels, conforms?, reached the last stage?, fitness."""
+    return _judge(con, spec, log, with_fitness)[0]
+
+
+def _judge(
+    con: duckdb.DuckDBPyConnection, spec: JourneySpec, log: str, with_fitness: bool
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`check_conformance`'s cases, and the same judgement per distinct sequence."""
     groups = positions(spec)
     steps = [(step_label(stages), optional) for stages, optional in groups]
     repeatable = frozenset(i for i, (st, _) in enumerate(groups) if any(s.repeatable for s in st))
@@ -111,12 +126,37 @@ def check_conformance(
     per["conforms"] = per.completed & ~per.deviates
     per["judged"] = per.completed | per.deviates
     if with_fitness and len(per):
-        tree = pm4py_adapter.designed_tree([([s.name for s in st], opt) for st, opt in groups])
-        fitness = pm4py_adapter.case_fitness(tree, dict(enumerate(per.stages)))
-        per["fitness"] = [fitness[k] for k in range(len(per))]
+        per["fitness"] = replayed_fitness(con, groups, list(per.stages))
     cases = cases.merge(per, on="key", how="left").drop(columns="key")
     cases["positions"] = cases.positions.map(lambda seq: [int(p) for p in seq])
-    return cases
+    return cases, per
+
+
+def design_key(groups: Positions) -> str:
+    """What a stage sequence's fitness depends on besides the sequence: the designed positions
+    (alternatives, optional) and the pm4py release that replays them."""
+    design = [[[s.name for s in stages], optional] for stages, optional in groups]
+    return json.dumps({"design": design, "pm4py": pm4py_adapter.pm4py_version()})
+
+
+def replayed_fitness(
+    con: duckdb.DuckDBPyConnection, groups: Positions, sequences: list[list[str]]
+) -> list[float]:
+    """pm4py's token-replay fitness of each stage sequence against the designed model; the
+    sequences the last run replayed under the same :func:`design_key` are read from
+    ``conformance_fitness``, and only the others are replayed."""
+    known: dict[tuple[str, ...], float] = {}
+    if table_exists(con, FITNESS):
+        rows = con.execute(
+            f"SELECT stages, fitness FROM {FITNESS} WHERE model = ?", [design_key(groups)]
+        ).fetchall()
+        known = {tuple(stages): float(fitness) for stages, fitness in rows}
+    new = {i: seq for i, seq in enumerate(sequences) if tuple(seq) not in known}
+    if new:
+        tree = pm4py_adapter.designed_tree([([s.name for s in st], opt) for st, opt in groups])
+        replayed = pm4py_adapter.case_fitness(tree, new)
+        known.update((tuple(new[i]), fitness) for i, fitness in replayed.items())
+    return [known[tuple(seq)] for seq in sequences]
 
 
 def summarise_conformance(cases: pd.DataFrame) -> pd.DataFrame:
@@ -153,9 +193,18 @@ def summarise_conformance(cases: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_conformance(con: duckdb.DuckDBPyConnection, spec: JourneySpec, log: str) -> pd.DataFrame:
-    """Store ``conformance`` (per case) and ``conformance_summary``; return the summary."""
-    cases = check_conformance(con, spec, log)
+    """Store ``conformance`` (per case), ``conformance_summary`` and this run's replayed
+    sequences (``conformance_fitness``); return the summary."""
+    cases, per = _judge(con, spec, log, with_fitness=True)
     summary = summarise_conformance(cases)
-    for name, frame in (("conformance", cases), ("conformance_summary", summary)):
-        replace_table(con, name, frame)
+    fitness = pd.DataFrame(
+        {
+            "model": design_key(positions(spec)),
+            "stages": per.stages,
+            "fitness": per.fitness if "fitness" in per.columns else pd.Series(dtype=float),
+        }
+    )
+    replace_table(con, "conformance", cases)
+    replace_table(con, "conformance_summary", summary)
+    replace_table(con, FITNESS, fitness)
     return summary

@@ -28,6 +28,13 @@ def _pm4py() -> Any:
     return pm4py
 
 
+def pm4py_version() -> str:
+    """The installed pm4py release, read from its metadata (no import of pm4py itself)."""
+    from importlib.metadata import version
+
+    return version("pm4py")
+
+
 def read_xes(path: str | Path) -> pd.DataFrame:
     """An XES / XES.gz file as pm4py's DataFrame, rows in file order."""
     with warnings.catch_warnings():

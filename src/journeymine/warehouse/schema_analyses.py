@@ -230,6 +230,16 @@ FUNNEL = (
             col("median_duration_s", NUM, "their median duration, seconds"),
         ),
     ),
+    Table(
+        "conformance_fitness",
+        L,
+        "one distinct stage sequence of the last run, replayed on the designed model",
+        (
+            col("model", TEXT, "the design (positions, optional) and pm4py release, as JSON"),
+            col("stages", "VARCHAR[]", "the stage sequence"),
+            col("fitness", NUM, "its pm4py token-replay fitness, reused by the next run"),
+        ),
+    ),
 )
 
 FINDINGS = (
