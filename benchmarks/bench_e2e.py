@@ -235,7 +235,7 @@ def wrap_analysis_steps(clock: Clock) -> None:
         (runner, "drivers", "drivers"),
         (runner, "compare_periods", "drift"),
         (runner, "retention", "retention"),
-        (runner, "paths", "paths"),
+        (runner, "dropped_paths", "paths"),
         (runner, "write_journey_grid", "journey grid"),
         (runner, "write_opportunities", "opportunities"),
         (runner, "write_headlines", "headlines"),

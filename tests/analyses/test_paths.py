@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from journeymine.analyses import funnel
-from journeymine.analyses.paths import PathsError, paths
+from journeymine.analyses.paths import PathsError, dropped_paths, paths
 from journeymine.mining import discovery
 from journeymine.spec import JourneySpec, Stage
 from tests.fixtures import insert_rows
@@ -138,6 +138,31 @@ def test_dropped_matches_independent_count() -> None:
     expected = _expected(con, "dropped", "visit", 2)
     assert dropped > 10 and got.people.sum() == dropped
     pd.testing.assert_frame_equal(got[["path", "people", "share"]], expected, check_dtype=False)
+
+
+def test_dropped_paths_of_several_stages_in_one_pass_match_independent_counts() -> None:
+    """The runner asks for every stage at once: each stage's rows are that stage's own count
+    (share among its own droppers), top applied per stage, in the order the stages are given."""
+    con = _random_log(seed=5, cases=300)
+    entries = funnel.build_entries(con, SPEC, "event_log")
+    con.execute(f"CREATE TABLE stage_entries AS SELECT * FROM {entries}")
+    stages = ["signup", "visit"]
+    got = dropped_paths(con, stages, steps=2, top=1000)
+    assert list(dict.fromkeys(got.anchor)) == stages
+    for stage in stages:
+        expected = _expected(con, "dropped", stage, 2)
+        assert len(expected) > 3
+        mine = got[got.anchor == stage].reset_index(drop=True)
+        pd.testing.assert_frame_equal(
+            mine[["path", "people", "share"]], expected, check_dtype=False
+        )
+    top = dropped_paths(con, stages, steps=2, top=2)
+    for stage in stages:
+        expected = _expected(con, "dropped", stage, 2).head(2)
+        mine = top[top.anchor == stage].reset_index(drop=True)
+        pd.testing.assert_frame_equal(
+            mine[["path", "people", "share"]], expected, check_dtype=False
+        )
 
 
 HAND = [

@@ -101,26 +101,28 @@ def _path_expr(direction: str, steps: int) -> str:
 
 
 def _anchored_sql(direction: str, entries: str, path: str) -> str:
-    """One row per case with an anchor: its path (the first anchor step in event order). The
-    path text is built only for anchor rows, not for every step of the log."""
+    """One row per case and anchor: its path (the first anchor step in event order). The path
+    text is built only for anchor rows, not for every step of the log."""
     if direction != "dropped":
         return (
-            f"SELECT arg_min({path}, (ts, seq)) AS path FROM steps "
+            f"SELECT $anchor AS anchor, arg_min({path}, (ts, seq)) AS path FROM steps "
             "WHERE activity GLOB $anchor GROUP BY case_key"
         )
     # The step holding the entering event: it starts at or before it, the next one after it.
     return f"""
-        SELECT arg_min({path}, (s.ts, s.seq)) AS path
+        SELECT e.stage AS anchor, arg_min({path}, (s.ts, s.seq)) AS path
         FROM {entries} e JOIN steps s ON s.case_key = e.case_key
          AND (s.ts < e.entered_at OR (s.ts = e.entered_at AND s.seq <= e.entered_seq))
          AND (s.next_ts IS NULL OR s.next_ts > e.entered_at
               OR (s.next_ts = e.entered_at AND s.next_seq > e.entered_seq))
-        WHERE e.stage = $anchor AND e.status = 'dropped'
-        GROUP BY e.case_key
+        WHERE list_contains($stages, e.stage) AND e.status = 'dropped'
+        GROUP BY e.stage, e.case_key
     """
 
 
 def _paths_sql(log: str, direction: str, entries: str, steps: int) -> str:
+    """The top paths of each anchor (one, or every stage asked for ``dropped``), in one pass
+    over the log: its steps are numbered once, whatever the number of stages."""
     shift = "lag" if direction == "before" else "lead"
     neighbours = ", ".join(f"{shift}(activity, {k}) OVER w AS n{k}" for k in range(1, steps + 1))
     if direction == "dropped":  # where the step ends, to find the step holding an event
@@ -132,8 +134,11 @@ def _paths_sql(log: str, direction: str, entries: str, steps: int) -> str:
             FROM events WHERE is_new WINDOW w AS (PARTITION BY case_key ORDER BY ts, seq)
         ),
         anchored AS ({_anchored_sql(direction, entries, _path_expr(direction, steps))})
-        SELECT path, count(*) AS people, count(*) / sum(count(*)) OVER () AS share
-        FROM anchored GROUP BY path ORDER BY people DESC, path LIMIT $top
+        SELECT anchor, path, count(*) AS people,
+               count(*) / sum(count(*)) OVER (PARTITION BY anchor) AS share
+        FROM anchored GROUP BY anchor, path
+        QUALIFY row_number() OVER (PARTITION BY anchor ORDER BY count(*) DESC, path) <= $top
+        ORDER BY anchor, people DESC, path
     """
 
 
@@ -158,22 +163,56 @@ def paths(
     """
     if direction not in DIRECTIONS:
         raise PathsError(f"direction is one of {DIRECTIONS}, not {direction!r}")
-    if not 1 <= steps <= MAX_STEPS or top < 1:
-        raise PathsError(f"steps must be 1..{MAX_STEPS} and top at least 1, not {steps} and {top}")
-    problem = (
-        stage_message(con, entries, anchor)
-        if direction == "dropped"
-        else no_match_message(con, log, [anchor], "anchor")
-    )
+    if direction == "dropped":
+        return dropped_paths(
+            con, [anchor], steps=steps, top=top, log=log, entries=entries, cutoff=cutoff
+        )
+    problem = no_match_message(con, log, [anchor], "anchor")
     if problem:
         raise PathsError(problem)
+    return _run(con, log, direction, entries, steps, top, cutoff, {"anchor": anchor})
+
+
+def dropped_paths(
+    con: duckdb.DuckDBPyConnection,
+    stages: Sequence[str],
+    *,
+    steps: int = 3,
+    top: int = 20,
+    log: str = "event_log",
+    entries: str = "stage_entries",
+    cutoff: datetime | None = None,
+) -> pd.DataFrame:
+    """:func:`paths` ``dropped`` of each of ``stages`` (stage by stage, in the order given),
+    from one pass over the log instead of one per stage."""
+    for stage in stages:
+        problem = stage_message(con, entries, stage)
+        if problem:
+            raise PathsError(problem)
+    frame = _run(con, log, "dropped", entries, steps, top, cutoff, {"stages": list(stages)})
+    order = {stage: i for i, stage in enumerate(stages)}
+    frame = frame.sort_values("anchor", key=lambda a: a.map(order), kind="stable")
+    return frame.reset_index(drop=True)
+
+
+def _run(
+    con: duckdb.DuckDBPyConnection,
+    log: str,
+    direction: str,
+    entries: str,
+    steps: int,
+    top: int,
+    cutoff: datetime | None,
+    anchors: dict[str, object],
+) -> pd.DataFrame:
+    if not 1 <= steps <= MAX_STEPS or top < 1:
+        raise PathsError(f"steps must be 1..{MAX_STEPS} and top at least 1, not {steps} and {top}")
     if cutoff is None:
         cutoff = data_cutoff(con, log)
     frame = con.execute(
         _paths_sql(log, direction, entries, steps),
-        {"anchor": anchor, "top": top, "cutoff": cutoff, "sep": SEPARATOR},
+        {**anchors, "top": top, "cutoff": cutoff, "sep": SEPARATOR},
     ).df()
-    frame.insert(0, "direction", direction)
-    frame.insert(0, "anchor", anchor)
+    frame.insert(1, "direction", direction)
     frame["people"] = frame["people"].astype("int64")
     return frame[COLUMNS]

@@ -23,7 +23,7 @@ from journeymine.analyses.funnel import write_stage_funnel
 from journeymine.analyses.headlines import write_headlines
 from journeymine.analyses.journey_grid import write_journey_grid
 from journeymine.analyses.opportunities import write_opportunities
-from journeymine.analyses.paths import paths
+from journeymine.analyses.paths import dropped_paths
 from journeymine.analyses.retention import RetentionError, retention
 from journeymine.errors import WarehouseError
 from journeymine.mining import discovery, pm4py_adapter, sharded
@@ -188,10 +188,9 @@ def _write_lifecycle(
         except RetentionError as exc:  # nobody reached the retention stage yet
             warnings.append(f"no retention table: {exc}")
     dropped = overall[overall.dropped > 0].stage.tolist()
-    found = [paths(con, stage, "dropped", steps=3, top=10, log=log) for stage in dropped]
-    found = [f for f in found if len(f)]
-    if found:
-        replace_table(con, "paths", pd.concat(found, ignore_index=True))
+    found = dropped_paths(con, dropped, steps=3, top=10, log=log)
+    if len(found):
+        replace_table(con, "paths", found)
     return warnings
 
 
