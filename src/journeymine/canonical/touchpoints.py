@@ -38,12 +38,20 @@ Fixup = Callable[[duckdb.DuckDBPyConnection], list[int]]
 # versions at least); {persons}: a condition on the
 # person id; {owners}: a condition on the owner ids whose names are wanted; {nodes}: the
 # identity nodes (a night's own events: only theirs, ``stitch_event_persons``).
+# Only the records that came more than once are ranked: the rest stream through, where a window
+# over every event sorted all of them with their attributes (10M events: 155 s -> 22 s, the sort
+# spilling under the writer's cap). The older versions go by their (unique) seq.
 LATEST = """
-SELECT e.* FROM {events} e LEFT JOIN {rows} r USING (source, file, line)
-QUALIFY row_number() OVER (
-    PARTITION BY e.source, e.event_key
-    ORDER BY TRY_CAST(nullif(split_part(r.record_key, '@', 2), '') AS TIMESTAMPTZ) DESC NULLS LAST,
-             e.seq DESC) = 1
+SELECT * FROM {events} ANTI JOIN (
+    SELECT e.seq FROM {events} e
+    SEMI JOIN (SELECT source, event_key FROM {events} GROUP BY ALL HAVING count(*) > 1) again
+         ON again.source = e.source AND again.event_key IS NOT DISTINCT FROM e.event_key
+    LEFT JOIN {rows} r USING (source, file, line)
+    QUALIFY row_number() OVER (
+        PARTITION BY e.source, e.event_key
+        ORDER BY TRY_CAST(nullif(split_part(r.record_key, '@', 2), '') AS TIMESTAMPTZ)
+                 DESC NULLS LAST, e.seq DESC) > 1
+) older USING (seq)
 """
 SELECT_TOUCHPOINTS = f"""
 WITH latest AS (  -- the newest version of a record wins, whatever order the files came in
