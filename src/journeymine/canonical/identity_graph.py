@@ -21,6 +21,8 @@ import duckdb
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+from scipy import sparse
+from scipy.sparse import csgraph
 
 from journeymine.sql import ident
 
@@ -111,7 +113,64 @@ def unions(
     limits: dict[str, int],
 ) -> Unions:
     """Apply the edges ``src[i] - dst[i]`` in order over nodes ``0..size-1``; ``capped`` names
-    the nodes of each capped kind (``limits``: how many one component may hold)."""
+    the nodes of each capped kind (``limits``: how many one component may hold).
+
+    A join can only be refused inside a component of the uncapped graph that holds more nodes
+    of a capped kind than its limit. Every other component ends whole, and which of its edges
+    joined two parts depends on their order alone: the spanning forest of the earliest edges
+    (:func:`_earliest_forest`). Only the crowded components are replayed edge by edge
+    (:func:`_replay`); the answer is the same as replaying every edge."""
+    if not len(src):
+        return Unions(np.arange(size, dtype=np.int64), np.zeros(0, dtype=np.bool_), [])
+    graph = sparse.coo_matrix((np.ones(len(src), np.int8), (src, dst)), shape=(size, size))
+    n_parts, part = csgraph.connected_components(graph.tocsr(), directed=False)
+    crowded_part = np.zeros(n_parts, dtype=np.bool_)
+    for kind, nodes in capped.items():
+        crowded_part |= np.bincount(part[nodes], minlength=n_parts) > limits[kind]
+    first = np.full(n_parts, size, dtype=np.int64)
+    np.minimum.at(first, part, np.arange(size, dtype=np.int64))
+    root = first[part]  # a component's root is its smallest node
+    crowded = crowded_part[part]
+    replayed = crowded[src]
+    joined = _earliest_forest(size, src, dst, ~replayed)
+    if not replayed.any():
+        return Unions(root, joined, [])
+    edges = np.flatnonzero(replayed)
+    held = {kind: nodes[crowded[nodes]] for kind, nodes in capped.items()}
+    some = _replay(size, src[edges], dst[edges], held, limits)
+    joined[edges] = some.joined
+    refused = [(int(edges[at]), kind, nodes) for at, kind, nodes in some.refused]
+    return Unions(np.where(crowded, some.root, root), joined, refused)
+
+
+def _earliest_forest(
+    size: int, src: npt.NDArray[np.int64], dst: npt.NDArray[np.int64], among: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.bool_]:
+    """Which of the edges ``among`` join two parts when applied in order with nothing refused:
+    the minimum spanning forest with each edge weighted by its position (weights are distinct,
+    so the forest is unique and is what joining in order builds). A pair's later repeats and
+    loops never join."""
+    joined = np.zeros(len(src), dtype=np.bool_)
+    at = np.flatnonzero(among & (src != dst))
+    low, high = np.minimum(src[at], dst[at]), np.maximum(src[at], dst[at])
+    _, first = np.unique(low * size + high, return_index=True)  # size < 3e9: no overflow
+    at, low, high = at[first], low[first], high[first]
+    weights = (at + 1).astype(np.float64)  # exact below 2**53; a zero weight would be no edge
+    forest = csgraph.minimum_spanning_tree(
+        sparse.csr_matrix((weights, (low, high)), shape=(size, size))
+    )
+    joined[forest.data.astype(np.int64) - 1] = True
+    return joined
+
+
+def _replay(
+    size: int,
+    src: npt.NDArray[np.int64],
+    dst: npt.NDArray[np.int64],
+    capped: dict[str, npt.NDArray[np.int64]],
+    limits: dict[str, int],
+) -> Unions:
+    """:func:`unions` edge by edge, for the components where a cap can refuse a join."""
     uf = UnionFind(size, capped)
     joined = bytearray(len(src))
     refused: list[tuple[int, str, list[int]]] = []
@@ -128,7 +187,7 @@ def unions(
                 refused.append((position, *refusal))
             else:
                 joined[position] = 1
-    return Unions(uf.roots(), np.frombuffer(joined, dtype=np.bool_), refused)
+    return Unions(uf.roots(), np.frombuffer(joined, dtype=np.bool_).copy(), refused)
 
 
 def refusal(kind: str, values: Sequence[str], limit: int, entity: str) -> Refusal:

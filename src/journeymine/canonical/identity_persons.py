@@ -323,29 +323,11 @@ def _named(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _both_settings(graph: Graph, max_user_ids: int) -> tuple[Unions, Unions]:
-    """The persons under the chosen cap, and under the other setting for the refusal report.
-
-    The two settings can only differ inside a component of the uncapped graph that holds more
-    user ids than the smaller of the two caps: anywhere else no union is ever refused, and
-    both give the whole component (its root is its smallest node either way). So the other
-    setting replays only the edges of those crowded components, in their order; the result is
-    the full second pass's, at the cost of the few components where the caps bite."""
-    outcome = unions(
-        graph.size, graph.src, graph.dst, {USER_ID: graph.users}, {USER_ID: max_user_ids}
-    )
-    limit = other_setting(max_user_ids)
-    top = _uncapped(graph, outcome)
-    users_in = np.bincount(top[graph.users], minlength=graph.size)
-    crowded = users_in[top] > min(max_user_ids, limit)  # per node
-    edges = np.flatnonzero(crowded[graph.src])  # an edge lies inside one uncapped component
-    users = graph.users[crowded[graph.users]]
-    some = unions(
-        graph.size, graph.src[edges], graph.dst[edges], {USER_ID: users}, {USER_ID: limit}
-    )
-    joined = outcome.joined.copy()
-    joined[edges] = some.joined
-    refused = [(int(edges[at]), kind, held) for at, kind, held in some.refused]
-    return outcome, Unions(np.where(crowded, some.root, outcome.root), joined, refused)
+    """The persons under the chosen cap, and under the other setting for the refusal report."""
+    capped = {USER_ID: graph.users}
+    outcome = unions(graph.size, graph.src, graph.dst, capped, {USER_ID: max_user_ids})
+    limit = {USER_ID: other_setting(max_user_ids)}
+    return outcome, unions(graph.size, graph.src, graph.dst, capped, limit)
 
 
 CONFLICTS_TABLE = """
