@@ -20,10 +20,9 @@ from collections.abc import Callable, Sequence
 
 import duckdb
 
-from journeymine.canonical.identity_graph import scalar
+from journeymine.canonical.identity_graph import scalar, table_names
 from journeymine.sql import literal
 from journeymine.vocabulary import OWNER_LABEL, SF_OPPORTUNITY
-from journeymine.warehouse import table_exists
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +159,7 @@ def build(con: duckdb.DuckDBPyConnection, fixups: Sequence[Fixup] = ()) -> int:
     (``journeymine.ingest.sources.TOUCHPOINT_FIXUPS``). Returns the number of touchpoints."""
     night = (
         con.execute("SELECT run_id FROM stitch_night").fetchall()
-        if table_exists(con, "stitch_night")
+        if "stitch_night" in table_names(con)
         else []
     )
     if night:
