@@ -298,28 +298,24 @@ def _drop_stitch_tables(con: duckdb.DuckDBPyConnection) -> None:
 # stop being the one that counts). The recomputed nodes that no person edge and no event of the
 # night names, but that were nodes before, are looked up in ``raw_events``: on most nights none.
 NIGHT_UNNAMED = """
-CREATE OR REPLACE TEMP TABLE night_unnamed AS
-SELECT node_type, node_id FROM night_nodes WHERE person_id IS NOT NULL
+SELECT node_type, node_id FROM night_nodes WHERE person_id IS NOT NULL AND NOT named
 EXCEPT SELECT src_type, src_id FROM stitch_edges
 EXCEPT SELECT dst_type, dst_id FROM stitch_edges
-EXCEPT SELECT id_type, id_value FROM night_raw_events
 """
 
 
 def _named(con: duckdb.DuckDBPyConnection) -> None:
-    """The temp table ``stitch_named``: the recomputed nodes that an event names."""
+    """The temp table ``stitch_named``: the recomputed nodes that an event names (the night's
+    events: ``night_nodes.named``)."""
     con.execute(
         "CREATE OR REPLACE TEMP TABLE stitch_named AS "
-        "SELECT DISTINCT id_type AS node_type, id_value AS node_id FROM night_raw_events e "
-        "SEMI JOIN night_nodes n ON e.id_type = n.node_type AND e.id_value = n.node_id"
+        "SELECT node_type, node_id FROM night_nodes WHERE named"
     )
-    con.execute(NIGHT_UNNAMED)
-    if scalar(con, "SELECT count(*) FROM night_unnamed"):
+    if scalar(con, f"SELECT count(*) FROM ({NIGHT_UNNAMED})"):
         con.execute(
             "INSERT INTO stitch_named SELECT DISTINCT id_type, id_value FROM raw_events e "
-            "SEMI JOIN night_unnamed n ON e.id_type = n.node_type AND e.id_value = n.node_id"
+            f"SEMI JOIN ({NIGHT_UNNAMED}) n ON e.id_type = n.node_type AND e.id_value = n.node_id"
         )
-    con.execute("DROP TABLE night_unnamed")
 
 
 def _both_settings(graph: Graph, max_user_ids: int) -> tuple[Unions, Unions]:
