@@ -83,14 +83,16 @@ WHERE NOT EXISTS (SELECT 1 FROM night_nodes c
 """
 
 
-def night_nodes(con: duckdb.DuckDBPyConnection) -> None:
-    """The temp table ``night_nodes``: every node of the components the night reaches."""
+def night_nodes(con: duckdb.DuckDBPyConnection) -> int:
+    """The temp table ``night_nodes``: every node of the components the night reaches; returns
+    how many refusals the warehouse held before the night."""
     con.execute(NIGHT_SEEDS)
     reached = "SELECT person_id FROM night_nodes WHERE person_id IS NOT NULL"
-    if not scalar(con, "SELECT count(*) FROM identity_conflicts"):  # most warehouses: none
+    refusals = scalar(con, "SELECT count(*) FROM identity_conflicts")  # most warehouses: none
+    if not refusals:
         # No refusal to cross: the persons the seeds reach, whole, and nothing further.
         con.execute(NIGHT_PERSONS_NODES.format(frontier=reached))
-        return
+        return 0
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE night_frontier AS SELECT DISTINCT * FROM ({reached})"
     )
@@ -106,3 +108,4 @@ def night_nodes(con: duckdb.DuckDBPyConnection) -> None:
         )
     con.execute("DROP TABLE IF EXISTS night_next")
     con.execute("DROP TABLE night_frontier")
+    return refusals

@@ -204,7 +204,7 @@ def stitch_night(
     split); a person that only gained new identifiers keeps its touchpoints.
     ``stitch_person_targets`` (before, after) says where each previous person's identifiers
     went."""
-    night_nodes(con)
+    refusals = night_nodes(con)
     deals = scalar(
         con, f"SELECT count(*) FROM night_nodes WHERE node_type = {literal(SF_OPPORTUNITY)}"
     )
@@ -224,7 +224,8 @@ def stitch_night(
         replace_only="night_nodes",
     )
     store_merges(con, "person_merges", merges, run_id)
-    for end in ("src", "dst"):  # a refusal inside a recomputed component, found by either node
+    # A refusal inside a recomputed component, found by either node (none to find on most nights)
+    for end in ("src", "dst") if refusals else ():
         con.execute(
             f"DELETE FROM identity_conflicts c USING night_nodes n "
             f"WHERE c.{end}_type = n.node_type AND c.{end}_id = n.node_id"
