@@ -121,6 +121,7 @@ FROM (
     JOIN night_relabel r ON r.before = p.person_id
     UNION ALL
     SELECT person_id, min(occurred_at), max(occurred_at), count(*) FROM night_touchpoints
+    WHERE person_id IN (SELECT person_id FROM night_rebuilt_persons)  -- the others: NIGHT_GAINED
     GROUP BY person_id
 )
 GROUP BY person_id
