@@ -12,6 +12,8 @@ and in CPU time (all threads; steadier when other work shares the cores).
 With ``--profile``, lists the seconds of each SQL statement of the stitch and the touchpoints
 in both runs (statements named by their first words; the rest of a phase is Python, summed over
 the rounds). ``--repeat N`` runs both nights N times, alternating, and reports each phase's best.
+``--nights N`` (with a night 1 already built) runs only the incremental night, N times in one
+process, each rolled back, and lists each statement's least wall and CPU milliseconds.
 """
 
 from __future__ import annotations
@@ -72,16 +74,21 @@ class TimedConnection:
 
     Relations from ``sql()`` run when read, so their reads are timed under the same name."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, cpu: bool = False) -> None:
         self._con = con
         self.seconds: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+        self.cpu: dict[str, float] | None = defaultdict(float) if cpu else None
 
     def _timed(self, label: str, call: Any, *args: Any) -> Any:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
+        self.calls[label] += 1
         try:
             return call(*args)
         finally:
             self.seconds[label] += time.perf_counter() - start
+            if self.cpu is not None:
+                self.cpu[label] += time.process_time() - cpu
 
     def execute(self, sql: str, *params: Any) -> Any:
         return self._timed(statement_name(sql), self._con.execute, sql, *params)
@@ -255,6 +262,42 @@ def bench(
         print_profile(profiles)
 
 
+def nights_in_one_process(rows: int, data: Path, nights: int) -> None:
+    """The incremental night alone, ``nights`` times in one process, each in a transaction
+    rolled back (night 1's warehouse copied once): each night's wall and CPU seconds, then each
+    statement's least seconds (wall, then CPU) and how many statements ran. The statements'
+    minima are steadier than one night's total on a shared machine."""
+    db = data / f"nights-{rows}.duckdb"
+    shutil.copy(data / f"night-1-{rows}.duckdb", db)
+    con = warehouse.connect(db)
+    files = load.pending_files(con, load.scan_landing(data / f"landing-{rows}").files)
+    staged = load.stage_files(files, db.parent / (db.name + ".stage"))
+    least: dict[str, tuple[float, float]] = {}
+    for night in range(nights):
+        con.begin()
+        load.load_staged(con, [staged.folder], "night-2")
+        timed = TimedConnection(con, cpu=True)
+        canon = cast(duckdb.DuckDBPyConnection, timed)
+        start, cpu = time.perf_counter(), time.process_time()
+        identity.stitch(canon, "night-2", incremental=True)
+        touchpoints.build(canon, TOUCHPOINT_FIXUPS)
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+        con.rollback()
+        calls = sum(timed.calls.values())
+        print(f"  night {night + 1}: {wall:.3f} s, CPU {cpu:.3f} s, {calls} statements")
+        used = timed.cpu or {}
+        for name, seconds in timed.seconds.items():
+            old = least.get(name, (seconds, used[name]))
+            least[name] = (min(old[0], seconds), min(old[1], used[name]))
+    con.close()
+    shutil.rmtree(staged.folder)
+    print(f"{'wall ms':>8} {'CPU ms':>7}  statement (least of {nights} nights)")
+    for name, (wall, cpu) in sorted(least.items(), key=lambda kv: -kv[1][0]):
+        print(f"{wall * 1000:8.1f} {cpu * 1000:7.1f}  {name}")
+    walls, cpus = (sum(v[i] for v in least.values()) * 1000 for i in (0, 1))
+    print(f"{walls:8.1f} {cpus:7.1f}  all {len(least)} statements")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000, help="raw rows in all")
@@ -263,8 +306,14 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="reuse the last night 1")
     parser.add_argument("--profile", action="store_true", help="time each SQL statement")
     parser.add_argument("--repeat", type=int, default=1, help="rounds of both nights")
+    parser.add_argument(
+        "--nights", type=int, default=0, help="only the incremental night, N times (rolled back)"
+    )
     args = parser.parse_args()
     args.data.mkdir(parents=True, exist_ok=True)
+    if args.nights:
+        nights_in_one_process(args.rows, args.data, args.nights)
+        return
     bench(args.rows, args.data, args.seed, args.reuse, args.profile, args.repeat)
 
 

@@ -108,3 +108,23 @@ def test_a_merge_hands_an_account_link_to_the_person_it_joined(
     assert table(night, "SELECT person_id, account_id FROM persons") == [(1, account)]
     for sql in (TOUCHPOINTS, PERSONS, "SELECT * FROM account_links ORDER BY ALL"):
         assert table(night, sql) == table(rebuilt, sql)
+
+
+def test_a_known_persons_first_link_to_an_account_gives_its_touchpoints_that_account(
+    tmp_path: Path, landing: Landing
+) -> None:
+    # u1's person moves nowhere: only the search from the ends of the night's linking edge
+    # finds that its links changed
+    night, rebuilt = two_nights(
+        tmp_path,
+        landing,
+        "e1,1785000000,user_id,u1,web.page_view:/\n",
+        "e2,1785000100,user_id,u1,web.group,segment_group,g1\n",  # u1 joins the group g1
+    )
+    account = table(night, "SELECT account_id FROM account_nodes")[0][0]
+    assert account is not None
+    assert table(night, "SELECT person_id, account_id FROM person_accounts") == [(1, account)]
+    rows = table(night, "SELECT event_id, person_id, account_id FROM touchpoints ORDER BY 1")
+    assert rows == [(1, 1, account), (2, 1, account)]
+    for sql in (TOUCHPOINTS, PERSONS, "SELECT * FROM account_links ORDER BY ALL"):
+        assert table(night, sql) == table(rebuilt, sql)

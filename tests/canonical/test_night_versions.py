@@ -78,3 +78,32 @@ def test_a_merged_persons_displaced_version_is_not_kept(tmp_path: Path) -> None:
         assert persons == [(1,)]  # one person now
         assert files == [("salesforce/export-2026-09-01/Lead.csv",)]  # only the newer version
     assert rows[night] == rows[rebuilt]
+
+
+def test_two_versions_of_a_new_record_in_one_night_keep_the_newer(tmp_path: Path) -> None:
+    """Both versions arrive on the same night (the older export staged last): only the newer
+    one's events become touchpoints, as after the full rebuild."""
+    landing = tmp_path / "landing"
+    identify = {"type": "identify", "messageId": "m-1", "timestamp": "2026-08-02T10:00:00Z",
+                "userId": "u1", "traits": {"email": "b@x.io"}}  # fmt: skip
+    segment = landing / "segment" / "2026" / "08" / "02" / "events.jsonl"
+    segment.parent.mkdir(parents=True)
+    segment.write_text(json.dumps(identify) + "\n")
+    night, rebuilt = tmp_path / "night.duckdb", tmp_path / "rebuilt.duckdb"
+    assert load.load_landing(night, landing).errors == []
+    shutil.copy(night, rebuilt)
+    write_lead(landing / "salesforce" / "export-2026-09-01" / "Lead.csv", "b@x.io", "Working",
+               "2026-09-01T09:00:00.000Z")  # fmt: skip
+    write_lead(landing / "salesforce" / "export-2026-09-15" / "Lead.csv", "b@x.io", "Open",
+               "2026-08-01T09:00:00.000Z")  # fmt: skip
+    assert load.load_landing(night, landing).stitch.startswith("incremental")
+    assert load.load_landing(rebuilt, landing, incremental=False).stitch.startswith("full")
+    rows = {}
+    for path in (night, rebuilt):
+        with duckdb.connect(str(path), read_only=True) as con:
+            rows[path] = con.execute("SELECT * FROM touchpoints ORDER BY event_id").fetchall()
+            files = con.execute(
+                "SELECT DISTINCT file FROM touchpoints WHERE source = 'salesforce'"
+            ).fetchall()
+        assert files == [("salesforce/export-2026-09-01/Lead.csv",)]  # the newer version only
+    assert rows[night] == rows[rebuilt]

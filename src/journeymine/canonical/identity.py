@@ -39,11 +39,12 @@ import pandas as pd
 from journeymine.canonical import identity_persons
 from journeymine.canonical.identity_accounts import stitch_accounts, stitch_accounts_night
 from journeymine.canonical.identity_graph import scalar as _scalar
+from journeymine.canonical.identity_graph import table_names
 from journeymine.errors import WarehouseError
 from journeymine.vocabulary import (
     ANONYMOUS_ID,
 )
-from journeymine.warehouse import held_tables, table_exists
+from journeymine.warehouse import table_exists
 
 DEFAULT_GIANT_SHARE = 0.05  # one cluster holding more than this share of identifiers is suspect
 DEFAULT_GIANT_MIN_SIZE = 10  # ...and at least this many identifiers (tiny data is not a failure)
@@ -165,18 +166,26 @@ DROP TABLE night_edge_keys;
 
 
 # The run's raw rows, found once: each is a search of a raw table, which every later step of
-# the night would otherwise repeat. The files come first: a file filter is checked against the
-# column's dictionary, ~30x faster than joining every row on (source, file, line), and an
-# incremental night loads no file twice (a replaced one makes the stitch full). Events, edges and
-# labels keep all their columns: a night's few thousand rows are cheap to copy.
+# the night would otherwise repeat. Edges and labels: the files come first: a file filter is
+# checked against the column's dictionary, ~30x faster than joining every row on (source, file,
+# line), and an incremental night loads no file twice (a replaced one makes the stitch full).
+# Events by range: a load numbers its events above every earlier one, and ``touchpoints`` (the
+# previous run's) holds earlier events only, so the night's all lie above its largest event id;
+# zone maps on ``seq`` then skip every row group but the last (the file filter read the file
+# column of every event, a cost that grew with the warehouse), and the join keeps exactly the
+# run's (an earlier event above that id is one without a touchpoint). Events, edges and labels
+# keep all their columns: a night's few thousand rows are cheap to copy.
 NIGHT_RAW = (
     "CREATE OR REPLACE TEMP TABLE night_raw_rows AS "
     "SELECT source, file, line, record_key FROM raw_rows WHERE run_id = $1",
+    "CREATE OR REPLACE TEMP TABLE night_raw_events AS SELECT * FROM raw_events "
+    "SEMI JOIN night_raw_rows USING (source, file, line) "
+    "WHERE seq > (SELECT coalesce(max(event_id), 0) FROM touchpoints)",
     *(
         f"CREATE OR REPLACE TEMP TABLE night_raw_{kind} AS SELECT * FROM raw_{kind} "
         "SEMI JOIN night_raw_rows USING (source, file, line) "
         "WHERE file IN (SELECT DISTINCT file FROM night_raw_rows)"
-        for kind in ("events", "edges", "labels")
+        for kind in ("edges", "labels")
     ),
 )
 
@@ -221,7 +230,7 @@ def _why_full(con: duckdb.DuckDBPyConnection, match_on_email: bool, max_user_ids
         "touchpoints",
         "persons",
     )
-    present = held_tables(con)  # one catalogue read: eleven table_exists calls cost 0.1 s
+    present = table_names(con)  # one catalogue read: eleven table_exists calls cost 0.1 s
     missing = [t for t in needed if t not in present]
     if missing:
         return f"no previous stitch to extend ({', '.join(missing)} missing)"

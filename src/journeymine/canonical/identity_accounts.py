@@ -255,27 +255,39 @@ DROP TABLE night_person_accounts;
 # link-making edges and events, and both sides of a split) have their links searched again; a
 # merged person that joined one of them is searched again as part of it.
 LINK_TYPES = ", ".join(f"'{t}'" for t in (SF_ACCOUNT, SEGMENT_GROUP, STRIPE_CUSTOMER))
-ACCOUNT_NIGHT_PERSONS = f"""
-CREATE OR REPLACE TEMP TABLE account_night_persons AS
-WITH night_edges AS (
-    SELECT src_type, src_id, dst_type, dst_id FROM night_raw_edges
-    WHERE src_type IN ({LINK_TYPES}) OR dst_type IN ({LINK_TYPES})
-       OR (src_type = '{SF_CONTACT}' AND dst_type = '{SF_OPPORTUNITY}')
-), ends AS (
+NIGHT_LINK_EDGES = f"""
+SELECT src_type, src_id, dst_type, dst_id FROM night_raw_edges
+WHERE src_type IN ({LINK_TYPES}) OR dst_type IN ({LINK_TYPES})
+   OR (src_type = '{SF_CONTACT}' AND dst_type = '{SF_OPPORTUNITY}')
+"""
+NIGHT_STRIPE_EVENTS = f"night_raw_events WHERE id_type = '{STRIPE_CUSTOMER}'"
+# How many of the night's rows can make a link: on most nights none, and then the search of
+# their ends' persons (a scan of identity_nodes and of the stored contact roles) is left out.
+NIGHT_LINK_ROWS = f"""
+SELECT (SELECT count(*) FROM ({NIGHT_LINK_EDGES})) + (SELECT count(*) FROM {NIGHT_STRIPE_EVENTS})
+"""
+LINK_ENDS_PERSONS = f"""
+UNION SELECT person_id FROM identity_nodes SEMI JOIN (
+    WITH night_edges AS ({NIGHT_LINK_EDGES})
     SELECT src_type AS node_type, src_id AS node_id FROM night_edges
     UNION SELECT dst_type, dst_id FROM night_edges
     UNION SELECT r.src_type, r.src_id FROM identity_edges_stored r
     SEMI JOIN night_edges d ON r.dst_type = d.src_type AND r.dst_id = d.src_id
     WHERE r.src_type = '{SF_CONTACT}' AND r.dst_type = '{SF_OPPORTUNITY}'
-    UNION SELECT id_type, id_value FROM night_raw_events WHERE id_type = '{STRIPE_CUSTOMER}'
-), split AS (  -- previous persons of the moves whose identifiers did not all go to one person
+    UNION SELECT id_type, id_value FROM {NIGHT_STRIPE_EVENTS}
+) ends USING (node_type, node_id)
+"""
+# {ends}: LINK_ENDS_PERSONS, or nothing when the night has no row that makes a link.
+ACCOUNT_NIGHT_PERSONS = """
+CREATE OR REPLACE TEMP TABLE account_night_persons AS
+WITH split AS (  -- previous persons of the moves whose identifiers did not all go to one person
     SELECT before FROM stitch_person_targets
     WHERE before IN (SELECT person_id FROM stitch_moved_persons)
     GROUP BY before HAVING count(*) > 1 OR count(after) < count(*)
 )
 SELECT before AS person_id FROM split
 UNION SELECT after FROM stitch_person_targets WHERE before IN (FROM split) AND after IS NOT NULL
-UNION SELECT person_id FROM identity_nodes SEMI JOIN ends USING (node_type, node_id)
+{ends}
 """
 ACCOUNT_MERGED = """
 CREATE OR REPLACE TEMP TABLE account_merged AS
@@ -344,7 +356,8 @@ def _update_night_links(con: duckdb.DuckDBPyConnection) -> int:
     """Bring ``account_links`` up to date for the persons the night may change (the temp table
     ``account_relinked``); returns how many of those persons hold two linked account nodes,
     before or after."""
-    con.execute(ACCOUNT_NIGHT_PERSONS)
+    ends = LINK_ENDS_PERSONS if scalar(con, NIGHT_LINK_ROWS) else ""
+    con.execute(ACCOUNT_NIGHT_PERSONS.format(ends=ends))
     con.execute(ACCOUNT_MERGED)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE account_relinked AS SELECT person_id FROM "
@@ -355,12 +368,14 @@ def _update_night_links(con: duckdb.DuckDBPyConnection) -> int:
     # and the persons' nodes are read once, not once per kind of link.
     con.execute(f"CREATE OR REPLACE TEMP TABLE account_links_before AS "
                 f"SELECT * FROM account_links WHERE {mine}")  # fmt: skip
+    # With no person to search from (most nights), the search would still scan every edge.
+    searched = scalar(con, "SELECT count(*) FROM account_night_persons")
+    if searched:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE account_night_nodes AS SELECT * FROM identity_nodes "
+            "WHERE person_id IN (SELECT person_id FROM account_night_persons)"
+        )
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE account_night_nodes AS SELECT * FROM identity_nodes "
-        "WHERE person_id IN (SELECT person_id FROM account_night_persons)"
-    )
-    searched = scalar(con, "SELECT count(*) FROM account_night_nodes")
-    con.execute(  # with no node to search from, the search would still scan every edge
         "CREATE OR REPLACE TEMP TABLE account_links_after AS "
         + (
             SELECT_ACCOUNT_LINKS.format(nodes="account_night_nodes")
@@ -373,8 +388,12 @@ def _update_night_links(con: duckdb.DuckDBPyConnection) -> int:
     paired = scalar(con, LINK_CHANGES)
     con.execute(f"DELETE FROM account_links WHERE {mine}")
     con.execute("INSERT INTO account_links FROM account_links_after")
-    for table in ("night_persons", "merged", "links_before", "night_nodes", "links_after"):
-        con.execute(f"DROP TABLE account_{table}")
+    con.execute(
+        "".join(
+            f"DROP TABLE IF EXISTS account_{table};"
+            for table in ("night_persons", "merged", "links_before", "night_nodes", "links_after")
+        )
+    )
     return paired
 
 

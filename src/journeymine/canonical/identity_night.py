@@ -16,7 +16,9 @@ from journeymine.vocabulary import PERSON_NODE_TYPES, SF_CONTACT, SF_OPPORTUNITY
 # the view keeps its first observation) that may be a person edge, and its events' unseen nodes.
 # More seeds than needed never change the answer, only its cost. Every node of ``night_nodes``
 # carries what ``identity_nodes`` held for it (person_id, first_assigned_at and its rowid; NULL
-# for a new node), so that no later step of the night searches that table by identifier again.
+# for a new node), so that no later step of the night searches that table by identifier again,
+# and whether one of the night's events names it (``named``, from ``night_lookup.event``: the
+# stitch's named nodes then need no join of the night's events with the nodes).
 NIGHT_SEEDS = f"""
 CREATE OR REPLACE TEMP TABLE night_lookup AS
 WITH touched AS (
@@ -35,7 +37,7 @@ FROM (SELECT node_type, node_id, bool_or(edge) AS edge, bool_or(NOT edge) AS eve
       FROM seeds GROUP BY ALL) s
 LEFT JOIN identity_nodes n USING (node_type, node_id);
 CREATE OR REPLACE TEMP TABLE night_nodes AS
-SELECT node_type, node_id, person_id, first_assigned_at, row_id FROM night_lookup
+SELECT node_type, node_id, person_id, first_assigned_at, row_id, event AS named FROM night_lookup
 WHERE edge OR person_id IS NULL;
 """.format(types=", ".join(literal(t) for t in PERSON_NODE_TYPES))
 
@@ -52,13 +54,17 @@ DROP TABLE night_lookup;
 # Out from the nodes reached: to the other nodes of their previous persons (by person id, not
 # by identifier), and across a previous refusal. Edges need no following: in the previous
 # stitch (a full rebuild's outcome) every person edge either lies inside one person or was
-# refused, and the night's new or moved edges are seeds at both ends. Only nodes not yet reached.
+# refused, and the night's new or moved edges are seeds at both ends. Only nodes not yet reached;
+# a node the night's events name is among the seeds (``night_lookup``). {frontier}: the persons
+# to expand.
 NIGHT_PERSONS_NODES = """
 INSERT INTO night_nodes
-SELECT o.node_type, o.node_id, o.person_id, o.first_assigned_at, o.rowid FROM identity_nodes o
-WHERE o.person_id IN (SELECT person_id FROM night_frontier)
-  AND NOT EXISTS (SELECT 1 FROM night_nodes c
-                  WHERE c.node_type = o.node_type AND c.node_id = o.node_id)
+SELECT o.node_type, o.node_id, o.person_id, o.first_assigned_at, o.row_id, coalesce(l.event, false)
+FROM (SELECT node_type, node_id, person_id, first_assigned_at, rowid AS row_id
+      FROM identity_nodes o WHERE person_id IN ({frontier})
+        AND NOT EXISTS (SELECT 1 FROM night_nodes c
+                        WHERE c.node_type = o.node_type AND c.node_id = o.node_id)) o
+LEFT JOIN night_lookup l USING (node_type, node_id)
 """
 NIGHT_REFUSED_NODES = """
 CREATE OR REPLACE TEMP TABLE night_next AS
@@ -68,26 +74,32 @@ WITH reach AS (
     UNION SELECT c.src_type, c.src_id FROM identity_conflicts c
     JOIN night_nodes f ON c.dst_type = f.node_type AND c.dst_id = f.node_id
 )
-SELECT r.node_type, r.node_id, n.person_id, n.first_assigned_at, n.rowid AS row_id
+SELECT r.node_type, r.node_id, n.person_id, n.first_assigned_at, n.rowid AS row_id,
+       coalesce(l.event, false) AS named
 FROM reach r LEFT JOIN identity_nodes n USING (node_type, node_id)
+LEFT JOIN night_lookup l USING (node_type, node_id)
 WHERE NOT EXISTS (SELECT 1 FROM night_nodes c
                   WHERE c.node_type = r.node_type AND c.node_id = r.node_id)
 """
 
 
-def night_nodes(con: duckdb.DuckDBPyConnection) -> None:
-    """The temp table ``night_nodes``: every node of the components the night reaches."""
+def night_nodes(con: duckdb.DuckDBPyConnection) -> int:
+    """The temp table ``night_nodes``: every node of the components the night reaches; returns
+    how many refusals the warehouse held before the night."""
     con.execute(NIGHT_SEEDS)
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE night_frontier AS "
-        "SELECT DISTINCT person_id FROM night_nodes WHERE person_id IS NOT NULL"
-    )
+    reached = "SELECT person_id FROM night_nodes WHERE person_id IS NOT NULL"
     refusals = scalar(con, "SELECT count(*) FROM identity_conflicts")  # most warehouses: none
+    if not refusals:
+        # No refusal to cross: the persons the seeds reach, whole, and nothing further.
+        con.execute(NIGHT_PERSONS_NODES.format(frontier=reached))
+        return 0
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE night_frontier AS SELECT DISTINCT * FROM ({reached})"
+    )
     while scalar(con, "SELECT count(*) FROM night_frontier"):
-        con.execute(NIGHT_PERSONS_NODES)  # whole persons: their nodes need no expanding again
+        # whole persons: their nodes need no expanding again
+        con.execute(NIGHT_PERSONS_NODES.format(frontier="SELECT person_id FROM night_frontier"))
         con.execute("DELETE FROM night_frontier")
-        if not refusals:
-            break
         con.execute(NIGHT_REFUSED_NODES)
         con.execute("INSERT INTO night_nodes FROM night_next")
         con.execute(
@@ -96,3 +108,4 @@ def night_nodes(con: duckdb.DuckDBPyConnection) -> None:
         )
     con.execute("DROP TABLE IF EXISTS night_next")
     con.execute("DROP TABLE night_frontier")
+    return refusals

@@ -20,10 +20,9 @@ from collections.abc import Callable, Sequence
 
 import duckdb
 
-from journeymine.canonical.identity_graph import scalar
+from journeymine.canonical.identity_graph import scalar, table_names
 from journeymine.sql import literal
 from journeymine.vocabulary import OWNER_LABEL, SF_OPPORTUNITY
-from journeymine.warehouse import table_exists
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +129,7 @@ FROM (
     JOIN night_relabel r ON r.before = p.person_id
     UNION ALL
     SELECT person_id, min(occurred_at), max(occurred_at), count(*) FROM night_touchpoints
+    WHERE person_id IN (SELECT person_id FROM night_rebuilt_persons)  -- the others: NIGHT_GAINED
     GROUP BY person_id
 )
 GROUP BY person_id
@@ -168,7 +168,7 @@ def build(con: duckdb.DuckDBPyConnection, fixups: Sequence[Fixup] = ()) -> int:
     (``journeymine.ingest.sources.TOUCHPOINT_FIXUPS``). Returns the number of touchpoints."""
     night = (
         con.execute("SELECT run_id FROM stitch_night").fetchall()
-        if table_exists(con, "stitch_night")
+        if "stitch_night" in table_names(con)
         else []
     )
     if night:
@@ -181,50 +181,58 @@ def build(con: duckdb.DuckDBPyConnection, fixups: Sequence[Fixup] = ()) -> int:
     return _count(con)
 
 
-# Every version of each record the night brought a version of, narrow: the night's own rows,
-# and the earlier ones, found by one scan of ``raw_events`` (the one a night needs) that reads
-# two columns, seq and event_key: joining on (source, event_key) there read every projected
-# column of every row. Earlier candidates (none on most nights) are then checked on source.
-NIGHT_VERSIONS = """
-CREATE OR REPLACE TEMP TABLE night_versions AS
-SELECT seq, source, file, line, event_key, id_type, id_value FROM night_raw_events
-"""
+# The earlier versions of the records the night brought a version of, found by one scan of
+# ``raw_events`` (the one a night needs) that reads two columns, seq and event_key: joining on
+# (source, event_key) there read every projected column of every row. Earlier candidates (none
+# on most nights) are then checked on source and, with the night's own rows, make
+# ``night_versions`` (every version of each such record, narrow); on a night without any, that
+# table is not made and no step below reads versions.
 OLDER_VERSIONS = """
 CREATE OR REPLACE TEMP TABLE night_older_seqs AS
 SELECT seq FROM raw_events
 WHERE seq < $1 AND event_key IN (SELECT event_key FROM night_raw_events)
 """
-OLDER_VERSION_ROWS = """
-INSERT INTO night_versions
+NIGHT_VERSIONS = """
+CREATE OR REPLACE TEMP TABLE night_versions AS
+SELECT seq, source, file, line, event_key, id_type, id_value FROM night_raw_events
+UNION ALL
 SELECT seq, source, file, line, event_key, id_type, id_value FROM raw_events
 WHERE seq IN (SELECT seq FROM night_older_seqs)
   AND (source, event_key) IN (SELECT (source, event_key) FROM night_raw_events)
 """
 
 
-def _night_versions(con: duckdb.DuckDBPyConnection, first: int) -> None:
-    con.execute(NIGHT_VERSIONS)
+def _night_versions(con: duckdb.DuckDBPyConnection, first: int) -> bool:
+    """Whether the night brought a new version of a record loaded earlier (then the temp table
+    ``night_versions`` holds every version of those records)."""
     con.execute(OLDER_VERSIONS, [first])
-    if scalar(con, "SELECT count(*) FROM night_older_seqs"):
-        con.execute(OLDER_VERSION_ROWS)
+    older = scalar(con, "SELECT count(*) FROM night_older_seqs") > 0
+    if older:
+        con.execute(NIGHT_VERSIONS)
     con.execute("DROP TABLE night_older_seqs")
+    return older
 
 
 # The persons whose touchpoints a night rebuilds: those whose events it moved to another person
 # or account (``stitch_moved_persons``), those with an event that a new version of the same
-# record may displace (every version's person), and those with an event whose owner got a new
-# name (the last two: ``night_other_persons``). Everyone else at most gains the night's new
-# events. $1: the night's first event.
+# record may displace (every version's person: only when the night brought a version of an
+# earlier record, {versions}), and those with an event whose owner got a new name (the last
+# two: ``night_other_persons``). Everyone else at most gains the night's new events.
+# $1: the night's first event.
 NIGHT_PERSONS = f"""
 CREATE OR REPLACE TEMP TABLE night_other_persons AS
-WITH versioned AS (  -- records the warehouse held before this night
-    SELECT DISTINCT source, event_key FROM night_versions WHERE seq < $1
-), owners AS (
+WITH owners AS (
     SELECT DISTINCT id FROM night_raw_labels WHERE kind = {literal(OWNER_LABEL)}
 )
-SELECT n.person_id FROM night_versions e SEMI JOIN versioned USING (source, event_key)
+SELECT person_id FROM touchpoints WHERE owner IN (SELECT id FROM owners)
+{{versions}}
+"""
+VERSIONED_PERSONS = """
+UNION
+SELECT n.person_id FROM night_versions e
+SEMI JOIN (SELECT DISTINCT source, event_key FROM night_versions WHERE seq < $1) versioned
+     USING (source, event_key)
 JOIN identity_nodes n ON n.node_type = e.id_type AND n.node_id = e.id_value
-UNION SELECT person_id FROM touchpoints WHERE owner IN (SELECT id FROM owners)
 """
 NIGHT_ALL_PERSONS = """
 CREATE OR REPLACE TEMP TABLE night_persons AS
@@ -273,10 +281,11 @@ NIGHT_EVENTS = """
 CREATE OR REPLACE TEMP TABLE night_events AS
 SELECT * FROM raw_events WHERE seq IN (
     SELECT event_id FROM touchpoints WHERE person_id IN (SELECT person_id FROM night_reread)
-    UNION ALL SELECT seq FROM night_versions WHERE seq < $1
+    {versions}
 )
 UNION ALL SELECT * FROM night_raw_events
 """
+OLDER_VERSION_SEQS = "UNION ALL SELECT seq FROM night_versions WHERE seq < $1"
 
 # The raw rows whose record keys order the versions: the night's, and the older versions of
 # its records (none on most nights: then ``raw_rows`` is not read).
@@ -291,25 +300,28 @@ def refresh(con: duckdb.DuckDBPyConnection, run_id: str, fixups: Sequence[Fixup]
     persons it changed are rebuilt whole or relabelled, the others gain their new events.
     Returns the number of touchpoints."""
     # A load numbers its events above every earlier one: the night's are those from here on.
-    first = scalar(
-        con,
-        "SELECT coalesce((SELECT min(seq) FROM night_raw_events), "
-        "(SELECT max(seq) + 1 FROM raw_events), 1)",
-    )
-    _night_versions(con, first)
-    con.execute(NIGHT_PERSONS, [first])
+    # (With it, how many of the night's events repeat a record among them: see _latest.)
+    first, twice = con.execute(
+        "SELECT coalesce(min(seq), (SELECT max(seq) + 1 FROM raw_events), 1), "
+        "count(*) - count(DISTINCT (source, event_key)) FROM night_raw_events"
+    ).fetchall()[0]
+    older = _night_versions(con, first)
+    versioned = VERSIONED_PERSONS if older else ""
+    con.execute(NIGHT_PERSONS.format(versions=versioned), _first(older, first))
     con.execute(NIGHT_ALL_PERSONS + NIGHT_RELABEL)
-    events, rows = _night_events(con, first)
+    events, rows = _night_events(con, first, older)
     con.execute("DELETE FROM touchpoints WHERE person_id IN (SELECT person_id FROM night_reread)")
     if scalar(con, "SELECT count(*) FROM night_relabel WHERE before <> after"):
         con.execute(RELABEL)  # after the delete: a relabelled row may join a reread person
-    # A record's winner is a new touchpoint when its person is rebuilt or when it is new.
+    # A record's winner is a new touchpoint when its person is rebuilt or when it is new (as
+    # every one of the night's own events is: when they are all that is read, no condition).
     rebuilt = "person_id IN (SELECT person_id FROM night_persons)"
+    own = events == "night_raw_events"
     con.execute(
         "CREATE OR REPLACE TEMP TABLE night_touchpoints AS "
         + SELECT_TOUCHPOINTS.format(
-            latest=_latest(con, events, rows),
-            persons=f"(n.{rebuilt} OR e.seq >= {int(first)})",
+            latest=_latest(events, rows, twice),
+            persons="true" if own else f"(n.{rebuilt} OR e.seq >= {int(first)})",
             owners=f"id IN (SELECT owner FROM {events})",
             nodes="identity_nodes" if events == "night_events" else "stitch_event_persons",
         )
@@ -327,31 +339,30 @@ def refresh(con: duckdb.DuckDBPyConnection, run_id: str, fixups: Sequence[Fixup]
     return _count(con)
 
 
-def _latest(con: duckdb.DuckDBPyConnection, events: str, rows: str) -> str:
+def _latest(events: str, rows: str, twice: int) -> str:
     """The winning versions among the night's events: with only its own events and no record
-    twice among them (most nights), every event wins; no window over them."""
-    if events == "night_raw_events":
-        twice = "SELECT count(*) - count(DISTINCT (source, event_key)) FROM night_raw_events"
-        if not scalar(con, twice):
-            return "SELECT * FROM night_raw_events"
+    twice among them (``twice``: most nights), every event wins; no window over them."""
+    if events == "night_raw_events" and not twice:
+        return "SELECT * FROM night_raw_events"
     return LATEST.format(events=events, rows=rows)
 
 
-def _night_events(con: duckdb.DuckDBPyConnection, first: int) -> tuple[str, str]:
+def _first(older: bool, first: int) -> list[int]:
+    """The parameters of a statement that names the night's first event only with versions."""
+    return [first] if older else []
+
+
+def _night_events(con: duckdb.DuckDBPyConnection, first: int, older: bool) -> tuple[str, str]:
     """The tables of the raw events and rows the night's touchpoints are built from: the night's
     own (most nights: nothing earlier to reread, no search of raw_events), or ``night_events``
-    and ``night_version_rows`` with the earlier events of the persons reread and the earlier
-    versions of the night's records."""
-    reread, versions = con.execute(
-        "SELECT (SELECT count(*) FROM night_reread), "
-        "(SELECT count(*) FROM night_versions WHERE seq < ?)",
-        [first],
-    ).fetchall()[0]
-    if not reread and not versions:
+    and ``night_version_rows`` with the earlier events of the persons reread and, when the night
+    brought a version of an earlier record (``older``), the earlier versions of its records."""
+    if not older and not scalar(con, "SELECT count(*) FROM night_reread"):
         return "night_raw_events", "night_raw_rows"
-    con.execute(NIGHT_EVENTS, [first])
+    versions = OLDER_VERSION_SEQS if older else ""
+    con.execute(NIGHT_EVENTS.format(versions=versions), _first(older, first))
     con.execute("CREATE OR REPLACE TEMP TABLE night_version_rows AS FROM night_raw_rows")
-    if versions:
+    if older:
         con.execute(NIGHT_VERSION_ROWS, [first])
     return "night_events", "night_version_rows"
 
