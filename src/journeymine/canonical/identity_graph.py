@@ -382,11 +382,3 @@ def scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
     """The one integer a query returns (0 for NULL or no row)."""
     rows = con.execute(sql).fetchall()
     return int(rows[0][0]) if rows and rows[0][0] is not None else 0
-
-
-def table_names(con: duckdb.DuckDBPyConnection) -> set[str]:
-    """The tables ``con`` sees (temp ones included), in one catalogue read: for the stitch's
-    checks of tables only. Views are left out: listing them too (DuckDB's internal ones
-    included) tripled the cost of a read the night makes three times."""
-    rows = con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
-    return {str(name) for (name,) in rows}

@@ -20,9 +20,10 @@ from collections.abc import Callable, Sequence
 
 import duckdb
 
-from journeymine.canonical.identity_graph import scalar, table_names
+from journeymine.canonical.identity_graph import scalar
 from journeymine.sql import literal
 from journeymine.vocabulary import OWNER_LABEL, SF_OPPORTUNITY
+from journeymine.warehouse import held_tables
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +169,7 @@ def build(con: duckdb.DuckDBPyConnection, fixups: Sequence[Fixup] = ()) -> int:
     (``journeymine.ingest.sources.TOUCHPOINT_FIXUPS``). Returns the number of touchpoints."""
     night = (
         con.execute("SELECT run_id FROM stitch_night").fetchall()
-        if "stitch_night" in table_names(con)
+        if "stitch_night" in held_tables(con)
         else []
     )
     if night:
