@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import gzip
 import os
 import subprocess
 import sys
@@ -176,3 +177,23 @@ def test_parsing_runs_without_the_cyclic_collector_which_comes_back_after(
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_chunks_count_what_a_parser_reads_and_go_out_largest_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = lines(50).encode()
+    (tmp_path / "small.txt").write_bytes(text[:100])
+    (tmp_path / "middle.txt").write_bytes(text[:1000])
+    (tmp_path / "big.txt.gz").write_bytes(gzip.compress(text, mtime=0))
+    assert (tmp_path / "big.txt.gz").stat().st_size < 1000 < len(text)  # compresses well
+    assert stage.input_bytes(tmp_path / "big.txt.gz") == len(text)  # what the parser reads
+    assert stage.input_bytes(tmp_path / "middle.txt") == 1000
+    assert stage.input_bytes(tmp_path / "gone.txt") == 0
+    names = ["small.txt", "middle.txt", "big.txt.gz"]
+    files = [load.LandingFile("segment", tmp_path / n, f"segment/{n}", "") for n in names]
+    jobs = [(order, stage.parser_for("segment"), f) for order, f in enumerate(files)]
+    chunks = stage._chunks(jobs)  # 8 MB each: all three in one chunk, in load order
+    assert [[order for order, _, _ in chunk] for chunk in chunks] == [[0, 1, 2]]
+    monkeypatch.setattr(stage, "CHUNK_BYTES", 1)  # one file per chunk: the biggest goes first
+    assert [[order for order, _, _ in chunk] for chunk in stage._chunks(jobs)] == [[2], [1], [0]]

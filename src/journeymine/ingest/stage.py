@@ -69,10 +69,11 @@ def stage_files(
     """Parse ``files`` into Parquet parts in ``folder``; format errors are collected, not raised.
 
     Files are parsed in ``workers`` processes (default: one per CPU), in chunks of consecutive
-    files (:data:`CHUNK_BYTES`), each file written out as it is parsed: memory holds one parsed
-    file and a batch of rows per process, never the whole landing. The order of ``files`` is the
-    load order: it decides which copy of a duplicate wins and how ties of equal timestamps are
-    broken (``seq``). ``files.parquet`` is written last, so a folder
+    files (:data:`CHUNK_BYTES` of input, the largest chunks first), each file written out as it
+    is parsed: memory holds one parsed file and a batch of rows per process, never the whole
+    landing. The order of ``files`` is the load order: it decides which copy of a duplicate
+    wins and how ties of equal timestamps are broken (``seq``). ``files.parquet`` is written
+    last, so a folder
     without it is an unfinished staging. ``options`` are each source's parser options.
     """
     prepare_staging(folder)
@@ -121,20 +122,37 @@ def _stage_all(
 
 
 def _chunks(jobs: list[Job]) -> list[list[Job]]:
-    """Consecutive files grouped up to :data:`CHUNK_BYTES` of input (a bigger file alone)."""
+    """Consecutive files grouped up to :data:`CHUNK_BYTES` of input (a bigger file alone),
+    largest first: the long tasks start early and the small ones fill the end, so that no
+    worker sits idle while another finishes a big chunk handed out last."""
     chunks: list[list[Job]] = []
-    size = 0
+    sizes: list[int] = []
     for job in jobs:
-        try:
-            nbytes = job[2].path.stat().st_size
-        except OSError:  # gone since the scan: staging it reports the error by name
-            nbytes = 0
-        if not chunks or (size + nbytes > CHUNK_BYTES and size > 0):
+        nbytes = input_bytes(job[2].path)
+        if not chunks or (sizes[-1] + nbytes > CHUNK_BYTES and sizes[-1] > 0):
             chunks.append([])
-            size = 0
+            sizes.append(0)
         chunks[-1].append(job)
-        size += nbytes
-    return chunks
+        sizes[-1] += nbytes
+    by_size = sorted(range(len(chunks)), key=lambda n: -sizes[n])  # stable: ties keep order
+    return [chunks[n] for n in by_size]
+
+
+def input_bytes(path: Path) -> int:
+    """The bytes a parser reads from ``path``: a ``.gz`` file's own size is a tenth of it.
+
+    For gzip, the trailer's ISIZE (size mod 2**32 of the last member): only an estimate, so
+    a file that is no gzip or truncated still counts its own size; 0 if the file is gone
+    (staging it reports the error by name)."""
+    try:
+        size = path.stat().st_size
+        if not path.name.endswith(".gz") or size < 18:  # header and trailer of a gzip
+            return size
+        with path.open("rb") as fh:
+            fh.seek(-4, os.SEEK_END)
+            return max(size, int.from_bytes(fh.read(4), "little"))
+    except OSError:
+        return 0
 
 
 def prepare_staging(folder: Path) -> None:
