@@ -73,8 +73,8 @@ def stage_files(
     is parsed: memory holds one parsed file and a batch of rows per process, never the whole
     landing. The order of ``files`` is the load order: it decides which copy of a duplicate
     wins and how ties of equal timestamps are broken (``seq``). ``files.parquet`` is written
-    last, so a folder
-    without it is an unfinished staging. ``options`` are each source's parser options.
+    last, so a folder without it is an unfinished staging. ``options`` are each source's parser
+    options.
     """
     prepare_staging(folder)
     result = StageResult(folder)
