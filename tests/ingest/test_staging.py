@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import gzip
 import os
 import subprocess
 import sys
@@ -176,3 +177,50 @@ def test_parsing_runs_without_the_cyclic_collector_which_comes_back_after(
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_chunks_count_what_a_parser_reads_and_go_out_largest_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = lines(50).encode()
+    (tmp_path / "small.txt").write_bytes(text[:100])
+    (tmp_path / "middle.txt").write_bytes(text[:1000])
+    (tmp_path / "big.txt.gz").write_bytes(gzip.compress(text, mtime=0))
+    assert (tmp_path / "big.txt.gz").stat().st_size < 1000 < len(text)  # compresses well
+    assert stage.input_bytes(tmp_path / "big.txt.gz") == len(text)  # what the parser reads
+    assert stage.input_bytes(tmp_path / "middle.txt") == 1000
+    assert stage.input_bytes(tmp_path / "gone.txt") == 0
+    names = ["small.txt", "middle.txt", "big.txt.gz"]
+    files = [load.LandingFile("segment", tmp_path / n, f"segment/{n}", "") for n in names]
+    jobs = [(order, stage.parser_for("segment"), f) for order, f in enumerate(files)]
+    chunks = stage._chunks(jobs)  # 8 MB each: all three in one chunk, in load order
+    assert [[order for order, _, _ in chunk] for chunk in chunks] == [[0, 1, 2]]
+    monkeypatch.setattr(stage, "CHUNK_BYTES", 1)  # one file per chunk: the biggest goes first
+    assert [[order for order, _, _ in chunk] for chunk in stage._chunks(jobs)] == [[2], [1], [0]]
+
+
+def test_files_sharing_parts_keep_their_own_name_on_every_row(
+    tmp_path: Path, landing: Landing, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stage, "BATCH_ROWS", 3)  # files cross parts, parts hold several files
+    sizes = {"a.txt": 2, "b.txt": 5, "c.txt": 1, "d.txt": 4}
+    for name, n in sizes.items():
+        root = landing(name, lines(n, start=100 * len(name + str(n))) + "broken\n")
+    staged = load.stage_files(load.find_landing_files(root), tmp_path / "s", workers=1)
+    assert len(list((tmp_path / "s" / "rows").glob("0*.parquet"))) == 4  # 12 rows, 3 a part
+    with duckdb.connect() as con:
+        for table in ("rows", "events", "rejected"):
+            found = con.execute(
+                "SELECT source, file, line FROM read_parquet(?) ORDER BY ALL",
+                [str(tmp_path / "s" / table / "*.parquet")],
+            ).fetchall()
+            if table == "rejected":  # the last line of each file
+                expected = [("segment", f"segment/{f}", n + 1) for f, n in sizes.items()]
+            else:
+                expected = [
+                    ("segment", f"segment/{f}", line)
+                    for f, n in sizes.items()
+                    for line in range(1, n + 1)
+                ]
+            assert found == expected, table
+    assert staged.files == [f"segment/{f}" for f in sizes]

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -69,11 +70,12 @@ def stage_files(
     """Parse ``files`` into Parquet parts in ``folder``; format errors are collected, not raised.
 
     Files are parsed in ``workers`` processes (default: one per CPU), in chunks of consecutive
-    files (:data:`CHUNK_BYTES`), each file written out as it is parsed: memory holds one parsed
-    file and a batch of rows per process, never the whole landing. The order of ``files`` is the
-    load order: it decides which copy of a duplicate wins and how ties of equal timestamps are
-    broken (``seq``). ``files.parquet`` is written last, so a folder
-    without it is an unfinished staging. ``options`` are each source's parser options.
+    files (:data:`CHUNK_BYTES` of input, the largest chunks first), each file written out as it
+    is parsed: memory holds one parsed file and a batch of rows per process, never the whole
+    landing. The order of ``files`` is the load order: it decides which copy of a duplicate
+    wins and how ties of equal timestamps are broken (``seq``). ``files.parquet`` is written
+    last, so a folder without it is an unfinished staging. ``options`` are each source's parser
+    options.
     """
     prepare_staging(folder)
     result = StageResult(folder)
@@ -121,20 +123,37 @@ def _stage_all(
 
 
 def _chunks(jobs: list[Job]) -> list[list[Job]]:
-    """Consecutive files grouped up to :data:`CHUNK_BYTES` of input (a bigger file alone)."""
+    """Consecutive files grouped up to :data:`CHUNK_BYTES` of input (a bigger file alone),
+    largest first: the long tasks start early and the small ones fill the end, so that no
+    worker sits idle while another finishes a big chunk handed out last."""
     chunks: list[list[Job]] = []
-    size = 0
+    sizes: list[int] = []
     for job in jobs:
-        try:
-            nbytes = job[2].path.stat().st_size
-        except OSError:  # gone since the scan: staging it reports the error by name
-            nbytes = 0
-        if not chunks or (size + nbytes > CHUNK_BYTES and size > 0):
+        nbytes = input_bytes(job[2].path)
+        if not chunks or (sizes[-1] + nbytes > CHUNK_BYTES and sizes[-1] > 0):
             chunks.append([])
-            size = 0
+            sizes.append(0)
         chunks[-1].append(job)
-        size += nbytes
-    return chunks
+        sizes[-1] += nbytes
+    by_size = sorted(range(len(chunks)), key=lambda n: -sizes[n])  # stable: ties keep order
+    return [chunks[n] for n in by_size]
+
+
+def input_bytes(path: Path) -> int:
+    """The bytes a parser reads from ``path``: a ``.gz`` file's own size is a tenth of it.
+
+    For gzip, the trailer's ISIZE (size mod 2**32 of the last member): only an estimate, so
+    a file that is no gzip or truncated still counts its own size; 0 if the file is gone
+    (staging it reports the error by name)."""
+    try:
+        size = path.stat().st_size
+        if not path.name.endswith(".gz") or size < 18:  # header and trailer of a gzip
+            return size
+        with path.open("rb") as fh:
+            fh.seek(-4, os.SEEK_END)
+            return max(size, int.from_bytes(fh.read(4), "little"))
+    except OSError:
+        return 0
 
 
 def prepare_staging(folder: Path) -> None:
@@ -209,10 +228,11 @@ def stage_one(
         return str(exc)
     except OSError as exc:  # vanished, unreadable, truncated gzip: name it, load the rest
         return f"{landing_file.file}: cannot read: {exc.strerror or exc}"
+    parts.start_file(parsed.source, parsed.file)
     for row in parsed.rows:
-        parts.add_row(parsed.source, parsed.file, row)
+        parts.add_row(row)
     for rej in parsed.rejected:
-        parts.add_rejected(parsed.source, parsed.file, rej)
+        parts.add_rejected(rej)
     return parsed.rows_read
 
 
@@ -221,54 +241,92 @@ def stage_one(
 assert Event._fields == tuple(c.name for c in schema.EVENT)
 assert Edge._fields == tuple(c.name for c in schema.EDGE)
 assert Label._fields == tuple(c.name for c in schema.LABEL)
+# Every staged table starts with the file's source and name: _Parts adds those per file.
+assert all(tuple(TABLES[name].names[:2]) == ("source", "file") for name in PART_TABLES)
+
+
+# Columns of few distinct values, written with a dictionary. The others (raw text, keys, ids,
+# times) are mostly distinct: Parquet's dictionary encoding of them is built and then thrown
+# away page by page, which took a fifth of the time a part took to write.
+FEW_VALUES = frozenset(
+    {"source", "file", "event_type", "activity", "actor", "id_type", "channel", "owner"}
+    | {"account_type", "src_type", "dst_type", "rule", "kind"}
+)
+DICTIONARY = {name: [c for c in TABLES[name].names if c in FEW_VALUES] for name in PART_TABLES}
 
 
 class _Parts:
     """Rows per table of a chunk of files, written out as a Parquet part every
-    :data:`BATCH_ROWS` input rows. Buffered as tuples in schema order: the cheapest shape to
-    build in Python."""
+    :data:`BATCH_ROWS` input rows. Buffered as tuples in schema order without the first two
+    columns, the source and the file, which are the same for all rows of a file: they are
+    kept once per file (:meth:`start_file`) and spread over its rows when a part is written.
+    An event's attributes become JSON text then too."""
 
     def __init__(self, folder: Path, number: int) -> None:
         self.folder, self.number = folder, number
         self.batch = 0
         self.rows = 0
         self.buffers: dict[str, list[tuple[Any, ...]]] = {name: [] for name in PART_TABLES}
+        # Per file in this part: its source, its name, where its rows start in each buffer.
+        self.files: list[tuple[str, str, list[int]]] = []
 
-    def add_row(self, source: str, file: str, row: RawRow) -> None:
-        at = (source, file, row.line)
-        buffers = self.buffers
-        buffers["rows"].append((*at, row.record_key, row.raw))
-        if row.events:
-            buffers["events"] += [
-                (*at, idx, *ev[:-1], _attributes_json(ev[-1])) for idx, ev in enumerate(row.events)
-            ]
+    def start_file(self, source: str, file: str) -> None:
+        """The rows and rejects added next are ``file``'s, until the next call."""
+        self.files.append((source, file, [len(rows) for rows in self.buffers.values()]))
+
+    def add_row(self, row: RawRow) -> None:
+        line, buffers = row.line, self.buffers
+        buffers["rows"].append((line, row.record_key, row.raw))
+        events = row.events
+        if len(events) == 1:  # the usual case: no list to build
+            buffers["events"].append((line, 0, *events[0]))
+        elif events:
+            buffers["events"] += [(line, idx, *ev) for idx, ev in enumerate(events)]
         if row.labels:
-            buffers["labels"] += [(*at, *label) for label in row.labels]
+            buffers["labels"] += [(line, *label) for label in row.labels]
         if row.edges:
-            buffers["edges"] += [(*at, *edge) for edge in row.edges]
+            buffers["edges"] += [(line, *edge) for edge in row.edges]
         self.rows += 1
         if self.rows % BATCH_ROWS == 0:
             self.flush()
 
-    def add_rejected(self, source: str, file: str, rej: Rejected) -> None:
-        self.buffers["rejected"].append((source, file, rej.line, rej.reason, rej.raw))
+    def add_rejected(self, rej: Rejected) -> None:
+        self.buffers["rejected"].append((rej.line, rej.reason, rej.raw))
 
     def flush(self) -> None:
-        for name, rows in self.buffers.items():
+        for number, (name, rows) in enumerate(self.buffers.items()):
             if rows:
+                starts = [at[number] for _, _, at in self.files]
+                lineage = _lineage(self.files, starts, len(rows))
                 part = f"{self.number:07d}-{self.batch:05d}.parquet"
-                pq.write_table(_table(name, rows), self.folder / name / part)
+                table = _table(name, lineage, rows)
+                pq.write_table(table, self.folder / name / part, use_dictionary=DICTIONARY[name])
         self.buffers = {name: [] for name in PART_TABLES}
         self.batch += 1
+        if self.files:  # the file being staged goes on in the next part
+            source, file, _ = self.files[-1]
+            self.files = [(source, file, [0] * len(PART_TABLES))]
 
 
-def _table(name: str, rows: list[tuple[Any, ...]]) -> pa.Table:
+def _lineage(files: list[tuple[str, str, list[int]]], starts: list[int], total: int) -> Lineage:
+    """The source and file columns of ``total`` rows, the files' rows starting at ``starts``."""
+    counts = [end - start for start, end in zip(starts, [*starts[1:], total], strict=True)]
+    runs = np.repeat(np.arange(len(files)), counts)
+    sources = pa.array([source for source, _, _ in files], pa.string()).take(runs)
+    names = pa.array([file for _, file, _ in files], pa.string()).take(runs)
+    return sources, names
+
+
+Lineage = tuple[pa.Array, pa.Array]  # the source and file columns of a part
+
+
+def _table(name: str, lineage: Lineage, rows: list[tuple[Any, ...]]) -> pa.Table:
     schema = TABLES[name]
-    columns = zip(*rows, strict=True)  # tuples -> columns
-    return pa.Table.from_arrays(
-        [pa.array(list(c), type=f.type) for c, f in zip(columns, schema, strict=True)],
-        schema=schema,
-    )
+    columns: list[Sequence[Any]] = list(zip(*rows, strict=True))  # tuples -> columns
+    if name == "events":  # attributes, the last column, as JSON text
+        columns[-1] = list(map(_attributes_json, columns[-1]))
+    arrays = [pa.array(c, type=f.type) for c, f in zip(columns, list(schema)[2:], strict=True)]
+    return pa.Table.from_arrays([*lineage, *arrays], schema=schema)
 
 
 ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS

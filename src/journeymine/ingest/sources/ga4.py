@@ -55,7 +55,7 @@ from journeymine.ingest.sources._common import (
     Record,
     RecordError,
     decode_text,
-    identifier,
+    id_text,
     json_type,
     optional_object,
     parse_records,
@@ -208,7 +208,11 @@ def parse_row(line: int, text: str, row: object) -> RawRow:
     name = row.get(EVENT_NAME)
     if not isinstance(name, str) or not name.strip():
         raise RecordError(f"missing {EVENT_NAME}")
-    user, pseudo = identifier(row, USER), identifier(row, USER_PSEUDO_ID)
+    # Ids that are non-blank text (nearly all) as they are; id_text decides any other value.
+    value = row.get(USER)
+    user = value if type(value) is str and value.strip() else id_text(value, USER)
+    value = row.get(USER_PSEUDO_ID)
+    pseudo = value if type(value) is str and value.strip() else id_text(value, USER_PSEUDO_ID)
     if not user and not pseudo:
         raise RecordError(f"missing {USER} and {USER_PSEUDO_ID}")
     at, micros = event_time(row)
@@ -218,22 +222,16 @@ def parse_row(line: int, text: str, row: object) -> RawRow:
     activity = activity if is_view else ""
     key = dedup_key(row, micros)
     person = (USER_ID, user) if user else (ANONYMOUS_ID, str(pseudo))
+    activity = activity or f"web.{slug(name)}"
+    raw_time, attrs = str(row[EVENT_TIMESTAMP]), attributes(row, params)
+    # Positional, in Event's field order (cheaper than keywords); no owner, no account.
     event = Event(
-        event_key=key,
-        event_type=name,
-        activity=activity or f"web.{slug(name)}",
-        actor=CUSTOMER,
-        occurred_at=at,
-        raw_time=str(row[EVENT_TIMESTAMP]),
-        id_type=person[0],
-        id_value=person[1],
-        channel=CHANNEL,
-        attributes=attributes(row, params),
+        key, name, activity, CUSTOMER, at, raw_time, *person, CHANNEL, None, None, None, attrs
     )
     edges = (
         [Edge(ANONYMOUS_ID, pseudo, USER_ID, user, "ga4_user_id", at)] if user and pseudo else []
     )
-    return RawRow(line, key, text, events=[event], edges=edges)
+    return RawRow(line, key, text, [event], edges, [])
 
 
 def _is_parquet(path: Path, data: bytes) -> bool:

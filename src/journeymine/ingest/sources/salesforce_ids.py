@@ -42,11 +42,14 @@ def sf_id18(value: str) -> str:
     return _restore_case(text, value)
 
 
+# Character i of a chunk is bit i: a chunk's bits ("01000") read backwards are its number.
+_CHUNK_LETTER = {f"{n:05b}"[::-1]: _CHECKSUM_ALPHABET[n] for n in range(32)}
+
+
 def _checksum(id15: str) -> str:
     """The 3 suffix letters of a 15-character id (ASCII letters and digits)."""
     bits = id15.translate(_CASE_BITS)
-    # Character i of a chunk is bit i: the chunk's bits read backwards are its binary number.
-    return "".join(_CHECKSUM_ALPHABET[int(bits[i : i + 5][::-1], 2)] for i in (0, 5, 10))
+    return _CHUNK_LETTER[bits[:5]] + _CHUNK_LETTER[bits[5:10]] + _CHUNK_LETTER[bits[10:]]
 
 
 def _restore_case(text: str, value: str) -> str:

@@ -156,8 +156,13 @@ def _first_time_field(row: Row, fields: tuple[str, ...]) -> str:
 
 
 def _attributes(row: Row) -> dict[str, str]:
-    """Useful non-personal columns, values unchanged; blanks left out."""
-    return {k: row[k] for k in _attribute_names(tuple(row)) if _text(row, k)}
+    """Useful non-personal columns, values unchanged; blanks left out (``_text`` inline: a
+    value is blank when absent, empty or all white space, what ``strip`` removes)."""
+    return {
+        k: value
+        for k in _attribute_names(tuple(row))
+        if (value := row.get(k)) and not value.isspace()
+    }
 
 
 @lru_cache(maxsize=256)  # one header per file: its rows share the answer
@@ -181,20 +186,19 @@ def _event(
     account: str | None = None,
     owner: bool = True,
 ) -> Event:
-    return Event(
-        event_key=f"{obj}:{_ref(row, ID)}:{kind}",
-        event_type=f"{obj}.{kind}",
-        activity=activity,
-        actor=actor,
-        occurred_at=_time(row, time_field),
-        raw_time=row.get(time_field) or "",
-        id_type=person[0],
-        id_value=person[1],
-        channel=CHANNEL,
-        owner=_ref(row, OWNER_ID) if owner else None,
-        account_type=SF_ACCOUNT if account else None,
-        account_value=account,
-        attributes=_attributes(row),
+    return Event(  # positional, in field order: cheaper than keywords
+        f"{obj}:{_ref(row, ID)}:{kind}",
+        f"{obj}.{kind}",
+        activity,
+        actor,
+        _time(row, time_field),
+        row.get(time_field) or "",
+        *person,
+        CHANNEL,
+        _ref(row, OWNER_ID) if owner else None,
+        SF_ACCOUNT if account else None,
+        account,
+        _attributes(row),
     )
 
 

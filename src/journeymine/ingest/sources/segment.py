@@ -32,7 +32,7 @@ from __future__ import annotations
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from journeymine import vocabulary
 from journeymine.ingest.sources._common import (
@@ -46,6 +46,7 @@ from journeymine.ingest.sources._common import (
     ParsedFile,
     RawRow,
     RecordError,
+    id_text,
     identifier,
     json_type,
     normalise_email,
@@ -120,27 +121,35 @@ def _path_group(path: str, field_name: str) -> str:
     return "/" + parts[0].lower() if parts else "/"
 
 
+_SCALAR_TYPES = frozenset({str, int, bool})  # what JSON gives that is always a scalar
+
+
 def _scalars(values: object, field_name: str, skip: frozenset[str] = frozenset()) -> dict[str, Any]:
     """Top-level scalar entries only: nested objects are not flattened (shallow by design)."""
     return {
         key: value
         for key, value in optional_object(values, field_name).items()
-        if key not in skip and key not in NEVER_KEPT and scalar(value)
+        if (type(value) in _SCALAR_TYPES or scalar(value))
+        and key not in skip
+        and key not in NEVER_KEPT
     }
 
 
 _CONTEXT_FIELDS = {key: f"{CONTEXT}.{key}" for key in (CAMPAIGN, PAGE_CONTEXT)}
 
 
-def _context(call: dict[str, Any], key: str) -> dict[str, Any]:
-    """``context.<key>``: absent is fine, any other non-object a RecordError naming it."""
-    context = optional_object(call.get(CONTEXT), CONTEXT)
+def _context(context: object, key: str) -> dict[str, Any]:
+    """``context.<key>`` of the call's ``context`` value (read once per call): absent is fine,
+    any other non-object a RecordError naming it."""
+    if context is None:
+        return {}
+    context = optional_object(context, CONTEXT)
     return optional_object(context.get(key), _CONTEXT_FIELDS[key]) if context else {}
 
 
-def utm(call: dict[str, Any]) -> dict[str, Any]:
-    """``context.campaign`` as ``utm_*`` attributes."""
-    campaign, found = _context(call, CAMPAIGN), {}
+def utm(context: object) -> dict[str, Any]:
+    """``context.campaign`` of the call's ``context`` value as ``utm_*`` attributes."""
+    campaign, found = _context(context, CAMPAIGN), {}
     if not campaign:  # most calls
         return {}
     for key, out in CAMPAIGN_FIELDS.items():
@@ -152,12 +161,16 @@ def utm(call: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
-def page_attributes(call: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The page's path group and its attributes."""
-    from_context = _context(call, PAGE_CONTEXT)
+def page_attributes(call: dict[str, Any], context: object) -> tuple[str, dict[str, Any]]:
+    """The page's path group and its attributes (``context``: the call's, read already)."""
+    from_context = _context(context, PAGE_CONTEXT)
     properties = optional_object(call.get(PROPERTIES), PROPERTIES)
     page = {**from_context, **properties} if from_context else properties  # only read
-    attrs = {key: page[key] for key in PAGE_FIELDS if isinstance(page.get(key), str)}
+    attrs = {}
+    for key in PAGE_FIELDS:
+        value = page.get(key)
+        if type(value) is str:  # JSON text is never a subclass of str
+            attrs[key] = value
     key = "path" if page.get("path") else "url"
     group = path_group(page.get(key), _PAGE_FIELD_NAMES[key in properties, key])
     attrs["path_group"] = group
@@ -172,21 +185,26 @@ _PAGE_FIELD_NAMES = {
 }
 
 
-def activity(call: dict[str, Any], kind: str) -> tuple[str, str, dict[str, Any]]:
+@lru_cache(maxsize=4096)  # a source has few event names, seen again and again
+def _track_activity(event: str) -> str:
+    return f"web.{slug(event)}"
+
+
+def activity(call: dict[str, Any], kind: str, context: object) -> tuple[str, str, dict[str, Any]]:
     """``(event_type, activity, attributes)`` of a touchpoint call, per docs/activities.md."""
-    raw_type = str(call[TYPE])
     if kind == PAGE:
-        group, attrs = page_attributes(call)
-        return raw_type, f"web.page_view:{group}", attrs
-    if kind == SCREEN:
-        name = call.get(NAME)
-        extra = {NAME: name} if isinstance(name, str) else {}
-        return raw_type, "web.screen_view", {**extra, **_scalars(call.get(PROPERTIES), PROPERTIES)}
+        group, attrs = page_attributes(call, context)
+        return call[TYPE], f"web.page_view:{group}", attrs
     if kind == TRACK:
         event = call.get(EVENT)
         if not isinstance(event, str) or not event.strip():
             raise RecordError("missing event")
-        return event, f"web.{slug(event)}", _scalars(call.get(PROPERTIES), PROPERTIES)
+        return event, _track_activity(event), _scalars(call.get(PROPERTIES), PROPERTIES)
+    raw_type = call[TYPE]  # text: parse_call checked it
+    if kind == SCREEN:
+        name = call.get(NAME)
+        extra = {NAME: name} if isinstance(name, str) else {}
+        return raw_type, "web.screen_view", {**extra, **_scalars(call.get(PROPERTIES), PROPERTIES)}
     if kind == IDENTIFY:
         return raw_type, "web.identified", _scalars(call.get(TRAITS), TRAITS, PERSONAL_TRAITS)
     return raw_type, f"web.call:{raw_type}", {}
@@ -220,42 +238,61 @@ def _edges(
     return edges
 
 
-def parse_call(line: int, text: str, call: object) -> RawRow:
-    """One Segment call -> its row, its event (unless alias/group) and its identity edges."""
-    if not isinstance(call, dict):
-        raise RecordError("not a JSON object")
-    message_id = identifier(call, MESSAGE_ID)
-    if not message_id:
-        raise RecordError("missing messageId")
-    raw_type = call.get(TYPE)
+EDGE_KINDS = frozenset({ALIAS, IDENTIFY, GROUP})  # kinds with edges of their own
+KINDS = {kind: kind for kind in (TRACK, PAGE, SCREEN, IDENTIFY, ALIAS, GROUP)}  # as sent
+
+
+def _kind(raw_type: object) -> str:
+    """The call type, trimmed and lower-case; RecordError when it is missing or no text."""
+    if type(raw_type) is str:
+        kind = KINDS.get(raw_type)  # nearly always: a type exactly as the spec spells it
+        if kind is not None:
+            return kind
     if not isinstance(raw_type, str) or not raw_type.strip():
         raise RecordError("missing type")
-    kind = raw_type.strip().lower()
-    at = parse_iso(call.get(TIMESTAMP), TIMESTAMP)
-    user, anon = identifier(call, USER), identifier(call, ANONYMOUS)
+    return raw_type.strip().lower()
+
+
+def parse_call(line: int, text: str, call: object) -> RawRow:
+    """One Segment call -> its row, its event (unless alias/group) and its identity edges.
+
+    Ids that are non-blank text (nearly all) are taken as they are, without a call to
+    :func:`id_text`, which decides every other value the same way as before.
+    """
+    if not isinstance(call, dict):
+        raise RecordError("not a JSON object")
+    get = call.get
+    value = get(MESSAGE_ID)
+    message_id = value if type(value) is str and value.strip() else id_text(value, MESSAGE_ID)
+    if not message_id:
+        raise RecordError("missing messageId")
+    kind = _kind(get(TYPE))
+    timestamp = get(TIMESTAMP)
+    at = parse_iso(timestamp, TIMESTAMP)  # so timestamp is text
+    value = get(USER)
+    user = value if type(value) is str and value.strip() else id_text(value, USER)
+    value = get(ANONYMOUS)
+    anon = value if type(value) is str and value.strip() else id_text(value, ANONYMOUS)
     if not user and not anon:
         raise RecordError("missing userId and anonymousId")
     person = (USER_ID, user) if user else (ANONYMOUS_ID, str(anon))
-    row = RawRow(line, message_id, text, edges=_edges(call, kind, person, at, (user, anon)))
+    if (user and anon) or kind in EDGE_KINDS:
+        edges = _edges(call, kind, person, at, (user, anon))
+    else:
+        edges = []
     if kind in EDGE_ONLY_TYPES:
-        return row
-    event_type, name, attributes = activity(call, kind)  # a new dict: ours to add to
-    attributes.update(utm(call))
-    row.events.append(
-        Event(
-            event_key=message_id,
-            event_type=event_type,
-            activity=name,
-            actor=CUSTOMER,
-            occurred_at=at,
-            raw_time=str(call[TIMESTAMP]),
-            id_type=person[0],
-            id_value=person[1],
-            channel=CHANNEL,
-            attributes=attributes,
-        )
-    )
-    return row
+        return RawRow(line, message_id, text, [], edges, [])
+    context = get(CONTEXT)
+    event_type, name, attributes = activity(call, kind, context)  # a new dict: ours to add to
+    if context is not None:  # no context, no campaign
+        attributes.update(utm(context))
+    raw_time = cast(str, timestamp)  # text: parse_iso accepted it
+    # Positional, in Event's field order (cheaper than keywords); no owner, no account.
+    event = Event(
+        message_id, event_type, name, CUSTOMER, at, raw_time, *person, CHANNEL, None, None, None,
+        attributes,
+    )  # fmt: skip
+    return RawRow(line, message_id, text, [event], edges, [])
 
 
 def parse_file(path: Path, file: str) -> ParsedFile:
