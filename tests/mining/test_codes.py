@@ -320,6 +320,20 @@ def test_the_radix_order_is_numpys_stable_order(keys: list[int]) -> None:
     assert codes._radix_order(array, n_keys).tolist() == np.argsort(array, kind="stable").tolist()
 
 
+@given(st.lists(st.integers(0, 40), max_size=300), st.sampled_from([1, 7, 64, 1 << 20]))
+@settings(max_examples=80, deadline=None)
+def test_the_blocked_edge_order_is_numpys_stable_order(ids: list[int], block: int) -> None:
+    """Sorted block by block (blocks of 1 row, 7 rows, ... the whole log) and scattered, the
+    rows come out in numpy's stable argsort order, for 16-bit and 64-bit ids."""
+    for dtype in (np.uint16, np.int64):
+        array = np.array(ids, dtype=dtype)
+        counts = np.bincount(array, minlength=41).astype(np.int64)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(codes, "BLOCK", block)
+            order = codes._stable_order(array, counts)
+        assert order.tolist() == np.argsort(array, kind="stable").tolist()
+
+
 @pytest.mark.parametrize("insertion_order", [True, False])
 def test_materialised_rows_are_numbered_in_case_time_seq_order(insertion_order: bool) -> None:
     """Also when the connection does not preserve insertion order (rowids then say nothing)."""
