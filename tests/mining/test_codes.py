@@ -432,6 +432,11 @@ def test_dictionary_chunks_of_several_row_groups_give_the_sql_figures(
     other = duckdb.connect()
     discovery.write_discovery_from_arrow(other, read)
     assert_equal_to_reference(con, stored(other), log)
+    # The library's own read (its memory pool, the dataset API) gives the same chunks.
+    assert discovery.read_parquet_log(path).equals(read)
+    third = duckdb.connect()
+    discovery.write_discovery_from_parquet(third, path)
+    assert_equal_to_reference(con, stored(third), log)
 
 
 def test_a_grouped_log_orders_time_ties_by_seq_not_by_row() -> None:

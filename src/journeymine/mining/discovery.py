@@ -23,10 +23,15 @@ as integer codes (:mod:`journeymine.mining.codes`), and names are decoded only f
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+from pyarrow.fs import LocalFileSystem
 
 from journeymine.mining import codes, variants
 
@@ -158,3 +163,34 @@ def write_discovery_from_arrow(con: duckdb.DuckDBPyConnection, table: pa.Table) 
     ``ts``, ``seq``) sorted in memory: no event-log table is stored (use
     :func:`materialise_log` when other analyses need one)."""
     store_tables(con, discovered_tables(codes.from_arrow(table)))
+
+
+@cache
+def read_pool() -> pa.MemoryPool:
+    """The Arrow memory pool Parquet logs are read into: jemalloc where pyarrow has it, else the
+    C allocator. Not the process default (mimalloc in these wheels): with the log's buffers in
+    mimalloc, the fresh discovery pass at 10M events took 1.9-3.7 s CPU, over 2.7 s in half
+    the runs; with jemalloc 2.1-2.7 s (benchmarks/README.md, Mining). Only this library's
+    reads use it; the process default is an entry point's choice."""
+    try:
+        return pa.jemalloc_memory_pool()
+    except NotImplementedError:  # a pyarrow built without jemalloc
+        return pa.system_memory_pool()
+
+
+def read_parquet_log(path: str | Path, columns: list[str] | None = None) -> pa.Table:
+    """An Arrow log (``case_key`` or ``case_id``, ``activity``, ``ts``, ``seq``; or only
+    ``columns``) from a Parquet file, as :func:`codes.from_arrow` reads it best: memory-mapped,
+    case ids and activities dictionary-encoded by the reader, buffers from :func:`read_pool`."""
+    names = pq.read_schema(path).names
+    case = "case_key" if "case_key" in names else "case_id"
+    options = ds.ParquetReadOptions(dictionary_columns=[case, "activity"])
+    parquet = ds.ParquetFileFormat(read_options=options)
+    found = ds.dataset(str(path), format=parquet, filesystem=LocalFileSystem(use_mmap=True))
+    wanted = columns or [case, "activity", "ts", "seq"]
+    return found.to_table(columns=wanted, memory_pool=read_pool())
+
+
+def write_discovery_from_parquet(con: duckdb.DuckDBPyConnection, path: str | Path) -> None:
+    """As :func:`write_discovery_from_arrow`, from a Parquet log (:func:`read_parquet_log`)."""
+    write_discovery_from_arrow(con, read_parquet_log(path))
