@@ -78,10 +78,8 @@ t = lap("read", start)
 sorted_log = codes.from_arrow(table)
 loaded = lap("group cases", t)
 del table
-tables = discovery.discovered_tables(sorted_log)
-t = lap("dfg + variants + start/end", loaded)
-discovery.store_tables(con, tables)
-done = lap("store", t)
+discovery.store_discovered(con, sorted_log)
+done = lap("mine + store", loaded)
 """
     + FETCH
 )
@@ -103,7 +101,7 @@ loaded = lap("enum + sort + store log", t)
 con.execute("DROP TABLE raw")
 sorted_log = codes.read_sorted(con, log)
 t = lap("read codes", loaded)
-discovery.store_tables(con, discovery.discovered_tables(sorted_log))
+discovery.store_discovered(con, sorted_log)
 done = lap("mine + store", t)
 """
     + FETCH
@@ -138,6 +136,7 @@ timed("start/end", lambda: (codes.boundary_counts(log, True), codes.boundary_cou
 timed("dfg + variants + start/end (threads)", lambda: discovery.discovered_tables(log))
 con = duckdb.connect()
 timed("store variants", lambda: discovery.store_tables(con, {"variants": found}))
+timed("mine + store (store_discovered, threads)", lambda: discovery.store_discovered(con, log))
 """
 
 PM4PY = """

@@ -121,6 +121,18 @@ def test_an_arrow_log_gives_the_stored_log_figures(real_log: pa.Table) -> None:
             pd.testing.assert_frame_equal(frame, expected[name], check_exact=True)
 
 
+def test_a_rolled_back_transaction_leaves_no_discovered_table() -> None:
+    """The variants are stored from a second thread, on the same connection: inside the
+    caller's transaction, so a rollback takes them away with the others."""
+    con = duckdb.connect()
+    con.execute("BEGIN")
+    discovery.write_discovery_from_arrow(con, log_table(random_rows(3, n=200)))
+    assert con.execute("SELECT count(*) FROM variants").fetchall()[0][0] > 0
+    con.execute("ROLLBACK")
+    tables = con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+    assert tables == []
+
+
 def test_cases_p90_and_durations_equal_pandas_on_real_logs(real_log: pa.Table) -> None:
     """What pm4py does not report, computed independently with pandas on its formatted frame:
     distinct cases per edge, p90 of the waits, median case duration per variant."""
