@@ -194,8 +194,8 @@ def read_pool() -> pa.MemoryPool:
     """The Arrow memory pool Parquet logs are read into: jemalloc where pyarrow has it, else the
     C allocator. Not the process default (mimalloc in these wheels): with the log's buffers in
     mimalloc, the fresh discovery pass at 10M events took 1.9-3.7 s CPU, over 2.7 s in half
-    the runs; with jemalloc 2.1-2.7 s (benchmarks/README.md, Mining). Only this library's
-    reads use it; the process default is an entry point's choice."""
+    the runs; with jemalloc 2.1-2.7 s at the same load (benchmarks/README.md, Mining). Only
+    this library's reads use it; the process default is an entry point's choice."""
     try:
         return pa.jemalloc_memory_pool()
     except NotImplementedError:  # a pyarrow built without jemalloc
