@@ -121,6 +121,25 @@ def test_an_arrow_log_gives_the_stored_log_figures(real_log: pa.Table) -> None:
             pd.testing.assert_frame_equal(frame, expected[name], check_exact=True)
 
 
+@pytest.mark.parametrize("batch", [1, 7, 1 << 15])
+def test_variants_streamed_in_batches_are_stored_as_the_sql_figures(
+    batch: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The variants reach DuckDB as a stream of batches (one variant each, seven, all): the
+    stored table equals the reference SQL's, and the stream equals :func:`variants.discover`."""
+    table = log_table(random_rows(11, n=400))
+    con = duckdb.connect()
+    log = discovery.materialise_log(con, eventlog.register_log(con, table))
+    monkeypatch.setattr(variants, "BATCH", batch)
+    other = duckdb.connect()
+    discovery.write_discovery_from_arrow(other, table)
+    assert_equal_to_reference(con, stored(other), log)
+    sorted_log = codes.from_arrow(table)
+    streamed = variants.batches(sorted_log).read_all()
+    assert streamed.num_rows > 7
+    assert streamed.equals(variants.discover(sorted_log))
+
+
 def test_a_rolled_back_transaction_leaves_no_discovered_table() -> None:
     """The variants are stored from a second thread, on the same connection: inside the
     caller's transaction, so a rollback takes them away with the others."""

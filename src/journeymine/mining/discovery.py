@@ -142,8 +142,11 @@ def discovered_tables(sorted_log: codes.SortedLog) -> dict[str, pa.Table]:
         }
 
 
-def store_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table]) -> None:
-    """Create or replace one DuckDB table per Arrow table, rows in their order."""
+def store_tables(
+    con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table | pa.RecordBatchReader]
+) -> None:
+    """Create or replace one DuckDB table per Arrow table or stream of batches, rows in their
+    order."""
     for name, table in tables.items():
         con.register("jm_discovered", table)
         try:
@@ -153,7 +156,8 @@ def store_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table]) ->
 
 
 def _store_variants(con: duckdb.DuckDBPyConnection, sorted_log: codes.SortedLog) -> None:
-    store_tables(con, {"variants": variants.discover(sorted_log)})
+    # Streamed: the names and labels of one batch of variants at a time, not of all of them.
+    store_tables(con, {"variants": variants.batches(sorted_log)})
 
 
 def store_discovered(con: duckdb.DuckDBPyConnection, sorted_log: codes.SortedLog) -> None:
