@@ -141,8 +141,8 @@ def test_variants_streamed_in_batches_are_stored_as_the_sql_figures(
 
 
 def test_a_rolled_back_transaction_leaves_no_discovered_table() -> None:
-    """The variants are stored from a second thread, on the same connection: inside the
-    caller's transaction, so a rollback takes them away with the others."""
+    """The tables (the variants streamed in batches) are stored inside the caller's
+    transaction, so a rollback takes every one of them away."""
     con = duckdb.connect()
     con.execute("BEGIN")
     discovery.write_discovery_from_arrow(con, log_table(random_rows(3, n=200)))

@@ -155,29 +155,22 @@ def store_tables(
             con.unregister("jm_discovered")
 
 
-def _store_variants(con: duckdb.DuckDBPyConnection, sorted_log: codes.SortedLog) -> None:
-    # Streamed: the names and labels of one batch of variants at a time, not of all of them.
-    store_tables(con, {"variants": variants.batches(sorted_log)})
-
-
 def store_discovered(con: duckdb.DuckDBPyConnection, sorted_log: codes.SortedLog) -> None:
-    """Store the tables of :func:`discovered_tables` (variants first). The variants are found
-    and stored in a second thread while this one computes the edges: storing them (DuckDB
-    ingesting ~4M activity names at 10M events) is the longest step after the edges, and this
-    way it overlaps them. ``con`` is used by one thread at a time: the other stores only after
-    the variants' thread has finished, so a transaction open on ``con`` holds every table."""
+    """Store the tables of :func:`discovered_tables`. The variants' grouping runs in a second
+    thread while this one computes the edges, as there; their names and labels are then built
+    batch by batch while DuckDB ingests them (:func:`variants.batches`), so that all of them
+    never exist at once (~230 MB at 10M events, whose fresh pages cost more than the work)."""
     with ThreadPoolExecutor(max_workers=1) as pool:
-        stored = pool.submit(_store_variants, con, sorted_log)
+        grouped = pool.submit(variants.columns, sorted_log)
         dfg = codes.dfg(sorted_log)
-        stored.result()
-    store_tables(
-        con,
-        {
-            "dfg": dfg,
-            "start_activities": codes.boundary_counts(sorted_log, first=True),
-            "end_activities": codes.boundary_counts(sorted_log, first=False),
-        },
-    )
+        found = grouped.result()
+    tables: dict[str, pa.Table | pa.RecordBatchReader] = {
+        "dfg": dfg,
+        "variants": variants.batches(sorted_log, found=found),
+        "start_activities": codes.boundary_counts(sorted_log, first=True),
+        "end_activities": codes.boundary_counts(sorted_log, first=False),
+    }
+    store_tables(con, tables)
 
 
 def write_discovery(con: duckdb.DuckDBPyConnection, log: str) -> None:

@@ -74,7 +74,10 @@ def variant_ids(log: SortedLog) -> tuple[np.ndarray, pa.Array]:
 BATCH = 1 << 15
 
 
-def _columns(log: SortedLog) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+Columns = tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]
+
+
+def columns(log: SortedLog) -> Columns:
     """The variants' numeric columns in output order, and their codes and offsets (in codes)."""
     ids, distinct = variant_ids(log)
     n_variants = len(distinct)
@@ -108,11 +111,9 @@ SCHEMA = pa.schema(
 )
 
 
-def _batch(
-    names: pa.Array, columns: tuple[dict[str, np.ndarray], np.ndarray, np.ndarray], rows: slice
-) -> pa.RecordBatch:
-    """Variants ``rows`` of :func:`_columns`, with their activity lists and labels."""
-    numbers, codes, offsets = columns
+def _batch(names: pa.Array, found: Columns, rows: slice) -> pa.RecordBatch:
+    """Variants ``rows`` of :func:`columns`, with their activity lists and labels."""
+    numbers, codes, offsets = found
     bounds = offsets[rows.start : rows.stop + 1]
     taken = names.take(pa.array(codes[bounds[0] : bounds[-1]]))
     activities = pa.ListArray.from_arrays(pa.array(bounds - bounds[0]), taken)
@@ -121,20 +122,23 @@ def _batch(
     return pa.RecordBatch.from_arrays(values, schema=SCHEMA)
 
 
-def batches(log: SortedLog, size: int | None = None) -> pa.RecordBatchReader:
-    """:func:`discover` as a stream of batches of ``size`` variants: a consumer that stores
-    them (DuckDB) never holds the names and labels of all variants at once (at 10M events
-    ~230 MB of fresh memory, which costs more than building them)."""
-    columns = _columns(log)
+def batches(
+    log: SortedLog, size: int | None = None, found: Columns | None = None
+) -> pa.RecordBatchReader:
+    """:func:`discover` as a stream of batches of ``size`` variants (from ``found``, the
+    log's :func:`columns`, if already computed): a consumer that stores them (DuckDB) never
+    holds the names and labels of all variants at once (at 10M events ~230 MB of fresh memory,
+    which costs more than building them)."""
+    found = found or columns(log)
     names = pa.array(log.names, pa.string())
-    n, size = len(columns[2]) - 1, size or BATCH
-    parts = (_batch(names, columns, slice(lo, min(lo + size, n))) for lo in range(0, n, size))
+    n, size = len(found[2]) - 1, size or BATCH
+    parts = (_batch(names, found, slice(lo, min(lo + size, n))) for lo in range(0, n, size))
     return pa.RecordBatchReader.from_batches(SCHEMA, parts)
 
 
 def discover(log: SortedLog) -> pa.Table:
     """Variants, most cases first, ties by first case: label, activities, cases, share,
     coverage, length and the median first-to-last duration (seconds) of their cases."""
-    columns = _columns(log)
-    n = len(columns[2]) - 1
-    return pa.Table.from_batches([_batch(pa.array(log.names, pa.string()), columns, slice(0, n))])
+    found = columns(log)
+    n = len(found[2]) - 1
+    return pa.Table.from_batches([_batch(pa.array(log.names, pa.string()), found, slice(0, n))])
