@@ -6,7 +6,8 @@
 
 For each size: generate the log (benchmarks/generate_log.py, cached in benchmarks/data/),
 then in separate subprocesses (so each peak RSS is its own) time
-* ours, the discovery pass: Parquet (memory-mapped) -> Arrow -> cases grouped in memory,
+* ours, the discovery pass: Parquet (memory-mapped, ``discovery.read_parquet_log``) -> Arrow
+  -> cases grouped in memory,
   rows moved only if the log is not already grouped by case (``codes.from_arrow``) -> the
   dfg (frequency, distinct cases, waiting times mean, median, p90), variants (with median
   case duration) and start/end activity tables stored in DuckDB, as
@@ -54,7 +55,6 @@ print(json.dumps({"load_s": loaded - start, "mine_s": done - loaded, "total_s": 
 PHASES = """
 import json, pickle, resource, sys, time
 import duckdb
-import pyarrow.parquet as pq
 from journeymine.mining import codes, discovery, eventlog
 phases, phases_cpu, cpu_at = {}, {}, [time.process_time()]
 def lap(name, since):
@@ -73,15 +73,13 @@ OURS = (
 cpu_start, start = time.process_time(), time.perf_counter()
 cpu_at[0] = cpu_start
 con = duckdb.connect()
-table = pq.read_table(sys.argv[1], read_dictionary=["case_id", "activity"], memory_map=True)
+table = discovery.read_parquet_log(sys.argv[1])
 t = lap("read", start)
 sorted_log = codes.from_arrow(table)
 loaded = lap("group cases", t)
 del table
-tables = discovery.discovered_tables(sorted_log)
-t = lap("dfg + variants + start/end", loaded)
-discovery.store_tables(con, tables)
-done = lap("store", t)
+discovery.store_discovered(con, sorted_log)
+done = lap("mine + store", loaded)
 """
     + FETCH
 )
@@ -103,7 +101,7 @@ loaded = lap("enum + sort + store log", t)
 con.execute("DROP TABLE raw")
 sorted_log = codes.read_sorted(con, log)
 t = lap("read codes", loaded)
-discovery.store_tables(con, discovery.discovered_tables(sorted_log))
+discovery.store_discovered(con, sorted_log)
 done = lap("mine + store", t)
 """
     + FETCH
@@ -115,7 +113,6 @@ done = lap("mine + store", t)
 PROFILE = """
 import json, sys, time
 import duckdb
-import pyarrow.parquet as pq
 from journeymine.mining import codes, discovery, variants
 path, repeat = sys.argv[1], int(sys.argv[3])
 def timed(name, step):
@@ -126,8 +123,7 @@ def timed(name, step):
         times.append(time.process_time() - cpu)
     print(json.dumps({"step": name, "cold": times[0], "warm": min(times)}), flush=True)
     return result
-read = lambda columns=None: pq.read_table(
-    path, columns=columns, read_dictionary=["case_id", "activity"], memory_map=True)
+read = lambda columns=None: discovery.read_parquet_log(path, columns)
 table = timed("read", read)
 for column in table.column_names:
     timed(f"  read {column} alone", lambda: read([column]))
@@ -140,6 +136,7 @@ timed("start/end", lambda: (codes.boundary_counts(log, True), codes.boundary_cou
 timed("dfg + variants + start/end (threads)", lambda: discovery.discovered_tables(log))
 con = duckdb.connect()
 timed("store variants", lambda: discovery.store_tables(con, {"variants": found}))
+timed("mine + store (store_discovered, threads)", lambda: discovery.store_discovered(con, log))
 """
 
 PM4PY = """

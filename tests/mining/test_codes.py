@@ -121,6 +121,37 @@ def test_an_arrow_log_gives_the_stored_log_figures(real_log: pa.Table) -> None:
             pd.testing.assert_frame_equal(frame, expected[name], check_exact=True)
 
 
+@pytest.mark.parametrize("batch", [1, 7, 1 << 15])
+def test_variants_streamed_in_batches_are_stored_as_the_sql_figures(
+    batch: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The variants reach DuckDB as a stream of batches (one variant each, seven, all): the
+    stored table equals the reference SQL's, and the stream equals :func:`variants.discover`."""
+    table = log_table(random_rows(11, n=400))
+    con = duckdb.connect()
+    log = discovery.materialise_log(con, eventlog.register_log(con, table))
+    monkeypatch.setattr(variants, "BATCH", batch)
+    other = duckdb.connect()
+    discovery.write_discovery_from_arrow(other, table)
+    assert_equal_to_reference(con, stored(other), log)
+    sorted_log = codes.from_arrow(table)
+    streamed = variants.batches(sorted_log).read_all()
+    assert streamed.num_rows > 7
+    assert streamed.equals(variants.discover(sorted_log))
+
+
+def test_a_rolled_back_transaction_leaves_no_discovered_table() -> None:
+    """The tables (the variants streamed in batches) are stored inside the caller's
+    transaction, so a rollback takes every one of them away."""
+    con = duckdb.connect()
+    con.execute("BEGIN")
+    discovery.write_discovery_from_arrow(con, log_table(random_rows(3, n=200)))
+    assert con.execute("SELECT count(*) FROM variants").fetchall()[0][0] > 0
+    con.execute("ROLLBACK")
+    tables = con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+    assert tables == []
+
+
 def test_cases_p90_and_durations_equal_pandas_on_real_logs(real_log: pa.Table) -> None:
     """What pm4py does not report, computed independently with pandas on its formatted frame:
     distinct cases per edge, p90 of the waits, median case duration per variant."""
@@ -320,6 +351,20 @@ def test_the_radix_order_is_numpys_stable_order(keys: list[int]) -> None:
     assert codes._radix_order(array, n_keys).tolist() == np.argsort(array, kind="stable").tolist()
 
 
+@given(st.lists(st.integers(0, 40), max_size=300), st.sampled_from([1, 7, 64, 1 << 20]))
+@settings(max_examples=80, deadline=None)
+def test_the_blocked_edge_order_is_numpys_stable_order(ids: list[int], block: int) -> None:
+    """Sorted block by block (blocks of 1 row, 7 rows, ... the whole log) and scattered, the
+    rows come out in numpy's stable argsort order, for 16-bit and 64-bit ids."""
+    for dtype in (np.uint16, np.int64):
+        array = np.array(ids, dtype=dtype)
+        counts = np.bincount(array, minlength=41).astype(np.int64)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(codes, "BLOCK", block)
+            order = codes._stable_order(array, counts)
+        assert order.tolist() == np.argsort(array, kind="stable").tolist()
+
+
 @pytest.mark.parametrize("insertion_order", [True, False])
 def test_materialised_rows_are_numbered_in_case_time_seq_order(insertion_order: bool) -> None:
     """Also when the connection does not preserve insertion order (rowids then say nothing)."""
@@ -418,6 +463,11 @@ def test_dictionary_chunks_of_several_row_groups_give_the_sql_figures(
     other = duckdb.connect()
     discovery.write_discovery_from_arrow(other, read)
     assert_equal_to_reference(con, stored(other), log)
+    # The library's own read (its memory pool, the dataset API) gives the same chunks.
+    assert discovery.read_parquet_log(path).equals(read)
+    third = duckdb.connect()
+    discovery.write_discovery_from_parquet(third, path)
+    assert_equal_to_reference(con, stored(third), log)
 
 
 def test_a_grouped_log_orders_time_ties_by_seq_not_by_row() -> None:

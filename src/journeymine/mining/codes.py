@@ -398,12 +398,33 @@ def _block_counts(ids: np.ndarray, n_ids: int) -> np.ndarray:
     return counts
 
 
+def _stable_order(ids: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``np.argsort(ids, kind="stable")`` for ids below ``len(counts)`` that occur ``counts``
+    times: each block of rows is sorted alone (numpy's radix sort, with a scratch array of the
+    block's size instead of the log's) and scattered to where its ids' rows go, after the rows
+    of the same id in earlier blocks. Fresh memory costs more than the sorting here."""
+    order = np.empty(len(ids), np.int64)
+    cursor = np.cumsum(counts) - counts  # where each id's next rows go
+    steps = np.arange(min(len(ids), BLOCK), dtype=np.int64)
+    for lo in range(0, len(ids), BLOCK):
+        block = ids[lo : lo + BLOCK]
+        local = np.argsort(block, kind="stable")
+        here = np.bincount(block, minlength=len(counts))
+        # The j-th row of the sorted block goes to its id's cursor plus j's place in its id.
+        target = np.repeat(cursor - (np.cumsum(here) - here), here)
+        target += steps[: len(block)]
+        local += lo
+        order[target] = local
+        cursor += here
+    return order
+
+
 def _edge_groups(log: SortedLog, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The edges present (``source * k + target``, ascending), their pair counts, and the
     pairs' first rows grouped by edge (rows ascending inside an edge: a stable sort)."""
     ids, values = _pair_edges(log, k)
-    by_edge = np.argsort(ids, kind="stable")
     counts = _block_counts(ids, len(values))  # sequential: cheaper than from the order
+    by_edge = _stable_order(ids, counts)
     if len(values) and values[-1] == k * k:  # the rows that end a case come last
         counts, values = counts[:-1], values[:-1]
     present = np.flatnonzero(counts)

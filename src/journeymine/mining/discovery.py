@@ -23,10 +23,15 @@ as integer codes (:mod:`journeymine.mining.codes`), and names are decoded only f
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+from pyarrow.fs import LocalFileSystem
 
 from journeymine.mining import codes, variants
 
@@ -137,8 +142,11 @@ def discovered_tables(sorted_log: codes.SortedLog) -> dict[str, pa.Table]:
         }
 
 
-def store_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table]) -> None:
-    """Create or replace one DuckDB table per Arrow table, rows in their order."""
+def store_tables(
+    con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table | pa.RecordBatchReader]
+) -> None:
+    """Create or replace one DuckDB table per Arrow table or stream of batches, rows in their
+    order."""
     for name, table in tables.items():
         con.register("jm_discovered", table)
         try:
@@ -147,14 +155,63 @@ def store_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table]) ->
             con.unregister("jm_discovered")
 
 
+def store_discovered(con: duckdb.DuckDBPyConnection, sorted_log: codes.SortedLog) -> None:
+    """Store the tables of :func:`discovered_tables`. The variants' grouping runs in a second
+    thread while this one computes the edges, as there; their names and labels are then built
+    batch by batch while DuckDB ingests them (:func:`variants.batches`), so that all of them
+    never exist at once (~230 MB at 10M events, whose fresh pages cost more than the work)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        grouped = pool.submit(variants.columns, sorted_log)
+        dfg = codes.dfg(sorted_log)
+        found = grouped.result()
+    tables: dict[str, pa.Table | pa.RecordBatchReader] = {
+        "dfg": dfg,
+        "variants": variants.batches(sorted_log, found=found),
+        "start_activities": codes.boundary_counts(sorted_log, first=True),
+        "end_activities": codes.boundary_counts(sorted_log, first=False),
+    }
+    store_tables(con, tables)
+
+
 def write_discovery(con: duckdb.DuckDBPyConnection, log: str) -> None:
     """Store ``dfg``, ``variants``, ``start_activities`` and ``end_activities`` tables, all
     from one read of the sorted log (rows in the order the functions above return them)."""
-    store_tables(con, discovered_tables(codes.read_sorted(con, log)))
+    store_discovered(con, codes.read_sorted(con, log))
 
 
 def write_discovery_from_arrow(con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
     """As :func:`write_discovery`, from an Arrow log (``case_key`` or ``case_id``, ``activity``,
     ``ts``, ``seq``) sorted in memory: no event-log table is stored (use
     :func:`materialise_log` when other analyses need one)."""
-    store_tables(con, discovered_tables(codes.from_arrow(table)))
+    store_discovered(con, codes.from_arrow(table))
+
+
+@cache
+def read_pool() -> pa.MemoryPool:
+    """The Arrow memory pool Parquet logs are read into: jemalloc where pyarrow has it, else the
+    C allocator. Not the process default (mimalloc in these wheels): with the log's buffers in
+    mimalloc, the fresh discovery pass at 10M events took 1.9-3.7 s CPU, over 2.7 s in half
+    the runs; with jemalloc 2.1-2.7 s at the same load (benchmarks/README.md, Mining). Only
+    this library's reads use it; the process default is an entry point's choice."""
+    try:
+        return pa.jemalloc_memory_pool()
+    except NotImplementedError:  # a pyarrow built without jemalloc
+        return pa.system_memory_pool()
+
+
+def read_parquet_log(path: str | Path, columns: list[str] | None = None) -> pa.Table:
+    """An Arrow log (``case_key`` or ``case_id``, ``activity``, ``ts``, ``seq``; or only
+    ``columns``) from a Parquet file, as :func:`codes.from_arrow` reads it best: memory-mapped,
+    case ids and activities dictionary-encoded by the reader, buffers from :func:`read_pool`."""
+    names = pq.read_schema(path).names
+    case = "case_key" if "case_key" in names else "case_id"
+    options = ds.ParquetReadOptions(dictionary_columns=[case, "activity"])
+    parquet = ds.ParquetFileFormat(read_options=options)
+    found = ds.dataset(str(path), format=parquet, filesystem=LocalFileSystem(use_mmap=True))
+    wanted = columns or [case, "activity", "ts", "seq"]
+    return found.to_table(columns=wanted, memory_pool=read_pool())
+
+
+def write_discovery_from_parquet(con: duckdb.DuckDBPyConnection, path: str | Path) -> None:
+    """As :func:`write_discovery_from_arrow`, from a Parquet log (:func:`read_parquet_log`)."""
+    write_discovery_from_arrow(con, read_parquet_log(path))

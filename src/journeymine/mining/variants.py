@@ -69,9 +69,16 @@ def variant_ids(log: SortedLog) -> tuple[np.ndarray, pa.Array]:
     return ids, encoded.dictionary
 
 
-def discover(log: SortedLog) -> pa.Table:
-    """Variants, most cases first, ties by first case: label, activities, cases, share,
-    coverage, length and the median first-to-last duration (seconds) of their cases."""
+# Variants per batch when they are streamed to DuckDB (:func:`batches`): the names and labels
+# of one batch (~20 MB at 10M events) are built, stored and freed before the next.
+BATCH = 1 << 15
+
+
+Columns = tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]
+
+
+def columns(log: SortedLog) -> Columns:
+    """The variants' numeric columns in output order, and their codes and offsets (in codes)."""
     ids, distinct = variant_ids(log)
     n_variants = len(distinct)
     cases = np.bincount(ids, minlength=n_variants).astype(np.int64)
@@ -79,20 +86,59 @@ def discover(log: SortedLog) -> pa.Table:
     medians = grouped_quantiles(ids, durations, n_variants, qs=(0.5,))[:, 0]
     order = _variant_order(log, ids, cases)
     codes, offsets = _decode(distinct.take(pa.array(order)), code_type(len(log.names)))
-    names = pa.array(log.names, pa.string())
-    activities = pa.ListArray.from_arrays(pa.array(offsets), names.take(pa.array(codes)))
     ordered = cases[order]
     total = int(cases.sum())
-    return pa.table(
-        {
-            "variant": pc.binary_join(activities, " → "),
-            "activities": activities,
-            "cases": pa.array(ordered, pa.int64()),
-            "share": pa.array(ordered / total if total else ordered.astype(float), pa.float64()),
-            "coverage": pa.array(
-                np.cumsum(ordered) / total if total else ordered.astype(float), pa.float64()
-            ),
-            "length": pa.array(np.diff(offsets), pa.int64()),
-            "median_duration_s": pa.array(medians[order], pa.float64()),
-        }
-    )
+    numbers = {
+        "cases": ordered,
+        "share": ordered / total if total else ordered.astype(float),
+        "coverage": np.cumsum(ordered) / total if total else ordered.astype(float),
+        "length": np.diff(offsets).astype(np.int64),
+        "median_duration_s": medians[order],
+    }
+    return numbers, codes, offsets
+
+
+SCHEMA = pa.schema(
+    [
+        ("variant", pa.string()),
+        ("activities", pa.list_(pa.string())),
+        ("cases", pa.int64()),
+        ("share", pa.float64()),
+        ("coverage", pa.float64()),
+        ("length", pa.int64()),
+        ("median_duration_s", pa.float64()),
+    ]
+)
+
+
+def _batch(names: pa.Array, found: Columns, rows: slice) -> pa.RecordBatch:
+    """Variants ``rows`` of :func:`columns`, with their activity lists and labels."""
+    numbers, codes, offsets = found
+    bounds = offsets[rows.start : rows.stop + 1]
+    taken = names.take(pa.array(codes[bounds[0] : bounds[-1]]))
+    activities = pa.ListArray.from_arrays(pa.array(bounds - bounds[0]), taken)
+    values = [pc.binary_join(activities, " → "), activities]
+    values += [pa.array(numbers[f.name][rows], f.type) for f in list(SCHEMA)[2:]]
+    return pa.RecordBatch.from_arrays(values, schema=SCHEMA)
+
+
+def batches(
+    log: SortedLog, size: int | None = None, found: Columns | None = None
+) -> pa.RecordBatchReader:
+    """:func:`discover` as a stream of batches of ``size`` variants (from ``found``, the
+    log's :func:`columns`, if already computed): a consumer that stores them (DuckDB) never
+    holds the names and labels of all variants at once (at 10M events ~230 MB of fresh memory,
+    which costs more than building them)."""
+    found = found or columns(log)
+    names = pa.array(log.names, pa.string())
+    n, size = len(found[2]) - 1, size or BATCH
+    parts = (_batch(names, found, slice(lo, min(lo + size, n))) for lo in range(0, n, size))
+    return pa.RecordBatchReader.from_batches(SCHEMA, parts)
+
+
+def discover(log: SortedLog) -> pa.Table:
+    """Variants, most cases first, ties by first case: label, activities, cases, share,
+    coverage, length and the median first-to-last duration (seconds) of their cases."""
+    found = columns(log)
+    n = len(found[2]) - 1
+    return pa.Table.from_batches([_batch(pa.array(log.names, pa.string()), found, slice(0, n))])
