@@ -113,7 +113,7 @@ done = lap("mine + store", t)
 PROFILE = """
 import json, sys, time
 import duckdb
-from journeymine.mining import codes, discovery, variants
+from journeymine.mining import codes, discovery, edges, variants
 path, repeat = sys.argv[1], int(sys.argv[3])
 def timed(name, step):
     times, result = [], None
@@ -129,10 +129,10 @@ for column in table.column_names:
     timed(f"  read {column} alone", lambda: read([column]))
 timed("  case_runs (in group cases)", lambda: codes.case_runs(table.column("case_id")))
 log = timed("group cases (codes.from_arrow)", lambda: codes.from_arrow(table))
-timed("dfg", lambda: codes.dfg(log))
+timed("dfg", lambda: edges.dfg(log))
 timed("  variant ids (in variants)", lambda: variants.variant_ids(log))
 found = timed("variants", lambda: variants.discover(log))
-timed("start/end", lambda: (codes.boundary_counts(log, True), codes.boundary_counts(log, False)))
+timed("start/end", lambda: (edges.boundary_counts(log, True), edges.boundary_counts(log, False)))
 timed("dfg + variants + start/end (threads)", lambda: discovery.discovered_tables(log))
 con = duckdb.connect()
 timed("store variants", lambda: discovery.store_tables(con, {"variants": found}))

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from journeymine.mining import codes, discovery, eventlog, pm4py_adapter, quantiles, variants
+from journeymine.mining import codes, discovery, edges, eventlog, pm4py_adapter, quantiles, variants
 
 LOGS = Path(__file__).resolve().parents[1] / "data" / "eventlogs"
 
@@ -361,7 +361,7 @@ def test_the_blocked_edge_order_is_numpys_stable_order(ids: list[int], block: in
         counts = np.bincount(array, minlength=41).astype(np.int64)
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(codes, "BLOCK", block)
-            order = codes._stable_order(array, counts)
+            order = edges._stable_order(array, counts)
         assert order.tolist() == np.argsort(array, kind="stable").tolist()
 
 

@@ -6,9 +6,9 @@ order with an ENUM activity, so read once as three integer arrays — case key, 
 directly-follows pair. Every figure is then a few vectorised passes over those arrays, and
 names are decoded only for the output rows:
 
-* edges: a pair's edge id is ``source * K + target``; one stable radix sort on the edge id
-  groups the pairs (cases stay in order inside a group, so distinct cases are counted by
-  change points), and the median and p90 are picked by ``np.partition`` per edge;
+* edges (:mod:`journeymine.mining.edges`): a pair's edge id is ``source * K + target``; one
+  stable radix sort on the edge id groups the pairs (cases stay in order inside a group, so
+  distinct cases are counted by change points), and the median and p90 are picked per edge;
 * variants (:mod:`journeymine.mining.variants`): each case's codes as one binary value,
   grouped exactly by Arrow's hash table;
 * start / end activities: the first and last row of every run.
@@ -16,8 +16,6 @@ names are decoded only for the output rows:
 An Arrow log (:func:`from_arrow`) only needs its cases grouped, not sorted: one pass over the
 case column finds its runs, and a log that arrives grouped (the usual export) is not moved.
 
-Quantiles are DuckDB's ``quantile_cont`` to the bit and the mean wait is the exact integer sum
-of microseconds divided once, as the sharded run does (:mod:`journeymine.mining.quantiles`).
 """
 
 from __future__ import annotations
@@ -29,8 +27,6 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-
-from journeymine.mining.quantiles import exact_sums, run_quantiles
 
 # Rows per block where a pass over the log would otherwise allocate temporaries of its size.
 BLOCK = 1 << 20
@@ -368,155 +364,3 @@ def from_arrow(table: pa.Table) -> SortedLog:
     if runs.grouped:  # the runs are the cases, in place: no second pass to find their starts
         return SortedLog(case, codes, us, names, runs.starts, runs.keys)
     return sorted_log(case, codes, us, names, case_keys=runs.keys)
-
-
-def _pair_edges(log: SortedLog, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every row's edge to the next row as a small integer id (ascending with
-    ``source * k + target``), and the edge of each id. A row whose next row starts another
-    case gets the last id, ``k * k``, which no edge has: no row is filtered out, so no pass
-    compacts the pairs. With up to 255 activities the ids are the edges themselves, computed
-    in 16 bits (so that numpy's stable sort of them is a linear-time radix sort)."""
-    none = k * k
-    if none < 1 << 16:
-        code = log.activity.astype(np.uint16, copy=False)
-        ids = np.multiply(code[:-1], np.uint16(k), dtype=np.uint16)
-        ids += code[1:]
-        ids[log.starts[1:] - 1] = none
-        return ids, np.arange(none + 1, dtype=np.int64)
-    edge = log.activity[:-1].astype(np.int64) * k + log.activity[1:]
-    edge[log.starts[1:] - 1] = none
-    values, ids = np.unique(edge, return_inverse=True)
-    return ids.astype(np.uint16 if len(values) <= 1 << 16 else np.int64), values
-
-
-def _block_counts(ids: np.ndarray, n_ids: int) -> np.ndarray:
-    """``np.bincount(ids, minlength=n_ids)`` block by block: bincount first converts its input
-    to 64-bit integers, which for the whole log is a fresh array four times the 16-bit ids."""
-    counts = np.zeros(n_ids, np.int64)
-    for lo in range(0, len(ids), BLOCK):
-        counts += np.bincount(ids[lo : lo + BLOCK], minlength=n_ids)
-    return counts
-
-
-def _stable_order(ids: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """``np.argsort(ids, kind="stable")`` for ids below ``len(counts)`` that occur ``counts``
-    times: each block of rows is sorted alone (numpy's radix sort, with a scratch array of the
-    block's size instead of the log's) and scattered to where its ids' rows go, after the rows
-    of the same id in earlier blocks. Fresh memory costs more than the sorting here."""
-    order = np.empty(len(ids), np.int64)
-    cursor = np.cumsum(counts) - counts  # where each id's next rows go
-    steps = np.arange(min(len(ids), BLOCK), dtype=np.int64)
-    for lo in range(0, len(ids), BLOCK):
-        block = ids[lo : lo + BLOCK]
-        local = np.argsort(block, kind="stable")
-        here = np.bincount(block, minlength=len(counts))
-        # The j-th row of the sorted block goes to its id's cursor plus j's place in its id.
-        target = np.repeat(cursor - (np.cumsum(here) - here), here)
-        target += steps[: len(block)]
-        local += lo
-        order[target] = local
-        cursor += here
-    return order
-
-
-def _edge_groups(log: SortedLog, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The edges present (``source * k + target``, ascending), their pair counts, and the
-    pairs' first rows grouped by edge (rows ascending inside an edge: a stable sort)."""
-    ids, values = _pair_edges(log, k)
-    counts = _block_counts(ids, len(values))  # sequential: cheaper than from the order
-    by_edge = _stable_order(ids, counts)
-    if len(values) and values[-1] == k * k:  # the rows that end a case come last
-        counts, values = counts[:-1], values[:-1]
-    present = np.flatnonzero(counts)
-    return values[present], counts[present].astype(np.int64), by_edge[: int(counts.sum())]
-
-
-def _pack_cases(waits: np.ndarray, case: np.ndarray, case_lo: int, wait_bits: int) -> None:
-    """Add each row's case (less ``case_lo``) above the ``wait_bits`` of its wait, in place,
-    block by block so that the shifted cases are a small temporary reused in cache."""
-    for lo in range(0, len(waits), BLOCK):
-        high = case[lo : lo + BLOCK].astype(np.int64)
-        high -= case_lo
-        high <<= wait_bits
-        waits[lo : lo + BLOCK] += high
-
-
-def _take_into(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """``values[rows]`` written over ``rows`` (both int64), block by block: no fresh array of
-    the log's size (``np.take`` buffers ``out`` in its default mode, so a block's rows are
-    all read before its values replace them)."""
-    for lo in range(0, len(rows), BLOCK):
-        block = rows[lo : lo + BLOCK]
-        np.take(values, block, out=block)
-    return rows
-
-
-def _in_edge_order(log: SortedLog, by_edge: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The waits (µs) of the pairs at rows ``by_edge`` and whether each pair's case differs
-    from the previous pair's. Where a wait and a case fit in 63 bits together (they do unless
-    waits span centuries or cases are keys far apart), both travel as one packed integer: one
-    random access per pair instead of two, and no gathered copy of the cases."""
-    waits = np.diff(log.us)
-    waits[log.starts[1:] - 1] = 0  # across a case: never gathered, must not widen the bound
-    new_case = np.ones(len(by_edge), dtype=bool)
-    if len(by_edge) == 0:
-        return waits[:0], new_case
-    wait_bits = int(waits.max()).bit_length()
-    case_lo = int(log.case.min())
-    if wait_bits + (int(log.case.max()) - case_lo).bit_length() > 63:
-        cases = log.case[by_edge]
-        np.not_equal(cases[1:], cases[:-1], out=new_case[1:])
-        return waits[by_edge], new_case
-    _pack_cases(waits, log.case[:-1], case_lo, wait_bits)
-    packed = _take_into(waits, by_edge)  # one random access per pair, in edge order
-    # Neighbours in another case differ above the wait bits; the packed rows are free scratch.
-    scratch = np.bitwise_xor(packed[1:], packed[:-1], out=waits[: len(packed) - 1])
-    np.greater_equal(scratch, 1 << wait_bits, out=new_case[1:])
-    packed &= (1 << wait_bits) - 1
-    return packed, new_case
-
-
-def dfg(log: SortedLog) -> pa.Table:
-    """Directly-follows edges: frequency, distinct cases, wait mean / median / p90 (seconds),
-    most frequent first, then by source and target name."""
-    k = max(len(log.names), 1)
-    present, frequency, by_edge = _edge_groups(log, k)
-    offsets = (np.cumsum(frequency) - frequency).astype(np.int64)
-    waits, new_case = _in_edge_order(log, by_edge)
-    new_case[offsets] = True
-    n_edges = len(present)
-    # Counted as int64 directly: a bool reduceat would first convert the whole mask to int64.
-    cases = np.add.reduceat(new_case, offsets, dtype=np.int64) if n_edges else frequency
-    # The waits are this function's own copy, and a run's sum ignores its order: partition
-    # them where they lie.
-    quantiles = run_quantiles(waits, frequency, in_place=True)
-    sums = exact_sums(waits, offsets).tolist()
-    means = [float(s) / f / 1e6 for s, f in zip(sums, frequency.tolist(), strict=True)]
-    names = np.array(log.names, dtype=object)
-    table = pa.table(
-        {
-            "source_activity": pa.array(names[present // k].tolist(), pa.string()),
-            "target_activity": pa.array(names[present % k].tolist(), pa.string()),
-            "frequency": pa.array(frequency, pa.int64()),
-            "cases": pa.array(cases, pa.int64()),
-            "wait_mean_s": pa.array(means, pa.float64()),
-            "wait_median_s": pa.array(quantiles[:, 0], pa.float64()),
-            "wait_p90_s": pa.array(quantiles[:, 1], pa.float64()),
-        }
-    )
-    order = [("frequency", "descending"), ("source_activity", "ascending")]
-    return table.sort_by([*order, ("target_activity", "ascending")])
-
-
-def boundary_counts(log: SortedLog, first: bool) -> pa.Table:
-    """How many cases start (``first``) or end with each activity, most first, then by name."""
-    rows = log.starts if first else log.ends
-    counts = np.bincount(log.activity[rows], minlength=len(log.names))
-    present = np.flatnonzero(counts)
-    table = pa.table(
-        {
-            "activity": pa.array([log.names[i] for i in present.tolist()], pa.string()),
-            "cases": pa.array(counts[present].astype(np.int64), pa.int64()),
-        }
-    )
-    return table.sort_by([("cases", "descending"), ("activity", "ascending")])

@@ -33,7 +33,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from pyarrow.fs import LocalFileSystem
 
-from journeymine.mining import codes, variants
+from journeymine.mining import codes, edges, variants
 
 
 def materialise_log(con: duckdb.DuckDBPyConnection, relation: str, table: str = "jm_log") -> str:
@@ -99,11 +99,11 @@ def _frame(con: duckdb.DuckDBPyConnection, table: pa.Table) -> pd.DataFrame:
 
 def discover_dfg(con: duckdb.DuckDBPyConnection, log: str) -> pd.DataFrame:
     """Directly-follows edges with frequency, distinct cases and waiting times (seconds)."""
-    return _frame(con, codes.dfg(codes.read_sorted(con, log)))
+    return _frame(con, edges.dfg(codes.read_sorted(con, log)))
 
 
 def _boundary_activities(con: duckdb.DuckDBPyConnection, log: str, first: bool) -> dict[str, int]:
-    counts = codes.boundary_counts(codes.read_sorted(con, log), first)
+    counts = edges.boundary_counts(codes.read_sorted(con, log), first)
     return dict(zip(counts["activity"].to_pylist(), counts["cases"].to_pylist(), strict=True))
 
 
@@ -133,12 +133,12 @@ def discovered_tables(sorted_log: codes.SortedLog) -> dict[str, pa.Table]:
     numpy and Arrow work that releases the GIL, so on two cores they overlap."""
     with ThreadPoolExecutor(max_workers=1) as pool:
         found = pool.submit(variants.discover, sorted_log)
-        dfg = codes.dfg(sorted_log)
+        dfg = edges.dfg(sorted_log)
         return {
             "dfg": dfg,
             "variants": found.result(),
-            "start_activities": codes.boundary_counts(sorted_log, first=True),
-            "end_activities": codes.boundary_counts(sorted_log, first=False),
+            "start_activities": edges.boundary_counts(sorted_log, first=True),
+            "end_activities": edges.boundary_counts(sorted_log, first=False),
         }
 
 
@@ -162,13 +162,13 @@ def store_discovered(con: duckdb.DuckDBPyConnection, sorted_log: codes.SortedLog
     never exist at once (~230 MB at 10M events, whose fresh pages cost more than the work)."""
     with ThreadPoolExecutor(max_workers=1) as pool:
         grouped = pool.submit(variants.columns, sorted_log)
-        dfg = codes.dfg(sorted_log)
+        dfg = edges.dfg(sorted_log)
         found = grouped.result()
     tables: dict[str, pa.Table | pa.RecordBatchReader] = {
         "dfg": dfg,
         "variants": variants.batches(sorted_log, found=found),
-        "start_activities": codes.boundary_counts(sorted_log, first=True),
-        "end_activities": codes.boundary_counts(sorted_log, first=False),
+        "start_activities": edges.boundary_counts(sorted_log, first=True),
+        "end_activities": edges.boundary_counts(sorted_log, first=False),
     }
     store_tables(con, tables)
 
