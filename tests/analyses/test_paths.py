@@ -156,6 +156,7 @@ def test_dropped_paths_of_several_stages_in_one_pass_match_independent_counts() 
         pd.testing.assert_frame_equal(
             mine[["path", "people", "share"]], expected, check_dtype=False
         )
+    assert dropped_paths(con, []).empty
     top = dropped_paths(con, stages, steps=2, top=2)
     for stage in stages:
         expected = _expected(con, "dropped", stage, 2).head(2)

@@ -185,6 +185,8 @@ def dropped_paths(
 ) -> pd.DataFrame:
     """:func:`paths` ``dropped`` of each of ``stages`` (stage by stage, in the order given),
     from one pass over the log instead of one per stage."""
+    if not stages:  # nobody dropped out anywhere: no pass over the log at all
+        return pd.DataFrame(columns=COLUMNS)
     for stage in stages:
         problem = stage_message(con, entries, stage)
         if problem:
