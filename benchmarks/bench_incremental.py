@@ -193,7 +193,13 @@ def print_profile(profiles: dict[str, dict[str, float]], top: int = 40) -> None:
 
 
 def bench(
-    rows: int, data: Path, seed: int, reuse: bool, profile: bool = False, repeat: int = 1
+    rows: int,
+    data: Path,
+    seed: int,
+    reuse: bool,
+    profile: bool = False,
+    repeat: int = 1,
+    landing_from: Path | None = None,
 ) -> None:
     landing = data / f"landing-{rows}"
     base = data / f"night-1-{rows}.duckdb"  # kept, so that --reuse can skip night 1
@@ -202,7 +208,13 @@ def bench(
         shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     if not (reuse and base.exists()):
         base.unlink(missing_ok=True)
-        generate(landing, rows, seed)
+        if landing_from is None:
+            generate(landing, rows, seed)
+        else:  # generated before with these rows and seed (bench_ingest.py's): linked, not copied
+            shutil.rmtree(landing, ignore_errors=True)
+            shutil.copytree(
+                landing_from, landing, copy_function=lambda s, d: Path(d).hardlink_to(s)
+            )
         first = night_1_landing(landing, data / f"landing-{rows}-night-1")
         started = time.perf_counter()
         load.load_landing(base, first)
@@ -309,12 +321,18 @@ def main() -> None:
     parser.add_argument(
         "--nights", type=int, default=0, help="only the incremental night, N times (rolled back)"
     )
+    parser.add_argument(
+        "--landing-from",
+        type=Path,
+        help="a landing generated before with the same --rows and --seed (bench_ingest.py's), "
+        "hard-linked instead of generated again",
+    )
     args = parser.parse_args()
     args.data.mkdir(parents=True, exist_ok=True)
     if args.nights:
         nights_in_one_process(args.rows, args.data, args.nights)
         return
-    bench(args.rows, args.data, args.seed, args.reuse, args.profile, args.repeat)
+    bench(args.rows, args.data, args.seed, args.reuse, args.profile, args.repeat, args.landing_from)
 
 
 if __name__ == "__main__":
