@@ -301,11 +301,10 @@ def refresh(con: duckdb.DuckDBPyConnection, run_id: str, fixups: Sequence[Fixup]
     persons it changed are rebuilt whole or relabelled, the others gain their new events.
     Returns the number of touchpoints."""
     # A load numbers its events above every earlier one: the night's are those from here on.
-    # (With it, how many of the night's events repeat a record among them: see _latest.)
-    first, twice = con.execute(
-        "SELECT coalesce(min(seq), (SELECT max(seq) + 1 FROM raw_events), 1), "
-        "count(*) - count(DISTINCT (source, event_key)) FROM night_raw_events"
-    ).fetchall()[0]
+    first = scalar(
+        con,
+        "SELECT coalesce(min(seq), (SELECT max(seq) + 1 FROM raw_events), 1) FROM night_raw_events",
+    )
     older = _night_versions(con, first)
     versioned = VERSIONED_PERSONS if older else ""
     con.execute(NIGHT_PERSONS.format(versions=versioned), _first(older, first))
@@ -321,7 +320,7 @@ def refresh(con: duckdb.DuckDBPyConnection, run_id: str, fixups: Sequence[Fixup]
     con.execute(
         "CREATE OR REPLACE TEMP TABLE night_touchpoints AS "
         + SELECT_TOUCHPOINTS.format(
-            latest=_latest(events, rows, twice),
+            latest=LATEST.format(events=events, rows=rows),
             persons="true" if own else f"(n.{rebuilt} OR e.seq >= {int(first)})",
             owners=f"id IN (SELECT owner FROM {events})",
             nodes="identity_nodes" if events == "night_events" else "stitch_event_persons",
@@ -338,14 +337,6 @@ def refresh(con: duckdb.DuckDBPyConnection, run_id: str, fixups: Sequence[Fixup]
         log.debug("touchpoints refresh: %s", con.execute(counts.format(events=events)).fetchall())
     _drop_night_tables(con)
     return _count(con)
-
-
-def _latest(events: str, rows: str, twice: int) -> str:
-    """The winning versions among the night's events: with only its own events and no record
-    twice among them (``twice``: most nights), every event wins; no window over them."""
-    if events == "night_raw_events" and not twice:
-        return "SELECT * FROM night_raw_events"
-    return LATEST.format(events=events, rows=rows)
 
 
 def _first(older: bool, first: int) -> list[int]:
