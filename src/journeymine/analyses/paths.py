@@ -138,7 +138,8 @@ def _paths_sql(log: str, direction: str, entries: str, steps: int) -> str:
                count(*) / sum(count(*)) OVER (PARTITION BY anchor) AS share
         FROM anchored GROUP BY anchor, path
         QUALIFY row_number() OVER (PARTITION BY anchor ORDER BY count(*) DESC, path) <= $top
-        ORDER BY anchor, people DESC, path
+        ORDER BY {"list_position($stages, anchor)" if direction == "dropped" else "anchor"},
+                 people DESC, path
     """
 
 
@@ -191,10 +192,7 @@ def dropped_paths(
         problem = stage_message(con, entries, stage)
         if problem:
             raise PathsError(problem)
-    frame = _run(con, log, "dropped", entries, steps, top, cutoff, {"stages": list(stages)})
-    order = {stage: i for i, stage in enumerate(stages)}
-    frame = frame.sort_values("anchor", key=lambda a: a.map(order), kind="stable")
-    return frame.reset_index(drop=True)
+    return _run(con, log, "dropped", entries, steps, top, cutoff, {"stages": list(stages)})
 
 
 def _run(
