@@ -11,6 +11,7 @@ import os
 import tempfile
 import warnings
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,9 @@ def _pm4py() -> Any:
     return pm4py
 
 
+@cache
 def pm4py_version() -> str:
-    """The installed pm4py release, read from its metadata (no import of pm4py itself)."""
+    """The installed pm4py release, read once from its metadata (no import of pm4py itself)."""
     from importlib.metadata import version
 
     return version("pm4py")
