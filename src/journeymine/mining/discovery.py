@@ -126,22 +126,6 @@ def discover_variants(con: duckdb.DuckDBPyConnection, log: str) -> pd.DataFrame:
     return _frame(con, variants.discover(codes.read_sorted(con, log)))
 
 
-def discovered_tables(sorted_log: codes.SortedLog) -> dict[str, pa.Table]:
-    """``dfg``, ``variants``, ``start_activities`` and ``end_activities`` of one sorted log.
-
-    The variants are computed in a second thread while this one computes the edges: both are
-    numpy and Arrow work that releases the GIL, so on two cores they overlap."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        found = pool.submit(variants.discover, sorted_log)
-        dfg = edges.dfg(sorted_log)
-        return {
-            "dfg": dfg,
-            "variants": found.result(),
-            "start_activities": edges.boundary_counts(sorted_log, first=True),
-            "end_activities": edges.boundary_counts(sorted_log, first=False),
-        }
-
-
 def store_tables(
     con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table | pa.RecordBatchReader]
 ) -> None:
@@ -156,10 +140,12 @@ def store_tables(
 
 
 def store_discovered(con: duckdb.DuckDBPyConnection, sorted_log: codes.SortedLog) -> None:
-    """Store the tables of :func:`discovered_tables`. The variants' grouping runs in a second
-    thread while this one computes the edges, as there; their names and labels are then built
-    batch by batch while DuckDB ingests them (:func:`variants.batches`), so that all of them
-    never exist at once (~230 MB at 10M events, whose fresh pages cost more than the work)."""
+    """Store ``dfg``, ``variants``, ``start_activities`` and ``end_activities`` of one sorted
+    log. The variants' grouping runs in a second thread while this one computes the edges (numpy
+    and Arrow work that releases the GIL, so on two cores they overlap); their names and labels
+    are then built batch by batch while DuckDB ingests them (:func:`variants.batches`), so that
+    all of them never exist at once (~230 MB at 10M events, whose fresh pages cost more than
+    the work)."""
     with ThreadPoolExecutor(max_workers=1) as pool:
         grouped = pool.submit(variants.columns, sorted_log)
         dfg = edges.dfg(sorted_log)

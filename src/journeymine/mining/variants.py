@@ -139,6 +139,4 @@ def batches(
 def discover(log: SortedLog) -> pa.Table:
     """Variants, most cases first, ties by first case: label, activities, cases, share,
     coverage, length and the median first-to-last duration (seconds) of their cases."""
-    found = columns(log)
-    n = len(found[2]) - 1
-    return pa.Table.from_batches([_batch(pa.array(log.names, pa.string()), found, slice(0, n))])
+    return batches(log).read_all()
