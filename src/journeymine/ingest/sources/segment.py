@@ -121,17 +121,12 @@ def _path_group(path: str, field_name: str) -> str:
     return "/" + parts[0].lower() if parts else "/"
 
 
-_SCALAR_TYPES = frozenset({str, int, bool})  # what JSON gives that is always a scalar
-
-
 def _scalars(values: object, field_name: str, skip: frozenset[str] = frozenset()) -> dict[str, Any]:
     """Top-level scalar entries only: nested objects are not flattened (shallow by design)."""
     return {
         key: value
         for key, value in optional_object(values, field_name).items()
-        if (type(value) in _SCALAR_TYPES or scalar(value))
-        and key not in skip
-        and key not in NEVER_KEPT
+        if key not in skip and key not in NEVER_KEPT and scalar(value)
     }
 
 
