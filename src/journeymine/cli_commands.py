@@ -73,7 +73,7 @@ def _slow_start_ok() -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     _slow_start_ok()
-    from journeymine.pipelines.nightly import nightly
+    from journeymine.pipelines.nightly import nightly, stop_background_loop
     from journeymine.spec import load_spec
 
     load_spec(args.journey)  # a bad spec, out folder or cluster stops the night before the load
@@ -82,21 +82,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         from journeymine.pipelines.scale import task_runner
 
         task_runner(args.dask)  # says now if the scheduler cannot be reached
-    report = nightly(
-        landing=args.landing,
-        warehouse_path=args.warehouse,
-        journey=args.journey,
-        out=args.out,
-        sources=args.source or None,
-        match_on_email=not args.no_email_matching,
-        max_user_ids_per_person=args.max_user_ids_per_person,
-        since=args.since,
-        until=args.until,
-        reload_days=args.reload_days,
-        force=args.force,
-        dask=args.dask,
-        shards=args.shards,
-    )
+    try:
+        report = nightly(
+            landing=args.landing,
+            warehouse_path=args.warehouse,
+            journey=args.journey,
+            out=args.out,
+            sources=args.source or None,
+            match_on_email=not args.no_email_matching,
+            max_user_ids_per_person=args.max_user_ids_per_person,
+            since=args.since,
+            until=args.until,
+            reload_days=args.reload_days,
+            force=args.force,
+            dask=args.dask,
+            shards=args.shards,
+        )
+    finally:  # one run per process: release what Prefect's loop holds of it before exit
+        stop_background_loop()
     _print_report(report, args.warehouse)
     print(f"dashboard: {(Path(args.out) / 'dashboard.html').resolve()}")
     return 0
