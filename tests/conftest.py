@@ -24,8 +24,11 @@ def prefect_harness() -> Iterator[None]:
     """One temporary Prefect API for the whole session (it takes ~20 s to start)."""
     from prefect.testing.utilities import prefect_test_harness
 
+    from journeymine.pipelines.nightly import stop_background_loop
+
     with prefect_test_harness(server_startup_timeout=120):
         yield
+    stop_background_loop()  # as `journeymine run` does: no 'nanobind: leaked' wall at the end
 
 
 Row = tuple[int, str, str, str] | tuple[int, str, str, str, str]
