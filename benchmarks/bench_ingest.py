@@ -334,11 +334,22 @@ def write(path: Path, text: str) -> None:
         path.write_text(text)
 
 
+# CPU seconds of a child and of the workers it has reaped: on the shared machine wall time swings
+# with the other sessions' load, CPU time much less.
+CPU = """
+def cpu():
+    import resource
+    return sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
+               for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+"""
 # Every child script gets the survey mapping as its last argument (the spec's source options).
-OPTIONS = """
+OPTIONS = (
+    CPU
+    + """
 from journeymine.spec import SurveyMapping
 options = {"survey": {"mapping": SurveyMapping(**json.loads(sys.argv[3]))}}
 """
+)
 
 LOAD = (
     """
@@ -349,7 +360,7 @@ from journeymine.ingest.load import load_landing
     + """
 start = time.perf_counter()
 report = load_landing(sys.argv[1], sys.argv[2], options=options)
-print(json.dumps({"seconds": time.perf_counter() - start, **report.totals(),
+print(json.dumps({"seconds": time.perf_counter() - start, "cpu": cpu(), **report.totals(),
                   "touchpoints": report.touchpoints, "errors": len(report.errors),
                   "rss_main_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "rss_worker_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
@@ -374,10 +385,11 @@ db, landing = Path(sys.argv[1]), Path(sys.argv[2])
 """
     + OPTIONS
     + """
-times, peaks, start = {}, {}, time.perf_counter()
+times, cpus, peaks, start, start_cpu = {}, {}, {}, time.perf_counter(), cpu()
 def lap(name):
-    global start
+    global start, start_cpu
     times[name] = round(time.perf_counter() - start, 2)
+    cpus[name], start_cpu = round(cpu() - start_cpu, 2), cpu()
     peaks[name] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     start = time.perf_counter()
 files = load.scan_landing(landing).files; lap("scan+hash")
@@ -389,7 +401,7 @@ identity.stitch(con, "bench"); lap("identity.stitch")
 touchpoints.build(con, TOUCHPOINT_FIXUPS); lap("touchpoints.build")
 con.commit(); con.close(); lap("commit")
 shutil.rmtree(staged.folder)
-print(json.dumps({"times": times, "peaks": peaks}))
+print(json.dumps({"times": times, "cpus": cpus, "peaks": peaks}))
 """
 )
 
@@ -411,17 +423,19 @@ for source in load.SOURCES:
     mine = [f for f in files if f.source == source]
     if not mine:
         continue
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), cpu()
     staged = load.stage_files(mine, folder / source, options=options)
-    seconds = time.perf_counter() - start
+    seconds, cpu_s = time.perf_counter() - start, cpu() - start_cpu
     rows = sum(pq.read_table(staged.folder / "files.parquet")["rows_read"].to_pylist())
-    rates[source] = [rows, round(seconds, 2)]
+    rates[source] = [rows, round(seconds, 2), round(cpu_s, 2)]
     shutil.rmtree(staged.folder)
 print(json.dumps(rates))
 """
 )
 
-SCAN = """
+SCAN = (
+    CPU
+    + """
 import json, resource, sys, time
 from pathlib import Path
 from typing import Any
@@ -447,9 +461,10 @@ for source, records in pages.items():
                             [files]).fetchone()[0]
 for path in sorted([*(root / "salesforce").rglob("*.csv"), *(root / "survey").rglob("*.csv")]):
     rows += con.execute("SELECT count(*) FROM read_csv_auto(?)", [str(path)]).fetchone()[0]
-print(json.dumps({"seconds": time.perf_counter() - start, "rows": rows,
+print(json.dumps({"seconds": time.perf_counter() - start, "rows": rows, "cpu": cpu(),
                   "rss_main_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
+)
 
 
 def child(script: str, *args: str) -> dict[str, Any]:
@@ -463,6 +478,7 @@ def child(script: str, *args: str) -> dict[str, Any]:
 def print_load(load: dict[str, Any]) -> None:
     load_rate = load["rows_read"] / load["seconds"]
     print(f"journeymine load : {load['seconds']:7.1f} s  {load_rate:>9,.0f} rows/s  "
+          f"CPU {load['cpu']:.1f} s ({load['rows_read'] / load['cpu']:,.0f} rows/CPU s)  "
           f"peak RSS {load['rss_main_mb']:,.0f} MB main, "
           f"{load['rss_worker_mb']:,.0f} MB largest worker")  # fmt: skip
     print(f"   rows read {load['rows_read']:,} = loaded {load['rows_loaded']:,} + duplicates "
@@ -506,13 +522,17 @@ def bench(
     stage = child(STAGE, str(data / f"stage-{tag}"), str(landing), mapping)
     print_load(load)
     print(f"DuckDB auto scan : {scan['seconds']:7.1f} s  {scan['rows'] / scan['seconds']:>9,.0f}"
-          f" rows/s  peak RSS {scan['rss_main_mb']:,.0f} MB ({scan['rows']:,} rows)")  # fmt: skip
+          f" rows/s  CPU {scan['cpu']:.1f} s ({scan['rows'] / scan['cpu']:,.0f} rows/CPU s)  "
+          f"peak RSS {scan['rss_main_mb']:,.0f} MB ({scan['rows']:,} rows)")  # fmt: skip
     print("load phases (s), a separate run: "
           + ", ".join(f"{k} {v}" for k, v in phases["times"].items()))  # fmt: skip
+    print("load phases, CPU s (main process and reaped workers): "
+          + ", ".join(f"{k} {v}" for k, v in phases["cpus"].items()))  # fmt: skip
     print("main process peak RSS (MB) so far, after each phase: "
           + ", ".join(f"{k} {v:,}" for k, v in phases["peaks"].items()))  # fmt: skip
-    print("staging per source (rows, s, rows/s), a separate run: " + ", ".join(
-        f"{source} {n:,} in {s} s = {n / s:,.0f}/s" for source, (n, s) in stage.items()
+    print("staging per source (rows, s, rows/s; CPU s, rows/CPU s), a separate run: " + ", ".join(
+        f"{source} {n:,} in {s} s = {n / s:,.0f}/s; {c} CPU s = {n / c:,.0f}/CPU s"
+        for source, (n, s, c) in stage.items()
     ))  # fmt: skip
 
 
