@@ -443,11 +443,16 @@ import duckdb
 root = Path(sys.argv[1])
 con = duckdb.connect()
 start, rows = time.perf_counter(), 0
+def scan(records, files):
+    # read_json_auto with union_by_name reserves ~32 MiB per file up front: more than ~580 files
+    # in one call fail with "Out of Memory" at the default limit. 256 files per call: the 92
+    # files a source has in the default landing are still one call.
+    return sum(con.execute(f"SELECT coalesce(sum({records}), 0) FROM read_json_auto(?, "
+                           "union_by_name = true)", [files[i:i + 256]]).fetchone()[0]
+               for i in range(0, len(files), 256))
 for source, pattern in (("segment", "*"), ("ga4", "*"), ("sendgrid", "*"), ("stripe", "*.jsonl")):
     files = sorted(str(p) for p in (root / source).rglob(pattern) if p.is_file())
-    if files:
-        rows += con.execute("SELECT count(*) FROM read_json_auto(?, union_by_name = true)",
-                            [files]).fetchone()[0]
+    rows += scan("1", files)
 pages = {  # JSON pages: count the records in their arrays
     "zendesk": "coalesce(len(tickets), 0) + coalesce(len(ticket_events), 0)"
                " + coalesce(len(users), 0)",
@@ -455,10 +460,7 @@ pages = {  # JSON pages: count the records in their arrays
     "stripe": "len(data)",  # list pages of GET /v1/events (--files-per-day above 1)
 }
 for source, records in pages.items():
-    files = sorted(str(p) for p in (root / source).rglob("*.json"))
-    if files:
-        rows += con.execute(f"SELECT sum({records}) FROM read_json_auto(?, union_by_name = true)",
-                            [files]).fetchone()[0]
+    rows += scan(records, sorted(str(p) for p in (root / source).rglob("*.json")))
 for path in sorted([*(root / "salesforce").rglob("*.csv"), *(root / "survey").rglob("*.csv")]):
     rows += con.execute("SELECT count(*) FROM read_csv_auto(?)", [str(path)]).fetchone()[0]
 print(json.dumps({"seconds": time.perf_counter() - start, "rows": rows, "cpu": cpu(),
