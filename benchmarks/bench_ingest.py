@@ -7,14 +7,16 @@ with the eight formats (Segment ``.jsonl.gz`` per day, GA4 newline-delimited JSO
 SendGrid webhook JSON arrays per day, Salesforce CSV exports per month, Stripe event JSONL per
 month, Zendesk incremental ticket pages and ticket-event pages with their users per week,
 Typeform response pages per week, a survey tool's CSV per month), then, each in its own fresh
-subprocess so the figures are that run's alone:
+subprocess so the figures are that run's alone (each with its CPU seconds, its own and its
+workers': on a shared machine they swing much less than wall time):
 
 * ``journeymine load`` into a new warehouse: wall time, raw rows/s, peak RSS (of the main
   process and of the largest parse worker);
 * the same load again, phase by phase (scan, staging, SQL load, identity, touchpoints);
 * staging alone, source by source (parse and Parquet, every worker): raw rows/s per source;
 * DuckDB's own generic scan of the same files (``read_json_auto`` / ``read_csv_auto``, schema
-  auto-detection, ``count(*)``): the reference a loader should not be slower than.
+  auto-detection, ``count(*)``; at most 256 files per call): the reference a loader should not
+  be slower than.
 
 Row mix: Segment 38 %, GA4 24 %, SendGrid 19 %, Salesforce 10 %, Stripe 5 %, Zendesk 2 %
 (tickets, comment events, users), Typeform 1 %, survey CSV 1 %; one person per 25 rows. Free
