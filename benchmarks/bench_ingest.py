@@ -7,19 +7,23 @@ with the eight formats (Segment ``.jsonl.gz`` per day, GA4 newline-delimited JSO
 SendGrid webhook JSON arrays per day, Salesforce CSV exports per month, Stripe event JSONL per
 month, Zendesk incremental ticket pages and ticket-event pages with their users per week,
 Typeform response pages per week, a survey tool's CSV per month), then, each in its own fresh
-subprocess so the figures are that run's alone:
+subprocess so the figures are that run's alone (each with its CPU seconds, its own and its
+workers': on a shared machine they swing much less than wall time):
 
 * ``journeymine load`` into a new warehouse: wall time, raw rows/s, peak RSS (of the main
   process and of the largest parse worker);
 * the same load again, phase by phase (scan, staging, SQL load, identity, touchpoints);
 * staging alone, source by source (parse and Parquet, every worker): raw rows/s per source;
 * DuckDB's own generic scan of the same files (``read_json_auto`` / ``read_csv_auto``, schema
-  auto-detection, ``count(*)``): the reference a loader should not be slower than.
+  auto-detection, ``count(*)``; at most 256 files per call): the reference a loader should not
+  be slower than.
 
 Row mix: Segment 38 %, GA4 24 %, SendGrid 19 %, Salesforce 10 %, Stripe 5 %, Zendesk 2 %
 (tickets, comment events, users), Typeform 1 %, survey CSV 1 %; one person per 25 rows. Free
 text (ticket bodies, comments, survey answers) is scored by VADER while it is parsed. The same
-``--seed`` gives the same files.
+``--seed`` gives the same files. ``--files-per-day N`` cuts the same records into the many small
+files real exports come in (Segment and GA4 N files a day, SendGrid N webhook bodies a day, Stripe
+N ``/v1/events`` list pages per day of a month), in a landing of its own, ``landing-<rows>-xN``.
 """
 
 from __future__ import annotations
@@ -220,24 +224,37 @@ def split(total: int, parts: int) -> Iterator[int]:
         yield total * (i + 1) // parts - total * i // parts
 
 
-def generate(root: Path, rows: int, seed: int) -> int:
-    """Write the landing folder; return the number of raw rows written."""
+def generate(root: Path, rows: int, seed: int, files_per_day: int = 1) -> int:
+    """Write the landing folder; return the number of raw rows written.
+
+    ``files_per_day`` > 1 cuts the same records, in the same order, into more files, as real
+    exports come: Segment and GA4 that many files a day, SendGrid that many webhook bodies a
+    day, Stripe that many list pages per day of each month instead of one file a month.
+    Salesforce, Zendesk, Typeform and the survey stay as they are. 1 writes today's landing,
+    byte for byte.
+    """
     shutil.rmtree(root, ignore_errors=True)
-    gen = Generator(rows, seed)
+    gen, n_files = Generator(rows, seed), files_per_day
     counts = {source: int(rows * share) for source, share in MIX.items()}
     for day, n in enumerate(split(counts["segment"], DAYS)):
-        path = root / "segment" / f"{(START + timedelta(days=day)):%Y/%m/%d}" / "events.jsonl.gz"
-        write(path, "".join(json.dumps(gen.segment(day)) + "\n" for _ in range(n)))
+        folder = root / "segment" / f"{(START + timedelta(days=day)):%Y/%m/%d}"
+        lines = [json.dumps(gen.segment(day)) + "\n" for _ in range(n)]
+        for part, cut in parts(lines, n_files):  # Segment's S3 export: many files a day
+            write(folder / f"events{part and f'-{part}'}.jsonl.gz", "".join(cut))
     for day, n in enumerate(split(counts["ga4"], DAYS)):
-        path = root / "ga4" / f"events_{(START + timedelta(days=day)):%Y%m%d}.json"
-        write(path, "".join(json.dumps(gen.ga4(day)) + "\n" for _ in range(n)))
+        name = f"events_{(START + timedelta(days=day)):%Y%m%d}"
+        lines = [json.dumps(gen.ga4(day)) + "\n" for _ in range(n)]
+        for part, cut in parts(lines, n_files, width=12):  # BigQuery's sharded export names
+            write(root / "ga4" / f"{name}{part and f'-{part}'}.json", "".join(cut))
     for day, n in enumerate(split(counts["sendgrid"], DAYS)):
-        path = root / "sendgrid" / f"{(START + timedelta(days=day)):%Y/%m/%d}" / "webhook-1.json"
-        write(path, json.dumps([gen.sendgrid(day) for _ in range(n)]))
+        folder = root / "sendgrid" / f"{(START + timedelta(days=day)):%Y/%m/%d}"
+        events = [gen.sendgrid(day) for _ in range(n)]
+        for part, cut in parts(events, n_files, first=1):  # one POST of the webhook each
+            write(folder / f"webhook-{part or 1}.json", json.dumps(cut))
     for month, n in enumerate(split(counts["stripe"], len(MONTH_ENDS))):
-        path = root / "stripe" / f"events-2026-{month + 8:02d}.jsonl"
         days = range(month * 30, month * 30 + 30)
-        write(path, "".join(json.dumps(gen.stripe(gen.rand.choice(days))) + "\n" for _ in range(n)))
+        events = [gen.stripe(gen.rand.choice(days)) for _ in range(n)]
+        stripe(root / "stripe", month, events, n_files * len(days) if n_files > 1 else 1)
     for month, n in enumerate(split(counts["salesforce"], len(MONTH_ENDS))):
         folder = root / "salesforce" / f"export-{MONTH_ENDS[month]}"
         days = range(month * 30, month * 30 + 30)
@@ -247,6 +264,35 @@ def generate(root: Path, rows: int, seed: int) -> int:
         write(folder / "Task.csv", to_csv(TASK_HEADER, tasks))
     feedback(root, gen, counts)
     return sum(counts.values())
+
+
+def parts(items: list[Any], n: int, width: int = 2, first: int = 0) -> Iterator[tuple[str, Any]]:
+    """``items`` cut into ``n`` runs in order, each with its part number as zero-padded text
+    (from ``first``), or ``""`` when ``n`` is 1 (today's single file). An empty run is no
+    file: an exporter writes none for an hour without events."""
+    if n == 1:
+        yield "", items
+        return
+    start = 0
+    for i, size in enumerate(split(len(items), n)):
+        if size:
+            yield f"{i + first:0{width}d}", items[start : start + size]
+        start += size
+
+
+def stripe(folder: Path, month: int, events: list[dict[str, object]], pages: int) -> None:
+    """A month of Stripe events: one JSON-lines file (``pages`` 1), or ``pages`` list pages of
+    ``GET /v1/events`` (``has_more`` on all but the last). A month's events fall on random days
+    of it, so the pages sit in a folder per month: a day in their names would be false."""
+    if pages == 1:  # today's shape
+        text = "".join(json.dumps(event) + "\n" for event in events)
+        write(folder / f"events-2026-{month + 8:02d}.jsonl", text)
+        return
+    cuts = list(parts(events, pages, width=4, first=1))
+    for part, cut in cuts:
+        page = {"object": "list", "url": "/v1/events", "has_more": part != cuts[-1][0],
+                "data": cut}  # fmt: skip
+        write(folder / f"2026-{month + 8:02d}" / f"events-page-{part}.json", json.dumps(page))
 
 
 def feedback(root: Path, gen: Generator, counts: dict[str, int]) -> None:
@@ -290,11 +336,22 @@ def write(path: Path, text: str) -> None:
         path.write_text(text)
 
 
+# CPU seconds of a child and of the workers it has reaped: on the shared machine wall time swings
+# with the other sessions' load, CPU time much less.
+CPU = """
+def cpu():
+    import resource
+    return sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
+               for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+"""
 # Every child script gets the survey mapping as its last argument (the spec's source options).
-OPTIONS = """
+OPTIONS = (
+    CPU
+    + """
 from journeymine.spec import SurveyMapping
 options = {"survey": {"mapping": SurveyMapping(**json.loads(sys.argv[3]))}}
 """
+)
 
 LOAD = (
     """
@@ -305,7 +362,7 @@ from journeymine.ingest.load import load_landing
     + """
 start = time.perf_counter()
 report = load_landing(sys.argv[1], sys.argv[2], options=options)
-print(json.dumps({"seconds": time.perf_counter() - start, **report.totals(),
+print(json.dumps({"seconds": time.perf_counter() - start, "cpu": cpu(), **report.totals(),
                   "touchpoints": report.touchpoints, "errors": len(report.errors),
                   "rss_main_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "rss_worker_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
@@ -330,10 +387,11 @@ db, landing = Path(sys.argv[1]), Path(sys.argv[2])
 """
     + OPTIONS
     + """
-times, peaks, start = {}, {}, time.perf_counter()
+times, cpus, peaks, start, start_cpu = {}, {}, {}, time.perf_counter(), cpu()
 def lap(name):
-    global start
+    global start, start_cpu
     times[name] = round(time.perf_counter() - start, 2)
+    cpus[name], start_cpu = round(cpu() - start_cpu, 2), cpu()
     peaks[name] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     start = time.perf_counter()
 files = load.scan_landing(landing).files; lap("scan+hash")
@@ -345,7 +403,7 @@ identity.stitch(con, "bench"); lap("identity.stitch")
 touchpoints.build(con, TOUCHPOINT_FIXUPS); lap("touchpoints.build")
 con.commit(); con.close(); lap("commit")
 shutil.rmtree(staged.folder)
-print(json.dumps({"times": times, "peaks": peaks}))
+print(json.dumps({"times": times, "cpus": cpus, "peaks": peaks}))
 """
 )
 
@@ -367,17 +425,19 @@ for source in load.SOURCES:
     mine = [f for f in files if f.source == source]
     if not mine:
         continue
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), cpu()
     staged = load.stage_files(mine, folder / source, options=options)
-    seconds = time.perf_counter() - start
+    seconds, cpu_s = time.perf_counter() - start, cpu() - start_cpu
     rows = sum(pq.read_table(staged.folder / "files.parquet")["rows_read"].to_pylist())
-    rates[source] = [rows, round(seconds, 2)]
+    rates[source] = [rows, round(seconds, 2), round(cpu_s, 2)]
     shutil.rmtree(staged.folder)
 print(json.dumps(rates))
 """
 )
 
-SCAN = """
+SCAN = (
+    CPU
+    + """
 import json, resource, sys, time
 from pathlib import Path
 from typing import Any
@@ -385,24 +445,30 @@ import duckdb
 root = Path(sys.argv[1])
 con = duckdb.connect()
 start, rows = time.perf_counter(), 0
-for source in ("segment", "ga4", "sendgrid", "stripe"):
-    files = sorted(str(p) for p in (root / source).rglob("*") if p.is_file())
-    rows += con.execute("SELECT count(*) FROM read_json_auto(?, union_by_name = true)",
-                        [files]).fetchone()[0]
+def scan(records, files):
+    # read_json_auto with union_by_name reserves ~32 MiB per file up front: more than ~580 files
+    # in one call fail with "Out of Memory" at the default limit. 256 files per call: the 92
+    # files a source has in the default landing are still one call.
+    return sum(con.execute(f"SELECT coalesce(sum({records}), 0) FROM read_json_auto(?, "
+                           "union_by_name = true)", [files[i:i + 256]]).fetchone()[0]
+               for i in range(0, len(files), 256))
+for source, pattern in (("segment", "*"), ("ga4", "*"), ("sendgrid", "*"), ("stripe", "*.jsonl")):
+    files = sorted(str(p) for p in (root / source).rglob(pattern) if p.is_file())
+    rows += scan("1", files)
 pages = {  # JSON pages: count the records in their arrays
     "zendesk": "coalesce(len(tickets), 0) + coalesce(len(ticket_events), 0)"
                " + coalesce(len(users), 0)",
     "typeform": "len(items)",
+    "stripe": "len(data)",  # list pages of GET /v1/events (--files-per-day above 1)
 }
 for source, records in pages.items():
-    files = sorted(str(p) for p in (root / source).rglob("*.json"))
-    rows += con.execute(f"SELECT sum({records}) FROM read_json_auto(?, union_by_name = true)",
-                        [files]).fetchone()[0]
+    rows += scan(records, sorted(str(p) for p in (root / source).rglob("*.json")))
 for path in sorted([*(root / "salesforce").rglob("*.csv"), *(root / "survey").rglob("*.csv")]):
     rows += con.execute("SELECT count(*) FROM read_csv_auto(?)", [str(path)]).fetchone()[0]
-print(json.dumps({"seconds": time.perf_counter() - start, "rows": rows,
+print(json.dumps({"seconds": time.perf_counter() - start, "rows": rows, "cpu": cpu(),
                   "rss_main_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
+)
 
 
 def child(script: str, *args: str) -> dict[str, Any]:
@@ -416,6 +482,7 @@ def child(script: str, *args: str) -> dict[str, Any]:
 def print_load(load: dict[str, Any]) -> None:
     load_rate = load["rows_read"] / load["seconds"]
     print(f"journeymine load : {load['seconds']:7.1f} s  {load_rate:>9,.0f} rows/s  "
+          f"CPU {load['cpu']:.1f} s ({load['rows_read'] / load['cpu']:,.0f} rows/CPU s)  "
           f"peak RSS {load['rss_main_mb']:,.0f} MB main, "
           f"{load['rss_worker_mb']:,.0f} MB largest worker")  # fmt: skip
     print(f"   rows read {load['rows_read']:,} = loaded {load['rows_loaded']:,} + duplicates "
@@ -423,23 +490,28 @@ def print_load(load: dict[str, Any]) -> None:
           f"{load['touchpoints']:,} touchpoints; {load['errors']} file errors")  # fmt: skip
 
 
-def bench(rows: int, data: Path, seed: int, reuse: bool, load_only: bool = False) -> None:
-    landing, stamp = data / f"landing-{rows}", data / f"landing-{rows}.json"
+def bench(
+    rows: int, data: Path, seed: int, reuse: bool, load_only: bool = False, files_per_day: int = 1
+) -> None:
+    # Another shape is another landing (and warehouse): both can be kept and run in turn.
+    tag = f"{rows}" if files_per_day == 1 else f"{rows}-x{files_per_day}"
+    landing, stamp = data / f"landing-{tag}", data / f"landing-{tag}.json"
     started = time.perf_counter()
-    wanted = {"rows": rows, "seed": seed}
+    wanted = {"rows": rows, "seed": seed, "files_per_day": files_per_day}
+    # A stamp from before the option was of today's shape, one file per day.
     previous = json.loads(stamp.read_text()) if reuse and stamp.exists() else {}
-    if {k: previous.get(k) for k in wanted} == wanted:
+    if {k: previous.get(k, 1 if k == "files_per_day" else None) for k in wanted} == wanted:
         written = previous["written"]
     else:
         stamp.unlink(missing_ok=True)
-        written = generate(landing, rows, seed)
+        written = generate(landing, rows, seed, files_per_day)
         stamp.write_text(json.dumps({**wanted, "written": written}))
     size_mb = sum(p.stat().st_size for p in landing.rglob("*") if p.is_file()) / 1e6
     files = sum(1 for p in landing.rglob("*") if p.is_file())
-    print(f"\n{written:,} raw rows in {files} files, {size_mb:.0f} MB on disk "
-          f"(generated in {time.perf_counter() - started:.1f} s)")  # fmt: skip
-    warehouse = data / f"bench-{rows}.duckdb"
-    for stale in data.glob(f"bench-{rows}.duckdb*"):
+    print(f"\n{written:,} raw rows in {files} files ({files_per_day} per day), {size_mb:.0f} MB "
+          f"on disk (generated in {time.perf_counter() - started:.1f} s)")  # fmt: skip
+    warehouse = data / f"bench-{tag}.duckdb"
+    for stale in data.glob(f"bench-{tag}.duckdb*"):
         shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     mapping = json.dumps(SURVEY_MAPPING)
     load = child(LOAD, str(warehouse), str(landing), mapping)
@@ -447,20 +519,24 @@ def bench(rows: int, data: Path, seed: int, reuse: bool, load_only: bool = False
         print_load(load)
         return
     scan = child(SCAN, str(landing))
-    for stale in data.glob(f"phases-{rows}.duckdb*"):
+    for stale in data.glob(f"phases-{tag}.duckdb*"):
         shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
-    phases = child(PHASES, str(data / f"phases-{rows}.duckdb"), str(landing), mapping)
-    shutil.rmtree(data / f"stage-{rows}", ignore_errors=True)
-    stage = child(STAGE, str(data / f"stage-{rows}"), str(landing), mapping)
+    phases = child(PHASES, str(data / f"phases-{tag}.duckdb"), str(landing), mapping)
+    shutil.rmtree(data / f"stage-{tag}", ignore_errors=True)
+    stage = child(STAGE, str(data / f"stage-{tag}"), str(landing), mapping)
     print_load(load)
     print(f"DuckDB auto scan : {scan['seconds']:7.1f} s  {scan['rows'] / scan['seconds']:>9,.0f}"
-          f" rows/s  peak RSS {scan['rss_main_mb']:,.0f} MB ({scan['rows']:,} rows)")  # fmt: skip
+          f" rows/s  CPU {scan['cpu']:.1f} s ({scan['rows'] / scan['cpu']:,.0f} rows/CPU s)  "
+          f"peak RSS {scan['rss_main_mb']:,.0f} MB ({scan['rows']:,} rows)")  # fmt: skip
     print("load phases (s), a separate run: "
           + ", ".join(f"{k} {v}" for k, v in phases["times"].items()))  # fmt: skip
+    print("load phases, CPU s (main process and reaped workers): "
+          + ", ".join(f"{k} {v}" for k, v in phases["cpus"].items()))  # fmt: skip
     print("main process peak RSS (MB) so far, after each phase: "
           + ", ".join(f"{k} {v:,}" for k, v in phases["peaks"].items()))  # fmt: skip
-    print("staging per source (rows, s, rows/s), a separate run: " + ", ".join(
-        f"{source} {n:,} in {s} s = {n / s:,.0f}/s" for source, (n, s) in stage.items()
+    print("staging per source (rows, s, rows/s; CPU s, rows/CPU s), a separate run: " + ", ".join(
+        f"{source} {n:,} in {s} s = {n / s:,.0f}/s; {c} CPU s = {n / c:,.0f}/CPU s"
+        for source, (n, s, c) in stage.items()
     ))  # fmt: skip
 
 
@@ -477,6 +553,13 @@ def main() -> None:
         help="the writer's DuckDB cap for every run (JOURNEYMINE_MEMORY_LIMIT; default: its own)",
     )
     parser.add_argument(
+        "--files-per-day",
+        type=int,
+        default=1,
+        help="cut the same records into N files a day (Segment, GA4, SendGrid) and N Stripe "
+        "list pages per day of a month, as real exports come; default 1: one file a day",
+    )
+    parser.add_argument(
         "--load-only", action="store_true", help="only the load (no scan, phases, per source)"
     )
     args = parser.parse_args()
@@ -484,7 +567,7 @@ def main() -> None:
         os.environ["JOURNEYMINE_MEMORY_LIMIT"] = args.memory_limit  # the children inherit it
     print(f"python {sys.version.split()[0]}, {resource.getpagesize()} B pages")
     for rows in args.rows or [100_000]:
-        bench(rows, args.data, args.seed, args.reuse, args.load_only)
+        bench(rows, args.data, args.seed, args.reuse, args.load_only, args.files_per_day)
 
 
 if __name__ == "__main__":

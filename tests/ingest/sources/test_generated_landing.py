@@ -8,6 +8,8 @@ made faster must stage exactly what these queries say.
 
 from __future__ import annotations
 
+import gzip
+import json
 from pathlib import Path
 from typing import Any
 
@@ -216,3 +218,70 @@ def test_salesforce_events_are_the_csv_rows_read_by_duckdb(staged: tuple[Path, P
         *staged,
     )
     assert keys == []  # a Lead's key carries its version, a Task (no SystemModstamp) its Id
+
+
+# --files-per-day: the same records, in the same order, cut into the many small files real
+# exports come in. Read back here with the standard library, file by file in path order.
+
+
+def records(landing: Path, source: str) -> list[Any]:
+    out: list[Any] = []
+    for path in sorted(p for p in (landing / source).rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        text = (gzip.decompress(data) if path.name.endswith(".gz") else data).decode()
+        if source == "sendgrid":  # a webhook body is one JSON array
+            out += json.loads(text)
+        elif source == "stripe" and path.suffix == ".json":  # a GET /v1/events list page
+            out += json.loads(text)["data"]
+        else:  # JSON lines
+            out += [json.loads(line) for line in text.splitlines()]
+    return out
+
+
+def files_of(landing: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(landing).as_posix(): p.read_bytes() for p in landing.rglob("*") if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def split(staged: tuple[Path, Path]) -> tuple[Path, Path]:
+    landing = staged[0].parent / "landing-x2"
+    assert generate(landing, ROWS, seed=5, files_per_day=2) == ROWS
+    return staged[0], landing
+
+
+def test_files_per_day_cuts_the_same_records_into_more_files(split: tuple[Path, Path]) -> None:
+    one, two = split
+    for source in ("segment", "ga4", "sendgrid", "stripe"):
+        assert records(two, source) == records(one, source), source
+    # 2,000 rows: Segment 760, GA4 480, SendGrid 380 over 92 days are 4 or more a day, so two
+    # files every day each; Stripe's 33 + 33 + 34 events over 60 pages a month are one a page
+    # and empty pages are not written: 100 pages. The 48 other files are as they were.
+    split_files, one_files = files_of(two), files_of(one)
+    assert len(one_files) == 92 * 3 + 3 + 48
+    assert len(split_files) == 92 * 2 * 3 + 100 + 48
+    kept = ("salesforce/", "zendesk/", "typeform/", "survey/")
+    assert {k: v for k, v in split_files.items() if k.startswith(kept)} == {
+        k: v for k, v in one_files.items() if k.startswith(kept)
+    }
+    assert "segment/2026/08/01/events-01.jsonl.gz" in split_files
+    assert "ga4/events_20260801-000000000001.json" in split_files
+    assert "sendgrid/2026/08/01/webhook-02.json" in split_files
+    pages = sorted(k for k in split_files if k.startswith("stripe/2026-08/"))
+    assert [json.loads(split_files[k])["has_more"] for k in pages] == [True] * 32 + [False]
+
+
+def test_files_per_day_stages_the_same_rows_and_events(
+    staged: tuple[Path, Path], split: tuple[Path, Path], tmp_path: Path
+) -> None:
+    files = load.scan_landing(split[1]).files
+    options = {"survey": {"mapping": SurveyMapping(**SURVEY_MAPPING)}}
+    result = load.stage_files(files, tmp_path / "stage", workers=1, options=options)
+    assert result.errors == []
+    # Everything but the lineage (file, line; Stripe's raw is a page element re-serialised).
+    rows = "SELECT source, record_key FROM staged_rows"
+    events = "SELECT * EXCLUDE (file, line) FROM staged_events"
+    edges = "SELECT * EXCLUDE (file, line) FROM staged_edges"
+    for sql in (rows, events, edges, "SELECT count(*) FROM staged_rejected"):
+        assert query(sql, split[1], tmp_path / "stage") == query(sql, *staged), sql
