@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -367,3 +368,52 @@ def test_a_bad_byte_in_the_page_around_the_events_breaks_the_file(tmp_path: Path
         "stripe/page.json: the list page around the events: not UTF-8: byte 0xe9 at line "
         f"{lines}, column 17 (a Latin-1 export?); nothing was replaced"
     )
+
+
+def _outcome(path: Path) -> ParsedFile | str:
+    try:
+        return stripe.parse_file(path, "stripe/page.json")
+    except SourceFormatError as exc:
+        return str(exc)
+
+
+def test_a_page_decoded_whole_gives_the_records_of_element_by_element(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A list page whose data array decodes whole skips the element-by-element path: on pages
+    around every edge of that path (tricky elements, bad bytes, nesting near the limit, one
+    line or one element a line) both give the same rows, rejects and errors."""
+    from tests.ingest.sources.test_json_lines import BAD_BYTES, TRICKY
+
+    good = json.dumps(
+        {"id": "evt_1", "object": "event", "type": "customer.created", "created": 1787275170,
+         "data": {"object": {"id": JANE, "object": "customer", "email": "Jane@Example.com"}}}
+    ).encode()  # fmt: skip
+    limit = sys.getrecursionlimit()
+    deep = [b"[" * n + b"]" * n for n in range(limit - 60, limit + 5, 5)]
+    elements = [t.encode() for t in TRICKY if t.strip()] + BAD_BYTES + deep + [good]
+    taken: list[bool] = []
+    whole = stripe.array_records
+
+    def spy(values: list[Any]) -> Any:
+        records = whole(values)
+        taken.append(records is not None)
+        return records
+
+    for number, element in enumerate(elements):
+        for joiner in (b", ", b",\n  "):
+            data = joiner.join([good, element, good])
+            page = b'{"object": "list", "has_more": false, "data": [' + data + b"]}\n"
+            path = tmp_path / f"page-{number}-{len(joiner)}.json"
+            path.write_bytes(page)
+            monkeypatch.setattr(stripe, "array_records", spy)
+            fast = _outcome(path)
+            monkeypatch.setattr(stripe, "array_records", lambda values: None)
+            assert fast == _outcome(path), page[:200]
+    assert 0 < sum(taken) < 2 * len(elements)  # both ways of reading a page were compared
+    # The usual page is read whole; one with a bad byte in an element is not.
+    monkeypatch.setattr(stripe, "array_records", spy)
+    for element, read_whole in ((good, [True]), (BAD_BYTES[0], [])):
+        taken.clear()
+        path.write_bytes(b'{"object": "list", "data": [' + good + b", " + element + b"]}")
+        assert isinstance(_outcome(path), ParsedFile) and taken == read_whole

@@ -178,6 +178,16 @@ def iter_json_array(text: str, pos: int, whole: bool = True) -> Iterator[Record]
         return
 
 
+def array_records(values: list[Any]) -> list[Record] | None:
+    """The records :func:`iter_json_array` gives for an array that decoded whole (so every
+    element decodes alone), without decoding each again; None when an element is nested too
+    deep to serialise, whose record keeps its own text on the element-by-element path."""
+    try:
+        return [(index, _ENCODE(value), value) for index, value in enumerate(values, start=1)]
+    except RecursionError:
+        return None
+
+
 def iter_json_lines(path: Path, file: str) -> Iterator[Record]:
     """Yield ``(line_number, raw_text, parsed value or RecordError)`` for each non-blank line."""
     return json_lines(read_text(path, file))

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 from journeymine import vocabulary
 from journeymine.errors import SourceFormatError
@@ -66,8 +66,10 @@ from journeymine.ingest.sources._common import (
     read_text,
     scalar,
     scalar_field,
+    undecodable,
 )
 from journeymine.ingest.sources._json import (
+    array_records,
     decode_json,
     iter_json_array,
     json_lines,
@@ -306,14 +308,19 @@ def _parse_event(line: int, text: str, event: Any) -> RawRow:
 Span = tuple[int, int]  # where a value starts and ends in the text
 
 
-def _object_members(text: str, pos: int) -> dict[str, Span] | None:
+class Members(NamedTuple):
+    spans: dict[str, Span]  # where each member's value starts and ends
+    values: dict[str, Any]  # the values that decoded
+
+
+def _object_members(text: str, pos: int) -> Members | None:
     """Where each member's value starts and ends in the JSON object opening at ``text[pos]``.
 
-    Values are skipped by their brackets, not decoded, so one element nested too deep to read
-    cannot hide the rest of a list page. None when the text is not exactly one object (JSON
-    lines, or broken).
+    A value that decodes is kept in ``values``. One that does not is skipped by its brackets,
+    so that one element nested too deep to read cannot hide the rest of a list page. None
+    when the text is not exactly one object (JSON lines, or broken).
     """
-    members: dict[str, Span] = {}
+    members = Members({}, {})
     pos = skip_space(text, pos + 1)
     while pos < len(text) and text[pos] != "}":
         try:
@@ -326,8 +333,12 @@ def _object_members(text: str, pos: int) -> dict[str, Span] | None:
         start = skip_space(text, pos + 1)
         if start >= len(text):
             return None
-        members[key] = (start, value_end(text, start))
-        pos = skip_space(text, members[key][1])
+        try:  # the usual page: the whole value at C speed, no walk over its brackets
+            members.values[key], end = decode_json(text, start)
+        except RecordError:
+            end = value_end(text, start)
+        members.spans[key] = (start, end)
+        pos = skip_space(text, end)
         if text.startswith(",", pos):
             pos = skip_space(text, pos + 1)
     if pos >= len(text) or text[skip_space(text, pos + 1) :].strip():
@@ -335,18 +346,8 @@ def _object_members(text: str, pos: int) -> dict[str, Span] | None:
     return members
 
 
-def _member(text: str, members: dict[str, Span], key: str) -> Any:
-    """A small member's value (``object``, ``error``); None when absent or unreadable."""
-    if key not in members:
-        return None
-    try:
-        return decode_json(text, members[key][0])[0]
-    except RecordError:
-        return None
-
-
-def _page_records(text: str, file: str, members: dict[str, Span]) -> Iterator[Record]:
-    start, end = members.get(DATA, (len(text), len(text)))
+def _page_records(text: str, file: str, members: Members) -> Iterator[Record]:
+    start, end = members.spans.get(DATA, (len(text), len(text)))
     if not text.startswith("[", start):
         raise SourceFormatError(file, "a Stripe list page without a 'data' array")
     try:  # a bad byte in the page around the events belongs to no record: the file is broken
@@ -355,7 +356,14 @@ def _page_records(text: str, file: str, members: dict[str, Span]) -> Iterator[Re
         check_utf8(text[end:], line, first_column=end - (text.rfind("\n", 0, end) + 1) + 1)
     except RecordError as exc:
         raise SourceFormatError(file, f"the list page around the events: {exc}") from None
-    records = list(iter_json_array(text, start, whole=False))
+    data = members.values.get(DATA)
+    # Decoded whole, every element reads alone too (one level less deep): the same records as
+    # element by element, unless a byte in the array is not UTF-8 (its element's reason).
+    records = None
+    if isinstance(data, list) and not undecodable(text[start:end]):
+        records = array_records(data)
+    if records is None:
+        records = list(iter_json_array(text, start, whole=False))
     objects = (value.get(OBJECT) for _, _, value in records if isinstance(value, dict))
     kinds = {kind for kind in objects if isinstance(kind, str)}  # any other type: the record's
     if kinds and EVENT_OBJECT not in kinds:
@@ -368,9 +376,9 @@ def _document(text: str, file: str, start: int) -> Iterator[Record] | None:
     members = _object_members(text, start)
     if members is None:
         return None
-    kind = _member(text, members, OBJECT)
-    if _is_error(members):
-        error = _member(text, members, ERROR)
+    kind = members.values.get(OBJECT)  # None when absent or unreadable
+    if _is_error(members.spans):
+        error = members.values.get(ERROR)
         message = error.get(MESSAGE) if isinstance(error, dict) else error
         raise SourceFormatError(file, f"a Stripe API error response, not events: {brief(message)}")
     if kind == LIST_OBJECT:
