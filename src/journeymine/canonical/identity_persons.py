@@ -61,11 +61,13 @@ EDGE_ORDER = (
 )
 
 
-def person_edges_sql(match_on_email: bool, within: str | None = None, deals: bool = True) -> str:
-    """The edges that may merge persons, as a temp table ``person_edges`` (unordered), from
-    ``identity_edges_stored`` (the ``identity_edges`` view as of this stitch): all of them, or
-    those leaving a node of the node table ``within`` (a union of whole components). Without
-    ``deals`` (``within`` names no deal) the deals' contact roles are not searched."""
+def stitch_edges_sql(match_on_email: bool, within: str | None = None, deals: bool = True) -> str:
+    """The edges that may merge persons, as the temp table ``stitch_edges``, numbered ``k`` in
+    merge order, from ``identity_edges_stored`` (the ``identity_edges`` view as of this stitch):
+    all of them, or those leaving a node of the node table ``within`` (a union of whole
+    components). Without ``deals`` (``within`` names no deal) the deals' contact roles are not
+    searched. Numbered as they are selected: no second copy of every edge, which at 100M raw
+    rows is gigabytes of temp table under the writer's memory cap."""
 
     # A CASE, not IN or list_contains: DuckDB turns either over six constants into two mark
     # joins that probe every stored edge before the search by node leaves a few thousand
@@ -93,7 +95,7 @@ def person_edges_sql(match_on_email: bool, within: str | None = None, deals: boo
                 ORDER BY rule = {literal(SF_CONTACT_ROLE_PRIMARY)} DESC, observed_at, src_id) = 1
     """
     return f"""
-        CREATE OR REPLACE TEMP TABLE person_edges AS
+        CREATE OR REPLACE TEMP TABLE stitch_edges AS
         WITH deal_contact AS (  -- one person per deal: the primary contact role, else earliest
             {deal_contact if deals else "SELECT * FROM identity_edges_stored LIMIT 0"}
         ), candidates AS (
@@ -101,17 +103,10 @@ def person_edges_sql(match_on_email: bool, within: str | None = None, deals: boo
             WHERE {person_type("src_type")} AND {person_type("dst_type")}
             UNION ALL SELECT * FROM deal_contact
         )
-        SELECT src_type, src_id, dst_type, dst_id, rule, source, observed_at FROM candidates
-        WHERE src_id IS NOT NULL AND dst_id IS NOT NULL {email_filter}
+        SELECT row_number() OVER (ORDER BY {EDGE_ORDER}) AS k,
+               src_type, src_id, dst_type, dst_id, rule, source, observed_at
+        FROM candidates WHERE src_id IS NOT NULL AND dst_id IS NOT NULL {email_filter}
         """
-
-
-def _read_edges(con: duckdb.DuckDBPyConnection) -> None:
-    """The temp table ``stitch_edges``: the person edges, numbered ``k`` in merge order."""
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE stitch_edges AS "
-        f"SELECT row_number() OVER (ORDER BY {EDGE_ORDER}) AS k, e.* FROM person_edges e"
-    )
 
 
 # Every node of the stitch (an edge's end or a node an event names, ``stitch_named``), numbered
@@ -174,8 +169,7 @@ def stitch_all(
 ) -> PersonsResult:
     """Recompute every person from every edge."""
     con.execute(STATE_TABLES)
-    con.execute(person_edges_sql(match_on_email))
-    _read_edges(con)
+    con.execute(stitch_edges_sql(match_on_email))
     con.execute(
         "CREATE OR REPLACE TEMP TABLE stitch_named AS SELECT DISTINCT id_type AS node_type, "
         "id_value AS node_id FROM raw_events WHERE id_value IS NOT NULL"
@@ -208,8 +202,7 @@ def stitch_night(
     deals = scalar(
         con, f"SELECT count(*) FROM night_nodes WHERE node_type = {literal(SF_OPPORTUNITY)}"
     )
-    con.execute(person_edges_sql(match_on_email, "night_nodes", deals > 0))
-    _read_edges(con)
+    con.execute(stitch_edges_sql(match_on_email, "night_nodes", deals > 0))
     _named(con)
     graph = _numbered(con)
     outcome, other = _both_settings(graph, max_user_ids)
