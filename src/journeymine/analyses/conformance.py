@@ -132,11 +132,15 @@ def _judge(
     return cases, per
 
 
+def _design(groups: Positions) -> list[tuple[list[str], bool]]:
+    """The designed positions by stage name: the alternatives of each, and whether optional."""
+    return [([s.name for s in stages], optional) for stages, optional in groups]
+
+
 def design_key(groups: Positions) -> str:
     """What a stage sequence's fitness depends on besides the sequence: the designed positions
     (alternatives, optional) and the pm4py release that replays them."""
-    design = [[[s.name for s in stages], optional] for stages, optional in groups]
-    return json.dumps({"design": design, "pm4py": pm4py_adapter.pm4py_version()})
+    return json.dumps({"design": _design(groups), "pm4py": pm4py_adapter.pm4py_version()})
 
 
 def replayed_fitness(
@@ -153,7 +157,7 @@ def replayed_fitness(
         known = {tuple(stages): float(fitness) for stages, fitness in rows}
     new = {i: seq for i, seq in enumerate(sequences) if tuple(seq) not in known}
     if new:
-        tree = pm4py_adapter.designed_tree([([s.name for s in st], opt) for st, opt in groups])
+        tree = pm4py_adapter.designed_tree(_design(groups))
         replayed = pm4py_adapter.case_fitness(tree, new)
         known.update((tuple(new[i]), fitness) for i, fitness in replayed.items())
     return [known[tuple(seq)] for seq in sequences]
