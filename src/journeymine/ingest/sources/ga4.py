@@ -208,11 +208,7 @@ def parse_row(line: int, text: str, row: object) -> RawRow:
     name = row.get(EVENT_NAME)
     if not isinstance(name, str) or not name.strip():
         raise RecordError(f"missing {EVENT_NAME}")
-    # Ids that are non-blank text (nearly all) as they are; id_text decides any other value.
-    value = row.get(USER)
-    user = value if type(value) is str and value.strip() else id_text(value, USER)
-    value = row.get(USER_PSEUDO_ID)
-    pseudo = value if type(value) is str and value.strip() else id_text(value, USER_PSEUDO_ID)
+    user, pseudo = id_text(row.get(USER), USER), id_text(row.get(USER_PSEUDO_ID), USER_PSEUDO_ID)
     if not user and not pseudo:
         raise RecordError(f"missing {USER} and {USER_PSEUDO_ID}")
     at, micros = event_time(row)

@@ -249,25 +249,17 @@ def _kind(raw_type: object) -> str:
 
 
 def parse_call(line: int, text: str, call: object) -> RawRow:
-    """One Segment call -> its row, its event (unless alias/group) and its identity edges.
-
-    Ids that are non-blank text (nearly all) are taken as they are, without a call to
-    :func:`id_text`, which decides every other value the same way as before.
-    """
+    """One Segment call -> its row, its event (unless alias/group) and its identity edges."""
     if not isinstance(call, dict):
         raise RecordError("not a JSON object")
     get = call.get
-    value = get(MESSAGE_ID)
-    message_id = value if type(value) is str and value.strip() else id_text(value, MESSAGE_ID)
+    message_id = id_text(get(MESSAGE_ID), MESSAGE_ID)
     if not message_id:
         raise RecordError("missing messageId")
     kind = _kind(get(TYPE))
     timestamp = get(TIMESTAMP)
     at = parse_iso(timestamp, TIMESTAMP)  # so timestamp is text
-    value = get(USER)
-    user = value if type(value) is str and value.strip() else id_text(value, USER)
-    value = get(ANONYMOUS)
-    anon = value if type(value) is str and value.strip() else id_text(value, ANONYMOUS)
+    user, anon = id_text(get(USER), USER), id_text(get(ANONYMOUS), ANONYMOUS)
     if not user and not anon:
         raise RecordError("missing userId and anonymousId")
     person = (USER_ID, user) if user else (ANONYMOUS_ID, str(anon))
