@@ -27,6 +27,12 @@ def ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def in_partition(key: str, part: int, parts: int) -> str:
+    """A predicate that keeps hash partition ``part`` of ``parts`` of the expression ``key``
+    (every row when ``parts`` is 1): a statement run once per part sees each key in one."""
+    return "true" if parts == 1 else f"hash({key}) % {int(parts)} = {int(part)}"
+
+
 def glob_any(column: str, patterns: tuple[str, ...]) -> str:
     """A condition: ``column`` matches any of the shell-style ``patterns`` (false if none),
     the patterns as literals: for SQL text built once and run with other parameters (the

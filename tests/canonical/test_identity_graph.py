@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import duckdb
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from journeymine.canonical.identity_graph import assign_ids, assign_numbered, unions
-from journeymine.canonical.identity_persons import NUMBER_NODES
+from journeymine.canonical.identity_persons import number_nodes
 
 Graphs = st.integers(min_value=1, max_value=14).flatmap(
     lambda size: st.tuples(
@@ -98,7 +99,8 @@ def test_assign_numbered_matches_assign_ids(labels: list[int], held: dict[int, i
     assert merges == expected_merges
 
 
-def test_nodes_are_numbered_in_pythons_order_of_type_and_id() -> None:
+@pytest.mark.parametrize("parts", [1, 3])
+def test_nodes_are_numbered_in_pythons_order_of_type_and_id(parts: int) -> None:
     con = duckdb.connect()
     edges = [("user_id", "b", "email", "É@x"), ("user_id", "B", "email", "e@x")]
     named = [("anonymous_id", "z"), ("anonymous_id", "_a"), ("user_id", "b"), ("email", "é@x")]
@@ -109,7 +111,8 @@ def test_nodes_are_numbered_in_pythons_order_of_type_and_id() -> None:
     con.executemany("INSERT INTO stitch_edges VALUES (?, ?, ?, ?)", edges)
     con.execute("CREATE TEMP TABLE stitch_named (node_type VARCHAR, node_id VARCHAR)")
     con.executemany("INSERT INTO stitch_named VALUES (?, ?)", named)
-    con.execute(NUMBER_NODES)
+    con.execute("INSERT INTO stitch_named SELECT * FROM stitch_named")  # repeats, as events do
+    number_nodes(con, "FROM stitch_named", parts)
     rows = con.execute("SELECT n, node_type, node_id FROM stitch_nodes ORDER BY n").fetchall()
     every = {(e[0], e[1]) for e in edges} | {(e[2], e[3]) for e in edges} | set(named)
     assert [(t, v) for _, t, v in rows] == sorted(every)

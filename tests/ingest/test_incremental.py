@@ -30,6 +30,7 @@ import pytest
 
 from journeymine import warehouse
 from journeymine.ingest import load
+from journeymine.warehouse import settings
 
 # The sample is loaded four times over (two nights, a rebuild, one load): ~35 s, so the module
 # runs in `make test`, not `make test-fast`.
@@ -142,6 +143,7 @@ class Nights:
     one_load: Path
     night_report: load.LoadReport
     rebuilt_report: load.LoadReport
+    landings: tuple[Path, Path]
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +161,7 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> Nights:
     night_report = load.load_landing(night, both)
     rebuilt_report = load.load_landing(rebuilt, both, incremental=False)
     load.load_landing(one_load, both)
-    return Nights(night, rebuilt, one_load, night_report, rebuilt_report)
+    return Nights(night, rebuilt, one_load, night_report, rebuilt_report, (night_1, both))
 
 
 def rows(db: Path, table: str) -> list[tuple[Any, ...]]:
@@ -222,6 +224,28 @@ def test_a_night_equals_the_full_rebuild_in_the_counts(nights: Nights) -> None:
         rebuilt.touchpoints,
     )
     assert night.totals() == rebuilt.totals()
+
+
+def test_stitching_in_hash_partitions_gives_the_same_tables(
+    nights: Nights, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The statements a large warehouse cuts into hash partitions of the id (so that DuckDB
+    can hold them under the cap), cut here on the sample: the same full stitch (the first
+    load) and night, to the row."""
+    cuts: list[int] = []
+
+    def four(con: duckdb.DuckDBPyConnection, rows: int) -> int:
+        cuts.append(rows)
+        return 4
+
+    monkeypatch.setattr(settings, "hash_partitions", four)
+    db = tmp_path / "partitioned.duckdb"
+    first = load.load_landing(db, nights.landings[0])
+    night = load.load_landing(db, nights.landings[1])
+    assert first.stitch.startswith("full") and night.stitch == nights.night_report.stitch
+    assert len(cuts) == 2  # both stitches were cut
+    for table in STITCHED:
+        assert rows(db, table) == rows(nights.night, table), table
 
 
 # Each person and account id replaced by its smallest identifier, so that two warehouses that

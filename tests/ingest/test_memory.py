@@ -69,6 +69,22 @@ def test_the_cap_is_set_on_the_connection() -> None:
     assert rows == [("100.0 MiB",)]
 
 
+@pytest.mark.parametrize(
+    ("cap", "rows", "parts"),
+    [
+        ("1GB", 15_000_000, 1),  # 15M * 64 B = 0.96e9 <= 953.6 MiB = 999,922,073 B (rounded)
+        ("1GB", 16_000_000, 2),
+        ("1GB", 151_000_000, 10),  # the 100M-row night's nodes: 9.66 parts
+        ("8GB", 151_000_000, 2),
+        ("100MiB", 0, 1),
+    ],
+)
+def test_hash_partitions_follow_the_cap_on_the_connection(cap: str, rows: int, parts: int) -> None:
+    con = duckdb.connect()
+    settings.apply_memory_limit(con, cap)
+    assert settings.hash_partitions(con, rows) == parts
+
+
 @dataclass
 class Capped:
     """The sample loaded twice: with DuckDB's own limits, and under a cap it must spill past."""

@@ -20,6 +20,7 @@ night replaces the rows of the components it recomputed and the totals stay exac
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -36,7 +37,7 @@ from journeymine.canonical.identity_graph import (
     unions,
 )
 from journeymine.canonical.identity_night import EVENT_PERSONS, night_nodes
-from journeymine.sql import literal
+from journeymine.sql import in_partition, literal
 from journeymine.vocabulary import (
     EMAIL,
     PERSON_NODE_TYPES,
@@ -45,6 +46,7 @@ from journeymine.vocabulary import (
     SF_OPPORTUNITY,
     USER_ID,
 )
+from journeymine.warehouse import settings
 
 STATE_TABLES = """
 CREATE TABLE IF NOT EXISTS identity_components (
@@ -109,23 +111,18 @@ def stitch_edges_sql(match_on_email: bool, within: str | None = None, deals: boo
         """
 
 
-# Every node of the stitch (an edge's end or a node an event names, ``stitch_named``), numbered
-# in (type, id) order from 0: the union-find works on these numbers, never on the strings.
-# DuckDB compares VARCHAR bytewise, which for UTF-8 is Python's order of str.
+# Every node of the stitch (an edge's end or a node an event names), numbered in (type, id)
+# order from 0: the union-find works on these numbers, never on the strings. DuckDB compares
+# VARCHAR bytewise, which for UTF-8 is Python's order of str. The distinct nodes are found
+# first, in ``stitch_node_set`` (by hash partitions of the id when they are many).
 NUMBER_NODES = """
 CREATE OR REPLACE TEMP TABLE stitch_nodes AS
 SELECT (row_number() OVER (ORDER BY node_type, node_id) - 1)::BIGINT AS n, node_type, node_id
-FROM (SELECT src_type AS node_type, src_id AS node_id FROM stitch_edges
-      UNION SELECT dst_type, dst_id FROM stitch_edges
-      UNION SELECT node_type, node_id FROM stitch_named)
+FROM stitch_node_set
 """
 
-NUMBERED_EDGES = """
-SELECT s.n AS src, d.n AS dst FROM stitch_edges e
-JOIN stitch_nodes s ON s.node_type = e.src_type AND s.node_id = e.src_id
-JOIN stitch_nodes d ON d.node_type = e.dst_type AND d.node_id = e.dst_id
-ORDER BY e.k
-"""
+# The nodes every event names (a full stitch: the whole raw layer, repeats and all).
+EVENT_NODES = "SELECT id_type, id_value FROM raw_events WHERE id_value IS NOT NULL"
 
 
 @dataclass
@@ -138,9 +135,62 @@ class Graph:
     users: npt.NDArray[np.int64]
 
 
-def _numbered(con: duckdb.DuckDBPyConnection) -> Graph:
+def number_nodes(con: duckdb.DuckDBPyConnection, named: str, parts: int) -> None:
+    """``stitch_nodes`` (n, node_type, node_id): the ends of ``stitch_edges`` and the nodes
+    the query ``named`` (node_type, node_id; may repeat) gives, found ``parts`` hash
+    partitions of the id at a time."""
+    con.execute("CREATE OR REPLACE TEMP TABLE stitch_node_set (node_type VARCHAR, node_id VARCHAR)")
+    for part in range(parts):
+        con.execute(
+            f"""
+            INSERT INTO stitch_node_set SELECT DISTINCT node_type, node_id FROM (
+                SELECT src_type AS node_type, src_id AS node_id FROM stitch_edges
+                WHERE {in_partition("src_id", part, parts)}
+                UNION ALL SELECT dst_type, dst_id FROM stitch_edges
+                WHERE {in_partition("dst_id", part, parts)}
+                UNION ALL SELECT node_type, node_id FROM ({named}) named(node_type, node_id)
+                WHERE {in_partition("node_id", part, parts)})
+            """
+        )
     con.execute(NUMBER_NODES)
-    edges = con.sql(NUMBERED_EDGES).fetchnumpy()
+    con.execute("DROP TABLE stitch_node_set")
+
+
+def _numbered_edges(con: duckdb.DuckDBPyConnection, parts: int) -> dict[str, npt.NDArray[Any]]:
+    """The edges' ends as node numbers, in merge order: each end looked up in ``stitch_nodes``
+    one hash partition of the id at a time (two joins of every edge with every node, by two
+    strings each, are what a 1GB cap cannot hold at 100M raw rows)."""
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE stitch_half (k BIGINT, src BIGINT, dst_type VARCHAR, "
+        "dst_id VARCHAR); CREATE OR REPLACE TEMP TABLE stitch_numbered (k BIGINT, src BIGINT, "
+        "dst BIGINT)"
+    )
+    for part in range(parts):
+        con.execute(
+            "INSERT INTO stitch_half SELECT e.k, s.n, e.dst_type, e.dst_id FROM stitch_edges e "
+            "JOIN stitch_nodes s ON s.node_type = e.src_type AND s.node_id = e.src_id "
+            f"WHERE {in_partition('e.src_id', part, parts)} "
+            f"AND {in_partition('s.node_id', part, parts)}"
+        )
+    for part in range(parts):
+        con.execute(
+            "INSERT INTO stitch_numbered SELECT e.k, e.src, d.n FROM stitch_half e "
+            "JOIN stitch_nodes d ON d.node_type = e.dst_type AND d.node_id = e.dst_id "
+            f"WHERE {in_partition('e.dst_id', part, parts)} "
+            f"AND {in_partition('d.node_id', part, parts)}"
+        )
+    edges = con.sql("SELECT src, dst FROM stitch_numbered ORDER BY k").fetchnumpy()
+    con.execute("DROP TABLE stitch_half; DROP TABLE stitch_numbered")
+    return edges
+
+
+def _numbered(con: duckdb.DuckDBPyConnection, named: str, named_rows: int) -> Graph:
+    """Number the nodes (:func:`number_nodes`) and the edges; ``named_rows``: the rows
+    ``named`` gives, which with the edges' ends sizes the hash partitions."""
+    ends = 2 * scalar(con, "SELECT count(*) FROM stitch_edges")
+    parts = settings.hash_partitions(con, ends + named_rows)
+    number_nodes(con, named, parts)
+    edges = _numbered_edges(con, parts)
     users = con.execute(
         "SELECT n FROM stitch_nodes WHERE node_type = ? ORDER BY n", [USER_ID]
     ).fetchnumpy()["n"]
@@ -170,11 +220,8 @@ def stitch_all(
     """Recompute every person from every edge."""
     con.execute(STATE_TABLES)
     con.execute(stitch_edges_sql(match_on_email))
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE stitch_named AS SELECT DISTINCT id_type AS node_type, "
-        "id_value AS node_id FROM raw_events WHERE id_value IS NOT NULL"
-    )
-    graph = _numbered(con)
+    events = scalar(con, "SELECT count(*) FROM raw_events")
+    graph = _numbered(con, EVENT_NODES, events)
     outcome, other = _both_settings(graph, max_user_ids)
     merges = _assign(con, graph, outcome)
     store_node_rows(con, "identity_nodes", "person_id", "stitch_assigned_nodes")
@@ -203,8 +250,7 @@ def stitch_night(
         con, f"SELECT count(*) FROM night_nodes WHERE node_type = {literal(SF_OPPORTUNITY)}"
     )
     con.execute(stitch_edges_sql(match_on_email, "night_nodes", deals > 0))
-    _named(con)
-    graph = _numbered(con)
+    graph = _numbered(con, "FROM stitch_named", _named(con))
     outcome, other = _both_settings(graph, max_user_ids)
     merges = _assign(con, graph, outcome, night=True)
     con.execute(NIGHT_CHANGED)
@@ -288,8 +334,9 @@ SELECT before AS person_id FROM moves UNION SELECT after FROM moves WHERE after 
 
 def _drop_stitch_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("DROP VIEW stitch_assigned_nodes")
-    for table in ("stitch_assigned", "stitch_nodes", "stitch_named"):
+    for table in ("stitch_assigned", "stitch_nodes"):
         con.execute(f"DROP TABLE {table}")
+    con.execute("DROP TABLE IF EXISTS stitch_named")
 
 
 # A node stays a node only while an event or a person edge names it (a deal's contact role can
@@ -302,9 +349,9 @@ EXCEPT SELECT dst_type, dst_id FROM stitch_edges
 """
 
 
-def _named(con: duckdb.DuckDBPyConnection) -> None:
+def _named(con: duckdb.DuckDBPyConnection) -> int:
     """The temp table ``stitch_named``: the recomputed nodes that an event names (the night's
-    events: ``night_nodes.named``)."""
+    events: ``night_nodes.named``); returns its rows."""
     con.execute(
         "CREATE OR REPLACE TEMP TABLE stitch_named AS "
         "SELECT node_type, node_id FROM night_nodes WHERE named"
@@ -314,6 +361,7 @@ def _named(con: duckdb.DuckDBPyConnection) -> None:
             "INSERT INTO stitch_named SELECT DISTINCT id_type, id_value FROM raw_events e "
             f"SEMI JOIN ({NIGHT_UNNAMED}) n ON e.id_type = n.node_type AND e.id_value = n.node_id"
         )
+    return scalar(con, "SELECT count(*) FROM stitch_named")
 
 
 def _both_settings(graph: Graph, max_user_ids: int) -> tuple[Unions, Unions]:
