@@ -510,6 +510,22 @@ def test_gzip_and_plain_give_the_same_result(tmp_path: Path) -> None:
     assert zipped.rows == parse(f"{EXPORT}/Event.csv").rows
 
 
+def test_a_quote_left_open_runs_to_the_end_of_the_file(write: Write) -> None:
+    # The csv module reads an unclosed quoted field up to the end of the file, newlines
+    # included: that record keeps all the text as its raw and its first line; nothing after it
+    # is read as records of its own, and reading ends there (the csv reader asks the line
+    # source again after its end).
+    tail = f'{ACME},"Acme\r\n001A0000006Vm9r,Globex\r\n'
+    text = "Id,Name\r\n001A0000006Vm9r,Globex\r\n" + tail
+    parsed = salesforce.parse_file(write("Account.csv", text), "Account.csv")
+    assert parsed.rows_read == 2
+    assert [(r.line, r.record_key, r.raw) for r in parsed.rows] == [
+        (2, "001A0000006Vm9rIAC", "001A0000006Vm9r,Globex"),
+        (3, ACME, tail.removesuffix("\r\n")),
+    ]
+    assert parsed.rejected == []
+
+
 def test_lines_are_counted_by_newline_only(write: Write) -> None:
     # A lone \r inside a quoted field is data: the next record is still on line 3.
     text = 'Id,Name\r\n0015e00000Acme1AAB,"Acme\rInc."\r\n001A0000006Vm9r,Globex\r\n'

@@ -148,7 +148,8 @@ Record = tuple[int, str, Any]  # (line, raw text, parsed value — or the Record
 BOM = "\ufeff"  # Excel and some exporters start UTF-8 files with it; it is no data
 # A byte that is not UTF-8 is decoded to a lone surrogate U+DC80..U+DCFF (surrogateescape), so
 # a bad record can be found, named and quarantined instead of being replaced silently.
-_UNDECODABLE = re.compile("[\udc80-\udcff]")
+# re reads the escapes (a raw string): no surrogate in the source text, which mypyc refuses.
+_UNDECODABLE = re.compile(r"[\udc80-\udcff]")
 
 
 def read_bytes(path: Path, file: str) -> bytes:

@@ -37,13 +37,7 @@ def csv_records(fh: IO[str]) -> Iterator[CsvRecord]:
     on with the next line.
     """
     consumed: list[str] = []
-
-    def lines() -> Iterator[str]:
-        for text in fh:
-            consumed.append(text)
-            yield text
-
-    reader, line = csv.reader(lines()), 1
+    reader, line = csv.reader(_kept_lines(fh, consumed)), 1
     while True:
         try:
             fields: list[str] | RecordError = next(reader)
@@ -59,6 +53,17 @@ def csv_records(fh: IO[str]) -> Iterator[CsvRecord]:
         # Only a blank line is no record; ",,," is a record of empty fields and must be seen.
         if not isinstance(fields, list) or len(fields) > 1 or (fields and fields[0].strip()):
             yield start, fields, raw.removesuffix("\n").removesuffix("\r")
+
+
+def _kept_lines(fh: IO[str], consumed: list[str]) -> Iterator[str]:
+    """The lines of ``fh``, each also appended to ``consumed``: the raw text of a record.
+
+    A module-level generator, not a closure inside :func:`csv_records`: compiled with mypyc, a
+    generator nested in a generator lost its closure once it had ended, and the csv reader asks
+    for a line again after a quote left open ran to the end of the file (AttributeError)."""
+    for text in fh:
+        consumed.append(text)
+        yield text
 
 
 def csv_row(

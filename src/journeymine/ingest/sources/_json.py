@@ -27,7 +27,7 @@ from journeymine.ingest.sources._common import (
 
 # A JSON escape of a UTF-16 surrogate; only a lone one (no partner) is bad text.
 _ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")  # escapes read by re: no surrogate literal (mypyc)
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 # A JSON string, or a bracket: enough to find where a value the decoder refused ends.
 _STRUCTURE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
