@@ -92,6 +92,13 @@ def test_cells_are_escaped_after_wrapping_so_no_entity_is_split() -> None:
     )
 
 
+def test_a_column_as_wide_as_its_words_keeps_them_whole() -> None:
+    frame = pd.DataFrame({"period": [1], "at_risk": [25], "rate": [0.8]})
+    fig = table(frame, "", {"rate": ".1%"})
+    assert list(fig.data[0].header.values) == ["<b>period</b>", "<b>at_risk</b>", "<b>rate</b>"]
+    assert [list(c) for c in fig.data[0].cells.values] == [["1"], ["25"], ["80.0%"]]
+
+
 def test_a_small_table_needs_little_width() -> None:
     fig = table(pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}), "", {})
     # Each column: its bold one-letter header (0.64 em x 13 px x 1.1) and the cell's 22 px.

@@ -84,6 +84,7 @@ def wrap_px(text: str, room: float, bold: bool = False, level: int = 0) -> list[
     """``text`` as lines no wider than ``room`` pixels: broken at spaces, a word too wide
     for a line at punctuation, a piece still too wide anywhere. Every character is kept (a
     space or mark ends its line), so the lines joined give ``text`` back."""
+    room += 1e-6  # a column sized for a word holds it, whatever the rounding of the sums
     lines, line = [], ""
     for piece in (p for p in re.split(_BREAKS[level], text) if p):
         if line and text_px((line + piece).rstrip(), bold) > room:
