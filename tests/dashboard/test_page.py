@@ -241,6 +241,7 @@ window.addEventListener('load', function () { setTimeout(function () {
         });
       });
       out.push({card: card.id, width: card.clientWidth, scroller: scroller,
+                toolbar: card.querySelectorAll('.modebar-btn').length,
                 inner: [outer.left + parseFloat(pad.paddingLeft),
                         outer.right - parseFloat(pad.paddingRight)],
                 svg: box(table.closest('svg')), cells: cells});
@@ -275,6 +276,7 @@ def assert_readable(table: dict[str, Any], rows: int, columns: int) -> None:
     """No text cut by its cell, every row and column drawn, and the table inside its card
     unless a box inside the card scrolls sideways."""
     cells = table["cells"]
+    assert table["toolbar"] == 0, table["card"]  # Plotly's tool bar would cover a header
     assert sum(c["header"] for c in cells) == columns, table["card"]
     assert len(cells) == columns * (rows + 1), table["card"]
     for c in cells:

@@ -50,11 +50,15 @@ def test_wrap_breaks_at_spaces_before_punctuation() -> None:
     assert wrap_px("web.signed_up", text_px("web.signed")) == ["web.", "signed_up"]
 
 
-def test_spare_room_goes_to_the_columns_that_want_it() -> None:
-    # Floors 50 + 100, spare 100 of room 250 shared by wants 0 and 200: half of each want.
-    assert fit_columns([50, 100], [50, 300], 250) == [50, 200]
-    assert fit_columns([50, 100], [80, 300], 1000) == [80, 300]  # all they want, no more
-    assert fit_columns([50, 100], [80, 300], 120) == [50, 100]  # never below a floor
+def test_spare_room_goes_to_the_columns_with_the_most_text() -> None:
+    # Floors 50 + 100 leave 100 of room 250; the first column wants nothing more.
+    assert fit_columns([50, 100], [50, 300], 250, [1, 1]) == [50, 200]
+    # Both want more: 100 spare poured 1:3 by their text.
+    assert fit_columns([50, 50], [100, 300], 200, [1, 3]) == [75, 125]
+    # 50 each, but the first takes only 10 more; its other 40 go to the second.
+    assert fit_columns([50, 50], [60, 300], 200, [1, 1]) == [60, 140]
+    assert fit_columns([50, 100], [80, 300], 1000, [1, 1]) == [80, 300]  # no more than wanted
+    assert fit_columns([50, 100], [80, 300], 120, [1, 1]) == [50, 100]  # never below a floor
 
 
 def test_no_number_or_header_is_narrower_than_its_column() -> None:

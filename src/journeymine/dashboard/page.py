@@ -249,11 +249,17 @@ def _figure_div(anchor: str, fig: go.Figure) -> str:
     return f'<div class="scroll"><div style="min-width: {width:d}px">{div}</div></div>'
 
 
+def _config(fig: go.Figure) -> str:
+    """plotly.js options: resize with the page; a table has no tool bar, which would cover
+    its last column's header and offers nothing a table needs (zoom, pan)."""
+    bar = ', "displayModeBar": false' if min_width(fig) is not None else ""
+    return f'{{"responsive": true, "displaylogo": false{bar}}}'
+
+
 def _render(
     con: duckdb.DuckDBPyConnection, spec: JourneySpec | None
 ) -> tuple[list[str], list[str], list[str]]:
     parts, scripts, nav = [], [], []
-    config = '{"responsive": true, "displaylogo": false}'
     for section in SECTIONS:
         nav.append(f'<a href="#{section.anchor}">{html.escape(section.heading)}</a>')
         try:
@@ -265,7 +271,7 @@ def _render(
                 body = _figure_div(section.anchor, fig)
                 scripts.append(
                     f"(function () {{ var f = {safe_json(fig)}; Plotly.newPlot("
-                    f"'fig-{section.anchor}', f.data, f.layout, {config}); }})();"
+                    f"'fig-{section.anchor}', f.data, f.layout, {_config(fig)}); }})();"
                 )
         except Exception as exc:  # one broken section must not lose the whole dashboard
             log.exception("dashboard section %s failed", section.anchor)

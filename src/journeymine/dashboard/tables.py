@@ -9,8 +9,8 @@ the text itself:
   down to its widest part between punctuation marks, anything up to :data:`LONGEST_WORD_PX`
   (a longer run is broken at ``. _ : / = -`` or anywhere);
 * the room a card leaves a table (:data:`ROOM_PX`) is then shared by the columns whose text
-  would like more (long titles, names on one line), in proportion to what each would like,
-  as a browser shares the width of an HTML table;
+  would like more (long titles, names on one line), in proportion to how much text each
+  holds, so the room goes where most lines are saved;
 * every header and cell is wrapped here into lines that fit its column (``<br>``), so row
   heights are known and the figure is exactly as tall as its rows;
 * the narrowest width at which every line still fits goes into ``layout.meta``
@@ -127,13 +127,25 @@ def _column_px(header: str, texts: Sequence[str]) -> tuple[float, float]:
     return floor + CELL_PX, natural + CELL_PX
 
 
-def fit_columns(floors: Sequence[float], naturals: Sequence[float], room: float) -> list[float]:
-    """Column widths: each its floor, then what is left of ``room`` shared by the columns that
-    would like more, in proportion to how much more, none beyond what it would like."""
-    spare = room - sum(floors)
-    wants = [n - f for f, n in zip(floors, naturals, strict=True)]
-    share = min(1.0, spare / sum(wants)) if spare > 0 and sum(wants) > 0 else 0.0
-    return [f + w * share for f, w in zip(floors, wants, strict=True)]
+def fit_columns(
+    floors: Sequence[float], naturals: Sequence[float], room: float, text: Sequence[float]
+) -> list[float]:
+    """Column widths: each its floor, then what is left of ``room`` poured into the columns
+    that would like more, in proportion to how much ``text`` (pixels on one line) each holds,
+    none beyond what it would like (its share then goes to the others). The text weighs, not
+    the want: eight long titles need the room more than one long header over short numbers."""
+    widths = list(floors)
+    spare = room - sum(widths)
+    open_ = [i for i, (f, n) in enumerate(zip(floors, naturals, strict=True)) if n > f]
+    while spare > 1e-9 and open_:
+        weight = sum(text[i] for i in open_)
+        pour = {i: spare * text[i] / weight if weight > 0 else spare / len(open_) for i in open_}
+        for i in open_:
+            given = min(pour[i], naturals[i] - widths[i])
+            widths[i] += given
+            spare -= given
+        open_ = [i for i in open_ if naturals[i] - widths[i] > 1e-9]
+    return widths
 
 
 def _plain(frame: pd.DataFrame, formats: Mapping[str, str]) -> list[list[str]]:
@@ -177,8 +189,10 @@ class _Layout:
 
 
 def _lay_out(headers: list[str], texts: list[list[str]]) -> _Layout:
-    sizes = [_column_px(h, t) for h, t in zip(headers, texts, strict=True)]
-    widths = fit_columns([f for f, _ in sizes], [n for _, n in sizes], ROOM_PX)
+    pairs = list(zip(headers, texts, strict=True))
+    sizes = [_column_px(h, col) for h, col in pairs]
+    text = [text_px(h, True) + sum(text_px(t) for t in col) for h, col in pairs]
+    widths = fit_columns([f for f, _ in sizes], [n for _, n in sizes], ROOM_PX, text)
     head = [wrap_px(h, w - CELL_PX, True) for h, w in zip(headers, widths, strict=True)]
     body = [[wrap_px(t, w - CELL_PX) for t in col] for col, w in zip(texts, widths, strict=True)]
     # Narrower than its widths the table's columns shrink together (plotly.js keeps their
