@@ -3,16 +3,20 @@ really drawn by headless Chromium."""
 
 from __future__ import annotations
 
+import html
+import json
 import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
 
 from journeymine.dashboard import export_dashboard, export_report
 from journeymine.dashboard.page import SECTIONS
+from journeymine.dashboard.sections import figure
 from journeymine.privacy import EMAIL
 from tests.dashboard.conftest import (
     EMAIL_OWNER,
@@ -210,3 +214,114 @@ def test_renders_in_chromium(page: Path, tmp_path: Path) -> None:
     assert "<title>Journeys &lt;b&gt;weekly&lt;/b&gt;</title>" in head and "pwned" not in head
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom
     assert "<img src=" not in dom and EMAIL.findall(dom.split("</head>", 1)[1]) == []
+
+
+# Run in the page once its figures are drawn: for every table (plotly.js draws them in SVG),
+# the box of each cell and of its text, the card (section) holding it, and the box between
+# them that scrolls sideways, if any. The result is left in <pre id="jm-measure"> for
+# --dump-dom to read.
+MEASURE = """<script>
+window.addEventListener('load', function () { setTimeout(function () {
+  function box(el) { var r = el.getBoundingClientRect(); return [r.left, r.right, r.top, r.bottom]; }
+  var out = [];
+  document.querySelectorAll('section').forEach(function (card) {
+    card.querySelectorAll('g.table').forEach(function (table) {
+      var pad = getComputedStyle(card), outer = card.getBoundingClientRect();
+      var scroller = null;
+      for (var el = table.closest('div'); el !== card; el = el.parentElement) {
+        var o = getComputedStyle(el).overflowX;
+        if (o === 'auto' || o === 'scroll') scroller = [el.clientWidth, el.scrollWidth];
+      }
+      var cells = [];
+      table.querySelectorAll('g.y-column').forEach(function (column, c) {
+        column.querySelectorAll('g.column-cell').forEach(function (cell) {
+          cells.push({column: c, header: cell.closest('g.column-block').id === 'header',
+                      text: cell.textContent, cell: box(cell.querySelector('rect')),
+                      ink: box(cell.querySelector('text'))});
+        });
+      });
+      out.push({card: card.id, width: card.clientWidth, scroller: scroller,
+                toolbar: card.querySelectorAll('.modebar-btn').length,
+                inner: [outer.left + parseFloat(pad.paddingLeft),
+                        outer.right - parseFloat(pad.paddingRight)],
+                svg: box(table.closest('svg')), cells: cells});
+    });
+  });
+  var pre = document.createElement('pre');
+  pre.id = 'jm-measure';
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+}, 1000); });
+</script>"""
+TABLES = ["opportunities", "variants", "conformance", "drivers", "feelings", "retention", "drift"]
+# The two best-ranked fixes of the 100M-row end-to-end run (benchmarks/README), whose
+# seven-digit people and six-digit gains did not fit their columns.
+BIG_FIXES = [
+    (1, 1_861_769, 603_123.4, 602_972.8, 603_273.5, False),
+    (2, 3_104_295, -11_392.5, -33_273.3, 9_369.0, True),
+]
+
+
+def measure_tables(page: Path, width: int, tmp: Path) -> list[dict[str, Any]]:
+    """Every table of ``page`` as drawn by headless Chromium in a ``width`` px wide window."""
+    probe = tmp / f"probe-{width}.html"
+    probe.write_text(page.read_text().replace("</body>", MEASURE + "</body>"))
+    run = chromium(probe.as_uri(), f"--window-size={width},768", "--dump-dom", tmp=tmp)
+    found = re.search(r'<pre id="jm-measure">(.*?)</pre>', run.stdout, re.S)
+    assert found is not None, run.stderr[-2000:]
+    return list(json.loads(html.unescape(found.group(1))))
+
+
+def assert_readable(table: dict[str, Any], rows: int, columns: int) -> None:
+    """No text cut by its cell, every row and column drawn, and the table inside its card
+    unless a box inside the card scrolls sideways."""
+    cells = table["cells"]
+    assert table["toolbar"] == 0, table["card"]  # Plotly's tool bar would cover a header
+    assert sum(c["header"] for c in cells) == columns, table["card"]
+    assert len(cells) == columns * (rows + 1), table["card"]
+    for c in cells:
+        left, right, _, bottom = c["cell"]
+        assert bottom <= table["svg"][3] + 0.5, (table["card"], c["text"])  # no row hidden
+        if c["text"]:
+            ink_left, ink_right, _, _ = c["ink"]
+            assert left <= ink_left and ink_right <= right + 0.5, (table["card"], c)
+    widest = max(c["cell"][1] for c in cells)
+    scroller = table["scroller"]
+    if widest > table["inner"][1] + 0.5:
+        assert scroller is not None and scroller[0] <= table["width"], table["card"]
+        assert scroller[1] > scroller[0], table["card"]
+
+
+@pytest.mark.slow
+def test_every_table_can_be_read_in_its_card(sample_copy: Path, tmp_path: Path) -> None:
+    con = duckdb.connect(str(sample_copy))
+    for rank, people, gain, low, high, uncertain in BIG_FIXES:
+        con.execute(
+            "UPDATE opportunities SET people = ?, gain = ?, gain_low = ?, gain_high = ?, "
+            "uncertain = ? WHERE rank = ?",
+            [people, gain, low, high, uncertain, rank],
+        )
+    shown = {
+        name: (len(fig.data[0].cells.values[0]), len(fig.data[0].cells.values))
+        for name in TABLES
+        for fig in [figure(name, con)]
+    }
+    con.close()
+    page = export_report(sample_copy, ROOT / "data" / "sample" / "journey.toml", tmp_path)
+    at_1024 = {t["card"]: t for t in measure_tables(page, 1024, tmp_path)}
+    assert sorted(at_1024) == sorted(TABLES)
+    for name, table in at_1024.items():
+        assert_readable(table, *shown[name])
+    # On a laptop's 1024 px the gain columns are in the card, whole, without scrolling.
+    opportunities = at_1024["opportunities"]
+    left, right = opportunities["inner"]
+    gains = [c for c in opportunities["cells"] if c["column"] in (3, 4, 5)]
+    assert [c["text"] for c in gains if c["header"]] == ["gain", "gain_low", "gain_high"]
+    assert {"603,123.4", "-33,273.3", "9,369.0"} <= {c["text"] for c in gains}
+    for c in gains:
+        assert left <= c["cell"][0] and c["cell"][1] <= right and c["ink"][1] <= right
+    # Narrower still, the wide tables scroll inside their card rather than cut a column.
+    at_800 = {t["card"]: t for t in measure_tables(page, 800, tmp_path)}
+    for name, table in at_800.items():
+        assert_readable(table, *shown[name])
+    assert at_800["opportunities"]["scroller"][1] > at_800["opportunities"]["scroller"][0]

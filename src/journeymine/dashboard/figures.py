@@ -54,9 +54,9 @@ from journeymine.dashboard.style import (
     missing_figure,
     missing_reason,
     short,
-    table,
     wrap,
 )
+from journeymine.dashboard.tables import table
 from journeymine.privacy import EMAIL, EMAIL_MASK
 
 __all__ = [

@@ -33,6 +33,7 @@ from plotly.offline import get_plotlyjs
 from journeymine.analyses.headlines import data_period
 from journeymine.dashboard.sections import figure
 from journeymine.dashboard.style import missing_figure, missing_reason
+from journeymine.dashboard.tables import min_width
 from journeymine.privacy import EMAIL, scrub
 from journeymine.spec import JourneySpec
 
@@ -40,6 +41,9 @@ log = logging.getLogger(__name__)
 
 CSS = """
 * { box-sizing: border-box; }
+/* The scrollbar's room is kept from the start: figures are sized when drawn, and one that
+   appeared as the page grew would leave the first ones 15 px wider than their card. */
+html { overflow-y: scroll; }
 body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 0; color: #222;
        background: #f1f3f4; line-height: 1.45; }
 header { background: #264653; color: white; padding: 20px 0 14px; }
@@ -53,6 +57,9 @@ section { background: white; border-radius: 8px; padding: 16px 22px 10px; margin
           box-shadow: 0 1px 3px rgba(0,0,0,.08); }
 section h2 { margin: 0 0 2px; font-size: 20px; font-weight: 600; }
 section p.why { margin: 0 0 8px; color: #555; font-size: 15px; }
+/* A table never drawn narrower than its text needs (tables.min_width): on a narrow window
+   it scrolls sideways inside its card instead of spilling out of it or cutting columns. */
+.scroll { overflow-x: auto; overflow-y: hidden; }
 .missing { color: #8a6d3b; background: #fcf8e3; padding: 10px 14px; border-radius: 6px; }
 footer { color: #777; font-size: 13px; text-align: center; padding: 0 0 24px; }
 """
@@ -232,11 +239,27 @@ def _draw(section: Section, con: duckdb.DuckDBPyConnection, spec: JourneySpec | 
     return figure(section.anchor, con)
 
 
+def _figure_div(anchor: str, fig: go.Figure) -> str:
+    """The element the figure is drawn into; a table that needs a minimum width gets it, in
+    a box that scrolls sideways when the card is narrower."""
+    div = f'<div id="fig-{anchor}" class="figure"></div>'
+    width = min_width(fig)
+    if width is None:
+        return div
+    return f'<div class="scroll"><div style="min-width: {width:d}px">{div}</div></div>'
+
+
+def _config(fig: go.Figure) -> str:
+    """plotly.js options: resize with the page; a table has no tool bar, which would cover
+    its last column's header and offers nothing a table needs (zoom, pan)."""
+    bar = ', "displayModeBar": false' if min_width(fig) is not None else ""
+    return f'{{"responsive": true, "displaylogo": false{bar}}}'
+
+
 def _render(
     con: duckdb.DuckDBPyConnection, spec: JourneySpec | None
 ) -> tuple[list[str], list[str], list[str]]:
     parts, scripts, nav = [], [], []
-    config = '{"responsive": true, "displaylogo": false}'
     for section in SECTIONS:
         nav.append(f'<a href="#{section.anchor}">{html.escape(section.heading)}</a>')
         try:
@@ -245,10 +268,10 @@ def _render(
             if reason is not None:
                 body = f'<p class="missing">{html.escape(scrub(reason))}</p>'
             else:
-                body = f'<div id="fig-{section.anchor}" class="figure"></div>'
+                body = _figure_div(section.anchor, fig)
                 scripts.append(
                     f"(function () {{ var f = {safe_json(fig)}; Plotly.newPlot("
-                    f"'fig-{section.anchor}', f.data, f.layout, {config}); }})();"
+                    f"'fig-{section.anchor}', f.data, f.layout, {_config(fig)}); }})();"
                 )
         except Exception as exc:  # one broken section must not lose the whole dashboard
             log.exception("dashboard section %s failed", section.anchor)

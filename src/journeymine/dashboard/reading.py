@@ -16,7 +16,8 @@ import duckdb
 import pandas as pd
 import plotly.graph_objects as go
 
-from journeymine.dashboard.style import missing_figure, table
+from journeymine.dashboard.style import missing_figure
+from journeymine.dashboard.tables import table
 from journeymine.sql import ident
 from journeymine.warehouse import table_exists
 
@@ -69,7 +70,7 @@ def degrades(build: Callable[P, go.Figure]) -> Callable[P, go.Figure]:
 
 def stored_table(data: Data, name: str, sql: str, formats: Mapping[str, str]) -> go.Figure:
     """An analysis table shown as it is stored: ``sql`` (``{t}`` names the table ``name``) read
-    into a :func:`style.table`; MissingTable when the table is absent or has no rows."""
+    into a :func:`tables.table`; MissingTable when the table is absent or has no rows."""
     frame = query(data, name, sql)
     if frame.empty:
         raise MissingTable(f"The {name} table has no rows yet.")

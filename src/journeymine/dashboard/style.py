@@ -1,5 +1,6 @@
 """What every dashboard figure shares: colours, the font, escaping and masking of data strings,
-readable waits, the common figure styling, the "nothing to draw" placeholder and tables.
+readable waits, the common figure styling and the "nothing to draw" placeholder (tables are
+in :mod:`journeymine.dashboard.tables`).
 
 Every string that came from the data goes through :func:`label` (email addresses masked, HTML
 special characters escaped: Plotly renders a subset of HTML in labels and hovers) and is passed
@@ -8,9 +9,7 @@ as data (``customdata``/``text``), never pasted into a hover template.
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -105,56 +104,3 @@ def missing_reason(fig: go.Figure) -> str | None:
     """The plain-text reason when ``fig`` is a placeholder for missing data, else None."""
     meta = fig.layout.meta
     return meta.get("jm_missing") if isinstance(meta, dict) else None
-
-
-def _cells(frame: pd.DataFrame, formats: Mapping[str, str]) -> list[list[str]]:
-    cells: list[list[str]] = []
-    for column in frame.columns:
-        fmt = formats.get(str(column))
-        values: Iterable[object] = frame[column]
-        if fmt:
-            cells.append(["–" if pd.isna(v) else format(v, fmt) for v in values])
-        else:
-            cells.append(["–" if v is None else label(v) for v in values])
-    return cells
-
-
-def table(
-    frame: pd.DataFrame, title: str = "", formats: Mapping[str, str] | None = None
-) -> go.Figure:
-    """A readable table of a small frame (strings labelled, numbers formatted): columns as wide
-    as their text needs, rows as tall as their longest wrapped cell, so nothing is cut."""
-    cells = _cells(frame, formats or {})
-    needs = [
-        min(max([len(str(c))] + [len(v) for v in col]), 70)
-        for c, col in zip(frame.columns, cells, strict=True)
-    ]
-    widths = [max(n, 10) for n in needs]
-    page_chars = 150  # about what a line of the page holds at this font size
-    per_line = [max(w * page_chars / sum(widths), 4) for w in widths]
-    lines = [
-        max(math.ceil(len(col[r]) / n) for col, n in zip(cells, per_line, strict=True))
-        for r in range(len(frame))
-    ]
-    fig = go.Figure(
-        go.Table(
-            columnwidth=widths,
-            header={
-                "values": [f"<b>{label(c)}</b>" for c in frame.columns],
-                "fill_color": "#264653",
-                "font": {"color": "white", "size": 13},
-                "align": "left",
-                "height": 30,
-            },
-            cells={
-                "values": cells,
-                "align": "left",
-                "fill_color": [["#ffffff", "#f3f5f6"] * (len(frame) // 2 + 1)],
-                "font": {"size": 13},
-                "height": 28,
-            },
-        )
-    )
-    style(fig, title, 80 + 30 + sum(8 + 20 * n for n in lines) + (40 if title else 0))
-    fig.update_layout(margin={"t": 50 if title else 10, "b": 10, "l": 10, "r": 10})
-    return fig

@@ -6,7 +6,8 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from journeymine.dashboard.reading import Data, MissingTable, degrades, query
-from journeymine.dashboard.style import duration, table
+from journeymine.dashboard.style import duration
+from journeymine.dashboard.tables import table
 
 
 @degrades
@@ -29,8 +30,4 @@ def variants_table(data: Data, top: int = 15) -> go.Figure:
             "median duration": [duration(s) for s in frame.median_duration_s],
         }
     )
-    fig = table(shown, "", {"people": ",", "share": ".1%"})
-    fig.update_traces(columnwidth=[7, 1, 1, 1.4])
-    rows = sum(1 + len(str(v)) // 110 for v in frame.variant)
-    fig.update_layout(height=60 + 30 * (rows + 1))
-    return fig
+    return table(shown, "", {"people": ",", "share": ".1%"})
