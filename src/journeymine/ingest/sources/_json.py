@@ -1,8 +1,8 @@
 """Reading JSON landing files record by record: JSON lines, and arrays element by element.
 
-Each record is decoded on its own, so one record nested too deep to read, broken, or holding a
-byte that is not UTF-8 costs that record only (see :mod:`._common` for the text rules). A record
-is ``(line, raw text, parsed value or the RecordError it raised)``.
+Each record is decoded on its own, so one record nested deeper than :data:`MAX_DEPTH`, broken,
+or holding a byte that is not UTF-8 costs that record only (see :mod:`._common` for the text
+rules). A record is ``(line, raw text, parsed value or the RecordError it raised)``.
 """
 
 from __future__ import annotations
@@ -12,18 +12,28 @@ import re
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from journeymine.errors import SourceFormatError
 from journeymine.ingest.sources._common import (
     Record,
     RecordError,
     check_utf8,
+    decode_text,
     printable,
     read_bytes,
     read_text,
     undecodable,
 )
+
+# The deepest a record may nest (the record itself is level 1; vendor payloads stay under 20).
+# Python's json decoder and encoder recurse once a level, counted against the recursion limit
+# (1,000) together with the caller's frames: without a limit of its own, whether a record some
+# 990 levels deep loads depended on who called the parser (a Prefect task, a worker, a compiled
+# build). A fixed limit far below the limit gives every caller the same answer: a caller
+# 700 frames deep still decodes ~290 levels. Deeper records are rejected with TOO_DEEP.
+MAX_DEPTH = 128
+TOO_DEEP = f"record nested deeper than {MAX_DEPTH} levels"
 
 # A JSON escape of a UTF-16 surrogate; only a lone one (no partner) is bad text.
 _ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
@@ -64,22 +74,62 @@ def _has_lone_surrogate(value: Any) -> bool:
 def decode_json(text: str, pos: int = 0) -> tuple[Any, int]:
     """The JSON value at ``text[pos:]`` and where it ends; RecordError for anything unusable.
 
-    Unusable: broken JSON, nesting deeper than Python can read (RecursionError), an integer of
-    more than 4,300 digits, NaN/Infinity, and a lone surrogate escape (text no file can store).
+    Unusable: nested deeper than :data:`MAX_DEPTH` (that reason first, whatever else is wrong:
+    what the decoder meets first in a deep value depends on the caller's stack), broken JSON,
+    an integer of more than 4,300 digits, NaN/Infinity, and a lone surrogate escape (text no
+    file can store).
     """
     try:
         value, end = _DECODER.raw_decode(text, pos)
-    except json.JSONDecodeError as exc:
-        raise RecordError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
     except RecursionError:
-        raise RecordError("invalid JSON: nested too deep to read") from None
-    except ValueError as exc:  # _NotJson, or int digits over sys.get_int_max_str_digits()
+        check_depth(text, pos, value_end(text, pos))
+        raise _stack_too_deep() from None
+    except ValueError as exc:  # broken; _NotJson; int digits over sys.get_int_max_str_digits()
+        check_depth(text, pos, value_end(text, pos))
+        if isinstance(exc, json.JSONDecodeError):
+            raise RecordError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
         raise RecordError(f"invalid JSON: {exc}") from None
+    check_depth(text, pos, end)
     # str.find first: it clears almost every record at C speed before any regex runs.
     escapes = text.find("\\u", pos, end) >= 0
     if escapes and _ESCAPED_SURROGATE.search(text, pos, end) and _has_lone_surrogate(value):
         raise RecordError("invalid text: a lone UTF-16 surrogate escape (\\ud800-\\udfff)")
     return value, end
+
+
+def check_depth(text: str, pos: int = 0, end: int | None = None) -> None:
+    """RecordError :data:`TOO_DEEP` when ``text[pos:end]`` nests brackets deeper than
+    :data:`MAX_DEPTH`. Two counts at C speed clear any text with fewer brackets than that;
+    only the rest is walked, token by token, skipping brackets inside strings."""
+    end = len(text) if end is None else end
+    if text.count("[", pos, end) + text.count("{", pos, end) <= MAX_DEPTH:
+        return
+    if nesting_depth(text, pos, end) > MAX_DEPTH:
+        raise RecordError(TOO_DEEP)
+
+
+def nesting_depth(text: str, pos: int = 0, end: int | None = None) -> int:
+    """How deep brackets nest in ``text[pos:end]``, brackets inside strings not counted
+    (``{"a": [1]}`` is 2); an unclosed bracket counts as open to the end."""
+    depth = deepest = 0
+    for token in _STRUCTURE.finditer(text, pos, len(text) if end is None else end):
+        kind = token.group()
+        if kind == "[" or kind == "{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif kind == "]" or kind == "}":
+            depth -= 1
+    return deepest
+
+
+def _stack_too_deep() -> RecursionError:
+    """A record within the limit that the decoder still could not read: the caller's stack left
+    it too few frames. Raised, not quarantined: the record is fine, the call is not."""
+    return RecursionError(
+        f"JSON nested up to {MAX_DEPTH} levels could not be decoded: the parser was called "
+        f"with fewer than {MAX_DEPTH} frames left below the recursion limit "
+        f"({sys.getrecursionlimit()})"
+    )
 
 
 def value_end(text: str, pos: int) -> int:
@@ -131,20 +181,13 @@ def _span_record(text: str, pos: int, end: int, index: int, value: Any) -> Recor
             value = exc
     if isinstance(value, RecordError):
         return index, printable(span), value
-    return index, _serialised(value, span), value
+    return index, _ENCODE(value), value
 
 
 # json.dumps(value, ensure_ascii=False), without building an encoder for every record.
-# Decoded JSON holds no cycles: the encoder need not look for them.
+# Decoded JSON holds no cycles: the encoder need not look for them. A record is never nested
+# deeper than MAX_DEPTH, so the encoder's recursion stays far from the limit.
 _ENCODE = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
-
-
-def _serialised(value: Any, original: str) -> str:
-    # Compact, non-ASCII unchanged; a value just short of the depth limit keeps its own text.
-    try:
-        return _ENCODE(value)
-    except RecursionError:
-        return original
 
 
 def iter_json_array(text: str, pos: int, whole: bool = True) -> Iterator[Record]:
@@ -178,14 +221,11 @@ def iter_json_array(text: str, pos: int, whole: bool = True) -> Iterator[Record]
         return
 
 
-def array_records(values: list[Any]) -> list[Record] | None:
-    """The records :func:`iter_json_array` gives for an array that decoded whole (so every
-    element decodes alone), without decoding each again; None when an element is nested too
-    deep to serialise, whose record keeps its own text on the element-by-element path."""
-    try:
-        return [(index, _ENCODE(value), value) for index, value in enumerate(values, start=1)]
-    except RecursionError:
-        return None
+def array_records(values: list[Any]) -> list[Record]:
+    """The records :func:`iter_json_array` gives for an array that :func:`decode_json` read
+    whole (so every element is within the depth limit and decodes alone), without decoding
+    each again."""
+    return [(index, _ENCODE(value), value) for index, value in enumerate(values, start=1)]
 
 
 def iter_json_lines(path: Path, file: str) -> Iterator[Record]:
@@ -198,19 +238,18 @@ FAST_PATH = True  # off: every line through every check, as before the fast path
 
 def json_lines(text: str) -> Iterator[Record]:
     """:func:`iter_json_lines` of text already read (see :func:`read_text`)."""
-    decode, shallow = _DECODER.raw_decode, _shallow_enough()
+    decode = _DECODER.raw_decode
     for number, line in enumerate(text.split("\n"), start=1):
         # The usual line, one object from its first character to its last, with no \\u escape
         # and no byte that was not UTF-8, needs none of the checks below: decoded here, or, if
-        # the decoder refuses it, below again for the reason. Here the decoder runs a frame
-        # less deep than below: a line nested to the recursion limit could read here and not
-        # below, so a line with that many brackets goes below too.
+        # the decoder refuses it, below again for the reason. A line with more brackets than
+        # MAX_DEPTH may nest deeper than that: it goes below, where its depth is measured.
         if (
             FAST_PATH
             and line.startswith("{")
             and "\\u" not in line
             and not undecodable(line)
-            and (len(line) < shallow or line.count("{") + line.count("[") < shallow)
+            and (len(line) <= MAX_DEPTH or line.count("{") + line.count("[") <= MAX_DEPTH)
         ):
             try:
                 value, end = decode(line)
@@ -236,23 +275,103 @@ def json_lines(text: str) -> Iterator[Record]:
         yield number, printable(record) if bad_bytes else record, value
 
 
-def _shallow_enough() -> int:
-    """Brackets a line may hold and still decode on :func:`json_lines`' fast path exactly as
-    on its checked path: half the frames left below the recursion limit, from here."""
-    frame, depth = sys._getframe(), 0
-    while frame is not None:
-        depth += 1
-        frame = frame.f_back  # type: ignore[assignment]
-    return (sys.getrecursionlimit() - depth) // 2
+Span = tuple[int, int]  # where a value starts and ends in the text
 
 
-def read_json_document(path: Path, file: str, what: str) -> Any:
-    """A file that is one JSON document (plain or .gz), decoded whole; SourceFormatError naming
-    ``what`` the file should have been when it is no JSON, not UTF-8 or nested too deep."""
+class Members(NamedTuple):
+    spans: dict[str, Span]  # where each member's value starts and ends
+    values: dict[str, Any]  # the values that decoded
+
+
+def object_members(text: str, pos: int) -> Members | None:
+    """Where each member's value starts and ends in the JSON object opening at ``text[pos]``.
+
+    A value that decodes is kept in ``values``. One that does not is skipped by its brackets,
+    so that one element nested too deep cannot hide the rest of a page. None when the text is
+    not exactly one object (JSON lines, or broken).
+    """
+    members = Members({}, {})
+    pos = skip_space(text, pos + 1)
+    while pos < len(text) and text[pos] != "}":
+        try:
+            key, pos = decode_json(text, pos)
+        except RecordError:
+            return None
+        pos = skip_space(text, pos)
+        if not isinstance(key, str) or not text.startswith(":", pos):
+            return None
+        start = skip_space(text, pos + 1)
+        if start >= len(text):
+            return None
+        try:  # the usual page: the whole value at C speed, no walk over its brackets
+            members.values[key], end = decode_json(text, start)
+        except RecordError:
+            end = value_end(text, start)
+        members.spans[key] = (start, end)
+        pos = skip_space(text, end)
+        if text.startswith(",", pos):
+            pos = skip_space(text, pos + 1)
+    if pos >= len(text) or text[skip_space(text, pos + 1) :].strip():
+        return None
+    return members
+
+
+class JsonPage(NamedTuple):
+    """A file that is one JSON object holding arrays of records (a Typeform or Zendesk page)."""
+
+    members: dict[str, Any] | None  # None: the document is no object; a member nested too
+    # deep to read holds the RecordError TOO_DEEP
+    arrays: dict[str, list[Record]]  # each requested member that is an array, as its records
+
+
+def read_json_page(path: Path, file: str, what: str, arrays: tuple[str, ...]) -> JsonPage:
+    """A page file (plain or .gz) and the records of its ``arrays``; SourceFormatError naming
+    ``what`` the file should have been when it is no JSON or not UTF-8.
+
+    The usual page, nested at most MAX_DEPTH levels below its arrays, is decoded whole. A page
+    nested deeper is read member by member and its arrays element by element: each record
+    deeper than the limit is one rejected record (TOO_DEEP), the others read as usual.
+    """
+    data = read_bytes(path, file)
+    page_depth = MAX_DEPTH + 2  # the page object, an array, then the records' own levels
+    if data.count(b"[") + data.count(b"{") > page_depth:  # only then is the text walked
+        text = decode_text(data)
+        if nesting_depth(text) > page_depth:
+            return _deep_page(text, file, what, arrays)
     try:
-        return json.loads(read_bytes(path, file))
-    except (ValueError, RecursionError, OSError, EOFError) as exc:  # JSON, UTF-8, depth
+        page = json.loads(data)
+    except RecursionError:  # a page within the limit: the caller's stack is too deep
+        raise _stack_too_deep() from None
+    except ValueError as exc:  # JSON, UTF-8
         raise SourceFormatError(file, f"not {what} (JSON): {exc}") from None
+    if not isinstance(page, dict):
+        return JsonPage(None, {})
+    found = {name: page[name] for name in arrays if isinstance(page.get(name), list)}
+    return JsonPage(page, {name: array_records(values) for name, values in found.items()})
+
+
+def _deep_page(text: str, file: str, what: str, arrays: tuple[str, ...]) -> JsonPage:
+    try:  # as json.loads of the bytes: a byte that is not UTF-8 breaks the whole page
+        check_utf8(text, 1)
+    except RecordError as exc:
+        raise SourceFormatError(file, f"not {what} (JSON): {exc}") from None
+    start = skip_space(text, 0)
+    members = object_members(text, start) if text.startswith("{", start) else None
+    if members is None:
+        reason = f"not one JSON object, and nested deeper than {MAX_DEPTH} levels"
+        raise SourceFormatError(file, f"not {what} (JSON): {reason}")
+    values = {key: members.values.get(key, RecordError(TOO_DEEP)) for key in members.spans}
+    records = {}
+    for name in arrays:
+        begin = members.spans.get(name, (0, 0))[0]
+        if name in members.spans and text.startswith("[", begin):
+            whole = values[name]
+            records[name] = (
+                array_records(whole)
+                if isinstance(whole, list)
+                else list(iter_json_array(text, begin, whole=False))
+            )
+    return JsonPage(values, records)
 
 
 def json_objects(records: Iterable[Record]) -> Iterator[Record]:

@@ -4,7 +4,8 @@ Format and units
 * the whole file is one JSON array (often pretty-printed over many lines), so ``line`` is the
   1-based **index of the event in the array**, not a physical line; ``raw`` is that event
   serialised back to JSON (a rejected one: its text as in the file). Each element is decoded
-  on its own: a broken, too deeply nested or non-UTF-8 element is one rejected row;
+  on its own: a broken, non-UTF-8 or too deeply nested element (past ``_json.MAX_DEPTH``)
+  is one rejected row;
 * time ``timestamp`` in unix **seconds** (UTC); a value in milliseconds is rejected as absurd.
 
 Dedup key
