@@ -230,3 +230,19 @@ def test_a_load_quarantines_the_deeper_records_with_file_and_line(tmp_path: Path
         quarantined = con.execute("SELECT file, line, reason FROM quarantine").fetchall()
     expected = [(layout.file, line, TOO_DEEP) for layout in LAYOUTS.values() for line in (3, 4)]
     assert sorted(quarantined) == sorted(expected)
+
+
+@pytest.mark.parametrize("name", ["stripe-page", "typeform", "zendesk"])
+def test_a_page_member_nested_too_deep_outside_the_records_costs_nothing(
+    tmp_path: Path, name: str
+) -> None:
+    # The page reads member by member; its records, all within the limit, read as usual.
+    layout = LAYOUTS[name]
+    texts = [record(layout, 1), record(layout, 2, MAX_DEPTH - 1)]
+    path = write(layout, tmp_path, texts)
+    expected = outcome(layout.parse(path, layout.file))
+    assert [line for line, _, _ in expected[0]] == [1, 2] and expected[1] == []
+    page = path.read_text()
+    path.write_text(page[: page.rindex("}")] + ', "meta": ' + "[" * 400 + "]" * 400 + "}")
+    assert outcome(layout.parse(path, layout.file)) == expected
+    assert outcome(from_deep_stack(700, lambda: layout.parse(path, layout.file))) == expected

@@ -98,14 +98,19 @@ def decode_json(text: str, pos: int = 0) -> tuple[Any, int]:
 
 
 def check_depth(text: str, pos: int = 0, end: int | None = None) -> None:
-    """RecordError :data:`TOO_DEEP` when ``text[pos:end]`` nests brackets deeper than
-    :data:`MAX_DEPTH`. Two counts at C speed clear any text with fewer brackets than that;
-    only the rest is walked, token by token, skipping brackets inside strings."""
-    end = len(text) if end is None else end
-    if text.count("[", pos, end) + text.count("{", pos, end) <= MAX_DEPTH:
-        return
-    if nesting_depth(text, pos, end) > MAX_DEPTH:
+    """RecordError :data:`TOO_DEEP` when ``text[pos:end]`` nests deeper than MAX_DEPTH."""
+    if deeper(text, MAX_DEPTH, pos, end):
         raise RecordError(TOO_DEEP)
+
+
+def deeper(text: str, levels: int, pos: int = 0, end: int | None = None) -> bool:
+    """Whether ``text[pos:end]`` nests brackets deeper than ``levels``. Two counts at C speed
+    clear any text with no more brackets than that; only the rest is walked, token by token,
+    skipping brackets inside strings."""
+    end = len(text) if end is None else end
+    if text.count("[", pos, end) + text.count("{", pos, end) <= levels:
+        return False
+    return nesting_depth(text, pos, end) > levels
 
 
 def nesting_depth(text: str, pos: int = 0, end: int | None = None) -> int:
@@ -222,10 +227,46 @@ def iter_json_array(text: str, pos: int, whole: bool = True) -> Iterator[Record]
 
 
 def array_records(values: list[Any]) -> list[Record]:
-    """The records :func:`iter_json_array` gives for an array that :func:`decode_json` read
-    whole (so every element is within the depth limit and decodes alone), without decoding
-    each again."""
+    """An array decoded whole as records ``(index, element as JSON, element)``."""
     return [(index, _ENCODE(value), value) for index, value in enumerate(values, start=1)]
+
+
+WHOLE_ARRAYS = True  # off: every array of records element by element (for tests)
+
+
+def array_at(text: str, start: int) -> tuple[list[Record], int]:
+    """The records of the JSON array opening at ``text[start]`` (line = 1-based index), and
+    where the array ends.
+
+    The usual array is decoded whole, at C speed: every element valid, UTF-8 and within
+    MAX_DEPTH, measured on its re-encoded text (two counts each, not a walk over the array).
+    Any other is read element by element (:func:`iter_json_array`), each element with its own
+    reason: the same records either way, whatever the caller's stack.
+    """
+    records = _whole_array(text, start) if WHOLE_ARRAYS else None
+    if records is not None:
+        return records
+    return list(iter_json_array(text, start, whole=False)), value_end(text, start)
+
+
+def _whole_array(text: str, start: int) -> tuple[list[Record], int] | None:
+    try:
+        values, end = _DECODER.raw_decode(text, start)
+    except (ValueError, RecursionError):  # broken, NaN, or deeper than this stack can decode
+        return None
+    if undecodable(text[start:end]) or (
+        text.find("\\u", start, end) >= 0
+        and _ESCAPED_SURROGATE.search(text, start, end)
+        and _has_lone_surrogate(values)
+    ):
+        return None
+    try:
+        records = array_records(values)
+    except RecursionError:  # an element the decoder could read, the encoder may not
+        return None
+    if any(deeper(raw, MAX_DEPTH) for _, raw, _ in records):
+        return None
+    return records, end
 
 
 def iter_json_lines(path: Path, file: str) -> Iterator[Record]:
@@ -280,17 +321,19 @@ Span = tuple[int, int]  # where a value starts and ends in the text
 
 class Members(NamedTuple):
     spans: dict[str, Span]  # where each member's value starts and ends
-    values: dict[str, Any]  # the values that decoded
+    values: dict[str, Any]  # the values that decoded (not the arrays of records)
+    records: dict[str, list[Record]]  # the arrays of records asked for, as records
 
 
-def object_members(text: str, pos: int) -> Members | None:
+def object_members(text: str, pos: int, arrays: tuple[str, ...] = ()) -> Members | None:
     """Where each member's value starts and ends in the JSON object opening at ``text[pos]``.
 
-    A value that decodes is kept in ``values``. One that does not is skipped by its brackets,
-    so that one element nested too deep cannot hide the rest of a page. None when the text is
-    not exactly one object (JSON lines, or broken).
+    A member named in ``arrays`` whose value is an array is read as records (:func:`array_at`).
+    Any other value that decodes is kept in ``values``; one that does not is skipped by its
+    brackets. So one record nested too deep cannot hide the rest of a page. None when the text
+    is not exactly one object (JSON lines, or broken).
     """
-    members = Members({}, {})
+    members = Members({}, {}, {})
     pos = skip_space(text, pos + 1)
     while pos < len(text) and text[pos] != "}":
         try:
@@ -303,10 +346,13 @@ def object_members(text: str, pos: int) -> Members | None:
         start = skip_space(text, pos + 1)
         if start >= len(text):
             return None
-        try:  # the usual page: the whole value at C speed, no walk over its brackets
-            members.values[key], end = decode_json(text, start)
-        except RecordError:
-            end = value_end(text, start)
+        if key in arrays and text.startswith("[", start):
+            members.records[key], end = array_at(text, start)
+        else:
+            try:
+                members.values[key], end = decode_json(text, start)
+            except RecordError:
+                end = value_end(text, start)
         members.spans[key] = (start, end)
         pos = skip_space(text, end)
         if text.startswith(",", pos):
@@ -319,9 +365,12 @@ def object_members(text: str, pos: int) -> Members | None:
 class JsonPage(NamedTuple):
     """A file that is one JSON object holding arrays of records (a Typeform or Zendesk page)."""
 
-    members: dict[str, Any] | None  # None: the document is no object; a member nested too
-    # deep to read holds the RecordError TOO_DEEP
+    members: dict[str, Any] | None  # None: the document is no object; a member that could not
+    # be decoded (nested too deep) holds RecordError TOO_DEEP
     arrays: dict[str, list[Record]]  # each requested member that is an array, as its records
+
+
+PAGE_DEPTH = MAX_DEPTH + 2  # a page holds its records two levels down: object, then array
 
 
 def read_json_page(path: Path, file: str, what: str, arrays: tuple[str, ...]) -> JsonPage:
@@ -329,25 +378,49 @@ def read_json_page(path: Path, file: str, what: str, arrays: tuple[str, ...]) ->
     ``what`` the file should have been when it is no JSON or not UTF-8.
 
     The usual page, nested at most MAX_DEPTH levels below its arrays, is decoded whole. A page
-    nested deeper is read member by member and its arrays element by element: each record
-    deeper than the limit is one rejected record (TOO_DEEP), the others read as usual.
+    nested deeper (measured on the text, so whatever the caller's stack) is read member by
+    member and its arrays element by element: each record deeper than the limit is one rejected
+    record (TOO_DEEP), the others read as JSON lines are.
     """
     data = read_bytes(path, file)
-    page_depth = MAX_DEPTH + 2  # the page object, an array, then the records' own levels
-    if data.count(b"[") + data.count(b"{") > page_depth:  # only then is the text walked
-        text = decode_text(data)
-        if nesting_depth(text) > page_depth:
-            return _deep_page(text, file, what, arrays)
     try:
         page = json.loads(data)
-    except RecursionError:  # a page within the limit: the caller's stack is too deep
-        raise _stack_too_deep() from None
+    except RecursionError:
+        page = _UNREAD
     except ValueError as exc:  # JSON, UTF-8
-        raise SourceFormatError(file, f"not {what} (JSON): {exc}") from None
-    if not isinstance(page, dict):
-        return JsonPage(None, {})
-    found = {name: page[name] for name in arrays if isinstance(page.get(name), list)}
-    return JsonPage(page, {name: array_records(values) for name, values in found.items()})
+        if not deeper(decode_text(data), PAGE_DEPTH):
+            raise SourceFormatError(file, f"not {what} (JSON): {exc}") from None
+        page = _UNREAD
+    if isinstance(page, dict):
+        records = _within_limit(page, arrays)
+        if records is not None:
+            return JsonPage(page, records)
+    text = decode_text(data)
+    if deeper(text, PAGE_DEPTH):
+        return _deep_page(text, file, what, arrays)
+    if page is _UNREAD or isinstance(page, dict):  # within the limit, yet not read: the stack
+        raise _stack_too_deep()
+    return JsonPage(None, {})
+
+
+_UNREAD = object()  # a page the decoder gave up on
+
+
+def _within_limit(page: dict[str, Any], arrays: tuple[str, ...]) -> dict[str, list[Record]] | None:
+    """The records of the page's ``arrays``; None when any member nests deeper than the page
+    may, measured on the records' JSON text (two counts each) and other members' re-encoding."""
+    records = {}
+    try:  # a member the decoder could read, the encoder may not (a frame deeper): too deep
+        for name, value in page.items():
+            if name in arrays and isinstance(value, list):
+                records[name] = array_records(value)
+                if any(deeper(raw, MAX_DEPTH) for _, raw, _ in records[name]):
+                    return None
+            elif isinstance(value, dict | list) and deeper(_ENCODE(value), PAGE_DEPTH - 1):
+                return None
+    except RecursionError:
+        return None
+    return records
 
 
 def _deep_page(text: str, file: str, what: str, arrays: tuple[str, ...]) -> JsonPage:
@@ -356,22 +429,12 @@ def _deep_page(text: str, file: str, what: str, arrays: tuple[str, ...]) -> Json
     except RecordError as exc:
         raise SourceFormatError(file, f"not {what} (JSON): {exc}") from None
     start = skip_space(text, 0)
-    members = object_members(text, start) if text.startswith("{", start) else None
+    members = object_members(text, start, arrays) if text.startswith("{", start) else None
     if members is None:
         reason = f"not one JSON object, and nested deeper than {MAX_DEPTH} levels"
         raise SourceFormatError(file, f"not {what} (JSON): {reason}")
     values = {key: members.values.get(key, RecordError(TOO_DEEP)) for key in members.spans}
-    records = {}
-    for name in arrays:
-        begin = members.spans.get(name, (0, 0))[0]
-        if name in members.spans and text.startswith("[", begin):
-            whole = values[name]
-            records[name] = (
-                array_records(whole)
-                if isinstance(whole, list)
-                else list(iter_json_array(text, begin, whole=False))
-            )
-    return JsonPage(values, records)
+    return JsonPage(values, members.records)
 
 
 def json_objects(records: Iterable[Record]) -> Iterator[Record]:

@@ -66,13 +66,10 @@ from journeymine.ingest.sources._common import (
     read_text,
     scalar,
     scalar_field,
-    undecodable,
 )
 from journeymine.ingest.sources._json import (
     Members,
-    array_records,
     decode_json,
-    iter_json_array,
     json_lines,
     object_members,
     skip_space,
@@ -316,13 +313,7 @@ def _page_records(text: str, file: str, members: Members) -> Iterator[Record]:
         check_utf8(text[end:], line, first_column=end - (text.rfind("\n", 0, end) + 1) + 1)
     except RecordError as exc:
         raise SourceFormatError(file, f"the list page around the events: {exc}") from None
-    data = members.values.get(DATA)
-    # Decoded whole (so within the depth limit), every element reads alone too: the same
-    # records as element by element, unless a byte in the array is not UTF-8 (its reason).
-    if isinstance(data, list) and not undecodable(text[start:end]):
-        records = array_records(data)
-    else:
-        records = list(iter_json_array(text, start, whole=False))
+    records = members.records[DATA]
     objects = (value.get(OBJECT) for _, _, value in records if isinstance(value, dict))
     kinds = {kind for kind in objects if isinstance(kind, str)}  # any other type: the record's
     if kinds and EVENT_OBJECT not in kinds:
@@ -332,7 +323,7 @@ def _page_records(text: str, file: str, members: Members) -> Iterator[Record]:
 
 def _document(text: str, file: str, start: int) -> Iterator[Record] | None:
     """The records of a list page, an error response or a single event; None for JSON lines."""
-    members = object_members(text, start)
+    members = object_members(text, start, (DATA,))
     if members is None:
         return None
     kind = members.values.get(OBJECT)  # None when absent or unreadable
