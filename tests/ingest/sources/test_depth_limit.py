@@ -18,8 +18,8 @@ import duckdb
 import pytest
 
 from journeymine.ingest import load
-from journeymine.ingest.sources import ga4, segment, sendgrid, stripe, typeform, zendesk
-from journeymine.ingest.sources._common import ParsedFile
+from journeymine.ingest.sources import _json, ga4, segment, sendgrid, stripe, typeform, zendesk
+from journeymine.ingest.sources._common import ParsedFile, RecordError
 from journeymine.ingest.sources._json import MAX_DEPTH, TOO_DEEP
 from tests.ingest.sources.test_bad_input import (
     GA4_VIEW,
@@ -246,3 +246,28 @@ def test_a_page_member_nested_too_deep_outside_the_records_costs_nothing(
     path.write_text(page[: page.rindex("}")] + ', "meta": ' + "[" * 400 + "]" * 400 + "}")
     assert outcome(layout.parse(path, layout.file)) == expected
     assert outcome(from_deep_stack(700, lambda: layout.parse(path, layout.file))) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "levels"),
+    [
+        ("[" * MAX_DEPTH + "]" * MAX_DEPTH, MAX_DEPTH),  # the shortest text at the limit
+        ("[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1), MAX_DEPTH + 1),  # and one past it
+        ('["' + "[{" * MAX_DEPTH + '"]', 1),  # brackets inside a string are text
+        ('{"a\\"[[": ' + "[" * MAX_DEPTH + "]" * MAX_DEPTH + "}", MAX_DEPTH + 1),  # an escape
+        ("{" + '"a": {' * MAX_DEPTH + "}" * MAX_DEPTH + "}", MAX_DEPTH + 1),
+    ],
+)
+def test_a_value_past_the_limit_is_refused_by_its_depth_alone(text: str, levels: int) -> None:
+    assert depth_of(json.loads(text)) == levels  # the decoder's own count, from here
+    if levels <= MAX_DEPTH:
+        assert _json.decode_json(text) == (json.loads(text), len(text))
+    else:
+        with pytest.raises(RecordError, match=f"^{TOO_DEEP}$"):
+            _json.decode_json(text)
+    # on a JSON line and as an array element, the same
+    (_, _, line) = next(_json.json_lines(text))
+    (_, _, element) = next(_json.iter_json_array(f"[{text}]", 0))
+    expected = TOO_DEEP if levels > MAX_DEPTH else repr(json.loads(text))
+    for value in (line, element):
+        assert (str(value) if isinstance(value, RecordError) else repr(value)) == expected

@@ -34,6 +34,7 @@ from journeymine.ingest.sources._common import (
 # 700 frames deep still decodes ~290 levels. Deeper records are rejected with TOO_DEEP.
 MAX_DEPTH = 128
 TOO_DEEP = f"record nested deeper than {MAX_DEPTH} levels"
+SHORTEST_TOO_DEEP = 2 * (MAX_DEPTH + 1)  # characters: [[...]] one level past the limit
 
 # A JSON escape of a UTF-16 surrogate; only a lone one (no partner) is bad text.
 _ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
@@ -89,7 +90,13 @@ def decode_json(text: str, pos: int = 0) -> tuple[Any, int]:
         if isinstance(exc, json.JSONDecodeError):
             raise RecordError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
         raise RecordError(f"invalid JSON: {exc}") from None
-    check_depth(text, pos, end)
+    # Cheap first: a value that decoded nests deeper than MAX_DEPTH only if it holds as many
+    # brackets and as many closing ones (SHORTEST_TOO_DEEP characters), and check_depth's
+    # counts inline (this runs for every array element).
+    if end - pos >= SHORTEST_TOO_DEEP and (
+        text.count("[", pos, end) + text.count("{", pos, end) > MAX_DEPTH
+    ):
+        check_depth(text, pos, end)
     # str.find first: it clears almost every record at C speed before any regex runs.
     escapes = text.find("\\u", pos, end) >= 0
     if escapes and _ESCAPED_SURROGATE.search(text, pos, end) and _has_lone_surrogate(value):
@@ -290,7 +297,7 @@ def json_lines(text: str) -> Iterator[Record]:
             and line.startswith("{")
             and "\\u" not in line
             and not undecodable(line)
-            and (len(line) <= MAX_DEPTH or line.count("{") + line.count("[") <= MAX_DEPTH)
+            and (len(line) < SHORTEST_TOO_DEEP or line.count("{") + line.count("[") <= MAX_DEPTH)
         ):
             try:
                 value, end = decode(line)
