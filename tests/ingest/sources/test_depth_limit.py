@@ -271,3 +271,27 @@ def test_a_value_past_the_limit_is_refused_by_its_depth_alone(text: str, levels:
     expected = TOO_DEEP if levels > MAX_DEPTH else repr(json.loads(text))
     for value in (line, element):
         assert (str(value) if isinstance(value, RecordError) else repr(value)) == expected
+
+
+def test_a_broken_line_gives_the_reason_the_decoder_meets_first_from_any_stack() -> None:
+    # Broken before the deep part: the decoder stops there, from any stack, so the JSON error
+    # is the reason. Broken after it, or with NaN anywhere: a caller with less room stops in
+    # the deep part, so nested too deep is the reason for every caller.
+    deep = "[" * 400 + "]" * 400
+    lines = [
+        '{"a": 1 "b": ' + deep + "}",  # a missing comma at column 9
+        '{"a": ' + deep + ' "b": 1}',
+        '{"a": NaN, "b": ' + deep + "}",
+        '{"a": [' + '{"b": ' * 60 + "x" + "}" * 60 + "], " + '"c": ' + deep + "}",
+    ]
+    text = "\n".join(lines)
+    shallow = list(_json.json_lines(text))
+    deep_stack = from_deep_stack(700, lambda: list(_json.json_lines(text)))
+    reasons = [str(value) for _, _, value in shallow]
+    assert [str(value) for _, _, value in deep_stack] == reasons
+    assert reasons == [
+        "invalid JSON: Expecting ',' delimiter at column 9",
+        TOO_DEEP,
+        TOO_DEEP,
+        f"invalid JSON: Expecting value at column {8 + 6 * 60}",  # x, 61 levels down
+    ]

@@ -75,20 +75,20 @@ def _has_lone_surrogate(value: Any) -> bool:
 def decode_json(text: str, pos: int = 0) -> tuple[Any, int]:
     """The JSON value at ``text[pos:]`` and where it ends; RecordError for anything unusable.
 
-    Unusable: nested deeper than :data:`MAX_DEPTH` (that reason first, whatever else is wrong:
-    what the decoder meets first in a deep value depends on the caller's stack), broken JSON,
-    an integer of more than 4,300 digits, NaN/Infinity, and a lone surrogate escape (text no
-    file can store).
+    Unusable: nested deeper than :data:`MAX_DEPTH`, broken JSON, an integer of more than 4,300
+    digits, NaN/Infinity, and a lone surrogate escape (text no file can store). Nested too deep
+    is the reason whenever the decoder could have met it first: a caller with less room on
+    its stack stops there, so that every caller gives the same reason.
     """
     try:
         value, end = _DECODER.raw_decode(text, pos)
     except RecursionError:
+        raise _too_deep_here() from None
+    except json.JSONDecodeError as exc:  # met at exc.pos, after nesting as the text before it
+        check_depth(text, pos, exc.pos)
+        raise RecordError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+    except ValueError as exc:  # _NotJson, int digits over the limit: met somewhere inside
         check_depth(text, pos, value_end(text, pos))
-        raise _stack_too_deep() from None
-    except ValueError as exc:  # broken; _NotJson; int digits over sys.get_int_max_str_digits()
-        check_depth(text, pos, value_end(text, pos))
-        if isinstance(exc, json.JSONDecodeError):
-            raise RecordError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
         raise RecordError(f"invalid JSON: {exc}") from None
     # Cheap first: a value that decoded nests deeper than MAX_DEPTH only if it holds as many
     # brackets and as many closing ones (SHORTEST_TOO_DEEP characters), and check_depth's
@@ -134,12 +134,28 @@ def nesting_depth(text: str, pos: int = 0, end: int | None = None) -> int:
     return deepest
 
 
+# Frames the decoder may need beyond a record's levels (its own calls, the check below).
+_SLACK = 16
+
+
+def _too_deep_here() -> Exception:
+    """What a RecursionError out of the decoder means: with MAX_DEPTH levels (and some) left on
+    the stack the value nests deeper than the limit; with fewer, the caller is too deep."""
+    frame, used = sys._getframe(), 0
+    while frame is not None:
+        used += 1
+        frame = frame.f_back  # type: ignore[assignment]
+    if sys.getrecursionlimit() - used < MAX_DEPTH + _SLACK:
+        return _stack_too_deep()
+    return RecordError(TOO_DEEP)
+
+
 def _stack_too_deep() -> RecursionError:
-    """A record within the limit that the decoder still could not read: the caller's stack left
-    it too few frames. Raised, not quarantined: the record is fine, the call is not."""
+    """The decoder gave up with too few frames left to read MAX_DEPTH levels: the caller is too
+    deep. Raised, never a record's reason: the record may be fine, the call is not."""
     return RecursionError(
         f"JSON nested up to {MAX_DEPTH} levels could not be decoded: the parser was called "
-        f"with fewer than {MAX_DEPTH} frames left below the recursion limit "
+        f"with fewer than {MAX_DEPTH + _SLACK} frames left below the recursion limit "
         f"({sys.getrecursionlimit()})"
     )
 
