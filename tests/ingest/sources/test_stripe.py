@@ -393,14 +393,14 @@ def test_a_page_decoded_whole_gives_the_records_of_element_by_element(
     deep = [b"[" * n + b"]" * n for n in [*range(MAX_DEPTH - 2, MAX_DEPTH + 3), 10_000]]
     elements = [t.encode() for t in TRICKY if t.strip()] + BAD_BYTES + deep + [good]
     taken: list[bool] = []
-    whole = _json._whole_array
+    whole = _json.whole_array
 
     def spy(text: str, start: int) -> Any:
         records = whole(text, start)
         taken.append(records is not None)
         return records
 
-    monkeypatch.setattr(_json, "_whole_array", spy)
+    monkeypatch.setattr(_json, "whole_array", spy)
     for number, element in enumerate(elements):
         for joiner in (b", ", b",\n  "):
             data = joiner.join([good, element, good])

@@ -266,13 +266,16 @@ def array_at(text: str, start: int) -> tuple[list[Record], int]:
     Any other is read element by element (:func:`iter_json_array`), each element with its own
     reason: the same records either way, whatever the caller's stack.
     """
-    records = _whole_array(text, start) if WHOLE_ARRAYS else None
+    records = whole_array(text, start)
     if records is not None:
         return records
     return list(iter_json_array(text, start, whole=False)), value_end(text, start)
 
 
-def _whole_array(text: str, start: int) -> tuple[list[Record], int] | None:
+def whole_array(text: str, start: int) -> tuple[list[Record], int] | None:
+    """:func:`array_at`'s records and end when the array is decoded whole, else None."""
+    if not WHOLE_ARRAYS:
+        return None
     try:
         values, end = _DECODER.raw_decode(text, start)
     except (ValueError, RecursionError):  # broken, NaN, or deeper than this stack can decode
