@@ -12,16 +12,13 @@ import re
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-from journeymine.errors import SourceFormatError
 from journeymine.ingest.sources._common import (
     Record,
     RecordError,
     check_utf8,
-    decode_text,
     printable,
-    read_bytes,
     read_text,
     undecodable,
 )
@@ -146,11 +143,11 @@ def _too_deep_here() -> Exception:
         used += 1
         frame = frame.f_back  # type: ignore[assignment]
     if sys.getrecursionlimit() - used < MAX_DEPTH + _SLACK:
-        return _stack_too_deep()
+        return stack_too_deep()
     return RecordError(TOO_DEEP)
 
 
-def _stack_too_deep() -> RecursionError:
+def stack_too_deep() -> RecursionError:
     """The decoder gave up with too few frames left to read MAX_DEPTH levels: the caller is too
     deep. Raised, never a record's reason: the record may be fine, the call is not."""
     return RecursionError(
@@ -209,13 +206,13 @@ def _span_record(text: str, pos: int, end: int, index: int, value: Any) -> Recor
             value = exc
     if isinstance(value, RecordError):
         return index, printable(span), value
-    return index, _ENCODE(value), value
+    return index, encode_json(value), value
 
 
 # json.dumps(value, ensure_ascii=False), without building an encoder for every record.
 # Decoded JSON holds no cycles: the encoder need not look for them. A record is never nested
 # deeper than MAX_DEPTH, so the encoder's recursion stays far from the limit.
-_ENCODE = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+encode_json = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
 
 
 def iter_json_array(text: str, pos: int, whole: bool = True) -> Iterator[Record]:
@@ -251,7 +248,7 @@ def iter_json_array(text: str, pos: int, whole: bool = True) -> Iterator[Record]
 
 def array_records(values: list[Any]) -> list[Record]:
     """An array decoded whole as records ``(index, element as JSON, element)``."""
-    return [(index, _ENCODE(value), value) for index, value in enumerate(values, start=1)]
+    return [(index, encode_json(value), value) for index, value in enumerate(values, start=1)]
 
 
 WHOLE_ARRAYS = True  # off: every array of records element by element (for tests)
@@ -340,127 +337,6 @@ def json_lines(text: str) -> Iterator[Record]:
         except RecordError as exc:
             value = exc
         yield number, printable(record) if bad_bytes else record, value
-
-
-Span = tuple[int, int]  # where a value starts and ends in the text
-
-
-class Members(NamedTuple):
-    spans: dict[str, Span]  # where each member's value starts and ends
-    values: dict[str, Any]  # the values that decoded (not the arrays of records)
-    records: dict[str, list[Record]]  # the arrays of records asked for, as records
-
-
-def object_members(text: str, pos: int, arrays: tuple[str, ...] = ()) -> Members | None:
-    """Where each member's value starts and ends in the JSON object opening at ``text[pos]``.
-
-    A member named in ``arrays`` whose value is an array is read as records (:func:`array_at`).
-    Any other value that decodes is kept in ``values``; one that does not is skipped by its
-    brackets. So one record nested too deep cannot hide the rest of a page. None when the text
-    is not exactly one object (JSON lines, or broken).
-    """
-    members = Members({}, {}, {})
-    pos = skip_space(text, pos + 1)
-    while pos < len(text) and text[pos] != "}":
-        try:
-            key, pos = decode_json(text, pos)
-        except RecordError:
-            return None
-        pos = skip_space(text, pos)
-        if not isinstance(key, str) or not text.startswith(":", pos):
-            return None
-        start = skip_space(text, pos + 1)
-        if start >= len(text):
-            return None
-        if key in arrays and text.startswith("[", start):
-            members.records[key], end = array_at(text, start)
-        else:
-            try:
-                members.values[key], end = decode_json(text, start)
-            except RecordError:
-                end = value_end(text, start)
-        members.spans[key] = (start, end)
-        pos = skip_space(text, end)
-        if text.startswith(",", pos):
-            pos = skip_space(text, pos + 1)
-    if pos >= len(text) or text[skip_space(text, pos + 1) :].strip():
-        return None
-    return members
-
-
-class JsonPage(NamedTuple):
-    """A file that is one JSON object holding arrays of records (a Typeform or Zendesk page)."""
-
-    members: dict[str, Any] | None  # None: the document is no object; a member that could not
-    # be decoded (nested too deep) holds RecordError TOO_DEEP
-    arrays: dict[str, list[Record]]  # each requested member that is an array, as its records
-
-
-PAGE_DEPTH = MAX_DEPTH + 2  # a page holds its records two levels down: object, then array
-
-
-def read_json_page(path: Path, file: str, what: str, arrays: tuple[str, ...]) -> JsonPage:
-    """A page file (plain or .gz) and the records of its ``arrays``; SourceFormatError naming
-    ``what`` the file should have been when it is no JSON or not UTF-8.
-
-    The usual page, nested at most MAX_DEPTH levels below its arrays, is decoded whole. A page
-    nested deeper (measured on the text, so whatever the caller's stack) is read member by
-    member and its arrays element by element: each record deeper than the limit is one rejected
-    record (TOO_DEEP), the others read as JSON lines are.
-    """
-    data = read_bytes(path, file)
-    try:
-        page = json.loads(data)
-    except RecursionError:
-        page = _UNREAD
-    except ValueError as exc:  # JSON, UTF-8
-        if not deeper(decode_text(data), PAGE_DEPTH):
-            raise SourceFormatError(file, f"not {what} (JSON): {exc}") from None
-        page = _UNREAD
-    if isinstance(page, dict):
-        records = _within_limit(page, arrays)
-        if records is not None:
-            return JsonPage(page, records)
-    text = decode_text(data)
-    if deeper(text, PAGE_DEPTH):
-        return _deep_page(text, file, what, arrays)
-    if page is _UNREAD or isinstance(page, dict):  # within the limit, yet not read: the stack
-        raise _stack_too_deep()
-    return JsonPage(None, {})
-
-
-_UNREAD = object()  # a page the decoder gave up on
-
-
-def _within_limit(page: dict[str, Any], arrays: tuple[str, ...]) -> dict[str, list[Record]] | None:
-    """The records of the page's ``arrays``; None when any member nests deeper than the page
-    may, measured on the records' JSON text (two counts each) and other members' re-encoding."""
-    records = {}
-    try:  # a member the decoder could read, the encoder may not (a frame deeper): too deep
-        for name, value in page.items():
-            if name in arrays and isinstance(value, list):
-                records[name] = array_records(value)
-                if any(deeper(raw, MAX_DEPTH) for _, raw, _ in records[name]):
-                    return None
-            elif isinstance(value, dict | list) and deeper(_ENCODE(value), PAGE_DEPTH - 1):
-                return None
-    except RecursionError:
-        return None
-    return records
-
-
-def _deep_page(text: str, file: str, what: str, arrays: tuple[str, ...]) -> JsonPage:
-    try:  # as json.loads of the bytes: a byte that is not UTF-8 breaks the whole page
-        check_utf8(text, 1)
-    except RecordError as exc:
-        raise SourceFormatError(file, f"not {what} (JSON): {exc}") from None
-    start = skip_space(text, 0)
-    members = object_members(text, start, arrays) if text.startswith("{", start) else None
-    if members is None:
-        reason = f"not one JSON object, and nested deeper than {MAX_DEPTH} levels"
-        raise SourceFormatError(file, f"not {what} (JSON): {reason}")
-    values = {key: members.values.get(key, RecordError(TOO_DEEP)) for key in members.spans}
-    return JsonPage(values, members.records)
 
 
 def json_objects(records: Iterable[Record]) -> Iterator[Record]:

@@ -67,13 +67,8 @@ from journeymine.ingest.sources._common import (
     scalar,
     scalar_field,
 )
-from journeymine.ingest.sources._json import (
-    Members,
-    decode_json,
-    json_lines,
-    object_members,
-    skip_space,
-)
+from journeymine.ingest.sources._json import decode_json, json_lines, skip_space
+from journeymine.ingest.sources._json_pages import Members, object_members
 
 SOURCE = "stripe"
 CHANNEL = vocabulary.BILLING

@@ -50,7 +50,7 @@ from journeymine.ingest.sources._common import (
     parse_iso,
     parse_records,
 )
-from journeymine.ingest.sources._json import read_json_page
+from journeymine.ingest.sources._json_pages import read_json_page
 from journeymine.sentiment import sentiment_attributes
 
 SOURCE = "typeform"

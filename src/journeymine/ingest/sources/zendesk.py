@@ -84,7 +84,7 @@ from journeymine.ingest.sources._common import (
     parse_records,
     parse_unix_seconds,
 )
-from journeymine.ingest.sources._json import JsonPage, read_json_page
+from journeymine.ingest.sources._json_pages import JsonPage, read_json_page
 from journeymine.sentiment import sentiment_attributes
 
 SOURCE = "zendesk"
