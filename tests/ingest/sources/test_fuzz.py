@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from journeymine.errors import SourceFormatError
 from journeymine.ingest.sources import ga4, salesforce, segment, sendgrid, stripe
 from journeymine.ingest.sources._common import EARLIEST, INTERNAL_ERROR, LATEST, ParsedFile
+from journeymine.ingest.sources._json import MAX_DEPTH
 
 FUZZ = settings(settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "parsers")))
 LANDING = Path(__file__).parents[2] / "data" / "landing"
@@ -148,7 +149,8 @@ def mutated(draw: st.DrawFn, record: Any) -> str:
             parent[path[-1]] = draw(VALUES)
         else:
             parent[path[-1]] = _wrong_type(parent[path[-1]])
-    depth = draw(st.sampled_from([10_000, 1_000, 990, 500]))
+    # far past the limit, near Python's own (1,000), and at the limit (plus where it is put)
+    depth = draw(st.sampled_from([10_000, 1_000, 990, 500, MAX_DEPTH, MAX_DEPTH - 1]))
     return json.dumps(value).replace(json.dumps(DEEP), "[" * depth + "]" * depth)
 
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from journeymine.ingest.sources import _json
 from journeymine.ingest.sources._common import RecordError, decode_text
-from journeymine.ingest.sources._json import json_lines
+from journeymine.ingest.sources._json import MAX_DEPTH, TOO_DEEP, json_lines
 
 # Lines on and around the edges of the fast path: escapes, lone surrogates, deep nesting, big
 # and odd numbers, duplicate keys, constants, bad bytes, text around the object.
@@ -80,7 +80,12 @@ def test_tricky_lines_read_as_with_every_check() -> None:
     assert by_line[6].startswith("error: invalid text: a lone UTF-16 surrogate")
     assert by_line[7] == "{'a': '\U0001f600'}"
     assert by_line[14].startswith("error: invalid JSON: Extra data")
-    assert by_line[22].startswith("error: invalid JSON: nested too deep")
+    # broken where the decoder is one level down: the JSON error, from any stack
+    assert (
+        by_line[21]
+        == "error: invalid JSON: Expecting property name enclosed in double quotes at column 2"
+    )
+    assert by_line[22] == f"error: {TOO_DEEP}"
     assert len(found) == len(lines) - 2  # the blank lines yield nothing
 
 
@@ -124,9 +129,10 @@ def test_any_line_reads_as_with_every_check(lines: list[str]) -> None:
     assert comparable(read(text)) == comparable(read(text, checked=True))
 
 
-def test_lines_nested_near_the_recursion_limit_read_as_with_every_check() -> None:
-    # The fast path decodes a few frames less deep: at some depth in this range one path
-    # reads the line and the other refuses it, unless such a line takes the checked path.
+def test_lines_nested_up_to_the_recursion_limit_read_as_with_every_check() -> None:
+    # Line n nests n + 1 levels: the object, then n arrays. Up to the recursion limit, where
+    # the decoder itself gives up, exactly the lines deeper than MAX_DEPTH are refused, on
+    # the fast path as on the checked one.
     lines = [
         '{"a": ' + "[" * depth + "]" * depth + "}" for depth in range(1, sys.getrecursionlimit())
     ]
@@ -134,7 +140,5 @@ def test_lines_nested_near_the_recursion_limit_read_as_with_every_check() -> Non
     found = comparable(read(text))
     assert found == comparable(read(text, checked=True))
     refused = [n for n, _, v in found if v.startswith("error")]
-    assert refused and refused == list(range(refused[0], len(lines) + 1))  # the deepest ones
-    assert all(
-        v.startswith("error: invalid JSON: nested too deep") for n, _, v in found[refused[0] - 1 :]
-    )
+    assert refused == list(range(MAX_DEPTH, len(lines) + 1))
+    assert {v for _, _, v in found[MAX_DEPTH - 1 :]} == {f"error: {TOO_DEEP}"}

@@ -9,7 +9,7 @@ import pytest
 
 from journeymine.errors import SourceFormatError
 from journeymine.ingest.sources import sendgrid
-from journeymine.ingest.sources._common import ParsedFile
+from journeymine.ingest.sources._common import ParsedFile, decode_text
 
 Write = Callable[[str, str], Path]
 
@@ -172,3 +172,40 @@ def test_a_corrupt_gz_names_the_file(tmp_path: Path) -> None:
     path.write_bytes(b"\x1f\x8b\x08 truncated")
     with pytest.raises(SourceFormatError, match="sendgrid/hook.json.gz"):
         sendgrid.parse_file(path, "sendgrid/hook.json.gz")
+
+
+def _outcome_of(path: Path) -> tuple[list[tuple[int, str, str]], list[tuple[int, str, str]]] | str:
+    try:
+        parsed = sendgrid.parse_file(path, "sendgrid/body.json")
+    except SourceFormatError as exc:
+        return str(exc)
+    rows = [(r.line, r.record_key, r.raw) for r in parsed.rows]
+    return rows, [(r.line, r.reason, r.raw) for r in parsed.rejected]
+
+
+def test_a_body_decoded_whole_gives_the_records_of_element_by_element(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The usual body is decoded whole; on bodies around every edge of that path (tricky
+    elements, bad bytes, nesting at and past the depth limit, text after the array) both ways
+    give the same rows, rejects and errors."""
+    from journeymine.ingest.sources import _json
+    from tests.ingest.sources.test_json_lines import BAD_BYTES, TRICKY
+
+    good = (LANDING / BODY).read_bytes().strip()[1:-1].split(b"},", 1)[0].strip() + b"}"
+    assert isinstance(json.loads(good), dict)
+    limit = _json.MAX_DEPTH
+    deep = [b"[" * n + b"]" * n for n in (limit - 1, limit, limit + 1, 10_000)]
+    elements = [t.encode() for t in TRICKY if t.strip()] + BAD_BYTES + deep + [good]
+    read_whole = 0
+    for number, element in enumerate(elements):
+        for after in (b"\n", b" x\n"):
+            path = tmp_path / f"body-{number}-{len(after)}.json"
+            path.write_bytes(b"[" + b",\n".join([good, element, good]) + b"]" + after)
+            whole = _outcome_of(path)
+            text = decode_text(path.read_bytes())
+            read_whole += _json.whole_array(text, 0) is not None and after == b"\n"
+            monkeypatch.setattr(_json, "WHOLE_ARRAYS", False)
+            assert whole == _outcome_of(path), path.read_bytes()[:200]
+            monkeypatch.setattr(_json, "WHOLE_ARRAYS", True)
+    assert 0 < read_whole < len(elements)  # both ways were compared

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,8 +11,9 @@ from typing import Any
 import pytest
 
 from journeymine.errors import SourceFormatError
-from journeymine.ingest.sources import stripe
+from journeymine.ingest.sources import _json, stripe
 from journeymine.ingest.sources._common import ParsedFile
+from journeymine.ingest.sources._json import MAX_DEPTH
 
 Write = Callable[[str, str], Path]
 
@@ -389,31 +389,31 @@ def test_a_page_decoded_whole_gives_the_records_of_element_by_element(
         {"id": "evt_1", "object": "event", "type": "customer.created", "created": 1787275170,
          "data": {"object": {"id": JANE, "object": "customer", "email": "Jane@Example.com"}}}
     ).encode()  # fmt: skip
-    limit = sys.getrecursionlimit()
-    deep = [b"[" * n + b"]" * n for n in range(limit - 60, limit + 5, 5)]
+    # around the depth limit (the data array one level more), and far past it
+    deep = [b"[" * n + b"]" * n for n in [*range(MAX_DEPTH - 2, MAX_DEPTH + 3), 10_000]]
     elements = [t.encode() for t in TRICKY if t.strip()] + BAD_BYTES + deep + [good]
     taken: list[bool] = []
-    whole = stripe.array_records
+    whole = _json.whole_array
 
-    def spy(values: list[Any]) -> Any:
-        records = whole(values)
+    def spy(text: str, start: int) -> Any:
+        records = whole(text, start)
         taken.append(records is not None)
         return records
 
+    monkeypatch.setattr(_json, "whole_array", spy)
     for number, element in enumerate(elements):
         for joiner in (b", ", b",\n  "):
             data = joiner.join([good, element, good])
             page = b'{"object": "list", "has_more": false, "data": [' + data + b"]}\n"
             path = tmp_path / f"page-{number}-{len(joiner)}.json"
             path.write_bytes(page)
-            monkeypatch.setattr(stripe, "array_records", spy)
             fast = _outcome(path)
-            monkeypatch.setattr(stripe, "array_records", lambda values: None)
+            monkeypatch.setattr(_json, "WHOLE_ARRAYS", False)  # element by element
             assert fast == _outcome(path), page[:200]
+            monkeypatch.setattr(_json, "WHOLE_ARRAYS", True)
     assert 0 < sum(taken) < 2 * len(elements)  # both ways of reading a page were compared
-    # The usual page is read whole; one with a bad byte in an element is not.
-    monkeypatch.setattr(stripe, "array_records", spy)
-    for element, read_whole in ((good, [True]), (BAD_BYTES[0], [])):
+    # The usual page is read whole; one with a bad byte or a record too deep in it is not.
+    for element, read_whole in ((good, [True]), (BAD_BYTES[0], [False]), (deep[3], [False])):
         taken.clear()
         path.write_bytes(b'{"object": "list", "data": [' + good + b", " + element + b"]}")
         assert isinstance(_outcome(path), ParsedFile) and taken == read_whole

@@ -18,7 +18,7 @@ failure is a :class:`RecordError` naming the field, caught per record (and
 Text is UTF-8; a leading BOM is dropped. A byte that is not UTF-8 (a Latin-1 export) is never
 replaced: its record is rejected with the line and column of the byte, and ``raw`` shows it
 as ``\\xe9``. JSON is read record by record (a line, an array element), so one record nested
-too deep to read, or broken, costs that record only.
+deeper than ``_json.MAX_DEPTH`` levels, or broken, costs that record only.
 """
 
 from __future__ import annotations

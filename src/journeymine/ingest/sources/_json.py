@@ -1,8 +1,8 @@
 """Reading JSON landing files record by record: JSON lines, and arrays element by element.
 
-Each record is decoded on its own, so one record nested too deep to read, broken, or holding a
-byte that is not UTF-8 costs that record only (see :mod:`._common` for the text rules). A record
-is ``(line, raw text, parsed value or the RecordError it raised)``.
+Each record is decoded on its own, so one record nested deeper than :data:`MAX_DEPTH`, broken,
+or holding a byte that is not UTF-8 costs that record only (see :mod:`._common` for the text
+rules). A record is ``(line, raw text, parsed value or the RecordError it raised)``.
 """
 
 from __future__ import annotations
@@ -14,16 +14,24 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from journeymine.errors import SourceFormatError
 from journeymine.ingest.sources._common import (
     Record,
     RecordError,
     check_utf8,
     printable,
-    read_bytes,
     read_text,
     undecodable,
 )
+
+# The deepest a record may nest (the record itself is level 1; vendor payloads stay under 20).
+# Python's json decoder and encoder recurse once a level, counted against the recursion limit
+# (1,000) together with the caller's frames: without a limit of its own, whether a record some
+# 990 levels deep loads depended on who called the parser (a Prefect task, a worker, a compiled
+# build). A fixed limit far below the limit gives every caller the same answer: a caller
+# 700 frames deep still decodes ~290 levels. Deeper records are rejected with TOO_DEEP.
+MAX_DEPTH = 128
+TOO_DEEP = f"record nested deeper than {MAX_DEPTH} levels"
+SHORTEST_TOO_DEEP = 2 * (MAX_DEPTH + 1)  # characters: [[...]] one level past the limit
 
 # A JSON escape of a UTF-16 surrogate; only a lone one (no partner) is bad text.
 _ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
@@ -64,22 +72,89 @@ def _has_lone_surrogate(value: Any) -> bool:
 def decode_json(text: str, pos: int = 0) -> tuple[Any, int]:
     """The JSON value at ``text[pos:]`` and where it ends; RecordError for anything unusable.
 
-    Unusable: broken JSON, nesting deeper than Python can read (RecursionError), an integer of
-    more than 4,300 digits, NaN/Infinity, and a lone surrogate escape (text no file can store).
+    Unusable: nested deeper than :data:`MAX_DEPTH`, broken JSON, an integer of more than 4,300
+    digits, NaN/Infinity, and a lone surrogate escape (text no file can store). Nested too deep
+    is the reason whenever the decoder could have met it first: a caller with less room on
+    its stack stops there, so that every caller gives the same reason.
     """
     try:
         value, end = _DECODER.raw_decode(text, pos)
-    except json.JSONDecodeError as exc:
-        raise RecordError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
     except RecursionError:
-        raise RecordError("invalid JSON: nested too deep to read") from None
-    except ValueError as exc:  # _NotJson, or int digits over sys.get_int_max_str_digits()
+        raise _too_deep_here() from None
+    except json.JSONDecodeError as exc:  # met at exc.pos, after nesting as the text before it
+        check_depth(text, pos, exc.pos)
+        raise RecordError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+    except ValueError as exc:  # _NotJson, int digits over the limit: met somewhere inside
+        check_depth(text, pos, value_end(text, pos))
         raise RecordError(f"invalid JSON: {exc}") from None
+    # Cheap first: a value that decoded nests deeper than MAX_DEPTH only if it holds as many
+    # brackets and as many closing ones (SHORTEST_TOO_DEEP characters), and check_depth's
+    # counts inline (this runs for every array element).
+    if end - pos >= SHORTEST_TOO_DEEP and (
+        text.count("[", pos, end) + text.count("{", pos, end) > MAX_DEPTH
+    ):
+        check_depth(text, pos, end)
     # str.find first: it clears almost every record at C speed before any regex runs.
     escapes = text.find("\\u", pos, end) >= 0
     if escapes and _ESCAPED_SURROGATE.search(text, pos, end) and _has_lone_surrogate(value):
         raise RecordError("invalid text: a lone UTF-16 surrogate escape (\\ud800-\\udfff)")
     return value, end
+
+
+def check_depth(text: str, pos: int = 0, end: int | None = None) -> None:
+    """RecordError :data:`TOO_DEEP` when ``text[pos:end]`` nests deeper than MAX_DEPTH."""
+    if deeper(text, MAX_DEPTH, pos, end):
+        raise RecordError(TOO_DEEP)
+
+
+def deeper(text: str, levels: int, pos: int = 0, end: int | None = None) -> bool:
+    """Whether ``text[pos:end]`` nests brackets deeper than ``levels``. Two counts at C speed
+    clear any text with no more brackets than that; only the rest is walked, token by token,
+    skipping brackets inside strings."""
+    end = len(text) if end is None else end
+    if text.count("[", pos, end) + text.count("{", pos, end) <= levels:
+        return False
+    return nesting_depth(text, pos, end) > levels
+
+
+def nesting_depth(text: str, pos: int = 0, end: int | None = None) -> int:
+    """How deep brackets nest in ``text[pos:end]``, brackets inside strings not counted
+    (``{"a": [1]}`` is 2); an unclosed bracket counts as open to the end."""
+    depth = deepest = 0
+    for token in _STRUCTURE.finditer(text, pos, len(text) if end is None else end):
+        kind = token.group()
+        if kind == "[" or kind == "{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif kind == "]" or kind == "}":
+            depth -= 1
+    return deepest
+
+
+# Frames the decoder may need beyond a record's levels (its own calls, the check below).
+_SLACK = 16
+
+
+def _too_deep_here() -> Exception:
+    """What a RecursionError out of the decoder means: with MAX_DEPTH levels (and some) left on
+    the stack the value nests deeper than the limit; with fewer, the caller is too deep."""
+    frame, used = sys._getframe(), 0
+    while frame is not None:
+        used += 1
+        frame = frame.f_back  # type: ignore[assignment]
+    if sys.getrecursionlimit() - used < MAX_DEPTH + _SLACK:
+        return stack_too_deep()
+    return RecordError(TOO_DEEP)
+
+
+def stack_too_deep() -> RecursionError:
+    """The decoder gave up with too few frames left to read MAX_DEPTH levels: the caller is too
+    deep. Raised, never a record's reason: the record may be fine, the call is not."""
+    return RecursionError(
+        f"JSON nested up to {MAX_DEPTH} levels could not be decoded: the parser was called "
+        f"with fewer than {MAX_DEPTH + _SLACK} frames left below the recursion limit "
+        f"({sys.getrecursionlimit()})"
+    )
 
 
 def value_end(text: str, pos: int) -> int:
@@ -131,20 +206,13 @@ def _span_record(text: str, pos: int, end: int, index: int, value: Any) -> Recor
             value = exc
     if isinstance(value, RecordError):
         return index, printable(span), value
-    return index, _serialised(value, span), value
+    return index, encode_json(value), value
 
 
 # json.dumps(value, ensure_ascii=False), without building an encoder for every record.
-# Decoded JSON holds no cycles: the encoder need not look for them.
-_ENCODE = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
-
-
-def _serialised(value: Any, original: str) -> str:
-    # Compact, non-ASCII unchanged; a value just short of the depth limit keeps its own text.
-    try:
-        return _ENCODE(value)
-    except RecursionError:
-        return original
+# Decoded JSON holds no cycles: the encoder need not look for them. A record is never nested
+# deeper than MAX_DEPTH, so the encoder's recursion stays far from the limit.
+encode_json = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
 
 
 def iter_json_array(text: str, pos: int, whole: bool = True) -> Iterator[Record]:
@@ -178,14 +246,50 @@ def iter_json_array(text: str, pos: int, whole: bool = True) -> Iterator[Record]
         return
 
 
-def array_records(values: list[Any]) -> list[Record] | None:
-    """The records :func:`iter_json_array` gives for an array that decoded whole (so every
-    element decodes alone), without decoding each again; None when an element is nested too
-    deep to serialise, whose record keeps its own text on the element-by-element path."""
-    try:
-        return [(index, _ENCODE(value), value) for index, value in enumerate(values, start=1)]
-    except RecursionError:
+def array_records(values: list[Any]) -> list[Record]:
+    """An array decoded whole as records ``(index, element as JSON, element)``."""
+    return [(index, encode_json(value), value) for index, value in enumerate(values, start=1)]
+
+
+WHOLE_ARRAYS = True  # off: every array of records element by element (for tests)
+
+
+def array_at(text: str, start: int) -> tuple[list[Record], int]:
+    """The records of the JSON array opening at ``text[start]`` (line = 1-based index), and
+    where the array ends.
+
+    The usual array is decoded whole, at C speed: every element valid, UTF-8 and within
+    MAX_DEPTH, measured on its re-encoded text (two counts each, not a walk over the array).
+    Any other is read element by element (:func:`iter_json_array`), each element with its own
+    reason: the same records either way, whatever the caller's stack.
+    """
+    records = whole_array(text, start)
+    if records is not None:
+        return records
+    return list(iter_json_array(text, start, whole=False)), value_end(text, start)
+
+
+def whole_array(text: str, start: int) -> tuple[list[Record], int] | None:
+    """:func:`array_at`'s records and end when the array is decoded whole, else None."""
+    if not WHOLE_ARRAYS:
         return None
+    try:
+        values, end = _DECODER.raw_decode(text, start)
+    except (ValueError, RecursionError):  # broken, NaN, or deeper than this stack can decode
+        return None
+    if undecodable(text[start:end]) or (
+        text.find("\\u", start, end) >= 0
+        and _ESCAPED_SURROGATE.search(text, start, end)
+        and _has_lone_surrogate(values)
+    ):
+        return None
+    try:
+        records = array_records(values)
+    except RecursionError:  # an element the decoder could read, the encoder may not
+        return None
+    if any(deeper(raw, MAX_DEPTH) for _, raw, _ in records):
+        return None
+    return records, end
 
 
 def iter_json_lines(path: Path, file: str) -> Iterator[Record]:
@@ -198,19 +302,18 @@ FAST_PATH = True  # off: every line through every check, as before the fast path
 
 def json_lines(text: str) -> Iterator[Record]:
     """:func:`iter_json_lines` of text already read (see :func:`read_text`)."""
-    decode, shallow = _DECODER.raw_decode, _shallow_enough()
+    decode = _DECODER.raw_decode
     for number, line in enumerate(text.split("\n"), start=1):
         # The usual line, one object from its first character to its last, with no \\u escape
         # and no byte that was not UTF-8, needs none of the checks below: decoded here, or, if
-        # the decoder refuses it, below again for the reason. Here the decoder runs a frame
-        # less deep than below: a line nested to the recursion limit could read here and not
-        # below, so a line with that many brackets goes below too.
+        # the decoder refuses it, below again for the reason. A line with more brackets than
+        # MAX_DEPTH may nest deeper than that: it goes below, where its depth is measured.
         if (
             FAST_PATH
             and line.startswith("{")
             and "\\u" not in line
             and not undecodable(line)
-            and (len(line) < shallow or line.count("{") + line.count("[") < shallow)
+            and (len(line) < SHORTEST_TOO_DEEP or line.count("{") + line.count("[") <= MAX_DEPTH)
         ):
             try:
                 value, end = decode(line)
@@ -234,25 +337,6 @@ def json_lines(text: str) -> Iterator[Record]:
         except RecordError as exc:
             value = exc
         yield number, printable(record) if bad_bytes else record, value
-
-
-def _shallow_enough() -> int:
-    """Brackets a line may hold and still decode on :func:`json_lines`' fast path exactly as
-    on its checked path: half the frames left below the recursion limit, from here."""
-    frame, depth = sys._getframe(), 0
-    while frame is not None:
-        depth += 1
-        frame = frame.f_back  # type: ignore[assignment]
-    return (sys.getrecursionlimit() - depth) // 2
-
-
-def read_json_document(path: Path, file: str, what: str) -> Any:
-    """A file that is one JSON document (plain or .gz), decoded whole; SourceFormatError naming
-    ``what`` the file should have been when it is no JSON, not UTF-8 or nested too deep."""
-    try:
-        return json.loads(read_bytes(path, file))
-    except (ValueError, RecursionError, OSError, EOFError) as exc:  # JSON, UTF-8, depth
-        raise SourceFormatError(file, f"not {what} (JSON): {exc}") from None
 
 
 def json_objects(records: Iterable[Record]) -> Iterator[Record]:

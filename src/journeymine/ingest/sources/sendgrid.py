@@ -4,7 +4,8 @@ Format and units
 * the whole file is one JSON array (often pretty-printed over many lines), so ``line`` is the
   1-based **index of the event in the array**, not a physical line; ``raw`` is that event
   serialised back to JSON (a rejected one: its text as in the file). Each element is decoded
-  on its own: a broken, too deeply nested or non-UTF-8 element is one rejected row;
+  on its own: a broken, non-UTF-8 or too deeply nested element (past ``_json.MAX_DEPTH``)
+  is one rejected row;
 * time ``timestamp`` in unix **seconds** (UTC); a value in milliseconds is rejected as absurd.
 
 Dedup key
@@ -59,6 +60,7 @@ from journeymine.ingest.sources._json import (
     iter_json_array,
     json_objects,
     skip_space,
+    whole_array,
 )
 
 SOURCE = "sendgrid"
@@ -177,7 +179,11 @@ def _body(path: Path, file: str) -> Iterator[Record]:
     start = skip_space(text, 0)
     if not text.startswith("[", start):
         raise SourceFormatError(file, "not a SendGrid webhook body: expected a JSON array")
-    return json_objects(iter_json_array(text, start))
+    # The usual body, decoded whole at C speed: the same records as element by element.
+    found = whole_array(text, start)
+    if found is None or text[found[1] :].strip(" \t\r\n"):  # text after it: a record too
+        return json_objects(iter_json_array(text, start))
+    return json_objects(found[0])
 
 
 def parse_file(path: Path, file: str) -> ParsedFile:

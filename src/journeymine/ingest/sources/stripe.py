@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, NoReturn
 
 from journeymine import vocabulary
 from journeymine.errors import SourceFormatError
@@ -66,16 +66,9 @@ from journeymine.ingest.sources._common import (
     read_text,
     scalar,
     scalar_field,
-    undecodable,
 )
-from journeymine.ingest.sources._json import (
-    array_records,
-    decode_json,
-    iter_json_array,
-    json_lines,
-    skip_space,
-    value_end,
-)
+from journeymine.ingest.sources._json import decode_json, json_lines, skip_space
+from journeymine.ingest.sources._json_pages import Members, object_members
 
 SOURCE = "stripe"
 CHANNEL = vocabulary.BILLING
@@ -305,47 +298,6 @@ def _parse_event(line: int, text: str, event: Any) -> RawRow:
 # --- reading the file --------------------------------------------------------------------------
 
 
-Span = tuple[int, int]  # where a value starts and ends in the text
-
-
-class Members(NamedTuple):
-    spans: dict[str, Span]  # where each member's value starts and ends
-    values: dict[str, Any]  # the values that decoded
-
-
-def _object_members(text: str, pos: int) -> Members | None:
-    """Where each member's value starts and ends in the JSON object opening at ``text[pos]``.
-
-    A value that decodes is kept in ``values``. One that does not is skipped by its brackets,
-    so that one element nested too deep to read cannot hide the rest of a list page. None
-    when the text is not exactly one object (JSON lines, or broken).
-    """
-    members = Members({}, {})
-    pos = skip_space(text, pos + 1)
-    while pos < len(text) and text[pos] != "}":
-        try:
-            key, pos = decode_json(text, pos)
-        except RecordError:
-            return None
-        pos = skip_space(text, pos)
-        if not isinstance(key, str) or not text.startswith(":", pos):
-            return None
-        start = skip_space(text, pos + 1)
-        if start >= len(text):
-            return None
-        try:  # the usual page: the whole value at C speed, no walk over its brackets
-            members.values[key], end = decode_json(text, start)
-        except RecordError:
-            end = value_end(text, start)
-        members.spans[key] = (start, end)
-        pos = skip_space(text, end)
-        if text.startswith(",", pos):
-            pos = skip_space(text, pos + 1)
-    if pos >= len(text) or text[skip_space(text, pos + 1) :].strip():
-        return None
-    return members
-
-
 def _page_records(text: str, file: str, members: Members) -> Iterator[Record]:
     start, end = members.spans.get(DATA, (len(text), len(text)))
     if not text.startswith("[", start):
@@ -356,14 +308,7 @@ def _page_records(text: str, file: str, members: Members) -> Iterator[Record]:
         check_utf8(text[end:], line, first_column=end - (text.rfind("\n", 0, end) + 1) + 1)
     except RecordError as exc:
         raise SourceFormatError(file, f"the list page around the events: {exc}") from None
-    data = members.values.get(DATA)
-    # Decoded whole, every element reads alone too (one level less deep): the same records as
-    # element by element, unless a byte in the array is not UTF-8 (its element's reason).
-    records = None
-    if isinstance(data, list) and not undecodable(text[start:end]):
-        records = array_records(data)
-    if records is None:
-        records = list(iter_json_array(text, start, whole=False))
+    records = members.records[DATA]
     objects = (value.get(OBJECT) for _, _, value in records if isinstance(value, dict))
     kinds = {kind for kind in objects if isinstance(kind, str)}  # any other type: the record's
     if kinds and EVENT_OBJECT not in kinds:
@@ -373,7 +318,7 @@ def _page_records(text: str, file: str, members: Members) -> Iterator[Record]:
 
 def _document(text: str, file: str, start: int) -> Iterator[Record] | None:
     """The records of a list page, an error response or a single event; None for JSON lines."""
-    members = _object_members(text, start)
+    members = object_members(text, start, (DATA,))
     if members is None:
         return None
     kind = members.values.get(OBJECT)  # None when absent or unreadable

@@ -43,13 +43,14 @@ from journeymine.ingest.sources._common import (
     Event,
     ParsedFile,
     RawRow,
+    Record,
     RecordError,
     normalise_email,
     object_or_empty,
     parse_iso,
     parse_records,
 )
-from journeymine.ingest.sources._json import read_json_document
+from journeymine.ingest.sources._json_pages import read_json_page
 from journeymine.sentiment import sentiment_attributes
 
 SOURCE = "typeform"
@@ -164,20 +165,18 @@ def parse_response(line: int, text: str, item: object) -> RawRow:
     return RawRow(line, response_id, text, events=[event], edges=edges)
 
 
-def read_page(path: Path, file: str) -> list[Any]:
-    """The page's ``items``, or SourceFormatError when the file is not a responses page."""
-    page = read_json_document(path, file, "a Typeform responses page")
-    if not isinstance(page, dict) or not isinstance(page.get(ITEMS), list):
+def read_page(path: Path, file: str) -> list[Record]:
+    """The page's ``items`` as records (line = index in ``items``, raw = the item as JSON), or
+    SourceFormatError when the file is not a responses page."""
+    page = read_json_page(path, file, "a Typeform responses page", (ITEMS,))
+    if ITEMS not in page.arrays:
         raise SourceFormatError(file, f"not a Typeform responses page: no {ITEMS} list")
-    return page[ITEMS]
+    return page.arrays[ITEMS]
 
 
 def parse_file(path: Path, file: str) -> ParsedFile:
     """Parse one Responses API page (plain or .gz)."""
-    items = (
-        (index, json.dumps(item, ensure_ascii=False), item)
-        for index, item in enumerate(read_page(path, file), start=1)
-    )
+    items = read_page(path, file)
     return parse_records(SOURCE, file, items, parse_response, "a Typeform responses page")
 
 

@@ -84,7 +84,7 @@ from journeymine.ingest.sources._common import (
     parse_records,
     parse_unix_seconds,
 )
-from journeymine.ingest.sources._json import read_json_document
+from journeymine.ingest.sources._json_pages import JsonPage, read_json_page
 from journeymine.sentiment import sentiment_attributes
 
 SOURCE = "zendesk"
@@ -369,34 +369,36 @@ def parse_user(line: int, text: str, user: dict[str, Any]) -> RawRow:
     return row
 
 
-def read_page(path: Path, file: str) -> dict[str, Any]:
-    """The page as a dict with at least one of the record arrays, or SourceFormatError."""
-    page = read_json_document(path, file, "a Zendesk export page")
-    if not isinstance(page, dict) or not any(name in page for name in PAGE_ARRAYS):
+def read_page(path: Path, file: str) -> JsonPage:
+    """The page with at least one of the record arrays, or SourceFormatError."""
+    page = read_json_page(path, file, "a Zendesk export page", PAGE_ARRAYS)
+    members = page.members or {}
+    if not any(name in members for name in PAGE_ARRAYS):
         raise SourceFormatError(file, f"not a Zendesk export page: no {' / '.join(PAGE_ARRAYS)}")
     for name in PAGE_ARRAYS:
-        if name in page and not isinstance(page[name], list):
+        if name in members and name not in page.arrays:
             raise SourceFormatError(file, f"not a Zendesk export page: {name} is not a list")
     return page
 
 
-def page_roles(page: dict[str, Any]) -> Roles:
+def page_roles(page: JsonPage) -> Roles:
     """Role of every user listed in the page (ids as text)."""
     return {
         str(u["id"]): u["role"]
-        for u in page.get(USERS, [])
+        for _, _, u in page.arrays.get(USERS, [])
         if isinstance(u, dict)
         and isinstance(u.get("id"), int | str)
         and isinstance(u.get("role"), str)
     }
 
 
-def _records(page: dict[str, Any]) -> Iterator[tuple[str, Record]]:
+def _records(page: JsonPage) -> Iterator[tuple[str, Record]]:
+    """The records of every array, numbered on from one array to the next."""
     line = 0
     for name in PAGE_ARRAYS:
-        for item in page.get(name, []):
+        for _, raw, item in page.arrays.get(name, []):
             line += 1
-            yield name, (line, json.dumps(item, ensure_ascii=False), item)
+            yield name, (line, raw, item)
 
 
 def parse_file(path: Path, file: str) -> ParsedFile:
