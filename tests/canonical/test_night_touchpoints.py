@@ -11,6 +11,7 @@ from typing import Any
 import duckdb
 import pytest
 
+from journeymine.canonical.touchpoints import _id_ranges
 from journeymine.ingest import load
 
 pytestmark = pytest.mark.usefixtures("fake_parser")
@@ -128,3 +129,19 @@ def test_a_known_persons_first_link_to_an_account_gives_its_touchpoints_that_acc
     assert rows == [(1, 1, account), (2, 1, account)]
     for sql in (TOUCHPOINTS, PERSONS, "SELECT * FROM account_links ORDER BY ALL"):
         assert table(night, sql) == table(rebuilt, sql)
+
+
+@pytest.mark.parametrize("parts", [1, 2, 3, 5, 8])
+@pytest.mark.parametrize("top", [0, 1, 2, 7, 100])
+def test_id_ranges_hold_every_id_once_in_order(top: int, parts: int) -> None:
+    con = duckdb.connect()
+    con.execute("CREATE TABLE ids AS SELECT range AS person_id FROM range(?)", [top + 1])
+    found = [
+        [
+            row[0]
+            for row in con.execute(f"SELECT person_id FROM ids WHERE {mine} ORDER BY 1").fetchall()
+        ]
+        for mine in _id_ranges("person_id", top, parts)
+    ]
+    assert len(found) == parts
+    assert [i for part in found for i in part] == list(range(top + 1))

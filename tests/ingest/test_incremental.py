@@ -226,7 +226,7 @@ def test_a_night_equals_the_full_rebuild_in_the_counts(nights: Nights) -> None:
     assert night.totals() == rebuilt.totals()
 
 
-def test_stitching_in_hash_partitions_gives_the_same_tables(
+def test_stitching_in_partitions_gives_the_same_tables(
     nights: Nights, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The statements a large warehouse cuts into hash partitions of the id (so that DuckDB
@@ -238,12 +238,12 @@ def test_stitching_in_hash_partitions_gives_the_same_tables(
         cuts.append(rows)
         return 4
 
-    monkeypatch.setattr(settings, "hash_partitions", four)
+    monkeypatch.setattr(settings, "partitions", four)
     db = tmp_path / "partitioned.duckdb"
     first = load.load_landing(db, nights.landings[0])
     night = load.load_landing(db, nights.landings[1])
     assert first.stitch.startswith("full") and night.stitch == nights.night_report.stitch
-    assert len(cuts) == 2  # both stitches were cut
+    assert len(cuts) == 3  # both stitches, and the full build of persons
     for table in STITCHED:
         assert rows(db, table) == rows(nights.night, table), table
 

@@ -79,10 +79,10 @@ def test_the_cap_is_set_on_the_connection() -> None:
         ("100MiB", 0, 1),
     ],
 )
-def test_hash_partitions_follow_the_cap_on_the_connection(cap: str, rows: int, parts: int) -> None:
+def test_partitions_follow_the_cap_on_the_connection(cap: str, rows: int, parts: int) -> None:
     con = duckdb.connect()
     settings.apply_memory_limit(con, cap)
-    assert settings.hash_partitions(con, rows) == parts
+    assert settings.partitions(con, rows) == parts
 
 
 @dataclass

@@ -188,7 +188,7 @@ def _numbered(con: duckdb.DuckDBPyConnection, named: str, named_rows: int) -> Gr
     """Number the nodes (:func:`number_nodes`) and the edges; ``named_rows``: the rows
     ``named`` gives, which with the edges' ends sizes the hash partitions."""
     ends = 2 * scalar(con, "SELECT count(*) FROM stitch_edges")
-    parts = settings.hash_partitions(con, ends + named_rows)
+    parts = settings.partitions(con, ends + named_rows)
     number_nodes(con, named, parts)
     edges = _numbered_edges(con, parts)
     users = con.execute(

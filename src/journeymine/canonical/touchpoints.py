@@ -23,7 +23,7 @@ import duckdb
 from journeymine.canonical.identity_graph import scalar
 from journeymine.sql import literal
 from journeymine.vocabulary import OWNER_LABEL, SF_OPPORTUNITY
-from journeymine.warehouse import held_tables
+from journeymine.warehouse import held_tables, settings
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,8 @@ Fixup = Callable[[duckdb.DuckDBPyConnection], list[int]]
 # Only the records that came more than once are ranked: the rest stream through, where a window
 # over every event sorted all of them with their attributes (10M events: 155 s -> 22 s, the sort
 # spilling under the writer's cap). The older versions go by their (unique) seq.
+# ``latest`` is NOT MATERIALIZED: DuckDB 2.0 materialises a CTE whole by default, and at 100M
+# raw rows under the 1GB cap that copy of every event was what ran out of memory.
 LATEST = """
 SELECT * FROM {events} ANTI JOIN (
     SELECT e.seq FROM {events} e
@@ -54,7 +56,7 @@ SELECT * FROM {events} ANTI JOIN (
 ) older USING (seq)
 """
 SELECT_TOUCHPOINTS = f"""
-WITH latest AS (  -- the newest version of a record wins, whatever order the files came in
+WITH latest AS NOT MATERIALIZED (  -- the newest version of a record wins, whatever the order
     {{latest}}
 )
 SELECT e.seq AS event_id, n.person_id, coalesce(acc.account_id, pa.account_id) AS account_id,
@@ -100,14 +102,37 @@ LEFT JOIN (SELECT person_id, account_id FROM person_accounts WHERE valid_to IS N
 ACTIVITY = """
 SELECT person_id, min(occurred_at) AS first_seen, max(occurred_at) AS last_seen,
        count(*) AS events
-FROM touchpoints GROUP BY person_id
+FROM touchpoints WHERE {persons} GROUP BY person_id
 """
 
-PERSONS = (
-    "CREATE OR REPLACE TABLE persons AS "
-    + SELECT_PERSONS.format(persons="true", activity=ACTIVITY)
-    + "ORDER BY i.person_id"
-)
+
+def _build_persons(con: duckdb.DuckDBPyConnection) -> None:
+    """``persons`` from every identity node and touchpoint, in order of person id: in ranges
+    of it when they are many for the writer's cap (at 100M raw rows under 1GB, the list of
+    each of 9M persons' identifiers fails whole and passes in 8 ranges)."""
+    parts = settings.partitions(
+        con, scalar(con, "SELECT count(*) FROM identity_nodes") + _count(con)
+    )
+    top = scalar(con, "SELECT coalesce(max(person_id), 0) FROM identity_nodes")
+    for part, mine in enumerate(_id_ranges("person_id", top, parts)):
+        verb = "INSERT INTO persons " if part else "CREATE OR REPLACE TABLE persons AS "
+        activity = ACTIVITY.format(persons=mine)
+        con.execute(
+            verb + SELECT_PERSONS.format(persons=mine, activity=activity) + "ORDER BY i.person_id"
+        )
+
+
+def _id_ranges(column: str, top: int, parts: int) -> list[str]:
+    """Conditions that cut ids 0..``top`` into ``parts`` ranges in order (one: every row)."""
+    if parts == 1:
+        return ["true"]
+    step = top // parts + 1
+    return [
+        f"{column} >= {part * step}"
+        + ("" if part == parts - 1 else f" AND {column} < {(part + 1) * step}")
+        for part in range(parts)
+    ]
+
 
 # The persons a night re-derives whole: those whose identifiers, account or touchpoints it
 # rebuilt. Their activity comes without reading touchpoints: a reread person's touchpoints are
@@ -178,7 +203,7 @@ def build(con: duckdb.DuckDBPyConnection, fixups: Sequence[Fixup] = ()) -> int:
     for table in ("night_touchpoints", "night_raw_rows"):  # not a night: fix-ups fix every row
         con.execute(f"DROP TABLE IF EXISTS {table}")
     _fix(con, fixups)
-    con.execute(PERSONS)
+    _build_persons(con)
     return _count(con)
 
 

@@ -86,17 +86,18 @@ def out_of_memory(exc: duckdb.OutOfMemoryException, amount: int) -> str:
     )
 
 
-# Bytes of the cap a hash-partitioned step (see :func:`hash_partitions`) allows per input row.
+# Bytes of the cap a partitioned step (see :func:`partitions`) allows per input row.
 # At 100M raw rows under 1GB, DISTINCT over 151M identifiers fails whole and passes in 8
 # partitions of ~19M rows (benchmarks/README.md): 64 bytes a row gives 10.
 PARTITION_ROW_BYTES = 64
 
 
-def hash_partitions(con: duckdb.DuckDBPyConnection, rows: int) -> int:
-    """Into how many hash partitions of its key a DISTINCT or join over ``rows`` rows of
-    identifiers is cut to stay within ``con``'s cap: DuckDB 2.0's hash aggregate and hash join
-    do not spill far enough for tens of millions of distinct strings. One (the statement
-    whole) up to ~15M rows under the default cap."""
+def partitions(con: duckdb.DuckDBPyConnection, rows: int) -> int:
+    """Into how many parts of its key (hash partitions, or ranges) a DISTINCT, join or
+    aggregate over ``rows`` rows is cut to stay within ``con``'s cap: DuckDB 2.0's hash
+    aggregate and hash join do not spill far enough for tens of millions of distinct strings,
+    nor its list aggregate for millions of groups. One (the statement whole) up to ~15M rows
+    under the default cap."""
     setting = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
     cap = memory_limit_bytes(str(setting))
     return max(1, math.ceil(rows * PARTITION_ROW_BYTES / cap))
