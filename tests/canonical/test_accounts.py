@@ -19,15 +19,6 @@ from journeymine.errors import WarehouseError
 
 DAY0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
-# touchpoints.py joins person_accounts on person only; the account valid at the event time is the
-# join below (proposed for touchpoints.py). Until it lands, these tests build touchpoints with it.
-CURRENT_JOIN = "LEFT JOIN person_accounts pa ON pa.person_id = n.person_id\n"
-AT_EVENT_TIME_JOIN = (
-    "LEFT JOIN person_accounts pa ON pa.person_id = n.person_id\n"
-    "      AND (pa.valid_from IS NULL OR e.occurred_at >= pa.valid_from)\n"
-    "      AND (pa.valid_to IS NULL OR e.occurred_at < pa.valid_to)\n"
-)
-
 
 def at(day: float) -> datetime:
     return DAY0 + timedelta(days=day)
@@ -68,11 +59,7 @@ class Raw:
     def stitch(self, **settings: int) -> identity.StitchResult:
         self.runs.append(f"night{len(self.runs) + 1}")
         result = identity.stitch(self.con, self.runs[-1], **settings)
-        sql = touchpoints.TOUCHPOINTS
-        if "pa.valid_to" not in sql:
-            sql = sql.replace(CURRENT_JOIN, AT_EVENT_TIME_JOIN)
-        assert "pa.valid_to" in sql, "touchpoints must take the account valid at the event time"
-        self.con.execute(sql)
+        touchpoints.build(self.con)
         return result
 
     def account_of(self, who: str) -> int:

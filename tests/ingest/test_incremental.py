@@ -243,7 +243,7 @@ def test_stitching_in_partitions_gives_the_same_tables(
     first = load.load_landing(db, nights.landings[0])
     night = load.load_landing(db, nights.landings[1])
     assert first.stitch.startswith("full") and night.stitch == nights.night_report.stitch
-    assert len(cuts) == 3  # both stitches, and the full build of persons
+    assert len(cuts) == 4  # both stitches, and the full build of touchpoints and persons
     for table in STITCHED:
         assert rows(db, table) == rows(nights.night, table), table
 

@@ -43,8 +43,7 @@ Fixup = Callable[[duckdb.DuckDBPyConnection], list[int]]
 # spilling under the writer's cap). The older versions go by their (unique) seq.
 # ``latest`` is NOT MATERIALIZED: DuckDB 2.0 materialises a CTE whole by default, and at 100M
 # raw rows under the 1GB cap that copy of every event was what ran out of memory.
-LATEST = """
-SELECT * FROM {events} ANTI JOIN (
+OLDER = """
     SELECT e.seq FROM {events} e
     SEMI JOIN (SELECT source, event_key FROM {events} GROUP BY ALL HAVING count(*) > 1) again
          ON again.source = e.source AND again.event_key IS NOT DISTINCT FROM e.event_key
@@ -53,8 +52,8 @@ SELECT * FROM {events} ANTI JOIN (
         PARTITION BY e.source, e.event_key
         ORDER BY TRY_CAST(nullif(split_part(r.record_key, '@', 2), '') AS TIMESTAMPTZ)
                  DESC NULLS LAST, e.seq DESC) > 1
-) older USING (seq)
 """
+LATEST = f"SELECT * FROM {{events}} ANTI JOIN ({OLDER}) older USING (seq)"
 SELECT_TOUCHPOINTS = f"""
 WITH latest AS NOT MATERIALIZED (  -- the newest version of a record wins, whatever the order
     {{latest}}
@@ -74,17 +73,6 @@ LEFT JOIN person_accounts pa ON pa.person_id = n.person_id  -- the account of th
       AND (pa.valid_to IS NULL OR e.occurred_at < pa.valid_to)
 WHERE {{persons}}
 """
-
-TOUCHPOINTS = (
-    "CREATE OR REPLACE TABLE touchpoints AS "
-    + SELECT_TOUCHPOINTS.format(
-        latest=LATEST.format(events="raw_events", rows="raw_rows"),
-        persons="true",
-        owners="true",
-        nodes="identity_nodes",
-    )
-    + "ORDER BY n.person_id, e.occurred_at, e.seq"
-)
 
 SELECT_PERSONS = """
 WITH ids AS (
@@ -106,20 +94,51 @@ FROM touchpoints WHERE {persons} GROUP BY person_id
 """
 
 
+def _build_touchpoints(con: duckdb.DuckDBPyConnection) -> None:
+    """Every touchpoint, in order of person, time and seq: in ranges of person id when the
+    events are many for the writer's cap (at 100M raw rows under 1GB the one statement, its
+    join with every identity node and its sort, fails on some runs and passes on others).
+    The older versions of records are then found once, not once a range."""
+    parts = settings.partitions(con, scalar(con, "SELECT count(*) FROM raw_events"))
+    latest = LATEST.format(events="raw_events", rows="raw_rows")
+    if parts > 1:
+        older = OLDER.format(events="raw_events", rows="raw_rows")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE touch_older AS {older}")
+        latest = "SELECT * FROM raw_events ANTI JOIN touch_older USING (seq)"
+
+    def select(mine: str) -> str:
+        nodes = "identity_nodes" if parts == 1 else f"(FROM identity_nodes WHERE {mine})"
+        return (
+            SELECT_TOUCHPOINTS.format(latest=latest, persons="true", owners="true", nodes=nodes)
+            + "ORDER BY n.person_id, e.occurred_at, e.seq"
+        )
+
+    _by_person_ranges(con, "touchpoints", parts, select)
+    con.execute("DROP TABLE IF EXISTS touch_older")
+
+
 def _build_persons(con: duckdb.DuckDBPyConnection) -> None:
     """``persons`` from every identity node and touchpoint, in order of person id: in ranges
     of it when they are many for the writer's cap (at 100M raw rows under 1GB, the list of
     each of 9M persons' identifiers fails whole and passes in 8 ranges)."""
-    parts = settings.partitions(
-        con, scalar(con, "SELECT count(*) FROM identity_nodes") + _count(con)
-    )
+    rows = scalar(con, "SELECT count(*) FROM identity_nodes") + _count(con)
+
+    def select(mine: str) -> str:
+        activity = ACTIVITY.format(persons=mine)
+        return SELECT_PERSONS.format(persons=mine, activity=activity) + "ORDER BY i.person_id"
+
+    _by_person_ranges(con, "persons", settings.partitions(con, rows), select)
+
+
+def _by_person_ranges(
+    con: duckdb.DuckDBPyConnection, table: str, parts: int, select: Callable[[str], str]
+) -> None:
+    """Make ``table`` from ``select(condition on person_id)``, one range of person ids after
+    the other, so that the table is in person order as one statement would have made it."""
     top = scalar(con, "SELECT coalesce(max(person_id), 0) FROM identity_nodes")
     for part, mine in enumerate(_id_ranges("person_id", top, parts)):
-        verb = "INSERT INTO persons " if part else "CREATE OR REPLACE TABLE persons AS "
-        activity = ACTIVITY.format(persons=mine)
-        con.execute(
-            verb + SELECT_PERSONS.format(persons=mine, activity=activity) + "ORDER BY i.person_id"
-        )
+        verb = f"INSERT INTO {table} " if part else f"CREATE OR REPLACE TABLE {table} AS "
+        con.execute(verb + select(mine))
 
 
 def _id_ranges(column: str, top: int, parts: int) -> list[str]:
@@ -199,7 +218,7 @@ def build(con: duckdb.DuckDBPyConnection, fixups: Sequence[Fixup] = ()) -> int:
     )
     if night:
         return refresh(con, str(night[0][0]), fixups)
-    con.execute(TOUCHPOINTS)
+    _build_touchpoints(con)
     for table in ("night_touchpoints", "night_raw_rows"):  # not a night: fix-ups fix every row
         con.execute(f"DROP TABLE IF EXISTS {table}")
     _fix(con, fixups)
