@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 import duckdb
 
 from journeymine.canonical.identity_graph import scalar
-from journeymine.sql import literal
+from journeymine.sql import in_partition, literal
 from journeymine.vocabulary import OWNER_LABEL, SF_OPPORTUNITY
 from journeymine.warehouse import held_tables, settings
 
@@ -98,12 +98,15 @@ def _build_touchpoints(con: duckdb.DuckDBPyConnection) -> None:
     """Every touchpoint, in order of person, time and seq: in ranges of person id when the
     events are many for the writer's cap (at 100M raw rows under 1GB the one statement, its
     join with every identity node and its sort, fails on some runs and passes on others).
-    The older versions of records are then found once, not once a range."""
+    The older versions of records are then found first, in hash partitions of the record
+    (a GROUP BY over every event's key: ~100M groups of strings at 100M raw rows)."""
     parts = settings.partitions(con, scalar(con, "SELECT count(*) FROM raw_events"))
     latest = LATEST.format(events="raw_events", rows="raw_rows")
-    if parts > 1:
-        older = OLDER.format(events="raw_events", rows="raw_rows")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE touch_older AS {older}")
+    if parts > 1:  # each record's versions share its event_key: hash partitions of it
+        for part in range(parts):
+            events = f"(FROM raw_events WHERE {in_partition('event_key', part, parts)})"
+            verb = "INSERT INTO touch_older " if part else "CREATE TEMP TABLE touch_older AS "
+            con.execute(verb + OLDER.format(events=events, rows="raw_rows"))
         latest = "SELECT * FROM raw_events ANTI JOIN touch_older USING (seq)"
 
     def select(mine: str) -> str:
