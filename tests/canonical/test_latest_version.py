@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 import pytest
 
-from journeymine.canonical.touchpoints import LATEST
+from journeymine.canonical.touchpoints import LATEST, OLDER
+from journeymine.sql import in_partition
 
 
 def _reference(events: list[tuple], rows: dict[tuple, str]) -> set[int]:
@@ -56,3 +57,13 @@ def test_the_newest_version_wins_and_the_rest_pass(seed: int) -> None:
     assert len(got) == len(set(got))
     assert set(got) == _reference(events, rows)
     assert len(got) < len(events)  # versions were there to drop
+    # The older versions found in 3 hash partitions of the key (as a large rebuild does): the
+    # rest, exactly, with NULL keys kept together.
+    older = [
+        seq
+        for part in range(3)
+        for (seq,) in con.execute(
+            OLDER.format(events=f"(FROM ev WHERE {in_partition('event_key', part, 3)})", rows="rw")
+        ).fetchall()
+    ]
+    assert sorted(older) == sorted({e[0] for e in events} - _reference(events, rows))
