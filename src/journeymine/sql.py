@@ -6,7 +6,7 @@ Values from a spec or a user reach SQL through these (or as bound parameters), n
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from functools import cache
 from importlib import resources
@@ -31,6 +31,17 @@ def in_partition(key: str, part: int, parts: int) -> str:
     """A predicate that keeps hash partition ``part`` of ``parts`` of the expression ``key``
     (every row when ``parts`` is 1): a statement run once per part sees each key in one."""
     return "true" if parts == 1 else f"hash({key}) % {int(parts)} = {int(part)}"
+
+
+def create_in_parts(
+    con: duckdb.DuckDBPyConnection, table: str, selects: Iterable[str], temp: bool = False
+) -> None:
+    """(Re)create ``table`` from the first query of ``selects`` and append the others, in order:
+    one statement per part of a step cut to fit the writer's memory cap."""
+    kind = "TEMP TABLE" if temp else "TABLE"
+    for part, select in enumerate(selects):
+        verb = f"INSERT INTO {table} " if part else f"CREATE OR REPLACE {kind} {table} AS "
+        con.execute(verb + select)
 
 
 def glob_any(column: str, patterns: tuple[str, ...]) -> str:

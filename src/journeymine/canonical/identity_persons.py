@@ -37,7 +37,7 @@ from journeymine.canonical.identity_graph import (
     unions,
 )
 from journeymine.canonical.identity_night import EVENT_PERSONS, night_nodes
-from journeymine.sql import in_partition, literal
+from journeymine.sql import create_in_parts, in_partition, literal
 from journeymine.vocabulary import (
     EMAIL,
     PERSON_NODE_TYPES,
@@ -139,19 +139,19 @@ def number_nodes(con: duckdb.DuckDBPyConnection, named: str, parts: int) -> None
     """``stitch_nodes`` (n, node_type, node_id): the ends of ``stitch_edges`` and the nodes
     the query ``named`` (node_type, node_id; may repeat) gives, found ``parts`` hash
     partitions of the id at a time."""
-    con.execute("CREATE OR REPLACE TEMP TABLE stitch_node_set (node_type VARCHAR, node_id VARCHAR)")
-    for part in range(parts):
-        con.execute(
-            f"""
-            INSERT INTO stitch_node_set SELECT DISTINCT node_type, node_id FROM (
-                SELECT src_type AS node_type, src_id AS node_id FROM stitch_edges
-                WHERE {in_partition("src_id", part, parts)}
-                UNION ALL SELECT dst_type, dst_id FROM stitch_edges
-                WHERE {in_partition("dst_id", part, parts)}
-                UNION ALL SELECT node_type, node_id FROM ({named}) named(node_type, node_id)
-                WHERE {in_partition("node_id", part, parts)})
-            """
-        )
+    parted = (
+        f"""
+        SELECT DISTINCT node_type, node_id FROM (
+            SELECT src_type AS node_type, src_id AS node_id FROM stitch_edges
+            WHERE {in_partition("src_id", part, parts)}
+            UNION ALL SELECT dst_type, dst_id FROM stitch_edges
+            WHERE {in_partition("dst_id", part, parts)}
+            UNION ALL SELECT node_type, node_id FROM ({named}) named(node_type, node_id)
+            WHERE {in_partition("node_id", part, parts)})
+        """
+        for part in range(parts)
+    )
+    create_in_parts(con, "stitch_node_set", parted, temp=True)
     con.execute(NUMBER_NODES)
     con.execute("DROP TABLE stitch_node_set")
 
@@ -160,25 +160,22 @@ def _numbered_edges(con: duckdb.DuckDBPyConnection, parts: int) -> dict[str, npt
     """The edges' ends as node numbers, in merge order: each end looked up in ``stitch_nodes``
     one hash partition of the id at a time (two joins of every edge with every node, by two
     strings each, are what a 1GB cap cannot hold at 100M raw rows)."""
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE stitch_half (k BIGINT, src BIGINT, dst_type VARCHAR, "
-        "dst_id VARCHAR); CREATE OR REPLACE TEMP TABLE stitch_numbered (k BIGINT, src BIGINT, "
-        "dst BIGINT)"
+    sources = (
+        "SELECT e.k, s.n AS src, e.dst_type, e.dst_id FROM stitch_edges e "
+        "JOIN stitch_nodes s ON s.node_type = e.src_type AND s.node_id = e.src_id "
+        f"WHERE {in_partition('e.src_id', part, parts)} "
+        f"AND {in_partition('s.node_id', part, parts)}"
+        for part in range(parts)
     )
-    for part in range(parts):
-        con.execute(
-            "INSERT INTO stitch_half SELECT e.k, s.n, e.dst_type, e.dst_id FROM stitch_edges e "
-            "JOIN stitch_nodes s ON s.node_type = e.src_type AND s.node_id = e.src_id "
-            f"WHERE {in_partition('e.src_id', part, parts)} "
-            f"AND {in_partition('s.node_id', part, parts)}"
-        )
-    for part in range(parts):
-        con.execute(
-            "INSERT INTO stitch_numbered SELECT e.k, e.src, d.n FROM stitch_half e "
-            "JOIN stitch_nodes d ON d.node_type = e.dst_type AND d.node_id = e.dst_id "
-            f"WHERE {in_partition('e.dst_id', part, parts)} "
-            f"AND {in_partition('d.node_id', part, parts)}"
-        )
+    create_in_parts(con, "stitch_half", sources, temp=True)
+    both = (
+        "SELECT e.k, e.src, d.n AS dst FROM stitch_half e "
+        "JOIN stitch_nodes d ON d.node_type = e.dst_type AND d.node_id = e.dst_id "
+        f"WHERE {in_partition('e.dst_id', part, parts)} "
+        f"AND {in_partition('d.node_id', part, parts)}"
+        for part in range(parts)
+    )
+    create_in_parts(con, "stitch_numbered", both, temp=True)
     edges = con.sql("SELECT src, dst FROM stitch_numbered ORDER BY k").fetchnumpy()
     con.execute("DROP TABLE stitch_half; DROP TABLE stitch_numbered")
     return edges

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 import duckdb
 
 from journeymine.canonical.identity_graph import scalar
-from journeymine.sql import in_partition, literal
+from journeymine.sql import create_in_parts, in_partition, literal
 from journeymine.vocabulary import OWNER_LABEL, SF_OPPORTUNITY
 from journeymine.warehouse import held_tables, settings
 
@@ -103,10 +103,14 @@ def _build_touchpoints(con: duckdb.DuckDBPyConnection) -> None:
     parts = settings.partitions(con, scalar(con, "SELECT count(*) FROM raw_events"))
     latest = LATEST.format(events="raw_events", rows="raw_rows")
     if parts > 1:  # each record's versions share its event_key: hash partitions of it
-        for part in range(parts):
-            events = f"(FROM raw_events WHERE {in_partition('event_key', part, parts)})"
-            verb = "INSERT INTO touch_older " if part else "CREATE TEMP TABLE touch_older AS "
-            con.execute(verb + OLDER.format(events=events, rows="raw_rows"))
+        older = (
+            OLDER.format(
+                events=f"(FROM raw_events WHERE {in_partition('event_key', p, parts)})",
+                rows="raw_rows",
+            )
+            for p in range(parts)
+        )
+        create_in_parts(con, "touch_older", older, temp=True)
         latest = "SELECT * FROM raw_events ANTI JOIN touch_older USING (seq)"
 
     def select(mine: str) -> str:
@@ -139,9 +143,7 @@ def _by_person_ranges(
     """Make ``table`` from ``select(condition on person_id)``, one range of person ids after
     the other, so that the table is in person order as one statement would have made it."""
     top = scalar(con, "SELECT coalesce(max(person_id), 0) FROM identity_nodes")
-    for part, mine in enumerate(_id_ranges("person_id", top, parts)):
-        verb = f"INSERT INTO {table} " if part else f"CREATE OR REPLACE TABLE {table} AS "
-        con.execute(verb + select(mine))
+    create_in_parts(con, table, (select(mine) for mine in _id_ranges("person_id", top, parts)))
 
 
 def _id_ranges(column: str, top: int, parts: int) -> list[str]:

@@ -28,7 +28,7 @@ from prefect import flow, task, unmapped
 from journeymine.analyses import followups, funnel
 from journeymine.mining.eventlog import log_from_touchpoints
 from journeymine.spec import JourneySpec, load_spec
-from journeymine.sql import data_cutoff
+from journeymine.sql import data_cutoff, in_partition
 from journeymine.warehouse import connect
 
 SHARD_LOG = "jm_shard_log"
@@ -56,16 +56,16 @@ def _shard_views(con: duckdb.DuckDBPyConnection, case: str, shard: int, shards: 
     """The shard's event log (as ``discovery.materialise_log`` lays it out, minus the ENUM) and
     the shard's persons' touchpoints, as TEMP views (the warehouse is read-only)."""
     log = log_from_touchpoints(con, case=case)
-    in_shard = f"% {int(shards)} = {int(shard)}"
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW {SHARD_LOG} AS "
         "SELECT case_key::BIGINT AS case_key, activity::VARCHAR AS activity, "
         f"ts::TIMESTAMPTZ AS ts, seq::BIGINT AS seq FROM {log} "
-        f"WHERE activity IS NOT NULL AND ts IS NOT NULL AND hash(case_key::BIGINT) {in_shard}"
+        f"WHERE activity IS NOT NULL AND ts IS NOT NULL "
+        f"AND {in_partition('case_key::BIGINT', shard, shards)}"
     )
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW {SHARD_TOUCHPOINTS} AS "
-        f"SELECT * FROM touchpoints WHERE hash(person_id) {in_shard}"
+        f"SELECT * FROM touchpoints WHERE {in_partition('person_id', shard, shards)}"
     )
 
 
