@@ -69,6 +69,16 @@ def _has_lone_surrogate(value: Any) -> bool:
     return False
 
 
+def _lone_surrogate(text: str, pos: int, end: int, value: Any) -> bool:
+    """Whether ``text[pos:end]``, decoded as ``value``, holds a lone surrogate escape.
+    str.find first: it clears almost every record at C speed before any regex runs."""
+    return (
+        text.find("\\u", pos, end) >= 0
+        and _ESCAPED_SURROGATE.search(text, pos, end) is not None
+        and _has_lone_surrogate(value)
+    )
+
+
 def decode_json(text: str, pos: int = 0) -> tuple[Any, int]:
     """The JSON value at ``text[pos:]`` and where it ends; RecordError for anything unusable.
 
@@ -94,9 +104,7 @@ def decode_json(text: str, pos: int = 0) -> tuple[Any, int]:
         text.count("[", pos, end) + text.count("{", pos, end) > MAX_DEPTH
     ):
         check_depth(text, pos, end)
-    # str.find first: it clears almost every record at C speed before any regex runs.
-    escapes = text.find("\\u", pos, end) >= 0
-    if escapes and _ESCAPED_SURROGATE.search(text, pos, end) and _has_lone_surrogate(value):
+    if _lone_surrogate(text, pos, end, value):
         raise RecordError("invalid text: a lone UTF-16 surrogate escape (\\ud800-\\udfff)")
     return value, end
 
@@ -277,19 +285,20 @@ def whole_array(text: str, start: int) -> tuple[list[Record], int] | None:
         values, end = _DECODER.raw_decode(text, start)
     except (ValueError, RecursionError):  # broken, NaN, or deeper than this stack can decode
         return None
-    if undecodable(text[start:end]) or (
-        text.find("\\u", start, end) >= 0
-        and _ESCAPED_SURROGATE.search(text, start, end)
-        and _has_lone_surrogate(values)
-    ):
+    if undecodable(text[start:end]) or _lone_surrogate(text, start, end, values):
         return None
+    records = records_within_limit(values)
+    return None if records is None else (records, end)
+
+
+def records_within_limit(values: list[Any]) -> list[Record] | None:
+    """:func:`array_records`, or None when an element nests deeper than MAX_DEPTH (measured on
+    its JSON text, two counts each) or cannot be encoded again."""
     try:
         records = array_records(values)
     except RecursionError:  # an element the decoder could read, the encoder may not
         return None
-    if any(deeper(raw, MAX_DEPTH) for _, raw, _ in records):
-        return None
-    return records, end
+    return None if any(deeper(raw, MAX_DEPTH) for _, raw, _ in records) else records
 
 
 def iter_json_lines(path: Path, file: str) -> Iterator[Record]:

@@ -24,10 +24,10 @@ from journeymine.ingest.sources._json import (
     MAX_DEPTH,
     TOO_DEEP,
     array_at,
-    array_records,
     decode_json,
     deeper,
     encode_json,
+    records_within_limit,
     skip_space,
     stack_too_deep,
     value_end,
@@ -130,9 +130,10 @@ def _within_limit(page: dict[str, Any], arrays: tuple[str, ...]) -> dict[str, li
     try:  # a member the decoder could read, the encoder may not (a frame deeper): too deep
         for name, value in page.items():
             if name in arrays and isinstance(value, list):
-                records[name] = array_records(value)
-                if any(deeper(raw, MAX_DEPTH) for _, raw, _ in records[name]):
+                found = records_within_limit(value)
+                if found is None:
                     return None
+                records[name] = found
             elif isinstance(value, dict | list) and deeper(encode_json(value), PAGE_DEPTH - 1):
                 return None
     except RecursionError:
