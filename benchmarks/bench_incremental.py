@@ -139,10 +139,12 @@ def night_2(
     con.begin()
     run_id = "night-2-" + ("incremental" if incremental else "full")
     load.load_staged(con, [staged.folder], run_id)
+    load.commit_phase(con)
     lap("load_staged")
     timed = TimedConnection(con)
     canon = cast(duckdb.DuckDBPyConnection, timed) if profile is not None else con
     result = identity.stitch(canon, run_id, incremental=incremental)
+    load.commit_phase(con)
     lap("identity.stitch")
     stitch_sql = sum(timed.seconds.values())
     touchpoints.build(canon, TOUCHPOINT_FIXUPS)

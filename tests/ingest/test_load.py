@@ -285,3 +285,50 @@ def test_duplicates_match_a_reference_over_two_nights(tmp_path: Path, landing: L
     dups = sum(expected.values())
     assert counts == [(len(expected) - dups, dups)]
     assert 0 < dups < len(expected)  # the draw holds both kinds (else the test proves little)
+
+
+def test_each_phase_commits_in_the_working_copy_and_a_kill_after_them_changes_nothing(
+    tmp_path: Path, landing: Landing, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = landing("a.txt", A)
+    db = tmp_path / "w.duckdb"
+    load.load_landing(db, root)
+    landing("b.txt", B)
+    seen: list[tuple[int, int]] = []
+    build = touchpoints.build
+
+    def build_and_look(con: duckdb.DuckDBPyConnection, fixups: object = ()) -> int:
+        # another transaction on the same working copy sees only what was committed
+        with con.cursor() as other:
+            rows = other.execute(
+                "SELECT (SELECT count(*) FROM raw_rows WHERE file = 'segment/b.txt'),"
+                " (SELECT count(*) FROM identity_nodes WHERE node_id = 'a2')"
+            ).fetchall()
+        seen.append(rows[0])
+        return build(con, fixups)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(touchpoints, "build", build_and_look)
+    load.load_landing(db, root)
+    assert seen == [(1, 1)]  # the rows loaded and the stitch committed before the rebuild
+    assert count(db, "SELECT count(*) FROM touchpoints WHERE person_id IS NULL") == 0
+
+    # A process killed in the rebuild, after those commits, leaves the published file as it was.
+    landing("c.txt", "k5,1785000300,anonymous_id,a3,web.page_view:/docs\n")
+    script = textwrap.dedent(
+        f"""
+        import os, sys
+        sys.path.insert(0, {str(Path.cwd())!r})
+        from journeymine.ingest import load, stage
+        from journeymine.canonical import touchpoints
+        from tests.ingest import fake_source
+        stage.parser_for = lambda source: fake_source.parse_file
+        touchpoints.build = lambda *a, **k: os._exit(9)
+        load.load_landing({str(db)!r}, {str(root)!r})
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], env=os.environ.copy(), check=False)
+    assert proc.returncode == 9
+    assert set(manifest(db)) == {"segment/a.txt", "segment/b.txt"}
+    assert count(db, "SELECT count(*) FROM identity_nodes WHERE node_id = 'a3'") == 0
+    load.load_landing(db, root)  # the next run completes it
+    assert count(db, "SELECT count(*) FROM touchpoints WHERE file = 'segment/c.txt'") == 1

@@ -91,6 +91,7 @@ __all__ = [
     "StageResult",
     "clean_staging",
     "commit_load",
+    "commit_phase",
     "file_date",
     "find_landing_files",
     "gone_files",
@@ -367,14 +368,20 @@ def commit_load(
     Stitching and the touchpoints are incremental (only the persons the new rows reach are
     recomputed, with the result of a full rebuild) unless ``incremental`` is off or a staged
     file replaces a loaded version (rows removed can split persons): then everything is
-    rebuilt. ``report.stitch`` says which, and why. DuckDB's memory is capped by the
-    transaction ``con`` belongs to (:func:`journeymine.warehouse.transaction`)."""
+    rebuilt. ``report.stitch`` says which, and why.
+
+    ``con`` must be a :func:`journeymine.warehouse.transaction`'s: its working copy makes the
+    whole load atomic (published on success, discarded on any failure, a kill included), and its
+    cap bounds DuckDB's memory. Inside that copy each phase commits on its own: a DuckDB
+    transaction keeps what its statements replaced and dropped until it ends, so a full stitch
+    at 100M raw rows left the touchpoints rebuild after it no room under the default cap."""
     from journeymine.canonical import identity, touchpoints
 
     con.begin()
     try:
         replaced = _replaced_files(con, folders)
         report.files = load_staged(con, folders, run_id)
+        commit_phase(con)
         stitched = identity.stitch(
             con,
             run_id,
@@ -383,6 +390,7 @@ def commit_load(
             incremental=incremental and not replaced,
         )
         report.persons, report.new_merges = stitched.persons, stitched.new_merges
+        commit_phase(con)
         report.stitch = stitched.mode
         if replaced and incremental:
             report.stitch += f": {replaced} file(s) replace a loaded version"
@@ -393,6 +401,12 @@ def commit_load(
     except BaseException:
         con.rollback()
         raise
+
+
+def commit_phase(con: duckdb.DuckDBPyConnection) -> None:
+    """End one phase of :func:`commit_load` inside the working copy and begin the next."""
+    con.commit()
+    con.begin()
 
 
 def _replaced_files(con: duckdb.DuckDBPyConnection, folders: Sequence[Path]) -> int:
