@@ -152,6 +152,19 @@ def test_a_rolled_back_transaction_leaves_no_discovered_table() -> None:
     assert tables == []
 
 
+def test_storing_restores_the_callers_thread_count_even_on_error() -> None:
+    """The tables are ingested with DuckDB at one thread; the caller's setting is back
+    afterwards, also when a store fails half-way (here: a table name DuckDB rejects)."""
+    con = duckdb.connect()
+    con.execute("SET threads = 3")
+    discovery.write_discovery_from_arrow(con, log_table(random_rows(5, n=200)))
+    assert con.execute("SELECT current_setting('threads')").fetchall() == [(3,)]
+    assert con.execute("SELECT count(*) FROM dfg").fetchall()[0][0] > 0
+    with pytest.raises(duckdb.Error):
+        discovery.store_tables(con, {"no such schema.t": pa.table({"x": [1]})})
+    assert con.execute("SELECT current_setting('threads')").fetchall() == [(3,)]
+
+
 def test_cases_p90_and_durations_equal_pandas_on_real_logs(real_log: pa.Table) -> None:
     """What pm4py does not report, computed independently with pandas on its formatted frame:
     distinct cases per edge, p90 of the waits, median case duration per variant."""
