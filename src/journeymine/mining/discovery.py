@@ -160,27 +160,25 @@ def store_tables(
 
 def store_discovered(con: duckdb.DuckDBPyConnection, sorted_log: codes.SortedLog) -> None:
     """Store ``dfg``, ``variants``, ``start_activities`` and ``end_activities`` of one sorted
-    log. The variants are grouped and stored by a second thread while this one computes the
-    edges (numpy and Arrow work that releases the GIL, and DuckDB ingesting in one thread:
-    on two cores they overlap); ``con`` is used by one thread at a time. Fresh arrays come
-    in small pages (:func:`codes.small_pages`). The variants' names
-    and labels are built batch by batch while DuckDB ingests them (:func:`variants.batches`),
-    so that all of them never exist at once (~230 MB at 10M events, whose fresh pages cost
-    more than the work)."""
-
-    def store_variants() -> None:
-        store_tables(con, {"variants": variants.batches(sorted_log)})
-
-    with codes.small_pages(), ThreadPoolExecutor(max_workers=1) as pool:
-        stored = pool.submit(store_variants)
-        dfg = edges.dfg(sorted_log)
-        stored.result()
-    tables: dict[str, pa.Table | pa.RecordBatchReader] = {
-        "dfg": dfg,
-        "start_activities": edges.boundary_counts(sorted_log, first=True),
-        "end_activities": edges.boundary_counts(sorted_log, first=False),
-    }
-    store_tables(con, tables)
+    log. The variants' grouping runs in a second thread while this one computes the edges (numpy
+    and Arrow work that releases the GIL, so on two cores they overlap); their names and labels
+    are then built batch by batch while DuckDB ingests them (:func:`variants.batches`), so that
+    all of them never exist at once (~230 MB at 10M events, whose fresh pages cost more than
+    the work). Storing the variants in the second thread too, beside the edges, was measured
+    and not kept (benchmarks/README.md, Mining). Fresh arrays come in small pages
+    (:func:`codes.small_pages`)."""
+    with codes.small_pages():
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            grouped = pool.submit(variants.columns, sorted_log)
+            dfg = edges.dfg(sorted_log)
+            found = grouped.result()
+        tables: dict[str, pa.Table | pa.RecordBatchReader] = {
+            "dfg": dfg,
+            "variants": variants.batches(sorted_log, found=found),
+            "start_activities": edges.boundary_counts(sorted_log, first=True),
+            "end_activities": edges.boundary_counts(sorted_log, first=False),
+        }
+        store_tables(con, tables)
 
 
 def write_discovery(con: duckdb.DuckDBPyConnection, log: str) -> None:
