@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from journeymine.mining.codes import SortedLog
+from journeymine.mining.codes import SortedLog, small_pages
 from journeymine.mining.quantiles import exact_sums, run_quantiles
 
 # Rows per block of the passes below: small enough that a block's temporaries and the rows it
@@ -141,7 +141,15 @@ def _in_edge_order(log: SortedLog, groups: EdgeGroups) -> tuple[np.ndarray, np.n
 
 def dfg(log: SortedLog) -> pa.Table:
     """Directly-follows edges: frequency, distinct cases, wait mean / median / p90 (seconds),
-    most frequent first, then by source and target name."""
+    most frequent first, then by source and target name. Its arrays of the log's size come in
+    small pages (:func:`small_pages`: a first call at 10M events took 0.98 s CPU with huge
+    pages, against ~0.4 s)."""
+    with small_pages():
+        return _dfg(log)
+
+
+def _dfg(log: SortedLog) -> pa.Table:
+    """:func:`dfg`'s work."""
     k = max(len(log.names), 1)
     groups = _edge_groups(log, k)
     present, frequency = groups.present, groups.frequency
