@@ -152,6 +152,43 @@ def test_a_rolled_back_transaction_leaves_no_discovered_table() -> None:
     assert tables == []
 
 
+def test_storing_restores_the_callers_thread_count_even_on_error() -> None:
+    """The tables are ingested with DuckDB at one thread; the caller's setting is back
+    afterwards, also when a store fails half-way (here: a table name DuckDB rejects)."""
+    con = duckdb.connect()
+    con.execute("SET threads = 3")
+    discovery.write_discovery_from_arrow(con, log_table(random_rows(5, n=200)))
+    assert con.execute("SELECT current_setting('threads')").fetchall() == [(3,)]
+    assert con.execute("SELECT count(*) FROM dfg").fetchall()[0][0] > 0
+    with pytest.raises(duckdb.Error):
+        discovery.store_tables(con, {"no such schema.t": pa.table({"x": [1]})})
+    assert con.execute("SELECT current_setting('threads')").fetchall() == [(3,)]
+
+
+def test_the_pass_allocates_small_pages_and_restores_numpys_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Inside the discovery pass numpy does not ask for huge pages (the dfg sees the switch
+    off); before and after, the caller's setting holds, also when the pass fails."""
+    switch = codes._hugepage_switch()
+    assert switch is not None
+    seen: list[bool] = []
+    dfg = edges.dfg
+
+    def spy(log: codes.SortedLog) -> pa.Table:
+        seen.append(switch(False))  # the setting in force (left off, as it was)
+        return dfg(log)
+
+    monkeypatch.setattr(edges, "dfg", spy)
+    switch(True)
+    discovery.write_discovery_from_arrow(duckdb.connect(), log_table(random_rows(9, n=200)))
+    assert seen == [False]
+    assert switch(True) is True
+    with pytest.raises(KeyError):
+        codes.from_arrow(pa.table({"case_id": ["a"], "activity": ["x"], "ts": [1]}))
+    assert switch(True) is True
+
+
 def test_cases_p90_and_durations_equal_pandas_on_real_logs(real_log: pa.Table) -> None:
     """What pm4py does not report, computed independently with pandas on its formatted frame:
     distinct cases per edge, p90 of the waits, median case duration per variant."""
@@ -353,16 +390,24 @@ def test_the_radix_order_is_numpys_stable_order(keys: list[int]) -> None:
 
 @given(st.lists(st.integers(0, 40), max_size=300), st.sampled_from([1, 7, 64, 1 << 20]))
 @settings(max_examples=80, deadline=None)
-def test_the_blocked_edge_order_is_numpys_stable_order(ids: list[int], block: int) -> None:
+def test_values_grouped_block_by_block_are_in_numpys_stable_order(
+    ids: list[int], block: int
+) -> None:
     """Sorted block by block (blocks of 1 row, 7 rows, ... the whole log) and scattered, the
-    rows come out in numpy's stable argsort order, for 16-bit and 64-bit ids."""
+    values come out in numpy's stable argsort order of their ids, for 16-bit and 64-bit ids
+    and for the row numbers themselves (which gives the order) as for other values."""
+    rng = np.random.default_rng(len(ids))
     for dtype in (np.uint16, np.int64):
         array = np.array(ids, dtype=dtype)
         counts = np.bincount(array, minlength=41).astype(np.int64)
+        expected = np.argsort(array, kind="stable")
+        values = rng.integers(-(2**62), 2**62, size=len(ids))
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(codes, "BLOCK", block)
-            order = edges._stable_order(array, counts)
-        assert order.tolist() == np.argsort(array, kind="stable").tolist()
+            patch.setattr(edges, "BLOCK", block)  # edges' own name: it imported the constant
+            rows = edges._grouped(array, counts, np.arange(len(ids)))
+            grouped = edges._grouped(array, counts, values)
+        assert rows.tolist() == expected.tolist()
+        assert grouped.tolist() == values[expected].tolist()
 
 
 @pytest.mark.parametrize("insertion_order", [True, False])

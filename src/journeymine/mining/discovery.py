@@ -22,7 +22,9 @@ as integer codes (:mod:`journeymine.mining.codes`), and names are decoded only f
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -126,17 +128,34 @@ def discover_variants(con: duckdb.DuckDBPyConnection, log: str) -> pd.DataFrame:
     return _frame(con, variants.discover(codes.read_sorted(con, log)))
 
 
+@contextmanager
+def one_thread(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """DuckDB's ``threads`` at 1 inside, restored after (even on error). With more threads
+    and insertion order kept, ``CREATE TABLE AS`` over an Arrow scan takes the batch-insert
+    path, which writes each batch apart and then merges them: at 10M events the variants'
+    ingest took 0.51-0.60 s that way and 0.21-0.33 s in one thread (EXPLAIN ANALYZE: "Batch
+    Create Table As" 510 ms vs "Create Table As" 210 ms). The setting is the database's, so
+    other connections to it see it meanwhile: it only changes their speed."""
+    threads = int(con.execute("SELECT current_setting('threads')").fetchall()[0][0])
+    con.execute("SET threads = 1")
+    try:
+        yield
+    finally:
+        con.execute(f"SET threads = {threads}")
+
+
 def store_tables(
     con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table | pa.RecordBatchReader]
 ) -> None:
     """Create or replace one DuckDB table per Arrow table or stream of batches, rows in their
-    order."""
-    for name, table in tables.items():
-        con.register("jm_discovered", table)
-        try:
-            con.execute(f"CREATE OR REPLACE TABLE {name} AS FROM jm_discovered")
-        finally:
-            con.unregister("jm_discovered")
+    order, each ingested in one thread (:func:`one_thread`)."""
+    with one_thread(con):
+        for name, table in tables.items():
+            con.register("jm_discovered", table)
+            try:
+                con.execute(f"CREATE OR REPLACE TABLE {name} AS FROM jm_discovered")
+            finally:
+                con.unregister("jm_discovered")
 
 
 def store_discovered(con: duckdb.DuckDBPyConnection, sorted_log: codes.SortedLog) -> None:
@@ -145,18 +164,21 @@ def store_discovered(con: duckdb.DuckDBPyConnection, sorted_log: codes.SortedLog
     and Arrow work that releases the GIL, so on two cores they overlap); their names and labels
     are then built batch by batch while DuckDB ingests them (:func:`variants.batches`), so that
     all of them never exist at once (~230 MB at 10M events, whose fresh pages cost more than
-    the work)."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        grouped = pool.submit(variants.columns, sorted_log)
-        dfg = edges.dfg(sorted_log)
-        found = grouped.result()
-    tables: dict[str, pa.Table | pa.RecordBatchReader] = {
-        "dfg": dfg,
-        "variants": variants.batches(sorted_log, found=found),
-        "start_activities": edges.boundary_counts(sorted_log, first=True),
-        "end_activities": edges.boundary_counts(sorted_log, first=False),
-    }
-    store_tables(con, tables)
+    the work). Storing the variants in the second thread too, beside the edges, was measured
+    and not kept (benchmarks/README.md, Mining). Fresh arrays come in small pages
+    (:func:`codes.small_pages`)."""
+    with codes.small_pages():
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            grouped = pool.submit(variants.columns, sorted_log)
+            dfg = edges.dfg(sorted_log)
+            found = grouped.result()
+        tables: dict[str, pa.Table | pa.RecordBatchReader] = {
+            "dfg": dfg,
+            "variants": variants.batches(sorted_log, found=found),
+            "start_activities": edges.boundary_counts(sorted_log, first=True),
+            "end_activities": edges.boundary_counts(sorted_log, first=False),
+        }
+        store_tables(con, tables)
 
 
 def write_discovery(con: duckdb.DuckDBPyConnection, log: str) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from journeymine.mining.codes import SortedLog, code_type, key_ranks
+from journeymine.mining.codes import SortedLog, code_type, key_ranks, small_pages
 from journeymine.mining.quantiles import grouped_quantiles
 
 # From this many bytes of codes on, offsets need 64 bits (``large_binary``).
@@ -78,7 +78,14 @@ Columns = tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]
 
 
 def columns(log: SortedLog) -> Columns:
-    """The variants' numeric columns in output order, and their codes and offsets (in codes)."""
+    """The variants' numeric columns in output order, and their codes and offsets (in codes);
+    arrays in small pages (:func:`small_pages`)."""
+    with small_pages():
+        return _columns(log)
+
+
+def _columns(log: SortedLog) -> Columns:
+    """:func:`columns`' work."""
     ids, distinct = variant_ids(log)
     n_variants = len(distinct)
     cases = np.bincount(ids, minlength=n_variants).astype(np.int64)
