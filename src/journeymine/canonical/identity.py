@@ -39,11 +39,12 @@ import pandas as pd
 from journeymine.canonical import identity_persons
 from journeymine.canonical.identity_accounts import stitch_accounts, stitch_accounts_night
 from journeymine.canonical.identity_graph import scalar as _scalar
+from journeymine.canonical.identity_graph import table_names
 from journeymine.errors import WarehouseError
 from journeymine.vocabulary import (
     ANONYMOUS_ID,
 )
-from journeymine.warehouse import held_tables, table_exists
+from journeymine.warehouse import table_exists
 
 DEFAULT_GIANT_SHARE = 0.05  # one cluster holding more than this share of identifiers is suspect
 DEFAULT_GIANT_MIN_SIZE = 10  # ...and at least this many identifiers (tiny data is not a failure)
@@ -229,7 +230,7 @@ def _why_full(con: duckdb.DuckDBPyConnection, match_on_email: bool, max_user_ids
         "touchpoints",
         "persons",
     )
-    present = held_tables(con)  # one catalogue read: eleven table_exists calls cost 0.1 s
+    present = table_names(con, temporary=False)  # one read: 11 table_exists calls cost 0.1 s
     missing = [t for t in needed if t not in present]
     if missing:
         return f"no previous stitch to extend ({', '.join(missing)} missing)"

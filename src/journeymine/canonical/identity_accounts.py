@@ -357,7 +357,8 @@ def _update_night_links(con: duckdb.DuckDBPyConnection) -> int:
     ``account_relinked``); returns how many of those persons hold two linked account nodes,
     before or after."""
     ends = LINK_ENDS_PERSONS if scalar(con, NIGHT_LINK_ROWS) else ""
-    con.execute(ACCOUNT_NIGHT_PERSONS.format(ends=ends))
+    # With no person to search from (most nights), the search would still scan every edge.
+    searched = scalar(con, ACCOUNT_NIGHT_PERSONS.format(ends=ends))  # the rows it made
     con.execute(ACCOUNT_MERGED)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE account_relinked AS SELECT person_id FROM "
@@ -368,8 +369,6 @@ def _update_night_links(con: duckdb.DuckDBPyConnection) -> int:
     # and the persons' nodes are read once, not once per kind of link.
     con.execute(f"CREATE OR REPLACE TEMP TABLE account_links_before AS "
                 f"SELECT * FROM account_links WHERE {mine}")  # fmt: skip
-    # With no person to search from (most nights), the search would still scan every edge.
-    searched = scalar(con, "SELECT count(*) FROM account_night_persons")
     if searched:
         con.execute(
             "CREATE OR REPLACE TEMP TABLE account_night_nodes AS SELECT * FROM identity_nodes "
@@ -439,8 +438,7 @@ JOIN identity_nodes n ON n.node_type = e.id_type AND n.node_id = e.id_value
 
 def _record_account_changes(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(PERIOD_CHANGES)
-    con.execute(ACCOUNT_NODE_CHANGES)
-    if scalar(con, "SELECT count(*) FROM night_account_node_changes"):
+    if scalar(con, ACCOUNT_NODE_CHANGES):  # the rows it made
         con.execute(NODE_CHANGES)
     con.execute(
         "INSERT INTO stitch_moved_persons SELECT DISTINCT person_id FROM stitch_account_moved "
