@@ -392,6 +392,15 @@ def _store_outcome(
 ) -> None:
     """Append the refused merges (each with whether the other setting would merge it) and
     the per-component figures of the components just computed."""
+    if outcome.refused:  # most nights refuse nothing: no names to read, no rows to insert
+        _store_refusals(con, graph, outcome, other, cap)
+    _component_figures(con, graph, outcome, other)
+
+
+def _store_refusals(
+    con: duckdb.DuckDBPyConnection, graph: Graph, outcome: Unions, other: Unions, cap: int
+) -> None:
+    """Append the refused merges to ``identity_conflicts``."""
     names = _names(con, {n for _, _, held in outcome.refused for n in held})
     reasons = [
         refusal(kind, [names[n] for n in held], cap, "person") for _, kind, held in outcome.refused
@@ -412,7 +421,6 @@ def _store_outcome(
         "FROM refusal_rows r JOIN stitch_edges e USING (k) ORDER BY k"
     )
     con.unregister("refusal_rows")
-    _component_figures(con, graph, outcome, other)
 
 
 def _names(con: duckdb.DuckDBPyConnection, numbers: set[int]) -> dict[int, str]:

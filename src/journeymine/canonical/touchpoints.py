@@ -358,7 +358,10 @@ def refresh(con: duckdb.DuckDBPyConnection, run_id: str, fixups: Sequence[Fixup]
     con.execute(NIGHT_PERSONS.format(versions=versioned), _first(older, first))
     reread = _rows(con.execute(NIGHT_ALL_PERSONS + NIGHT_RELABEL))  # night_reread's, the last
     events, rows = _night_events(con, first, older, reread)
-    con.execute("DELETE FROM touchpoints WHERE person_id IN (SELECT person_id FROM night_reread)")
+    if reread:
+        con.execute(
+            "DELETE FROM touchpoints WHERE person_id IN (SELECT person_id FROM night_reread)"
+        )
     if scalar(con, "SELECT count(*) FROM night_relabel WHERE before <> after"):
         con.execute(RELABEL)  # after the delete: a relabelled row may join a reread person
     # A record's winner is a new touchpoint when its person is rebuilt or when it is new (as
