@@ -349,10 +349,10 @@ def refresh(con: duckdb.DuckDBPyConnection, run_id: str, fixups: Sequence[Fixup]
     persons it changed are rebuilt whole or relabelled, the others gain their new events.
     Returns the number of touchpoints."""
     # A load numbers its events above every earlier one: the night's are those from here on.
-    first = scalar(
-        con,
-        "SELECT coalesce(min(seq), (SELECT max(seq) + 1 FROM raw_events), 1) FROM night_raw_events",
-    )
+    # (raw_events' largest is read only on a night without events: a scan of every seq)
+    first = con.execute("SELECT min(seq) FROM night_raw_events").fetchall()[0][0]
+    if first is None:
+        first = scalar(con, "SELECT coalesce(max(seq), 0) + 1 FROM raw_events")
     older = _night_versions(con, first)
     versioned = VERSIONED_PERSONS if older else ""
     con.execute(NIGHT_PERSONS.format(versions=versioned), _first(older, first))
