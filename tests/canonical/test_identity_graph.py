@@ -112,8 +112,9 @@ def test_nodes_are_numbered_in_pythons_order_of_type_and_id(parts: int) -> None:
     con.execute("CREATE TEMP TABLE stitch_named (node_type VARCHAR, node_id VARCHAR)")
     con.executemany("INSERT INTO stitch_named VALUES (?, ?)", named)
     con.execute("INSERT INTO stitch_named SELECT * FROM stitch_named")  # repeats, as events do
-    number_nodes(con, "FROM stitch_named", parts)
+    size = number_nodes(con, "FROM stitch_named", parts)
     rows = con.execute("SELECT n, node_type, node_id FROM stitch_nodes ORDER BY n").fetchall()
     every = {(e[0], e[1]) for e in edges} | {(e[2], e[3]) for e in edges} | set(named)
     assert [(t, v) for _, t, v in rows] == sorted(every)
     assert [n for n, _, _ in rows] == list(range(len(every)))
+    assert size == len(every) == 7  # the graph's size: the distinct nodes, counted by hand

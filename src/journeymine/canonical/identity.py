@@ -39,11 +39,12 @@ import pandas as pd
 from journeymine.canonical import identity_persons
 from journeymine.canonical.identity_accounts import stitch_accounts, stitch_accounts_night
 from journeymine.canonical.identity_graph import scalar as _scalar
+from journeymine.canonical.identity_graph import table_names
 from journeymine.errors import WarehouseError
 from journeymine.vocabulary import (
     ANONYMOUS_ID,
 )
-from journeymine.warehouse import held_tables, table_exists
+from journeymine.warehouse import table_exists
 
 DEFAULT_GIANT_SHARE = 0.05  # one cluster holding more than this share of identifiers is suspect
 DEFAULT_GIANT_MIN_SIZE = 10  # ...and at least this many identifiers (tiny data is not a failure)
@@ -173,13 +174,15 @@ DROP TABLE night_edge_keys;
 # zone maps on ``seq`` then skip every row group but the last (the file filter read the file
 # column of every event, a cost that grew with the warehouse), and the join keeps exactly the
 # run's (an earlier event above that id is one without a touchpoint). Events, edges and labels
-# keep all their columns: a night's few thousand rows are cheap to copy.
+# keep all their columns: a night's few thousand rows are cheap to copy. The largest event id
+# is read first and bound: as a subquery in the condition it made the statement ~4 ms slower
+# (15.6 against 11.3 ms at 1M), the bound being known to the scan only at run time.
 NIGHT_RAW = (
     "CREATE OR REPLACE TEMP TABLE night_raw_rows AS "
     "SELECT source, file, line, record_key FROM raw_rows WHERE run_id = $1",
     "CREATE OR REPLACE TEMP TABLE night_raw_events AS SELECT * FROM raw_events "
     "SEMI JOIN night_raw_rows USING (source, file, line) "
-    "WHERE seq > (SELECT coalesce(max(event_id), 0) FROM touchpoints)",
+    "WHERE seq > $1",
     *(
         f"CREATE OR REPLACE TEMP TABLE night_raw_{kind} AS SELECT * FROM raw_{kind} "
         "SEMI JOIN night_raw_rows USING (source, file, line) "
@@ -191,7 +194,8 @@ NIGHT_RAW = (
 
 def _night_raw(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     con.execute(NIGHT_RAW[0], [run_id])
-    for statement in NIGHT_RAW[1:]:
+    con.execute(NIGHT_RAW[1], [_scalar(con, "SELECT coalesce(max(event_id), 0) FROM touchpoints")])
+    for statement in NIGHT_RAW[2:]:
         con.execute(statement)
 
 
@@ -229,7 +233,7 @@ def _why_full(con: duckdb.DuckDBPyConnection, match_on_email: bool, max_user_ids
         "touchpoints",
         "persons",
     )
-    present = held_tables(con)  # one catalogue read: eleven table_exists calls cost 0.1 s
+    present = table_names(con, temporary=False)  # one read: 11 table_exists calls cost 0.1 s
     missing = [t for t in needed if t not in present]
     if missing:
         return f"no previous stitch to extend ({', '.join(missing)} missing)"

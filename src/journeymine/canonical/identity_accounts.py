@@ -339,13 +339,14 @@ def stitch_accounts_night(con: duckdb.DuckDBPyConnection, run_id: str) -> Accoun
         _record_account_changes(con)
         return accounts
     # The same accounts: only the relinked persons' periods can differ (none without accounts).
-    if scalar(con, "SELECT count(*) FROM account_nodes"):
+    account_nodes = scalar(con, "SELECT count(*) FROM account_nodes")
+    if account_nodes:
         con.execute(RELINKED_PERIODS)
     con.execute("DROP TABLE account_relinked")
     joins = con.execute("SELECT rule, joins FROM identity_joins WHERE entity = 'account'")
     kept = {str(rule): int(n) for rule, n in joins.fetchall()}
     return AccountOutcome(
-        scalar(con, "SELECT count(DISTINCT account_id) FROM account_nodes"),
+        scalar(con, "SELECT count(DISTINCT account_id) FROM account_nodes") if account_nodes else 0,
         0,
         scalar(con, "SELECT count(*) FROM account_evidence WHERE refused"),
         kept,
@@ -357,8 +358,9 @@ def _update_night_links(con: duckdb.DuckDBPyConnection) -> int:
     ``account_relinked``); returns how many of those persons hold two linked account nodes,
     before or after."""
     ends = LINK_ENDS_PERSONS if scalar(con, NIGHT_LINK_ROWS) else ""
-    con.execute(ACCOUNT_NIGHT_PERSONS.format(ends=ends))
-    con.execute(ACCOUNT_MERGED)
+    # With no person to search from (most nights), the search would still scan every edge.
+    searched = scalar(con, ACCOUNT_NIGHT_PERSONS.format(ends=ends))  # the rows it made
+    merged = scalar(con, ACCOUNT_MERGED)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE account_relinked AS SELECT person_id FROM "
         "account_night_persons UNION SELECT person_id FROM stitch_moved_persons"
@@ -366,10 +368,24 @@ def _update_night_links(con: duckdb.DuckDBPyConnection) -> int:
     mine = "person_id IN (SELECT person_id FROM account_relinked)"
     # Before and after in small temp tables: the comparison never reads account_links again,
     # and the persons' nodes are read once, not once per kind of link.
-    con.execute(f"CREATE OR REPLACE TEMP TABLE account_links_before AS "
-                f"SELECT * FROM account_links WHERE {mine}")  # fmt: skip
-    # With no person to search from (most nights), the search would still scan every edge.
-    searched = scalar(con, "SELECT count(*) FROM account_night_persons")
+    before = scalar(con, f"CREATE OR REPLACE TEMP TABLE account_links_before AS "
+                         f"SELECT * FROM account_links WHERE {mine}")  # fmt: skip
+    # No link held and none to search for (most nights where accounts are few): the persons'
+    # links stay none, and the five statements that would rewrite them are left out.
+    paired = _relink(con, mine, searched, merged) if before or searched else 0
+    con.execute(
+        "".join(
+            f"DROP TABLE IF EXISTS account_{table};"
+            for table in ("night_persons", "merged", "links_before", "night_nodes", "links_after")
+        )
+    )
+    return paired
+
+
+def _relink(con: duckdb.DuckDBPyConnection, mine: str, searched: int, merged: int) -> int:
+    """Replace the links of the persons ``mine`` selects (``account_links_before``) by those
+    found again from the ``searched`` persons of ``account_night_persons`` and those handed on
+    by the ``merged`` persons of ``account_merged``; the persons with two linked account nodes."""
     if searched:
         con.execute(
             "CREATE OR REPLACE TEMP TABLE account_night_nodes AS SELECT * FROM identity_nodes "
@@ -383,17 +399,12 @@ def _update_night_links(con: duckdb.DuckDBPyConnection) -> int:
             else "FROM account_links LIMIT 0"
         )
     )
-    con.execute(MERGED_LINKS)
+    if merged:  # a merged person's links go to the person it joined
+        con.execute(MERGED_LINKS)
     # Replaced whether or not they changed: comparing the two sets cost more than the rewrite.
     paired = scalar(con, LINK_CHANGES)
     con.execute(f"DELETE FROM account_links WHERE {mine}")
     con.execute("INSERT INTO account_links FROM account_links_after")
-    con.execute(
-        "".join(
-            f"DROP TABLE IF EXISTS account_{table};"
-            for table in ("night_persons", "merged", "links_before", "night_nodes", "links_after")
-        )
-    )
     return paired
 
 
@@ -439,8 +450,7 @@ JOIN identity_nodes n ON n.node_type = e.id_type AND n.node_id = e.id_value
 
 def _record_account_changes(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(PERIOD_CHANGES)
-    con.execute(ACCOUNT_NODE_CHANGES)
-    if scalar(con, "SELECT count(*) FROM night_account_node_changes"):
+    if scalar(con, ACCOUNT_NODE_CHANGES):  # the rows it made
         con.execute(NODE_CHANGES)
     con.execute(
         "INSERT INTO stitch_moved_persons SELECT DISTINCT person_id FROM stitch_account_moved "

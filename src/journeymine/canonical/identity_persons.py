@@ -135,10 +135,10 @@ class Graph:
     users: npt.NDArray[np.int64]
 
 
-def number_nodes(con: duckdb.DuckDBPyConnection, named: str, parts: int) -> None:
+def number_nodes(con: duckdb.DuckDBPyConnection, named: str, parts: int) -> int:
     """``stitch_nodes`` (n, node_type, node_id): the ends of ``stitch_edges`` and the nodes
     the query ``named`` (node_type, node_id; may repeat) gives, found ``parts`` hash
-    partitions of the id at a time."""
+    partitions of the id at a time; returns how many nodes it holds."""
     parted = (
         f"""
         SELECT DISTINCT node_type, node_id FROM (
@@ -152,8 +152,9 @@ def number_nodes(con: duckdb.DuckDBPyConnection, named: str, parts: int) -> None
         for part in range(parts)
     )
     create_in_parts(con, "stitch_node_set", parted, temp=True)
-    con.execute(NUMBER_NODES)
+    nodes = scalar(con, NUMBER_NODES)  # CREATE TABLE ... AS returns its row count
     con.execute("DROP TABLE stitch_node_set")
+    return nodes
 
 
 def _numbered_edges(con: duckdb.DuckDBPyConnection, parts: int) -> dict[str, npt.NDArray[Any]]:
@@ -181,18 +182,21 @@ def _numbered_edges(con: duckdb.DuckDBPyConnection, parts: int) -> dict[str, npt
     return edges
 
 
-def _numbered(con: duckdb.DuckDBPyConnection, named: str, named_rows: int) -> Graph:
-    """Number the nodes (:func:`number_nodes`) and the edges; ``named_rows``: the rows
-    ``named`` gives, which with the edges' ends sizes the hash partitions."""
-    ends = 2 * scalar(con, "SELECT count(*) FROM stitch_edges")
-    parts = settings.partitions(con, ends + named_rows)
-    number_nodes(con, named, parts)
+def _numbered(
+    con: duckdb.DuckDBPyConnection, edges_rows: int, named: str, named_rows: int
+) -> Graph:
+    """Number the nodes (:func:`number_nodes`) and the edges; ``edges_rows``: the rows of
+    ``stitch_edges``, ``named_rows``: the rows ``named`` gives, which with the edges' ends size
+    the hash partitions (both counts returned by the statements that made them: a count of a
+    temp table is one more statement)."""
+    parts = settings.partitions(con, 2 * edges_rows + named_rows)
+    size = number_nodes(con, named, parts)
     edges = _numbered_edges(con, parts)
     users = con.execute(
         "SELECT n FROM stitch_nodes WHERE node_type = ? ORDER BY n", [USER_ID]
     ).fetchnumpy()["n"]
     return Graph(
-        scalar(con, "SELECT count(*) FROM stitch_nodes"),
+        size,
         np.asarray(edges["src"], dtype=np.int64),
         np.asarray(edges["dst"], dtype=np.int64),
         np.asarray(users, dtype=np.int64),
@@ -216,9 +220,9 @@ def stitch_all(
 ) -> PersonsResult:
     """Recompute every person from every edge."""
     con.execute(STATE_TABLES)
-    con.execute(stitch_edges_sql(match_on_email))
+    edges = scalar(con, stitch_edges_sql(match_on_email))
     events = scalar(con, "SELECT count(*) FROM raw_events")
-    graph = _numbered(con, EVENT_NODES, events)
+    graph = _numbered(con, edges, EVENT_NODES, events)
     outcome, other = _both_settings(graph, max_user_ids)
     merges = _assign(con, graph, outcome)
     store_node_rows(con, "identity_nodes", "person_id", "stitch_assigned_nodes")
@@ -246,8 +250,8 @@ def stitch_night(
     deals = scalar(
         con, f"SELECT count(*) FROM night_nodes WHERE node_type = {literal(SF_OPPORTUNITY)}"
     )
-    con.execute(stitch_edges_sql(match_on_email, "night_nodes", deals > 0))
-    graph = _numbered(con, "FROM stitch_named", _named(con))
+    edges = scalar(con, stitch_edges_sql(match_on_email, "night_nodes", deals > 0))
+    graph = _numbered(con, edges, "FROM stitch_named", _named(con))
     outcome, other = _both_settings(graph, max_user_ids)
     merges = _assign(con, graph, outcome, night=True)
     con.execute(NIGHT_CHANGED)
@@ -352,16 +356,18 @@ EXCEPT SELECT dst_type, dst_id FROM stitch_edges
 def _named(con: duckdb.DuckDBPyConnection) -> int:
     """The temp table ``stitch_named``: the recomputed nodes that an event names (the night's
     events: ``night_nodes.named``); returns its rows."""
-    con.execute(
+    named = scalar(
+        con,
         "CREATE OR REPLACE TEMP TABLE stitch_named AS "
-        "SELECT node_type, node_id FROM night_nodes WHERE named"
+        "SELECT node_type, node_id FROM night_nodes WHERE named",
     )
     if scalar(con, f"SELECT count(*) FROM ({NIGHT_UNNAMED})"):
-        con.execute(
+        named += scalar(
+            con,
             "INSERT INTO stitch_named SELECT DISTINCT id_type, id_value FROM raw_events e "
-            f"SEMI JOIN ({NIGHT_UNNAMED}) n ON e.id_type = n.node_type AND e.id_value = n.node_id"
+            f"SEMI JOIN ({NIGHT_UNNAMED}) n ON e.id_type = n.node_type AND e.id_value = n.node_id",
         )
-    return scalar(con, "SELECT count(*) FROM stitch_named")
+    return named
 
 
 def _both_settings(graph: Graph, max_user_ids: int) -> tuple[Unions, Unions]:
@@ -386,6 +392,15 @@ def _store_outcome(
 ) -> None:
     """Append the refused merges (each with whether the other setting would merge it) and
     the per-component figures of the components just computed."""
+    if outcome.refused:  # most nights refuse nothing: no names to read, no rows to insert
+        _store_refusals(con, graph, outcome, other, cap)
+    _component_figures(con, graph, outcome, other)
+
+
+def _store_refusals(
+    con: duckdb.DuckDBPyConnection, graph: Graph, outcome: Unions, other: Unions, cap: int
+) -> None:
+    """Append the refused merges to ``identity_conflicts``."""
     names = _names(con, {n for _, _, held in outcome.refused for n in held})
     reasons = [
         refusal(kind, [names[n] for n in held], cap, "person") for _, kind, held in outcome.refused
@@ -406,7 +421,6 @@ def _store_outcome(
         "FROM refusal_rows r JOIN stitch_edges e USING (k) ORDER BY k"
     )
     con.unregister("refusal_rows")
-    _component_figures(con, graph, outcome, other)
 
 
 def _names(con: duckdb.DuckDBPyConnection, numbers: set[int]) -> dict[int, str]:

@@ -20,10 +20,10 @@ from collections.abc import Callable, Sequence
 
 import duckdb
 
-from journeymine.canonical.identity_graph import scalar
+from journeymine.canonical.identity_graph import scalar, table_names
 from journeymine.sql import create_in_parts, in_partition, literal
 from journeymine.vocabulary import OWNER_LABEL, SF_OPPORTUNITY
-from journeymine.warehouse import held_tables, settings
+from journeymine.warehouse import settings
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +218,7 @@ def build(con: duckdb.DuckDBPyConnection, fixups: Sequence[Fixup] = ()) -> int:
     (``journeymine.ingest.sources.TOUCHPOINT_FIXUPS``). Returns the number of touchpoints."""
     night = (
         con.execute("SELECT run_id FROM stitch_night").fetchall()
-        if "stitch_night" in held_tables(con)
+        if "stitch_night" in table_names(con, temporary=True)
         else []
     )
     if night:
@@ -255,8 +255,7 @@ WHERE seq IN (SELECT seq FROM night_older_seqs)
 def _night_versions(con: duckdb.DuckDBPyConnection, first: int) -> bool:
     """Whether the night brought a new version of a record loaded earlier (then the temp table
     ``night_versions`` holds every version of those records)."""
-    con.execute(OLDER_VERSIONS, [first])
-    older = scalar(con, "SELECT count(*) FROM night_older_seqs") > 0
+    older = _rows(con.execute(OLDER_VERSIONS, [first])) > 0  # CREATE ... AS: its row count
     if older:
         con.execute(NIGHT_VERSIONS)
     con.execute("DROP TABLE night_older_seqs")
@@ -350,16 +349,19 @@ def refresh(con: duckdb.DuckDBPyConnection, run_id: str, fixups: Sequence[Fixup]
     persons it changed are rebuilt whole or relabelled, the others gain their new events.
     Returns the number of touchpoints."""
     # A load numbers its events above every earlier one: the night's are those from here on.
-    first = scalar(
-        con,
-        "SELECT coalesce(min(seq), (SELECT max(seq) + 1 FROM raw_events), 1) FROM night_raw_events",
-    )
+    # (raw_events' largest is read only on a night without events: a scan of every seq)
+    first = con.execute("SELECT min(seq) FROM night_raw_events").fetchall()[0][0]
+    if first is None:
+        first = scalar(con, "SELECT coalesce(max(seq), 0) + 1 FROM raw_events")
     older = _night_versions(con, first)
     versioned = VERSIONED_PERSONS if older else ""
     con.execute(NIGHT_PERSONS.format(versions=versioned), _first(older, first))
-    con.execute(NIGHT_ALL_PERSONS + NIGHT_RELABEL)
-    events, rows = _night_events(con, first, older)
-    con.execute("DELETE FROM touchpoints WHERE person_id IN (SELECT person_id FROM night_reread)")
+    reread = _rows(con.execute(NIGHT_ALL_PERSONS + NIGHT_RELABEL))  # night_reread's, the last
+    events, rows = _night_events(con, first, older, reread)
+    if reread:
+        con.execute(
+            "DELETE FROM touchpoints WHERE person_id IN (SELECT person_id FROM night_reread)"
+        )
     if scalar(con, "SELECT count(*) FROM night_relabel WHERE before <> after"):
         con.execute(RELABEL)  # after the delete: a relabelled row may join a reread person
     # A record's winner is a new touchpoint when its person is rebuilt or when it is new (as
@@ -393,12 +395,15 @@ def _first(older: bool, first: int) -> list[int]:
     return [first] if older else []
 
 
-def _night_events(con: duckdb.DuckDBPyConnection, first: int, older: bool) -> tuple[str, str]:
+def _night_events(
+    con: duckdb.DuckDBPyConnection, first: int, older: bool, reread: int
+) -> tuple[str, str]:
     """The tables of the raw events and rows the night's touchpoints are built from: the night's
     own (most nights: nothing earlier to reread, no search of raw_events), or ``night_events``
     and ``night_version_rows`` with the earlier events of the persons reread and, when the night
-    brought a version of an earlier record (``older``), the earlier versions of its records."""
-    if not older and not scalar(con, "SELECT count(*) FROM night_reread"):
+    brought a version of an earlier record (``older``), the earlier versions of its records;
+    ``reread``: how many persons ``night_reread`` holds."""
+    if not older and not reread:
         return "night_raw_events", "night_raw_rows"
     versions = OLDER_VERSION_SEQS if older else ""
     con.execute(NIGHT_EVENTS.format(versions=versions), _first(older, first))
@@ -439,6 +444,12 @@ def _drop_night_tables(con: duckdb.DuckDBPyConnection) -> None:
 def _fix(con: duckdb.DuckDBPyConnection, fixups: Sequence[Fixup]) -> list[int]:
     """Run the sources' fix-ups; the persons whose rows they changed."""
     return [person for fixup in fixups for person in fixup(con)]
+
+
+def _rows(result: duckdb.DuckDBPyConnection) -> int:
+    """The row count a CREATE TABLE ... AS or an INSERT returns (of the last statement run):
+    reading it spares a ``count(*)`` statement."""
+    return int(result.fetchall()[0][0])
 
 
 def _count(con: duckdb.DuckDBPyConnection) -> int:

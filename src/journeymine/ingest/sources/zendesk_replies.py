@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import duckdb
 
+from journeymine.canonical.identity_graph import table_names
 from journeymine.ingest.sources._common import COMPANY, CUSTOMER
 from journeymine.ingest.sources.zendesk import (
     END_USER,
@@ -18,7 +19,6 @@ from journeymine.ingest.sources.zendesk import (
     STAFF_ROLES,
     UNKNOWN_AUTHOR_ACTIVITY,
 )
-from journeymine.warehouse import held_tables
 
 # The user id of a users page row's record key (``user:<id>@<updated_at>``, see :mod:`.zendesk`).
 USER_ID_OF_KEY = "split_part(split_part(record_key, '@', 1), ':', 2)"
@@ -106,7 +106,7 @@ def resolve_reply_authors(con: duckdb.DuckDBPyConnection) -> list[int]:
     """Decide the actor of every ``support.reply`` whose author some loaded page lists
     (``touchpoints`` and ``raw_rows`` must exist), or during an incremental night only of the
     replies that night can change; the person of each reply decided."""
-    if not held_tables(con).issuperset(NIGHT_TABLES):  # one catalogue read for both
+    if not table_names(con, temporary=True).issuperset(NIGHT_TABLES):  # one read for both
         return _resolve(con, ALL_REPLIES)
     rebuilt, users = con.execute(NIGHT_COUNTS).fetchall()[0]
     if not rebuilt and not users:
