@@ -39,12 +39,11 @@ import pandas as pd
 from journeymine.canonical import identity_persons
 from journeymine.canonical.identity_accounts import stitch_accounts, stitch_accounts_night
 from journeymine.canonical.identity_graph import scalar as _scalar
-from journeymine.canonical.identity_graph import table_names
 from journeymine.errors import WarehouseError
 from journeymine.vocabulary import (
     ANONYMOUS_ID,
 )
-from journeymine.warehouse import table_exists
+from journeymine.warehouse import table_exists, table_names
 
 DEFAULT_GIANT_SHARE = 0.05  # one cluster holding more than this share of identifiers is suspect
 DEFAULT_GIANT_MIN_SIZE = 10  # ...and at least this many identifiers (tiny data is not a failure)

@@ -382,13 +382,3 @@ def scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
     """The one integer a query returns (0 for NULL or no row)."""
     rows = con.execute(sql).fetchall()
     return int(rows[0][0]) if rows and rows[0][0] is not None else 0
-
-
-def table_names(con: duckdb.DuckDBPyConnection, temporary: bool | None = None) -> set[str]:
-    """The tables ``con`` sees (views left out), or only the temp ones (``temporary``) or only
-    the others: what a night asks about (a previous stitch's tables, the night's temp tables)
-    is never a view, and listing the views as well, DuckDB's internal ones included, took most
-    of the catalogue read a night made three times (``warehouse.held_tables``)."""
-    where = "" if temporary is None else f"WHERE {'' if temporary else 'NOT '}temporary"
-    rows = con.execute(f"SELECT table_name FROM duckdb_tables() {where}").fetchall()
-    return {str(name) for (name,) in rows}

@@ -20,10 +20,10 @@ from collections.abc import Callable, Sequence
 
 import duckdb
 
-from journeymine.canonical.identity_graph import scalar, table_names
+from journeymine.canonical.identity_graph import scalar
 from journeymine.sql import create_in_parts, in_partition, literal
 from journeymine.vocabulary import OWNER_LABEL, SF_OPPORTUNITY
-from journeymine.warehouse import settings
+from journeymine.warehouse import settings, table_names
 
 log = logging.getLogger(__name__)
 

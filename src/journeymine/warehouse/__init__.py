@@ -203,6 +203,15 @@ def held_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {str(name) for (name,) in rows}
 
 
+def table_names(con: duckdb.DuckDBPyConnection, *, temporary: bool) -> set[str]:
+    """The temp tables ``con`` sees (``temporary``), or the others; no views. A night asks
+    about its temp tables, or a previous stitch's tables, several times: this one catalogue
+    read costs about half of :func:`held_tables`' (1.4-1.9 against 3.4-4.1 ms at 1M)."""
+    where = "temporary" if temporary else "NOT temporary"
+    rows = con.execute(f"SELECT table_name FROM duckdb_tables() WHERE {where}").fetchall()
+    return {str(name) for (name,) in rows}
+
+
 def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     """Whether ``con`` sees a table or view ``name`` (temp ones included)."""
     return name in held_tables(con)

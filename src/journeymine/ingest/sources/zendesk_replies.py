@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import duckdb
 
-from journeymine.canonical.identity_graph import table_names
 from journeymine.ingest.sources._common import COMPANY, CUSTOMER
 from journeymine.ingest.sources.zendesk import (
     END_USER,
@@ -19,6 +18,7 @@ from journeymine.ingest.sources.zendesk import (
     STAFF_ROLES,
     UNKNOWN_AUTHOR_ACTIVITY,
 )
+from journeymine.warehouse import table_names
 
 # The user id of a users page row's record key (``user:<id>@<updated_at>``, see :mod:`.zendesk`).
 USER_ID_OF_KEY = "split_part(split_part(record_key, '@', 1), ':', 2)"
