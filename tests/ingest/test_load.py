@@ -47,6 +47,26 @@ def count(db: Path, sql: str) -> int:
         return int(con.execute(sql).fetchone()[0])  # type: ignore[index]
 
 
+def load_killed_in(step: str, db: Path, root: Path) -> int:
+    """Load ``root`` into ``db`` in a child process killed (``os._exit``: no clean-up at all)
+    when it calls ``step`` (``module.function`` of journeymine.canonical); its exit code."""
+    module, function = step.split(".")
+    script = textwrap.dedent(
+        f"""
+        import os, sys
+        sys.path.insert(0, {str(Path.cwd())!r})
+        from journeymine.ingest import load, stage
+        from journeymine.canonical import {module}
+        from tests.ingest import fake_source
+        stage.parser_for = lambda source: fake_source.parse_file
+        {module}.{function} = lambda *a, **k: os._exit(9)
+        load.load_landing({str(db)!r}, {str(root)!r})
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], env=os.environ.copy(), check=False)
+    return proc.returncode
+
+
 def test_every_row_is_accounted_for(tmp_path: Path, landing: Landing) -> None:
     landing("a.txt", A)
     root = landing("b.txt", B)
@@ -146,22 +166,9 @@ def test_killed_process_mid_load_leaves_the_warehouse_as_it_was(
     db = tmp_path / "w.duckdb"
     load.load_landing(db, root)
     landing("b.txt", B)
-    # The child loads b.txt and is killed (os._exit: no clean-up at all) after the raw rows are
-    # written, inside the transaction, before identity stitching.
-    script = textwrap.dedent(
-        f"""
-        import os, sys
-        sys.path.insert(0, {str(Path.cwd())!r})
-        from journeymine.ingest import load, stage
-        from journeymine.canonical import identity
-        from tests.ingest import fake_source
-        stage.parser_for = lambda source: fake_source.parse_file
-        identity.stitch = lambda *a, **k: os._exit(9)
-        load.load_landing({str(db)!r}, {str(root)!r})
-        """
-    )
-    proc = subprocess.run([sys.executable, "-c", script], env=os.environ.copy(), check=False)
-    assert proc.returncode == 9
+    # The child loads b.txt and is killed after the raw rows are written, inside the
+    # transaction, before identity stitching.
+    assert load_killed_in("identity.stitch", db, root) == 9
     assert set(manifest(db)) == {"segment/a.txt"}
     assert count(db, "SELECT count(*) FROM raw_rows WHERE file = 'segment/b.txt'") == 0
     load.load_landing(db, root)  # the next run completes it
@@ -314,20 +321,7 @@ def test_each_phase_commits_in_the_working_copy_and_a_kill_after_them_changes_no
 
     # A process killed in the rebuild, after those commits, leaves the published file as it was.
     landing("c.txt", "k5,1785000300,anonymous_id,a3,web.page_view:/docs\n")
-    script = textwrap.dedent(
-        f"""
-        import os, sys
-        sys.path.insert(0, {str(Path.cwd())!r})
-        from journeymine.ingest import load, stage
-        from journeymine.canonical import touchpoints
-        from tests.ingest import fake_source
-        stage.parser_for = lambda source: fake_source.parse_file
-        touchpoints.build = lambda *a, **k: os._exit(9)
-        load.load_landing({str(db)!r}, {str(root)!r})
-        """
-    )
-    proc = subprocess.run([sys.executable, "-c", script], env=os.environ.copy(), check=False)
-    assert proc.returncode == 9
+    assert load_killed_in("touchpoints.build", db, root) == 9
     assert set(manifest(db)) == {"segment/a.txt", "segment/b.txt"}
     assert count(db, "SELECT count(*) FROM identity_nodes WHERE node_id = 'a3'") == 0
     load.load_landing(db, root)  # the next run completes it
