@@ -109,3 +109,14 @@ def test_a_small_table_needs_little_width() -> None:
     column = 0.64 * 13 * 1.1 + 22
     assert list(fig.data[0].columnwidth) == pytest.approx([column, column])
     assert min_width(fig) == math.ceil(2 * column + 20)
+
+
+def test_numbers_that_round_to_zero_show_no_minus_sign() -> None:
+    frame = pd.DataFrame({"people": [1, 26], "gain": [-0.04, -0.2], "share": [-0.0004, 0.5]})
+    fig = table(frame, "", {"people": ",", "gain": ",.1f", "share": ".1%"})
+    people, gain, share = fig.data[0].cells.values
+    assert (list(people), list(gain), list(share)) == (
+        ["1", "26"],
+        ["0.0", "-0.2"],
+        ["0.0%", "50.0%"],
+    )

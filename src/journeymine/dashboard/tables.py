@@ -156,10 +156,17 @@ def _plain(frame: pd.DataFrame, formats: Mapping[str, str]) -> list[list[str]]:
         fmt = formats.get(str(column))
         values: Iterable[object] = frame[column]
         if fmt:
-            columns.append(["–" if pd.isna(v) else format(v, fmt) for v in values])
+            columns.append(["–" if pd.isna(v) else _number(v, fmt) for v in values])
         else:
             columns.append(["–" if v is None else scrub(str(v)) for v in values])
     return columns
+
+
+def _number(value: object, fmt: str) -> str:
+    """``value`` formatted; a float that rounds to zero shows no minus sign (a gain of -0.04
+    read "-0.0" in "What to fix first"). The formats here start at the grouping or precision,
+    so ``z`` (Python's negative-zero coercion, floats only) goes first."""
+    return format(value, "z" + fmt if isinstance(value, float) else fmt)
 
 
 def _markup(lines: list[str], bold: bool = False) -> str:
