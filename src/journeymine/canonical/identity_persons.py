@@ -19,6 +19,7 @@ night replaces the rows of the components it recomputed and the totals stay exac
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -161,25 +162,25 @@ def _numbered_edges(con: duckdb.DuckDBPyConnection, parts: int) -> dict[str, npt
     """The edges' ends as node numbers, in merge order: each end looked up in ``stitch_nodes``
     one hash partition of the id at a time (two joins of every edge with every node, by two
     strings each, are what a 1GB cap cannot hold at 100M raw rows)."""
-    sources = (
-        "SELECT e.k, s.n AS src, e.dst_type, e.dst_id FROM stitch_edges e "
-        "JOIN stitch_nodes s ON s.node_type = e.src_type AND s.node_id = e.src_id "
-        f"WHERE {in_partition('e.src_id', part, parts)} "
-        f"AND {in_partition('s.node_id', part, parts)}"
-        for part in range(parts)
-    )
+    sources = _end_numbers("stitch_edges", "e.k, e.dst_type, e.dst_id", "src", parts)
     create_in_parts(con, "stitch_half", sources, temp=True)
-    both = (
-        "SELECT e.k, e.src, d.n AS dst FROM stitch_half e "
-        "JOIN stitch_nodes d ON d.node_type = e.dst_type AND d.node_id = e.dst_id "
-        f"WHERE {in_partition('e.dst_id', part, parts)} "
-        f"AND {in_partition('d.node_id', part, parts)}"
-        for part in range(parts)
-    )
+    both = _end_numbers("stitch_half", "e.k, e.src", "dst", parts)
     create_in_parts(con, "stitch_numbered", both, temp=True)
     edges = con.sql("SELECT src, dst FROM stitch_numbered ORDER BY k").fetchnumpy()
     con.execute("DROP TABLE stitch_half; DROP TABLE stitch_numbered")
     return edges
+
+
+def _end_numbers(table: str, keep: str, end: str, parts: int) -> Iterator[str]:
+    """One query per hash partition of the id: ``table``'s columns ``keep`` and its ``end``
+    (``src`` or ``dst``: the columns ``<end>_type``, ``<end>_id``) as a node number."""
+    for part in range(parts):
+        yield (
+            f"SELECT {keep}, x.n AS {end} FROM {table} e "
+            f"JOIN stitch_nodes x ON x.node_type = e.{end}_type AND x.node_id = e.{end}_id "
+            f"WHERE {in_partition(f'e.{end}_id', part, parts)} "
+            f"AND {in_partition('x.node_id', part, parts)}"
+        )
 
 
 def _numbered(
