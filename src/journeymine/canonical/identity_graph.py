@@ -378,7 +378,8 @@ def store_merges(
     con.unregister("merge_rows")
 
 
-def scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
-    """The one integer a query returns (0 for NULL or no row)."""
-    rows = con.execute(sql).fetchall()
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object] = ()) -> int:
+    """The one integer a query returns (0 for NULL or no row); of a CREATE TABLE ... AS or
+    an INSERT (the last statement of ``sql``), the rows it wrote."""
+    rows = con.execute(sql, params).fetchall()
     return int(rows[0][0]) if rows and rows[0][0] is not None else 0

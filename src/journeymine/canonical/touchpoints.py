@@ -255,7 +255,7 @@ WHERE seq IN (SELECT seq FROM night_older_seqs)
 def _night_versions(con: duckdb.DuckDBPyConnection, first: int) -> bool:
     """Whether the night brought a new version of a record loaded earlier (then the temp table
     ``night_versions`` holds every version of those records)."""
-    older = _rows(con.execute(OLDER_VERSIONS, [first])) > 0  # CREATE ... AS: its row count
+    older = scalar(con, OLDER_VERSIONS, [first]) > 0  # CREATE ... AS: its row count
     if older:
         con.execute(NIGHT_VERSIONS)
     con.execute("DROP TABLE night_older_seqs")
@@ -356,7 +356,7 @@ def refresh(con: duckdb.DuckDBPyConnection, run_id: str, fixups: Sequence[Fixup]
     older = _night_versions(con, first)
     versioned = VERSIONED_PERSONS if older else ""
     con.execute(NIGHT_PERSONS.format(versions=versioned), _first(older, first))
-    reread = _rows(con.execute(NIGHT_ALL_PERSONS + NIGHT_RELABEL))  # night_reread's, the last
+    reread = scalar(con, NIGHT_ALL_PERSONS + NIGHT_RELABEL)  # night_reread's, the last
     events, rows = _night_events(con, first, older, reread)
     if reread:
         con.execute(
@@ -444,12 +444,6 @@ def _drop_night_tables(con: duckdb.DuckDBPyConnection) -> None:
 def _fix(con: duckdb.DuckDBPyConnection, fixups: Sequence[Fixup]) -> list[int]:
     """Run the sources' fix-ups; the persons whose rows they changed."""
     return [person for fixup in fixups for person in fixup(con)]
-
-
-def _rows(result: duckdb.DuckDBPyConnection) -> int:
-    """The row count a CREATE TABLE ... AS or an INSERT returns (of the last statement run):
-    reading it spares a ``count(*)`` statement."""
-    return int(result.fetchall()[0][0])
 
 
 def _count(con: duckdb.DuckDBPyConnection) -> int:
