@@ -339,14 +339,16 @@ def stitch_accounts_night(con: duckdb.DuckDBPyConnection, run_id: str) -> Accoun
         _record_account_changes(con)
         return accounts
     # The same accounts: only the relinked persons' periods can differ (none without accounts).
-    account_nodes = scalar(con, "SELECT count(*) FROM account_nodes")
-    if account_nodes:
+    nodes, accounts_now = con.execute(
+        "SELECT count(*), count(DISTINCT account_id) FROM account_nodes"
+    ).fetchall()[0]
+    if nodes:
         con.execute(RELINKED_PERIODS)
     con.execute("DROP TABLE account_relinked")
     joins = con.execute("SELECT rule, joins FROM identity_joins WHERE entity = 'account'")
     kept = {str(rule): int(n) for rule, n in joins.fetchall()}
     return AccountOutcome(
-        scalar(con, "SELECT count(DISTINCT account_id) FROM account_nodes") if account_nodes else 0,
+        int(accounts_now),
         0,
         scalar(con, "SELECT count(*) FROM account_evidence WHERE refused"),
         kept,
