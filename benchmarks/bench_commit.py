@@ -48,7 +48,10 @@ def main(path: str, memory_limit: str | None) -> None:
     events = con.execute("SELECT count(*) FROM raw_events").fetchall()[0][0]
     print(f"{path}: {events:,} raw events, cap {cap / 1e6:,.0f} MB, start RSS {rss_mb()} MB")
     steps: dict[str, Callable[[], object]] = {
-        "identity stitch": lambda: identity.stitch(con, "bench", incremental=False),
+        "identity stitch": lambda: (
+            identity.stitch(con, "bench", incremental=False),
+            load.commit_phase(con),  # as commit_load does
+        ),
         "touchpoints rebuild": lambda: touchpoints.build(con, TOUCHPOINT_FIXUPS),
     }
     con.begin()
@@ -62,8 +65,6 @@ def main(path: str, memory_limit: str | None) -> None:
                 first = str(exc).splitlines()[0]
                 print(f"{name}: out of memory after {time.perf_counter() - started:.1f} s: {first}")
                 return
-            if name == "identity stitch":
-                load.commit_phase(con)
             print(f"{name}: {time.perf_counter() - started:.1f} s, peak RSS {peak[0]:,} MB")
     finally:
         con.rollback()
