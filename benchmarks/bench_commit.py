@@ -6,8 +6,9 @@ stitch and touchpoints rebuild, under the default writer memory cap.
 Each runs in its own transaction, as ``load.commit_load`` runs them: the stitch is committed (a
 full stitch of the same raw rows writes the same tables again), the rebuild rolled back, so the
 warehouse's content is left as it was; run each size in a fresh process (the peak is the
-process's). A thread samples ``VmRSS`` every 10 ms.
-Use a loaded warehouse of each size, e.g. the ingest or end-to-end benchmark's.
+process's). A thread samples ``VmRSS`` every 10 ms; after each step the script prints what
+DuckDB's buffer manager holds (``duckdb_memory()``). Use a loaded warehouse of each size, e.g.
+the ingest or end-to-end benchmark's.
 """
 
 from __future__ import annotations
@@ -34,6 +35,17 @@ def rss_mb() -> int:
     return 0
 
 
+def held(con: duckdb.DuckDBPyConnection) -> str:
+    """What DuckDB's buffer manager holds, by kind, in MB (``duckdb_memory()``): temp tables
+    are ``IN_MEMORY_TABLE``, dropped ones included until their transaction ends."""
+    rows = con.execute(
+        "SELECT tag, memory_usage_bytes // 1000000, temporary_storage_bytes // 1000000 "
+        "FROM duckdb_memory() WHERE memory_usage_bytes + temporary_storage_bytes >= 1000000 "
+        "ORDER BY 2 DESC"
+    ).fetchall()
+    return ", ".join(f"{tag} {mb:,} MB (spilled {spill:,})" for tag, mb, spill in rows) or "-"
+
+
 def main(path: str, memory_limit: str | None) -> None:
     peak, stop = [0], threading.Event()
 
@@ -48,10 +60,8 @@ def main(path: str, memory_limit: str | None) -> None:
     events = con.execute("SELECT count(*) FROM raw_events").fetchall()[0][0]
     print(f"{path}: {events:,} raw events, cap {cap / 1e6:,.0f} MB, start RSS {rss_mb()} MB")
     steps: dict[str, Callable[[], object]] = {
-        "identity stitch": lambda: (
-            identity.stitch(con, "bench", incremental=False),
-            load.commit_phase(con),  # as commit_load does
-        ),
+        "identity stitch": lambda: identity.stitch(con, "bench", incremental=False),
+        "commit": lambda: load.commit_phase(con),  # as commit_load does after the stitch
         "touchpoints rebuild": lambda: touchpoints.build(con, TOUCHPOINT_FIXUPS),
     }
     con.begin()
@@ -65,7 +75,8 @@ def main(path: str, memory_limit: str | None) -> None:
                 first = str(exc).splitlines()[0]
                 print(f"{name}: out of memory after {time.perf_counter() - started:.1f} s: {first}")
                 return
-            print(f"{name}: {time.perf_counter() - started:.1f} s, peak RSS {peak[0]:,} MB")
+            seconds = time.perf_counter() - started
+            print(f"{name}: {seconds:.1f} s, peak RSS {peak[0]:,} MB; DuckDB holds {held(con)}")
     finally:
         con.rollback()
         stop.set()
