@@ -17,6 +17,8 @@ import duckdb
 import pytest
 
 from journeymine.ingest import load, stage
+from journeymine.ingest.sources._common import RawRow
+from tests.ingest import fake_source
 from tests.ingest.test_load import count, manifest
 
 pytestmark = pytest.mark.usefixtures("fake_parser")
@@ -52,6 +54,48 @@ def test_a_file_larger_than_a_batch_is_written_in_parts_and_loads_whole(
     assert manifest(db) == {"segment/big.txt": (9, 7, 1, 1)}
     assert report.touchpoints == 7
     assert count(db, "SELECT count(DISTINCT activity) FROM touchpoints") == 7
+
+
+def test_events_are_numbered_in_load_order_across_parts_records_and_runs(
+    tmp_path: Path, landing: Landing, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``seq`` is a file's start plus the event's place in it: files in load order, then lines,
+    then a record's events in order, duplicates included, rejects skipped, a next run after."""
+    parse_row = fake_source._row
+
+    def steps(line: int, text: str) -> RawRow:  # "web.a+web.b": one event per step
+        row = parse_row(line, text)
+        first = row.events[0]
+        row.events[:] = [
+            first._replace(event_key=f"{first.event_key}.{n}", activity=step)
+            for n, step in enumerate(first.activity.split("+"))
+        ]
+        return row
+
+    monkeypatch.setattr(fake_source, "_row", steps)
+    monkeypatch.setattr(stage, "BATCH_ROWS", 2)  # a.txt spans three parts
+    a = ["k1,1785000000,user_id,u1,web.a+web.b", "k2,1785000001,user_id,u1,web.c", "broken"]
+    a += ["k3,1785000002,user_id,u2,web.d+web.e+web.f", "k1,1785000003,user_id,u1,web.x+web.y"]
+    landing("a.txt", "\n".join(a) + "\n")
+    root = landing("b.txt", "k4,1785000004,user_id,u3,web.g+web.h\n")
+    db = tmp_path / "w.duckdb"
+    load.load_landing(db, root)
+    load.load_landing(db, landing("c.txt", "k5,1785000005,user_id,u4,web.i+web.j\n"))
+    with duckdb.connect(str(db), read_only=True) as con:
+        numbered = con.execute(
+            "SELECT seq, file, line, activity FROM (FROM raw_events UNION ALL FROM dup_events) "
+            "ORDER BY seq"
+        ).fetchall()
+    expected = [
+        ("a.txt", 1, "web.a"), ("a.txt", 1, "web.b"), ("a.txt", 2, "web.c"),
+        ("a.txt", 4, "web.d"), ("a.txt", 4, "web.e"), ("a.txt", 4, "web.f"),
+        ("a.txt", 5, "web.x"), ("a.txt", 5, "web.y"),  # k1 again: a duplicate, still numbered
+        ("b.txt", 1, "web.g"), ("b.txt", 1, "web.h"),
+        ("c.txt", 1, "web.i"), ("c.txt", 1, "web.j"),  # the next run goes on from 10
+    ]  # fmt: skip
+    assert numbered == [
+        (seq, f"segment/{file}", line, act) for seq, (file, line, act) in enumerate(expected, 1)
+    ]
 
 
 def test_a_crash_between_batches_leaves_the_warehouse_and_the_next_run_cleans_up(

@@ -100,7 +100,7 @@ def test_the_staging_arrow_schemas_come_from_the_same_columns() -> None:
     from journeymine.ingest import stage
 
     events = stage.TABLES["events"]
-    assert events.names == ["source", "file", "line", "idx", *(c.name for c in schema.EVENT)]
+    assert events.names == ["source", "file", "line", "pos", *(c.name for c in schema.EVENT)]
     assert events.field("occurred_at").type == pa.timestamp("us", tz="UTC")
     assert events.field("line").type == pa.int32()
 

@@ -50,11 +50,12 @@ def _stage(table: pa.Table, file: str, sha256: str, folder: Path) -> None:
     name = Path(file).name.split(".")[0]
     outputs = {
         "files": "SELECT 'log' AS source, $file AS file, $sha256 AS sha256, "
-        "count(*)::BIGINT AS rows_read, 0::BIGINT AS file_ord FROM rows",
+        "count(*)::BIGINT AS rows_read, 0::BIGINT AS file_ord, "
+        "count(*) FILTER (WHERE reason IS NULL)::BIGINT AS events FROM rows",
         "rows": "SELECT source, file, line, file || ':' || line AS record_key, "
         "to_json(struct_pack(case_id, activity, ts, resource, lifecycle))::VARCHAR AS raw "
         "FROM rows WHERE reason IS NULL",
-        "events": """SELECT source, file, line, 0::INTEGER AS idx,
+        "events": """SELECT source, file, line, row_number() OVER (ORDER BY line) - 1 AS pos,
                file || ':' || line AS event_key, activity AS event_type, activity,
                'customer' AS actor, ts AS occurred_at, ts::VARCHAR AS raw_time,
                $id_type AS id_type, $name || ':' || case_id AS id_value,

@@ -218,15 +218,15 @@ def _insert_rows(con: duckdb.DuckDBPyConnection, run_id: str, duplicates: int) -
         "SELECT greatest((SELECT coalesce(max(seq), 0) FROM raw_events), "
         "(SELECT coalesce(max(seq), 0) FROM dup_events))"
     ).fetchall()[0][0]
-    # Numbered over all events, duplicates too, so that seq follows the load order; the sort
-    # key is narrow (the wide staged columns stream from Parquet into the inserts), and the
-    # events find their number again by integers (the file's place, line, idx), not by names.
+    # Numbered over all events, duplicates too, so that seq follows the load order: files in
+    # load order, events in the order their file was parsed (staged ``pos``). Only the files are
+    # ordered here; each event adds its place to its file's start, streaming from Parquet.
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE stg_seq AS
-        SELECT f.ord AS s_ord, e.line AS s_line, e.idx AS s_idx,
-               ? + row_number() OVER (ORDER BY f.ord, e.line, e.idx) AS seq
-        FROM stg_events e JOIN stg_files f USING (source, file)
+        SELECT source, file,
+               (? + sum(events) OVER (ORDER BY ord) - events)::BIGINT AS before
+        FROM stg_files
         """,
         [base_seq],
     )
@@ -242,9 +242,8 @@ def _insert_rows(con: duckdb.DuckDBPyConnection, run_id: str, duplicates: int) -
         con.execute(
             f"""
             INSERT INTO {kind}_events
-            SELECT s.seq, e.source, e.file, e.line, {EVENT_COLUMNS}
-            FROM stg_events e JOIN stg_files f USING (source, file)
-            JOIN stg_seq s ON s_ord = f.ord AND s_line = e.line AND s_idx = e.idx {keep}
+            SELECT s.before + e.pos + 1, e.source, e.file, e.line, {EVENT_COLUMNS}
+            FROM stg_events e JOIN stg_seq s USING (source, file) {keep}
             """
         )
         for table, columns in (

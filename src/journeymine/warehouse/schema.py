@@ -77,7 +77,9 @@ REJECT = (
     _text("raw", "the record exactly as exported"),
 )
 SEQ = Column("seq", pa.int64(), "BIGINT", "load order: ties of equal timestamps break by it")
-IDX = Column("idx", pa.int32(), "INTEGER", "the event's number within its record")
+POS = Column(
+    "pos", pa.int64(), "BIGINT", "the event's place among its file's events, as parsed (0, 1, ...)"
+)
 
 # Staging Parquet, one folder per table (``files`` is one file, written last).
 STAGED: dict[str, tuple[Column, ...]] = {
@@ -86,9 +88,10 @@ STAGED: dict[str, tuple[Column, ...]] = {
         _text("sha256", "the file's content hash: a changed file is a new version"),
         Column("rows_read", pa.int64(), "BIGINT", "records read from the file"),
         Column("file_ord", pa.int64(), "BIGINT", "the file's place in the load order"),
+        Column("events", pa.int64(), "BIGINT", "events staged from the file"),
     ),
     "rows": (*LINEAGE, *ROW),
-    "events": (*LINEAGE, IDX, *EVENT),
+    "events": (*LINEAGE, POS, *EVENT),
     "edges": (*LINEAGE, *EDGE),
     "labels": (*LINEAGE, *LABEL),
     "rejected": (*LINEAGE, *REJECT),
