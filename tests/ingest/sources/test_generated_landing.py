@@ -90,6 +90,28 @@ FROM read
 """
 
 
+def test_a_files_events_are_placed_in_line_order_and_counted(staged: tuple[Path, Path]) -> None:
+    """The load numbers events (``seq``) by their place in their file (``pos``) and the file's
+    count: every parser must give its events in line order, and the counts must add up."""
+    misplaced = """
+        SELECT source, count(*) FILTER (WHERE pos <> want OR prev > line) AS misplaced
+        FROM (SELECT source, pos, line,
+                     row_number() OVER (PARTITION BY file ORDER BY pos) - 1 AS want,
+                     lag(line) OVER (PARTITION BY file ORDER BY pos) AS prev
+              FROM staged_events)
+        GROUP BY source
+    """
+    placed = dict(query(misplaced, *staged))
+    assert placed == dict.fromkeys(
+        ["ga4", "salesforce", "segment", "sendgrid", "stripe", "survey", "typeform", "zendesk"], 0
+    )
+    counted = f"""
+        SELECT f.file, f.events, count(e.file) FROM read_parquet('{staged[1] / "files.parquet"}') f
+        LEFT JOIN staged_events e USING (file) GROUP BY ALL HAVING f.events <> count(e.file)
+    """
+    assert query(counted, *staged) == []
+
+
 def test_segment_events_are_the_calls_read_by_duckdb(staged: tuple[Path, Path]) -> None:
     expected = query(SEGMENT, *staged)
     assert len(expected) == 760
