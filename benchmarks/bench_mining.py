@@ -3,6 +3,7 @@
     python benchmarks/bench_mining.py --events 1000000 [--events 10000000] [--skip-pm4py-above N]
     python benchmarks/bench_mining.py --events 10000000 --only ours   # iterate on ours alone
     python benchmarks/bench_mining.py --events 10000000 --profile 5   # ours step by step
+    python benchmarks/bench_mining.py --events 10000000 --memory      # the runner's peak RSS
 
 For each size: generate the log (benchmarks/generate_log.py, cached in benchmarks/data/),
 then in separate subprocesses (so each peak RSS is its own) time
@@ -138,6 +139,66 @@ timed("store variants", lambda: discovery.store_tables(con, {"variants": found})
 timed("mine + store (store_discovered, threads)", lambda: discovery.store_discovered(con, log))
 """
 
+# The analyses' discovery step alone, as the nightly run takes it (runner: the stored log in a
+# warehouse file, DuckDB under the product's 1GB cap, ``discovery.write_discovery``): in a fresh
+# process, the peak RSS of each step (a thread samples /proc/self/statm every 2 ms) and what
+# stays after it. The log is materialised once per run in a scratch DuckDB file, outside the
+# measured process.
+MEMORY_BUILD = """
+import sys, duckdb
+from journeymine.mining import discovery, eventlog
+con = duckdb.connect(sys.argv[2])
+con.read_parquet(sys.argv[1]).create_view("parquet")
+con.execute(f"CREATE TABLE raw AS {eventlog.with_case_keys('parquet')}")
+discovery.materialise_log(con, "raw", "event_log")
+con.execute("DROP TABLE raw")
+con.execute("CHECKPOINT")
+"""
+
+MEMORY = """
+import json, os, resource, sys, threading, time
+import duckdb
+from journeymine.mining import codes, discovery, edges, variants
+PAGE, peak, steps = os.sysconf("SC_PAGE_SIZE"), [0.0], {}
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * PAGE / 2**20
+def sample():
+    while True:
+        peak[0] = max(peak[0], rss())
+        time.sleep(0.002)
+threading.Thread(target=sample, daemon=True).start()
+def measured(module, name, label):
+    inner = getattr(module, name)
+    def wrapper(*args, **kwargs):
+        start, cpu = time.perf_counter(), time.process_time()
+        before = rss()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            steps[label] = {"s": round(time.perf_counter() - start, 3),
+                            "cpu_s": round(time.process_time() - cpu, 3),
+                            "rss_before_mb": round(before), "peak_mb": round(peak[0]),
+                            "after_mb": round(rss())}
+    setattr(module, name, wrapper)
+measured(codes, "read_sorted", "read codes (codes.read_sorted)")
+measured(edges, "dfg", "  dfg (edges.dfg, beside variants.columns)")
+measured(variants, "columns", "  variants grouped (variants.columns, thread)")
+measured(discovery, "store_tables", "  store the four tables (store_tables)")
+measured(discovery, "store_discovered", "mine + store (discovery.store_discovered)")
+con = duckdb.connect(sys.argv[1], read_only=False)
+con.execute("SET memory_limit = '1GB'")
+start_rss = rss()
+wall, cpu = time.perf_counter(), time.process_time()
+con.begin()
+discovery.write_discovery(con, "event_log")
+seconds, cpu = time.perf_counter() - wall, time.process_time() - cpu
+con.rollback()
+print(json.dumps({"s": round(seconds, 2), "cpu_s": round(cpu, 2), "start_mb": round(start_rss),
+                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+                  "steps": steps}))
+"""
+
 PM4PY = """
 import json, pickle, resource, sys, time, warnings
 warnings.simplefilter("ignore")
@@ -206,6 +267,11 @@ def main() -> None:
         help="run only these (repeatable); results are compared only when all three run",
     )
     parser.add_argument(
+        "--memory",
+        action="store_true",
+        help="instead: the runner's discovery step alone, peak RSS step by step",
+    )
+    parser.add_argument(
         "--profile",
         type=int,
         metavar="REPEAT",
@@ -231,6 +297,9 @@ def main() -> None:
         if args.profile:
             profile(events, log, args.profile)
             continue
+        if args.memory:
+            memory(events, log)
+            continue
         with tempfile.TemporaryDirectory() as tmp:
             figures = {
                 name: run(code, log, Path(tmp) / f"{name}.pkl")
@@ -254,6 +323,18 @@ def profile(events: int, log: Path, repeat: int) -> None:
     for line in proc.stdout.strip().splitlines():
         step = json.loads(line)
         print(f"{'':>11}   {step['step']:<40} {step['cold']:6.3f} / {step['warm']:6.3f}")
+
+
+def memory(events: int, log: Path) -> None:
+    """Print the runner's discovery step alone (see MEMORY): peak RSS step by step."""
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "log.duckdb"
+        subprocess.run([sys.executable, "-c", MEMORY_BUILD, str(log), str(db)], check=True)
+        figures = run(MEMORY, db, Path(tmp) / "unused")
+    steps = figures.pop("steps")
+    print(f"{events:>11,} events, the runner's discovery step alone: {figures}")
+    for name, step in steps.items():  # in the order they ended
+        print(f"{'':>11}   {name:<48} {step}")
 
 
 def compare(events: int, figures: dict[str, dict[str, Any]], tmp: Path) -> None:

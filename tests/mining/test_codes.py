@@ -550,3 +550,54 @@ def test_case_keys_too_far_apart_to_pack_with_waits_give_the_sql_figures(step: i
     assert int(sorted_log.case.min()) < 0
     discovery.write_discovery(con, log)
     assert_equal_to_reference(con, stored(con), log)
+
+
+def _expected_arrays(con: duckdb.DuckDBPyConnection, log: str) -> tuple[list[int], ...]:
+    """The log's case keys, activity names and microseconds in ``rn`` order, by SQL."""
+    rows = con.execute(
+        f"SELECT case_key, activity::VARCHAR, epoch_us(ts) FROM {log} ORDER BY rn"
+    ).fetchall()
+    return tuple(list(column) for column in zip(*rows, strict=True))
+
+
+def _as_lists(log: codes.SortedLog) -> tuple[list[object], ...]:
+    return log.case.tolist(), [log.names[c] for c in log.activity.tolist()], log.us.tolist()
+
+
+def test_read_sorted_streams_a_log_of_many_batches() -> None:
+    """A log longer than several Arrow batches is read batch by batch into the same arrays
+    (and case starts) as the whole-table read, and the figures equal the SQL's."""
+    rng = np.random.default_rng(11)
+    n = 3 * codes.BATCH_ROWS + 123
+    rows = [(int(c), int(a), int(m)) for c, a, m in rng.integers(0, [9000, 7, 5000], (n, 3))]
+    con = duckdb.connect()
+    log = discovery.materialise_log(con, eventlog.register_log(con, log_table(rows)))
+    batches = con.sql(f"SELECT rn FROM {log}").to_arrow_reader(codes.BATCH_ROWS)
+    assert sum(1 for _ in batches) > 3
+    got = codes.read_sorted(con, log)
+    assert _as_lists(got) == _expected_arrays(con, log)
+    whole = codes._read_whole(con, log)
+    assert got.starts.tolist() == whole.starts.tolist() and got.names == whole.names
+    assert got.activity.dtype == np.uint8
+    discovery.write_discovery(con, log)
+    assert_equal_to_reference(con, stored(con), log)
+
+
+def test_read_sorted_falls_back_when_the_scan_is_not_in_rn_order() -> None:
+    """A log table whose rows are stored out of ``rn`` order (written by another tool) is
+    read whole and sorted on ``rn``: the same arrays as in ``rn`` order."""
+    rng = np.random.default_rng(12)
+    rows = [(int(c), int(a), int(m)) for c, a, m in rng.integers(0, [40, 5, 300], (3000, 3))]
+    con = duckdb.connect()
+    log = discovery.materialise_log(con, eventlog.register_log(con, log_table(rows)))
+    con.execute(f"CREATE TABLE shuffled AS SELECT * FROM {log} ORDER BY hash(rn)")
+    first = con.execute("SELECT rn FROM shuffled LIMIT 2").fetchall()
+    assert first != [(1,), (2,)]  # really out of order
+    assert _as_lists(codes.read_sorted(con, "shuffled")) == _expected_arrays(con, log)
+
+
+def test_read_sorted_of_an_empty_log() -> None:
+    con = duckdb.connect()
+    log = discovery.materialise_log(con, eventlog.register_log(con, log_table([])))
+    got = codes.read_sorted(con, log)
+    assert len(got.case) == len(got.activity) == len(got.us) == len(got.starts) == 0
