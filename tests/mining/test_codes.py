@@ -601,3 +601,27 @@ def test_read_sorted_of_an_empty_log() -> None:
     log = discovery.materialise_log(con, eventlog.register_log(con, log_table([])))
     got = codes.read_sorted(con, log)
     assert len(got.case) == len(got.activity) == len(got.us) == len(got.starts) == 0
+
+
+@pytest.mark.parametrize(("block", "step"), [(7, 1), (64, 1), (5, (1 << 63) // 200)])
+def test_waits_made_block_by_block_give_the_sql_figures(block: int, step: int) -> None:
+    """The dfg's waits are made per block of pairs (never an array of the whole log): with
+    blocks of a few rows, cases cut by every block end and pairs across cases inside blocks,
+    the figures still equal the SQL's, packed with their cases (step 1) or not (keys too far
+    apart to pack)."""
+    rows = random_rows(13, 2000)
+    table = pa.table(
+        {
+            "case_key": pa.array([c * step for c, _, _ in rows], pa.int64()),
+            "activity": pa.array([f"a{a}" for _, a, _ in rows], pa.string()),
+            "ts": log_table(rows)["ts"],
+            "seq": pa.array(range(len(rows)), pa.int64()),
+        }
+    )
+    con = duckdb.connect()
+    con.register("blocks", table)
+    log = discovery.materialise_log(con, "blocks")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(edges, "BLOCK", block)
+        discovery.write_discovery(con, log)
+    assert_equal_to_reference(con, stored(con), log)
