@@ -605,10 +605,10 @@ def test_read_sorted_of_an_empty_log() -> None:
 
 @pytest.mark.parametrize(("block", "step"), [(7, 1), (64, 1), (5, (1 << 63) // 200)])
 def test_waits_made_block_by_block_give_the_sql_figures(block: int, step: int) -> None:
-    """The dfg's waits are made per block of pairs (never an array of the whole log): with
-    blocks of a few rows, cases cut by every block end and pairs across cases inside blocks,
-    the figures still equal the SQL's, packed with their cases (step 1) or not (keys too far
-    apart to pack)."""
+    """The dfg's waits are made per block of pairs (never an array of the whole log) and its
+    distinct cases counted per block: with blocks of a few rows, cases cut by every block end
+    and pairs across cases inside blocks, the figures still equal the SQL's, packed with their
+    cases (step 1) or not (keys too far apart to pack)."""
     rows = random_rows(13, 2000)
     table = pa.table(
         {
@@ -623,5 +623,23 @@ def test_waits_made_block_by_block_give_the_sql_figures(block: int, step: int) -
     log = discovery.materialise_log(con, "blocks")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(edges, "BLOCK", block)
+        patch.setattr(edges, "BIG_BLOCK", block + 3)  # the distinct cases, counted per block
         discovery.write_discovery(con, log)
     assert_equal_to_reference(con, stored(con), log)
+
+
+@pytest.mark.parametrize("block", [1, 7, 1 << 20])
+def test_exact_sums_of_huge_values_block_by_block(block: int) -> None:
+    """Sums that overflow int64 are exact (Python integers, by hand), with groups cut by
+    every block end, groups of one value and a group longer than several blocks."""
+    rng = np.random.default_rng(17)
+    counts = np.array([1, 30, 1, 2, 57, 1, 9])
+    values = rng.integers(1 << 61, 1 << 63, size=int(counts.sum()), dtype=np.int64)
+    offsets = (np.cumsum(counts) - counts).astype(np.int64)
+    expected = [
+        sum(int(v) for v in values[o : o + c]) for o, c in zip(offsets, counts, strict=True)
+    ]
+    assert max(expected) > 1 << 63  # the int64 sum would overflow
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(quantiles, "SUM_BLOCK", block)
+        assert quantiles.exact_sums(values, offsets).tolist() == expected
