@@ -4,6 +4,7 @@
     python benchmarks/bench_mining.py --events 10000000 --only ours   # iterate on ours alone
     python benchmarks/bench_mining.py --events 10000000 --profile 5   # ours step by step
     python benchmarks/bench_mining.py --events 10000000 --memory      # the runner's peak RSS
+    python benchmarks/bench_mining.py --memory --warehouse copy.duckdb  # ... on its event_log
 
 For each size: generate the log (benchmarks/generate_log.py, cached in benchmarks/data/),
 then in separate subprocesses (so each peak RSS is its own) time
@@ -277,6 +278,12 @@ def main() -> None:
         help="instead: the runner's discovery step alone, peak RSS step by step",
     )
     parser.add_argument(
+        "--warehouse",
+        type=Path,
+        help="with --memory: a warehouse whose event_log is measured instead (a copy: it is "
+        "opened for writing, the step rolled back)",
+    )
+    parser.add_argument(
         "--profile",
         type=int,
         metavar="REPEAT",
@@ -284,6 +291,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     only = set(args.only or ["ours", "stored", "pm4py"])
+    if args.memory and args.warehouse:
+        show_memory(args.warehouse.name, run(MEMORY, args.warehouse, args.warehouse))
+        return
     for events in args.events or [1_000_000]:
         log = HERE / "data" / f"log_{events}.parquet"
         if not log.exists():
@@ -336,8 +346,12 @@ def memory(events: int, log: Path) -> None:
         db = Path(tmp) / "log.duckdb"
         subprocess.run([sys.executable, "-c", MEMORY_BUILD, str(log), str(db)], check=True)
         figures = run(MEMORY, db, Path(tmp) / "unused")
+    show_memory(f"{events:,} events", figures)
+
+
+def show_memory(what: str, figures: dict[str, Any]) -> None:
     steps = figures.pop("steps")
-    print(f"{events:>11,} events, the runner's discovery step alone: {figures}")
+    print(f"{what:>11}, the runner's discovery step alone: {figures}")
     for name, step in steps.items():  # in the order they ended
         print(f"{'':>11}   {name:<48} {step}")
 
