@@ -603,12 +603,17 @@ def test_read_sorted_of_an_empty_log() -> None:
     assert len(got.case) == len(got.activity) == len(got.us) == len(got.starts) == 0
 
 
-@pytest.mark.parametrize(("block", "step"), [(7, 1), (64, 1), (5, (1 << 63) // 200)])
-def test_waits_made_block_by_block_give_the_sql_figures(block: int, step: int) -> None:
+@pytest.mark.parametrize(
+    ("block", "step", "packed_bits"),
+    [(7, 1, 63), (64, 1, 63), (5, (1 << 63) // 200, 63), (5, 1, 8), (64, 1, 8)],
+)
+def test_waits_made_block_by_block_give_the_sql_figures(
+    block: int, step: int, packed_bits: int
+) -> None:
     """The dfg's waits are made per block of pairs (never an array of the whole log) and its
     distinct cases counted per block: with blocks of a few rows, cases cut by every block end
-    and pairs across cases inside blocks, the figures still equal the SQL's, packed with their
-    cases (step 1) or not (keys too far apart to pack)."""
+    and pairs across cases inside blocks, the figures still equal the SQL's, the waits packed
+    with their case numbers (keys close or far apart) or, when they do not fit, not."""
     rows = random_rows(13, 2000)
     table = pa.table(
         {
@@ -624,6 +629,7 @@ def test_waits_made_block_by_block_give_the_sql_figures(block: int, step: int) -
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(edges, "BLOCK", block)
         patch.setattr(edges, "BIG_BLOCK", block + 3)  # the distinct cases, counted per block
+        patch.setattr(edges, "PACKED_BITS", packed_bits)  # 8: too few, cases grouped apart
         discovery.write_discovery(con, log)
     assert_equal_to_reference(con, stored(con), log)
 

@@ -117,15 +117,35 @@ def _edge_groups(log: SortedLog, k: int) -> EdgeGroups:
     return EdgeGroups(ids, counts, edge[present], frequency, int(pairs.sum()))
 
 
+class _CaseNumbers:
+    """Each row's case as its number in row order (0, 1, ...), made block by block from the
+    case starts: as few bits as there are cases (keys may be far apart), and never an array of
+    every row."""
+
+    def __init__(self, starts: np.ndarray) -> None:
+        self.starts = starts
+        self.dtype = np.dtype(np.int32 if len(starts) < 1 << 31 else np.int64)
+
+    def __call__(self, lo: int, hi: int) -> np.ndarray:
+        first = int(np.searchsorted(self.starts, lo, side="right")) - 1  # the case holding lo
+        last = int(np.searchsorted(self.starts, hi, side="left"))  # later starts below hi
+        number = np.zeros(hi - lo, self.dtype)
+        number[self.starts[first + 1 : last] - lo] = 1
+        np.cumsum(number, out=number)
+        number += first
+        return number
+
+
 class _Waits:
     """Each pair's wait (µs from a row to the next; 0 where the next row starts another case,
     so that those pairs, grouped last, do not widen the bound), made block by block from the
     log's times: the waits of the whole log are never an array of their own (800 MB at 100M
-    events). ``packed`` adds the pair's case (less the lowest) above ``bits``."""
+    events). ``packed`` adds the pair's case number above ``bits``."""
 
     def __init__(self, log: SortedLog) -> None:
         self.log, self.ends = log, log.starts[1:] - 1
-        self.case_lo, self.bits, self.packed = 0, 0, False
+        self.cases = _CaseNumbers(log.starts)
+        self.bits, self.packed = 0, False
 
     def __call__(self, lo: int, hi: int) -> np.ndarray:
         us = self.log.us
@@ -133,8 +153,7 @@ class _Waits:
         first, last = np.searchsorted(self.ends, (lo, hi))
         waits[self.ends[first:last] - lo] = 0
         if self.packed:
-            high = self.log.case[lo:hi].astype(np.int64)
-            high -= self.case_lo
+            high = self.cases(lo, hi).astype(np.int64)
             high <<= self.bits
             waits += high
         return waits
@@ -171,26 +190,32 @@ def _true_per_run(mask: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return counts
 
 
+# Bits of a packed pair: its case number above its wait, both non-negative in an int64.
+PACKED_BITS = 63
+
+
 def _in_edge_order(log: SortedLog, groups: EdgeGroups) -> tuple[np.ndarray, np.ndarray]:
     """The waits (µs) of the pairs grouped by edge (rows ascending inside an edge) and whether
-    each pair's case differs from the previous pair's. Where a wait and a case fit in 63 bits
-    together (they do unless waits span centuries or cases are keys far apart), both travel
-    as one packed integer: one pass to group them instead of two, and no grouped copy of the
-    cases."""
+    each pair's case differs from the previous pair's. Cases travel as their numbers in row
+    order (:class:`_CaseNumbers`), not their keys. Where a wait and a case number fit in 63
+    bits together, both travel as one packed integer: one pass to group them instead of two,
+    and no grouped copy of the cases. Else (months of waits and millions of cases: 43 + 22
+    bits at 30M events) the case numbers are grouped first, as int32, and freed before the
+    waits are grouped."""
     n = groups.n_pairs
     new_case = np.ones(n, dtype=bool)
     if n == 0:
         return np.zeros(0, np.int64), new_case
     waits = _Waits(log)
     waits.bits = waits.max_bits()
-    waits.case_lo = int(log.case.min())
-    if waits.bits + (int(log.case.max()) - waits.case_lo).bit_length() > 63:
-        cases = _grouped(groups.ids, groups.counts, log.case[:-1])[:n]
+    int64 = np.dtype(np.int64)
+    if waits.bits + max(len(log.starts) - 1, 0).bit_length() > PACKED_BITS:
+        cases = _grouped_blocks(groups.ids, groups.counts, waits.cases, waits.cases.dtype)[:n]
         np.not_equal(cases[1:], cases[:-1], out=new_case[1:])
         del cases  # before the waits are grouped: two arrays of every pair never at once
-        return _grouped_blocks(groups.ids, groups.counts, waits, np.dtype(np.int64))[:n], new_case
+        return _grouped_blocks(groups.ids, groups.counts, waits, int64)[:n], new_case
     waits.packed = True
-    packed = _grouped_blocks(groups.ids, groups.counts, waits, np.dtype(np.int64))[:n]
+    packed = _grouped_blocks(groups.ids, groups.counts, waits, int64)[:n]
     _new_cases(packed, waits.bits, new_case)
     return packed, new_case
 
