@@ -160,13 +160,14 @@ MEMORY = """
 import json, os, resource, sys, threading, time
 import duckdb
 from journeymine.mining import codes, discovery, edges, variants
-PAGE, peak, steps = os.sysconf("SC_PAGE_SIZE"), [0.0], {}
+PAGE, peak, steps, lock = os.sysconf("SC_PAGE_SIZE"), [0.0], {}, threading.Lock()
 def rss():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * PAGE / 2**20
-def sample():
+def sample():  # under the lock: a step's reset of the peak is never overwritten
     while True:
-        peak[0] = max(peak[0], rss())
+        with lock:
+            peak[0] = max(peak[0], rss())
         time.sleep(0.002)
 threading.Thread(target=sample, daemon=True).start()
 def measured(module, name, label):  # the step's own peak (the outer steps' kept too)
@@ -175,16 +176,19 @@ def measured(module, name, label):  # the step's own peak (the outer steps' kept
         return
     def wrapper(*args, **kwargs):
         start, cpu = time.perf_counter(), time.process_time()
-        outer, before = peak[0], rss()
-        peak[0] = before
+        with lock:
+            outer, before = peak[0], rss()
+            peak[0] = before
         try:
             return inner(*args, **kwargs)
         finally:
+            with lock:
+                mine = max(peak[0], rss())
+                peak[0] = max(outer, mine)
             steps[label] = {"s": round(time.perf_counter() - start, 3),
                             "cpu_s": round(time.process_time() - cpu, 3),
-                            "rss_before_mb": round(before), "peak_mb": round(peak[0]),
+                            "rss_before_mb": round(before), "peak_mb": round(mine),
                             "after_mb": round(rss())}
-            peak[0] = max(outer, peak[0])
     setattr(module, name, wrapper)
 measured(codes, "read_sorted", "read codes (codes.read_sorted)")
 measured(edges, "dfg", "  dfg (edges.dfg, beside variants.columns)")
