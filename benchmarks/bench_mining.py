@@ -3,6 +3,8 @@
     python benchmarks/bench_mining.py --events 1000000 [--events 10000000] [--skip-pm4py-above N]
     python benchmarks/bench_mining.py --events 10000000 --only ours   # iterate on ours alone
     python benchmarks/bench_mining.py --events 10000000 --profile 5   # ours step by step
+    python benchmarks/bench_mining.py --events 10000000 --memory      # the runner's peak RSS
+    python benchmarks/bench_mining.py --memory --warehouse copy.duckdb  # ... on its event_log
 
 For each size: generate the log (benchmarks/generate_log.py, cached in benchmarks/data/),
 then in separate subprocesses (so each peak RSS is its own) time
@@ -138,6 +140,75 @@ timed("store variants", lambda: discovery.store_tables(con, {"variants": found})
 timed("mine + store (store_discovered, threads)", lambda: discovery.store_discovered(con, log))
 """
 
+# The analyses' discovery step alone, as the nightly run takes it (runner: the stored log in a
+# warehouse file, DuckDB under the product's 1GB cap, ``discovery.write_discovery``): in a fresh
+# process, the peak RSS of each step (a thread samples /proc/self/statm every 2 ms; the
+# variants' grouping runs beside the dfg, so their two peaks overlap) and what stays after it.
+# The log is materialised once per run in a scratch DuckDB file, outside the measured process.
+MEMORY_BUILD = """
+import sys, duckdb
+from journeymine.mining import discovery, eventlog
+con = duckdb.connect(sys.argv[2])
+con.read_parquet(sys.argv[1]).create_view("parquet")
+con.execute(f"CREATE TABLE raw AS {eventlog.with_case_keys('parquet')}")
+discovery.materialise_log(con, "raw", "event_log")
+con.execute("DROP TABLE raw")
+con.execute("CHECKPOINT")
+"""
+
+MEMORY = """
+import json, os, resource, sys, threading, time
+import duckdb
+from journeymine.mining import codes, discovery, edges, variants
+PAGE, peak, steps, lock = os.sysconf("SC_PAGE_SIZE"), [0.0], {}, threading.Lock()
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * PAGE / 2**20
+def sample():  # under the lock: a step's reset of the peak is never overwritten
+    while True:
+        with lock:
+            peak[0] = max(peak[0], rss())
+        time.sleep(0.002)
+threading.Thread(target=sample, daemon=True).start()
+def measured(module, name, label):  # the step's own peak (the outer steps' kept too)
+    inner = getattr(module, name, None)
+    if inner is None:  # an older tree without this step
+        return
+    def wrapper(*args, **kwargs):
+        start, cpu = time.perf_counter(), time.process_time()
+        with lock:
+            outer, before = peak[0], rss()
+            peak[0] = before
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            with lock:
+                mine = max(peak[0], rss())
+                peak[0] = max(outer, mine)
+            steps[label] = {"s": round(time.perf_counter() - start, 3),
+                            "cpu_s": round(time.process_time() - cpu, 3),
+                            "rss_before_mb": round(before), "peak_mb": round(mine),
+                            "after_mb": round(rss())}
+    setattr(module, name, wrapper)
+measured(codes, "read_sorted", "read codes (codes.read_sorted)")
+measured(edges, "dfg", "  dfg (edges.dfg, beside variants.columns)")
+measured(variants, "columns", "  variants grouped (variants.columns, thread)")
+measured(discovery, "store_tables", "  store the four tables (store_tables)")
+measured(discovery, "store_discovered", "mine + store (discovery.store_discovered)")
+measured(discovery, "discovered", "mine (discovery.discovered)")
+con = duckdb.connect(sys.argv[1], read_only=False)
+con.execute("SET memory_limit = '1GB'")
+start_rss = rss()
+wall, cpu = time.perf_counter(), time.process_time()
+con.begin()
+discovery.write_discovery(con, "event_log")
+seconds, cpu = time.perf_counter() - wall, time.process_time() - cpu
+con.rollback()
+print(json.dumps({"s": round(seconds, 2), "cpu_s": round(cpu, 2), "start_mb": round(start_rss),
+                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+                  "steps": steps}))
+"""
+
 PM4PY = """
 import json, pickle, resource, sys, time, warnings
 warnings.simplefilter("ignore")
@@ -206,6 +277,17 @@ def main() -> None:
         help="run only these (repeatable); results are compared only when all three run",
     )
     parser.add_argument(
+        "--memory",
+        action="store_true",
+        help="instead: the runner's discovery step alone, peak RSS step by step",
+    )
+    parser.add_argument(
+        "--warehouse",
+        type=Path,
+        help="with --memory: a warehouse whose event_log is measured instead (a copy: it is "
+        "opened for writing, the step rolled back)",
+    )
+    parser.add_argument(
         "--profile",
         type=int,
         metavar="REPEAT",
@@ -213,6 +295,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     only = set(args.only or ["ours", "stored", "pm4py"])
+    if args.memory and args.warehouse:
+        show_memory(args.warehouse.name, run(MEMORY, args.warehouse, args.warehouse))
+        return
     for events in args.events or [1_000_000]:
         log = HERE / "data" / f"log_{events}.parquet"
         if not log.exists():
@@ -230,6 +315,9 @@ def main() -> None:
             )
         if args.profile:
             profile(events, log, args.profile)
+            continue
+        if args.memory:
+            memory(events, log)
             continue
         with tempfile.TemporaryDirectory() as tmp:
             figures = {
@@ -254,6 +342,22 @@ def profile(events: int, log: Path, repeat: int) -> None:
     for line in proc.stdout.strip().splitlines():
         step = json.loads(line)
         print(f"{'':>11}   {step['step']:<40} {step['cold']:6.3f} / {step['warm']:6.3f}")
+
+
+def memory(events: int, log: Path) -> None:
+    """Print the runner's discovery step alone (see MEMORY): peak RSS step by step."""
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "log.duckdb"
+        subprocess.run([sys.executable, "-c", MEMORY_BUILD, str(log), str(db)], check=True)
+        figures = run(MEMORY, db, Path(tmp) / "unused")
+    show_memory(f"{events:,} events", figures)
+
+
+def show_memory(what: str, figures: dict[str, Any]) -> None:
+    steps = figures.pop("steps")
+    print(f"{what:>11}, the runner's discovery step alone: {figures}")
+    for name, step in steps.items():  # in the order they ended
+        print(f"{'':>11}   {name:<48} {step}")
 
 
 def compare(events: int, figures: dict[str, dict[str, Any]], tmp: Path) -> None:

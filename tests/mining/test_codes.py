@@ -550,3 +550,102 @@ def test_case_keys_too_far_apart_to_pack_with_waits_give_the_sql_figures(step: i
     assert int(sorted_log.case.min()) < 0
     discovery.write_discovery(con, log)
     assert_equal_to_reference(con, stored(con), log)
+
+
+def _expected_arrays(con: duckdb.DuckDBPyConnection, log: str) -> tuple[list[int], ...]:
+    """The log's case keys, activity names and microseconds in ``rn`` order, by SQL."""
+    rows = con.execute(
+        f"SELECT case_key, activity::VARCHAR, epoch_us(ts) FROM {log} ORDER BY rn"
+    ).fetchall()
+    return tuple(list(column) for column in zip(*rows, strict=True))
+
+
+def _as_lists(log: codes.SortedLog) -> tuple[list[object], ...]:
+    return log.case.tolist(), [log.names[c] for c in log.activity.tolist()], log.us.tolist()
+
+
+def test_read_sorted_streams_a_log_of_many_batches() -> None:
+    """A log longer than several Arrow batches is read batch by batch into the same arrays
+    (and case starts) as the whole-table read, and the figures equal the SQL's."""
+    rng = np.random.default_rng(11)
+    n = 3 * codes.BATCH_ROWS + 123
+    rows = [(int(c), int(a), int(m)) for c, a, m in rng.integers(0, [9000, 7, 5000], (n, 3))]
+    con = duckdb.connect()
+    log = discovery.materialise_log(con, eventlog.register_log(con, log_table(rows)))
+    batches = con.sql(f"SELECT rn FROM {log}").to_arrow_reader(codes.BATCH_ROWS)
+    assert sum(1 for _ in batches) > 3
+    got = codes.read_sorted(con, log)
+    assert _as_lists(got) == _expected_arrays(con, log)
+    whole = codes._read_whole(con, log)
+    assert got.starts.tolist() == whole.starts.tolist() and got.names == whole.names
+    assert got.activity.dtype == np.uint8
+    discovery.write_discovery(con, log)
+    assert_equal_to_reference(con, stored(con), log)
+
+
+def test_read_sorted_falls_back_when_the_scan_is_not_in_rn_order() -> None:
+    """A log table whose rows are stored out of ``rn`` order (written by another tool) is
+    read whole and sorted on ``rn``: the same arrays as in ``rn`` order."""
+    rng = np.random.default_rng(12)
+    rows = [(int(c), int(a), int(m)) for c, a, m in rng.integers(0, [40, 5, 300], (3000, 3))]
+    con = duckdb.connect()
+    log = discovery.materialise_log(con, eventlog.register_log(con, log_table(rows)))
+    con.execute(f"CREATE TABLE shuffled AS SELECT * FROM {log} ORDER BY hash(rn)")
+    first = con.execute("SELECT rn FROM shuffled LIMIT 2").fetchall()
+    assert first != [(1,), (2,)]  # really out of order
+    assert _as_lists(codes.read_sorted(con, "shuffled")) == _expected_arrays(con, log)
+
+
+def test_read_sorted_of_an_empty_log() -> None:
+    con = duckdb.connect()
+    log = discovery.materialise_log(con, eventlog.register_log(con, log_table([])))
+    got = codes.read_sorted(con, log)
+    assert len(got.case) == len(got.activity) == len(got.us) == len(got.starts) == 0
+
+
+@pytest.mark.parametrize(
+    ("block", "step", "packed_bits"),
+    [(7, 1, 63), (64, 1, 63), (5, (1 << 63) // 200, 63), (5, 1, 8), (64, 1, 8)],
+)
+def test_waits_made_block_by_block_give_the_sql_figures(
+    block: int, step: int, packed_bits: int
+) -> None:
+    """The dfg's waits are made per block of pairs (never an array of the whole log) and its
+    distinct cases counted per block: with blocks of a few rows, cases cut by every block end
+    and pairs across cases inside blocks, the figures still equal the SQL's, the waits packed
+    with their case numbers (keys close or far apart) or, when they do not fit, not."""
+    rows = random_rows(13, 2000)
+    table = pa.table(
+        {
+            "case_key": pa.array([c * step for c, _, _ in rows], pa.int64()),
+            "activity": pa.array([f"a{a}" for _, a, _ in rows], pa.string()),
+            "ts": log_table(rows)["ts"],
+            "seq": pa.array(range(len(rows)), pa.int64()),
+        }
+    )
+    con = duckdb.connect()
+    con.register("blocks", table)
+    log = discovery.materialise_log(con, "blocks")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(edges, "BLOCK", block)
+        patch.setattr(edges, "BIG_BLOCK", block + 3)  # the distinct cases, counted per block
+        patch.setattr(edges, "PACKED_BITS", packed_bits)  # 8: too few, cases grouped apart
+        discovery.write_discovery(con, log)
+    assert_equal_to_reference(con, stored(con), log)
+
+
+@pytest.mark.parametrize("block", [1, 7, 1 << 20])
+def test_exact_sums_of_huge_values_block_by_block(block: int) -> None:
+    """Sums that overflow int64 are exact (Python integers, by hand), with groups cut by
+    every block end, groups of one value and a group longer than several blocks."""
+    rng = np.random.default_rng(17)
+    counts = np.array([1, 30, 1, 2, 57, 1, 9])
+    values = rng.integers(1 << 61, 1 << 63, size=int(counts.sum()), dtype=np.int64)
+    offsets = (np.cumsum(counts) - counts).astype(np.int64)
+    expected = [
+        sum(int(v) for v in values[o : o + c]) for o, c in zip(offsets, counts, strict=True)
+    ]
+    assert max(expected) > 1 << 63  # the int64 sum would overflow
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(quantiles, "SUM_BLOCK", block)
+        assert quantiles.exact_sums(values, offsets).tolist() == expected

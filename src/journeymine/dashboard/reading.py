@@ -42,8 +42,12 @@ def columns(data: Data, table: str) -> set[str]:
     return {d[0] for d in data.execute(f"SELECT * FROM {ident(table)} LIMIT 0").description}
 
 
-def query(data: Data, table: str, sql: str, params: Sequence[object] | None = None) -> pd.DataFrame:
-    """Run ``sql`` where ``{t}`` names ``table`` (or the frame given instead of a warehouse)."""
+Params: TypeAlias = Sequence[object] | Mapping[str, object] | None
+
+
+def query(data: Data, table: str, sql: str, params: Params = None) -> pd.DataFrame:
+    """Run ``sql`` where ``{t}`` names ``table`` (or the frame given instead of a warehouse),
+    with ``params`` bound (positional ``?`` or named ``$name``)."""
     if isinstance(data, pd.DataFrame):
         local = duckdb.connect()
         try:

@@ -160,31 +160,40 @@ def store_tables(
 
 def store_discovered(con: duckdb.DuckDBPyConnection, sorted_log: codes.SortedLog) -> None:
     """Store ``dfg``, ``variants``, ``start_activities`` and ``end_activities`` of one sorted
-    log. The variants' grouping runs in a second thread while this one computes the edges (numpy
-    and Arrow work that releases the GIL, so on two cores they overlap); their names and labels
-    are then built batch by batch while DuckDB ingests them (:func:`variants.batches`), so that
-    all of them never exist at once (~230 MB at 10M events, whose fresh pages cost more than
-    the work). Storing the variants in the second thread too, beside the edges, was measured
-    and not kept (benchmarks/README.md, Mining). Fresh arrays come in small pages
-    (:func:`codes.small_pages`)."""
+    log (:func:`discovered`). Fresh arrays come in small pages (:func:`codes.small_pages`)."""
+    with codes.small_pages():
+        store_tables(con, discovered(sorted_log))
+
+
+def discovered(sorted_log: codes.SortedLog) -> dict[str, pa.Table | pa.RecordBatchReader]:
+    """The four tables of one sorted log, the variants as a stream; none holds the log's
+    arrays, so a caller that drops the log stores them without it. The variants' grouping runs
+    in a second thread while this one computes the edges (numpy and Arrow work that releases
+    the GIL, so on two cores they overlap); their names and labels are then built batch by
+    batch while DuckDB ingests them (:func:`variants.batches`), so that all of them never
+    exist at once (~230 MB at 10M events, whose fresh pages cost more than the work). Storing
+    the variants in the second thread too, beside the edges, was measured and not kept
+    (benchmarks/README.md, Mining)."""
     with codes.small_pages():
         with ThreadPoolExecutor(max_workers=1) as pool:
             grouped = pool.submit(variants.columns, sorted_log)
             dfg = edges.dfg(sorted_log)
             found = grouped.result()
-        tables: dict[str, pa.Table | pa.RecordBatchReader] = {
+        return {
             "dfg": dfg,
             "variants": variants.batches(sorted_log, found=found),
             "start_activities": edges.boundary_counts(sorted_log, first=True),
             "end_activities": edges.boundary_counts(sorted_log, first=False),
         }
-        store_tables(con, tables)
 
 
 def write_discovery(con: duckdb.DuckDBPyConnection, log: str) -> None:
     """Store ``dfg``, ``variants``, ``start_activities`` and ``end_activities`` tables, all
-    from one read of the sorted log (rows in the order the functions above return them)."""
-    store_discovered(con, codes.read_sorted(con, log))
+    from one read of the sorted log (rows in the order the functions above return them). The
+    log's arrays are freed once the tables are computed, before DuckDB stores them (at 10M
+    events ~170 MB less at the step's peak): nothing here keeps the log."""
+    with codes.small_pages():
+        store_tables(con, discovered(codes.read_sorted(con, log)))
 
 
 def write_discovery_from_arrow(con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:

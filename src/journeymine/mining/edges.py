@@ -10,7 +10,9 @@ wait is the exact integer sum of microseconds divided once, as the sharded run d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -23,6 +25,7 @@ from journeymine.mining.quantiles import exact_sums, run_quantiles
 # 0.127-0.131 s CPU in blocks of 64k rows, 0.162-0.178 s in blocks of 1M (codes.BLOCK); the
 # whole dfg 0.39-0.41 vs 0.45-0.49 s (16k and 32k rows: no better than 64k).
 BLOCK = 1 << 16
+BIG_BLOCK = 1 << 20  # rows per block of a pass that only reads in order (no random access)
 
 
 def _pair_edges(log: SortedLog, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -55,14 +58,26 @@ def _block_counts(ids: np.ndarray, n_ids: int) -> np.ndarray:
 
 def _grouped(ids: np.ndarray, counts: np.ndarray, values: np.ndarray) -> np.ndarray:
     """``values[np.argsort(ids, kind="stable")]`` for ids below ``len(counts)`` that occur
-    ``counts`` times: each block of rows is sorted alone (numpy's radix sort, with a scratch
-    array of the block's size instead of the log's), and its values are written where its
-    ids' values go, after those of the same id in earlier blocks. So the only random reads
-    are inside one block (cache-sized), and the writes are runs of neighbours: the row order
-    of the whole log, gathered from afterwards, read the values one cache miss per pair
-    (0.20-0.26 s of the dfg's ~0.5 s CPU at 10M events). Fresh memory costs more than the
-    sorting here, hence no array of the log's size but the result."""
-    out = np.empty(len(ids), values.dtype)
+    ``counts`` times (:func:`_grouped_blocks` of an array)."""
+    return _grouped_blocks(ids, counts, lambda lo, hi: values[lo:hi], values.dtype)
+
+
+BlockValues = Callable[[int, int], np.ndarray]  # the values of rows lo..hi-1
+
+
+def _grouped_blocks(
+    ids: np.ndarray, counts: np.ndarray, values: BlockValues, dtype: np.dtype[Any]
+) -> np.ndarray:
+    """The values of the rows (``values(lo, hi)``, asked block by block) in the stable order
+    of their ids, ids below ``len(counts)`` that occur ``counts`` times: each block of rows is
+    sorted alone (numpy's radix sort, with a scratch array of the block's size instead of the
+    log's), and its values are written where its ids' values go, after those of the same id in
+    earlier blocks. So the only random reads are inside one block (cache-sized), and the writes
+    are runs of neighbours: the row order of the whole log, gathered from afterwards, read the
+    values one cache miss per pair (0.20-0.26 s of the dfg's ~0.5 s CPU at 10M events). Fresh
+    memory costs more than the sorting here, hence no array of the log's size but the result;
+    values made per block (the waits) need none either."""
+    out = np.empty(len(ids), dtype)
     cursor = np.cumsum(counts) - counts  # where each id's next values go
     steps = np.arange(min(len(ids), BLOCK), dtype=np.int64)
     for lo in range(0, len(ids), BLOCK):
@@ -72,7 +87,7 @@ def _grouped(ids: np.ndarray, counts: np.ndarray, values: np.ndarray) -> np.ndar
         # The j-th row of the sorted block goes to its id's cursor plus j's place in its id.
         target = np.repeat(cursor - (np.cumsum(here) - here), here)
         target += steps[: len(block)]
-        out[target] = values[lo : lo + BLOCK][local]
+        out[target] = values(lo, lo + len(block))[local]
         cursor += here
     return out
 
@@ -102,40 +117,106 @@ def _edge_groups(log: SortedLog, k: int) -> EdgeGroups:
     return EdgeGroups(ids, counts, edge[present], frequency, int(pairs.sum()))
 
 
-def _pack_cases(waits: np.ndarray, case: np.ndarray, case_lo: int, wait_bits: int) -> None:
-    """Add each row's case (less ``case_lo``) above the ``wait_bits`` of its wait, in place,
-    block by block so that the shifted cases are a small temporary reused in cache."""
-    for lo in range(0, len(waits), BLOCK):
-        high = case[lo : lo + BLOCK].astype(np.int64)
-        high -= case_lo
-        high <<= wait_bits
-        waits[lo : lo + BLOCK] += high
+class _CaseNumbers:
+    """Each row's case as its number in row order (0, 1, ...), made block by block from the
+    case starts: as few bits as there are cases (keys may be far apart), and never an array of
+    every row."""
+
+    def __init__(self, starts: np.ndarray) -> None:
+        self.starts = starts
+        self.dtype = np.dtype(np.int32 if len(starts) < 1 << 31 else np.int64)
+
+    def __call__(self, lo: int, hi: int) -> np.ndarray:
+        first = int(np.searchsorted(self.starts, lo, side="right")) - 1  # the case holding lo
+        last = int(np.searchsorted(self.starts, hi, side="left"))  # later starts below hi
+        number = np.zeros(hi - lo, self.dtype)
+        number[self.starts[first + 1 : last] - lo] = 1
+        np.cumsum(number, out=number)
+        number += first
+        return number
+
+
+class _Waits:
+    """Each pair's wait (µs from a row to the next; 0 where the next row starts another case,
+    so that those pairs, grouped last, do not widen the bound), made block by block from the
+    log's times: the waits of the whole log are never an array of their own (800 MB at 100M
+    events). ``packed`` adds the pair's case number above ``bits``."""
+
+    def __init__(self, log: SortedLog) -> None:
+        self.log, self.ends = log, log.starts[1:] - 1
+        self.cases = _CaseNumbers(log.starts)
+        self.bits, self.packed = 0, False
+
+    def __call__(self, lo: int, hi: int) -> np.ndarray:
+        us = self.log.us
+        waits = np.subtract(us[lo + 1 : hi + 1], us[lo:hi])
+        first, last = np.searchsorted(self.ends, (lo, hi))
+        waits[self.ends[first:last] - lo] = 0
+        if self.packed:
+            high = self.cases(lo, hi).astype(np.int64)
+            high <<= self.bits
+            waits += high
+        return waits
+
+    def max_bits(self) -> int:
+        """The bits of the longest wait, one block at a time."""
+        n, longest = len(self.log.us) - 1, 0
+        for lo in range(0, n, BLOCK):
+            longest = max(longest, int(self(lo, min(lo + BLOCK, n)).max()))
+        return longest.bit_length()
+
+
+def _new_cases(packed: np.ndarray, bits: int, new_case: np.ndarray) -> None:
+    """Whether each packed pair's case differs from the previous pair's (they differ above the
+    wait ``bits``), into ``new_case[1:]``, block by block; then the cases are masked off."""
+    for lo in range(0, len(packed) - 1, BLOCK):
+        hi = min(lo + BLOCK, len(packed) - 1)
+        change = np.bitwise_xor(packed[lo + 1 : hi + 1], packed[lo:hi])
+        np.greater_equal(change, 1 << bits, out=new_case[lo + 1 : hi + 1])
+    packed &= (1 << bits) - 1
+
+
+def _true_per_run(mask: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """How many of ``mask`` are true in each run starting at ``offsets`` (ascending, the first
+    0), a block at a time: ``np.add.reduceat(mask, offsets, dtype=np.int64)`` of the whole mask
+    first converts all of it to int64 (eight times the mask: 230 MB at 30M events)."""
+    counts = np.zeros(len(offsets), np.int64)
+    for lo in range(0, len(mask), BIG_BLOCK):
+        hi = min(lo + BIG_BLOCK, len(mask))
+        first = int(np.searchsorted(offsets, lo, side="right")) - 1  # the run holding lo
+        last = int(np.searchsorted(offsets, hi, side="left"))  # runs first..last-1 meet it
+        local = np.maximum(offsets[first:last] - lo, 0)
+        counts[first:last] += np.add.reduceat(mask[lo:hi], local, dtype=np.int64)
+    return counts
+
+
+# Bits of a packed pair: its case number above its wait, both non-negative in an int64.
+PACKED_BITS = 63
 
 
 def _in_edge_order(log: SortedLog, groups: EdgeGroups) -> tuple[np.ndarray, np.ndarray]:
     """The waits (µs) of the pairs grouped by edge (rows ascending inside an edge) and whether
-    each pair's case differs from the previous pair's. Where a wait and a case fit in 63 bits
-    together (they do unless waits span centuries or cases are keys far apart), both travel
-    as one packed integer: one pass to group them instead of two, and no grouped copy of the
-    cases."""
+    each pair's case differs from the previous pair's. Cases travel as their numbers in row
+    order (:class:`_CaseNumbers`), not their keys. Where a wait and a case number fit in 63
+    bits together, both travel as one packed integer: one pass to group them instead of two,
+    and no grouped copy of the cases. Else (months of waits and millions of cases: 43 + 22
+    bits at 30M events) the case numbers are grouped first, as int32, and freed before the
+    waits are grouped."""
     n = groups.n_pairs
-    waits = np.diff(log.us)
-    waits[log.starts[1:] - 1] = 0  # across a case: grouped last, must not widen the bound
     new_case = np.ones(n, dtype=bool)
     if n == 0:
-        return waits[:0], new_case
-    wait_bits = int(waits.max()).bit_length()
-    case_lo = int(log.case.min())
-    if wait_bits + (int(log.case.max()) - case_lo).bit_length() > 63:
-        cases = _grouped(groups.ids, groups.counts, log.case[:-1])[:n]
+        return np.zeros(0, np.int64), new_case
+    waits = _Waits(log)
+    waits.bits = waits.max_bits()
+    int64 = np.dtype(np.int64)
+    if waits.bits + max(len(log.starts) - 1, 0).bit_length() > PACKED_BITS:
+        cases = _grouped_blocks(groups.ids, groups.counts, waits.cases, waits.cases.dtype)[:n]
         np.not_equal(cases[1:], cases[:-1], out=new_case[1:])
-        return _grouped(groups.ids, groups.counts, waits)[:n], new_case
-    _pack_cases(waits, log.case[:-1], case_lo, wait_bits)
-    packed = _grouped(groups.ids, groups.counts, waits)[:n]
-    # Neighbours in another case differ above the wait bits; the packed waits are scratch now.
-    scratch = np.bitwise_xor(packed[1:], packed[:-1], out=waits[: n - 1])
-    np.greater_equal(scratch, 1 << wait_bits, out=new_case[1:])
-    packed &= (1 << wait_bits) - 1
+        del cases  # before the waits are grouped: two arrays of every pair never at once
+        return _grouped_blocks(groups.ids, groups.counts, waits, int64)[:n], new_case
+    waits.packed = True
+    packed = _grouped_blocks(groups.ids, groups.counts, waits, int64)[:n]
+    _new_cases(packed, waits.bits, new_case)
     return packed, new_case
 
 
@@ -157,8 +238,7 @@ def _dfg(log: SortedLog) -> pa.Table:
     waits, new_case = _in_edge_order(log, groups)
     new_case[offsets] = True
     n_edges = len(present)
-    # Counted as int64 directly: a bool reduceat would first convert the whole mask to int64.
-    cases = np.add.reduceat(new_case, offsets, dtype=np.int64) if n_edges else frequency
+    cases = _true_per_run(new_case, offsets) if n_edges else frequency
     # The waits are this function's own copy, and a run's sum ignores its order: partition
     # them where they lie.
     quantiles = run_quantiles(waits, frequency, in_place=True)

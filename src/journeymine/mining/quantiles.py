@@ -17,6 +17,7 @@ import numpy as np
 QUANTILES = (0.5, 0.9)
 # Above this many groups, selecting per group in a Python loop costs more than one sort.
 LOOP_GROUPS = 4096
+SUM_BLOCK = 1 << 20  # values per block of :func:`exact_sums`' two halves
 
 
 @cache
@@ -137,6 +138,16 @@ def exact_sums(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         return np.array([], dtype=object)
     if int(values.max()) < (1 << 63) // len(values):  # no sum can overflow: one pass
         return np.add.reduceat(values, offsets).astype(object)
-    high = np.add.reduceat(values >> 32, offsets).astype(object)
-    low = np.add.reduceat(values & 0xFFFFFFFF, offsets).astype(object)
-    return np.asarray(high * (1 << 32) + low, dtype=object)
+    # High and low halves summed a block of values at a time (each block's groups added to
+    # their running sums): halves of the whole array would be two temporaries of its size
+    # (240 MB each for the waits of 30M events).
+    high, low = np.zeros(len(offsets), np.int64), np.zeros(len(offsets), np.int64)
+    for lo in range(0, len(values), SUM_BLOCK):
+        hi = min(lo + SUM_BLOCK, len(values))
+        first = int(np.searchsorted(offsets, lo, side="right")) - 1  # the group holding lo
+        last = int(np.searchsorted(offsets, hi, side="left"))  # groups first..last-1 meet it
+        local = np.maximum(offsets[first:last] - lo, 0)
+        part = values[lo:hi]
+        high[first:last] += np.add.reduceat(part >> 32, local)
+        low[first:last] += np.add.reduceat(part & 0xFFFFFFFF, local)
+    return np.asarray(high.astype(object) * (1 << 32) + low.astype(object), dtype=object)

@@ -6,8 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import duckdb
+import numpy as np
+import plotly.graph_objects as go
 import pytest
 
+from journeymine.analyses.funnel import time_to_convert_curve
 from journeymine.dashboard.sections import funnel
 from journeymine.dashboard.style import label
 from tests.dashboard.conftest import IMG, SCRIPT
@@ -118,3 +121,46 @@ def test_a_long_curve_is_drawn_with_true_points_only() -> None:
     for hours, share in steps:
         assert share == pytest.approx(round(hours * 60) / n)
     assert list(curve.x) == sorted(curve.x)
+
+
+def _random_entries(seed: int, n: int) -> duckdb.DuckDBPyConnection:
+    """Entries of three stages (one nobody converts out of), every status, times to the
+    microsecond, some conversions after the last entry (the fallback cut-off is theirs)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n):
+        pos = int(rng.integers(0, 3))
+        status = str(rng.choice(["converted", "dropped", "open", "excluded"]))
+        status = "open" if pos == 2 and status == "converted" else status
+        before_h = float(rng.uniform(0.001, 500))
+        convert_h = float(rng.exponential(30)) if status == "converted" else None
+        rows.append((["visit", "signup", "paid"][pos], pos, status, before_h, convert_h, 72.0))
+    return _entries(rows)
+
+
+def _curves_from_the_whole_table(con: duckdb.DuckDBPyConnection) -> list[go.Scatter]:
+    """The figure's traces as the dashboard drew them before: every entry read at once,
+    ``time_to_convert_curve`` on the whole frame with no cut-off (its own fallback)."""
+    entries = con.execute(f"SELECT {OLD_COLUMNS} FROM stage_entries").df()
+    stages = entries[entries.status == "converted"].groupby("stage").pos.min().sort_values()
+    traces = []
+    for stage, position in stages.items():
+        curve = time_to_convert_curve(entries, str(stage), None)
+        dropped = entries[(entries.stage == stage) & (entries.status == "dropped")]
+        last = float(np.nan_to_num(dropped.window_s.max()))
+        traces.append(funnel._curve_trace(curve, last, str(stage), int(position)))
+    return traces
+
+
+OLD_COLUMNS = "stage, pos, status, entered_at, converted_at, time_to_convert_s, window_s"
+
+
+@pytest.mark.parametrize(("seed", "n"), [(3, 60), (4, 3000)])
+def test_time_to_convert_by_stage_equals_the_curve_of_the_whole_table(seed: int, n: int) -> None:
+    con = _random_entries(seed, n)
+    expected = _curves_from_the_whole_table(con)
+    fig = funnel.time_to_convert(con)  # no headlines: the cut-off is the latest time
+    assert [t.name for t in fig.data] == ["1. visit", "2. signup"] == [t.name for t in expected]
+    for got, want in zip(fig.data, expected, strict=True):
+        assert got.x == want.x and got.y == want.y  # to the bit
+        assert [list(c) for c in got.customdata] == [list(c) for c in want.customdata]

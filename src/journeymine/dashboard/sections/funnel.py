@@ -244,25 +244,51 @@ def conversion_by_segment(data: Data, attribute: str | None = None) -> go.Figure
 
 # ------------------------------------------------------------------ time to convert
 
-ENTRY_COLUMNS = "stage, pos, status, entered_at, converted_at, time_to_convert_s, window_s"
 FLOOR_S = 60.0  # the axis is logarithmic: a conversion within a minute is drawn at one
 # Most steps drawn per curve: a big warehouse has a step per distinct conversion time, which
 # would make the page megabytes heavy for no visible difference.
 MAX_STEPS = 400
+# One stage's entries as the curve reads them, the statuses it counts only (excluded people
+# are left out by the curve anyway), the status as a category: millions of entries arrive one
+# stage at a time, a byte a status, instead of the whole table at once.
+STAGE_ENTRIES = (
+    "SELECT status::ENUM('converted', 'dropped', 'open') AS status, entered_at, "
+    "time_to_convert_s, window_s FROM {t} "
+    "WHERE stage = ? AND status IN ('converted', 'dropped', 'open')"
+)
 
 
-def _entries(data: Data) -> tuple[pd.DataFrame, datetime | None]:
-    """The ``stage_entries`` columns the curve needs, and the data cut-off when the headlines
-    have it (else :func:`time_to_convert_curve` takes the latest time in the entries)."""
-    frame = query(data, "stage_entries", f"SELECT {ENTRY_COLUMNS} FROM {{t}}")
-    if frame.empty:
-        raise MissingTable("The stage_entries table has no rows yet.")
-    cutoff = None
+def _cutoff(data: Data) -> datetime | None:
+    """The data cut-off when the headlines have it, else the latest time in the entries (as
+    :func:`time_to_convert_curve` takes it from the whole table)."""
     if isinstance(data, duckdb.DuckDBPyConnection) and exists(data, "headlines"):
         stored = read_headlines(data).set_index("key")
         if "cutoff" in stored.index:
-            cutoff = pd.Timestamp(float(stored.loc["cutoff", "value"]), unit="s", tz="UTC")
-    return frame, cutoff
+            return pd.Timestamp(float(stored.loc["cutoff", "value"]), unit="s", tz="UTC")
+    latest = query(
+        data, "stage_entries", "SELECT max(entered_at) AS a, max(converted_at) AS b FROM {t}"
+    )
+    return pd.concat([latest.a, latest.b]).max()
+
+
+def _converting_stages(data: Data) -> list[tuple[str, int]]:
+    """The stages anyone converted out of, by position: (stage, first position)."""
+    found = query(
+        data,
+        "stage_entries",
+        "SELECT stage, min(pos) AS pos FROM {t} "
+        "WHERE status = 'converted' GROUP BY stage ORDER BY pos, stage",
+    )
+    if found.empty and query(data, "stage_entries", "SELECT 1 FROM {t} LIMIT 1").empty:
+        raise MissingTable("The stage_entries table has no rows yet.")
+    return [(str(s), int(p)) for s, p in zip(found.stage, found.pos, strict=True)]
+
+
+def _stage_entries(data: Data, stage: str) -> pd.DataFrame:
+    """The entries of ``stage`` the curve counts, with the columns it reads."""
+    frame = query(data, "stage_entries", STAGE_ENTRIES, [stage])
+    frame.insert(0, "stage", pd.Categorical.from_codes(np.zeros(len(frame), np.int8), [stage]))
+    return frame
 
 
 def _thin(curve: pd.DataFrame) -> pd.DataFrame:
@@ -304,17 +330,17 @@ def time_to_convert(data: Data, cutoff: datetime | None = None) -> go.Figure:
     converted out of. People still open count only for as long as they have been followed
     (cut-off - entered), dropped people for their whole window, so recent entrants do not pull
     a curve down. ``cutoff`` defaults to the headlines' data cut-off."""
-    entries, stored = _entries(data)
-    cutoff = cutoff or stored
-    stages = entries[entries.status == "converted"].groupby("stage").pos.min().sort_values().items()
     fig = go.Figure()
-    for stage, position in stages:
-        curve = time_to_convert_curve(entries, str(stage), cutoff)
+    cutoff = cutoff or _cutoff(data)
+    for stage, position in _converting_stages(data):
+        entries = _stage_entries(data, stage)
+        curve = time_to_convert_curve(entries, stage, cutoff)
         # Dropped people were followed for their whole window, nobody longer: hold the curve
         # flat to there; without any, it ends at its last conversion.
-        dropped = entries[(entries.stage == stage) & (entries.status == "dropped")]
+        dropped = entries[entries.status == "dropped"]
         last = float(np.nan_to_num(dropped.window_s.max()))
-        fig.add_trace(_curve_trace(curve, last, str(stage), int(position)))
+        fig.add_trace(_curve_trace(curve, last, stage, position))
+        del entries, dropped  # one stage's entries in memory at a time
     if not fig.data:
         raise MissingTable("Nobody has converted out of a stage of stage_entries yet.")
     ticks = [t for t in WAIT_TICKS_H if t <= 24 * 30] + [24 * 90]
