@@ -172,3 +172,15 @@ def test_conform_takes_any_enum_where_the_declaration_says_enum(
     con.execute("ALTER TABLE event_log ALTER activity TYPE VARCHAR")
     with pytest.raises(WarehouseError, match="'activity' is VARCHAR, declared ENUM"):
         schema.conform(con, "event_log")
+
+
+def test_warehouse_connections_draw_no_progress_bar_on_stdout(tmp_path: Path) -> None:
+    """DuckDB prints a progress bar to stdout for any query over 2 s, terminal or not; the
+    nightly run's log and the CLI's report would carry it."""
+    from journeymine import warehouse
+
+    db = tmp_path / "w.duckdb"
+    for read_only in (False, True):
+        with warehouse.connect(db, read_only=read_only) as con:
+            setting = "SELECT current_setting('enable_progress_bar')"
+            assert con.execute(setting).fetchall() == [(False,)]

@@ -58,6 +58,9 @@ def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConn
     con.execute(f"SET temp_directory = '{temp}'")
     con.execute("SET max_temp_directory_size = '50GB'")
     con.execute("SET memory_limit = '16GB'")
+    # DuckDB draws a progress bar on stdout for queries over 2 s, terminal or not: in a
+    # nightly run's log and a CLI's report it is noise (the CLI draws its own).
+    con.execute("SET enable_progress_bar = false")
     if not read_only:
         ensure_schema(con)
     return con
