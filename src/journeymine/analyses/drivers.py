@@ -48,6 +48,7 @@ from journeymine.spec import (
     step_label,
 )
 from journeymine.sql import glob_any, literal
+from journeymine.warehouse import table_exists
 
 POPULATIONS = {
     # Who is compared, and what counts as success, in a landmark design: everyone in the
@@ -447,28 +448,20 @@ def _latency_shift(
     after: tuple[datetime, datetime],
 ) -> pd.DataFrame:
     """Follow-up latency per rule, before vs after: medians and a Mann-Whitney U test."""
-    from journeymine.analyses.followups import read_followups
-
-    rows = read_followups(con, spec)  # tonight's stored rows when the analysis run wrote them
-    rows = rows[rows.status == "answered"]
+    periods = [_answered_latencies(con, spec, start, end) for start, end in (before, after)]
     out = []
-    for rule, part in rows.groupby("rule"):
-        periods = [
-            part[
-                (part.triggered_at >= pd.Timestamp(s)) & (part.triggered_at < pd.Timestamp(e))
-            ].latency_s
-            for s, e in (before, after)
-        ]
-        if min(len(x) for x in periods) < 2:
+    for rule in sorted(set(periods[0]) | set(periods[1])):
+        waits = [p.get(rule, pd.Series(dtype=float)) for p in periods]
+        if min(len(x) for x in waits) < 2:
             continue
-        test = sps.mannwhitneyu(periods[0], periods[1], alternative="two-sided")
+        test = sps.mannwhitneyu(waits[0], waits[1], alternative="two-sided")
         out.append(
             {
                 "rule": rule,
-                "answered_before": len(periods[0]),
-                "median_h_before": periods[0].median() / 3600,
-                "answered_after": len(periods[1]),
-                "median_h_after": periods[1].median() / 3600,
+                "answered_before": len(waits[0]),
+                "median_h_before": waits[0].median() / 3600,
+                "answered_after": len(waits[1]),
+                "median_h_after": waits[1].median() / 3600,
                 "p_value": float(test.pvalue),
             }
         )
@@ -481,3 +474,28 @@ def _latency_shift(
         "p_value",
     ]
     return pd.DataFrame(out, columns=columns)
+
+
+def _answered_latencies(
+    con: duckdb.DuckDBPyConnection, spec: JourneySpec, start: datetime, end: datetime
+) -> dict[str, pd.Series]:
+    """Per rule, the wall-clock latencies of the answered triggers of [start, end): from
+    tonight's stored ``followups`` when the analysis run wrote them (only these rows leave
+    DuckDB, not the whole table), else from the follow-ups computed now."""
+    from journeymine.analyses.followups import compute_followups
+
+    source = "followups"
+    if not table_exists(con, source):
+        source = "jm_drift_followups"
+        computed = compute_followups(con, spec)[["rule", "status", "triggered_at", "latency_s"]]
+        con.register(source, computed)
+    try:
+        rows = con.execute(
+            f"SELECT rule, list(latency_s) FROM {source} WHERE status = 'answered' "
+            "AND triggered_at >= $start AND triggered_at < $end GROUP BY rule",
+            {"start": start, "end": end},
+        ).fetchall()
+    finally:
+        if source != "followups":
+            con.unregister(source)
+    return {rule: pd.Series(waits, dtype=float) for rule, waits in rows}
