@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 from scipy.stats import mannwhitneyu
 
-from journeymine.analyses.drivers import _latency_shift, compare_periods, drivers
+from journeymine.analyses.drift import _latency_shift, compare_periods
+from journeymine.analyses.drivers import drivers
 from journeymine.analyses.funnel import write_stage_funnel
 from journeymine.analyses.stats import benjamini_hochberg
 from journeymine.errors import SpecError

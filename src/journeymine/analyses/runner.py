@@ -16,7 +16,8 @@ import pandas as pd
 
 from journeymine import warehouse
 from journeymine.analyses import conformance
-from journeymine.analyses.drivers import compare_periods, drivers
+from journeymine.analyses.drift import compare_periods
+from journeymine.analyses.drivers import drivers
 from journeymine.analyses.feelings import write_feelings
 from journeymine.analyses.followups import write_cost_of_waiting, write_followups
 from journeymine.analyses.funnel import write_stage_funnel
