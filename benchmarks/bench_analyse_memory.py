@@ -25,7 +25,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-CHILD = """
+RESULT = "bench_analyse_memory: "  # marks the child's result among whatever else it prints
+CHILD = (
+    f"RESULT = {RESULT!r}\n"
+    + """
 import json, os, shutil, sys, time
 from contextlib import contextmanager
 from pathlib import Path
@@ -93,10 +96,11 @@ con.close()
 clock.mark()
 for name, entry in clock.peaks.items():
     clock.steps[name].update(entry)
-print(json.dumps({"cap": cap, "wall_s": round(time.perf_counter() - wall, 1),
+print(RESULT + json.dumps({"cap": cap, "wall_s": round(time.perf_counter() - wall, 1),
                   "cpu_s": round(time.process_time() - cpu, 1),
                   "peak_rss_mb": round(clock.peak), "steps": clock.steps}))
 """
+)
 
 
 def main() -> None:
@@ -129,7 +133,9 @@ def main() -> None:
             text=True,
             env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"},
         )
-        result = json.loads(out.stdout.splitlines()[-1])
+        (work / "child.out").write_text(out.stdout)
+        line = next(x for x in reversed(out.stdout.splitlines()) if x.startswith(RESULT))
+        result = json.loads(line.removeprefix(RESULT))
         steps = result.pop("steps")
         print(result)
         print(f"  {'step':45} {'seconds':>10} {'RSS at start':>14} {'peak in it':>12}")

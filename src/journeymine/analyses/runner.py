@@ -36,6 +36,10 @@ from journeymine.warehouse import replace_table
 
 log = logging.getLogger(__name__)
 EVENT_LOG = "event_log"
+# The follow-ups' columns the cost of waiting, the journey grid and the opportunities read.
+HELD_FOLLOWUP_COLUMNS = [
+    "rule", "person_id", "trigger_event_id", "triggered_at", "status", "latency_s", "sla_breached",
+]  # fmt: skip
 
 
 @dataclass
@@ -80,6 +84,9 @@ def analyse(
         people = read_people(con, people_folder, spec)
     followups = write_followups(con, spec, rows=people.followups if people else None)
     report.followups = len(followups)
+    # Only what the later analyses read is held through them (a copy: a column selection
+    # would keep the whole frame's blocks alive); the rest is in the stored table.
+    followups = followups[HELD_FOLLOWUP_COLUMNS].copy()
     report.dfg_edges = _count(con, "dfg")
     report.variants = _count(con, "variants")
     if spec.stages:
