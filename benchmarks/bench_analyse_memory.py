@@ -25,7 +25,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-RESULT = "bench_analyse_memory: "  # marks the child's result among whatever else it prints
+# Marks the child's result among whatever else it prints (DuckDB's progress bar, no newline).
+RESULT = "bench_analyse_memory: "
 CHILD = (
     f"RESULT = {RESULT!r}\n"
     + """
@@ -96,7 +97,7 @@ con.close()
 clock.mark()
 for name, entry in clock.peaks.items():
     clock.steps[name].update(entry)
-print(RESULT + json.dumps({"cap": cap, "wall_s": round(time.perf_counter() - wall, 1),
+print("\\n" + RESULT + json.dumps({"cap": cap, "wall_s": round(time.perf_counter() - wall, 1),
                   "cpu_s": round(time.process_time() - cpu, 1),
                   "peak_rss_mb": round(clock.peak), "steps": clock.steps}))
 """
@@ -134,8 +135,7 @@ def main() -> None:
             env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"},
         )
         (work / "child.out").write_text(out.stdout)
-        line = next(x for x in reversed(out.stdout.splitlines()) if x.startswith(RESULT))
-        result = json.loads(line.removeprefix(RESULT))
+        result = json.loads(out.stdout.rsplit(RESULT, 1)[1])
         steps = result.pop("steps")
         print(result)
         print(f"  {'step':45} {'seconds':>10} {'RSS at start':>14} {'peak in it':>12}")
