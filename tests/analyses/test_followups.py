@@ -271,18 +271,3 @@ def test_the_owner_at_trigger_time_keeps_the_unanswered_triggers(touchpoints) ->
     assert per_owner.loc["005ANA", ["triggers", "answered", "breached"]].tolist() == [4, 4, 2]
     worst = per_owner.sort_values("breach_rate", ascending=False).index[0]
     assert worst == "005DEV"  # the rep who never calls back ranks worst, not best
-
-
-def test_stored_rule_by_rule_the_table_is_the_one_stored_whole(sample_copy: Path) -> None:
-    """The nightly run stores the follow-ups one rule at a time and keeps a few columns: the
-    table is the one stored from all rules at once, row for row, and the kept columns are
-    those of compute_followups."""
-    con = connect(sample_copy)  # a copy: the followups table is rewritten
-    spec = load_spec(ROOT / "data" / "sample" / "journey.toml")
-    whole = fu.write_followups(con, spec)
-    stored_whole = con.execute("SELECT * FROM followups").fetchall()
-    keep = ["rule", "person_id", "triggered_at", "status", "latency_s"]
-    kept = fu.write_followups(con, spec, keep=keep)
-    assert len(set(whole.rule)) == len(spec.followups) >= 2  # several rules appended
-    assert con.execute("SELECT * FROM followups").fetchall() == stored_whole
-    pd.testing.assert_frame_equal(kept, whole[keep], check_exact=True)

@@ -27,7 +27,6 @@ customer action.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import duckdb
@@ -36,7 +35,6 @@ import pandas as pd
 
 from journeymine.analyses.business_hours import business_seconds
 from journeymine.analyses.funnel import conversion
-from journeymine.analyses.stored import append_frame
 from journeymine.spec import FollowupRule, JourneySpec
 from journeymine.sql import data_cutoff, glob_bound, statement
 from journeymine.warehouse import replace_table, table_exists
@@ -49,11 +47,6 @@ OWNER_RECORDS = (
     "crm.contact_created",
     "crm.opportunity_created",
 )
-COLUMNS = [
-    "rule", "person_id", "trigger_event_id", "trigger_activity", "triggered_at", "responded_at",
-    "response_event_id", "latency_s", "business_latency_s", "status", "sla_breached", "sla_s",
-    "wait_s", "sla_unit", "owner", "owner_name", "owner_source", "responder", "channel",
-]  # fmt: skip
 DEFAULT_RULE = FollowupRule("next_company_touch", ("*",), ("*",), timedelta(days=2), False)
 LATENCY_BUCKETS = [
     (3600, "<1h"),
@@ -97,25 +90,39 @@ def compute_followups(
     after the cut-off does not exist yet. A trigger is ``unanswered`` when its SLA deadline
     (trigger + SLA, in business time for business-hours rules) is at or before the cut-off.
     """
-    frames = list(_rule_frames(con, spec, table, cutoff))
-    return (
-        pd.concat(frames, ignore_index=True)[COLUMNS] if frames else pd.DataFrame(columns=COLUMNS)
-    )
-
-
-def _rule_frames(
-    con: duckdb.DuckDBPyConnection, spec: JourneySpec, table: str, cutoff: datetime | None
-) -> Iterator[pd.DataFrame]:
-    """Each rule's judged triggers (:func:`compute_followups`' rows), one rule at a time."""
     if cutoff is None:
         cutoff = data_cutoff(con, table, "occurred_at")
+    frames = []
     for rule in spec.followups or (DEFAULT_RULE,):
         rows = _rule_rows(con, rule, table, spec.company_activities, cutoff)
         if rows.empty:
             continue
         rows.insert(0, "rule", rule.name)
-        yield _judge_triggers(rows, rule, spec, cutoff)
-        del rows  # not held while the next rule's rows are read
+        frames.append(_judge_triggers(rows, rule, spec, cutoff))
+    columns = [
+        "rule",
+        "person_id",
+        "trigger_event_id",
+        "trigger_activity",
+        "triggered_at",
+        "responded_at",
+        "response_event_id",
+        "latency_s",
+        "business_latency_s",
+        "status",
+        "sla_breached",
+        "sla_s",
+        "wait_s",
+        "sla_unit",
+        "owner",
+        "owner_name",
+        "owner_source",
+        "responder",
+        "channel",
+    ]
+    return (
+        pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+    )
 
 
 def _judge_triggers(
@@ -337,30 +344,9 @@ def write_followups(
     table: str = "touchpoints",
     cutoff: datetime | None = None,
     rows: pd.DataFrame | None = None,
-    keep: list[str] | None = None,
 ) -> pd.DataFrame:
-    """Compute and store the ``followups`` table; return it (only its ``keep`` columns if
-    given). ``rows``: already computed per shard of persons (``scale_people``), stored instead
-    of computing them here.
-
-    With ``keep`` and no ``rows``, the rules are judged and stored one at a time: every column
-    of every rule's triggers at once, and their concatenation beside them, were the step's
-    peak memory (the nightly run keeps a few columns only)."""
-    if rows is not None or keep is None:
-        followups = (
-            compute_followups(con, spec, table=table, cutoff=cutoff) if rows is None else rows
-        )
-        replace_table(con, "followups", followups)
-        return followups if keep is None else followups[keep].copy()
-    kept: list[pd.DataFrame] = []
-    for frame in _rule_frames(con, spec, table, cutoff):
-        if kept:
-            append_frame(con, "followups", frame[COLUMNS])
-        else:
-            replace_table(con, "followups", frame[COLUMNS])
-        kept.append(frame[keep].copy())
-        del frame  # the next rule's rows are read without this one's
-    if not kept:
-        replace_table(con, "followups", pd.DataFrame(columns=COLUMNS))
-        return pd.DataFrame(columns=COLUMNS)[keep]
-    return pd.concat(kept, ignore_index=True)
+    """Compute and store the ``followups`` table; return it. ``rows``: already computed per
+    shard of persons (``scale_people``), stored instead of computing them here."""
+    followups = compute_followups(con, spec, table=table, cutoff=cutoff) if rows is None else rows
+    replace_table(con, "followups", followups)
+    return followups

@@ -82,11 +82,11 @@ def analyse(
         from journeymine.analyses.shards import read_people
 
         people = read_people(con, people_folder, spec)
-    # Only what the later analyses read is held through them; the rest is in the stored table.
-    followups = write_followups(
-        con, spec, rows=people.followups if people else None, keep=HELD_FOLLOWUP_COLUMNS
-    )
+    followups = write_followups(con, spec, rows=people.followups if people else None)
     report.followups = len(followups)
+    # Only what the later analyses read is held through them (a copy: a column selection
+    # would keep the whole frame's blocks alive); the rest is in the stored table.
+    followups = followups[HELD_FOLLOWUP_COLUMNS].copy()
     report.dfg_edges = _count(con, "dfg")
     report.variants = _count(con, "variants")
     if spec.stages:

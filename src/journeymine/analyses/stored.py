@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import duckdb
-import pandas as pd
 
 from journeymine.sql import ident
 from journeymine.warehouse import schema
@@ -34,17 +33,3 @@ def _cast(column: schema.Column) -> str:
     if column.sql == schema.ENUM:  # the producer's own ENUM of the values it holds
         return f"q.{ident(column.name)}"
     return f"CAST(q.{ident(column.name)} AS {column.sql})"
-
-
-def append_frame(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) -> None:
-    """Append the rows of ``frame`` to table ``name`` (stored by ``warehouse.replace_table``):
-    the same declared columns, each cast to its declared type as ``replace_table`` casts them."""
-    columns = schema.declared(name).columns
-    if [str(c) for c in frame.columns] != [c.name for c in columns]:
-        raise ValueError(f"appending to {name!r} needs its declared columns, in order")
-    select = ", ".join(_cast(c) + " AS " + ident(c.name) for c in columns)
-    con.register("jm_append", frame)
-    try:
-        con.execute(f"INSERT INTO {ident(name)} SELECT {select} FROM jm_append q")
-    finally:
-        con.unregister("jm_append")
