@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import random
+import statistics
 from datetime import timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import duckdb
 import pytest
@@ -207,3 +210,119 @@ def test_a_log_where_no_activity_is_a_stage_has_no_cases_and_no_crash() -> None:
     cases = conformance.check_conformance(con, SPEC, "log")
     assert len(cases) == 0
     assert conformance.summarise_conformance(cases).cases.sum() == 0
+
+
+def test_the_stored_judgement_is_each_case_judged_alone_in_plain_python() -> None:
+    """conformance and conformance_summary are built in SQL from the distinct sequences; here
+    every case is judged on its own (its events in Python, deviation_labels, pm4py's replay of
+    its stages alone) and summarised by hand, and the stored tables must equal that exactly."""
+    rng = random.Random(11)
+    activities = ["signup", "demo", "trial", "paid", "browse"]  # browse marks no stage
+    hand = [
+        ["signup", "signup", "trial", "paid"],  # a consecutive repeat: collapsed, conforming
+        ["signup", "trial", "signup", "trial", "paid"],  # repeats after another stage
+        ["trial", "signup", "paid"],  # out of order
+        ["signup", "paid"],  # skipped trial
+        ["signup", "demo"],  # stopped early: never reached paid, not judged
+        ["browse", "trial"],  # never reached paid, skipped signup
+    ]
+    journeys = hand * 3 + [rng.choices(activities, k=rng.randint(1, 6)) for _ in range(400)]
+    events = []
+    for case, acts in enumerate(journeys, start=1):
+        times = sorted(rng.sample(range(40 * 86400 * 10**6), len(acts)))  # microseconds
+        events += [(case, a, t, i) for i, (a, t) in enumerate(zip(acts, times, strict=True))]
+    con = duckdb.connect()
+    con.execute("CREATE TABLE e (case_key BIGINT, activity VARCHAR, s BIGINT, seq BIGINT)")
+    con.executemany("INSERT INTO e VALUES (?, ?, ?, ?)", events)
+    con.execute(
+        "CREATE TABLE log AS SELECT case_key, activity, "
+        "TIMESTAMPTZ '2026-01-01' + to_microseconds(s) AS ts, seq FROM e"
+    )
+    summary = conformance.write_conformance(con, SPEC, "log")
+
+    expected = _judged_alone(events)
+    assert any(c.conforms for c in expected.values()) and any(c.deviates for c in expected.values())
+    assert any(not c.judged for c in expected.values())
+    stored = con.execute(
+        "SELECT case_key, positions, duration_s, stages, deviations, deviates, completed, "
+        "conforms, judged, fitness FROM conformance"
+    ).fetchall()
+    assert {row[0]: Judged(*row[1:]) for row in stored} == expected
+    by_hand = _summary_by_hand(list(expected.values()))
+    assert con.execute("FROM conformance_summary").fetchall() == by_hand
+    returned = summary.astype(object).where(summary.notna(), None)
+    assert [tuple(row) for row in returned.itertuples(index=False)] == by_hand
+    frame = conformance.check_conformance(con, SPEC, "log").set_index("case_key")
+    assert frame.deviations.to_dict() == {k: c.deviations for k, c in expected.items()}
+    assert frame.positions.to_dict() == {k: c.positions for k, c in expected.items()}
+    assert frame.fitness.to_dict() == {k: c.fitness for k, c in expected.items()}
+
+
+STEPS = [("signup", False), ("demo", True), ("trial", False), ("paid", False)]
+
+
+class Judged(NamedTuple):
+    positions: list[int]
+    duration_s: float
+    stages: list[str]
+    deviations: list[str]
+    deviates: bool
+    completed: bool
+    conforms: bool
+    judged: bool
+    fitness: float
+
+
+def _judged_alone(events: list[tuple[int, str, int, int]]) -> dict[int, Judged]:
+    """Per case, from its own events: the conformance row, computed without SQL."""
+    by_case: dict[int, list[tuple[int, int, int]]] = {}
+    names = [name for name, _ in STEPS]
+    for case, activity, t, seq in events:
+        if activity in names:
+            by_case.setdefault(case, []).append((t, seq, names.index(activity)))
+    kept = {case: _collapsed(sorted(marks)) for case, marks in by_case.items()}
+    sequences = {case: [pos for _, _, pos in marks] for case, marks in kept.items()}
+    tree = pm4py_adapter.designed_tree([([name], optional) for name, optional in STEPS])
+    fitness = pm4py_adapter.case_fitness(
+        tree, {case: [names[p] for p in seq] for case, seq in sequences.items()}
+    )
+    out = {}
+    for case, seq in sequences.items():
+        labels = conformance.deviation_labels(seq, STEPS)
+        deviates = any(lbl.startswith(conformance.ORDER_DEVIATIONS) for lbl in labels)
+        completed = len(STEPS) - 1 in seq
+        duration = (kept[case][-1][0] - kept[case][0][0]) / 1e6  # first to last kept mark
+        out[case] = Judged(
+            seq, duration, [names[p] for p in seq], labels, deviates, completed,
+            completed and not deviates, completed or deviates, fitness[case],
+        )  # fmt: skip
+    return out
+
+
+def _collapsed(marks: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """Consecutive marks of the same stage count once (the first of them)."""
+    return [m for i, m in enumerate(marks) if i == 0 or marks[i - 1][2] != m[2]]
+
+
+Row = tuple[str, str, int, float | None, float | None, float | None]
+
+
+def _summary_by_hand(cases: list[Judged]) -> list[Row]:
+    """The summary's rows by its definition, sorted by cases (ties in the order listed)."""
+    judged = sum(c.judged for c in cases)
+    groups = [
+        ("(conforming)", "total", [c for c in cases if c.conforms]),
+        ("(any order deviation)", "total", [c for c in cases if c.deviates]),
+        ("(stopped early, not judged)", "drop-off", [c for c in cases if not c.judged]),
+    ]
+    for label in sorted({lbl for c in cases for lbl in c.deviations}):
+        kind = "drop-off" if label.startswith("never reached") else "deviation"
+        groups.append((label, kind, [c for c in cases if label in c.deviations]))
+    rows: list[Row] = []
+    for label, kind, part in groups:
+        n = len(part)
+        share = n / judged if kind != "drop-off" and judged else None
+        done = sum(c.completed for c in part) / n if n else None
+        median = statistics.median(c.duration_s for c in part) if n else None
+        rows.append((label, kind, n, share, done, median))
+    return sorted(rows, key=lambda row: -row[2])

@@ -10,8 +10,10 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import mannwhitneyu
 
-from journeymine.analyses.drivers import compare_periods, drivers
+from journeymine.analyses.drift import _latency_shift, compare_periods
+from journeymine.analyses.drivers import drivers
 from journeymine.analyses.funnel import write_stage_funnel
 from journeymine.analyses.stats import benjamini_hochberg
 from journeymine.errors import SpecError
@@ -326,3 +328,37 @@ def test_the_spec_asks_for_feelings_outcomes_by_name() -> None:
         spec_from_dict({"driver_outcomes": ["nps"]})
     with pytest.raises(ValueError, match="outcome is one of"):
         drivers(duckdb.connect(), "visit", outcome="happy")
+
+
+def test_drift_latency_takes_each_period_s_answered_waits_from_the_stored_followups(
+    sample_warehouse: Path,
+) -> None:
+    """Only the answered waits of the two periods leave DuckDB; the medians and the test are
+    those of the whole stored table filtered in pandas, exactly."""
+    con = connect(sample_warehouse, read_only=True)
+    spec = load_spec(ROOT / "data" / "sample" / "journey.toml")
+    periods = [
+        (datetime(2026, 8, 1, tzinfo=UTC), datetime(2026, 9, 16, tzinfo=UTC)),
+        (datetime(2026, 9, 16, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)),
+    ]
+    found = _latency_shift(con, spec, periods[0], periods[1])
+
+    stored = con.execute("SELECT * FROM followups").df()
+    answered = stored[stored.status == "answered"]
+    rows = []
+    for rule in sorted(set(answered.rule)):
+        waits = [
+            answered[
+                (answered.rule == rule) & (answered.triggered_at >= pd.Timestamp(start))
+                & (answered.triggered_at < pd.Timestamp(end))
+            ].latency_s
+            for start, end in periods
+        ]  # fmt: skip
+        if min(len(w) for w in waits) >= 2:
+            p = mannwhitneyu(waits[0], waits[1], alternative="two-sided").pvalue
+            rows.append(
+                (rule, len(waits[0]), waits[0].median() / 3600, len(waits[1]),
+                 waits[1].median() / 3600, float(p))
+            )  # fmt: skip
+    assert len(rows) >= 2
+    assert [tuple(r) for r in found.itertuples(index=False)] == rows

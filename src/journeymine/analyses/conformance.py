@@ -24,46 +24,48 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 import duckdb
-import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from journeymine.analyses.markers import marks_sql
+from journeymine.analyses.stored import store_query
 from journeymine.mining import pm4py_adapter
 from journeymine.spec import JourneySpec, Stage, positions, step_label
 from journeymine.sql import data_cutoff, duration_s
-from journeymine.warehouse import replace_table, table_exists
+from journeymine.warehouse import table_exists
 
 ORDER_DEVIATIONS = ("skipped", "repeated", "moved back to", "out of order")
 FITNESS = "conformance_fitness"
+CASES = "jm_conformance_cases"  # per case: its stage sequence and duration (a temp table)
+JUDGED = "jm_conformance_judged"  # per distinct sequence: its judgement (a registered Arrow table)
+JUDGEMENT = ("stages", "deviations", "deviates", "completed", "conforms", "judged")
 Positions = Sequence[tuple[Sequence[Stage], bool]]
 
 
-def stage_sequences(
+def sequences_sql(
     con: duckdb.DuckDBPyConnection, spec: JourneySpec, log: str, table: str = "touchpoints"
-) -> pd.DataFrame:
-    """Per case: the sequence of step labels (alternatives share one label) and duration.
+) -> str:
+    """SQL (binds ``$cutoff``): per case, ``positions`` (its sequence of stage positions;
+    alternatives share one) and ``duration_s``.
 
     Events mark stages as in the funnel (patterns and ``where``, ``markers.marks_sql``); a stage
     with ``occurrence = N`` is marked by the N-th and later matching events of the case. An
     event marking several stages (the second paid invoice: ``paid`` and ``renewed``) counts
-    as the latest of them in the designed order."""
-    frame = con.execute(
-        f"""
+    as the latest of them in the designed order; consecutive repeats are collapsed."""
+    return f"""
         WITH m AS ({marks_sql(con, spec, log, table)}), marks AS (
             SELECT case_key, ts, seq, max(pos) AS pos FROM m
             WHERE n_all >= occurrence GROUP BY ALL
         ), collapsed AS (
             SELECT *, lag(pos) OVER (PARTITION BY case_key ORDER BY ts, seq) AS prev FROM marks
         )
-        SELECT case_key, list(pos ORDER BY ts, seq) AS positions,
+        SELECT case_key, list(pos ORDER BY ts, seq)::INTEGER[] AS positions,
                {duration_s()} AS duration_s
         FROM collapsed WHERE prev IS NULL OR prev <> pos GROUP BY case_key
-        """,
-        {"cutoff": data_cutoff(con, log)},
-    ).df()
-    return frame
+    """
 
 
 def deviation_labels(
@@ -100,36 +102,65 @@ def deviation_labels(
 def check_conformance(
     con: duckdb.DuckDBPyConnection, spec: JourneySpec, log: str, *, with_fitness: bool = True
 ) -> pd.DataFrame:
-    """Per case: stage sequence, deviation labels, conforms?, reached the last stage?, fitness."""
-    return _judge(con, spec, log, with_fitness)[0]
+    """Per case: stage sequence, deviation labels, conforms?, reached the last stage?, fitness.
+
+    A frame with a row per case, for an analyst's look at a log (the nightly run keeps the
+    cases in DuckDB: :func:`write_conformance`); nothing is written to the warehouse."""
+    cases = f"({sequences_sql(con, spec, log)})"
+    params = {"cutoff": data_cutoff(con, log)}
+    found = con.execute(f"SELECT DISTINCT positions FROM {cases} c", params).fetchall()
+    con.register(JUDGED, judge_sequences(con, spec, [seq for (seq,) in found], with_fitness))
+    try:
+        frame = con.execute(_judged_cases_sql(cases, with_fitness), params).df()
+    finally:
+        con.unregister(JUDGED)
+    for column in ("positions", "stages", "deviations"):  # Python lists, as pandas users expect
+        frame[column] = frame[column].map(lambda values: values.tolist()).astype(object)
+    return frame
 
 
-def _judge(
-    con: duckdb.DuckDBPyConnection, spec: JourneySpec, log: str, with_fitness: bool
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """:func:`check_conformance`'s cases, and the same judgement per distinct sequence."""
+def judge_sequences(
+    con: duckdb.DuckDBPyConnection,
+    spec: JourneySpec,
+    sequences: list[list[int]],
+    with_fitness: bool,
+) -> pa.Table:
+    """Per distinct stage sequence (positions): its stage names, deviation labels, whether it
+    deviates, completed, conforms and counts as judged, and (``with_fitness``) its fitness.
+    Everything a case's judgement holds depends on its sequence only: each is judged once."""
     groups = positions(spec)
     steps = [(step_label(stages), optional) for stages, optional in groups]
     repeatable = frozenset(i for i, (st, _) in enumerate(groups) if any(s.repeatable for s in st))
-    cases = stage_sequences(con, spec, log)
-    cases["key"] = cases.positions.map(tuple).astype(object)  # object even when no case
-    # Everything below depends on the sequence only: work once per distinct sequence.
-    per = pd.DataFrame({"key": pd.Series(sorted(set(cases.key)), dtype=object)})
-    per["stages"] = per.key.map(lambda seq: [steps[p][0] for p in seq])
-    per["deviations"] = per.key.map(lambda seq: deviation_labels(list(seq), steps, repeatable))
-    per["deviates"] = per.deviations.map(
-        lambda labels: any(lbl.startswith(ORDER_DEVIATIONS) for lbl in labels)
+    sequences = sorted(sequences)
+    stages = [[steps[p][0] for p in seq] for seq in sequences]
+    deviations = [deviation_labels(seq, steps, repeatable) for seq in sequences]
+    deviates = [any(lbl.startswith(ORDER_DEVIATIONS) for lbl in labels) for labels in deviations]
+    completed = [len(steps) - 1 in seq for seq in sequences]
+    columns: dict[str, Any] = {
+        "positions": pa.array(sequences, pa.list_(pa.int32())),
+        "stages": pa.array(stages, pa.list_(pa.string())),
+        "deviations": pa.array(deviations, pa.list_(pa.string())),
+        "deviates": pa.array(deviates, pa.bool_()),
+        "completed": pa.array(completed, pa.bool_()),
+        # Only a journey that reached the end, or left the path, can be judged: one that
+        # stopped early without leaving it is not "conforming", it is not finished.
+        "conforms": pa.array([c and not d for c, d in zip(completed, deviates, strict=True)]),
+        "judged": pa.array([c or d for c, d in zip(completed, deviates, strict=True)]),
+    }
+    if with_fitness:
+        fitness = replayed_fitness(con, groups, stages) if sequences else []
+        columns["fitness"] = pa.array(fitness, pa.float64())
+    return pa.table(columns)
+
+
+def _judged_cases_sql(cases: str, with_fitness: bool) -> str:
+    """SQL: each case of ``cases`` with its sequence's judgement from ``JUDGED``, as declared
+    for ``conformance``. Every case's sequence is among the judged ones: an inner join."""
+    judgement = ", ".join(f"j.{c}" for c in (*JUDGEMENT, *(["fitness"] if with_fitness else [])))
+    return (
+        f"SELECT c.case_key, c.positions, c.duration_s, {judgement} "
+        f"FROM {cases} c JOIN {JUDGED} j ON c.positions = j.positions"
     )
-    per["completed"] = per.key.map(lambda seq: len(steps) - 1 in seq)
-    # Only a journey that reached the end, or left the path, can be judged: one that stopped
-    # early without leaving it is not "conforming", it is not finished (drop-off or open).
-    per["conforms"] = per.completed & ~per.deviates
-    per["judged"] = per.completed | per.deviates
-    if with_fitness and len(per):
-        per["fitness"] = replayed_fitness(con, groups, list(per.stages))
-    cases = cases.merge(per, on="key", how="left").drop(columns="key")
-    cases["positions"] = cases.positions.map(lambda seq: [int(p) for p in seq])
-    return cases, per
 
 
 def _design(groups: Positions) -> list[tuple[list[str], bool]]:
@@ -163,52 +194,88 @@ def replayed_fitness(
     return [known[tuple(seq)] for seq in sequences]
 
 
+SUMMARY_SQL = """
+    WITH c AS (SELECT * FROM {cases}), totals(ord, deviation, kind) AS (
+        VALUES (0, '(conforming)', 'total'), (1, '(any order deviation)', 'total'),
+               (2, '(stopped early, not judged)', 'drop-off')
+    ), groups AS (
+        SELECT 0 AS ord, '(conforming)' AS deviation, completed, duration_s FROM c WHERE conforms
+        UNION ALL SELECT 1, '(any order deviation)', completed, duration_s FROM c WHERE deviates
+        UNION ALL SELECT 2, '(stopped early, not judged)', completed, duration_s
+                  FROM c WHERE NOT judged
+        UNION ALL SELECT 3, unnest(deviations), completed, duration_s FROM c
+    ), ranked AS (
+        SELECT *, row_number() OVER (PARTITION BY ord, deviation ORDER BY duration_s) AS i,
+               count(*) OVER (PARTITION BY ord, deviation) AS n
+        FROM groups
+    ), parts AS (
+        -- the median as pandas takes it: the middle value, or the mean of the middle two
+        SELECT ord, deviation, count(*) AS cases, count(*) FILTER (WHERE completed) AS done,
+               (max(duration_s) FILTER (WHERE i = (n + 1) // 2)
+                + max(duration_s) FILTER (WHERE i = n // 2 + 1)) / 2 AS median_duration_s
+        FROM ranked GROUP BY ord, deviation
+    ), rows AS (
+        SELECT t.ord, t.deviation, t.kind, coalesce(p.cases, 0) AS cases, p.done,
+               p.median_duration_s
+        FROM totals t LEFT JOIN parts p USING (ord, deviation)
+        UNION ALL
+        SELECT ord, deviation,
+               CASE WHEN starts_with(deviation, 'never reached') THEN 'drop-off'
+                    ELSE 'deviation' END, cases, done, median_duration_s
+        FROM parts WHERE ord = 3
+    )
+    SELECT deviation, kind, cases::BIGINT AS cases,
+           CASE WHEN kind <> 'drop-off' AND judged > 0 THEN cases / judged END AS share,
+           CASE WHEN cases > 0 THEN done / cases END AS completion_rate, median_duration_s
+    FROM rows, (SELECT count(*) FILTER (WHERE judged) AS judged FROM c)
+    ORDER BY cases DESC, ord, deviation
+"""
+
+
 def summarise_conformance(cases: pd.DataFrame) -> pd.DataFrame:
-    """Conforming vs deviating, and each deviation: cases, share, completion, median duration.
+    """Conforming vs deviating, and each deviation: cases, share, completion, median duration,
+    of :func:`check_conformance`'s cases (``write_conformance`` runs the same SQL on the
+    stored ones).
 
     ``share`` is among the judged cases (reached the last stage, or left the designed order);
     journeys that stopped early on the path are counted in ``(stopped early, not judged)`` and
     their ``never reached X`` rows, with ``kind = 'drop-off'`` and no share."""
-    rows = []
-    judged = cases[cases.judged] if "judged" in cases.columns else cases
-    total = len(judged)
-
-    def row(label: str, part: pd.DataFrame, kind: str = "deviation") -> dict[str, object]:
-        in_scope = kind != "drop-off"
-        return {
-            "deviation": label,
-            "kind": kind,
-            "cases": len(part),
-            "share": len(part) / total if total and in_scope else np.nan,
-            "completion_rate": part.completed.mean() if len(part) else np.nan,
-            "median_duration_s": part.duration_s.median() if len(part) else np.nan,
-        }
-
-    deviates = cases.deviates if "deviates" in cases.columns else ~cases.conforms
-    rows.append(row("(conforming)", cases[cases.conforms], "total"))
-    rows.append(row("(any order deviation)", cases[deviates], "total"))
-    if "judged" in cases.columns:
-        rows.append(row("(stopped early, not judged)", cases[~cases.judged], "drop-off"))
-    exploded = cases.explode("deviations").dropna(subset=["deviations"])
-    for label, part in exploded.groupby("deviations"):
-        kind = "drop-off" if str(label).startswith("never reached") else "deviation"
-        rows.append(row(str(label), cases.loc[part.index.unique()], kind))
-    return pd.DataFrame(rows).sort_values("cases", ascending=False, kind="stable")
+    schema = pa.schema(
+        [
+            ("deviations", pa.list_(pa.string())),
+            *((flag, pa.bool_()) for flag in ("deviates", "completed", "conforms", "judged")),
+            ("duration_s", pa.float64()),
+        ]
+    )
+    table = pa.Table.from_pandas(cases[schema.names], schema=schema, preserve_index=False)
+    con = duckdb.connect()
+    try:
+        con.register("jm_cases", table)
+        return con.execute(SUMMARY_SQL.format(cases="jm_cases")).df()
+    finally:
+        con.close()
 
 
 def write_conformance(con: duckdb.DuckDBPyConnection, spec: JourneySpec, log: str) -> pd.DataFrame:
     """Store ``conformance`` (per case), ``conformance_summary`` and this run's replayed
-    sequences (``conformance_fitness``); return the summary."""
-    cases, per = _judge(con, spec, log, with_fitness=True)
-    summary = summarise_conformance(cases)
-    fitness = pd.DataFrame(
-        {
-            "model": design_key(positions(spec)),
-            "stages": per.stages,
-            "fitness": per.fitness if "fitness" in per.columns else pd.Series(dtype=float),
-        }
-    )
-    replace_table(con, "conformance", cases)
-    replace_table(con, "conformance_summary", summary)
-    replace_table(con, FITNESS, fitness)
-    return summary
+    sequences (``conformance_fitness``); return the summary.
+
+    The cases stay in DuckDB: only the distinct stage sequences come to Python, to be judged
+    (deviation labels, pm4py's fitness), and go back as a small table to join on."""
+    params = {"cutoff": data_cutoff(con, log)}
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {CASES} AS {sequences_sql(con, spec, log)}", params)
+    found = con.execute(f"SELECT DISTINCT positions FROM {CASES}").fetchall()
+    con.register(JUDGED, judge_sequences(con, spec, [seq for (seq,) in found], True))
+    try:
+        store_query(con, "conformance", _judged_cases_sql(CASES, with_fitness=True))
+        store_query(
+            con,
+            FITNESS,
+            f"SELECT $model AS model, stages, fitness FROM {JUDGED} ORDER BY positions",
+            {"model": design_key(positions(spec))},
+        )
+    finally:
+        con.unregister(JUDGED)
+        con.execute(f"DROP TABLE {CASES}")
+    store_query(con, "conformance_summary", SUMMARY_SQL.format(cases="conformance"))
+    return con.execute("SELECT * FROM conformance_summary").df()

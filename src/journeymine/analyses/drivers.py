@@ -19,25 +19,21 @@ detractor's; ``bad_csat`` — the same for their first CSAT rating being bad. Th
 columns are then the detractor (bad-CSAT) share, and a lift above 1 marks a feature that goes
 with unhappier customers.
 
-**Drift** between two periods (or any two logs): directly-follows edges whose share of cases
-changed, and stage conversion changes, each with a two-proportion test.
+Drift between two periods is in :mod:`journeymine.analyses.drift`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 
 import duckdb
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from journeymine.analyses.funnel import UNKNOWN, build_entries, entry_segments_sql
+from journeymine.analyses.funnel import UNKNOWN, entry_segments_sql
 from journeymine.analyses.markers import marker_sql
 from journeymine.analyses.stats import benjamini_hochberg, wilson
-from journeymine.mining import discovery
-from journeymine.mining.eventlog import log_from_touchpoints
 from journeymine.spec import (
     DRIVER_OUTCOMES,
     OUTCOME_ACTIVITIES,
@@ -277,207 +273,3 @@ def _flag_features(out: pd.DataFrame, alpha: float) -> pd.DataFrame:
         & ((out.lift - 1).abs() < 0.05)
     )
     return out
-
-
-def _two_proportions(k1: int, n1: int, k2: int, n2: int) -> float:
-    """Two-sided p-value that two proportions are equal (pooled z-test)."""
-    if min(n1, n2) == 0:
-        return np.nan
-    pooled = (k1 + k2) / (n1 + n2)
-    se = np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
-    if se == 0:
-        return 1.0
-    return float(2 * sps.norm.sf(abs(k1 / n1 - k2 / n2) / se))
-
-
-def _count(frame: pd.DataFrame, stage: str, column: str) -> int:
-    has = stage in frame.index and column in frame.columns
-    return int(frame.loc[stage, column]) if has else 0
-
-
-def compare_periods(
-    con: duckdb.DuckDBPyConnection,
-    spec: JourneySpec,
-    before: tuple[datetime, datetime],
-    after: tuple[datetime, datetime],
-) -> dict[str, pd.DataFrame]:
-    """Drift from ``before`` to ``after`` (each a [start, end) window): edges and stage
-    conversion, each change with a two-proportion test and BH control."""
-    edges, funnels, variants = [], [], []
-    for label, (start, end) in (("before", before), ("after", after)):
-        edge, funnel, variant = _period_counts(con, spec, label, start, end)
-        edges.append(edge)
-        funnels.append(funnel)
-        variants.append(variant)
-    return {
-        "edges": _edge_shift(edges),
-        "stages": _stage_shift(funnels),
-        "variants": _variant_shift(variants),
-        "latency": _latency_shift(con, spec, before, after),
-    }
-
-
-def _period_counts(
-    con: duckdb.DuckDBPyConnection, spec: JourneySpec, label: str, start: datetime, end: datetime
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """One period's directly-follows edges (cases per edge and in all), stage statuses
-    (people per stage and status) and variants (cases per variant and in all)."""
-    view = log_from_touchpoints(con, since=str(start), until=str(end), name=f"jm_{label}_log")
-    log = discovery.materialise_log(con, view, f"jm_{label}_events")
-    cases = int(con.execute(f"SELECT count(DISTINCT case_key) FROM {log}").fetchall()[0][0])
-    dfg = discovery.discover_dfg(con, log)[["source_activity", "target_activity", "cases"]]
-    entries = build_entries(con, spec, log, cutoff=end)
-    counts = (
-        con.execute(  # the decided per stage, counted where the entries are
-            f"SELECT stage, count(*) FILTER (WHERE status = 'converted') AS converted, "
-            f"count(*) FILTER (WHERE status = 'dropped') AS dropped FROM {entries} GROUP BY stage"
-        )
-        .df()
-        .set_index("stage")
-    )
-    top = discovery.discover_variants(con, log)[["variant", "cases"]]
-    con.execute(f"DROP TABLE {log}")
-    return (
-        dfg.assign(period=label, total=cases),
-        counts.assign(period=label),
-        top.assign(total=cases),
-    )
-
-
-def _edge_shift(edges: list[pd.DataFrame]) -> pd.DataFrame:
-    """Share of cases taking each directly-follows edge, before vs after, with a
-    two-proportion test per edge and BH control across them."""
-    merged = (
-        edges[0]
-        .merge(
-            edges[1],
-            on=["source_activity", "target_activity"],
-            how="outer",
-            suffixes=("_before", "_after"),
-        )
-        .fillna({"cases_before": 0, "cases_after": 0})
-        .astype({"cases_before": "int64", "cases_after": "int64"})  # counts, as in drift_variants
-    )
-    nb, na = (
-        edges[0].total.iloc[0] if len(edges[0]) else 0,
-        edges[1].total.iloc[0] if len(edges[1]) else 0,
-    )
-    merged["share_before"] = merged.cases_before / nb if nb else np.nan
-    merged["share_after"] = merged.cases_after / na if na else np.nan
-    merged["change"] = np.select(
-        [merged.cases_before == 0, merged.cases_after == 0], ["appeared", "vanished"], "changed"
-    )
-    merged["p_value"] = [
-        _two_proportions(int(a), int(nb), int(b), int(na))
-        for a, b in zip(merged.cases_before, merged.cases_after, strict=True)
-    ]
-    merged["significant"] = benjamini_hochberg(merged.p_value.fillna(1).to_numpy())
-    edge_cols = [
-        "source_activity",
-        "target_activity",
-        "cases_before",
-        "cases_after",
-        "share_before",
-        "share_after",
-        "change",
-        "p_value",
-        "significant",
-    ]
-    return merged[edge_cols].sort_values("p_value").reset_index(drop=True)
-
-
-def _stage_shift(funnels: list[pd.DataFrame]) -> pd.DataFrame:
-    """Conversion out of each stage among the decided, before vs after, with a
-    two-proportion test."""
-    stage_rows = []
-    b, a = funnels
-    for stage in sorted(set(b.index) | set(a.index)):
-        kb, db_ = (_count(b, stage, c) for c in ("converted", "dropped"))
-        ka, da = (_count(a, stage, c) for c in ("converted", "dropped"))
-        stage_rows.append(
-            {
-                "stage": stage,
-                "rate_before": kb / (kb + db_) if kb + db_ else np.nan,
-                "rate_after": ka / (ka + da) if ka + da else np.nan,
-                "decided_before": kb + db_,
-                "decided_after": ka + da,
-                "p_value": _two_proportions(kb, kb + db_, ka, ka + da),
-            }
-        )
-    stage_columns = [
-        "stage",
-        "rate_before",
-        "rate_after",
-        "decided_before",
-        "decided_after",
-        "p_value",
-    ]
-    return pd.DataFrame(stage_rows, columns=stage_columns)
-
-
-def _variant_shift(variants: list[pd.DataFrame], top: int = 20) -> pd.DataFrame:
-    """Share of cases of the most frequent variants of either period, before vs after."""
-    b, a = variants
-    nb = int(b.total.iloc[0]) if len(b) else 0
-    na = int(a.total.iloc[0]) if len(a) else 0
-    keep = set(b.head(top).variant) | set(a.head(top).variant)
-    both = (
-        b[b.variant.isin(keep)][["variant", "cases"]]
-        .merge(
-            a[a.variant.isin(keep)][["variant", "cases"]],
-            on="variant",
-            how="outer",
-            suffixes=("_before", "_after"),
-        )
-        .fillna(0)
-    )
-    both["share_before"] = both.cases_before / nb if nb else np.nan
-    both["share_after"] = both.cases_after / na if na else np.nan
-    both["p_value"] = [
-        _two_proportions(int(x), nb, int(y), na)
-        for x, y in zip(both.cases_before, both.cases_after, strict=True)
-    ]
-    return both.sort_values("p_value").reset_index(drop=True)
-
-
-def _latency_shift(
-    con: duckdb.DuckDBPyConnection,
-    spec: JourneySpec,
-    before: tuple[datetime, datetime],
-    after: tuple[datetime, datetime],
-) -> pd.DataFrame:
-    """Follow-up latency per rule, before vs after: medians and a Mann-Whitney U test."""
-    from journeymine.analyses.followups import read_followups
-
-    rows = read_followups(con, spec)  # tonight's stored rows when the analysis run wrote them
-    rows = rows[rows.status == "answered"]
-    out = []
-    for rule, part in rows.groupby("rule"):
-        periods = [
-            part[
-                (part.triggered_at >= pd.Timestamp(s)) & (part.triggered_at < pd.Timestamp(e))
-            ].latency_s
-            for s, e in (before, after)
-        ]
-        if min(len(x) for x in periods) < 2:
-            continue
-        test = sps.mannwhitneyu(periods[0], periods[1], alternative="two-sided")
-        out.append(
-            {
-                "rule": rule,
-                "answered_before": len(periods[0]),
-                "median_h_before": periods[0].median() / 3600,
-                "answered_after": len(periods[1]),
-                "median_h_after": periods[1].median() / 3600,
-                "p_value": float(test.pvalue),
-            }
-        )
-    columns = [
-        "rule",
-        "answered_before",
-        "median_h_before",
-        "answered_after",
-        "median_h_after",
-        "p_value",
-    ]
-    return pd.DataFrame(out, columns=columns)

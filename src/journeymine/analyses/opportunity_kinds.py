@@ -62,10 +62,11 @@ def _duration(delta: timedelta) -> str:
 def _first_decided(followups: pd.DataFrame, rule: str) -> pd.DataFrame:
     """Each person's first decided trigger of ``rule`` (as ``cost_of_waiting`` takes them),
     with ``slow`` = answered later than the SLA or never."""
-    first = followups[
-        (followups.rule == rule) & (followups.status != "open") & followups.person_id.notna()
-    ]
-    first = first.sort_values("triggered_at").drop_duplicates("person_id").copy()
+    decided = (followups.rule == rule) & (followups.status != "open") & followups.person_id.notna()
+    # Only the columns the estimate reads (``rule_cost_of_waiting`` among them): not a copy of
+    # every column of the rule's triggers.
+    used = ["rule", "status", "person_id", "triggered_at", "sla_breached"]
+    first = followups.loc[decided, used].sort_values("triggered_at").drop_duplicates("person_id")
     first["slow"] = first.sla_breached.astype(bool)
     return first
 

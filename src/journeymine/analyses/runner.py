@@ -16,7 +16,8 @@ import pandas as pd
 
 from journeymine import warehouse
 from journeymine.analyses import conformance
-from journeymine.analyses.drivers import compare_periods, drivers
+from journeymine.analyses.drift import compare_periods
+from journeymine.analyses.drivers import drivers
 from journeymine.analyses.feelings import write_feelings
 from journeymine.analyses.followups import write_cost_of_waiting, write_followups
 from journeymine.analyses.funnel import write_stage_funnel
@@ -35,6 +36,10 @@ from journeymine.warehouse import replace_table
 
 log = logging.getLogger(__name__)
 EVENT_LOG = "event_log"
+# The follow-ups' columns the cost of waiting, the journey grid and the opportunities read.
+HELD_FOLLOWUP_COLUMNS = [
+    "rule", "person_id", "trigger_event_id", "triggered_at", "status", "latency_s", "sla_breached",
+]  # fmt: skip
 
 
 @dataclass
@@ -79,6 +84,9 @@ def analyse(
         people = read_people(con, people_folder, spec)
     followups = write_followups(con, spec, rows=people.followups if people else None)
     report.followups = len(followups)
+    # Only what the later analyses read is held through them (a copy: a column selection
+    # would keep the whole frame's blocks alive); the rest is in the stored table.
+    followups = followups[HELD_FOLLOWUP_COLUMNS].copy()
     report.dfg_edges = _count(con, "dfg")
     report.variants = _count(con, "variants")
     if spec.stages:
