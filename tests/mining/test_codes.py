@@ -104,6 +104,15 @@ def test_every_figure_equals_the_sql_it_replaced_on_real_logs(real_log: pa.Table
     pd.testing.assert_frame_equal(discovery.discover_variants(con, log), stored(con)["variants"])
 
 
+def test_the_stored_logs_activity_codes_are_the_names_in_order(real_log: pa.Table) -> None:
+    """The same log stores the same type on every run: codes follow the names' order, not the
+    order in which a parallel DISTINCT happened to finish."""
+    con = duckdb.connect()
+    log = discovery.materialise_log(con, eventlog.register_log(con, real_log))
+    names = con.execute(f"SELECT enum_range(NULL::{log}_activity)").fetchall()[0][0]
+    assert names == sorted(set(real_log["activity"].to_pylist()) - {None})
+
+
 def test_an_arrow_log_gives_the_stored_log_figures(real_log: pa.Table) -> None:
     """Sorting in memory (codes.from_arrow) equals the stored, DuckDB-sorted log: as read (rows
     already in time order inside a case), in time order across cases (scattered cases ranked,

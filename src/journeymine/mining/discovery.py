@@ -49,9 +49,11 @@ def materialise_log(con: duckdb.DuckDBPyConnection, relation: str, table: str = 
     enum, staged = f"{table}_activity", f"{table}_sorted"
     con.execute(f"DROP TABLE IF EXISTS {table}")
     con.execute(f"DROP TYPE IF EXISTS {enum}")
+    # Names in order: a DISTINCT alone gives them in whatever order its threads finish, and
+    # the stored log's type (and every code) would differ from run to run.
     con.execute(
-        f"CREATE TYPE {enum} AS ENUM "
-        f"(SELECT DISTINCT activity::VARCHAR FROM {relation} WHERE activity IS NOT NULL)"
+        f"CREATE TYPE {enum} AS ENUM (SELECT DISTINCT activity::VARCHAR AS a "
+        f"FROM {relation} WHERE activity IS NOT NULL ORDER BY a)"
     )
     rows = f"""
         SELECT case_key::BIGINT AS case_key, activity::{enum} AS activity,
