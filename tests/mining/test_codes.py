@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -535,21 +536,25 @@ def test_a_grouped_log_orders_time_ties_by_seq_not_by_row() -> None:
     assert found["activities"].to_pylist() == [["a1", "a0", "a2"], ["a0", "a1"]]
 
 
+def keyed_log(rows: list[tuple[int, int, int]], key: Callable[[int], int]) -> pa.Table:
+    """``random_rows`` as a log whose case keys are ``key(case)`` (spread, negative, ...)."""
+    return pa.table(
+        {
+            "case_key": pa.array([key(c) for c, _, _ in rows], pa.int64()),
+            "activity": pa.array([f"a{a}" for _, a, _ in rows], pa.string()),
+            "ts": log_table(rows)["ts"],
+            "seq": pa.array(range(len(rows)), pa.int64()),
+        }
+    )
+
+
 @pytest.mark.parametrize("step", [(1 << 63) // 200, 1])
 def test_case_keys_too_far_apart_to_pack_with_waits_give_the_sql_figures(step: int) -> None:
     """The dfg carries each pair's case and wait as one packed integer when both fit in 63
     bits; case keys spread over the whole int64 range do not fit, and the separate gathers
     give the same figures as the SQL. Negative keys close together (step 1) are packed
     relative to the lowest key, with the same figures."""
-    rows = random_rows(7)
-    table = pa.table(
-        {
-            "case_key": pa.array([(c - 100) * step for c, _, _ in rows], pa.int64()),
-            "activity": pa.array([f"a{a}" for _, a, _ in rows], pa.string()),
-            "ts": log_table(rows)["ts"],
-            "seq": pa.array(range(len(rows)), pa.int64()),
-        }
-    )
+    table = keyed_log(random_rows(7), lambda c: (c - 100) * step)
     con = duckdb.connect()
     con.register("far_keys", table)
     log = discovery.materialise_log(con, "far_keys")
@@ -623,15 +628,7 @@ def test_waits_made_block_by_block_give_the_sql_figures(
     distinct cases counted per block: with blocks of a few rows, cases cut by every block end
     and pairs across cases inside blocks, the figures still equal the SQL's, the waits packed
     with their case numbers (keys close or far apart) or, when they do not fit, not."""
-    rows = random_rows(13, 2000)
-    table = pa.table(
-        {
-            "case_key": pa.array([c * step for c, _, _ in rows], pa.int64()),
-            "activity": pa.array([f"a{a}" for _, a, _ in rows], pa.string()),
-            "ts": log_table(rows)["ts"],
-            "seq": pa.array(range(len(rows)), pa.int64()),
-        }
-    )
+    table = keyed_log(random_rows(13, 2000), lambda c: c * step)
     con = duckdb.connect()
     con.register("blocks", table)
     log = discovery.materialise_log(con, "blocks")
