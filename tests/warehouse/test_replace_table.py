@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from journeymine.errors import WarehouseError
-from journeymine.warehouse import replace_table, schema, transaction
+from journeymine.warehouse import replace_table, schema, store_query, transaction
 
 
 @pytest.fixture
@@ -130,3 +130,29 @@ def test_a_run_that_leaves_a_table_unlike_its_declaration_publishes_nothing(
     with duckdb.connect(str(db), read_only=True) as reader:
         assert reader.execute("SELECT sum(people) FROM paths").fetchall() == [(4,)]
         assert schema.columns_of(reader, "dfg") == []
+
+
+def test_a_query_is_stored_as_declared_and_refused_by_the_same_names(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    """``store_query`` casts a query's columns as ``replace_table`` casts a frame's (integers
+    typed INTEGER by the query become the declared BIGINT, in declared order), and refuses a
+    query whose columns differ from the declaration, naming them."""
+    query = (
+        "SELECT 0.25 AS share, 'trial' AS anchor, 'dropped' AS direction, 'a' AS path, "
+        "$people::INTEGER AS people"
+    )
+    store_query(con, "paths", query, {"people": 1})
+    assert types(con, "paths") == types_of_frame(con)
+    assert con.execute("FROM paths").fetchall() == [("trial", "dropped", "a", 1, 0.25)]
+    with pytest.raises(WarehouseError, match=r"missing declared columns \['people'\]"):
+        store_query(con, "paths", query.replace(", $people::INTEGER AS people", ""))
+    with pytest.raises(WarehouseError, match=r"undeclared columns \['extra'\]"):
+        store_query(con, "paths", query + ", 1 AS extra", {"people": 1})
+
+
+def types_of_frame(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    """The types ``replace_table`` gives ``paths``, on a connection of its own."""
+    other = duckdb.connect()
+    replace_table(other, "paths", paths())
+    return types(other, "paths")

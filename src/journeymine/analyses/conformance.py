@@ -31,11 +31,10 @@ import pandas as pd
 import pyarrow as pa
 
 from journeymine.analyses.markers import marks_sql
-from journeymine.analyses.stored import store_query
 from journeymine.mining import pm4py_adapter
 from journeymine.spec import JourneySpec, Stage, positions, step_label
 from journeymine.sql import data_cutoff, duration_s
-from journeymine.warehouse import table_exists
+from journeymine.warehouse import store_query, table_exists
 
 ORDER_DEVIATIONS = ("skipped", "repeated", "moved back to", "out of order")
 FITNESS = "conformance_fitness"

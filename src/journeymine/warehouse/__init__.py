@@ -22,6 +22,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -236,7 +237,7 @@ def replace_table(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame
     """
     if len(frame.columns) == 0:
         raise WarehouseError(f"refusing to store {name!r}: the result has no columns")
-    columns = _declared_columns(name, frame)
+    columns = _declared_columns(name, [str(c) for c in frame.columns])
     con.register("jm_frame", frame)
     try:
         select = ", ".join(_cast(c) + " AS " + ident(c.name) for c in columns)
@@ -251,11 +252,21 @@ def replace_table(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame
     schema.conform(con, name)
 
 
-def _declared_columns(name: str, frame: pd.DataFrame) -> list[schema.Column]:
-    """The declared columns of ``name`` the frame holds, in declared order; a
-    :class:`WarehouseError` naming the columns if the frame's differ from the declaration."""
+def store_query(
+    con: duckdb.DuckDBPyConnection, name: str, query: str, params: dict[str, Any] | None = None
+) -> None:
+    """:func:`replace_table` for the rows of a query: they never pass through Python (a result
+    with a row per case is gigabytes of pandas at 100M events), and are cast and checked alike."""
+    held = [d[0] for d in con.execute(f"SELECT * FROM ({query}) LIMIT 0", params).description]
+    select = ", ".join(_cast(c) + " AS " + ident(c.name) for c in _declared_columns(name, held))
+    con.execute(f"CREATE OR REPLACE TABLE {ident(name)} AS SELECT {select} FROM ({query})", params)
+    schema.conform(con, name)
+
+
+def _declared_columns(name: str, held: list[str]) -> list[schema.Column]:
+    """The declared columns of ``name`` among the ``held`` ones, in declared order; a
+    :class:`WarehouseError` naming the columns if those held differ from the declaration."""
     table = schema.declared(name)
-    held = [str(c) for c in frame.columns]
     missing = [c.name for c in table.columns if c.name not in held and not c.optional]
     extra = [c for c in held if c not in {d.name for d in table.columns}]
     if missing or extra:
