@@ -146,6 +146,29 @@ def test_activated_and_paid_by_hand() -> None:
     assert math.isnan(paid.sentiment_ci_low) and math.isnan(paid.sentiment_ci_high)
 
 
+def test_the_means_have_the_same_digits_whatever_the_threads() -> None:
+    """A float sum depends on its order: summed in event order, the sentiment means and
+    deviations come out the same on every run and machine, and equal to an exact sum."""
+    con = warehouse()
+    con.execute(
+        "INSERT INTO touchpoints SELECT 1000 + i, 2, NULL, 'zendesk', ?, 'customer', "
+        "'2026-08-02 13:00+00'::TIMESTAMPTZ + to_microseconds(i), 1000 + i, "
+        "json_object('sentiment', round(sin(i), 4), 'sentiment_label', 'neutral'), "
+        "'zendesk/f.json', 1000 + i FROM range(300000) r(i)",
+        [REPLY],
+    )
+    frames = []
+    for threads in (1, 4, 2):
+        con.execute(f"SET threads = {threads}")
+        frames.append(feelings.compute_feelings(con, SPEC))
+    for frame in frames[1:]:
+        assert frame.equals(frames[0])
+    # Zendesk voices in trial: the 300,000 added, and the replies 10 (-0.6) and 21 (0.1).
+    values = [round(math.sin(i), 4) for i in range(300000)] + [-0.6, 0.1]
+    mean = row(frames[0], ZD, "trial").sentiment_mean
+    assert mean == pytest.approx(math.fsum(values) / len(values), rel=1e-9)
+
+
 def test_every_stage_appears_per_source() -> None:
     frame = feelings.compute_feelings(warehouse(), SPEC)
     assert list(zip(frame.source, frame.stage, frame.voices, strict=True)) == [

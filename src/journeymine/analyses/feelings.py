@@ -80,10 +80,12 @@ QUALIFY row_number() OVER (PARTITION BY v.event_id
                            ORDER BY s.entered_at DESC, s.entered_seq DESC, s.pos DESC) = 1
 """
 
+# Sentiments are summed in event order: a float sum depends on its order, and DuckDB's threads
+# would otherwise change the last digits from one run to the next.
 STAGE_AGGREGATES = """
 SELECT {source} AS source, pos, count(*) AS voices, count(DISTINCT person_id) AS people,
-       count(sentiment) AS sentiment_n, avg(sentiment) AS sentiment_mean,
-       stddev_samp(sentiment) AS sentiment_sd,
+       count(sentiment) AS sentiment_n, avg(sentiment ORDER BY event_id) AS sentiment_mean,
+       stddev_samp(sentiment ORDER BY event_id) AS sentiment_sd,
        count(*) FILTER (WHERE sentiment_label = 'negative') AS negative_voices,
        count(nps_score) AS nps_answers,
        count(*) FILTER (WHERE nps_score >= 9) AS promoters,
