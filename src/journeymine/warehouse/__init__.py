@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +60,10 @@ def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConn
     con.execute("SET max_temp_directory_size = '50GB'")
     con.execute("SET memory_limit = '16GB'")
     # DuckDB draws a progress bar on stdout for queries over 2 s, terminal or not: in a
-    # nightly run's log and a CLI's report it is noise (the CLI draws its own).
-    con.execute("SET enable_progress_bar = false")
+    # nightly run's log and a CLI's report it is noise (the CLI draws its own). Inside Jupyter
+    # DuckDB refuses to change the setting without ipywidgets; the notebook keeps its own.
+    with suppress(duckdb.InvalidInputException):
+        con.execute("SET enable_progress_bar = false")
     if not read_only:
         ensure_schema(con)
     return con
