@@ -34,6 +34,14 @@ k3,1785000200,anonymous_id,a2,web.page_view:/pricing
 Landing = Callable[[str, str], Path]
 
 
+def loaded_a(tmp_path: Path, landing: Landing) -> tuple[Path, Path]:
+    """A warehouse that loaded landing ``a.txt`` (:data:`A`): (landing root, warehouse)."""
+    root = landing("a.txt", A)
+    db = tmp_path / "w.duckdb"
+    load.load_landing(db, root)
+    return root, db
+
+
 def manifest(db: Path) -> dict[str, tuple[int, int, int, int]]:
     with duckdb.connect(str(db), read_only=True) as con:
         rows = con.execute(
@@ -89,9 +97,7 @@ def test_every_row_is_accounted_for(tmp_path: Path, landing: Landing) -> None:
 
 
 def test_second_load_of_the_same_folder_adds_nothing(tmp_path: Path, landing: Landing) -> None:
-    root = landing("a.txt", A)
-    db = tmp_path / "w.duckdb"
-    load.load_landing(db, root)
+    root, db = loaded_a(tmp_path, landing)
     before = (
         count(db, "SELECT count(*) FROM raw_rows"),
         count(db, "SELECT count(*) FROM quarantine"),
@@ -103,9 +109,7 @@ def test_second_load_of_the_same_folder_adds_nothing(tmp_path: Path, landing: La
 
 
 def test_changed_file_replaces_its_previous_version(tmp_path: Path, landing: Landing) -> None:
-    root = landing("a.txt", A)
-    db = tmp_path / "w.duckdb"
-    load.load_landing(db, root)
+    root, db = loaded_a(tmp_path, landing)
     landing("a.txt", A.replace("not-a-record\n", "k5,1785000300,user_id,u1,web.logged_in\n"))
     load.load_landing(db, root)
     assert manifest(db) == {"segment/a.txt": (5, 3, 1, 1)}
@@ -114,9 +118,7 @@ def test_changed_file_replaces_its_previous_version(tmp_path: Path, landing: Lan
 
 
 def test_late_file_is_loaded_and_deduplicated(tmp_path: Path, landing: Landing) -> None:
-    root = landing("a.txt", A)
-    db = tmp_path / "w.duckdb"
-    load.load_landing(db, root)
+    root, db = loaded_a(tmp_path, landing)
     landing("late/b.txt", B)
     report = load.load_landing(db, root)
     assert [(f.file, f.rows_loaded, f.duplicates) for f in report.files] == [
@@ -136,9 +138,7 @@ def test_equal_timestamps_keep_file_order(tmp_path: Path, landing: Landing) -> N
 def test_failure_mid_load_leaves_the_warehouse_as_it_was(
     tmp_path: Path, landing: Landing, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    root = landing("a.txt", A)
-    db = tmp_path / "w.duckdb"
-    load.load_landing(db, root)
+    root, db = loaded_a(tmp_path, landing)
     landing("b.txt", B)
 
     def boom(con: duckdb.DuckDBPyConnection, fixups: object = ()) -> int:
@@ -162,9 +162,7 @@ def test_failure_mid_load_leaves_the_warehouse_as_it_was(
 def test_killed_process_mid_load_leaves_the_warehouse_as_it_was(
     tmp_path: Path, landing: Landing
 ) -> None:
-    root = landing("a.txt", A)
-    db = tmp_path / "w.duckdb"
-    load.load_landing(db, root)
+    root, db = loaded_a(tmp_path, landing)
     landing("b.txt", B)
     # The child loads b.txt and is killed after the raw rows are written, inside the
     # transaction, before identity stitching.
@@ -297,9 +295,7 @@ def test_duplicates_match_a_reference_over_two_nights(tmp_path: Path, landing: L
 def test_each_phase_commits_in_the_working_copy_and_a_kill_after_them_changes_nothing(
     tmp_path: Path, landing: Landing, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    root = landing("a.txt", A)
-    db = tmp_path / "w.duckdb"
-    load.load_landing(db, root)
+    root, db = loaded_a(tmp_path, landing)
     landing("b.txt", B)
     seen: list[tuple[int, int]] = []
     build = touchpoints.build
