@@ -22,11 +22,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import duckdb
-import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
-from journeymine.analyses.stats import benjamini_hochberg
+from journeymine.analyses.stats import benjamini_hochberg, two_proportion_p
 from journeymine.errors import JourneymineError
 from journeymine.sql import touch_value
 
@@ -84,17 +82,6 @@ def _counts_sql(log: str) -> str:
                (SELECT count(*) FILTER (WHERE grp = 'b') FROM traces) AS n_b
         FROM counted GROUP BY kind, item
     """
-
-
-def two_proportion_p(k1: np.ndarray, n1: int, k2: np.ndarray, n2: int) -> np.ndarray:
-    """Two-sided p-values of pooled z-tests that ``k1/n1`` and ``k2/n2`` are equal
-    (vectorised); 1.0 where both shares are 0 or both are 1 (no variation to test)."""
-    k1, k2 = np.asarray(k1, float), np.asarray(k2, float)
-    pooled = (k1 + k2) / (n1 + n2)
-    se = np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = np.abs(k1 / n1 - k2 / n2) / se
-    return np.where(se > 0, 2 * sps.norm.sf(z), 1.0)
 
 
 def _load_groups(

@@ -18,22 +18,11 @@ import pyarrow as pa
 from scipy import stats as sps
 
 from journeymine.analyses.funnel import build_entries
-from journeymine.analyses.stats import benjamini_hochberg
+from journeymine.analyses.stats import benjamini_hochberg, two_proportion_p
 from journeymine.mining import codes, discovery, variants
 from journeymine.mining.eventlog import log_from_touchpoints
 from journeymine.spec import JourneySpec
 from journeymine.warehouse import table_exists
-
-
-def _two_proportions(k1: int, n1: int, k2: int, n2: int) -> float:
-    """Two-sided p-value that two proportions are equal (pooled z-test)."""
-    if min(n1, n2) == 0:
-        return np.nan
-    pooled = (k1 + k2) / (n1 + n2)
-    se = np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
-    if se == 0:
-        return 1.0
-    return float(2 * sps.norm.sf(abs(k1 / n1 - k2 / n2) / se))
 
 
 def _count(frame: pd.DataFrame, stage: str, column: str) -> int:
@@ -140,10 +129,9 @@ def _edge_shift(edges: list[pd.DataFrame]) -> pd.DataFrame:
     merged["change"] = np.select(
         [merged.cases_before == 0, merged.cases_after == 0], ["appeared", "vanished"], "changed"
     )
-    merged["p_value"] = [
-        _two_proportions(int(a), int(nb), int(b), int(na))
-        for a, b in zip(merged.cases_before, merged.cases_after, strict=True)
-    ]
+    merged["p_value"] = two_proportion_p(
+        merged.cases_before.to_numpy(), int(nb), merged.cases_after.to_numpy(), int(na)
+    )
     merged["significant"] = benjamini_hochberg(merged.p_value.fillna(1).to_numpy())
     edge_cols = [
         "source_activity",
@@ -174,7 +162,7 @@ def _stage_shift(funnels: list[pd.DataFrame]) -> pd.DataFrame:
                 "rate_after": ka / (ka + da) if ka + da else np.nan,
                 "decided_before": kb + db_,
                 "decided_after": ka + da,
-                "p_value": _two_proportions(kb, kb + db_, ka, ka + da),
+                "p_value": float(two_proportion_p(kb, kb + db_, ka, ka + da)),
             }
         )
     stage_columns = [
@@ -213,10 +201,9 @@ def _variant_shift(
     both = b.merge(a, on="variant", how="outer", suffixes=("_before", "_after")).fillna(0)
     both["share_before"] = both.cases_before / nb if nb else np.nan
     both["share_after"] = both.cases_after / na if na else np.nan
-    both["p_value"] = [
-        _two_proportions(int(x), nb, int(y), na)
-        for x, y in zip(both.cases_before, both.cases_after, strict=True)
-    ]
+    both["p_value"] = two_proportion_p(
+        both.cases_before.to_numpy(), nb, both.cases_after.to_numpy(), na
+    )
     return both.sort_values("p_value").reset_index(drop=True)
 
 

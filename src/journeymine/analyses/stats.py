@@ -1,4 +1,5 @@
-"""Small statistics used by the analyses: Wilson intervals, Kaplan–Meier, Benjamini–Hochberg."""
+"""Small statistics used by the analyses: Wilson intervals, Kaplan–Meier, Benjamini–Hochberg,
+the two-proportion test."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import math
 
 import numpy as np
 import pandas as pd
+from scipy import stats as sps
 
 Z95 = 1.959963984540054
 
@@ -58,3 +60,17 @@ def benjamini_hochberg(p_values: np.ndarray, alpha: float = 0.05) -> np.ndarray:
     if below.size:
         passed[order[: below.max() + 1]] = True
     return passed
+
+
+def two_proportion_p(k1: np.ndarray | int, n1: int, k2: np.ndarray | int, n2: int) -> np.ndarray:
+    """Two-sided p-values of pooled z-tests that ``k1/n1`` and ``k2/n2`` are equal
+    (vectorised over ``k1``, ``k2``); 1.0 where both shares are 0 or both are 1 (no variation
+    to test); NaN when a group is empty."""
+    k1, k2 = np.asarray(k1, float), np.asarray(k2, float)
+    if min(n1, n2) == 0:
+        return np.full(np.broadcast(k1, k2).shape, np.nan)
+    pooled = (k1 + k2) / (n1 + n2)
+    se = np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = np.abs(k1 / n1 - k2 / n2) / se
+    return np.where(se > 0, 2 * sps.norm.sf(z), 1.0)
