@@ -13,7 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from journeymine.analyses.followups import NO_REPLY
+from journeymine.analyses.followups import NO_REPLY, summarise_followups
 from journeymine.analyses.followups import cost_of_waiting as analysed_cost
 from journeymine.analyses.stats import wilson
 from journeymine.dashboard.reading import Data, MissingTable, columns, degrades, exists, query
@@ -37,68 +37,40 @@ BUCKET_LABELS = {
 }
 
 
-# Per rule and owner, the counts ``summarise_followups`` gives (open triggers out of the
-# rates), the worst breach rate first (ties: more triggers, then rule and owner, the order
-# pandas' groupby left them in), and for the owners kept the two middle answered waits, whose
-# mean is pandas' median: the page's numbers are those of the analysis to the last bit, and a
-# warehouse of millions of triggers sends a dozen rows to Python, not every trigger.
-OWNER_SQL = """
-WITH f AS (
-    SELECT rule, {key}::VARCHAR AS owner, status, sla_breached, {wait} AS wait_s
-    FROM {{t}} WHERE {key} IS NOT NULL
-),
-g AS (
-    SELECT rule, owner, count(*) AS triggers,
-           count(*) FILTER (WHERE status = 'answered') AS answered,
-           count(*) FILTER (WHERE status = 'open') AS open,
-           count(*) FILTER (WHERE status = 'unanswered') AS unanswered,
-           coalesce(sum(sla_breached::INT), 0)::BIGINT AS breached,
-           sum(sla_breached::INT) FILTER (WHERE status <> 'open') AS breached_decided,
-           count(sla_breached) FILTER (WHERE status <> 'open') AS judged
-    FROM f GROUP BY rule, owner HAVING count(*) >= $min_triggers
-),
-top AS (
-    SELECT rule, owner, triggers, answered, open, unanswered, breached,
-           CASE WHEN judged > 0 THEN breached_decided::DOUBLE / judged::DOUBLE END AS breach_rate
-    FROM g ORDER BY breach_rate DESC NULLS LAST, triggers DESC, rule NULLS LAST, owner
-    LIMIT $top
-),
-w AS (
-    SELECT rule, owner, wait_s,
-           row_number() OVER (PARTITION BY rule, owner ORDER BY wait_s) AS k,
-           count(*) OVER (PARTITION BY rule, owner) AS n
-    FROM f SEMI JOIN top USING (rule, owner)
-    WHERE status = 'answered' AND wait_s IS NOT NULL AND NOT isnan(wait_s)
-),
-m AS (
-    SELECT rule, owner, min(wait_s) FILTER (WHERE k = (n + 1) // 2) AS lower_wait,
-           min(wait_s) FILTER (WHERE k = n // 2 + 1) AS upper_wait
-    FROM w GROUP BY rule, owner
-)
-SELECT top.*, m.lower_wait, m.upper_wait FROM top LEFT JOIN m USING (rule, owner)
-ORDER BY breach_rate DESC NULLS LAST, triggers DESC, rule NULLS LAST, owner
-"""
+# The columns ``summarise_followups`` reads besides the rule and the owner, as they are read:
+# the status as an ENUM (a byte a row, not text); a column the table lacks as NULL.
+SUMMARISED = {
+    "status": "status::ENUM('answered', 'unanswered', 'open')",
+    **{c: c for c in ("sla_breached", "latency_s", "business_latency_s", "wait_s")},
+}
 
 
 def _owner_counts(data: Data, top: int, min_triggers: int) -> pd.DataFrame:
-    """Per rule and owner (responsible at trigger time): the triggers by outcome, the counts
-    and rates of ``summarise_followups``, worst breach rate first; the ``top`` of them."""
+    """Per rule and owner (responsible at trigger time): the triggers by outcome, from
+    ``summarise_followups`` (its counts and rates, the one definition of them), worst breach
+    rate first; the ``top`` of them. Only the triggers with an owner and the columns the
+    summary reads leave DuckDB (every column of every trigger was gigabytes at volume)."""
     cols = columns(data, "followups")
     key = "owner_name" if "owner_name" in cols else "owner"
     if key not in cols:
         return pd.DataFrame()
-    wait = "wait_s" if "wait_s" in cols else "NULL::DOUBLE"
-    sql = OWNER_SQL.format(key=ident(key), wait=wait)
-    table = query(data, "followups", sql, {"min_triggers": int(min_triggers), "top": int(top)})
-    if table.empty:
+    read = ", ".join(
+        f"{expr if name in cols else 'NULL::DOUBLE'} AS {name}" for name, expr in SUMMARISED.items()
+    )
+    frame = query(
+        data,
+        "followups",
+        f"SELECT rule, {ident(key)}, {read} FROM {{t}} WHERE {ident(key)} IS NOT NULL",
+    )
+    if frame.empty:
         return pd.DataFrame()
-    # numpy's median of an even count: the mean of the two middle values, (a + b) / 2.
-    middle = (table.lower_wait.astype(float) + table.upper_wait.astype(float)) / 2
-    table["median_wait_h"] = middle / 3600
+    table = summarise_followups(frame, by=key).rename(columns={key: "owner"})
+    table = table[table.triggers >= min_triggers]
     table["within the SLA"] = table.answered - (table.breached - table.unanswered)
     table["answered late"] = table.breached - table.unanswered
     table["no reply"] = table.unanswered
-    return table.drop(columns=["lower_wait", "upper_wait"])
+    order = table.sort_values(["breach_rate", "triggers"], ascending=[False, False])
+    return order.head(top).reset_index(drop=True)
 
 
 def _rule_waits(data: Data) -> pd.DataFrame:
