@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from journeymine.mining.codes import SortedLog, small_pages
-from journeymine.mining.quantiles import exact_sums, run_quantiles
+from journeymine.mining.quantiles import exact_sums, run_quantiles, run_sums
 
 # Rows per block of the passes below: small enough that a block's temporaries and the rows it
 # reads and writes at random stay in cache. At 10M events, grouping the waits by edge took
@@ -176,20 +176,6 @@ def _new_cases(packed: np.ndarray, bits: int, new_case: np.ndarray) -> None:
     packed &= (1 << bits) - 1
 
 
-def _true_per_run(mask: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """How many of ``mask`` are true in each run starting at ``offsets`` (ascending, the first
-    0), a block at a time: ``np.add.reduceat(mask, offsets, dtype=np.int64)`` of the whole mask
-    first converts all of it to int64 (eight times the mask: 230 MB at 30M events)."""
-    counts = np.zeros(len(offsets), np.int64)
-    for lo in range(0, len(mask), BIG_BLOCK):
-        hi = min(lo + BIG_BLOCK, len(mask))
-        first = int(np.searchsorted(offsets, lo, side="right")) - 1  # the run holding lo
-        last = int(np.searchsorted(offsets, hi, side="left"))  # runs first..last-1 meet it
-        local = np.maximum(offsets[first:last] - lo, 0)
-        counts[first:last] += np.add.reduceat(mask[lo:hi], local, dtype=np.int64)
-    return counts
-
-
 # Bits of a packed pair: its case number above its wait, both non-negative in an int64.
 PACKED_BITS = 63
 
@@ -238,7 +224,9 @@ def _dfg(log: SortedLog) -> pa.Table:
     waits, new_case = _in_edge_order(log, groups)
     new_case[offsets] = True
     n_edges = len(present)
-    cases = _true_per_run(new_case, offsets) if n_edges else frequency
+    # The distinct cases per edge, counted a block at a time: a bool reduceat of the whole
+    # mask would first convert all of it to int64 (230 MB at 30M events).
+    cases = run_sums(new_case, offsets, BIG_BLOCK) if n_edges else frequency
     # The waits are this function's own copy, and a run's sum ignores its order: partition
     # them where they lie.
     quantiles = run_quantiles(waits, frequency, in_place=True)

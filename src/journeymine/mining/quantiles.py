@@ -8,6 +8,7 @@ run's, which uses ``quantile_cont``. Sums are exact integers (the mean wait is d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fractions import Fraction
 from functools import cache
 
@@ -130,6 +131,25 @@ def run_quantiles(
     return grouped_quantiles(np.repeat(np.arange(len(counts)), counts), values, len(counts), qs=qs)
 
 
+def run_sums(
+    values: np.ndarray,
+    offsets: np.ndarray,
+    block: int,
+    of: Callable[[np.ndarray], np.ndarray] = lambda part: part,
+) -> np.ndarray:
+    """``np.add.reduceat(of(values), offsets)`` in int64 (runs starting at ``offsets``,
+    ascending, the first 0), ``block`` values at a time, each block's runs added to their
+    running sums: ``of`` of the whole array, or its int64 copy, is never made."""
+    sums = np.zeros(len(offsets), np.int64)
+    for lo in range(0, len(values), block):
+        hi = min(lo + block, len(values))
+        first = int(np.searchsorted(offsets, lo, side="right")) - 1  # the run holding lo
+        last = int(np.searchsorted(offsets, hi, side="left"))  # runs first..last-1 meet it
+        local = np.maximum(offsets[first:last] - lo, 0)
+        sums[first:last] += np.add.reduceat(of(values[lo:hi]), local, dtype=np.int64)
+    return sums
+
+
 def exact_sums(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """Per-group sums of non-negative int64 values without overflow: in int64 when no sum can
     exceed it, else high and low 32 bits summed apart (each fits in int64 for up to 2**31
@@ -138,16 +158,8 @@ def exact_sums(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         return np.array([], dtype=object)
     if int(values.max()) < (1 << 63) // len(values):  # no sum can overflow: one pass
         return np.add.reduceat(values, offsets).astype(object)
-    # High and low halves summed a block of values at a time (each block's groups added to
-    # their running sums): halves of the whole array would be two temporaries of its size
-    # (240 MB each for the waits of 30M events).
-    high, low = np.zeros(len(offsets), np.int64), np.zeros(len(offsets), np.int64)
-    for lo in range(0, len(values), SUM_BLOCK):
-        hi = min(lo + SUM_BLOCK, len(values))
-        first = int(np.searchsorted(offsets, lo, side="right")) - 1  # the group holding lo
-        last = int(np.searchsorted(offsets, hi, side="left"))  # groups first..last-1 meet it
-        local = np.maximum(offsets[first:last] - lo, 0)
-        part = values[lo:hi]
-        high[first:last] += np.add.reduceat(part >> 32, local)
-        low[first:last] += np.add.reduceat(part & 0xFFFFFFFF, local)
+    # High and low halves summed a block of values at a time: halves of the whole array would
+    # be two temporaries of its size (240 MB each for the waits of 30M events).
+    high = run_sums(values, offsets, SUM_BLOCK, lambda part: part >> 32)
+    low = run_sums(values, offsets, SUM_BLOCK, lambda part: part & 0xFFFFFFFF)
     return np.asarray(high.astype(object) * (1 << 32) + low.astype(object), dtype=object)
