@@ -23,7 +23,8 @@ replayed with; any other design replays everything).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import duckdb
@@ -105,17 +106,30 @@ def check_conformance(
 
     A frame with a row per case, for an analyst's look at a log (the nightly run keeps the
     cases in DuckDB: :func:`write_conformance`); nothing is written to the warehouse."""
-    cases = f"({sequences_sql(con, spec, log)})"
-    params = {"cutoff": data_cutoff(con, log)}
-    found = con.execute(f"SELECT DISTINCT positions FROM {cases} c", params).fetchall()
-    con.register(JUDGED, judge_sequences(con, spec, [seq for (seq,) in found], with_fitness))
-    try:
-        frame = con.execute(_judged_cases_sql(cases, with_fitness), params).df()
-    finally:
-        con.unregister(JUDGED)
+    with _judged_cases(con, spec, log, with_fitness):
+        frame = con.execute(_judged_cases_sql(CASES, with_fitness)).df()
     for column in ("positions", "stages", "deviations"):  # Python lists, as pandas users expect
         frame[column] = frame[column].map(lambda values: values.tolist()).astype(object)
     return frame
+
+
+@contextmanager
+def _judged_cases(
+    con: duckdb.DuckDBPyConnection, spec: JourneySpec, log: str, with_fitness: bool
+) -> Iterator[None]:
+    """Inside: the cases of ``log`` in temp table :data:`CASES` (computed once) and each
+    distinct sequence's judgement registered as :data:`JUDGED`; both gone after."""
+    params = {"cutoff": data_cutoff(con, log)}
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {CASES} AS {sequences_sql(con, spec, log)}", params)
+    try:
+        found = con.execute(f"SELECT DISTINCT positions FROM {CASES}").fetchall()
+        con.register(JUDGED, judge_sequences(con, spec, [seq for (seq,) in found], with_fitness))
+        try:
+            yield
+        finally:
+            con.unregister(JUDGED)
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {CASES}")
 
 
 def judge_sequences(
@@ -261,11 +275,7 @@ def write_conformance(con: duckdb.DuckDBPyConnection, spec: JourneySpec, log: st
 
     The cases stay in DuckDB: only the distinct stage sequences come to Python, to be judged
     (deviation labels, pm4py's fitness), and go back as a small table to join on."""
-    params = {"cutoff": data_cutoff(con, log)}
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {CASES} AS {sequences_sql(con, spec, log)}", params)
-    found = con.execute(f"SELECT DISTINCT positions FROM {CASES}").fetchall()
-    con.register(JUDGED, judge_sequences(con, spec, [seq for (seq,) in found], True))
-    try:
+    with _judged_cases(con, spec, log, with_fitness=True):
         store_query(con, "conformance", _judged_cases_sql(CASES, with_fitness=True))
         store_query(
             con,
@@ -273,8 +283,5 @@ def write_conformance(con: duckdb.DuckDBPyConnection, spec: JourneySpec, log: st
             f"SELECT $model AS model, stages, fitness FROM {JUDGED} ORDER BY positions",
             {"model": design_key(positions(spec))},
         )
-    finally:
-        con.unregister(JUDGED)
-        con.execute(f"DROP TABLE {CASES}")
     store_query(con, "conformance_summary", SUMMARY_SQL.format(cases="conformance"))
     return con.execute("SELECT * FROM conformance_summary").df()
