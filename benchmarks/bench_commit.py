@@ -2,6 +2,7 @@
 stitch and touchpoints rebuild, under the default writer memory cap.
 
     PYTHONPATH=src:. python benchmarks/bench_commit.py <warehouse.duckdb> [--memory-limit 512MB]
+        [--stitch-only]
 
 Each runs in its own transaction, as ``load.commit_load`` runs them: the stitch is committed (a
 full stitch of the same raw rows writes the same tables again), the rebuild rolled back, so the
@@ -46,7 +47,7 @@ def held(con: duckdb.DuckDBPyConnection) -> str:
     return ", ".join(f"{tag} {mb:,} MB (spilled {spill:,})" for tag, mb, spill in rows) or "-"
 
 
-def main(path: str, memory_limit: str | None) -> None:
+def main(path: str, memory_limit: str | None, stitch_only: bool = False) -> None:
     peak, stop = [0], threading.Event()
 
     def poll() -> None:
@@ -64,6 +65,8 @@ def main(path: str, memory_limit: str | None) -> None:
         "commit": lambda: load.commit_phase(con),  # as commit_load does after the stitch
         "touchpoints rebuild": lambda: touchpoints.build(con, TOUCHPOINT_FIXUPS),
     }
+    if stitch_only:  # the stitch alone, rolled back like the rest
+        steps = {"identity stitch": steps["identity stitch"]}
     con.begin()
     try:
         for name, step in steps.items():
@@ -87,5 +90,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("warehouse")
     parser.add_argument("--memory-limit", help="the writer's cap (default: the product's)")
+    parser.add_argument("--stitch-only", action="store_true", help="the stitch alone, rolled back")
     args = parser.parse_args()
-    main(args.warehouse, args.memory_limit)
+    main(args.warehouse, args.memory_limit, args.stitch_only)

@@ -76,8 +76,11 @@ def _partition(size: int, labels: list[int]) -> list[int]:
 @given(
     st.lists(st.integers(0, 5), min_size=1, max_size=16),
     st.dictionaries(st.integers(0, 15), st.integers(1, 8)),
+    st.sampled_from([np.int32, np.int64]),
 )
-def test_assign_numbered_matches_assign_ids(labels: list[int], held: dict[int, int]) -> None:
+def test_assign_numbered_matches_assign_ids(
+    labels: list[int], held: dict[int, int], dtype: type
+) -> None:
     size = len(labels)
     root = _partition(size, labels)
     previous = {n: i for n, i in held.items() if n < size}  # ids shared across groups: splits
@@ -90,7 +93,7 @@ def test_assign_numbered_matches_assign_ids(labels: list[int], held: dict[int, i
         [groups[r] for r in sorted(groups)], {nodes[n]: i for n, i in previous.items()}
     )
     ids, merges = assign_numbered(
-        np.array(root, dtype=np.int64),
+        np.array(root, dtype=dtype),
         np.array(list(previous), dtype=np.int64),
         np.array(list(previous.values()), dtype=np.int64),
         first_new,

@@ -26,9 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pytest
 
 from journeymine import warehouse
+from journeymine.canonical import identity_graph, identity_persons
 from journeymine.ingest import load
 from journeymine.warehouse import settings
 
@@ -244,6 +246,33 @@ def test_stitching_in_partitions_gives_the_same_tables(
     night = load.load_landing(db, nights.landings[1])
     assert first.stitch.startswith("full") and night.stitch == nights.night_report.stitch
     assert len(cuts) == 4  # both stitches, and the full build of touchpoints and persons
+    for table in STITCHED:
+        assert rows(db, table) == rows(nights.night, table), table
+
+
+def test_stitching_with_64_bit_node_numbers_gives_the_same_tables(
+    nights: Nights, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Node numbers are 32-bit below 2**31 nodes; past that (never reached here) 64-bit: the
+    same full stitch and night with 64-bit numbers forced, to the row."""
+    seen: list[tuple[str, str]] = []
+    real_unions = identity_persons.unions
+
+    def spy(size: int, src: Any, dst: Any, capped: Any, limits: Any) -> Any:
+        outcome = real_unions(size, src, dst, capped, limits)
+        seen.append((str(src.dtype), str(outcome.root.dtype)))
+        return outcome
+
+    def wide(size: int) -> type:
+        return np.int64
+
+    monkeypatch.setattr(identity_persons, "unions", spy)
+    monkeypatch.setattr(identity_persons, "number_dtype", wide)
+    monkeypatch.setattr(identity_graph, "number_dtype", wide)
+    db = tmp_path / "wide.duckdb"
+    load.load_landing(db, nights.landings[0])
+    load.load_landing(db, nights.landings[1])
+    assert set(seen) == {("int64", "int64")} and len(seen) == 4  # two settings, two stitches
     for table in STITCHED:
         assert rows(db, table) == rows(nights.night, table), table
 

@@ -28,6 +28,14 @@ from journeymine.sql import ident
 
 Node = tuple[str, str]
 Edge = tuple[Any, ...]  # (src_type, src_id, dst_type, dst_id, rule, ...)
+# Node numbers: 32-bit below 2**31 nodes (half the memory of 64-bit in every per-node and
+# per-edge array of a stitch; at 100M raw rows, 30M nodes and 25M edges), else 64-bit.
+Numbers = npt.NDArray[np.signedinteger[Any]]
+
+
+def number_dtype(size: int) -> type[np.signedinteger[Any]]:
+    """The integer type that holds node numbers ``0..size-1``, the narrowest of 32 and 64 bits."""
+    return np.int32 if size < 2**31 else np.int64
 
 
 @dataclass(frozen=True)
@@ -47,7 +55,7 @@ class UnionFind:
     the smallest node number of its component (the larger root joins the smaller).
     """
 
-    def __init__(self, size: int, capped: dict[str, npt.NDArray[np.int64]]) -> None:
+    def __init__(self, size: int, capped: dict[str, Numbers]) -> None:
         self.parent = array("q", range(size))
         self.held: dict[int, dict[str, frozenset[int]]] = {
             i: {kind: frozenset([i])} for kind, nodes in capped.items() for i in nodes.tolist()
@@ -100,16 +108,16 @@ class Unions:
     node number), which edges joined two components, and the refused ones as (edge position,
     capped kind, the node numbers of that kind the join would have put together)."""
 
-    root: npt.NDArray[np.int64]
+    root: Numbers
     joined: npt.NDArray[np.bool_]
     refused: list[tuple[int, str, list[int]]]
 
 
 def unions(
     size: int,
-    src: npt.NDArray[np.int64],
-    dst: npt.NDArray[np.int64],
-    capped: dict[str, npt.NDArray[np.int64]],
+    src: Numbers,
+    dst: Numbers,
+    capped: dict[str, Numbers],
     limits: dict[str, int],
 ) -> Unions:
     """Apply the edges ``src[i] - dst[i]`` in order over nodes ``0..size-1``; ``capped`` names
@@ -119,32 +127,41 @@ def unions(
     of a capped kind than its limit. Every other component ends whole, and which of its edges
     joined two parts depends on their order alone: the spanning forest of the earliest edges
     (:func:`_earliest_forest`). Only the crowded components are replayed edge by edge
-    (:func:`_replay`); the answer is the same as replaying every edge."""
+    (:func:`_replay`); the answer is the same as replaying every edge. The roots come in the
+    node numbers' own integer type (:func:`number_dtype`)."""
+    dtype = number_dtype(size)
     if not len(src):
-        return Unions(np.arange(size, dtype=np.int64), np.zeros(0, dtype=np.bool_), [])
+        return Unions(np.arange(size, dtype=dtype), np.zeros(0, dtype=np.bool_), [])
     graph = sparse.coo_matrix((np.ones(len(src), np.int8), (src, dst)), shape=(size, size))
     n_parts, part = csgraph.connected_components(graph.tocsr(), directed=False)
     crowded_part = np.zeros(n_parts, dtype=np.bool_)
     for kind, nodes in capped.items():
         crowded_part |= np.bincount(part[nodes], minlength=n_parts) > limits[kind]
-    first = np.full(n_parts, size, dtype=np.int64)
-    np.minimum.at(first, part, np.arange(size, dtype=np.int64))
+    first = np.full(n_parts, size, dtype=dtype)
+    np.minimum.at(first, part, np.arange(size, dtype=dtype))
     root = first[part]  # a component's root is its smallest node
     crowded = crowded_part[part]
+    del part  # one array per node fewer through the spanning forest, the pass's peak
     replayed = crowded[src]
     joined = _earliest_forest(size, src, dst, ~replayed)
     if not replayed.any():
         return Unions(root, joined, [])
+    # The crowded components are replayed over their own nodes only, renumbered 0..m-1 in
+    # order (so a smallest node stays the smallest, and sorted lists stay sorted): the
+    # replay's per-node arrays follow the few crowded components, not the whole graph.
     edges = np.flatnonzero(replayed)
-    held = {kind: nodes[crowded[nodes]] for kind, nodes in capped.items()}
-    some = _replay(size, src[edges], dst[edges], held, limits)
+    nodes = np.flatnonzero(crowded)
+    held = {kind: np.searchsorted(nodes, of[crowded[of]]) for kind, of in capped.items()}
+    local_src, local_dst = np.searchsorted(nodes, src[edges]), np.searchsorted(nodes, dst[edges])
+    some = _replay(len(nodes), local_src, local_dst, held, limits)
     joined[edges] = some.joined
-    refused = [(int(edges[at]), kind, nodes) for at, kind, nodes in some.refused]
-    return Unions(np.where(crowded, some.root, root), joined, refused)
+    refused = [(int(edges[at]), kind, nodes[local].tolist()) for at, kind, local in some.refused]
+    root[nodes] = nodes[some.root]
+    return Unions(root, joined, refused)
 
 
 def _earliest_forest(
-    size: int, src: npt.NDArray[np.int64], dst: npt.NDArray[np.int64], among: npt.NDArray[np.bool_]
+    size: int, src: Numbers, dst: Numbers, among: npt.NDArray[np.bool_]
 ) -> npt.NDArray[np.bool_]:
     """Which of the edges ``among`` join two parts when applied in order with nothing refused:
     the minimum spanning forest with each edge weighted by its position (weights are distinct,
@@ -153,8 +170,11 @@ def _earliest_forest(
     joined = np.zeros(len(src), dtype=np.bool_)
     at = np.flatnonzero(among & (src != dst))
     low, high = np.minimum(src[at], dst[at]), np.maximum(src[at], dst[at])
-    _, first = np.unique(low * size + high, return_index=True)  # size < 3e9: no overflow
+    pair = low.astype(np.int64) * size + high  # size < 3e9: no overflow
+    _, first = np.unique(pair, return_index=True)
+    del pair
     at, low, high = at[first], low[first], high[first]
+    del first
     weights = (at + 1).astype(np.float64)  # exact below 2**53; a zero weight would be no edge
     forest = csgraph.minimum_spanning_tree(
         sparse.csr_matrix((weights, (low, high)), shape=(size, size))
@@ -165,9 +185,9 @@ def _earliest_forest(
 
 def _replay(
     size: int,
-    src: npt.NDArray[np.int64],
-    dst: npt.NDArray[np.int64],
-    capped: dict[str, npt.NDArray[np.int64]],
+    src: Numbers,
+    dst: Numbers,
+    capped: dict[str, Numbers],
     limits: dict[str, int],
 ) -> Unions:
     """:func:`unions` edge by edge, for the components where a cap can refuse a join."""
@@ -271,37 +291,62 @@ def previous_ids(con: duckdb.DuckDBPyConnection, table: str, id_column: str) -> 
 
 
 def assign_numbered(
-    root: npt.NDArray[np.int64],
+    root: Numbers,
     previous_n: npt.NDArray[np.int64],
     previous_id: npt.NDArray[np.int64],
     first_new: int,
 ) -> tuple[npt.NDArray[np.int64], list[tuple[int, int]]]:
     """:func:`assign_ids` over numbered nodes: ``root`` is each node's component (its smallest
     node number, so components come in the order of their first node), node ``previous_n[i]``
-    had id ``previous_id[i]``; returns (each node's id, [(merged, into)])."""
+    had id ``previous_id[i]``; returns (each node's id, [(merged, into)]).
+
+    Most components hold ids no other component holds: each keeps its smallest (the oldest)
+    and the others merge into it, decided for all of them at once. Only the components that
+    share an id with another (a previous person split) depend on the order, and go one by one
+    as :func:`assign_ids` goes: at 100M raw rows a loop over every component (~9M) cost
+    seconds and two lists of Python ints."""
     roots = np.unique(root)
-    held, ids = root[previous_n], previous_id
-    order = np.lexsort((ids, held))
-    held, ids = held[order], ids[order]
-    distinct = np.ones(len(held), dtype=np.bool_)
-    distinct[1:] = (held[1:] != held[:-1]) | (ids[1:] != ids[:-1])
-    held, ids = held[distinct], ids[distinct]
-    starts = np.searchsorted(held, roots, "left").tolist()
-    ends = np.searchsorted(held, roots, "right").tolist()
+    place = np.zeros(len(root), dtype=root.dtype)  # each root's component number, in order
+    place[roots] = np.arange(len(roots), dtype=root.dtype)
+    comp, ids = place[root[previous_n]], previous_id
+    order = np.lexsort((ids, comp))
+    comp, ids = comp[order], ids[order]
+    distinct = np.ones(len(comp), dtype=np.bool_)
+    distinct[1:] = (comp[1:] != comp[:-1]) | (ids[1:] != ids[:-1])
+    comp, ids = comp[distinct], ids[distinct]
+    by_id = np.sort(ids)
+    shared = by_id[1:][by_id[1:] == by_id[:-1]]  # ids that more than one component holds
+    tangled = np.zeros(len(roots), dtype=np.bool_)
+    tangled[comp[np.isin(ids, shared)]] = True
+    in_order = tangled[comp]
     component_id = np.full(len(roots), -1, dtype=np.int64)
+    alone_comp, alone_ids = comp[~in_order], ids[~in_order]
+    head = np.ones(len(alone_comp), dtype=np.bool_)  # a component's smallest id comes first
+    head[1:] = alone_comp[1:] != alone_comp[:-1]
+    component_id[alone_comp[head]] = alone_ids[head]
+    merges = [
+        (int(c), int(other), int(into))
+        for c, other, into in zip(
+            alone_comp[~head].tolist(),
+            alone_ids[~head].tolist(),
+            component_id[alone_comp[~head]].tolist(),
+            strict=True,
+        )
+    ]
     used: set[int] = set()
-    merges: list[tuple[int, int]] = []
-    for c, (start, end) in enumerate(zip(starts, ends, strict=True)):
-        if start == end:  # no node of it had an id: a new id, given below
-            continue
-        old = [i for i in ids[start:end].tolist() if i not in used]  # sorted
+    tangled_comp, tangled_ids = comp[in_order], ids[in_order]
+    bounds = np.flatnonzero(np.diff(tangled_comp)) + 1
+    starts = np.r_[0, bounds] if len(tangled_comp) else bounds
+    for c, held in zip(tangled_comp[starts].tolist(), np.split(tangled_ids, bounds), strict=False):
+        old = [i for i in held.tolist() if i not in used]  # sorted
         if old:
             component_id[c] = old[0]  # ids only grow, so the smallest is the oldest
-            merges.extend((other, old[0]) for other in old[1:])
+            merges.extend((c, other, old[0]) for other in old[1:])
             used.update(old)
     new = component_id < 0  # new ids in component order, as assign_ids gives them
     component_id[new] = first_new + np.arange(int(new.sum()), dtype=np.int64)
-    return component_id[np.searchsorted(roots, root)], merges
+    merges.sort()  # in component order, each component's ids in order, as assign_ids lists them
+    return component_id[place[root]], [(other, into) for _, other, into in merges]
 
 
 def store_nodes(

@@ -29,8 +29,10 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from journeymine.canonical.identity_graph import (
+    Numbers,
     Unions,
     assign_numbered,
+    number_dtype,
     refusal,
     scalar,
     store_merges,
@@ -131,9 +133,9 @@ class Graph:
     """The numbered graph: node count, edges (``k - 1`` = position) and the user_id nodes."""
 
     size: int
-    src: npt.NDArray[np.int64]
-    dst: npt.NDArray[np.int64]
-    users: npt.NDArray[np.int64]
+    src: Numbers
+    dst: Numbers
+    users: Numbers
 
 
 def number_nodes(con: duckdb.DuckDBPyConnection, named: str, parts: int) -> int:
@@ -158,15 +160,19 @@ def number_nodes(con: duckdb.DuckDBPyConnection, named: str, parts: int) -> int:
     return nodes
 
 
-def _numbered_edges(con: duckdb.DuckDBPyConnection, parts: int) -> dict[str, npt.NDArray[Any]]:
-    """The edges' ends as node numbers, in merge order: each end looked up in ``stitch_nodes``
-    one hash partition of the id at a time (two joins of every edge with every node, by two
-    strings each, are what a 1GB cap cannot hold at 100M raw rows)."""
+def _numbered_edges(
+    con: duckdb.DuckDBPyConnection, parts: int, sql_type: str
+) -> dict[str, npt.NDArray[Any]]:
+    """The edges' ends as node numbers (of ``sql_type``), in merge order: each end looked up in
+    ``stitch_nodes`` one hash partition of the id at a time (two joins of every edge with every
+    node, by two strings each, are what a 1GB cap cannot hold at 100M raw rows)."""
     sources = _end_numbers("stitch_edges", "e.k, e.dst_type, e.dst_id", "src", parts)
     create_in_parts(con, "stitch_half", sources, temp=True)
     both = _end_numbers("stitch_half", "e.k, e.src", "dst", parts)
     create_in_parts(con, "stitch_numbered", both, temp=True)
-    edges = con.sql("SELECT src, dst FROM stitch_numbered ORDER BY k").fetchnumpy()
+    edges = con.sql(
+        f"SELECT src::{sql_type} AS src, dst::{sql_type} AS dst FROM stitch_numbered ORDER BY k"
+    ).fetchnumpy()
     con.execute("DROP TABLE stitch_half; DROP TABLE stitch_numbered")
     return edges
 
@@ -192,15 +198,17 @@ def _numbered(
     temp table is one more statement)."""
     parts = settings.partitions(con, 2 * edges_rows + named_rows)
     size = number_nodes(con, named, parts)
-    edges = _numbered_edges(con, parts)
+    dtype = number_dtype(size)
+    sql_type = "INTEGER" if dtype == np.int32 else "BIGINT"
+    edges = _numbered_edges(con, parts, sql_type)
     users = con.execute(
-        "SELECT n FROM stitch_nodes WHERE node_type = ? ORDER BY n", [USER_ID]
+        f"SELECT n::{sql_type} AS n FROM stitch_nodes WHERE node_type = ? ORDER BY n", [USER_ID]
     ).fetchnumpy()["n"]
     return Graph(
         size,
-        np.asarray(edges["src"], dtype=np.int64),
-        np.asarray(edges["dst"], dtype=np.int64),
-        np.asarray(users, dtype=np.int64),
+        np.asarray(edges["src"], dtype=dtype),
+        np.asarray(edges["dst"], dtype=dtype),
+        np.asarray(users, dtype=dtype),
     )
 
 
@@ -304,7 +312,8 @@ def _assign(
         np.asarray(previous["person_id"], dtype=np.int64),
         first_new,
     )
-    frame = pa.table({"n": np.arange(graph.size, dtype=np.int64), "person_id": person_id})
+    n = np.arange(graph.size, dtype=graph.src.dtype)
+    frame = pa.table({"n": n, "person_id": person_id})
     con.execute("DROP TABLE IF EXISTS stitch_assigned")
     con.register("stitch_assigned_frame", frame)
     con.execute("CREATE TEMP TABLE stitch_assigned AS FROM stitch_assigned_frame")
@@ -434,7 +443,7 @@ def _names(con: duckdb.DuckDBPyConnection, numbers: set[int]) -> dict[int, str]:
     return {int(n): str(v) for n, v in rows}
 
 
-def _uncapped(graph: Graph, outcome: Unions) -> npt.NDArray[np.int64]:
+def _uncapped(graph: Graph, outcome: Unions) -> Numbers:
     """Each node's uncapped component (the persons a refusal kept apart, together), as the
     smallest root among them: only refusals join two persons of one uncapped component."""
     parent: dict[int, int] = {}
@@ -449,7 +458,7 @@ def _uncapped(graph: Graph, outcome: Unions) -> npt.NDArray[np.int64]:
     for position, _, _ in outcome.refused:
         a, b = find(int(root[graph.src[position]])), find(int(root[graph.dst[position]]))
         parent[max(a, b)] = min(a, b)
-    top_of_root = np.arange(graph.size, dtype=np.int64)
+    top_of_root = np.arange(graph.size, dtype=root.dtype)
     for r in list(parent):
         top_of_root[r] = find(r)
     return top_of_root[root]
@@ -481,7 +490,11 @@ def _component_figures(
     made = refused[outcome.root[src] == outcome.root[dst]]  # refused there, joined here
     joined = np.flatnonzero(outcome.joined).astype(np.int64)
     frames = {
-        "stitch_uncapped": {"n": np.arange(graph.size), "top": top, "other_root": other.root},
+        "stitch_uncapped": {
+            "n": np.arange(graph.size, dtype=top.dtype),
+            "top": top,
+            "other_root": other.root,
+        },
         "stitch_other_refused": {"top": top[graph.src[made]]},
         "stitch_joined": {"k": joined + 1, "top": top[graph.src[joined]]},
     }
