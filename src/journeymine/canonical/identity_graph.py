@@ -324,15 +324,10 @@ def assign_numbered(
     head = np.ones(len(alone_comp), dtype=np.bool_)  # a component's smallest id comes first
     head[1:] = alone_comp[1:] != alone_comp[:-1]
     component_id[alone_comp[head]] = alone_ids[head]
-    merges = [
-        (int(c), int(other), int(into))
-        for c, other, into in zip(
-            alone_comp[~head].tolist(),
-            alone_ids[~head].tolist(),
-            component_id[alone_comp[~head]].tolist(),
-            strict=True,
-        )
-    ]
+    rest = alone_comp[~head]  # (component, merged id, kept id)
+    merges: list[tuple[int, int, int]] = list(
+        zip(rest.tolist(), alone_ids[~head].tolist(), component_id[rest].tolist(), strict=True)
+    )
     used: set[int] = set()
     tangled_comp, tangled_ids = comp[in_order], ids[in_order]
     bounds = np.flatnonzero(np.diff(tangled_comp)) + 1
