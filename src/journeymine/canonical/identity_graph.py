@@ -169,16 +169,17 @@ def _earliest_forest(
     loops never join."""
     joined = np.zeros(len(src), dtype=np.bool_)
     at = np.flatnonzero(among & (src != dst))
-    low, high = np.minimum(src[at], dst[at]), np.maximum(src[at], dst[at])
-    pair = low.astype(np.int64) * size + high  # size < 3e9: no overflow
-    _, first = np.unique(pair, return_index=True)
-    del pair
-    at, low, high = at[first], low[first], high[first]
+    pair = np.minimum(src[at], dst[at]).astype(np.int64) * size  # size < 3e9: no overflow
+    pair += np.maximum(src[at], dst[at])
+    _, first = np.unique(pair, return_index=True)  # each pair's first edge
+    pair, at = pair[first], at[first]
     del first
     weights = (at + 1).astype(np.float64)  # exact below 2**53; a zero weight would be no edge
-    forest = csgraph.minimum_spanning_tree(
-        sparse.csr_matrix((weights, (low, high)), shape=(size, size))
-    )
+    del at
+    graph = sparse.csr_matrix((weights, (pair // size, pair % size)), shape=(size, size))
+    del pair, weights
+    # The graph is not needed after: the forest may overwrite it rather than copy it
+    forest = csgraph.minimum_spanning_tree(graph, overwrite=True)
     joined[forest.data.astype(np.int64) - 1] = True
     return joined
 
