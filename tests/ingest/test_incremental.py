@@ -267,7 +267,6 @@ def test_stitching_with_64_bit_node_numbers_gives_the_same_tables(
         return np.int64
 
     monkeypatch.setattr(identity_persons, "unions", spy)
-    monkeypatch.setattr(identity_persons, "number_dtype", wide)
     monkeypatch.setattr(identity_graph, "number_dtype", wide)
     db = tmp_path / "wide.duckdb"
     load.load_landing(db, nights.landings[0])

@@ -38,6 +38,11 @@ def number_dtype(size: int) -> type[np.signedinteger[Any]]:
     return np.int32 if size < 2**31 else np.int64
 
 
+def number_sql_type(size: int) -> str:
+    """The DuckDB type whose columns arrive as :func:`number_dtype`'s arrays."""
+    return "INTEGER" if number_dtype(size) == np.int32 else "BIGINT"
+
+
 @dataclass(frozen=True)
 class Refusal:
     """Why a join was refused: the readable reason and the rule (with its setting) behind it."""
@@ -329,20 +334,31 @@ def assign_numbered(
     merges: list[tuple[int, int, int]] = list(
         zip(rest.tolist(), alone_ids[~head].tolist(), component_id[rest].tolist(), strict=True)
     )
+    if in_order.any():
+        _assign_tangled(comp[in_order], ids[in_order], component_id, merges)
+    new = component_id < 0  # new ids in component order, as assign_ids gives them
+    component_id[new] = first_new + np.arange(int(new.sum()), dtype=np.int64)
+    merges.sort()  # in component order, each component's ids in order, as assign_ids lists them
+    return component_id[place[root]], [(other, into) for _, other, into in merges]
+
+
+def _assign_tangled(
+    comp: Numbers,
+    ids: npt.NDArray[np.int64],
+    component_id: npt.NDArray[np.int64],
+    merges: list[tuple[int, int, int]],
+) -> None:
+    """The components that share an id with another, one by one in component order as
+    :func:`assign_ids` goes (``comp``/``ids``: sorted pairs): each keeps its smallest id that no
+    earlier component took, and merges its other untaken ids into it."""
     used: set[int] = set()
-    tangled_comp, tangled_ids = comp[in_order], ids[in_order]
-    bounds = np.flatnonzero(np.diff(tangled_comp)) + 1
-    starts = np.r_[0, bounds] if len(tangled_comp) else bounds
-    for c, held in zip(tangled_comp[starts].tolist(), np.split(tangled_ids, bounds), strict=False):
+    bounds = np.flatnonzero(np.diff(comp)) + 1
+    for c, held in zip(comp[np.r_[0, bounds]].tolist(), np.split(ids, bounds), strict=True):
         old = [i for i in held.tolist() if i not in used]  # sorted
         if old:
             component_id[c] = old[0]  # ids only grow, so the smallest is the oldest
             merges.extend((c, other, old[0]) for other in old[1:])
             used.update(old)
-    new = component_id < 0  # new ids in component order, as assign_ids gives them
-    component_id[new] = first_new + np.arange(int(new.sum()), dtype=np.int64)
-    merges.sort()  # in component order, each component's ids in order, as assign_ids lists them
-    return component_id[place[root]], [(other, into) for _, other, into in merges]
 
 
 def store_nodes(

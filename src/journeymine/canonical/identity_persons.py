@@ -32,7 +32,7 @@ from journeymine.canonical.identity_graph import (
     Numbers,
     Unions,
     assign_numbered,
-    number_dtype,
+    number_sql_type,
     refusal,
     scalar,
     store_merges,
@@ -198,18 +198,12 @@ def _numbered(
     temp table is one more statement)."""
     parts = settings.partitions(con, 2 * edges_rows + named_rows)
     size = number_nodes(con, named, parts)
-    dtype = number_dtype(size)
-    sql_type = "INTEGER" if dtype == np.int32 else "BIGINT"
+    sql_type = number_sql_type(size)  # DuckDB casts: the arrays come in number_dtype(size)
     edges = _numbered_edges(con, parts, sql_type)
     users = con.execute(
         f"SELECT n::{sql_type} AS n FROM stitch_nodes WHERE node_type = ? ORDER BY n", [USER_ID]
     ).fetchnumpy()["n"]
-    return Graph(
-        size,
-        np.asarray(edges["src"], dtype=dtype),
-        np.asarray(edges["dst"], dtype=dtype),
-        np.asarray(users, dtype=dtype),
-    )
+    return Graph(size, edges["src"], edges["dst"], users)
 
 
 def other_setting(max_user_ids_per_person: int) -> int:
