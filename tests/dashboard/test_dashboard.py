@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from journeymine.dashboard import figures
+from journeymine.dashboard.sections import map as journey
 from journeymine.privacy import EMAIL
 from journeymine.warehouse import connect
+from tests.dashboard.map_geometry import label_boxes, overlapping
 
 
 @pytest.mark.slow
@@ -64,6 +66,15 @@ def test_sample_map_shows_the_designed_journey_and_owners_their_unanswered(
     for marker in ("crm.meeting:demo", "billing.invoice_paid", "web.signed_up"):
         assert figures.label(labels[marker]) in shown
     assert "Website" in shown  # the page views fold into one node
+    # On the page, no two labels meet; the note under the map names every folded group, in
+    # lines short enough to stay inside the figure (an annotation is not wrapped by plotly).
+    assert overlapping(label_boxes(fig)) == []
+    note = fig.layout.annotations[0].text.split("<br>")
+    assert max(map(len, note)) <= journey.NOTE_CHARS
+    folded = [
+        n for n, k in con.execute("SELECT label, kind FROM map_nodes").fetchall() if k == "group"
+    ]
+    assert folded and all(figures.label(f) in " ".join(note) for f in folded)
     latency = figures.followup_latency(con)
     no_reply = next(t for t in latency.data if t.name == "no reply")
     counts = dict(zip(no_reply.y, no_reply.x, strict=True))

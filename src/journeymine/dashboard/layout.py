@@ -9,7 +9,9 @@ A small Sugiyama-style layout, enough for the 10-30 activities a journey map sho
    edge goes at least one layer to the right.
 3. **Order within a layer**: a few sweeps of the weighted barycenter heuristic (left to right,
    then right to left) to reduce crossings.
-4. **Coordinates**: ``x`` is the layer, ``y`` the rank in the layer centred on 0 (top first).
+4. **Coordinates**: ``x`` is the layer, ``y`` the rank in the layer centred on 0 (top first),
+   on whole numbers in every layer: two nodes of neighbouring layers are level or a whole
+   step apart, never half a step (where their labels would meet).
 
 Ties are broken by name, so the same graph always gets the same picture.
 """
@@ -162,7 +164,7 @@ def layered_layout(
         by_layer[k].sort(key=lambda n: (-total[n], n))
     _order(by_layer, forward, sweeps)
     positions = {
-        n: (float(k), (len(acts) - 1) / 2 - i)
+        n: (float(k), float((len(acts) - 1) // 2 - i))
         for k, acts in by_layer.items()
         for i, n in enumerate(acts)
     }

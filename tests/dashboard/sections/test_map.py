@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+
 import duckdb
 
 from journeymine.dashboard.sections import map as journey
 from journeymine.dashboard.style import label, missing_reason
 from tests.dashboard.conftest import CALL, DEMO, PAID, SCRIPT, SIGNUP
+from tests.dashboard.map_geometry import label_boxes, overlapping
 
 
 def test_journey_map_keeps_the_top_and_says_what_is_hidden(con: duckdb.DuckDBPyConnection) -> None:
@@ -42,3 +45,30 @@ def test_empty_tables_say_so(con: duckdb.DuckDBPyConnection) -> None:
         "CREATE TABLE dfg AS SELECT * FROM (SELECT 'a' AS source_activity, 'b' AS target_activity, 1 AS frequency, 1 AS cases, 1.0 AS wait_mean_s, 1.0 AS wait_median_s, 1.0 AS wait_p90_s) WHERE false"
     )
     assert "no edges" in missing_reason(journey.journey_map(empty))
+
+
+def test_a_long_journey_map_keeps_every_label_clear() -> None:
+    """Sixteen steps in a row with a parallel branch, long vendor names: the labels of level
+    nodes in neighbouring layers go on opposite sides, and no two labels meet on the page."""
+    main = [f"crm.stage_{i:02d}_opportunity_updated" for i in range(16)]
+    side = [f"support.ticket_{i:02d}_agent_replied" for i in range(3, 11)]
+    edges = [(a, b, 100 - i) for i, (a, b) in enumerate(itertools.pairwise(main))]
+    edges += [(a, b, 40) for a, b in itertools.pairwise(side)]
+    edges += [(main[2], side[0], 30), (side[-1], main[12], 30), (main[9], main[4], 5)]
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE dfg (source_activity VARCHAR, target_activity VARCHAR, frequency INT, "
+        "cases INT, wait_mean_s DOUBLE, wait_median_s DOUBLE, wait_p90_s DOUBLE)"
+    )
+    con.executemany("INSERT INTO dfg VALUES (?, ?, ?, ?, 60, 60, 600)", [(*e, e[2]) for e in edges])
+    fig = journey.journey_map(con, max_activities=40, max_edges=60)
+    nodes = next(t for t in fig.data if t.mode == "markers+text")
+    assert len(nodes.x) == 24 and max(nodes.x) == 15  # every node, sixteen layers
+    side_of = {
+        (x, y): where for x, y, where in zip(nodes.x, nodes.y, nodes.textposition, strict=True)
+    }
+    level = [(p, (p[0] + 1, p[1])) for p in side_of if (p[0] + 1, p[1]) in side_of]
+    assert level and all(side_of[a] != side_of[b] for a, b in level)
+    assert overlapping(label_boxes(fig)) == []
+    # wrapped to the room there is, never cut
+    assert [t.replace("<br>", "") for t in nodes.text] == [c[0] for c in nodes.customdata]

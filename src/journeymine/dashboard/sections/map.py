@@ -19,6 +19,46 @@ from journeymine.dashboard.style import WAIT_SCALE, duration, label, style, wrap
 Point = tuple[float, float]
 Path = tuple[list[float], list[float]]  # the x and y of a drawn edge
 
+# The map's drawing area on the dashboard page, in pixels (the page's 1,180 px column less its
+# paddings, the figure's margins and the colour bar), and the average width of a character of
+# the 12 px label font: the labels are wrapped to fit the room between the layers.
+DRAWN_WIDTH_PX = 900
+CHAR_PX = 7.0
+NOTE_CHARS = 125  # a line of the note under the map (plotly does not wrap an annotation)
+X_PAD = 0.9  # room left of the first layer and right of the last, in layers
+UNIT_PX = 150  # the height of one step between two nodes of a layer
+LABEL_ROOM = 0.45  # a label of three lines and its node's marker, in steps
+
+
+def label_chars(layers: int) -> int:
+    """Characters per line of a node's label. Labels of neighbouring layers sit on opposite
+    sides of their nodes (:func:`label_above`), so a label may take two layers' room, less a gap;
+    8 to 18 characters."""
+    per_layer = DRAWN_WIDTH_PX / (max(layers - 1, 0) + 2 * X_PAD)
+    return int(min(18, max(8, (2 * per_layer - 12) // CHAR_PX)))
+
+
+def label_above(layer: int) -> bool:
+    """A node's label goes above it on even layers, below on odd ones: two level nodes of
+    neighbouring layers never put their labels on the same side."""
+    return layer % 2 == 0
+
+
+def _note_lines(sentences: list[str]) -> str:
+    """The note under the map, broken into lines of at most :data:`NOTE_CHARS` characters at
+    spaces (each sentence starts a line), so that none runs off the figure."""
+    lines: list[str] = []
+    for sentence in sentences:
+        line = ""
+        for word in sentence.split(" "):
+            if line and len(line) + 1 + len(word) > NOTE_CHARS:
+                lines.append(line)
+                line = word
+            else:
+                line = f"{line} {word}" if line else word
+        lines.append(line)
+    return "<br>".join(lines)
+
 
 def _bezier(start: Point, control: Point, end: Point, stop: float) -> Path:
     ts = np.linspace(0.0, stop, 14)
@@ -28,10 +68,11 @@ def _bezier(start: Point, control: Point, end: Point, stop: float) -> Path:
 
 
 def _edge_path(a: Point, b: Point, back: bool, k: int) -> Path:
-    if a == b:  # a self-loop: a small teardrop above the node
+    if a == b:  # a self-loop: a small teardrop on the side away from the node's label
+        side = -1 if label_above(round(a[0])) else 1
         angles = np.linspace(-0.35 * math.pi, 1.35 * math.pi, 16)
         xs = a[0] + 0.16 * np.cos(angles + math.pi / 2) * 1.2
-        ys = a[1] + 0.22 + 0.2 * np.sin(angles + math.pi / 2)
+        ys = a[1] + side * (0.22 + 0.2 * np.sin(angles + math.pi / 2))
         return xs.round(4).tolist(), ys.round(4).tolist()
     span = abs(b[0] - a[0])
     mid = ((a[0] + b[0]) / 2, (a[1] + b[1]) / 2)
@@ -44,7 +85,8 @@ def _edge_path(a: Point, b: Point, back: bool, k: int) -> Path:
     return _bezier(a, control, b, 0.9)
 
 
-MapFrames = tuple[pd.DataFrame, pd.DataFrame, str, dict[str, Any]]
+MapFrames = tuple[pd.DataFrame, pd.DataFrame, list[str], dict[str, Any]]  # note: its sentences
+KEY = "Line width and number: how often; colour: median wait; arcs below go back."
 
 
 def _analysed_map(con: duckdb.DuckDBPyConnection) -> MapFrames:
@@ -58,13 +100,12 @@ def _analysed_map(con: duckdb.DuckDBPyConnection) -> MapFrames:
     nodes = nodes.assign(size=nodes.events.astype(float))
     share = float(edges.hidden_people_share.iloc[0])
     folded = nodes[nodes.kind == "group"].label.tolist()
-    note = (
-        f"The designed stages and the follow-up steps are always drawn; "
-        f"{len(kept)} of {len(edges)} steps shown. Hidden steps touch {share:.1%} of "
-        "people."
-        + (f" Folded: {', '.join(label(f) for f in folded)}." if folded else "")
-        + "<br>Line width and number: how often; colour: median wait; arcs below go back."
-    )
+    note = [
+        f"The designed stages and the follow-up steps are always drawn; {len(kept)} of "
+        f"{len(edges)} steps shown. Hidden steps touch {share:.1%} of people.",
+        *([f"Folded: {', '.join(label(f) for f in folded)}."] if folded else []),
+        KEY,
+    ]
     meta = {"hidden": {"edges": len(edges) - len(kept), "people_share": share}}
     return nodes, kept, note, meta
 
@@ -95,18 +136,19 @@ def _dfg_map(data: Data, max_activities: int, max_edges: int) -> MapFrames:
     hidden_acts = len(size) - len(shown)
     hidden_edges = len(dfg) - len(kept)
     hidden_share = 1 - float(kept.frequency.sum()) / total_freq if total_freq else 0.0
-    note = (
+    note = [
         f"Showing the {len(kept)} most frequent steps between the {len(shown)} most frequent "
         f"activities. Hidden: {hidden_acts} activities, {hidden_edges} steps "
-        f"({hidden_share:.1%} of all steps).<br>Line width and number: how often; colour: "
-        "median wait; arcs below go back."
-    )
+        f"({hidden_share:.1%} of all steps).",
+        KEY,
+    ]
     return nodes, kept, note, {"hidden": {"activities": hidden_acts, "edges": hidden_edges}}
 
 
 def _map_frames(data: Data, max_activities: int, max_edges: int) -> MapFrames:
-    """(nodes: node, label, size, kind; shown edges; note; meta) — from the analysis's
-    ``map_nodes`` / ``map_edges`` (the designed stages always drawn), else from ``dfg``."""
+    """(nodes: node, label, size, kind; shown edges; the note's sentences; meta) — from the
+    analysis's ``map_nodes`` / ``map_edges`` (the designed stages always drawn), else from
+    ``dfg``."""
     if isinstance(data, duckdb.DuckDBPyConnection) and exists(data, "map_edges"):
         return _analysed_map(data)
     return _dfg_map(data, max_activities, max_edges)
@@ -183,21 +225,23 @@ def _count_trace(kept: pd.DataFrame, layout: GraphLayout) -> go.Scatter:
     )
 
 
-def _node_trace(nodes: pd.DataFrame, kept: pd.DataFrame, pos: dict[str, Point]) -> go.Scatter:
-    """The activities, sized by how often they occur, labels alternately above and below."""
+def _node_trace(nodes: pd.DataFrame, kept: pd.DataFrame, layout: GraphLayout) -> go.Scatter:
+    """The activities, sized by how often they occur; labels above or below by layer
+    (:func:`label_above`), wrapped to the room between layers (:func:`label_chars`)."""
     names = dict(zip(nodes.node, nodes.label, strict=True))
     size = dict(zip(nodes.node, nodes["size"], strict=True))
     incoming = kept.groupby("target").frequency.sum()
     outgoing = kept.groupby("source").frequency.sum()
+    pos, layer = layout.positions, layout.layers
     order = sorted(set(kept.source) | set(kept.target), key=lambda a: (pos[a][0], -pos[a][1]))
     biggest = max(float(size[a]) for a in order)
-    ranks = {a: i for i, a in enumerate(order)}
+    chars = label_chars(layout.width)
     return go.Scatter(
         x=[pos[a][0] for a in order],
         y=[pos[a][1] for a in order],
         mode="markers+text",
-        text=[wrap(names.get(a, a), 16) for a in order],
-        textposition=["top center" if ranks[a] % 2 == 0 else "bottom center" for a in order],
+        text=[wrap(names.get(a, a), chars) for a in order],
+        textposition=["top center" if label_above(layer[a]) else "bottom center" for a in order],
         textfont={"size": 12, "color": "#111"},
         showlegend=False,
         marker={
@@ -258,10 +302,11 @@ def journey_map(data: Data, max_activities: int = 14, max_edges: int = 30) -> go
     fig = go.Figure()
     lo, hi = _edge_traces(fig, kept, dict(zip(nodes.node, nodes.label, strict=True)), layout)
     fig.add_trace(_count_trace(kept, layout))
-    fig.add_trace(_node_trace(nodes, kept, pos))
+    fig.add_trace(_node_trace(nodes, kept, layout))
     fig.add_trace(_colour_key(lo, hi))
+    text = _note_lines(note)
     fig.add_annotation(
-        text=note,
+        text=text,
         xref="paper",
         yref="paper",
         x=0,
@@ -272,10 +317,18 @@ def journey_map(data: Data, max_activities: int = 14, max_edges: int = 30) -> go
         font={"size": 12, "color": "#555"},
     )
     widest = max(layout.width - 1, 0)
-    fig.update_xaxes(visible=False, range=[-0.9, widest + 0.9])  # room for whole labels
+    fig.update_xaxes(visible=False, range=[-X_PAD, widest + X_PAD])  # room for whole labels
+    # As high as what is drawn (nodes with their labels, arcs, loops), at UNIT_PX a layer's
+    # step, and the note below it.
     ys = [p[1] for p in pos.values()]
-    fig.update_yaxes(visible=False, range=[min(ys) - 1.2, max(ys) + 0.8])
-    style(fig, "", max(520, 200 + 170 * layout.height))  # room for two-line labels
-    fig.update_layout(title=None, margin={"t": 20, "b": 60, "l": 30, "r": 30}, hovermode="closest")
+    drawn = [y for t in fig.data if t.mode == "lines+markers" for y in t.y]
+    low = min([*drawn, *(y - LABEL_ROOM for y in ys)])
+    high = max([*drawn, *(y + LABEL_ROOM for y in ys)])
+    fig.update_yaxes(visible=False, range=[low, high])
+    bottom = 24 + 16 * (text.count("<br>") + 1)
+    style(fig, "", max(320, round(20 + bottom + UNIT_PX * (high - low))))
+    fig.update_layout(
+        title=None, margin={"t": 20, "b": bottom, "l": 30, "r": 30}, hovermode="closest"
+    )
     fig.update_layout(meta=meta)
     return fig
