@@ -343,7 +343,7 @@ def test_a_non_integer_amount_is_an_error_naming_the_event() -> None:
 
 def _newsletter_log() -> list[Touch]:
     """100 visitors; the even ones get a newsletter an hour in (a company action), the odd ones
-    scroll (a customer action). Pairs (0, 1), (4, 5), ... sign up two days later: with or
+    scroll (a customer action) and have a support ticket solved. Pairs (0, 1), (4, 5), ... sign up two days later: with or
     without the newsletter, half sign up."""
     touches = []
     for p in range(100):
@@ -354,6 +354,8 @@ def _newsletter_log() -> list[Touch]:
             touches.append(Touch(p, "email.delivered", "company", hour, "email", "newsletter"))
         else:
             touches.append(Touch(p, "web.scroll", "customer", hour))
+            solved = hour + timedelta(minutes=5)  # their support ticket, solved by an agent
+            touches.append(Touch(p, "support.ticket_solved", "company", solved, "support"))
         if (p // 2) % 2 == 0:
             touches.append(Touch(p, "web.signed_up", "customer", t0 + timedelta(days=2)))
     touches.append(Touch(100, "web.page_view:/", "customer", T0 + timedelta(days=30)))
@@ -369,7 +371,11 @@ def test_a_company_touchpoint_with_no_effect_is_a_stop_doing(tmp_path: Path) -> 
     con = analysed(_newsletter_log(), spec, tmp_path)
     found = compute_opportunities(con, spec)
     stop = found[found.kind == "stop_doing"]
-    assert len(stop) == 1  # the scroll has no effect either, but it is the customer's doing
+    # The scroll has no effect either, but it is the customer's doing; the solved ticket is the
+    # company's, with no effect, but a service the customer asked for, not outreach to stop.
+    no_effect = con.execute("SELECT feature FROM drivers WHERE no_effect AND stage = 'visit'").df()
+    assert {"did: web.scroll", "did: support.ticket_solved"} <= set(no_effect.feature)
+    assert len(stop) == 1
     row = stop.iloc[0]
     assert row.stage == "visit" and "email.delivered" in row.title
     assert row.people == 50 and list(row.person_ids) == list(range(0, 100, 2))

@@ -17,8 +17,9 @@ Kinds:
   converts at the rest's rate;
 * ``close_deviation``: people with a frequent deviation from the designed order complete the
   journey as often as conforming people;
-* ``stop_doing``: a company touchpoint ``drivers`` flags ``no_effect``: no conversion lost by
-  stopping it (gain 0); its cost is ``touchpoints_per_month``;
+* ``stop_doing``: a company touchpoint ``drivers`` flags ``no_effect`` (not a follow-up
+  response, not support the customer asked for): no conversion lost by stopping it (gain 0);
+  its cost is ``touchpoints_per_month``;
 * ``win_over_detractors`` / ``soothe_bad_csat``: a stage whose people who felt unhappy before
   the drivers' landmark (``felt: detractor``, ``felt: bad CSAT``: an NPS 0-6 answer, a bad
   CSAT) convert significantly less (a ``drivers`` finding) converts them at the others' rate;

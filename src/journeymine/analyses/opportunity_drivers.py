@@ -13,6 +13,7 @@ import duckdb
 from journeymine.analyses.drivers import FELT, POPULATIONS
 from journeymine.analyses.opportunity_kinds import amount, newcombe
 from journeymine.spec import JourneySpec
+from journeymine.vocabulary import SUPPORT
 from journeymine.warehouse import table_exists
 
 # --- stop doing ------------------------------------------------------------------------------
@@ -21,17 +22,21 @@ from journeymine.warehouse import table_exists
 def _company_activities(
     con: duckdb.DuckDBPyConnection, spec: JourneySpec, activities: Iterable[str]
 ) -> set[str]:
-    """Activities that are company actions: named by the spec, or mostly done by the company."""
+    """Company actions the company could stop: activities named by the spec or mostly done by
+    the company, less service the customer asked for (mostly in the support channel, where
+    every ticket is the customer's request: solving it is no outreach to stop)."""
     wanted = sorted(set(activities))
     if not wanted:
         return set()
     rows = con.execute(
-        "SELECT activity::VARCHAR, avg((actor = 'company')::INT) FROM touchpoints "
-        "WHERE list_contains($wanted, activity::VARCHAR) GROUP BY 1",
-        {"wanted": wanted},
+        "SELECT activity::VARCHAR, avg((actor = 'company')::INT), avg((channel = $support)::INT) "
+        "FROM touchpoints WHERE list_contains($wanted, activity::VARCHAR) GROUP BY 1",
+        {"wanted": wanted, "support": SUPPORT},
     ).fetchall()
+    asked = {a for a, _, support in rows if support is not None and support > 0.5}
     by_spec = {a for a in wanted if any(fnmatch.fnmatchcase(a, p) for p in spec.company_activities)}
-    return by_spec | {a for a, share in rows if share is not None and share > 0.5}
+    by_actor = {a for a, share, _ in rows if share is not None and share > 0.5}
+    return (by_spec | by_actor) - asked
 
 
 def _received(
