@@ -273,13 +273,19 @@ def test_conformance_reads_renewals_and_going_back() -> None:
     con = _make(EVENTS)
     cases = conformance.check_conformance(con, SPEC, log_from_touchpoints(con), with_fitness=False)
     stages = dict(zip(cases.case_key, cases.stages, strict=True))
+    # Churning is an outcome, not a stage of the designed path: the one who renewed and then
+    # cancelled conforms; the one who cancelled after paying never reached renewed (drop-off),
+    # where judging churn as the goal called it "skipped renewed", finishing the journey.
+    assert "churned" in {s.name for s in SPEC.stages}
     assert stages[1] == ["trial", "paid", "renewed"]
-    assert stages[2] == ["trial", "paid", "renewed", "churned"]
-    assert stages[4] == ["trial", "paid", "churned"]
+    assert stages[2] == ["trial", "paid", "renewed"]
+    assert stages[4] == ["trial", "paid"]
     assert stages[6] == ["trial", "paid", "trial", "renewed"]
-    deviations = dict(zip(cases.case_key, cases.deviations, strict=True))
-    assert "moved back to trial" in deviations[6]
-    assert "skipped renewed" in deviations[4]
+    by_case = cases.set_index("case_key")
+    assert by_case.loc[2, "conforms"] and by_case.loc[2, "completed"]
+    assert by_case.loc[4, "deviations"] == ["never reached renewed"]
+    assert not by_case.loc[4, "judged"] and not by_case.loc[4, "completed"]
+    assert "moved back to trial" in by_case.loc[6, "deviations"]
 
 
 def test_check_attributes_names_what_exists() -> None:

@@ -9,7 +9,10 @@ consecutive repeats collapsed). Against the stage order of the journey spec:
 * ``out of order``: stages were first reached in an order other than the designed one;
 * ``never reached <stage>``: the journey stops before the last stage (the first stage missing).
 
-A case *deviates* when it has any of the first four; it *conforms* when it reached the last
+The designed journey is the spec's stages less its outcome stages (``spec.outcome_stages``: a
+cancellation ends a lifecycle, it is not where a journey should arrive): a journey that cancels
+in its trial did not "skip paid", it never reached it. A case *deviates* when it has any of the
+first four; it *conforms* when it reached the last
 stage without deviating. A case that stopped early on the path is neither (it is drop-off or
 still open, measured by the funnel): shares are among the judged cases (conforming or
 deviating). A ``repeatable`` stage may come back at any time (browsing the website after
@@ -22,6 +25,7 @@ replayed with; any other design replays everything).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -33,7 +37,7 @@ import pyarrow as pa
 
 from journeymine.analyses.markers import marks_sql
 from journeymine.mining import pm4py_adapter
-from journeymine.spec import JourneySpec, Stage, positions, step_label
+from journeymine.spec import JourneySpec, Stage, outcome_stages, positions, step_label
 from journeymine.sql import data_cutoff, duration_s
 from journeymine.warehouse import store_query, table_exists
 
@@ -66,6 +70,14 @@ def sequences_sql(
                {duration_s()} AS duration_s
         FROM collapsed WHERE prev IS NULL OR prev <> pos GROUP BY case_key
     """
+
+
+def designed_path(spec: JourneySpec) -> JourneySpec:
+    """The journey conformance judges against: ``spec`` without its outcome stages (unless
+    they are all it has)."""
+    outcomes = outcome_stages(spec)
+    kept = tuple(s for s in spec.stages if s.name not in outcomes)
+    return dataclasses.replace(spec, stages=kept) if outcomes and kept else spec
 
 
 def deviation_labels(
@@ -106,6 +118,7 @@ def check_conformance(
 
     A frame with a row per case, for an analyst's look at a log (the nightly run keeps the
     cases in DuckDB: :func:`write_conformance`); nothing is written to the warehouse."""
+    spec = designed_path(spec)
     with _judged_cases(con, spec, log, with_fitness):
         frame = con.execute(_judged_cases_sql(CASES, with_fitness)).df()
     for column in ("positions", "stages", "deviations"):  # Python lists, as pandas users expect
@@ -275,6 +288,7 @@ def write_conformance(con: duckdb.DuckDBPyConnection, spec: JourneySpec, log: st
 
     The cases stay in DuckDB: only the distinct stage sequences come to Python, to be judged
     (deviation labels, pm4py's fitness), and go back as a small table to join on."""
+    spec = designed_path(spec)
     with _judged_cases(con, spec, log, with_fitness=True):
         store_query(con, "conformance", _judged_cases_sql(CASES, with_fitness=True))
         store_query(
