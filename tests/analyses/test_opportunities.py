@@ -473,3 +473,32 @@ def test_detractors_converting_less_are_an_opportunity_with_the_gain_computed_by
     share = len(unhappy) / len(frame)
     assert f"Win over the detractors at visit ({share:.0%} of those deciding there" in row.title
     assert found[found.kind == "soothe_bad_csat"].empty  # no CSAT was planted
+
+
+def test_nothing_is_proposed_that_brings_more_people_to_an_outcome_stage(tmp_path: Path) -> None:
+    """A cancellation ends a lifecycle; it is no goal. The planted demo log with the meeting
+    turned into a cancellation: small companies cancel less often (15% vs 45%), which at a goal
+    stage is a weak segment to lift, and here must not be proposed as one."""
+    touches, truth = demo_log(seed=7, effect=0.25, base={"large": 0.45, "small": 0.15})
+    cancel = "billing.subscription_canceled"
+    touches = [
+        replace(t, activity=cancel, channel="billing") if t.activity == "crm.meeting:demo" else t
+        for t in touches
+    ]
+    spec = JourneySpec(
+        name="churn",
+        window=timedelta(days=14),
+        stages=(Stage("requested", ("web.demo_requested",)), Stage("churned", (cancel,))),
+        segments=("company_size",),
+    )
+    con = analysed(touches, spec, tmp_path)
+    rates = dict(
+        con.execute(
+            "SELECT segment, converted / (converted + dropped) FROM stage_funnel "
+            "WHERE stage = 'requested'"
+        ).fetchall()
+    )
+    small = [d.converted for d in truth.values() if d.size == "small"]
+    assert rates["company_size=small"] == pytest.approx(sum(small) / len(small))
+    assert rates["company_size=small"] < rates["company_size=large"] - 0.2  # a real gap
+    assert compute_opportunities(con, spec).empty
