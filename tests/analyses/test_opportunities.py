@@ -27,7 +27,7 @@ from journeymine.analyses.opportunities import (
 )
 from journeymine.analyses.runner import analyse
 from journeymine.spec import FollowupRule, JourneySpec, Stage, load_spec
-from journeymine.warehouse import connect
+from journeymine.warehouse import connect, table_exists
 from tests.fixtures import insert_rows
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -502,3 +502,6 @@ def test_nothing_is_proposed_that_brings_more_people_to_an_outcome_stage(tmp_pat
     assert rates["company_size=small"] == pytest.approx(sum(small) / len(small))
     assert rates["company_size=small"] < rates["company_size=large"] - 0.2  # a real gap
     assert compute_opportunities(con, spec).empty
+    # nor are drivers of "converting" (cancelling) there, which the dashboard would show as
+    # what goes with dropping off: the drivers table holds no stage at all
+    assert not table_exists(con, "drivers")

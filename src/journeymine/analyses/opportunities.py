@@ -25,8 +25,8 @@ Kinds:
   CSAT) convert significantly less (a ``drivers`` finding) converts them at the others' rate;
   the title gives that unhappy share of the stage's deciding people.
 
-Nothing is proposed at a step whose next stage is an outcome (``spec.outcome_stages``, such as
-a cancellation: more people reaching it is no gain), except ``answer_faster``.
+Nothing is proposed at a step whose next stage is an outcome (``spec.steps_before_outcomes``:
+more people cancelling is no gain), except ``answer_faster``.
 
 A month is 30.4375 days; gains per month divide by the months of data (first to last
 touchpoint). ``uncertain``: the 95% interval reaches zero or below; such rows rank last.
@@ -54,7 +54,7 @@ from journeymine.analyses.opportunity_kinds import (
 )
 from journeymine.errors import JourneymineError
 from journeymine.privacy import scrub
-from journeymine.spec import JourneySpec, outcome_stages, positions, step_label
+from journeymine.spec import JourneySpec, steps_before_outcomes
 from journeymine.warehouse import replace_table, require_tables
 from journeymine.warehouse.schema import declared
 
@@ -212,18 +212,6 @@ def _titled(row: dict[str, object], revenue: tuple[float, str] | None) -> dict[s
     return {**row, "title": title}
 
 
-def _steps_before_outcomes(spec: JourneySpec) -> set[str]:
-    """The names (and step labels) of the stages whose next step holds an outcome stage."""
-    outcomes = outcome_stages(spec)
-    steps = [group for group, _ in positions(spec)]
-    return {
-        name
-        for group, following in zip(steps, steps[1:], strict=False)
-        if any(s.name in outcomes for s in following)
-        for name in (step_label(group), *(s.name for s in group))
-    }
-
-
 def compute_opportunities(
     con: duckdb.DuckDBPyConnection, spec: JourneySpec, *, followups: pd.DataFrame | None = None
 ) -> pd.DataFrame:
@@ -240,7 +228,7 @@ def compute_opportunities(
     rows += unhappy(con, months)
     # Converting into an outcome stage (a cancellation) is no gain: nothing is proposed at the
     # step before one, except answering faster (its rule names what it converts to).
-    before = _steps_before_outcomes(spec)
+    before = steps_before_outcomes(spec)
     rows = [r for r in rows if r["kind"] == "answer_faster" or r["stage"] not in before]
     frame = pd.DataFrame([_titled(r, revenue) for r in rows], columns=COLUMNS)
     frame["person_ids"] = frame.person_ids.map(lambda ids: list(ids) if ids is not None else [])

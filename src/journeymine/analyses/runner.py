@@ -30,7 +30,13 @@ from journeymine.errors import WarehouseError
 from journeymine.mining import discovery, pm4py_adapter, sharded
 from journeymine.mining.eventlog import log_from_touchpoints
 from journeymine.mining.journey_map import write_journey_map
-from journeymine.spec import JourneySpec, check_attributes, check_patterns, load_spec
+from journeymine.spec import (
+    JourneySpec,
+    check_attributes,
+    check_patterns,
+    load_spec,
+    steps_before_outcomes,
+)
 from journeymine.sql import data_cutoff
 from journeymine.warehouse import replace_table
 
@@ -141,11 +147,11 @@ def _write_stage_analyses(
 def _write_drivers_and_drift(
     con: duckdb.DuckDBPyConnection, spec: JourneySpec, funnel: pd.DataFrame
 ) -> None:
-    """``drivers`` of each of the spec's ``driver_outcomes`` for every stage transition;
+    """``drivers`` of each of the spec's ``driver_outcomes`` for every stage transition but
+    those into an outcome stage (``steps_before_outcomes``: converting there is cancelling);
     ``drift_*``: the last 30 days before the cut-off against the 30 days before them."""
-    stages = funnel.loc[
-        (funnel.segment == "all") & (funnel.converted + funnel.dropped > 0), "stage"
-    ]
+    decided = (funnel.segment == "all") & (funnel.converted + funnel.dropped > 0)
+    stages = funnel.loc[decided & ~funnel.stage.isin(steps_before_outcomes(spec)), "stage"]
     found = [
         drivers(con, stage, spec.segment_defs, outcome=outcome, spec=spec).assign(
             stage=stage, outcome=outcome

@@ -25,6 +25,7 @@ from journeymine.spec.model import (
     source_options,
     step_label,
     step_labels,
+    steps_before_outcomes,
 )
 from journeymine.spec.parse import load_spec, spec_from_dict
 from journeymine.spec.patterns import check_attributes, check_patterns, patterns_overlap
@@ -52,6 +53,7 @@ __all__ = [
     "positions",
     "step_label",
     "step_labels",
+    "steps_before_outcomes",
     "source_options",
     "spec_from_dict",
 ]

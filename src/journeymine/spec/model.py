@@ -225,3 +225,17 @@ def step_label(stages: Sequence[Stage]) -> str:
 def step_labels(spec: JourneySpec) -> list[str]:
     """The label of each position of :func:`positions`, in order."""
     return [step_label(stages) for stages, _ in positions(spec)]
+
+
+def steps_before_outcomes(spec: JourneySpec) -> set[str]:
+    """The stages (names and step labels) whose next step holds an outcome stage: converting
+    out of them is reaching the outcome (a cancellation), not progress, so neither the drivers
+    of converting nor the opportunities to convert more are computed there."""
+    outcomes = outcome_stages(spec)
+    steps = [group for group, _ in positions(spec)]
+    return {
+        name
+        for group, following in zip(steps, steps[1:], strict=False)
+        if any(s.name in outcomes for s in following)
+        for name in (step_label(group), *(s.name for s in group))
+    }
