@@ -166,7 +166,7 @@ def opportunities_markdown(con: duckdb.DuckDBPyConnection, top: int = 10) -> str
     if not table_exists(con, "opportunities"):
         return "No opportunities yet: run `journeymine report` first.\n"
     frame = con.execute(
-        "SELECT rank, title, gain, gain_low, gain_high, unit, uncertain FROM opportunities "
+        "SELECT rank, title, gain, gain_low, gain_high, unit, note FROM opportunities "
         "ORDER BY rank LIMIT ?",
         [top],
     ).df()
@@ -177,7 +177,7 @@ def opportunities_markdown(con: duckdb.DuckDBPyConnection, top: int = 10) -> str
         "|---:|---|---:|---|---|",
     ]
     for r in frame.itertuples():
-        note = " (uncertain)" if r.uncertain else ""
+        note = f" ({_safe(r.note)})" if r.note else ""
         lines.append(
             f"| {r.rank} | {_safe(r.title)}{note} | {r.gain:,.1f} | "
             f"{r.gain_low:,.1f} to {r.gain_high:,.1f} | {_safe(r.unit)} |"

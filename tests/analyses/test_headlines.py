@@ -105,15 +105,16 @@ def test_opportunities_markdown_ranks_and_escapes() -> None:
     assert "run `journeymine report` first" in opportunities_markdown(con)
     con.execute(
         "CREATE TABLE opportunities AS SELECT * FROM (VALUES "
-        "(2, 'Lift a | b', 3.0, -1.0, 7.0, 'per month', true), "
-        "(1, 'Call ann@acme.io back <b>sooner</b>', 12.5, 7.0, 18.0, 'per month', false)"
-        ") v(rank, title, gain, gain_low, gain_high, unit, uncertain)"
+        "(2, 'Lift a | b', 3.0, -1.0, 7.0, 'per month', 'uncertain; overlaps #1'), "
+        "(1, 'Call ann@acme.io back <b>sooner</b>', 12.5, 7.0, 18.0, 'per month', '')"
+        ") v(rank, title, gain, gain_low, gain_high, unit, note)"
     )
     text = opportunities_markdown(con)
     rows = [line for line in text.splitlines() if line.startswith("| 1") or line.startswith("| 2")]
     assert rows[0].startswith("| 1 |") and "12.5" in rows[0] and "7.0 to 18.0" in rows[0]
     assert "ann@acme.io" not in text and "<b>" not in text and "a \\| b" in text
-    assert rows[1].endswith("| per month |") and "(uncertain)" in rows[1]
+    assert rows[1].endswith("| per month |") and "(uncertain; overlaps #1)" in rows[1]
+    assert "()" not in rows[0]  # an empty note adds nothing
 
 
 def test_the_goal_headline_skips_a_churn_stage(touchpoints) -> None:  # type: ignore[no-untyped-def]

@@ -27,6 +27,7 @@ from journeymine.analyses.opportunities import (
 )
 from journeymine.analyses.runner import analyse
 from journeymine.spec import FollowupRule, JourneySpec, Stage, load_spec
+from journeymine.summary import opportunities_markdown
 from journeymine.warehouse import connect, table_exists
 from tests.fixtures import insert_rows
 
@@ -166,6 +167,25 @@ def test_a_planted_slow_answer_effect_is_found_adjusted_for_the_segment(planted:
     assert crude.method.startswith("not adjusted (the spec has no segment)")
     assert crude.gain_low > planted
     _no_email(found)
+
+
+def test_fixes_sharing_people_for_the_same_gain_say_that_they_overlap(planted: Planted) -> None:
+    """Answering the slow demo requests and lifting the small companies both count more demos,
+    and most slow people are small: the two gains do not add up, and the lower one says so."""
+    con, truth = planted
+    found = compute_opportunities(con, DEMO_SPEC).set_index("kind")
+    faster, weak = found.loc["answer_faster"], found.loc["lift_weak_segment"]
+    slow = {p for p, d in truth.items() if not d.fast}
+    small = {p for p, d in truth.items() if d.size == "small"}
+    assert set(faster.person_ids) == slow and set(weak.person_ids) <= small
+    assert slow & set(weak.person_ids) and faster.unit == weak.unit
+    first, second = sorted([faster, weak], key=lambda r: r["rank"])
+    assert list(first.overlaps) == [] and list(second.overlaps) == [first["rank"]]
+    assert second.note == f"overlaps #{first['rank']}" and first.note == ""
+    # the nightly table (written by the analyses) and the CLI's markdown carry the same note
+    stored = con.execute("SELECT note FROM opportunities WHERE rank = ?", [int(second["rank"])])
+    assert stored.fetchall() == [(second.note,)]
+    assert f"({second.note})" in opportunities_markdown(con)
 
 
 def test_a_stratum_too_small_to_adjust_gives_the_unadjusted_estimate_and_says_so(

@@ -118,6 +118,28 @@ def rank_opportunities(rows: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def with_overlaps(ranked: pd.DataFrame) -> pd.DataFrame:
+    """Add ``overlaps``: per fix, the ranks of better-ranked fixes in the same unit that concern
+    some of the same people (their gains do not add up: one person converts once), and
+    ``note``: ``uncertain`` and ``overlaps #k`` in words. ``stop_doing`` rows save different
+    touchpoints, which do add up: they overlap nothing."""
+    seen: list[tuple[int, str, set[int]]] = []
+    overlaps: list[list[int]] = []
+    for r in ranked.sort_values("rank").itertuples():
+        people = set(r.person_ids) if r.kind != "stop_doing" else set()
+        overlaps.append([rank for rank, unit, ids in seen if unit == r.unit and ids & people])
+        seen.append((int(r.rank), str(r.unit), people))
+    out = ranked.sort_values("rank").assign(overlaps=overlaps)
+    out["note"] = [
+        "; ".join(
+            (["uncertain"] if uncertain else [])
+            + ([f"overlaps {', '.join(f'#{k}' for k in over)}"] if over else [])
+        )
+        for uncertain, over in zip(out.uncertain, out.overlaps, strict=True)
+    ]
+    return out.reset_index(drop=True)
+
+
 def _redact(value: object) -> object:
     if isinstance(value, np.ndarray):
         value = value.tolist()
@@ -235,7 +257,7 @@ def compute_opportunities(
     for column in ("gain", "gain_low", "gain_high", "revenue_gain", "touchpoints_per_month"):
         frame[column] = frame[column].astype(float)
     frame["people"] = frame.people.astype("int64")
-    return redact_emails(rank_opportunities(frame))[COLUMNS]
+    return redact_emails(with_overlaps(rank_opportunities(frame)))[COLUMNS]
 
 
 def write_opportunities(

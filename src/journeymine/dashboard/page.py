@@ -82,7 +82,9 @@ SECTIONS = [
         "What to fix first",
         "Concrete fixes ranked by what they would gain a month, with a 95% interval; "
         "estimates from associations in your data (adjusted for the segment mix where the "
-        "data allows), not proven causes. Uncertain ones (interval includes zero) come last.",
+        "data allows), not proven causes. Uncertain ones (interval includes zero) come last; "
+        "'overlaps #k': the fix shares people with fix k for the same gain, so the two gains "
+        "do not add up.",
     ),
     Section(
         "grid",

@@ -419,6 +419,8 @@ SUMMARIES = (
             col("unit", TEXT, "e.g. conversions to demo_held per month"),
             col("method", TEXT, "how the estimate was made; adjusted or not, and why"),
             col("uncertain", BOOL, "the interval reaches 0"),
+            col("overlaps", "INTEGER[]", "better-ranked fixes of the same unit sharing people"),
+            col("note", TEXT, "uncertain, and the overlaps: gains that do not add up"),
             col("revenue_gain", NUM, "gain × median first invoice, minor unit per month"),
             col("currency", TEXT, "of revenue_gain"),
             col("touchpoints_per_month", NUM, "stop_doing: touchpoints that could be saved"),
