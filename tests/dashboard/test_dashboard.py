@@ -27,11 +27,20 @@ def test_sample_dashboard_draws_every_section(sample_dashboard: Path) -> None:
 def test_sample_figures_carry_the_table_values(sample_dashboard: Path) -> None:
     con = connect(sample_dashboard.parent / "warehouse.duckdb", read_only=True)
     funnel = con.execute(
-        "SELECT stage, converted, dropped, open FROM stage_funnel WHERE segment = 'all' ORDER BY position"
+        "SELECT stage, entered, converted, dropped, open, excluded, outcome, "
+        "coalesce(lead(outcome) OVER (ORDER BY position), false) AS ends "
+        "FROM stage_funnel WHERE segment = 'all' ORDER BY position"
     ).df()
+    # The sample's lifecycle ends at renewed: churned is an outcome ("Who stays" shows it), so
+    # the funnel draws renewed as the last stage reached, not as converting into churned.
+    assert funnel.stage[funnel.outcome].tolist() == ["churned"]
+    goal = funnel[~funnel.outcome]
+    assert goal.stage[goal.ends].tolist() == ["renewed"]
     bars = {t.name: list(t.x) for t in figures.stage_funnel(con).data if t.type == "bar"}
     for status in ("converted", "dropped", "open"):
-        assert bars[status] == funnel[status].astype(float).tolist()
+        assert bars[status] == goal[status].where(~goal.ends, 0).astype(float).tolist()
+    last = goal.iloc[-1]
+    assert bars["reached the last stage"][-1] == float(last.entered - last.excluded)
     sla = next(t for t in figures.followup_latency(con).data if t.name == "SLA")
     hours = con.execute(
         "SELECT rule, max(sla_s) / 3600, any_value(sla_unit) FROM followups GROUP BY 1 ORDER BY 1"

@@ -36,7 +36,15 @@ from journeymine.analyses.segments import UNKNOWN as UNKNOWN
 from journeymine.analyses.segments import entry_segments_sql as entry_segments_sql
 from journeymine.analyses.segments import segment_values as segment_values
 from journeymine.analyses.stats import Z95, kaplan_meier, wilson
-from journeymine.spec import MODES, JourneySpec, Segment, Stage, positions, step_label
+from journeymine.spec import (
+    MODES,
+    JourneySpec,
+    Segment,
+    Stage,
+    outcome_stages,
+    positions,
+    step_label,
+)
 from journeymine.sql import data_cutoff as data_cutoff
 from journeymine.sql import glob_bound, ident, literal, statement
 from journeymine.warehouse import replace_table
@@ -427,5 +435,8 @@ def write_stage_funnel(
     funnel = summarise_table(
         con, "stage_entries", "SELECT * FROM stage_segments", spec.segment_defs
     )
+    # Where a lifecycle ends (a cancellation), not progress: the views do not draw reaching it
+    # as a conversion (spec.outcome_stages, the one definition).
+    funnel["outcome"] = funnel.stage.isin(outcome_stages(spec))
     replace_table(con, "stage_funnel", funnel)
     return funnel

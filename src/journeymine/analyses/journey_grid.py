@@ -16,7 +16,8 @@ Columns of ``journey_grid`` (one row per designed stage x channel, empty cells i
 * ``top_owner`` and ``owners`` (up to 3): the ``owner_name`` on most of the cell's events;
 * ``stage_drop_off_rate`` = dropped / (converted + dropped) and ``stage_median_time_s`` =
   median time to convert out of the stage, both the stage's (``stage_funnel``, segment
-  ``all``), the same in every channel of the stage;
+  ``all``), the same in every channel of the stage; null before an outcome stage (converting
+  into ``churned`` is no progress, and staying no drop-off);
 * ``followup_rules``, ``followup_triggers``, ``followup_median_wait_s`` (aligned lists, by
   rule name): the follow-up rules with triggers in the cell, how many, and the median
   wall-clock wait of their answered triggers (``followups.latency_s``; null if none answered).
@@ -149,12 +150,19 @@ def _frame(spec: JourneySpec, channels: list[str]) -> pd.DataFrame:
 
 
 def _stage_figures(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Each stage's drop-off and median time to convert; none for a stage whose next one is an
+    outcome (``stage_funnel.outcome``): converting there is cancelling, not progress."""
     return con.execute(
         """
-        SELECT position, CASE WHEN converted + dropped > 0
-                              THEN dropped / (converted + dropped) END AS stage_drop_off_rate,
-               time_to_convert_p50_s AS stage_median_time_s
-        FROM stage_funnel WHERE segment = 'all'
+        WITH f AS (
+            SELECT *, coalesce(lead(outcome) OVER (ORDER BY position), false) AS ends
+            FROM stage_funnel WHERE segment = 'all'
+        )
+        SELECT position,
+               CASE WHEN converted + dropped > 0 AND NOT ends
+                    THEN dropped / (converted + dropped) END AS stage_drop_off_rate,
+               CASE WHEN NOT ends THEN time_to_convert_p50_s END AS stage_median_time_s
+        FROM f
         """
     ).df()
 

@@ -156,6 +156,7 @@ FUNNEL = (
             col("time_to_convert_p90_s", NUM, "90th percentile, seconds"),
             col("time_to_convert_p95_s", NUM, "95th percentile, seconds"),
             col("segment_rank", BIG, "display order: `all` first, then by attribute and value"),
+            col("outcome", BOOL, "an outcome stage (e.g. churned): where a lifecycle ends"),
         ),
     ),
     Table(

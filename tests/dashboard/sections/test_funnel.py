@@ -7,12 +7,16 @@ from datetime import UTC, datetime, timedelta
 
 import duckdb
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from journeymine.analyses.funnel import time_to_convert_curve
+from journeymine.analyses.funnel import time_to_convert_curve, write_stage_funnel
+from journeymine.analyses.journey_grid import compute_journey_grid
 from journeymine.dashboard.sections import funnel
 from journeymine.dashboard.style import label
+from journeymine.mining.eventlog import log_from_touchpoints
+from journeymine.spec import JourneySpec, Stage
 from tests.dashboard.conftest import IMG, SCRIPT
 
 
@@ -164,3 +168,47 @@ def test_time_to_convert_by_stage_equals_the_curve_of_the_whole_table(seed: int,
     for got, want in zip(fig.data, expected, strict=True):
         assert got.x == want.x and got.y == want.y  # to the bit
         assert [list(c) for c in got.customdata] == [list(c) for c in want.customdata]
+
+
+def test_a_lifecycle_ends_before_its_outcome_stage(touchpoints) -> None:  # type: ignore[no-untyped-def]
+    """visit -> demo -> churned: of 6 visitors, 4 ask for a demo and 3 of them cancel. Reaching
+    churned is where a lifecycle ends, not a conversion: the funnel draws demo as the journey's
+    last stage (4 reached it), no rate and no time-to-convert curve out of it, no churned row;
+    the grid gives demo no drop-off. The stored funnel keeps every count as it is."""
+    rows = [(p, "web.page_view:/", "customer", f"2026-03-01 0{p}:00+00") for p in range(1, 7)]
+    rows += [(p, "web.demo_requested", "customer", f"2026-03-01 1{p}:00+00") for p in range(1, 5)]
+    rows += [
+        (p, "billing.subscription_canceled", "customer", "2026-03-02 10:00+00") for p in (1, 2, 3)
+    ]
+    rows += [(9, "web.page_view:/", "customer", "2026-03-20 10:00+00")]  # the cut-off
+    con = touchpoints(rows)
+    spec = JourneySpec(
+        name="lifecycle",
+        window=timedelta(days=3),
+        stages=(
+            Stage("visit", ("web.page_view:*",)),
+            Stage("demo", ("web.demo_requested",)),
+            Stage("churned", ("billing.subscription_canceled",)),
+        ),
+    )
+    write_stage_funnel(con, spec, log_from_touchpoints(con))
+    stored = con.execute(
+        "SELECT stage, entered, converted, dropped, outcome FROM stage_funnel "
+        "WHERE segment = 'all' ORDER BY position"
+    ).fetchall()
+    assert stored == [
+        ("visit", 7, 4, 2, False),
+        ("demo", 4, 3, 1, False),
+        ("churned", 3, 0, 0, True),
+    ]
+    fig = funnel.stage_funnel(con)
+    bars = {t.name: list(t.x) for t in fig.data if t.type == "bar"}
+    assert list(fig.data[0].y) == ["visit", "demo"]
+    assert bars["converted"] == [4.0, 0.0] and bars["reached the last stage"] == [0.0, 4.0]
+    rates = next(t for t in fig.data if t.type == "scatter")
+    assert rates.x[0] == pytest.approx(4 / 6) and np.isnan(rates.x[1])
+    curves = [t.name for t in funnel.time_to_convert(con).data]
+    assert len(curves) == 1 and "visit" in curves[0]
+    grid = compute_journey_grid(con, spec).drop_duplicates("stage").set_index("stage")
+    assert grid.loc["visit", "stage_drop_off_rate"] == pytest.approx(2 / 6)
+    assert pd.isna(grid.loc["demo", "stage_drop_off_rate"])

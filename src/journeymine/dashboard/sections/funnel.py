@@ -27,6 +27,24 @@ from journeymine.dashboard.style import (
 )
 
 
+def _outcomes(data: Data) -> tuple[set[str], set[str]]:
+    """(the outcome stages, the stages just before one), from ``stage_funnel.outcome`` when
+    stored: reaching an outcome (a cancellation) is where a lifecycle ends, not a conversion,
+    so the stage before it is drawn as the journey's last."""
+    if not isinstance(data, duckdb.DuckDBPyConnection) or not exists(data, "stage_funnel"):
+        return set(), set()
+    if "outcome" not in columns(data, "stage_funnel"):
+        return set(), set()
+    stages = query(
+        data,
+        "stage_funnel",
+        "SELECT stage, position, outcome FROM {t} WHERE segment = 'all' ORDER BY position",
+    )
+    outcome = stages.outcome.fillna(False).astype(bool)
+    ends = {int(p) - 1 for p in stages.position[outcome]}
+    return set(stages.stage[outcome]), set(stages.stage[stages.position.isin(ends) & ~outcome])
+
+
 def _funnel_frame(data: Data, segments: Sequence[str] | None) -> tuple[pd.DataFrame, list[str]]:
     cols = columns(data, "stage_funnel")
     extra = [c for c in ("position", "excluded") if c in cols]
@@ -43,6 +61,13 @@ def _funnel_frame(data: Data, segments: Sequence[str] | None) -> tuple[pd.DataFr
     frame[["converted", "dropped", "open", "excluded"]] = frame[
         ["converted", "dropped", "open", "excluded"]
     ].fillna(0)
+    # Before an outcome stage the journey's goal is reached: drawn as its last stage, and the
+    # outcome (churned) is left to "Who stays".
+    outcomes, last = _outcomes(data)
+    frame = frame[~frame.stage.isin(outcomes)].copy()
+    ends = frame.stage.isin(last)
+    frame.loc[ends, ["converted", "dropped", "open"]] = 0
+    frame.loc[ends, ["conversion_rate", "conversion_ci_low", "conversion_ci_high"]] = np.nan
     frame["final"] = (
         frame.entered - frame.converted - frame.dropped - frame.open - frame.excluded
     ).clip(lower=0)
@@ -210,6 +235,8 @@ def conversion_by_segment(data: Data, attribute: str | None = None) -> go.Figure
         f"AND converted + dropped >= 20 ORDER BY {rank}, {order}",
         [pattern],
     )
+    _, last = _outcomes(data)
+    frame = frame[~frame.stage.isin(last)]  # converting out of it is cancelling
     if frame.empty:
         raise MissingTable("No segment of the stage_funnel table has 20 decided people yet.")
     fig = go.Figure()
@@ -272,7 +299,8 @@ def _cutoff(data: Data) -> datetime | None:
 
 
 def _converting_stages(data: Data) -> list[tuple[str, int]]:
-    """The stages anyone converted out of, by position: (stage, first position)."""
+    """The stages anyone converted out of, by position: (stage, first position); not one just
+    before an outcome stage (converting there is cancelling: :func:`_outcomes`)."""
     found = query(
         data,
         "stage_entries",
@@ -281,7 +309,8 @@ def _converting_stages(data: Data) -> list[tuple[str, int]]:
     )
     if found.empty and query(data, "stage_entries", "SELECT 1 FROM {t} LIMIT 1").empty:
         raise MissingTable("The stage_entries table has no rows yet.")
-    return [(str(s), int(p)) for s, p in zip(found.stage, found.pos, strict=True)]
+    _, last = _outcomes(data)
+    return [(str(s), int(p)) for s, p in zip(found.stage, found.pos, strict=True) if s not in last]
 
 
 def _stage_entries(data: Data, stage: str) -> pd.DataFrame:
