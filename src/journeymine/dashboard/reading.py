@@ -79,3 +79,21 @@ def stored_table(data: Data, name: str, sql: str, formats: Mapping[str, str]) ->
     if frame.empty:
         raise MissingTable(f"The {name} table has no rows yet.")
     return table(frame, "", formats)
+
+
+def outcome_steps(data: Data) -> tuple[set[str], set[str]]:
+    """(the outcome stages, the stages just before one), from ``stage_funnel.outcome`` when
+    stored: reaching an outcome (a cancellation) is where a lifecycle ends, not a conversion,
+    so the stage before it is drawn as the journey's last."""
+    if not isinstance(data, duckdb.DuckDBPyConnection) or not exists(data, "stage_funnel"):
+        return set(), set()
+    if "outcome" not in columns(data, "stage_funnel"):
+        return set(), set()
+    stages = query(
+        data,
+        "stage_funnel",
+        "SELECT stage, position, outcome FROM {t} WHERE segment = 'all' ORDER BY position",
+    )
+    outcome = stages.outcome.fillna(False).astype(bool)
+    ends = {int(p) - 1 for p in stages.position[outcome]}
+    return set(stages.stage[outcome]), set(stages.stage[stages.position.isin(ends) & ~outcome])

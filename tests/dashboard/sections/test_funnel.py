@@ -13,7 +13,7 @@ import pytest
 
 from journeymine.analyses.funnel import time_to_convert_curve, write_stage_funnel
 from journeymine.analyses.journey_grid import compute_journey_grid
-from journeymine.dashboard.sections import funnel
+from journeymine.dashboard.sections import drift, funnel
 from journeymine.dashboard.style import label
 from journeymine.mining.eventlog import log_from_touchpoints
 from journeymine.spec import JourneySpec, Stage
@@ -174,7 +174,8 @@ def test_a_lifecycle_ends_before_its_outcome_stage(touchpoints) -> None:  # type
     """visit -> demo -> churned: of 6 visitors, 4 ask for a demo and 3 of them cancel. Reaching
     churned is where a lifecycle ends, not a conversion: the funnel draws demo as the journey's
     last stage (4 reached it), no rate and no time-to-convert curve out of it, no churned row;
-    the grid gives demo no drop-off. The stored funnel keeps every count as it is."""
+    the grid gives demo no drop-off, "What changed" no row. The stored funnel keeps every count
+    as it is."""
     rows = [(p, "web.page_view:/", "customer", f"2026-03-01 0{p}:00+00") for p in range(1, 7)]
     rows += [(p, "web.demo_requested", "customer", f"2026-03-01 1{p}:00+00") for p in range(1, 5)]
     rows += [
@@ -212,3 +213,10 @@ def test_a_lifecycle_ends_before_its_outcome_stage(touchpoints) -> None:  # type
     grid = compute_journey_grid(con, spec).drop_duplicates("stage").set_index("stage")
     assert grid.loc["visit", "stage_drop_off_rate"] == pytest.approx(2 / 6)
     assert pd.isna(grid.loc["demo", "stage_drop_off_rate"])
+    # "What changed" lists conversion per stage: not demo's, which is the cancellation rate
+    con.execute(
+        "CREATE TABLE drift_stages AS SELECT * FROM (VALUES ('visit', 0.5, 0.6, 10, 12, 0.4), "
+        "('demo', 0.7, 0.9, 10, 10, 0.2)) v(stage, rate_before, rate_after, decided_before, "
+        "decided_after, p_value)"
+    )
+    assert list(drift.drift_table(con).data[0].cells.values[0]) == ["visit"]

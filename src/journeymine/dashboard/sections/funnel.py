@@ -15,7 +15,15 @@ from plotly.subplots import make_subplots
 
 from journeymine.analyses.funnel import time_to_convert_curve
 from journeymine.analyses.headlines import read_headlines
-from journeymine.dashboard.reading import Data, MissingTable, columns, degrades, exists, query
+from journeymine.dashboard.reading import (
+    Data,
+    MissingTable,
+    columns,
+    degrades,
+    exists,
+    outcome_steps,
+    query,
+)
 from journeymine.dashboard.style import (
     STAGE_COLOURS,
     STATUS_COLOURS,
@@ -25,24 +33,6 @@ from journeymine.dashboard.style import (
     label,
     style,
 )
-
-
-def _outcomes(data: Data) -> tuple[set[str], set[str]]:
-    """(the outcome stages, the stages just before one), from ``stage_funnel.outcome`` when
-    stored: reaching an outcome (a cancellation) is where a lifecycle ends, not a conversion,
-    so the stage before it is drawn as the journey's last."""
-    if not isinstance(data, duckdb.DuckDBPyConnection) or not exists(data, "stage_funnel"):
-        return set(), set()
-    if "outcome" not in columns(data, "stage_funnel"):
-        return set(), set()
-    stages = query(
-        data,
-        "stage_funnel",
-        "SELECT stage, position, outcome FROM {t} WHERE segment = 'all' ORDER BY position",
-    )
-    outcome = stages.outcome.fillna(False).astype(bool)
-    ends = {int(p) - 1 for p in stages.position[outcome]}
-    return set(stages.stage[outcome]), set(stages.stage[stages.position.isin(ends) & ~outcome])
 
 
 def _funnel_frame(data: Data, segments: Sequence[str] | None) -> tuple[pd.DataFrame, list[str]]:
@@ -63,7 +53,7 @@ def _funnel_frame(data: Data, segments: Sequence[str] | None) -> tuple[pd.DataFr
     ].fillna(0)
     # Before an outcome stage the journey's goal is reached: drawn as its last stage, and the
     # outcome (churned) is left to "Who stays".
-    outcomes, last = _outcomes(data)
+    outcomes, last = outcome_steps(data)
     frame = frame[~frame.stage.isin(outcomes)].copy()
     ends = frame.stage.isin(last)
     frame.loc[ends, ["converted", "dropped", "open"]] = 0
@@ -235,7 +225,7 @@ def conversion_by_segment(data: Data, attribute: str | None = None) -> go.Figure
         f"AND converted + dropped >= 20 ORDER BY {rank}, {order}",
         [pattern],
     )
-    _, last = _outcomes(data)
+    _, last = outcome_steps(data)
     frame = frame[~frame.stage.isin(last)]  # converting out of it is cancelling
     if frame.empty:
         raise MissingTable("No segment of the stage_funnel table has 20 decided people yet.")
@@ -300,7 +290,7 @@ def _cutoff(data: Data) -> datetime | None:
 
 def _converting_stages(data: Data) -> list[tuple[str, int]]:
     """The stages anyone converted out of, by position: (stage, first position); not one just
-    before an outcome stage (converting there is cancelling: :func:`_outcomes`)."""
+    before an outcome stage (converting there is cancelling: ``reading.outcome_steps``)."""
     found = query(
         data,
         "stage_entries",
@@ -309,7 +299,7 @@ def _converting_stages(data: Data) -> list[tuple[str, int]]:
     )
     if found.empty and query(data, "stage_entries", "SELECT 1 FROM {t} LIMIT 1").empty:
         raise MissingTable("The stage_entries table has no rows yet.")
-    _, last = _outcomes(data)
+    _, last = outcome_steps(data)
     return [(str(s), int(p)) for s, p in zip(found.stage, found.pos, strict=True) if s not in last]
 
 
