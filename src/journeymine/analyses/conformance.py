@@ -12,15 +12,14 @@ consecutive repeats collapsed). Against the stage order of the journey spec:
 The designed journey is the spec's stages less its outcome stages (``spec.outcome_stages``: a
 cancellation ends a lifecycle, it is not where a journey should arrive): a journey that cancels
 in its trial did not "skip paid", it never reached it. A case *deviates* when it has any of the
-first four; it *conforms* when it reached the last
-stage without deviating. A case that stopped early on the path is neither (it is drop-off or
-still open, measured by the funnel): shares are among the judged cases (conforming or
-deviating). A ``repeatable`` stage may come back at any time (browsing the website after
-signing up) without ``repeated`` / ``moved back to``. Fitness is pm4py's token-replay fitness
-of the stage sequence on the designed model, computed once per distinct sequence and kept in
-``conformance_fitness`` for the next run: a night replays only the sequences new to it (the
-cache holds the sequences of the last run, under the design and pm4py version they were
-replayed with; any other design replays everything).
+first four; it *conforms* when it reached the last stage without deviating. A case that stopped
+early on the path is neither (it is drop-off or still open, measured by the funnel): shares are
+among the judged cases (conforming or deviating). A ``repeatable`` stage may come back at any
+time (browsing the website after signing up) without ``repeated`` / ``moved back to``. Fitness
+is pm4py's token-replay fitness of the stage sequence on the designed model, computed once per
+distinct sequence and kept in ``conformance_fitness`` for the next run: a night replays only the
+sequences new to it (the cache holds the sequences of the last run, under the design and pm4py
+version they were replayed with; any other design replays everything).
 """
 
 from __future__ import annotations
