@@ -525,3 +525,5 @@ def test_nothing_is_proposed_that_brings_more_people_to_an_outcome_stage(tmp_pat
     # nor are drivers of "converting" (cancelling) there, which the dashboard would show as
     # what goes with dropping off: the drivers table holds no stage at all
     assert not table_exists(con, "drivers")
+    # nor where people "drop out" of it (they stayed): no paths out of requested
+    assert not table_exists(con, "paths")

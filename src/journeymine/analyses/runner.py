@@ -201,7 +201,9 @@ def _write_lifecycle(
             replace_table(con, "retention", frame.assign(stage=start))
         except RetentionError as exc:  # nobody reached the retention stage yet
             warnings.append(f"no retention table: {exc}")
-    dropped = overall[overall.dropped > 0].stage.tolist()
+    # Not out of a step into an outcome stage: "dropping" there is not cancelling, i.e. staying.
+    ends = steps_before_outcomes(spec)
+    dropped = [s for s in overall[overall.dropped > 0].stage if s not in ends]
     found = dropped_paths(con, dropped, steps=3, top=10, log=log)
     if len(found):
         replace_table(con, "paths", found)
