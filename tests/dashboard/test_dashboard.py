@@ -90,3 +90,29 @@ def test_sample_map_shows_the_designed_journey_and_owners_their_unanswered(
     evan = next(k for k in counts if k.startswith("Evan Reed · demo_request"))
     assert counts[evan] > 0  # the rep who never calls back is on the chart with his triggers
     assert no_reply.y[0].startswith("Evan Reed")  # worst breach rate first
+
+
+@pytest.mark.slow
+def test_sample_feelings_show_how_many_answers_each_score_comes_from(
+    sample_dashboard: Path,
+) -> None:
+    """The sample's demo_held CSAT comes from a handful of ratings: the table says how many."""
+    con = connect(sample_dashboard.parent / "warehouse.duckdb", read_only=True)
+    stored = con.execute(
+        "SELECT stage, nps_answers, csat, csat_answers FROM feelings WHERE source = 'all' "
+        "ORDER BY position"
+    ).df()
+    table = figures.feelings_table(con).data[0]
+
+    def text(value: object) -> str:  # a cell or header without its markup (bold, line breaks)
+        return re.sub("<[^>]+>", "", str(value))
+
+    shown = {
+        text(h): [text(v) for v in col]
+        for h, col in zip(table.header.values, table.cells.values, strict=True)
+    }
+    assert shown["stage"] == stored.stage.tolist()
+    assert [int(v.replace(",", "")) for v in shown["csat_answers"]] == stored.csat_answers.tolist()
+    assert [int(v.replace(",", "")) for v in shown["nps_answers"]] == stored.nps_answers.tolist()
+    small = stored[(stored.csat_answers > 0) & (stored.csat_answers < 5)]
+    assert len(small)  # a score from under five ratings: its count is on the page beside it
