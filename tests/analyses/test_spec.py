@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from journeymine.errors import SpecError
-from journeymine.spec import check_patterns, load_spec, parse_duration, patterns_overlap
+from journeymine.spec import (
+    check_patterns,
+    load_spec,
+    parse_duration,
+    patterns_overlap,
+    spec_from_dict,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGES = '[[stages]]\nname = "a"\nactivities = ["web.x"]\n'
@@ -142,6 +148,26 @@ def test_the_sample_spec_loads_and_its_patterns_exist() -> None:
     assert check_patterns(spec, known) == []
     problems = check_patterns(spec, ["web.page_view:/"])
     assert "stage 'signup': pattern 'web.signed_up' matches no activity" in problems
+
+
+def test_a_stage_named_like_an_outcome_but_not_marked_as_one_is_reported() -> None:
+    """A churn stage on the product's own "account deleted" event is drawn and mined as progress
+    unless the spec lists the event as an outcome: the check says so; the built-in cancellation
+    and a listed event are outcomes already."""
+    stages = [
+        {"name": "paid", "activities": ["billing.invoice_paid"]},
+        {"name": "churned", "activities": ["app.account_deleted"]},
+    ]
+    known = ["billing.invoice_paid", "app.account_deleted", "billing.subscription_canceled"]
+    problems = check_patterns(spec_from_dict({"name": "t", "stages": stages}), known)
+    assert problems == [
+        "stage 'churned' reads like an outcome, but ['app.account_deleted'] are no outcome "
+        "activities: list them in outcome_activities, or reaching it counts as progress"
+    ]
+    listed = {"name": "t", "stages": stages, "outcome_activities": ["app.account_deleted"]}
+    assert check_patterns(spec_from_dict(listed), known) == []
+    stages[1]["activities"] = ["billing.subscription_canceled"]
+    assert check_patterns(spec_from_dict({"name": "t", "stages": stages}), known) == []
 
 
 PAID = '[[stages]]\nname = "paid"\nactivities = ["billing.invoice_paid"]\n'

@@ -8,7 +8,7 @@ import fnmatch
 from typing import TYPE_CHECKING
 
 from journeymine.errors import SpecError
-from journeymine.spec.model import Condition, JourneySpec, Stage
+from journeymine.spec.model import Condition, JourneySpec, Stage, outcome_stages
 
 if TYPE_CHECKING:
     import duckdb
@@ -147,7 +147,24 @@ def check_patterns(spec: JourneySpec, activities: list[str]) -> list[str]:
         for p in pats:
             if not any(fnmatch.fnmatchcase(a, p) for a in activities):
                 problems.append(f"{key}: pattern {p!r} matches no activity")
-    return problems
+    return problems + _unmarked_outcomes(spec)
+
+
+# Words in a stage's name that say the journey ends there (a cancellation, a lost deal).
+OUTCOME_WORDS = ("churn", "cancel", "lost", "disqualif", "deleted")
+
+
+def _unmarked_outcomes(spec: JourneySpec) -> list[str]:
+    """Stages named like an outcome that are not outcome stages (their activities are no
+    outcome activity): they would be drawn and mined as progress, so the spec should name
+    their activities in ``outcome_activities``."""
+    outcomes = outcome_stages(spec)
+    return [
+        f"stage {s.name!r} reads like an outcome, but {list(s.activities)} are no outcome "
+        "activities: list them in outcome_activities, or reaching it counts as progress"
+        for s in spec.stages
+        if s.name not in outcomes and any(w in s.name.lower() for w in OUTCOME_WORDS)
+    ]
 
 
 def check_attributes(
