@@ -25,8 +25,9 @@ Kinds:
   CSAT) convert significantly less (a ``drivers`` finding) converts them at the others' rate;
   the title gives that unhappy share of the stage's deciding people.
 
-Nothing is proposed at a step whose next stage is an outcome (``spec.steps_before_outcomes``:
-more people cancelling is no gain), except ``answer_faster``.
+Nothing is proposed at a step whose next stage is an outcome (more people cancelling is no
+gain), except ``answer_faster``: the funnel gives such a step no next stage to lift people to,
+and the nightly drivers skip it (``spec.steps_before_outcomes``).
 
 A month is 30.4375 days; gains per month divide by the months of data (first to last
 touchpoint). ``uncertain``: the 95% interval reaches zero or below; such rows rank last.
@@ -54,7 +55,7 @@ from journeymine.analyses.opportunity_kinds import (
 )
 from journeymine.errors import JourneymineError
 from journeymine.privacy import scrub
-from journeymine.spec import JourneySpec, steps_before_outcomes
+from journeymine.spec import JourneySpec
 from journeymine.warehouse import replace_table, require_tables
 from journeymine.warehouse.schema import declared
 
@@ -248,10 +249,6 @@ def compute_opportunities(
     rows = answer_faster(con, spec, followups, months) + weak_segments(con, months)
     rows += deviations(con, spec, months) + stop_doing(con, spec, months)
     rows += unhappy(con, months)
-    # Converting into an outcome stage (a cancellation) is no gain: nothing is proposed at the
-    # step before one, except answering faster (its rule names what it converts to).
-    before = steps_before_outcomes(spec)
-    rows = [r for r in rows if r["kind"] == "answer_faster" or r["stage"] not in before]
     frame = pd.DataFrame([_titled(r, revenue) for r in rows], columns=COLUMNS)
     frame["person_ids"] = frame.person_ids.map(lambda ids: list(ids) if ids is not None else [])
     for column in ("gain", "gain_low", "gain_high", "revenue_gain", "touchpoints_per_month"):

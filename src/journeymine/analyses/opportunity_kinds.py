@@ -212,8 +212,10 @@ def answer_faster(
 
 
 def _next_stages(funnel: pd.DataFrame) -> dict[int, str]:
-    """Position -> the label of the stage after it."""
-    labels = funnel.drop_duplicates("position").set_index("position").stage
+    """Position -> the label of the stage after it; none where that one is an outcome stage
+    (``stage_funnel.outcome``): more people cancelling is no gain."""
+    goals = funnel[~funnel.outcome.astype(bool)]
+    labels = goals.drop_duplicates("position").set_index("position").stage
     return {int(p): str(labels[p + 1]) for p in labels.index if p + 1 in labels.index}
 
 
