@@ -35,7 +35,7 @@ from journeymine import vocabulary
 from journeymine.analyses.followups import read_followups
 from journeymine.analyses.funnel import CASE_COLUMNS
 from journeymine.analyses.opportunities import redact_emails
-from journeymine.spec import JourneySpec, step_labels
+from journeymine.spec import JourneySpec, step_labels, steps_before_outcomes
 from journeymine.sql import glob_any, literal
 from journeymine.warehouse import replace_table, require_tables
 from journeymine.warehouse.schema import declared
@@ -149,21 +149,19 @@ def _frame(spec: JourneySpec, channels: list[str]) -> pd.DataFrame:
     )
 
 
-def _stage_figures(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+def _stage_figures(con: duckdb.DuckDBPyConnection, spec: JourneySpec) -> pd.DataFrame:
     """Each stage's drop-off and median time to convert; none for a stage whose next one is an
-    outcome (``stage_funnel.outcome``): converting there is cancelling, not progress."""
+    outcome (``spec.steps_before_outcomes``): converting there is cancelling, not progress."""
     return con.execute(
         """
-        WITH f AS (
-            SELECT *, coalesce(lead(outcome) OVER (ORDER BY position), false) AS ends
-            FROM stage_funnel WHERE segment = 'all'
-        )
         SELECT position,
-               CASE WHEN converted + dropped > 0 AND NOT ends
+               CASE WHEN converted + dropped > 0 AND NOT list_contains($ends, stage)
                     THEN dropped / (converted + dropped) END AS stage_drop_off_rate,
-               CASE WHEN NOT ends THEN time_to_convert_p50_s END AS stage_median_time_s
-        FROM f
-        """
+               CASE WHEN NOT list_contains($ends, stage)
+                    THEN time_to_convert_p50_s END AS stage_median_time_s
+        FROM stage_funnel WHERE segment = 'all'
+        """,
+        {"ends": sorted(steps_before_outcomes(spec))},
     ).df()
 
 
@@ -185,7 +183,7 @@ def compute_journey_grid(
         _frame(spec, [*CHANNELS, *seen])
         .merge(cells.rename(columns={"pos": "position"}), on=["position", "channel"], how="left")
         .merge(waits.rename(columns={"pos": "position"}), on=["position", "channel"], how="left")
-        .merge(_stage_figures(con), on="position", how="left")
+        .merge(_stage_figures(con, spec), on="position", how="left")
     )
     for column in ("events", "people", "customer_events", "company_events"):
         grid[column] = grid[column].fillna(0).astype("int64")
