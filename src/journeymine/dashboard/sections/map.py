@@ -44,22 +44,6 @@ def label_above(layer: int) -> bool:
     return layer % 2 == 0
 
 
-def _note_lines(sentences: list[str]) -> str:
-    """The note under the map, broken into lines of at most :data:`NOTE_CHARS` characters at
-    spaces (each sentence starts a line), so that none runs off the figure."""
-    lines: list[str] = []
-    for sentence in sentences:
-        line = ""
-        for word in sentence.split(" "):
-            if line and len(line) + 1 + len(word) > NOTE_CHARS:
-                lines.append(line)
-                line = word
-            else:
-                line = f"{line} {word}" if line else word
-        lines.append(line)
-    return "<br>".join(lines)
-
-
 def _bezier(start: Point, control: Point, end: Point, stop: float) -> Path:
     ts = np.linspace(0.0, stop, 14)
     xs = (1 - ts) ** 2 * start[0] + 2 * (1 - ts) * ts * control[0] + ts**2 * end[0]
@@ -103,7 +87,7 @@ def _analysed_map(con: duckdb.DuckDBPyConnection) -> MapFrames:
     note = [
         f"The designed stages and the follow-up steps are always drawn; {len(kept)} of "
         f"{len(edges)} steps shown. Hidden steps touch {share:.1%} of people.",
-        *([f"Folded: {', '.join(label(f) for f in folded)}."] if folded else []),
+        *([f"Folded: {', '.join(map(str, folded))}."] if folded else []),
         KEY,
     ]
     meta = {"hidden": {"edges": len(edges) - len(kept), "people_share": share}}
@@ -304,7 +288,7 @@ def journey_map(data: Data, max_activities: int = 14, max_edges: int = 30) -> go
     fig.add_trace(_count_trace(kept, layout))
     fig.add_trace(_node_trace(nodes, kept, layout))
     fig.add_trace(_colour_key(lo, hi))
-    text = _note_lines(note)
+    text = "<br>".join(wrap(sentence, NOTE_CHARS) for sentence in note)  # escaped once, here
     fig.add_annotation(
         text=text,
         xref="paper",
