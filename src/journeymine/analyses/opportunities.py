@@ -122,23 +122,21 @@ def rank_opportunities(rows: pd.DataFrame) -> pd.DataFrame:
 def with_overlaps(ranked: pd.DataFrame) -> pd.DataFrame:
     """Add ``overlaps``: per fix, the ranks of better-ranked fixes in the same unit that concern
     some of the same people (their gains do not add up: one person converts once), and
-    ``note``: ``uncertain`` and ``overlaps #k`` in words. ``stop_doing`` rows save different
-    touchpoints, which do add up: they overlap nothing."""
+    ``note``: ``uncertain`` and ``overlaps #k`` in words. ``ranked`` is in rank order
+    (:func:`rank_opportunities`). ``stop_doing`` rows save different touchpoints, which do add
+    up: they overlap nothing."""
     seen: list[tuple[int, str, set[int]]] = []
-    overlaps: list[list[int]] = []
-    for r in ranked.sort_values("rank").itertuples():
+    overlaps, notes = [], []
+    for r in ranked.itertuples():
         people = set(r.person_ids) if r.kind != "stop_doing" else set()
-        overlaps.append([rank for rank, unit, ids in seen if unit == r.unit and ids & people])
+        over = [rank for rank, unit, ids in seen if unit == r.unit and ids & people]
         seen.append((int(r.rank), str(r.unit), people))
-    out = ranked.sort_values("rank").assign(overlaps=overlaps)
-    out["note"] = [
-        "; ".join(
-            (["uncertain"] if uncertain else [])
-            + ([f"overlaps {', '.join(f'#{k}' for k in over)}"] if over else [])
+        words = (["uncertain"] if r.uncertain else []) + (
+            [f"overlaps {', '.join(f'#{k}' for k in over)}"] if over else []
         )
-        for uncertain, over in zip(out.uncertain, out.overlaps, strict=True)
-    ]
-    return out.reset_index(drop=True)
+        overlaps.append(over)
+        notes.append("; ".join(words))
+    return ranked.assign(overlaps=overlaps, note=notes)
 
 
 def _redact(value: object) -> object:
