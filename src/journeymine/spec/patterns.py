@@ -132,7 +132,8 @@ def _allowed(c: Condition) -> set[object] | None:
 
 
 def check_patterns(spec: JourneySpec, activities: list[str]) -> list[str]:
-    """Patterns in the spec that match none of ``activities``, as readable messages."""
+    """Patterns in the spec that match none of ``activities``, and stages named like an
+    outcome that are not one (:func:`_unmarked_outcomes`), as readable messages."""
     problems = []
     for stage in spec.stages:
         for p in stage.activities:
